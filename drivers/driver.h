@@ -1,0 +1,91 @@
+// The driver contract: everything tripline knows about an action's peer goes through this header.
+//
+// Life of an execution, as the worker drives it:
+//   1. validate(config)      once, when the receiver is saved (check_peer = true) and again from
+//                            the stored JSON on restart (check_peer = false). Typed config or
+//                            field errors.
+//   2. plan(config)          reads the current state and answers an ABSOLUTE desired state
+//                            (e.g. {"replicas":5,"before":3}). The worker records the plan
+//                            durably before anything changes. A dry run stops here.
+//   3. apply(config, plan)   makes the world match the plan. Must be idempotent: after a crash
+//                            or a retryable failure the same recorded plan is applied again, so
+//                            "up by 2" can never happen twice.
+//
+// Outcomes say only whether a failure is worth retrying; the queue's retry policy reads nothing
+// else. Drivers never choose HTTP codes.
+//
+// Thread safety: a Driver is shared by all workers; every method is const and may run
+// concurrently for different targets. The executor never runs two executions with the same
+// (driver, target) at once.
+//
+// Adding a driver: a folder under drivers/ with a class implementing Driver, and one line in
+// drivers/registry.cpp. Driver names are stable identifiers: they are stored in the database and
+// signed into trigger tokens.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "../server/status.h"
+
+namespace tripline {
+
+// A driver's parsed, validated configuration. Each driver defines its own subtype.
+struct DriverConfig {
+  virtual ~DriverConfig() = default;
+};
+
+struct Outcome {
+  enum class Kind { kSucceeded, kRetryable, kFinal };
+  Kind kind = Kind::kSucceeded;
+  std::string reason;     // for failures: a sentence that tells the operator what happened
+  nlohmann::json result;  // for success: what changed, e.g. {"replicas_before":3,"replicas_after":5}
+
+  static Outcome succeeded(nlohmann::json result) { return {Kind::kSucceeded, {}, std::move(result)}; }
+  static Outcome retryable(std::string why) { return {Kind::kRetryable, std::move(why), nullptr}; }
+  static Outcome final(std::string why) { return {Kind::kFinal, std::move(why), nullptr}; }
+  bool ok() const { return kind == Kind::kSucceeded; }
+};
+
+// The answer of plan(): an absolute desired state, or why none could be computed.
+struct Plan {
+  nlohmann::json desired;  // recorded in the execution before apply()
+  Outcome failure;         // meaningful only when desired is null
+  static Plan of(nlohmann::json desired) { return {std::move(desired), {}}; }
+  static Plan failed(Outcome why) { return {nullptr, std::move(why)}; }
+  bool ok() const { return !desired.is_null(); }
+};
+
+class Driver {
+ public:
+  virtual ~Driver() = default;
+
+  // Stable identifier, e.g. "scale-service".
+  virtual std::string_view name() const = 0;
+  // JSON Schema (draft 2020-12) of the config object; the UI builds its form from it.
+  virtual nlohmann::json config_schema() const = 0;
+
+  // Parses `config` into the driver's typed config, or answers Status::Invalid with one
+  // FieldError per problem (field names start with "config."). With check_peer, also checks the
+  // target against the live peer (the service exists and can be scaled); a peer that cannot be
+  // reached is reported as a field error too.
+  virtual Result<std::shared_ptr<const DriverConfig>> validate(const nlohmann::json& config,
+                                                               bool check_peer) const = 0;
+
+  // One sentence for people: "Scale up web by 2, between 1 and 5".
+  virtual std::string describe(const DriverConfig& config) const = 0;
+  // What the action touches ("swarm:web") and what it does ("up"). Signed into the token; the
+  // target is also the serialization key for executions.
+  virtual std::string target(const DriverConfig& config) const = 0;
+  virtual std::string action(const DriverConfig& config) const = 0;
+
+  virtual Plan plan(const DriverConfig& config) const = 0;
+  virtual Outcome apply(const DriverConfig& config, const nlohmann::json& plan) const = 0;
+
+  // Cheap reachability check of the driver's peer for /readyz. Default: nothing to check.
+  virtual Status probe() const { return Status::Ok(); }
+};
+
+}  // namespace tripline

@@ -1,0 +1,140 @@
+#include "config.h"
+
+#include <algorithm>
+#include <regex>
+
+namespace tripline::scale_service {
+
+const char* to_string(Action a) {
+  switch (a) {
+    case Action::kUp: return "up";
+    case Action::kDown: return "down";
+    case Action::kSet: return "set";
+  }
+  return "?";
+}
+
+namespace {
+constexpr int64_t kMaxReplicas = 10000;
+
+bool valid_service_name(const std::string& s) {
+  static const std::regex re("[A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
+  return std::regex_match(s, re);
+}
+}  // namespace
+
+Result<Config> parse_config(const nlohmann::json& j) {
+  std::vector<FieldError> errors;
+  Config c;
+  if (!j.is_object()) return Status::Invalid("config must be a JSON object", {{"config", "must be an object"}});
+
+  static const char* kKnown[] = {"backend", "service", "action", "by", "replicas", "min", "max"};
+  for (const auto& [key, _] : j.items())
+    if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; }))
+      errors.push_back({"config." + key, "is not a field of scale-service"});
+
+  auto get_int = [&](const char* name, int64_t* out, bool required) {
+    auto it = j.find(name);
+    if (it == j.end()) {
+      if (required) errors.push_back({std::string("config.") + name, "is required"});
+      return false;
+    }
+    if (!it->is_number_integer()) {
+      errors.push_back({std::string("config.") + name, "must be a whole number"});
+      return false;
+    }
+    *out = it->get<int64_t>();
+    if (*out < 0 || *out > kMaxReplicas) {
+      errors.push_back({std::string("config.") + name,
+                        "must be between 0 and " + std::to_string(kMaxReplicas)});
+      return false;
+    }
+    return true;
+  };
+
+  if (auto it = j.find("backend"); it != j.end()) {
+    if (!it->is_string() || *it != "swarm")
+      errors.push_back({"config.backend", "must be \"swarm\" (Docker Swarm)"});
+  }
+  if (auto it = j.find("service"); it == j.end()) {
+    errors.push_back({"config.service", "is required"});
+  } else if (!it->is_string() || !valid_service_name(it->get<std::string>())) {
+    errors.push_back({"config.service", "must be a Docker service name or ID"});
+  } else {
+    c.service = it->get<std::string>();
+  }
+  bool have_action = false;
+  if (auto it = j.find("action"); it == j.end()) {
+    errors.push_back({"config.action", "is required (up, down or set)"});
+  } else if (*it == "up") {
+    c.action = Action::kUp, have_action = true;
+  } else if (*it == "down") {
+    c.action = Action::kDown, have_action = true;
+  } else if (*it == "set") {
+    c.action = Action::kSet, have_action = true;
+  } else {
+    errors.push_back({"config.action", "must be up, down or set"});
+  }
+
+  bool have_min = get_int("min", &c.min, false);
+  bool have_max = get_int("max", &c.max, true);
+  if (have_min && have_max && c.min > c.max)
+    errors.push_back({"config.min", "must not be greater than max (" + std::to_string(c.min) +
+                                        " > " + std::to_string(c.max) + ")"});
+  if (have_action && c.action == Action::kSet) {
+    if (j.contains("by")) errors.push_back({"config.by", "is for up and down; set takes replicas"});
+    if (get_int("replicas", &c.replicas, true) && have_max &&
+        (c.replicas < c.min || c.replicas > c.max))
+      errors.push_back({"config.replicas", "must lie between min and max"});
+  } else if (have_action) {
+    if (j.contains("replicas")) errors.push_back({"config.replicas", "is for set; up and down take by"});
+    if (get_int("by", &c.by, false) && c.by < 1)
+      errors.push_back({"config.by", "must be at least 1"});
+  }
+  if (!errors.empty()) {
+    std::string msg = errors.front().field + " " + errors.front().message;
+    if (errors.size() > 1) msg += " (and " + std::to_string(errors.size() - 1) + " more)";
+    return Status::Invalid(msg, std::move(errors));
+  }
+  return c;
+}
+
+Desired desired_replicas(const Config& c, int64_t current) {
+  int64_t want = c.action == Action::kUp     ? current + c.by
+                 : c.action == Action::kDown ? current - c.by
+                                             : c.replicas;
+  int64_t clamped = std::clamp(want, c.min, c.max);
+  return {clamped, clamped != want};
+}
+
+nlohmann::json config_schema() {
+  return {
+      {"$schema", "https://json-schema.org/draft/2020-12/schema"},
+      {"title", "Scale a service"},
+      {"description", "Scale a Docker Swarm service up or down by N, or to N, within bounds."},
+      {"type", "object"},
+      {"additionalProperties", false},
+      {"required", {"service", "action", "max"}},
+      {"properties",
+       {{"backend",
+         {{"type", "string"}, {"enum", {"swarm"}}, {"default", "swarm"}, {"title", "Orchestrator"}}},
+        {"service",
+         {{"type", "string"},
+          {"title", "Service"},
+          {"description", "Name or ID of a replicated Swarm service"},
+          {"pattern", "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"}}},
+        {"action",
+         {{"type", "string"}, {"enum", {"up", "down", "set"}}, {"title", "Action"}, {"default", "up"}}},
+        {"by",
+         {{"type", "integer"}, {"minimum", 1}, {"maximum", kMaxReplicas}, {"default", 1},
+          {"title", "By how many (up/down)"}}},
+        {"replicas",
+         {{"type", "integer"}, {"minimum", 0}, {"maximum", kMaxReplicas}, {"title", "Replicas (set)"}}},
+        {"min",
+         {{"type", "integer"}, {"minimum", 0}, {"maximum", kMaxReplicas}, {"default", 0},
+          {"title", "Never below"}}},
+        {"max",
+         {{"type", "integer"}, {"minimum", 0}, {"maximum", kMaxReplicas}, {"title", "Never above"}}}}}};
+}
+
+}  // namespace tripline::scale_service

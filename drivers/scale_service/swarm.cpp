@@ -1,0 +1,72 @@
+#include "swarm.h"
+
+#include <curl/curl.h>
+
+namespace tripline::scale_service {
+
+SwarmApi::SwarmApi(const std::string& docker_host) : host_(docker_host) {
+  if (docker_host.rfind("unix://", 0) == 0) {
+    unix_socket_ = docker_host.substr(7);
+    base_url_ = "http://docker";
+  } else if (docker_host.rfind("tcp://", 0) == 0) {
+    base_url_ = "http://" + docker_host.substr(6);
+  } else {
+    base_url_ = docker_host;
+  }
+}
+
+OutboundResponse SwarmApi::call(const std::string& method, const std::string& path,
+                                const std::string& body) const {
+  OutboundRequest req;
+  req.method = method;
+  req.url = base_url_ + "/v1.41" + path;
+  req.unix_socket = unix_socket_;
+  req.body = body;
+  if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
+  return http_request(req);
+}
+
+SwarmApi::Answer SwarmApi::classify(const OutboundResponse& r) {
+  if (r.transport_failed()) return {Error::kUnreachable, r.error};
+  if (r.status >= 200 && r.status < 300) return {};
+  std::string message = "HTTP " + std::to_string(r.status);
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (j.is_object() && j.contains("message") && j["message"].is_string())
+    message = j["message"].get<std::string>();
+  if (r.status == 404) return {Error::kNotFound, message};
+  if (message.find("update out of sequence") != std::string::npos)
+    return {Error::kOutOfSequence, message};
+  if (r.status >= 500) return {Error::kServer, message};
+  return {Error::kRejected, message};
+}
+
+SwarmApi::Answer SwarmApi::inspect(const std::string& name, Service* out) const {
+  char* escaped = curl_easy_escape(nullptr, name.c_str(), static_cast<int>(name.size()));
+  std::string path = "/services/" + std::string(escaped ? escaped : "");
+  curl_free(escaped);
+  auto r = call("GET", path);
+  Answer a = classify(r);
+  if (a.error != Error::kNone) return a;
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  try {
+    out->id = j.at("ID").get<std::string>();
+    out->version = j.at("Version").at("Index").get<int64_t>();
+    out->spec = j.at("Spec");
+    const auto& mode = out->spec.at("Mode");
+    out->replicated = mode.contains("Replicated");
+    // Docker omits Replicas when it is 0.
+    out->replicas = out->replicated ? mode["Replicated"].value("Replicas", int64_t{0}) : 0;
+  } catch (const nlohmann::json::exception& e) {
+    return {Error::kServer, std::string("unexpected service JSON from Docker: ") + e.what()};
+  }
+  return {};
+}
+
+SwarmApi::Answer SwarmApi::update(const Service& s) const {
+  return classify(call("POST", "/services/" + s.id + "/update?version=" + std::to_string(s.version),
+                       s.spec.dump()));
+}
+
+SwarmApi::Answer SwarmApi::ping() const { return classify(call("GET", "/_ping")); }
+
+}  // namespace tripline::scale_service

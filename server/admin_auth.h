@@ -1,0 +1,38 @@
+// Management API credentials. Tokens are 256-bit random strings shown once; only their SHA-256
+// is stored (in the database and here). Checking hashes the presented token and compares it with
+// every known hash in constant time, so no early exit tells how close a guess came.
+// Thread safety: check() may run concurrently with reload().
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store.h"
+
+namespace tripline {
+
+class AdminAuth {
+ public:
+  explicit AdminAuth(Store& store) : store_(store) {}
+  void reload();
+  // `authorization` is the raw Authorization header ("Bearer <token>").
+  bool check(std::string_view authorization) const;
+
+  // Creates a token, stores its hash and returns the token (the only time it is visible).
+  Result<std::pair<AdminTokenRow, std::string>> create(const std::string& name);
+  // Makes sure `token` (e.g. from TRIPLINE_ADMIN_TOKEN) is accepted.
+  Status ensure(const std::string& name, const std::string& token);
+  bool empty() const;
+
+ private:
+  Store& store_;
+  mutable std::mutex mu_;
+  std::vector<std::string> hashes_;
+};
+
+// "tl_" + base64url(32 random bytes).
+std::string new_secret_token();
+
+}  // namespace tripline

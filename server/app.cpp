@@ -1,0 +1,540 @@
+#include "app.h"
+
+#include <charconv>
+#include <chrono>
+
+#include "crypto.h"
+#include "log.h"
+
+namespace tripline {
+
+using nlohmann::json;
+
+HttpResponse error_response(int status, std::string_view code, std::string_view message,
+                            const std::vector<FieldError>& fields) {
+  json body = {{"error", code}, {"message", message}};
+  if (!fields.empty()) {
+    json list = json::array();
+    for (const auto& f : fields) list.push_back({{"field", f.field}, {"message", f.message}});
+    body["fields"] = std::move(list);
+  }
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+namespace {
+
+HttpResponse json_response(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+HttpResponse from_status(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kOk: return json_response(200, json::object());
+    case Status::Code::kInvalid: return error_response(422, "validation_failed", s.message(), s.fields());
+    case Status::Code::kNotFound: return error_response(404, "not_found", s.message());
+    case Status::Code::kConflict: return error_response(409, "conflict", s.message());
+    case Status::Code::kUnavailable: return error_response(503, "unavailable", s.message());
+    case Status::Code::kInternal: break;
+  }
+  log::error("internal error", {{"error", s.message()}});
+  return error_response(500, "internal", "an internal error occurred; see the server log");
+}
+
+HttpResponse method_not_allowed(std::string allow) {
+  auto r = error_response(405, "method_not_allowed", "this path accepts only " + allow);
+  r.headers.emplace_back("Allow", std::move(allow));
+  return r;
+}
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    out.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+std::optional<int64_t> parse_id(std::string_view s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v <= 0) return std::nullopt;
+  return v;
+}
+
+// Query integer in [lo, hi]; `fallback` when absent. nullopt when present but invalid.
+std::optional<int64_t> query_int(const HttpRequest& req, std::string_view name, int64_t fallback,
+                                 int64_t lo, int64_t hi) {
+  auto v = req.query(name);
+  if (!v) return fallback;
+  int64_t n = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc() || p != v->data() + v->size() || n < lo || n > hi) return std::nullopt;
+  return n;
+}
+
+// Parses a JSON request body: 415 unless it is JSON, 400 when malformed.
+std::optional<HttpResponse> parse_body(const HttpRequest& req, json* out) {
+  auto ct = req.header("Content-Type");
+  if (!ct || ct->rfind("application/json", 0) != 0)
+    return error_response(415, "unsupported_media_type", "send the body as application/json");
+  *out = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
+  if (out->is_discarded())
+    return error_response(400, "malformed_json", "the request body is not valid JSON");
+  if (!out->is_object())
+    return error_response(400, "malformed_json", "the request body must be a JSON object");
+  return std::nullopt;
+}
+
+json execution_json(const ExecutionRow& e) {
+  auto t = [](const std::optional<int64_t>& ms) -> json {
+    return ms ? json(log::format_time(*ms)) : json(nullptr);
+  };
+  return {{"id", e.id},
+          {"receiver_id", e.receiver_id},
+          {"driver", e.driver},
+          {"status", to_string(e.status)},
+          {"attempts", e.attempts},
+          {"created_at", log::format_time(e.created_at)},
+          {"started_at", t(e.started_at)},
+          {"finished_at", t(e.finished_at)},
+          {"next_attempt_at", t(e.next_attempt_at)},
+          {"plan", e.plan},
+          {"result", e.result},
+          {"error", e.error.empty() ? json(nullptr) : json(e.error)}};
+}
+
+bool valid_name(const json& j) {
+  if (!j.is_string()) return false;
+  const auto& s = j.get_ref<const std::string&>();
+  return !s.empty() && s.size() <= 100 &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return c >= 0x20 && c != 0x7f; });
+}
+
+// The receiver fields a client may send, checked before the driver sees the config.
+Status check_receiver_body(const json& body, bool require_driver) {
+  std::vector<FieldError> errors;
+  for (const auto& [k, _] : body.items())
+    if (k != "name" && k != "driver" && k != "config" && k != "enabled")
+      errors.push_back({k, "is not a receiver field"});
+  if (!body.contains("name") || !valid_name(body["name"]))
+    errors.push_back({"name", "is required: 1 to 100 printable characters"});
+  if (require_driver && (!body.contains("driver") || !body["driver"].is_string()))
+    errors.push_back({"driver", "is required (see GET /api/v1/drivers)"});
+  if (!body.contains("config") || !body["config"].is_object())
+    errors.push_back({"config", "is required and must be an object"});
+  if (body.contains("enabled") && !body["enabled"].is_boolean())
+    errors.push_back({"enabled", "must be true or false"});
+  if (errors.empty()) return Status::Ok();
+  return Status::Invalid(errors.front().field + " " + errors.front().message, errors);
+}
+
+}  // namespace
+
+std::string App::trigger_url(const Receiver& r) const {
+  return ctx_.public_url + "/_webhooks/" + ctx_.keyring.sign(r.claims());
+}
+
+json App::receiver_json(const Receiver& r) const {
+  return {{"id", r.row.id},
+          {"name", r.row.name},
+          {"driver", r.row.driver},
+          {"config", r.row.config},
+          {"enabled", r.row.enabled},
+          {"generation", r.row.generation},
+          {"description", r.description},
+          {"target", r.target},
+          {"action", r.action},
+          {"trigger_url", trigger_url(r)},
+          {"created_at", log::format_time(r.row.created_at)},
+          {"updated_at", log::format_time(r.row.updated_at)}};
+}
+
+void App::handle(const HttpRequest& req, Responder respond) {
+  auto segments = split_path(req.path());
+  Route route = Route::kOther;
+  if (!segments.empty()) {
+    if (segments[0] == "_webhooks") route = Route::kTrigger;
+    else if (segments[0] == "api") route = Route::kApi;
+    else if (segments[0] == "healthz" || segments[0] == "readyz") route = Route::kHealth;
+    else if (segments[0] == "metrics") route = Route::kMetrics;
+  }
+
+  if (route == Route::kTrigger) {
+    Responder counted = [m = &ctx_.metrics, respond = std::move(respond)](HttpResponse&& r) {
+      m->request(Route::kTrigger, r.status);
+      respond(std::move(r));
+    };
+    if (segments.size() != 2) {
+      counted(error_response(404, "not_found", "trigger URLs look like /_webhooks/<token>"));
+      return;
+    }
+    if (req.method() != "POST") {
+      counted(method_not_allowed("POST"));
+      return;
+    }
+    if (segments[1] == "trigger") {
+      auto header = req.header("X-Tripline-Token");
+      std::string token = header.value_or("");
+      trigger(req, token, counted);
+    } else {
+      trigger(req, segments[1], counted);
+    }
+    return;
+  }
+
+  auto started = std::chrono::steady_clock::now();
+  std::string request_id = req.header("X-Request-Id").value_or("");
+  if (request_id.empty() || request_id.size() > 64)
+    request_id = crypto::hex(crypto::random_bytes(8));
+  HttpResponse r;
+  try {
+    if (route == Route::kApi) {
+      r = api(req, segments);
+    } else if (route == Route::kHealth || route == Route::kMetrics) {
+      if (segments.size() != 1) {
+        r = error_response(404, "not_found", "no such path");
+      } else if (req.method() != "GET") {
+        r = method_not_allowed("GET");
+      } else if (segments[0] == "healthz") {
+        r = json_response(200, {{"status", "ok"}});
+      } else if (segments[0] == "readyz") {
+        r = readyz();
+      } else {
+        r.body = ctx_.metrics.render();
+        r.content_type = "text/plain; version=0.0.4";
+      }
+    } else {
+      r = error_response(404, "not_found", "no such path");
+    }
+  } catch (const std::exception& e) {
+    log::error("unhandled exception", {{"request_id", request_id}, {"error", e.what()}});
+    r = error_response(500, "internal", "an internal error occurred; see the server log");
+  }
+  r.headers.emplace_back("X-Request-Id", request_id);
+  ctx_.metrics.request(route, r.status);
+  if (route == Route::kApi) {
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    log::info("request", {{"request_id", request_id},
+                          {"method", req.method()},
+                          {"path", req.path()},
+                          {"status", r.status},
+                          {"duration_ms", ms},
+                          {"peer", req.peer_address()}});
+  }
+  respond(std::move(r));
+}
+
+// --- trigger path ------------------------------------------------------------------------
+// Token -> receiver cache -> durable insert -> 202. No database read, no driver, no peer.
+
+void App::trigger(const HttpRequest& req, std::string_view token, Responder& respond) {
+  auto reject = [&](RejectReason reason, int status, std::string_view code, std::string_view msg) {
+    ctx_.metrics.trigger_rejected(reason);
+    if (log::enabled(log::Level::kDebug))
+      log::debug("trigger rejected", {{"reason", to_string(reason)},
+                                      {"token", log::redact_token(token)},
+                                      {"peer", req.peer_address()}});
+    respond(error_response(status, code, msg));
+  };
+
+  TokenClaims claims;
+  switch (ctx_.keyring.verify(token, &claims)) {
+    case TokenError::kNone: break;
+    case TokenError::kMalformed:
+      return reject(RejectReason::kMalformedToken, 401, "invalid_token", "the trigger token is not valid");
+    case TokenError::kUnknownKey:
+      return reject(RejectReason::kUnknownKey, 401, "invalid_token", "the trigger token is not valid");
+    case TokenError::kBadSignature:
+      return reject(RejectReason::kBadSignature, 401, "invalid_token", "the trigger token is not valid");
+  }
+  auto receiver = ctx_.receivers.find(claims.receiver_id);
+  if (!receiver)
+    return reject(RejectReason::kUnknownReceiver, 401, "revoked_token",
+                  "this trigger URL's receiver no longer exists");
+  if (receiver->row.generation != claims.generation || receiver->row.driver != claims.driver ||
+      receiver->target != claims.target || receiver->action != claims.action)
+    return reject(RejectReason::kRevoked, 401, "revoked_token",
+                  "this trigger URL was replaced; get the current one from the receiver");
+  if (!receiver->row.enabled)
+    return reject(RejectReason::kDisabled, 403, "receiver_disabled", "this receiver is disabled");
+
+  std::string key;
+  if (auto k = req.header("Idempotency-Key")) {
+    if (k->empty() || k->size() > 255)
+      return reject(RejectReason::kBadRequest, 400, "bad_idempotency_key",
+                    "Idempotency-Key must be 1 to 255 characters");
+    key = std::move(*k);
+  }
+
+  auto* metrics = &ctx_.metrics;
+  int64_t rid = receiver->row.id;
+  bool queued = ctx_.ingest.submit(
+      std::move(receiver), std::move(key),
+      [metrics, rid, respond](const Status& s, const Accepted& a) {
+        if (!s.ok()) {
+          metrics->trigger_rejected(RejectReason::kStorageFailed);
+          auto r = error_response(503, "unavailable", "the execution could not be recorded; retry");
+          r.headers.emplace_back("Retry-After", "1");
+          respond(std::move(r));
+          return;
+        }
+        if (!a.replayed) metrics->trigger_accepted();
+        HttpResponse r;
+        r.status = 202;
+        r.body = "{\"execution_id\":" + std::to_string(a.execution_id) +
+                 ",\"receiver_id\":" + std::to_string(rid) + ",\"status\":\"queued\"" +
+                 (a.replayed ? ",\"replayed\":true}" : "}");
+        respond(std::move(r));
+      });
+  if (!queued) {
+    ctx_.metrics.trigger_rejected(RejectReason::kOverloaded);
+    auto r = error_response(503, "overloaded", "too many triggers are waiting to be recorded; retry");
+    r.headers.emplace_back("Retry-After", "1");
+    respond(std::move(r));
+  }
+}
+
+// --- management API ----------------------------------------------------------------------
+
+HttpResponse App::api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+  if (!ctx_.admin.check(req.header("Authorization").value_or(""))) {
+    auto r = error_response(401, "unauthorized",
+                            "send an admin token as 'Authorization: Bearer <token>'");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tripline\"");
+    return r;
+  }
+  if (seg.size() < 3 || seg[1] != "v1") return error_response(404, "not_found", "no such API path");
+  std::vector<std::string_view> rest(seg.begin() + 2, seg.end());
+  if (rest[0] == "receivers") return receivers_api(req, rest);
+  if (rest[0] == "executions") return executions_api(req, rest);
+  if (rest[0] == "tokens") return tokens_api(req, rest);
+  if (rest[0] == "workers") return workers_api(req, rest);
+  if (rest[0] == "drivers" && rest.size() == 1) {
+    if (req.method() != "GET") return method_not_allowed("GET");
+    return drivers_api(req);
+  }
+  return error_response(404, "not_found", "no such API path");
+}
+
+HttpResponse App::receiver_response(int status, const Result<ReceiverRow>& row) {
+  if (!row.ok()) return from_status(row.status());
+  auto r = make_receiver(*row, ctx_.drivers, /*check_peer=*/false);
+  if (!r.ok()) return from_status(r.status());
+  ctx_.receivers.put(*r);
+  return json_response(status, receiver_json(**r));
+}
+
+HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+  if (seg.size() == 1) {
+    if (req.method() == "POST") return create_receiver(req);
+    if (req.method() != "GET") return method_not_allowed("GET, POST");
+    auto limit = query_int(req, "limit", 50, 1, 500);
+    auto offset = query_int(req, "offset", 0, 0, INT64_MAX);
+    if (!limit || !offset)
+      return error_response(400, "bad_query", "limit must be 1..500 and offset 0 or more");
+    int64_t total = 0;
+    json items = json::array();
+    for (auto& row : ctx_.store.list_receivers(int(*limit), *offset, &total)) {
+      auto r = ctx_.receivers.find(row.id);
+      if (r && r->row.generation == row.generation && r->row.enabled == row.enabled)
+        items.push_back(receiver_json(*r));
+      else if (auto built = make_receiver(row, ctx_.drivers, false); built.ok())
+        items.push_back(receiver_json(**built));
+    }
+    return json_response(200, {{"items", items}, {"total", total}, {"limit", *limit}, {"offset", *offset}});
+  }
+  auto id = parse_id(seg[1]);
+  if (!id) return error_response(404, "not_found", "no such receiver");
+  if (seg.size() == 2) {
+    if (req.method() == "GET") return receiver_response(200, ctx_.store.get_receiver(*id));
+    if (req.method() == "PUT") return update_receiver(req, *id);
+    if (req.method() == "DELETE") {
+      Status s = ctx_.store.delete_receiver(*id);
+      if (!s.ok()) return from_status(s);
+      ctx_.receivers.erase(*id);
+      HttpResponse r;
+      r.status = 204;
+      return r;
+    }
+    return method_not_allowed("GET, PUT, DELETE");
+  }
+  if (seg.size() != 3) return error_response(404, "not_found", "no such API path");
+  std::string_view verb = seg[2];
+  if (verb != "enable" && verb != "disable" && verb != "rotate" && verb != "test")
+    return error_response(404, "not_found", "no such API path");
+  if (req.method() != "POST") return method_not_allowed("POST");
+  if (verb == "enable") return receiver_response(200, ctx_.store.set_enabled(*id, true));
+  if (verb == "disable") return receiver_response(200, ctx_.store.set_enabled(*id, false));
+  if (verb == "rotate") return receiver_response(200, ctx_.store.bump_generation(*id));
+  // test: a dry run, the driver's plan without apply.
+  auto receiver = ctx_.receivers.find(*id);
+  if (!receiver) return error_response(404, "not_found", "no such receiver");
+  Plan plan = receiver->driver->plan(*receiver->config);
+  if (!plan.ok())
+    return json_response(200, {{"dry_run", true},
+                               {"ok", false},
+                               {"retryable", plan.failure.kind == Outcome::Kind::kRetryable},
+                               {"error", plan.failure.reason}});
+  return json_response(200, {{"dry_run", true}, {"ok", true}, {"plan", plan.desired},
+                             {"description", receiver->description}});
+}
+
+HttpResponse App::create_receiver(const HttpRequest& req) {
+  json body;
+  if (auto bad = parse_body(req, &body)) return *bad;
+  if (Status s = check_receiver_body(body, true); !s.ok()) return from_status(s);
+  ReceiverRow row;
+  row.name = body["name"];
+  row.driver = body["driver"];
+  row.config = body["config"];
+  // Validate against the driver and its live peer before anything is stored.
+  auto checked = make_receiver(row, ctx_.drivers, /*check_peer=*/true);
+  if (!checked.ok()) return from_status(checked.status());
+  auto stored = ctx_.store.insert_receiver(row.name, row.driver, row.config);
+  if (stored.ok() && body.value("enabled", true) == false)
+    stored = ctx_.store.set_enabled(stored->id, false);
+  return receiver_response(201, stored);
+}
+
+HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
+  json body;
+  if (auto bad = parse_body(req, &body)) return *bad;
+  if (Status s = check_receiver_body(body, false); !s.ok()) return from_status(s);
+  auto current = ctx_.store.get_receiver(id);
+  if (!current.ok()) return from_status(current.status());
+  if (body.contains("driver") && body["driver"] != current->driver)
+    return from_status(Status::Invalid("driver cannot change; create a new receiver",
+                                       {{"driver", "cannot change; create a new receiver"}}));
+  ReceiverRow row = *current;
+  row.name = body["name"];
+  row.config = body["config"];
+  auto checked = make_receiver(row, ctx_.drivers, /*check_peer=*/true);
+  if (!checked.ok()) return from_status(checked.status());
+  auto stored = ctx_.store.update_receiver(id, row.name, row.config);
+  if (stored.ok() && body.contains("enabled") && body["enabled"].get<bool>() != stored->enabled)
+    stored = ctx_.store.set_enabled(id, body["enabled"].get<bool>());
+  return receiver_response(200, stored);
+}
+
+HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+  if (req.method() != "GET") return method_not_allowed("GET");
+  if (seg.size() == 2) {
+    auto id = parse_id(seg[1]);
+    if (!id) return error_response(404, "not_found", "no such execution");
+    auto e = ctx_.store.get_execution(*id);
+    if (!e.ok()) return from_status(e.status());
+    return json_response(200, execution_json(*e));
+  }
+  if (seg.size() != 1) return error_response(404, "not_found", "no such API path");
+  ExecutionFilter f;
+  auto limit = query_int(req, "limit", 50, 1, 500);
+  auto before = query_int(req, "before", 0, 0, INT64_MAX);
+  auto rid = query_int(req, "receiver_id", 0, 0, INT64_MAX);
+  if (!limit || !before || !rid)
+    return error_response(400, "bad_query", "limit must be 1..500; before and receiver_id are ids");
+  f.limit = int(*limit);
+  f.before_id = *before;
+  if (*rid > 0) f.receiver_id = *rid;
+  if (auto st = req.query("status")) {
+    f.status = parse_execution_status(*st);
+    if (!f.status)
+      return error_response(400, "bad_query", "status must be queued, running, succeeded or failed");
+  }
+  json items = json::array();
+  auto rows = ctx_.store.list_executions(f);
+  for (const auto& e : rows) items.push_back(execution_json(e));
+  json next = rows.size() == size_t(f.limit) ? json(rows.back().id) : json(nullptr);
+  return json_response(200, {{"items", items}, {"next_before", next}});
+}
+
+HttpResponse App::tokens_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+  if (seg.size() == 1 && req.method() == "GET") {
+    json items = json::array();
+    for (const auto& t : ctx_.store.list_admin_tokens())
+      items.push_back({{"id", t.id}, {"name", t.name}, {"created_at", log::format_time(t.created_at)}});
+    return json_response(200, {{"items", items}});
+  }
+  if (seg.size() == 1 && req.method() == "POST") {
+    json body;
+    if (auto bad = parse_body(req, &body)) return *bad;
+    if (!body.contains("name") || !valid_name(body["name"]) || body.size() != 1)
+      return from_status(Status::Invalid("name is required: 1 to 100 printable characters",
+                                         {{"name", "is required: 1 to 100 printable characters"}}));
+    auto created = ctx_.admin.create(body["name"]);
+    if (!created.ok()) return from_status(created.status());
+    const auto& [row, token] = *created;
+    return json_response(201, {{"id", row.id},
+                               {"name", row.name},
+                               {"token", token},
+                               {"created_at", log::format_time(row.created_at)},
+                               {"note", "store this token now: it is not shown again"}});
+  }
+  if (seg.size() == 1) return method_not_allowed("GET, POST");
+  if (seg.size() != 2) return error_response(404, "not_found", "no such API path");
+  auto id = parse_id(seg[1]);
+  if (!id) return error_response(404, "not_found", "no such token");
+  if (req.method() != "DELETE") return method_not_allowed("DELETE");
+  auto tokens = ctx_.store.list_admin_tokens();
+  if (tokens.size() == 1 && tokens[0].id == *id)
+    return error_response(409, "conflict", "this is the last admin token; create another first");
+  Status s = ctx_.store.delete_admin_token(*id);
+  if (!s.ok()) return from_status(s);
+  ctx_.admin.reload();
+  HttpResponse r;
+  r.status = 204;
+  return r;
+}
+
+HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+  auto state = [&] {
+    return json_response(200, {{"paused", ctx_.executor.paused()}, {"queue_depth", ctx_.executor.depth()}});
+  };
+  if (seg.size() == 1) {
+    if (req.method() != "GET") return method_not_allowed("GET");
+    return state();
+  }
+  if (seg.size() != 2 || (seg[1] != "pause" && seg[1] != "resume"))
+    return error_response(404, "not_found", "no such API path");
+  if (req.method() != "POST") return method_not_allowed("POST");
+  if (seg[1] == "pause") ctx_.executor.pause(); else ctx_.executor.resume();
+  log::info(seg[1] == "pause" ? "workers paused" : "workers resumed");
+  return state();
+}
+
+HttpResponse App::drivers_api(const HttpRequest&) {
+  json items = json::array();
+  for (const Driver* d : ctx_.drivers.all())
+    items.push_back({{"name", d->name()}, {"config_schema", d->config_schema()}});
+  return json_response(200, {{"items", items}});
+}
+
+HttpResponse App::readyz() {
+  json checks = json::object();
+  bool ok = true;
+  Status db = ctx_.store.check_writable();
+  checks["database"] = db.ok() ? "ok" : db.message();
+  ok &= db.ok();
+  for (const Driver* d : ctx_.drivers.all()) {
+    Status s = d->probe();
+    // A driver's peer being down does not stop tripline from accepting triggers, so it is
+    // reported but does not fail readiness.
+    checks[std::string(d->name())] = s.ok() ? "ok" : s.message();
+  }
+  return json_response(ok ? 200 : 503, {{"status", ok ? "ready" : "not ready"}, {"checks", checks}});
+}
+
+}  // namespace tripline

@@ -1,0 +1,66 @@
+// The route layer: maps HTTP requests to tripline's operations and their results to HTTP status
+// codes. The only place that chooses status codes. Knows nothing of the HTTP server library.
+//
+// Routes:
+//   POST /_webhooks/{token}           trigger (or POST /_webhooks/trigger + X-Tripline-Token)
+//   GET  /healthz  /readyz  /metrics
+//   /api/v1/...                       management API, admin bearer token required (docs/api.md)
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "../drivers/registry.h"
+#include "admin_auth.h"
+#include "executor.h"
+#include "http.h"
+#include "ingest.h"
+#include "metrics.h"
+#include "receivers.h"
+#include "store.h"
+#include "token.h"
+
+namespace tripline {
+
+struct AppContext {
+  Store& store;
+  ReceiverCache& receivers;
+  const DriverRegistry& drivers;
+  const Keyring& keyring;
+  Ingest& ingest;
+  Executor& executor;
+  Metrics& metrics;
+  AdminAuth& admin;
+  std::string public_url;  // base of trigger URLs, no trailing slash
+};
+
+class App {
+ public:
+  explicit App(AppContext ctx) : ctx_(std::move(ctx)) {}
+  void handle(const HttpRequest& request, Responder respond);
+  // Set once, before the server serves (the port may be known only after binding).
+  void set_public_url(std::string url) { ctx_.public_url = std::move(url); }
+
+  // The trigger URL currently valid for a receiver.
+  std::string trigger_url(const Receiver& r) const;
+
+ private:
+  void trigger(const HttpRequest& req, std::string_view token, Responder& respond);
+  HttpResponse api(const HttpRequest& req, const std::vector<std::string_view>& segments);
+  HttpResponse receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
+  HttpResponse executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
+  HttpResponse tokens_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
+  HttpResponse workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
+  HttpResponse drivers_api(const HttpRequest& req);
+  HttpResponse readyz();
+
+  HttpResponse create_receiver(const HttpRequest& req);
+  HttpResponse update_receiver(const HttpRequest& req, int64_t id);
+  HttpResponse receiver_response(int status, const Result<ReceiverRow>& row);
+  nlohmann::json receiver_json(const Receiver& r) const;
+
+  AppContext ctx_;
+  std::atomic<uint64_t> request_counter_{0};
+};
+
+}  // namespace tripline

@@ -1,0 +1,162 @@
+#include "executor.h"
+
+#include "log.h"
+
+namespace tripline {
+
+Executor::Executor(Store& store, Metrics& metrics, RetryPolicy policy, int workers)
+    : store_(store), metrics_(metrics), policy_(policy), worker_count_(workers) {}
+
+Executor::~Executor() { stop(); }
+
+void Executor::start() {
+  for (int i = 0; i < worker_count_; ++i) workers_.emplace_back([this] { work(); });
+}
+
+void Executor::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  workers_.clear();
+}
+
+void Executor::enqueue(Job job) {
+  {
+    std::lock_guard lock(mu_);
+    ++depth_;
+    auto [it, created] = lanes_.try_emplace(job.lane);
+    it->second.jobs.push_back(std::move(job));
+    if (!created) return;  // the lane is busy; its job runs when the one before it finishes
+    ready_.push_back(it->first);
+  }
+  cv_.notify_one();
+}
+
+void Executor::pause() {
+  std::lock_guard lock(mu_);
+  paused_ = true;
+}
+
+void Executor::resume() {
+  {
+    std::lock_guard lock(mu_);
+    paused_ = false;
+  }
+  cv_.notify_all();
+}
+
+bool Executor::paused() const {
+  std::lock_guard lock(mu_);
+  return paused_;
+}
+
+size_t Executor::depth() const {
+  std::lock_guard lock(mu_);
+  return depth_;
+}
+
+void Executor::work() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    for (;;) {
+      if (stopping_) return;
+      auto now = Clock::now();
+      while (!timers_.empty() && timers_.top().due <= now) {
+        ready_.push_back(timers_.top().lane);
+        timers_.pop();
+      }
+      if (!paused_ && !ready_.empty()) break;
+      if (!timers_.empty())
+        cv_.wait_until(lock, timers_.top().due);
+      else
+        cv_.wait(lock);
+    }
+    std::string lane = std::move(ready_.front());
+    ready_.pop_front();
+    Job job = std::move(lanes_[lane].jobs.front());
+    lanes_[lane].jobs.pop_front();
+    lock.unlock();
+
+    std::chrono::milliseconds retry_in{0};
+    bool done = run_once(job, &retry_in);
+
+    lock.lock();
+    Lane& l = lanes_[lane];
+    if (!done) {
+      l.jobs.push_front(std::move(job));
+      timers_.push({Clock::now() + retry_in, lane});
+      cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
+    } else {
+      --depth_;
+      if (l.jobs.empty()) {
+        lanes_.erase(lane);
+      } else {
+        ready_.push_back(lane);
+        cv_.notify_one();
+      }
+    }
+  }
+}
+
+bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  ++job.attempts;
+  int64_t started = now_ms();
+  if (job.first_started_at == 0) {
+    job.first_started_at = started;
+    if (job.created_at > 0) metrics_.execution_started((started - job.created_at) / 1000.0);
+  }
+
+  Outcome outcome;
+  try {
+    Status s = store_.mark_running(job.id, job.attempts, started);
+    if (!s.ok()) {
+      outcome = Outcome::retryable(s.message());
+    } else {
+      if (job.plan.is_null()) {
+        Plan p = job.driver->plan(*job.config);
+        if (!p.ok()) {
+          outcome = p.failure;
+        } else if (Status r = store_.record_plan(job.id, p.desired); !r.ok()) {
+          outcome = Outcome::retryable(r.message());  // never apply a plan we did not record
+        } else {
+          job.plan = std::move(p.desired);
+        }
+      }
+      if (!job.plan.is_null()) outcome = job.driver->apply(*job.config, job.plan);
+    }
+  } catch (const std::exception& e) {
+    outcome = Outcome::final(std::string("driver error: ") + e.what());
+  }
+
+  nlohmann::json fields = {{"execution_id", job.id}, {"driver", job.driver->name()},
+                           {"attempt", job.attempts}};
+  if (outcome.kind == Outcome::Kind::kRetryable && policy_.should_retry(job.attempts)) {
+    *retry_in = policy_.delay(job.attempts, rng);
+    fields["retry_in_ms"] = retry_in->count();
+    fields["reason"] = outcome.reason;
+    log::warn("execution will be retried", fields);
+    store_.requeue(job.id, outcome.reason, now_ms() + retry_in->count());
+    return false;
+  }
+  ExecutionStatus final_status = outcome.ok() ? ExecutionStatus::kSucceeded : ExecutionStatus::kFailed;
+  std::string error = outcome.reason;
+  if (outcome.kind == Outcome::Kind::kRetryable)
+    error += " (gave up after " + std::to_string(job.attempts) + " attempts)";
+  int64_t finished = now_ms();
+  Status s = store_.finish(job.id, final_status, outcome.result, error, finished);
+  if (!s.ok())  // it stays "running" in the database and is re-applied, harmlessly, on restart
+    log::error("could not record execution outcome", {{"execution_id", job.id}, {"error", s.message()}});
+  metrics_.execution_finished(std::string(job.driver->name()), to_string(final_status),
+                              (finished - job.first_started_at) / 1000.0);
+  fields["status"] = to_string(final_status);
+  if (!error.empty()) fields["error"] = error;
+  log::info("execution finished", fields);
+  return true;
+}
+
+}  // namespace tripline

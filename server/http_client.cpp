@@ -1,0 +1,58 @@
+#include "http_client.h"
+
+#include <curl/curl.h>
+
+#include <memory>
+
+namespace tripline {
+
+namespace {
+size_t append_body(char* data, size_t size, size_t n, void* out) {
+  auto* body = static_cast<std::string*>(out);
+  constexpr size_t kMaxResponse = 8 << 20;  // a peer cannot make us buffer without bound
+  if (body->size() + size * n > kMaxResponse) return 0;
+  body->append(data, size * n);
+  return size * n;
+}
+}  // namespace
+
+OutboundResponse http_request(const OutboundRequest& req) {
+  OutboundResponse out;
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
+  if (!curl) {
+    out.error = "curl_easy_init failed";
+    return out;
+  }
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  if (!req.unix_socket.empty()) curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, req.unix_socket.c_str());
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  if (req.method != "GET" && req.method != "HEAD") {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  }
+  curl_slist* headers = nullptr;
+  for (const auto& [k, v] : req.headers) headers = curl_slist_append(headers, (k + ": " + v).c_str());
+  headers = curl_slist_append(headers, "Expect:");
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers,
+                                                                          &curl_slist_free_all);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  CURLcode rc = curl_easy_perform(c);
+  if (rc != CURLE_OK) {
+    out.error = curl_easy_strerror(rc);
+    out.body.clear();
+    return out;
+  }
+  long code = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  out.status = static_cast<int>(code);
+  return out;
+}
+
+}  // namespace tripline

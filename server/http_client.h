@@ -1,0 +1,33 @@
+// Outbound HTTP for drivers, over libcurl: one blocking request per call, on the caller's thread.
+// Supports plain TCP URLs and a Unix socket (Docker's API socket).
+// Thread safety: call curl_global_init once at start-up (main does); requests may then run on any
+// number of threads concurrently.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tripline {
+
+struct OutboundRequest {
+  std::string method = "GET";
+  std::string url;          // e.g. "http://docker/v1.41/services/web"
+  std::string unix_socket;  // when set, connect here instead of the URL's host
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds timeout{10000};
+};
+
+struct OutboundResponse {
+  int status = 0;         // 0 when no HTTP answer came (see error)
+  std::string body;
+  std::string error;      // transport error (refused, timeout, ...), empty on an HTTP answer
+  bool transport_failed() const { return status == 0; }
+};
+
+OutboundResponse http_request(const OutboundRequest& request);
+
+}  // namespace tripline

@@ -1,0 +1,126 @@
+#include "http_server.h"
+
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
+
+#include <sstream>
+
+#include "log.h"
+
+namespace tripline {
+
+namespace Http = Pistache::Http;
+
+namespace {
+
+class PistacheRequest : public HttpRequest {
+ public:
+  explicit PistacheRequest(const Http::Request& r) : r_(r) {}
+  std::string_view method() const override { return Http::methodString(r_.method()); }
+  std::string_view path() const override { return r_.resource(); }
+  std::string_view body() const override { return r_.body(); }
+  std::optional<std::string> header(std::string_view name) const override {
+    std::string n(name);
+    if (auto raw = r_.headers().tryGetRaw(n)) return raw->value();
+    // Headers Pistache knows are parsed into typed objects; write them back as text.
+    if (auto typed = r_.headers().tryGet(n)) {
+      std::ostringstream os;
+      typed->write(os);
+      return os.str();
+    }
+    return std::nullopt;
+  }
+  std::optional<std::string> query(std::string_view name) const override {
+    return r_.query().get(std::string(name));
+  }
+  std::string peer_address() const override { return r_.address().host(); }
+
+ private:
+  const Http::Request& r_;
+};
+
+class Handler : public Http::Handler {
+ public:
+  HTTP_PROTOTYPE(Handler)
+  explicit Handler(App* app) : app_(app) {}
+
+  void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
+    auto w = std::make_shared<Http::ResponseWriter>(std::move(writer));
+    PistacheRequest req(request);
+    try {
+      app_->handle(req, [w](HttpResponse&& r) { send(*w, std::move(r)); });
+    } catch (const std::exception& e) {
+      log::error("unhandled exception in handler", {{"error", e.what()}});
+      send(*w, error_response(500, "internal", "an internal error occurred; see the server log"));
+    }
+  }
+
+ private:
+  static void send(Http::ResponseWriter& w, HttpResponse&& r) {
+    static const auto kJson = Pistache::Http::Mime::MediaType::fromString("application/json");
+    for (auto& [k, v] : r.headers) w.headers().addRaw(Http::Header::Raw(k, v));
+    auto mime = r.content_type == "application/json"
+                    ? kJson
+                    : Pistache::Http::Mime::MediaType::fromString(r.content_type);
+    w.send(static_cast<Http::Code>(r.status), r.body, mime);
+  }
+
+  App* app_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  App& app;
+  HttpServerOptions options;
+  std::unique_ptr<Http::Endpoint> endpoint;
+};
+
+HttpServer::HttpServer(App& app, HttpServerOptions options)
+    : impl_(new Impl{app, std::move(options), nullptr}) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+Status HttpServer::bind() {
+  try {
+    Pistache::Address addr(impl_->options.host, Pistache::Port(impl_->options.port));
+    impl_->endpoint = std::make_unique<Http::Endpoint>(addr);
+    auto opts = Http::Endpoint::options()
+                    .threads(impl_->options.threads)
+                    .flags(Pistache::Tcp::Options::ReuseAddr)
+                    .maxRequestSize(impl_->options.max_request_bytes)
+                    .headerTimeout(std::chrono::seconds(10))
+                    .bodyTimeout(std::chrono::seconds(30));
+    impl_->endpoint->init(opts);
+    impl_->endpoint->setHandler(Http::make_handler<Handler>(&impl_->app));
+    if (!impl_->options.tls_cert.empty())
+      impl_->endpoint->useSSL(impl_->options.tls_cert, impl_->options.tls_key);
+    impl_->endpoint->bind();
+  } catch (const std::exception& e) {
+    return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +
+                               std::to_string(impl_->options.port) + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+Status HttpServer::serve() {
+  try {
+    impl_->endpoint->serveThreaded();
+  } catch (const std::exception& e) {
+    return Status::Unavailable(std::string("cannot serve: ") + e.what());
+  }
+  return Status::Ok();
+}
+
+uint16_t HttpServer::port() const {
+  return impl_->endpoint ? static_cast<uint16_t>(impl_->endpoint->getPort()) : 0;
+}
+
+void HttpServer::stop() {
+  if (impl_ && impl_->endpoint) {
+    impl_->endpoint->shutdown();
+    impl_->endpoint.reset();
+  }
+}
+
+}  // namespace tripline

@@ -1,0 +1,60 @@
+// The durable half of the trigger path: accepted triggers are queued here and one writer thread
+// commits whatever has gathered in ONE transaction (group commit), then answers every waiting
+// request and hands the new executions to the executor. Under load a commit carries as many
+// triggers as arrived during the previous fsync, so throughput grows with concurrency while each
+// answer still comes only after its row is on disk.
+//
+// Thread safety: submit() may be called from any thread; callbacks run on the writer thread.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "receivers.h"
+#include "store.h"
+
+namespace tripline {
+
+struct Accepted {
+  int64_t execution_id = 0;
+  bool replayed = false;  // an Idempotency-Key matched: this is the earlier execution
+};
+
+class Ingest {
+ public:
+  using Done = std::function<void(const Status&, const Accepted&)>;
+  using OnCommitted = std::function<void(const std::shared_ptr<const Receiver>&, int64_t id,
+                                         int64_t created_at)>;
+
+  Ingest(Store& store, OnCommitted on_committed, size_t max_pending = 20000);
+  ~Ingest();
+
+  // Queues one trigger. Answers false at once (and never calls done) when the queue is full.
+  bool submit(std::shared_ptr<const Receiver> receiver, std::string idempotency_key, Done done);
+  void stop();  // commits what is queued, then stops the writer
+
+ private:
+  struct Pending {
+    std::shared_ptr<const Receiver> receiver;
+    std::string idempotency_key;
+    int64_t created_at;
+    Done done;
+  };
+  void run();
+
+  Store& store_;
+  OnCommitted on_committed_;
+  const size_t max_pending_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Pending> pending_;
+  bool stopping_ = false;
+  std::thread writer_;
+};
+
+}  // namespace tripline

@@ -1,0 +1,186 @@
+// tripline: rule-driven action triggers. `tripline serve` runs the service.
+#include <curl/curl.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "log.h"
+#include "service.h"
+#include "token.h"
+
+#ifndef TRIPLINE_VERSION
+#define TRIPLINE_VERSION "0.0.0-dev"
+#endif
+
+namespace {
+
+constexpr const char* kUsage = R"(tripline — rule-driven action triggers
+
+Usage:
+  tripline serve [flags]            run the service
+  tripline rotate-signing-key [--data-dir DIR]
+                                    add a new token signing key (old URLs keep working;
+                                    new and rotated URLs use the new key)
+  tripline --help | --version
+
+Flags of serve (each also read from the environment variable named after it):
+  --listen HOST:PORT      TRIPLINE_LISTEN       address to listen on (default 127.0.0.1:8080)
+  --data-dir DIR          TRIPLINE_DATA_DIR     SQLite database and signing keys (default ./data)
+  --public-url URL        TRIPLINE_PUBLIC_URL   base of issued trigger URLs (default http://LISTEN)
+  --docker-host URL       TRIPLINE_DOCKER_HOST  Docker Engine API (default unix:///var/run/docker.sock)
+  --workers N             TRIPLINE_WORKERS      executions run in parallel (default 4)
+  --http-threads N        TRIPLINE_HTTP_THREADS HTTP event loops (default 2)
+  --max-attempts N        TRIPLINE_MAX_ATTEMPTS tries per execution before it fails (default 8)
+  --retry-base-ms N       TRIPLINE_RETRY_BASE_MS first retry delay, doubling (default 500)
+  --retry-max-ms N        TRIPLINE_RETRY_MAX_MS  longest retry delay (default 60000)
+  --tls-cert FILE         TRIPLINE_TLS_CERT     serve HTTPS with this certificate (PEM)...
+  --tls-key FILE          TRIPLINE_TLS_KEY      ...and this private key
+  --log-level LEVEL       TRIPLINE_LOG_LEVEL    debug, info, warn or error (default info)
+                          TRIPLINE_ADMIN_TOKEN  an admin credential to accept; when unset and no
+                                                admin token exists yet, one is generated and
+                                                printed once
+)";
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+struct Flag {
+  const char* name;
+  const char* env;
+  std::string* value;
+};
+
+int to_int(const std::string& s, const char* name) {
+  try {
+    size_t used = 0;
+    int v = std::stoi(s, &used);
+    if (used == s.size() && v >= 0) return v;
+  } catch (const std::exception&) {
+  }
+  std::fprintf(stderr, "tripline: %s must be a whole number, got \"%s\"\n", name, s.c_str());
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "--help" || cmd == "-h" || cmd == "help" || cmd.empty()) {
+    std::fputs(kUsage, cmd.empty() ? stderr : stdout);
+    return cmd.empty() ? 2 : 0;
+  }
+  if (cmd == "--version") {
+    std::printf("tripline %s\n", TRIPLINE_VERSION);
+    return 0;
+  }
+  if (cmd != "serve" && cmd != "rotate-signing-key") {
+    std::fprintf(stderr, "tripline: unknown command \"%s\"; see tripline --help\n", cmd.c_str());
+    return 2;
+  }
+
+  std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url, docker_host,
+              workers = "4", http_threads = "2", max_attempts = "8", retry_base = "500",
+              retry_max = "60000", tls_cert, tls_key, log_level = "info";
+  docker_host = "unix:///var/run/docker.sock";
+  Flag flags[] = {{"--listen", "TRIPLINE_LISTEN", &listen},
+                  {"--data-dir", "TRIPLINE_DATA_DIR", &data_dir},
+                  {"--public-url", "TRIPLINE_PUBLIC_URL", &public_url},
+                  {"--docker-host", "TRIPLINE_DOCKER_HOST", &docker_host},
+                  {"--workers", "TRIPLINE_WORKERS", &workers},
+                  {"--http-threads", "TRIPLINE_HTTP_THREADS", &http_threads},
+                  {"--max-attempts", "TRIPLINE_MAX_ATTEMPTS", &max_attempts},
+                  {"--retry-base-ms", "TRIPLINE_RETRY_BASE_MS", &retry_base},
+                  {"--retry-max-ms", "TRIPLINE_RETRY_MAX_MS", &retry_max},
+                  {"--tls-cert", "TRIPLINE_TLS_CERT", &tls_cert},
+                  {"--tls-key", "TRIPLINE_TLS_KEY", &tls_key},
+                  {"--log-level", "TRIPLINE_LOG_LEVEL", &log_level}};
+  for (auto& f : flags)
+    if (const char* v = std::getenv(f.env); v && *v) *f.value = v;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    bool matched = false;
+    for (auto& f : flags) {
+      std::string name = f.name;
+      if (arg == name && i + 1 < argc) {
+        *f.value = argv[++i];
+        matched = true;
+      } else if (arg.rfind(name + "=", 0) == 0) {
+        *f.value = arg.substr(name.size() + 1);
+        matched = true;
+      }
+      if (matched) break;
+    }
+    if (!matched) {
+      std::fprintf(stderr, "tripline: unknown or incomplete flag \"%s\"; see tripline --help\n", arg.c_str());
+      return 2;
+    }
+  }
+
+  if (cmd == "rotate-signing-key") {
+    auto kid = tripline::Keyring::add_key(data_dir + "/keys");
+    if (!kid.ok()) {
+      std::fprintf(stderr, "tripline: %s\n", kid.status().message().c_str());
+      return 1;
+    }
+    std::printf("new signing key %s; restart the server to sign with it\n", kid->c_str());
+    return 0;
+  }
+
+  if (log_level == "debug") tripline::log::set_level(tripline::log::Level::kDebug);
+  else if (log_level == "warn") tripline::log::set_level(tripline::log::Level::kWarn);
+  else if (log_level == "error") tripline::log::set_level(tripline::log::Level::kError);
+  else if (log_level != "info") {
+    std::fprintf(stderr, "tripline: --log-level must be debug, info, warn or error\n");
+    return 2;
+  }
+  if (tls_cert.empty() != tls_key.empty()) {
+    std::fprintf(stderr, "tripline: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
+
+  tripline::ServiceOptions o;
+  o.listen = listen;
+  o.data_dir = data_dir;
+  o.public_url = public_url;
+  if (const char* t = std::getenv("TRIPLINE_ADMIN_TOKEN")) o.admin_token = t;
+  o.drivers.docker_host = docker_host;
+  o.workers = std::max(1, to_int(workers, "--workers"));
+  o.http_threads = std::max(1, to_int(http_threads, "--http-threads"));
+  o.retry.max_attempts = std::max(1, to_int(max_attempts, "--max-attempts"));
+  o.retry.base = std::chrono::milliseconds(to_int(retry_base, "--retry-base-ms"));
+  o.retry.max = std::chrono::milliseconds(to_int(retry_max, "--retry-max-ms"));
+  o.tls_cert = tls_cert;
+  o.tls_key = tls_key;
+
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto svc = tripline::Service::start(o);
+  if (!svc.ok()) {
+    tripline::log::error("cannot start", {{"error", svc.status().message()}});
+    return 1;
+  }
+  if (const auto& token = (*svc)->generated_admin_token()) {
+    // Printed once, to the terminal of whoever started the first run; only its hash is stored.
+    std::printf(
+        "\nNo admin token existed, so one was created. It is shown only this once:\n\n  %s\n\n"
+        "Use it as 'Authorization: Bearer <token>' on %s/api/v1/...\n\n",
+        token->c_str(), (*svc)->public_url().c_str());
+    std::fflush(stdout);
+  }
+  int sig = 0;
+  sigwait(&set, &sig);
+  tripline::log::info("stopping", {{"signal", sig}});
+  (*svc)->stop();
+  return 0;
+}

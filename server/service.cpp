@@ -1,0 +1,180 @@
+#include "service.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "admin_auth.h"
+#include "app.h"
+#include "executor.h"
+#include "ingest.h"
+#include "log.h"
+#include "metrics.h"
+#include "receivers.h"
+#include "store.h"
+#include "token.h"
+
+namespace tripline {
+
+struct Service::Parts {
+  ServiceOptions options;
+  std::unique_ptr<Store> store;
+  Keyring keyring;
+  DriverRegistry drivers;
+  ReceiverCache receivers;
+  Metrics metrics;
+  std::unique_ptr<AdminAuth> admin;
+  std::unique_ptr<Executor> executor;
+  std::unique_ptr<Ingest> ingest;
+  std::unique_ptr<App> app;
+  std::unique_ptr<HttpServer> http;
+  std::string public_url;
+  std::optional<std::string> generated_admin_token;
+};
+
+namespace {
+
+Job job_for(const Receiver& r, int64_t id, int64_t created_at) {
+  Job j;
+  j.id = id;
+  j.driver = r.driver;
+  j.config = r.config;
+  j.lane = r.row.driver + ":" + r.target;
+  j.created_at = created_at;
+  return j;
+}
+
+Status split_listen(const std::string& listen, std::string* host, uint16_t* port) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return Status::Invalid("--listen must be host:port");
+  *host = listen.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']')
+    *host = host->substr(1, host->size() - 2);
+  try {
+    size_t used = 0;
+    int p = std::stoi(listen.substr(colon + 1), &used);
+    if (used != listen.size() - colon - 1 || p < 0 || p > 65535) throw std::out_of_range("port");
+    *port = static_cast<uint16_t>(p);
+  } catch (const std::exception&) {
+    return Status::Invalid("--listen must be host:port with a port from 0 to 65535");
+  }
+  return Status::Ok();
+}
+
+// Puts every unfinished execution back in the queue, oldest first.
+void recover(Service::Parts& p) {
+  int recovered = 0;
+  for (ExecutionRow& e : p.store->unfinished_executions()) {
+    const Driver* driver = p.drivers.find(e.driver);
+    auto config = driver ? driver->validate(nlohmann::json::parse(e.config, nullptr, false), false)
+                         : Result<std::shared_ptr<const DriverConfig>>(Status::Invalid("unknown driver"));
+    if (!config.ok()) {
+      p.store->finish(e.id, ExecutionStatus::kFailed, nullptr,
+                      "cannot resume after restart: " + config.status().message(), now_ms());
+      continue;
+    }
+    Job j;
+    j.id = e.id;
+    j.driver = driver;
+    j.config = *config;
+    j.lane = e.driver + ":" + driver->target(**config);
+    j.attempts = e.attempts;
+    j.plan = e.plan;  // re-applied as recorded: nothing happens twice
+    p.executor->enqueue(std::move(j));
+    ++recovered;
+  }
+  if (recovered) log::info("resumed unfinished executions", {{"count", recovered}});
+}
+
+}  // namespace
+
+Service::Service() : parts_(new Parts()) {}
+Service::~Service() { stop(); }
+
+Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
+  std::unique_ptr<Service> svc(new Service());
+  Parts& p = *svc->parts_;
+  p.options = o;
+
+  std::string host;
+  uint16_t port = 0;
+  if (Status s = split_listen(o.listen, &host, &port); !s.ok()) return s;
+  if (::mkdir(o.data_dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return Status::Internal("cannot create data directory " + o.data_dir + ": " + std::strerror(errno));
+
+  auto keyring = Keyring::load_or_create(o.data_dir + "/keys");
+  if (!keyring.ok()) return keyring.status();
+  p.keyring = *keyring;
+  auto store = Store::open(o.data_dir + "/tripline.db");
+  if (!store.ok()) return store.status();
+  p.store = std::move(store).value();
+
+  register_drivers(p.drivers, o.drivers);
+
+  p.admin = std::make_unique<AdminAuth>(*p.store);
+  p.admin->reload();
+  if (!o.admin_token.empty()) {
+    if (o.admin_token.size() < 16) return Status::Invalid("TRIPLINE_ADMIN_TOKEN must be at least 16 characters");
+    if (Status s = p.admin->ensure("from TRIPLINE_ADMIN_TOKEN", o.admin_token); !s.ok()) return s;
+  } else if (p.admin->empty()) {
+    auto created = p.admin->create("initial");
+    if (!created.ok()) return created.status();
+    p.generated_admin_token = created->second;
+  }
+
+  for (auto& row : p.store->all_receivers()) {
+    int64_t id = row.id;
+    auto r = make_receiver(std::move(row), p.drivers, /*check_peer=*/false);
+    if (r.ok())
+      p.receivers.put(*r);
+    else
+      log::error("receiver cannot be loaded; its URL will not work", {{"receiver_id", id}, {"error", r.status().message()}});
+  }
+
+  p.executor = std::make_unique<Executor>(*p.store, p.metrics, o.retry, o.workers);
+  p.metrics.set_queue_depth_source([ex = p.executor.get()] { return ex->depth(); });
+  p.ingest = std::make_unique<Ingest>(
+      *p.store, [ex = p.executor.get()](const std::shared_ptr<const Receiver>& r, int64_t id,
+                                        int64_t created_at) { ex->enqueue(job_for(*r, id, created_at)); });
+  recover(p);
+  p.executor->start();
+
+  AppContext ctx{*p.store, p.receivers, p.drivers, p.keyring, *p.ingest, *p.executor,
+                 p.metrics, *p.admin, ""};
+  p.app = std::make_unique<App>(ctx);
+  HttpServerOptions http{host, port, o.http_threads, 1 << 20, o.tls_cert, o.tls_key};
+  p.http = std::make_unique<HttpServer>(*p.app, http);
+  if (Status s = p.http->bind(); !s.ok()) return s;
+
+  p.public_url = o.public_url;
+  if (p.public_url.empty()) {
+    std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    p.public_url = std::string(o.tls_cert.empty() ? "http" : "https") + "://" + shown + ":" +
+                   std::to_string(p.http->port());
+  }
+  while (!p.public_url.empty() && p.public_url.back() == '/') p.public_url.pop_back();
+  p.app->set_public_url(p.public_url);
+  if (Status s = p.http->serve(); !s.ok()) return s;
+  log::info("tripline serving", {{"listen", host + ":" + std::to_string(p.http->port())},
+                                 {"public_url", p.public_url},
+                                 {"data_dir", o.data_dir},
+                                 {"receivers", p.store->all_receivers().size()}});
+  return svc;
+}
+
+void Service::stop() {
+  if (!parts_) return;
+  Parts& p = *parts_;
+  if (p.http) p.http->stop();
+  if (p.ingest) p.ingest->stop();
+  if (p.executor) p.executor->stop();
+}
+
+uint16_t Service::port() const { return parts_->http ? parts_->http->port() : 0; }
+const std::string& Service::public_url() const { return parts_->public_url; }
+const std::optional<std::string>& Service::generated_admin_token() const {
+  return parts_->generated_admin_token;
+}
+
+}  // namespace tripline

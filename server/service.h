@@ -1,0 +1,46 @@
+// The whole tripline service, wired: store, keys, drivers, receiver cache, ingest, executor,
+// management API and HTTP server. main() runs one; integration tests run one in-process.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "../drivers/registry.h"
+#include "http_server.h"
+#include "retry.h"
+#include "status.h"
+
+namespace tripline {
+
+struct ServiceOptions {
+  std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks a free one
+  std::string data_dir = "./data";
+  std::string public_url;                 // empty: http(s)://<listen>
+  std::string admin_token;                // empty: keep existing ones, or generate the first
+  DriverEnv drivers;
+  int http_threads = 2;
+  int workers = 4;
+  RetryPolicy retry;
+  std::string tls_cert, tls_key;
+};
+
+class Service {
+ public:
+  static Result<std::unique_ptr<Service>> start(const ServiceOptions& options);
+  ~Service();
+  void stop();
+
+  uint16_t port() const;
+  const std::string& public_url() const;
+  // Set when this start generated the first admin token (shown once, never stored in clear).
+  const std::optional<std::string>& generated_admin_token() const;
+
+  struct Parts;
+
+ private:
+  Service();
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace tripline

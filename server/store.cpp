@@ -1,0 +1,466 @@
+#include "store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+
+#include <chrono>
+
+#include "migrations.h"
+
+namespace tripline {
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+const char* to_string(ExecutionStatus s) {
+  switch (s) {
+    case ExecutionStatus::kQueued: return "queued";
+    case ExecutionStatus::kRunning: return "running";
+    case ExecutionStatus::kSucceeded: return "succeeded";
+    case ExecutionStatus::kFailed: return "failed";
+  }
+  return "?";
+}
+
+std::optional<ExecutionStatus> parse_execution_status(std::string_view s) {
+  if (s == "queued") return ExecutionStatus::kQueued;
+  if (s == "running") return ExecutionStatus::kRunning;
+  if (s == "succeeded") return ExecutionStatus::kSucceeded;
+  if (s == "failed") return ExecutionStatus::kFailed;
+  return std::nullopt;
+}
+
+namespace {
+
+constexpr const char* kReceiverColumns =
+    "id, name, driver, config, enabled, generation, created_at, updated_at";
+constexpr const char* kExecutionColumns =
+    "id, receiver_id, generation, driver, config, status, attempts, plan, result, error, "
+    "created_at, started_at, finished_at, next_attempt_at";
+
+ReceiverRow read_receiver(SQLite::Statement& q) {
+  ReceiverRow r;
+  r.id = q.getColumn(0).getInt64();
+  r.name = q.getColumn(1).getString();
+  r.driver = q.getColumn(2).getString();
+  r.config = nlohmann::json::parse(q.getColumn(3).getString(), nullptr, false);
+  r.enabled = q.getColumn(4).getInt() != 0;
+  r.generation = q.getColumn(5).getInt64();
+  r.created_at = q.getColumn(6).getInt64();
+  r.updated_at = q.getColumn(7).getInt64();
+  return r;
+}
+
+std::optional<int64_t> opt_int(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getInt64();
+}
+
+nlohmann::json opt_json(const SQLite::Column& c) {
+  if (c.isNull()) return nullptr;
+  return nlohmann::json::parse(c.getString(), nullptr, false);
+}
+
+ExecutionRow read_execution(SQLite::Statement& q) {
+  ExecutionRow e;
+  e.id = q.getColumn(0).getInt64();
+  e.receiver_id = q.getColumn(1).getInt64();
+  e.generation = q.getColumn(2).getInt64();
+  e.driver = q.getColumn(3).getString();
+  e.config = q.getColumn(4).getString();
+  e.status = parse_execution_status(q.getColumn(5).getString()).value_or(ExecutionStatus::kFailed);
+  e.attempts = q.getColumn(6).getInt();
+  e.plan = opt_json(q.getColumn(7));
+  e.result = opt_json(q.getColumn(8));
+  e.error = q.getColumn(9).isNull() ? "" : q.getColumn(9).getString();
+  e.created_at = q.getColumn(10).getInt64();
+  e.started_at = opt_int(q.getColumn(11));
+  e.finished_at = opt_int(q.getColumn(12));
+  e.next_attempt_at = opt_int(q.getColumn(13));
+  return e;
+}
+
+void configure(SQLite::Database& db) {
+  db.setBusyTimeout(5000);
+  db.exec("PRAGMA journal_mode=WAL");
+  db.exec("PRAGMA synchronous=FULL");
+  db.exec("PRAGMA foreign_keys=ON");
+}
+
+template <typename F>
+auto guarded(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const SQLite::Exception& e) {
+    if (e.getErrorCode() == SQLITE_CONSTRAINT) return Status::Conflict(e.what());
+    if (e.getErrorCode() == SQLITE_BUSY || e.getErrorCode() == SQLITE_FULL ||
+        e.getErrorCode() == SQLITE_IOERR)
+      return Status::Unavailable(std::string("database: ") + e.what());
+    return Status::Internal(std::string("database: ") + e.what());
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("database: ") + e.what());
+  }
+}
+
+}  // namespace
+
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  std::unique_ptr<Store> s(new Store());
+  try {
+    s->writer_ = std::make_unique<SQLite::Database>(
+        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
+    configure(*s->writer_);
+    Status m = s->migrate();
+    if (!m.ok()) return m;
+    s->reader_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX);
+    configure(*s->reader_);
+    s->insert_execution_ = std::make_unique<SQLite::Statement>(
+        *s->writer_,
+        "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, "
+        "status, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?) "
+        "ON CONFLICT (receiver_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING");
+    s->find_idempotent_ = std::make_unique<SQLite::Statement>(
+        *s->writer_, "SELECT id FROM executions WHERE receiver_id = ? AND idempotency_key = ?");
+  } catch (const std::exception& e) {
+    return Status::Internal("cannot open database " + path + ": " + e.what());
+  }
+  return s;
+}
+
+Status Store::migrate() {
+  writer_->exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT "
+      "NULL, applied_at INTEGER NOT NULL)");
+  for (const Migration& m : embedded_migrations()) {
+    SQLite::Statement seen(*writer_, "SELECT 1 FROM schema_migrations WHERE version = ?");
+    seen.bind(1, m.version);
+    if (seen.executeStep()) continue;
+    try {
+      SQLite::Transaction tx(*writer_);
+      writer_->exec(std::string(m.sql));
+      SQLite::Statement rec(*writer_,
+                            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?,?,?)");
+      rec.bind(1, m.version);
+      rec.bind(2, std::string(m.name));
+      rec.bind(3, now_ms());
+      rec.exec();
+      tx.commit();
+    } catch (const std::exception& e) {
+      return Status::Internal("migration " + std::string(m.name) + " failed: " + e.what());
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<int> Store::applied_migrations() {
+  std::lock_guard lock(read_mu_);
+  std::vector<int> out;
+  SQLite::Statement q(*reader_, "SELECT version FROM schema_migrations ORDER BY version");
+  while (q.executeStep()) out.push_back(q.getColumn(0).getInt());
+  return out;
+}
+
+// --- receivers ---------------------------------------------------------------------------
+
+Result<ReceiverRow> Store::insert_receiver(const std::string& name, const std::string& driver,
+                                           const nlohmann::json& config) {
+  auto id = guarded([&]() -> Result<int64_t> {
+    std::lock_guard lock(write_mu_);
+    SQLite::Statement q(*writer_,
+                        "INSERT INTO receivers (name, driver, config, created_at, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?)");
+    int64_t now = now_ms();
+    q.bind(1, name);
+    q.bind(2, driver);
+    q.bind(3, config.dump());
+    q.bind(4, now);
+    q.bind(5, now);
+    q.exec();
+    return writer_->getLastInsertRowid();
+  });
+  if (!id.ok()) {
+    if (id.status().code() == Status::Code::kConflict)
+      return Status::Conflict("a receiver named \"" + name + "\" already exists");
+    return id.status();
+  }
+  return get_receiver(*id);
+}
+
+namespace {
+// Runs one UPDATE on a receiver; NotFound when no row changed.
+template <typename Bind>
+Status update_one(std::mutex& mu, SQLite::Database& db, const char* sql, Bind&& bind) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(mu);
+    SQLite::Statement q(db, sql);
+    bind(q);
+    if (q.exec() == 0) return Status::NotFound("no such receiver");
+    return Status::Ok();
+  });
+}
+}  // namespace
+
+Result<ReceiverRow> Store::update_receiver(int64_t id, const std::string& name,
+                                           const nlohmann::json& config) {
+  Status s = update_one(write_mu_, *writer_,
+                        "UPDATE receivers SET name = ?, config = ?, generation = generation + 1, "
+                        "updated_at = ? WHERE id = ?",
+                        [&](SQLite::Statement& q) {
+                          q.bind(1, name);
+                          q.bind(2, config.dump());
+                          q.bind(3, now_ms());
+                          q.bind(4, id);
+                        });
+  if (s.code() == Status::Code::kConflict)
+    return Status::Conflict("a receiver named \"" + name + "\" already exists");
+  if (!s.ok()) return s;
+  return get_receiver(id);
+}
+
+Result<ReceiverRow> Store::set_enabled(int64_t id, bool enabled) {
+  Status s = update_one(write_mu_, *writer_,
+                        "UPDATE receivers SET enabled = ?, updated_at = ? WHERE id = ?",
+                        [&](SQLite::Statement& q) {
+                          q.bind(1, enabled ? 1 : 0);
+                          q.bind(2, now_ms());
+                          q.bind(3, id);
+                        });
+  if (!s.ok()) return s;
+  return get_receiver(id);
+}
+
+Result<ReceiverRow> Store::bump_generation(int64_t id) {
+  Status s = update_one(write_mu_, *writer_,
+                        "UPDATE receivers SET generation = generation + 1, updated_at = ? WHERE id = ?",
+                        [&](SQLite::Statement& q) {
+                          q.bind(1, now_ms());
+                          q.bind(2, id);
+                        });
+  if (!s.ok()) return s;
+  return get_receiver(id);
+}
+
+Status Store::delete_receiver(int64_t id) {
+  return update_one(write_mu_, *writer_, "DELETE FROM receivers WHERE id = ?",
+                    [&](SQLite::Statement& q) { q.bind(1, id); });
+}
+
+Result<ReceiverRow> Store::get_receiver(int64_t id) {
+  return guarded([&]() -> Result<ReceiverRow> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_,
+                        std::string("SELECT ") + kReceiverColumns + " FROM receivers WHERE id = ?");
+    q.bind(1, id);
+    if (!q.executeStep()) return Status::NotFound("no receiver with id " + std::to_string(id));
+    return read_receiver(q);
+  });
+}
+
+std::vector<ReceiverRow> Store::list_receivers(int limit, int64_t offset, int64_t* total) {
+  std::lock_guard lock(read_mu_);
+  std::vector<ReceiverRow> out;
+  SQLite::Statement count(*reader_, "SELECT count(*) FROM receivers");
+  count.executeStep();
+  *total = count.getColumn(0).getInt64();
+  SQLite::Statement q(*reader_, std::string("SELECT ") + kReceiverColumns +
+                                    " FROM receivers ORDER BY id LIMIT ? OFFSET ?");
+  q.bind(1, limit);
+  q.bind(2, offset);
+  while (q.executeStep()) out.push_back(read_receiver(q));
+  return out;
+}
+
+std::vector<ReceiverRow> Store::all_receivers() {
+  std::lock_guard lock(read_mu_);
+  std::vector<ReceiverRow> out;
+  SQLite::Statement q(*reader_, std::string("SELECT ") + kReceiverColumns + " FROM receivers");
+  while (q.executeStep()) out.push_back(read_receiver(q));
+  return out;
+}
+
+// --- executions --------------------------------------------------------------------------
+
+Status Store::insert_executions(std::vector<NewExecution>& batch) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement& q = *insert_execution_;
+    for (NewExecution& e : batch) {
+      q.reset();
+      q.bind(1, e.receiver_id);
+      q.bind(2, e.generation);
+      q.bindNoCopy(3, *e.driver);
+      q.bindNoCopy(4, *e.config);
+      if (e.idempotency_key.empty())
+        q.bind(5);
+      else
+        q.bindNoCopy(5, e.idempotency_key);
+      q.bind(6, e.created_at);
+      if (q.exec() == 1) {
+        e.id = writer_->getLastInsertRowid();
+        e.replayed = false;
+        continue;
+      }
+      SQLite::Statement& f = *find_idempotent_;
+      f.reset();
+      f.bind(1, e.receiver_id);
+      f.bindNoCopy(2, e.idempotency_key);
+      if (!f.executeStep()) return Status::Internal("idempotency key vanished");
+      e.id = f.getColumn(0).getInt64();
+      e.replayed = true;
+    }
+    tx.commit();
+    return Status::Ok();
+  });
+}
+
+namespace {
+template <typename Bind>
+Status exec_write(std::mutex& mu, SQLite::Database& db, const char* sql, Bind&& bind) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(mu);
+    SQLite::Statement q(db, sql);
+    bind(q);
+    q.exec();
+    return Status::Ok();
+  });
+}
+}  // namespace
+
+Status Store::mark_running(int64_t id, int attempts, int64_t started_at) {
+  return exec_write(write_mu_, *writer_,
+                    "UPDATE executions SET status = 'running', attempts = ?, "
+                    "started_at = coalesce(started_at, ?), next_attempt_at = NULL WHERE id = ?",
+                    [&](SQLite::Statement& q) {
+                      q.bind(1, attempts);
+                      q.bind(2, started_at);
+                      q.bind(3, id);
+                    });
+}
+
+Status Store::record_plan(int64_t id, const nlohmann::json& plan) {
+  return exec_write(write_mu_, *writer_, "UPDATE executions SET plan = ? WHERE id = ?",
+                    [&](SQLite::Statement& q) {
+                      q.bind(1, plan.dump());
+                      q.bind(2, id);
+                    });
+}
+
+Status Store::requeue(int64_t id, const std::string& error, int64_t next_attempt_at) {
+  return exec_write(write_mu_, *writer_,
+                    "UPDATE executions SET status = 'queued', error = ?, next_attempt_at = ? "
+                    "WHERE id = ?",
+                    [&](SQLite::Statement& q) {
+                      q.bind(1, error);
+                      q.bind(2, next_attempt_at);
+                      q.bind(3, id);
+                    });
+}
+
+Status Store::finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,
+                     const std::string& error, int64_t finished_at) {
+  return exec_write(write_mu_, *writer_,
+                    "UPDATE executions SET status = ?, result = ?, error = ?, finished_at = ?, "
+                    "next_attempt_at = NULL WHERE id = ?",
+                    [&](SQLite::Statement& q) {
+                      q.bind(1, to_string(status));
+                      if (result.is_null()) q.bind(2); else q.bind(2, result.dump());
+                      if (error.empty()) q.bind(3); else q.bind(3, error);
+                      q.bind(4, finished_at);
+                      q.bind(5, id);
+                    });
+}
+
+Result<ExecutionRow> Store::get_execution(int64_t id) {
+  return guarded([&]() -> Result<ExecutionRow> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_,
+                        std::string("SELECT ") + kExecutionColumns + " FROM executions WHERE id = ?");
+    q.bind(1, id);
+    if (!q.executeStep()) return Status::NotFound("no execution with id " + std::to_string(id));
+    return read_execution(q);
+  });
+}
+
+std::vector<ExecutionRow> Store::list_executions(const ExecutionFilter& f) {
+  std::string sql = std::string("SELECT ") + kExecutionColumns + " FROM executions WHERE 1=1";
+  if (f.receiver_id) sql += " AND receiver_id = :rid";
+  if (f.status) sql += " AND status = :status";
+  if (f.before_id > 0) sql += " AND id < :before";
+  sql += " ORDER BY id DESC LIMIT :limit";
+  std::lock_guard lock(read_mu_);
+  SQLite::Statement q(*reader_, sql);
+  if (f.receiver_id) q.bind(":rid", *f.receiver_id);
+  if (f.status) q.bind(":status", to_string(*f.status));
+  if (f.before_id > 0) q.bind(":before", f.before_id);
+  q.bind(":limit", f.limit);
+  std::vector<ExecutionRow> out;
+  while (q.executeStep()) out.push_back(read_execution(q));
+  return out;
+}
+
+std::vector<ExecutionRow> Store::unfinished_executions() {
+  std::lock_guard lock(read_mu_);
+  SQLite::Statement q(*reader_, std::string("SELECT ") + kExecutionColumns +
+                                    " FROM executions WHERE status IN ('queued', 'running') "
+                                    "ORDER BY id");
+  std::vector<ExecutionRow> out;
+  while (q.executeStep()) out.push_back(read_execution(q));
+  return out;
+}
+
+// --- admin tokens ------------------------------------------------------------------------
+
+Result<AdminTokenRow> Store::insert_admin_token(const std::string& name,
+                                                const std::string& token_hash) {
+  return guarded([&]() -> Result<AdminTokenRow> {
+    std::lock_guard lock(write_mu_);
+    SQLite::Statement q(*writer_,
+                        "INSERT INTO admin_tokens (name, token_hash, created_at) VALUES (?, ?, ?)");
+    AdminTokenRow row{0, name, token_hash, now_ms()};
+    q.bind(1, name);
+    q.bind(2, token_hash.data(), static_cast<int>(token_hash.size()));
+    q.bind(3, row.created_at);
+    q.exec();
+    row.id = writer_->getLastInsertRowid();
+    return row;
+  });
+}
+
+std::vector<AdminTokenRow> Store::list_admin_tokens() {
+  std::lock_guard lock(read_mu_);
+  SQLite::Statement q(*reader_, "SELECT id, name, token_hash, created_at FROM admin_tokens ORDER BY id");
+  std::vector<AdminTokenRow> out;
+  while (q.executeStep()) {
+    const auto& blob = q.getColumn(2);
+    out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
+                   std::string(static_cast<const char*>(blob.getBlob()), blob.getBytes()),
+                   q.getColumn(3).getInt64()});
+  }
+  return out;
+}
+
+Status Store::delete_admin_token(int64_t id) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Statement q(*writer_, "DELETE FROM admin_tokens WHERE id = ?");
+    q.bind(1, id);
+    if (q.exec() == 0) return Status::NotFound("no admin token with id " + std::to_string(id));
+    return Status::Ok();
+  });
+}
+
+Status Store::check_writable() {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    writer_->exec("BEGIN IMMEDIATE");
+    writer_->exec("ROLLBACK");
+    return Status::Ok();
+  });
+}
+
+}  // namespace tripline

@@ -1,0 +1,89 @@
+#include "store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+
+#include "migrations.h"
+
+using namespace tripline;
+
+namespace {
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/tripline-store-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
+};
+}  // namespace
+
+TEST_CASE("migrations: applied in order once, recorded, and idempotent on reopen") {
+  TempDir dir;
+  std::string db = dir.path + "/t.db";
+  {
+    auto s = Store::open(db);
+    REQUIRE(s.ok());
+    std::vector<int> want;
+    for (const auto& m : embedded_migrations()) want.push_back(m.version);
+    REQUIRE_FALSE(want.empty());
+    CHECK(std::is_sorted(want.begin(), want.end()));
+    CHECK((*s)->applied_migrations() == want);
+  }
+  auto again = Store::open(db);
+  REQUIRE(again.ok());
+  CHECK((*again)->applied_migrations().size() == embedded_migrations().size());
+  SQLite::Database raw(db);
+  CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
+}
+
+TEST_CASE("store: receivers have unique names and generations bump on update and rotate") {
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  auto r = s->insert_receiver("web-up", "scale-service", {{"service", "web"}});
+  REQUIRE(r.ok());
+  CHECK(r->generation == 1);
+  CHECK(s->insert_receiver("web-up", "scale-service", {}).status().code() == Status::Code::kConflict);
+  CHECK(s->update_receiver(r->id, "web-up", {{"service", "api"}})->generation == 2);
+  CHECK(s->bump_generation(r->id)->generation == 3);
+  CHECK_FALSE(s->set_enabled(r->id, false)->enabled);
+  CHECK(s->get_receiver(r->id)->generation == 3);
+  CHECK(s->delete_receiver(r->id).ok());
+  CHECK(s->get_receiver(r->id).status().code() == Status::Code::kNotFound);
+}
+
+TEST_CASE("store: a batch of executions commits together and idempotency keys return the first") {
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  std::string driver = "scale-service", config = "{}";
+  std::vector<NewExecution> batch(3);
+  for (auto& e : batch) {
+    e.receiver_id = 7;
+    e.generation = 1;
+    e.driver = &driver;
+    e.config = &config;
+    e.created_at = now_ms();
+  }
+  batch[1].idempotency_key = "abc";
+  batch[2].idempotency_key = "abc";
+  REQUIRE(s->insert_executions(batch).ok());
+  CHECK(batch[0].id != batch[1].id);
+  CHECK_FALSE(batch[1].replayed);
+  CHECK(batch[2].replayed);
+  CHECK(batch[2].id == batch[1].id);
+  CHECK(s->unfinished_executions().size() == 2);
+
+  REQUIRE(s->mark_running(batch[0].id, 1, now_ms()).ok());
+  REQUIRE(s->record_plan(batch[0].id, {{"replicas", 5}}).ok());
+  REQUIRE(s->finish(batch[0].id, ExecutionStatus::kSucceeded, {{"replicas_after", 5}}, "", now_ms()).ok());
+  auto e = s->get_execution(batch[0].id);
+  CHECK(e->status == ExecutionStatus::kSucceeded);
+  CHECK(e->plan["replicas"] == 5);
+  CHECK(e->attempts == 1);
+  CHECK(s->unfinished_executions().size() == 1);
+  ExecutionFilter f;
+  f.status = ExecutionStatus::kQueued;
+  CHECK(s->list_executions(f).size() == 1);
+}
