@@ -3,6 +3,11 @@
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <sstream>
 
 #include "log.h"
@@ -74,6 +79,7 @@ struct HttpServer::Impl {
   App& app;
   HttpServerOptions options;
   std::unique_ptr<Http::Endpoint> endpoint;
+  int reserved_fd = -1;  // holds port 0's pick until Pistache listens on it
 };
 
 HttpServer::HttpServer(App& app, HttpServerOptions options)
@@ -81,7 +87,35 @@ HttpServer::HttpServer(App& app, HttpServerOptions options)
 
 HttpServer::~HttpServer() { stop(); }
 
+// Pistache binds and serves in one call, but the public URL must be known before the first
+// request. For port 0 we let the kernel pick a port on a socket that is bound but not listening,
+// with SO_REUSEADDR, which Linux lets Pistache bind too; the reservation is dropped once
+// Pistache listens, so no other process can take the port in between.
 Status HttpServer::bind() {
+  if (impl_->options.port != 0) return Status::Ok();
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+  if (getaddrinfo(impl_->options.host.c_str(), "0", &hints, &res) != 0 || !res)
+    return Status::Invalid("cannot listen on " + impl_->options.host + ": not an IP address");
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  bool ok = fd >= 0 && ::bind(fd, res->ai_addr, res->ai_addrlen) == 0;
+  freeaddrinfo(res);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (!ok || ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    return Status::Unavailable("cannot reserve a port on " + impl_->options.host);
+  }
+  impl_->options.port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                                       : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  impl_->reserved_fd = fd;
+  return Status::Ok();
+}
+
+Status HttpServer::serve() {
   try {
     Pistache::Address addr(impl_->options.host, Pistache::Port(impl_->options.port));
     impl_->endpoint = std::make_unique<Http::Endpoint>(addr);
@@ -95,32 +129,25 @@ Status HttpServer::bind() {
     impl_->endpoint->setHandler(Http::make_handler<Handler>(&impl_->app));
     if (!impl_->options.tls_cert.empty())
       impl_->endpoint->useSSL(impl_->options.tls_cert, impl_->options.tls_key);
-    impl_->endpoint->bind();
+    impl_->endpoint->serveThreaded();
   } catch (const std::exception& e) {
     return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +
                                std::to_string(impl_->options.port) + ": " + e.what());
   }
+  if (impl_->reserved_fd >= 0) ::close(impl_->reserved_fd);
+  impl_->reserved_fd = -1;
   return Status::Ok();
 }
 
-Status HttpServer::serve() {
-  try {
-    impl_->endpoint->serveThreaded();
-  } catch (const std::exception& e) {
-    return Status::Unavailable(std::string("cannot serve: ") + e.what());
-  }
-  return Status::Ok();
-}
-
-uint16_t HttpServer::port() const {
-  return impl_->endpoint ? static_cast<uint16_t>(impl_->endpoint->getPort()) : 0;
-}
+uint16_t HttpServer::port() const { return impl_->options.port; }
 
 void HttpServer::stop() {
   if (impl_ && impl_->endpoint) {
     impl_->endpoint->shutdown();
     impl_->endpoint.reset();
   }
+  if (impl_ && impl_->reserved_fd >= 0) ::close(impl_->reserved_fd);
+  if (impl_) impl_->reserved_fd = -1;
 }
 
 }  // namespace tripline

@@ -24,8 +24,8 @@ class HttpServer {
  public:
   HttpServer(App& app, HttpServerOptions options);
   ~HttpServer();
-  Status bind();   // listens; connections wait in the backlog until serve()
-  Status serve();  // handles requests on background threads
+  Status bind();   // settles the port (port 0: reserves a free one); no request is served yet
+  Status serve();  // listens and handles requests on background threads
   uint16_t port() const;
   void stop();
 

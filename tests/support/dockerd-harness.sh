@@ -38,7 +38,10 @@
 #   driver), so stop can find and kill every container process we started.
 # Unavoidable host traces: empty dirs /run/docker/plugins (dockerd hard-codes
 # its plugin exec root) and /run/containerd/s (containerd hard-codes the shim
-# socket dir). They may be shared with a real daemon, so we leave them.
+# socket dir); they may be shared with a real daemon, so we leave them. dockerd
+# also raises kernel.keys.root_maxkeys to 1000000 if it is lower.
+#
+# stop deletes DIR, logs included: copy DIR/dockerd.log first if you need it.
 #
 # Environment overrides: DOCKERD, CONTAINERD, DOCKER_CLI, BUSYBOX,
 # HARNESS_TIMEOUT (seconds to wait for a daemon, default 30).
@@ -69,13 +72,14 @@ usage() {
 #       to it when DIR is too long for a unix socket path (108 bytes).
 # TAG   random id naming the cgroup parent.
 # LINK  mktemp dir holding the short symlink (empty if none).
-DIR='' BASE='' TAG='' LINK=''
+# SPAWNED  pid of the daemon spawn() started last.
+DIR='' BASE='' TAG='' LINK='' SPAWNED=''
 
 set_dir() {
   DIR=$(realpath -m -- "$1")
-  # Paths end up unquoted-safe in TOML/JSON and in dockerd flags.
-  [[ $DIR =~ ^/[A-Za-z0-9._/+-]+$ ]] || die "DIR must be a path of [A-Za-z0-9._/+-] characters: $DIR"
   [[ $DIR != / ]] || die "DIR must not be /"
+  # Paths go unescaped into TOML, JSON and dockerd flags.
+  [[ $DIR =~ ^/[A-Za-z0-9._/+-]+$ ]] || die "DIR may only contain [A-Za-z0-9._/+-]: $DIR"
 }
 
 load_state() {
@@ -142,11 +146,12 @@ start_failed() {
 # wait_for SECONDS PID WHAT CMD...: run CMD until it succeeds; fail early if
 # PID dies.
 wait_for() {
-  local deadline=$(( $(now_ms) + $1 * 1000 )) pid=$2 what=$3
+  local secs=$1 pid=$2 what=$3 deadline
+  deadline=$(( $(now_ms) + secs * 1000 ))
   shift 3
   until "$@" >/dev/null 2>&1; do
     alive "$pid" || die "$what exited during startup"
-    (( $(now_ms) < deadline )) || die "$what not ready after $TIMEOUT s"
+    (( $(now_ms) < deadline )) || die "$what not ready after $secs s"
     sleep 0.1
   done
 }
@@ -154,9 +159,8 @@ wait_for() {
 # spawn NAME PIDFILE CMD...: run CMD detached (own session, no tty, stdout
 # not inherited -- callers use $(...) on us) inside our network namespace.
 spawn() {
-  local name=$1 pidfile=$2 pid exe
+  local name=$1 pidfile=$2 pid exe want tries=0
   shift 2
-  local want tries=0
   want=$(realpath -- "$1")
   setsid nsenter --net="$DIR/netns" -- "$@" </dev/null >>"$DIR/$name.log" 2>&1 &
   pid=$!
@@ -345,7 +349,7 @@ remove_cgroups() {
 mounts_under() {
   local mp
   while read -r mp; do
-    mp=$(printf '%b' "$mp")   # mountinfo escapes space etc. as \040
+    printf -v mp '%b' "$mp"   # mountinfo escapes space etc. as \040
     [[ $mp == "$DIR" || $mp == "$DIR"/* ]] && echo "$mp"
   done < <(awk '{print $5}' /proc/self/mountinfo) | awk '{print length, $0}' | sort -rn | cut -d' ' -f2-
 }

@@ -1,0 +1,135 @@
+// The management API and the trigger path's refusals, against a real server and SQLite file.
+#include <catch2/catch.hpp>
+
+#include "crypto.h"
+#include "harness.h"
+#include "token.h"
+
+using namespace tripline;
+using namespace tripline::test;
+using nlohmann::json;
+
+namespace {
+void check_error_shape(const OutboundResponse& r, int status) {
+  INFO(r.body);
+  CHECK(r.status == status);
+  auto j = json::parse(r.body, nullptr, false);
+  REQUIRE(j.is_object());
+  CHECK(j["error"].is_string());
+  CHECK(j["message"].is_string());
+}
+}  // namespace
+
+TEST_CASE("api: the management API requires an admin token") {
+  TestServer s;
+  check_error_shape(s.request("GET", "/api/v1/receivers", nullptr, false), 401);
+  check_error_shape(s.request("GET", "/api/v1/receivers", nullptr, false,
+                              {{"Authorization", "Bearer not-the-token"}}),
+                    401);
+  CHECK(s.request("GET", "/api/v1/receivers").status == 200);
+}
+
+TEST_CASE("api: errors have one JSON shape and the right status") {
+  TestServer s;
+  check_error_shape(s.request("GET", "/nope"), 404);
+  check_error_shape(s.request("GET", "/api/v1/receivers/999"), 404);
+  check_error_shape(s.request("GET", "/api/v1/receivers/abc"), 404);
+  check_error_shape(s.request("PATCH", "/api/v1/receivers"), 405);
+  check_error_shape(s.request("GET", "/_webhooks/abc.def.ghi", nullptr, false), 405);
+  OutboundRequest raw;
+  raw.method = "POST";
+  raw.url = s.url() + "/api/v1/receivers";
+  raw.body = "{not json";
+  raw.headers = {{"Authorization", "Bearer " + kAdminToken}, {"Content-Type", "application/json"}};
+  check_error_shape(http_request(raw), 400);
+  raw.headers = {{"Authorization", "Bearer " + kAdminToken}, {"Content-Type", "text/plain"}};
+  check_error_shape(http_request(raw), 415);
+  raw.headers = {{"Authorization", "Bearer " + kAdminToken}, {"Content-Type", "application/json"}};
+  raw.body = "{\"name\":\"\xff\xfe\"}";  // invalid UTF-8
+  check_error_shape(http_request(raw), 400);
+  auto r = s.request("POST", "/api/v1/receivers", {{"name", "x"}, {"driver", "teleport"}, {"config", json::object()}});
+  check_error_shape(r, 422);
+  CHECK(json::parse(r.body)["fields"][0]["field"] == "driver");
+  check_error_shape(s.request("GET", "/api/v1/executions?status=bogus"), 400);
+  CHECK(s.request("GET", "/healthz").status == 200);
+}
+
+TEST_CASE("api: forged trigger tokens get 401 and record nothing") {
+  TestServer s;
+  auto real = Keyring::load_or_create(s.data_dir() + "/keys");
+  REQUIRE(real.ok());
+  TokenClaims claims{1, 1, "scale-service", "swarm:web", "up"};
+  std::string good_shape = real->sign(claims);
+  auto forger = Keyring::from_keys({{real->keys().back().kid, std::string(32, 'f')}});
+  std::vector<std::string> forged = {
+      forger.sign(claims),                            // right kid, wrong secret
+      Keyring::from_keys({{"kX", std::string(32, 'f')}}).sign(claims),  // unknown kid
+      good_shape.substr(0, good_shape.size() - 3),    // truncated
+      good_shape + "=",                               // padded
+      "eyJhbGciOiJub25lIn0.eyJyaWQiOjF9.",            // alg none
+      "not-a-token",
+      std::string(4000, 'A'),
+  };
+  for (const auto& t : forged) {
+    auto r = s.trigger(s.url() + "/_webhooks/" + t);
+    INFO(t.substr(0, 40));
+    check_error_shape(r, 401);
+    CHECK(r.body.find(t) == std::string::npos);
+  }
+  // In the header form too, and with no token at all.
+  check_error_shape(s.trigger(s.url() + "/_webhooks/trigger", {{"X-Tripline-Token", forged[0]}}), 401);
+  check_error_shape(s.trigger(s.url() + "/_webhooks/trigger"), 401);
+  // A validly signed token for a receiver that does not exist.
+  check_error_shape(s.trigger(s.url() + "/_webhooks/" + good_shape), 401);
+  CHECK(s.execution_count() == 0);
+  auto metrics = s.request("GET", "/metrics", nullptr, false).body;
+  CHECK(metrics.find("tripline_triggers_rejected_total{reason=\"bad_signature\"} 1") != std::string::npos);
+  CHECK(metrics.find("tripline_triggers_accepted_total 0") != std::string::npos);
+}
+
+TEST_CASE("api: admin tokens can be created, used and revoked; only hashes are stored") {
+  TestServer s;
+  auto r = s.request("POST", "/api/v1/tokens", {{"name", "ci"}});
+  INFO(r.body);
+  REQUIRE(r.status == 201);
+  auto created = json::parse(r.body);
+  std::string token = created["token"];
+  auto with = [&](const std::string& t) {
+    return s.request("GET", "/api/v1/receivers", nullptr, false, {{"Authorization", "Bearer " + t}}).status;
+  };
+  CHECK(with(token) == 200);
+  auto list = json::parse(s.request("GET", "/api/v1/tokens").body);
+  CHECK(list["items"].size() == 2);
+  CHECK(list.dump().find(token) == std::string::npos);
+  CHECK(sh("sqlite3 " + s.data_dir() + "/tripline.db .dump | grep -c '" + token + "' || true") == "0");
+  CHECK(s.request("DELETE", "/api/v1/tokens/" + std::to_string(created["id"].get<int>())).status == 204);
+  CHECK(with(token) == 401);
+}
+
+TEST_CASE("api: drivers are listed with a JSON Schema of their config") {
+  TestServer s;
+  auto r = s.request("GET", "/api/v1/drivers");
+  REQUIRE(r.status == 200);
+  auto j = json::parse(r.body);
+  REQUIRE(j["items"].size() >= 1);
+  CHECK(j["items"][0]["name"] == "scale-service");
+  CHECK(j["items"][0]["config_schema"]["type"] == "object");
+}
+
+TEST_CASE("api: workers can be paused and resumed") {
+  TestServer s;
+  CHECK(json::parse(s.request("POST", "/api/v1/workers/pause").body)["paused"] == true);
+  CHECK(json::parse(s.request("GET", "/api/v1/workers").body)["paused"] == true);
+  CHECK(json::parse(s.request("POST", "/api/v1/workers/resume").body)["paused"] == false);
+}
+
+TEST_CASE("api: readyz checks the database and metrics are Prometheus text") {
+  TestServer s;
+  auto r = s.request("GET", "/readyz", nullptr, false);
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["checks"]["database"] == "ok");
+  auto m = s.request("GET", "/metrics", nullptr, false);
+  CHECK(m.status == 200);
+  CHECK(m.body.find("# TYPE tripline_http_requests_total counter") != std::string::npos);
+  CHECK(m.body.find("tripline_queue_depth 0") != std::string::npos);
+}

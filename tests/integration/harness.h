@@ -1,0 +1,70 @@
+// Integration test support: a real tripline Service in-process on a free loopback port with a
+// real SQLite file, and a real isolated dockerd in swarm mode (tests/support/dockerd-harness.sh),
+// started once per test binary and removed at exit.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <memory>
+#include <string>
+
+#include "http_client.h"
+#include "service.h"
+
+namespace tripline::test {
+
+// Runs a shell command; returns its stdout (trimmed). *rc gets the exit status.
+std::string sh(const std::string& command, int* rc = nullptr);
+
+// The isolated swarm. skip_unless_available() ends the current test with a loud warning when
+// dockerd cannot run here, except under CI=true where that is a failure.
+class Swarm {
+ public:
+  static Swarm& get();
+  bool available() const { return !docker_host_.empty(); }
+  const std::string& docker_host() const { return docker_host_; }
+  const std::string& dir() const { return dir_; }
+  std::string docker(const std::string& args, int* rc = nullptr) const;
+  // A replicated busybox service with `replicas` replicas; removed at exit with the daemon.
+  void create_service(const std::string& name, int replicas) const;
+  int replicas(const std::string& name) const;  // Spec.Mode.Replicated.Replicas
+  ~Swarm();
+
+ private:
+  Swarm();
+  std::string dir_, docker_host_, why_unavailable_;
+  friend bool swarm_or_skip();
+};
+// Call first in a test that needs the swarm; returns false (after WARN/FAIL) when absent.
+bool swarm_or_skip();
+
+inline const std::string kAdminToken = "test-admin-token-0123456789abcdef";
+
+class TestServer {
+ public:
+  // data_dir empty: a fresh temporary one (removed by the destructor).
+  explicit TestServer(std::string data_dir = "", ServiceOptions overrides = {});
+  ~TestServer();
+  void stop();
+  const std::string& url() const { return url_; }
+  const std::string& data_dir() const { return data_dir_; }
+
+  OutboundResponse request(const std::string& method, const std::string& path,
+                           const nlohmann::json& body = nullptr, bool auth = true,
+                           std::vector<std::pair<std::string, std::string>> headers = {}) const;
+  nlohmann::json create_receiver(const nlohmann::json& body) const;  // requires 201
+  OutboundResponse trigger(const std::string& trigger_url,
+                           std::vector<std::pair<std::string, std::string>> headers = {}) const;
+  // Polls the API until the execution is succeeded or failed (or the timeout passes).
+  nlohmann::json wait_finished(int64_t execution_id, int timeout_ms = 20000) const;
+  int64_t execution_count() const;
+
+ private:
+  std::string data_dir_;
+  bool own_dir_ = false;
+  std::unique_ptr<Service> service_;
+  std::string url_;
+};
+
+std::string make_temp_dir(const std::string& prefix);
+
+}  // namespace tripline::test
