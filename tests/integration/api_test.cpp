@@ -83,7 +83,7 @@ TEST_CASE("api: forged trigger tokens get 401 and record nothing") {
   check_error_shape(s.trigger(s.url() + "/_webhooks/" + good_shape), 401);
   CHECK(s.execution_count() == 0);
   auto metrics = s.request("GET", "/metrics", nullptr, false).body;
-  CHECK(metrics.find("tripline_triggers_rejected_total{reason=\"bad_signature\"} 1") != std::string::npos);
+  CHECK(metrics.find("tripline_triggers_rejected_total{reason=\"bad_signature\"} 2") != std::string::npos);
   CHECK(metrics.find("tripline_triggers_accepted_total 0") != std::string::npos);
 }
 

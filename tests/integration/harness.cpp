@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include "log.h"
+
 #include <curl/curl.h>
 #include <unistd.h>
 
@@ -44,9 +46,13 @@ bool in_ci() {
   const char* ci = std::getenv("CI");
   return ci && std::string(ci) == "true";
 }
-struct CurlInit {
-  CurlInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-} curl_init;
+struct Init {
+  Init() {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    // Server logs go to stderr; keep the test report readable unless asked for them.
+    if (!std::getenv("TRIPLINE_TEST_LOGS")) log::set_level(log::Level::kError);
+  }
+} init;
 }  // namespace
 
 Swarm::Swarm() {
