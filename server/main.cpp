@@ -1,6 +1,7 @@
 // tripline: rule-driven action triggers. `tripline serve` runs the service.
 #include <curl/curl.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -157,6 +158,7 @@ int main(int argc, char** argv) {
   o.tls_key = tls_key;
 
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  ::umask(077);  // the database and keys are nobody else's business
   // Block the stop signals in every thread; the main thread waits for them with sigwait.
   sigset_t set;
   sigemptyset(&set);

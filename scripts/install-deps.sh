@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what tripline needs from Debian 12's packages: `build` for the binary, `test` for the
+# test suite and its real peers (dockerd for a swarm), `bench` for the load tests.
+# Uses sudo when not run as root. Skips apt entirely when everything is already installed.
+set -euo pipefail
+
+build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev libsqlitecpp-dev
+       libsqlite3-dev libcurl4-openssl-dev)
+test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl)
+bench=(wrk curl)
+
+want=()
+for set in "$@"; do
+  case "$set" in
+    build) want+=("${build[@]}") ;;
+    test) want+=("${build[@]}" "${test[@]}") ;;
+    bench) want+=("${build[@]}" "${bench[@]}") ;;
+    *) echo "usage: $0 build|test|bench ..." >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing: ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
