@@ -1,6 +1,7 @@
 // The driver contract: everything tripline knows about an action's peer goes through this header.
 //
 // Life of an execution, as the worker drives it:
+//   0. bind(config, request) only for configs that take values from the trigger request.
 //   1. validate(config)      once, when the receiver is saved (check_peer = true) and again from
 //                            the stored JSON on restart (check_peer = false). Typed config or
 //                            field errors.
@@ -37,6 +38,13 @@ struct DriverConfig {
   virtual ~DriverConfig() = default;
 };
 
+// What a trigger request offers to configs that take values from it (e.g. dns-update's
+// "caller-ip"). Views into the request: valid only during bind().
+struct TriggerRequest {
+  std::string_view caller_ip;  // the peer, or the X-Forwarded-For client behind a trusted proxy
+  std::string_view body;       // raw request body
+};
+
 struct Outcome {
   enum class Kind { kSucceeded, kRetryable, kFinal };
   Kind kind = Kind::kSucceeded;
@@ -65,6 +73,9 @@ class Driver {
   // Stable identifier, e.g. "scale-service".
   virtual std::string_view name() const = 0;
   // JSON Schema (draft 2020-12) of the config object; the UI builds its form from it.
+  // Secrets (TSIG secrets, passwords, tokens) are top-level properties marked "writeOnly": true:
+  // tripline stores them encrypted, never returns them, and decrypts them only to hand the
+  // config to validate().
   virtual nlohmann::json config_schema() const = 0;
 
   // Parses `config` into the driver's typed config, or answers Status::Invalid with one
@@ -80,6 +91,18 @@ class Driver {
   // target is also the serialization key for executions.
   virtual std::string target(const DriverConfig& config) const = 0;
   virtual std::string action(const DriverConfig& config) const = 0;
+
+  // Whether executions of this config take values from the trigger request. Asked once when the
+  // receiver is loaded, so receivers that take nothing cost nothing on the trigger path.
+  virtual bool binds_request(const DriverConfig& /*config*/) const { return false; }
+  // For configs that bind_request(): the stored config JSON with the request's values filled in
+  // (e.g. "value": "caller-ip" -> "value": "203.0.113.7"). tripline validates the answer again
+  // (check_peer = false) and records it as the execution's config; an Invalid status is answered
+  // to the caller as 422. Runs on the trigger path: no I/O.
+  virtual Result<nlohmann::json> bind(const nlohmann::json& stored_config,
+                                      const TriggerRequest& /*request*/) const {
+    return stored_config;
+  }
 
   virtual Plan plan(const DriverConfig& config) const = 0;
   virtual Outcome apply(const DriverConfig& config, const nlohmann::json& plan) const = 0;
