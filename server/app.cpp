@@ -152,7 +152,7 @@ json App::receiver_json(const Receiver& r) const {
   return {{"id", r.row.id},
           {"name", r.row.name},
           {"driver", r.row.driver},
-          {"config", r.row.config},
+          {"config", redact_config(r.row.config, r.secret_fields)},
           {"enabled", r.row.enabled},
           {"generation", r.row.generation},
           {"description", r.description},
@@ -272,18 +272,35 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
   if (!receiver->row.enabled)
     return reject(RejectReason::kDisabled, 403, "receiver_disabled", "this receiver is disabled");
 
-  std::string key;
+  Ingest::Trigger t;
+  if (receiver->binds_request) {
+    // The execution takes values from this request (e.g. the caller's address): fill them in,
+    // validate like any config, and record that config with the execution.
+    std::string caller = caller_address(req.peer_address(), req.header("X-Forwarded-For"),
+                                        ctx_.trusted_proxies);
+    auto bound = receiver->driver->bind(receiver->plain_config, TriggerRequest{caller, req.body()});
+    Result<std::shared_ptr<const DriverConfig>> config =
+        bound.ok() ? receiver->driver->validate(*bound, false) : bound.status();
+    if (!config.ok()) {
+      ctx_.metrics.trigger_rejected(RejectReason::kBadRequest);
+      return respond(from_status(config.status()));
+    }
+    t.config = *config;
+    t.config_text = seal_config(*bound, receiver->secret_fields, ctx_.secrets, receiver->row.config).dump();
+  }
+
   if (auto k = req.header("Idempotency-Key")) {
     if (k->empty() || k->size() > 255)
       return reject(RejectReason::kBadRequest, 400, "bad_idempotency_key",
                     "Idempotency-Key must be 1 to 255 characters");
-    key = std::move(*k);
+    t.idempotency_key = std::move(*k);
   }
 
   auto* metrics = &ctx_.metrics;
   int64_t rid = receiver->row.id;
+  t.receiver = std::move(receiver);
   bool queued = ctx_.ingest.submit(
-      std::move(receiver), std::move(key),
+      std::move(t),
       [metrics, rid, respond](const Status& s, const Accepted& a) {
         if (!s.ok()) {
           metrics->trigger_rejected(RejectReason::kStorageFailed);
@@ -332,7 +349,7 @@ HttpResponse App::api(const HttpRequest& req, const std::vector<std::string_view
 
 HttpResponse App::receiver_response(int status, const Result<ReceiverRow>& row) {
   if (!row.ok()) return from_status(row.status());
-  auto r = make_receiver(*row, ctx_.drivers, /*check_peer=*/false);
+  auto r = make_receiver(*row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false);
   if (!r.ok()) return from_status(r.status());
   ctx_.receivers.put(*r);
   return json_response(status, receiver_json(**r));
@@ -352,7 +369,7 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
       auto r = ctx_.receivers.find(row.id);
       if (r && r->row.generation == row.generation && r->row.enabled == row.enabled)
         items.push_back(receiver_json(*r));
-      else if (auto built = make_receiver(row, ctx_.drivers, false); built.ok())
+      else if (auto built = make_receiver(row, ctx_.drivers, ctx_.secrets, false); built.ok())
         items.push_back(receiver_json(**built));
     }
     return json_response(200, {{"items", items}, {"total", total}, {"limit", *limit}, {"offset", *offset}});
@@ -401,13 +418,21 @@ HttpResponse App::create_receiver(const HttpRequest& req) {
   row.name = body["name"];
   row.driver = body["driver"];
   row.config = body["config"];
-  // Validate against the driver and its live peer before anything is stored.
-  auto checked = make_receiver(row, ctx_.drivers, /*check_peer=*/true);
+  auto checked = check_receiver(row, nullptr);
   if (!checked.ok()) return from_status(checked.status());
-  auto stored = ctx_.store.insert_receiver(row.name, row.driver, row.config);
+  const auto& sealed = (*checked)->row.config;
+  auto stored = ctx_.store.insert_receiver(row.name, row.driver, sealed);
   if (stored.ok() && body.value("enabled", true) == false)
     stored = ctx_.store.set_enabled(stored->id, false);
   return receiver_response(201, stored);
+}
+
+Result<std::shared_ptr<const Receiver>> App::check_receiver(ReceiverRow row,
+                                                           const json& previous) {
+  const Driver* driver = ctx_.drivers.find(row.driver);
+  if (driver) row.config = seal_config(row.config, secret_fields(*driver), ctx_.secrets, previous);
+  // Validated against the driver and its live peer before anything is stored.
+  return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, /*check_peer=*/true);
 }
 
 HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
@@ -422,9 +447,9 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
   ReceiverRow row = *current;
   row.name = body["name"];
   row.config = body["config"];
-  auto checked = make_receiver(row, ctx_.drivers, /*check_peer=*/true);
+  auto checked = check_receiver(row, current->config);
   if (!checked.ok()) return from_status(checked.status());
-  auto stored = ctx_.store.update_receiver(id, row.name, row.config);
+  auto stored = ctx_.store.update_receiver(id, row.name, (*checked)->row.config);
   if (stored.ok() && body.contains("enabled") && body["enabled"].get<bool>() != stored->enabled)
     stored = ctx_.store.set_enabled(id, body["enabled"].get<bool>());
   return receiver_response(200, stored);

@@ -16,6 +16,8 @@
 #include "http.h"
 #include "ingest.h"
 #include "metrics.h"
+#include "net.h"
+#include "secrets.h"
 #include "receivers.h"
 #include "store.h"
 #include "token.h"
@@ -27,10 +29,12 @@ struct AppContext {
   ReceiverCache& receivers;
   const DriverRegistry& drivers;
   const Keyring& keyring;
+  const SecretBox& secrets;
   Ingest& ingest;
   Executor& executor;
   Metrics& metrics;
   AdminAuth& admin;
+  std::vector<Cidr> trusted_proxies;
   std::string public_url;  // base of trigger URLs, no trailing slash
 };
 
@@ -57,6 +61,9 @@ class App {
   HttpResponse create_receiver(const HttpRequest& req);
   HttpResponse update_receiver(const HttpRequest& req, int64_t id);
   HttpResponse receiver_response(int status, const Result<ReceiverRow>& row);
+  // Seals the body's secrets (keeping `previous` ones sent back redacted) and validates the
+  // result against the driver and its peer.
+  Result<std::shared_ptr<const Receiver>> check_receiver(ReceiverRow row, const nlohmann::json& previous);
   nlohmann::json receiver_json(const Receiver& r) const;
 
   AppContext ctx_;

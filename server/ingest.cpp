@@ -12,11 +12,12 @@ Ingest::Ingest(Store& store, OnCommitted on_committed, size_t max_pending)
 
 Ingest::~Ingest() { stop(); }
 
-bool Ingest::submit(std::shared_ptr<const Receiver> receiver, std::string key, Done done) {
+bool Ingest::submit(Trigger trigger, Done done) {
+  trigger.created_at = now_ms();
   {
     std::lock_guard lock(mu_);
     if (stopping_ || pending_.size() >= max_pending_) return false;
-    pending_.push_back({std::move(receiver), std::move(key), now_ms(), std::move(done)});
+    pending_.push_back({std::move(trigger), std::move(done)});
   }
   cv_.notify_one();
   return true;
@@ -46,20 +47,21 @@ void Ingest::run() {
     }
     rows.clear();
     for (const Pending& p : batch) {
+      const Trigger& t = p.trigger;
       NewExecution e;
-      e.receiver_id = p.receiver->row.id;
-      e.generation = p.receiver->row.generation;
-      e.driver = &p.receiver->row.driver;
-      e.config = &p.receiver->config_text;
-      e.idempotency_key = p.idempotency_key;
-      e.created_at = p.created_at;
+      e.receiver_id = t.receiver->row.id;
+      e.generation = t.receiver->row.generation;
+      e.driver = &t.receiver->row.driver;
+      e.config = t.config ? &t.config_text : &t.receiver->config_text;
+      e.idempotency_key = t.idempotency_key;
+      e.created_at = t.created_at;
       rows.push_back(std::move(e));
     }
     Status s = store_.insert_executions(rows);
     if (!s.ok()) log::error("could not commit executions", {{"count", batch.size()}, {"error", s.message()}});
     for (size_t i = 0; i < batch.size(); ++i) {
       Accepted a{rows[i].id, rows[i].replayed};
-      if (s.ok() && !a.replayed) on_committed_(batch[i].receiver, a.execution_id, batch[i].created_at);
+      if (s.ok() && !a.replayed) on_committed_(batch[i].trigger, a.execution_id);
       batch[i].done(s, a);
     }
     batch.clear();

@@ -28,21 +28,28 @@ struct Accepted {
 class Ingest {
  public:
   using Done = std::function<void(const Status&, const Accepted&)>;
-  using OnCommitted = std::function<void(const std::shared_ptr<const Receiver>&, int64_t id,
-                                         int64_t created_at)>;
+  // A trigger to record. config/config_text override the receiver's when the execution took
+  // values from its request (Driver::bind); otherwise they are empty.
+  struct Trigger {
+    std::shared_ptr<const Receiver> receiver;
+    std::shared_ptr<const DriverConfig> config;
+    std::string config_text;
+    std::string idempotency_key;
+    int64_t created_at = 0;
+    const DriverConfig& effective_config() const { return config ? *config : *receiver->config; }
+  };
+  using OnCommitted = std::function<void(const Trigger&, int64_t id)>;
 
   Ingest(Store& store, OnCommitted on_committed, size_t max_pending = 20000);
   ~Ingest();
 
   // Queues one trigger. Answers false at once (and never calls done) when the queue is full.
-  bool submit(std::shared_ptr<const Receiver> receiver, std::string idempotency_key, Done done);
+  bool submit(Trigger trigger, Done done);
   void stop();  // commits what is queued, then stops the writer
 
  private:
   struct Pending {
-    std::shared_ptr<const Receiver> receiver;
-    std::string idempotency_key;
-    int64_t created_at;
+    Trigger trigger;
     Done done;
   };
   void run();

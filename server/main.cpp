@@ -41,6 +41,10 @@ Flags of serve (each also read from the environment variable named after it):
   --tls-cert FILE         TRIPLINE_TLS_CERT     serve HTTPS with this certificate (PEM)...
   --tls-key FILE          TRIPLINE_TLS_KEY      ...and this private key
   --log-level LEVEL       TRIPLINE_LOG_LEVEL    debug, info, warn or error (default info)
+  --trusted-proxies LIST  TRIPLINE_TRUSTED_PROXIES  comma-separated addresses/CIDRs of reverse
+                                                proxies whose X-Forwarded-For is believed
+                          TRIPLINE_SECRET_KEY   64 hex digits: key sealing config secrets at rest
+                                                (default: DATA_DIR/secrets.key, created once)
                           TRIPLINE_ADMIN_TOKEN  an admin credential to accept; when unset and no
                                                 admin token exists yet, one is generated and
                                                 printed once
@@ -85,7 +89,7 @@ int main(int argc, char** argv) {
 
   std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url, docker_host,
               workers = "4", http_threads = "2", max_attempts = "8", retry_base = "500",
-              retry_max = "60000", tls_cert, tls_key, log_level = "info";
+              retry_max = "60000", tls_cert, tls_key, log_level = "info", trusted_proxies;
   docker_host = "unix:///var/run/docker.sock";
   Flag flags[] = {{"--listen", "TRIPLINE_LISTEN", &listen},
                   {"--data-dir", "TRIPLINE_DATA_DIR", &data_dir},
@@ -98,7 +102,8 @@ int main(int argc, char** argv) {
                   {"--retry-max-ms", "TRIPLINE_RETRY_MAX_MS", &retry_max},
                   {"--tls-cert", "TRIPLINE_TLS_CERT", &tls_cert},
                   {"--tls-key", "TRIPLINE_TLS_KEY", &tls_key},
-                  {"--log-level", "TRIPLINE_LOG_LEVEL", &log_level}};
+                  {"--log-level", "TRIPLINE_LOG_LEVEL", &log_level},
+                  {"--trusted-proxies", "TRIPLINE_TRUSTED_PROXIES", &trusted_proxies}};
   for (auto& f : flags)
     if (const char* v = std::getenv(f.env); v && *v) *f.value = v;
   for (int i = 2; i < argc; ++i) {
@@ -155,6 +160,13 @@ int main(int argc, char** argv) {
   o.retry.base = std::chrono::milliseconds(to_int(retry_base, "--retry-base-ms"));
   o.retry.max = std::chrono::milliseconds(to_int(retry_max, "--retry-max-ms"));
   o.tls_cert = tls_cert;
+  for (size_t start = 0; start < trusted_proxies.size();) {
+    size_t comma = trusted_proxies.find(',', start);
+    if (comma == std::string::npos) comma = trusted_proxies.size();
+    std::string item = trusted_proxies.substr(start, comma - start);
+    if (!item.empty()) o.trusted_proxies.push_back(item);
+    start = comma + 1;
+  }
   o.tls_key = tls_key;
 
   curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -3,16 +3,22 @@
 namespace tripline {
 
 Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const DriverRegistry& drivers,
-                                                      bool check_peer) {
+                                                      const SecretBox& secrets, bool check_peer) {
   const Driver* driver = drivers.find(row.driver);
   if (!driver)
     return Status::Invalid("unknown driver \"" + row.driver + "\"",
                            {{"driver", "is not one of this server's drivers"}});
-  auto config = driver->validate(row.config, check_peer);
+  auto fields = secret_fields(*driver);
+  auto plain = open_config(row.config, fields, secrets);
+  if (!plain.ok()) return plain.status();
+  auto config = driver->validate(*plain, check_peer);
   if (!config.ok()) return config.status();
   auto r = std::make_shared<Receiver>();
   r->driver = driver;
   r->config = *config;
+  r->plain_config = std::move(plain).value();
+  r->secret_fields = std::move(fields);
+  r->binds_request = driver->binds_request(**config);
   r->config_text = row.config.dump();
   r->target = driver->target(**config);
   r->action = driver->action(**config);

@@ -12,15 +12,19 @@
 #include <unordered_map>
 
 #include "../drivers/registry.h"
+#include "secrets.h"
 #include "store.h"
 #include "token.h"
 
 namespace tripline {
 
 struct Receiver {
-  ReceiverRow row;
+  ReceiverRow row;                      // row.config as stored: secrets sealed
   const Driver* driver = nullptr;
   std::shared_ptr<const DriverConfig> config;
+  nlohmann::json plain_config;          // secrets opened: what bind() and validate() see
+  std::vector<std::string> secret_fields;
+  bool binds_request = false;           // executions take values from the trigger request
   std::string config_text;  // row.config serialized once: the execution snapshot
   std::string target;
   std::string action;
@@ -31,9 +35,10 @@ struct Receiver {
   }
 };
 
-// Resolves a stored row against the registry. check_peer asks the driver to check its peer too.
+// Resolves a stored row (secrets sealed) against the registry. check_peer asks the driver to
+// check its peer too.
 Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const DriverRegistry& drivers,
-                                                      bool check_peer);
+                                                      const SecretBox& secrets, bool check_peer);
 
 class ReceiverCache {
  public:

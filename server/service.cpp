@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "admin_auth.h"
@@ -11,6 +12,8 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "net.h"
+#include "secrets.h"
 #include "receivers.h"
 #include "store.h"
 #include "token.h"
@@ -21,6 +24,7 @@ struct Service::Parts {
   ServiceOptions options;
   std::unique_ptr<Store> store;
   Keyring keyring;
+  SecretBox secrets = SecretBox::from_key(std::string(32, '\0'));  // replaced at start
   DriverRegistry drivers;
   ReceiverCache receivers;
   Metrics metrics;
@@ -35,13 +39,14 @@ struct Service::Parts {
 
 namespace {
 
-Job job_for(const Receiver& r, int64_t id, int64_t created_at) {
+Job job_for(const Ingest::Trigger& t, int64_t id) {
+  const Receiver& r = *t.receiver;
   Job j;
   j.id = id;
   j.driver = r.driver;
-  j.config = r.config;
+  j.config = t.config ? t.config : r.config;
   j.lane = r.row.driver + ":" + r.target;
-  j.created_at = created_at;
+  j.created_at = t.created_at;
   return j;
 }
 
@@ -67,8 +72,12 @@ void recover(Service::Parts& p) {
   int recovered = 0;
   for (ExecutionRow& e : p.store->unfinished_executions()) {
     const Driver* driver = p.drivers.find(e.driver);
-    auto config = driver ? driver->validate(nlohmann::json::parse(e.config, nullptr, false), false)
-                         : Result<std::shared_ptr<const DriverConfig>>(Status::Invalid("unknown driver"));
+    Result<std::shared_ptr<const DriverConfig>> config = Status::Invalid("unknown driver " + e.driver);
+    if (driver) {
+      auto plain = open_config(nlohmann::json::parse(e.config, nullptr, false),
+                               secret_fields(*driver), p.secrets);
+      config = plain.ok() ? driver->validate(*plain, false) : plain.status();
+    }
     if (!config.ok()) {
       p.store->finish(e.id, ExecutionStatus::kFailed, nullptr,
                       "cannot resume after restart: " + config.status().message(), now_ms());
@@ -106,6 +115,15 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   auto keyring = Keyring::load_or_create(o.data_dir + "/keys");
   if (!keyring.ok()) return keyring.status();
   p.keyring = *keyring;
+  auto secrets = SecretBox::load_or_create(o.data_dir, std::getenv("TRIPLINE_SECRET_KEY"));
+  if (!secrets.ok()) return secrets.status();
+  p.secrets = *secrets;
+  std::vector<Cidr> proxies;
+  for (const auto& text : o.trusted_proxies) {
+    auto c = Cidr::parse(text);
+    if (!c) return Status::Invalid("--trusted-proxies: \"" + text + "\" is not an address or CIDR range");
+    proxies.push_back(*c);
+  }
   auto store = Store::open(o.data_dir + "/tripline.db");
   if (!store.ok()) return store.status();
   p.store = std::move(store).value();
@@ -125,7 +143,7 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
 
   for (auto& row : p.store->all_receivers()) {
     int64_t id = row.id;
-    auto r = make_receiver(std::move(row), p.drivers, /*check_peer=*/false);
+    auto r = make_receiver(std::move(row), p.drivers, p.secrets, /*check_peer=*/false);
     if (r.ok())
       p.receivers.put(*r);
     else
@@ -135,13 +153,14 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   p.executor = std::make_unique<Executor>(*p.store, p.metrics, o.retry, o.workers);
   p.metrics.set_queue_depth_source([ex = p.executor.get()] { return ex->depth(); });
   p.ingest = std::make_unique<Ingest>(
-      *p.store, [ex = p.executor.get()](const std::shared_ptr<const Receiver>& r, int64_t id,
-                                        int64_t created_at) { ex->enqueue(job_for(*r, id, created_at)); });
+      *p.store, [ex = p.executor.get()](const Ingest::Trigger& t, int64_t id) {
+        ex->enqueue(job_for(t, id));
+      });
   recover(p);
   p.executor->start();
 
-  AppContext ctx{*p.store, p.receivers, p.drivers, p.keyring, *p.ingest, *p.executor,
-                 p.metrics, *p.admin, ""};
+  AppContext ctx{*p.store, p.receivers, p.drivers, p.keyring, p.secrets, *p.ingest,
+                 *p.executor, p.metrics, *p.admin, std::move(proxies), ""};
   p.app = std::make_unique<App>(ctx);
   HttpServerOptions http{host, port, o.http_threads, 1 << 20, o.tls_cert, o.tls_key};
   p.http = std::make_unique<HttpServer>(*p.app, http);

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "../drivers/registry.h"
 #include "http_server.h"
@@ -23,6 +24,7 @@ struct ServiceOptions {
   int workers = 4;
   RetryPolicy retry;
   std::string tls_cert, tls_key;
+  std::vector<std::string> trusted_proxies;  // addresses/CIDRs whose X-Forwarded-For is believed
 };
 
 class Service {

@@ -33,8 +33,9 @@ Keyring::Key make_key(std::string kid, std::string secret) {
   return Keyring::Key{std::move(kid), std::move(secret), std::move(encoded)};
 }
 
+// Key ids are "k" + creation time + "-" + random hex, as write_new_key makes them.
 bool valid_kid(std::string_view kid) {
-  if (kid.empty() || kid.size() > 64) return false;
+  if (kid.size() < 2 || kid.size() > 64 || kid[0] != 'k') return false;
   return std::all_of(kid.begin(), kid.end(),
                      [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '-'; });
 }
