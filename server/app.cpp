@@ -1,6 +1,7 @@
 #include "app.h"
 
 #include <charconv>
+#include <unordered_map>
 #include <chrono>
 
 #include "crypto.h"
@@ -164,7 +165,22 @@ json App::receiver_json(const Receiver& r) const {
 }
 
 void App::handle(const HttpRequest& req, Responder respond) {
-  auto segments = split_path(req.path());
+  std::string_view path = req.path();
+  constexpr std::string_view kHooks = "/_webhooks/";
+  if (path.rfind(kHooks, 0) == 0 && path.find('/', kHooks.size()) == std::string_view::npos) {
+    std::string_view token = path.substr(kHooks.size());
+    if (req.method() != "POST") {
+      ctx_.metrics.request(Route::kTrigger, 405);
+      return respond(method_not_allowed("POST"));
+    }
+    if (token == "trigger") {
+      std::string header = req.header("X-Tripline-Token").value_or("");
+      return trigger(req, header, respond);
+    }
+    return trigger(req, token, respond);
+  }
+
+  auto segments = split_path(path);
   Route route = Route::kOther;
   if (!segments.empty()) {
     if (segments[0] == "_webhooks") route = Route::kTrigger;
@@ -173,36 +189,15 @@ void App::handle(const HttpRequest& req, Responder respond) {
     else if (segments[0] == "metrics") route = Route::kMetrics;
   }
 
-  if (route == Route::kTrigger) {
-    Responder counted = [m = &ctx_.metrics, respond = std::move(respond)](HttpResponse&& r) {
-      m->request(Route::kTrigger, r.status);
-      respond(std::move(r));
-    };
-    if (segments.size() != 2) {
-      counted(error_response(404, "not_found", "trigger URLs look like /_webhooks/<token>"));
-      return;
-    }
-    if (req.method() != "POST") {
-      counted(method_not_allowed("POST"));
-      return;
-    }
-    if (segments[1] == "trigger") {
-      auto header = req.header("X-Tripline-Token");
-      std::string token = header.value_or("");
-      trigger(req, token, counted);
-    } else {
-      trigger(req, segments[1], counted);
-    }
-    return;
-  }
-
   auto started = std::chrono::steady_clock::now();
   std::string request_id = req.header("X-Request-Id").value_or("");
   if (request_id.empty() || request_id.size() > 64)
     request_id = crypto::hex(crypto::random_bytes(8));
   HttpResponse r;
   try {
-    if (route == Route::kApi) {
+    if (route == Route::kTrigger) {
+      r = error_response(404, "not_found", "trigger URLs look like /_webhooks/<token>");
+    } else if (route == Route::kApi) {
       r = api(req, segments);
     } else if (route == Route::kHealth || route == Route::kMetrics) {
       if (segments.size() != 1) {
@@ -242,33 +237,47 @@ void App::handle(const HttpRequest& req, Responder respond) {
 // Token -> receiver cache -> durable insert -> 202. No database read, no driver, no peer.
 
 void App::trigger(const HttpRequest& req, std::string_view token, Responder& respond) {
-  auto reject = [&](RejectReason reason, int status, std::string_view code, std::string_view msg) {
+  auto reject = [&](RejectReason reason, int status, const char* code, const char* msg) {
     ctx_.metrics.trigger_rejected(reason);
+    ctx_.metrics.request(Route::kTrigger, status);
     if (log::enabled(log::Level::kDebug))
       log::debug("trigger rejected", {{"reason", to_string(reason)},
                                       {"token", log::redact_token(token)},
                                       {"peer", req.peer_address()}});
-    respond(error_response(status, code, msg));
+    // Rejections are what a flood of forged tokens costs us: their bodies are built once.
+    thread_local std::unordered_map<const char*, std::string> bodies;
+    auto [it, fresh] = bodies.try_emplace(msg);
+    if (fresh) it->second = error_response(status, code, msg).body;
+    HttpResponse r;
+    r.status = status;
+    r.body = it->second;
+    respond(std::move(r));
   };
 
-  TokenClaims claims;
-  switch (ctx_.keyring.verify(token, &claims)) {
-    case TokenError::kNone: break;
-    case TokenError::kMalformed:
-      return reject(RejectReason::kMalformedToken, 401, "invalid_token", "the trigger token is not valid");
-    case TokenError::kUnknownKey:
-      return reject(RejectReason::kUnknownKey, 401, "invalid_token", "the trigger token is not valid");
-    case TokenError::kBadSignature:
-      return reject(RejectReason::kBadSignature, 401, "invalid_token", "the trigger token is not valid");
+  // Fast lane: the receiver's current token, issued by us with the newest key.
+  std::shared_ptr<const Receiver> receiver = ctx_.receivers.find_by_token(token);
+  if (!receiver) {
+    // Everything else is verified in full: a token signed with an older key is still good when
+    // its claims match the receiver's current generation; anything else says why it is not.
+    TokenClaims claims;
+    switch (ctx_.keyring.verify(token, &claims)) {
+      case TokenError::kNone: break;
+      case TokenError::kMalformed:
+        return reject(RejectReason::kMalformedToken, 401, "invalid_token", "the trigger token is not valid");
+      case TokenError::kUnknownKey:
+        return reject(RejectReason::kUnknownKey, 401, "invalid_token", "the trigger token is not valid");
+      case TokenError::kBadSignature:
+        return reject(RejectReason::kBadSignature, 401, "invalid_token", "the trigger token is not valid");
+    }
+    receiver = ctx_.receivers.find(claims.receiver_id);
+    if (!receiver)
+      return reject(RejectReason::kUnknownReceiver, 401, "revoked_token",
+                    "this trigger URL's receiver no longer exists");
+    if (receiver->row.generation != claims.generation || receiver->row.driver != claims.driver ||
+        receiver->target != claims.target || receiver->action != claims.action)
+      return reject(RejectReason::kRevoked, 401, "revoked_token",
+                    "this trigger URL was replaced; get the current one from the receiver");
   }
-  auto receiver = ctx_.receivers.find(claims.receiver_id);
-  if (!receiver)
-    return reject(RejectReason::kUnknownReceiver, 401, "revoked_token",
-                  "this trigger URL's receiver no longer exists");
-  if (receiver->row.generation != claims.generation || receiver->row.driver != claims.driver ||
-      receiver->target != claims.target || receiver->action != claims.action)
-    return reject(RejectReason::kRevoked, 401, "revoked_token",
-                  "this trigger URL was replaced; get the current one from the receiver");
   if (!receiver->row.enabled)
     return reject(RejectReason::kDisabled, 403, "receiver_disabled", "this receiver is disabled");
 
@@ -283,6 +292,7 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
         bound.ok() ? receiver->driver->validate(*bound, false) : bound.status();
     if (!config.ok()) {
       ctx_.metrics.trigger_rejected(RejectReason::kBadRequest);
+      ctx_.metrics.request(Route::kTrigger, 422);
       return respond(from_status(config.status()));
     }
     t.config = *config;
@@ -299,30 +309,25 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
   auto* metrics = &ctx_.metrics;
   int64_t rid = receiver->row.id;
   t.receiver = std::move(receiver);
-  bool queued = ctx_.ingest.submit(
-      std::move(t),
-      [metrics, rid, respond](const Status& s, const Accepted& a) {
-        if (!s.ok()) {
-          metrics->trigger_rejected(RejectReason::kStorageFailed);
-          auto r = error_response(503, "unavailable", "the execution could not be recorded; retry");
-          r.headers.emplace_back("Retry-After", "1");
-          respond(std::move(r));
-          return;
-        }
-        if (!a.replayed) metrics->trigger_accepted();
-        HttpResponse r;
-        r.status = 202;
-        r.body = "{\"execution_id\":" + std::to_string(a.execution_id) +
-                 ",\"receiver_id\":" + std::to_string(rid) + ",\"status\":\"queued\"" +
-                 (a.replayed ? ",\"replayed\":true}" : "}");
-        respond(std::move(r));
-      });
-  if (!queued) {
-    ctx_.metrics.trigger_rejected(RejectReason::kOverloaded);
-    auto r = error_response(503, "overloaded", "too many triggers are waiting to be recorded; retry");
-    r.headers.emplace_back("Retry-After", "1");
+  Ingest::Done done = [metrics, rid, respond = std::move(respond)](const Status& s, const Accepted& a) {
+    HttpResponse r;
+    if (!s.ok()) {
+      metrics->trigger_rejected(a.overloaded ? RejectReason::kOverloaded : RejectReason::kStorageFailed);
+      r = error_response(503, a.overloaded ? "overloaded" : "unavailable",
+                         a.overloaded ? "too many triggers are waiting to be recorded; retry"
+                                      : "the execution could not be recorded; retry");
+      r.headers.emplace_back("Retry-After", "1");
+    } else {
+      if (!a.replayed) metrics->trigger_accepted();
+      r.status = 202;
+      r.body = "{\"execution_id\":" + std::to_string(a.execution_id) +
+               ",\"receiver_id\":" + std::to_string(rid) + ",\"status\":\"queued\"" +
+               (a.replayed ? ",\"replayed\":true}" : "}");
+    }
+    metrics->request(Route::kTrigger, r.status);
     respond(std::move(r));
-  }
+  };
+  ctx_.ingest.submit(std::move(t), std::move(done));
 }
 
 // --- management API ----------------------------------------------------------------------

@@ -3,9 +3,12 @@
 #pragma once
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+struct evp_mac_ctx_st;
 
 namespace tripline::crypto {
 
@@ -15,6 +18,17 @@ using Digest = std::array<unsigned char, 32>;
 std::string random_bytes(size_t n);
 
 Digest hmac_sha256(std::string_view key, std::string_view data);
+
+// HMAC-SHA256 under a fixed key, set up once: each mac() copies the keyed state instead of
+// fetching the algorithm and absorbing the key again (the token check on every trigger).
+class HmacKey {
+ public:
+  explicit HmacKey(std::string_view key);
+  Digest mac(std::string_view data) const;
+
+ private:
+  std::shared_ptr<evp_mac_ctx_st> keyed_;  // EVP_MAC_CTX, never modified after construction
+};
 Digest sha256(std::string_view data);
 
 // Compares in time that depends only on the lengths.

@@ -12,15 +12,20 @@ Ingest::Ingest(Store& store, OnCommitted on_committed, size_t max_pending)
 
 Ingest::~Ingest() { stop(); }
 
-bool Ingest::submit(Trigger trigger, Done done) {
+void Ingest::submit(Trigger trigger, Done done) {
   trigger.created_at = now_ms();
   {
-    std::lock_guard lock(mu_);
-    if (stopping_ || pending_.size() >= max_pending_) return false;
-    pending_.push_back({std::move(trigger), std::move(done)});
+    std::unique_lock lock(mu_);
+    if (!stopping_ && pending_.size() < max_pending_) {
+      pending_.push_back({std::move(trigger), std::move(done)});
+      lock.unlock();
+      cv_.notify_one();
+      return;
+    }
   }
-  cv_.notify_one();
-  return true;
+  Accepted refused;
+  refused.overloaded = true;
+  done(Status::Unavailable("overloaded"), refused);
 }
 
 void Ingest::stop() {

@@ -22,7 +22,8 @@ namespace tripline {
 
 struct Accepted {
   int64_t execution_id = 0;
-  bool replayed = false;  // an Idempotency-Key matched: this is the earlier execution
+  bool replayed = false;    // an Idempotency-Key matched: this is the earlier execution
+  bool overloaded = false;  // refused without trying: the queue was full
 };
 
 class Ingest {
@@ -43,8 +44,9 @@ class Ingest {
   Ingest(Store& store, OnCommitted on_committed, size_t max_pending = 20000);
   ~Ingest();
 
-  // Queues one trigger. Answers false at once (and never calls done) when the queue is full.
-  bool submit(Trigger trigger, Done done);
+  // Queues one trigger; `done` runs after its commit (or at once, overloaded, when the queue is
+  // full or the ingest is stopping).
+  void submit(Trigger trigger, Done done);
   void stop();  // commits what is queued, then stops the writer
 
  private:

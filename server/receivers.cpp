@@ -1,5 +1,7 @@
 #include "receivers.h"
 
+#include "crypto.h"
+
 namespace tripline {
 
 Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const DriverRegistry& drivers,
@@ -27,26 +29,53 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
   return std::shared_ptr<const Receiver>(std::move(r));
 }
 
-ReceiverCache::ReceiverCache() : map_(std::make_shared<const Map>()) {}
+bool ReceiverCache::ConstantTimeEqual::operator()(std::string_view a, std::string_view b) const {
+  return crypto::constant_time_equal(a, b);
+}
+
+ReceiverCache::ReceiverCache(const Keyring& keyring)
+    : keyring_(keyring), snapshot_(std::make_shared<const Snapshot>()) {}
 
 std::shared_ptr<const Receiver> ReceiverCache::find(int64_t id) const {
-  auto snapshot = map_.load(std::memory_order_acquire);
-  auto it = snapshot->find(id);
-  return it == snapshot->end() ? nullptr : it->second;
+  auto snap = snapshot_.load(std::memory_order_acquire);
+  auto it = snap->by_id.find(id);
+  return it == snap->by_id.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const Receiver> ReceiverCache::find_by_token(std::string_view token) const {
+  auto snap = snapshot_.load(std::memory_order_acquire);
+  auto it = snap->by_token.find(token);
+  return it == snap->by_token.end() ? nullptr : it->second;
+}
+
+// Rebuilds the token index so its string_view keys point into the new snapshot's own strings.
+void ReceiverCache::publish(std::shared_ptr<Snapshot> next) {
+  next->by_token.clear();
+  for (const auto& [id, token] : next->tokens) next->by_token.emplace(token, next->by_id.at(id));
+  snapshot_.store(std::move(next), std::memory_order_release);
 }
 
 void ReceiverCache::put(std::shared_ptr<const Receiver> receiver) {
   std::lock_guard lock(write_mu_);
-  auto next = std::make_shared<Map>(*map_.load());
-  (*next)[receiver->row.id] = std::move(receiver);
-  map_.store(std::move(next), std::memory_order_release);
+  auto next = std::make_shared<Snapshot>();
+  auto current = snapshot_.load();
+  next->by_id = current->by_id;
+  next->tokens = current->tokens;
+  int64_t id = receiver->row.id;
+  next->tokens[id] = keyring_.sign(receiver->claims());
+  next->by_id[id] = std::move(receiver);
+  publish(std::move(next));
 }
 
 void ReceiverCache::erase(int64_t id) {
   std::lock_guard lock(write_mu_);
-  auto next = std::make_shared<Map>(*map_.load());
-  next->erase(id);
-  map_.store(std::move(next), std::memory_order_release);
+  auto next = std::make_shared<Snapshot>();
+  auto current = snapshot_.load();
+  next->by_id = current->by_id;
+  next->tokens = current->tokens;
+  next->by_id.erase(id);
+  next->tokens.erase(id);
+  publish(std::move(next));
 }
 
 }  // namespace tripline

@@ -42,14 +42,32 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
 
 class ReceiverCache {
  public:
-  ReceiverCache();
+  explicit ReceiverCache(const Keyring& keyring);
   std::shared_ptr<const Receiver> find(int64_t id) const;
+  // The receiver whose CURRENT token (signed with the newest key) is exactly `token`, compared
+  // in constant time. The trigger path's fast lane: a hit needs no HMAC and no JSON parse, since
+  // the token is one this server issued for the receiver's current generation. A miss is not a
+  // verdict: tokens signed with an older key still go through Keyring::verify.
+  std::shared_ptr<const Receiver> find_by_token(std::string_view token) const;
   void put(std::shared_ptr<const Receiver> receiver);
   void erase(int64_t id);
 
  private:
-  using Map = std::unordered_map<int64_t, std::shared_ptr<const Receiver>>;
-  std::atomic<std::shared_ptr<const Map>> map_;
+  struct ConstantTimeEqual {
+    bool operator()(std::string_view a, std::string_view b) const;
+  };
+  struct Snapshot {
+    std::unordered_map<int64_t, std::shared_ptr<const Receiver>> by_id;
+    // Keys view the token strings held in `tokens`.
+    std::unordered_map<std::string_view, std::shared_ptr<const Receiver>,
+                       std::hash<std::string_view>, ConstantTimeEqual>
+        by_token;
+    std::unordered_map<int64_t, std::string> tokens;
+  };
+  void publish(std::shared_ptr<Snapshot> next);
+
+  const Keyring& keyring_;
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
   std::mutex write_mu_;
 };
 

@@ -26,7 +26,7 @@ struct Service::Parts {
   Keyring keyring;
   SecretBox secrets = SecretBox::from_key(std::string(32, '\0'));  // replaced at start
   DriverRegistry drivers;
-  ReceiverCache receivers;
+  ReceiverCache receivers{keyring};
   Metrics metrics;
   std::unique_ptr<AdminAuth> admin;
   std::unique_ptr<Executor> executor;

@@ -30,7 +30,8 @@ namespace {
 Keyring::Key make_key(std::string kid, std::string secret) {
   nlohmann::json header = {{"alg", "HS256"}, {"kid", kid}, {"typ", "JWT"}};
   std::string encoded = crypto::base64url_encode(header.dump());
-  return Keyring::Key{std::move(kid), std::move(secret), std::move(encoded)};
+  auto hmac = std::make_shared<const crypto::HmacKey>(secret);
+  return Keyring::Key{std::move(kid), std::move(secret), std::move(encoded), std::move(hmac)};
 }
 
 // Key ids are "k" + creation time + "-" + random hex, as write_new_key makes them.
@@ -125,7 +126,7 @@ std::string Keyring::sign(const TokenClaims& c) const {
   nlohmann::json claims = {{"rid", c.receiver_id}, {"gen", c.generation}, {"drv", c.driver},
                            {"tgt", c.target},      {"act", c.action}};
   std::string signing_input = key.encoded_header + "." + crypto::base64url_encode(claims.dump());
-  auto mac = crypto::hmac_sha256(key.secret, signing_input);
+  auto mac = key.hmac->mac(signing_input);
   return signing_input + "." + crypto::base64url_encode(crypto::view(mac));
 }
 
@@ -147,7 +148,7 @@ TokenError Keyring::verify(std::string_view token, TokenClaims* out) const {
 
   auto sig = crypto::base64url_decode(sig_text);
   if (!sig || sig->size() != 32) return TokenError::kMalformed;
-  auto mac = crypto::hmac_sha256(key->secret, signing_input);
+  auto mac = key->hmac->mac(signing_input);
   if (!crypto::constant_time_equal(crypto::view(mac), *sig)) return TokenError::kBadSignature;
 
   // Only claims this server signed reach the JSON parser.

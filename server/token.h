@@ -18,10 +18,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "crypto.h"
 #include "status.h"
 
 namespace tripline {
@@ -49,6 +51,7 @@ class Keyring {
     std::string kid;
     std::string secret;          // 32 raw bytes
     std::string encoded_header;  // base64url of the exact header issued with this key
+    std::shared_ptr<const crypto::HmacKey> hmac;
   };
 
   // Loads every key in `dir`, creating the directory (0700) and a first key when none exists.
