@@ -24,16 +24,14 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       g++ cmake make pkg-config \
       libpistache-dev libssl-dev libcurl4-openssl-dev \
-      libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev \
+      libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev libldns-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-# Only what the tripline target compiles from, so edits to tests/, bench/ or docs do not
-# invalidate the build cache. (migrations/*.sql are embedded into the binary by CMake.)
-COPY CMakeLists.txt ./
-COPY migrations/ migrations/
-COPY server/ server/
-COPY drivers/ drivers/
+# The whole tree minus what .dockerignore leaves out (tests, docs, bench, build dirs, ...), so new
+# source directories need no change here. CMake embeds migrations/*.sql and everything under ui/
+# into the binary.
+COPY . .
 RUN cmake -S . -B build -DTRIPLINE_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
  && cmake --build build --target tripline -j"$(nproc)" \
  && strip --strip-unneeded build/tripline \
@@ -43,7 +41,8 @@ RUN cmake -S . -B build -DTRIPLINE_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
 FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
 # Shared libraries the binary links (SQLiteCpp and nlohmann-json are compiled in):
-#   libpistache0, libssl3 (libssl+libcrypto), libcurl4, libsqlite3-0; libstdc++6 is in the base.
+#   libpistache0, libssl3 (libssl+libcrypto), libcurl4, libsqlite3-0, libldns3 (dns-update
+#   driver); libstdc++6 is in the base.
 # ca-certificates: outgoing HTTPS calls made by actions verify peers against it.
 # curl: for HEALTHCHECK only; it costs ~0.5 MB here because libcurl4 is needed anyway, and unlike
 #   a bash /dev/tcp probe it also works when TRIPLINE_TLS_CERT switches the server to HTTPS.
@@ -51,7 +50,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 #   package cache (~80 MB) would stay in this layer.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libpistache0 libssl3 libcurl4 libsqlite3-0 ca-certificates curl \
+      libpistache0 libssl3 libcurl4 libsqlite3-0 libldns3 ca-certificates curl \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 

@@ -2,12 +2,14 @@
 
 #include <stdexcept>
 
+#include "dns_update/dns_update.h"
 #include "scale_service/scale_service.h"
 
 namespace tripline {
 
 void register_drivers(DriverRegistry& registry, const DriverEnv& env) {
   registry.add(std::make_unique<ScaleServiceDriver>(env.docker_host));
+  registry.add(std::make_unique<DnsUpdateDriver>());
 }
 
 void DriverRegistry::add(std::unique_ptr<Driver> driver) {

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what tripline needs from Debian 12's packages: `build` for the binary, `test` for the
-# test suite and its real peers (dockerd for a swarm), `bench` for the load tests.
+# test suite and its real peers (dockerd for a swarm, BIND for DNS updates), `bench` for the load tests.
 # Uses sudo when not run as root. Skips apt entirely when everything is already installed.
 set -euo pipefail
 
 build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev libsqlitecpp-dev
-       libsqlite3-dev libcurl4-openssl-dev)
-test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl)
+       libsqlite3-dev libcurl4-openssl-dev libldns-dev)
+test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils)
 bench=(wrk curl)
 
 want=()

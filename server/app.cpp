@@ -150,7 +150,12 @@ std::string App::trigger_url(const Receiver& r) const {
 }
 
 json App::receiver_json(const Receiver& r) const {
+  ExecutionFilter last;
+  last.receiver_id = r.row.id;
+  last.limit = 1;
+  auto rows = ctx_.store.list_executions(last);
   return {{"id", r.row.id},
+          {"last_execution", rows.empty() ? json(nullptr) : execution_json(rows.front())},
           {"name", r.row.name},
           {"driver", r.row.driver},
           {"config", redact_config(r.row.config, r.secret_fields)},
@@ -212,6 +217,11 @@ void App::handle(const HttpRequest& req, Responder respond) {
         r.body = ctx_.metrics.render();
         r.content_type = "text/plain; version=0.0.4";
       }
+    } else if (auto file = (req.method() == "GET" || req.method() == "HEAD")
+                               ? ui_.serve(path, req.header("If-None-Match"))
+                               : std::nullopt) {
+      route = Route::kUi;
+      r = std::move(*file);
     } else {
       r = error_response(404, "not_found", "no such path");
     }

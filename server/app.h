@@ -7,7 +7,6 @@
 //   /api/v1/...                       management API, admin bearer token required (docs/api.md)
 #pragma once
 
-#include <atomic>
 #include <string>
 
 #include "../drivers/registry.h"
@@ -21,6 +20,7 @@
 #include "receivers.h"
 #include "store.h"
 #include "token.h"
+#include "ui.h"
 
 namespace tripline {
 
@@ -67,7 +67,7 @@ class App {
   nlohmann::json receiver_json(const Receiver& r) const;
 
   AppContext ctx_;
-  std::atomic<uint64_t> request_counter_{0};
+  UiFiles ui_;
 };
 
 }  // namespace tripline

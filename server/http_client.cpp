@@ -14,6 +14,23 @@ size_t append_body(char* data, size_t size, size_t n, void* out) {
   body->append(data, size * n);
   return size * n;
 }
+size_t collect_header(char* data, size_t size, size_t n, void* out) {
+  auto* headers = static_cast<std::vector<std::pair<std::string, std::string>>*>(out);
+  std::string_view line(data, size * n);
+  auto colon = line.find(':');
+  if (colon != std::string_view::npos && headers->size() < 100) {
+    std::string name(line.substr(0, colon));
+    for (auto& c : name) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+      value.remove_suffix(1);
+    headers->emplace_back(std::move(name), std::string(value));
+  } else if (line.rfind("HTTP/", 0) == 0) {
+    headers->clear();  // a new response (after a 100 Continue or a redirect): keep only its headers
+  }
+  return size * n;
+}
 }  // namespace
 
 OutboundResponse http_request(const OutboundRequest& req) {
@@ -42,6 +59,8 @@ OutboundResponse http_request(const OutboundRequest& req) {
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &out.headers);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {

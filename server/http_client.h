@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,13 @@ struct OutboundResponse {
   int status = 0;         // 0 when no HTTP answer came (see error)
   std::string body;
   std::string error;      // transport error (refused, timeout, ...), empty on an HTTP answer
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
+  // The first value of a header (name in lower case), or nullptr.
+  const std::string* header(std::string_view name) const {
+    for (const auto& [k, v] : headers)
+      if (k == name) return &v;
+    return nullptr;
+  }
   bool transport_failed() const { return status == 0; }
 };
 

@@ -44,6 +44,21 @@ class PistacheRequest : public HttpRequest {
   const Http::Request& r_;
 };
 
+// Pistache writes only typed headers into responses (raw ones are dropped), so every header of
+// ours travels as one of these.
+class NamedHeader : public Http::Header::Header {
+ public:
+  NamedHeader(std::string name, std::string value) : name_(std::move(name)), value_(std::move(value)) {}
+  const char* name() const override { return name_.c_str(); }
+  void write(std::ostream& os) const override { os << value_; }
+#ifdef SAFE_HEADER_CAST
+  uint64_t hash() const override { return std::hash<std::string>{}(name_); }
+#endif
+
+ private:
+  std::string name_, value_;
+};
+
 class Handler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(Handler)
@@ -63,7 +78,7 @@ class Handler : public Http::Handler {
  private:
   static void send(Http::ResponseWriter& w, HttpResponse&& r) {
     static const auto kJson = Pistache::Http::Mime::MediaType::fromString("application/json");
-    for (auto& [k, v] : r.headers) w.headers().addRaw(Http::Header::Raw(k, v));
+    for (auto& [k, v] : r.headers) w.headers().add(std::make_shared<NamedHeader>(std::move(k), std::move(v)));
     auto mime = r.content_type == "application/json"
                     ? kJson
                     : Pistache::Http::Mime::MediaType::fromString(r.content_type);

@@ -34,7 +34,11 @@ TEST_CASE("api: errors have one JSON shape and the right status") {
   check_error_shape(s.request("GET", "/nope"), 404);
   check_error_shape(s.request("GET", "/api/v1/receivers/999"), 404);
   check_error_shape(s.request("GET", "/api/v1/receivers/abc"), 404);
-  check_error_shape(s.request("PATCH", "/api/v1/receivers"), 405);
+  auto not_allowed = s.request("PATCH", "/api/v1/receivers");
+  check_error_shape(not_allowed, 405);
+  REQUIRE(not_allowed.header("allow"));
+  CHECK(*not_allowed.header("allow") == "GET, POST");
+  CHECK(s.request("GET", "/api/v1/receivers").header("x-request-id"));
   check_error_shape(s.request("GET", "/_webhooks/abc.def.ghi", nullptr, false), 405);
   OutboundRequest raw;
   raw.method = "POST";
@@ -136,4 +140,19 @@ TEST_CASE("api: readyz checks the database and metrics are Prometheus text") {
   CHECK(m.status == 200);
   CHECK(m.body.find("# TYPE tripline_http_requests_total counter") != std::string::npos);
   CHECK(m.body.find("tripline_queue_depth 0") != std::string::npos);
+}
+
+TEST_CASE("api: the web UI is served with a strict CSP, content types and revalidation") {
+  TestServer s;
+  auto page = s.request("GET", "/", nullptr, false);
+  REQUIRE(page.status == 200);
+  REQUIRE(page.header("content-type"));
+  CHECK(page.header("content-type")->rfind("text/html", 0) == 0);
+  REQUIRE(page.header("content-security-policy"));
+  CHECK(page.header("content-security-policy")->find("script-src 'self'") != std::string::npos);
+  CHECK(page.header("content-security-policy")->find("unsafe-inline") == std::string::npos);
+  REQUIRE(page.header("etag"));
+  auto again = s.request("GET", "/", nullptr, false, {{"If-None-Match", *page.header("etag")}});
+  CHECK(again.status == 304);
+  CHECK(s.request("GET", "/no-such-file.js", nullptr, false).status == 404);
 }

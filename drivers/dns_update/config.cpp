@@ -1,0 +1,540 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+
+namespace tripline::dns_update {
+
+using nlohmann::json;
+
+const char* to_string(Backend b) {
+  return b == Backend::kRfc2136 ? "rfc2136" : "externaldns-webhook";
+}
+
+const char* to_string(RecordType t) {
+  switch (t) {
+    case RecordType::kA: return "A";
+    case RecordType::kAAAA: return "AAAA";
+    case RecordType::kCNAME: return "CNAME";
+    case RecordType::kTXT: return "TXT";
+  }
+  return "?";
+}
+
+const char* to_string(Action a) { return a == Action::kUpsert ? "upsert" : "delete"; }
+
+namespace {
+
+constexpr size_t kMaxTxtBytes = 2048;
+constexpr int64_t kMaxTtl = 2147483647;  // RFC 2181 §8
+constexpr const char* kAlgorithms[] = {"hmac-sha256", "hmac-sha384", "hmac-sha512",
+                                       "hmac-sha224", "hmac-sha1",   "hmac-md5"};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool valid_label(std::string_view l) {
+  if (l.empty() || l.size() > 63 || l.front() == '-' || l.back() == '-') return false;
+  return std::all_of(l.begin(), l.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
+
+bool is_ipv4(const std::string& s) {
+  in_addr a;
+  return inet_pton(AF_INET, s.c_str(), &a) == 1;
+}
+
+bool is_ipv6(const std::string& s) {
+  in6_addr a;
+  return inet_pton(AF_INET6, s.c_str(), &a) == 1;
+}
+
+bool valid_base64(const std::string& s) {
+  static const std::regex re("[A-Za-z0-9+/]+={0,2}");
+  return !s.empty() && s.size() % 4 == 0 && s.size() <= 1024 && std::regex_match(s, re);
+}
+
+bool valid_pointer(const std::string& p) {
+  if (p.size() > 256 || (!p.empty() && p.front() != '/')) return false;
+  for (size_t i = 0; i < p.size(); ++i)
+    if (p[i] == '~' && (i + 1 == p.size() || (p[i + 1] != '0' && p[i + 1] != '1'))) return false;
+  return true;
+}
+
+// "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 literal.
+bool parse_server(const std::string& s, std::string* host, uint16_t* port) {
+  if (s.empty() || s.size() > 300) return false;
+  std::string h, p;
+  bool has_port = false;
+  const auto colons = std::count(s.begin(), s.end(), ':');
+  if (s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string::npos) return false;
+    h = s.substr(1, close - 1);
+    if (!is_ipv6(h)) return false;
+    std::string rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      p = rest.substr(1);
+      has_port = true;
+    }
+  } else if (colons == 1) {
+    auto colon = s.find(':');
+    h = s.substr(0, colon);
+    p = s.substr(colon + 1);
+    has_port = true;
+  } else if (colons > 1) {
+    h = s;
+    if (!is_ipv6(h)) return false;
+  } else {
+    h = s;
+  }
+  if (h.empty()) return false;
+  if (!is_ipv4(h) && !is_ipv6(h) && !valid_dns_name(normalize_name(h), false)) return false;
+  *port = 53;
+  if (has_port) {
+    if (p.empty() || p.size() > 5 ||
+        !std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
+    int n = std::stoi(p);
+    if (n < 1 || n > 65535) return false;
+    *port = static_cast<uint16_t>(n);
+  }
+  *host = h;
+  return true;
+}
+
+bool valid_url(const std::string& u) {
+  static const std::regex re(R"(https?://[A-Za-z0-9._~%!$&'()*+,;=:@\[\]-]+(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?)");
+  return u.size() <= 2048 && std::regex_match(u, re);
+}
+
+// Whether the JSON nesting of `s` stays within `max` levels; a cheap pre-scan so the parser never
+// builds a deep tree from a hostile body.
+bool within_depth(std::string_view s, int max) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : s) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+const char* json_type(const json& j) {
+  switch (j.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::object: return "an object";
+    case json::value_t::array: return "an array";
+    case json::value_t::string: return "a string";
+    default: return "a number";
+  }
+}
+
+}  // namespace
+
+std::string normalize_name(std::string_view name) {
+  std::string n = lower(name);
+  if (!n.empty() && n.back() == '.') n.pop_back();
+  return n;
+}
+
+bool valid_dns_name(std::string_view n, bool allow_wildcard) {
+  if (n.empty() || n.size() > 253) return false;
+  size_t start = 0;
+  bool first = true;
+  while (true) {
+    size_t dot = n.find('.', start);
+    std::string_view label = n.substr(start, dot == std::string_view::npos ? n.npos : dot - start);
+    if (!(first && allow_wildcard && label == "*") && !valid_label(label)) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+    first = false;
+  }
+}
+
+bool in_zone(std::string_view name, std::string_view zone) {
+  if (name == zone) return true;
+  return name.size() > zone.size() + 1 && name.substr(name.size() - zone.size()) == zone &&
+         name[name.size() - zone.size() - 1] == '.';
+}
+
+std::optional<std::string> canonical_value(RecordType type, std::string_view value,
+                                           std::string* why) {
+  std::string v(value);
+  switch (type) {
+    case RecordType::kA: {
+      in_addr a;
+      char buf[INET_ADDRSTRLEN];
+      if (v.size() <= 15 && inet_pton(AF_INET, v.c_str(), &a) == 1 &&
+          inet_ntop(AF_INET, &a, buf, sizeof buf))
+        return std::string(buf);
+      *why = "must be an IPv4 address for an A record";
+      return std::nullopt;
+    }
+    case RecordType::kAAAA: {
+      in6_addr a;
+      char buf[INET6_ADDRSTRLEN];
+      if (v.size() <= 45 && inet_pton(AF_INET6, v.c_str(), &a) == 1 &&
+          inet_ntop(AF_INET6, &a, buf, sizeof buf))
+        return std::string(buf);
+      *why = "must be an IPv6 address for an AAAA record";
+      return std::nullopt;
+    }
+    case RecordType::kCNAME: {
+      std::string n = normalize_name(v);
+      if (valid_dns_name(n, false)) return n;
+      *why = "must be a host name for a CNAME record";
+      return std::nullopt;
+    }
+    case RecordType::kTXT:
+      if (v.size() <= kMaxTxtBytes) return v;
+      *why = "must be at most " + std::to_string(kMaxTxtBytes) + " bytes for a TXT record";
+      return std::nullopt;
+  }
+  *why = "has an unknown record type";
+  return std::nullopt;
+}
+
+Result<Config> parse_config(const json& j) {
+  std::vector<FieldError> errors;
+  Config c;
+  if (!j.is_object())
+    return Status::Invalid("config must be a JSON object", {{"config", "must be an object"}});
+
+  static const char* kKnown[] = {"backend",     "server",        "zone",        "tsig_key_name",
+                                 "tsig_secret", "tsig_algorithm", "provider_url", "record",
+                                 "action",      "value"};
+  for (const auto& [key, _] : j.items())
+    if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; }))
+      errors.push_back({"config." + key, "is not a field of dns-update"});
+
+  auto get_string = [&](const json& obj, const char* name, const std::string& field,
+                        std::string* out, bool required) {
+    auto it = obj.find(name);
+    if (it == obj.end()) {
+      if (required) errors.push_back({field, "is required"});
+      return false;
+    }
+    if (!it->is_string()) {
+      errors.push_back({field, "must be a string"});
+      return false;
+    }
+    *out = it->get<std::string>();
+    return true;
+  };
+
+  // backend and its peer
+  bool have_backend = false;
+  if (auto it = j.find("backend"); it == j.end()) {
+    errors.push_back({"config.backend", "is required (rfc2136 or externaldns-webhook)"});
+  } else if (*it == "rfc2136") {
+    c.backend = Backend::kRfc2136, have_backend = true;
+  } else if (*it == "externaldns-webhook") {
+    c.backend = Backend::kExternalDns, have_backend = true;
+  } else {
+    errors.push_back({"config.backend", "must be rfc2136 or externaldns-webhook"});
+  }
+  if (have_backend && c.backend == Backend::kRfc2136) {
+    if (j.contains("provider_url"))
+      errors.push_back({"config.provider_url", "is for externaldns-webhook; rfc2136 takes server"});
+    if (get_string(j, "server", "config.server", &c.server, true) &&
+        !parse_server(c.server, &c.server_host, &c.server_port))
+      errors.push_back({"config.server", "must be host or host:port (an IPv6 address in brackets)"});
+    std::string zone;
+    if (get_string(j, "zone", "config.zone", &zone, true)) {
+      c.zone = normalize_name(zone);
+      if (!valid_dns_name(c.zone, false))
+        errors.push_back({"config.zone", "must be a DNS zone name such as example.com"});
+    }
+    std::string key;
+    if (get_string(j, "tsig_key_name", "config.tsig_key_name", &key, true)) {
+      // Lower case: the MAC covers the key name in canonical form (RFC 8945 §4.3.3).
+      c.tsig_key_name = normalize_name(key);
+      if (!valid_dns_name(c.tsig_key_name, false))
+        errors.push_back({"config.tsig_key_name", "must be a key name such as tripline-key"});
+    }
+    std::string alg;
+    if (get_string(j, "tsig_algorithm", "config.tsig_algorithm", &alg, false)) {
+      alg = lower(alg);
+      if (alg == "hmac-md5.sig-alg.reg.int") alg = "hmac-md5";
+      if (std::none_of(std::begin(kAlgorithms), std::end(kAlgorithms),
+                       [&](const char* a) { return alg == a; }))
+        errors.push_back({"config.tsig_algorithm",
+                          "must be one of hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha224, "
+                          "hmac-sha1, hmac-md5"});
+      else
+        c.tsig_algorithm = alg;
+    }
+    if (get_string(j, "tsig_secret", "config.tsig_secret", &c.tsig_secret, true) &&
+        !valid_base64(c.tsig_secret))
+      errors.push_back({"config.tsig_secret",
+                        "must be the key's base64 secret, as tsig-keygen prints it"});
+  } else if (have_backend) {
+    for (const char* f : {"server", "zone", "tsig_key_name", "tsig_secret", "tsig_algorithm"})
+      if (j.contains(f))
+        errors.push_back({std::string("config.") + f,
+                          "is for rfc2136; externaldns-webhook takes provider_url"});
+    if (get_string(j, "provider_url", "config.provider_url", &c.provider_url, true)) {
+      while (c.provider_url.size() > 1 && c.provider_url.back() == '/') c.provider_url.pop_back();
+      if (!valid_url(c.provider_url))
+        errors.push_back({"config.provider_url",
+                          "must be an http(s) URL such as http://127.0.0.1:8888"});
+    }
+  }
+
+  // the record
+  bool have_name = false, have_type = false;
+  if (auto rec = j.find("record"); rec == j.end()) {
+    errors.push_back({"config.record", "is required ({\"name\", \"type\", \"ttl\"})"});
+  } else if (!rec->is_object()) {
+    errors.push_back({"config.record", "must be an object with name, type and ttl"});
+  } else {
+    for (const auto& [key, _] : rec->items())
+      if (key != "name" && key != "type" && key != "ttl")
+        errors.push_back({"config.record." + key, "is not a field of a record"});
+    std::string name;
+    if (get_string(*rec, "name", "config.record.name", &name, true)) {
+      c.name = normalize_name(name);
+      if (!valid_dns_name(c.name, true))
+        errors.push_back({"config.record.name", "must be a fully qualified DNS name"});
+      else
+        have_name = true;
+    }
+    std::string type;
+    if (get_string(*rec, "type", "config.record.type", &type, true)) {
+      type = lower(type);
+      have_type = true;
+      if (type == "a") c.type = RecordType::kA;
+      else if (type == "aaaa") c.type = RecordType::kAAAA;
+      else if (type == "cname") c.type = RecordType::kCNAME;
+      else if (type == "txt") c.type = RecordType::kTXT;
+      else {
+        have_type = false;
+        errors.push_back({"config.record.type", "must be A, AAAA, CNAME or TXT"});
+      }
+    }
+    if (auto ttl = rec->find("ttl"); ttl != rec->end()) {
+      if (!ttl->is_number_integer() || ttl->get<int64_t>() < 0 || ttl->get<int64_t>() > kMaxTtl)
+        errors.push_back({"config.record.ttl", "must be a whole number of seconds, 0 to 2147483647"});
+      else
+        c.ttl = ttl->get<int64_t>();
+    }
+  }
+  if (have_name && have_backend && c.backend == Backend::kRfc2136 && !c.zone.empty() &&
+      !in_zone(c.name, c.zone))
+    errors.push_back({"config.record.name", "must lie inside the zone " + c.zone});
+  if (have_name && have_type && c.type == RecordType::kCNAME && c.name == c.zone)
+    errors.push_back({"config.record.name", "a CNAME cannot sit at the zone's apex"});
+
+  // action and value
+  bool have_action = false;
+  if (auto it = j.find("action"); it == j.end()) {
+    errors.push_back({"config.action", "is required (upsert or delete)"});
+  } else if (*it == "upsert") {
+    c.action = Action::kUpsert, have_action = true;
+  } else if (*it == "delete") {
+    c.action = Action::kDelete, have_action = true;
+  } else {
+    errors.push_back({"config.action", "must be upsert or delete"});
+  }
+  auto value = j.find("value");
+  if (have_action && c.action == Action::kDelete) {
+    if (value != j.end())
+      errors.push_back({"config.value", "is for upsert; delete removes the whole record set"});
+  } else if (have_action && value == j.end()) {
+    errors.push_back({"config.value",
+                      "is required: a fixed string, {\"from\":\"caller-ip\"} or "
+                      "{\"from\":\"body\",\"pointer\":\"/ip\"}"});
+  } else if (have_action && value->is_string()) {
+    c.source = ValueSource::kFixed;
+    std::string why;
+    if (have_type) {
+      if (auto v = canonical_value(c.type, value->get_ref<const std::string&>(), &why))
+        c.value = *v;
+      else
+        errors.push_back({"config.value", why + " (got \"" + value->get<std::string>() + "\")"});
+    }
+  } else if (have_action && value->is_object()) {
+    auto from = value->find("from");
+    for (const auto& [key, _] : value->items())
+      if (key != "from" && key != "pointer")
+        errors.push_back({"config.value." + key, "is not a field of a value source"});
+    if (from == value->end()) {
+      errors.push_back({"config.value.from", "is required (caller-ip or body)"});
+    } else if (*from == "caller-ip") {
+      c.source = ValueSource::kCallerIp;
+      if (value->contains("pointer"))
+        errors.push_back({"config.value.pointer", "is for {\"from\":\"body\"}"});
+      if (have_type && c.type == RecordType::kCNAME)
+        errors.push_back({"config.value", "caller-ip gives an address; a CNAME needs a host name"});
+    } else if (*from == "body") {
+      c.source = ValueSource::kBody;
+      if (get_string(*value, "pointer", "config.value.pointer", &c.pointer, true) &&
+          !valid_pointer(c.pointer))
+        errors.push_back({"config.value.pointer", "must be a JSON pointer such as /ip (RFC 6901)"});
+    } else {
+      errors.push_back({"config.value.from", "must be caller-ip or body"});
+    }
+  } else if (have_action) {
+    errors.push_back({"config.value",
+                      "must be a string or an object such as {\"from\":\"caller-ip\"}"});
+  }
+
+  if (!errors.empty()) {
+    std::string msg = errors.front().field + " " + errors.front().message;
+    if (errors.size() > 1) msg += " (and " + std::to_string(errors.size() - 1) + " more)";
+    return Status::Invalid(msg, std::move(errors));
+  }
+  return c;
+}
+
+Result<json> bind_request(const json& stored, const TriggerRequest& request) {
+  auto value = stored.find("value");
+  if (value == stored.end() || !value->is_object()) return stored;  // nothing to bind
+  json out = stored;
+  const std::string from = value->value("from", "");
+  if (from == "caller-ip") {
+    std::string ip(request.caller_ip);
+    if (ip.empty())
+      return Status::Invalid("the request's source address is unknown",
+                             {{"request.caller_ip", "is unknown"}});
+    // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
+    std::string type = stored.contains("record") && stored["record"].is_object()
+                           ? stored["record"].value("type", "")
+                           : "";
+    if (lower(type) == "a" && ip.rfind("::ffff:", 0) == 0 && is_ipv4(ip.substr(7)))
+      ip = ip.substr(7);
+    out["value"] = ip;
+    return out;
+  }
+  if (from != "body") return Status::Invalid("config.value has no known source",
+                                             {{"config.value.from", "must be caller-ip or body"}});
+  const std::string pointer = value->value("pointer", "");
+  auto invalid = [&](const std::string& why) {
+    return Status::Invalid("request.body " + why, {{"request.body", why}});
+  };
+  if (request.body.size() > kMaxBodyBytes)
+    return invalid("is larger than " + std::to_string(kMaxBodyBytes) + " bytes");
+  if (!within_depth(request.body, kMaxBodyDepth))
+    return invalid("is nested deeper than " + std::to_string(kMaxBodyDepth) + " levels");
+  try {
+    json body = json::parse(request.body.begin(), request.body.end(), nullptr, false);
+    if (body.is_discarded()) return invalid("is not JSON; the value is read from " + pointer);
+    json::json_pointer ptr(pointer);
+    if (!body.contains(ptr)) return invalid("has nothing at " + pointer);
+    const json& v = body.at(ptr);
+    if (!v.is_string())
+      return invalid("has " + std::string(json_type(v)) + " at " + pointer + ", not a string");
+    out["value"] = v.get<std::string>();
+    return out;
+  } catch (const std::exception& e) {
+    return invalid(std::string("could not be read at ") + pointer + ": " + e.what());
+  }
+}
+
+json config_schema() {
+  json value_source = {
+      {"oneOf",
+       {{{"type", "string"}, {"title", "A fixed value"}},
+        {{"type", "object"},
+         {"title", "The caller's address"},
+         {"additionalProperties", false},
+         {"required", {"from"}},
+         {"properties", {{"from", {{"const", "caller-ip"}}}}}},
+        {{"type", "object"},
+         {"title", "A string in the request body"},
+         {"additionalProperties", false},
+         {"required", {"from", "pointer"}},
+         {"properties",
+          {{"from", {{"const", "body"}}},
+           {"pointer",
+            {{"type", "string"},
+             {"title", "JSON pointer (RFC 6901)"},
+             {"examples", {"/ip", "/alerts/0/labels/instance"}}}}}}}}},
+      {"title", "Value"},
+      {"description",
+       "Upsert only: a fixed value, the address the trigger came from, or a string read from the "
+       "trigger's JSON body. Checked against the record type (an A record takes an IPv4 "
+       "address) before anything is sent."}};
+  return {
+      {"$schema", "https://json-schema.org/draft/2020-12/schema"},
+      {"title", "Update a DNS record"},
+      {"description",
+       "Set or delete one DNS record set through an RFC 2136 dynamic update signed with TSIG, or "
+       "through an ExternalDNS webhook provider."},
+      {"type", "object"},
+      {"additionalProperties", false},
+      {"required", {"backend", "record", "action"}},
+      {"properties",
+       {{"backend",
+         {{"type", "string"},
+          {"enum", {"rfc2136", "externaldns-webhook"}},
+          {"title", "Backend"}}},
+        {"server",
+         {{"type", "string"},
+          {"title", "DNS server (rfc2136)"},
+          {"description", "host or host:port of the zone's primary; port 53 by default"},
+          {"examples", {"127.0.0.1:5353", "[2001:db8::53]:53", "ns1.example.com"}}}},
+        {"zone", {{"type", "string"}, {"title", "Zone (rfc2136)"}, {"examples", {"example.com"}}}},
+        {"tsig_key_name", {{"type", "string"}, {"title", "TSIG key name (rfc2136)"}}},
+        {"tsig_algorithm",
+         {{"type", "string"},
+          {"title", "TSIG algorithm (rfc2136)"},
+          {"enum",
+           {"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"}},
+          {"default", "hmac-sha256"}}},
+        {"tsig_secret",
+         {{"type", "string"},
+          {"title", "TSIG secret (rfc2136)"},
+          {"description", "base64, as tsig-keygen prints it"},
+          {"writeOnly", true}}},
+        {"provider_url",
+         {{"type", "string"},
+          {"title", "Provider URL (externaldns-webhook)"},
+          {"format", "uri"},
+          {"examples", {"http://127.0.0.1:8888"}}}},
+        {"record",
+         {{"type", "object"},
+          {"title", "Record"},
+          {"additionalProperties", false},
+          {"required", {"name", "type"}},
+          {"properties",
+           {{"name",
+             {{"type", "string"},
+              {"title", "Name"},
+              {"description", "Fully qualified; inside the zone or the provider's domain filter"},
+              {"examples", {"api.example.com"}}}},
+            {"type", {{"type", "string"}, {"enum", {"A", "AAAA", "CNAME", "TXT"}}, {"title", "Type"}}},
+            {"ttl",
+             {{"type", "integer"},
+              {"minimum", 0},
+              {"maximum", kMaxTtl},
+              {"default", 300},
+              {"title", "TTL (seconds)"}}}}}}},
+        {"action",
+         {{"type", "string"},
+          {"enum", {"upsert", "delete"}},
+          {"title", "Action"},
+          {"description", "upsert replaces the record set with the value; delete removes it"}}},
+        {"value", value_source}}}};
+}
+
+}  // namespace tripline::dns_update

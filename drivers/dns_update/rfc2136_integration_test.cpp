@@ -1,0 +1,456 @@
+// dns-update's rfc2136 backend against a real BIND 9 named (tests/support/named-harness.sh: own
+// folder, free loopback port, fresh TSIG key, a dynamic zone and a static one). Driven at the
+// driver level, validate -> plan -> apply as the executor calls them; checked with dig.
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+
+#include "../../tests/integration/harness.h"
+#include "dns_update.h"
+
+using namespace tripline;
+using namespace tripline::test;
+using nlohmann::json;
+
+namespace {
+
+const std::string kNamedHarness =
+    std::string(TRIPLINE_SOURCE_DIR) + "/tests/support/named-harness.sh";
+
+bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && std::string(ci) == "true";
+}
+
+// One named instance, stopped (and its folder removed) by the destructor.
+class Named {
+ public:
+  Named() {
+    if (::access("/usr/sbin/named", X_OK) != 0) {
+      why_unavailable_ = "named is not installed (apt-get install bind9 bind9-utils bind9-dnsutils)";
+      return;
+    }
+    dir_ = make_temp_dir("tl-named");
+    start("start");
+  }
+  ~Named() {
+    if (!dir_.empty()) sh(kNamedHarness + " stop " + dir_ + " 2>/dev/null");
+    if (!dir_.empty()) sh("rm -f " + dir_ + ".log");
+  }
+  Named(const Named&) = delete;
+  Named& operator=(const Named&) = delete;
+
+  bool available() const { return why_unavailable_.empty(); }
+  const std::string& why_unavailable() const { return why_unavailable_; }
+  const std::string& get(const std::string& key) const { return vars_.at(key); }
+  std::string server() const { return get("NAMED"); }
+  std::string port() const { return server().substr(server().rfind(':') + 1); }
+
+  void down() const {
+    int rc = 0;
+    sh(kNamedHarness + " down " + dir_ + " 2>>" + dir_ + ".log", &rc);
+    REQUIRE(rc == 0);
+  }
+  void restart() {
+    start("restart");
+    REQUIRE(available());
+  }
+
+  // The record set as dig sees it, sorted, one value per entry.
+  std::vector<std::string> dig(const std::string& name, const std::string& type) const {
+    std::string out = sh("/usr/bin/dig @127.0.0.1 -p " + port() + " +tcp +norec +short +time=2 " +
+                         name + " " + type + " 2>&1");
+    std::vector<std::string> lines;
+    std::istringstream in(out);
+    for (std::string l; std::getline(in, l);)
+      if (!l.empty()) lines.push_back(l);
+    std::sort(lines.begin(), lines.end());
+    return lines;
+  }
+  // The TTL dig reports for the set.
+  int ttl(const std::string& name, const std::string& type) const {
+    std::string out = sh("/usr/bin/dig @127.0.0.1 -p " + port() + " +tcp +norec +noall +answer " +
+                         name + " " + type + " | awk '{print $2; exit}'");
+    return out.empty() ? -1 : std::stoi(out);
+  }
+  // Changes the zone behind the driver's back, with BIND's own client.
+  void nsupdate(const std::string& commands) const {
+    int rc = 0;
+    std::string out = sh("printf 'server 127.0.0.1 " + port() + "\\n" + commands +
+                             "send\\n' | /usr/bin/nsupdate -y " + get("TSIG_ALGORITHM") + ":" +
+                             get("TSIG_KEY_NAME") + ":" + get("TSIG_SECRET") + " 2>&1",
+                         &rc);
+    INFO(out);
+    REQUIRE(rc == 0);
+  }
+
+  // A receiver config for `name` in the dynamic zone.
+  json config(const std::string& name, json value, const std::string& type = "A",
+              const std::string& action = "upsert") const {
+    json c = {{"backend", "rfc2136"},
+              {"server", server()},
+              {"zone", get("ZONE")},
+              {"tsig_key_name", get("TSIG_KEY_NAME")},
+              {"tsig_algorithm", get("TSIG_ALGORITHM")},
+              {"tsig_secret", get("TSIG_SECRET")},
+              {"record", {{"name", name}, {"type", type}, {"ttl", 60}}},
+              {"action", action}};
+    if (!value.is_null()) c["value"] = std::move(value);
+    return c;
+  }
+
+ private:
+  void start(const std::string& command) {
+    int rc = 0;
+    std::string out = sh(kNamedHarness + " " + command + " " + dir_ + " 2>>" + dir_ + ".log", &rc);
+    std::istringstream in(out);
+    for (std::string l; std::getline(in, l);)
+      if (auto eq = l.find('='); eq != std::string::npos) vars_[l.substr(0, eq)] = l.substr(eq + 1);
+    if (rc != 0 || !vars_.count("NAMED") || !vars_.count("TSIG_SECRET"))
+      why_unavailable_ = "the named harness failed: " + sh("tail -20 " + dir_ + ".log");
+    else
+      why_unavailable_.clear();
+  }
+
+  std::string dir_, why_unavailable_;
+  std::map<std::string, std::string> vars_;
+};
+
+Named& shared_named() {
+  static Named named;
+  return named;
+}
+
+// Call first in a test that needs named; false (after WARN, or FAIL under CI=true) when absent.
+bool named_or_skip(const Named& n) {
+  if (n.available()) return true;
+  if (in_ci()) FAIL("CI=true but named could not start: " << n.why_unavailable());
+  WARN("SKIPPED (no named here): " << n.why_unavailable());
+  return false;
+}
+
+bool has_field(const Status& s, const std::string& field) {
+  for (const auto& f : s.fields())
+    if (f.field == field) return true;
+  return false;
+}
+
+std::shared_ptr<const DriverConfig> valid(const DnsUpdateDriver& d, const json& c,
+                                          bool check_peer = true) {
+  auto v = d.validate(c, check_peer);
+  INFO(v.status().message());
+  REQUIRE(v.ok());
+  return *v;
+}
+
+// plan + apply, as one execution.
+Outcome run(const DnsUpdateDriver& d, const DriverConfig& c, json* plan_out = nullptr) {
+  Plan p = d.plan(c);
+  INFO(p.failure.reason);
+  REQUIRE(p.ok());
+  if (plan_out) *plan_out = p.desired;
+  return d.apply(c, p.desired);
+}
+
+using Strings = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("dns-update rfc2136: upsert creates, a second upsert replaces, a re-run changes nothing") {
+  Named& named = shared_named();
+  if (!named_or_skip(named)) return;
+  DnsUpdateDriver d;
+  const std::string name = "api." + named.get("ZONE");
+
+  auto create = valid(d, named.config(name, "192.0.2.1"));
+  json plan;
+  Outcome o = run(d, *create, &plan);
+  INFO(o.reason);
+  REQUIRE(o.ok());
+  CHECK(plan["before"] == json::array());
+  CHECK(plan["ttl_before"].is_null());
+  CHECK(plan["after"] == json::array({"192.0.2.1"}));
+  CHECK(o.result["before"] == json::array());
+  CHECK(o.result["after"] == json::array({"192.0.2.1"}));
+  CHECK(o.result["changed"] == true);
+  CHECK(named.dig(name, "A") == Strings{"192.0.2.1"});
+  CHECK(named.ttl(name, "A") == 60);
+
+  // The same recorded plan again (a retry after a crash): same end state.
+  Outcome again = d.apply(*create, plan);
+  REQUIRE(again.ok());
+  CHECK(again.result["changed"] == false);
+  CHECK(named.dig(name, "A") == Strings{"192.0.2.1"});
+
+  auto change = valid(d, named.config(name, "192.0.2.2"));
+  json plan2;
+  o = run(d, *change, &plan2);
+  INFO(o.reason);
+  REQUIRE(o.ok());
+  CHECK(plan2["before"] == json::array({"192.0.2.1"}));
+  CHECK(plan2["ttl_before"] == 60);
+  CHECK(o.result["after"] == json::array({"192.0.2.2"}));
+  CHECK(named.dig(name, "A") == Strings{"192.0.2.2"});  // replaced, not added
+  REQUIRE(d.apply(*change, plan2).ok());
+  CHECK(named.dig(name, "A") == Strings{"192.0.2.2"});
+}
+
+TEST_CASE("dns-update rfc2136: upsert replaces a whole record set in one update") {
+  Named& named = shared_named();
+  if (!named_or_skip(named)) return;
+  DnsUpdateDriver d;
+  const std::string name = "multi." + named.get("ZONE");
+  named.nsupdate("update add " + name + " 300 A 198.51.100.1\\nupdate add " + name +
+                 " 300 A 198.51.100.2\\n");
+  REQUIRE(named.dig(name, "A") == Strings{"198.51.100.1", "198.51.100.2"});
+  json plan;
+  Outcome o = run(d, *valid(d, named.config(name, "192.0.2.9")), &plan);
+  INFO(o.reason);
+  REQUIRE(o.ok());
+  CHECK(o.result["before"] == json::array({"198.51.100.1", "198.51.100.2"}));
+  CHECK(o.result["ttl_before"] == 300);
+  CHECK(named.dig(name, "A") == Strings{"192.0.2.9"});
+}
+
+TEST_CASE("dns-update rfc2136: delete removes the record set, and deleting again is a no-op") {
+  Named& named = shared_named();
+  if (!named_or_skip(named)) return;
+  DnsUpdateDriver d;
+  const std::string name = "old." + named.get("ZONE");
+  named.nsupdate("update add " + name + " 300 A 198.51.100.7\\nupdate add " + name +
+                 " 300 A 198.51.100.8\\nupdate add " + name + " 300 TXT keep-me\\n");
+  auto del = valid(d, named.config(name, nullptr, "A", "delete"));
+  json plan;
+  Outcome o = run(d, *del, &plan);
+  INFO(o.reason);
+  REQUIRE(o.ok());
+  CHECK(plan["before"] == json::array({"198.51.100.7", "198.51.100.8"}));
+  CHECK(plan["after"] == json::array());
+  CHECK(o.result["changed"] == true);
+  CHECK(named.dig(name, "A").empty());
+  CHECK(named.dig(name, "TXT") == Strings{"\"keep-me\""});  // only the A set goes
+
+  Outcome again = d.apply(*del, plan);
+  REQUIRE(again.ok());
+  CHECK(again.result["changed"] == false);
+  CHECK(named.dig(name, "A").empty());
+}
+
+TEST_CASE("dns-update rfc2136: caller-ip and body values are bound from the trigger request") {
+  Named& named = shared_named();
+  if (!named_or_skip(named)) return;
+  DnsUpdateDriver d;
+  const std::string name = "home." + named.get("ZONE");
+  json stored = named.config(name, {{"from", "caller-ip"}});
+  auto receiver = valid(d, stored);
+  REQUIRE(d.binds_request(*receiver));
+  CHECK(d.describe(*receiver) ==
+        "Point " + name + " (A) at the caller's address via " + named.server());
+
+  auto bound = d.bind(stored, {"203.0.113.7", ""});
+  REQUIRE(bound.ok());
+  Outcome o = run(d, *valid(d, *bound, false));
+  INFO(o.reason);
+  REQUIRE(o.ok());
+  CHECK(named.dig(name, "A") == Strings{"203.0.113.7"});
+
+  // An IPv6 caller cannot go into an A record: rejected before anything is sent.
+  bound = d.bind(stored, {"2001:db8::7", ""});
+  REQUIRE(bound.ok());
+  auto rejected = d.validate(*bound, false);
+  REQUIRE_FALSE(rejected.ok());
+  CHECK(has_field(rejected.status(), "config.value"));
+  CHECK(named.dig(name, "A") == Strings{"203.0.113.7"});
+
+  // AAAA from the body, by JSON pointer.
+  json from_body = named.config(name, {{"from", "body"}, {"pointer", "/alerts/0/labels/ipv6"}}, "AAAA");
+  valid(d, from_body);
+  bound = d.bind(from_body, {"127.0.0.1", R"({"alerts":[{"labels":{"ipv6":"2001:DB8::42"}}]})"});
+  REQUIRE(bound.ok());
+  o = run(d, *valid(d, *bound, false));
+  INFO(o.reason);
+  REQUIRE(o.ok());
+  CHECK(o.result["after"] == json::array({"2001:db8::42"}));
+  CHECK(named.dig(name, "AAAA") == Strings{"2001:db8::42"});
+}
+
+TEST_CASE("dns-update rfc2136: TXT and CNAME records") {
+  Named& named = shared_named();
+  if (!named_or_skip(named)) return;
+  DnsUpdateDriver d;
+  const std::string zone = named.get("ZONE");
+  std::string long_txt(300, 'x');  // over one 255-byte character-string
+  json plan;
+  Outcome o = run(d, *valid(d, named.config("_acme-challenge." + zone, long_txt, "TXT")), &plan);
+  INFO(o.reason);
+  REQUIRE(o.ok());
+  CHECK(named.dig("_acme-challenge." + zone, "TXT") ==
+        Strings{"\"" + std::string(255, 'x') + "\" \"" + std::string(45, 'x') + "\""});
+  Outcome again = d.apply(*valid(d, named.config("_acme-challenge." + zone, long_txt, "TXT")), plan);
+  REQUIRE(again.ok());
+  CHECK(again.result["changed"] == false);  // read back and compared whole
+
+  o = run(d, *valid(d, named.config("www." + zone, "LB.Example.NET.", "CNAME")));
+  INFO(o.reason);
+  REQUIRE(o.ok());
+  CHECK(named.dig("www." + zone, "CNAME") == Strings{"lb.example.net."});
+
+  // BIND answers NOERROR but ignores an A record beside a CNAME: reported, not claimed done.
+  o = run(d, *valid(d, named.config("www." + zone, "192.0.2.3", "A")));
+  CHECK(o.kind == Outcome::Kind::kFinal);
+  CHECK(o.reason.find("CNAME") != std::string::npos);
+}
+
+TEST_CASE("dns-update rfc2136: a wrong key fails for good, with a message that names the key") {
+  Named& named = shared_named();
+  if (!named_or_skip(named)) return;
+  DnsUpdateDriver d;
+  const std::string name = "key." + named.get("ZONE");
+  json good = named.config(name, "192.0.2.50");
+  json wrong = good;
+  wrong["tsig_secret"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+  // At creation: a field error on the secret.
+  auto v = d.validate(wrong, true);
+  REQUIRE_FALSE(v.ok());
+  INFO(v.status().message());
+  CHECK(has_field(v.status(), "config.tsig_secret"));
+  CHECK(v.status().message().find("BADSIG") != std::string::npos);
+
+  // Stored before the key changed on the server: plan and apply fail, final.
+  auto c = valid(d, wrong, false);
+  Plan p = d.plan(*c);
+  REQUIRE_FALSE(p.ok());
+  CHECK(p.failure.kind == Outcome::Kind::kFinal);
+  CHECK(p.failure.reason.find("BADSIG") != std::string::npos);
+  CHECK(p.failure.reason.find("tsig_secret") != std::string::npos);
+  json plan = {{"name", name}, {"type", "A"}, {"ttl", 60}, {"before", json::array()},
+               {"ttl_before", nullptr}, {"after", {"192.0.2.50"}}};
+  Outcome o = d.apply(*c, plan);
+  CHECK(o.kind == Outcome::Kind::kFinal);
+  CHECK(o.reason.find("BADSIG") != std::string::npos);
+  CHECK(named.dig(name, "A").empty());
+
+  // A key name the server does not know.
+  json unknown = good;
+  unknown["tsig_key_name"] = "nobody";
+  v = d.validate(unknown, true);
+  REQUIRE_FALSE(v.ok());
+  CHECK(has_field(v.status(), "config.tsig_key_name"));
+  CHECK(v.status().message().find("BADKEY") != std::string::npos);
+}
+
+TEST_CASE("dns-update rfc2136: a zone that takes no updates is refused, final") {
+  Named& named = shared_named();
+  if (!named_or_skip(named)) return;
+  DnsUpdateDriver d;
+  json c = named.config("api." + named.get("STATIC_ZONE"), "192.0.2.1");
+  c["zone"] = named.get("STATIC_ZONE");
+  Outcome o = run(d, *valid(d, c));
+  CHECK(o.kind == Outcome::Kind::kFinal);
+  CHECK(o.reason.find("REFUSED") != std::string::npos);
+  CHECK(o.reason.find("update-policy") != std::string::npos);
+}
+
+TEST_CASE("dns-update rfc2136: a name outside the zone, or a zone not served, is rejected at creation") {
+  Named& named = shared_named();
+  if (!named_or_skip(named)) return;
+  DnsUpdateDriver d;
+  auto v = d.validate(named.config("api.example.com", "192.0.2.1"), true);
+  REQUIRE_FALSE(v.ok());
+  CHECK(has_field(v.status(), "config.record.name"));
+
+  json elsewhere = named.config("api.nothere.test", "192.0.2.1");
+  elsewhere["zone"] = "nothere.test";
+  v = d.validate(elsewhere, true);
+  REQUIRE_FALSE(v.ok());
+  INFO(v.status().message());
+  CHECK(has_field(v.status(), "config.zone"));
+
+  json sub = named.config("a.sub." + named.get("ZONE"), "192.0.2.1");
+  sub["zone"] = "sub." + named.get("ZONE");  // inside the zone, but no zone apex
+  v = d.validate(sub, true);
+  REQUIRE_FALSE(v.ok());
+  CHECK(has_field(v.status(), "config.zone"));
+}
+
+TEST_CASE("dns-update rfc2136: a server that is down is retryable, and the retry succeeds") {
+  Named named;  // its own instance: this test stops it
+  if (!named_or_skip(named)) return;
+  DnsUpdateDriver d;
+  const std::string name = "flaky." + named.get("ZONE");
+  auto c = valid(d, named.config(name, "192.0.2.77"));
+  Plan p = d.plan(*c);
+  REQUIRE(p.ok());
+
+  named.down();
+  auto t0 = std::chrono::steady_clock::now();
+  Outcome o = d.apply(*c, p.desired);
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(o.kind == Outcome::Kind::kRetryable);
+  CHECK(o.reason.find(named.server()) != std::string::npos);
+  CHECK(took < std::chrono::seconds(1));  // a refused connection is known at once
+  Plan down = d.plan(*c);
+  REQUIRE_FALSE(down.ok());
+  CHECK(down.failure.kind == Outcome::Kind::kRetryable);
+  auto v = d.validate(named.config(name, "192.0.2.77"), true);
+  REQUIRE_FALSE(v.ok());
+  CHECK(has_field(v.status(), "config.server"));
+
+  named.restart();
+  o = d.apply(*c, p.desired);
+  INFO(o.reason);
+  REQUIRE(o.ok());
+  CHECK(named.dig(name, "A") == Strings{"192.0.2.77"});
+}
+
+TEST_CASE("dns-update rfc2136: end to end, a trigger points the record at its caller") {
+  Named& named = shared_named();
+  if (!named_or_skip(named)) return;
+  TestServer s;
+  const std::string name = "e2e." + named.get("ZONE");
+  json body = {{"name", "home-ip"},
+               {"driver", "dns-update"},
+               {"config", named.config(name, {{"from", "caller-ip"}})}};
+  json receiver = s.create_receiver(body);
+  CHECK(receiver["description"] ==
+        "Point " + name + " (A) at the caller's address via " + named.server());
+  CHECK(receiver["config"]["tsig_secret"] != named.get("TSIG_SECRET"));  // never answered
+
+  auto r = s.trigger(receiver["trigger_url"]);
+  INFO(r.body);
+  REQUIRE(r.status == 202);
+  json e = s.wait_finished(json::parse(r.body)["execution_id"].get<int64_t>());
+  INFO(e.dump());
+  CHECK(e["status"] == "succeeded");
+  CHECK(e["result"]["after"] == json::array({"127.0.0.1"}));
+  CHECK(named.dig(name, "A") == Strings{"127.0.0.1"});
+
+  // The value from the body, by JSON pointer; a body without it is answered 422.
+  body["name"] = "from-body";
+  body["config"] = named.config(name, {{"from", "body"}, {"pointer", "/ip"}});
+  receiver = s.create_receiver(body);
+  r = s.request("POST", receiver["trigger_url"], json{{"ip", "192.0.2.123"}}, false);
+  INFO(r.body);
+  REQUIRE(r.status == 202);
+  e = s.wait_finished(json::parse(r.body)["execution_id"].get<int64_t>());
+  CHECK(e["status"] == "succeeded");
+  CHECK(named.dig(name, "A") == Strings{"192.0.2.123"});
+  r = s.request("POST", receiver["trigger_url"], json{{"ip", "not-an-address"}}, false);
+  CHECK(r.status == 422);
+  r = s.request("POST", receiver["trigger_url"], json{{"other", 1}}, false);
+  CHECK(r.status == 422);
+  CHECK(named.dig(name, "A") == Strings{"192.0.2.123"});
+
+  // Outside the zone: rejected when the receiver is created.
+  body["config"] = named.config("api.example.com", "192.0.2.1");
+  auto bad = s.request("POST", "/api/v1/receivers", body);
+  INFO(bad.body);
+  CHECK(bad.status == 422);
+  CHECK(bad.body.find("config.record.name") != std::string::npos);
+}
