@@ -104,6 +104,12 @@ class Driver {
     return stored_config;
   }
 
+  // The config that undoes this one's action ("up" <-> "down", "upsert" <-> "delete"), for
+  // receivers that run the inverse when an alert resolves. Default: there is none (Invalid).
+  virtual Result<nlohmann::json> inverse(const nlohmann::json& /*config*/) const {
+    return Status::Invalid("this driver's action has no inverse");
+  }
+
   virtual Plan plan(const DriverConfig& config) const = 0;
   virtual Outcome apply(const DriverConfig& config, const nlohmann::json& plan) const = 0;
 

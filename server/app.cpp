@@ -129,7 +129,8 @@ bool valid_name(const json& j) {
 Status check_receiver_body(const json& body, bool require_driver) {
   std::vector<FieldError> errors;
   for (const auto& [k, _] : body.items())
-    if (k != "name" && k != "driver" && k != "config" && k != "enabled")
+    if (k != "name" && k != "driver" && k != "config" && k != "enabled" && k != "rules" &&
+        k != "auth" && k != "limits")
       errors.push_back({k, "is not a receiver field"});
   if (!body.contains("name") || !valid_name(body["name"]))
     errors.push_back({"name", "is required: 1 to 100 printable characters"});
@@ -159,6 +160,9 @@ json App::receiver_json(const Receiver& r) const {
           {"name", r.row.name},
           {"driver", r.row.driver},
           {"config", redact_config(r.row.config, r.secret_fields)},
+          {"rules", r.row.rules},
+          {"auth", InboundAuth::redact(r.row.auth)},
+          {"limits", r.row.limits},
           {"enabled", r.row.enabled},
           {"generation", r.row.generation},
           {"description", r.description},
@@ -292,29 +296,13 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
     return reject(RejectReason::kDisabled, 403, "receiver_disabled", "this receiver is disabled");
 
   Ingest::Trigger t;
-  if (receiver->binds_request) {
-    // The execution takes values from this request (e.g. the caller's address): fill them in,
-    // validate like any config, and record that config with the execution.
-    std::string caller = caller_address(req.peer_address(), req.header("X-Forwarded-For"),
-                                        ctx_.trusted_proxies);
-    auto bound = receiver->driver->bind(receiver->plain_config, TriggerRequest{caller, req.body()});
-    Result<std::shared_ptr<const DriverConfig>> config =
-        bound.ok() ? receiver->driver->validate(*bound, false) : bound.status();
-    if (!config.ok()) {
-      ctx_.metrics.trigger_rejected(RejectReason::kBadRequest);
-      ctx_.metrics.request(Route::kTrigger, 422);
-      return respond(from_status(config.status()));
-    }
-    t.config = *config;
-    t.config_text = seal_config(*bound, receiver->secret_fields, ctx_.secrets, receiver->row.config).dump();
-  }
-
   if (auto k = req.header("Idempotency-Key")) {
     if (k->empty() || k->size() > 255)
       return reject(RejectReason::kBadRequest, 400, "bad_idempotency_key",
                     "Idempotency-Key must be 1 to 255 characters");
     t.idempotency_key = std::move(*k);
   }
+  if (!receiver->simple && !apply_receiver_logic(req, *receiver, t, respond)) return;
 
   auto* metrics = &ctx_.metrics;
   int64_t rid = receiver->row.id;
@@ -338,6 +326,108 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
     respond(std::move(r));
   };
   ctx_.ingest.submit(std::move(t), std::move(done));
+}
+
+namespace {
+const char* auth_message(AuthFailure f) {
+  switch (f) {
+    case AuthFailure::kSourceNotAllowed: return "this receiver does not accept requests from your address";
+    case AuthFailure::kMissingCredential: return "this receiver requires a signature or credential the request does not carry";
+    case AuthFailure::kStaleTimestamp: return "the signed timestamp is outside the accepted window";
+    case AuthFailure::kReplayed: return "this message was already received";
+    default: return "the request's signature or credential is not valid";
+  }
+}
+}  // namespace
+
+bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
+                               Responder& respond) {
+  auto answer = [&](HttpResponse&& resp) {
+    ctx_.metrics.request(Route::kTrigger, resp.status);
+    respond(std::move(resp));
+    return false;
+  };
+  auto ignore = [&](IgnoreReason why, std::string reason, const Decision* d) {
+    ctx_.metrics.trigger_ignored(why);
+    json body = {{"ignored", true}, {"reason", std::move(reason)}};
+    if (d && d->rule_index >= 0) body["rule"] = d->rule_index;
+    if (d && !d->rule_name.empty()) body["rule_name"] = d->rule_name;
+    return answer(json_response(r.rules->ignore_status(), body));
+  };
+  auto invalid = [&](const Status& s) {
+    ctx_.metrics.trigger_rejected(RejectReason::kBadRequest);
+    return answer(from_status(s));
+  };
+
+  std::string caller = caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies);
+  int64_t now = now_ms();
+
+  // 1. Inbound authentication, beyond the token.
+  if (AuthFailure f = r.auth->check(req, caller, r.row.id, replays_, now / 1000); f != AuthFailure::kNone) {
+    ctx_.metrics.trigger_rejected(RejectReason::kUnauthorized);
+    ctx_.metrics.auth_failed(static_cast<size_t>(f));
+    bool forbidden = f == AuthFailure::kSourceNotAllowed;
+    return answer(error_response(forbidden ? 403 : 401, forbidden ? "forbidden" : "unauthorized", auth_message(f)));
+  }
+
+  // 2. Rules decide whether and how the action runs.
+  json body = r.rules->needs_body() || r.binds_request ? parse_body_json(req.body())
+                                                       : json(json::value_t::discarded);
+  Decision d = r.rules->evaluate(RuleInput{req, body, caller});
+  if (!d.error.ok()) return invalid(d.error);
+  if (!d.run) return ignore(IgnoreReason::kRule, d.rule_name.empty() ? "a rule ignored the request" : "rule \"" + d.rule_name + "\" ignored the request", &d);
+  json config = r.plain_config;
+  bool changed = false;
+  for (const auto& [k, v] : d.set.is_object() ? d.set.items() : json::object().items()) {
+    config[k] = v;
+    changed = true;
+  }
+
+  // 3. Alertmanager: firing runs, resolved runs the inverse or nothing; re-sends dedupe.
+  if (r.rules->alertmanager()) {
+    if (!is_alertmanager_payload(body))
+      return invalid(Status::Invalid("the body is not an Alertmanager webhook payload (version 4)"));
+    if (body["status"] == "resolved") {
+      if (r.rules->on_resolved() == "ignore") return ignore(IgnoreReason::kResolved, "the alert resolved", nullptr);
+      if (r.rules->on_resolved() == "inverse") {
+        auto inverse = r.driver->inverse(config);
+        if (!inverse.ok()) return invalid(inverse.status());
+        config = std::move(inverse).value();
+        changed = true;
+      }
+    }
+    if (t.idempotency_key.empty()) t.idempotency_key = alertmanager_key(body);
+  }
+
+  // 4. Values taken from the request (e.g. the caller's address for a DNS record).
+  if (r.binds_request) {
+    std::string raw_body(req.body());
+    auto bound = r.driver->bind(config, TriggerRequest{caller, raw_body});
+    if (!bound.ok()) return invalid(bound.status());
+    config = std::move(bound).value();
+    changed = true;
+  }
+  std::string action = r.action;
+  if (changed) {
+    auto typed = r.driver->validate(config, /*check_peer=*/false);
+    if (!typed.ok()) return invalid(typed.status());
+    t.config = *typed;
+    t.config_text = seal_config(config, r.secret_fields, ctx_.secrets, r.row.config).dump();
+    action = r.driver->action(**typed);
+  }
+
+  // 5. Limits: a token bucket over requests that would run, then the cooldown per action.
+  int64_t retry_after = 0, left_ms = 0;
+  if (!r.limiter->take(r.limits, now, &retry_after)) {
+    ctx_.metrics.trigger_rejected(RejectReason::kRateLimited);
+    auto resp = error_response(429, "rate_limited", "this receiver is being triggered too often; retry later");
+    resp.headers.emplace_back("Retry-After", std::to_string(retry_after));
+    return answer(std::move(resp));
+  }
+  if (!r.limiter->claim_cooldown(r.limits, action, now, &left_ms))
+    return ignore(IgnoreReason::kCooldown, "cooling down: \"" + action + "\" ran less than " +
+                  std::to_string(r.limits.cooldown_ms / 1000) + " s ago", nullptr);
+  return true;
 }
 
 // --- management API ----------------------------------------------------------------------
@@ -366,6 +456,8 @@ HttpResponse App::receiver_response(int status, const Result<ReceiverRow>& row) 
   if (!row.ok()) return from_status(row.status());
   auto r = make_receiver(*row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false);
   if (!r.ok()) return from_status(r.status());
+  if (auto old = ctx_.receivers.find(row->id))  // cooldowns and rate limits outlive an edit
+    std::const_pointer_cast<Receiver>(*r)->limiter = old->limiter;
   ctx_.receivers.put(*r);
   return json_response(status, receiver_json(**r));
 }
@@ -433,19 +525,24 @@ HttpResponse App::create_receiver(const HttpRequest& req) {
   row.name = body["name"];
   row.driver = body["driver"];
   row.config = body["config"];
-  auto checked = check_receiver(row, nullptr);
+  row.rules = body.value("rules", json(nullptr));
+  row.auth = body.value("auth", json(nullptr));
+  row.limits = body.value("limits", json(nullptr));
+  row.enabled = body.value("enabled", true);
+  auto checked = check_receiver(row, std::nullopt);
   if (!checked.ok()) return from_status(checked.status());
-  const auto& sealed = (*checked)->row.config;
-  auto stored = ctx_.store.insert_receiver(row.name, row.driver, sealed);
-  if (stored.ok() && body.value("enabled", true) == false)
-    stored = ctx_.store.set_enabled(stored->id, false);
-  return receiver_response(201, stored);
+  return receiver_response(201, ctx_.store.insert_receiver((*checked)->row));
 }
 
 Result<std::shared_ptr<const Receiver>> App::check_receiver(ReceiverRow row,
-                                                           const json& previous) {
+                                                           const std::optional<ReceiverRow>& previous) {
   const Driver* driver = ctx_.drivers.find(row.driver);
-  if (driver) row.config = seal_config(row.config, secret_fields(*driver), ctx_.secrets, previous);
+  if (driver)
+    row.config = seal_config(row.config, secret_fields(*driver), ctx_.secrets,
+                             previous ? previous->config : json(nullptr));
+  auto auth = InboundAuth::prepare_for_storage(row.auth, previous ? previous->auth : json(nullptr), ctx_.secrets);
+  if (!auth.ok()) return auth.status();
+  row.auth = std::move(auth).value();
   // Validated against the driver and its live peer before anything is stored.
   return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, /*check_peer=*/true);
 }
@@ -462,12 +559,14 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
   ReceiverRow row = *current;
   row.name = body["name"];
   row.config = body["config"];
-  auto checked = check_receiver(row, current->config);
+  // PUT replaces: rules, auth and limits left out are removed.
+  row.rules = body.value("rules", json(nullptr));
+  row.auth = body.value("auth", json(nullptr));
+  row.limits = body.value("limits", json(nullptr));
+  row.enabled = body.value("enabled", current->enabled);
+  auto checked = check_receiver(row, *current);
   if (!checked.ok()) return from_status(checked.status());
-  auto stored = ctx_.store.update_receiver(id, row.name, (*checked)->row.config);
-  if (stored.ok() && body.contains("enabled") && body["enabled"].get<bool>() != stored->enabled)
-    stored = ctx_.store.set_enabled(id, body["enabled"].get<bool>());
-  return receiver_response(200, stored);
+  return receiver_response(200, ctx_.store.update_receiver(id, (*checked)->row));
 }
 
 HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {

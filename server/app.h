@@ -50,6 +50,10 @@ class App {
 
  private:
   void trigger(const HttpRequest& req, std::string_view token, Responder& respond);
+  // Inbound auth, rules, Alertmanager, request-bound values and limits, for receivers that have
+  // any. Fills `t` and answers true to go on, or answers the request itself and returns false.
+  bool apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
+                            Responder& respond);
   HttpResponse api(const HttpRequest& req, const std::vector<std::string_view>& segments);
   HttpResponse receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
   HttpResponse executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
@@ -63,11 +67,13 @@ class App {
   HttpResponse receiver_response(int status, const Result<ReceiverRow>& row);
   // Seals the body's secrets (keeping `previous` ones sent back redacted) and validates the
   // result against the driver and its peer.
-  Result<std::shared_ptr<const Receiver>> check_receiver(ReceiverRow row, const nlohmann::json& previous);
+  Result<std::shared_ptr<const Receiver>> check_receiver(ReceiverRow row,
+                                                         const std::optional<ReceiverRow>& previous);
   nlohmann::json receiver_json(const Receiver& r) const;
 
   AppContext ctx_;
   UiFiles ui_;
+  ReplayGuard replays_;
 };
 
 }  // namespace tripline

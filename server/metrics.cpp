@@ -16,7 +16,19 @@ const char* to_string(RejectReason r) {
     case RejectReason::kOverloaded: return "overloaded";
     case RejectReason::kStorageFailed: return "storage_failed";
     case RejectReason::kBadRequest: return "bad_request";
+    case RejectReason::kUnauthorized: return "unauthorized";
+    case RejectReason::kRateLimited: return "rate_limited";
     case RejectReason::kCount: break;
+  }
+  return "other";
+}
+
+const char* to_string(IgnoreReason r) {
+  switch (r) {
+    case IgnoreReason::kRule: return "rule";
+    case IgnoreReason::kResolved: return "resolved";
+    case IgnoreReason::kCooldown: return "cooldown";
+    case IgnoreReason::kCount: break;
   }
   return "other";
 }
@@ -92,6 +104,18 @@ std::string Metrics::render() const {
     out += "tripline_triggers_rejected_total{reason=\"" +
            std::string(to_string(static_cast<RejectReason>(i))) + "\"} " +
            std::to_string(rejected_[i].load()) + "\n";
+  out += "# HELP tripline_triggers_ignored_total Triggers answered without an execution, by reason.\n";
+  out += "# TYPE tripline_triggers_ignored_total counter\n";
+  for (size_t i = 0; i < ignored_.size(); ++i)
+    out += "tripline_triggers_ignored_total{reason=\"" + std::string(to_string(static_cast<IgnoreReason>(i))) +
+           "\"} " + std::to_string(ignored_[i].load()) + "\n";
+  static const char* kAuthReasons[] = {"none", "source_not_allowed", "missing_credential", "bad_credential",
+                                       "bad_signature", "stale_timestamp", "replayed", "other"};
+  out += "# HELP tripline_inbound_auth_failures_total Requests refused by a receiver's inbound authentication.\n";
+  out += "# TYPE tripline_inbound_auth_failures_total counter\n";
+  for (size_t i = 1; i < 7; ++i)
+    out += "tripline_inbound_auth_failures_total{reason=\"" + std::string(kAuthReasons[i]) + "\"} " +
+           std::to_string(auth_failures_[i].load()) + "\n";
   {
     std::lock_guard lock(exec_mu_);
     out += "# HELP tripline_executions_total Finished executions by driver and final status.\n";

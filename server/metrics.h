@@ -27,8 +27,12 @@ enum class RejectReason {
   kOverloaded,
   kStorageFailed,
   kBadRequest,
+  kUnauthorized,   // inbound authentication failed (by reason in tripline_inbound_auth_failures_total)
+  kRateLimited,
   kCount
 };
+enum class IgnoreReason { kRule, kResolved, kCooldown, kCount };
+const char* to_string(IgnoreReason r);
 const char* to_string(RejectReason r);
 
 class Histogram {
@@ -56,6 +60,13 @@ class Metrics {
   void trigger_rejected(RejectReason r) {
     rejected_[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
   }
+  void trigger_ignored(IgnoreReason r) {
+    ignored_[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+  }
+  // `reason` indexes AuthFailure (inbound_auth.h).
+  void auth_failed(size_t reason) {
+    if (reason < auth_failures_.size()) auth_failures_[reason].fetch_add(1, std::memory_order_relaxed);
+  }
   void execution_finished(const std::string& driver, const std::string& status, double seconds);
   void execution_started(double seconds_since_trigger) { start_delay_.observe(seconds_since_trigger); }
   void set_queue_depth_source(std::function<size_t()> f) { queue_depth_ = std::move(f); }
@@ -70,6 +81,8 @@ class Metrics {
   std::array<std::array<std::atomic<uint64_t>, 500>, static_cast<size_t>(Route::kCount)> requests_{};
   std::atomic<uint64_t> accepted_{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(RejectReason::kCount)> rejected_{};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(IgnoreReason::kCount)> ignored_{};
+  std::array<std::atomic<uint64_t>, 8> auth_failures_{};
   mutable std::mutex exec_mu_;
   std::map<std::pair<std::string, std::string>, uint64_t> executions_;
   std::map<std::string, std::unique_ptr<Histogram>> durations_;

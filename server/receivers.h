@@ -12,6 +12,9 @@
 #include <unordered_map>
 
 #include "../drivers/registry.h"
+#include "inbound_auth.h"
+#include "receiver_limits.h"
+#include "rules.h"
 #include "secrets.h"
 #include "store.h"
 #include "token.h"
@@ -29,6 +32,12 @@ struct Receiver {
   std::string target;
   std::string action;
   std::string description;
+  std::shared_ptr<const RuleSet> rules;     // never null (empty: run always)
+  std::shared_ptr<const InboundAuth> auth;  // never null (empty: token only)
+  Limits limits;
+  std::shared_ptr<LimiterState> limiter;    // shared by successive versions of the receiver
+  // No inbound auth, rules, limits or request-bound values: the trigger path needs only the token.
+  bool simple = true;
 
   TokenClaims claims() const {
     return {row.id, row.generation, row.driver, target, action};

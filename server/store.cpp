@@ -35,10 +35,20 @@ std::optional<ExecutionStatus> parse_execution_status(std::string_view s) {
 namespace {
 
 constexpr const char* kReceiverColumns =
-    "id, name, driver, config, enabled, generation, created_at, updated_at";
+    "id, name, driver, config, enabled, generation, created_at, updated_at, rules, auth, limits";
 constexpr const char* kExecutionColumns =
     "id, receiver_id, generation, driver, config, status, attempts, plan, result, error, "
     "created_at, started_at, finished_at, next_attempt_at";
+
+std::optional<int64_t> opt_int(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getInt64();
+}
+
+nlohmann::json opt_json(const SQLite::Column& c) {
+  if (c.isNull()) return nullptr;
+  return nlohmann::json::parse(c.getString(), nullptr, false);
+}
 
 ReceiverRow read_receiver(SQLite::Statement& q) {
   ReceiverRow r;
@@ -50,17 +60,10 @@ ReceiverRow read_receiver(SQLite::Statement& q) {
   r.generation = q.getColumn(5).getInt64();
   r.created_at = q.getColumn(6).getInt64();
   r.updated_at = q.getColumn(7).getInt64();
+  r.rules = opt_json(q.getColumn(8));
+  r.auth = opt_json(q.getColumn(9));
+  r.limits = opt_json(q.getColumn(10));
   return r;
-}
-
-std::optional<int64_t> opt_int(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return c.getInt64();
-}
-
-nlohmann::json opt_json(const SQLite::Column& c) {
-  if (c.isNull()) return nullptr;
-  return nlohmann::json::parse(c.getString(), nullptr, false);
 }
 
 ExecutionRow read_execution(SQLite::Statement& q) {
@@ -166,25 +169,34 @@ std::vector<int> Store::applied_migrations() {
 
 // --- receivers ---------------------------------------------------------------------------
 
-Result<ReceiverRow> Store::insert_receiver(const std::string& name, const std::string& driver,
-                                           const nlohmann::json& config) {
+namespace {
+void bind_json(SQLite::Statement& q, int index, const nlohmann::json& j) {
+  if (j.is_null()) q.bind(index); else q.bind(index, j.dump());
+}
+}  // namespace
+
+Result<ReceiverRow> Store::insert_receiver(const ReceiverRow& r) {
   auto id = guarded([&]() -> Result<int64_t> {
     std::lock_guard lock(write_mu_);
     SQLite::Statement q(*writer_,
-                        "INSERT INTO receivers (name, driver, config, created_at, updated_at) "
-                        "VALUES (?, ?, ?, ?, ?)");
+                        "INSERT INTO receivers (name, driver, config, rules, auth, limits, enabled, "
+                        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     int64_t now = now_ms();
-    q.bind(1, name);
-    q.bind(2, driver);
-    q.bind(3, config.dump());
-    q.bind(4, now);
-    q.bind(5, now);
+    q.bind(1, r.name);
+    q.bind(2, r.driver);
+    q.bind(3, r.config.dump());
+    bind_json(q, 4, r.rules);
+    bind_json(q, 5, r.auth);
+    bind_json(q, 6, r.limits);
+    q.bind(7, r.enabled ? 1 : 0);
+    q.bind(8, now);
+    q.bind(9, now);
     q.exec();
     return writer_->getLastInsertRowid();
   });
   if (!id.ok()) {
     if (id.status().code() == Status::Code::kConflict)
-      return Status::Conflict("a receiver named \"" + name + "\" already exists");
+      return Status::Conflict("a receiver named \"" + r.name + "\" already exists");
     return id.status();
   }
   return get_receiver(*id);
@@ -204,19 +216,22 @@ Status update_one(std::mutex& mu, SQLite::Database& db, const char* sql, Bind&& 
 }
 }  // namespace
 
-Result<ReceiverRow> Store::update_receiver(int64_t id, const std::string& name,
-                                           const nlohmann::json& config) {
+Result<ReceiverRow> Store::update_receiver(int64_t id, const ReceiverRow& r) {
   Status s = update_one(write_mu_, *writer_,
-                        "UPDATE receivers SET name = ?, config = ?, generation = generation + 1, "
-                        "updated_at = ? WHERE id = ?",
+                        "UPDATE receivers SET name = ?, config = ?, rules = ?, auth = ?, limits = ?, "
+                        "enabled = ?, generation = generation + 1, updated_at = ? WHERE id = ?",
                         [&](SQLite::Statement& q) {
-                          q.bind(1, name);
-                          q.bind(2, config.dump());
-                          q.bind(3, now_ms());
-                          q.bind(4, id);
+                          q.bind(1, r.name);
+                          q.bind(2, r.config.dump());
+                          bind_json(q, 3, r.rules);
+                          bind_json(q, 4, r.auth);
+                          bind_json(q, 5, r.limits);
+                          q.bind(6, r.enabled ? 1 : 0);
+                          q.bind(7, now_ms());
+                          q.bind(8, id);
                         });
   if (s.code() == Status::Code::kConflict)
-    return Status::Conflict("a receiver named \"" + name + "\" already exists");
+    return Status::Conflict("a receiver named \"" + r.name + "\" already exists");
   if (!s.ok()) return s;
   return get_receiver(id);
 }

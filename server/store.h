@@ -31,6 +31,9 @@ struct ReceiverRow {
   std::string name;
   std::string driver;
   nlohmann::json config;
+  nlohmann::json rules;   // null: none (see rules.h)
+  nlohmann::json auth;    // null: none; secrets sealed or hashed (see inbound_auth.h)
+  nlohmann::json limits;  // null: none (see receiver_limits.h)
   bool enabled = true;
   int64_t generation = 1;
   int64_t created_at = 0;
@@ -89,11 +92,10 @@ class Store {
   ~Store();
 
   // Receivers. Names are unique: a clash answers Conflict.
-  Result<ReceiverRow> insert_receiver(const std::string& name, const std::string& driver,
-                                      const nlohmann::json& config);
-  // Replaces name and config and bumps the generation (old URLs stop working).
-  Result<ReceiverRow> update_receiver(int64_t id, const std::string& name,
-                                      const nlohmann::json& config);
+  // Stores name, driver, config, rules, auth and limits of `r`.
+  Result<ReceiverRow> insert_receiver(const ReceiverRow& r);
+  // Replaces name, config, rules, auth and limits and bumps the generation (old URLs stop working).
+  Result<ReceiverRow> update_receiver(int64_t id, const ReceiverRow& r);
   Result<ReceiverRow> set_enabled(int64_t id, bool enabled);
   Result<ReceiverRow> bump_generation(int64_t id);
   Status delete_receiver(int64_t id);

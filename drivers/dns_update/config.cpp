@@ -406,28 +406,33 @@ Result<Config> parse_config(const json& j) {
   return c;
 }
 
-Result<json> bind_request(const json& stored, const TriggerRequest& request) {
+namespace {
+
+Result<json> bind_value(const json& stored, const TriggerRequest& request) {
   auto value = stored.find("value");
   if (value == stored.end() || !value->is_object()) return stored;  // nothing to bind
   json out = stored;
-  const std::string from = value->value("from", "");
-  if (from == "caller-ip") {
+  const json* from = value->contains("from") ? &(*value)["from"] : nullptr;
+  if (from && *from == "caller-ip") {
     std::string ip(request.caller_ip);
     if (ip.empty())
-      return Status::Invalid("the request's source address is unknown",
-                             {{"request.caller_ip", "is unknown"}});
+      return Status::Invalid("request.caller_ip is unknown", {{"request.caller_ip", "is unknown"}});
     // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
-    std::string type = stored.contains("record") && stored["record"].is_object()
-                           ? stored["record"].value("type", "")
-                           : "";
-    if (lower(type) == "a" && ip.rfind("::ffff:", 0) == 0 && is_ipv4(ip.substr(7)))
+    const json* record = stored.contains("record") ? &stored["record"] : nullptr;
+    const json* type = record && record->is_object() && record->contains("type")
+                           ? &(*record)["type"]
+                           : nullptr;
+    if (type && type->is_string() && lower(type->get<std::string>()) == "a" &&
+        ip.rfind("::ffff:", 0) == 0 && is_ipv4(ip.substr(7)))
       ip = ip.substr(7);
     out["value"] = ip;
     return out;
   }
-  if (from != "body") return Status::Invalid("config.value has no known source",
-                                             {{"config.value.from", "must be caller-ip or body"}});
-  const std::string pointer = value->value("pointer", "");
+  const json* pointer_json = value->contains("pointer") ? &(*value)["pointer"] : nullptr;
+  if (!from || *from != "body" || !pointer_json || !pointer_json->is_string())
+    return Status::Invalid("config.value has no known source",
+                           {{"config.value.from", "must be caller-ip or body"}});
+  const std::string pointer = pointer_json->get<std::string>();
   auto invalid = [&](const std::string& why) {
     return Status::Invalid("request.body " + why, {{"request.body", why}});
   };
@@ -435,18 +440,26 @@ Result<json> bind_request(const json& stored, const TriggerRequest& request) {
     return invalid("is larger than " + std::to_string(kMaxBodyBytes) + " bytes");
   if (!within_depth(request.body, kMaxBodyDepth))
     return invalid("is nested deeper than " + std::to_string(kMaxBodyDepth) + " levels");
+  json body = json::parse(request.body.begin(), request.body.end(), nullptr, false);
+  if (body.is_discarded()) return invalid("is not JSON; the value is read from " + pointer);
+  json::json_pointer ptr(pointer);
+  if (!body.contains(ptr)) return invalid("has nothing at " + pointer);
+  const json& v = body.at(ptr);
+  if (!v.is_string())
+    return invalid("has " + std::string(json_type(v)) + " at " + pointer + ", not a string");
+  out["value"] = v.get<std::string>();
+  return out;
+}
+
+}  // namespace
+
+Result<json> bind_request(const json& stored, const TriggerRequest& request) {
+  // Runs on the trigger path: nothing may escape.
   try {
-    json body = json::parse(request.body.begin(), request.body.end(), nullptr, false);
-    if (body.is_discarded()) return invalid("is not JSON; the value is read from " + pointer);
-    json::json_pointer ptr(pointer);
-    if (!body.contains(ptr)) return invalid("has nothing at " + pointer);
-    const json& v = body.at(ptr);
-    if (!v.is_string())
-      return invalid("has " + std::string(json_type(v)) + " at " + pointer + ", not a string");
-    out["value"] = v.get<std::string>();
-    return out;
+    return bind_value(stored, request);
   } catch (const std::exception& e) {
-    return invalid(std::string("could not be read at ") + pointer + ": " + e.what());
+    return Status::Invalid(std::string("the request could not be read: ") + e.what(),
+                           {{"request.body", std::string("could not be read: ") + e.what()}});
   }
 }
 

@@ -418,3 +418,30 @@ TEST_CASE("dns-update endpoints: keys are read in either casing and written in c
   CHECK(*go_field(obj, "updateNew") == 2);
   CHECK(go_field(obj, "create") == nullptr);
 }
+
+TEST_CASE("dns-update bind: a malformed stored config is answered, never thrown") {
+  DnsUpdateDriver driver;
+  for (const char* text : {R"({"value":{"from":5}})", R"({"value":{"from":"body","pointer":7}})",
+                           R"({"value":{"from":"body","pointer":"no-slash"}})",
+                           R"({"value":{"from":"caller-ip"},"record":{"type":7}})",
+                           R"({"value":{"from":"caller-ip"},"record":[]})", R"([1,2])"}) {
+    INFO(text);
+    Result<json> r = json();
+    CHECK_NOTHROW(r = driver.bind(json::parse(text), {"192.0.2.1", R"({"ip":"192.0.2.2"})"}));
+  }
+}
+
+TEST_CASE("dns-update driver: the inverse of upsert deletes the same record set") {
+  DnsUpdateDriver driver;
+  auto inv = driver.inverse(rfc2136());
+  REQUIRE(inv.ok());
+  CHECK((*inv)["action"] == "delete");
+  CHECK_FALSE(inv->contains("value"));
+  auto c = driver.validate(*inv, false);
+  REQUIRE(c.ok());
+  auto original = driver.validate(rfc2136(), false);
+  CHECK(driver.target(**c) == driver.target(**original));
+  CHECK(driver.action(**c) == "delete");
+  CHECK_FALSE(driver.inverse(*inv).ok());  // nothing to put back
+  CHECK_FALSE(driver.inverse(json::array()).ok());
+}

@@ -1,6 +1,7 @@
 #include "dns_update.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "externaldns.h"
 #include "rfc2136.h"
@@ -159,6 +160,19 @@ bool DnsUpdateDriver::binds_request(const DriverConfig& dc) const {
 
 Result<json> DnsUpdateDriver::bind(const json& stored, const TriggerRequest& request) const {
   return dns_update::bind_request(stored, request);
+}
+
+Result<json> DnsUpdateDriver::inverse(const json& config) const {
+  auto action = config.is_object() ? config.find("action") : config.end();
+  if (config.is_object() && action != config.end() && *action == "upsert") {
+    json out = config;
+    out["action"] = "delete";
+    out.erase("value");
+    return out;
+  }
+  return Status::Invalid("only upsert has an inverse (delete); a deleted record has no value to "
+                         "put back",
+                         {{"config.action", "has no inverse"}});
 }
 
 Plan DnsUpdateDriver::plan(const DriverConfig& dc) const {

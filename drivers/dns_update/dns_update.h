@@ -33,6 +33,9 @@ class DnsUpdateDriver : public Driver {
   bool binds_request(const DriverConfig& config) const override;
   Result<nlohmann::json> bind(const nlohmann::json& stored_config,
                               const TriggerRequest& request) const override;
+  // upsert -> delete of the same record set (e.g. remove the record when the alert resolves);
+  // delete has none: there is no value to put back.
+  Result<nlohmann::json> inverse(const nlohmann::json& config) const override;
   Plan plan(const DriverConfig& config) const override;
   Outcome apply(const DriverConfig& config, const nlohmann::json& plan) const override;
 

@@ -1,7 +1,5 @@
 #include "externaldns.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <cctype>
 
@@ -15,7 +13,6 @@ namespace {
 
 constexpr std::chrono::milliseconds kConnectTimeout{2000};
 constexpr std::chrono::milliseconds kTimeout{5000};
-constexpr size_t kMaxNegotiateBytes = 1 << 20;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -84,54 +81,6 @@ Result<std::string> regex_string(const json* j, const char* name) {
 std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
-  return out;
-}
-
-// GET with the media type in Accept, keeping the answer's Content-Type, which
-// server/http_client.h does not report; same limits as that helper.
-struct Negotiated {
-  int status = 0;
-  std::string body, content_type, error;
-};
-
-size_t append_capped(char* data, size_t size, size_t n, void* out) {
-  auto* body = static_cast<std::string*>(out);
-  if (body->size() + size * n > kMaxNegotiateBytes) return 0;
-  body->append(data, size * n);
-  return size * n;
-}
-
-Negotiated get_negotiate(const std::string& url) {
-  Negotiated out;
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
-  if (!curl) {
-    out.error = "curl_easy_init failed";
-    return out;
-  }
-  CURL* c = curl.get();
-  curl_slist* headers = curl_slist_append(nullptr, (std::string("Accept: ") + kWebhookMediaType).c_str());
-  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> guard(headers, &curl_slist_free_all);
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(kConnectTimeout.count()));
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(kTimeout.count()));
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_capped);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  CURLcode rc = curl_easy_perform(c);
-  if (rc != CURLE_OK) {
-    out.error = curl_easy_strerror(rc);
-    out.body.clear();
-    return out;
-  }
-  long code = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-  out.status = static_cast<int>(code);
-  const char* type = nullptr;
-  curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &type);
-  if (type) out.content_type = type;
   return out;
 }
 
@@ -228,12 +177,19 @@ std::string DomainFilter::to_string() const {
 }
 
 WebhookClient::Answer WebhookClient::negotiate(DomainFilter* out) const {
-  Negotiated r = get_negotiate(base_url_ + "/");
+  OutboundRequest req;
+  req.method = "GET";
+  req.url = base_url_ + "/";
+  req.headers.emplace_back("Accept", kWebhookMediaType);
+  req.connect_timeout = kConnectTimeout;
+  req.timeout = kTimeout;
+  OutboundResponse r = http_request(req);
   if (r.status != 200) return http_failure(base_url_, "GET /", r.status, r.error, r.body);
-  if (r.content_type != kWebhookMediaType)
+  const std::string* type = r.header("content-type");
+  if (!type || *type != kWebhookMediaType)
     return {Error::kRejected,
             "the ExternalDNS provider at " + base_url_ + " answered GET / with Content-Type \"" +
-                snippet(r.content_type) + "\", not " + kWebhookMediaType +
+                snippet(type ? *type : "") + "\", not " + kWebhookMediaType +
                 ": it does not speak version 1 of the webhook protocol"};
   json j = json::parse(r.body, nullptr, false);
   if (j.is_discarded())

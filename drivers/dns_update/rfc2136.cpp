@@ -5,6 +5,7 @@
 #include <netdb.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <memory>
 
 namespace tripline::dns_update {

@@ -67,6 +67,15 @@ std::string ScaleServiceDriver::action(const DriverConfig& c) const {
   return scale_service::to_string(typed(c).action);
 }
 
+Result<nlohmann::json> ScaleServiceDriver::inverse(const nlohmann::json& config) const {
+  nlohmann::json out = config;
+  auto action = config.value("action", "");
+  if (action == "up") out["action"] = "down";
+  else if (action == "down") out["action"] = "up";
+  else return Status::Invalid("\"set\" has no inverse; use up or down to scale back on resolve");
+  return out;
+}
+
 Plan ScaleServiceDriver::plan(const DriverConfig& dc) const {
   const Config& c = typed(dc);
   SwarmApi::Service s;

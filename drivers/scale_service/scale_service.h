@@ -20,6 +20,7 @@ class ScaleServiceDriver : public Driver {
   std::string describe(const DriverConfig& config) const override;
   std::string target(const DriverConfig& config) const override;
   std::string action(const DriverConfig& config) const override;
+  Result<nlohmann::json> inverse(const nlohmann::json& config) const override;
   Plan plan(const DriverConfig& config) const override;
   Outcome apply(const DriverConfig& config, const nlohmann::json& plan) const override;
   Status probe() const override;

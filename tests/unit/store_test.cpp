@@ -42,11 +42,19 @@ TEST_CASE("migrations: applied in order once, recorded, and idempotent on reopen
 TEST_CASE("store: receivers have unique names and generations bump on update and rotate") {
   TempDir dir;
   auto s = std::move(Store::open(dir.path + "/t.db")).value();
-  auto r = s->insert_receiver("web-up", "scale-service", {{"service", "web"}});
+  ReceiverRow row;
+  row.name = "web-up";
+  row.driver = "scale-service";
+  row.config = {{"service", "web"}};
+  row.rules = {{"default", "ignore"}};
+  auto r = s->insert_receiver(row);
   REQUIRE(r.ok());
   CHECK(r->generation == 1);
-  CHECK(s->insert_receiver("web-up", "scale-service", {}).status().code() == Status::Code::kConflict);
-  CHECK(s->update_receiver(r->id, "web-up", {{"service", "api"}})->generation == 2);
+  CHECK(r->rules == row.rules);
+  CHECK(r->auth.is_null());
+  CHECK(s->insert_receiver(row).status().code() == Status::Code::kConflict);
+  row.config = {{"service", "api"}};
+  CHECK(s->update_receiver(r->id, row)->generation == 2);
   CHECK(s->bump_generation(r->id)->generation == 3);
   CHECK_FALSE(s->set_enabled(r->id, false)->enabled);
   CHECK(s->get_receiver(r->id)->generation == 3);

@@ -1,0 +1,243 @@
+#include "inbound_auth.h"
+
+#include <openssl/evp.h>
+
+#include <charconv>
+
+namespace tripline {
+
+using nlohmann::json;
+
+const char* to_string(AuthFailure f) {
+  switch (f) {
+    case AuthFailure::kNone: return "none";
+    case AuthFailure::kSourceNotAllowed: return "source_not_allowed";
+    case AuthFailure::kMissingCredential: return "missing_credential";
+    case AuthFailure::kBadCredential: return "bad_credential";
+    case AuthFailure::kBadSignature: return "bad_signature";
+    case AuthFailure::kStaleTimestamp: return "stale_timestamp";
+    case AuthFailure::kReplayed: return "replayed";
+  }
+  return "other";
+}
+
+namespace {
+
+const std::vector<std::string> kSealed = {"github_secret", "standard_webhooks_secret", "link_secret"};
+const std::vector<std::string> kHashed = {"bearer_token", "basic_password"};
+constexpr std::string_view kHashedPrefix = "hashed:";
+
+std::string base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), int(in.size()));
+  out.resize(n);
+  return out;
+}
+
+std::optional<std::string> unbase64(std::string_view in) {
+  if (in.empty() || in.size() % 4 != 0) return std::nullopt;
+  std::string out(in.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), int(in.size()));
+  if (n < 0) return std::nullopt;
+  size_t pad = in.size() >= 2 && in[in.size() - 1] == '=' ? (in[in.size() - 2] == '=' ? 2 : 1) : 0;
+  out.resize(size_t(n) - pad);
+  return out;
+}
+
+std::string salted_hash(std::string_view salt, std::string_view secret) {
+  std::string input(salt);
+  input += secret;
+  return crypto::hex(crypto::view(crypto::sha256(input)));
+}
+
+// "hashed:<salt hex>:<sha256 hex>" against a presented secret, in constant time.
+bool matches_hash(const std::string& stored, std::string_view presented) {
+  auto colon = stored.find(':', kHashedPrefix.size());
+  if (stored.rfind(kHashedPrefix, 0) != 0 || colon == std::string::npos) return false;
+  auto salt = crypto::unhex(std::string_view(stored).substr(kHashedPrefix.size(), colon - kHashedPrefix.size()));
+  if (!salt) return false;
+  return crypto::constant_time_equal(salted_hash(*salt, presented), std::string_view(stored).substr(colon + 1));
+}
+
+std::optional<int64_t> parse_int(std::string_view s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::shared_ptr<const crypto::HmacKey> whsec_key(const std::string& secret) {
+  std::string_view s = secret;
+  if (s.rfind("whsec_", 0) == 0) s.remove_prefix(6);
+  auto key = unbase64(s);
+  return key ? std::make_shared<const crypto::HmacKey>(*key) : nullptr;
+}
+
+}  // namespace
+
+bool ReplayGuard::first_time(const std::string& id, int64_t now_s, int64_t window_s) {
+  std::lock_guard lock(mu_);
+  if (now_s >= next_prune_) {
+    for (auto it = seen_.begin(); it != seen_.end();) it = it->second <= now_s ? seen_.erase(it) : std::next(it);
+    next_prune_ = now_s + 60;
+  }
+  auto [it, inserted] = seen_.try_emplace(id, now_s + window_s);
+  if (inserted) return true;
+  if (it->second <= now_s) {
+    it->second = now_s + window_s;
+    return true;
+  }
+  return false;
+}
+
+std::string standard_webhooks_signature(const std::string& secret, std::string_view id,
+                                        std::string_view timestamp, std::string_view body) {
+  auto key = whsec_key(secret);
+  if (!key) return {};
+  std::string signed_content;
+  signed_content.reserve(id.size() + timestamp.size() + body.size() + 2);
+  signed_content.append(id).append(".").append(timestamp).append(".").append(body);
+  return "v1," + base64(crypto::view(key->mac(signed_content)));
+}
+
+Result<json> InboundAuth::prepare_for_storage(const json& auth, const json& previous, const SecretBox& box) {
+  if (auth.is_null()) return json(nullptr);
+  auto bad = [](const std::string& field, const std::string& why) -> Status {
+    return Status::Invalid(field + " " + why, {{field, why}});
+  };
+  if (!auth.is_object()) return bad("auth", "must be an object");
+  for (const auto& [k, v] : auth.items()) {
+    bool secret = std::find(kSealed.begin(), kSealed.end(), k) != kSealed.end() ||
+                  std::find(kHashed.begin(), kHashed.end(), k) != kHashed.end();
+    if (secret || k == "basic_username") {
+      if (!v.is_string() || v.get<std::string>().empty()) return bad("auth." + k, "must be a non-empty string");
+    } else if (k == "allow_sources") {
+      if (!v.is_array()) return bad("auth.allow_sources", "must be a list of addresses or CIDR ranges");
+      for (const auto& c : v)
+        if (!c.is_string() || !Cidr::parse(c.get<std::string>()))
+          return bad("auth.allow_sources", c.dump() + " is not an address or CIDR range");
+    } else if (k == "tolerance_seconds") {
+      if (!v.is_number_integer() || v < 1 || v > 3600) return bad("auth.tolerance_seconds", "must be 1 to 3600");
+    } else {
+      return bad("auth." + k, "is not an auth field");
+    }
+  }
+  if (auth.contains("standard_webhooks_secret") && auth["standard_webhooks_secret"] != kRedacted &&
+      !whsec_key(auth["standard_webhooks_secret"]))
+    return bad("auth.standard_webhooks_secret", "must be whsec_ followed by base64");
+  if (auth.contains("basic_password") != auth.contains("basic_username") &&
+      !(previous.is_object() && previous.contains("basic_password")))
+    return bad("auth.basic_username", "and basic_password go together");
+
+  json out = seal_config(auth, kSealed, box, previous);
+  for (const auto& f : kHashed) {
+    auto it = out.find(f);
+    if (it == out.end() || *it == kRedacted) {
+      if (previous.is_object() && previous.contains(f)) out[f] = previous[f];
+      else if (it != out.end()) out.erase(f);
+      continue;
+    }
+    std::string salt = crypto::random_bytes(16);
+    *it = std::string(kHashedPrefix) + crypto::hex(salt) + ":" + salted_hash(salt, it->get<std::string>());
+  }
+  return out;
+}
+
+json InboundAuth::redact(const json& stored) {
+  json out = redact_config(stored, kSealed);
+  return redact_config(out, kHashed);
+}
+
+Result<std::shared_ptr<const InboundAuth>> InboundAuth::compile(const json& stored, const SecretBox& box) {
+  auto a = std::make_shared<InboundAuth>();
+  if (stored.is_null() || (stored.is_object() && stored.empty())) return std::shared_ptr<const InboundAuth>(a);
+  auto plain = open_config(stored, kSealed, box);
+  if (!plain.ok()) return plain.status();
+  const json& j = *plain;
+  a->empty_ = false;
+  for (const auto& c : j.value("allow_sources", json::array())) a->allow_sources_.push_back(*Cidr::parse(c.get<std::string>()));
+  if (j.contains("github_secret")) a->github_ = std::make_shared<const crypto::HmacKey>(j["github_secret"].get<std::string>());
+  if (j.contains("standard_webhooks_secret")) a->standard_ = whsec_key(j["standard_webhooks_secret"]);
+  if (j.contains("link_secret")) a->link_ = std::make_shared<const crypto::HmacKey>(j["link_secret"].get<std::string>());
+  a->bearer_hash_ = j.value("bearer_token", "");
+  a->basic_user_ = j.value("basic_username", "");
+  a->basic_hash_ = j.value("basic_password", "");
+  a->tolerance_s_ = j.value("tolerance_seconds", 300);
+  return std::shared_ptr<const InboundAuth>(a);
+}
+
+AuthFailure InboundAuth::check(const HttpRequest& req, std::string_view source, int64_t receiver_id,
+                               ReplayGuard& replays, int64_t now_s) const {
+  if (empty_) return AuthFailure::kNone;
+  if (!allow_sources_.empty()) {
+    bool allowed = false;
+    for (const auto& c : allow_sources_) allowed |= c.contains(source);
+    if (!allowed) return AuthFailure::kSourceNotAllowed;
+  }
+  const std::string_view body = req.body();
+  auto fresh = [&](const std::optional<std::string>& ts) -> AuthFailure {
+    auto t = ts ? parse_int(*ts) : std::nullopt;
+    if (!t) return AuthFailure::kMissingCredential;
+    if (*t < now_s - tolerance_s_ || *t > now_s + tolerance_s_) return AuthFailure::kStaleTimestamp;
+    return AuthFailure::kNone;
+  };
+  std::string rid = std::to_string(receiver_id) + ":";
+
+  if (github_) {
+    auto sig = req.header("X-Hub-Signature-256");
+    if (!sig) return AuthFailure::kMissingCredential;
+    std::string expected = "sha256=" + crypto::hex(crypto::view(github_->mac(body)));
+    if (!crypto::constant_time_equal(expected, *sig)) return AuthFailure::kBadSignature;
+    if (auto delivery = req.header("X-GitHub-Delivery"))
+      if (!replays.first_time(rid + "gh:" + *delivery, now_s, 24 * 3600)) return AuthFailure::kReplayed;
+  }
+  if (standard_) {
+    auto id = req.header("webhook-id"), ts = req.header("webhook-timestamp"), sigs = req.header("webhook-signature");
+    if (!id || !ts || !sigs) return AuthFailure::kMissingCredential;
+    if (AuthFailure f = fresh(ts); f != AuthFailure::kNone) return f;
+    std::string signed_content = *id + "." + *ts + ".";
+    signed_content.append(body);
+    std::string expected = base64(crypto::view(standard_->mac(signed_content)));
+    bool match = false;
+    std::string_view list = *sigs;
+    while (!list.empty()) {
+      auto space = list.find(' ');
+      std::string_view one = list.substr(0, space);
+      list = space == std::string_view::npos ? std::string_view() : list.substr(space + 1);
+      if (one.rfind("v1,", 0) == 0) match |= crypto::constant_time_equal(one.substr(3), expected);
+    }
+    if (!match) return AuthFailure::kBadSignature;
+    if (!replays.first_time(rid + "sw:" + *id, now_s, 2 * tolerance_s_)) return AuthFailure::kReplayed;
+  }
+  if (link_) {
+    auto ts = req.header("X-Link-Webhook-Timestamp"), sig = req.header("X-Link-Webhook-Signature");
+    if (!ts || !sig) return AuthFailure::kMissingCredential;
+    if (AuthFailure f = fresh(ts); f != AuthFailure::kNone) return f;
+    std::string signed_content = *ts + ".";
+    signed_content.append(body);
+    if (!crypto::constant_time_equal(crypto::hex(crypto::view(link_->mac(signed_content))), *sig))
+      return AuthFailure::kBadSignature;
+  }
+  if (!bearer_hash_.empty() || !basic_hash_.empty()) {
+    auto authz = req.header("Authorization");
+    if (!authz) return AuthFailure::kMissingCredential;
+    std::string_view a = *authz;
+    bool ok = false;
+    if (!bearer_hash_.empty() && a.size() > 7 && a.substr(0, 7) == "Bearer ")
+      ok = matches_hash(bearer_hash_, a.substr(7));
+    if (!ok && !basic_hash_.empty() && a.size() > 6 && a.substr(0, 6) == "Basic ") {
+      if (auto decoded = unbase64(a.substr(6))) {
+        auto colon = decoded->find(':');
+        if (colon != std::string::npos)
+          ok = crypto::constant_time_equal(decoded->substr(0, colon), basic_user_) &
+               matches_hash(basic_hash_, std::string_view(*decoded).substr(colon + 1));
+      }
+    }
+    if (!ok) return AuthFailure::kBadCredential;
+  }
+  return AuthFailure::kNone;
+}
+
+}  // namespace tripline

@@ -1,0 +1,434 @@
+#include "rules.h"
+
+#include <re2/re2.h>
+
+#include <charconv>
+
+#include "crypto.h"
+#include "net.h"
+
+#include <algorithm>
+
+namespace tripline {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int kMaxConditionDepth = 16;
+
+struct FieldRef {
+  enum class Kind { kBody, kHeader, kQuery, kMethod, kSource } kind = Kind::kBody;
+  json::json_pointer pointer;
+  std::string name;  // header or query name
+};
+
+// "a.b[0].c" -> "/a/b/0/c"; a leading "/" means it already is a JSON pointer.
+std::optional<std::string> dotted_to_pointer(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  std::string out;
+  std::string token;
+  auto flush = [&] {
+    std::string escaped;
+    for (char c : token) escaped += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
+    out += "/" + escaped;
+    token.clear();
+  };
+  for (size_t i = 0; i < path.size(); ++i) {
+    char c = path[i];
+    if (c == '.') {
+      if (token.empty() && (i == 0 || path[i - 1] != ']')) return std::nullopt;
+      if (!token.empty()) flush();
+    } else if (c == '[') {
+      if (!token.empty()) flush();
+      size_t close = path.find(']', i);
+      if (close == std::string::npos || close == i + 1) return std::nullopt;
+      std::string index = path.substr(i + 1, close - i - 1);
+      for (char d : index)
+        if (!isdigit(static_cast<unsigned char>(d))) return std::nullopt;
+      out += "/" + index;
+      i = close;
+    } else {
+      token += c;
+    }
+  }
+  if (!token.empty()) flush();
+  return out;
+}
+
+Result<FieldRef> parse_field(const json& j) {
+  if (!j.is_string()) return Status::Invalid("field must be a string");
+  const std::string s = j.get<std::string>();
+  FieldRef f;
+  auto after = [&](std::string_view prefix) { return s.substr(prefix.size()); };
+  if (s == "method") {
+    f.kind = FieldRef::Kind::kMethod;
+  } else if (s == "source") {
+    f.kind = FieldRef::Kind::kSource;
+  } else if (s.rfind("header:", 0) == 0 && s.size() > 7) {
+    f.kind = FieldRef::Kind::kHeader;
+    f.name = after("header:");
+  } else if (s.rfind("query:", 0) == 0 && s.size() > 6) {
+    f.kind = FieldRef::Kind::kQuery;
+    f.name = after("query:");
+  } else if (s.rfind("body:", 0) == 0) {
+    f.kind = FieldRef::Kind::kBody;
+    auto pointer = dotted_to_pointer(after("body:"));
+    if (!pointer) return Status::Invalid("\"" + s + "\" is not a valid body path");
+    try {
+      f.pointer = json::json_pointer(*pointer);
+    } catch (const json::exception&) {
+      return Status::Invalid("\"" + s + "\" is not a valid JSON pointer");
+    }
+  } else {
+    return Status::Invalid("\"" + s +
+                           "\" is not a field: use body:/pointer, body:dotted.path, header:Name, "
+                           "query:name, method or source");
+  }
+  return f;
+}
+
+json read(const RuleInput& in, const FieldRef& f) {
+  switch (f.kind) {
+    case FieldRef::Kind::kMethod: return std::string(in.request.method());
+    case FieldRef::Kind::kSource: return std::string(in.source);
+    case FieldRef::Kind::kHeader: {
+      auto v = in.request.header(f.name);
+      return v ? json(*v) : json(nullptr);
+    }
+    case FieldRef::Kind::kQuery: {
+      auto v = in.request.query(f.name);
+      return v ? json(*v) : json(nullptr);
+    }
+    case FieldRef::Kind::kBody:
+      if (in.body.is_discarded() || in.body.is_null()) return nullptr;
+      try {
+        if (f.pointer.empty()) return in.body;
+        return in.body.contains(f.pointer) ? in.body.at(f.pointer) : json(nullptr);
+      } catch (const json::exception&) {
+        return nullptr;  // e.g. an array index into an object
+      }
+  }
+  return nullptr;
+}
+
+std::optional<double> as_number(const json& j) {
+  if (j.is_number()) return j.get<double>();
+  if (!j.is_string()) return std::nullopt;
+  const auto& s = j.get_ref<const std::string&>();
+  double v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+class Condition {
+ public:
+  virtual ~Condition() = default;
+  virtual bool eval(const RuleInput& in) const = 0;
+};
+
+namespace {
+
+enum class Op { kEquals, kNotEquals, kIn, kRegex, kExists, kGt, kGte, kLt, kLte, kCidr };
+
+class Leaf : public Condition {
+ public:
+  FieldRef field;
+  Op op = Op::kEquals;
+  json value;
+  std::unique_ptr<re2::RE2> re;
+  std::vector<Cidr> cidrs;
+  double number = 0;
+
+  bool eval(const RuleInput& in) const override {
+    json subject = read(in, field);
+    switch (op) {
+      case Op::kExists: return subject.is_null() != value.get<bool>();
+      case Op::kEquals: return subject == value;
+      case Op::kNotEquals: return subject != value;
+      case Op::kIn:
+        for (const auto& v : value)
+          if (subject == v) return true;
+        return false;
+      case Op::kRegex:
+        return subject.is_string() && re2::RE2::PartialMatch(subject.get_ref<const std::string&>(), *re);
+      case Op::kGt: case Op::kGte: case Op::kLt: case Op::kLte: {
+        auto n = as_number(subject);
+        if (!n) return false;
+        return op == Op::kGt ? *n > number : op == Op::kGte ? *n >= number : op == Op::kLt ? *n < number : *n <= number;
+      }
+      case Op::kCidr:
+        if (!subject.is_string()) return false;
+        for (const auto& c : cidrs)
+          if (c.contains(subject.get_ref<const std::string&>())) return true;
+        return false;
+    }
+    return false;
+  }
+};
+
+class Combined : public Condition {
+ public:
+  enum class Kind { kAll, kAny, kNot } kind = Kind::kAll;
+  std::vector<std::unique_ptr<Condition>> parts;
+  bool eval(const RuleInput& in) const override {
+    switch (kind) {
+      case Kind::kAll:
+        for (const auto& p : parts)
+          if (!p->eval(in)) return false;
+        return true;
+      case Kind::kAny:
+        for (const auto& p : parts)
+          if (p->eval(in)) return true;
+        return false;
+      case Kind::kNot: return !parts[0]->eval(in);
+    }
+    return false;
+  }
+};
+
+Result<std::unique_ptr<Condition>> compile_condition(const json& j, const std::string& where, int depth,
+                                                     bool* needs_body) {
+  auto bad = [&](const std::string& why) -> Status { return Status::Invalid(where + " " + why, {{where, why}}); };
+  if (depth > kMaxConditionDepth) return bad("nests conditions more than 16 deep");
+  if (!j.is_object()) return bad("must be an object");
+  for (const char* k : {"all", "any"}) {
+    if (!j.contains(k)) continue;
+    if (j.size() != 1) return bad(std::string("\"") + k + "\" must be the only key of its object");
+    if (!j[k].is_array() || j[k].empty()) return bad(std::string("\"") + k + "\" must be a non-empty array");
+    auto c = std::make_unique<Combined>();
+    c->kind = std::string(k) == "all" ? Combined::Kind::kAll : Combined::Kind::kAny;
+    for (size_t i = 0; i < j[k].size(); ++i) {
+      auto part = compile_condition(j[k][i], where + "." + k + "[" + std::to_string(i) + "]", depth + 1, needs_body);
+      if (!part.ok()) return part.status();
+      c->parts.push_back(std::move(part).value());
+    }
+    return std::unique_ptr<Condition>(std::move(c));
+  }
+  if (j.contains("not")) {
+    if (j.size() != 1) return bad("\"not\" must be the only key of its object");
+    auto part = compile_condition(j["not"], where + ".not", depth + 1, needs_body);
+    if (!part.ok()) return part.status();
+    auto c = std::make_unique<Combined>();
+    c->kind = Combined::Kind::kNot;
+    c->parts.push_back(std::move(part).value());
+    return std::unique_ptr<Condition>(std::move(c));
+  }
+  for (const auto& [k, _] : j.items())
+    if (k != "field" && k != "op" && k != "value") return bad("has an unknown key \"" + k + "\"");
+  auto leaf = std::make_unique<Leaf>();
+  if (!j.contains("field")) return bad("needs a \"field\" (or all / any / not)");
+  auto field = parse_field(j["field"]);
+  if (!field.ok()) return bad(field.status().message());
+  leaf->field = std::move(field).value();
+  if (leaf->field.kind == FieldRef::Kind::kBody) *needs_body = true;
+  static const std::pair<const char*, Op> kOps[] = {
+      {"equals", Op::kEquals}, {"not_equals", Op::kNotEquals}, {"in", Op::kIn},
+      {"regex", Op::kRegex},   {"exists", Op::kExists},        {"gt", Op::kGt},
+      {"gte", Op::kGte},       {"lt", Op::kLt},                {"lte", Op::kLte},
+      {"cidr", Op::kCidr}};
+  const json op = j.value("op", json("equals"));
+  bool known = false;
+  for (const auto& [name, o] : kOps)
+    if (op == name) leaf->op = o, known = true;
+  if (!known)
+    return bad("op must be one of equals, not_equals, in, regex, exists, gt, gte, lt, lte, cidr");
+  leaf->value = j.value("value", json(nullptr));
+  switch (leaf->op) {
+    case Op::kExists:
+      if (leaf->value.is_null()) leaf->value = true;
+      if (!leaf->value.is_boolean()) return bad("exists takes true or false");
+      break;
+    case Op::kEquals:
+    case Op::kNotEquals:
+      if (!j.contains("value")) return bad("needs a value");
+      break;
+    case Op::kIn:
+      if (!leaf->value.is_array() || leaf->value.empty()) return bad("in takes a non-empty array");
+      break;
+    case Op::kRegex: {
+      if (!leaf->value.is_string()) return bad("regex takes a string");
+      re2::RE2::Options o;
+      o.set_log_errors(false);
+      o.set_max_mem(1 << 20);
+      leaf->re = std::make_unique<re2::RE2>(leaf->value.get<std::string>(), o);
+      if (!leaf->re->ok()) return bad("is not a valid regular expression: " + leaf->re->error());
+      break;
+    }
+    case Op::kGt: case Op::kGte: case Op::kLt: case Op::kLte:
+      if (!leaf->value.is_number()) return bad("numeric comparisons take a number");
+      leaf->number = leaf->value.get<double>();
+      break;
+    case Op::kCidr: {
+      json list = leaf->value.is_string() ? json::array({leaf->value}) : leaf->value;
+      if (!list.is_array() || list.empty()) return bad("cidr takes a range or a list of ranges");
+      for (const auto& item : list) {
+        auto c = item.is_string() ? Cidr::parse(item.get<std::string>()) : std::nullopt;
+        if (!c) return bad("\"" + item.dump() + "\" is not an address or CIDR range");
+        leaf->cidrs.push_back(*c);
+      }
+      break;
+    }
+  }
+  return std::unique_ptr<Condition>(std::move(leaf));
+}
+
+// Checks a "set" object: plain values, or {"from_request": FIELD}.
+Status check_set(const json& set, const std::string& where, bool* needs_body) {
+  if (!set.is_object()) return Status::Invalid(where + " must be an object", {{where, "must be an object"}});
+  for (const auto& [k, v] : set.items()) {
+    if (v.is_object() && v.contains("from_request")) {
+      if (v.size() != 1)
+        return Status::Invalid(where + "." + k + ": from_request must be alone", {{where + "." + k, "from_request must be the only key"}});
+      auto f = parse_field(v["from_request"]);
+      if (!f.ok()) return Status::Invalid(where + "." + k + " " + f.status().message(), {{where + "." + k, f.status().message()}});
+      if (f->kind == FieldRef::Kind::kBody) *needs_body = true;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+RuleSet::~RuleSet() = default;
+
+Result<std::shared_ptr<const RuleSet>> RuleSet::compile(const json& j) {
+  std::shared_ptr<RuleSet> rs(new RuleSet());
+  if (j.is_null()) return std::shared_ptr<const RuleSet>(rs);
+  auto bad = [](const std::string& field, const std::string& why) -> Status {
+    return Status::Invalid(field + " " + why, {{field, why}});
+  };
+  if (!j.is_object()) return bad("rules", "must be an object");
+  for (const auto& [k, _] : j.items())
+    if (k != "preset" && k != "on_resolved" && k != "default" && k != "ignore_status" && k != "rules")
+      return bad("rules." + k, "is not a rules field");
+  if (j.contains("preset")) {
+    if (j["preset"] != "alertmanager") return bad("rules.preset", "must be \"alertmanager\"");
+    rs->alertmanager_ = true;
+    rs->needs_body_ = true;
+  }
+  if (j.contains("on_resolved")) {
+    const auto& v = j["on_resolved"];
+    if (!rs->alertmanager_) return bad("rules.on_resolved", "needs \"preset\": \"alertmanager\"");
+    if (v != "ignore" && v != "inverse" && v != "run") return bad("rules.on_resolved", "must be ignore, inverse or run");
+    rs->on_resolved_ = v.get<std::string>();
+  }
+  if (j.contains("default")) {
+    if (j["default"] != "run" && j["default"] != "ignore") return bad("rules.default", "must be run or ignore");
+    rs->default_run_ = j["default"] == "run";
+  }
+  if (j.contains("ignore_status")) {
+    const auto& v = j["ignore_status"];
+    if (!v.is_number_integer() || !((v >= 200 && v <= 299) || (v >= 400 && v <= 499)))
+      return bad("rules.ignore_status", "must be a status from 200-299 or 400-499");
+    rs->ignore_status_ = v.get<int>();
+  }
+  if (j.contains("rules")) {
+    const auto& list = j["rules"];
+    if (!list.is_array()) return bad("rules.rules", "must be an array");
+    if (list.size() > 100) return bad("rules.rules", "holds at most 100 rules");
+    for (size_t i = 0; i < list.size(); ++i) {
+      std::string where = "rules.rules[" + std::to_string(i) + "]";
+      const auto& r = list[i];
+      if (!r.is_object()) return bad(where, "must be an object");
+      for (const auto& [k, _] : r.items())
+        if (k != "name" && k != "when" && k != "then" && k != "set") return bad(where + "." + k, "is not a rule field");
+      Rule rule;
+      if (r.contains("name")) {
+        if (!r["name"].is_string()) return bad(where + ".name", "must be a string");
+        rule.name = r["name"];
+      }
+      if (r.contains("then") && r["then"] != "run" && r["then"] != "ignore") return bad(where + ".then", "must be run or ignore");
+      rule.run = r.value("then", json("run")) == "run";
+      if (r.contains("when")) {
+        auto c = compile_condition(r["when"], where + ".when", 1, &rs->needs_body_);
+        if (!c.ok()) return c.status();
+        rule.when = std::move(c).value();
+      }
+      if (r.contains("set")) {
+        if (!rule.run) return bad(where + ".set", "only applies to rules that run");
+        if (Status s = check_set(r["set"], where + ".set", &rs->needs_body_); !s.ok()) return s;
+        rule.set = r["set"];
+      }
+      rs->rules_.push_back(std::move(rule));
+    }
+  }
+  return std::shared_ptr<const RuleSet>(rs);
+}
+
+Decision RuleSet::evaluate(const RuleInput& in) const {
+  Decision d;
+  d.run = default_run_;
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    const Rule& r = rules_[i];
+    if (r.when && !r.when->eval(in)) continue;
+    d.run = r.run;
+    d.rule_index = static_cast<int>(i);
+    d.rule_name = r.name;
+    if (!r.set.is_null()) {
+      d.set = json::object();
+      for (const auto& [k, v] : r.set.items()) {
+        if (v.is_object() && v.contains("from_request")) {
+          json value = read(in, *parse_field(v["from_request"]));
+          if (value.is_null()) {
+            std::string field = "rules.rules[" + std::to_string(i) + "].set." + k;
+            d.error = Status::Invalid("the request has no " + v["from_request"].get<std::string>() + " for " + k,
+                                      {{field, "the request has no " + v["from_request"].get<std::string>()}});
+            return d;
+          }
+          d.set[k] = std::move(value);
+        } else {
+          d.set[k] = v;
+        }
+      }
+    }
+    return d;
+  }
+  return d;
+}
+
+bool is_alertmanager_payload(const json& b) {
+  return b.is_object() && b.value("version", "") == "4" && b.contains("status") &&
+         (b["status"] == "firing" || b["status"] == "resolved") && b.contains("alerts") &&
+         b["alerts"].is_array() && b.contains("groupKey") && b["groupKey"].is_string();
+}
+
+std::string alertmanager_key(const json& b) {
+  std::vector<std::string> alerts;
+  for (const auto& a : b["alerts"])
+    if (a.is_object()) alerts.push_back(a.value("fingerprint", "") + "@" + a.value("startsAt", "") + "@" + a.value("status", ""));
+  std::sort(alerts.begin(), alerts.end());
+  std::string input = b["groupKey"].get<std::string>() + "\n" + b["status"].get<std::string>();
+  for (const auto& a : alerts) input += "\n" + a;
+  return "alertmanager:" + crypto::hex(crypto::view(crypto::sha256(input))).substr(0, 40);
+}
+
+json read_field(const RuleInput& input, const std::string& field) {
+  auto f = parse_field(field);
+  return f.ok() ? read(input, *f) : json(nullptr);
+}
+
+json parse_body_json(std::string_view body, int max_depth) {
+  // Reject deep nesting before the parser recurses into it.
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) return json(json::value_t::discarded);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return json::parse(body, nullptr, /*allow_exceptions=*/false);
+}
+
+}  // namespace tripline

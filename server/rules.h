@@ -1,0 +1,103 @@
+// Receiver rules: what a request that hits a trigger URL decides.
+//
+// A receiver's "rules" object:
+//   {"preset": "alertmanager",          optional: read Alertmanager v4 payloads (see below)
+//    "on_resolved": "ignore",           with the preset: "ignore" (default), "inverse" or "run"
+//    "default": "run",                  when no rule matches: "run" (default) or "ignore"
+//    "ignore_status": 200,              status of an ignored request's answer (200-299 or 400-499)
+//    "rules": [                         ordered; the first whose "when" matches decides
+//      {"name": "only critical",
+//       "when": {"field": "body:/commonLabels/severity", "op": "not_equals", "value": "critical"},
+//       "then": "ignore"},
+//      {"when": {"all": [{"field": "header:X-GitHub-Event", "op": "equals", "value": "push"},
+//                        {"field": "body:ref", "op": "regex", "value": "^refs/heads/(main|release-.*)$"}]},
+//       "then": "run",
+//       "set": {"by": {"from_request": "body:/commonAnnotations/scale_by"}}}]}
+//
+// Fields: "body:/json/pointer" or "body:dotted.path[0].with.index", "header:Name", "query:name",
+// "method", "source" (the caller's address). Operators: equals, not_equals, in, regex (RE2:
+// linear time, no catastrophic patterns), exists, gt, gte, lt, lte, cidr. Conditions combine
+// with {"all": [...]}, {"any": [...]}, {"not": {...}}, nested at most 16 deep.
+//
+// "set" overrides config fields for this execution; a value {"from_request": FIELD} is taken
+// from the request. The driver validates the result like any config.
+//
+// Rules are compiled once when the receiver is loaded (regexes, CIDRs, pointers) and evaluated
+// in memory on the trigger path. Thread safety: compiled rules are immutable.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "http.h"
+#include "status.h"
+
+namespace tripline {
+
+// What rules read from a request.
+struct RuleInput {
+  const HttpRequest& request;
+  const nlohmann::json& body;  // the parsed JSON body; discarded (is_discarded()) when not JSON
+  std::string_view source;     // the caller's address
+};
+
+class Condition;
+
+struct Decision {
+  bool run = true;
+  int rule_index = -1;  // the rule that decided, -1 for the default
+  std::string rule_name;
+  nlohmann::json set;   // config overrides with request values resolved; null when none
+  Status error;         // a "set" value the request did not provide (answered 422)
+};
+
+class RuleSet {
+ public:
+  // Compiles `rules` (null: no rules, run always). Invalid with "rules[i]..." field errors.
+  static Result<std::shared_ptr<const RuleSet>> compile(const nlohmann::json& rules);
+  ~RuleSet();
+
+  Decision evaluate(const RuleInput& input) const;
+
+  bool needs_body() const { return needs_body_; }
+  // No rules, no preset, default run: every request runs as configured.
+  bool trivial() const { return rules_.empty() && default_run_ && !alertmanager_; }
+  bool alertmanager() const { return alertmanager_; }
+  const std::string& on_resolved() const { return on_resolved_; }
+  int ignore_status() const { return ignore_status_; }
+
+ private:
+  struct Rule {
+    std::string name;
+    std::unique_ptr<Condition> when;  // null: always
+    bool run = true;
+    nlohmann::json set;               // may hold {"from_request": FIELD} values
+  };
+  RuleSet() = default;
+  std::vector<Rule> rules_;
+  bool default_run_ = true;
+  int ignore_status_ = 200;
+  bool needs_body_ = false;
+  bool alertmanager_ = false;
+  std::string on_resolved_ = "ignore";
+};
+
+// Reads a field ("body:...", "header:...", "query:...", "method", "source") from the request:
+// null when absent. Exposed for drivers' request-bound values and for tests.
+nlohmann::json read_field(const RuleInput& input, const std::string& compiled_field);
+
+// Parses a request body as JSON with a nesting limit; discarded JSON when it is not JSON.
+nlohmann::json parse_body_json(std::string_view body, int max_depth = 64);
+
+}  // namespace tripline
+
+namespace tripline {
+// Alertmanager webhook payloads (version 4, PROTOCOLS.md §1).
+bool is_alertmanager_payload(const nlohmann::json& body);
+// The same group notification re-sent (repeat_interval, retries after a 5xx) yields the same key:
+// groupKey, status, and every alert's fingerprint and startsAt.
+std::string alertmanager_key(const nlohmann::json& body);
+}  // namespace tripline

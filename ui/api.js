@@ -1,0 +1,99 @@
+// The management API client. The admin token lives in this module's memory only: never in
+// localStorage, sessionStorage or a cookie, so a reload asks for it again and no ambient
+// credential exists for another site to ride on.
+
+let token = null;
+const listeners = new Set();
+
+export function signedIn() {
+  return token !== null;
+}
+
+export function signOut(reason) {
+  token = null;
+  for (const fn of listeners) fn(reason);
+}
+
+// Called with a reason ("signed-out", "rejected") whenever the token is dropped.
+export function onSignOut(fn) {
+  listeners.add(fn);
+}
+
+export class ApiError extends Error {
+  constructor(status, body, fallback) {
+    super((body && body.message) || fallback);
+    this.status = status;
+    this.code = body && body.error;
+    this.fields = (body && Array.isArray(body.fields) && body.fields) || [];
+  }
+}
+
+function describeStatus(status) {
+  switch (status) {
+    case 401: return 'Your admin token was not accepted. Sign in again.';
+    case 403: return 'This receiver is disabled.';
+    case 404: return 'Not found: it may have been deleted in the meantime.';
+    case 409: return 'That conflicts with something that already exists.';
+    case 413: return 'That is too large for tripline to accept.';
+    case 503: return 'tripline could not do that just now. Try again in a moment.';
+    default: return `tripline answered with an unexpected error (HTTP ${status}).`;
+  }
+}
+
+async function request(method, path, body, tokenOverride) {
+  const headers = { Accept: 'application/json' };
+  const auth = tokenOverride ?? token;
+  if (auth) headers.Authorization = `Bearer ${auth}`;
+  const init = { method, headers, cache: 'no-store', credentials: 'omit' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, init);
+  } catch {
+    throw new ApiError(0, null, `Cannot reach tripline at ${location.host}. Is it running? Check your connection and try again.`);
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const err = new ApiError(res.status, data, describeStatus(res.status));
+    if (res.status === 401 && tokenOverride === undefined && token !== null) signOut('rejected');
+    throw err;
+  }
+  return data;
+}
+
+// Checks a token against the API and keeps it (in memory) when it works.
+export async function signIn(candidate) {
+  await request('GET', '/drivers', undefined, candidate);
+  token = candidate;
+}
+
+export const api = {
+  drivers: () => request('GET', '/drivers'),
+  receivers: (limit = 500, offset = 0) => request('GET', `/receivers?limit=${limit}&offset=${offset}`),
+  receiver: (id) => request('GET', `/receivers/${encodeURIComponent(id)}`),
+  createReceiver: (body) => request('POST', '/receivers', body),
+  updateReceiver: (id, body) => request('PUT', `/receivers/${encodeURIComponent(id)}`, body),
+  deleteReceiver: (id) => request('DELETE', `/receivers/${encodeURIComponent(id)}`),
+  setEnabled: (id, enabled) => request('POST', `/receivers/${encodeURIComponent(id)}/${enabled ? 'enable' : 'disable'}`),
+  rotate: (id) => request('POST', `/receivers/${encodeURIComponent(id)}/rotate`),
+  test: (id) => request('POST', `/receivers/${encodeURIComponent(id)}/test`),
+  executions: ({ receiverId, status, limit = 50, before } = {}) => {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (receiverId) q.set('receiver_id', String(receiverId));
+    if (status) q.set('status', status);
+    if (before) q.set('before', String(before));
+    return request('GET', `/executions?${q}`);
+  },
+};

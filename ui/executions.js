@@ -1,0 +1,247 @@
+// Executions: a live list (polled every 2 s while the tab is visible), filtered by receiver and
+// status, newest first. Used by the Executions page and, smaller, by a receiver's page.
+
+import { api } from './api.js';
+import { h, clear, badge, timeEl, duration, changeLines, absoluteTime } from './dom.js';
+
+export const STATUSES = ['queued', 'running', 'succeeded', 'failed'];
+const POLL_MS = 2000;
+
+// Calls fn now and every `ms` while the document is visible; returns a stop function.
+export function poll(fn, ms) {
+  let timer = null;
+  let stopped = false;
+  let running = false;
+  const tick = async () => {
+    timer = null;
+    if (stopped) return;
+    if (document.visibilityState === 'visible' && !running) {
+      running = true;
+      try { await fn(); } finally { running = false; }
+    }
+    if (!stopped && document.visibilityState === 'visible') timer = setTimeout(tick, ms);
+  };
+  const onVisibility = () => {
+    if (document.visibilityState === 'visible' && !timer && !stopped) tick();
+  };
+  document.addEventListener('visibilitychange', onVisibility);
+  tick();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    document.removeEventListener('visibilitychange', onVisibility);
+  };
+}
+
+function ms(a, b) {
+  const x = Date.parse(a);
+  const y = Date.parse(b);
+  return Number.isNaN(x) || Number.isNaN(y) ? null : y - x;
+}
+
+// One line a person can read: what happened, or why not.
+export function outcome(e) {
+  if (e.status === 'succeeded') {
+    const lines = changeLines(e.result);
+    return h('span', { class: 'outcome outcome-ok' }, lines.length ? lines.join('; ') : 'Done');
+  }
+  if (e.status === 'failed') return h('span', { class: 'outcome outcome-bad' }, e.error || 'Failed');
+  if (e.status === 'running') {
+    const lines = changeLines(e.plan);
+    return h('span', { class: 'outcome' }, lines.length ? `Applying: ${lines.join('; ')}` : 'Running…');
+  }
+  if (e.error) {
+    return h('span', { class: 'outcome outcome-warn' }, `Will retry`,
+      e.next_attempt_at ? [' ', timeEl(e.next_attempt_at)] : null, `: ${e.error}`);
+  }
+  return h('span', { class: 'outcome muted' }, 'Waiting for a worker…');
+}
+
+function timings(e) {
+  const parts = [];
+  const wait = ms(e.created_at, e.started_at);
+  const took = ms(e.started_at, e.finished_at);
+  if (took !== null) parts.push(`took ${duration(took)}`);
+  if (wait !== null && wait >= 1000) parts.push(`started after ${duration(wait)}`);
+  return parts.join(', ');
+}
+
+function details(e, open, onToggle) {
+  const raw = { plan: e.plan, result: e.result, error: e.error };
+  const d = h('details', { class: 'exec-details', open },
+    h('summary', { dataset: { focusKey: `details-${e.id}` } }, 'Details'),
+    h('dl', { class: 'kv' },
+      h('dt', {}, 'Created'), h('dd', {}, absoluteTime(e.created_at)),
+      h('dt', {}, 'Started'), h('dd', {}, e.started_at ? absoluteTime(e.started_at) : '—'),
+      h('dt', {}, 'Finished'), h('dd', {}, e.finished_at ? absoluteTime(e.finished_at) : '—'),
+      e.next_attempt_at ? [h('dt', {}, 'Next attempt'), h('dd', {}, absoluteTime(e.next_attempt_at))] : null),
+    h('pre', { class: 'json' }, h('code', {}, JSON.stringify(raw, null, 2))));
+  d.addEventListener('toggle', () => onToggle(e.id, d.open));
+  return d;
+}
+
+function receiverCell(e, receivers) {
+  const r = receivers.get(e.receiver_id);
+  if (!r) return h('span', { class: 'muted' }, `#${e.receiver_id} (deleted)`);
+  return h('a', { href: `#/receivers/${e.receiver_id}`, dataset: { focusKey: `recv-${e.id}` } }, r.name);
+}
+
+// Renders the table body rows for `items` into `table` (keeping open details and focus).
+function renderRows(tbody, items, { receivers, showReceiver, openIds }) {
+  const focusKey = document.activeElement && tbody.contains(document.activeElement)
+    ? document.activeElement.dataset.focusKey : null;
+  clear(tbody);
+  for (const e of items) {
+    const onToggle = (id, isOpen) => { if (isOpen) openIds.add(id); else openIds.delete(id); };
+    tbody.append(h('tr', { dataset: { id: e.id, status: e.status }, class: 'exec-row' },
+      h('td', { 'data-label': 'Execution' }, h('span', { class: 'mono' }, `#${e.id}`)),
+      showReceiver ? h('td', { 'data-label': 'Receiver' }, receiverCell(e, receivers)) : null,
+      h('td', { 'data-label': 'Status' }, badge(e.status)),
+      h('td', { 'data-label': 'Attempts', class: 'num' }, String(e.attempts)),
+      h('td', { 'data-label': 'When' }, timeEl(e.created_at), h('div', { class: 'muted small' }, timings(e))),
+      h('td', { 'data-label': 'Outcome', class: 'cell-outcome' }, outcome(e), details(e, openIds.has(e.id), onToggle))));
+  }
+  if (focusKey) {
+    const again = tbody.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`);
+    if (again) again.focus();
+  }
+}
+
+// Mounts a live executions list into `container`. Options: receiverId, status, limit,
+// showReceiver, receivers (Map id -> receiver), emptyText. Returns { stop, refresh }.
+export function mountExecutions(container, opts) {
+  const openIds = new Set();
+  let items = [];
+  let nextBefore = null;
+  let older = []; // pages loaded with "Show older", kept while polling the newest page
+  let lastSig = '';
+  let loadedOnce = false;
+
+  const status = h('p', { class: 'muted small live-status', 'aria-live': 'off' });
+  const errorBox = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
+  const thead = h('thead', {}, h('tr', {},
+    h('th', { scope: 'col' }, 'Execution'),
+    opts.showReceiver ? h('th', { scope: 'col' }, 'Receiver') : null,
+    h('th', { scope: 'col' }, 'Status'),
+    h('th', { scope: 'col', class: 'num' }, 'Attempts'),
+    h('th', { scope: 'col' }, 'When'),
+    h('th', { scope: 'col' }, 'Outcome')));
+  const tbody = h('tbody');
+  const table = h('table', { class: 'table table-exec' },
+    h('caption', { class: 'visually-hidden' }, opts.caption || 'Executions, newest first'), thead, tbody);
+  const empty = h('div', { class: 'empty', hidden: true });
+  const loading = h('p', { class: 'loading', role: 'status' }, 'Loading executions…');
+  const moreBtn = h('button', { type: 'button', class: 'btn', hidden: true }, 'Show older');
+  const wrap = h('div', { class: 'exec-list', 'aria-busy': 'true' }, errorBox, loading, empty, h('div', { class: 'table-wrap' }, table), moreBtn, status);
+  table.hidden = true;
+  container.append(wrap);
+
+  function draw() {
+    const all = [...items, ...older.filter((o) => !items.some((i) => i.id === o.id))];
+    const sig = JSON.stringify(all) + opts.receivers.size;
+    if (sig === lastSig) return;
+    lastSig = sig;
+    loading.hidden = true;
+    wrap.setAttribute('aria-busy', 'false');
+    table.hidden = all.length === 0;
+    empty.hidden = all.length !== 0;
+    if (all.length === 0) {
+      clear(empty).append(opts.emptyText());
+    }
+    renderRows(tbody, all, { receivers: opts.receivers, showReceiver: opts.showReceiver, openIds });
+    moreBtn.hidden = !(older.length ? olderNext : nextBefore);
+  }
+
+  let olderNext = null;
+  async function refresh() {
+    try {
+      const page = await api.executions({ receiverId: opts.receiverId, status: opts.status, limit: opts.limit || 50 });
+      items = page.items;
+      nextBefore = page.next_before;
+      if (!older.length) olderNext = nextBefore;
+      errorBox.hidden = true;
+      loadedOnce = true;
+      status.textContent = `Live: updated ${new Date().toLocaleTimeString()}, every ${POLL_MS / 1000} s while this tab is open.`;
+      draw();
+    } catch (err) {
+      if (err.status === 401) return;
+      errorBox.hidden = false;
+      errorBox.textContent = `Could not load executions: ${err.message}`;
+      if (!loadedOnce) {
+        loading.hidden = true;
+        wrap.setAttribute('aria-busy', 'false');
+      }
+      status.textContent = 'Retrying every 2 s…';
+    }
+  }
+
+  moreBtn.addEventListener('click', async () => {
+    const before = older.length ? olderNext : nextBefore;
+    if (!before) return;
+    moreBtn.disabled = true;
+    try {
+      const page = await api.executions({ receiverId: opts.receiverId, status: opts.status, limit: opts.limit || 50, before });
+      older = [...older, ...page.items];
+      olderNext = page.next_before;
+      lastSig = '';
+      draw();
+      if (!olderNext) moreBtn.hidden = true;
+    } catch (err) {
+      errorBox.hidden = false;
+      errorBox.textContent = `Could not load older executions: ${err.message}`;
+    } finally {
+      moreBtn.disabled = false;
+    }
+  });
+
+  const stop = poll(refresh, POLL_MS);
+  return { stop, refresh };
+}
+
+// The Executions page: filters (kept in the URL, so a view can be linked) and the live list.
+export async function executionsView(main, { query, receivers, navigate }) {
+  const receiverId = Number(query.get('receiver')) || null;
+  const status = STATUSES.includes(query.get('status')) ? query.get('status') : '';
+
+  const recvSelect = h('select', { id: 'filter-receiver', name: 'receiver' },
+    h('option', { value: '' }, 'All receivers'),
+    [...receivers.values()].sort((a, b) => a.name.localeCompare(b.name))
+      .map((r) => h('option', { value: String(r.id) }, r.name)));
+  if (receiverId && !receivers.has(receiverId)) recvSelect.append(h('option', { value: String(receiverId) }, `#${receiverId} (deleted)`));
+  recvSelect.value = receiverId ? String(receiverId) : '';
+  const statusSelect = h('select', { id: 'filter-status', name: 'status' },
+    h('option', { value: '' }, 'Any status'), STATUSES.map((s) => h('option', { value: s }, s)));
+  statusSelect.value = status;
+
+  const onFilter = () => {
+    const q = new URLSearchParams();
+    if (recvSelect.value) q.set('receiver', recvSelect.value);
+    if (statusSelect.value) q.set('status', statusSelect.value);
+    const qs = q.toString();
+    navigate(`#/executions${qs ? `?${qs}` : ''}`, { replace: true, keepFocus: true });
+  };
+  recvSelect.addEventListener('change', onFilter);
+  statusSelect.addEventListener('change', onFilter);
+
+  const filtered = Boolean(receiverId || status);
+  main.append(
+    h('div', { class: 'page-head' },
+      h('h1', { tabIndex: -1 }, 'Executions')),
+    h('p', { class: 'lead' }, 'Every POST to a trigger URL, newest first. A worker plans the change, then applies it.'),
+    h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter executions', onsubmit: (e) => e.preventDefault() },
+      h('div', { class: 'field' }, h('label', { for: 'filter-receiver', class: 'field-label' }, 'Receiver'), recvSelect),
+      h('div', { class: 'field' }, h('label', { for: 'filter-status', class: 'field-label' }, 'Status'), statusSelect),
+      filtered ? h('a', { href: '#/executions', class: 'btn btn-link' }, 'Clear filters') : null));
+
+  const listBox = h('div');
+  main.append(listBox);
+  const mounted = mountExecutions(listBox, {
+    receiverId, status, receivers, showReceiver: !receiverId, limit: 50,
+    emptyText: () => (filtered
+      ? h('p', {}, 'No executions match these filters.')
+      : [h('p', { class: 'empty-title' }, 'Nothing has run yet.'),
+        h('p', {}, 'POST a receiver’s trigger URL and its execution appears here within a moment.'),
+        h('a', { href: '#/receivers', class: 'btn' }, 'Go to receivers')]),
+  });
+  return () => mounted.stop();
+}

@@ -1,0 +1,215 @@
+// Create, edit and clone a receiver. The config part of the form is drawn from the driver's
+// JSON Schema (schema-form.js); validation errors from the server land next to their fields.
+
+import { api } from './api.js';
+import { h, clear, announce } from './dom.js';
+import { schemaForm, MASK } from './schema-form.js';
+
+function stripSecrets(config, schema) {
+  // A clone starts without the source's secrets: they come back from the API as "********",
+  // which would mean "keep the stored one" on an edit but is meaningless on a new receiver.
+  const out = {};
+  for (const [k, v] of Object.entries(config || {})) {
+    const s = (schema && schema.properties && schema.properties[k]) || {};
+    if (v === MASK && s.writeOnly) continue;
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && s.properties ? stripSecrets(v, s) : v;
+  }
+  return out;
+}
+
+// mode: 'create' | 'edit' | 'clone'
+export async function receiverFormView(main, { mode, id, drivers, navigate }) {
+  let source = null;
+  if (mode !== 'create') {
+    const loading = h('p', { class: 'loading', role: 'status' }, 'Loading receiver…');
+    main.append(loading);
+    try {
+      source = await api.receiver(id);
+    } catch (err) {
+      loading.remove();
+      if (err.status === 401) return null;
+      main.append(h('h1', { tabIndex: -1 }, 'Could not load the receiver'),
+        h('div', { class: 'alert alert-error', role: 'alert' }, err.status === 404 ? 'There is no receiver with this id: it may have been deleted.' : err.message),
+        h('p', {}, h('a', { href: '#/receivers', class: 'btn' }, 'Back to receivers')));
+      return null;
+    }
+    loading.remove();
+  }
+
+  const driverList = [...drivers.values()];
+  const title = mode === 'create' ? 'New receiver' : mode === 'edit' ? `Edit ${source.name}` : `Clone ${source.name}`;
+  const messages = h('div', { class: 'alert alert-error', role: 'alert', hidden: true, tabIndex: -1, id: 'form-message' });
+
+  // Name
+  const nameInput = h('input', {
+    id: 'r-name', name: 'name', type: 'text', required: true, maxLength: 100, autocomplete: 'off', spellcheck: false,
+    'aria-describedby': 'r-name-help',
+  });
+  nameInput.value = mode === 'create' ? '' : mode === 'edit' ? source.name : `${source.name}-copy`;
+  const nameError = h('p', { class: 'field-error', id: 'r-name-error', hidden: true });
+  const nameField = h('div', { class: 'field', dataset: { path: 'name' } },
+    h('label', { for: 'r-name', class: 'field-label' }, 'Name'),
+    h('p', { class: 'field-help', id: 'r-name-help' }, 'Unique; shown in lists and logs, e.g. web-scale-up.'),
+    nameInput, nameError);
+
+  // Driver
+  const driverError = h('p', { class: 'field-error', id: 'r-driver-error', hidden: true });
+  let driverField;
+  let chosenDriver = source ? source.driver : (driverList.length === 1 ? driverList[0].name : null);
+  const radios = [];
+  if (mode === 'edit') {
+    const d = drivers.get(source.driver);
+    driverField = h('div', { class: 'field', dataset: { path: 'driver' } },
+      h('span', { class: 'field-label', id: 'r-driver-label' }, 'What it does'),
+      h('p', { class: 'static-value' }, d?.config_schema?.title || source.driver, ' ', h('span', { class: 'chip' }, source.driver)),
+      h('p', { class: 'field-help' }, 'The driver of a receiver cannot change: clone it into a new receiver instead.'),
+      driverError);
+  } else {
+    driverField = h('fieldset', { class: 'field driver-choice', dataset: { path: 'driver' }, 'aria-describedby': 'r-driver-error' },
+      h('legend', { class: 'field-label' }, 'What should it do?'),
+      h('div', { class: 'driver-options' }, driverList.map((d) => {
+        const rid = `r-driver-${d.name}`;
+        const radio = h('input', { type: 'radio', name: 'driver', id: rid, value: d.name, checked: d.name === chosenDriver });
+        radios.push(radio);
+        return h('label', { class: 'driver-option', for: rid },
+          radio,
+          h('span', { class: 'driver-text' },
+            h('span', { class: 'driver-title' }, d.config_schema?.title || d.name, ' ', h('span', { class: 'chip' }, d.name)),
+            d.config_schema?.description ? h('span', { class: 'driver-desc' }, d.config_schema.description) : null));
+      })),
+      driverError);
+  }
+
+  // Config, drawn from the chosen driver's schema.
+  const configBox = h('section', { class: 'config-box', 'aria-live': 'off' });
+  let form = null;
+  function drawConfig() {
+    clear(configBox);
+    form = null;
+    if (!chosenDriver) {
+      configBox.append(h('p', { class: 'muted' }, 'Choose what it should do to see its settings.'));
+      return;
+    }
+    const d = drivers.get(chosenDriver);
+    const schema = d?.config_schema || { type: 'object', properties: {} };
+    let value;
+    if (mode === 'edit') value = source.config;
+    else if (mode === 'clone' && chosenDriver === source.driver) value = stripSecrets(source.config, schema);
+    form = schemaForm(schema, value, { mode });
+    configBox.append(h('h2', { class: 'h3' }, 'Settings'), form.el);
+  }
+  for (const radio of radios) {
+    radio.addEventListener('change', () => {
+      if (!radio.checked) return;
+      chosenDriver = radio.value;
+      drawConfig();
+    });
+  }
+  drawConfig();
+
+  // Enabled (new receivers only; existing ones use Enable/Disable)
+  const enabledInput = h('input', { type: 'checkbox', id: 'r-enabled', name: 'enabled', checked: true });
+  const enabledField = mode === 'edit' ? null : h('div', { class: 'field field-check' },
+    h('div', { class: 'check-row' }, enabledInput, h('label', { for: 'r-enabled', class: 'field-label' }, 'Enabled')),
+    h('p', { class: 'field-help' }, 'Its trigger URL works as soon as it is created. Untick to create it disabled.'));
+
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, mode === 'edit' ? 'Save changes' : 'Create receiver');
+  const cancelHref = mode === 'edit' ? `#/receivers/${id}` : '#/receivers';
+  const formEl = h('form', { class: 'receiver-form', noValidate: true, 'aria-labelledby': 'form-title' },
+    messages,
+    nameField,
+    driverField,
+    configBox,
+    enabledField,
+    mode === 'edit' ? h('div', { class: 'alert alert-warn' },
+      h('strong', {}, 'Saving issues a new trigger URL. '), 'The current one stops working: update the places that use it.') : null,
+    h('div', { class: 'form-actions' }, submit, h('a', { href: cancelHref, class: 'btn btn-link' }, 'Cancel')));
+
+  main.append(
+    h('p', { class: 'crumbs' }, h('a', { href: '#/receivers' }, '← Receivers')),
+    h('div', { class: 'page-head' }, h('h1', { tabIndex: -1, id: 'form-title' }, title)),
+    mode === 'create' ? h('p', { class: 'lead' }, 'Pick what it should do and its bounds. You get a trigger URL when you create it.') : null,
+    formEl);
+
+  function setNameError(msg) {
+    nameError.hidden = !msg;
+    nameError.textContent = msg ? msg.charAt(0).toUpperCase() + msg.slice(1) : '';
+    if (msg) nameInput.setAttribute('aria-invalid', 'true'); else nameInput.removeAttribute('aria-invalid');
+    nameInput.setAttribute('aria-describedby', msg ? 'r-name-error r-name-help' : 'r-name-help');
+    nameField.classList.toggle('has-error', Boolean(msg));
+  }
+  function setDriverError(msg) {
+    driverError.hidden = !msg;
+    driverError.textContent = msg ? msg.charAt(0).toUpperCase() + msg.slice(1) : '';
+    driverField.classList.toggle('has-error', Boolean(msg));
+  }
+  function showMessages(lines) {
+    clear(messages);
+    messages.hidden = lines.length === 0;
+    if (lines.length === 1) messages.append(h('p', {}, lines[0]));
+    else if (lines.length) messages.append(h('ul', {}, lines.map((l) => h('li', {}, l))));
+  }
+
+  formEl.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showMessages([]);
+    setNameError(null);
+    setDriverError(null);
+    // Client-side checks first: the same rules the schema states, so the common mistakes are
+    // caught without a round trip. The server still decides (e.g. min > max, a missing service).
+    let firstBad = null;
+    const name = nameInput.value.trim();
+    if (!name) { setNameError('Give it a name.'); firstBad = nameInput; }
+    if (!chosenDriver) { setDriverError('Choose what it should do.'); firstBad = firstBad || radios[0]; }
+    const errs = form ? form.validate() : [];
+    if (errs.length && !firstBad) firstBad = errs[0].node;
+    if (firstBad) {
+      const n = (name ? 0 : 1) + (chosenDriver ? 0 : 1) + errs.length;
+      showMessages([`Check the ${n === 1 ? 'field' : `${n} fields`} marked below.`]);
+      firstBad.focus();
+      return;
+    }
+
+    const body = { name, config: form.value() };
+    if (mode !== 'edit') {
+      body.driver = chosenDriver;
+      body.enabled = enabledInput.checked;
+    }
+    submit.disabled = true;
+    const label = submit.textContent;
+    submit.textContent = mode === 'edit' ? 'Saving…' : 'Creating…';
+    formEl.setAttribute('aria-busy', 'true');
+    try {
+      const saved = mode === 'edit' ? await api.updateReceiver(id, body) : await api.createReceiver(body);
+      announce(mode === 'edit' ? `Saved ${saved.name}.` : `Created ${saved.name}.`, 'ok');
+      navigate(`#/receivers/${saved.id}?${mode === 'edit' ? 'saved' : 'created'}=1`);
+    } catch (err) {
+      if (err.status === 401) return;
+      const unmatched = [];
+      let focusTarget = null;
+      for (const f of err.fields) {
+        if (f.field === 'name') { setNameError(f.message); focusTarget = focusTarget || nameInput; continue; }
+        if (f.field === 'driver') { setDriverError(f.message); focusTarget = focusTarget || radios[0]; continue; }
+        const node = form && form.showError(f.field, f.message);
+        if (node) focusTarget = focusTarget || node;
+        else unmatched.push(`${f.field.replace(/^config\./, '')}: ${f.message}`);
+      }
+      if (err.status === 409) {
+        setNameError(`${err.message}. Choose another name.`);
+        focusTarget = nameInput;
+      }
+      const lines = [];
+      if (err.fields.length) lines.push(`tripline did not accept this: check the ${err.fields.length === 1 ? 'field' : 'fields'} marked below.`);
+      else if (err.status !== 409) lines.push(err.message);
+      else lines.push(err.message);
+      showMessages([...lines, ...unmatched]);
+      if (focusTarget) focusTarget.focus();
+      else messages.focus();
+    } finally {
+      submit.disabled = false;
+      submit.textContent = label;
+      formEl.removeAttribute('aria-busy');
+    }
+  });
+  return null;
+}

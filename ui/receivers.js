@@ -1,0 +1,346 @@
+// The receivers list and a receiver's page: its trigger URL and ready snippets, a dry run, its
+// settings, its recent executions, and the actions (edit, clone, enable/disable, rotate, delete).
+
+import { api } from './api.js';
+import {
+  h, clear, badge, timeEl, copyButton, copyBlock, confirmDialog, announce, changeLines,
+} from './dom.js';
+import { mountExecutions, poll } from './executions.js';
+import { MASK } from './schema-form.js';
+
+const LIST_POLL_MS = 5000;
+
+export function curlCommand(url) {
+  return `curl -X POST '${url.replace(/'/g, "'\\''")}'`;
+}
+
+export function alertmanagerYaml(r) {
+  return [
+    'receivers:',
+    `  - name: 'tripline-${r.name.replace(/[^A-Za-z0-9_.-]+/g, '-')}'`,
+    '    webhook_configs:',
+    `      - url: '${r.trigger_url.replace(/'/g, "''")}'`,
+    '        send_resolved: true',
+  ].join('\n');
+}
+
+function stateBadge(r) {
+  return r.enabled ? badge('Enabled', 'enabled') : badge('Disabled', 'disabled');
+}
+
+function lastExecution(r) {
+  const e = r.last_execution;
+  if (!e) return h('span', { class: 'muted' }, 'Never run');
+  return h('a', { href: `#/executions?receiver=${r.id}`, class: 'last-exec', 'aria-label': `Last execution: ${e.status}, see executions of ${r.name}` },
+    badge(e.status), ' ', timeEl(e.finished_at || e.started_at || e.created_at));
+}
+
+// --- actions (shared by the list and a receiver's page) --------------------------------------
+
+async function toggleEnabled(r) {
+  const updated = await api.setEnabled(r.id, !r.enabled);
+  announce(updated.enabled
+    ? `${r.name} is enabled: its trigger URL works again.`
+    : `${r.name} is disabled: its trigger URL now answers 403 until you enable it.`, 'ok');
+  return updated;
+}
+
+async function rotate(r) {
+  const ok = await confirmDialog({
+    title: `Rotate the trigger URL of ${r.name}?`,
+    body: [
+      h('p', {}, 'tripline issues a new trigger URL. ',
+        h('strong', {}, 'The current URL stops working at once'),
+        ' (it answers 401): update Alertmanager, scripts and CI jobs that use it.'),
+      h('p', { class: 'muted' }, 'Use this when a URL may have leaked.'),
+    ],
+    confirmLabel: 'Rotate URL',
+    danger: true,
+  });
+  if (!ok) return null;
+  const updated = await api.rotate(r.id);
+  announce(`New trigger URL for ${r.name}; the old one no longer works.`, 'ok');
+  return updated;
+}
+
+async function remove(r) {
+  const ok = await confirmDialog({
+    title: `Delete ${r.name}?`,
+    body: [
+      h('p', {}, 'Its trigger URL stops working at once. Past executions stay in the history.'),
+      h('p', {}, 'This cannot be undone.'),
+    ],
+    confirmLabel: 'Delete receiver',
+    danger: true,
+  });
+  if (!ok) return false;
+  await api.deleteReceiver(r.id);
+  announce(`Deleted ${r.name}.`, 'ok');
+  return true;
+}
+
+function actionButtons(r, { onChange, onError, onDeleted, compact }) {
+  const run = (fn) => async (ev) => {
+    const btn = ev.currentTarget;
+    btn.disabled = true;
+    try {
+      await fn();
+    } catch (err) {
+      onError(err);
+    } finally {
+      if (btn.isConnected) btn.disabled = false;
+    }
+  };
+  const small = compact ? ' btn-small' : '';
+  return h('div', { class: 'actions', role: 'group', 'aria-label': `Actions for ${r.name}` },
+    h('a', { href: `#/receivers/${r.id}/edit`, class: `btn${small}`, dataset: { focusKey: `edit-${r.id}` } }, 'Edit'),
+    h('a', { href: `#/receivers/${r.id}/clone`, class: `btn${small}`, dataset: { focusKey: `clone-${r.id}` } }, 'Clone'),
+    h('button', {
+      type: 'button', class: `btn${small}`, dataset: { focusKey: `toggle-${r.id}`, action: 'toggle' },
+      onclick: run(async () => onChange(await toggleEnabled(r))),
+    }, r.enabled ? 'Disable' : 'Enable'),
+    h('button', {
+      type: 'button', class: `btn${small}`, dataset: { focusKey: `rotate-${r.id}`, action: 'rotate' },
+      onclick: run(async () => { const u = await rotate(r); if (u) onChange(u); }),
+    }, 'Rotate URL'),
+    h('button', {
+      type: 'button', class: `btn btn-danger-outline${small}`, dataset: { focusKey: `delete-${r.id}`, action: 'delete' },
+      onclick: run(async () => { if (await remove(r)) onDeleted(r); }),
+    }, 'Delete'));
+}
+
+// --- the list --------------------------------------------------------------------------------
+
+export async function receiversView(main, { drivers, refreshReceivers }) {
+  const errorBox = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
+  const loading = h('p', { class: 'loading', role: 'status' }, 'Loading receivers…');
+  const body = h('div', { 'aria-busy': 'true' });
+  main.append(
+    h('div', { class: 'page-head' },
+      h('h1', { tabIndex: -1 }, 'Receivers'),
+      h('a', { href: '#/receivers/new', class: 'btn btn-primary' }, 'New receiver')),
+    h('p', { class: 'lead' }, 'A receiver turns a POST to its trigger URL into one action, such as scaling a service up by 2 within bounds.'),
+    errorBox, loading, body);
+
+  let lastSig = '';
+  const showError = (err) => {
+    if (err.status === 401) return;
+    errorBox.hidden = false;
+    errorBox.textContent = err.message;
+  };
+
+  function draw(list) {
+    const sig = JSON.stringify(list);
+    if (sig === lastSig) return;
+    lastSig = sig;
+    const focusKey = document.activeElement && body.contains(document.activeElement)
+      ? document.activeElement.dataset.focusKey : null;
+    loading.hidden = true;
+    body.setAttribute('aria-busy', 'false');
+    clear(body);
+    if (!list.length) {
+      body.append(h('div', { class: 'empty' },
+        h('p', { class: 'empty-title' }, 'No receivers yet.'),
+        h('p', {}, 'Create one, and you get a trigger URL to paste into Alertmanager, a script or CI.'),
+        h('a', { href: '#/receivers/new', class: 'btn btn-primary', dataset: { focusKey: 'empty-new' } }, 'Create your first receiver')));
+      return;
+    }
+    const rows = list.map((r) => {
+      const urlCode = h('code', { class: 'url', title: r.trigger_url }, r.trigger_url);
+      const driverTitle = drivers.get(r.driver)?.config_schema?.title;
+      return h('tr', { dataset: { id: r.id, name: r.name }, class: r.enabled ? '' : 'is-disabled' },
+        h('td', { 'data-label': 'State' }, stateBadge(r)),
+        h('td', { 'data-label': 'Receiver', class: 'cell-name' },
+          h('a', { href: `#/receivers/${r.id}`, class: 'receiver-name', dataset: { focusKey: `name-${r.id}` } }, r.name),
+          h('div', { class: 'description' }, r.description)),
+        h('td', { 'data-label': 'Driver' }, h('span', { class: 'chip', title: driverTitle || '' }, r.driver)),
+        h('td', { 'data-label': 'Last execution' }, lastExecution(r)),
+        h('td', { 'data-label': 'Trigger URL', class: 'cell-url' },
+          h('div', { class: 'url-row' }, urlCode, copyButton(() => r.trigger_url, `trigger URL of ${r.name}`, urlCode))),
+        h('td', { 'data-label': 'Actions', class: 'cell-actions' },
+          actionButtons(r, { compact: true, onChange: () => update(), onError: showError, onDeleted: () => update() })));
+    });
+    body.append(h('div', { class: 'table-wrap' }, h('table', { class: 'table table-receivers' },
+      h('caption', { class: 'visually-hidden' }, 'Receivers'),
+      h('thead', {}, h('tr', {},
+        ['State', 'Receiver', 'Driver', 'Last execution', 'Trigger URL', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows))));
+    if (focusKey) {
+      const again = body.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`);
+      if (again) again.focus();
+      else main.querySelector('h1').focus();
+    }
+  }
+
+  async function update() {
+    try {
+      const list = await refreshReceivers();
+      errorBox.hidden = true;
+      draw([...list.values()]);
+    } catch (err) {
+      loading.hidden = true;
+      showError(err);
+    }
+  }
+  const stop = poll(update, LIST_POLL_MS);
+  return stop;
+}
+
+// --- a receiver's page -----------------------------------------------------------------------
+
+function configList(r, schema) {
+  const props = (schema && schema.properties) || {};
+  const rows = [];
+  const walk = (obj, prefix, propsAt) => {
+    for (const [k, v] of Object.entries(obj || {})) {
+      const s = propsAt[k] || {};
+      const label = s.title || k;
+      if (v && typeof v === 'object' && !Array.isArray(v) && s.properties) {
+        walk(v, `${prefix}${label} › `, s.properties);
+      } else {
+        const shown = typeof v === 'object' ? JSON.stringify(v) : String(v);
+        rows.push(h('dt', {}, `${prefix}${label}`), h('dd', {}, v === MASK ? h('span', { class: 'muted' }, '******** (stored, hidden)') : shown));
+      }
+    }
+  };
+  walk(r.config, '', props);
+  return rows;
+}
+
+function dryRunResult(res) {
+  if (!res.ok) {
+    return h('div', { class: 'alert alert-error' },
+      h('p', {}, h('strong', {}, 'The dry run failed: '), res.error || 'the driver could not plan this action.'),
+      res.retryable ? h('p', {}, 'This looks temporary (the target may be unreachable); a real trigger would be retried.') : null);
+  }
+  const lines = changeLines(res.plan);
+  return h('div', { class: 'alert alert-ok' },
+    h('p', {}, h('strong', {}, 'Dry run: nothing was changed. '), 'If triggered now, it would:'),
+    lines.length ? h('ul', { class: 'plan-lines' }, lines.map((l) => h('li', {}, l))) : null,
+    h('details', {}, h('summary', {}, 'The full plan'), h('pre', { class: 'json' }, h('code', {}, JSON.stringify(res.plan, null, 2)))));
+}
+
+export async function receiverView(main, { id, query, drivers, receivers, navigate, refreshReceivers }) {
+  const loading = h('p', { class: 'loading', role: 'status' }, 'Loading receiver…');
+  main.append(loading);
+  let r;
+  try {
+    r = await api.receiver(id);
+  } catch (err) {
+    loading.remove();
+    if (err.status === 401) return null;
+    main.append(
+      h('div', { class: 'page-head' }, h('h1', { tabIndex: -1 }, err.status === 404 ? 'Receiver not found' : 'Could not load the receiver')),
+      h('div', { class: 'alert alert-error', role: 'alert' }, err.status === 404 ? 'There is no receiver with this id: it may have been deleted.' : err.message),
+      h('p', {}, h('a', { href: '#/receivers', class: 'btn' }, 'Back to receivers')));
+    return null;
+  }
+  loading.remove();
+  const driver = drivers.get(r.driver);
+  const schema = driver && driver.config_schema;
+  const errorBox = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
+  const showError = (err) => {
+    if (err.status === 401) return;
+    errorBox.hidden = false;
+    errorBox.textContent = err.message;
+  };
+
+  const head = h('div');
+  const trigger = h('section', { class: 'card', 'aria-labelledby': 'sec-trigger' });
+  const settings = h('section', { class: 'card', 'aria-labelledby': 'sec-settings' });
+
+  function drawHead() {
+    clear(head).append(
+      h('p', { class: 'crumbs' }, h('a', { href: '#/receivers' }, '← Receivers')),
+      h('div', { class: 'page-head' },
+        h('h1', { tabIndex: -1 }, r.name, ' ', stateBadge(r)),
+        actionButtons(r, {
+          onChange: (u) => { r = u; redraw(); },
+          onError: showError,
+          onDeleted: () => navigate('#/receivers'),
+        })),
+      h('p', { class: 'lead description' }, r.description),
+      r.enabled ? null : h('div', { class: 'alert alert-warn' }, 'This receiver is disabled: its trigger URL answers 403 until you enable it.'));
+  }
+
+  function drawTrigger() {
+    clear(trigger).append(
+      h('h2', { id: 'sec-trigger' }, 'Trigger it'),
+      h('p', {}, 'Send a POST to this URL from anything that can make a web request. No other credential is needed, so treat it like a password; rotate it if it leaks.'),
+      copyBlock('Trigger URL', r.trigger_url, { testid: 'trigger-url' }),
+      copyBlock('curl command', curlCommand(r.trigger_url), { testid: 'curl' }),
+      copyBlock('Alertmanager receiver (alertmanager.yml)', alertmanagerYaml(r), { multiline: true, testid: 'alertmanager' }),
+      h('p', { class: 'muted small' }, 'Then route alerts to it, e.g. a route with ', h('code', {}, `receiver: 'tripline-${r.name.replace(/[^A-Za-z0-9_.-]+/g, '-')}'`),
+        '. To keep the token out of proxy logs, POST to ', h('code', {}, '/_webhooks/trigger'), ' with the token in an ', h('code', {}, 'X-Tripline-Token'), ' header.'));
+  }
+
+  function drawSettings() {
+    clear(settings).append(
+      h('h2', { id: 'sec-settings' }, 'Settings'),
+      h('dl', { class: 'kv' },
+        h('dt', {}, 'Driver'), h('dd', {}, schema?.title ? `${schema.title} (${r.driver})` : r.driver),
+        h('dt', {}, 'Target'), h('dd', {}, h('code', {}, r.target)),
+        configList(r, schema),
+        h('dt', {}, 'URL generation'), h('dd', {}, String(r.generation)),
+        h('dt', {}, 'Created'), h('dd', {}, timeEl(r.created_at)),
+        h('dt', {}, 'Changed'), h('dd', {}, timeEl(r.updated_at))));
+  }
+
+  function redraw() {
+    const hadFocus = document.activeElement && main.contains(document.activeElement) ? document.activeElement.dataset.focusKey : null;
+    drawHead();
+    drawTrigger();
+    drawSettings();
+    if (hadFocus) {
+      const again = main.querySelector(`[data-focus-key="${CSS.escape(hadFocus)}"]`);
+      if (again) again.focus();
+    }
+    refreshReceivers().catch(() => {});
+  }
+
+  const testBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'send-test' }, 'Send test (dry run)');
+  const testOut = h('div', { class: 'test-result', 'aria-live': 'polite' });
+  testBtn.addEventListener('click', async () => {
+    testBtn.disabled = true;
+    clear(testOut).append(h('p', { class: 'loading' }, 'Asking the driver what it would do…'));
+    try {
+      const res = await api.test(r.id);
+      clear(testOut).append(dryRunResult(res));
+    } catch (err) {
+      clear(testOut).append(h('div', { class: 'alert alert-error' }, `The dry run could not be sent: ${err.message}`));
+    } finally {
+      testBtn.disabled = false;
+    }
+  });
+
+  const execBox = h('div');
+  const banner = query.get('created') ? h('div', { class: 'alert alert-ok', role: 'status', tabIndex: -1 },
+    h('strong', {}, 'Receiver created. '), 'Copy its trigger URL below into Alertmanager, a script or CI.')
+    : query.get('saved') ? h('div', { class: 'alert alert-ok', role: 'status', tabIndex: -1 },
+      h('strong', {}, 'Saved. '), 'The trigger URL changed with this edit: update the places that use the old one.')
+      : null;
+
+  drawHead();
+  drawTrigger();
+  drawSettings();
+  main.append(head, banner, errorBox,
+    h('div', { class: 'grid-2' },
+      trigger,
+      h('div', {},
+        h('section', { class: 'card', 'aria-labelledby': 'sec-test' },
+          h('h2', { id: 'sec-test' }, 'Send test'),
+          h('p', {}, 'Asks the driver what this receiver would do right now, without doing it.'),
+          testBtn, testOut),
+        settings)),
+    h('section', { class: 'card', 'aria-labelledby': 'sec-exec' },
+      h('div', { class: 'section-head' },
+        h('h2', { id: 'sec-exec' }, 'Recent executions'),
+        h('a', { href: `#/executions?receiver=${r.id}` }, 'All executions of this receiver')),
+      execBox));
+  const mounted = mountExecutions(execBox, {
+    receiverId: r.id, receivers, showReceiver: false, limit: 10, caption: `Recent executions of ${r.name}`,
+    emptyText: () => [h('p', { class: 'empty-title' }, 'Not triggered yet.'),
+      h('p', {}, 'Run the curl command above, or press Send test to see what it would do first.')],
+  });
+  return { stop: () => mounted.stop(), focus: banner };
+}
