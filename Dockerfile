@@ -24,7 +24,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       g++ cmake make pkg-config \
       libpistache-dev libssl-dev libcurl4-openssl-dev \
-      libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev libldns-dev \
+      libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev libldns-dev libre2-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -50,7 +50,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 #   package cache (~80 MB) would stay in this layer.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libpistache0 libssl3 libcurl4 libsqlite3-0 libldns3 ca-certificates curl \
+      libpistache0 libssl3 libcurl4 libsqlite3-0 libldns3 libre2-9 ca-certificates curl \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 

@@ -5,8 +5,9 @@
 set -euo pipefail
 
 build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev libsqlitecpp-dev
-       libsqlite3-dev libcurl4-openssl-dev libldns-dev)
-test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils)
+       libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev)
+test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
+      prometheus-alertmanager)
 bench=(wrk curl)
 
 want=()

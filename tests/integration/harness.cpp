@@ -3,6 +3,9 @@
 #include "log.h"
 
 #include <curl/curl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -38,6 +41,18 @@ std::string make_temp_dir(const std::string& prefix) {
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   return ::mkdtemp(buf.data());
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
 }
 
 namespace {
@@ -85,6 +100,13 @@ Swarm::~Swarm() {
 Swarm& Swarm::get() {
   static Swarm swarm;
   return swarm;
+}
+
+bool binary_or_skip(const std::string& binary, const std::string& package) {
+  if (::access(binary.c_str(), X_OK) == 0) return true;
+  if (in_ci()) FAIL("CI=true but " << binary << " is missing (apt-get install " << package << ")");
+  WARN("SKIPPED: " << binary << " is missing (apt-get install " << package << ")");
+  return false;
 }
 
 bool swarm_or_skip() {

@@ -66,5 +66,9 @@ class TestServer {
 };
 
 std::string make_temp_dir(const std::string& prefix);
+// A loopback TCP port that was free a moment ago (for peers that cannot bind port 0 and tell).
+int free_port();
+// Skips (or fails under CI=true) when `binary` is not installed; true when it is.
+bool binary_or_skip(const std::string& binary, const std::string& package);
 
 }  // namespace tripline::test

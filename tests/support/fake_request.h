@@ -1,0 +1,31 @@
+// An HttpRequest built in memory, for unit tests of code that reads requests (rules, auth).
+#pragma once
+
+#include <map>
+#include <strings.h>
+
+#include "http.h"
+
+namespace tripline::test {
+
+struct FakeRequest : HttpRequest {
+  std::string method_ = "POST", path_ = "/_webhooks/x", body_, peer_ = "127.0.0.1";
+  std::vector<std::pair<std::string, std::string>> headers_;
+  std::map<std::string, std::string> query_;
+
+  std::string_view method() const override { return method_; }
+  std::string_view path() const override { return path_; }
+  std::string_view body() const override { return body_; }
+  std::optional<std::string> header(std::string_view name) const override {
+    for (const auto& [k, v] : headers_)
+      if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+    return std::nullopt;
+  }
+  std::optional<std::string> query(std::string_view name) const override {
+    auto it = query_.find(std::string(name));
+    return it == query_.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+  std::string peer_address() const override { return peer_; }
+};
+
+}  // namespace tripline::test

@@ -1,0 +1,427 @@
+// End-to-end test of tripline's web UI: real headless Chromium (Debian's /usr/bin/chromium),
+// driven by playwright-core, against a real tripline server and a real isolated Docker swarm.
+//
+//   tests/ui/run.sh BUILD_DIR          (what ctest runs: npm ci when needed, then node --test)
+//   TRIPLINE_BUILD_DIR=build node --test tests/ui/ui.test.mjs
+//
+// Without Chromium, root or dockerd it skips loudly; with CI=true it fails instead.
+// Screenshots of every page and state go to BUILD_DIR/ui-artifacts/*.png.
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { copyFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import {
+  missingPrerequisites, Swarm, Tripline, launchBrowser, sourceProxy, tempDir, ensureDir, removeDir,
+  waitFor, ARTIFACTS, BUILD_DIR,
+} from './support.mjs';
+
+const ADMIN_TOKEN = 'ui-test-admin-token-0123456789';
+const CI = process.env.CI === 'true';
+const missing = await missingPrerequisites();
+
+if (missing.length) {
+  const banner = [
+    '',
+    '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
+    `!! UI end-to-end test ${CI ? 'FAILS (CI=true)' : 'SKIPPED'}: it cannot run on this machine:`,
+    ...missing.map((m) => `!!   - ${m}`),
+    '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
+    '',
+  ].join('\n');
+  process.stderr.write(`${banner}\n`);
+}
+
+const skip = missing.length && !CI ? `missing: ${missing.join('; ')}` : false;
+
+describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, () => {
+  let work;
+  let swarm;
+  let server;
+  let proxy;
+  let context;
+  let page;
+  let base;
+  const problems = []; // script errors and CSP violations seen by the browser
+  let shot = 0;
+
+  const screenshot = async (name, opts = {}) => {
+    shot += 1;
+    const file = path.join(ARTIFACTS, `${String(shot).padStart(2, '0')}-${name}.png`);
+    await page.screenshot({ path: file, fullPage: true, ...opts });
+    return file;
+  };
+  const h1 = () => page.locator('main h1');
+  const expectH1 = async (text) => {
+    await page.locator('main h1', { hasText: text }).first().waitFor({ state: 'visible', timeout: 15000 });
+  };
+  const post = (url, init = {}) => fetch(url, { method: 'POST', ...init });
+
+  before(async () => {
+    if (missing.length) {
+      throw new Error(`the UI test cannot run (CI=true makes this a failure):\n  - ${missing.join('\n  - ')}`);
+    }
+    ensureDir(ARTIFACTS);
+    for (const f of readdirSync(ARTIFACTS)) if (f.endsWith('.png')) rmSync(path.join(ARTIFACTS, f));
+    work = process.env.UI_TEST_WORKDIR ? ensureDir(process.env.UI_TEST_WORKDIR) : tempDir('tripline-ui-');
+    swarm = new Swarm(path.join(work, 'swarm'));
+    // If we are killed, run.sh stops the harness in UI_TEST_WORKDIR/swarm; if run directly,
+    // Ctrl-C still cleans up.
+    const onSignal = (sig) => {
+      try { if (server && server.proc) server.proc.kill('SIGKILL'); } catch { /* gone */ }
+      swarm.stop();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+
+    const t0 = Date.now();
+    swarm.start();
+    swarm.createService('web', 1);
+    process.stderr.write(`ui test: swarm up in ${Date.now() - t0} ms (${swarm.dockerHost})\n`);
+
+    server = await new Tripline({
+      dataDir: ensureDir(path.join(work, 'data')),
+      dockerHost: swarm.dockerHost,
+      adminToken: ADMIN_TOKEN,
+      logFile: path.join(work, 'tripline.log'),
+    }).start();
+    base = server.base;
+    if (process.env.TRIPLINE_UI_FROM_SOURCE === '1') {
+      proxy = await sourceProxy(server.port);
+      base = proxy.base;
+    }
+
+    context = await launchBrowser(ensureDir(path.join(work, 'chromium-profile')));
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    page = context.pages()[0] || await context.newPage();
+    page.setDefaultTimeout(15000);
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      const text = m.text();
+      // Expected: the browser logs failed requests we provoke on purpose (401, 422).
+      if (m.type() === 'error' && !/Failed to load resource/.test(text)) problems.push(`console: ${text}`);
+      if (/Content[ -]Security[ -]Policy|Refused to/i.test(text)) problems.push(`CSP: ${text}`);
+    });
+  });
+
+  after(async () => {
+    if (context) await context.close().catch(() => {});
+    if (proxy) await proxy.close().catch(() => {});
+    if (server) {
+      await server.stop();
+      if (existsSync(server.logFile)) copyFileSync(server.logFile, path.join(ARTIFACTS, 'tripline.log'));
+    }
+    if (swarm) swarm.stop();
+    if (work && !process.env.UI_TEST_WORKDIR) removeDir(work);
+  });
+
+  let receiverId;
+  let triggerUrl;
+
+  test('sign-in asks for an admin token and keeps it in memory only', async () => {
+    await page.goto(base);
+    await expectH1('Sign in to tripline');
+    const token = page.getByLabel('Admin token');
+    assert.equal(await token.evaluate((el) => el === document.activeElement), true, 'the token field has focus');
+    assert.equal(await token.getAttribute('type'), 'password');
+    await screenshot('sign-in');
+
+    await token.fill('not-the-right-token-at-all');
+    await token.press('Enter');
+    await page.getByText('That token was not accepted').waitFor();
+    assert.equal(await token.getAttribute('aria-invalid'), 'true');
+    await screenshot('sign-in-wrong-token');
+
+    await token.fill(ADMIN_TOKEN);
+    await token.press('Enter');
+    await expectH1('Receivers');
+    await page.getByText('No receivers yet.').waitFor();
+    assert.equal(await page.getByRole('link', { name: 'Receivers' }).getAttribute('aria-current'), 'page');
+    await screenshot('receivers-empty');
+
+    const stored = await page.evaluate(() => ({
+      local: localStorage.length, session: sessionStorage.length, cookie: document.cookie,
+    }));
+    assert.deepEqual(stored, { local: 0, session: 0, cookie: '' }, 'nothing stored in the browser');
+    assert.deepEqual(await context.cookies(), []);
+  });
+
+  test('create a scale-service receiver through the form built from its JSON Schema', async () => {
+    await page.getByRole('link', { name: 'New receiver' }).click();
+    await expectH1('New receiver');
+    await page.getByRole('radio', { name: /Scale a service/ }).check();
+    await page.getByLabel('Service').waitFor();
+
+    // Client-side checks mirror the schema: empty name, required service, by >= 1.
+    await page.getByRole('button', { name: 'Create receiver' }).click();
+    await page.locator('[data-path="name"] .field-error', { hasText: 'Give it a name' }).waitFor();
+    await page.locator('[data-path="config.service"] .field-error', { hasText: 'required' }).waitFor();
+    assert.equal(await page.getByLabel('Name').evaluate((el) => el === document.activeElement), true, 'focus on the first bad field');
+
+    // The schema's "(set)" / "(up/down)" fields follow the Action select.
+    const action = page.getByLabel('Action');
+    assert.equal(await page.getByLabel('Replicas (set)').isVisible(), false);
+    await action.selectOption('set');
+    assert.equal(await page.getByLabel('Replicas (set)').isVisible(), true);
+    assert.equal(await page.getByLabel('By how many (up/down)').isVisible(), false);
+    await action.selectOption('up');
+
+    await page.getByLabel('Name').fill('web-up');
+    await page.getByLabel('Service').fill('web');
+    await page.getByLabel('By how many (up/down)').fill('2');
+    await page.getByLabel('Never below').fill('7');
+    await page.getByLabel('Never above').fill('5');
+    await page.getByRole('button', { name: 'Create receiver' }).click();
+
+    // The server's 422 field error lands next to the field it names, and is tied to it.
+    const minError = page.locator('[data-path="config.min"] .field-error');
+    await minError.waitFor({ state: 'visible' });
+    assert.match(await minError.textContent(), /greater than max/);
+    const min = page.getByLabel('Never below');
+    assert.equal(await min.getAttribute('aria-invalid'), 'true');
+    const describedBy = await min.getAttribute('aria-describedby');
+    assert.ok(describedBy.split(' ').includes(await minError.getAttribute('id')), 'error is described-by of the input');
+    assert.equal(await min.evaluate((el) => el === document.activeElement), true, 'focus moved to the bad field');
+    await page.getByText('tripline did not accept this').waitFor();
+    await screenshot('form-validation-error');
+
+    await min.fill('1');
+    await page.getByRole('button', { name: 'Create receiver' }).click();
+    await expectH1('web-up');
+    await page.getByText('Receiver created.').waitFor();
+    await page.getByText('Scale up web by 2, between 1 and 5').first().waitFor();
+    await screenshot('receiver-created');
+
+    const list = await server.api('GET', '/receivers');
+    assert.equal(list.body.items.length, 1);
+    receiverId = list.body.items[0].id;
+    triggerUrl = list.body.items[0].trigger_url;
+    assert.deepEqual(list.body.items[0].config, { action: 'up', backend: 'swarm', by: 2, max: 5, min: 1, service: 'web' });
+
+    assert.equal((await page.locator('[data-testid="trigger-url"] pre').textContent()).trim(), triggerUrl);
+    assert.equal((await page.locator('[data-testid="curl"] pre').textContent()).trim(), `curl -X POST '${triggerUrl}'`);
+    const yaml = await page.locator('[data-testid="alertmanager"] pre').textContent();
+    assert.ok(yaml.includes('webhook_configs:'), yaml);
+    assert.ok(yaml.includes(`- url: '${triggerUrl}'`), yaml);
+    assert.ok(yaml.includes('send_resolved: true'), yaml);
+  });
+
+  test('copy the trigger URL, POST it, and watch the execution succeed', async () => {
+    const copy = page.getByRole('button', { name: 'Copy trigger URL', exact: true });
+    await copy.click();
+    await page.getByRole('button', { name: 'Copy trigger URL', exact: true }).filter({ hasText: 'Copied' }).waitFor();
+    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(copied, triggerUrl);
+
+    // The curl and YAML snippets copy too.
+    await page.getByRole('button', { name: 'Copy curl command' }).click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), `curl -X POST '${triggerUrl}'`);
+
+    const res = await post(copied);
+    assert.equal(res.status, 202);
+    const { execution_id: execId } = await res.json();
+
+    await page.getByRole('link', { name: 'Executions' }).click();
+    await expectH1('Executions');
+    const row = page.locator(`tr.exec-row[data-id="${execId}"]`);
+    await row.waitFor();
+    await page.locator(`tr.exec-row[data-id="${execId}"][data-status="succeeded"]`).waitFor({ timeout: 45000 });
+    assert.match(await row.textContent(), /replicas 1 → 3/);
+    assert.match(await row.textContent(), /web-up/);
+    await screenshot('executions-succeeded');
+    assert.equal(swarm.replicas('web'), 3);
+
+    await row.getByText('Details').click();
+    await row.locator('pre.json').waitFor();
+    assert.match(await row.locator('pre.json').textContent(), /"replicas_after": 3/);
+    await screenshot('executions-details');
+
+    // Filters: by status (kept in the URL) and back.
+    await page.getByLabel('Status').selectOption('failed');
+    await page.getByText('No executions match these filters.').waitFor();
+    assert.match(page.url(), /status=failed/);
+    assert.equal(await page.getByLabel('Status').evaluate((el) => el === document.activeElement), true, 'focus stays on the filter');
+    await page.getByLabel('Status').selectOption('succeeded');
+    await page.locator(`tr.exec-row[data-id="${execId}"]`).waitFor();
+    await page.getByLabel('Receiver').selectOption({ label: 'web-up' });
+    await page.locator(`tr.exec-row[data-id="${execId}"]`).waitFor();
+    assert.match(page.url(), new RegExp(`receiver=${receiverId}`));
+  });
+
+  test('the list shows state, description, driver, last execution and the URL', async () => {
+    await page.getByRole('link', { name: 'Receivers', exact: true }).click();
+    await expectH1('Receivers');
+    const row = page.locator(`tr[data-id="${receiverId}"]`);
+    await row.waitFor();
+    const text = await row.textContent();
+    for (const want of ['Enabled', 'web-up', 'Scale up web by 2, between 1 and 5', 'scale-service', 'succeeded']) {
+      assert.ok(text.includes(want), `row shows ${want}: ${text}`);
+    }
+    assert.equal(await row.locator('code.url').textContent(), triggerUrl);
+    await row.getByRole('button', { name: 'Copy trigger URL of web-up' }).click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), triggerUrl);
+    await screenshot('receivers-list');
+  });
+
+  test('send test: a dry run shows the plan and changes nothing', async () => {
+    await page.getByRole('link', { name: 'web-up' }).click();
+    await expectH1('web-up');
+    await page.getByRole('button', { name: 'Send test (dry run)' }).click();
+    const out = page.locator('.test-result');
+    await out.getByText('nothing was changed').waitFor();
+    assert.match(await out.textContent(), /replicas 3 → 5/);
+    await screenshot('send-test-dry-run');
+    assert.equal(swarm.replicas('web'), 3, 'the dry run did not scale');
+  });
+
+  test('rotate warns that the old URL stops working; then it answers 401', async () => {
+    const rotateBtn = page.locator('main .page-head').getByRole('button', { name: 'Rotate URL' });
+    await rotateBtn.click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    assert.match(await dialog.textContent(), /stops working/);
+    assert.equal(await dialog.evaluate((d) => d.contains(document.activeElement)), true, 'focus is inside the dialog');
+    await screenshot('rotate-dialog', { fullPage: false });
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await rotateBtn.evaluate((b) => b === document.activeElement), true, 'focus returns to the button');
+    assert.equal((await server.api('GET', `/receivers/${receiverId}`)).body.trigger_url, triggerUrl, 'Escape rotated nothing');
+
+    await rotateBtn.click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Rotate URL' }).click();
+    const urlBlock = page.locator('[data-testid="trigger-url"] pre');
+    await waitFor('the new URL on the page', async () => (await urlBlock.textContent()).trim() !== triggerUrl);
+    const newUrl = (await urlBlock.textContent()).trim();
+    const old = await post(triggerUrl);
+    assert.equal(old.status, 401, 'the old URL is revoked');
+    assert.equal((await server.api('GET', `/receivers/${receiverId}`)).body.trigger_url, newUrl);
+    triggerUrl = newUrl;
+    await screenshot('rotated');
+  });
+
+  test('disable makes the URL answer 403; enable brings it back', async () => {
+    const head = page.locator('main .page-head');
+    await head.getByRole('button', { name: 'Disable' }).click();
+    await page.locator('main h1 .badge', { hasText: 'Disabled' }).waitFor();
+    await page.getByText('its trigger URL answers 403').first().waitFor();
+    assert.equal((await post(triggerUrl)).status, 403);
+    await screenshot('disabled');
+    await head.getByRole('button', { name: 'Enable' }).click();
+    await page.locator('main h1 .badge', { hasText: 'Enabled' }).waitFor();
+  });
+
+  test('edit keeps the form filled in; clone copies it under a new name', async () => {
+    await page.locator('main .page-head').getByRole('link', { name: 'Edit' }).click();
+    await expectH1('Edit web-up');
+    assert.equal(await page.getByLabel('Name').inputValue(), 'web-up');
+    assert.equal(await page.getByLabel('Service').inputValue(), 'web');
+    assert.equal(await page.getByLabel('By how many (up/down)').inputValue(), '2');
+    await page.getByText('Saving issues a new trigger URL').waitFor();
+    await page.getByLabel('By how many (up/down)').fill('1');
+    await screenshot('edit-form');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('Saved.').waitFor();
+    await page.getByText('Scale up web by 1, between 1 and 5').first().waitFor();
+    triggerUrl = (await page.locator('[data-testid="trigger-url"] pre').textContent()).trim();
+
+    await page.locator('main .page-head').getByRole('link', { name: 'Clone' }).click();
+    await expectH1('Clone web-up');
+    assert.equal(await page.getByLabel('Name').inputValue(), 'web-up-copy');
+    assert.equal(await page.getByRole('radio', { name: /Scale a service/ }).isChecked(), true);
+    assert.equal(await page.getByLabel('Never above').inputValue(), '5');
+    await page.getByRole('link', { name: 'Cancel' }).click();
+    await expectH1('Receivers');
+  });
+
+  test('a driver with nested objects, a choice (oneOf) and a secret gets a usable form', async (t) => {
+    const drivers = (await server.api('GET', '/drivers')).body.items.map((d) => d.name);
+    if (!drivers.includes('dns-update')) {
+      t.skip('this build has no dns-update driver');
+      return;
+    }
+    await page.getByRole('link', { name: 'New receiver' }).click();
+    await page.getByRole('radio', { name: /Update a DNS record/ }).check();
+    await page.locator('fieldset.fieldset legend', { hasText: 'Record' }).waitFor();
+    await page.getByLabel('Backend').selectOption('rfc2136');
+    const secret = page.getByLabel(/TSIG secret/);
+    assert.equal(await secret.getAttribute('type'), 'password');
+    assert.equal(await page.getByLabel(/Provider URL/).isVisible(), false, 'externaldns-only field hidden for rfc2136');
+    await page.getByLabel('Action').selectOption('upsert');
+    const value = page.getByLabel('Value', { exact: true });
+    await value.selectOption({ label: 'A string in the request body' });
+    await page.getByLabel(/JSON pointer/).waitFor();
+    await screenshot('dns-update-form');
+    await page.getByRole('link', { name: 'Cancel' }).click();
+    await expectH1('Receivers');
+  });
+
+  test('works at phone width (390 px) without sideways scrolling', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    const noOverflow = async (where) => {
+      const w = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(w <= 390, `${where}: page is ${w} px wide at a 390 px viewport`);
+    };
+    await page.reload(); // the token was in memory only: a reload asks again
+    await expectH1('Sign in to tripline');
+    await screenshot('phone-sign-in');
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('main h1').waitFor();
+    await page.goto(`${base}/#/receivers`);
+    await expectH1('Receivers');
+    await page.locator(`tr[data-id="${receiverId}"]`).waitFor();
+    await noOverflow('receivers');
+    await screenshot('phone-receivers');
+    await page.getByRole('link', { name: 'web-up' }).click();
+    await expectH1('web-up');
+    await page.locator('.exec-row').first().waitFor();
+    await noOverflow('receiver');
+    await screenshot('phone-receiver');
+    await page.getByRole('link', { name: 'Executions' }).click();
+    await page.locator('.exec-row').first().waitFor();
+    await noOverflow('executions');
+    await screenshot('phone-executions');
+    await page.goto(`${base}/#/receivers/new`);
+    await expectH1('New receiver');
+    await page.getByRole('radio', { name: /Scale a service/ }).check();
+    await noOverflow('form');
+    await screenshot('phone-new-receiver');
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  test('delete asks first; afterwards the URL answers 401', async () => {
+    await page.goto(`${base}/#/receivers`);
+    const row = page.locator(`tr[data-id="${receiverId}"]`);
+    await row.waitFor();
+    await row.getByRole('button', { name: 'Delete' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    assert.match(await dialog.textContent(), /cannot be undone/);
+    await screenshot('delete-dialog', { fullPage: false });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal((await server.api('GET', `/receivers/${receiverId}`)).status, 200, 'Cancel deleted nothing');
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete receiver' }).click();
+    await page.getByText('No receivers yet.').waitFor();
+    assert.equal((await server.api('GET', `/receivers/${receiverId}`)).status, 404);
+    assert.equal((await post(triggerUrl)).status, 401);
+    await screenshot('after-delete');
+  });
+
+  test('sign out forgets the token', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expectH1('Sign in to tripline');
+    await page.getByText('Signed out').waitFor();
+    await page.goto(`${base}/#/executions`);
+    await expectH1('Sign in to tripline');
+    await page.reload();
+    await expectH1('Sign in to tripline');
+    assert.equal(await h1().count(), 1);
+  });
+
+  test('no script errors and no Content-Security-Policy violations', () => {
+    assert.deepEqual(problems, []);
+    process.stderr.write(`ui test: screenshots in ${ARTIFACTS} (build dir ${BUILD_DIR})\n`);
+  });
+});
