@@ -144,3 +144,18 @@ TEST_CASE("token: keys are created on first load with mode 0600 and reloaded") {
   CHECK(rotated->verify(first->sign(sample()), &out) == TokenError::kNone);
   std::system(("rm -rf " + dir).c_str());
 }
+
+// Regression: a secrets.key written next to the signing keys was once loaded as the newest
+// signing key ("secrets" sorts after "k2026..."), silently re-signing every URL.
+TEST_CASE("token: files that are not signing keys are never loaded as keys") {
+  char tmpl[] = "/tmp/tripline-keys-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto first = Keyring::load_or_create(dir);
+  REQUIRE(first.ok());
+  std::system(("printf '%064d\\n' 7 > " + dir + "/secrets.key && chmod 600 " + dir + "/secrets.key").c_str());
+  auto again = Keyring::load_or_create(dir);
+  REQUIRE(again.ok());
+  REQUIRE(again->keys().size() == 1);
+  CHECK(again->keys()[0].kid == first->keys()[0].kid);
+  std::system(("rm -rf " + dir).c_str());
+}
