@@ -388,6 +388,12 @@ TEST_CASE("dns-update domain filter: regexes, and the casings providers have sen
   CHECK(f->matches("api.example.org"));
   CHECK_FALSE(f->matches("internal.example.org"));
 
+  // Go's regexp syntax (RE2): \A and (?i) are not ECMAScript.
+  f = DomainFilter::parse(json::parse(R"({"regexInclude":"(?i)\\AWWW\\."})"));
+  REQUIRE(f.ok());
+  CHECK(f->matches("www.example.org"));
+  CHECK_FALSE(f->matches("api.www.example.org"));
+
   CHECK_FALSE(DomainFilter::parse(json::parse(R"({"include":["a.com"],"regexInclude":"b"})")).ok());
   CHECK_FALSE(DomainFilter::parse(json::parse(R"({"regexInclude":"("})")).ok());
   CHECK_FALSE(DomainFilter::parse(json::parse(R"({"include":"example.com"})")).ok());

@@ -1,5 +1,7 @@
 #include "externaldns.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -140,16 +142,16 @@ Result<DomainFilter> DomainFilter::parse(const json& j) {
   if (!f.regex_include_.empty() || !f.regex_exclude_.empty()) {
     if (!f.include_.empty() || !f.exclude_.empty())
       return Status::Invalid("the domain filter has both a domain list and a regex");
-    // Go's RE2 and ECMAScript agree on the patterns domain filters use; an unparsable one is
-    // reported rather than guessed at.
-    try {
-      if (!f.regex_include_.empty())
-        f.include_re_ = std::make_shared<const std::regex>(f.regex_include_);
-      if (!f.regex_exclude_.empty())
-        f.exclude_re_ = std::make_shared<const std::regex>(f.regex_exclude_);
-    } catch (const std::regex_error& e) {
-      return Status::Invalid(std::string("the domain filter's regex does not parse: ") + e.what());
-    }
+    auto compile = [](const std::string& pattern, std::shared_ptr<const re2::RE2>* out) {
+      if (pattern.empty()) return std::string();
+      auto re = std::make_shared<const re2::RE2>(pattern, re2::RE2::Quiet);
+      if (!re->ok()) return "the domain filter's regex " + pattern + " does not parse: " + re->error();
+      *out = std::move(re);
+      return std::string();
+    };
+    for (std::string why : {compile(f.regex_include_, &f.include_re_),
+                            compile(f.regex_exclude_, &f.exclude_re_)})
+      if (!why.empty()) return Status::Invalid(why);
   }
   return f;
 }
@@ -157,8 +159,9 @@ Result<DomainFilter> DomainFilter::parse(const json& j) {
 bool DomainFilter::matches(std::string_view name) const {
   const std::string domain = strip_domain(name);
   if (include_re_ || exclude_re_) {
-    if (exclude_re_ && std::regex_search(domain, *exclude_re_)) return false;
-    if (include_re_) return std::regex_search(domain, *include_re_);
+    // Go's MatchString: a match anywhere, not anchored.
+    if (exclude_re_ && re2::RE2::PartialMatch(domain, *exclude_re_)) return false;
+    if (include_re_) return re2::RE2::PartialMatch(domain, *include_re_);
     return true;
   }
   return match_filter(include_, domain, true) && !match_filter(exclude_, domain, false);

@@ -11,18 +11,22 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "../../server/status.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace tripline::dns_update {
 
 inline constexpr const char* kWebhookMediaType = "application/external.dns.webhook+json;version=1";
 
-// A provider's domain filter, matched as endpoint/domain_filter.go does.
+// A provider's domain filter, matched as endpoint/domain_filter.go does (regexes with RE2, the
+// syntax of Go's regexp).
 class DomainFilter {
  public:
   // {"include":[...],"exclude":[...]} or {"regexInclude":"...","regexExclude":"..."}, empty
@@ -34,7 +38,7 @@ class DomainFilter {
  private:
   std::vector<std::string> include_, exclude_;  // lower case, no final dot
   std::string regex_include_, regex_exclude_;
-  std::shared_ptr<const std::regex> include_re_, exclude_re_;
+  std::shared_ptr<const re2::RE2> include_re_, exclude_re_;
 };
 
 // The member `key` of a JSON object as Go's encoding/json finds it: exact, then ignoring case.
