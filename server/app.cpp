@@ -401,8 +401,7 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
 
   // 4. Values taken from the request (e.g. the caller's address for a DNS record).
   if (r.binds_request) {
-    std::string raw_body(req.body());
-    auto bound = r.driver->bind(config, TriggerRequest{caller, raw_body});
+    auto bound = r.driver->bind(config, TriggerRequest{caller, req.body()});
     if (!bound.ok()) return invalid(bound.status());
     config = std::move(bound).value();
     changed = true;
