@@ -7,7 +7,7 @@ set -euo pipefail
 build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev libsqlitecpp-dev
        libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev)
 test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
-      prometheus-alertmanager)
+      prometheus-alertmanager chromium)
 bench=(wrk curl)
 
 want=()
@@ -18,6 +18,13 @@ for set in "$@"; do
     bench) want+=("${build[@]}" "${bench[@]}") ;;
     *) echo "usage: $0 build|test|bench ..." >&2; exit 2 ;;
   esac
+done
+
+# The UI test (tests/ui) runs on node and npm: Debian's, but only when there is no node at all,
+# so a node installed another way (e.g. NodeSource's nodejs, which conflicts with Debian's npm)
+# is left alone.
+for set in "$@"; do
+  if [ "$set" = test ] && ! command -v node >/dev/null 2>&1; then want+=(nodejs npm); fi
 done
 
 missing=()

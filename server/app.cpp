@@ -92,9 +92,9 @@ std::optional<HttpResponse> parse_body(const HttpRequest& req, json* out) {
   auto ct = req.header("Content-Type");
   if (!ct || ct->rfind("application/json", 0) != 0)
     return error_response(415, "unsupported_media_type", "send the body as application/json");
-  *out = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
+  *out = parse_body_json(req.body());
   if (out->is_discarded())
-    return error_response(400, "malformed_json", "the request body is not valid JSON");
+    return error_response(400, "malformed_json", "the request body is not valid JSON (UTF-8, nested at most 64 deep)");
   if (!out->is_object())
     return error_response(400, "malformed_json", "the request body must be a JSON object");
   return std::nullopt;

@@ -2,6 +2,7 @@
 
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
+#include <pistache/peer.h>
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -10,6 +11,7 @@
 
 #include <sstream>
 
+#include "http_framing.h"
 #include "log.h"
 
 namespace tripline {
@@ -59,10 +61,10 @@ class NamedHeader : public Http::Header::Header {
   std::string name_, value_;
 };
 
-class Handler : public Http::Handler {
+class RequestHandler : public Http::Handler {
  public:
-  HTTP_PROTOTYPE(Handler)
-  explicit Handler(App* app) : app_(app) {}
+  HTTP_PROTOTYPE(RequestHandler)
+  explicit RequestHandler(App* app) : app_(app) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
     auto w = std::make_shared<Http::ResponseWriter>(std::move(writer));
@@ -86,6 +88,81 @@ class Handler : public Http::Handler {
   }
 
   App* app_;
+};
+
+// Tcp::Handler::associateTransport is private and non-virtual; the transport calls it only on the
+// handler it was given (the FramingGuard). The guard hands the same transport to the request
+// handler it wraps, through this member pointer (taking it in an explicit instantiation is the
+// one place C++ does not check access).
+using AssociateTransport = void (Pistache::Tcp::Handler::*)(Pistache::Tcp::Transport*);
+template <AssociateTransport F>
+struct AssociateAccess {
+  friend AssociateTransport associate_transport() { return F; }
+};
+template struct AssociateAccess<&Pistache::Tcp::Handler::associateTransport>;
+AssociateTransport associate_transport();
+
+// Sits between the TCP transport and Pistache's HTTP parser: every received byte goes through a
+// RequestFraming first, which forwards well-framed requests to the wrapped Handler (through the
+// public Tcp::Handler interface, since Http::Handler's own onInput is private) and answers and
+// closes the rest itself. See http_framing.h for what is checked and why.
+class FramingGuard : public Http::Handler {
+ public:
+  HTTP_PROTOTYPE(FramingGuard)
+  FramingGuard(App* app, RequestFraming::Limits limits, size_t max_request_bytes,
+               std::chrono::milliseconds header_timeout, std::chrono::milliseconds body_timeout)
+      : limits_(limits), inner_(std::make_shared<RequestHandler>(app)) {
+    inner_->setMaxRequestSize(max_request_bytes);
+    inner_->setHeaderTimeout(header_timeout);
+    inner_->setBodyTimeout(body_timeout);
+  }
+  // The transport clones its handler once per event loop; each clone needs its own inner handler.
+  FramingGuard(const FramingGuard& o)
+      : Http::Handler(o), limits_(o.limits_),
+        inner_(std::static_pointer_cast<Http::Handler>(o.inner_->clone())) {}
+
+  void onRequest(const Http::Request&, Http::ResponseWriter) override {}  // the inner one answers
+
+  void onConnection(const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
+    if (!associated_) {
+      (inner_.get()->*associate_transport())(transport());
+      associated_ = true;
+    }
+    peer->putData(kState, std::make_shared<RequestFraming>(limits_));
+    static_cast<Pistache::Tcp::Handler&>(*inner_).onConnection(peer);
+  }
+
+  void onDisconnection(const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
+    static_cast<Pistache::Tcp::Handler&>(*inner_).onDisconnection(peer);
+  }
+
+  void onInput(const char* buffer, size_t len, const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
+    auto framing = std::static_pointer_cast<RequestFraming>(peer->tryGetData(kState));
+    if (!framing || framing->refused()) return;
+    RequestFraming::Output out;
+    framing->feed(std::string_view(buffer, len), &out);
+    if (!out.forward.empty())
+      static_cast<Pistache::Tcp::Handler&>(*inner_).onInput(out.forward.data(), out.forward.size(), peer);
+    if (!out.reply.empty()) {
+      std::weak_ptr<Pistache::Tcp::Peer> weak = peer;
+      bool close = out.close;
+      size_t size = out.reply.size();
+      peer->send(Pistache::RawBuffer(std::move(out.reply), size))
+          .then(
+              [weak, close](ssize_t) {
+                if (auto p = weak.lock(); p && close) ::shutdown(p->fd(), SHUT_RDWR);
+              },
+              [weak](std::exception_ptr) {
+                if (auto p = weak.lock()) ::shutdown(p->fd(), SHUT_RDWR);
+              });
+    }
+  }
+
+ private:
+  static constexpr const char* kState = "tripline.framing";
+  RequestFraming::Limits limits_;
+  std::shared_ptr<Http::Handler> inner_;
+  bool associated_ = false;
 };
 
 }  // namespace
@@ -137,11 +214,16 @@ Status HttpServer::serve() {
     auto opts = Http::Endpoint::options()
                     .threads(impl_->options.threads)
                     .flags(Pistache::Tcp::Options::ReuseAddr)
-                    .maxRequestSize(impl_->options.max_request_bytes)
+                    .maxRequestSize(impl_->options.max_request_bytes + 32 * 1024)
                     .headerTimeout(std::chrono::seconds(10))
                     .bodyTimeout(std::chrono::seconds(30));
     impl_->endpoint->init(opts);
-    impl_->endpoint->setHandler(Http::make_handler<Handler>(&impl_->app));
+    RequestFraming::Limits limits;
+    limits.max_body = impl_->options.max_request_bytes;
+    // Pistache's own cap counts headers too; ours (in the guard) applies first.
+    size_t pistache_cap = limits.max_body + limits.max_header_bytes + 1024;
+    impl_->endpoint->setHandler(Http::make_handler<FramingGuard>(
+        &impl_->app, limits, pistache_cap, std::chrono::seconds(10), std::chrono::seconds(30)));
     if (!impl_->options.tls_cert.empty())
       impl_->endpoint->useSSL(impl_->options.tls_cert, impl_->options.tls_key);
     impl_->endpoint->serveThreaded();

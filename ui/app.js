@@ -5,7 +5,7 @@
 // Until an admin token is entered (kept in memory only, see api.js) every route shows sign-in.
 
 import { api, signIn, signOut, signedIn, onSignOut } from './api.js';
-import { h, clear, announce } from './dom.js';
+import { h, add, clear, announce, relativeTime } from './dom.js';
 import { receiversView, receiverView } from './receivers.js';
 import { receiverFormView } from './receiver-form.js';
 import { executionsView } from './executions.js';
@@ -125,7 +125,7 @@ function signInView() {
       button.textContent = 'Sign in';
     }
   });
-  clear(main).append(h('div', { class: 'signin-wrap' }, form));
+  add(clear(main), h('div', { class: 'signin-wrap' }, form));
   input.focus();
 }
 
@@ -146,7 +146,7 @@ async function render({ keepFocus = false } = {}) {
   document.title = `${pageTitle(route)} · tripline`;
   const focusedId = keepFocus && document.activeElement ? document.activeElement.id : null;
   const view = h('div', { class: `view view-${route.name}` });
-  clear(main).append(view);
+  add(clear(main), view);
   const ctx = { query: route.query, drivers, receivers, navigate, refreshReceivers, id: route.id };
   let result = null;
   try {
@@ -157,12 +157,12 @@ async function render({ keepFocus = false } = {}) {
       await refreshReceivers().catch(() => {});
       result = await executionsView(view, { ...ctx, receivers });
     } else {
-      view.append(h('h1', { tabIndex: -1 }, 'Page not found'),
+      add(view, h('h1', { tabIndex: -1 }, 'Page not found'),
         h('p', {}, 'There is nothing at this address. ', h('a', { href: '#/receivers' }, 'Go to the receivers.')));
     }
   } catch (err) {
     if (err.status === 401) return;
-    view.append(h('div', { class: 'alert alert-error', role: 'alert' }, err.message));
+    add(view, h('div', { class: 'alert alert-error', role: 'alert' }, err.message));
   }
   const stop = typeof result === 'function' ? result : result && result.stop;
   if (seq !== renderSeq) {
@@ -192,5 +192,10 @@ onSignOut((reason) => {
 });
 
 signOutBtn.addEventListener('click', () => signOut('signed-out'));
+// Keep "2 min ago" true without re-rendering.
+setInterval(() => {
+  if (document.visibilityState !== 'visible') return;
+  for (const t of main.querySelectorAll('time[datetime]')) t.textContent = relativeTime(t.getAttribute('datetime'));
+}, 15000);
 window.addEventListener('hashchange', () => render({}));
 render({});

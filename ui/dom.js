@@ -16,6 +16,12 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// el.append() that skips null / false children (plain append would insert the text "null").
+export function add(el, ...children) {
+  append(el, children);
+  return el;
+}
+
 function append(el, children) {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;
@@ -37,19 +43,22 @@ export function nextId(prefix = 'id') {
 
 // --- announcements for screen readers and a visible toast -----------------------------------
 
-export function announce(message, kind = 'info') {
+// Says `message` to screen readers (a polite live region). With toast: true it is also shown
+// for a few seconds, for outcomes that are not otherwise visible where the person is looking.
+export function announce(message, kind = 'info', { toast = false } = {}) {
   const live = document.getElementById('live');
   if (live) {
     live.textContent = '';
-    // A fresh text node so the same message twice is still announced.
+    // Set after a tick, so the same message twice is still announced.
     setTimeout(() => { live.textContent = message; }, 30);
   }
   const toasts = document.getElementById('toasts');
-  if (!toasts) return;
+  if (!toast || !toasts) return;
+  while (toasts.children.length >= 2) toasts.firstElementChild.remove();
   const t = h('div', { class: `toast toast-${kind}` }, message);
   toasts.append(t);
-  setTimeout(() => t.classList.add('toast-out'), 3200);
-  setTimeout(() => t.remove(), 3700);
+  setTimeout(() => t.classList.add('toast-out'), 3500);
+  setTimeout(() => t.remove(), 4000);
 }
 
 // --- copying ----------------------------------------------------------------------------------
@@ -103,7 +112,7 @@ export function copyButton(getText, what, selectTarget) {
         sel.removeAllRanges();
         sel.addRange(range);
       }
-      announce(`Could not copy automatically: the ${what} is selected, press Ctrl+C (⌘C) to copy it.`, 'warn');
+      announce(`Could not copy automatically: the ${what} is selected, press Ctrl+C (⌘C) to copy it.`, 'warn', { toast: true });
     }
   });
   return btn;

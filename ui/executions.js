@@ -2,7 +2,7 @@
 // status, newest first. Used by the Executions page and, smaller, by a receiver's page.
 
 import { api } from './api.js';
-import { h, clear, badge, timeEl, duration, changeLines, absoluteTime } from './dom.js';
+import { h, add, clear, badge, timeEl, duration, changeLines, absoluteTime } from './dom.js';
 
 export const STATUSES = ['queued', 'running', 'succeeded', 'failed'];
 const POLL_MS = 2000;
@@ -37,6 +37,10 @@ function ms(a, b) {
   const x = Date.parse(a);
   const y = Date.parse(b);
   return Number.isNaN(x) || Number.isNaN(y) ? null : y - x;
+}
+
+function cell(label, cls, ...children) {
+  return h('td', { 'data-label': label, class: cls || null }, h('div', { class: 'cell' }, ...children));
 }
 
 // One line a person can read: what happened, or why not.
@@ -94,12 +98,12 @@ function renderRows(tbody, items, { receivers, showReceiver, openIds }) {
   for (const e of items) {
     const onToggle = (id, isOpen) => { if (isOpen) openIds.add(id); else openIds.delete(id); };
     tbody.append(h('tr', { dataset: { id: e.id, status: e.status }, class: 'exec-row' },
-      h('td', { 'data-label': 'Execution' }, h('span', { class: 'mono' }, `#${e.id}`)),
-      showReceiver ? h('td', { 'data-label': 'Receiver' }, receiverCell(e, receivers)) : null,
-      h('td', { 'data-label': 'Status' }, badge(e.status)),
-      h('td', { 'data-label': 'Attempts', class: 'num' }, String(e.attempts)),
-      h('td', { 'data-label': 'When' }, timeEl(e.created_at), h('div', { class: 'muted small' }, timings(e))),
-      h('td', { 'data-label': 'Outcome', class: 'cell-outcome' }, outcome(e), details(e, openIds.has(e.id), onToggle))));
+      cell('Execution', '', h('span', { class: 'mono' }, `#${e.id}`)),
+      showReceiver ? cell('Receiver', '', receiverCell(e, receivers)) : null,
+      cell('Status', '', badge(e.status)),
+      cell('Attempts', 'num', String(e.attempts)),
+      cell('When', '', timeEl(e.created_at), h('div', { class: 'muted small' }, timings(e))),
+      cell('Outcome', 'cell-outcome', outcome(e), details(e, openIds.has(e.id), onToggle))));
   }
   if (focusKey) {
     const again = tbody.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`);
@@ -132,8 +136,8 @@ export function mountExecutions(container, opts) {
   const empty = h('div', { class: 'empty', hidden: true });
   const loading = h('p', { class: 'loading', role: 'status' }, 'Loading executions…');
   const moreBtn = h('button', { type: 'button', class: 'btn', hidden: true }, 'Show older');
-  const wrap = h('div', { class: 'exec-list', 'aria-busy': 'true' }, errorBox, loading, empty, h('div', { class: 'table-wrap' }, table), moreBtn, status);
-  table.hidden = true;
+  const tableWrap = h('div', { class: 'table-wrap', hidden: true }, table);
+  const wrap = h('div', { class: 'exec-list', 'aria-busy': 'true' }, errorBox, loading, empty, tableWrap, moreBtn, status);
   container.append(wrap);
 
   function draw() {
@@ -143,10 +147,10 @@ export function mountExecutions(container, opts) {
     lastSig = sig;
     loading.hidden = true;
     wrap.setAttribute('aria-busy', 'false');
-    table.hidden = all.length === 0;
+    tableWrap.hidden = all.length === 0;
     empty.hidden = all.length !== 0;
     if (all.length === 0) {
-      clear(empty).append(opts.emptyText());
+      add(clear(empty), opts.emptyText());
     }
     renderRows(tbody, all, { receivers: opts.receivers, showReceiver: opts.showReceiver, openIds });
     moreBtn.hidden = !(older.length ? olderNext : nextBefore);
@@ -224,7 +228,7 @@ export async function executionsView(main, { query, receivers, navigate }) {
   statusSelect.addEventListener('change', onFilter);
 
   const filtered = Boolean(receiverId || status);
-  main.append(
+  add(main, 
     h('div', { class: 'page-head' },
       h('h1', { tabIndex: -1 }, 'Executions')),
     h('p', { class: 'lead' }, 'Every POST to a trigger URL, newest first. A worker plans the change, then applies it.'),
@@ -234,7 +238,7 @@ export async function executionsView(main, { query, receivers, navigate }) {
       filtered ? h('a', { href: '#/executions', class: 'btn btn-link' }, 'Clear filters') : null));
 
   const listBox = h('div');
-  main.append(listBox);
+  add(main, listBox);
   const mounted = mountExecutions(listBox, {
     receiverId, status, receivers, showReceiver: !receiverId, limit: 50,
     emptyText: () => (filtered

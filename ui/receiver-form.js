@@ -2,7 +2,7 @@
 // JSON Schema (schema-form.js); validation errors from the server land next to their fields.
 
 import { api } from './api.js';
-import { h, clear, announce } from './dom.js';
+import { h, add, clear, announce } from './dom.js';
 import { schemaForm, MASK } from './schema-form.js';
 
 function stripSecrets(config, schema) {
@@ -17,18 +17,82 @@ function stripSecrets(config, schema) {
   return out;
 }
 
+// The receiver's optional rules, inbound authentication and limits (docs/api.md), edited as
+// JSON. A PUT replaces the receiver, so an edit always sends them back; secrets in `auth` come
+// from the API as "********", which the server reads as "keep the stored one". A clone does not
+// copy `auth`, since its secrets cannot be carried over.
+const ADVANCED = [
+  { key: 'rules', label: 'Rules', help: 'Which requests run the action, e.g. {"preset": "alertmanager", "on_resolved": "ignore"} to read Alertmanager notifications and ignore resolved alerts.' },
+  { key: 'auth', label: 'Inbound authentication', help: 'Checks beyond the URL\'s token, e.g. {"bearer_token": "…"} or {"allow_sources": ["10.0.0.0/8"]}. Secrets show as ******** and are kept unless replaced.' },
+  { key: 'limits', label: 'Limits', help: 'e.g. {"cooldown_seconds": 60, "rate_per_minute": 30, "burst": 10}.' },
+];
+
+function present(v) {
+  return !(v === null || v === undefined || (typeof v === 'object' && Object.keys(v).length === 0));
+}
+
+function advancedSection(source, mode) {
+  const fields = ADVANCED.map(({ key, label, help }) => {
+    const id = `r-${key}`;
+    const initial = source && mode !== 'create' && !(mode === 'clone' && key === 'auth') && present(source[key]) ? source[key] : null;
+    const input = h('textarea', { id, name: key, rows: initial ? Math.min(12, JSON.stringify(initial, null, 2).split('\n').length + 1) : 3,
+      spellcheck: false, class: 'json-input', 'aria-describedby': `${id}-help`, placeholder: 'none' });
+    input.value = initial ? JSON.stringify(initial, null, 2) : '';
+    const error = h('p', { class: 'field-error', id: `${id}-error`, hidden: true });
+    const el = h('div', { class: 'field', dataset: { path: key } },
+      h('label', { for: id, class: 'field-label' }, label, ' ', h('span', { class: 'optional' }, 'optional, JSON')),
+      h('p', { class: 'field-help', id: `${id}-help` }, help),
+      input, error);
+    return {
+      key, el, input,
+      setError(msg) {
+        error.hidden = !msg;
+        error.textContent = msg ? msg.charAt(0).toUpperCase() + msg.slice(1) : '';
+        if (msg) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
+        input.setAttribute('aria-describedby', msg ? `${id}-error ${id}-help` : `${id}-help`);
+        el.classList.toggle('has-error', Boolean(msg));
+      },
+      value() {
+        const t = input.value.trim();
+        return t ? JSON.parse(t) : undefined;
+      },
+      check() {
+        const t = input.value.trim();
+        if (!t) return null;
+        try {
+          const v = JSON.parse(t);
+          return v && typeof v === 'object' && !Array.isArray(v) ? null : 'Must be a JSON object, like {"key": "value"}.';
+        } catch (e) {
+          return `Is not valid JSON: ${e.message}`;
+        }
+      },
+    };
+  });
+  const anySet = fields.some((f) => f.input.value);
+  const notCopied = mode === 'clone' && source && present(source.auth)
+    ? h('p', { class: 'alert alert-info' }, 'Inbound authentication is not copied, since its secrets are never shown: set it again here if the clone needs it.')
+    : null;
+  const el = h('details', { class: 'advanced', open: anySet || Boolean(notCopied) },
+    h('summary', {}, 'Advanced: rules, inbound authentication, limits',
+      anySet ? h('span', { class: 'muted small' }, ` (set: ${fields.filter((f) => f.input.value).map((f) => f.key).join(', ')})`) : null),
+    h('p', { class: 'field-help' }, 'Optional; the API documentation (docs/api.md) describes every field. Leave a box empty for none.'),
+    notCopied,
+    fields.map((f) => f.el));
+  return { el, fields };
+}
+
 // mode: 'create' | 'edit' | 'clone'
 export async function receiverFormView(main, { mode, id, drivers, navigate }) {
   let source = null;
   if (mode !== 'create') {
     const loading = h('p', { class: 'loading', role: 'status' }, 'Loading receiver…');
-    main.append(loading);
+    add(main, loading);
     try {
       source = await api.receiver(id);
     } catch (err) {
       loading.remove();
       if (err.status === 401) return null;
-      main.append(h('h1', { tabIndex: -1 }, 'Could not load the receiver'),
+      add(main, h('h1', { tabIndex: -1 }, 'Could not load the receiver'),
         h('div', { class: 'alert alert-error', role: 'alert' }, err.status === 404 ? 'There is no receiver with this id: it may have been deleted.' : err.message),
         h('p', {}, h('a', { href: '#/receivers', class: 'btn' }, 'Back to receivers')));
       return null;
@@ -113,6 +177,8 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     h('div', { class: 'check-row' }, enabledInput, h('label', { for: 'r-enabled', class: 'field-label' }, 'Enabled')),
     h('p', { class: 'field-help' }, 'Its trigger URL works as soon as it is created. Untick to create it disabled.'));
 
+  const advanced = advancedSection(source, mode);
+
   const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, mode === 'edit' ? 'Save changes' : 'Create receiver');
   const cancelHref = mode === 'edit' ? `#/receivers/${id}` : '#/receivers';
   const formEl = h('form', { class: 'receiver-form', noValidate: true, 'aria-labelledby': 'form-title' },
@@ -121,15 +187,25 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     driverField,
     configBox,
     enabledField,
+    advanced.el,
     mode === 'edit' ? h('div', { class: 'alert alert-warn' },
       h('strong', {}, 'Saving issues a new trigger URL. '), 'The current one stops working: update the places that use it.') : null,
     h('div', { class: 'form-actions' }, submit, h('a', { href: cancelHref, class: 'btn btn-link' }, 'Cancel')));
 
-  main.append(
+  const aside = h('aside', { class: 'form-aside', 'aria-label': 'How it works' },
+    h('h2', { class: 'h3' }, 'How it works'),
+    h('ol', {},
+      h('li', {}, mode === 'edit' ? 'Change the settings and save.' : 'Pick what it should do and its bounds.'),
+      h('li', {}, mode === 'edit' ? 'You get a new trigger URL; the old one stops working.' : 'Create it: you get a trigger URL, a curl command and an Alertmanager snippet to copy.'),
+      h('li', {}, 'Press ', h('strong', {}, 'Send test'), ' on its page to see what it would change, without changing anything.'),
+      h('li', {}, 'Every POST to the URL is recorded as an execution; watch them under ', h('a', { href: '#/executions' }, 'Executions'), '.')),
+    h('p', { class: 'muted small' }, 'tripline checks the settings against the target when you save: a service that does not exist, or bounds the wrong way round, are reported next to the field.'));
+
+  add(main,
     h('p', { class: 'crumbs' }, h('a', { href: '#/receivers' }, '← Receivers')),
     h('div', { class: 'page-head' }, h('h1', { tabIndex: -1, id: 'form-title' }, title)),
     mode === 'create' ? h('p', { class: 'lead' }, 'Pick what it should do and its bounds. You get a trigger URL when you create it.') : null,
-    formEl);
+    h('div', { class: 'form-layout' }, formEl, aside));
 
   function setNameError(msg) {
     nameError.hidden = !msg;
@@ -155,6 +231,7 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     showMessages([]);
     setNameError(null);
     setDriverError(null);
+    for (const f of advanced.fields) f.setError(null);
     // Client-side checks first: the same rules the schema states, so the common mistakes are
     // caught without a round trip. The server still decides (e.g. min > max, a missing service).
     let firstBad = null;
@@ -163,6 +240,15 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     if (!chosenDriver) { setDriverError('Choose what it should do.'); firstBad = firstBad || radios[0]; }
     const errs = form ? form.validate() : [];
     if (errs.length && !firstBad) firstBad = errs[0].node;
+    for (const f of advanced.fields) {
+      const msg = f.check();
+      f.setError(msg);
+      if (msg) {
+        errs.push({ node: f.input, message: msg });
+        advanced.el.open = true;
+        if (!firstBad) firstBad = f.input;
+      }
+    }
     if (firstBad) {
       const n = (name ? 0 : 1) + (chosenDriver ? 0 : 1) + errs.length;
       showMessages([`Check the ${n === 1 ? 'field' : `${n} fields`} marked below.`]);
@@ -171,6 +257,10 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     }
 
     const body = { name, config: form.value() };
+    for (const f of advanced.fields) {
+      const v = f.value();
+      if (v !== undefined) body[f.key] = v;
+    }
     if (mode !== 'edit') {
       body.driver = chosenDriver;
       body.enabled = enabledInput.checked;
@@ -190,6 +280,13 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
       for (const f of err.fields) {
         if (f.field === 'name') { setNameError(f.message); focusTarget = focusTarget || nameInput; continue; }
         if (f.field === 'driver') { setDriverError(f.message); focusTarget = focusTarget || radios[0]; continue; }
+        const adv = advanced.fields.find((a) => f.field === a.key || f.field.startsWith(`${a.key}.`) || f.field.startsWith(`${a.key}[`));
+        if (adv) {
+          adv.setError(f.field === adv.key ? f.message : `${f.field}: ${f.message}`);
+          advanced.el.open = true;
+          focusTarget = focusTarget || adv.input;
+          continue;
+        }
         const node = form && form.showError(f.field, f.message);
         if (node) focusTarget = focusTarget || node;
         else unmatched.push(`${f.field.replace(/^config\./, '')}: ${f.message}`);

@@ -3,25 +3,84 @@
 
 import { api } from './api.js';
 import {
-  h, clear, badge, timeEl, copyButton, copyBlock, confirmDialog, announce, changeLines,
+  h, add, clear, badge, timeEl, copyButton, copyBlock, confirmDialog, announce, changeLines,
 } from './dom.js';
 import { mountExecutions, poll } from './executions.js';
-import { MASK } from './schema-form.js';
+import { MASK, propertyOrder } from './schema-form.js';
 
 const LIST_POLL_MS = 5000;
 
-export function curlCommand(url) {
-  return `curl -X POST '${url.replace(/'/g, "'\\''")}'`;
+const q = (v) => `'${String(v).replace(/'/g, "'\\''")}'`;
+
+function authOf(r) {
+  return r.auth && typeof r.auth === 'object' ? r.auth : {};
+}
+
+function isAlertmanager(r) {
+  return Boolean(r.rules && typeof r.rules === 'object' && r.rules.preset === 'alertmanager');
+}
+
+// A curl command that works for this receiver as configured: a plain POST, plus the credential
+// and an Alertmanager-shaped body when its auth and rules ask for them.
+export function curlCommand(r) {
+  const parts = ['curl -X POST'];
+  const auth = authOf(r);
+  if (auth.bearer_token) parts.push(`-H ${q('Authorization: Bearer <the bearer token>')}`);
+  else if (auth.basic_username) parts.push(`-u ${q(`${auth.basic_username}:<the password>`)}`);
+  if (isAlertmanager(r)) {
+    const body = {
+      version: '4', status: 'firing', receiver: 'tripline', groupKey: `curl-test-${Date.now()}`,
+      alerts: [{ status: 'firing', labels: { alertname: 'TriplineTest' }, fingerprint: 'curl-test', startsAt: new Date().toISOString() }],
+    };
+    parts.push(`-H ${q('Content-Type: application/json')}`, `-d ${q(JSON.stringify(body))}`);
+  }
+  parts.push(q(r.trigger_url));
+  return parts.length === 2 ? parts.join(' ') : parts.join(' \\\n  ');
 }
 
 export function alertmanagerYaml(r) {
-  return [
+  const auth = authOf(r);
+  const lines = [
     'receivers:',
     `  - name: 'tripline-${r.name.replace(/[^A-Za-z0-9_.-]+/g, '-')}'`,
     '    webhook_configs:',
     `      - url: '${r.trigger_url.replace(/'/g, "''")}'`,
     '        send_resolved: true',
-  ].join('\n');
+  ];
+  if (auth.bearer_token) {
+    lines.push('        http_config:', '          authorization:', "            credentials: '<the bearer token>'");
+  } else if (auth.basic_username) {
+    lines.push('        http_config:', '          basic_auth:', `            username: '${String(auth.basic_username).replace(/'/g, "''")}'`,
+      "            password: '<the password>'");
+  }
+  return lines.join('\n');
+}
+
+// Said under the snippets when a plain request would be refused.
+function requestNotes(r) {
+  const auth = authOf(r);
+  const signed = ['github_secret', 'standard_webhooks_secret', 'link_secret'].filter((k) => auth[k]);
+  const notes = [];
+  if (signed.length) {
+    const names = { github_secret: 'GitHub (X-Hub-Signature-256)', standard_webhooks_secret: 'Standard Webhooks', link_secret: 'Link' };
+    notes.push(`Requests must be signed (${signed.map((k) => names[k]).join(', ')}): the sender computes the signature over the body, so the curl command alone is refused.`);
+  }
+  if (Array.isArray(auth.allow_sources) && auth.allow_sources.length) notes.push(`Only requests from ${auth.allow_sources.join(', ')} are accepted.`);
+  if (auth.bearer_token || auth.basic_username) notes.push('Replace the <placeholders> with the credential you set; tripline only stores a hash of it.');
+  return notes.length ? h('div', { class: 'alert alert-info small' }, notes.map((n) => h('p', {}, n))) : null;
+}
+
+// What Alertmanager's second POST (when the alert resolves) will do to this receiver.
+function alertmanagerNote(r) {
+  const route = h('code', {}, `receiver: 'tripline-${r.name.replace(/[^A-Za-z0-9_.-]+/g, '-')}'`);
+  if (isAlertmanager(r)) {
+    const onResolved = r.rules.on_resolved || 'ignore';
+    const what = { ignore: 'are ignored', inverse: 'run the opposite action', run: 'run the action again' }[onResolved] || `are handled as "${onResolved}"`;
+    return h('p', { class: 'muted small' }, 'Route alerts to it with ', route, '. This receiver reads Alertmanager payloads: resolved alerts ', what, '.');
+  }
+  return h('p', { class: 'muted small' }, 'Route alerts to it with ', route, '. Note: with ', h('code', {}, 'send_resolved: true'),
+    ' Alertmanager POSTs again when the alert resolves, and that runs the action again. To have resolved alerts ignored (or undo the action), set the rules to ',
+    h('code', {}, '{"preset": "alertmanager"}'), ' under Edit › Advanced.');
 }
 
 function stateBadge(r) {
@@ -32,7 +91,7 @@ function lastExecution(r) {
   const e = r.last_execution;
   if (!e) return h('span', { class: 'muted' }, 'Never run');
   return h('a', { href: `#/executions?receiver=${r.id}`, class: 'last-exec', 'aria-label': `Last execution: ${e.status}, see executions of ${r.name}` },
-    badge(e.status), ' ', timeEl(e.finished_at || e.started_at || e.created_at));
+    badge(e.status), h('span', { class: 'last-exec-time' }, timeEl(e.finished_at || e.started_at || e.created_at)));
 }
 
 // --- actions (shared by the list and a receiver's page) --------------------------------------
@@ -59,7 +118,7 @@ async function rotate(r) {
   });
   if (!ok) return null;
   const updated = await api.rotate(r.id);
-  announce(`New trigger URL for ${r.name}; the old one no longer works.`, 'ok');
+  announce(`New trigger URL for ${r.name}; the old one no longer works.`, 'ok', { toast: true });
   return updated;
 }
 
@@ -75,20 +134,23 @@ async function remove(r) {
   });
   if (!ok) return false;
   await api.deleteReceiver(r.id);
-  announce(`Deleted ${r.name}.`, 'ok');
+  announce(`Deleted ${r.name}.`, 'ok', { toast: true });
   return true;
 }
 
 function actionButtons(r, { onChange, onError, onDeleted, compact }) {
+  // Not `disabled` while busy: a disabled button drops focus, and focus must go back to it when
+  // a confirmation dialog closes.
   const run = (fn) => async (ev) => {
     const btn = ev.currentTarget;
-    btn.disabled = true;
+    if (btn.getAttribute('aria-disabled') === 'true') return;
+    btn.setAttribute('aria-disabled', 'true');
     try {
       await fn();
     } catch (err) {
       onError(err);
     } finally {
-      if (btn.isConnected) btn.disabled = false;
+      btn.removeAttribute('aria-disabled');
     }
   };
   const small = compact ? ' btn-small' : '';
@@ -109,13 +171,19 @@ function actionButtons(r, { onChange, onError, onDeleted, compact }) {
     }, 'Delete'));
 }
 
+// A table cell with one wrapper inside, so the stacked (phone) layout has exactly two grid
+// items per cell: the label (::before) and the content.
+export function cell(label, cls, ...children) {
+  return h('td', { 'data-label': label, class: cls || null }, h('div', { class: 'cell' }, ...children));
+}
+
 // --- the list --------------------------------------------------------------------------------
 
 export async function receiversView(main, { drivers, refreshReceivers }) {
   const errorBox = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
   const loading = h('p', { class: 'loading', role: 'status' }, 'Loading receivers…');
   const body = h('div', { 'aria-busy': 'true' });
-  main.append(
+  add(main, 
     h('div', { class: 'page-head' },
       h('h1', { tabIndex: -1 }, 'Receivers'),
       h('a', { href: '#/receivers/new', class: 'btn btn-primary' }, 'New receiver')),
@@ -149,21 +217,23 @@ export async function receiversView(main, { drivers, refreshReceivers }) {
       const urlCode = h('code', { class: 'url', title: r.trigger_url }, r.trigger_url);
       const driverTitle = drivers.get(r.driver)?.config_schema?.title;
       return h('tr', { dataset: { id: r.id, name: r.name }, class: r.enabled ? '' : 'is-disabled' },
-        h('td', { 'data-label': 'State' }, stateBadge(r)),
-        h('td', { 'data-label': 'Receiver', class: 'cell-name' },
-          h('a', { href: `#/receivers/${r.id}`, class: 'receiver-name', dataset: { focusKey: `name-${r.id}` } }, r.name),
+        cell('State', '', stateBadge(r)),
+        cell('Receiver', 'cell-name',
+          h('div', { class: 'name-line' },
+            h('a', { href: `#/receivers/${r.id}`, class: 'receiver-name', dataset: { focusKey: `name-${r.id}` } }, r.name),
+            h('span', { class: 'chip', title: driverTitle ? `Driver: ${driverTitle}` : 'Driver' },
+              h('span', { class: 'visually-hidden' }, 'driver '), r.driver)),
           h('div', { class: 'description' }, r.description)),
-        h('td', { 'data-label': 'Driver' }, h('span', { class: 'chip', title: driverTitle || '' }, r.driver)),
-        h('td', { 'data-label': 'Last execution' }, lastExecution(r)),
-        h('td', { 'data-label': 'Trigger URL', class: 'cell-url' },
+        cell('Last execution', '', lastExecution(r)),
+        cell('Trigger URL', 'cell-url',
           h('div', { class: 'url-row' }, urlCode, copyButton(() => r.trigger_url, `trigger URL of ${r.name}`, urlCode))),
-        h('td', { 'data-label': 'Actions', class: 'cell-actions' },
+        cell('Actions', 'cell-actions',
           actionButtons(r, { compact: true, onChange: () => update(), onError: showError, onDeleted: () => update() })));
     });
     body.append(h('div', { class: 'table-wrap' }, h('table', { class: 'table table-receivers' },
       h('caption', { class: 'visually-hidden' }, 'Receivers'),
       h('thead', {}, h('tr', {},
-        ['State', 'Receiver', 'Driver', 'Last execution', 'Trigger URL', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+        ['State', 'Receiver', 'Last execution', 'Trigger URL', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, rows))));
     if (focusKey) {
       const again = body.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`);
@@ -189,21 +259,24 @@ export async function receiversView(main, { drivers, refreshReceivers }) {
 // --- a receiver's page -----------------------------------------------------------------------
 
 function configList(r, schema) {
-  const props = (schema && schema.properties) || {};
   const rows = [];
-  const walk = (obj, prefix, propsAt) => {
-    for (const [k, v] of Object.entries(obj || {})) {
+  const walk = (obj, prefix, schemaAt) => {
+    const propsAt = (schemaAt && schemaAt.properties) || {};
+    const known = propertyOrder(schemaAt).filter((k) => k in (obj || {}));
+    const keys = [...known, ...Object.keys(obj || {}).filter((k) => !known.includes(k))];
+    for (const k of keys) {
+      const v = obj[k];
       const s = propsAt[k] || {};
       const label = s.title || k;
       if (v && typeof v === 'object' && !Array.isArray(v) && s.properties) {
-        walk(v, `${prefix}${label} › `, s.properties);
+        walk(v, `${prefix}${label} › `, s);
       } else {
         const shown = typeof v === 'object' ? JSON.stringify(v) : String(v);
         rows.push(h('dt', {}, `${prefix}${label}`), h('dd', {}, v === MASK ? h('span', { class: 'muted' }, '******** (stored, hidden)') : shown));
       }
     }
   };
-  walk(r.config, '', props);
+  walk(r.config, '', schema || {});
   return rows;
 }
 
@@ -222,14 +295,14 @@ function dryRunResult(res) {
 
 export async function receiverView(main, { id, query, drivers, receivers, navigate, refreshReceivers }) {
   const loading = h('p', { class: 'loading', role: 'status' }, 'Loading receiver…');
-  main.append(loading);
+  add(main, loading);
   let r;
   try {
     r = await api.receiver(id);
   } catch (err) {
     loading.remove();
     if (err.status === 401) return null;
-    main.append(
+    add(main, 
       h('div', { class: 'page-head' }, h('h1', { tabIndex: -1 }, err.status === 404 ? 'Receiver not found' : 'Could not load the receiver')),
       h('div', { class: 'alert alert-error', role: 'alert' }, err.status === 404 ? 'There is no receiver with this id: it may have been deleted.' : err.message),
       h('p', {}, h('a', { href: '#/receivers', class: 'btn' }, 'Back to receivers')));
@@ -250,37 +323,43 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
   const settings = h('section', { class: 'card', 'aria-labelledby': 'sec-settings' });
 
   function drawHead() {
-    clear(head).append(
+    add(clear(head), 
       h('p', { class: 'crumbs' }, h('a', { href: '#/receivers' }, '← Receivers')),
-      h('div', { class: 'page-head' },
+      h('div', { class: 'receiver-head' },
         h('h1', { tabIndex: -1 }, r.name, ' ', stateBadge(r)),
+        h('p', { class: 'lead description' }, r.description),
         actionButtons(r, {
           onChange: (u) => { r = u; redraw(); },
           onError: showError,
           onDeleted: () => navigate('#/receivers'),
         })),
-      h('p', { class: 'lead description' }, r.description),
       r.enabled ? null : h('div', { class: 'alert alert-warn' }, 'This receiver is disabled: its trigger URL answers 403 until you enable it.'));
   }
 
   function drawTrigger() {
-    clear(trigger).append(
+    add(clear(trigger), 
       h('h2', { id: 'sec-trigger' }, 'Trigger it'),
       h('p', {}, 'Send a POST to this URL from anything that can make a web request. No other credential is needed, so treat it like a password; rotate it if it leaks.'),
       copyBlock('Trigger URL', r.trigger_url, { testid: 'trigger-url' }),
-      copyBlock('curl command', curlCommand(r.trigger_url), { testid: 'curl' }),
+      copyBlock('curl command', curlCommand(r), { testid: 'curl', multiline: curlCommand(r).includes('\n') }),
       copyBlock('Alertmanager receiver (alertmanager.yml)', alertmanagerYaml(r), { multiline: true, testid: 'alertmanager' }),
-      h('p', { class: 'muted small' }, 'Then route alerts to it, e.g. a route with ', h('code', {}, `receiver: 'tripline-${r.name.replace(/[^A-Za-z0-9_.-]+/g, '-')}'`),
-        '. To keep the token out of proxy logs, POST to ', h('code', {}, '/_webhooks/trigger'), ' with the token in an ', h('code', {}, 'X-Tripline-Token'), ' header.'));
+      requestNotes(r),
+      alertmanagerNote(r),
+      h('p', { class: 'muted small' }, 'To keep the token out of proxy logs, POST to ', h('code', {}, '/_webhooks/trigger'),
+        ' with the token in an ', h('code', {}, 'X-Tripline-Token'), ' header instead.'));
   }
 
   function drawSettings() {
-    clear(settings).append(
+    add(clear(settings), 
       h('h2', { id: 'sec-settings' }, 'Settings'),
       h('dl', { class: 'kv' },
         h('dt', {}, 'Driver'), h('dd', {}, schema?.title ? `${schema.title} (${r.driver})` : r.driver),
         h('dt', {}, 'Target'), h('dd', {}, h('code', {}, r.target)),
         configList(r, schema),
+        ['rules', 'auth', 'limits'].filter((k) => r[k] && Object.keys(r[k]).length).map((k) => [
+          h('dt', {}, { rules: 'Rules', auth: 'Inbound auth', limits: 'Limits' }[k]),
+          h('dd', {}, h('details', {}, h('summary', {}, 'Set through the API'),
+            h('pre', { class: 'json' }, h('code', {}, JSON.stringify(r[k], null, 2)))))]),
         h('dt', {}, 'URL generation'), h('dd', {}, String(r.generation)),
         h('dt', {}, 'Created'), h('dd', {}, timeEl(r.created_at)),
         h('dt', {}, 'Changed'), h('dd', {}, timeEl(r.updated_at))));
@@ -302,12 +381,12 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
   const testOut = h('div', { class: 'test-result', 'aria-live': 'polite' });
   testBtn.addEventListener('click', async () => {
     testBtn.disabled = true;
-    clear(testOut).append(h('p', { class: 'loading' }, 'Asking the driver what it would do…'));
+    add(clear(testOut), h('p', { class: 'loading' }, 'Asking the driver what it would do…'));
     try {
       const res = await api.test(r.id);
-      clear(testOut).append(dryRunResult(res));
+      add(clear(testOut), dryRunResult(res));
     } catch (err) {
-      clear(testOut).append(h('div', { class: 'alert alert-error' }, `The dry run could not be sent: ${err.message}`));
+      add(clear(testOut), h('div', { class: 'alert alert-error' }, `The dry run could not be sent: ${err.message}`));
     } finally {
       testBtn.disabled = false;
     }
@@ -323,7 +402,7 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
   drawHead();
   drawTrigger();
   drawSettings();
-  main.append(head, banner, errorBox,
+  add(main, head, banner, errorBox,
     h('div', { class: 'grid-2' },
       trigger,
       h('div', {},

@@ -8,7 +8,7 @@
 // while a sibling select has one of those values, and are left out of the config while hidden:
 // "By how many (up/down)" follows `action`, "DNS server (rfc2136)" follows `backend`.
 
-import { h, nextId } from './dom.js';
+import { h, add, nextId } from './dom.js';
 
 export const MASK = '********';
 
@@ -62,8 +62,8 @@ function fieldShell(ctx, { path, label, required, description, inputId, hint }) 
   const errorId = `${inputId}-error`;
   const descId = `${inputId}-desc`;
   const labelEl = h('label', { for: inputId, class: 'field-label' }, label,
-    required ? null : h('span', { class: 'optional' }, ' (optional)'));
-  const texts = [description, hint].filter(Boolean);
+    required ? null : [' ', h('span', { class: 'optional' }, 'optional')]);
+  const texts = [description, hint].filter(Boolean).map((t) => (/[.!?:)]$/.test(t.trim()) ? t.trim() : `${t.trim()}.`));
   const desc = texts.length ? h('p', { id: descId, class: 'field-help' }, texts.join(' ')) : null;
   const error = h('p', { id: errorId, class: 'field-error', hidden: true });
   const wrap = h('div', { class: 'field', dataset: { path } });
@@ -138,9 +138,9 @@ function scalarNode(schema, ctx) {
   const shell = fieldShell(ctx, { path, label, required, description: schema.description, inputId, hint });
   if (type === 'boolean') {
     shell.wrap.classList.add('field-check');
-    shell.wrap.append(h('div', { class: 'check-row' }, input, shell.labelEl), shell.desc, shell.error);
+    add(shell.wrap, h('div', { class: 'check-row' }, input, shell.labelEl), shell.desc, shell.error);
   } else {
-    shell.wrap.append(shell.labelEl, shell.desc, input, shell.error);
+    add(shell.wrap, shell.labelEl, shell.desc, input, shell.error);
   }
   if (type === 'integer' || type === 'number') shell.wrap.classList.add('field-number');
   describedBy(input, [shell.descId]);
@@ -224,7 +224,7 @@ function jsonNode(schema, ctx, why) {
   const initial = !isEmpty(ctx.value) ? ctx.value : schema.default;
   const input = h('textarea', { id: inputId, name: ctx.path, rows: 4, spellcheck: false, class: 'json-input' });
   input.value = initial === undefined ? '' : JSON.stringify(initial, null, 2);
-  shell.wrap.append(shell.labelEl, shell.desc, input, shell.error);
+  add(shell.wrap, shell.labelEl, shell.desc, input, shell.error);
   describedBy(input, [shell.descId]);
   const node = {
     path: ctx.path, el: shell.wrap, input, schema, key: ctx.key,
@@ -282,12 +282,10 @@ function orderKeys(schema, deps) {
   return order;
 }
 
-function objectNode(schema, ctx, { top = false, bare = false } = {}) {
+// Which field depends on which select: conditions (key -> {controller, tokens}) and deps
+// (controller key -> [dependent keys]).
+function dependencies(schema) {
   const props = schema.properties || {};
-  const requiredSet = new Set(schema.required || []);
-  const value = ctx.value && typeof ctx.value === 'object' && !Array.isArray(ctx.value) ? ctx.value : {};
-
-  // Which field depends on which select: controller key -> [dependent keys].
   const deps = new Map();
   const conditions = new Map();
   for (const [k, s] of Object.entries(props)) {
@@ -302,6 +300,19 @@ function objectNode(schema, ctx, { top = false, bare = false } = {}) {
       }
     }
   }
+  return { deps, conditions };
+}
+
+// The order the form shows an object's properties in (used for read-only views too).
+export function propertyOrder(schema) {
+  return orderKeys(schema || {}, dependencies(schema || {}).deps);
+}
+
+function objectNode(schema, ctx, { top = false, bare = false } = {}) {
+  const props = schema.properties || {};
+  const requiredSet = new Set(schema.required || []);
+  const value = ctx.value && typeof ctx.value === 'object' && !Array.isArray(ctx.value) ? ctx.value : {};
+  const { deps, conditions } = dependencies(schema);
 
   const children = [];
   for (const k of orderKeys(schema, deps)) {
@@ -323,7 +334,7 @@ function objectNode(schema, ctx, { top = false, bare = false } = {}) {
     legendError = h('p', { class: 'field-error', hidden: true, id: nextId('fs-error') });
     el = h('fieldset', { class: 'fieldset', dataset: { path: ctx.path } },
       h('legend', {}, schema.title || humanize(ctx.key),
-        ctx.required ? null : h('span', { class: 'optional' }, ' (optional)')),
+        ctx.required ? null : [' ', h('span', { class: 'optional' }, 'optional')]),
       schema.description ? h('p', { class: 'field-help' }, schema.description) : null,
       legendError);
   }
@@ -430,7 +441,7 @@ function choiceNode(schema, ctx) {
   select.addEventListener('change', () => panes.forEach((p, i) => { p.pane.hidden = String(i) !== select.value; }));
 
   shell.wrap.classList.add('field-choice');
-  shell.wrap.append(shell.labelEl, shell.desc, select, shell.error, panesEl);
+  add(shell.wrap, shell.labelEl, shell.desc, select, shell.error, panesEl);
   describedBy(select, [shell.descId]);
   const current = () => (select.value === '' ? null : panes[Number(select.value)]);
   Object.assign(self, {

@@ -55,6 +55,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
   const expectH1 = async (text) => {
     await page.locator('main h1', { hasText: text }).first().waitFor({ state: 'visible', timeout: 15000 });
   };
+  const nav = (name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
   const post = (url, init = {}) => fetch(url, { method: 'POST', ...init });
 
   before(async () => {
@@ -118,11 +119,26 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
 
   let receiverId;
   let triggerUrl;
+  // The steps build on each other: after one fails, the rest are skipped, not timed out.
+  let broken = null;
+  const step = (name, fn) => test(name, async (t) => {
+    if (broken) {
+      t.skip(`an earlier step failed: ${broken}`);
+      return;
+    }
+    try {
+      await fn(t);
+    } catch (e) {
+      broken = name;
+      if (page) await screenshot('FAILED').catch(() => {});
+      throw e;
+    }
+  });
 
-  test('sign-in asks for an admin token and keeps it in memory only', async () => {
+  step('sign-in asks for an admin token and keeps it in memory only', async () => {
     await page.goto(base);
     await expectH1('Sign in to tripline');
-    const token = page.getByLabel('Admin token');
+    const token = page.getByLabel('Admin token', { exact: true });
     assert.equal(await token.evaluate((el) => el === document.activeElement), true, 'the token field has focus');
     assert.equal(await token.getAttribute('type'), 'password');
     await screenshot('sign-in');
@@ -137,7 +153,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await token.press('Enter');
     await expectH1('Receivers');
     await page.getByText('No receivers yet.').waitFor();
-    assert.equal(await page.getByRole('link', { name: 'Receivers' }).getAttribute('aria-current'), 'page');
+    assert.equal(await nav('Receivers').getAttribute('aria-current'), 'page');
     await screenshot('receivers-empty');
 
     const stored = await page.evaluate(() => ({
@@ -147,38 +163,38 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.deepEqual(await context.cookies(), []);
   });
 
-  test('create a scale-service receiver through the form built from its JSON Schema', async () => {
+  step('create a scale-service receiver through the form built from its JSON Schema', async () => {
     await page.getByRole('link', { name: 'New receiver' }).click();
     await expectH1('New receiver');
     await page.getByRole('radio', { name: /Scale a service/ }).check();
-    await page.getByLabel('Service').waitFor();
+    await page.getByLabel('Service', { exact: true }).waitFor();
 
     // Client-side checks mirror the schema: empty name, required service, by >= 1.
     await page.getByRole('button', { name: 'Create receiver' }).click();
     await page.locator('[data-path="name"] .field-error', { hasText: 'Give it a name' }).waitFor();
     await page.locator('[data-path="config.service"] .field-error', { hasText: 'required' }).waitFor();
-    assert.equal(await page.getByLabel('Name').evaluate((el) => el === document.activeElement), true, 'focus on the first bad field');
+    assert.equal(await page.getByLabel('Name', { exact: true }).evaluate((el) => el === document.activeElement), true, 'focus on the first bad field');
 
     // The schema's "(set)" / "(up/down)" fields follow the Action select.
-    const action = page.getByLabel('Action');
-    assert.equal(await page.getByLabel('Replicas (set)').isVisible(), false);
+    const action = page.getByLabel('Action', { exact: true });
+    assert.equal(await page.getByLabel(/^Replicas \(set\)/).isVisible(), false);
     await action.selectOption('set');
-    assert.equal(await page.getByLabel('Replicas (set)').isVisible(), true);
-    assert.equal(await page.getByLabel('By how many (up/down)').isVisible(), false);
+    assert.equal(await page.getByLabel(/^Replicas \(set\)/).isVisible(), true);
+    assert.equal(await page.getByLabel(/^By how many \(up\/down\)/).isVisible(), false);
     await action.selectOption('up');
 
-    await page.getByLabel('Name').fill('web-up');
-    await page.getByLabel('Service').fill('web');
-    await page.getByLabel('By how many (up/down)').fill('2');
-    await page.getByLabel('Never below').fill('7');
-    await page.getByLabel('Never above').fill('5');
+    await page.getByLabel('Name', { exact: true }).fill('web-up');
+    await page.getByLabel('Service', { exact: true }).fill('web');
+    await page.getByLabel(/^By how many \(up\/down\)/).fill('2');
+    await page.getByLabel(/^Never below/).fill('7');
+    await page.getByLabel('Never above', { exact: true }).fill('5');
     await page.getByRole('button', { name: 'Create receiver' }).click();
 
     // The server's 422 field error lands next to the field it names, and is tied to it.
     const minError = page.locator('[data-path="config.min"] .field-error');
     await minError.waitFor({ state: 'visible' });
     assert.match(await minError.textContent(), /greater than max/);
-    const min = page.getByLabel('Never below');
+    const min = page.getByLabel(/^Never below/);
     assert.equal(await min.getAttribute('aria-invalid'), 'true');
     const describedBy = await min.getAttribute('aria-describedby');
     assert.ok(describedBy.split(' ').includes(await minError.getAttribute('id')), 'error is described-by of the input');
@@ -207,7 +223,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.ok(yaml.includes('send_resolved: true'), yaml);
   });
 
-  test('copy the trigger URL, POST it, and watch the execution succeed', async () => {
+  step('copy the trigger URL, POST it, and watch the execution succeed', async () => {
     const copy = page.getByRole('button', { name: 'Copy trigger URL', exact: true });
     await copy.click();
     await page.getByRole('button', { name: 'Copy trigger URL', exact: true }).filter({ hasText: 'Copied' }).waitFor();
@@ -222,7 +238,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.equal(res.status, 202);
     const { execution_id: execId } = await res.json();
 
-    await page.getByRole('link', { name: 'Executions' }).click();
+    await nav('Executions').click();
     await expectH1('Executions');
     const row = page.locator(`tr.exec-row[data-id="${execId}"]`);
     await row.waitFor();
@@ -238,19 +254,20 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await screenshot('executions-details');
 
     // Filters: by status (kept in the URL) and back.
-    await page.getByLabel('Status').selectOption('failed');
+    await page.getByLabel('Status', { exact: true }).focus(); // as a person would, before choosing
+    await page.getByLabel('Status', { exact: true }).selectOption('failed');
     await page.getByText('No executions match these filters.').waitFor();
     assert.match(page.url(), /status=failed/);
-    assert.equal(await page.getByLabel('Status').evaluate((el) => el === document.activeElement), true, 'focus stays on the filter');
-    await page.getByLabel('Status').selectOption('succeeded');
+    assert.equal(await page.getByLabel('Status', { exact: true }).evaluate((el) => el === document.activeElement), true, 'focus stays on the filter');
+    await page.getByLabel('Status', { exact: true }).selectOption('succeeded');
     await page.locator(`tr.exec-row[data-id="${execId}"]`).waitFor();
-    await page.getByLabel('Receiver').selectOption({ label: 'web-up' });
+    await page.getByLabel('Receiver', { exact: true }).selectOption({ label: 'web-up' });
     await page.locator(`tr.exec-row[data-id="${execId}"]`).waitFor();
     assert.match(page.url(), new RegExp(`receiver=${receiverId}`));
   });
 
-  test('the list shows state, description, driver, last execution and the URL', async () => {
-    await page.getByRole('link', { name: 'Receivers', exact: true }).click();
+  step('the list shows state, description, driver, last execution and the URL', async () => {
+    await nav('Receivers').click();
     await expectH1('Receivers');
     const row = page.locator(`tr[data-id="${receiverId}"]`);
     await row.waitFor();
@@ -264,8 +281,8 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await screenshot('receivers-list');
   });
 
-  test('send test: a dry run shows the plan and changes nothing', async () => {
-    await page.getByRole('link', { name: 'web-up' }).click();
+  step('send test: a dry run shows the plan and changes nothing', async () => {
+    await page.getByRole('link', { name: 'web-up', exact: true }).click();
     await expectH1('web-up');
     await page.getByRole('button', { name: 'Send test (dry run)' }).click();
     const out = page.locator('.test-result');
@@ -275,8 +292,8 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.equal(swarm.replicas('web'), 3, 'the dry run did not scale');
   });
 
-  test('rotate warns that the old URL stops working; then it answers 401', async () => {
-    const rotateBtn = page.locator('main .page-head').getByRole('button', { name: 'Rotate URL' });
+  step('rotate warns that the old URL stops working; then it answers 401', async () => {
+    const rotateBtn = page.getByRole('group', { name: 'Actions for web-up' }).getByRole('button', { name: 'Rotate URL' });
     await rotateBtn.click();
     const dialog = page.getByRole('dialog');
     await dialog.waitFor();
@@ -300,8 +317,8 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await screenshot('rotated');
   });
 
-  test('disable makes the URL answer 403; enable brings it back', async () => {
-    const head = page.locator('main .page-head');
+  step('disable makes the URL answer 403; enable brings it back', async () => {
+    const head = page.getByRole('group', { name: 'Actions for web-up' });
     await head.getByRole('button', { name: 'Disable' }).click();
     await page.locator('main h1 .badge', { hasText: 'Disabled' }).waitFor();
     await page.getByText('its trigger URL answers 403').first().waitFor();
@@ -311,30 +328,70 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await page.locator('main h1 .badge', { hasText: 'Enabled' }).waitFor();
   });
 
-  test('edit keeps the form filled in; clone copies it under a new name', async () => {
-    await page.locator('main .page-head').getByRole('link', { name: 'Edit' }).click();
+  step('edit keeps the form filled in; clone copies it under a new name', async () => {
+    await page.getByRole('group', { name: 'Actions for web-up' }).getByRole('link', { name: 'Edit' }).click();
     await expectH1('Edit web-up');
-    assert.equal(await page.getByLabel('Name').inputValue(), 'web-up');
-    assert.equal(await page.getByLabel('Service').inputValue(), 'web');
-    assert.equal(await page.getByLabel('By how many (up/down)').inputValue(), '2');
+    assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'web-up');
+    assert.equal(await page.getByLabel('Service', { exact: true }).inputValue(), 'web');
+    assert.equal(await page.getByLabel(/^By how many \(up\/down\)/).inputValue(), '2');
     await page.getByText('Saving issues a new trigger URL').waitFor();
-    await page.getByLabel('By how many (up/down)').fill('1');
+    await page.getByLabel(/^By how many \(up\/down\)/).fill('1');
     await screenshot('edit-form');
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.getByText('Saved.').waitFor();
     await page.getByText('Scale up web by 1, between 1 and 5').first().waitFor();
     triggerUrl = (await page.locator('[data-testid="trigger-url"] pre').textContent()).trim();
 
-    await page.locator('main .page-head').getByRole('link', { name: 'Clone' }).click();
+    await page.getByRole('group', { name: 'Actions for web-up' }).getByRole('link', { name: 'Clone' }).click();
     await expectH1('Clone web-up');
-    assert.equal(await page.getByLabel('Name').inputValue(), 'web-up-copy');
+    assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'web-up-copy');
     assert.equal(await page.getByRole('radio', { name: /Scale a service/ }).isChecked(), true);
-    assert.equal(await page.getByLabel('Never above').inputValue(), '5');
+    assert.equal(await page.getByLabel('Never above', { exact: true }).inputValue(), '5');
     await page.getByRole('link', { name: 'Cancel' }).click();
     await expectH1('Receivers');
   });
 
-  test('a driver with nested objects, a choice (oneOf) and a secret gets a usable form', async (t) => {
+  step('advanced JSON (rules, auth, limits) survives an edit; a bad rule shows next to its box', async () => {
+    const created = await server.api('POST', '/receivers', {
+      name: 'am-web', driver: 'scale-service',
+      config: { service: 'web', action: 'up', by: 1, max: 5 },
+      rules: { preset: 'alertmanager', on_resolved: 'ignore' },
+      limits: { cooldown_seconds: 60 },
+    });
+    if (created.status === 422 && created.body.fields?.some((f) => f.field === 'rules')) {
+      return; // a server without rules: nothing to keep
+    }
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id;
+    await page.goto(`${base}/#/receivers/${id}`);
+    await expectH1('am-web');
+    assert.match(await page.locator('[data-testid="curl"] pre').textContent(), /"version":"4"/);
+    await page.getByText('resolved alerts are ignored').waitFor();
+    await page.getByRole('group', { name: 'Actions for am-web' }).getByRole('link', { name: 'Edit' }).click();
+    await expectH1('Edit am-web');
+    assert.equal(await page.locator('details.advanced').getAttribute('open'), '', 'advanced section open when set');
+    assert.deepEqual(JSON.parse(await page.getByLabel(/^Rules/).inputValue()), { preset: 'alertmanager', on_resolved: 'ignore' });
+
+    await page.getByLabel(/^Limits/).fill('{"cooldown_seconds": ');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.locator('[data-path="limits"] .field-error', { hasText: 'not valid JSON' }).waitFor();
+    await page.getByLabel(/^Limits/).fill('{"cooldown_seconds": 30}');
+    await page.getByLabel(/^Rules/).fill('{"rules": [{"when": {"field": "body:/x", "op": "bogus"}, "then": "run"}]}');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.locator('[data-path="rules"] .field-error').waitFor();
+    await screenshot('advanced-rules-error');
+    await page.getByLabel(/^Rules/).fill('{"preset": "alertmanager", "on_resolved": "ignore"}');
+    await page.getByLabel(/^By how many/).fill('2');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('Saved.').waitFor();
+    const after = (await server.api('GET', `/receivers/${id}`)).body;
+    assert.equal(after.config.by, 2);
+    assert.deepEqual(after.rules, { preset: 'alertmanager', on_resolved: 'ignore' });
+    assert.deepEqual(after.limits, { cooldown_seconds: 30 });
+    assert.equal((await server.api('DELETE', `/receivers/${id}`)).status, 204);
+  });
+
+  step('a driver with nested objects, a choice (oneOf) and a secret gets a usable form', async (t) => {
     const drivers = (await server.api('GET', '/drivers')).body.items.map((d) => d.name);
     if (!drivers.includes('dns-update')) {
       t.skip('this build has no dns-update driver');
@@ -343,12 +400,12 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await page.getByRole('link', { name: 'New receiver' }).click();
     await page.getByRole('radio', { name: /Update a DNS record/ }).check();
     await page.locator('fieldset.fieldset legend', { hasText: 'Record' }).waitFor();
-    await page.getByLabel('Backend').selectOption('rfc2136');
+    await page.getByLabel('Backend', { exact: true }).selectOption('rfc2136');
     const secret = page.getByLabel(/TSIG secret/);
     assert.equal(await secret.getAttribute('type'), 'password');
     assert.equal(await page.getByLabel(/Provider URL/).isVisible(), false, 'externaldns-only field hidden for rfc2136');
-    await page.getByLabel('Action').selectOption('upsert');
-    const value = page.getByLabel('Value', { exact: true });
+    await page.getByLabel('Action', { exact: true }).selectOption('upsert');
+    const value = page.getByLabel(/^Value( optional)?$/);
     await value.selectOption({ label: 'A string in the request body' });
     await page.getByLabel(/JSON pointer/).waitFor();
     await screenshot('dns-update-form');
@@ -356,7 +413,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await expectH1('Receivers');
   });
 
-  test('works at phone width (390 px) without sideways scrolling', async () => {
+  step('works at phone width (390 px) without sideways scrolling', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     const noOverflow = async (where) => {
       const w = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -365,7 +422,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await page.reload(); // the token was in memory only: a reload asks again
     await expectH1('Sign in to tripline');
     await screenshot('phone-sign-in');
-    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByLabel('Admin token', { exact: true }).fill(ADMIN_TOKEN);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator('main h1').waitFor();
     await page.goto(`${base}/#/receivers`);
@@ -373,12 +430,12 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await page.locator(`tr[data-id="${receiverId}"]`).waitFor();
     await noOverflow('receivers');
     await screenshot('phone-receivers');
-    await page.getByRole('link', { name: 'web-up' }).click();
+    await page.getByRole('link', { name: 'web-up', exact: true }).click();
     await expectH1('web-up');
     await page.locator('.exec-row').first().waitFor();
     await noOverflow('receiver');
     await screenshot('phone-receiver');
-    await page.getByRole('link', { name: 'Executions' }).click();
+    await nav('Executions').click();
     await page.locator('.exec-row').first().waitFor();
     await noOverflow('executions');
     await screenshot('phone-executions');
@@ -390,7 +447,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 
-  test('delete asks first; afterwards the URL answers 401', async () => {
+  step('delete asks first; afterwards the URL answers 401', async () => {
     await page.goto(`${base}/#/receivers`);
     const row = page.locator(`tr[data-id="${receiverId}"]`);
     await row.waitFor();
@@ -409,7 +466,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await screenshot('after-delete');
   });
 
-  test('sign out forgets the token', async () => {
+  step('sign out forgets the token', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await expectH1('Sign in to tripline');
     await page.getByText('Signed out').waitFor();
