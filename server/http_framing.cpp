@@ -43,15 +43,41 @@ void RequestFraming::refuse(int status, const char* code, const char* message, O
   head_.clear();
 }
 
+void RequestFraming::close_after_last(Output* out) {
+  std::string block = out->forward.substr(forwarded_at_, forwarded_len_);
+  std::string rebuilt;
+  size_t pos = 0;
+  while (pos < block.size()) {
+    size_t eol = block.find("\r\n", pos);
+    std::string_view line(block.data() + pos, eol - pos);
+    pos = eol + 2;
+    if (line.empty()) break;
+    if (line.size() >= 11 && strncasecmp(line.data(), "Connection:", 11) == 0) continue;
+    rebuilt.append(line).append("\r\n");
+  }
+  rebuilt += "Connection: close\r\n\r\n";
+  out->forward.replace(forwarded_at_, forwarded_len_, rebuilt);
+}
+
 void RequestFraming::feed(std::string_view bytes, Output* out) {
+  forwarded_at_ = std::string::npos;
+  completed_in_feed_ = false;
   while (!bytes.empty() && phase_ != Phase::kRefused) {
     if (phase_ == Phase::kBody) {
       size_t take = static_cast<size_t>(std::min<uint64_t>(body_left_, bytes.size()));
       out->forward.append(bytes.substr(0, take));
       bytes.remove_prefix(take);
       body_left_ -= take;
-      if (body_left_ == 0) phase_ = Phase::kHeaders;
+      if (body_left_ == 0) phase_ = Phase::kHeaders, completed_in_feed_ = true;
       continue;
+    }
+    while (head_.empty() && bytes.substr(0, 2) == "\r\n") bytes.remove_prefix(2);
+    if (bytes.empty()) break;
+    if (completed_in_feed_ && forwarded_at_ != std::string::npos) {
+      // Another request in the same read: pipelining (see the header).
+      close_after_last(out);
+      phase_ = Phase::kRefused;
+      return;
     }
     // Header section: gather until the blank line. Search from just before the new bytes so a
     // CRLFCRLF split across reads is found.
@@ -156,14 +182,17 @@ void RequestFraming::on_header_section(std::string_view head, Output* out) {
                   ("the request body is larger than " + std::to_string(limits_.max_body) + " bytes").c_str(), out);
 
   if (expect_continue && content_length > 0) out->reply += "HTTP/1.1 100 Continue\r\n\r\n";
+  forwarded_at_ = out->forward.size();
   if (!connection && version == "HTTP/1.1") {
     out->forward.append(head.substr(0, head.size() - 2));
     out->forward.append("Connection: keep-alive\r\n\r\n");
   } else {
     out->forward.append(head);
   }
+  forwarded_len_ = out->forward.size() - forwarded_at_;
   body_left_ = content_length;
   phase_ = body_left_ > 0 ? Phase::kBody : Phase::kHeaders;
+  completed_in_feed_ = body_left_ == 0;
 }
 
 }  // namespace tripline

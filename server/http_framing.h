@@ -13,6 +13,12 @@
 // `Expect: 100-continue` is answered "100 Continue" at once; an HTTP/1.1 request without a
 // Connection header is passed on with `Connection: keep-alive` (the HTTP/1.1 default).
 //
+// Pipelining: Pistache answers only the first of several requests that arrive in one read and
+// then leaves the connection hanging. When a read holds the start of another request after a
+// complete one, that first request is passed on with `Connection: close` and the rest is
+// dropped: the client sees the connection close after its first answer and, as RFC 9112 §9.3.2
+// asks of pipelining clients, sends the rest again on a new connection.
+//
 // No I/O and no library types: the server adapter (http_server.cpp) feeds it bytes, writes
 // `reply` and closes. One instance per connection; not thread-safe (a connection's bytes arrive
 // on one thread).
@@ -48,12 +54,17 @@ class RequestFraming {
   // Checks one complete header section (up to and including the blank line); appends what to
   // forward, or the refusal.
   void on_header_section(std::string_view head, Output* out);
+  // Rewrites the header block forwarded last (at forwarded_at_ in out->forward) to close.
+  void close_after_last(Output* out);
   void refuse(int status, const char* code, const char* message, Output* out);
 
   Limits limits_;
   Phase phase_ = Phase::kHeaders;
   std::string head_;       // header bytes of the current request, until complete
   uint64_t body_left_ = 0;
+  size_t forwarded_at_ = std::string::npos;  // in this feed's output: where the last header block starts
+  size_t forwarded_len_ = 0;
+  bool completed_in_feed_ = false;           // a whole request (headers and body) ended in this feed
 };
 
 }  // namespace tripline

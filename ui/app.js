@@ -24,6 +24,7 @@ let renderSeq = 0;
 async function refreshReceivers() {
   const page = await api.receivers(500, 0);
   receivers = new Map(page.items.map((r) => [r.id, r]));
+  receivers.total = page.total; // more than one page (500) is not drawn; the list says so
   return receivers;
 }
 

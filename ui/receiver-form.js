@@ -282,7 +282,7 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
         if (f.field === 'driver') { setDriverError(f.message); focusTarget = focusTarget || radios[0]; continue; }
         const adv = advanced.fields.find((a) => f.field === a.key || f.field.startsWith(`${a.key}.`) || f.field.startsWith(`${a.key}[`));
         if (adv) {
-          adv.setError(f.field === adv.key ? f.message : `${f.field}: ${f.message}`);
+          adv.setError(f.field === adv.key ? f.message : `At ${f.field.slice(adv.key.length).replace(/^\./, '')}: ${f.message}`);
           advanced.el.open = true;
           focusTarget = focusTarget || adv.input;
           continue;

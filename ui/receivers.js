@@ -183,12 +183,13 @@ export async function receiversView(main, { drivers, refreshReceivers }) {
   const errorBox = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
   const loading = h('p', { class: 'loading', role: 'status' }, 'Loading receivers…');
   const body = h('div', { 'aria-busy': 'true' });
+  const more = h('p', { class: 'muted small', hidden: true });
   add(main, 
     h('div', { class: 'page-head' },
       h('h1', { tabIndex: -1 }, 'Receivers'),
       h('a', { href: '#/receivers/new', class: 'btn btn-primary' }, 'New receiver')),
     h('p', { class: 'lead' }, 'A receiver turns a POST to its trigger URL into one action, such as scaling a service up by 2 within bounds.'),
-    errorBox, loading, body);
+    errorBox, loading, body, more);
 
   let lastSig = '';
   const showError = (err) => {
@@ -247,6 +248,8 @@ export async function receiversView(main, { drivers, refreshReceivers }) {
       const list = await refreshReceivers();
       errorBox.hidden = true;
       draw([...list.values()]);
+      more.hidden = !(list.total > list.size);
+      more.textContent = `Showing the first ${list.size} of ${list.total} receivers.`;
     } catch (err) {
       loading.hidden = true;
       showError(err);

@@ -222,9 +222,11 @@ Result<Config> parse_config(const json& j) {
   static const char* kKnown[] = {"backend",     "server",        "zone",        "tsig_key_name",
                                  "tsig_secret", "tsig_algorithm", "provider_url", "record",
                                  "action",      "value"};
-  for (const auto& [key, _] : j.items())
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
     if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; }))
       errors.push_back({"config." + key, "is not a field of dns-update"});
+  }
 
   auto get_string = [&](const json& obj, const char* name, const std::string& field,
                         std::string* out, bool required) {

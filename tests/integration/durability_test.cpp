@@ -290,7 +290,7 @@ json up_receiver(const std::string& name, const std::string& service) {
           {"driver", "scale-service"},
           {"config",
            {{"backend", "swarm"}, {"service", service}, {"action", "up"}, {"by", 1},
-            {"min", 0}, {"max", 1000000}}}};
+            {"min", 0}, {"max", 10000}}}};
 }
 
 }  // namespace
@@ -426,7 +426,7 @@ TEST_CASE("durability: kill -9 while executing applies every execution exactly o
   }
   CHECK(failed == 0);
   std::sort(planned.begin(), planned.end());
-  std::vector<int64_t> expected(size_t(count));
+  std::vector<int64_t> expected(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) expected[size_t(i)] = kInitial + 1 + i;
   CHECK(planned == expected);  // one step each: none skipped, none applied twice
   int replicas = swarm.replicas("dur-once");

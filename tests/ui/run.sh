@@ -27,7 +27,7 @@ major=$(node -p 'process.versions.node.split(".")[0]')
 # Prerequisites the test itself checks too; checked here as well so ctest can report a skip.
 if [ "${CI:-}" != true ]; then
   missing=()
-  [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=("Chromium (/usr/bin/chromium)")
+  [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=("Chromium (${CHROMIUM:-/usr/bin/chromium}; apt-get install chromium)")
   [ "$(id -u)" -eq 0 ] || missing+=("root (for the isolated dockerd)")
   [ -x /usr/sbin/dockerd ] || missing+=("dockerd")
   [ -x "$build/tripline" ] || missing+=("$build/tripline")

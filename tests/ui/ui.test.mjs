@@ -278,6 +278,14 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.equal(await row.locator('code.url').textContent(), triggerUrl);
     await row.getByRole('button', { name: 'Copy trigger URL of web-up' }).click();
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), triggerUrl);
+
+    // Where the async clipboard API refuses (e.g. plain HTTP on a LAN address), the fallback copies.
+    await page.evaluate(() => navigator.clipboard.writeText('something else'));
+    await page.evaluate(() => { navigator.clipboard.writeText = () => Promise.reject(new Error('denied')); });
+    await row.getByRole('button', { name: 'Copy trigger URL of web-up' }).click();
+    await row.getByRole('button', { name: 'Copy trigger URL of web-up' }).filter({ hasText: 'Copied' }).waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), triggerUrl, 'copied by the fallback');
+    await page.evaluate(() => { delete navigator.clipboard.writeText; });
     await screenshot('receivers-list');
   });
 
@@ -389,6 +397,8 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.deepEqual(after.rules, { preset: 'alertmanager', on_resolved: 'ignore' });
     assert.deepEqual(after.limits, { cooldown_seconds: 30 });
     assert.equal((await server.api('DELETE', `/receivers/${id}`)).status, 204);
+    await page.goto(`${base}/#/receivers`);
+    await expectH1('Receivers');
   });
 
   step('a driver with nested objects, a choice (oneOf) and a secret gets a usable form', async (t) => {
@@ -397,7 +407,8 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
       t.skip('this build has no dns-update driver');
       return;
     }
-    await page.getByRole('link', { name: 'New receiver' }).click();
+    await page.goto(`${base}/#/receivers/new`);
+    await expectH1('New receiver');
     await page.getByRole('radio', { name: /Update a DNS record/ }).check();
     await page.locator('fieldset.fieldset legend', { hasText: 'Record' }).waitFor();
     await page.getByLabel('Backend', { exact: true }).selectOption('rfc2136');
@@ -445,6 +456,17 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await noOverflow('form');
     await screenshot('phone-new-receiver');
     await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  step('follows the system dark mode', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(`${base}/#/receivers/${receiverId}`);
+    await expectH1('web-up');
+    await page.locator('.exec-row').first().waitFor();
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.notEqual(bg, 'rgb(246, 247, 249)', 'dark background');
+    await screenshot('dark-receiver');
+    await page.emulateMedia({ colorScheme: 'light' });
   });
 
   step('delete asks first; afterwards the URL answers 401', async () => {

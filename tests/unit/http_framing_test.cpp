@@ -35,8 +35,16 @@ TEST_CASE("framing: a well-formed request passes through, with keep-alive made e
   CHECK(http10.forward == "GET / HTTP/1.0\r\n\r\n");
 }
 
+TEST_CASE("framing: pipelined requests in one read: the first is answered and closes") {
+  auto out = feed("GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n");
+  CHECK(out.forward == "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(out.reply.empty());
+  auto with_body = feed("POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nokGET /b HTTP/1.1\r\n\r\n");
+  CHECK(with_body.forward == "POST /a HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+}
+
 TEST_CASE("framing: bytes split anywhere across reads give the same result") {
-  std::string req = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /healthz HTTP/1.1\r\n\r\n";
+  std::string req = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
   std::string whole = feed(req).forward;
   for (size_t cut = 1; cut < req.size(); ++cut) {
     RequestFraming f(limits());
@@ -77,6 +85,7 @@ TEST_CASE("framing: after a refusal nothing more on the connection is parsed") {
   f.feed("POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x') + "GET / HTTP/1.1\r\n\r\n", &out);
   CHECK(f.refused());
   CHECK(out.forward.empty());
+  CHECK(status_of(out) == 413);
   RequestFraming::Output later;
   f.feed("GET /healthz HTTP/1.1\r\n\r\n", &later);
   CHECK(later.forward.empty());
@@ -109,8 +118,11 @@ TEST_CASE("framing: Expect: 100-continue is answered at once") {
   CHECK(feed("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n").reply.find("413") != std::string::npos);
 }
 
-TEST_CASE("framing: blank lines between keep-alive requests are tolerated") {
-  auto out = feed("GET / HTTP/1.1\r\n\r\n\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+TEST_CASE("framing: keep-alive requests in separate reads, blank lines between them tolerated") {
+  RequestFraming f(limits());
+  RequestFraming::Output out;
+  f.feed("GET / HTTP/1.1\r\n\r\n", &out);
+  f.feed("\r\n\r\nGET /b HTTP/1.1\r\n\r\n", &out);
   CHECK(out.reply.empty());
-  CHECK(out.forward.find("GET /b HTTP/1.1") != std::string::npos);
+  CHECK(out.forward == "GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.1\r\nConnection: keep-alive\r\n\r\n");
 }
