@@ -43,6 +43,7 @@ OutboundResponse http_request(const OutboundRequest& req) {
   CURL* c = curl.get();
   curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
   if (!req.unix_socket.empty()) curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, req.unix_socket.c_str());
+  if (!req.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   if (req.method != "GET" && req.method != "HEAD") {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());

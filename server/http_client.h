@@ -16,6 +16,7 @@ struct OutboundRequest {
   std::string method = "GET";
   std::string url;          // e.g. "http://docker/v1.41/services/web"
   std::string unix_socket;  // when set, connect here instead of the URL's host
+  std::string ca_file;      // PEM bundle to verify an https peer with (default: the system's)
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::chrono::milliseconds connect_timeout{2000};

@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <curl/curl.h>
+#include <signal.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -64,6 +65,7 @@ bool in_ci() {
 struct Init {
   Init() {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    signal(SIGPIPE, SIG_IGN);  // as main() does: a peer that hangs up must not kill the server
     // Server logs go to stderr; keep the test report readable unless asked for them.
     if (!std::getenv("TRIPLINE_TEST_LOGS")) log::set_level(log::Level::kError);
   }
