@@ -182,11 +182,20 @@ void App::handle(const HttpRequest& req, Responder respond) {
       ctx_.metrics.request(Route::kTrigger, 405);
       return respond(method_not_allowed("POST"));
     }
-    if (token == "trigger") {
-      std::string header = req.header("X-Tripline-Token").value_or("");
-      return trigger(req, header, respond);
+    // `respond` is moved into the ingest callback only at the very end of trigger(), after
+    // which nothing throws; before that, an exception leaves it here to answer with.
+    try {
+      if (token == "trigger") {
+        std::string header = req.header("X-Tripline-Token").value_or("");
+        return trigger(req, header, respond);
+      }
+      return trigger(req, token, respond);
+    } catch (const std::exception& e) {
+      log::error("unhandled exception on the trigger path", {{"error", e.what()}});
+      ctx_.metrics.request(Route::kTrigger, 500);
+      if (respond) respond(error_response(500, "internal", "an internal error occurred; see the server log"));
+      return;
     }
-    return trigger(req, token, respond);
   }
 
   auto segments = split_path(path);

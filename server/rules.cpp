@@ -390,16 +390,27 @@ Decision RuleSet::evaluate(const RuleInput& in) const {
   return d;
 }
 
+namespace {
+// A string member, or "" when absent or of another type (json::value would throw on the latter).
+std::string string_at(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+}  // namespace
+
 bool is_alertmanager_payload(const json& b) {
-  return b.is_object() && b.value("version", "") == "4" && b.contains("status") &&
-         (b["status"] == "firing" || b["status"] == "resolved") && b.contains("alerts") &&
-         b["alerts"].is_array() && b.contains("groupKey") && b["groupKey"].is_string();
+  if (!b.is_object() || string_at(b, "version") != "4") return false;
+  std::string status = string_at(b, "status");
+  auto alerts = b.find("alerts");
+  return (status == "firing" || status == "resolved") && alerts != b.end() && alerts->is_array() &&
+         b.contains("groupKey") && b["groupKey"].is_string();
 }
 
 std::string alertmanager_key(const json& b) {
   std::vector<std::string> alerts;
   for (const auto& a : b["alerts"])
-    if (a.is_object()) alerts.push_back(a.value("fingerprint", "") + "@" + a.value("startsAt", "") + "@" + a.value("status", ""));
+    if (a.is_object())
+      alerts.push_back(string_at(a, "fingerprint") + "@" + string_at(a, "startsAt") + "@" + string_at(a, "status"));
   std::sort(alerts.begin(), alerts.end());
   std::string input = b["groupKey"].get<std::string>() + "\n" + b["status"].get<std::string>();
   for (const auto& a : alerts) input += "\n" + a;

@@ -69,7 +69,8 @@ std::string ScaleServiceDriver::action(const DriverConfig& c) const {
 
 Result<nlohmann::json> ScaleServiceDriver::inverse(const nlohmann::json& config) const {
   nlohmann::json out = config;
-  auto action = config.value("action", "");
+  auto it = config.find("action");
+  std::string action = it != config.end() && it->is_string() ? it->get<std::string>() : "";
   if (action == "up") out["action"] = "down";
   else if (action == "down") out["action"] = "up";
   else return Status::Invalid("\"set\" has no inverse; use up or down to scale back on resolve");
