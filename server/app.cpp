@@ -545,9 +545,25 @@ HttpResponse App::create_receiver(const HttpRequest& req) {
 Result<std::shared_ptr<const Receiver>> App::check_receiver(ReceiverRow row,
                                                            const std::optional<ReceiverRow>& previous) {
   const Driver* driver = ctx_.drivers.find(row.driver);
-  if (driver)
-    row.config = seal_config(row.config, secret_fields(*driver), ctx_.secrets,
-                             previous ? previous->config : json(nullptr));
+  if (driver) {
+    auto secrets = secret_fields(*driver);
+    row.config = seal_config(row.config, secrets, ctx_.secrets, previous ? previous->config : json(nullptr));
+    // Rules are stored and shown as written, so a secret may not be spelled out in a rule's "set".
+    if (row.rules.is_object() && row.rules.contains("rules") && row.rules["rules"].is_array()) {
+      const auto& rules = row.rules["rules"];
+      for (size_t i = 0; i < rules.size(); ++i) {
+        if (!rules[i].is_object() || !rules[i].contains("set") || !rules[i]["set"].is_object()) continue;
+        for (const auto& [k, v] : rules[i]["set"].items()) {
+          bool from_request = v.is_object() && v.contains("from_request");
+          if (!from_request && std::find(secrets.begin(), secrets.end(), k) != secrets.end()) {
+            std::string field = "rules.rules[" + std::to_string(i) + "].set." + k;
+            return Status::Invalid(field + " is a secret: set it in config, where it is stored sealed",
+                                   {{field, "is a secret: set it in config, where it is stored sealed"}});
+          }
+        }
+      }
+    }
+  }
   auto auth = InboundAuth::prepare_for_storage(row.auth, previous ? previous->auth : json(nullptr), ctx_.secrets);
   if (!auth.ok()) return auth.status();
   row.auth = std::move(auth).value();
