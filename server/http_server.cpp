@@ -128,7 +128,7 @@ class FramingGuard : public Http::Handler {
       (inner_.get()->*associate_transport())(transport());
       associated_ = true;
     }
-    peer->putData(kState, std::make_shared<RequestFraming>(limits_));
+    peer->putData(kState, std::make_shared<Connection>(limits_));
     static_cast<Pistache::Tcp::Handler&>(*inner_).onConnection(peer);
   }
 
@@ -137,17 +137,20 @@ class FramingGuard : public Http::Handler {
   }
 
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
-    auto framing = std::static_pointer_cast<RequestFraming>(peer->tryGetData(kState));
-    if (!framing || framing->refused()) return;
-    RequestFraming::Output out;
-    framing->feed(std::string_view(buffer, len), &out);
+    auto conn = std::static_pointer_cast<Connection>(peer->tryGetData(kState));
+    if (!conn || conn->framing.refused()) return;
+    RequestFraming::Output& out = conn->out;  // reused: its buffers keep their capacity
+    out.forward.clear();
+    out.reply.clear();
+    out.close = false;
+    conn->framing.feed(std::string_view(buffer, len), &out);
     if (!out.forward.empty())
       static_cast<Pistache::Tcp::Handler&>(*inner_).onInput(out.forward.data(), out.forward.size(), peer);
     if (!out.reply.empty()) {
       std::weak_ptr<Pistache::Tcp::Peer> weak = peer;
       bool close = out.close;
       size_t size = out.reply.size();
-      peer->send(Pistache::RawBuffer(std::move(out.reply), size))
+      peer->send(Pistache::RawBuffer(out.reply, size))
           .then(
               [weak, close](ssize_t) {
                 if (auto p = weak.lock(); p && close) ::shutdown(p->fd(), SHUT_RDWR);
@@ -159,7 +162,13 @@ class FramingGuard : public Http::Handler {
   }
 
  private:
-  static constexpr const char* kState = "tripline.framing";
+  struct Connection {
+    explicit Connection(RequestFraming::Limits l) : framing(l) {}
+    RequestFraming framing;
+    RequestFraming::Output out;
+  };
+  // Short enough for std::string's small-buffer: Pistache looks peer data up by std::string.
+  static constexpr const char* kState = "tl.conn";
   RequestFraming::Limits limits_;
   std::shared_ptr<Http::Handler> inner_;
   bool associated_ = false;
