@@ -1,13 +1,20 @@
 # The two commands of the README:
 #   make run    build and run tripline on its embedded default (SQLite under ./data)
 #   make test   build and run the whole test suite (real SQLite, real dockerd in swarm mode)
-# Both install their Debian packages first (scripts/install-deps.sh).
+# Both install their Debian packages first (scripts/install-deps.sh). Also, for CI (.ci/run):
+#   make test-sanitize   the whole ctest suite built with ASan + UBSan (build-asan)
+#   make fuzz            the libFuzzer targets, FUZZ_SECONDS (20) each (build-fuzz, clang)
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build run test bench clean
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
+FUZZ_CXX ?= clang++-14
+
+.PHONY: all deps build run test test-sanitize fuzz bench clean
 
 all: build
 
@@ -27,8 +34,32 @@ run: deps-build $(BUILD)/CMakeCache.txt
 test: deps-test build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
 
+# Sanitizer reports abort the test that triggers them. Leaks are checked at exit; the only
+# suppressions are for third-party libraries, each with its reason (tests/sanitizers/).
+SANITIZER_ENV = \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=0 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tests/sanitizers/ubsan.supp
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(ASAN_BUILD) $(CMAKE_FLAGS) -DTRIPLINE_SANITIZE=ON
+
+# The UI test (ctest "ui": Chromium against the server) is left out: it tests the UI, not memory
+# safety, and the server it drives is the same code the integration tests cover here.
+test-sanitize: deps-test $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && $(SANITIZER_ENV) ctest --output-on-failure --timeout 900 -E '^ui$$'
+
+$(FUZZ_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(FUZZ_BUILD) $(CMAKE_FLAGS) -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DTRIPLINE_FUZZ=ON -DTRIPLINE_TESTS=OFF
+
+# Longer: make fuzz FUZZ_SECONDS=600. One target: tests/fuzz/run.sh build-fuzz rules.
+fuzz: deps-fuzz $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BUILD)
+
 bench: deps-bench build
 	bench/run.sh
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tripline needs from Debian 12's packages: `build` for the binary, `test` for the
-# test suite and its real peers (dockerd for a swarm, BIND for DNS updates), `bench` for the load tests.
+# test suite and its real peers (dockerd for a swarm, BIND for DNS updates), `bench` for the load tests,
+# `fuzz` for the libFuzzer targets (clang 14 with its sanitizer and libFuzzer runtimes, and
+# llvm-symbolizer for readable reports).
 # Uses sudo when not run as root. Skips apt entirely when everything is already installed.
 set -euo pipefail
 
@@ -9,6 +11,7 @@ build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev l
 test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
       prometheus-alertmanager chromium)
 bench=(wrk curl)
+fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 
 want=()
 for set in "$@"; do
@@ -16,7 +19,8 @@ for set in "$@"; do
     build) want+=("${build[@]}") ;;
     test) want+=("${build[@]}" "${test[@]}") ;;
     bench) want+=("${build[@]}" "${bench[@]}") ;;
-    *) echo "usage: $0 build|test|bench ..." >&2; exit 2 ;;
+    fuzz) want+=("${build[@]}" "${fuzz[@]}") ;;
+    *) echo "usage: $0 build|test|bench|fuzz ..." >&2; exit 2 ;;
   esac
 done
 

@@ -29,9 +29,11 @@ Result<Config> parse_config(const nlohmann::json& j) {
   if (!j.is_object()) return Status::Invalid("config must be a JSON object", {{"config", "must be an object"}});
 
   static const char* kKnown[] = {"backend", "service", "action", "by", "replicas", "min", "max"};
-  for (const auto& [key, _] : j.items())
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
     if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; }))
       errors.push_back({"config." + key, "is not a field of scale-service"});
+  }
 
   auto get_int = [&](const char* name, int64_t* out, bool required) {
     auto it = j.find(name);

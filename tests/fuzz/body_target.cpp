@@ -20,6 +20,7 @@
 #include "drivers/dns_update/config.h"
 #include "drivers/dns_update/dns_update.h"
 #include "fuzz.h"
+#include "net.h"
 #include "rules.h"
 #include "split.h"
 
@@ -143,6 +144,45 @@ void check_read_field(std::string_view prefix, std::string_view body, const json
   read_field(in, std::string(prefix));  // whatever it is: never throws
 }
 
+// ---- addresses: rules' cidr operator, trusted proxies, caller-ip -------------------------
+
+void check_address(std::string_view text) {
+  auto canonical = canonical_ip(text);
+  if (!canonical) {
+    FUZZ_CHECK(!Cidr::parse("0.0.0.0/0")->contains(text) && !Cidr::parse("::/0")->contains(text),
+               "a range contains text that is no address");
+    return;
+  }
+  FUZZ_CHECK(text.find('\0') == std::string_view::npos,
+             "text with a NUL byte taken as the address " + *canonical);
+  FUZZ_CHECK(canonical_ip(*canonical) == canonical, "canonical_ip is not idempotent: " + *canonical);
+  auto exact = Cidr::parse(*canonical);
+  FUZZ_CHECK(exact && exact->contains(text) && exact->contains(*canonical), *canonical);
+}
+
+void check_caller_address(std::string_view forwarded_for) {
+  static const std::vector<Cidr> trusted = {*Cidr::parse("10.0.0.0/8"), *Cidr::parse("2001:db8::/32")};
+  std::string caller = caller_address("10.0.0.2", std::string(forwarded_for), trusted);
+  FUZZ_CHECK(canonical_ip(caller) == caller, "caller is not a canonical address: " + caller);
+  if (caller == "10.0.0.2") return;
+  // Otherwise it is one of the forwarded entries, and every entry to its right is trusted.
+  bool found = false;
+  std::string_view rest = forwarded_for;
+  while (!found) {
+    size_t comma = rest.rfind(',');
+    std::string_view entry = comma == std::string_view::npos ? rest : rest.substr(comma + 1);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    auto ip = canonical_ip(entry);
+    FUZZ_CHECK(ip.has_value(), "an unparsable hop was passed over to reach " + caller);
+    if (*ip == caller) found = true;
+    else FUZZ_CHECK(trusted[0].contains(*ip) || trusted[1].contains(*ip), "skipped an untrusted hop " + *ip);
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(0, comma);
+  }
+  FUZZ_CHECK(found, "the caller " + caller + " is not in X-Forwarded-For");
+}
+
 // ---- dns-update bind() --------------------------------------------------------------------
 
 struct StoredConfig {
@@ -210,7 +250,7 @@ void check_bind(const StoredConfig& s, std::string_view caller, std::string_view
   std::optional<json> want;
   if (from_body && body_within_limits(body, parsed)) want = walk(parsed, s.pointer);
   if (!bound.ok()) {
-    const Status& st = bound.status();
+    const Status st = bound.status();
     FUZZ_CHECK(st.code() == Status::Code::kInvalid && !st.fields().empty(), st.message());
     FUZZ_CHECK(st.message().find("could not be read") == std::string::npos,
                "bind() caught an exception: " + st.message());
@@ -233,7 +273,8 @@ void check_bind(const StoredConfig& s, std::string_view caller, std::string_view
   }
   auto typed = driver().validate(out, false);
   if (!typed.ok()) {
-    for (const auto& f : typed.status().fields())
+    const Status st = typed.status();  // status() returns a copy: keep it alive for the loop
+    for (const auto& f : st.fields())
       FUZZ_CHECK(f.field == "config.value", "a bound value broke " + f.field);
     return;
   }
@@ -249,7 +290,7 @@ void check_config(std::string_view text, std::string_view body) {
   if (!config.is_object()) return;
   auto typed = driver().validate(config, false);
   if (!typed.ok()) {
-    const Status& st = typed.status();
+    const Status st = typed.status();
     FUZZ_CHECK(st.code() == Status::Code::kInvalid && !st.fields().empty(), st.message());
     for (const auto& f : st.fields()) FUZZ_CHECK(f.field.rfind("config", 0) == 0, f.field);
     return;
@@ -286,6 +327,12 @@ int fuzz_body(const uint8_t* data, size_t size) {
     check_bind(s, "::ffff:198.51.100.4", in.body, parsed);
   }
   if (in.had_separator) check_config(in.prefix, in.body);
+  if (in.prefix.size() <= 512) {
+    check_address(in.prefix);
+    check_caller_address(in.prefix);
+  }
+  if (parsed.is_object() && parsed.contains("ip") && parsed["ip"].is_string())
+    check_address(parsed["ip"].get_ref<const std::string&>());
   return 0;
 }
 

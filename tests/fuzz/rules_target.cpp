@@ -159,7 +159,7 @@ void fuzz_compile(std::string_view text, std::string_view body) {
   if (rules.is_discarded()) return;
   auto compiled = RuleSet::compile(rules);
   if (!compiled.ok()) {
-    const Status& s = compiled.status();
+    const Status s = compiled.status();
     FUZZ_CHECK(s.code() == Status::Code::kInvalid && !s.message().empty(), s.message());
     for (const auto& f : s.fields()) FUZZ_CHECK(f.field.rfind("rules", 0) == 0, f.field);
     return;
