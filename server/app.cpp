@@ -387,9 +387,11 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
   if (!d.run) return ignore(IgnoreReason::kRule, d.rule_name.empty() ? "a rule ignored the request" : "rule \"" + d.rule_name + "\" ignored the request", &d);
   json config = r.plain_config;
   bool changed = false;
-  for (const auto& [k, v] : d.set.is_object() ? d.set.items() : json::object().items()) {
-    config[k] = v;
-    changed = true;
+  if (d.set.is_object()) {
+    for (const auto& [k, v] : d.set.items()) {
+      config[k] = v;
+      changed = true;
+    }
   }
 
   // 3. Alertmanager: firing runs, resolved runs the inverse or nothing; re-sends dedupe.
