@@ -1,6 +1,7 @@
 // End to end with the real Alertmanager from Debian: firing scales up once, re-sends do nothing
 // more, resolving scales back down. Alertmanager authenticates with a bearer token.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,6 +41,8 @@ class Alertmanager {
                                        "        credentials: '" << bearer << "'\n";
     pid_ = ::fork();
     if (pid_ == 0) {
+      // Dies with the test binary: a crashed test must not leave Alertmanager holding ctest's pipe.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       std::string log = dir_ + "/am.log";
       FILE* f = std::freopen(log.c_str(), "w", stderr);
       (void)f;
