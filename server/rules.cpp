@@ -428,6 +428,9 @@ json parse_body_json(std::string_view body, int max_depth) {
   bool in_string = false;
   for (size_t i = 0; i < body.size(); ++i) {
     char c = body[i];
+    // JSON text never holds a raw NUL, and nlohmann's lexer would stop there and accept what
+    // came before it ("{}\0anything"): refuse it outright.
+    if (c == '\0') return json(json::value_t::discarded);
     if (in_string) {
       if (c == '\\') ++i;
       else if (c == '"') in_string = false;

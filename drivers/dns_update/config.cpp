@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "../../server/rules.h"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -114,27 +116,6 @@ bool parse_server(const std::string& s, std::string* host, uint16_t* port) {
 bool valid_url(const std::string& u) {
   static const std::regex re(R"(https?://[A-Za-z0-9._~%!$&'()*+,;=:@\[\]-]+(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?)");
   return u.size() <= 2048 && std::regex_match(u, re);
-}
-
-// Whether the JSON nesting of `s` stays within `max` levels; a cheap pre-scan so the parser never
-// builds a deep tree from a hostile body.
-bool within_depth(std::string_view s, int max) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : s) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
 }
 
 const char* json_type(const json& j) {
@@ -440,10 +421,11 @@ Result<json> bind_value(const json& stored, const TriggerRequest& request) {
   };
   if (request.body.size() > kMaxBodyBytes)
     return invalid("is larger than " + std::to_string(kMaxBodyBytes) + " bytes");
-  if (!within_depth(request.body, kMaxBodyDepth))
-    return invalid("is nested deeper than " + std::to_string(kMaxBodyDepth) + " levels");
-  json body = json::parse(request.body.begin(), request.body.end(), nullptr, false);
-  if (body.is_discarded()) return invalid("is not JSON; the value is read from " + pointer);
+  // The same parser the rules use: nesting bounded, a raw NUL refused.
+  json body = parse_body_json(request.body, kMaxBodyDepth);
+  if (body.is_discarded())
+    return invalid("is not JSON (or is nested deeper than " + std::to_string(kMaxBodyDepth) +
+                   " levels); the value is read from " + pointer);
   json::json_pointer ptr(pointer);
   if (!body.contains(ptr)) return invalid("has nothing at " + pointer);
   const json& v = body.at(ptr);
