@@ -53,12 +53,6 @@ class Child {
   Child(std::string data_dir, int port, std::string docker_host, std::string log_dir)
       : data_dir_(std::move(data_dir)), port_(port), docker_host_(std::move(docker_host)),
         log_dir_(std::move(log_dir)) {}
-  ~Child() {  // no assertions here: it may run while a failed REQUIRE unwinds
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
 
@@ -69,73 +63,13 @@ class Child {
   void set_docker_host(std::string h) { docker_host_ = std::move(h); }
 
   void start() {
-    REQUIRE(pid_ <= 0);
-    std::vector<std::string> args = {TRIPLINE_BINARY, "serve",
-                                     "--listen", "127.0.0.1:" + std::to_string(port_),
-                                     "--data-dir", data_dir_,
-                                     "--docker-host", docker_host_,
-                                     "--retry-base-ms", "100",
-                                     "--retry-max-ms", "1000",
-                                     "--log-level", "info"};
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e)
-      if (std::string(*e).rfind("TRIPLINE_", 0) != 0) env.emplace_back(*e);
-    env.push_back("TRIPLINE_ADMIN_TOKEN=" + kAdminToken);
-    std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    int out = ::open((log_dir_ + "/stdout.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    int err = ::open(stderr_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    REQUIRE(out >= 0);
-    REQUIRE(err >= 0);
-    pid_t parent = ::getpid();
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {  // only async-signal-safe calls until execve
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(126);
-      ::dup2(out, 1);
-      ::dup2(err, 2);
-      ::execve(argv[0], argv.data(), envp.data());
-      ::_exit(127);
-    }
-    ::close(out);
-    ::close(err);
-    auto deadline = Clock::now() + milliseconds(15000);
-    while (Clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL("tripline exited at start-up (status " << status << "): " << sh("tail -5 " + stderr_path()));
-      }
-      OutboundRequest r;
-      r.url = url() + "/healthz";
-      r.timeout = milliseconds(1000);
-      if (http_request(r).status == 200) return;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    FAIL("tripline did not answer /healthz within 15 s: " << sh("tail -5 " + stderr_path()));
+    process_.start({"--listen", "127.0.0.1:" + std::to_string(port_), "--data-dir", data_dir_,
+                    "--docker-host", docker_host_, "--retry-base-ms", "100", "--retry-max-ms", "1000",
+                    "--log-level", "info"},
+                   kAdminToken, log_dir_ + "/stdout.log", stderr_path(), url());
   }
-
-  void kill9() {
-    REQUIRE(pid_ > 0);
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    CHECK(WIFSIGNALED(status));
-  }
-
-  void terminate() {
-    REQUIRE(pid_ > 0);
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    CHECK(WIFEXITED(status));
-  }
+  void kill9() { process_.kill9(); }
+  void terminate() { process_.terminate(false); }
 
   OutboundResponse api(const std::string& method, const std::string& path,
                        const json& body = nullptr) const {
@@ -162,7 +96,7 @@ class Child {
   std::string data_dir_;
   int port_;
   std::string docker_host_, log_dir_;
-  pid_t pid_ = -1;
+  ServerProcess process_;
 };
 
 // Client threads POSTing to a trigger URL over keep-alive connections, each recording the
@@ -376,6 +310,13 @@ TEST_CASE("durability: kill -9 while executing applies every execution exactly o
     if (round > 1) server.start();
     Load load(url, kThreads, milliseconds(8), kPerThread);
     std::this_thread::sleep_for(milliseconds(170 + 41 * round));
+    // Kill only once the backlog is real (at least two executions not yet finished), so the
+    // kill lands mid-work however fast this machine drains the lane.
+    for (auto until = Clock::now() + milliseconds(3000); Clock::now() < until;) {
+      auto w = server.api("GET", "/api/v1/workers");
+      if (w.status == 200 && json::parse(w.body)["queue_depth"].get<int>() >= 2) break;
+      std::this_thread::sleep_for(milliseconds(2));
+    }
     server.kill9();
     load.join();
     auto db = read_executions(server.db_path());

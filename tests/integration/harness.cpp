@@ -7,6 +7,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -15,6 +18,9 @@
 #include <cstdio>
 #include <thread>
 
+#ifndef TRIPLINE_BINARY
+#error TRIPLINE_BINARY must be defined
+#endif
 #ifndef TRIPLINE_SOURCE_DIR
 #error TRIPLINE_SOURCE_DIR must be defined
 #endif
@@ -218,6 +224,81 @@ int64_t TestServer::execution_count() const {
   auto r = request("GET", "/api/v1/executions?limit=500");
   REQUIRE(r.status == 200);
   return static_cast<int64_t>(nlohmann::json::parse(r.body)["items"].size());
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+void ServerProcess::start(const std::vector<std::string>& serve_args, const std::string& admin_token,
+                          const std::string& stdout_path, const std::string& stderr_path,
+                          const std::string& url) {
+  using std::chrono::milliseconds;
+  REQUIRE(pid_ <= 0);
+  std::vector<std::string> args = {TRIPLINE_BINARY, "serve"};
+  args.insert(args.end(), serve_args.begin(), serve_args.end());
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e)
+    if (std::string(*e).rfind("TRIPLINE_", 0) != 0) env.emplace_back(*e);
+  if (!admin_token.empty()) env.push_back("TRIPLINE_ADMIN_TOKEN=" + admin_token);
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  int out = ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  REQUIRE(out >= 0);
+  REQUIRE(err >= 0);
+  pid_t parent = ::getpid();
+  pid_ = ::fork();
+  REQUIRE(pid_ >= 0);
+  if (pid_ == 0) {  // only async-signal-safe calls until execve
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(126);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(out);
+  ::close(err);
+  auto deadline = std::chrono::steady_clock::now() + milliseconds(15000);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      FAIL("tripline exited at start-up (status " << status << "): " << sh("tail -5 " + stderr_path));
+    }
+    OutboundRequest r;
+    r.url = url + "/healthz";
+    r.timeout = milliseconds(1000);
+    if (http_request(r).status == 200) return;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  FAIL("tripline did not answer /healthz within 15 s: " << sh("tail -5 " + stderr_path));
+}
+
+void ServerProcess::kill9() {
+  REQUIRE(pid_ > 0);
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  CHECK(WIFSIGNALED(status));
+}
+
+void ServerProcess::terminate(bool expect_exit_0) {
+  REQUIRE(pid_ > 0);
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  CHECK(WIFEXITED(status));
+  if (expect_exit_0) CHECK(WEXITSTATUS(status) == 0);
 }
 
 }  // namespace tripline::test

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <memory>
 #include <string>
+#include <sys/types.h>
+#include <vector>
 
 #include "http_client.h"
 #include "service.h"
@@ -66,6 +68,26 @@ class TestServer {
 };
 
 std::string make_temp_dir(const std::string& prefix);
+
+// The real `tripline` binary as a child process, so a test can SIGKILL it. stdout and stderr are
+// appended to the given files; TRIPLINE_* variables of the test's environment are not passed on,
+// TRIPLINE_ADMIN_TOKEN only when `admin_token` is not empty. The child dies with the test binary.
+class ServerProcess {
+ public:
+  ServerProcess() = default;
+  ~ServerProcess();  // SIGKILLs a running child; no assertions (it may run while a REQUIRE unwinds)
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  // Runs `tripline serve ARGS` and waits (15 s at most) until `url`/healthz answers 200.
+  void start(const std::vector<std::string>& serve_args, const std::string& admin_token,
+             const std::string& stdout_path, const std::string& stderr_path, const std::string& url);
+  void kill9();                         // SIGKILL; checks the child died of it
+  void terminate(bool expect_exit_0);   // SIGTERM; checks a clean exit
+
+ private:
+  pid_t pid_ = -1;
+};
 // A loopback TCP port that was free a moment ago (for peers that cannot bind port 0 and tell).
 int free_port();
 // Skips (or fails under CI=true) when `binary` is not installed; true when it is.

@@ -79,12 +79,6 @@ class Child {
  public:
   Child(std::string dir, int port, std::string docker_host)
       : dir_(std::move(dir)), port_(port), docker_host_(std::move(docker_host)) {}
-  ~Child() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string data_dir() const { return dir_ + "/data"; }
   std::string stdout_text() const { return read_file(dir_ + "/stdout.log"); }
@@ -92,68 +86,17 @@ class Child {
   void set_admin_env(std::string token) { admin_env_ = std::move(token); }
 
   void start() {
-    REQUIRE(pid_ <= 0);
-    std::vector<std::string> args = {TRIPLINE_BINARY,  "serve",
-                                     "--listen",       "127.0.0.1:" + std::to_string(port_),
-                                     "--data-dir",     data_dir(),
-                                     "--docker-host",  docker_host_,
-                                     "--log-level",    "debug"};
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e)
-      if (std::string(*e).rfind("TRIPLINE_", 0) != 0) env.emplace_back(*e);
-    if (!admin_env_.empty()) env.push_back("TRIPLINE_ADMIN_TOKEN=" + admin_env_);
-    std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    int out = ::open((dir_ + "/stdout.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    int err = ::open((dir_ + "/stderr.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    REQUIRE(out >= 0);
-    REQUIRE(err >= 0);
-    pid_t parent = ::getpid();
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {  // only async-signal-safe calls until execve
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(126);
-      ::dup2(out, 1);
-      ::dup2(err, 2);
-      ::execve(argv[0], argv.data(), envp.data());
-      ::_exit(127);
-    }
-    ::close(out);
-    ::close(err);
-    auto deadline = Clock::now() + milliseconds(15000);
-    while (Clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL("tripline exited at start-up: " << stderr_text());
-      }
-      OutboundRequest r;
-      r.url = url() + "/healthz";
-      r.timeout = milliseconds(1000);
-      if (http_request(r).status == 200) return;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    FAIL("tripline did not answer /healthz within 15 s: " << stderr_text());
+    process_.start({"--listen", "127.0.0.1:" + std::to_string(port_), "--data-dir", data_dir(),
+                    "--docker-host", docker_host_, "--log-level", "debug"},
+                   admin_env_, dir_ + "/stdout.log", dir_ + "/stderr.log", url());
   }
-  void terminate() {
-    REQUIRE(pid_ > 0);
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-  }
+  void terminate() { process_.terminate(true); }
 
  private:
   std::string dir_;
   int port_;
   std::string docker_host_, admin_env_;
-  pid_t pid_ = -1;
+  ServerProcess process_;
 };
 
 // A throw-away BIND named (tests/support/named-harness.sh) with a fresh TSIG key.
