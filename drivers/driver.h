@@ -76,6 +76,10 @@ class Driver {
   // Secrets (TSIG secrets, passwords, tokens) are top-level properties marked "writeOnly": true:
   // tripline stores them encrypted, never returns them, and decrypts them only to hand the
   // config to validate().
+  // Top-level properties marked "x-tripline-per-request": true (e.g. scale-service's "by", a DNS
+  // value) are the only ones a receiver's rules may change per request ("set"), within the
+  // schema's bounds; tripline refuses any other "set" when the receiver is saved. Never mark a
+  // property that target() or action() reads: those are what the trigger URL grants.
   virtual nlohmann::json config_schema() const = 0;
 
   // Parses `config` into the driver's typed config, or answers Status::Invalid with one

@@ -47,6 +47,16 @@ HttpResponse from_status(const Status& s) {
   return error_response(500, "internal", "an internal error occurred; see the server log");
 }
 
+// 202 for an accepted trigger; `replayed`: an earlier request already made this execution.
+HttpResponse accepted_response(int64_t execution_id, int64_t receiver_id, bool replayed) {
+  HttpResponse r;
+  r.status = 202;
+  r.body = "{\"execution_id\":" + std::to_string(execution_id) +
+           ",\"receiver_id\":" + std::to_string(receiver_id) + ",\"status\":\"queued\"" +
+           (replayed ? ",\"replayed\":true}" : "}");
+  return r;
+}
+
 HttpResponse method_not_allowed(std::string allow) {
   auto r = error_response(405, "method_not_allowed", "this path accepts only " + allow);
   r.headers.emplace_back("Allow", std::move(allow));
@@ -150,13 +160,14 @@ std::string App::trigger_url(const Receiver& r) const {
   return ctx_.public_url + "/_webhooks/" + ctx_.keyring.sign(r.claims());
 }
 
-json App::receiver_json(const Receiver& r) const {
+Result<json> App::receiver_json(const Receiver& r) const {
   ExecutionFilter last;
   last.receiver_id = r.row.id;
   last.limit = 1;
   auto rows = ctx_.store.list_executions(last);
-  return {{"id", r.row.id},
-          {"last_execution", rows.empty() ? json(nullptr) : execution_json(rows.front())},
+  if (!rows.ok()) return rows.status();
+  return json{{"id", r.row.id},
+          {"last_execution", rows->empty() ? json(nullptr) : execution_json(rows->front())},
           {"name", r.row.name},
           {"driver", r.row.driver},
           {"config", redact_config(r.row.config, r.secret_fields)},
@@ -296,8 +307,9 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
     if (!receiver)
       return reject(RejectReason::kUnknownReceiver, 401, "revoked_token",
                     "this trigger URL's receiver no longer exists");
-    if (receiver->row.generation != claims.generation || receiver->row.driver != claims.driver ||
-        receiver->target != claims.target || receiver->action != claims.action)
+    if (receiver->row.generation != claims.generation || receiver->row.nonce != claims.nonce ||
+        receiver->row.driver != claims.driver || receiver->target != claims.target ||
+        receiver->action != claims.action)
       return reject(RejectReason::kRevoked, 401, "revoked_token",
                     "this trigger URL was replaced; get the current one from the receiver");
   }
@@ -311,12 +323,16 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
                     "Idempotency-Key must be 1 to 255 characters");
     t.idempotency_key = std::move(*k);
   }
-  if (!receiver->simple && !apply_receiver_logic(req, *receiver, t, respond)) return;
+  Reservation claim;  // what the request took from the receiver's limits
+  if (!receiver->simple && !apply_receiver_logic(req, *receiver, t, &claim, respond)) return;
 
   auto* metrics = &ctx_.metrics;
   int64_t rid = receiver->row.id;
   t.receiver = std::move(receiver);
-  Ingest::Done done = [metrics, rid, respond = std::move(respond)](const Status& s, const Accepted& a) {
+  Ingest::Done done = [metrics, rid, claim = std::move(claim), respond = std::move(respond)](
+                          const Status& s, const Accepted& a) mutable {
+    // Limits count committed executions only: a failed commit or a replay gives back its claim.
+    if (!s.ok() || a.replayed) claim.release();
     HttpResponse r;
     if (!s.ok()) {
       metrics->trigger_rejected(a.overloaded ? RejectReason::kOverloaded : RejectReason::kStorageFailed);
@@ -326,10 +342,7 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
       r.headers.emplace_back("Retry-After", "1");
     } else {
       if (!a.replayed) metrics->trigger_accepted();
-      r.status = 202;
-      r.body = "{\"execution_id\":" + std::to_string(a.execution_id) +
-               ",\"receiver_id\":" + std::to_string(rid) + ",\"status\":\"queued\"" +
-               (a.replayed ? ",\"replayed\":true}" : "}");
+      r = accepted_response(a.execution_id, rid, a.replayed);
     }
     metrics->request(Route::kTrigger, r.status);
     respond(std::move(r));
@@ -343,14 +356,13 @@ const char* auth_message(AuthFailure f) {
     case AuthFailure::kSourceNotAllowed: return "this receiver does not accept requests from your address";
     case AuthFailure::kMissingCredential: return "this receiver requires a signature or credential the request does not carry";
     case AuthFailure::kStaleTimestamp: return "the signed timestamp is outside the accepted window";
-    case AuthFailure::kReplayed: return "this message was already received";
     default: return "the request's signature or credential is not valid";
   }
 }
 }  // namespace
 
 bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
-                               Responder& respond) {
+                               Reservation* claim, Responder& respond) {
   auto answer = [&](HttpResponse&& resp) {
     ctx_.metrics.request(Route::kTrigger, resp.status);
     respond(std::move(resp));
@@ -371,13 +383,16 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
   std::string caller = caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies);
   int64_t now = now_ms();
 
-  // 1. Inbound authentication, beyond the token.
-  if (AuthFailure f = r.auth->check(req, caller, r.row.id, replays_, now / 1000); f != AuthFailure::kNone) {
+  // 1. Inbound authentication, beyond the token. A signed message's key (from signed content
+  //    only) replaces any unsigned Idempotency-Key: a replay finds the first execution.
+  std::string message_key;
+  if (AuthFailure f = r.auth->check(req, caller, now / 1000, &message_key); f != AuthFailure::kNone) {
     ctx_.metrics.trigger_rejected(RejectReason::kUnauthorized);
     ctx_.metrics.auth_failed(static_cast<size_t>(f));
     bool forbidden = f == AuthFailure::kSourceNotAllowed;
     return answer(error_response(forbidden ? 403 : 401, forbidden ? "forbidden" : "unauthorized", auth_message(f)));
   }
+  if (!message_key.empty()) t.idempotency_key = std::move(message_key);
 
   // 2. Rules decide whether and how the action runs.
   json body = r.rules->needs_body() || r.binds_request ? parse_body_json(req.body())
@@ -386,9 +401,13 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
   if (!d.error.ok()) return invalid(d.error);
   if (!d.run) return ignore(IgnoreReason::kRule, d.rule_name.empty() ? "a rule ignored the request" : "rule \"" + d.rule_name + "\" ignored the request", &d);
   json config = r.plain_config;
-  bool changed = false;
+  bool changed = false, inverted = false;
   if (d.set.is_object()) {
     for (const auto& [k, v] : d.set.items()) {
+      // Checked when the receiver was saved; checked again here because this is the promise.
+      if (std::find(r.request_fields.begin(), r.request_fields.end(), k) == r.request_fields.end())
+        return invalid(Status::Invalid("config." + k + " cannot be set per request",
+                                       {{"config." + k, "cannot be set per request"}}));
       config[k] = v;
       changed = true;
     }
@@ -404,7 +423,7 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
         auto inverse = r.driver->inverse(config);
         if (!inverse.ok()) return invalid(inverse.status());
         config = std::move(inverse).value();
-        changed = true;
+        changed = inverted = true;
       }
     }
     if (t.idempotency_key.empty()) t.idempotency_key = alertmanager_key(body);
@@ -417,27 +436,43 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
     config = std::move(bound).value();
     changed = true;
   }
-  std::string action = r.action;
   if (changed) {
     auto typed = r.driver->validate(config, /*check_peer=*/false);
     if (!typed.ok()) return invalid(typed.status());
+    // The URL grants its signed target, and its action (or, for a receiver configured to undo
+    // on resolve, the inverse): nothing a request carries may change them.
+    std::string action = r.driver->action(**typed);
+    if (r.driver->target(**typed) != r.target || (action != r.action && !inverted)) {
+      log::error("a request-bound config changed the receiver's target or action; refused",
+                 {{"receiver_id", r.row.id}, {"driver", r.row.driver}});
+      return invalid(Status::Invalid("this request would change what the trigger URL grants"));
+    }
     t.config = *typed;
     t.config_text = seal_config(config, r.secret_fields, ctx_.secrets, r.row.config).dump();
-    action = r.driver->action(**typed);
+    if (action != r.action) t.action = std::move(action);
   }
 
-  // 5. Limits: a token bucket over requests that would run, then the cooldown per action.
-  int64_t retry_after = 0, left_ms = 0;
-  if (!r.limiter->take(r.limits, now, &retry_after)) {
-    ctx_.metrics.trigger_rejected(RejectReason::kRateLimited);
-    auto resp = error_response(429, "rate_limited", "this receiver is being triggered too often; retry later");
-    resp.headers.emplace_back("Retry-After", std::to_string(retry_after));
-    return answer(std::move(resp));
+  // 5. Limits: the cooldown per action, then a token bucket, claimed until the commit.
+  const std::string& action = t.action.empty() ? r.action : t.action;
+  int64_t wait = 0;
+  switch (r.limiter->reserve(r.limits, action, now, claim, &wait)) {
+    case LimiterState::Verdict::kOk: return true;
+    case LimiterState::Verdict::kRateLimited: {
+      ctx_.metrics.trigger_rejected(RejectReason::kRateLimited);
+      auto resp = error_response(429, "rate_limited", "this receiver is being triggered too often; retry later");
+      resp.headers.emplace_back("Retry-After", std::to_string(wait));
+      return answer(std::move(resp));
+    }
+    case LimiterState::Verdict::kCoolingDown: break;
   }
-  if (!r.limiter->claim_cooldown(r.limits, action, now, &left_ms))
-    return ignore(IgnoreReason::kCooldown, "cooling down: \"" + action + "\" ran less than " +
-                  std::to_string(r.limits.cooldown_ms / 1000) + " s ago", nullptr);
-  return true;
+  // A sender retrying a delivery we accepted (its answer was lost) must hear about that
+  // execution, not "cooling down": only here, off the hot path, is the key looked up.
+  if (!t.idempotency_key.empty()) {
+    auto earlier = ctx_.store.find_execution_by_key(r.row.id, t.idempotency_key);
+    if (earlier.ok() && *earlier) return answer(accepted_response(**earlier, r.row.id, true));
+  }
+  return ignore(IgnoreReason::kCooldown, "cooling down: \"" + action + "\" ran less than " +
+                std::to_string(r.limits.cooldown_ms / 1000) + " s ago", nullptr);
 }
 
 // --- management API ----------------------------------------------------------------------
@@ -462,14 +497,51 @@ HttpResponse App::api(const HttpRequest& req, const std::vector<std::string_view
   return error_response(404, "not_found", "no such API path");
 }
 
-HttpResponse App::receiver_response(int status, const Result<ReceiverRow>& row) {
-  if (!row.ok()) return from_status(row.status());
-  auto r = make_receiver(*row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false);
-  if (!r.ok()) return from_status(r.status());
-  if (auto old = ctx_.receivers.find(row->id))  // cooldowns and rate limits outlive an edit
-    std::const_pointer_cast<Receiver>(*r)->limiter = old->limiter;
-  ctx_.receivers.put(*r);
-  return json_response(status, receiver_json(**r));
+// Every receiver change is committed, read back and published to the cache under one lock, so
+// the cache sees changes in commit order and only ever moves forward (ReceiverCache::put also
+// refuses older versions). Reads never write the cache.
+HttpResponse App::commit_receiver(int status, const std::function<Result<ReceiverRow>()>& write,
+                                  std::optional<bool> url_revoked) {
+  std::shared_ptr<const Receiver> published;
+  {
+    std::lock_guard lock(receiver_writes_);
+    auto row = write();
+    if (!row.ok()) return from_status(row.status());
+    auto r = make_receiver(*row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false);
+    if (!r.ok()) {
+      // Committed but unusable (e.g. its sealed secrets do not open): no older version may go on
+      // answering for it.
+      ctx_.receivers.erase(row->id, /*deleted=*/false);
+      return from_status(r.status());
+    }
+    if (auto old = ctx_.receivers.find(row->id))  // cooldowns and rate limits outlive an edit
+      std::const_pointer_cast<Receiver>(*r)->limiter = old->limiter;
+    else
+      seed_limiter(**r);
+    ctx_.receivers.put(*r);
+    published = *r;
+  }
+  auto body = receiver_json(*published);
+  if (!body.ok()) return from_status(body.status());
+  if (url_revoked) body.value()["url_revoked"] = *url_revoked;
+  return json_response(status, *body);
+}
+
+void App::seed_limiter(const Receiver& r) {
+  if (!r.limits.any()) return;
+  auto recent = ctx_.store.recent_executions(r.row.id, now_ms() - r.limits.memory_ms());
+  if (recent.ok())
+    r.limiter->seed(r.limits, *recent);
+  else
+    log::error("could not read recent executions for limits",
+               {{"receiver_id", r.row.id}, {"error", recent.status().message()}});
+}
+
+// The receiver as committed: the cached one when it is that version, else built for the view.
+Result<std::shared_ptr<const Receiver>> App::view_of(const ReceiverRow& row) {
+  auto cached = ctx_.receivers.find(row.id);
+  if (cached && cached->row.version == row.version) return cached;
+  return make_receiver(row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false);
 }
 
 HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
@@ -481,25 +553,41 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
     if (!limit || !offset)
       return error_response(400, "bad_query", "limit must be 1..500 and offset 0 or more");
     int64_t total = 0;
+    auto rows = ctx_.store.list_receivers(int(*limit), *offset, &total);
+    if (!rows.ok()) return from_status(rows.status());
     json items = json::array();
-    for (auto& row : ctx_.store.list_receivers(int(*limit), *offset, &total)) {
-      auto r = ctx_.receivers.find(row.id);
-      if (r && r->row.generation == row.generation && r->row.enabled == row.enabled)
-        items.push_back(receiver_json(*r));
-      else if (auto built = make_receiver(row, ctx_.drivers, ctx_.secrets, false); built.ok())
-        items.push_back(receiver_json(**built));
+    for (const auto& row : *rows) {
+      // A receiver that cannot be loaded is still listed, with why, so `total` and the page agree.
+      auto r = view_of(row);
+      if (!r.ok()) {
+        items.push_back({{"id", row.id}, {"name", row.name}, {"driver", row.driver},
+                         {"enabled", row.enabled}, {"error", r.status().message()}});
+        continue;
+      }
+      auto view = receiver_json(**r);
+      if (!view.ok()) return from_status(view.status());
+      items.push_back(std::move(view).value());
     }
     return json_response(200, {{"items", items}, {"total", total}, {"limit", *limit}, {"offset", *offset}});
   }
   auto id = parse_id(seg[1]);
   if (!id) return error_response(404, "not_found", "no such receiver");
   if (seg.size() == 2) {
-    if (req.method() == "GET") return receiver_response(200, ctx_.store.get_receiver(*id));
+    if (req.method() == "GET") {
+      auto row = ctx_.store.get_receiver(*id);
+      if (!row.ok()) return from_status(row.status());
+      auto r = view_of(*row);
+      if (!r.ok()) return from_status(r.status());
+      auto view = receiver_json(**r);
+      if (!view.ok()) return from_status(view.status());
+      return json_response(200, *view);
+    }
     if (req.method() == "PUT") return update_receiver(req, *id);
     if (req.method() == "DELETE") {
+      std::lock_guard lock(receiver_writes_);
       Status s = ctx_.store.delete_receiver(*id);
       if (!s.ok()) return from_status(s);
-      ctx_.receivers.erase(*id);
+      ctx_.receivers.erase(*id, /*deleted=*/true);
       HttpResponse r;
       r.status = 204;
       return r;
@@ -511,9 +599,12 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
   if (verb != "enable" && verb != "disable" && verb != "rotate" && verb != "test")
     return error_response(404, "not_found", "no such API path");
   if (req.method() != "POST") return method_not_allowed("POST");
-  if (verb == "enable") return receiver_response(200, ctx_.store.set_enabled(*id, true));
-  if (verb == "disable") return receiver_response(200, ctx_.store.set_enabled(*id, false));
-  if (verb == "rotate") return receiver_response(200, ctx_.store.bump_generation(*id));
+  Store& store = ctx_.store;
+  int64_t rid = *id;
+  if (verb == "enable") return commit_receiver(200, [&] { return store.set_enabled(rid, true); });
+  if (verb == "disable")
+    return commit_receiver(200, [&] { return store.set_enabled(rid, false); }, true);
+  if (verb == "rotate") return commit_receiver(200, [&] { return store.bump_generation(rid); }, true);
   // test: a dry run, the driver's plan without apply.
   auto receiver = ctx_.receivers.find(*id);
   if (!receiver) return error_response(404, "not_found", "no such receiver");
@@ -539,9 +630,11 @@ HttpResponse App::create_receiver(const HttpRequest& req) {
   row.auth = body.value("auth", json(nullptr));
   row.limits = body.value("limits", json(nullptr));
   row.enabled = body.value("enabled", true);
+  row.nonce = crypto::base64url_encode(crypto::random_bytes(16));
   auto checked = check_receiver(row, std::nullopt);
   if (!checked.ok()) return from_status(checked.status());
-  return receiver_response(201, ctx_.store.insert_receiver((*checked)->row));
+  const ReceiverRow& stored = (*checked)->row;
+  return commit_receiver(201, [&] { return ctx_.store.insert_receiver(stored); });
 }
 
 Result<std::shared_ptr<const Receiver>> App::check_receiver(ReceiverRow row,
@@ -550,18 +643,24 @@ Result<std::shared_ptr<const Receiver>> App::check_receiver(ReceiverRow row,
   if (driver) {
     auto secrets = secret_fields(*driver);
     row.config = seal_config(row.config, secrets, ctx_.secrets, previous ? previous->config : json(nullptr));
-    // Rules are stored and shown as written, so a secret may not be spelled out in a rule's "set".
+    // A rule's "set" may change only what the driver declares per request: never the target or
+    // the action the URL grants, nor a secret (rules are stored and shown as written).
+    auto allowed = request_fields(*driver);
     if (row.rules.is_object() && row.rules.contains("rules") && row.rules["rules"].is_array()) {
       const auto& rules = row.rules["rules"];
       for (size_t i = 0; i < rules.size(); ++i) {
         if (!rules[i].is_object() || !rules[i].contains("set") || !rules[i]["set"].is_object()) continue;
         for (const auto& [k, v] : rules[i]["set"].items()) {
-          bool from_request = v.is_object() && v.contains("from_request");
-          if (!from_request && std::find(secrets.begin(), secrets.end(), k) != secrets.end()) {
-            std::string field = "rules.rules[" + std::to_string(i) + "].set." + k;
-            return Status::Invalid(field + " is a secret: set it in config, where it is stored sealed",
-                                   {{field, "is a secret: set it in config, where it is stored sealed"}});
-          }
+          if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
+          std::string field = "rules.rules[" + std::to_string(i) + "].set." + k;
+          std::string why = std::find(secrets.begin(), secrets.end(), k) != secrets.end()
+                                ? "is a secret: set it in config, where it is stored sealed"
+                                : "cannot be set per request: the trigger URL grants config." + k +
+                                      " as saved";
+          why += " (" + row.driver + " lets rules set:";
+          for (const auto& a : allowed) why += " " + a;
+          why += allowed.empty() ? " nothing)" : ")";
+          return Status::Invalid(field + " " + why, {{field, why}});
         }
       }
     }
@@ -577,6 +676,10 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
   json body;
   if (auto bad = parse_body(req, &body)) return *bad;
   if (Status s = check_receiver_body(body, false); !s.ok()) return from_status(s);
+  auto dry = req.query("dry_run");
+  if (dry && *dry != "true" && *dry != "false")
+    return error_response(400, "bad_query", "dry_run must be true or false");
+  bool dry_run = dry && *dry == "true";
   auto current = ctx_.store.get_receiver(id);
   if (!current.ok()) return from_status(current.status());
   if (body.contains("driver") && body["driver"] != current->driver)
@@ -592,7 +695,18 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
   row.enabled = body.value("enabled", current->enabled);
   auto checked = check_receiver(row, *current);
   if (!checked.ok()) return from_status(checked.status());
-  return receiver_response(200, ctx_.store.update_receiver(id, (*checked)->row));
+  // The URL is revoked only when what it grants changes (or the receiver is disabled): edits of
+  // bounds, rules, limits or the name keep it, so an alerting config keeps working.
+  auto before = view_of(*current);
+  bool revoke = !before.ok() || (*before)->target != (*checked)->target ||
+                (*before)->action != (*checked)->action || (current->enabled && !row.enabled);
+  if (dry_run)
+    return json_response(200, {{"dry_run", true}, {"valid", true}, {"url_revoked", revoke},
+                               {"description", (*checked)->description}});
+  const ReceiverRow& stored = (*checked)->row;
+  int64_t version = current->version;
+  return commit_receiver(
+      200, [&] { return ctx_.store.update_receiver(id, stored, version, revoke); }, revoke);
 }
 
 HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
@@ -621,8 +735,9 @@ HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::
   }
   json items = json::array();
   auto rows = ctx_.store.list_executions(f);
-  for (const auto& e : rows) items.push_back(execution_json(e));
-  json next = rows.size() == size_t(f.limit) ? json(rows.back().id) : json(nullptr);
+  if (!rows.ok()) return from_status(rows.status());
+  for (const auto& e : *rows) items.push_back(execution_json(e));
+  json next = rows->size() == size_t(f.limit) ? json(rows->back().id) : json(nullptr);
   return json_response(200, {{"items", items}, {"next_before", next}});
 }
 
@@ -675,7 +790,11 @@ HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::str
   if (seg.size() != 2 || (seg[1] != "pause" && seg[1] != "resume"))
     return error_response(404, "not_found", "no such API path");
   if (req.method() != "POST") return method_not_allowed("POST");
-  if (seg[1] == "pause") ctx_.executor.pause(); else ctx_.executor.resume();
+  // Recorded first: a pause that a restart forgot would let held work run.
+  bool pause = seg[1] == "pause";
+  if (Status s = ctx_.store.set_setting(kWorkersPausedSetting, pause ? "true" : "false"); !s.ok())
+    return from_status(s);
+  if (pause) ctx_.executor.pause(); else ctx_.executor.resume();
   log::info(seg[1] == "pause" ? "workers paused" : "workers resumed");
   return state();
 }

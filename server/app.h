@@ -7,6 +7,9 @@
 //   /api/v1/...                       management API, admin bearer token required (docs/api.md)
 #pragma once
 
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "../drivers/registry.h"
@@ -23,6 +26,9 @@
 #include "ui.h"
 
 namespace tripline {
+
+// The settings row that keeps the workers' pause across restarts.
+inline constexpr const char* kWorkersPausedSetting = "workers_paused";
 
 struct AppContext {
   Store& store;
@@ -53,7 +59,7 @@ class App {
   // Inbound auth, rules, Alertmanager, request-bound values and limits, for receivers that have
   // any. Fills `t` and answers true to go on, or answers the request itself and returns false.
   bool apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
-                            Responder& respond);
+                            Reservation* claim, Responder& respond);
   HttpResponse api(const HttpRequest& req, const std::vector<std::string_view>& segments);
   HttpResponse receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
   HttpResponse executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
@@ -64,16 +70,19 @@ class App {
 
   HttpResponse create_receiver(const HttpRequest& req);
   HttpResponse update_receiver(const HttpRequest& req, int64_t id);
-  HttpResponse receiver_response(int status, const Result<ReceiverRow>& row);
+  HttpResponse commit_receiver(int status, const std::function<Result<ReceiverRow>()>& write,
+                               std::optional<bool> url_revoked = std::nullopt);
+  Result<std::shared_ptr<const Receiver>> view_of(const ReceiverRow& row);
+  void seed_limiter(const Receiver& r);
   // Seals the body's secrets (keeping `previous` ones sent back redacted) and validates the
   // result against the driver and its peer.
   Result<std::shared_ptr<const Receiver>> check_receiver(ReceiverRow row,
                                                          const std::optional<ReceiverRow>& previous);
-  nlohmann::json receiver_json(const Receiver& r) const;
+  Result<nlohmann::json> receiver_json(const Receiver& r) const;
 
   AppContext ctx_;
   UiFiles ui_;
-  ReplayGuard replays_;
+  std::mutex receiver_writes_;  // serializes receiver changes: commit, read back, publish
 };
 
 }  // namespace tripline

@@ -104,6 +104,7 @@ void Executor::work() {
 
 bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
+  if (job.unrecorded) return record_finish(job, retry_in);
   ++job.attempts;
   int64_t started = now_ms();
   if (job.first_started_at == 0) {
@@ -140,22 +141,40 @@ bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
     fields["retry_in_ms"] = retry_in->count();
     fields["reason"] = outcome.reason;
     log::warn("execution will be retried", fields);
-    store_.requeue(job.id, outcome.reason, now_ms() + retry_in->count());
+    // Not recorded: the row stays "running" with its plan; the retry goes on from memory, and
+    // after a restart the recorded plan is re-applied, in the same lane order.
+    if (Status s = store_.requeue(job.id, outcome.reason, now_ms() + retry_in->count()); !s.ok())
+      log::error("could not record the retry", {{"execution_id", job.id}, {"error", s.message()}});
     return false;
   }
   ExecutionStatus final_status = outcome.ok() ? ExecutionStatus::kSucceeded : ExecutionStatus::kFailed;
   std::string error = outcome.reason;
   if (outcome.kind == Outcome::Kind::kRetryable)
     error += " (gave up after " + std::to_string(job.attempts) + " attempts)";
-  int64_t finished = now_ms();
-  Status s = store_.finish(job.id, final_status, outcome.result, error, finished);
-  if (!s.ok())  // it stays "running" in the database and is re-applied, harmlessly, on restart
-    log::error("could not record execution outcome", {{"execution_id", job.id}, {"error", s.message()}});
-  metrics_.execution_finished(std::string(job.driver->name()), to_string(final_status),
-                              (finished - job.first_started_at) / 1000.0);
-  fields["status"] = to_string(final_status);
-  if (!error.empty()) fields["error"] = error;
+  job.unrecorded = Job::Unrecorded{final_status, std::move(outcome.result), std::move(error), now_ms(), 0};
+  return record_finish(job, retry_in);
+}
+
+bool Executor::record_finish(Job& job, std::chrono::milliseconds* retry_in) {
+  Job::Unrecorded& u = *job.unrecorded;
+  ++u.tries;
+  Status s = store_.finish(job.id, u.status, u.result, u.error, u.finished_at);
+  if (!s.ok()) {
+    // 100 ms, doubling, at most 10 s between tries: the lane waits for the record.
+    *retry_in = std::chrono::milliseconds(std::min<int64_t>(10000, 100LL << std::min(u.tries - 1, 7)));
+    metrics_.store_write_failed();
+    log::error("could not record execution outcome; the target's lane waits until it is recorded",
+               {{"execution_id", job.id}, {"status", to_string(u.status)}, {"try", u.tries},
+                {"retry_in_ms", retry_in->count()}, {"error", s.message()}});
+    return false;
+  }
+  metrics_.execution_finished(std::string(job.driver->name()), to_string(u.status),
+                              (u.finished_at - job.first_started_at) / 1000.0);
+  nlohmann::json fields = {{"execution_id", job.id}, {"driver", job.driver->name()},
+                           {"attempt", job.attempts}, {"status", to_string(u.status)}};
+  if (!u.error.empty()) fields["error"] = u.error;
   log::info("execution finished", fields);
+  job.unrecorded.reset();
   return true;
 }
 

@@ -5,7 +5,8 @@
 // be reordered. Different targets run in parallel.
 //
 // Per execution: mark running -> plan (recorded durably) -> apply -> succeeded, or retry with
-// backoff (RetryPolicy), or failed. An execution recovered after a crash that already has a plan
+// backoff (RetryPolicy), or failed. A final status that cannot be written is retried until it
+// is, holding the lane. An execution recovered after a crash that already has a plan
 // re-applies that plan; the driver's apply() makes that a no-op when it had already taken effect.
 //
 // Workers wake at once on enqueue (condition variable, no polling). pause() holds all work:
@@ -17,6 +18,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <random>
 #include <string>
@@ -40,6 +42,17 @@ struct Job {
   nlohmann::json plan;      // null until planned
   int64_t created_at = 0;
   int64_t first_started_at = 0;
+  // The outcome is known but could not be recorded (database busy, disk full): only the record
+  // is retried, and the lane stays held until it lands, so no later execution on the target runs
+  // over an execution the database still calls "running" (a restart would re-apply its plan).
+  struct Unrecorded {
+    ExecutionStatus status = ExecutionStatus::kFailed;
+    nlohmann::json result;
+    std::string error;
+    int64_t finished_at = 0;
+    int tries = 0;
+  };
+  std::optional<Unrecorded> unrecorded;
 };
 
 class Executor {
@@ -68,8 +81,11 @@ class Executor {
   };
 
   void work();
-  // Runs one attempt; answers true when the job is done (succeeded or failed for good).
+  // Runs one attempt; answers true when the job is done (succeeded or failed for good) and that
+  // is recorded.
   bool run_once(Job& job, std::chrono::milliseconds* retry_in);
+  // Records a finished job's outcome; false (retry in *retry_in) when the store refused.
+  bool record_finish(Job& job, std::chrono::milliseconds* retry_in);
 
   Store& store_;
   Metrics& metrics_;

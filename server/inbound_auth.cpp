@@ -16,7 +16,6 @@ const char* to_string(AuthFailure f) {
     case AuthFailure::kBadCredential: return "bad_credential";
     case AuthFailure::kBadSignature: return "bad_signature";
     case AuthFailure::kStaleTimestamp: return "stale_timestamp";
-    case AuthFailure::kReplayed: return "replayed";
   }
   return "other";
 }
@@ -77,20 +76,6 @@ std::shared_ptr<const crypto::HmacKey> whsec_key(const std::string& secret) {
 
 }  // namespace
 
-bool ReplayGuard::first_time(const std::string& id, int64_t now_s, int64_t window_s) {
-  std::lock_guard lock(mu_);
-  if (now_s >= next_prune_) {
-    for (auto it = seen_.begin(); it != seen_.end();) it = it->second <= now_s ? seen_.erase(it) : std::next(it);
-    next_prune_ = now_s + 60;
-  }
-  auto [it, inserted] = seen_.try_emplace(id, now_s + window_s);
-  if (inserted) return true;
-  if (it->second <= now_s) {
-    it->second = now_s + window_s;
-    return true;
-  }
-  return false;
-}
 
 std::string standard_webhooks_signature(const std::string& secret, std::string_view id,
                                         std::string_view timestamp, std::string_view body) {
@@ -168,8 +153,9 @@ Result<std::shared_ptr<const InboundAuth>> InboundAuth::compile(const json& stor
   return std::shared_ptr<const InboundAuth>(a);
 }
 
-AuthFailure InboundAuth::check(const HttpRequest& req, std::string_view source, int64_t receiver_id,
-                               ReplayGuard& replays, int64_t now_s) const {
+AuthFailure InboundAuth::check(const HttpRequest& req, std::string_view source, int64_t now_s,
+                               std::string* message_key) const {
+  message_key->clear();
   if (empty_) return AuthFailure::kNone;
   if (!allow_sources_.empty()) {
     bool allowed = false;
@@ -183,19 +169,22 @@ AuthFailure InboundAuth::check(const HttpRequest& req, std::string_view source, 
     if (*t < now_s - tolerance_s_ || *t > now_s + tolerance_s_) return AuthFailure::kStaleTimestamp;
     return AuthFailure::kNone;
   };
-  std::string rid = std::to_string(receiver_id) + ":";
+  // All configured schemes must verify. The key: the Standard Webhooks id when that scheme is
+  // configured (a real message id, kept across the sender's retries), else the first MAC.
+  std::string key;
 
   if (github_) {
     auto sig = req.header("X-Hub-Signature-256");
     if (!sig) return AuthFailure::kMissingCredential;
     std::string expected = "sha256=" + crypto::hex(crypto::view(github_->mac(body)));
     if (!crypto::constant_time_equal(expected, *sig)) return AuthFailure::kBadSignature;
-    if (auto delivery = req.header("X-GitHub-Delivery"))
-      if (!replays.first_time(rid + "gh:" + *delivery, now_s, 24 * 3600)) return AuthFailure::kReplayed;
+    // X-GitHub-Delivery is not signed: the body's MAC is the message's identity.
+    if (key.empty()) key = "gh:" + expected.substr(7);
   }
   if (standard_) {
     auto id = req.header("webhook-id"), ts = req.header("webhook-timestamp"), sigs = req.header("webhook-signature");
     if (!id || !ts || !sigs) return AuthFailure::kMissingCredential;
+    if (id->empty() || id->size() > 200) return AuthFailure::kBadCredential;
     if (AuthFailure f = fresh(ts); f != AuthFailure::kNone) return f;
     std::string signed_content = *id + "." + *ts + ".";
     signed_content.append(body);
@@ -209,7 +198,8 @@ AuthFailure InboundAuth::check(const HttpRequest& req, std::string_view source, 
       if (one.rfind("v1,", 0) == 0) match |= crypto::constant_time_equal(one.substr(3), expected);
     }
     if (!match) return AuthFailure::kBadSignature;
-    if (!replays.first_time(rid + "sw:" + *id, now_s, 2 * tolerance_s_)) return AuthFailure::kReplayed;
+    // Signed: a sender's retry keeps its webhook-id (and re-signs with a new timestamp).
+    key = "sw:" + *id;
   }
   if (link_) {
     auto ts = req.header("X-Link-Webhook-Timestamp"), sig = req.header("X-Link-Webhook-Signature");
@@ -217,8 +207,9 @@ AuthFailure InboundAuth::check(const HttpRequest& req, std::string_view source, 
     if (AuthFailure f = fresh(ts); f != AuthFailure::kNone) return f;
     std::string signed_content = *ts + ".";
     signed_content.append(body);
-    if (!crypto::constant_time_equal(crypto::hex(crypto::view(link_->mac(signed_content))), *sig))
-      return AuthFailure::kBadSignature;
+    std::string expected = crypto::hex(crypto::view(link_->mac(signed_content)));
+    if (!crypto::constant_time_equal(expected, *sig)) return AuthFailure::kBadSignature;
+    if (key.empty()) key = "link:" + expected;
   }
   if (!bearer_hash_.empty() || !basic_hash_.empty()) {
     auto authz = req.header("Authorization");
@@ -237,6 +228,7 @@ AuthFailure InboundAuth::check(const HttpRequest& req, std::string_view source, 
     }
     if (!ok) return AuthFailure::kBadCredential;
   }
+  *message_key = std::move(key);
   return AuthFailure::kNone;
 }
 

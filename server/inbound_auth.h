@@ -9,7 +9,16 @@
 //    "tolerance_seconds": 300}           timestamp window for the timestamped schemes
 // Every configured signature scheme must verify; when a bearer token and/or basic credentials
 // are configured, one of them must match. Signatures are checked over the raw body in constant
-// time; a webhook-id or X-GitHub-Delivery seen before within the window is a replay.
+// time.
+//
+// Replays: a verified signature yields a message key drawn only from SIGNED content — the
+// Standard Webhooks webhook-id when that scheme is configured (it is inside the signed string),
+// else the GitHub or Link signature itself (a MAC of the body, and of the timestamp for Link). Unsigned headers such as
+// X-GitHub-Delivery or Idempotency-Key play no part. The trigger path uses the key as the
+// execution's idempotency key: a replay, or a sender's legitimate retry, finds the execution
+// the first delivery made (answered 202 with "replayed": true) instead of running again. The
+// memory is the executions table's unique index: durable across restarts, and no bigger than
+// the executions kept.
 //
 // At rest: HMAC secrets are sealed (SecretBox), the bearer token and basic password are stored
 // only as salted SHA-256. The API shows none of them.
@@ -17,7 +26,6 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -38,22 +46,8 @@ enum class AuthFailure {
   kBadCredential,
   kBadSignature,
   kStaleTimestamp,
-  kReplayed,
 };
 const char* to_string(AuthFailure f);
-
-// Remembers message ids (Standard Webhooks webhook-id, X-GitHub-Delivery) for a window.
-// In memory: a restart forgets them, but the timestamped schemes still refuse stale messages.
-class ReplayGuard {
- public:
-  // True when `id` was not seen within the window (and remembers it now).
-  bool first_time(const std::string& id, int64_t now_s, int64_t window_s);
-
- private:
-  std::mutex mu_;
-  std::unordered_map<std::string, int64_t> seen_;  // id -> expiry
-  int64_t next_prune_ = 0;
-};
 
 class InboundAuth {
  public:
@@ -67,8 +61,10 @@ class InboundAuth {
   static Result<std::shared_ptr<const InboundAuth>> compile(const nlohmann::json& stored,
                                                             const SecretBox& box);
 
-  AuthFailure check(const HttpRequest& request, std::string_view source, int64_t receiver_id,
-                    ReplayGuard& replays, int64_t now_s) const;
+  // On success with a signature scheme configured, `*message_key` is the replay key (see above;
+  // empty otherwise).
+  AuthFailure check(const HttpRequest& request, std::string_view source, int64_t now_s,
+                    std::string* message_key) const;
   bool empty() const { return empty_; }
 
  private:

@@ -58,6 +58,7 @@ void Ingest::run() {
       e.generation = t.receiver->row.generation;
       e.driver = &t.receiver->row.driver;
       e.config = t.config ? &t.config_text : &t.receiver->config_text;
+      e.action = t.action.empty() ? &t.receiver->action : &t.action;
       e.idempotency_key = t.idempotency_key;
       e.created_at = t.created_at;
       rows.push_back(std::move(e));

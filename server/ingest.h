@@ -30,11 +30,13 @@ class Ingest {
  public:
   using Done = std::function<void(const Status&, const Accepted&)>;
   // A trigger to record. config/config_text override the receiver's when the execution took
-  // values from its request (Driver::bind); otherwise they are empty.
+  // values from its request (Driver::bind, a rule's "set"); otherwise they are empty. So does
+  // action, when it differs from the receiver's (the inverse run on a resolved alert).
   struct Trigger {
     std::shared_ptr<const Receiver> receiver;
     std::shared_ptr<const DriverConfig> config;
     std::string config_text;
+    std::string action;
     std::string idempotency_key;
     int64_t created_at = 0;
     const DriverConfig& effective_config() const { return config ? *config : *receiver->config; }

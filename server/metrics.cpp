@@ -110,10 +110,10 @@ std::string Metrics::render() const {
     out += "tripline_triggers_ignored_total{reason=\"" + std::string(to_string(static_cast<IgnoreReason>(i))) +
            "\"} " + std::to_string(ignored_[i].load()) + "\n";
   static const char* kAuthReasons[] = {"none", "source_not_allowed", "missing_credential", "bad_credential",
-                                       "bad_signature", "stale_timestamp", "replayed", "other"};
+                                       "bad_signature", "stale_timestamp", "other"};
   out += "# HELP tripline_inbound_auth_failures_total Requests refused by a receiver's inbound authentication.\n";
   out += "# TYPE tripline_inbound_auth_failures_total counter\n";
-  for (size_t i = 1; i < 7; ++i)
+  for (size_t i = 1; i < 6; ++i)
     out += "tripline_inbound_auth_failures_total{reason=\"" + std::string(kAuthReasons[i]) + "\"} " +
            std::to_string(auth_failures_[i].load()) + "\n";
   {
@@ -131,6 +131,9 @@ std::string Metrics::render() const {
   out += "# HELP tripline_execution_start_delay_seconds Time from acceptance to the driver's first call.\n";
   out += "# TYPE tripline_execution_start_delay_seconds histogram\n";
   start_delay_.render(out, "tripline_execution_start_delay_seconds", "");
+  out += "# HELP tripline_execution_record_failures_total Execution outcomes the database refused (retried until written).\n";
+  out += "# TYPE tripline_execution_record_failures_total counter\n";
+  out += "tripline_execution_record_failures_total " + std::to_string(store_write_failures_.load()) + "\n";
   out += "# HELP tripline_queue_depth Executions accepted and not yet finished.\n";
   out += "# TYPE tripline_queue_depth gauge\n";
   out += "tripline_queue_depth " + std::to_string(queue_depth_ ? queue_depth_() : 0) + "\n";

@@ -70,16 +70,20 @@ class Metrics {
   void execution_finished(const std::string& driver, const std::string& status, double seconds);
   void execution_started(double seconds_since_trigger) { start_delay_.observe(seconds_since_trigger); }
   void set_queue_depth_source(std::function<size_t()> f) { queue_depth_ = std::move(f); }
+  // An execution's outcome could not be written (and will be tried again).
+  void store_write_failed() { store_write_failures_.fetch_add(1, std::memory_order_relaxed); }
 
   std::string render() const;
 
   // For tests.
   uint64_t rejected(RejectReason r) const { return rejected_[static_cast<size_t>(r)].load(); }
   uint64_t accepted() const { return accepted_.load(); }
+  uint64_t store_write_failures() const { return store_write_failures_.load(); }
 
  private:
   std::array<std::array<std::atomic<uint64_t>, 500>, static_cast<size_t>(Route::kCount)> requests_{};
   std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> store_write_failures_{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(RejectReason::kCount)> rejected_{};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(IgnoreReason::kCount)> ignored_{};
   std::array<std::atomic<uint64_t>, 8> auth_failures_{};

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "store.h"
+
 namespace tripline {
 
 Result<Limits> Limits::parse(const nlohmann::json& j) {
@@ -20,31 +22,73 @@ Result<Limits> Limits::parse(const nlohmann::json& j) {
   return l;
 }
 
-bool LimiterState::take(const Limits& l, int64_t now_ms, int64_t* retry_after_s) {
+int64_t Limits::memory_ms() const {
+  // A bucket emptied at t is full again at t + burst / rate.
+  int64_t refill = rate_per_s > 0 ? static_cast<int64_t>(std::ceil(burst / rate_per_s * 1000)) : 0;
+  return std::max(cooldown_ms, refill);
+}
+
+bool LimiterState::take_locked(const Limits& l, int64_t now_ms, int64_t* retry_after_s) {
   if (l.rate_per_s <= 0) return true;
-  std::lock_guard lock(mu_);
   if (tokens_ < 0) tokens_ = l.burst, refilled_at_ = now_ms;
-  tokens_ = std::min(l.burst, tokens_ + (now_ms - refilled_at_) / 1000.0 * l.rate_per_s);
-  refilled_at_ = now_ms;
+  tokens_ = std::min(l.burst, tokens_ + std::max<int64_t>(0, now_ms - refilled_at_) / 1000.0 * l.rate_per_s);
+  refilled_at_ = std::max(refilled_at_, now_ms);
   if (tokens_ >= 1) {
     tokens_ -= 1;
     return true;
   }
-  *retry_after_s = std::max<int64_t>(1, static_cast<int64_t>(std::ceil((1 - tokens_) / l.rate_per_s)));
+  if (retry_after_s)
+    *retry_after_s = std::max<int64_t>(1, static_cast<int64_t>(std::ceil((1 - tokens_) / l.rate_per_s)));
   return false;
 }
 
-bool LimiterState::claim_cooldown(const Limits& l, const std::string& action, int64_t now_ms, int64_t* left_ms) {
-  if (l.cooldown_ms <= 0) return true;
+LimiterState::Verdict LimiterState::reserve(const Limits& l, const std::string& action, int64_t now_ms,
+                                            Reservation* out, int64_t* wait) {
+  if (!l.any()) return Verdict::kOk;
   std::lock_guard lock(mu_);
-  auto [it, fresh] = last_run_.try_emplace(action, now_ms);
-  if (fresh) return true;
-  if (now_ms - it->second < l.cooldown_ms) {
-    *left_ms = l.cooldown_ms - (now_ms - it->second);
-    return false;
+  if (l.cooldown_ms > 0) {
+    auto it = last_run_.find(action);
+    if (it != last_run_.end() && now_ms - it->second < l.cooldown_ms) {
+      *wait = l.cooldown_ms - (now_ms - it->second);
+      return Verdict::kCoolingDown;
+    }
   }
-  it->second = now_ms;
-  return true;
+  if (!take_locked(l, now_ms, wait)) return Verdict::kRateLimited;
+  out->state_ = shared_from_this();
+  out->took_token_ = l.rate_per_s > 0;
+  if (l.cooldown_ms > 0) {
+    auto [it, fresh] = last_run_.try_emplace(action, now_ms);
+    if (!fresh) out->previous_run_ = it->second;
+    it->second = now_ms;
+    out->action_ = action;
+    out->claimed_at_ = now_ms;
+  }
+  return Verdict::kOk;
+}
+
+void Reservation::release() {
+  if (!state_) return;
+  std::lock_guard lock(state_->mu_);
+  if (took_token_) state_->tokens_ += 1;  // capped at burst by the next refill
+  if (!action_.empty()) {
+    // Only undo our own claim: a later claim of the same action stays.
+    auto it = state_->last_run_.find(action_);
+    if (it != state_->last_run_.end() && it->second == claimed_at_) {
+      if (previous_run_) it->second = *previous_run_; else state_->last_run_.erase(it);
+    }
+  }
+  state_.reset();
+}
+
+void LimiterState::seed(const Limits& l, const std::vector<RecentExecution>& executions) {
+  std::lock_guard lock(mu_);
+  for (const auto& e : executions) {
+    if (l.rate_per_s > 0) take_locked(l, e.created_at, nullptr);
+    if (l.cooldown_ms > 0) {
+      int64_t& last = last_run_[e.action];
+      last = std::max(last, e.created_at);
+    }
+  }
 }
 
 }  // namespace tripline

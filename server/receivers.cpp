@@ -30,6 +30,7 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
   r->config = *config;
   r->plain_config = std::move(plain).value();
   r->secret_fields = std::move(fields);
+  r->request_fields = request_fields(*driver);
   r->binds_request = driver->binds_request(**config);
   r->simple = !r->binds_request && r->auth->empty() && r->rules->trivial() && !r->limits.any();
   r->config_text = row.config.dump();
@@ -38,6 +39,15 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
   r->description = driver->describe(**config);
   r->row = std::move(row);
   return std::shared_ptr<const Receiver>(std::move(r));
+}
+
+std::vector<std::string> request_fields(const Driver& driver) {
+  std::vector<std::string> out;
+  auto schema = driver.config_schema();
+  if (auto props = schema.find("properties"); props != schema.end() && props->is_object())
+    for (const auto& [name, prop] : props->items())
+      if (prop.is_object() && prop.value("x-tripline-per-request", false)) out.push_back(name);
+  return out;
 }
 
 bool ReceiverCache::ConstantTimeEqual::operator()(std::string_view a, std::string_view b) const {
@@ -66,19 +76,24 @@ void ReceiverCache::publish(std::shared_ptr<Snapshot> next) {
   snapshot_.store(std::move(next), std::memory_order_release);
 }
 
-void ReceiverCache::put(std::shared_ptr<const Receiver> receiver) {
+bool ReceiverCache::put(std::shared_ptr<const Receiver> receiver) {
   std::lock_guard lock(write_mu_);
-  auto next = std::make_shared<Snapshot>();
   auto current = snapshot_.load();
+  int64_t rid = receiver->row.id;
+  if (erased_.count(rid)) return false;
+  if (auto it = current->by_id.find(rid); it != current->by_id.end() &&
+                                          it->second->row.version >= receiver->row.version)
+    return false;
+  auto next = std::make_shared<Snapshot>();
   next->by_id = current->by_id;
   next->tokens = current->tokens;
-  int64_t id = receiver->row.id;
-  next->tokens[id] = keyring_.sign(receiver->claims());
-  next->by_id[id] = std::move(receiver);
+  next->tokens[rid] = keyring_.sign(receiver->claims());
+  next->by_id[rid] = std::move(receiver);
   publish(std::move(next));
+  return true;
 }
 
-void ReceiverCache::erase(int64_t id) {
+void ReceiverCache::erase(int64_t id, bool deleted) {
   std::lock_guard lock(write_mu_);
   auto next = std::make_shared<Snapshot>();
   auto current = snapshot_.load();
@@ -86,6 +101,7 @@ void ReceiverCache::erase(int64_t id) {
   next->tokens = current->tokens;
   next->by_id.erase(id);
   next->tokens.erase(id);
+  if (deleted) erased_.insert(id);
   publish(std::move(next));
 }
 

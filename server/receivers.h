@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "../drivers/registry.h"
 #include "inbound_auth.h"
@@ -27,6 +28,7 @@ struct Receiver {
   std::shared_ptr<const DriverConfig> config;
   nlohmann::json plain_config;          // secrets opened: what bind() and validate() see
   std::vector<std::string> secret_fields;
+  std::vector<std::string> request_fields;  // what a rule's "set" may change (Driver contract)
   bool binds_request = false;           // executions take values from the trigger request
   std::string config_text;  // row.config serialized once: the execution snapshot
   std::string target;
@@ -40,9 +42,14 @@ struct Receiver {
   bool simple = true;
 
   TokenClaims claims() const {
-    return {row.id, row.generation, row.driver, target, action};
+    return {row.id, row.generation, row.driver, target, action, row.nonce};
   }
 };
+
+// The top-level config fields a driver lets a rule's "set" change per request: those its schema
+// marks "x-tripline-per-request": true (drivers/driver.h). Everything else (above all the target
+// and the action) is what the trigger URL grants, and no request can change it.
+std::vector<std::string> request_fields(const Driver& driver);
 
 // Resolves a stored row (secrets sealed) against the registry. check_peer asks the driver to
 // check its peer too.
@@ -58,8 +65,12 @@ class ReceiverCache {
   // the token is one this server issued for the receiver's current generation. A miss is not a
   // verdict: tokens signed with an older key still go through Keyring::verify.
   std::shared_ptr<const Receiver> find_by_token(std::string_view token) const;
-  void put(std::shared_ptr<const Receiver> receiver);
-  void erase(int64_t id);
+  // Publishes a receiver read back from committed state. The cache never moves backwards: a
+  // receiver older than (or as old as) the cached version of the same id is dropped, and so is
+  // one whose id was erased. Answers whether it was published.
+  bool put(std::shared_ptr<const Receiver> receiver);
+  // Removes a receiver. `deleted`: it is gone for good, and no later put() may bring it back.
+  void erase(int64_t id, bool deleted);
 
  private:
   struct ConstantTimeEqual {
@@ -78,6 +89,9 @@ class ReceiverCache {
   const Keyring& keyring_;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
   std::mutex write_mu_;
+  // Ids erased (deleted receivers): ids are never reused, so a put() for one of these is a stale
+  // read racing the delete. 8 bytes per deleted receiver.
+  std::unordered_set<int64_t> erased_;
 };
 
 }  // namespace tripline

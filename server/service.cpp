@@ -39,13 +39,20 @@ struct Service::Parts {
 
 namespace {
 
+// Executions on one target run one at a time. The key comes from the execution's own config,
+// both when it is accepted and when it is recovered after a restart (the trigger path has
+// already checked that it is the target the URL grants).
+std::string lane_key(const Driver& driver, const DriverConfig& config) {
+  return std::string(driver.name()) + ":" + driver.target(config);
+}
+
 Job job_for(const Ingest::Trigger& t, int64_t id) {
   const Receiver& r = *t.receiver;
   Job j;
   j.id = id;
   j.driver = r.driver;
   j.config = t.config ? t.config : r.config;
-  j.lane = r.row.driver + ":" + r.target;
+  j.lane = t.config ? lane_key(*r.driver, *t.config) : r.row.driver + ":" + r.target;
   j.created_at = t.created_at;
   return j;
 }
@@ -68,9 +75,11 @@ Status split_listen(const std::string& listen, std::string* host, uint16_t* port
 }
 
 // Puts every unfinished execution back in the queue, oldest first.
-void recover(Service::Parts& p) {
+Status recover(Service::Parts& p) {
   int recovered = 0;
-  for (ExecutionRow& e : p.store->unfinished_executions()) {
+  auto unfinished = p.store->unfinished_executions();
+  if (!unfinished.ok()) return unfinished.status();
+  for (const ExecutionRow& e : *unfinished) {
     const Driver* driver = p.drivers.find(e.driver);
     Result<std::shared_ptr<const DriverConfig>> config = Status::Invalid("unknown driver " + e.driver);
     if (driver) {
@@ -79,21 +88,23 @@ void recover(Service::Parts& p) {
       config = plain.ok() ? driver->validate(*plain, false) : plain.status();
     }
     if (!config.ok()) {
-      p.store->finish(e.id, ExecutionStatus::kFailed, nullptr,
-                      "cannot resume after restart: " + config.status().message(), now_ms());
+      Status s = p.store->finish(e.id, ExecutionStatus::kFailed, nullptr,
+                                 "cannot resume after restart: " + config.status().message(), now_ms());
+      if (!s.ok()) return s;
       continue;
     }
     Job j;
     j.id = e.id;
     j.driver = driver;
     j.config = *config;
-    j.lane = e.driver + ":" + driver->target(**config);
+    j.lane = lane_key(*driver, **config);
     j.attempts = e.attempts;
     j.plan = e.plan;  // re-applied as recorded: nothing happens twice
     p.executor->enqueue(std::move(j));
     ++recovered;
   }
   if (recovered) log::info("resumed unfinished executions", {{"count", recovered}});
+  return Status::Ok();
 }
 
 }  // namespace
@@ -124,7 +135,9 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
     if (!c) return Status::Invalid("--trusted-proxies: \"" + text + "\" is not an address or CIDR range");
     proxies.push_back(*c);
   }
-  auto store = Store::open(o.data_dir + "/tripline.db");
+  StoreOptions store_options;
+  store_options.busy_timeout_ms = o.store_busy_timeout_ms;
+  auto store = Store::open(o.data_dir + "/tripline.db", store_options);
   if (!store.ok()) return store.status();
   p.store = std::move(store).value();
 
@@ -141,13 +154,23 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
     p.generated_admin_token = created->second;
   }
 
-  for (auto& row : p.store->all_receivers()) {
+  auto rows = p.store->all_receivers();
+  if (!rows.ok()) return rows.status();
+  size_t receiver_count = rows->size();
+  for (auto& row : rows.value()) {
     int64_t id = row.id;
     auto r = make_receiver(std::move(row), p.drivers, p.secrets, /*check_peer=*/false);
-    if (r.ok())
-      p.receivers.put(*r);
-    else
+    if (!r.ok()) {
       log::error("receiver cannot be loaded; its URL will not work", {{"receiver_id", id}, {"error", r.status().message()}});
+      continue;
+    }
+    // Cooldowns and rate limits continue from the committed executions: a restart reopens none.
+    if ((*r)->limits.any()) {
+      auto recent = p.store->recent_executions(id, now_ms() - (*r)->limits.memory_ms());
+      if (!recent.ok()) return recent.status();
+      (*r)->limiter->seed((*r)->limits, *recent);
+    }
+    p.receivers.put(*r);
   }
 
   p.executor = std::make_unique<Executor>(*p.store, p.metrics, o.retry, o.workers);
@@ -156,7 +179,14 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
       *p.store, [ex = p.executor.get()](const Ingest::Trigger& t, int64_t id) {
         ex->enqueue(job_for(t, id));
       });
-  recover(p);
+  if (Status s = recover(p); !s.ok()) return s;
+  // A pause survives restarts: held work stays held until someone resumes it.
+  auto paused = p.store->get_setting(kWorkersPausedSetting);
+  if (!paused.ok()) return paused.status();
+  if (*paused == std::optional<std::string>("true")) {
+    p.executor->pause();
+    log::warn("workers are paused (since before this start); POST /api/v1/workers/resume runs them");
+  }
   p.executor->start();
 
   AppContext ctx{*p.store, p.receivers, p.drivers, p.keyring, p.secrets, *p.ingest,
@@ -178,7 +208,7 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   log::info("tripline serving", {{"listen", host + ":" + std::to_string(p.http->port())},
                                  {"public_url", p.public_url},
                                  {"data_dir", o.data_dir},
-                                 {"receivers", p.store->all_receivers().size()}});
+                                 {"receivers", receiver_count}});
   return svc;
 }
 

@@ -25,6 +25,7 @@ struct ServiceOptions {
   RetryPolicy retry;
   std::string tls_cert, tls_key;
   std::vector<std::string> trusted_proxies;  // addresses/CIDRs whose X-Forwarded-For is believed
+  int store_busy_timeout_ms = 5000;          // how long a write waits for a database lock
 };
 
 class Service {

@@ -16,7 +16,8 @@ struct FieldError {
   std::string message;  // e.g. "must be at least min (3)"
 };
 
-class Status {
+// [[nodiscard]]: an ignored Status is a bug (a failed write that nobody handles).
+class [[nodiscard]] Status {
  public:
   enum class Code { kOk, kInvalid, kNotFound, kConflict, kUnavailable, kInternal };
 
@@ -45,7 +46,7 @@ class Status {
 
 // A value or the Status that explains its absence.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}   // NOLINT

@@ -3,7 +3,9 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
+#include <stdexcept>
 
 #include "migrations.h"
 
@@ -35,19 +37,29 @@ std::optional<ExecutionStatus> parse_execution_status(std::string_view s) {
 namespace {
 
 constexpr const char* kReceiverColumns =
-    "id, name, driver, config, enabled, generation, created_at, updated_at, rules, auth, limits";
+    "id, name, driver, config, enabled, generation, created_at, updated_at, rules, auth, limits, "
+    "nonce, version";
 constexpr const char* kExecutionColumns =
     "id, receiver_id, generation, driver, config, status, attempts, plan, result, error, "
-    "created_at, started_at, finished_at, next_attempt_at";
+    "created_at, started_at, finished_at, next_attempt_at, action";
 
 std::optional<int64_t> opt_int(const SQLite::Column& c) {
   if (c.isNull()) return std::nullopt;
   return c.getInt64();
 }
 
+// Stored JSON was written by us; a row that no longer parses is corruption, reported as an
+// error rather than handed on as a discarded value.
+nlohmann::json parse_stored(const SQLite::Column& c) {
+  auto j = nlohmann::json::parse(c.getString(), nullptr, false);
+  if (j.is_discarded())
+    throw std::runtime_error(std::string("column ") + c.getName() + " holds invalid JSON");
+  return j;
+}
+
 nlohmann::json opt_json(const SQLite::Column& c) {
   if (c.isNull()) return nullptr;
-  return nlohmann::json::parse(c.getString(), nullptr, false);
+  return parse_stored(c);
 }
 
 ReceiverRow read_receiver(SQLite::Statement& q) {
@@ -55,7 +67,7 @@ ReceiverRow read_receiver(SQLite::Statement& q) {
   r.id = q.getColumn(0).getInt64();
   r.name = q.getColumn(1).getString();
   r.driver = q.getColumn(2).getString();
-  r.config = nlohmann::json::parse(q.getColumn(3).getString(), nullptr, false);
+  r.config = parse_stored(q.getColumn(3));
   r.enabled = q.getColumn(4).getInt() != 0;
   r.generation = q.getColumn(5).getInt64();
   r.created_at = q.getColumn(6).getInt64();
@@ -63,6 +75,8 @@ ReceiverRow read_receiver(SQLite::Statement& q) {
   r.rules = opt_json(q.getColumn(8));
   r.auth = opt_json(q.getColumn(9));
   r.limits = opt_json(q.getColumn(10));
+  r.nonce = q.getColumn(11).getString();
+  r.version = q.getColumn(12).getInt64();
   return r;
 }
 
@@ -82,11 +96,12 @@ ExecutionRow read_execution(SQLite::Statement& q) {
   e.started_at = opt_int(q.getColumn(11));
   e.finished_at = opt_int(q.getColumn(12));
   e.next_attempt_at = opt_int(q.getColumn(13));
+  e.action = q.getColumn(14).isNull() ? "" : q.getColumn(14).getString();
   return e;
 }
 
-void configure(SQLite::Database& db) {
-  db.setBusyTimeout(5000);
+void configure(SQLite::Database& db, const StoreOptions& o) {
+  db.setBusyTimeout(o.busy_timeout_ms);
   db.exec("PRAGMA journal_mode=WAL");
   db.exec("PRAGMA synchronous=FULL");
   db.exec("PRAGMA foreign_keys=ON");
@@ -111,20 +126,20 @@ auto guarded(F&& f) -> decltype(f()) {
 
 Store::~Store() = default;
 
-Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions options) {
   std::unique_ptr<Store> s(new Store());
   try {
     s->writer_ = std::make_unique<SQLite::Database>(
         path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
-    configure(*s->writer_);
+    configure(*s->writer_, options);
     Status m = s->migrate();
     if (!m.ok()) return m;
     s->reader_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX);
-    configure(*s->reader_);
+    configure(*s->reader_, options);
     s->insert_execution_ = std::make_unique<SQLite::Statement>(
         *s->writer_,
         "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, "
-        "status, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?) "
+        "status, created_at, action) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) "
         "ON CONFLICT (receiver_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING");
     s->find_idempotent_ = std::make_unique<SQLite::Statement>(
         *s->writer_, "SELECT id FROM executions WHERE receiver_id = ? AND idempotency_key = ?");
@@ -180,7 +195,7 @@ Result<ReceiverRow> Store::insert_receiver(const ReceiverRow& r) {
     std::lock_guard lock(write_mu_);
     SQLite::Statement q(*writer_,
                         "INSERT INTO receivers (name, driver, config, rules, auth, limits, enabled, "
-                        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                        "created_at, updated_at, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     int64_t now = now_ms();
     q.bind(1, r.name);
     q.bind(2, r.driver);
@@ -191,6 +206,7 @@ Result<ReceiverRow> Store::insert_receiver(const ReceiverRow& r) {
     q.bind(7, r.enabled ? 1 : 0);
     q.bind(8, now);
     q.bind(9, now);
+    q.bind(10, r.nonce);
     q.exec();
     return writer_->getLastInsertRowid();
   });
@@ -216,10 +232,12 @@ Status update_one(std::mutex& mu, SQLite::Database& db, const char* sql, Bind&& 
 }
 }  // namespace
 
-Result<ReceiverRow> Store::update_receiver(int64_t id, const ReceiverRow& r) {
+Result<ReceiverRow> Store::update_receiver(int64_t id, const ReceiverRow& r,
+                                           int64_t expected_version, bool revoke) {
   Status s = update_one(write_mu_, *writer_,
                         "UPDATE receivers SET name = ?, config = ?, rules = ?, auth = ?, limits = ?, "
-                        "enabled = ?, generation = generation + 1, updated_at = ? WHERE id = ?",
+                        "enabled = ?, generation = generation + ?, version = version + 1, "
+                        "updated_at = ? WHERE id = ? AND version = ?",
                         [&](SQLite::Statement& q) {
                           q.bind(1, r.name);
                           q.bind(2, r.config.dump());
@@ -227,18 +245,28 @@ Result<ReceiverRow> Store::update_receiver(int64_t id, const ReceiverRow& r) {
                           bind_json(q, 4, r.auth);
                           bind_json(q, 5, r.limits);
                           q.bind(6, r.enabled ? 1 : 0);
-                          q.bind(7, now_ms());
-                          q.bind(8, id);
+                          q.bind(7, revoke ? 1 : 0);
+                          q.bind(8, now_ms());
+                          q.bind(9, id);
+                          q.bind(10, expected_version);
                         });
   if (s.code() == Status::Code::kConflict)
     return Status::Conflict("a receiver named \"" + r.name + "\" already exists");
+  if (s.code() == Status::Code::kNotFound) {
+    // No row at that version: either it is gone, or it changed while this edit was checked.
+    auto now = get_receiver(id);
+    if (!now.ok()) return now.status();
+    return Status::Conflict("the receiver changed while this edit was being checked; reload it and try again");
+  }
   if (!s.ok()) return s;
   return get_receiver(id);
 }
 
 Result<ReceiverRow> Store::set_enabled(int64_t id, bool enabled) {
   Status s = update_one(write_mu_, *writer_,
-                        "UPDATE receivers SET enabled = ?, updated_at = ? WHERE id = ?",
+                        // Disabling an enabled receiver revokes its URL.
+                        "UPDATE receivers SET generation = generation + (enabled AND NOT ?1), "
+                        "enabled = ?1, version = version + 1, updated_at = ?2 WHERE id = ?3",
                         [&](SQLite::Statement& q) {
                           q.bind(1, enabled ? 1 : 0);
                           q.bind(2, now_ms());
@@ -250,7 +278,8 @@ Result<ReceiverRow> Store::set_enabled(int64_t id, bool enabled) {
 
 Result<ReceiverRow> Store::bump_generation(int64_t id) {
   Status s = update_one(write_mu_, *writer_,
-                        "UPDATE receivers SET generation = generation + 1, updated_at = ? WHERE id = ?",
+                        "UPDATE receivers SET generation = generation + 1, version = version + 1, "
+                        "updated_at = ? WHERE id = ?",
                         [&](SQLite::Statement& q) {
                           q.bind(1, now_ms());
                           q.bind(2, id);
@@ -275,26 +304,32 @@ Result<ReceiverRow> Store::get_receiver(int64_t id) {
   });
 }
 
-std::vector<ReceiverRow> Store::list_receivers(int limit, int64_t offset, int64_t* total) {
-  std::lock_guard lock(read_mu_);
-  std::vector<ReceiverRow> out;
-  SQLite::Statement count(*reader_, "SELECT count(*) FROM receivers");
-  count.executeStep();
-  *total = count.getColumn(0).getInt64();
-  SQLite::Statement q(*reader_, std::string("SELECT ") + kReceiverColumns +
-                                    " FROM receivers ORDER BY id LIMIT ? OFFSET ?");
-  q.bind(1, limit);
-  q.bind(2, offset);
-  while (q.executeStep()) out.push_back(read_receiver(q));
-  return out;
+Result<std::vector<ReceiverRow>> Store::list_receivers(int limit, int64_t offset, int64_t* total) {
+  return guarded([&]() -> Result<std::vector<ReceiverRow>> {
+    std::lock_guard lock(read_mu_);
+    std::vector<ReceiverRow> out;
+    // One read transaction, so the total and the page agree.
+    SQLite::Transaction tx(*reader_, SQLite::TransactionBehavior::DEFERRED);
+    SQLite::Statement count(*reader_, "SELECT count(*) FROM receivers");
+    count.executeStep();
+    *total = count.getColumn(0).getInt64();
+    SQLite::Statement q(*reader_, std::string("SELECT ") + kReceiverColumns +
+                                      " FROM receivers ORDER BY id LIMIT ? OFFSET ?");
+    q.bind(1, limit);
+    q.bind(2, offset);
+    while (q.executeStep()) out.push_back(read_receiver(q));
+    return out;
+  });
 }
 
-std::vector<ReceiverRow> Store::all_receivers() {
-  std::lock_guard lock(read_mu_);
-  std::vector<ReceiverRow> out;
-  SQLite::Statement q(*reader_, std::string("SELECT ") + kReceiverColumns + " FROM receivers");
-  while (q.executeStep()) out.push_back(read_receiver(q));
-  return out;
+Result<std::vector<ReceiverRow>> Store::all_receivers() {
+  return guarded([&]() -> Result<std::vector<ReceiverRow>> {
+    std::lock_guard lock(read_mu_);
+    std::vector<ReceiverRow> out;
+    SQLite::Statement q(*reader_, std::string("SELECT ") + kReceiverColumns + " FROM receivers");
+    while (q.executeStep()) out.push_back(read_receiver(q));
+    return out;
+  });
 }
 
 // --- executions --------------------------------------------------------------------------
@@ -305,7 +340,9 @@ Status Store::insert_executions(std::vector<NewExecution>& batch) {
     SQLite::Transaction tx(*writer_);
     SQLite::Statement& q = *insert_execution_;
     for (NewExecution& e : batch) {
-      q.reset();
+      // tryReset: reset() re-throws the error of the statement's last step, so one failed
+      // commit (a lock held elsewhere) would fail the next batch too.
+      q.tryReset();
       q.bind(1, e.receiver_id);
       q.bind(2, e.generation);
       q.bindNoCopy(3, *e.driver);
@@ -315,13 +352,14 @@ Status Store::insert_executions(std::vector<NewExecution>& batch) {
       else
         q.bindNoCopy(5, e.idempotency_key);
       q.bind(6, e.created_at);
+      if (e.action) q.bindNoCopy(7, *e.action); else q.bind(7);
       if (q.exec() == 1) {
         e.id = writer_->getLastInsertRowid();
         e.replayed = false;
         continue;
       }
       SQLite::Statement& f = *find_idempotent_;
-      f.reset();
+      f.tryReset();
       f.bind(1, e.receiver_id);
       f.bindNoCopy(2, e.idempotency_key);
       if (!f.executeStep()) return Status::Internal("idempotency key vanished");
@@ -401,31 +439,89 @@ Result<ExecutionRow> Store::get_execution(int64_t id) {
   });
 }
 
-std::vector<ExecutionRow> Store::list_executions(const ExecutionFilter& f) {
-  std::string sql = std::string("SELECT ") + kExecutionColumns + " FROM executions WHERE 1=1";
-  if (f.receiver_id) sql += " AND receiver_id = :rid";
-  if (f.status) sql += " AND status = :status";
-  if (f.before_id > 0) sql += " AND id < :before";
-  sql += " ORDER BY id DESC LIMIT :limit";
-  std::lock_guard lock(read_mu_);
-  SQLite::Statement q(*reader_, sql);
-  if (f.receiver_id) q.bind(":rid", *f.receiver_id);
-  if (f.status) q.bind(":status", to_string(*f.status));
-  if (f.before_id > 0) q.bind(":before", f.before_id);
-  q.bind(":limit", f.limit);
-  std::vector<ExecutionRow> out;
-  while (q.executeStep()) out.push_back(read_execution(q));
-  return out;
+Result<std::vector<ExecutionRow>> Store::list_executions(const ExecutionFilter& f) {
+  return guarded([&]() -> Result<std::vector<ExecutionRow>> {
+    std::string sql = std::string("SELECT ") + kExecutionColumns + " FROM executions WHERE 1=1";
+    if (f.receiver_id) sql += " AND receiver_id = :rid";
+    if (f.status) sql += " AND status = :status";
+    if (f.before_id > 0) sql += " AND id < :before";
+    sql += " ORDER BY id DESC LIMIT :limit";
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_, sql);
+    if (f.receiver_id) q.bind(":rid", *f.receiver_id);
+    if (f.status) q.bind(":status", to_string(*f.status));
+    if (f.before_id > 0) q.bind(":before", f.before_id);
+    q.bind(":limit", f.limit);
+    std::vector<ExecutionRow> out;
+    while (q.executeStep()) out.push_back(read_execution(q));
+    return out;
+  });
 }
 
-std::vector<ExecutionRow> Store::unfinished_executions() {
-  std::lock_guard lock(read_mu_);
-  SQLite::Statement q(*reader_, std::string("SELECT ") + kExecutionColumns +
-                                    " FROM executions WHERE status IN ('queued', 'running') "
-                                    "ORDER BY id");
-  std::vector<ExecutionRow> out;
-  while (q.executeStep()) out.push_back(read_execution(q));
-  return out;
+Result<std::vector<ExecutionRow>> Store::unfinished_executions() {
+  return guarded([&]() -> Result<std::vector<ExecutionRow>> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_, std::string("SELECT ") + kExecutionColumns +
+                                      " FROM executions WHERE status IN ('queued', 'running') "
+                                      "ORDER BY id");
+    std::vector<ExecutionRow> out;
+    while (q.executeStep()) out.push_back(read_execution(q));
+    return out;
+  });
+}
+
+Result<std::optional<int64_t>> Store::find_execution_by_key(int64_t receiver_id, const std::string& key) {
+  return guarded([&]() -> Result<std::optional<int64_t>> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_,
+                        "SELECT id FROM executions WHERE receiver_id = ? AND idempotency_key = ?");
+    q.bind(1, receiver_id);
+    q.bind(2, key);
+    if (!q.executeStep()) return std::optional<int64_t>();
+    return std::optional<int64_t>(q.getColumn(0).getInt64());
+  });
+}
+
+Result<std::vector<RecentExecution>> Store::recent_executions(int64_t receiver_id, int64_t since_ms) {
+  return guarded([&]() -> Result<std::vector<RecentExecution>> {
+    std::lock_guard lock(read_mu_);
+    // Newest first along executions_by_receiver (ids grow with time), stopping at `since_ms`.
+    SQLite::Statement q(*reader_,
+                        "SELECT created_at, coalesce(action, '') FROM executions "
+                        "WHERE receiver_id = ? ORDER BY id DESC");
+    q.bind(1, receiver_id);
+    std::vector<RecentExecution> out;
+    while (q.executeStep()) {
+      int64_t at = q.getColumn(0).getInt64();
+      if (at < since_ms) break;
+      out.push_back({at, q.getColumn(1).getString()});
+    }
+    std::reverse(out.begin(), out.end());
+    return out;
+  });
+}
+
+Status Store::set_setting(const std::string& name, const std::string& value) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Statement q(*writer_,
+                        "INSERT INTO settings (name, value) VALUES (?, ?) "
+                        "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    q.bind(1, name);
+    q.bind(2, value);
+    q.exec();
+    return Status::Ok();
+  });
+}
+
+Result<std::optional<std::string>> Store::get_setting(const std::string& name) {
+  return guarded([&]() -> Result<std::optional<std::string>> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_, "SELECT value FROM settings WHERE name = ?");
+    q.bind(1, name);
+    if (!q.executeStep()) return std::optional<std::string>();
+    return std::optional<std::string>(q.getColumn(0).getString());
+  });
 }
 
 // --- admin tokens ------------------------------------------------------------------------

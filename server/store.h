@@ -35,7 +35,9 @@ struct ReceiverRow {
   nlohmann::json auth;    // null: none; secrets sealed or hashed (see inbound_auth.h)
   nlohmann::json limits;  // null: none (see receiver_limits.h)
   bool enabled = true;
-  int64_t generation = 1;
+  int64_t generation = 1;  // bumped when the URL is revoked (rotate, disable, new target/action)
+  std::string nonce;       // random per receiver, signed into its tokens ("" for pre-0.2 rows)
+  int64_t version = 1;     // bumped by every committed change of the row
   int64_t created_at = 0;
   int64_t updated_at = 0;
 };
@@ -50,6 +52,7 @@ struct ExecutionRow {
   int64_t generation = 0;
   std::string driver;
   std::string config;  // JSON text, snapshot at acceptance
+  std::string action;  // what it does ("up", "delete"...); "" for rows from before 0.2
   ExecutionStatus status = ExecutionStatus::kQueued;
   int attempts = 0;
   nlohmann::json plan;    // null until planned
@@ -65,6 +68,7 @@ struct NewExecution {
   int64_t generation = 0;
   const std::string* driver = nullptr;  // borrowed from the receiver cache for the call
   const std::string* config = nullptr;
+  const std::string* action = nullptr;
   std::string idempotency_key;          // empty: none
   int64_t created_at = 0;
   // Filled by insert_executions():
@@ -79,6 +83,16 @@ struct ExecutionFilter {
   int64_t before_id = 0;  // 0: newest first from the top; else ids below this (paging)
 };
 
+// An execution's time and action: what cooldowns and rate limits are rebuilt from.
+struct RecentExecution {
+  int64_t created_at = 0;
+  std::string action;
+};
+
+struct StoreOptions {
+  int busy_timeout_ms = 5000;  // how long a write waits for a lock held elsewhere
+};
+
 struct AdminTokenRow {
   int64_t id = 0;
   std::string name;
@@ -88,20 +102,24 @@ struct AdminTokenRow {
 
 class Store {
  public:
-  static Result<std::unique_ptr<Store>> open(const std::string& path);
+  static Result<std::unique_ptr<Store>> open(const std::string& path, StoreOptions options = {});
   ~Store();
 
-  // Receivers. Names are unique: a clash answers Conflict.
-  // Stores name, driver, config, rules, auth and limits of `r`.
+  // Receivers. Names are unique: a clash answers Conflict. Ids are never reused, not even those
+  // of deleted receivers. Every change bumps `version`.
+  // Stores name, driver, config, rules, auth, limits, enabled and nonce of `r`.
   Result<ReceiverRow> insert_receiver(const ReceiverRow& r);
-  // Replaces name, config, rules, auth and limits and bumps the generation (old URLs stop working).
-  Result<ReceiverRow> update_receiver(int64_t id, const ReceiverRow& r);
+  // Replaces name, config, rules, auth, limits and enabled, if the row is still at
+  // `expected_version` (else Conflict: it changed meanwhile). `revoke` bumps the generation.
+  Result<ReceiverRow> update_receiver(int64_t id, const ReceiverRow& r, int64_t expected_version,
+                                      bool revoke);
+  // Disabling revokes (bumps the generation): enabling again issues a new URL.
   Result<ReceiverRow> set_enabled(int64_t id, bool enabled);
   Result<ReceiverRow> bump_generation(int64_t id);
   Status delete_receiver(int64_t id);
   Result<ReceiverRow> get_receiver(int64_t id);
-  std::vector<ReceiverRow> list_receivers(int limit, int64_t offset, int64_t* total);
-  std::vector<ReceiverRow> all_receivers();
+  Result<std::vector<ReceiverRow>> list_receivers(int limit, int64_t offset, int64_t* total);
+  Result<std::vector<ReceiverRow>> all_receivers();
 
   // Inserts a batch in ONE transaction and commits it (the group commit of the trigger path).
   // On success every element has its id. On failure nothing of the batch is stored.
@@ -113,9 +131,17 @@ class Store {
   Status finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,
                 const std::string& error, int64_t finished_at);
   Result<ExecutionRow> get_execution(int64_t id);
-  std::vector<ExecutionRow> list_executions(const ExecutionFilter& filter);
+  Result<std::vector<ExecutionRow>> list_executions(const ExecutionFilter& filter);
   // Everything queued or running, oldest first: what a restart must pick up.
-  std::vector<ExecutionRow> unfinished_executions();
+  Result<std::vector<ExecutionRow>> unfinished_executions();
+  // The execution that an idempotency key (or a signed message id) already created, if any.
+  Result<std::optional<int64_t>> find_execution_by_key(int64_t receiver_id, const std::string& key);
+  // A receiver's executions created at or after `since_ms`, oldest first.
+  Result<std::vector<RecentExecution>> recent_executions(int64_t receiver_id, int64_t since_ms);
+
+  // Durable switches (e.g. "workers_paused"); nullopt when never set.
+  Status set_setting(const std::string& name, const std::string& value);
+  Result<std::optional<std::string>> get_setting(const std::string& name);
 
   // Admin credentials.
   Result<AdminTokenRow> insert_admin_token(const std::string& name, const std::string& token_hash);

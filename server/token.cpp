@@ -125,6 +125,7 @@ std::string Keyring::sign(const TokenClaims& c) const {
   const Key& key = keys_.back();
   nlohmann::json claims = {{"rid", c.receiver_id}, {"gen", c.generation}, {"drv", c.driver},
                            {"tgt", c.target},      {"act", c.action}};
+  if (!c.nonce.empty()) claims["rn"] = c.nonce;
   std::string signing_input = key.encoded_header + "." + crypto::base64url_encode(claims.dump());
   auto mac = key.hmac->mac(signing_input);
   return signing_input + "." + crypto::base64url_encode(crypto::view(mac));
@@ -167,6 +168,11 @@ TokenError Keyring::verify(std::string_view token, TokenClaims* out) const {
   out->driver = drv->get<std::string>();
   out->target = tgt->get<std::string>();
   out->action = act->get<std::string>();
+  out->nonce.clear();
+  if (auto rn = j.find("rn"); rn != j.end()) {
+    if (!rn->is_string()) return TokenError::kMalformed;
+    out->nonce = rn->get<std::string>();
+  }
   return TokenError::kNone;
 }
 

@@ -3,7 +3,11 @@
 // Format: JWS compact serialization (RFC 7515), HS256, so standard tools can read it:
 //   base64url(header) "." base64url(claims) "." base64url(HMAC-SHA256(key, header "." claims))
 //   header = {"alg":"HS256","kid":"<key id>","typ":"JWT"}
-//   claims = {"rid":<receiver id>,"gen":<generation>,"drv":"<driver>","tgt":"<target>","act":"<action>"}
+//   claims = {"rid":<receiver id>,"gen":<generation>,"rn":"<receiver nonce>","drv":"<driver>",
+//             "tgt":"<target>","act":"<action>"}
+//   "rn" is a random value made when the receiver is created (left out for receivers created
+//   before it existed), so a token names one receiver for good: no later receiver, not even one
+//   in a database recreated next to the same keys, is ever issued the same URL.
 //
 // Verification accepts only the exact header bytes this server issues for one of its keys, so
 // there is no algorithm negotiation at all (`alg: none`, RS/HS confusion and `crit` cannot get
@@ -34,6 +38,7 @@ struct TokenClaims {
   std::string driver;
   std::string target;
   std::string action;
+  std::string nonce;  // "" for receivers created before nonces
   bool operator==(const TokenClaims&) const = default;
 };
 

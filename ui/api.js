@@ -85,6 +85,8 @@ export const api = {
   receiver: (id) => request('GET', `/receivers/${encodeURIComponent(id)}`),
   createReceiver: (body) => request('POST', '/receivers', body),
   updateReceiver: (id, body) => request('PUT', `/receivers/${encodeURIComponent(id)}`, body),
+  // Validates an edit without saving it: { valid, url_revoked, description }.
+  previewUpdate: (id, body) => request('PUT', `/receivers/${encodeURIComponent(id)}?dry_run=true`, body),
   deleteReceiver: (id) => request('DELETE', `/receivers/${encodeURIComponent(id)}`),
   setEnabled: (id, enabled) => request('POST', `/receivers/${encodeURIComponent(id)}/${enabled ? 'enable' : 'disable'}`),
   rotate: (id) => request('POST', `/receivers/${encodeURIComponent(id)}/rotate`),

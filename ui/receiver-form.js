@@ -2,7 +2,7 @@
 // JSON Schema (schema-form.js); validation errors from the server land next to their fields.
 
 import { api } from './api.js';
-import { h, add, clear, announce } from './dom.js';
+import { h, add, clear, announce, confirmDialog } from './dom.js';
 import { schemaForm, MASK } from './schema-form.js';
 
 function stripSecrets(config, schema) {
@@ -188,8 +188,9 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     configBox,
     enabledField,
     advanced.el,
-    mode === 'edit' ? h('div', { class: 'alert alert-warn' },
-      h('strong', {}, 'Saving issues a new trigger URL. '), 'The current one stops working: update the places that use it.') : null,
+    mode === 'edit' ? h('div', { class: 'alert alert-info' },
+      h('strong', {}, 'The trigger URL stays the same '), 'when you change the name, bounds, rules or limits. ',
+      'Changing what it acts on or what it does issues a new URL: tripline asks before saving such an edit.') : null,
     h('div', { class: 'form-actions' }, submit, h('a', { href: cancelHref, class: 'btn btn-link' }, 'Cancel')));
 
   const aside = h('aside', { class: 'form-aside', 'aria-label': 'How it works' },
@@ -270,9 +271,27 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     submit.textContent = mode === 'edit' ? 'Saving…' : 'Creating…';
     formEl.setAttribute('aria-busy', 'true');
     try {
+      if (mode === 'edit') {
+        // The server says whether this edit revokes the URL (a new target or action) before
+        // anything is saved; such an edit needs a yes.
+        const preview = await api.previewUpdate(id, body);
+        if (preview.url_revoked) {
+          const ok = await confirmDialog({
+            title: 'This edit issues a new trigger URL',
+            body: [
+              h('p', {}, `Now: ${preview.description}. `,
+                h('strong', {}, 'The current URL stops working when you save'),
+                ' (it answers 401): update Alertmanager, scripts and CI jobs that use it.'),
+            ],
+            confirmLabel: 'Save and issue a new URL',
+            danger: true,
+          });
+          if (!ok) return;
+        }
+      }
       const saved = mode === 'edit' ? await api.updateReceiver(id, body) : await api.createReceiver(body);
       announce(mode === 'edit' ? `Saved ${saved.name}.` : `Created ${saved.name}.`, 'ok');
-      navigate(`#/receivers/${saved.id}?${mode === 'edit' ? 'saved' : 'created'}=1`);
+      navigate(`#/receivers/${saved.id}?${mode === 'edit' ? `saved=${saved.url_revoked ? 'new-url' : 'same-url'}` : 'created=1'}`);
     } catch (err) {
       if (err.status === 401) return;
       const unmatched = [];

@@ -97,10 +97,24 @@ function lastExecution(r) {
 // --- actions (shared by the list and a receiver's page) --------------------------------------
 
 async function toggleEnabled(r) {
+  if (r.enabled) {
+    // Disabling revokes: the URL in use never works again, even after an enable.
+    const ok = await confirmDialog({
+      title: `Disable ${r.name}?`,
+      body: [
+        h('p', {}, h('strong', {}, 'Its current trigger URL stops working for good'),
+          ' (it answers 401). Enabling the receiver later issues a new URL.'),
+        h('p', { class: 'muted' }, 'To hold executions for a while without changing URLs, pause the workers instead.'),
+      ],
+      confirmLabel: 'Disable receiver',
+      danger: true,
+    });
+    if (!ok) return null;
+  }
   const updated = await api.setEnabled(r.id, !r.enabled);
   announce(updated.enabled
-    ? `${r.name} is enabled: its trigger URL works again.`
-    : `${r.name} is disabled: its trigger URL now answers 403 until you enable it.`, 'ok');
+    ? `${r.name} is enabled: its trigger URL below works.`
+    : `${r.name} is disabled: its old trigger URL is revoked, and the new one answers 403 until you enable it.`, 'ok');
   return updated;
 }
 
@@ -159,7 +173,7 @@ function actionButtons(r, { onChange, onError, onDeleted, compact }) {
     h('a', { href: `#/receivers/${r.id}/clone`, class: `btn${small}`, dataset: { focusKey: `clone-${r.id}` } }, 'Clone'),
     h('button', {
       type: 'button', class: `btn${small}`, dataset: { focusKey: `toggle-${r.id}`, action: 'toggle' },
-      onclick: run(async () => onChange(await toggleEnabled(r))),
+      onclick: run(async () => { const u = await toggleEnabled(r); if (u) onChange(u); }),
     }, r.enabled ? 'Disable' : 'Enable'),
     h('button', {
       type: 'button', class: `btn${small}`, dataset: { focusKey: `rotate-${r.id}`, action: 'rotate' },
@@ -398,9 +412,11 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
   const execBox = h('div');
   const banner = query.get('created') ? h('div', { class: 'alert alert-ok', role: 'status', tabIndex: -1 },
     h('strong', {}, 'Receiver created. '), 'Copy its trigger URL below into Alertmanager, a script or CI.')
-    : query.get('saved') ? h('div', { class: 'alert alert-ok', role: 'status', tabIndex: -1 },
+    : query.get('saved') === 'new-url' ? h('div', { class: 'alert alert-ok', role: 'status', tabIndex: -1 },
       h('strong', {}, 'Saved. '), 'The trigger URL changed with this edit: update the places that use the old one.')
-      : null;
+      : query.get('saved') ? h('div', { class: 'alert alert-ok', role: 'status', tabIndex: -1 },
+        h('strong', {}, 'Saved. '), 'The trigger URL is unchanged.')
+        : null;
 
   drawHead();
   drawTrigger();

@@ -470,7 +470,8 @@ json config_schema() {
       {"description",
        "Upsert only: a fixed value, the address the trigger came from, or a string read from the "
        "trigger's JSON body. Checked against the record type (an A record takes an IPv4 "
-       "address) before anything is sent."}};
+       "address) before anything is sent."},
+      {"x-tripline-per-request", true}};
   return {
       {"$schema", "https://json-schema.org/draft/2020-12/schema"},
       {"title", "Update a DNS record"},

@@ -182,6 +182,12 @@ TEST_CASE("scale-service: executions queued at shutdown run after restart, each 
   CHECK(swarm.replicas("later") == 1);
   {
     TestServer s(dir);
+    // The pause outlives the restart (trust 9): nothing runs until someone resumes.
+    auto workers = json::parse(s.request("GET", "/api/v1/workers").body);
+    CHECK(workers["paused"] == true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(swarm.replicas("later") == 1);
+    REQUIRE(s.request("POST", "/api/v1/workers/resume").status == 200);
     for (int64_t id : ids) CHECK(s.wait_finished(id)["status"] == "succeeded");
     CHECK(swarm.replicas("later") == 4);
     // The same token still works after a restart (keys and receivers persisted); only the
@@ -208,10 +214,10 @@ TEST_CASE("scale-service: a crash after apply re-applies the recorded plan, not 
     // execution is "running" with its plan (2 -> 4) recorded, and the swarm already at 4.
     auto store = std::move(Store::open(dir + "/tripline.db")).value();
     std::string driver = "scale-service";
-    auto rcv = store->all_receivers().at(0);
-    std::string config = rcv.config.dump();
+    auto rcv = store->all_receivers()->at(0);
+    std::string config = rcv.config.dump(), action = "up";
     std::vector<NewExecution> batch(1);
-    batch[0] = {rcv.id, rcv.generation, &driver, &config, "", now_ms()};
+    batch[0] = {rcv.id, rcv.generation, &driver, &config, &action, "", now_ms()};
     REQUIRE(store->insert_executions(batch).ok());
     id = batch[0].id;
     REQUIRE(store->mark_running(id, 1, now_ms()).ok());
@@ -232,10 +238,11 @@ TEST_CASE("scale-service: a crash after apply re-applies the recorded plan, not 
   swarm.docker("service rm crashy");
 }
 
-TEST_CASE("scale-service: rotate, edit, disable and delete revoke trigger URLs") {
+TEST_CASE("scale-service: rotate, disable, delete and a new target revoke trigger URLs; other edits keep them") {
   if (!swarm_or_skip()) return;
   auto& swarm = Swarm::get();
   swarm.create_service("rev", 1);
+  swarm.create_service("rev2", 1);
   TestServer s;
   auto r = s.create_receiver(receiver("rev-up", "rev", "up", 1, 0, 20));
   std::string id = std::to_string(r["id"].get<int>());
@@ -245,25 +252,41 @@ TEST_CASE("scale-service: rotate, edit, disable and delete revoke trigger URLs")
   std::string second = rotated["trigger_url"];
   CHECK(second != first);
   CHECK(rotated["generation"] == 2);
+  CHECK(rotated["url_revoked"] == true);
   CHECK(s.trigger(first).status == 401);
   accepted_id(s.trigger(second));
 
+  // An edit of the bounds keeps the URL (trust 11): the alerting config that holds it works on.
   auto edited = s.request("PUT", "/api/v1/receivers/" + id, receiver("rev-up", "rev", "up", 2, 0, 20));
   REQUIRE(edited.status == 200);
-  std::string third = json::parse(edited.body)["trigger_url"];
+  CHECK(json::parse(edited.body)["trigger_url"] == second);
+  CHECK(json::parse(edited.body)["url_revoked"] == false);
+  accepted_id(s.trigger(second));
+
+  // The token header form works too and keeps the token out of the URL.
+  accepted_id(s.trigger(s.url() + "/_webhooks/trigger", {{"X-Tripline-Token", second.substr(second.rfind('/') + 1)}}));
+
+  // A new target is a new grant: the old URL dies.
+  auto moved = s.request("PUT", "/api/v1/receivers/" + id, receiver("rev-up", "rev2", "up", 2, 0, 20));
+  REQUIRE(moved.status == 200);
+  std::string third = json::parse(moved.body)["trigger_url"];
+  CHECK(json::parse(moved.body)["url_revoked"] == true);
   CHECK(s.trigger(second).status == 401);
   accepted_id(s.trigger(third));
 
-  // The token header form works too and keeps the token out of the URL.
-  accepted_id(s.trigger(s.url() + "/_webhooks/trigger", {{"X-Tripline-Token", third.substr(third.rfind('/') + 1)}}));
-
-  REQUIRE(s.request("POST", "/api/v1/receivers/" + id + "/disable").status == 200);
-  CHECK(s.trigger(third).status == 403);
-  REQUIRE(s.request("POST", "/api/v1/receivers/" + id + "/enable").status == 200);
-  accepted_id(s.trigger(third));
-  REQUIRE(s.request("DELETE", "/api/v1/receivers/" + id).status == 204);
+  // Disabling revokes: the URL issued before it never works again, even after an enable.
+  auto disabled = json::parse(s.request("POST", "/api/v1/receivers/" + id + "/disable").body);
+  std::string fourth = disabled["trigger_url"];
+  CHECK(fourth != third);
   CHECK(s.trigger(third).status == 401);
+  CHECK(s.trigger(fourth).status == 403);
+  REQUIRE(s.request("POST", "/api/v1/receivers/" + id + "/enable").status == 200);
+  CHECK(s.trigger(third).status == 401);
+  accepted_id(s.trigger(fourth));
+  REQUIRE(s.request("DELETE", "/api/v1/receivers/" + id).status == 204);
+  CHECK(s.trigger(fourth).status == 401);
   swarm.docker("service rm rev");
+  swarm.docker("service rm rev2");
 }
 
 TEST_CASE("scale-service: an Idempotency-Key returns the same execution") {

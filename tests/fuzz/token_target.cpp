@@ -36,6 +36,7 @@ struct Fixture {
         {42, 3, "scale-service", "swarm:web", "up"},
         {1, 1, "dns-update", "rfc2136:example.com/home.example.com/A", "upsert"},
         {9007199254740993, -1, "", "", ""},
+        {7, 2, "scale-service", "swarm:web", "up", "q3Jd9x0kL1mN2bV4cX6zAw"},  // with a nonce
     };
     for (const auto& c : claims) {
       signed_tokens.emplace_back(ring.sign(c), c);      // newest key

@@ -325,15 +325,23 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await screenshot('rotated');
   });
 
-  step('disable makes the URL answer 403; enable brings it back', async () => {
+  step('disable asks first, revokes the URL for good; the new URL answers 403 until enabled', async () => {
     const head = page.getByRole('group', { name: 'Actions for web-up' });
     await head.getByRole('button', { name: 'Disable' }).click();
+    await page.getByRole('dialog').getByText('stops working for good').waitFor();
+    await screenshot('disable-confirm');
+    await page.getByRole('dialog').getByRole('button', { name: 'Disable receiver' }).click();
     await page.locator('main h1 .badge', { hasText: 'Disabled' }).waitFor();
-    await page.getByText('its trigger URL answers 403').first().waitFor();
-    assert.equal((await post(triggerUrl)).status, 403);
+    await page.getByText('its old trigger URL is revoked').first().waitFor();
+    assert.equal((await post(triggerUrl)).status, 401, 'the URL in use before the disable is revoked');
+    const newUrl = (await server.api('GET', `/receivers/${receiverId}`)).body.trigger_url;
+    assert.notEqual(newUrl, triggerUrl);
+    assert.equal((await post(newUrl)).status, 403);
     await screenshot('disabled');
     await head.getByRole('button', { name: 'Enable' }).click();
     await page.locator('main h1 .badge', { hasText: 'Enabled' }).waitFor();
+    assert.equal((await post(triggerUrl)).status, 401, 'enabling does not bring the old URL back');
+    triggerUrl = newUrl;
   });
 
   step('edit keeps the form filled in; clone copies it under a new name', async () => {
@@ -342,13 +350,25 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'web-up');
     assert.equal(await page.getByLabel('Service', { exact: true }).inputValue(), 'web');
     assert.equal(await page.getByLabel(/^By how many \(up\/down\)/).inputValue(), '2');
-    await page.getByText('Saving issues a new trigger URL').waitFor();
+    await page.getByText('The trigger URL stays the same').waitFor();
     await page.getByLabel(/^By how many \(up\/down\)/).fill('1');
     await screenshot('edit-form');
     await page.getByRole('button', { name: 'Save changes' }).click();
-    await page.getByText('Saved.').waitFor();
+    await page.getByText('The trigger URL is unchanged.').waitFor();
     await page.getByText('Scale up web by 1, between 1 and 5').first().waitFor();
-    triggerUrl = (await page.locator('[data-testid="trigger-url"] pre').textContent()).trim();
+    assert.equal((await page.locator('[data-testid="trigger-url"] pre').textContent()).trim(), triggerUrl,
+      'an edit of the bounds keeps the URL');
+
+    // A new action is a new grant: the form asks first, and "Cancel" saves nothing.
+    await page.getByRole('group', { name: 'Actions for web-up' }).getByRole('link', { name: 'Edit' }).click();
+    await expectH1('Edit web-up');
+    await page.getByLabel('Action', { exact: true }).selectOption('down');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('dialog').getByText('The current URL stops working when you save').waitFor();
+    await screenshot('edit-revokes-confirm');
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    assert.equal((await server.api('GET', `/receivers/${receiverId}`)).body.action, 'up');
+    await page.getByRole('link', { name: 'Cancel' }).click();
 
     await page.getByRole('group', { name: 'Actions for web-up' }).getByRole('link', { name: 'Clone' }).click();
     await expectH1('Clone web-up');

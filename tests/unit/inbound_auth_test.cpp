@@ -4,6 +4,7 @@
 
 #include "../support/fake_request.h"
 #include "receiver_limits.h"
+#include "store.h"
 
 using namespace tripline;
 using tripline::test::FakeRequest;
@@ -28,51 +29,63 @@ TEST_CASE("standard webhooks: the specification's test vector") {
         "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
-TEST_CASE("standard webhooks: valid, forged, stale, and replayed messages") {
+TEST_CASE("standard webhooks: valid, forged and stale messages; the replay key is the signed id") {
   auto auth = compile({{"standard_webhooks_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}});
-  ReplayGuard replays;
+  std::string key;
   FakeRequest req;
   req.body_ = R"({"test": 2432232314})";
   req.headers_ = {{"webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"},
                   {"webhook-timestamp", "1614265330"},
                   {"webhook-signature", "v0,bogus v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}};
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow) == AuthFailure::kNone);
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow) == AuthFailure::kReplayed);
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow + 1000) == AuthFailure::kStaleTimestamp);
+  CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kNone);
+  // The replay key is the signed webhook-id: a retry (same id, new timestamp, new signature)
+  // yields the same key, so the trigger path answers it with the first execution.
+  CHECK(key == "sw:msg_p5jXN8AQM9LWM0D4loKWxJek");
+  CHECK(auth->check(req, "127.0.0.1", kNow + 1000, &key) == AuthFailure::kStaleTimestamp);
+  CHECK(key.empty());
   FakeRequest forged = req;
   forged.body_ = R"({"test": 1})";
   forged.headers_[0].second = "msg_other";
-  CHECK(auth->check(forged, "127.0.0.1", 1, replays, kNow) == AuthFailure::kBadSignature);
+  CHECK(auth->check(forged, "127.0.0.1", kNow, &key) == AuthFailure::kBadSignature);
   FakeRequest missing;
-  CHECK(auth->check(missing, "127.0.0.1", 1, replays, kNow) == AuthFailure::kMissingCredential);
+  CHECK(auth->check(missing, "127.0.0.1", kNow, &key) == AuthFailure::kMissingCredential);
 }
 
-TEST_CASE("github: X-Hub-Signature-256 over the raw body, deliveries not replayed") {
+TEST_CASE("trust 4: github's replay key comes from the signed body, not the unsigned X-GitHub-Delivery") {
   auto auth = compile({{"github_secret", "It's a Secret to Everybody"}});
-  ReplayGuard replays;
+  std::string key;
   FakeRequest req;
   req.body_ = "Hello, World!";  // GitHub's documented example
   req.headers_ = {{"X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
                   {"X-GitHub-Delivery", "d1"}};
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow) == AuthFailure::kNone);
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow) == AuthFailure::kReplayed);
+  CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kNone);
+  std::string first = key;
+  CHECK(first == "gh:757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
+  // A captured request replayed with another delivery id, or none, is the same message.
   req.headers_[1].second = "d2";
+  CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kNone);
+  CHECK(key == first);
+  req.headers_.pop_back();
+  CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kNone);
+  CHECK(key == first);
+  req.headers_.push_back({"X-GitHub-Delivery", "d3"});
   req.body_ = "Hello, World?";
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow) == AuthFailure::kBadSignature);
+  CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kBadSignature);
 }
 
 TEST_CASE("link scheme: hex HMAC of timestamp.body within the window") {
   auto auth = compile({{"link_secret", "s3cret"}, {"tolerance_seconds", 60}});
-  ReplayGuard replays;
+  std::string key;
   FakeRequest req;
   req.body_ = R"({"x":1})";
   std::string ts = std::to_string(kNow);
   std::string sig = crypto::hex(crypto::view(crypto::hmac_sha256("s3cret", ts + "." + req.body_)));
   req.headers_ = {{"X-Link-Webhook-Timestamp", ts}, {"X-Link-Webhook-Signature", sig}};
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow) == AuthFailure::kNone);
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow + 61) == AuthFailure::kStaleTimestamp);
+  CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kNone);
+  CHECK(key == "link:" + sig);
+  CHECK(auth->check(req, "127.0.0.1", kNow + 61, &key) == AuthFailure::kStaleTimestamp);
   req.headers_[1].second[0] = req.headers_[1].second[0] == 'a' ? 'b' : 'a';
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow) == AuthFailure::kBadSignature);
+  CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kBadSignature);
 }
 
 TEST_CASE("bearer and basic credentials are stored hashed and checked") {
@@ -83,16 +96,16 @@ TEST_CASE("bearer and basic credentials are stored hashed and checked") {
   CHECK(stored->dump().find("pw-123") == std::string::npos);
   CHECK(InboundAuth::redact(*stored)["bearer_token"] == kRedacted);
   auto auth = *InboundAuth::compile(*stored, box());
-  ReplayGuard replays;
+  std::string key;
   FakeRequest req;
   req.headers_ = {{"Authorization", "Bearer am-bearer-secret"}};
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow) == AuthFailure::kNone);
+  CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kNone);
   req.headers_ = {{"Authorization", "Basic YW06cHctMTIz"}};  // am:pw-123
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow) == AuthFailure::kNone);
+  CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kNone);
   req.headers_ = {{"Authorization", "Bearer wrong"}};
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow) == AuthFailure::kBadCredential);
+  CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kBadCredential);
   req.headers_ = {};
-  CHECK(auth->check(req, "127.0.0.1", 1, replays, kNow) == AuthFailure::kMissingCredential);
+  CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kMissingCredential);
   // An edit that sends the redacted value back keeps the old hash.
   auto edited = InboundAuth::prepare_for_storage(InboundAuth::redact(*stored), *stored, box());
   REQUIRE(edited.ok());
@@ -101,10 +114,10 @@ TEST_CASE("bearer and basic credentials are stored hashed and checked") {
 
 TEST_CASE("source allow-list answers 403 outside the ranges") {
   auto auth = compile({{"allow_sources", {"10.0.0.0/8"}}});
-  ReplayGuard replays;
+  std::string key;
   FakeRequest req;
-  CHECK(auth->check(req, "10.1.2.3", 1, replays, kNow) == AuthFailure::kNone);
-  CHECK(auth->check(req, "192.0.2.1", 1, replays, kNow) == AuthFailure::kSourceNotAllowed);
+  CHECK(auth->check(req, "10.1.2.3", kNow, &key) == AuthFailure::kNone);
+  CHECK(auth->check(req, "192.0.2.1", kNow, &key) == AuthFailure::kSourceNotAllowed);
 }
 
 TEST_CASE("auth config is validated field by field") {
@@ -121,19 +134,53 @@ TEST_CASE("auth config is validated field by field") {
 }
 
 TEST_CASE("limits: token bucket and per-action cooldown") {
-  auto l = *Limits::parse({{"rate_per_minute", 60}, {"burst", 2}, {"cooldown_seconds", 10}});
-  LimiterState s;
-  int64_t retry = 0, left = 0;
-  CHECK(s.take(l, 0, &retry));
-  CHECK(s.take(l, 0, &retry));
-  CHECK_FALSE(s.take(l, 0, &retry));
-  CHECK(retry == 1);
-  CHECK(s.take(l, 1000, &retry));  // one token per second
-  CHECK(s.claim_cooldown(l, "up", 0, &left));
-  CHECK_FALSE(s.claim_cooldown(l, "up", 4000, &left));
-  CHECK(left == 6000);
-  CHECK(s.claim_cooldown(l, "down", 4000, &left));  // the inverse is not held back
-  CHECK(s.claim_cooldown(l, "up", 10000, &left));
+  auto rate = *Limits::parse({{"rate_per_minute", 60}, {"burst", 2}});
+  auto s = std::make_shared<LimiterState>();
+  int64_t wait = 0;
+  Reservation a, b, c, d;
+  CHECK(s->reserve(rate, "up", 0, &a, &wait) == LimiterState::Verdict::kOk);
+  CHECK(s->reserve(rate, "up", 0, &b, &wait) == LimiterState::Verdict::kOk);
+  CHECK(s->reserve(rate, "up", 0, &c, &wait) == LimiterState::Verdict::kRateLimited);
+  CHECK(wait == 1);
+  CHECK(s->reserve(rate, "up", 1000, &d, &wait) == LimiterState::Verdict::kOk);  // one per second
+
+  auto cool = *Limits::parse({{"cooldown_seconds", 10}});
+  auto t = std::make_shared<LimiterState>();
+  Reservation up, up2, down, up3;
+  CHECK(t->reserve(cool, "up", 0, &up, &wait) == LimiterState::Verdict::kOk);
+  CHECK(t->reserve(cool, "up", 4000, &up2, &wait) == LimiterState::Verdict::kCoolingDown);
+  CHECK(wait == 6000);
+  CHECK(t->reserve(cool, "down", 4000, &down, &wait) == LimiterState::Verdict::kOk);  // the inverse is not held back
+  CHECK(t->reserve(cool, "up", 10000, &up3, &wait) == LimiterState::Verdict::kOk);
   CHECK_FALSE(Limits::parse({{"rate_per_minute", -1}}).ok());
   CHECK_FALSE(Limits::parse({{"burst_size", 1}}).ok());
+}
+
+TEST_CASE("trust 3: a released reservation gives back its token and its cooldown") {
+  auto l = *Limits::parse({{"rate_per_minute", 1}, {"burst", 1}, {"cooldown_seconds", 60}});
+  auto s = std::make_shared<LimiterState>();
+  int64_t wait = 0;
+  Reservation first;
+  REQUIRE(s->reserve(l, "up", 1000, &first, &wait) == LimiterState::Verdict::kOk);
+  first.release();  // the commit failed (503): the sender's retry must run
+  Reservation retry;
+  CHECK(s->reserve(l, "up", 1500, &retry, &wait) == LimiterState::Verdict::kOk);
+  Reservation third;
+  CHECK(s->reserve(l, "up", 2000, &third, &wait) == LimiterState::Verdict::kCoolingDown);
+}
+
+TEST_CASE("trust 9: limits rebuilt from committed executions hold after a restart") {
+  auto l = *Limits::parse({{"rate_per_minute", 60}, {"burst", 2}, {"cooldown_seconds", 30}});
+  auto s = std::make_shared<LimiterState>();
+  // What the store returns for the last memory_ms(): two "up" at 100 s and 101 s.
+  s->seed(l, {{100000, "up"}, {101000, "up"}});
+  int64_t wait = 0;
+  Reservation r;
+  CHECK(s->reserve(l, "up", 102000, &r, &wait) == LimiterState::Verdict::kCoolingDown);
+  CHECK(wait == 29000);
+  Reservation down1, down2;
+  // Two executions a second apart left one token of two; a fresh bucket would take two.
+  CHECK(s->reserve(l, "down", 101000, &down1, &wait) == LimiterState::Verdict::kOk);
+  CHECK(s->reserve(l, "set", 101000, &down2, &wait) == LimiterState::Verdict::kRateLimited);
+  CHECK(l.memory_ms() == 30000);
 }

@@ -54,10 +54,14 @@ TEST_CASE("store: receivers have unique names and generations bump on update and
   CHECK(r->auth.is_null());
   CHECK(s->insert_receiver(row).status().code() == Status::Code::kConflict);
   row.config = {{"service", "api"}};
-  CHECK(s->update_receiver(r->id, row)->generation == 2);
+  CHECK(s->update_receiver(r->id, row, r->version, /*revoke=*/true)->generation == 2);
+  CHECK(s->update_receiver(r->id, row, r->version, true).status().code() == Status::Code::kConflict);
+  CHECK(s->update_receiver(r->id, row, r->version + 1, /*revoke=*/false)->generation == 2);
   CHECK(s->bump_generation(r->id)->generation == 3);
   CHECK_FALSE(s->set_enabled(r->id, false)->enabled);
-  CHECK(s->get_receiver(r->id)->generation == 3);
+  CHECK(s->get_receiver(r->id)->generation == 4);  // disabling revokes
+  CHECK(s->set_enabled(r->id, true)->generation == 4);
+  CHECK(s->get_receiver(r->id)->version == 6);
   CHECK(s->delete_receiver(r->id).ok());
   CHECK(s->get_receiver(r->id).status().code() == Status::Code::kNotFound);
 }
@@ -81,7 +85,7 @@ TEST_CASE("store: a batch of executions commits together and idempotency keys re
   CHECK_FALSE(batch[1].replayed);
   CHECK(batch[2].replayed);
   CHECK(batch[2].id == batch[1].id);
-  CHECK(s->unfinished_executions().size() == 2);
+  CHECK(s->unfinished_executions()->size() == 2);
 
   REQUIRE(s->mark_running(batch[0].id, 1, now_ms()).ok());
   REQUIRE(s->record_plan(batch[0].id, {{"replicas", 5}}).ok());
@@ -90,8 +94,8 @@ TEST_CASE("store: a batch of executions commits together and idempotency keys re
   CHECK(e->status == ExecutionStatus::kSucceeded);
   CHECK(e->plan["replicas"] == 5);
   CHECK(e->attempts == 1);
-  CHECK(s->unfinished_executions().size() == 1);
+  CHECK(s->unfinished_executions()->size() == 1);
   ExecutionFilter f;
   f.status = ExecutionStatus::kQueued;
-  CHECK(s->list_executions(f).size() == 1);
+  CHECK(s->list_executions(f)->size() == 1);
 }
