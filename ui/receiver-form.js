@@ -197,7 +197,7 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     h('h2', { class: 'h3' }, 'How it works'),
     h('ol', {},
       h('li', {}, mode === 'edit' ? 'Change the settings and save.' : 'Pick what it should do and its bounds.'),
-      h('li', {}, mode === 'edit' ? 'You get a new trigger URL; the old one stops working.' : 'Create it: you get a trigger URL, a curl command and an Alertmanager snippet to copy.'),
+      h('li', {}, mode === 'edit' ? 'The trigger URL stays, unless the edit changes what it acts on or does: then you get a new one, and the old one stops working.' : 'Create it: you get a trigger URL, a curl command and an Alertmanager snippet to copy.'),
       h('li', {}, 'Press ', h('strong', {}, 'Send test'), ' on its page to see what it would change, without changing anything.'),
       h('li', {}, 'Every POST to the URL is recorded as an execution; watch them under ', h('a', { href: '#/executions' }, 'Executions'), '.')),
     h('p', { class: 'muted small' }, 'tripline checks the settings against the target when you save: a service that does not exist, or bounds the wrong way round, are reported next to the field.'));

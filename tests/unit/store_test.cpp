@@ -99,3 +99,40 @@ TEST_CASE("store: a batch of executions commits together and idempotency keys re
   f.status = ExecutionStatus::kQueued;
   CHECK(s->list_executions(f)->size() == 1);
 }
+
+TEST_CASE("trust 1: upgrading a 0.1 database keeps receivers and never reuses a deleted receiver's id") {
+  TempDir dir;
+  std::string db = dir.path + "/t.db";
+  {
+    // A database as 0.1 left it: migrations 1 and 2, receiver 5 alive, receiver 9 deleted but
+    // still named by its executions, and SQLite about to hand out 6 (or 10) again.
+    SQLite::Database raw(db, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    raw.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+    for (const auto& m : embedded_migrations()) {
+      if (m.version > 2) break;
+      raw.exec(std::string(m.sql));
+      raw.exec("INSERT INTO schema_migrations VALUES (" + std::to_string(m.version) + ", 'old', 0)");
+    }
+    raw.exec("INSERT INTO receivers (id, name, driver, config, generation, created_at, updated_at) "
+             "VALUES (5, 'old', 'scale-service', '{}', 3, 0, 0)");
+    raw.exec("INSERT INTO executions (receiver_id, generation, driver, config, status, created_at) "
+             "VALUES (9, 1, 'scale-service', '{}', 'succeeded', 0)");
+  }
+  auto s = std::move(Store::open(db)).value();
+  auto old = s->get_receiver(5);
+  REQUIRE(old.ok());
+  CHECK(old->generation == 3);
+  CHECK(old->nonce.empty());  // its URL is unchanged by the upgrade
+  ReceiverRow row;
+  row.name = "new";
+  row.driver = "scale-service";
+  row.config = nlohmann::json::object();
+  row.nonce = "n1";
+  auto fresh = s->insert_receiver(row);
+  REQUIRE(fresh.ok());
+  CHECK(fresh->id == 10);
+  CHECK(fresh->nonce == "n1");
+  REQUIRE(s->delete_receiver(fresh->id).ok());
+  row.name = "newer";
+  CHECK(s->insert_receiver(row)->id == 11);
+}
