@@ -501,6 +501,69 @@ Result<std::vector<RecentExecution>> Store::recent_executions(int64_t receiver_i
   });
 }
 
+Result<std::vector<int64_t>> Store::prunable_executions(const RetentionPolicy& p, int64_t now,
+                                                      int limit) {
+  return guarded([&]() -> Result<std::vector<int64_t>> {
+    std::lock_guard lock(read_mu_);
+    std::vector<int64_t> out;
+    const int64_t dedupe_before = now - p.dedupe_window_ms;
+    if (p.max_age_ms > 0) {
+      SQLite::Statement q(*reader_,
+                          "SELECT id FROM executions WHERE status IN ('succeeded', 'failed') "
+                          "AND created_at < ? AND (idempotency_key IS NULL OR created_at < ?) "
+                          "ORDER BY id LIMIT ?");
+      q.bind(1, now - p.max_age_ms);
+      q.bind(2, dedupe_before);
+      q.bind(3, limit);
+      while (q.executeStep()) out.push_back(q.getColumn(0).getInt64());
+    }
+    if (p.keep_per_receiver > 0 && int(out.size()) < limit) {
+      // Receivers over the count, then each one's finished rows older than its newest N.
+      SQLite::Statement over(*reader_,
+                             "SELECT receiver_id FROM executions GROUP BY receiver_id HAVING count(*) > ?");
+      over.bind(1, p.keep_per_receiver);
+      std::vector<int64_t> receivers;
+      while (over.executeStep()) receivers.push_back(over.getColumn(0).getInt64());
+      for (int64_t rid : receivers) {
+        SQLite::Statement q(*reader_,
+                            "SELECT id FROM executions WHERE receiver_id = ?1 "
+                            "AND status IN ('succeeded', 'failed') "
+                            "AND (idempotency_key IS NULL OR created_at < ?2) "
+                            "AND id < (SELECT id FROM executions WHERE receiver_id = ?1 "
+                            "          ORDER BY id DESC LIMIT 1 OFFSET ?3) "
+                            "ORDER BY id LIMIT ?4");
+        q.bind(1, rid);
+        q.bind(2, dedupe_before);
+        q.bind(3, p.keep_per_receiver - 1);
+        q.bind(4, limit - int(out.size()));
+        while (q.executeStep()) out.push_back(q.getColumn(0).getInt64());
+        if (int(out.size()) >= limit) break;
+      }
+      std::sort(out.begin(), out.end());
+      out.erase(std::unique(out.begin(), out.end()), out.end());
+    }
+    return out;
+  });
+}
+
+Result<int> Store::delete_executions(const std::vector<int64_t>& ids) {
+  return guarded([&]() -> Result<int> {
+    if (ids.empty()) return 0;
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_,
+                        "DELETE FROM executions WHERE id = ? AND status IN ('succeeded', 'failed')");
+    int n = 0;
+    for (int64_t id : ids) {
+      q.tryReset();
+      q.bind(1, id);
+      n += q.exec();
+    }
+    tx.commit();
+    return n;
+  });
+}
+
 Status Store::set_setting(const std::string& name, const std::string& value) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);

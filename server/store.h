@@ -89,6 +89,16 @@ struct RecentExecution {
   std::string action;
 };
 
+// How long finished executions are kept (docs/operations: --retention).
+struct RetentionPolicy {
+  int64_t max_age_ms = 30LL * 24 * 3600 * 1000;  // 0: no age limit
+  int64_t keep_per_receiver = 100000;            // the newest N per receiver; 0: no count limit
+  // A row carrying an idempotency key (an Alertmanager group, a signed message id, an
+  // Idempotency-Key) is kept at least this long whatever the limits above say: it is what
+  // answers a re-send with the first execution instead of running again.
+  int64_t dedupe_window_ms = 48LL * 3600 * 1000;
+};
+
 struct StoreOptions {
   int busy_timeout_ms = 5000;  // how long a write waits for a lock held elsewhere
 };
@@ -138,6 +148,12 @@ class Store {
   Result<std::optional<int64_t>> find_execution_by_key(int64_t receiver_id, const std::string& key);
   // A receiver's executions created at or after `since_ms`, oldest first.
   Result<std::vector<RecentExecution>> recent_executions(int64_t receiver_id, int64_t since_ms);
+
+  // Retention: up to `limit` ids of finished executions the policy lets go, oldest first (read
+  // on the reader connection: no write lock), then deleted in one short transaction.
+  Result<std::vector<int64_t>> prunable_executions(const RetentionPolicy& policy, int64_t now_ms,
+                                                   int limit);
+  Result<int> delete_executions(const std::vector<int64_t>& ids);
 
   // Durable switches (e.g. "workers_paused"); nullopt when never set.
   Status set_setting(const std::string& name, const std::string& value);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "migrations.h"
+#include "pruner.h"
 
 using namespace tripline;
 
@@ -135,4 +136,87 @@ TEST_CASE("trust 1: upgrading a 0.1 database keeps receivers and never reuses a 
   REQUIRE(s->delete_receiver(fresh->id).ok());
   row.name = "newer";
   CHECK(s->insert_receiver(row)->id == 11);
+}
+
+TEST_CASE("retention: finished executions are pruned by age and count; queued ones and dedupe keys inside their window stay") {
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  const int64_t now = now_ms(), day = 24LL * 3600 * 1000;
+  std::string driver = "scale-service", config = "{}", action = "up";
+  auto add = [&](int64_t receiver, int64_t created_at, std::string key) {
+    std::vector<NewExecution> b(1);
+    b[0].receiver_id = receiver;
+    b[0].generation = 1;
+    b[0].driver = &driver;
+    b[0].config = &config;
+    b[0].action = &action;
+    b[0].idempotency_key = std::move(key);
+    b[0].created_at = created_at;
+    REQUIRE(s->insert_executions(b).ok());
+    return b[0].id;
+  };
+  auto finish = [&](int64_t id) { REQUIRE(s->finish(id, ExecutionStatus::kSucceeded, nullptr, "", now).ok()); };
+  // Receiver 1: 1,200 finished executions 40 days old, 3 still queued from then, and an
+  // Alertmanager group notified an hour ago, finished.
+  std::vector<int64_t> old;
+  for (int i = 0; i < 1200; ++i) old.push_back(add(1, now - 40 * day, ""));
+  for (int64_t id : old) finish(id);
+  std::vector<int64_t> stuck;
+  for (int i = 0; i < 3; ++i) stuck.push_back(add(1, now - 40 * day, ""));
+  int64_t grouped = add(1, now - 3600 * 1000, "am:{}:{alertname=\"High\"}:firing");
+  finish(grouped);
+  // Receiver 2: 30 recent finished executions against a count limit of 10, the oldest five
+  // carrying keys inside the dedupe window.
+  std::vector<int64_t> recent;
+  for (int i = 0; i < 30; ++i) recent.push_back(add(2, now - 1000 + i, i < 5 ? "k" + std::to_string(i) : ""));
+  for (int64_t id : recent) finish(id);
+
+  RetentionPolicy p;  // 30 days
+  p.keep_per_receiver = 10;
+  int batches = 0;
+  Pruner pruner(*s, {p, 500, std::chrono::milliseconds(10), std::chrono::milliseconds(0)},
+                [&](int n) { ++batches; CHECK(n <= 500); });
+  auto pruned = pruner.run_once();
+  REQUIRE(pruned.ok());
+  CHECK(*pruned == 1200 + 15);
+  CHECK(batches >= 3);  // small batches, never one long transaction
+  for (int64_t id : stuck) CHECK(s->get_execution(id).ok());
+  CHECK(s->get_execution(grouped).ok());
+  for (int i = 0; i < 30; ++i) {
+    bool kept = s->get_execution(recent[i]).ok();
+    INFO("receiver 2 execution " << i);
+    CHECK(kept == (i < 5 || i >= 20));  // keyed ones inside the window, and the newest 10
+  }
+  // The re-sent notification still finds its execution: nothing runs twice.
+  std::vector<NewExecution> again(1);
+  again[0].receiver_id = 1;
+  again[0].driver = &driver;
+  again[0].config = &config;
+  again[0].action = &action;
+  again[0].idempotency_key = "am:{}:{alertname=\"High\"}:firing";
+  REQUIRE(s->insert_executions(again).ok());
+  CHECK(again[0].replayed);
+  CHECK(again[0].id == grouped);
+  // Past the dedupe window the keyed rows go too.
+  p.dedupe_window_ms = 0;
+  Pruner later(*s, {p, 500, std::chrono::milliseconds(10), std::chrono::milliseconds(0)});
+  CHECK(*later.run_once() == 5);
+}
+
+TEST_CASE("retention: --retention parses ages, counts, both, and off") {
+  RetentionPolicy p;
+  REQUIRE(parse_retention("7d", &p).ok());
+  CHECK(p.max_age_ms == 7LL * 24 * 3600 * 1000);
+  CHECK(p.keep_per_receiver == 0);
+  REQUIRE(parse_retention("12h,5000", &p).ok());
+  CHECK(p.max_age_ms == 12LL * 3600 * 1000);
+  CHECK(p.keep_per_receiver == 5000);
+  REQUIRE(parse_retention("off", &p).ok());
+  CHECK(p.max_age_ms == 0);
+  for (const char* bad : {"", "7", "0d", "-1", "7d,7d", "1w", "7d,", "abc"}) {
+    RetentionPolicy q;
+    INFO(bad);
+    if (std::string(bad) == "7") { CHECK(parse_retention(bad, &q).ok()); continue; }
+    CHECK_FALSE(parse_retention(bad, &q).ok());
+  }
 }

@@ -1,0 +1,47 @@
+// Retention: a background thread that deletes finished executions the RetentionPolicy lets go,
+// in batches of `batch` rows, each one short write transaction, with a pause between batches so
+// group commits of the trigger path never wait long behind it. Queued and running executions are
+// never pruned; rows carrying an idempotency key stay for the policy's dedupe window.
+//
+// Thread safety: start() and stop() from one thread; run_once() is for tests.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "store.h"
+
+namespace tripline {
+
+class Pruner {
+ public:
+  struct Options {
+    RetentionPolicy policy;
+    int batch = 500;
+    std::chrono::milliseconds interval{10000};  // between passes
+    std::chrono::milliseconds pause{20};        // between batches of one pass
+  };
+  Pruner(Store& store, Options options, std::function<void(int)> on_pruned = nullptr);
+  ~Pruner();
+  void start();
+  void stop();
+  // One pass: batches until nothing is left to prune. Answers the rows deleted.
+  Result<int64_t> run_once();
+
+ private:
+  void loop();
+  Store& store_;
+  const Options options_;
+  std::function<void(int)> on_pruned_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// "30d", "12h", "100000" (a count per receiver), "30d,100000", or "off" into `policy`.
+Status parse_retention(std::string_view text, RetentionPolicy* policy);
+
+}  // namespace tripline
