@@ -233,8 +233,6 @@ Status HttpServer::serve() {
     size_t pistache_cap = limits.max_body + limits.max_header_bytes + 1024;
     impl_->endpoint->setHandler(Http::make_handler<FramingGuard>(
         &impl_->app, limits, pistache_cap, std::chrono::seconds(10), std::chrono::seconds(30)));
-    if (!impl_->options.tls_cert.empty())
-      impl_->endpoint->useSSL(impl_->options.tls_cert, impl_->options.tls_key);
     impl_->endpoint->serveThreaded();
   } catch (const std::exception& e) {
     return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +
