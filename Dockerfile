@@ -44,8 +44,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 #   libpistache0, libssl3 (libssl+libcrypto), libcurl4, libsqlite3-0, libldns3 (dns-update
 #   driver); libstdc++6 is in the base.
 # ca-certificates: outgoing HTTPS calls made by actions verify peers against it.
-# curl: for HEALTHCHECK only; it costs ~0.5 MB here because libcurl4 is needed anyway, and unlike
-#   a bash /dev/tcp probe it also works when TRIPLINE_TLS_CERT switches the server to HTTPS.
+# curl: for HEALTHCHECK only; it costs ~0.5 MB here because libcurl4 is needed anyway.
 # apt-get clean: not every base image carries Docker's docker-clean apt hook; without it the
 #   package cache (~80 MB) would stay in this layer.
 RUN apt-get update \
@@ -69,14 +68,13 @@ VOLUME /var/lib/tripline
 EXPOSE 8080
 USER tripline
 
-# Follows TRIPLINE_LISTEN / TRIPLINE_TLS_CERT, so configure those through the environment rather
-# than --listen / --tls-cert flags, or the probe looks in the wrong place. A wildcard listen
-# address is probed on loopback; -k because only liveness is checked here, not the certificate.
+# Follows TRIPLINE_LISTEN, so configure it through the environment rather than the --listen flag,
+# or the probe looks in the wrong place. A wildcard listen address is probed on loopback. The
+# server speaks plain HTTP; HTTPS is a proxy's job (deploy/nginx).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
   CMD host="${TRIPLINE_LISTEN%:*}"; port="${TRIPLINE_LISTEN##*:}"; \
       case "$host" in ""|0.0.0.0|::|"[::]") host=127.0.0.1 ;; esac; \
-      scheme=http; [ -z "$TRIPLINE_TLS_CERT" ] || scheme=https; \
-      curl -fsSk --max-time 4 -o /dev/null "$scheme://$host:$port/healthz" || exit 1
+      curl -fsS --max-time 4 -o /dev/null "http://$host:$port/healthz" || exit 1
 
 ENTRYPOINT ["tripline"]
 CMD ["serve"]

@@ -8,7 +8,8 @@
 // bare LF is refused); at most `max_header_bytes` of header section and `max_headers` fields;
 // Content-Length, when present, is exactly one run of digits, given once, at most `max_body`;
 // Transfer-Encoding is refused (411: send Content-Length). A refused request gets its JSON error
-// response and the connection is closed: nothing after it on that connection is parsed.
+// response and the connection is closed: nothing after it on that connection is parsed (the
+// server adapter closes with a bounded linger, so a client still sending reads the answer).
 //
 // `Expect: 100-continue` is answered "100 Continue" at once; an HTTP/1.1 request without a
 // Connection header is passed on with `Connection: keep-alive` (the HTTP/1.1 default).

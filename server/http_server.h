@@ -1,5 +1,14 @@
 // The HTTP server: Pistache underneath, tripline's HttpRequest/HttpResponse above. Nothing else
 // in tripline includes Pistache headers.
+//
+// Plain HTTP only. Pistache 0.0.5 can serve TLS, but it runs each handshake to the end on its one
+// accept thread, so a single client that connects and stays silent stops every new connection;
+// TLS terminates in a reverse proxy instead (deploy/nginx, tested by tests/integration/nginx_tls_test.cpp).
+//
+// Requests refused before parsing (server/http_framing.h: 400, 411, 413, 431, 505) are answered at
+// once, even while the client is still sending, and then closed with a linger: the server stops
+// writing (FIN) but reads and drops what still comes, for at most 2 s and 16 MiB, so the client
+// reads the answer instead of a reset; past those bounds the connection is reset.
 #pragma once
 
 #include <cstdint>
@@ -16,8 +25,6 @@ struct HttpServerOptions {
   uint16_t port = 8080;  // 0: any free port (see HttpServer::port())
   int threads = 2;
   size_t max_request_bytes = 1 << 20;
-  std::string tls_cert;  // both set: serve HTTPS
-  std::string tls_key;
 };
 
 class HttpServer {

@@ -38,8 +38,6 @@ Flags of serve (each also read from the environment variable named after it):
   --max-attempts N        TRIPLINE_MAX_ATTEMPTS tries per execution before it fails (default 8)
   --retry-base-ms N       TRIPLINE_RETRY_BASE_MS first retry delay, doubling (default 500)
   --retry-max-ms N        TRIPLINE_RETRY_MAX_MS  longest retry delay (default 60000)
-  --tls-cert FILE         TRIPLINE_TLS_CERT     serve HTTPS with this certificate (PEM)...
-  --tls-key FILE          TRIPLINE_TLS_KEY      ...and this private key
   --log-level LEVEL       TRIPLINE_LOG_LEVEL    debug, info, warn or error (default info)
   --trusted-proxies LIST  TRIPLINE_TRUSTED_PROXIES  comma-separated addresses/CIDRs of reverse
                                                 proxies whose X-Forwarded-For is believed
@@ -48,6 +46,8 @@ Flags of serve (each also read from the environment variable named after it):
                           TRIPLINE_ADMIN_TOKEN  an admin credential to accept; when unset and no
                                                 admin token exists yet, one is generated and
                                                 printed once
+
+tripline serves plain HTTP. For HTTPS, put nginx in front of it: deploy/nginx/README.md.
 )";
 
 volatile sig_atomic_t g_stop = 0;
@@ -70,6 +70,21 @@ int to_int(const std::string& s, const char* name) {
   std::exit(2);
 }
 
+// Built-in TLS was removed: Pistache 0.0.5 runs each TLS handshake to the end on its single
+// accept thread, so one client that connects and sends nothing stalled every new connection.
+// Asking for it fails loudly instead of quietly serving plain HTTP where HTTPS was expected.
+constexpr const char* kRemovedTlsFlags[] = {"--tls-cert", "--tls-key"};
+constexpr const char* kRemovedTlsEnv[] = {"TRIPLINE_TLS_CERT", "TRIPLINE_TLS_KEY"};
+
+int refuse_builtin_tls(const char* what) {
+  std::fprintf(stderr,
+               "tripline: %s is no longer supported: tripline serves plain HTTP only. Terminate TLS in "
+               "a reverse proxy in front of it; a tested nginx recipe is in deploy/nginx/ (README.md, "
+               "tripline.conf)\n",
+               what);
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,7 +104,7 @@ int main(int argc, char** argv) {
 
   std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url, docker_host,
               workers = "4", http_threads = "2", max_attempts = "8", retry_base = "500",
-              retry_max = "60000", tls_cert, tls_key, log_level = "info", trusted_proxies;
+              retry_max = "60000", log_level = "info", trusted_proxies;
   docker_host = "unix:///var/run/docker.sock";
   Flag flags[] = {{"--listen", "TRIPLINE_LISTEN", &listen},
                   {"--data-dir", "TRIPLINE_DATA_DIR", &data_dir},
@@ -100,14 +115,16 @@ int main(int argc, char** argv) {
                   {"--max-attempts", "TRIPLINE_MAX_ATTEMPTS", &max_attempts},
                   {"--retry-base-ms", "TRIPLINE_RETRY_BASE_MS", &retry_base},
                   {"--retry-max-ms", "TRIPLINE_RETRY_MAX_MS", &retry_max},
-                  {"--tls-cert", "TRIPLINE_TLS_CERT", &tls_cert},
-                  {"--tls-key", "TRIPLINE_TLS_KEY", &tls_key},
                   {"--log-level", "TRIPLINE_LOG_LEVEL", &log_level},
                   {"--trusted-proxies", "TRIPLINE_TRUSTED_PROXIES", &trusted_proxies}};
   for (auto& f : flags)
     if (const char* v = std::getenv(f.env); v && *v) *f.value = v;
+  for (const char* env : kRemovedTlsEnv)
+    if (const char* v = std::getenv(env); v && *v && cmd == "serve") return refuse_builtin_tls(env);
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
+    for (const char* flag : kRemovedTlsFlags)
+      if (arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0) return refuse_builtin_tls(flag);
     bool matched = false;
     for (auto& f : flags) {
       std::string name = f.name;
@@ -143,10 +160,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tripline: --log-level must be debug, info, warn or error\n");
     return 2;
   }
-  if (tls_cert.empty() != tls_key.empty()) {
-    std::fprintf(stderr, "tripline: --tls-cert and --tls-key go together\n");
-    return 2;
-  }
 
   tripline::ServiceOptions o;
   o.listen = listen;
@@ -159,7 +172,6 @@ int main(int argc, char** argv) {
   o.retry.max_attempts = std::max(1, to_int(max_attempts, "--max-attempts"));
   o.retry.base = std::chrono::milliseconds(to_int(retry_base, "--retry-base-ms"));
   o.retry.max = std::chrono::milliseconds(to_int(retry_max, "--retry-max-ms"));
-  o.tls_cert = tls_cert;
   for (size_t start = 0; start < trusted_proxies.size();) {
     size_t comma = trusted_proxies.find(',', start);
     if (comma == std::string::npos) comma = trusted_proxies.size();
@@ -167,7 +179,6 @@ int main(int argc, char** argv) {
     if (!item.empty()) o.trusted_proxies.push_back(item);
     start = comma + 1;
   }
-  o.tls_key = tls_key;
 
   curl_global_init(CURL_GLOBAL_DEFAULT);
   ::umask(077);  // the database and keys are nobody else's business

@@ -192,14 +192,14 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   AppContext ctx{*p.store, p.receivers, p.drivers, p.keyring, p.secrets, *p.ingest,
                  *p.executor, p.metrics, *p.admin, std::move(proxies), ""};
   p.app = std::make_unique<App>(ctx);
-  HttpServerOptions http{host, port, o.http_threads, 1 << 20, o.tls_cert, o.tls_key};
+  HttpServerOptions http{host, port, o.http_threads, 1 << 20};
   p.http = std::make_unique<HttpServer>(*p.app, http);
   if (Status s = p.http->bind(); !s.ok()) return s;
 
   p.public_url = o.public_url;
   if (p.public_url.empty()) {
     std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    p.public_url = std::string(o.tls_cert.empty() ? "http" : "https") + "://" + shown + ":" +
+    p.public_url = "http://" + shown + ":" +
                    std::to_string(p.http->port());
   }
   while (!p.public_url.empty() && p.public_url.back() == '/') p.public_url.pop_back();

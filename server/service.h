@@ -17,13 +17,12 @@ namespace tripline {
 struct ServiceOptions {
   std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks a free one
   std::string data_dir = "./data";
-  std::string public_url;                 // empty: http(s)://<listen>
+  std::string public_url;                 // empty: http://<listen> (HTTPS: a proxy in front, deploy/nginx)
   std::string admin_token;                // empty: keep existing ones, or generate the first
   DriverEnv drivers;
   int http_threads = 2;
   int workers = 4;
   RetryPolicy retry;
-  std::string tls_cert, tls_key;
   std::vector<std::string> trusted_proxies;  // addresses/CIDRs whose X-Forwarded-For is believed
   int store_busy_timeout_ms = 5000;          // how long a write waits for a database lock
 };

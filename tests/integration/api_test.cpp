@@ -156,33 +156,3 @@ TEST_CASE("api: the web UI is served with a strict CSP, content types and revali
   CHECK(again.status == 304);
   CHECK(s.request("GET", "/no-such-file.js", nullptr, false).status == 404);
 }
-
-TEST_CASE("api: TLS is available with --tls-cert and --tls-key") {
-  std::string dir = make_temp_dir("tl-tls");
-  int rc = 0;
-  sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-     "-addext subjectAltName=IP:127.0.0.1 -keyout " + dir + "/key.pem -out " + dir + "/cert.pem 2>&1", &rc);
-  REQUIRE(rc == 0);
-  ServiceOptions o;
-  o.tls_cert = dir + "/cert.pem";
-  o.tls_key = dir + "/key.pem";
-  TestServer s("", o);
-  CHECK(s.url().rfind("https://", 0) == 0);
-  OutboundRequest r;
-  r.url = s.url() + "/healthz";
-  r.ca_file = dir + "/cert.pem";
-  auto resp = http_request(r);
-  INFO(resp.error);
-  CHECK(resp.status == 200);
-  // The framing guard works on the decrypted bytes too.
-  r.method = "POST";
-  r.url = s.url() + "/_webhooks/x.y.z";
-  r.headers = {{"Content-Length", "4000000000"}};
-  auto refused = http_request(r);
-  CHECK((refused.status == 413 || refused.transport_failed()));
-  r.method = "GET";
-  r.url = s.url() + "/healthz";
-  r.headers.clear();
-  CHECK(http_request(r).status == 200);
-  sh("rm -rf " + dir);
-}

@@ -1,13 +1,18 @@
 // Hostile bytes on a real socket: each gets the right 4xx (or a close) quickly, and the server
 // keeps answering /healthz.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <thread>
 
 #include "harness.h"
 
@@ -26,34 +31,55 @@ int connect_to(int port) {
   return fd;
 }
 
+// A blocking send() gives up after `seconds` (EAGAIN) instead of waiting for ever on a peer
+// that stopped reading.
+void send_timeout(int fd, int seconds) {
+  timeval tv{seconds, 0};
+  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0);
+}
+
 struct Exchange {
   std::string response;
-  bool closed = false;
+  bool closed = false;      // the server closed its side: EOF, or a reset after it
+  bool reset = false;       // ECONNRESET/EPIPE on a send or receive
+  size_t sent = 0;          // bytes of the request written
   double seconds = 0;
 };
 
-// Sends `bytes` (ignoring a reset mid-send) and reads until the server closes or `wait_ms` passes.
+// Sends `bytes` while reading, on a non-blocking socket, until the server has closed and the whole
+// request is sent (or sending failed), or `wait_ms` passes (counted from the connect). Reading
+// while writing matters: a server that answers early (413) and stops reading would otherwise
+// leave a blocking send() stuck on a full socket buffer with the answer unread. After the
+// server's FIN the rest is still sent, as an uploading client does.
 Exchange exchange(int port, const std::string& bytes, int wait_ms = 2000) {
   int fd = connect_to(port);
+  REQUIRE(::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
   auto start = Clock::now();
-  size_t sent = 0;
-  while (sent < bytes.size()) {
-    ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += size_t(n);
-  }
   Exchange e;
   char buf[65536];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
+  bool sending = !bytes.empty(), reading = true;
+  while (sending || reading) {
     int left = wait_ms - int(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
-    if (left <= 0 || ::poll(&p, 1, left) <= 0) break;
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) {
-      e.closed = true;
-      break;
+    if (left <= 0) break;
+    pollfd p{fd, short((reading ? POLLIN : 0) | (sending ? POLLOUT : 0)), 0};
+    if (::poll(&p, 1, left) <= 0) break;
+    if (reading && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        e.response.append(buf, size_t(n));
+      } else if (n == 0) {
+        e.closed = true, reading = false;
+      } else if (errno != EAGAIN && errno != EINTR) {
+        e.closed = true, reading = false, sending = false;
+        e.reset = errno == ECONNRESET || errno == EPIPE;
+      }
     }
-    e.response.append(buf, size_t(n));
+    if (sending && (p.revents & (POLLOUT | POLLHUP | POLLERR))) {
+      ssize_t n = ::send(fd, bytes.data() + e.sent, std::min<size_t>(bytes.size() - e.sent, 1 << 16), MSG_NOSIGNAL);
+      if (n > 0) e.sent += size_t(n);
+      else if (errno != EAGAIN && errno != EINTR) e.reset = true, sending = false;  // refused mid-send
+      if (e.sent == bytes.size()) sending = false;
+    }
   }
   e.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   ::close(fd);
@@ -107,6 +133,91 @@ TEST_CASE("hostile http: malformed framing gets the right 4xx, a JSON body and a
     healthy(s);
   }
   CHECK(s.execution_count() == 0);
+}
+
+// trust 12: in a clean Debian 12 container under load, the "oversized body" case above waited
+// 107 s with neither a 413 nor a close. Two defects. The test's client sent everything with a
+// blocking send() before reading. The server, right after writing the 413, shut the connection
+// down both ways and let Pistache close it while the client was still sending: that client
+// either got a reset mid-send, or (often, once its window was full) stayed blocked in send() for
+// about 106 s, neither accepted nor reset. Now the server answers, lingers (reads and drops the
+// rest for a bounded time and byte count), and ends with a reset only past those bounds.
+TEST_CASE("trust 12: a client still sending an oversized body reads its 413 and a clean close, every time") {
+  TestServer s;
+  int port = std::stoi(s.url().substr(s.url().rfind(':') + 1));
+  const std::string head = "POST /_webhooks/x HTTP/1.1\r\nHost: a\r\nContent-Length: ";
+
+  // The whole body is sent while the answer is read; under the drain bound nothing is reset.
+  std::string request = head + "10485760\r\n\r\n" + std::string(10485760, 'x');
+  for (int round = 0; round < 20; ++round) {
+    INFO("round " << round);
+    auto e = exchange(port, request, 3000);
+    CHECK(status(e) == 413);
+    CHECK(e.response.find("{\"error\":") != std::string::npos);
+    CHECK(e.closed);
+    CHECK_FALSE(e.reset);
+    CHECK(e.sent == request.size());
+    CHECK(e.seconds < 1.5);
+  }
+
+  // Step by step: the answer and the server's FIN come while the client still has body to send;
+  // what it sends next is taken and dropped (no reset) until the linger time ends.
+  int fd = connect_to(port);
+  send_timeout(fd, 2);
+  std::string start = head + "5000000\r\n\r\n" + std::string(65536, 'x');
+  REQUIRE(::send(fd, start.data(), start.size(), MSG_NOSIGNAL) == ssize_t(start.size()));
+  std::string answer;
+  char buf[4096];
+  auto began = Clock::now();
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 1000) == 1);
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    REQUIRE(n >= 0);
+    if (n == 0) break;  // the FIN after the answer
+    answer.append(buf, size_t(n));
+  }
+  CHECK(answer.rfind("HTTP/1.1 413", 0) == 0);
+  CHECK(Clock::now() - began < std::chrono::seconds(1));
+  std::string more(65536, 'y');
+  for (int i = 0; i < 5; ++i) {  // half a second of more body: each send is accepted
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ssize_t n = ::send(fd, more.data(), more.size(), MSG_NOSIGNAL);
+    INFO("send " << i << " after the answer: " << (n < 0 ? std::strerror(errno) : "ok"));
+    CHECK(n == ssize_t(more.size()));
+  }
+  // ...and the linger is bounded: within a few seconds the server stops taking bytes (reset).
+  bool refused = false;
+  while (!refused && Clock::now() - began < std::chrono::seconds(6)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    refused = ::send(fd, more.data(), more.size(), MSG_NOSIGNAL) < 0;
+  }
+  CHECK(refused);
+  ::close(fd);
+
+  // The byte bound: a client pouring bytes is cut off well before it has sent 256 MiB.
+  fd = connect_to(port);
+  send_timeout(fd, 2);
+  std::string flood = head + "268435456\r\n\r\n";
+  REQUIRE(::send(fd, flood.data(), flood.size(), MSG_NOSIGNAL) == ssize_t(flood.size()));
+  std::string chunk(1 << 20, 'z');
+  size_t poured = 0;
+  int error = 0;
+  began = Clock::now();
+  while (poured < (256u << 20) && Clock::now() - began < std::chrono::seconds(5)) {
+    ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      error = errno;
+      break;
+    }
+    poured += size_t(n);
+  }
+  INFO("poured " << poured << " bytes, then: " << std::strerror(error));
+  CHECK((error == ECONNRESET || error == EPIPE));  // cut off, not merely no longer read
+  CHECK(poured < (64u << 20));
+  CHECK(Clock::now() - began < std::chrono::seconds(2));
+  ::close(fd);
+  healthy(s);
 }
 
 TEST_CASE("hostile http: keep-alive is the HTTP/1.1 default and Expect: 100-continue is answered") {
