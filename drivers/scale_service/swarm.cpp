@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include "../../server/json_limits.h"
+
 namespace tripline::scale_service {
 
 SwarmApi::SwarmApi(const std::string& docker_host) : host_(docker_host) {
@@ -16,8 +18,9 @@ SwarmApi::SwarmApi(const std::string& docker_host) : host_(docker_host) {
 }
 
 OutboundResponse SwarmApi::call(const std::string& method, const std::string& path,
-                                const std::string& body) const {
+                                const std::string& body, std::chrono::milliseconds timeout) const {
   OutboundRequest req;
+  req.timeout = timeout;
   req.method = method;
   req.url = base_url_ + "/v1.41" + path;
   req.unix_socket = unix_socket_;
@@ -27,10 +30,11 @@ OutboundResponse SwarmApi::call(const std::string& method, const std::string& pa
 }
 
 SwarmApi::Answer SwarmApi::classify(const OutboundResponse& r) {
+  if (r.too_large) return {Error::kBadAnswer, r.error};
   if (r.transport_failed()) return {Error::kUnreachable, r.error};
   if (r.status >= 200 && r.status < 300) return {};
   std::string message = "HTTP " + std::to_string(r.status);
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  auto j = parse_json_bounded(r.body).value;
   if (j.is_object() && j.contains("message") && j["message"].is_string())
     message = j["message"].get<std::string>();
   if (r.status == 404) return {Error::kNotFound, message};
@@ -47,7 +51,13 @@ SwarmApi::Answer SwarmApi::inspect(const std::string& name, Service* out) const 
   auto r = call("GET", path);
   Answer a = classify(r);
   if (a.error != Error::kNone) return a;
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  return parse_service(r.body, out);
+}
+
+SwarmApi::Answer SwarmApi::parse_service(std::string_view body, Service* out) {
+  auto parsed = parse_json_bounded(body);
+  if (!parsed.ok()) return {Error::kBadAnswer, "the service JSON from Docker " + parsed.why()};
+  const nlohmann::json& j = parsed.value;
   try {
     out->id = j.at("ID").get<std::string>();
     out->version = j.at("Version").at("Index").get<int64_t>();
@@ -57,7 +67,7 @@ SwarmApi::Answer SwarmApi::inspect(const std::string& name, Service* out) const 
     // Docker omits Replicas when it is 0.
     out->replicas = out->replicated ? mode["Replicated"].value("Replicas", int64_t{0}) : 0;
   } catch (const nlohmann::json::exception& e) {
-    return {Error::kServer, std::string("unexpected service JSON from Docker: ") + e.what()};
+    return {Error::kBadAnswer, std::string("unexpected service JSON from Docker: ") + e.what()};
   }
   return {};
 }
@@ -67,6 +77,9 @@ SwarmApi::Answer SwarmApi::update(const Service& s) const {
                        s.spec.dump()));
 }
 
-SwarmApi::Answer SwarmApi::ping() const { return classify(call("GET", "/_ping")); }
+// Bounded well below the default so a hung Docker holds the /readyz prober only briefly.
+SwarmApi::Answer SwarmApi::ping() const {
+  return classify(call("GET", "/_ping", {}, std::chrono::milliseconds(3000)));
+}
 
 }  // namespace tripline::scale_service
