@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
+#include "secret_keys.h"
 #include "secrets.h"
 #include "receivers.h"
 #include "store.h"
@@ -115,7 +116,8 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   auto keyring = Keyring::load_or_create(o.data_dir + "/keys");
   if (!keyring.ok()) return keyring.status();
   p.keyring = *keyring;
-  auto secrets = SecretBox::load_or_create(o.data_dir, std::getenv("TRIPLINE_SECRET_KEY"));
+  auto secrets = SecretBox::load_or_create(o.data_dir, std::getenv("TRIPLINE_SECRET_KEY"),
+                                           std::getenv("TRIPLINE_SECRET_KEY_PREVIOUS"));
   if (!secrets.ok()) return secrets.status();
   p.secrets = *secrets;
   std::vector<Cidr> proxies;
@@ -129,6 +131,8 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   p.store = std::move(store).value();
 
   register_drivers(p.drivers, o.drivers);
+  // A wrong secrets key must stop the start, not hide receivers and fail queued executions.
+  if (Status s = check_sealed_data(*p.store, p.drivers, p.secrets); !s.ok()) return s;
 
   p.admin = std::make_unique<AdminAuth>(*p.store);
   p.admin->reload();

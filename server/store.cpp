@@ -469,6 +469,58 @@ Status Store::delete_admin_token(int64_t id) {
   });
 }
 
+// --- sealed secrets ----------------------------------------------------------------------
+
+std::vector<SealedText> Store::sealed_texts(bool include_finished_executions) {
+  std::lock_guard lock(read_mu_);
+  std::vector<SealedText> out;
+  using W = SealedText::Where;
+  // "sealed:v" starts every sealed value of every format (secrets.h).
+  SQLite::Statement r(*reader_,
+                      "SELECT id, config, auth, driver FROM receivers "
+                      "WHERE instr(config, 'sealed:v') > 0 OR instr(auth, 'sealed:v') > 0 ORDER BY id");
+  while (r.executeStep()) {
+    int64_t id = r.getColumn(0).getInt64();
+    for (int col : {1, 2}) {
+      if (r.getColumn(col).isNull()) continue;
+      std::string text = r.getColumn(col).getString();
+      if (text.find("sealed:v") == std::string::npos) continue;
+      out.push_back({col == 1 ? W::kReceiverConfig : W::kReceiverAuth, id, r.getColumn(3).getString(),
+                     false, std::move(text)});
+    }
+  }
+  SQLite::Statement e(*reader_,
+                      std::string("SELECT id, config, status IN ('succeeded', 'failed'), driver FROM executions "
+                                  "WHERE instr(config, 'sealed:v') > 0") +
+                          (include_finished_executions ? "" : " AND status IN ('queued', 'running')") +
+                          " ORDER BY id");
+  while (e.executeStep())
+    out.push_back({W::kExecutionConfig, e.getColumn(0).getInt64(), e.getColumn(3).getString(),
+                   e.getColumn(2).getInt() != 0, e.getColumn(1).getString()});
+  return out;
+}
+
+Status Store::rewrite_sealed_texts(const std::vector<SealedText>& texts) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement config(*writer_, "UPDATE receivers SET config = ? WHERE id = ?");
+    SQLite::Statement auth(*writer_, "UPDATE receivers SET auth = ? WHERE id = ?");
+    SQLite::Statement exec(*writer_, "UPDATE executions SET config = ? WHERE id = ?");
+    for (const SealedText& t : texts) {
+      SQLite::Statement& q = t.where == SealedText::Where::kReceiverConfig ? config
+                             : t.where == SealedText::Where::kReceiverAuth ? auth
+                                                                          : exec;
+      q.reset();
+      q.bind(1, t.text);
+      q.bind(2, t.id);
+      q.exec();
+    }
+    tx.commit();
+    return Status::Ok();
+  });
+}
+
 Status Store::check_writable() {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);

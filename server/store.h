@@ -86,6 +86,17 @@ struct AdminTokenRow {
   int64_t created_at = 0;
 };
 
+// Every stored JSON text that may hold sealed secrets (secrets.h): receivers' config and auth,
+// executions' config. For checking them against the key at start-up and re-sealing them.
+struct SealedText {
+  enum class Where { kReceiverConfig, kReceiverAuth, kExecutionConfig };
+  Where where = Where::kReceiverConfig;
+  int64_t id = 0;         // the receiver's or execution's id
+  std::string driver;     // whose config it is (its schema names the secret fields)
+  bool finished = false;  // an execution that succeeded or failed: never opened again
+  std::string text;       // JSON
+};
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> open(const std::string& path);
@@ -121,6 +132,12 @@ class Store {
   Result<AdminTokenRow> insert_admin_token(const std::string& name, const std::string& token_hash);
   std::vector<AdminTokenRow> list_admin_tokens();
   Status delete_admin_token(int64_t id);
+
+  // Sealed secrets at rest (secret_keys.h). Only texts that contain a sealed value are listed;
+  // finished executions only when asked (a full scan of the history: rotation, not start-up).
+  std::vector<SealedText> sealed_texts(bool include_finished_executions);
+  // Writes the given texts back, all in ONE transaction.
+  Status rewrite_sealed_texts(const std::vector<SealedText>& texts);
 
   // For /readyz: a write transaction can begin and roll back.
   Status check_writable();
