@@ -138,7 +138,11 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   p.admin->reload();
   if (!o.admin_token.empty()) {
     if (o.admin_token.size() < 16) return Status::Invalid("TRIPLINE_ADMIN_TOKEN must be at least 16 characters");
-    if (Status s = p.admin->ensure("from TRIPLINE_ADMIN_TOKEN", o.admin_token); !s.ok()) return s;
+    auto revoked = p.admin->use_env_token(o.admin_token);
+    if (!revoked.ok()) return revoked.status();
+    if (*revoked > 0)
+      log::info("TRIPLINE_ADMIN_TOKEN changed: the token of its previous value is revoked",
+                {{"revoked", *revoked}});
   } else if (p.admin->empty()) {
     auto created = p.admin->create("initial");
     if (!created.ok()) return created.status();

@@ -448,13 +448,14 @@ Result<AdminTokenRow> Store::insert_admin_token(const std::string& name,
 
 std::vector<AdminTokenRow> Store::list_admin_tokens() {
   std::lock_guard lock(read_mu_);
-  SQLite::Statement q(*reader_, "SELECT id, name, token_hash, created_at FROM admin_tokens ORDER BY id");
+  SQLite::Statement q(*reader_,
+                      "SELECT id, name, token_hash, created_at, from_env FROM admin_tokens ORDER BY id");
   std::vector<AdminTokenRow> out;
   while (q.executeStep()) {
     const auto& blob = q.getColumn(2);
     out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
                    std::string(static_cast<const char*>(blob.getBlob()), blob.getBytes()),
-                   q.getColumn(3).getInt64()});
+                   q.getColumn(3).getInt64(), q.getColumn(4).getInt() != 0});
   }
   return out;
 }
@@ -462,10 +463,37 @@ std::vector<AdminTokenRow> Store::list_admin_tokens() {
 Status Store::delete_admin_token(int64_t id) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
-    SQLite::Statement q(*writer_, "DELETE FROM admin_tokens WHERE id = ?");
+    // The "not the last one" check is part of the delete itself: two concurrent deletes (even
+    // from two processes) cannot both see two tokens and remove both.
+    SQLite::Statement q(*writer_,
+                        "DELETE FROM admin_tokens WHERE id = ? AND (SELECT count(*) FROM admin_tokens) > 1");
     q.bind(1, id);
-    if (q.exec() == 0) return Status::NotFound("no admin token with id " + std::to_string(id));
-    return Status::Ok();
+    if (q.exec() == 1) return Status::Ok();
+    SQLite::Statement exists(*writer_, "SELECT 1 FROM admin_tokens WHERE id = ?");
+    exists.bind(1, id);
+    if (exists.executeStep())
+      return Status::Conflict("this is the last admin token; create another first");
+    return Status::NotFound("no admin token with id " + std::to_string(id));
+  });
+}
+
+Result<int> Store::replace_env_admin_token(const std::string& name, const std::string& token_hash) {
+  return guarded([&]() -> Result<int> {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement revoke(*writer_, "DELETE FROM admin_tokens WHERE from_env = 1 AND token_hash <> ?");
+    revoke.bind(1, token_hash.data(), static_cast<int>(token_hash.size()));
+    int revoked = revoke.exec();
+    // A token created through the API with the same value becomes the managed row.
+    SQLite::Statement upsert(*writer_,
+                             "INSERT INTO admin_tokens (name, token_hash, created_at, from_env) "
+                             "VALUES (?, ?, ?, 1) ON CONFLICT (token_hash) DO UPDATE SET from_env = 1");
+    upsert.bind(1, name);
+    upsert.bind(2, token_hash.data(), static_cast<int>(token_hash.size()));
+    upsert.bind(3, now_ms());
+    upsert.exec();
+    tx.commit();
+    return revoked;
   });
 }
 

@@ -84,6 +84,7 @@ struct AdminTokenRow {
   std::string name;
   std::string token_hash;  // raw 32 bytes
   int64_t created_at = 0;
+  bool from_env = false;   // the row managed from TRIPLINE_ADMIN_TOKEN
 };
 
 // Every stored JSON text that may hold sealed secrets (secrets.h): receivers' config and auth,
@@ -131,7 +132,12 @@ class Store {
   // Admin credentials.
   Result<AdminTokenRow> insert_admin_token(const std::string& name, const std::string& token_hash);
   std::vector<AdminTokenRow> list_admin_tokens();
+  // Deletes it unless it is the last one (Conflict), in one statement, so concurrent deletes
+  // can never remove the last admin token between them.
   Status delete_admin_token(int64_t id);
+  // In one transaction: revokes the rows from_env whose hash is not `token_hash` and stores
+  // `token_hash` as the from_env row (if it is not stored yet). Answers how many were revoked.
+  Result<int> replace_env_admin_token(const std::string& name, const std::string& token_hash);
 
   // Sealed secrets at rest (secret_keys.h). Only texts that contain a sealed value are listed;
   // finished executions only when asked (a full scan of the history: rotation, not start-up).

@@ -97,6 +97,46 @@ std::string sealed_auth_secret(const std::string& dir) {
 
 }  // namespace
 
+TEST_CASE("trust 10a: a changed TRIPLINE_ADMIN_TOKEN revokes the old value") {
+  const std::string a = "admin-token-A-0123456789", b = "admin-token-B-0123456789";
+  std::string dir = make_temp_dir("tl-admin-env");
+  std::string api_token;
+  {
+    ServiceOptions o = no_docker();
+    o.admin_token = a;
+    TestServer s(dir, o);
+    CHECK(as(s, a, "GET", "/api/v1/tokens").status == 200);
+    // A token made through the API is not the managed one and must survive the change.
+    auto created = s.request("POST", "/api/v1/tokens", json{{"name", "ci"}}, false,
+                             {{"Authorization", "Bearer " + a}});
+    REQUIRE(created.status == 201);
+    api_token = json::parse(created.body)["token"];
+  }
+  {
+    ServiceOptions o = no_docker();
+    o.admin_token = b;
+    TestServer s(dir, o);
+    auto old = as(s, a, "GET", "/api/v1/tokens");
+    CHECK(old.status == 401);
+    CHECK(json::parse(old.body)["error"] == "unauthorized");
+    auto now = as(s, b, "GET", "/api/v1/tokens");
+    REQUIRE(now.status == 200);
+    CHECK(as(s, api_token, "GET", "/api/v1/tokens").status == 200);
+    int from_env = 0;
+    json listed = json::parse(now.body);
+    for (const auto& t : listed["items"]) from_env += t["name"] == "from TRIPLINE_ADMIN_TOKEN";
+    INFO(now.body);
+    CHECK(from_env == 1);  // one managed row, not one per value the variable ever had
+  }
+  {
+    ServiceOptions o = no_docker();
+    o.admin_token = b;  // the same value again: nothing revoked
+    TestServer s(dir, o);
+    CHECK(as(s, b, "GET", "/api/v1/tokens").status == 200);
+  }
+  sh("rm -rf " + dir);
+}
+
 TEST_CASE("trust 10c: a wrong TRIPLINE_SECRET_KEY refuses to start; rotation keeps secrets open") {
   const std::string k1 = crypto::hex(std::string(32, '1')), k2 = crypto::hex(std::string(32, '2'));
   CannedPeer provider;
@@ -188,4 +228,48 @@ TEST_CASE("trust 10c: tripline rotate-secret-key replaces DATA_DIR/secrets.key a
   REQUIRE_FALSE(s.ok());
   CHECK(s.message().find("do not open with the configured secrets key") != std::string::npos);
   sh("rm -rf " + dir);
+}
+
+TEST_CASE("trust 10e: concurrent DELETEs of the last two admin tokens leave one") {
+  TestServer s("", no_docker());
+  std::string survivor = kAdminToken;
+  for (int round = 0; round < 20; ++round) {
+    // Two fresh tokens, then the previous survivor deleted: exactly these two remain.
+    std::string secret[2], id[2];
+    for (int i = 0; i < 2; ++i) {
+      auto r = s.request("POST", "/api/v1/tokens", json{{"name", "t" + std::to_string(i)}}, false,
+                         {{"Authorization", "Bearer " + survivor}});
+      REQUIRE(r.status == 201);
+      secret[i] = json::parse(r.body)["token"];
+      id[i] = std::to_string(json::parse(r.body)["id"].get<int64_t>());
+    }
+    json listed = json::parse(as(s, secret[0], "GET", "/api/v1/tokens").body);
+    for (const auto& t : listed["items"]) {
+      std::string tid = std::to_string(t["id"].get<int64_t>());
+      if (tid != id[0] && tid != id[1]) REQUIRE(as(s, secret[0], "DELETE", "/api/v1/tokens/" + tid).status == 204);
+    }
+    // Each deletes the other's token at the same moment.
+    std::atomic<bool> go{false};
+    int status[2] = {0, 0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i)
+      threads.emplace_back([&, i] {
+        while (!go) std::this_thread::yield();
+        status[i] = as(s, secret[i], "DELETE", "/api/v1/tokens/" + id[1 - i]).status;
+      });
+    go = true;
+    for (auto& t : threads) t.join();
+    INFO("round " << round << ": " << status[0] << " " << status[1]);
+    CHECK((status[0] == 204) + (status[1] == 204) == 1);
+    // The other was refused: 409 (last token) or 401 (its own token was just deleted).
+    for (int st : status) CHECK((st == 204 || st == 409 || st == 401));
+    survivor = status[0] == 204 ? secret[0] : secret[1];
+    auto list = as(s, survivor, "GET", "/api/v1/tokens");
+    REQUIRE(list.status == 200);
+    REQUIRE(json::parse(list.body)["items"].size() == 1);
+  }
+  auto items = json::parse(as(s, survivor, "GET", "/api/v1/tokens").body)["items"];
+  auto last = as(s, survivor, "DELETE", "/api/v1/tokens/" + std::to_string(items[0]["id"].get<int64_t>()));
+  CHECK(last.status == 409);
+  CHECK(json::parse(last.body)["error"] == "conflict");
 }

@@ -172,3 +172,45 @@ TEST_CASE("trust 10d: a secrets key file that group or others may read is refuse
   REQUIRE(::stat((fresh.path + "/secrets.key").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
 }
+
+TEST_CASE("trust 10e: concurrent deletes never remove the last admin token") {
+  TempDir d;
+  auto store = Store::open(d.path + "/t.db");
+  REQUIRE(store.ok());
+  Store& s = **store;
+  constexpr int kRounds = 200, kTokens = 3;
+  int conflicts = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<int64_t> ids;
+    for (int i = 0; i < kTokens; ++i) {
+      auto row = s.insert_admin_token("t", crypto::random_bytes(32));
+      REQUIRE(row.ok());
+      ids.push_back(row->id);
+    }
+    // Remove whatever survived the last round, so exactly kTokens exist.
+    for (const auto& t : s.list_admin_tokens())
+      if (std::find(ids.begin(), ids.end(), t.id) == ids.end()) REQUIRE(s.delete_admin_token(t.id).ok());
+    std::atomic<bool> go{false};
+    std::vector<Status> results(kTokens);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kTokens; ++i)
+      threads.emplace_back([&, i] {
+        while (!go) std::this_thread::yield();
+        results[i] = s.delete_admin_token(ids[i]);
+      });
+    go = true;
+    for (auto& t : threads) t.join();
+    REQUIRE(s.list_admin_tokens().size() == 1);
+    int ok = 0;
+    for (const Status& r : results) {
+      ok += r.ok();
+      if (!r.ok()) {
+        CHECK(r.code() == Status::Code::kConflict);
+        ++conflicts;
+      }
+    }
+    CHECK(ok == kTokens - 1);
+  }
+  CHECK(conflicts == kRounds);
+  CHECK(s.delete_admin_token(987654).code() == Status::Code::kNotFound);
+}
