@@ -15,6 +15,7 @@
 #include "net.h"
 #include "secret_keys.h"
 #include "secrets.h"
+#include "readiness.h"
 #include "receivers.h"
 #include "store.h"
 #include "token.h"
@@ -32,6 +33,7 @@ struct Service::Parts {
   std::unique_ptr<AdminAuth> admin;
   std::unique_ptr<Executor> executor;
   std::unique_ptr<Ingest> ingest;
+  std::unique_ptr<Readiness> readiness;
   std::unique_ptr<App> app;
   std::unique_ptr<HttpServer> http;
   std::string public_url;
@@ -167,8 +169,11 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   recover(p);
   p.executor->start();
 
+  p.readiness = std::make_unique<Readiness>(*p.store, p.drivers);
+  p.readiness->start();
   AppContext ctx{*p.store, p.receivers, p.drivers, p.keyring, p.secrets, *p.ingest,
                  *p.executor, p.metrics, *p.admin, std::move(proxies), ""};
+  ctx.readiness = p.readiness.get();
   p.app = std::make_unique<App>(ctx);
   HttpServerOptions http{host, port, o.http_threads, 1 << 20, o.tls_cert, o.tls_key};
   p.http = std::make_unique<HttpServer>(*p.app, http);
@@ -196,6 +201,7 @@ void Service::stop() {
   if (p.http) p.http->stop();
   if (p.ingest) p.ingest->stop();
   if (p.executor) p.executor->stop();
+  if (p.readiness) p.readiness->stop();
 }
 
 uint16_t Service::port() const { return parts_->http ? parts_->http->port() : 0; }

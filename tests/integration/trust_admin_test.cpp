@@ -137,6 +137,60 @@ TEST_CASE("trust 10a: a changed TRIPLINE_ADMIN_TOKEN revokes the old value") {
   sh("rm -rf " + dir);
 }
 
+TEST_CASE("trust 10b: a hung driver peer stalls neither /readyz nor triggers, and details need auth") {
+  CannedPeer docker;
+  docker.hang(true);  // accepts, never answers: the Docker ping waits for its full timeout
+  CannedPeer provider;
+  provider_answers(provider);
+  ServiceOptions o;
+  o.drivers.docker_host = docker.url();
+  o.http_threads = 1;  // one event loop: a synchronous probe would hold everything behind it
+  TestServer s("", o);
+  auto receiver = s.create_receiver(dns_receiver(provider, "ddns", false));
+  s.request("POST", "/api/v1/workers/pause");  // the executions are not what is measured
+
+  auto timed = [](auto&& call) {
+    auto start = Clock::now();
+    auto r = call();
+    return std::make_pair(r, std::chrono::duration_cast<milliseconds>(Clock::now() - start));
+  };
+  // Several readyz requests at once, then a trigger: each answers at once.
+  std::vector<std::thread> callers;
+  std::atomic<int> slow{0}, not_ok{0};
+  for (int i = 0; i < 4; ++i)
+    callers.emplace_back([&] {
+      auto [r, took] = timed([&] { return s.request("GET", "/readyz", nullptr, false); });
+      if (took > milliseconds(200)) ++slow;
+      if (r.status != 200) ++not_ok;
+    });
+  auto [t, took] = timed([&] { return s.trigger(receiver["trigger_url"]); });
+  for (auto& c : callers) c.join();
+  CHECK(t.status == 202);
+  CHECK(took < milliseconds(200));
+  CHECK(slow == 0);
+  CHECK(not_ok == 0);
+
+  auto anonymous = s.request("GET", "/readyz", nullptr, false);
+  CHECK(json::parse(anonymous.body) == json{{"status", "ready"}});
+  CHECK(anonymous.body.find("127.0.0.1") == std::string::npos);
+  auto wrong = s.request("GET", "/readyz", nullptr, false, {{"Authorization", "Bearer not-a-token-at-all"}});
+  CHECK(json::parse(wrong.body) == json{{"status", "ready"}});
+
+  // An admin sees the checks; the swarm probe times out (3 s) and then says where it looked.
+  json checks;
+  auto deadline = Clock::now() + std::chrono::seconds(8);
+  do {
+    auto [admin, admin_took] = timed([&] { return s.request("GET", "/readyz"); });
+    CHECK(admin_took < milliseconds(200));
+    checks = json::parse(admin.body)["checks"];
+    if (checks["scale-service"] != "not probed yet") break;
+    std::this_thread::sleep_for(milliseconds(200));
+  } while (Clock::now() < deadline);
+  CHECK(checks["database"] == "ok");
+  CHECK(checks["scale-service"].get<std::string>().find(docker.url()) != std::string::npos);
+  docker.hang(false);
+}
+
 TEST_CASE("trust 10c: a wrong TRIPLINE_SECRET_KEY refuses to start; rotation keeps secrets open") {
   const std::string k1 = crypto::hex(std::string(32, '1')), k2 = crypto::hex(std::string(32, '2'));
   CannedPeer provider;
