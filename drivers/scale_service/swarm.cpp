@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <cstdint>
+
 #include "../../server/json_limits.h"
 
 namespace tripline::scale_service {
@@ -54,18 +56,40 @@ SwarmApi::Answer SwarmApi::inspect(const std::string& name, Service* out) const 
   return parse_service(r.body, out);
 }
 
+namespace {
+// Docker's integers. A float, or a number out of int64_t's range, is refused: nlohmann's
+// conversion of such a value to int64_t would be undefined behaviour (found by fuzz_peer).
+bool integer(const nlohmann::json& j, int64_t* out) {
+  if (j.is_number_unsigned()) {
+    if (j.get<uint64_t>() > uint64_t(INT64_MAX)) return false;
+  } else if (!j.is_number_integer()) {
+    return false;
+  }
+  *out = j.get<int64_t>();
+  return true;
+}
+}  // namespace
+
 SwarmApi::Answer SwarmApi::parse_service(std::string_view body, Service* out) {
   auto parsed = parse_json_bounded(body);
   if (!parsed.ok()) return {Error::kBadAnswer, "the service JSON from Docker " + parsed.why()};
   const nlohmann::json& j = parsed.value;
   try {
     out->id = j.at("ID").get<std::string>();
-    out->version = j.at("Version").at("Index").get<int64_t>();
+    if (!integer(j.at("Version").at("Index"), &out->version))
+      return {Error::kBadAnswer, "unexpected service JSON from Docker: Version.Index is not an integer"};
     out->spec = j.at("Spec");
     const auto& mode = out->spec.at("Mode");
     out->replicated = mode.contains("Replicated");
-    // Docker omits Replicas when it is 0.
-    out->replicas = out->replicated ? mode["Replicated"].value("Replicas", int64_t{0}) : 0;
+    out->replicas = 0;  // Docker omits Replicas when it is 0
+    if (out->replicated) {
+      const auto& replicated = mode.at("Replicated");
+      if (!replicated.is_object())
+        return {Error::kBadAnswer, "unexpected service JSON from Docker: Mode.Replicated is not an object"};
+      if (auto r = replicated.find("Replicas");
+          r != replicated.end() && (!integer(*r, &out->replicas) || out->replicas < 0))
+        return {Error::kBadAnswer, "unexpected service JSON from Docker: Replicas is not a count"};
+    }
   } catch (const nlohmann::json::exception& e) {
     return {Error::kBadAnswer, std::string("unexpected service JSON from Docker: ") + e.what()};
   }

@@ -1,5 +1,6 @@
 // Target "peer": answers from the peers tripline calls, which may be hostile or broken (trust 8).
 //  - SwarmApi::parse_service (drivers/scale_service/swarm.h): a Docker GET /services/{id} answer.
+//    (It found a float Version.Index or Replicas cast to int64_t: undefined behaviour.)
 //  - WebhookClient::parse_records and parse_domain_filter (drivers/dns_update/externaldns.h): an
 //    ExternalDNS provider's GET /records and GET / answers.
 // Invariants: nothing throws; an answer nested deeper than kMaxJsonDepth or larger than
@@ -9,6 +10,7 @@
 // Input: the whole input is the answer body, given to each of the three parsers.
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "drivers/dns_update/externaldns.h"
@@ -52,10 +54,19 @@ void check_service(std::string_view body, bool over_limits) {
     return;
   }
   FUZZ_CHECK(s.spec.is_object(), "an accepted service has a Spec that is not an object");
-  FUZZ_CHECK(s.replicated == (s.spec["Mode"].is_object() && s.spec["Mode"].contains("Replicated")),
+  // The numbers read are the integers Docker sent (a float or out-of-range number is refused).
+  const json doc = parse_json_bounded(body).value;
+  const json& index = doc["Version"]["Index"];
+  FUZZ_CHECK(index.is_number_integer() && index == s.version, "Version.Index was not read as sent");
+  FUZZ_CHECK(s.replicas >= 0, "negative replicas accepted");
+  const json& mode = std::as_const(s.spec).at("Mode");
+  FUZZ_CHECK(s.replicated == (mode.is_object() && mode.contains("Replicated")),
              "replicated does not follow Spec.Mode.Replicated");
-  if (!s.replicated) FUZZ_CHECK(s.replicas == 0, "a global service has replicas");
-  // What apply() does: set the replicas and send the spec back.
+  if (!s.replicated) {
+    FUZZ_CHECK(s.replicas == 0, "a global service has replicas");
+    return;  // apply() stops here: a global service is not scaled
+  }
+  // What apply() does with a replicated service: set the replicas and send the spec back.
   json spec = s.spec;
   spec["Mode"]["Replicated"]["Replicas"] = 3;
   auto round = json::parse(spec.dump(-1, ' ', false, json::error_handler_t::replace), nullptr, false);
