@@ -4,10 +4,14 @@ namespace tripline {
 
 std::string BoundedJson::why(const JsonLimits& limits) const {
   switch (error) {
-    case Error::kNone: return "is valid JSON";
-    case Error::kTooLarge: return "is larger than " + std::to_string(limits.max_bytes) + " bytes";
-    case Error::kTooDeep: return "is nested deeper than " + std::to_string(limits.max_depth) + " levels";
-    case Error::kNotJson: return "is not JSON";
+    case Error::kNone:
+      return "is valid JSON";
+    case Error::kTooLarge:
+      return "is larger than " + std::to_string(limits.max_bytes) + " bytes";
+    case Error::kTooDeep:
+      return "is nested deeper than " + std::to_string(limits.max_depth) + " levels";
+    case Error::kNotJson:
+      return "is not JSON";
   }
   return {};
 }
@@ -29,8 +33,10 @@ BoundedJson parse_json_bounded(std::string_view text, const JsonLimits& limits) 
       return out;
     }
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{' || c == '[') {

@@ -14,7 +14,7 @@
 
 namespace tripline {
 
-inline constexpr int kMaxJsonDepth = 64;                // nesting levels ({ and [)
+inline constexpr int kMaxJsonDepth = 64;                  // nesting levels ({ and [)
 inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;  // the request body limit, 1 MiB
 
 struct JsonLimits {

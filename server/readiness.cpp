@@ -2,7 +2,8 @@
 
 namespace tripline {
 
-Readiness::Readiness(Store& store, const DriverRegistry& drivers, std::chrono::milliseconds interval)
+Readiness::Readiness(Store& store, const DriverRegistry& drivers,
+                     std::chrono::milliseconds interval)
     : store_(store), drivers_(drivers), interval_(interval) {
   current_.checks = nlohmann::json::object();
   current_.checks["database"] = "not checked yet";

@@ -18,9 +18,12 @@ namespace {
 
 const char* where_name(SealedText::Where w) {
   switch (w) {
-    case SealedText::Where::kReceiverConfig: return "receiver config";
-    case SealedText::Where::kReceiverAuth: return "receiver auth";
-    case SealedText::Where::kExecutionConfig: return "execution config";
+    case SealedText::Where::kReceiverConfig:
+      return "receiver config";
+    case SealedText::Where::kReceiverAuth:
+      return "receiver auth";
+    case SealedText::Where::kExecutionConfig:
+      return "execution config";
   }
   return "";
 }
@@ -40,15 +43,21 @@ struct Scan {
 
   void fail(const SealedText& t, const std::string& field, const std::string& sealed) {
     ++failures;
-    if (places.size() < 5) places.push_back(std::string(where_name(t.where)) + " " + std::to_string(t.id) + " (" + field + ")");
+    if (places.size() < 5)
+      places.push_back(std::string(where_name(t.where)) + " " + std::to_string(t.id) + " (" +
+                       field + ")");
     std::string kid = SecretBox::key_id_of(sealed);
-    if (kid.empty()) has_v1 = true;
-    else unknown_kids.insert(kid);
+    if (kid.empty())
+      has_v1 = true;
+    else
+      unknown_kids.insert(kid);
   }
 
   Status status(const SecretBox& box) const {
-    std::string msg = std::to_string(failures) + " sealed secret" + (failures == 1 ? "" : "s") +
-                      " in the database do not open with the configured secrets key";
+    std::string msg = std::to_string(failures) +
+                      (failures == 1 ? " sealed secret in the database does not open"
+                                     : " sealed secrets in the database do not open") +
+                      " with the configured secrets key";
     msg += ": ";
     for (size_t i = 0; i < places.size(); ++i) msg += (i ? ", " : "") + places[i];
     if (failures > int(places.size())) msg += ", ...";
@@ -60,9 +69,11 @@ struct Scan {
     }
     if (has_v1) msg += "a key of the older format without a key id";
     msg += "; the configured keys are";
-    for (const auto& k : box.key_ids()) msg += " " + k + (k == box.current_key_id() ? " (current)" : "");
-    msg += ". Start with TRIPLINE_SECRET_KEY (or DATA_DIR/secrets.key) set to the key they were "
-           "sealed with, or give that key in TRIPLINE_SECRET_KEY_PREVIOUS; see docs/secret-keys.md";
+    for (const auto& k : box.key_ids())
+      msg += " " + k + (k == box.current_key_id() ? " (current)" : "");
+    msg +=
+        ". Start with TRIPLINE_SECRET_KEY (or DATA_DIR/secrets.key) set to the key they were "
+        "sealed with, or give that key in TRIPLINE_SECRET_KEY_PREVIOUS; see docs/secret-keys.md";
     return Status::Internal(msg);
   }
 };
@@ -120,7 +131,8 @@ Result<ResealReport> reseal_all(Store& store, const DriverRegistry& drivers, con
   ResealReport report;
   std::vector<SealedText> changed;
   for (SealedText& t : store.sealed_texts(/*include_finished_executions=*/true))
-    if (visit(t, drivers, box, /*reseal=*/true, scan, &report.values)) changed.push_back(std::move(t));
+    if (visit(t, drivers, box, /*reseal=*/true, scan, &report.values))
+      changed.push_back(std::move(t));
   if (scan.failures) return scan.status(box);
   if (Status s = store.rewrite_sealed_texts(changed); !s.ok()) return s;
   report.rows = int(changed.size());
@@ -143,15 +155,20 @@ Result<std::string> rotate_secret_key(const std::string& data_dir, const DriverE
     {  // Fail before touching any file if a value does not open now.
       Scan scan;
       int unused = 0;
-      for (SealedText& t : (*store)->sealed_texts(true)) visit(t, drivers, *old_box, false, scan, &unused);
+      for (SealedText& t : (*store)->sealed_texts(true))
+        visit(t, drivers, *old_box, false, scan, &unused);
       if (scan.failures) return scan.status(*old_box);
     }
     // The old key goes to the previous-keys file first: whatever happens next, every value
     // stays readable by a server that starts on these files.
-    if (Status s = write_key_file(previous_path, old_box->current_key_hex() + "\n", /*append=*/true); !s.ok())
+    if (Status s =
+            write_key_file(previous_path, old_box->current_key_hex() + "\n", /*append=*/true);
+        !s.ok())
       return s;
     const std::string tmp = key_path + ".new";
-    if (Status s = write_key_file(tmp, crypto::hex(crypto::random_bytes(32)) + "\n", false); !s.ok()) return s;
+    if (Status s = write_key_file(tmp, crypto::hex(crypto::random_bytes(32)) + "\n", false);
+        !s.ok())
+      return s;
     if (::rename(tmp.c_str(), key_path.c_str()) != 0)
       return Status::Internal("cannot replace " + key_path + ": " + std::strerror(errno));
     if (int dir = ::open(data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
@@ -164,16 +181,17 @@ Result<std::string> rotate_secret_key(const std::string& data_dir, const DriverE
     if (!report.ok()) return report.status();
     // Every value is under the new key now: the old one is no longer needed.
     if (::unlink(previous_path.c_str()) != 0)
-      return Status::Internal("re-sealed, but cannot remove " + previous_path + ": " + std::strerror(errno));
+      return Status::Internal("re-sealed, but cannot remove " + previous_path + ": " +
+                              std::strerror(errno));
     line = "new secrets key " + new_box->current_key_id() + " in " + key_path + " (was " +
            old_box->current_key_id() + "); re-sealed " + std::to_string(report->values) +
            " secrets in " + std::to_string(report->rows) + " rows; the old key is no longer needed";
   } else {
     auto report = reseal_all(**store, drivers, *old_box);
     if (!report.ok()) return report.status();
-    line = "re-sealed " + std::to_string(report->values) + " secrets in " + std::to_string(report->rows) +
-           " rows under TRIPLINE_SECRET_KEY (key " + old_box->current_key_id() +
-           "); TRIPLINE_SECRET_KEY_PREVIOUS is no longer needed";
+    line = "re-sealed " + std::to_string(report->values) + " secrets in " +
+           std::to_string(report->rows) + " rows under TRIPLINE_SECRET_KEY (key " +
+           old_box->current_key_id() + "); TRIPLINE_SECRET_KEY_PREVIOUS is no longer needed";
   }
   return line;
 }

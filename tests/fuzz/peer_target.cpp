@@ -30,8 +30,10 @@ int text_depth(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{' || c == '[') {
@@ -47,8 +49,10 @@ void check_service(std::string_view body, bool over_limits) {
   scale_service::SwarmApi::Service s;
   auto a = scale_service::SwarmApi::parse_service(body, &s);
   using Error = scale_service::SwarmApi::Error;
-  FUZZ_CHECK(a.error == Error::kNone || a.error == Error::kBadAnswer, "parse_service: unexpected error kind");
-  if (over_limits) FUZZ_CHECK(a.error == Error::kBadAnswer, "parse_service accepted an answer over the limits");
+  FUZZ_CHECK(a.error == Error::kNone || a.error == Error::kBadAnswer,
+             "parse_service: unexpected error kind");
+  if (over_limits)
+    FUZZ_CHECK(a.error == Error::kBadAnswer, "parse_service accepted an answer over the limits");
   if (a.error != Error::kNone) {
     FUZZ_CHECK(!a.message.empty(), "parse_service refused without saying why");
     return;
@@ -69,7 +73,8 @@ void check_service(std::string_view body, bool over_limits) {
   // What apply() does with a replicated service: set the replicas and send the spec back.
   json spec = s.spec;
   spec["Mode"]["Replicated"]["Replicas"] = 3;
-  auto round = json::parse(spec.dump(-1, ' ', false, json::error_handler_t::replace), nullptr, false);
+  auto round =
+      json::parse(spec.dump(-1, ' ', false, json::error_handler_t::replace), nullptr, false);
   FUZZ_CHECK(!round.is_discarded(), "the spec sent back to Docker is not JSON");
 }
 
@@ -77,10 +82,13 @@ void check_records(std::string_view body, bool over_limits) {
   json endpoints;
   auto a = dns_update::WebhookClient::parse_records("http://provider", body, &endpoints);
   using Error = dns_update::WebhookClient::Error;
-  FUZZ_CHECK(a.error == Error::kNone || a.error == Error::kRejected, "parse_records: unexpected error kind");
-  if (over_limits) FUZZ_CHECK(a.error == Error::kRejected, "parse_records accepted an answer over the limits");
+  FUZZ_CHECK(a.error == Error::kNone || a.error == Error::kRejected,
+             "parse_records: unexpected error kind");
+  if (over_limits)
+    FUZZ_CHECK(a.error == Error::kRejected, "parse_records accepted an answer over the limits");
   if (a.error != Error::kNone) {
-    FUZZ_CHECK(a.message.find("http://provider") != std::string::npos, "the message does not name the provider");
+    FUZZ_CHECK(a.message.find("http://provider") != std::string::npos,
+               "the message does not name the provider");
     return;
   }
   FUZZ_CHECK(endpoints.is_array(), "endpoints are not an array");
@@ -103,8 +111,11 @@ void check_filter(std::string_view body, bool over_limits) {
   dns_update::DomainFilter f;
   auto a = dns_update::WebhookClient::parse_domain_filter("http://provider", body, &f);
   using Error = dns_update::WebhookClient::Error;
-  FUZZ_CHECK(a.error == Error::kNone || a.error == Error::kRejected, "parse_domain_filter: unexpected error kind");
-  if (over_limits) FUZZ_CHECK(a.error == Error::kRejected, "parse_domain_filter accepted an answer over the limits");
+  FUZZ_CHECK(a.error == Error::kNone || a.error == Error::kRejected,
+             "parse_domain_filter: unexpected error kind");
+  if (over_limits)
+    FUZZ_CHECK(a.error == Error::kRejected,
+               "parse_domain_filter accepted an answer over the limits");
   if (a.error != Error::kNone) return;
   FUZZ_CHECK(!f.to_string().empty(), "an accepted filter cannot be described");
   for (const char* name : {"example.com", "www.example.com.", "", ".", "internal.example.com"})

@@ -77,7 +77,8 @@ TEST_CASE("trust 8: a provider answering deeply nested JSON cannot crash triplin
     auto c = scale_config(d);
     Plan p = d.plan(*c);
     REQUIRE_FALSE(p.ok());
-    CHECK(p.failure.kind == Outcome::Kind::kRetryable);  // a 5xx stays retryable; its text is ignored
+    CHECK(p.failure.kind ==
+          Outcome::Kind::kRetryable);  // a 5xx stays retryable; its text is ignored
     CHECK(p.failure.reason == "Docker answered: HTTP 500");
     for (bool no_length : {false, true}) {
       docker.answer("/v1.41/services/web", 200, "application/json",
@@ -114,7 +115,8 @@ TEST_CASE("trust 8: a provider answering deeply nested JSON cannot crash triplin
     CHECK(big.failure.kind == Outcome::Kind::kFinal);
     CHECK(big.failure.reason.find("larger than 1048576 bytes") != std::string::npos);
 
-    provider.answer("/", 200, kMediaType, R"({"include":)" + nested(kDeep, "\"example.org\"") + "}");
+    provider.answer("/", 200, kMediaType,
+                    R"({"include":)" + nested(kDeep, "\"example.org\"") + "}");
     auto refused = d.validate(config, true);
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.status().message().find("nested deeper than 64 levels") != std::string::npos);
@@ -128,14 +130,15 @@ TEST_CASE("trust 8: a hostile provider fails the execution and the server keeps 
   ServiceOptions o;
   o.drivers.docker_host = "http://127.0.0.1:1";  // no Docker needed: no dockerd started
   TestServer s("", o);
-  auto r = s.create_receiver({{"name", "hostile"},
-                              {"driver", "dns-update"},
-                              {"config",
-                               {{"backend", "externaldns-webhook"},
-                                {"provider_url", provider.url()},
-                                {"record", {{"name", "www.example.org"}, {"type", "A"}, {"ttl", 120}}},
-                                {"action", "upsert"},
-                                {"value", "192.0.2.10"}}}});
+  auto r =
+      s.create_receiver({{"name", "hostile"},
+                         {"driver", "dns-update"},
+                         {"config",
+                          {{"backend", "externaldns-webhook"},
+                           {"provider_url", provider.url()},
+                           {"record", {{"name", "www.example.org"}, {"type", "A"}, {"ttl", 120}}},
+                           {"action", "upsert"},
+                           {"value", "192.0.2.10"}}}});
   provider.answer("/records", 200, kMediaType, nested(kDeep));
   auto t = s.trigger(r["trigger_url"]);
   REQUIRE(t.status == 202);

@@ -44,9 +44,11 @@ std::string seal_v1(const std::string& key, const std::string& plaintext) {
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   auto* u = reinterpret_cast<unsigned char*>(out.data());
   int len = 0, total = 0;
-  EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, reinterpret_cast<const unsigned char*>(key.data()),
+  EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr,
+                     reinterpret_cast<const unsigned char*>(key.data()),
                      reinterpret_cast<const unsigned char*>(nonce.data()));
-  EVP_EncryptUpdate(ctx, u, &len, reinterpret_cast<const unsigned char*>(plaintext.data()), int(plaintext.size()));
+  EVP_EncryptUpdate(ctx, u, &len, reinterpret_cast<const unsigned char*>(plaintext.data()),
+                    int(plaintext.size()));
   total = len;
   EVP_EncryptFinal_ex(ctx, u + total, &len);
   total += len;
@@ -78,7 +80,8 @@ TEST_CASE("trust 10c: a sealed value names its key and opens with it as a previo
   CHECK_FALSE(rotated.open(relabelled));
 }
 
-TEST_CASE("trust 10c: values of the format before key ids (v1) still open, with any configured key") {
+TEST_CASE(
+    "trust 10c: values of the format before key ids (v1) still open, with any configured key") {
   std::string v1 = seal_v1(kOld, "written-by-0.1");
   CHECK(SecretBox::is_sealed(v1));
   CHECK(SecretBox::key_id_of(v1).empty());
@@ -86,7 +89,8 @@ TEST_CASE("trust 10c: values of the format before key ids (v1) still open, with 
   CHECK(SecretBox::from_key(kNew, {kOld}).open(v1) == "written-by-0.1");  // as a previous key
   CHECK_FALSE(SecretBox::from_key(kNew).open(v1));
   CHECK_FALSE(SecretBox::from_key(kNew).sealed_with_current_key(v1));  // rotation re-seals it
-  CHECK_FALSE(SecretBox::from_key(kOld).open("sealed:v1:" + crypto::base64url_encode(std::string(12, '\0'))));
+  CHECK_FALSE(SecretBox::from_key(kOld).open("sealed:v1:" +
+                                             crypto::base64url_encode(std::string(12, '\0'))));
 }
 
 TEST_CASE("trust 10c: the start-up check names queued executions and receivers a key cannot open") {
@@ -97,10 +101,14 @@ TEST_CASE("trust 10c: the start-up check names queued executions and receivers a
   register_drivers(drivers, DriverEnv{"http://127.0.0.1:1"});
   SecretBox old_box = SecretBox::from_key(kOld);
   // A dns-update (rfc2136) config: tsig_secret is a writeOnly field, sealed at rest.
-  nlohmann::json config = {{"backend", "rfc2136"}, {"server", "127.0.0.1:53"}, {"zone", "example.org"},
-                           {"tsig_key", "k"}, {"tsig_secret", old_box.seal("c2VjcmV0")},
+  nlohmann::json config = {{"backend", "rfc2136"},
+                           {"server", "127.0.0.1:53"},
+                           {"zone", "example.org"},
+                           {"tsig_key", "k"},
+                           {"tsig_secret", old_box.seal("c2VjcmV0")},
                            {"record", {{"name", "www.example.org"}, {"type", "A"}}},
-                           {"action", "upsert"}, {"value", "192.0.2.1"}};
+                           {"action", "upsert"},
+                           {"value", "192.0.2.1"}};
   ReceiverRow r;
   r.name = "dns";
   r.driver = "dns-update";
@@ -125,8 +133,10 @@ TEST_CASE("trust 10c: the start-up check names queued executions and receivers a
   INFO(wrong.message());
   // The receiver and the queued execution; the finished one is never opened again.
   CHECK(wrong.message().rfind("2 sealed secrets in the database do not open", 0) == 0);
-  CHECK(wrong.message().find("receiver config " + std::to_string(row->id) + " (tsig_secret)") != std::string::npos);
-  CHECK(wrong.message().find("execution config " + std::to_string(batch[0].id) + " (tsig_secret)") != std::string::npos);
+  CHECK(wrong.message().find("receiver config " + std::to_string(row->id) + " (tsig_secret)") !=
+        std::string::npos);
+  CHECK(wrong.message().find("execution config " + std::to_string(batch[0].id) +
+                             " (tsig_secret)") != std::string::npos);
   CHECK(wrong.message().find("sealed with key id " + SecretBox::key_id(kOld)) != std::string::npos);
 
   // Rotation re-seals all three (finished included), after which the new key alone opens them.
@@ -137,8 +147,10 @@ TEST_CASE("trust 10c: the start-up check names queued executions and receivers a
   CHECK(report->rows == 3);
   CHECK(check_sealed_data(**store, drivers, SecretBox::from_key(kNew)).ok());
   for (const auto& t : (*store)->sealed_texts(true))
-    CHECK(SecretBox::from_key(kNew).open(nlohmann::json::parse(t.text)["tsig_secret"]) == "c2VjcmV0");
-  CHECK(reseal_all(**store, drivers, SecretBox::from_key(kNew))->values == 0);  // nothing left to do
+    CHECK(SecretBox::from_key(kNew).open(nlohmann::json::parse(t.text)["tsig_secret"]) ==
+          "c2VjcmV0");
+  CHECK(reseal_all(**store, drivers, SecretBox::from_key(kNew))->values ==
+        0);  // nothing left to do
   // A key that opens nothing changes nothing.
   CHECK_FALSE(reseal_all(**store, drivers, SecretBox::from_key(kOld)).ok());
   CHECK(check_sealed_data(**store, drivers, SecretBox::from_key(kNew)).ok());
@@ -150,7 +162,8 @@ TEST_CASE("trust 10d: a secrets key file that group or others may read is refuse
   write_file(d.path + "/secrets.key", key, 0644);
   auto refused = SecretBox::load_or_create(d.path, nullptr);
   REQUIRE_FALSE(refused.ok());
-  CHECK(refused.status().message() == d.path + "/secrets.key is readable by group or others; chmod 600 it");
+  CHECK(refused.status().message() ==
+        d.path + "/secrets.key is readable by group or others; chmod 600 it");
   REQUIRE(::chmod((d.path + "/secrets.key").c_str(), 0600) == 0);
   auto ok = SecretBox::load_or_create(d.path, nullptr);
   REQUIRE(ok.ok());
@@ -159,11 +172,13 @@ TEST_CASE("trust 10d: a secrets key file that group or others may read is refuse
   write_file(d.path + "/secrets.key.previous", crypto::hex(kOld) + "\n", 0640);
   auto previous = SecretBox::load_or_create(d.path, nullptr);
   REQUIRE_FALSE(previous.ok());
-  CHECK(previous.status().message().find("secrets.key.previous is readable by group or others") != std::string::npos);
+  CHECK(previous.status().message().find("secrets.key.previous is readable by group or others") !=
+        std::string::npos);
   REQUIRE(::chmod((d.path + "/secrets.key.previous").c_str(), 0600) == 0);
   auto both = SecretBox::load_or_create(d.path, nullptr);
   REQUIRE(both.ok());
-  CHECK(both->key_ids() == std::vector<std::string>{SecretBox::key_id(std::string(32, 'k')), SecretBox::key_id(kOld)});
+  CHECK(both->key_ids() ==
+        std::vector<std::string>{SecretBox::key_id(std::string(32, 'k')), SecretBox::key_id(kOld)});
 
   // A key created on first start is 0600.
   TempDir fresh;
@@ -189,7 +204,8 @@ TEST_CASE("trust 10e: concurrent deletes never remove the last admin token") {
     }
     // Remove whatever survived the last round, so exactly kTokens exist.
     for (const auto& t : s.list_admin_tokens())
-      if (std::find(ids.begin(), ids.end(), t.id) == ids.end()) REQUIRE(s.delete_admin_token(t.id).ok());
+      if (std::find(ids.begin(), ids.end(), t.id) == ids.end())
+        REQUIRE(s.delete_admin_token(t.id).ok());
     std::atomic<bool> go{false};
     std::vector<Status> results(kTokens);
     std::vector<std::thread> threads;
