@@ -34,14 +34,12 @@ Result<std::pair<AdminTokenRow, std::string>> AdminAuth::create(const std::strin
   return std::make_pair(*row, token);
 }
 
-Status AdminAuth::ensure(const std::string& name, const std::string& token) {
-  std::string hash(crypto::view(crypto::sha256(token)));
-  for (const auto& row : store_.list_admin_tokens())
-    if (crypto::constant_time_equal(row.token_hash, hash)) return Status::Ok();
-  auto row = store_.insert_admin_token(name, hash);
-  if (!row.ok()) return row.status();
+Result<int> AdminAuth::use_env_token(const std::string& token) {
+  auto revoked = store_.replace_env_admin_token("from TRIPLINE_ADMIN_TOKEN",
+                                                std::string(crypto::view(crypto::sha256(token))));
+  if (!revoked.ok()) return revoked.status();
   reload();
-  return Status::Ok();
+  return revoked;
 }
 
 bool AdminAuth::empty() const {

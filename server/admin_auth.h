@@ -22,8 +22,9 @@ class AdminAuth {
 
   // Creates a token, stores its hash and returns the token (the only time it is visible).
   Result<std::pair<AdminTokenRow, std::string>> create(const std::string& name);
-  // Makes sure `token` (e.g. from TRIPLINE_ADMIN_TOKEN) is accepted.
-  Status ensure(const std::string& name, const std::string& token);
+  // Makes `token` (TRIPLINE_ADMIN_TOKEN) the one managed "from environment" token: a token
+  // stored from an earlier value of the variable is revoked. Answers how many were revoked.
+  Result<int> use_env_token(const std::string& token);
   bool empty() const;
 
  private:

@@ -19,6 +19,7 @@
 #include "ingest.h"
 #include "metrics.h"
 #include "net.h"
+#include "readiness.h"
 #include "secrets.h"
 #include "receivers.h"
 #include "store.h"
@@ -42,6 +43,7 @@ struct AppContext {
   AdminAuth& admin;
   std::vector<Cidr> trusted_proxies;
   std::string public_url;  // base of trigger URLs, no trailing slash
+  const Readiness* readiness = nullptr;  // /readyz's cached answer (readiness.h)
 };
 
 class App {
@@ -66,7 +68,7 @@ class App {
   HttpResponse tokens_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
   HttpResponse workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
   HttpResponse drivers_api(const HttpRequest& req);
-  HttpResponse readyz();
+  HttpResponse readyz(const HttpRequest& req);
 
   HttpResponse create_receiver(const HttpRequest& req);
   HttpResponse update_receiver(const HttpRequest& req, int64_t id);

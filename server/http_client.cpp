@@ -7,11 +7,19 @@
 namespace tripline {
 
 namespace {
+struct BodySink {
+  std::string* body;
+  size_t max;
+  bool overflowed = false;
+};
 size_t append_body(char* data, size_t size, size_t n, void* out) {
-  auto* body = static_cast<std::string*>(out);
-  constexpr size_t kMaxResponse = 8 << 20;  // a peer cannot make us buffer without bound
-  if (body->size() + size * n > kMaxResponse) return 0;
-  body->append(data, size * n);
+  auto* sink = static_cast<BodySink*>(out);
+  // A peer cannot make us buffer without bound: returning short makes curl fail the transfer.
+  if (sink->body->size() + size * n > sink->max) {
+    sink->overflowed = true;
+    return 0;
+  }
+  sink->body->append(data, size * n);
   return size * n;
 }
 size_t collect_header(char* data, size_t size, size_t n, void* out) {
@@ -59,13 +67,19 @@ OutboundResponse http_request(const OutboundRequest& req) {
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect_timeout.count()));
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
+  BodySink sink{&out.body, req.max_response_bytes};
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+  // Refuses at once an answer whose Content-Length is over the limit.
+  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(req.max_response_bytes));
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &out.headers);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
-    out.error = curl_easy_strerror(rc);
+    out.too_large = sink.overflowed || rc == CURLE_FILESIZE_EXCEEDED;
+    out.error = out.too_large ? "the answer is larger than " + std::to_string(req.max_response_bytes) +
+                                    " bytes, tripline's limit for a peer's answer"
+                              : std::string(curl_easy_strerror(rc));
     out.body.clear();
     return out;
   }

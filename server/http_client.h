@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -21,12 +22,16 @@ struct OutboundRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds timeout{10000};
+  // A longer answer is not buffered: the call fails with too_large set (default: the request
+  // body limit, json_limits.h).
+  size_t max_response_bytes = size_t{1} << 20;
 };
 
 struct OutboundResponse {
   int status = 0;         // 0 when no HTTP answer came (see error)
   std::string body;
   std::string error;      // transport error (refused, timeout, ...), empty on an HTTP answer
+  bool too_large = false; // the answer was longer than max_response_bytes (status 0, error says so)
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
   // The first value of a header (name in lower case), or nullptr.
   const std::string* header(std::string_view name) const {

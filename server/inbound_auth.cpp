@@ -130,6 +130,8 @@ Result<json> InboundAuth::prepare_for_storage(const json& auth, const json& prev
   return out;
 }
 
+const std::vector<std::string>& InboundAuth::sealed_fields() { return kSealed; }
+
 json InboundAuth::redact(const json& stored) {
   json out = redact_config(stored, kSealed);
   return redact_config(out, kHashed);

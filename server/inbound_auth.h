@@ -57,6 +57,8 @@ class InboundAuth {
                                                     const nlohmann::json& previous,
                                                     const SecretBox& box);
   static nlohmann::json redact(const nlohmann::json& stored);
+  // The top-level fields of the stored form that hold sealed secrets.
+  static const std::vector<std::string>& sealed_fields();
   // Compiles the stored form (null: no inbound auth).
   static Result<std::shared_ptr<const InboundAuth>> compile(const nlohmann::json& stored,
                                                             const SecretBox& box);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "log.h"
+#include "secret_keys.h"
 #include "service.h"
 #include "token.h"
 
@@ -26,6 +27,11 @@ Usage:
   tripline rotate-signing-key [--data-dir DIR]
                                     add a new token signing key (old URLs keep working;
                                     new and rotated URLs use the new key)
+  tripline rotate-secret-key [--data-dir DIR]
+                                    with the server stopped: re-seal every stored secret under
+                                    a new secrets key (DATA_DIR/secrets.key), or under
+                                    TRIPLINE_SECRET_KEY when it is set (the old key then in
+                                    TRIPLINE_SECRET_KEY_PREVIOUS); see docs/secret-keys.md
   tripline --help | --version
 
 Flags of serve (each also read from the environment variable named after it):
@@ -43,6 +49,8 @@ Flags of serve (each also read from the environment variable named after it):
                                                 proxies whose X-Forwarded-For is believed
                           TRIPLINE_SECRET_KEY   64 hex digits: key sealing config secrets at rest
                                                 (default: DATA_DIR/secrets.key, created once)
+                          TRIPLINE_SECRET_KEY_PREVIOUS  comma-separated older keys that still
+                                                open secrets sealed before a rotation
                           TRIPLINE_ADMIN_TOKEN  an admin credential to accept; when unset and no
                                                 admin token exists yet, one is generated and
                                                 printed once
@@ -97,7 +105,7 @@ int main(int argc, char** argv) {
     std::printf("tripline %s\n", TRIPLINE_VERSION);
     return 0;
   }
-  if (cmd != "serve" && cmd != "rotate-signing-key") {
+  if (cmd != "serve" && cmd != "rotate-signing-key" && cmd != "rotate-secret-key") {
     std::fprintf(stderr, "tripline: unknown command \"%s\"; see tripline --help\n", cmd.c_str());
     return 2;
   }
@@ -150,6 +158,19 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::printf("new signing key %s; restart the server to sign with it\n", kid->c_str());
+    return 0;
+  }
+
+  if (cmd == "rotate-secret-key") {
+    tripline::DriverEnv env;
+    env.docker_host = docker_host;
+    auto done = tripline::rotate_secret_key(data_dir, env, std::getenv("TRIPLINE_SECRET_KEY"),
+                                            std::getenv("TRIPLINE_SECRET_KEY_PREVIOUS"));
+    if (!done.ok()) {
+      std::fprintf(stderr, "tripline: %s\n", done.status().message().c_str());
+      return 1;
+    }
+    std::printf("%s\n", done->c_str());
     return 0;
   }
 

@@ -422,27 +422,4 @@ json read_field(const RuleInput& input, const std::string& field) {
   return f.ok() ? read(input, *f) : json(nullptr);
 }
 
-json parse_body_json(std::string_view body, int max_depth) {
-  // Reject deep nesting before the parser recurses into it.
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < body.size(); ++i) {
-    char c = body[i];
-    // JSON text never holds a raw NUL, and nlohmann's lexer would stop there and accept what
-    // came before it ("{}\0anything"): refuse it outright.
-    if (c == '\0') return json(json::value_t::discarded);
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > max_depth) return json(json::value_t::discarded);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return json::parse(body, nullptr, /*allow_exceptions=*/false);
-}
-
 }  // namespace tripline

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "http.h"
+#include "json_limits.h"
 #include "status.h"
 
 namespace tripline {
@@ -89,8 +90,7 @@ class RuleSet {
 // null when absent. Exposed for drivers' request-bound values and for tests.
 nlohmann::json read_field(const RuleInput& input, const std::string& compiled_field);
 
-// Parses a request body as JSON with a nesting limit; discarded JSON when it is not JSON.
-nlohmann::json parse_body_json(std::string_view body, int max_depth = 64);
+// parse_body_json, the bounded parser for request bodies, is in json_limits.h (included above).
 
 }  // namespace tripline
 

@@ -13,7 +13,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
+#include "secret_keys.h"
 #include "secrets.h"
+#include "readiness.h"
 #include "receivers.h"
 #include "store.h"
 #include "token.h"
@@ -31,6 +33,7 @@ struct Service::Parts {
   std::unique_ptr<AdminAuth> admin;
   std::unique_ptr<Executor> executor;
   std::unique_ptr<Ingest> ingest;
+  std::unique_ptr<Readiness> readiness;
   std::unique_ptr<App> app;
   std::unique_ptr<HttpServer> http;
   std::string public_url;
@@ -126,7 +129,8 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   auto keyring = Keyring::load_or_create(o.data_dir + "/keys");
   if (!keyring.ok()) return keyring.status();
   p.keyring = *keyring;
-  auto secrets = SecretBox::load_or_create(o.data_dir, std::getenv("TRIPLINE_SECRET_KEY"));
+  auto secrets = SecretBox::load_or_create(o.data_dir, std::getenv("TRIPLINE_SECRET_KEY"),
+                                           std::getenv("TRIPLINE_SECRET_KEY_PREVIOUS"));
   if (!secrets.ok()) return secrets.status();
   p.secrets = *secrets;
   std::vector<Cidr> proxies;
@@ -142,12 +146,18 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   p.store = std::move(store).value();
 
   register_drivers(p.drivers, o.drivers);
+  // A wrong secrets key must stop the start, not hide receivers and fail queued executions.
+  if (Status s = check_sealed_data(*p.store, p.drivers, p.secrets); !s.ok()) return s;
 
   p.admin = std::make_unique<AdminAuth>(*p.store);
   p.admin->reload();
   if (!o.admin_token.empty()) {
     if (o.admin_token.size() < 16) return Status::Invalid("TRIPLINE_ADMIN_TOKEN must be at least 16 characters");
-    if (Status s = p.admin->ensure("from TRIPLINE_ADMIN_TOKEN", o.admin_token); !s.ok()) return s;
+    auto revoked = p.admin->use_env_token(o.admin_token);
+    if (!revoked.ok()) return revoked.status();
+    if (*revoked > 0)
+      log::info("TRIPLINE_ADMIN_TOKEN changed: the token of its previous value is revoked",
+                {{"revoked", *revoked}});
   } else if (p.admin->empty()) {
     auto created = p.admin->create("initial");
     if (!created.ok()) return created.status();
@@ -189,8 +199,11 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   }
   p.executor->start();
 
+  p.readiness = std::make_unique<Readiness>(*p.store, p.drivers);
+  p.readiness->start();
   AppContext ctx{*p.store, p.receivers, p.drivers, p.keyring, p.secrets, *p.ingest,
                  *p.executor, p.metrics, *p.admin, std::move(proxies), ""};
+  ctx.readiness = p.readiness.get();
   p.app = std::make_unique<App>(ctx);
   HttpServerOptions http{host, port, o.http_threads, 1 << 20};
   p.http = std::make_unique<HttpServer>(*p.app, http);
@@ -218,6 +231,7 @@ void Service::stop() {
   if (p.http) p.http->stop();
   if (p.ingest) p.ingest->stop();
   if (p.executor) p.executor->stop();
+  if (p.readiness) p.readiness->stop();
 }
 
 uint16_t Service::port() const { return parts_->http ? parts_->http->port() : 0; }

@@ -607,13 +607,14 @@ Result<AdminTokenRow> Store::insert_admin_token(const std::string& name,
 
 std::vector<AdminTokenRow> Store::list_admin_tokens() {
   std::lock_guard lock(read_mu_);
-  SQLite::Statement q(*reader_, "SELECT id, name, token_hash, created_at FROM admin_tokens ORDER BY id");
+  SQLite::Statement q(*reader_,
+                      "SELECT id, name, token_hash, created_at, from_env FROM admin_tokens ORDER BY id");
   std::vector<AdminTokenRow> out;
   while (q.executeStep()) {
     const auto& blob = q.getColumn(2);
     out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
                    std::string(static_cast<const char*>(blob.getBlob()), blob.getBytes()),
-                   q.getColumn(3).getInt64()});
+                   q.getColumn(3).getInt64(), q.getColumn(4).getInt() != 0});
   }
   return out;
 }
@@ -621,9 +622,88 @@ std::vector<AdminTokenRow> Store::list_admin_tokens() {
 Status Store::delete_admin_token(int64_t id) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
-    SQLite::Statement q(*writer_, "DELETE FROM admin_tokens WHERE id = ?");
+    // The "not the last one" check is part of the delete itself: two concurrent deletes (even
+    // from two processes) cannot both see two tokens and remove both.
+    SQLite::Statement q(*writer_,
+                        "DELETE FROM admin_tokens WHERE id = ? AND (SELECT count(*) FROM admin_tokens) > 1");
     q.bind(1, id);
-    if (q.exec() == 0) return Status::NotFound("no admin token with id " + std::to_string(id));
+    if (q.exec() == 1) return Status::Ok();
+    SQLite::Statement exists(*writer_, "SELECT 1 FROM admin_tokens WHERE id = ?");
+    exists.bind(1, id);
+    if (exists.executeStep())
+      return Status::Conflict("this is the last admin token; create another first");
+    return Status::NotFound("no admin token with id " + std::to_string(id));
+  });
+}
+
+Result<int> Store::replace_env_admin_token(const std::string& name, const std::string& token_hash) {
+  return guarded([&]() -> Result<int> {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement revoke(*writer_, "DELETE FROM admin_tokens WHERE from_env = 1 AND token_hash <> ?");
+    revoke.bind(1, token_hash.data(), static_cast<int>(token_hash.size()));
+    int revoked = revoke.exec();
+    // A token created through the API with the same value becomes the managed row.
+    SQLite::Statement upsert(*writer_,
+                             "INSERT INTO admin_tokens (name, token_hash, created_at, from_env) "
+                             "VALUES (?, ?, ?, 1) ON CONFLICT (token_hash) DO UPDATE SET from_env = 1");
+    upsert.bind(1, name);
+    upsert.bind(2, token_hash.data(), static_cast<int>(token_hash.size()));
+    upsert.bind(3, now_ms());
+    upsert.exec();
+    tx.commit();
+    return revoked;
+  });
+}
+
+// --- sealed secrets ----------------------------------------------------------------------
+
+std::vector<SealedText> Store::sealed_texts(bool include_finished_executions) {
+  std::lock_guard lock(read_mu_);
+  std::vector<SealedText> out;
+  using W = SealedText::Where;
+  // "sealed:v" starts every sealed value of every format (secrets.h).
+  SQLite::Statement r(*reader_,
+                      "SELECT id, config, auth, driver FROM receivers "
+                      "WHERE instr(config, 'sealed:v') > 0 OR instr(auth, 'sealed:v') > 0 ORDER BY id");
+  while (r.executeStep()) {
+    int64_t id = r.getColumn(0).getInt64();
+    for (int col : {1, 2}) {
+      if (r.getColumn(col).isNull()) continue;
+      std::string text = r.getColumn(col).getString();
+      if (text.find("sealed:v") == std::string::npos) continue;
+      out.push_back({col == 1 ? W::kReceiverConfig : W::kReceiverAuth, id, r.getColumn(3).getString(),
+                     false, std::move(text)});
+    }
+  }
+  SQLite::Statement e(*reader_,
+                      std::string("SELECT id, config, status IN ('succeeded', 'failed'), driver FROM executions "
+                                  "WHERE instr(config, 'sealed:v') > 0") +
+                          (include_finished_executions ? "" : " AND status IN ('queued', 'running')") +
+                          " ORDER BY id");
+  while (e.executeStep())
+    out.push_back({W::kExecutionConfig, e.getColumn(0).getInt64(), e.getColumn(3).getString(),
+                   e.getColumn(2).getInt() != 0, e.getColumn(1).getString()});
+  return out;
+}
+
+Status Store::rewrite_sealed_texts(const std::vector<SealedText>& texts) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement config(*writer_, "UPDATE receivers SET config = ? WHERE id = ?");
+    SQLite::Statement auth(*writer_, "UPDATE receivers SET auth = ? WHERE id = ?");
+    SQLite::Statement exec(*writer_, "UPDATE executions SET config = ? WHERE id = ?");
+    for (const SealedText& t : texts) {
+      SQLite::Statement& q = t.where == SealedText::Where::kReceiverConfig ? config
+                             : t.where == SealedText::Where::kReceiverAuth ? auth
+                                                                          : exec;
+      q.reset();
+      q.bind(1, t.text);
+      q.bind(2, t.id);
+      q.exec();
+    }
+    tx.commit();
     return Status::Ok();
   });
 }

@@ -108,6 +108,18 @@ struct AdminTokenRow {
   std::string name;
   std::string token_hash;  // raw 32 bytes
   int64_t created_at = 0;
+  bool from_env = false;   // the row managed from TRIPLINE_ADMIN_TOKEN
+};
+
+// Every stored JSON text that may hold sealed secrets (secrets.h): receivers' config and auth,
+// executions' config. For checking them against the key at start-up and re-sealing them.
+struct SealedText {
+  enum class Where { kReceiverConfig, kReceiverAuth, kExecutionConfig };
+  Where where = Where::kReceiverConfig;
+  int64_t id = 0;         // the receiver's or execution's id
+  std::string driver;     // whose config it is (its schema names the secret fields)
+  bool finished = false;  // an execution that succeeded or failed: never opened again
+  std::string text;       // JSON
 };
 
 class Store {
@@ -162,7 +174,18 @@ class Store {
   // Admin credentials.
   Result<AdminTokenRow> insert_admin_token(const std::string& name, const std::string& token_hash);
   std::vector<AdminTokenRow> list_admin_tokens();
+  // Deletes it unless it is the last one (Conflict), in one statement, so concurrent deletes
+  // can never remove the last admin token between them.
   Status delete_admin_token(int64_t id);
+  // In one transaction: revokes the rows from_env whose hash is not `token_hash` and stores
+  // `token_hash` as the from_env row (if it is not stored yet). Answers how many were revoked.
+  Result<int> replace_env_admin_token(const std::string& name, const std::string& token_hash);
+
+  // Sealed secrets at rest (secret_keys.h). Only texts that contain a sealed value are listed;
+  // finished executions only when asked (a full scan of the history: rotation, not start-up).
+  std::vector<SealedText> sealed_texts(bool include_finished_executions);
+  // Writes the given texts back, all in ONE transaction.
+  Status rewrite_sealed_texts(const std::vector<SealedText>& texts);
 
   // For /readyz: a write transaction can begin and roll back.
   Status check_writable();

@@ -1,6 +1,6 @@
 #include "config.h"
 
-#include "../../server/rules.h"
+#include "../../server/json_limits.h"
 
 #include <arpa/inet.h>
 

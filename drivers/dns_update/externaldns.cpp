@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "../../server/http_client.h"
+#include "../../server/json_limits.h"
 
 namespace tripline::dns_update {
 
@@ -87,8 +88,12 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 WebhookClient::Answer http_failure(const std::string& base, const std::string& what, int status,
-                                   const std::string& transport_error, const std::string& body) {
+                                   const std::string& transport_error, const std::string& body,
+                                   bool too_large) {
   using Error = WebhookClient::Error;
+  if (too_large)
+    return {Error::kRejected, "refused the answer of the ExternalDNS provider at " + base + " to " +
+                                  what + ": " + transport_error};
   if (status == 0)
     return {Error::kUnreachable,
             "cannot reach the ExternalDNS provider at " + base + " (" + what + "): " + transport_error};
@@ -187,20 +192,25 @@ WebhookClient::Answer WebhookClient::negotiate(DomainFilter* out) const {
   req.connect_timeout = kConnectTimeout;
   req.timeout = kTimeout;
   OutboundResponse r = http_request(req);
-  if (r.status != 200) return http_failure(base_url_, "GET /", r.status, r.error, r.body);
+  if (r.status != 200) return http_failure(base_url_, "GET /", r.status, r.error, r.body, r.too_large);
   const std::string* type = r.header("content-type");
   if (!type || *type != kWebhookMediaType)
     return {Error::kRejected,
             "the ExternalDNS provider at " + base_url_ + " answered GET / with Content-Type \"" +
                 snippet(type ? *type : "") + "\", not " + kWebhookMediaType +
                 ": it does not speak version 1 of the webhook protocol"};
-  json j = json::parse(r.body, nullptr, false);
-  if (j.is_discarded())
-    return {Error::kRejected,
-            "the ExternalDNS provider at " + base_url_ + " sent a domain filter that is not JSON"};
-  auto filter = DomainFilter::parse(j);
+  return parse_domain_filter(base_url_, r.body, out);
+}
+
+WebhookClient::Answer WebhookClient::parse_domain_filter(const std::string& base_url,
+                                                         std::string_view body, DomainFilter* out) {
+  auto parsed = parse_json_bounded(body);
+  if (!parsed.ok())
+    return {Error::kRejected, "the domain filter the ExternalDNS provider at " + base_url +
+                                  " sent " + parsed.why()};
+  auto filter = DomainFilter::parse(parsed.value);
   if (!filter.ok())
-    return {Error::kRejected, "the ExternalDNS provider at " + base_url_ + " sent a bad domain filter: " +
+    return {Error::kRejected, "the ExternalDNS provider at " + base_url + " sent a bad domain filter: " +
                                   filter.status().message()};
   *out = std::move(filter).value();
   return {};
@@ -214,13 +224,21 @@ WebhookClient::Answer WebhookClient::records(json* endpoints) const {
   req.connect_timeout = kConnectTimeout;
   req.timeout = kTimeout;
   OutboundResponse r = http_request(req);
-  if (r.status != 200) return http_failure(base_url_, "GET /records", r.status, r.error, r.body);
-  json j = json::parse(r.body, nullptr, false);
-  if (!j.is_array())
-    return {Error::kRejected, "the ExternalDNS provider at " + base_url_ +
+  if (r.status != 200) return http_failure(base_url_, "GET /records", r.status, r.error, r.body, r.too_large);
+  return parse_records(base_url_, r.body, endpoints);
+}
+
+WebhookClient::Answer WebhookClient::parse_records(const std::string& base_url, std::string_view body,
+                                                   json* endpoints) {
+  auto parsed = parse_json_bounded(body);
+  if (!parsed.ok())
+    return {Error::kRejected, "the answer of the ExternalDNS provider at " + base_url +
+                                  " to GET /records " + parsed.why()};
+  if (!parsed.value.is_array())
+    return {Error::kRejected, "the ExternalDNS provider at " + base_url +
                                   " did not answer GET /records with a JSON array of endpoints"};
   *endpoints = json::array();
-  for (const json& e : j)
+  for (const json& e : parsed.value)
     if (e.is_object()) endpoints->push_back(normalize_endpoint(e));
   return {};
 }
@@ -235,7 +253,7 @@ WebhookClient::Answer WebhookClient::apply_changes(const json& changes) const {
   req.timeout = kTimeout;
   OutboundResponse r = http_request(req);
   if (r.status == 204) return {};
-  return http_failure(base_url_, "POST /records", r.status, r.error, r.body);
+  return http_failure(base_url_, "POST /records", r.status, r.error, r.body, r.too_large);
 }
 
 }  // namespace tripline::dns_update

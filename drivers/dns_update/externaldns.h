@@ -55,7 +55,8 @@ class WebhookClient {
     kNone,
     kUnreachable,  // transport failure (retryable)
     kServer,       // 5xx (retryable)
-    kRejected,     // any other answer, or one that breaks the protocol (final)
+    kRejected,     // any other answer, or one that breaks the protocol or tripline's limits
+                   // for peer JSON (final)
   };
   struct Answer {
     Error error = Error::kNone;
@@ -70,6 +71,14 @@ class WebhookClient {
   Answer apply_changes(const nlohmann::json& changes) const;
 
   const std::string& url() const { return base_url_; }
+
+  // The bodies of GET / and GET /records as read above, exposed for tests and the peer fuzz
+  // target. Never throw; an answer over the limits of json_limits.h (nesting, size), not JSON or
+  // not of the protocol's shape is kRejected with a message naming the provider `base_url`.
+  static Answer parse_domain_filter(const std::string& base_url, std::string_view body,
+                                    DomainFilter* out);
+  static Answer parse_records(const std::string& base_url, std::string_view body,
+                              nlohmann::json* endpoints);
 
  private:
   std::string base_url_;

@@ -20,6 +20,10 @@ Outcome failure(const SwarmApi::Answer& a, const std::string& service, const std
     case SwarmApi::Error::kServer:
     case SwarmApi::Error::kOutOfSequence:
       return Outcome::retryable("Docker answered: " + a.message);
+    case SwarmApi::Error::kBadAnswer:
+      // Final: a peer answering past the limits (or not Docker's JSON at all) answers the same
+      // way next time; retrying would only hammer it.
+      return Outcome::final("refused the answer of Docker at " + host + " (not retried): " + a.message);
     default:
       return Outcome::final("Docker rejected the update: " + a.message);
   }

@@ -2,6 +2,10 @@
 
 #include <curl/curl.h>
 
+#include <cstdint>
+
+#include "../../server/json_limits.h"
+
 namespace tripline::scale_service {
 
 SwarmApi::SwarmApi(const std::string& docker_host) : host_(docker_host) {
@@ -16,8 +20,9 @@ SwarmApi::SwarmApi(const std::string& docker_host) : host_(docker_host) {
 }
 
 OutboundResponse SwarmApi::call(const std::string& method, const std::string& path,
-                                const std::string& body) const {
+                                const std::string& body, std::chrono::milliseconds timeout) const {
   OutboundRequest req;
+  req.timeout = timeout;
   req.method = method;
   req.url = base_url_ + "/v1.41" + path;
   req.unix_socket = unix_socket_;
@@ -27,10 +32,11 @@ OutboundResponse SwarmApi::call(const std::string& method, const std::string& pa
 }
 
 SwarmApi::Answer SwarmApi::classify(const OutboundResponse& r) {
+  if (r.too_large) return {Error::kBadAnswer, r.error};
   if (r.transport_failed()) return {Error::kUnreachable, r.error};
   if (r.status >= 200 && r.status < 300) return {};
   std::string message = "HTTP " + std::to_string(r.status);
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  auto j = parse_json_bounded(r.body).value;
   if (j.is_object() && j.contains("message") && j["message"].is_string())
     message = j["message"].get<std::string>();
   if (r.status == 404) return {Error::kNotFound, message};
@@ -47,17 +53,45 @@ SwarmApi::Answer SwarmApi::inspect(const std::string& name, Service* out) const 
   auto r = call("GET", path);
   Answer a = classify(r);
   if (a.error != Error::kNone) return a;
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  return parse_service(r.body, out);
+}
+
+namespace {
+// Docker's integers. A float, or a number out of int64_t's range, is refused: nlohmann's
+// conversion of such a value to int64_t would be undefined behaviour (found by fuzz_peer).
+bool integer(const nlohmann::json& j, int64_t* out) {
+  if (j.is_number_unsigned()) {
+    if (j.get<uint64_t>() > uint64_t(INT64_MAX)) return false;
+  } else if (!j.is_number_integer()) {
+    return false;
+  }
+  *out = j.get<int64_t>();
+  return true;
+}
+}  // namespace
+
+SwarmApi::Answer SwarmApi::parse_service(std::string_view body, Service* out) {
+  auto parsed = parse_json_bounded(body);
+  if (!parsed.ok()) return {Error::kBadAnswer, "the service JSON from Docker " + parsed.why()};
+  const nlohmann::json& j = parsed.value;
   try {
     out->id = j.at("ID").get<std::string>();
-    out->version = j.at("Version").at("Index").get<int64_t>();
+    if (!integer(j.at("Version").at("Index"), &out->version))
+      return {Error::kBadAnswer, "unexpected service JSON from Docker: Version.Index is not an integer"};
     out->spec = j.at("Spec");
     const auto& mode = out->spec.at("Mode");
     out->replicated = mode.contains("Replicated");
-    // Docker omits Replicas when it is 0.
-    out->replicas = out->replicated ? mode["Replicated"].value("Replicas", int64_t{0}) : 0;
+    out->replicas = 0;  // Docker omits Replicas when it is 0
+    if (out->replicated) {
+      const auto& replicated = mode.at("Replicated");
+      if (!replicated.is_object())
+        return {Error::kBadAnswer, "unexpected service JSON from Docker: Mode.Replicated is not an object"};
+      if (auto r = replicated.find("Replicas");
+          r != replicated.end() && (!integer(*r, &out->replicas) || out->replicas < 0))
+        return {Error::kBadAnswer, "unexpected service JSON from Docker: Replicas is not a count"};
+    }
   } catch (const nlohmann::json::exception& e) {
-    return {Error::kServer, std::string("unexpected service JSON from Docker: ") + e.what()};
+    return {Error::kBadAnswer, std::string("unexpected service JSON from Docker: ") + e.what()};
   }
   return {};
 }
@@ -67,6 +101,9 @@ SwarmApi::Answer SwarmApi::update(const Service& s) const {
                        s.spec.dump()));
 }
 
-SwarmApi::Answer SwarmApi::ping() const { return classify(call("GET", "/_ping")); }
+// Bounded well below the default so a hung Docker holds the /readyz prober only briefly.
+SwarmApi::Answer SwarmApi::ping() const {
+  return classify(call("GET", "/_ping", {}, std::chrono::milliseconds(3000)));
+}
 
 }  // namespace tripline::scale_service

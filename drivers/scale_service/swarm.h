@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "../../server/http_client.h"
 
@@ -21,7 +22,9 @@ class SwarmApi {
     bool replicated = false;
     int64_t replicas = 0;
   };
-  enum class Error { kNone, kUnreachable, kNotFound, kOutOfSequence, kServer, kRejected };
+  // kBadAnswer: Docker's answer broke tripline's limits for peer JSON (json_limits.h: nesting,
+  // size) or is not the JSON it should be; the driver treats it as final (see scale_service.cpp).
+  enum class Error { kNone, kUnreachable, kNotFound, kOutOfSequence, kServer, kRejected, kBadAnswer };
   struct Answer {
     Error error = Error::kNone;
     std::string message;  // Docker's message or the transport error
@@ -31,11 +34,16 @@ class SwarmApi {
   Answer update(const Service& service) const;  // sends service.spec at service.version
   Answer ping() const;
 
+  // Reads a GET /services/{id} answer (exposed for tests and the peer fuzz target). Never throws;
+  // a body over the limits, not JSON, or without ID / Version.Index / Spec.Mode is kBadAnswer.
+  static Answer parse_service(std::string_view body, Service* out);
+
   const std::string& host() const { return host_; }
 
  private:
   OutboundResponse call(const std::string& method, const std::string& path,
-                        const std::string& body = {}) const;
+                        const std::string& body = {},
+                        std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) const;
   static Answer classify(const OutboundResponse& r);
 
   std::string host_;

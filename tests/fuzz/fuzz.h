@@ -21,6 +21,7 @@ namespace tripline::fuzz {
 int fuzz_token(const uint8_t* data, size_t size);  // Keyring::verify, sign, base64url
 int fuzz_rules(const uint8_t* data, size_t size);  // RuleSet::compile / evaluate, Alertmanager key
 int fuzz_body(const uint8_t* data, size_t size);   // parse_body_json, read_field, dns-update bind()
+int fuzz_peer(const uint8_t* data, size_t size);   // Docker service and ExternalDNS answers
 
 struct InvariantViolation : std::logic_error {
   using std::logic_error::logic_error;

@@ -56,3 +56,8 @@ TEST_CASE("fuzz: body corpus and regressions replay cleanly") {
   replay("corpus", "body", tripline::fuzz::fuzz_body);
   replay("regressions", "body", tripline::fuzz::fuzz_body);
 }
+
+TEST_CASE("fuzz: peer corpus and regressions replay cleanly") {
+  replay("corpus", "peer", tripline::fuzz::fuzz_peer);
+  replay("regressions", "peer", tripline::fuzz::fuzz_peer);
+}

@@ -2,7 +2,7 @@
 # Runs each libFuzzer target for a bounded time and fails on any crash, leak, timeout or broken
 # invariant. `make fuzz` builds the targets and calls this; see docs/fuzzing.md.
 #
-#   tests/fuzz/run.sh BUILD_DIR [TARGET...]     (targets: token rules body; default: all)
+#   tests/fuzz/run.sh BUILD_DIR [TARGET...]     (targets: token rules body peer; default: all)
 #
 # FUZZ_SECONDS (default 20) bounds each target. Inputs the fuzzer finds go to
 # BUILD_DIR/fuzz-corpus/TARGET (kept between runs, so a longer run picks up where the last one
@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:?usage: $0 BUILD_DIR [TARGET...]}" && pwd)
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(token rules body)
+[ ${#targets[@]} -gt 0 ] || targets=(token rules body peer)
 seconds=${FUZZ_SECONDS:-20}
 
 symbolizer=$(command -v llvm-symbolizer-14 || command -v llvm-symbolizer || true)

@@ -43,7 +43,8 @@ inline const std::string kAdminToken = "test-admin-token-0123456789abcdef";
 
 class TestServer {
  public:
-  // data_dir empty: a fresh temporary one (removed by the destructor).
+  // data_dir empty: a fresh temporary one (removed by the destructor). overrides.admin_token
+  // empty: kAdminToken, which request() sends.
   explicit TestServer(std::string data_dir = "", ServiceOptions overrides = {});
   ~TestServer();
   void stop();

@@ -583,7 +583,7 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
     REQUIRE(q.executeStep());
     json stored = json::parse(q.getColumn(0).getString());
     for (const char* f : {"github_secret", "standard_webhooks_secret", "link_secret"})
-      CHECK(stored[f].get<std::string>().rfind("sealed:v1:", 0) == 0);
+      CHECK(stored[f].get<std::string>().rfind("sealed:v2:", 0) == 0);
     for (const char* f : {"bearer_token", "basic_password"})
       CHECK(stored[f].get<std::string>().rfind("hashed:", 0) == 0);
     if (with_dns) {
@@ -593,7 +593,7 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
       c.bind(2, dns_id);
       int rows = 0;
       for (; c.executeStep(); ++rows)
-        CHECK(json::parse(c.getColumn(0).getString())["tsig_secret"].get<std::string>().rfind("sealed:v1:", 0) == 0);
+        CHECK(json::parse(c.getColumn(0).getString())["tsig_secret"].get<std::string>().rfind("sealed:v2:", 0) == 0);
       CHECK(rows >= 2);
     }
   }

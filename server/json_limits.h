@@ -1,0 +1,43 @@
+// Bounded JSON parsing for everything that comes from outside: request bodies and peers' answers
+// (Docker Engine API, ExternalDNS webhook providers). nlohmann's parser itself is iterative, but
+// copying, comparing, dumping and walking a document recurse once per nesting level, so a
+// 100k-deep answer would overflow the stack wherever it is next touched. Every such document is
+// therefore refused before it is parsed when it is nested deeper or is larger than these limits.
+//
+// No I/O, no shared state: thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+namespace tripline {
+
+inline constexpr int kMaxJsonDepth = 64;                  // nesting levels ({ and [)
+inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;  // the request body limit, 1 MiB
+
+struct JsonLimits {
+  int max_depth = kMaxJsonDepth;
+  size_t max_bytes = kMaxJsonBytes;
+};
+
+// A parsed document, or why there is none.
+struct BoundedJson {
+  enum class Error { kNone, kTooLarge, kTooDeep, kNotJson };
+  nlohmann::json value;  // discarded unless error == kNone
+  Error error = Error::kNone;
+  bool ok() const { return error == Error::kNone; }
+  // For messages: "is nested deeper than 64 levels", "is larger than 1048576 bytes", ...
+  std::string why(const JsonLimits& limits = {}) const;
+};
+
+// Parses `text` within `limits`. A raw NUL byte is refused (nlohmann's lexer would stop there
+// and accept what came before it). Never throws.
+BoundedJson parse_json_bounded(std::string_view text, const JsonLimits& limits = {});
+
+// Parses a request body as JSON with a nesting limit; discarded JSON when it is not JSON or
+// nests deeper than max_depth. (The body's size is bounded by the HTTP layer.)
+nlohmann::json parse_body_json(std::string_view body, int max_depth = kMaxJsonDepth);
+
+}  // namespace tripline
