@@ -799,7 +799,7 @@ HttpResponse App::tokens_api(const HttpRequest& req, const std::vector<std::stri
 
 HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
   auto state = [&] {
-    return json_response(200, {{"paused", ctx_.executor.paused()}, {"queue_depth", ctx_.executor.depth()}});
+    return json_response(200, {{"paused", ctx_.executor.paused()}, {"queue_depth", ctx_.executor.depth()}, {"in_memory", ctx_.executor.held()}});
   };
   if (seg.size() == 1) {
     if (req.method() != "GET") return method_not_allowed("GET");
