@@ -46,12 +46,13 @@ WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < $N)
 INSERT INTO executions (receiver_id, generation, driver, config, status, created_at, action)
   SELECT 1, 1, 'scale-service', '$config', 'queued', $old, 'up' FROM c;
 SQL
-printf 'wrote %d queued executions in %.1f s (db %s)\n' "$N" "$(echo "$(date +%s.%N) - $t0" | bc)" \
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+printf 'wrote %d queued executions in %s s (db %s)\n' "$N" "$(elapsed "$t0")" \
   "$(du -h "$work/data/tripline.db" | cut -f1)"
 
 t0=$(date +%s.%N)
 run
-printf 'start-up with the backlog: %.2f s, RSS %s\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$(rss)"
+printf 'start-up with the backlog: %s s, RSS %s\n' "$(elapsed "$t0")" "$(rss)"
 sleep "$SECONDS_RUN"
 depth=$(curl -fs -H "Authorization: Bearer $admin" "http://127.0.0.1:$port/api/v1/workers")
 echo "after ${SECONDS_RUN} s of retrying work: RSS $(rss); workers: $depth"
