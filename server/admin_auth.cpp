@@ -1,16 +1,26 @@
 #include "admin_auth.h"
 
+#include <algorithm>
+
 #include "crypto.h"
 
 namespace tripline {
 
 std::string new_secret_token() { return "tl_" + crypto::base64url_encode(crypto::random_bytes(32)); }
 
-void AdminAuth::reload() {
+Status AdminAuth::reload() {
+  auto rows = store_.list_admin_tokens();
+  if (!rows.ok()) return rows.status();
   std::vector<std::string> hashes;
-  for (const auto& row : store_.list_admin_tokens()) hashes.push_back(row.token_hash);
+  for (const auto& row : *rows) hashes.push_back(row.token_hash);
   std::lock_guard lock(mu_);
   hashes_ = std::move(hashes);
+  return Status::Ok();
+}
+
+void AdminAuth::forget(const std::string& token_hash) {
+  std::lock_guard lock(mu_);
+  hashes_.erase(std::remove(hashes_.begin(), hashes_.end(), token_hash), hashes_.end());
 }
 
 bool AdminAuth::check(std::string_view authorization) const {
@@ -30,7 +40,7 @@ Result<std::pair<AdminTokenRow, std::string>> AdminAuth::create(const std::strin
   std::string token = new_secret_token();
   auto row = store_.insert_admin_token(name, std::string(crypto::view(crypto::sha256(token))));
   if (!row.ok()) return row.status();
-  reload();
+  if (Status s = reload(); !s.ok()) return s;
   return std::make_pair(*row, token);
 }
 
@@ -38,7 +48,7 @@ Result<int> AdminAuth::use_env_token(const std::string& token) {
   auto revoked = store_.replace_env_admin_token("from TRIPLINE_ADMIN_TOKEN",
                                                 std::string(crypto::view(crypto::sha256(token))));
   if (!revoked.ok()) return revoked.status();
-  reload();
+  if (Status s = reload(); !s.ok()) return s;
   return revoked;
 }
 

@@ -16,7 +16,9 @@ namespace tripline {
 class AdminAuth {
  public:
   explicit AdminAuth(Store& store) : store_(store) {}
-  void reload();
+  Status reload();
+  // Drops one credential from memory at once (a revoked token), whatever a reload does.
+  void forget(const std::string& token_hash);
   // `authorization` is the raw Authorization header ("Bearer <token>").
   bool check(std::string_view authorization) const;
 

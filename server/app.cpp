@@ -333,9 +333,12 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
   Ingest::Done done = [metrics, rid, claim = std::move(claim), respond = std::move(respond)](
                           const Status& s, const Accepted& a) mutable {
     // Limits count committed executions only: a failed commit or a replay gives back its claim.
-    if (!s.ok() || a.replayed) claim.release();
+    if (!s.ok() || a.replayed || a.revoked) claim.release(); else claim.settle();
     HttpResponse r;
-    if (!s.ok()) {
+    if (s.ok() && a.revoked) {
+      metrics->trigger_rejected(RejectReason::kRevoked);
+      r = error_response(401, "revoked_token", "this trigger URL was revoked while the request was being recorded");
+    } else if (!s.ok()) {
       metrics->trigger_rejected(a.overloaded ? RejectReason::kOverloaded : RejectReason::kStorageFailed);
       r = error_response(503, a.overloaded ? "overloaded" : "unavailable",
                          a.overloaded ? "too many triggers are waiting to be recorded; retry"
@@ -409,6 +412,9 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
       if (std::find(r.request_fields.begin(), r.request_fields.end(), k) == r.request_fields.end())
         return invalid(Status::Invalid("config." + k + " cannot be set per request",
                                        {{"config." + k, "cannot be set per request"}}));
+      if (v.is_object() || v.is_array())  // a value, never a value source or a structure
+        return invalid(Status::Invalid("config." + k + " from the request must be a single value",
+                                       {{"config." + k, "must be a single value"}}));
       config[k] = v;
       changed = true;
     }
@@ -466,8 +472,22 @@ bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Respo
   };
   const std::string& action = t.action.empty() ? r.action : t.action;
   int64_t wait = 0;
-  switch (r.limiter->reserve(r.limits, action, now_ms(), claim, &wait)) {
+  auto verdict = r.limiter->reserve(r.limits, action, t.idempotency_key, now_ms(), claim, &wait);
+  if (verdict == LimiterState::Verdict::kOk) return true;
+  // A sender retrying a delivery we accepted (its answer was lost) must hear about that
+  // execution, not a refusal: only here, off the hot path, is its key looked up.
+  if (!t.idempotency_key.empty() && verdict != LimiterState::Verdict::kInFlight) {
+    auto earlier = ctx_.store.find_execution_by_key(r.row.id, t.idempotency_key);
+    if (!earlier.ok()) verdict = LimiterState::Verdict::kInFlight;  // cannot tell: ask to retry
+    else if (*earlier) return answer(accepted_response(**earlier, r.row.id, true));
+  }
+  switch (verdict) {
     case LimiterState::Verdict::kOk: return true;
+    case LimiterState::Verdict::kInFlight: {
+      auto resp = error_response(503, "unavailable", "an earlier delivery of this message is still being recorded; retry");
+      resp.headers.emplace_back("Retry-After", "1");
+      return answer(std::move(resp));
+    }
     case LimiterState::Verdict::kRateLimited: {
       ctx_.metrics.trigger_rejected(RejectReason::kRateLimited);
       auto resp = error_response(429, "rate_limited", "this receiver is being triggered too often; retry later");
@@ -482,12 +502,6 @@ bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Respo
       return answer(std::move(resp));
     }
     case LimiterState::Verdict::kCoolingDown: break;
-  }
-  // A sender retrying a delivery we accepted (its answer was lost) must hear about that
-  // execution, not "cooling down": only here, off the hot path, is the key looked up.
-  if (!t.idempotency_key.empty()) {
-    auto earlier = ctx_.store.find_execution_by_key(r.row.id, t.idempotency_key);
-    if (earlier.ok() && *earlier) return answer(accepted_response(**earlier, r.row.id, true));
   }
   ctx_.metrics.trigger_ignored(IgnoreReason::kCooldown);
   json body = {{"ignored", true},
@@ -538,7 +552,7 @@ HttpResponse App::commit_receiver(int status, const std::function<Result<Receive
     if (auto old = ctx_.receivers.find(row->id))  // cooldowns and rate limits outlive an edit
       std::const_pointer_cast<Receiver>(*r)->limiter = old->limiter;
     else
-      seed_limiter(**r);
+      seed_limiter(**r, /*existing=*/row->version > 1);
     ctx_.receivers.put(*r);
     published = *r;
   }
@@ -548,8 +562,11 @@ HttpResponse App::commit_receiver(int status, const std::function<Result<Receive
   return json_response(status, *body);
 }
 
-void App::seed_limiter(const Receiver& r) {
-  if (!r.limits.any()) return;
+void App::seed_limiter(const Receiver& r, bool existing) {
+  if (existing) {  // e.g. a receiver that could not be loaded before: its backlog still counts
+    auto queued = ctx_.store.unfinished_count(r.row.id);
+    if (queued.ok()) r.limiter->queued()->store(*queued, std::memory_order_relaxed);
+  }
   auto recent = ctx_.store.recent_executions(r.row.id, now_ms() - r.limits.memory_ms());
   if (recent.ok())
     r.limiter->seed(r.limits, *recent);
@@ -765,7 +782,9 @@ HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::
 HttpResponse App::tokens_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
   if (seg.size() == 1 && req.method() == "GET") {
     json items = json::array();
-    for (const auto& t : ctx_.store.list_admin_tokens())
+    auto tokens = ctx_.store.list_admin_tokens();
+    if (!tokens.ok()) return from_status(tokens.status());
+    for (const auto& t : *tokens)
       items.push_back({{"id", t.id}, {"name", t.name}, {"created_at", log::format_time(t.created_at)}});
     return json_response(200, {{"items", items}});
   }
@@ -789,9 +808,15 @@ HttpResponse App::tokens_api(const HttpRequest& req, const std::vector<std::stri
   auto id = parse_id(seg[1]);
   if (!id) return error_response(404, "not_found", "no such token");
   if (req.method() != "DELETE") return method_not_allowed("DELETE");
+  auto tokens = ctx_.store.list_admin_tokens();
+  if (!tokens.ok()) return from_status(tokens.status());
   Status s = ctx_.store.delete_admin_token(*id);  // Conflict (409) for the last one
   if (!s.ok()) return from_status(s);
-  ctx_.admin.reload();
+  // Fail closed: the revoked token stops working now, even if the reload below fails.
+  for (const auto& t : *tokens)
+    if (t.id == *id) ctx_.admin.forget(t.token_hash);
+  if (Status r = ctx_.admin.reload(); !r.ok())
+    log::error("admin tokens could not be reloaded", {{"error", r.message()}});
   HttpResponse r;
   r.status = 204;
   return r;

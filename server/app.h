@@ -78,7 +78,7 @@ class App {
   HttpResponse commit_receiver(int status, const std::function<Result<ReceiverRow>()>& write,
                                std::optional<bool> url_revoked = std::nullopt);
   Result<std::shared_ptr<const Receiver>> view_of(const ReceiverRow& row);
-  void seed_limiter(const Receiver& r);
+  void seed_limiter(const Receiver& r, bool existing = false);
   // Seals the body's secrets (keeping `previous` ones sent back redacted) and validates the
   // result against the driver and its peer.
   Result<std::shared_ptr<const Receiver>> check_receiver(ReceiverRow row,

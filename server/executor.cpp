@@ -38,6 +38,9 @@ void Executor::stop() {
 void Executor::enqueue(Job job) {
   {
     std::lock_guard lock(mu_);
+    // Already read by a page: the ingest commits a batch before handing its rows over one by
+    // one, and a page read in between holds them. Holding it again would run it twice.
+    if (loader_ && job.id <= watermark_) return;
     if (loader_ && (spilled_ || held_ >= max_held_)) {
       // Durable already: a later page reads it, after everything older.
       spilled_ = true;

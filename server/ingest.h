@@ -24,6 +24,7 @@ struct Accepted {
   int64_t execution_id = 0;
   bool replayed = false;    // an Idempotency-Key matched: this is the earlier execution
   bool overloaded = false;  // refused without trying: the queue was full
+  bool revoked = false;     // refused at the commit: the URL was revoked while it waited
 };
 
 class Ingest {

@@ -27,8 +27,16 @@ void Pruner::stop() {
 
 Result<int64_t> Pruner::run_once() {
   int64_t total = 0;
+  int64_t now = now_ms();
+  int64_t protect_since = now - (options_.protect_ms ? options_.protect_ms() : 0);
+  std::vector<int64_t> over;
+  if (options_.policy.keep_per_receiver > 0) {
+    auto found = store_.receivers_over(options_.policy.keep_per_receiver);  // once per pass
+    if (!found.ok()) return found.status();
+    over = std::move(found).value();
+  }
   for (;;) {
-    auto ids = store_.prunable_executions(options_.policy, now_ms(), options_.batch);
+    auto ids = store_.prunable_executions(options_.policy, now, protect_since, over, options_.batch);
     if (!ids.ok()) return ids.status();
     if (ids->empty()) return total;
     auto n = store_.delete_executions(*ids);

@@ -22,6 +22,9 @@ class Pruner {
     int batch = 500;
     std::chrono::milliseconds interval{10000};  // between passes
     std::chrono::milliseconds pause{20};        // between batches of one pass
+    // How far back executions must stay for limits to be rebuilt at start-up (the longest
+    // cooldown or bucket window of any receiver); asked once per pass. Null: nothing.
+    std::function<int64_t()> protect_ms;
   };
   Pruner(Store& store, Options options, std::function<void(int)> on_pruned = nullptr);
   ~Pruner();

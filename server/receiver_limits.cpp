@@ -7,6 +7,10 @@
 
 namespace tripline {
 
+namespace {
+constexpr double kMaxBucketMemoryMs = 24.0 * 3600 * 1000;
+}  // namespace
+
 Limits Limits::builtin() {
   Limits l;
   l.rate_per_s = 600 / 60.0;
@@ -26,7 +30,12 @@ Result<Limits> Limits::parse(const nlohmann::json& j, const Limits& defaults) {
     if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 1e6) return bad("limits." + k, "must be a number from 0 to 1000000");
   }
   if (j.contains("cooldown_seconds")) l.cooldown_ms = static_cast<int64_t>(j["cooldown_seconds"].get<double>() * 1000);
-  if (j.contains("rate_per_minute")) l.rate_per_s = j["rate_per_minute"].get<double>() / 60.0;
+  if (j.contains("rate_per_minute")) {
+    double per_minute = j["rate_per_minute"].get<double>();
+    // 0 turns it off; below one a day and a half (0.01/min) the arithmetic stops making sense.
+    if (per_minute != 0 && per_minute < 0.01) return bad("limits.rate_per_minute", "must be 0 (off) or at least 0.01");
+    l.rate_per_s = per_minute / 60.0;
+  }
   if (j.contains("burst")) l.burst = j["burst"].get<double>();
   l.burst = std::max(1.0, l.burst);
   if (j.contains("max_queued")) l.max_queued = static_cast<int64_t>(j["max_queued"].get<double>());
@@ -34,9 +43,10 @@ Result<Limits> Limits::parse(const nlohmann::json& j, const Limits& defaults) {
 }
 
 int64_t Limits::memory_ms() const {
-  // A bucket emptied at t is full again at t + burst / rate.
-  int64_t refill = rate_per_s > 0 ? static_cast<int64_t>(std::ceil(burst / rate_per_s * 1000)) : 0;
-  return std::max(cooldown_ms, refill);
+  // A bucket emptied at t is full again at t + burst / rate; past a day, a restart forgets the
+  // bucket's history (and the start-up scan stays short).
+  double refill = rate_per_s > 0 ? std::min(burst / rate_per_s * 1000, kMaxBucketMemoryMs) : 0;
+  return std::max(cooldown_ms, static_cast<int64_t>(std::ceil(refill)));
 }
 
 bool LimiterState::take_locked(const Limits& l, int64_t now_ms, int64_t* retry_after_s) {
@@ -49,25 +59,37 @@ bool LimiterState::take_locked(const Limits& l, int64_t now_ms, int64_t* retry_a
     return true;
   }
   if (retry_after_s)
-    *retry_after_s = std::max<int64_t>(1, static_cast<int64_t>(std::ceil((1 - tokens_) / l.rate_per_s)));
+    *retry_after_s = static_cast<int64_t>(std::clamp(std::ceil((1 - tokens_) / l.rate_per_s), 1.0, 86400.0));
   return false;
 }
 
-LimiterState::Verdict LimiterState::reserve(const Limits& l, const std::string& action, int64_t now_ms,
-                                            Reservation* out, int64_t* wait) {
+LimiterState::Verdict LimiterState::reserve(const Limits& l, const std::string& action,
+                                            const std::string& key, int64_t now_ms, Reservation* out,
+                                            int64_t* wait) {
   std::lock_guard lock(mu_);
+  auto refuse = [&](Verdict v) {
+    if (!key.empty() && in_flight_.count(key)) {
+      *wait = 1;
+      return Verdict::kInFlight;
+    }
+    return v;
+  };
   if (l.cooldown_ms > 0) {
     auto it = last_run_.find(action);
     if (it != last_run_.end() && now_ms - it->second < l.cooldown_ms) {
       *wait = l.cooldown_ms - (now_ms - it->second);
-      return Verdict::kCoolingDown;
+      return refuse(Verdict::kCoolingDown);
     }
   }
   if (l.max_queued > 0 && queued_->load(std::memory_order_relaxed) >= l.max_queued) {
     *wait = 10;  // the backlog drains one execution per target at a time
-    return Verdict::kQueueFull;
+    return refuse(Verdict::kQueueFull);
   }
-  if (!take_locked(l, now_ms, wait)) return Verdict::kRateLimited;
+  if (!take_locked(l, now_ms, wait)) return refuse(Verdict::kRateLimited);
+  if (!key.empty()) {
+    in_flight_.insert(key);
+    out->key_ = key;
+  }
   out->state_ = shared_from_this();
   out->took_token_ = l.rate_per_s > 0;
   // Counted for every receiver (the executor gives it back as each execution finishes); only
@@ -89,12 +111,22 @@ void Reservation::release() {
   std::lock_guard lock(state_->mu_);
   if (took_token_) state_->tokens_ += 1;  // capped at burst by the next refill
   if (took_slot_) state_->queued_->fetch_sub(1, std::memory_order_relaxed);
+  if (!key_.empty()) state_->in_flight_.erase(key_);
   if (!action_.empty()) {
     // Only undo our own claim: a later claim of the same action stays.
     auto it = state_->last_run_.find(action_);
     if (it != state_->last_run_.end() && it->second == claimed_at_) {
       if (previous_run_) it->second = *previous_run_; else state_->last_run_.erase(it);
     }
+  }
+  state_.reset();
+}
+
+void Reservation::settle() {
+  if (!state_) return;
+  if (!key_.empty()) {
+    std::lock_guard lock(state_->mu_);
+    state_->in_flight_.erase(key_);
   }
   state_.reset();
 }

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "status.h"
@@ -57,6 +58,8 @@ class Reservation {
   Reservation() = default;
   // Gives back what was taken: the insert failed or found an earlier execution.
   void release();
+  // The execution was committed: the limits keep what was taken.
+  void settle();
 
  private:
   friend class LimiterState;
@@ -66,16 +69,19 @@ class Reservation {
   std::string action_;  // empty: no cooldown claimed
   int64_t claimed_at_ = 0;
   std::optional<int64_t> previous_run_;
+  std::string key_;  // the request's idempotency key, in flight until settled or released
 };
 
 class LimiterState : public std::enable_shared_from_this<LimiterState> {
  public:
-  enum class Verdict { kOk, kRateLimited, kQueueFull, kCoolingDown };
+  // kInFlight: refused, but a request with the same idempotency key holds a claim that is not
+  // committed yet (the sender retried before our first answer): it must retry, not be ignored.
+  enum class Verdict { kOk, kRateLimited, kQueueFull, kCoolingDown, kInFlight };
   // Claims the cooldown of `action`, a rate token and a queue slot, into `out`. On kRateLimited
   // and kQueueFull, `*wait` is the seconds to wait; on kCoolingDown the milliseconds left
   // (nothing is kept).
-  Verdict reserve(const Limits& l, const std::string& action, int64_t now_ms, Reservation* out,
-                  int64_t* wait);
+  Verdict reserve(const Limits& l, const std::string& action, const std::string& key,
+                  int64_t now_ms, Reservation* out, int64_t* wait);
   // Replays committed executions (oldest first) through the limits: what start-up calls.
   void seed(const Limits& l, const std::vector<RecentExecution>& executions);
   // Unfinished executions of the receiver: set at start-up from the store, +1 per committed
@@ -90,6 +96,7 @@ class LimiterState : public std::enable_shared_from_this<LimiterState> {
   double tokens_ = -1;  // -1: full on first use
   int64_t refilled_at_ = 0;
   std::unordered_map<std::string, int64_t> last_run_;
+  std::unordered_set<std::string> in_flight_;  // keys of claims not yet settled (bounded by concurrency)
   std::shared_ptr<std::atomic<int64_t>> queued_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 

@@ -121,8 +121,9 @@ Status write_key_file(const std::string& path, const std::string& text, bool app
 Status check_sealed_data(Store& store, const DriverRegistry& drivers, const SecretBox& box) {
   Scan scan;
   int unused = 0;
-  for (SealedText& t : store.sealed_texts(/*include_finished_executions=*/false))
-    visit(t, drivers, box, /*reseal=*/false, scan, &unused);
+  auto texts = store.sealed_texts(/*include_finished_executions=*/false);
+  if (!texts.ok()) return texts.status();
+  for (SealedText& t : texts.value()) visit(t, drivers, box, /*reseal=*/false, scan, &unused);
   return scan.failures ? scan.status(box) : Status::Ok();
 }
 
@@ -130,7 +131,9 @@ Result<ResealReport> reseal_all(Store& store, const DriverRegistry& drivers, con
   Scan scan;
   ResealReport report;
   std::vector<SealedText> changed;
-  for (SealedText& t : store.sealed_texts(/*include_finished_executions=*/true))
+  auto texts = store.sealed_texts(/*include_finished_executions=*/true);
+  if (!texts.ok()) return texts.status();
+  for (SealedText& t : texts.value())
     if (visit(t, drivers, box, /*reseal=*/true, scan, &report.values))
       changed.push_back(std::move(t));
   if (scan.failures) return scan.status(box);
@@ -155,8 +158,9 @@ Result<std::string> rotate_secret_key(const std::string& data_dir, const DriverE
     {  // Fail before touching any file if a value does not open now.
       Scan scan;
       int unused = 0;
-      for (SealedText& t : (*store)->sealed_texts(true))
-        visit(t, drivers, *old_box, false, scan, &unused);
+      auto texts = (*store)->sealed_texts(true);
+      if (!texts.ok()) return texts.status();
+      for (SealedText& t : texts.value()) visit(t, drivers, *old_box, false, scan, &unused);
       if (scan.failures) return scan.status(*old_box);
     }
     // The old key goes to the previous-keys file first: whatever happens next, every value

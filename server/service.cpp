@@ -178,7 +178,7 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   if (Status s = check_sealed_data(*p.store, p.drivers, p.secrets); !s.ok()) return s;
 
   p.admin = std::make_unique<AdminAuth>(*p.store);
-  p.admin->reload();
+  if (Status s = p.admin->reload(); !s.ok()) return s;
   if (!o.admin_token.empty()) {
     if (o.admin_token.size() < 16) return Status::Invalid("TRIPLINE_ADMIN_TOKEN must be at least 16 characters");
     auto revoked = p.admin->use_env_token(o.admin_token);
@@ -236,6 +236,11 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
 
   Pruner::Options prune;
   prune.policy = o.retention;
+  prune.protect_ms = [parts = &p] {
+    int64_t longest = 0;
+    for (const auto& r : parts->receivers.all()) longest = std::max(longest, r->limits.memory_ms());
+    return longest;
+  };
   p.pruner = std::make_unique<Pruner>(*p.store, prune);
   p.pruner->start();
 

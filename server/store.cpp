@@ -138,8 +138,11 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
     configure(*s->reader_, options);
     s->insert_execution_ = std::make_unique<SQLite::Statement>(
         *s->writer_,
+        // Only while the receiver still grants it: a URL revoked after the request was checked
+        // but before this commit (the request waited in the ingest queue) records nothing.
         "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, "
-        "status, created_at, action) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) "
+        "status, created_at, action) SELECT ?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7 "
+        "WHERE EXISTS (SELECT 1 FROM receivers WHERE id = ?1 AND generation = ?2 AND enabled) "
         "ON CONFLICT (receiver_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING");
     s->find_idempotent_ = std::make_unique<SQLite::Statement>(
         *s->writer_, "SELECT id FROM executions WHERE receiver_id = ? AND idempotency_key = ?");
@@ -353,16 +356,26 @@ Status Store::insert_executions(std::vector<NewExecution>& batch) {
         q.bindNoCopy(5, e.idempotency_key);
       q.bind(6, e.created_at);
       if (e.action) q.bindNoCopy(7, *e.action); else q.bind(7);
+      e.revoked = false;
       if (q.exec() == 1) {
         e.id = writer_->getLastInsertRowid();
         e.replayed = false;
+        continue;
+      }
+      if (e.idempotency_key.empty()) {
+        e.id = 0;
+        e.revoked = true;
         continue;
       }
       SQLite::Statement& f = *find_idempotent_;
       f.tryReset();
       f.bind(1, e.receiver_id);
       f.bindNoCopy(2, e.idempotency_key);
-      if (!f.executeStep()) return Status::Internal("idempotency key vanished");
+      if (!f.executeStep()) {  // not a repeat: the receiver no longer grants it
+        e.id = 0;
+        e.revoked = true;
+        continue;
+      }
       e.id = f.getColumn(0).getInt64();
       e.replayed = true;
     }
@@ -515,8 +528,33 @@ Result<std::vector<RecentExecution>> Store::recent_executions(int64_t receiver_i
   });
 }
 
+Result<std::vector<int64_t>> Store::receivers_over(int64_t count) {
+  return guarded([&]() -> Result<std::vector<int64_t>> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_,
+                        "SELECT receiver_id FROM executions GROUP BY receiver_id HAVING count(*) > ?");
+    q.bind(1, count);
+    std::vector<int64_t> out;
+    while (q.executeStep()) out.push_back(q.getColumn(0).getInt64());
+    return out;
+  });
+}
+
+Result<int64_t> Store::unfinished_count(int64_t receiver_id) {
+  return guarded([&]() -> Result<int64_t> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_,
+                        "SELECT count(*) FROM executions WHERE receiver_id = ? "
+                        "AND status IN ('queued', 'running')");
+    q.bind(1, receiver_id);
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+  });
+}
+
 Result<std::vector<int64_t>> Store::prunable_executions(const RetentionPolicy& p, int64_t now,
-                                                      int limit) {
+                                                      int64_t protect_since_ms,
+                                                      const std::vector<int64_t>& over, int limit) {
   return guarded([&]() -> Result<std::vector<int64_t>> {
     std::lock_guard lock(read_mu_);
     std::vector<int64_t> out;
@@ -526,23 +564,18 @@ Result<std::vector<int64_t>> Store::prunable_executions(const RetentionPolicy& p
                           "SELECT id FROM executions WHERE status IN ('succeeded', 'failed') "
                           "AND created_at < ? AND (idempotency_key IS NULL OR created_at < ?) "
                           "ORDER BY id LIMIT ?");
-      q.bind(1, now - p.max_age_ms);
+      q.bind(1, std::min(now - p.max_age_ms, protect_since_ms));
       q.bind(2, dedupe_before);
       q.bind(3, limit);
       while (q.executeStep()) out.push_back(q.getColumn(0).getInt64());
     }
     if (p.keep_per_receiver > 0 && int(out.size()) < limit) {
-      // Receivers over the count, then each one's finished rows older than its newest N.
-      SQLite::Statement over(*reader_,
-                             "SELECT receiver_id FROM executions GROUP BY receiver_id HAVING count(*) > ?");
-      over.bind(1, p.keep_per_receiver);
-      std::vector<int64_t> receivers;
-      while (over.executeStep()) receivers.push_back(over.getColumn(0).getInt64());
-      for (int64_t rid : receivers) {
+      // Each receiver's finished rows older than its newest N.
+      for (int64_t rid : over) {
         SQLite::Statement q(*reader_,
                             "SELECT id FROM executions WHERE receiver_id = ?1 "
                             "AND status IN ('succeeded', 'failed') "
-                            "AND (idempotency_key IS NULL OR created_at < ?2) "
+                            "AND (idempotency_key IS NULL OR created_at < ?2) AND created_at < ?5 "
                             "AND id < (SELECT id FROM executions WHERE receiver_id = ?1 "
                             "          ORDER BY id DESC LIMIT 1 OFFSET ?3) "
                             "ORDER BY id LIMIT ?4");
@@ -550,6 +583,7 @@ Result<std::vector<int64_t>> Store::prunable_executions(const RetentionPolicy& p
         q.bind(2, dedupe_before);
         q.bind(3, p.keep_per_receiver - 1);
         q.bind(4, limit - int(out.size()));
+        q.bind(5, protect_since_ms);
         while (q.executeStep()) out.push_back(q.getColumn(0).getInt64());
         if (int(out.size()) >= limit) break;
       }
@@ -636,18 +670,20 @@ Result<AdminTokenRow> Store::insert_admin_token(const std::string& name,
   });
 }
 
-std::vector<AdminTokenRow> Store::list_admin_tokens() {
-  std::lock_guard lock(read_mu_);
-  SQLite::Statement q(*reader_,
-                      "SELECT id, name, token_hash, created_at, from_env FROM admin_tokens ORDER BY id");
-  std::vector<AdminTokenRow> out;
-  while (q.executeStep()) {
-    const auto& blob = q.getColumn(2);
-    out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
-                   std::string(static_cast<const char*>(blob.getBlob()), blob.getBytes()),
-                   q.getColumn(3).getInt64(), q.getColumn(4).getInt() != 0});
-  }
-  return out;
+Result<std::vector<AdminTokenRow>> Store::list_admin_tokens() {
+  return guarded([&]() -> Result<std::vector<AdminTokenRow>> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_,
+                        "SELECT id, name, token_hash, created_at, from_env FROM admin_tokens ORDER BY id");
+    std::vector<AdminTokenRow> out;
+    while (q.executeStep()) {
+      const auto& blob = q.getColumn(2);
+      out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
+                     std::string(static_cast<const char*>(blob.getBlob()), blob.getBytes()),
+                     q.getColumn(3).getInt64(), q.getColumn(4).getInt() != 0});
+    }
+    return out;
+  });
 }
 
 Status Store::delete_admin_token(int64_t id) {
@@ -689,7 +725,8 @@ Result<int> Store::replace_env_admin_token(const std::string& name, const std::s
 
 // --- sealed secrets ----------------------------------------------------------------------
 
-std::vector<SealedText> Store::sealed_texts(bool include_finished_executions) {
+Result<std::vector<SealedText>> Store::sealed_texts(bool include_finished_executions) {
+  return guarded([&]() -> Result<std::vector<SealedText>> {
   std::lock_guard lock(read_mu_);
   std::vector<SealedText> out;
   using W = SealedText::Where;
@@ -716,6 +753,7 @@ std::vector<SealedText> Store::sealed_texts(bool include_finished_executions) {
     out.push_back({W::kExecutionConfig, e.getColumn(0).getInt64(), e.getColumn(3).getString(),
                    e.getColumn(2).getInt() != 0, e.getColumn(1).getString()});
   return out;
+  });
 }
 
 Status Store::rewrite_sealed_texts(const std::vector<SealedText>& texts) {

@@ -75,6 +75,7 @@ struct NewExecution {
   // Filled by insert_executions():
   int64_t id = 0;
   bool replayed = false;  // the Idempotency-Key matched an earlier execution, whose id is `id`
+  bool revoked = false;   // nothing stored: the receiver is gone, disabled or at a newer generation
 };
 
 struct ExecutionFilter {
@@ -169,8 +170,14 @@ class Store {
 
   // Retention: up to `limit` ids of finished executions the policy lets go, oldest first (read
   // on the reader connection: no write lock), then deleted in one short transaction.
+  // Never rows created after `protect_since_ms` (what cooldowns and rate limits are rebuilt
+  // from); `over`: the receivers with more than policy.keep_per_receiver executions.
   Result<std::vector<int64_t>> prunable_executions(const RetentionPolicy& policy, int64_t now_ms,
-                                                   int limit);
+                                                   int64_t protect_since_ms,
+                                                   const std::vector<int64_t>& over, int limit);
+  Result<std::vector<int64_t>> receivers_over(int64_t count);
+  // Queued or running executions of one receiver.
+  Result<int64_t> unfinished_count(int64_t receiver_id);
   Result<int> delete_executions(const std::vector<int64_t>& ids);
 
   // Durable switches (e.g. "workers_paused"); nullopt when never set.
@@ -179,7 +186,7 @@ class Store {
 
   // Admin credentials.
   Result<AdminTokenRow> insert_admin_token(const std::string& name, const std::string& token_hash);
-  std::vector<AdminTokenRow> list_admin_tokens();
+  Result<std::vector<AdminTokenRow>> list_admin_tokens();
   // Deletes it unless it is the last one (Conflict), in one statement, so concurrent deletes
   // can never remove the last admin token between them.
   Status delete_admin_token(int64_t id);
@@ -189,7 +196,7 @@ class Store {
 
   // Sealed secrets at rest (secret_keys.h). Only texts that contain a sealed value are listed;
   // finished executions only when asked (a full scan of the history: rotation, not start-up).
-  std::vector<SealedText> sealed_texts(bool include_finished_executions);
+  Result<std::vector<SealedText>> sealed_texts(bool include_finished_executions);
   // Writes the given texts back, all in ONE transaction.
   Status rewrite_sealed_texts(const std::vector<SealedText>& texts);
 

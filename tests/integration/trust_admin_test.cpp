@@ -92,7 +92,8 @@ std::string sealed_auth_secret(const std::string& dir) {
   auto store = Store::open(dir + "/tripline.db");
   REQUIRE(store.ok());
   auto texts = (*store)->sealed_texts(true);
-  for (const auto& t : texts)
+  REQUIRE(texts.ok());
+  for (const auto& t : texts.value())
     if (t.where == SealedText::Where::kReceiverAuth) return json::parse(t.text)["github_secret"];
   FAIL("no sealed receiver auth stored");
   return {};

@@ -67,7 +67,18 @@ class FakeDriver : public Driver {
   }
 };
 
+void make_receivers(Store& store, int n) {
+  for (int i = 1; i <= n; ++i) {
+    ReceiverRow row;
+    row.name = "r" + std::to_string(i);
+    row.driver = "fake";
+    row.config = json::object();
+    if (!store.get_receiver(i).ok()) REQUIRE(store.insert_receiver(row).ok());
+  }
+}
+
 std::vector<int64_t> insert(Store& store, int n) {
+  make_receivers(store, 1);
   std::string driver = "fake", config = "{}", action = "run";
   std::vector<NewExecution> batch(n);
   for (auto& e : batch) {
@@ -201,10 +212,12 @@ Loader loader_for(Store& store, FakeDriver& driver, std::atomic<int>* pages) {
 }
 
 std::vector<int64_t> insert_on(Store& store, const std::string& lane, int n) {
+  make_receivers(store, 2);
   std::string driver = "fake", config = "{}";
   std::vector<NewExecution> batch(n);
   for (auto& e : batch) {
     e.receiver_id = lane == "a" ? 1 : 2;
+    e.generation = 1;
     e.driver = &driver;
     e.config = &config;
     e.action = &lane;
@@ -293,4 +306,31 @@ TEST_CASE("floods: a flooded target holds one worker; another target's execution
   CHECK(waited < 500ms);
   REQUIRE(eventually([&] { return executor.depth() == 0; }, 30s));
   executor.stop();
+}
+
+TEST_CASE("floods: a row a page already read is not held again when the ingest hands it over") {
+  // Found in review: the ingest commits a batch, then hands each row to enqueue(); a page read in
+  // between already holds the row.
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  FakeDriver driver;
+  Metrics metrics;
+  std::atomic<int> pages{0};
+  auto ids = insert_on(*store, "a", 1);  // committed, not yet handed over
+  Executor executor(*store, metrics, RetryPolicy{}, 1, loader_for(*store, driver, &pages), 16);
+  executor.pause();
+  executor.start(0);  // spilled: the first page reads the row
+  executor.resume();
+  REQUIRE(eventually([&] { return driver.order().size() == 1; }));
+  Job j;  // the ingest's hand-over arrives late
+  j.id = ids[0];
+  j.driver = &driver;
+  j.config = std::make_shared<FakeConfig>();
+  j.lane = "fake:a";
+  j.plan = {{"id", ids[0]}};
+  executor.enqueue(std::move(j));
+  std::this_thread::sleep_for(200ms);
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  CHECK(driver.order() == ids);  // applied once
 }

@@ -138,20 +138,20 @@ TEST_CASE("limits: token bucket and per-action cooldown") {
   auto s = std::make_shared<LimiterState>();
   int64_t wait = 0;
   Reservation a, b, c, d;
-  CHECK(s->reserve(rate, "up", 0, &a, &wait) == LimiterState::Verdict::kOk);
-  CHECK(s->reserve(rate, "up", 0, &b, &wait) == LimiterState::Verdict::kOk);
-  CHECK(s->reserve(rate, "up", 0, &c, &wait) == LimiterState::Verdict::kRateLimited);
+  CHECK(s->reserve(rate, "up", "", 0, &a, &wait) == LimiterState::Verdict::kOk);
+  CHECK(s->reserve(rate, "up", "", 0, &b, &wait) == LimiterState::Verdict::kOk);
+  CHECK(s->reserve(rate, "up", "", 0, &c, &wait) == LimiterState::Verdict::kRateLimited);
   CHECK(wait == 1);
-  CHECK(s->reserve(rate, "up", 1000, &d, &wait) == LimiterState::Verdict::kOk);  // one per second
+  CHECK(s->reserve(rate, "up", "", 1000, &d, &wait) == LimiterState::Verdict::kOk);  // one per second
 
   auto cool = *Limits::parse({{"cooldown_seconds", 10}});
   auto t = std::make_shared<LimiterState>();
   Reservation up, up2, down, up3;
-  CHECK(t->reserve(cool, "up", 0, &up, &wait) == LimiterState::Verdict::kOk);
-  CHECK(t->reserve(cool, "up", 4000, &up2, &wait) == LimiterState::Verdict::kCoolingDown);
+  CHECK(t->reserve(cool, "up", "", 0, &up, &wait) == LimiterState::Verdict::kOk);
+  CHECK(t->reserve(cool, "up", "", 4000, &up2, &wait) == LimiterState::Verdict::kCoolingDown);
   CHECK(wait == 6000);
-  CHECK(t->reserve(cool, "down", 4000, &down, &wait) == LimiterState::Verdict::kOk);  // the inverse is not held back
-  CHECK(t->reserve(cool, "up", 10000, &up3, &wait) == LimiterState::Verdict::kOk);
+  CHECK(t->reserve(cool, "down", "", 4000, &down, &wait) == LimiterState::Verdict::kOk);  // the inverse is not held back
+  CHECK(t->reserve(cool, "up", "", 10000, &up3, &wait) == LimiterState::Verdict::kOk);
   CHECK_FALSE(Limits::parse({{"rate_per_minute", -1}}).ok());
   CHECK_FALSE(Limits::parse({{"burst_size", 1}}).ok());
 }
@@ -161,12 +161,12 @@ TEST_CASE("trust 3: a released reservation gives back its token and its cooldown
   auto s = std::make_shared<LimiterState>();
   int64_t wait = 0;
   Reservation first;
-  REQUIRE(s->reserve(l, "up", 1000, &first, &wait) == LimiterState::Verdict::kOk);
+  REQUIRE(s->reserve(l, "up", "", 1000, &first, &wait) == LimiterState::Verdict::kOk);
   first.release();  // the commit failed (503): the sender's retry must run
   Reservation retry;
-  CHECK(s->reserve(l, "up", 1500, &retry, &wait) == LimiterState::Verdict::kOk);
+  CHECK(s->reserve(l, "up", "", 1500, &retry, &wait) == LimiterState::Verdict::kOk);
   Reservation third;
-  CHECK(s->reserve(l, "up", 2000, &third, &wait) == LimiterState::Verdict::kCoolingDown);
+  CHECK(s->reserve(l, "up", "", 2000, &third, &wait) == LimiterState::Verdict::kCoolingDown);
 }
 
 TEST_CASE("trust 9: limits rebuilt from committed executions hold after a restart") {
@@ -176,11 +176,25 @@ TEST_CASE("trust 9: limits rebuilt from committed executions hold after a restar
   s->seed(l, {{100000, "up"}, {101000, "up"}});
   int64_t wait = 0;
   Reservation r;
-  CHECK(s->reserve(l, "up", 102000, &r, &wait) == LimiterState::Verdict::kCoolingDown);
+  CHECK(s->reserve(l, "up", "", 102000, &r, &wait) == LimiterState::Verdict::kCoolingDown);
   CHECK(wait == 29000);
   Reservation down1, down2;
   // Two executions a second apart left one token of two; a fresh bucket would take two.
-  CHECK(s->reserve(l, "down", 101000, &down1, &wait) == LimiterState::Verdict::kOk);
-  CHECK(s->reserve(l, "set", 101000, &down2, &wait) == LimiterState::Verdict::kRateLimited);
+  CHECK(s->reserve(l, "down", "", 101000, &down1, &wait) == LimiterState::Verdict::kOk);
+  CHECK(s->reserve(l, "set", "", 101000, &down2, &wait) == LimiterState::Verdict::kRateLimited);
   CHECK(l.memory_ms() == 30000);
+}
+
+TEST_CASE("trust 4: a retry of a message whose first delivery is not committed yet is asked to retry, not ignored") {
+  auto l = *Limits::parse({{"cooldown_seconds", 60}});
+  auto s = std::make_shared<LimiterState>();
+  int64_t wait = 0;
+  Reservation first;
+  REQUIRE(s->reserve(l, "up", "sw:msg_1", 1000, &first, &wait) == LimiterState::Verdict::kOk);
+  Reservation retry;  // the sender gave up waiting for our answer and sent it again
+  CHECK(s->reserve(l, "up", "sw:msg_1", 1100, &retry, &wait) == LimiterState::Verdict::kInFlight);
+  Reservation other;  // another message inside the cooldown is simply ignored
+  CHECK(s->reserve(l, "up", "sw:msg_2", 1100, &other, &wait) == LimiterState::Verdict::kCoolingDown);
+  first.settle();  // committed: from now on the store answers the retry (replayed)
+  CHECK(s->reserve(l, "up", "sw:msg_1", 1200, &retry, &wait) == LimiterState::Verdict::kCoolingDown);
 }

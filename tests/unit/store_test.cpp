@@ -11,6 +11,16 @@
 using namespace tripline;
 
 namespace {
+// Executions are recorded only for a receiver that still grants them: make receivers 1..n.
+void make_receivers(Store& s, int n) {
+  for (int i = 1; i <= n; ++i) {
+    ReceiverRow row;
+    row.name = "r" + std::to_string(i);
+    row.driver = "scale-service";
+    row.config = nlohmann::json::object();
+    REQUIRE(s.insert_receiver(row).ok());
+  }
+}
 struct TempDir {
   std::string path;
   TempDir() {
@@ -70,6 +80,7 @@ TEST_CASE("store: receivers have unique names and generations bump on update and
 TEST_CASE("store: a batch of executions commits together and idempotency keys return the first") {
   TempDir dir;
   auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  make_receivers(*s, 7);
   std::string driver = "scale-service", config = "{}";
   std::vector<NewExecution> batch(3);
   for (auto& e : batch) {
@@ -141,6 +152,7 @@ TEST_CASE("trust 1: upgrading a 0.1 database keeps receivers and never reuses a 
 TEST_CASE("retention: finished executions are pruned by age and count; queued ones and dedupe keys inside their window stay") {
   TempDir dir;
   auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  make_receivers(*s, 2);
   const int64_t now = now_ms(), day = 24LL * 3600 * 1000;
   std::string driver = "scale-service", config = "{}", action = "up";
   auto add = [&](int64_t receiver, int64_t created_at, std::string key) {
@@ -219,4 +231,34 @@ TEST_CASE("retention: --retention parses ages, counts, both, and off") {
     if (std::string(bad) == "7") { CHECK(parse_retention(bad, &q).ok()); continue; }
     CHECK_FALSE(parse_retention(bad, &q).ok());
   }
+}
+
+TEST_CASE("trust 1: a trigger that waited while its URL was revoked records nothing") {
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  make_receivers(*s, 2);
+  std::string driver = "scale-service", config = "{}", action = "up";
+  auto one = [&](int64_t rid, int64_t generation) {
+    std::vector<NewExecution> b(1);
+    b[0].receiver_id = rid;
+    b[0].generation = generation;
+    b[0].driver = &driver;
+    b[0].config = &config;
+    b[0].action = &action;
+    REQUIRE(s->insert_executions(b).ok());
+    return b[0];
+  };
+  CHECK_FALSE(one(1, 1).revoked);
+  REQUIRE(s->bump_generation(1).ok());  // rotated while the request waited in the ingest queue
+  auto late = one(1, 1);
+  CHECK(late.revoked);
+  CHECK(late.id == 0);
+  CHECK_FALSE(one(1, 2).revoked);
+  REQUIRE(s->set_enabled(2, false).ok());  // disabled (and so revoked)
+  CHECK(one(2, 1).revoked);
+  CHECK(one(2, 2).revoked);                // the new URL of a disabled receiver records nothing
+  REQUIRE(s->delete_receiver(1).ok());
+  CHECK(one(1, 2).revoked);
+  ExecutionFilter all;
+  CHECK(s->list_executions(all)->size() == 2);
 }
