@@ -28,7 +28,9 @@ struct Receiver {
   ReceiverRow row;                      // row.config as stored: secrets sealed
   const Driver* driver = nullptr;
   std::shared_ptr<const DriverConfig> config;
-  nlohmann::json plain_config;          // secrets opened: what bind() and validate() see
+  // Secrets opened: what bind() and validate() see. Held only when it differs from row.config
+  // (a sealed value was opened): most configs hold no secret, and a copy costs ~1 KB a receiver.
+  nlohmann::json opened_config;
   std::vector<std::string> secret_fields;
   std::vector<std::string> request_fields;  // what a rule's "set" may change (Driver contract)
   bool binds_request = false;           // executions take values from the trigger request
@@ -43,6 +45,9 @@ struct Receiver {
   // No inbound auth, rules, limits or request-bound values: the trigger path needs only the token.
   bool simple = true;
 
+  const nlohmann::json& plain_config() const {
+    return opened_config.is_null() ? row.config : opened_config;
+  }
   TokenClaims claims() const {
     return {row.id, row.generation, row.driver, target, action, row.nonce};
   }
@@ -85,7 +90,8 @@ class ReceiverCache {
   // put() for many receivers at once, published as ONE snapshot (start-up: the whole store).
   // The same rules hold per receiver (within the batch too: the newest version of an id wins).
   // Answers how many were published.
-  size_t put_all(const std::vector<std::shared_ptr<const Receiver>>& receivers);
+  // Tokens are signed on up to `threads` threads.
+  size_t put_all(const std::vector<std::shared_ptr<const Receiver>>& receivers, size_t threads = 1);
   // Removes a receiver. `deleted`: it is gone for good, and no later put() may bring it back.
   void erase(int64_t id, bool deleted);
   // Receivers in the current snapshot.
