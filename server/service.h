@@ -2,6 +2,7 @@
 // management API and HTTP server. main() runs one; integration tests run one in-process.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,7 +26,13 @@ struct ServiceOptions {
   RetryPolicy retry;
   std::vector<std::string> trusted_proxies;  // addresses/CIDRs whose X-Forwarded-For is believed
   int store_busy_timeout_ms = 5000;          // how long a write waits for a database lock
+  // Polled during start-up (loading a large store takes seconds): once it answers true, start()
+  // stops where it is and answers Unavailable (kStartInterrupted). Unset: never.
+  std::function<bool()> stop_requested;
 };
+
+// The message of the Status start() answers when stop_requested() cut it short.
+inline constexpr const char* kStartInterrupted = "start-up interrupted by a stop request";
 
 class Service {
  public:
