@@ -29,7 +29,8 @@ const SchemaFields& schema_fields(const Driver& driver) {
 }  // namespace
 
 Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const DriverRegistry& drivers,
-                                                      const SecretBox& secrets, bool check_peer) {
+                                                      const SecretBox& secrets, bool check_peer,
+                                                      const Limits& default_limits) {
   const Driver* driver = drivers.find(row.driver);
   if (!driver)
     return Status::Invalid("unknown driver \"" + row.driver + "\"",
@@ -46,7 +47,7 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
   if (!rules.ok()) return rules.status();
   auto auth = row.auth.is_null() ? kNoAuth : InboundAuth::compile(row.auth, secrets);
   if (!auth.ok()) return auth.status();
-  auto limits = Limits::parse(row.limits);
+  auto limits = Limits::parse(row.limits, default_limits);
   if (!limits.ok()) return limits.status();
   auto r = std::make_shared<Receiver>();
   r->rules = *rules;
@@ -59,7 +60,7 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
   r->secret_fields = schema.secret;
   r->request_fields = schema.request;
   r->binds_request = driver->binds_request(**config);
-  r->simple = !r->binds_request && r->auth->empty() && r->rules->trivial() && !r->limits.any();
+  r->simple = !r->binds_request && r->auth->empty() && r->rules->trivial();
   r->config_text = row.config.dump();
   r->target = driver->target(**config);
   r->action = driver->action(**config);
@@ -176,6 +177,15 @@ std::shared_ptr<const Receiver> ReceiverCache::find(int64_t id) const {
   const IdShard& shard = *snap->by_id[shard_of_id(id)];
   auto it = shard.find(id);
   return it == shard.end() ? nullptr : it->second->receiver;
+}
+
+std::vector<std::shared_ptr<const Receiver>> ReceiverCache::all() const {
+  auto snap = snapshot_.load(std::memory_order_acquire);
+  std::vector<std::shared_ptr<const Receiver>> out;
+  out.reserve(snap->size);
+  for (const auto& shard : snap->by_id)
+    for (const auto& [_, entry] : *shard) out.push_back(entry->receiver);
+  return out;
 }
 
 std::shared_ptr<const Receiver> ReceiverCache::find_by_token(std::string_view token) const {
