@@ -404,7 +404,7 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
   Decision d = r.rules->evaluate(RuleInput{req, body, caller});
   if (!d.error.ok()) return invalid(d.error);
   if (!d.run) return ignore(IgnoreReason::kRule, d.rule_name.empty() ? "a rule ignored the request" : "rule \"" + d.rule_name + "\" ignored the request", &d);
-  json config = r.plain_config;
+  json config = r.plain_config();
   bool changed = false, inverted = false;
   if (d.set.is_object()) {
     for (const auto& [k, v] : d.set.items()) {

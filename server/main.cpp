@@ -3,11 +3,13 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "log.h"
 #include "secret_keys.h"
@@ -233,17 +235,32 @@ int main(int argc, char** argv) {
 
   curl_global_init(CURL_GLOBAL_DEFAULT);
   ::umask(077);  // the database and keys are nobody else's business
-  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  // Block the stop signals in every thread; one thread waits for them with sigwait, from before
+  // the start on, so a stop during a long start-up (a large store loading) is honoured at once.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  std::atomic<int> stop_signal{0};
+  std::thread signal_waiter([&] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    stop_signal = sig;
+  });
+  o.stop_requested = [&] { return stop_signal.load() != 0; };
 
   auto svc = tripline::Service::start(o);
   if (!svc.ok()) {
+    if (int sig = stop_signal.load(); sig && svc.status().message() == tripline::kStartInterrupted) {
+      tripline::log::info("stop signal received during start-up: exiting before serving", {{"signal", sig}});
+      signal_waiter.join();
+      return 0;
+    }
     tripline::log::error("cannot start", {{"error", svc.status().message()}});
+    if (!stop_signal.load()) pthread_kill(signal_waiter.native_handle(), SIGTERM);  // ends its sigwait
+    signal_waiter.join();
     return 1;
   }
   if (const auto& token = (*svc)->generated_admin_token()) {
@@ -254,9 +271,8 @@ int main(int argc, char** argv) {
         token->c_str(), (*svc)->public_url().c_str());
     std::fflush(stdout);
   }
-  int sig = 0;
-  sigwait(&set, &sig);
-  tripline::log::info("stopping", {{"signal", sig}});
+  signal_waiter.join();
+  tripline::log::info("stopping", {{"signal", stop_signal.load()}});
   (*svc)->stop();
   return 0;
 }

@@ -1,8 +1,9 @@
 // Receivers as the trigger path sees them: immutable snapshots with their driver and typed config
 // resolved, held in memory so a trigger never reads the database.
 //
-// Thread safety: ReceiverCache readers take no lock of ours (an atomic snapshot of the whole map);
-// writers (the management API, rarely) copy the map under a mutex and publish the new snapshot.
+// Thread safety: ReceiverCache readers take no lock of ours (an atomic snapshot); writers (the
+// management API, start-up) are serialized and publish a new snapshot per change, sharing with
+// the previous one everything the change does not touch.
 #pragma once
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "../drivers/registry.h"
 #include "inbound_auth.h"
@@ -26,7 +28,9 @@ struct Receiver {
   ReceiverRow row;                      // row.config as stored: secrets sealed
   const Driver* driver = nullptr;
   std::shared_ptr<const DriverConfig> config;
-  nlohmann::json plain_config;          // secrets opened: what bind() and validate() see
+  // Secrets opened: what bind() and validate() see. Held only when it differs from row.config
+  // (a sealed value was opened): most configs hold no secret, and a copy costs ~1 KB a receiver.
+  nlohmann::json opened_config;
   std::vector<std::string> secret_fields;
   std::vector<std::string> request_fields;  // what a rule's "set" may change (Driver contract)
   bool binds_request = false;           // executions take values from the trigger request
@@ -42,6 +46,9 @@ struct Receiver {
   // the limits (which every receiver has).
   bool simple = true;
 
+  const nlohmann::json& plain_config() const {
+    return opened_config.is_null() ? row.config : opened_config;
+  }
   TokenClaims claims() const {
     return {row.id, row.generation, row.driver, target, action, row.nonce};
   }
@@ -58,8 +65,19 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
                                                       const SecretBox& secrets, bool check_peer,
                                                       const Limits& default_limits = Limits::builtin());
 
+// The receivers the trigger path sees, indexed by id and by current token.
+//
+// Thread safety: readers take no lock of ours: they load one immutable snapshot (an atomic
+// shared_ptr) and look up in it. Writers are serialized by a mutex and publish a new snapshot.
+//
+// Cost of a change: a snapshot is a fixed table of kShards shard pointers per index; a change
+// copies that table (pointers only) and the one id shard and at most two token shards it touches,
+// so a put() or erase() costs O(kShards + n / kShards), not O(n), and every reader still sees one
+// consistent state of both indexes. put_all() publishes a whole batch (start-up) in one snapshot.
 class ReceiverCache {
  public:
+  static constexpr size_t kShards = 1024;
+
   explicit ReceiverCache(const Keyring& keyring);
   std::shared_ptr<const Receiver> find(int64_t id) const;
   std::vector<std::shared_ptr<const Receiver>> all() const;
@@ -72,22 +90,36 @@ class ReceiverCache {
   // receiver older than (or as old as) the cached version of the same id is dropped, and so is
   // one whose id was erased. Answers whether it was published.
   bool put(std::shared_ptr<const Receiver> receiver);
+  // put() for many receivers at once, published as ONE snapshot (start-up: the whole store).
+  // The same rules hold per receiver (within the batch too: the newest version of an id wins).
+  // Answers how many were published.
+  // Tokens are signed on up to `threads` threads.
+  size_t put_all(const std::vector<std::shared_ptr<const Receiver>>& receivers, size_t threads = 1);
   // Removes a receiver. `deleted`: it is gone for good, and no later put() may bring it back.
   void erase(int64_t id, bool deleted);
+  // Receivers in the current snapshot.
+  size_t size() const;
 
  private:
   struct ConstantTimeEqual {
     bool operator()(std::string_view a, std::string_view b) const;
   };
-  struct Snapshot {
-    std::unordered_map<int64_t, std::shared_ptr<const Receiver>> by_id;
-    // Keys view the token strings held in `tokens`.
-    std::unordered_map<std::string_view, std::shared_ptr<const Receiver>,
-                       std::hash<std::string_view>, ConstantTimeEqual>
-        by_token;
-    std::unordered_map<int64_t, std::string> tokens;
+  // A receiver with its current token; immutable once published, shared by successive snapshots.
+  struct Entry {
+    std::shared_ptr<const Receiver> receiver;
+    std::string token;
   };
-  void publish(std::shared_ptr<Snapshot> next);
+  using EntryPtr = std::shared_ptr<const Entry>;
+  using IdShard = std::unordered_map<int64_t, EntryPtr>;
+  // Keys view the token string of the Entry they map to, which the value keeps alive.
+  using TokenShard = std::unordered_map<std::string_view, EntryPtr, std::hash<std::string_view>,
+                                        ConstantTimeEqual>;
+  struct Snapshot {
+    std::vector<std::shared_ptr<const IdShard>> by_id;        // kShards
+    std::vector<std::shared_ptr<const TokenShard>> by_token;  // kShards
+    size_t size = 0;
+  };
+  class Edit;  // copy-on-write changes to one snapshot (receivers.cpp)
 
   const Keyring& keyring_;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;

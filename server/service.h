@@ -2,6 +2,7 @@
 // management API and HTTP server. main() runs one; integration tests run one in-process.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,7 +31,13 @@ struct ServiceOptions {
   Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
   RetentionPolicy retention;                  // finished executions kept (pruner.h)
   size_t max_held_executions = 10000;         // the executor's in-memory window (executor.h)
+  // Polled during start-up (loading a large store takes seconds): once it answers true, start()
+  // stops where it is and answers Unavailable (kStartInterrupted). Unset: never.
+  std::function<bool()> stop_requested;
 };
+
+// The message of the Status start() answers when stop_requested() cut it short.
+inline constexpr const char* kStartInterrupted = "start-up interrupted by a stop request";
 
 class Service {
  public:

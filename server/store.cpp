@@ -316,10 +316,26 @@ Result<std::vector<ReceiverRow>> Store::list_receivers(int limit, int64_t offset
     SQLite::Statement count(*reader_, "SELECT count(*) FROM receivers");
     count.executeStep();
     *total = count.getColumn(0).getInt64();
+    // The page starts at the id OFFSET rows in, found along the narrow id index (migration 011).
     SQLite::Statement q(*reader_, std::string("SELECT ") + kReceiverColumns +
-                                      " FROM receivers ORDER BY id LIMIT ? OFFSET ?");
+                                      " FROM receivers WHERE id >= (SELECT id FROM receivers "
+                                      "INDEXED BY receivers_by_id ORDER BY id LIMIT 1 OFFSET ?2) "
+                                      "ORDER BY id LIMIT ?1");
     q.bind(1, limit);
     q.bind(2, offset);
+    while (q.executeStep()) out.push_back(read_receiver(q));
+    return out;
+  });
+}
+
+Result<std::vector<ReceiverRow>> Store::receivers_after(int64_t after_id, int limit) {
+  return guarded([&]() -> Result<std::vector<ReceiverRow>> {
+    std::lock_guard lock(read_mu_);
+    std::vector<ReceiverRow> out;
+    SQLite::Statement q(*reader_, std::string("SELECT ") + kReceiverColumns +
+                                      " FROM receivers WHERE id > ? ORDER BY id LIMIT ?");
+    q.bind(1, after_id);
+    q.bind(2, limit);
     while (q.executeStep()) out.push_back(read_receiver(q));
     return out;
   });

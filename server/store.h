@@ -144,6 +144,8 @@ class Store {
   Result<ReceiverRow> get_receiver(int64_t id);
   Result<std::vector<ReceiverRow>> list_receivers(int limit, int64_t offset, int64_t* total);
   Result<std::vector<ReceiverRow>> all_receivers();
+  // Up to `limit` receivers with ids above `after_id`, by id: all of them, a page at a time.
+  Result<std::vector<ReceiverRow>> receivers_after(int64_t after_id, int limit);
 
   // Inserts a batch in ONE transaction and commits it (the group commit of the trigger path).
   // On success every element has its id. On failure nothing of the batch is stored.

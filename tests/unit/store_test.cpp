@@ -261,4 +261,29 @@ TEST_CASE("trust 1: a trigger that waited while its URL was revoked records noth
   CHECK(one(1, 2).revoked);
   ExecutionFilter all;
   CHECK(s->list_executions(all)->size() == 2);
+
+TEST_CASE("store: receiver pages follow ids, skip deleted ones, and agree with the total") {
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  ReceiverRow row;
+  row.driver = "scale-service";
+  row.config = {{"service", "web"}};
+  for (int i = 0; i < 12; ++i) {
+    row.name = "r" + std::to_string(i);
+    REQUIRE(s->insert_receiver(row).ok());
+  }
+  REQUIRE(s->delete_receiver(3).ok());  // ids 1..12, without 3
+  int64_t total = 0;
+  auto ids = [](const std::vector<ReceiverRow>& rows) {
+    std::vector<int64_t> out;
+    for (const auto& r : rows) out.push_back(r.id);
+    return out;
+  };
+  CHECK(ids(*s->list_receivers(4, 0, &total)) == std::vector<int64_t>{1, 2, 4, 5});
+  CHECK(total == 11);
+  CHECK(ids(*s->list_receivers(4, 4, &total)) == std::vector<int64_t>{6, 7, 8, 9});
+  CHECK(ids(*s->list_receivers(4, 8, &total)) == std::vector<int64_t>{10, 11, 12});
+  CHECK(s->list_receivers(4, 11, &total)->empty());
+  CHECK(s->list_receivers(4, 1000, &total)->empty());
+  CHECK(total == 11);
 }
