@@ -261,6 +261,7 @@ TEST_CASE("trust 1: a trigger that waited while its URL was revoked records noth
   CHECK(one(1, 2).revoked);
   ExecutionFilter all;
   CHECK(s->list_executions(all)->size() == 2);
+}
 
 TEST_CASE("store: receiver pages follow ids, skip deleted ones, and agree with the total") {
   TempDir dir;
