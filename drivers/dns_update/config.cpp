@@ -277,7 +277,13 @@ Result<Config> parse_config(const json& j) {
                           "is for rfc2136; externaldns-webhook takes provider_url"});
     if (get_string(j, "provider_url", "config.provider_url", &c.provider_url, true)) {
       while (c.provider_url.size() > 1 && c.provider_url.back() == '/') c.provider_url.pop_back();
-      if (!valid_url(c.provider_url))
+      auto authority_end = c.provider_url.find('/', c.provider_url.find("://") + 3);
+      if (c.provider_url.substr(0, authority_end).find('@') != std::string::npos)
+        // The URL is part of the target, which is signed (readable) into every trigger URL.
+        errors.push_back({"config.provider_url",
+                          "must not carry credentials (user:password@): the provider URL is part "
+                          "of the target, readable in every trigger URL"});
+      else if (!valid_url(c.provider_url))
         errors.push_back({"config.provider_url",
                           "must be an http(s) URL such as http://127.0.0.1:8888"});
     }

@@ -143,6 +143,10 @@ TEST_CASE("dns-update config: each bad field is named") {
   j = rfc2136(); j["tsig_secret"] = "abc"; check_invalid(j, "config.tsig_secret");
   j = rfc2136(); j["tsig_algorithm"] = "hmac-sha3"; check_invalid(j, "config.tsig_algorithm");
   j = rfc2136(); j["provider_url"] = "http://x"; check_invalid(j, "config.provider_url");
+  // Credentials in the provider URL would be readable in every trigger URL (the target is signed
+  // into the token): refused. An @ in the path is not userinfo.
+  j = webhook(); j["provider_url"] = "http://user:pass@127.0.0.1:8888"; check_invalid(j, "config.provider_url");
+  j = webhook(); j["provider_url"] = "http://127.0.0.1:8888/at@path"; CHECK(parse_config(j).ok());
   j = rfc2136(); j.erase("record"); check_invalid(j, "config.record");
   j = rfc2136(); j["record"]["weight"] = 3; check_invalid(j, "config.record.weight");
   j = rfc2136(); j["record"]["type"] = "MX"; check_invalid(j, "config.record.type");
