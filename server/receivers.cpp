@@ -70,12 +70,7 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
 }
 
 std::vector<std::string> request_fields(const Driver& driver) {
-  std::vector<std::string> out;
-  auto schema = driver.config_schema();
-  if (auto props = schema.find("properties"); props != schema.end() && props->is_object())
-    for (const auto& [name, prop] : props->items())
-      if (prop.is_object() && prop.value("x-tripline-per-request", false)) out.push_back(name);
-  return out;
+  return schema_fields_marked(driver, "x-tripline-per-request");
 }
 
 bool ReceiverCache::ConstantTimeEqual::operator()(std::string_view a, std::string_view b) const {

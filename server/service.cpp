@@ -11,6 +11,7 @@
 #include <mutex>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <thread>
 
 #include "admin_auth.h"
@@ -192,13 +193,15 @@ Result<LoadedPage> load_page(Service::Parts& p, int64_t after_id, int limit) {
   if (!rows.ok()) return rows.status();
   LoadedPage page;
   page.rows = static_cast<int>(rows->size());
+  std::map<const Driver*, std::vector<std::string>> secrets;  // each driver's schema read once a page
   for (const ExecutionRow& e : *rows) {
     page.last_id = e.id;
     const Driver* driver = p.drivers.find(e.driver);
     Result<std::shared_ptr<const DriverConfig>> config = Status::Invalid("unknown driver " + e.driver);
     if (driver) {
-      auto plain = open_config(nlohmann::json::parse(e.config, nullptr, false),
-                               secret_fields(*driver), p.secrets);
+      auto [fields, fresh] = secrets.try_emplace(driver);
+      if (fresh) fields->second = secret_fields(*driver);
+      auto plain = open_config(nlohmann::json::parse(e.config, nullptr, false), fields->second, p.secrets);
       config = plain.ok() ? driver->validate(*plain, false) : plain.status();
     }
     auto receiver = p.receivers.find(e.receiver_id);

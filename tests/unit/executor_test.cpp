@@ -78,16 +78,17 @@ void make_receivers(Store& store, int n) {
   }
 }
 
-std::vector<int64_t> insert(Store& store, int n) {
-  make_receivers(store, 1);
-  std::string driver = "fake", config = "{}", action = "run";
+// n executions of receiver 1 ("a") or 2 ("b"), committed; the action column names the lane.
+std::vector<int64_t> insert_on(Store& store, const std::string& lane, int n) {
+  make_receivers(store, 2);
+  std::string driver = "fake", config = "{}";
   std::vector<NewExecution> batch(n);
   for (auto& e : batch) {
-    e.receiver_id = 1;
+    e.receiver_id = lane == "a" ? 1 : 2;
     e.generation = 1;
     e.driver = &driver;
     e.config = &config;
-    e.action = &action;
+    e.action = &lane;
     e.created_at = now_ms();
   }
   REQUIRE(store.insert_executions(batch).ok());
@@ -95,6 +96,8 @@ std::vector<int64_t> insert(Store& store, int n) {
   for (auto& e : batch) ids.push_back(e.id);
   return ids;
 }
+
+std::vector<int64_t> insert(Store& store, int n) { return insert_on(store, "a", n); }
 
 template <typename F>
 bool eventually(F&& f, std::chrono::milliseconds limit = 10s) {
@@ -212,23 +215,6 @@ Loader loader_for(Store& store, FakeDriver& driver, std::atomic<int>* pages) {
   };
 }
 
-std::vector<int64_t> insert_on(Store& store, const std::string& lane, int n) {
-  make_receivers(store, 2);
-  std::string driver = "fake", config = "{}";
-  std::vector<NewExecution> batch(n);
-  for (auto& e : batch) {
-    e.receiver_id = lane == "a" ? 1 : 2;
-    e.generation = 1;
-    e.driver = &driver;
-    e.config = &config;
-    e.action = &lane;
-    e.created_at = now_ms();
-  }
-  REQUIRE(store.insert_executions(batch).ok());
-  std::vector<int64_t> ids;
-  for (auto& e : batch) ids.push_back(e.id);
-  return ids;
-}
 }  // namespace
 
 TEST_CASE("floods: the executor holds a bounded window and reads the rest from the store, in order") {
