@@ -64,7 +64,7 @@ fuzz: deps-fuzz $(FUZZ_BUILD)/CMakeCache.txt
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BUILD)
 
 bench: deps-bench build
-	bench/run.sh
+	bench/flood.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -11,7 +11,7 @@ build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev l
        libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev)
 test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
       prometheus-alertmanager chromium nginx openssl)
-bench=(wrk curl)
+bench=(wrk curl sqlite3 nginx docker.io containerd iproute2 busybox-static)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 
 want=()
