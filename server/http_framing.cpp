@@ -57,6 +57,8 @@ void RequestFraming::close_after_last(Output* out) {
   }
   rebuilt += "Connection: close\r\n\r\n";
   out->forward.replace(forwarded_at_, forwarded_len_, rebuilt);
+  if (!out->starts.empty() && out->starts.back().at == forwarded_at_) out->starts.back().head = rebuilt.size();
+  forwarded_len_ = rebuilt.size();
 }
 
 void RequestFraming::feed(std::string_view bytes, Output* out) {
@@ -190,6 +192,7 @@ void RequestFraming::on_header_section(std::string_view head, Output* out) {
     out->forward.append(head);
   }
   forwarded_len_ = out->forward.size() - forwarded_at_;
+  out->starts.push_back({forwarded_at_, forwarded_len_, content_length});
   body_left_ = content_length;
   phase_ = body_left_ > 0 ? Phase::kBody : Phase::kHeaders;
   completed_in_feed_ = body_left_ == 0;
