@@ -151,7 +151,7 @@ wrk_run() {  # $1 = run name, $2 = URL, then env assignments for wrk
   env "$@" FLOOD_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
     --latency -s bench/flood.lua "$url" >"$work/$name.txt"
   local rss=-
-  [ -n "$pid" ] && rss=$(rss_kb)
+  [ -n "$pid" ] && [ "${name%-nginx}" = "$name" ] && rss=$(rss_kb)
   echo "$name $(grep RESULT "$work/$name.txt" | cut -d' ' -f2-) rss_kb=$rss" >>"$results"
   echo "  $name: $(grep RESULT "$work/$name.txt" | cut -d' ' -f2-) rss_kb=$rss"
 }
