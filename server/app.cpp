@@ -324,7 +324,8 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
     t.idempotency_key = std::move(*k);
   }
   Reservation claim;  // what the request took from the receiver's limits
-  if (!receiver->simple && !apply_receiver_logic(req, *receiver, t, &claim, respond)) return;
+  if (!receiver->simple && !apply_receiver_logic(req, *receiver, t, respond)) return;
+  if (!admit(*receiver, t, &claim, respond)) return;
 
   auto* metrics = &ctx_.metrics;
   int64_t rid = receiver->row.id;
@@ -362,7 +363,7 @@ const char* auth_message(AuthFailure f) {
 }  // namespace
 
 bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
-                               Reservation* claim, Responder& respond) {
+                               Responder& respond) {
   auto answer = [&](HttpResponse&& resp) {
     ctx_.metrics.request(Route::kTrigger, resp.status);
     respond(std::move(resp));
@@ -452,14 +453,31 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
     if (action != r.action) t.action = std::move(action);
   }
 
-  // 5. Limits: the cooldown per action, then a token bucket, claimed until the commit.
+  return true;
+}
+
+// Limits, for every receiver: the cooldown per action, the queue cap and the token bucket,
+// claimed until the commit (the Done callback gives the claim back if nothing was recorded).
+bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Responder& respond) {
+  auto answer = [&](HttpResponse&& resp) {
+    ctx_.metrics.request(Route::kTrigger, resp.status);
+    respond(std::move(resp));
+    return false;
+  };
   const std::string& action = t.action.empty() ? r.action : t.action;
   int64_t wait = 0;
-  switch (r.limiter->reserve(r.limits, action, now, claim, &wait)) {
+  switch (r.limiter->reserve(r.limits, action, now_ms(), claim, &wait)) {
     case LimiterState::Verdict::kOk: return true;
     case LimiterState::Verdict::kRateLimited: {
       ctx_.metrics.trigger_rejected(RejectReason::kRateLimited);
       auto resp = error_response(429, "rate_limited", "this receiver is being triggered too often; retry later");
+      resp.headers.emplace_back("Retry-After", std::to_string(wait));
+      return answer(std::move(resp));
+    }
+    case LimiterState::Verdict::kQueueFull: {
+      ctx_.metrics.trigger_rejected(RejectReason::kQueueFull);
+      auto resp = error_response(429, "queue_full",
+                                 "this receiver has too many executions waiting to run; retry later");
       resp.headers.emplace_back("Retry-After", std::to_string(wait));
       return answer(std::move(resp));
     }
@@ -471,8 +489,11 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
     auto earlier = ctx_.store.find_execution_by_key(r.row.id, t.idempotency_key);
     if (earlier.ok() && *earlier) return answer(accepted_response(**earlier, r.row.id, true));
   }
-  return ignore(IgnoreReason::kCooldown, "cooling down: \"" + action + "\" ran less than " +
-                std::to_string(r.limits.cooldown_ms / 1000) + " s ago", nullptr);
+  ctx_.metrics.trigger_ignored(IgnoreReason::kCooldown);
+  json body = {{"ignored", true},
+               {"reason", "cooling down: \"" + action + "\" ran less than " +
+                              std::to_string(r.limits.cooldown_ms / 1000) + " s ago"}};
+  return answer(json_response(r.rules->ignore_status(), body));
 }
 
 // --- management API ----------------------------------------------------------------------
@@ -507,7 +528,7 @@ HttpResponse App::commit_receiver(int status, const std::function<Result<Receive
     std::lock_guard lock(receiver_writes_);
     auto row = write();
     if (!row.ok()) return from_status(row.status());
-    auto r = make_receiver(*row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false);
+    auto r = make_receiver(*row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false, ctx_.default_limits);
     if (!r.ok()) {
       // Committed but unusable (e.g. its sealed secrets do not open): no older version may go on
       // answering for it.
@@ -541,7 +562,7 @@ void App::seed_limiter(const Receiver& r) {
 Result<std::shared_ptr<const Receiver>> App::view_of(const ReceiverRow& row) {
   auto cached = ctx_.receivers.find(row.id);
   if (cached && cached->row.version == row.version) return cached;
-  return make_receiver(row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false);
+  return make_receiver(row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false, ctx_.default_limits);
 }
 
 HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
@@ -669,7 +690,7 @@ Result<std::shared_ptr<const Receiver>> App::check_receiver(ReceiverRow row,
   if (!auth.ok()) return auth.status();
   row.auth = std::move(auth).value();
   // Validated against the driver and its live peer before anything is stored.
-  return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, /*check_peer=*/true);
+  return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, /*check_peer=*/true, ctx_.default_limits);
 }
 
 HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
@@ -778,7 +799,7 @@ HttpResponse App::tokens_api(const HttpRequest& req, const std::vector<std::stri
 
 HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
   auto state = [&] {
-    return json_response(200, {{"paused", ctx_.executor.paused()}, {"queue_depth", ctx_.executor.depth()}});
+    return json_response(200, {{"paused", ctx_.executor.paused()}, {"queue_depth", ctx_.executor.depth()}, {"in_memory", ctx_.executor.held()}});
   };
   if (seg.size() == 1) {
     if (req.method() != "GET") return method_not_allowed("GET");

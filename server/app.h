@@ -43,6 +43,7 @@ struct AppContext {
   AdminAuth& admin;
   std::vector<Cidr> trusted_proxies;
   std::string public_url;  // base of trigger URLs, no trailing slash
+  Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
   const Readiness* readiness = nullptr;  // /readyz's cached answer (readiness.h)
 };
 
@@ -61,7 +62,9 @@ class App {
   // Inbound auth, rules, Alertmanager, request-bound values and limits, for receivers that have
   // any. Fills `t` and answers true to go on, or answers the request itself and returns false.
   bool apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
-                            Reservation* claim, Responder& respond);
+                            Responder& respond);
+  // The receiver's limits; answers the request itself (429, or 200 cooling down) when refused.
+  bool admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Responder& respond);
   HttpResponse api(const HttpRequest& req, const std::vector<std::string_view>& segments);
   HttpResponse receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
   HttpResponse executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg);

@@ -4,12 +4,23 @@
 
 namespace tripline {
 
-Executor::Executor(Store& store, Metrics& metrics, RetryPolicy policy, int workers)
-    : store_(store), metrics_(metrics), policy_(policy), worker_count_(workers) {}
+Executor::Executor(Store& store, Metrics& metrics, RetryPolicy policy, int workers, Loader loader,
+                   size_t max_held)
+    : store_(store),
+      metrics_(metrics),
+      policy_(policy),
+      worker_count_(workers),
+      loader_(std::move(loader)),
+      max_held_(std::max<size_t>(max_held, 2)) {}
 
 Executor::~Executor() { stop(); }
 
-void Executor::start() {
+void Executor::start(size_t backlog) {
+  {
+    std::lock_guard lock(mu_);
+    spilled_ = static_cast<bool>(loader_);  // what the store holds is read in pages
+    unheld_ = backlog;
+  }
   for (int i = 0; i < worker_count_; ++i) workers_.emplace_back([this] { work(); });
 }
 
@@ -27,13 +38,50 @@ void Executor::stop() {
 void Executor::enqueue(Job job) {
   {
     std::lock_guard lock(mu_);
-    ++depth_;
-    auto [it, created] = lanes_.try_emplace(job.lane);
-    it->second.jobs.push_back(std::move(job));
-    if (!created) return;  // the lane is busy; its job runs when the one before it finishes
-    ready_.push_back(it->first);
+    if (loader_ && (spilled_ || held_ >= max_held_)) {
+      // Durable already: a later page reads it, after everything older.
+      spilled_ = true;
+      spilled_max_ = std::max(spilled_max_, job.id);
+      ++unheld_;
+      return;
+    }
+    watermark_ = std::max(watermark_, job.id);
+    add_locked(std::move(job));
   }
   cv_.notify_one();
+}
+
+void Executor::add_locked(Job job) {
+  ++held_;
+  auto [it, created] = lanes_.try_emplace(job.lane);
+  it->second.jobs.push_back(std::move(job));
+  // A busy lane's job runs when the one before it finishes.
+  if (created) ready_.push_back(it->first);
+}
+
+void Executor::refill(std::unique_lock<std::mutex>& lock) {
+  loading_ = true;
+  int64_t after = watermark_;
+  int want = static_cast<int>(max_held_ - held_);
+  lock.unlock();
+  auto page = loader_(after, want);
+  lock.lock();
+  loading_ = false;
+  if (!page.ok()) {
+    log::error("could not read queued executions; trying again in 1 s", {{"error", page.status().message()}});
+    next_load_ = Clock::now() + std::chrono::seconds(1);
+    return;
+  }
+  for (Job& j : page.value().jobs) add_locked(std::move(j));
+  unheld_ -= std::min<size_t>(unheld_, page->rows);
+  if (page->rows > 0) watermark_ = std::max(watermark_, page->last_id);
+  // A short page means the store had nothing more when it was read; anything enqueue() let go
+  // since then has an id above the watermark and keeps us spilled for one more page.
+  if (page->rows < want && spilled_max_ <= watermark_) {
+    spilled_ = false;
+    unheld_ = 0;
+  }
+  if (!page->jobs.empty()) cv_.notify_all();
 }
 
 void Executor::pause() {
@@ -56,7 +104,12 @@ bool Executor::paused() const {
 
 size_t Executor::depth() const {
   std::lock_guard lock(mu_);
-  return depth_;
+  return held_ + unheld_;
+}
+
+size_t Executor::held() const {
+  std::lock_guard lock(mu_);
+  return held_;
 }
 
 void Executor::work() {
@@ -69,9 +122,16 @@ void Executor::work() {
         ready_.push_back(timers_.top().lane);
         timers_.pop();
       }
+      // Read the next page once half the room is free (not while paused: nothing would run).
+      if (spilled_ && !loading_ && !paused_ && held_ <= max_held_ / 2 && now >= next_load_) {
+        refill(lock);
+        continue;
+      }
       if (!paused_ && !ready_.empty()) break;
-      if (!timers_.empty())
-        cv_.wait_until(lock, timers_.top().due);
+      auto due = timers_.empty() ? Clock::time_point::max() : timers_.top().due;
+      if (spilled_ && !loading_ && !paused_ && held_ <= max_held_ / 2) due = std::min(due, next_load_);
+      if (due != Clock::time_point::max())
+        cv_.wait_until(lock, due);
       else
         cv_.wait(lock);
     }
@@ -91,7 +151,8 @@ void Executor::work() {
       timers_.push({Clock::now() + retry_in, lane});
       cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
     } else {
-      --depth_;
+      --held_;
+      if (job.backlog) job.backlog->fetch_sub(1, std::memory_order_relaxed);
       if (l.jobs.empty()) {
         lanes_.erase(lane);
       } else {

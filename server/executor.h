@@ -11,11 +11,23 @@
 //
 // Workers wake at once on enqueue (condition variable, no polling). pause() holds all work:
 // executions keep being accepted and queued, and run after resume().
+//
+// Bounded memory: at most `max_held` executions are held in memory. They are always a prefix of
+// the unfinished executions by id (every unfinished one with id <= the watermark). Past the
+// bound, enqueue() keeps nothing (the execution is already durable) and the executor is
+// "spilled": workers read the next page (id > watermark, oldest first) from the store through
+// the Loader once half the room is free. Start-up begins spilled, so recovery after a restart is
+// the same paging. Order per lane is kept: whatever is in the store is newer than all that is held.
+//
+// Fairness: a lane runs one execution at a time and goes to the back of the ready queue after
+// each, so targets share the workers round-robin; one flooded target holds at most one worker.
 // Thread safety: all public methods may be called from any thread.
 #pragma once
 
 #include <condition_variable>
+#include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -53,21 +65,37 @@ struct Job {
     int tries = 0;
   };
   std::optional<Unrecorded> unrecorded;
+  // The receiver's count of unfinished executions (its queue cap), decremented when this one is
+  // finished and recorded. May be null.
+  std::shared_ptr<std::atomic<int64_t>> backlog;
 };
+
+// Reads the next page of unfinished executions (id > after_id, oldest first, at most `limit`
+// rows) and turns them into jobs; rows that cannot be resumed are failed in the store and left
+// out. `last_id` is the id of the last row read, `rows` how many were read.
+struct LoadedPage {
+  std::vector<Job> jobs;
+  int64_t last_id = 0;
+  int rows = 0;
+};
+using Loader = std::function<Result<LoadedPage>(int64_t after_id, int limit)>;
 
 class Executor {
  public:
-  Executor(Store& store, Metrics& metrics, RetryPolicy policy, int workers);
+  Executor(Store& store, Metrics& metrics, RetryPolicy policy, int workers, Loader loader,
+           size_t max_held = 10000);
   ~Executor();
 
-  void start();
+  // `backlog`: unfinished executions in the store at start (for depth() until they are read).
+  void start(size_t backlog = 0);
   void stop();  // lets running executions finish; queued ones stay queued in the database
 
   void enqueue(Job job);
   void pause();
   void resume();
   bool paused() const;
-  size_t depth() const;  // queued + running
+  size_t depth() const;  // queued + running, held or not
+  size_t held() const;   // in memory now (for tests and metrics)
 
  private:
   struct Lane {
@@ -81,6 +109,9 @@ class Executor {
   };
 
   void work();
+  // Reads one page from the store while spilled; called by a worker with `lock` held.
+  void refill(std::unique_lock<std::mutex>& lock);
+  void add_locked(Job job);
   // Runs one attempt; answers true when the job is done (succeeded or failed for good) and that
   // is recorded.
   bool run_once(Job& job, std::chrono::milliseconds* retry_in);
@@ -97,7 +128,15 @@ class Executor {
   std::unordered_map<std::string, Lane> lanes_;  // a lane exists while it has work
   std::deque<std::string> ready_;                // lanes whose front job may start now
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
-  size_t depth_ = 0;
+  const Loader loader_;
+  const size_t max_held_;
+  size_t held_ = 0;             // jobs in lanes_ (queued, retrying or running)
+  size_t unheld_ = 0;           // unfinished executions in the store only (an estimate while spilled)
+  bool spilled_ = false;        // the store may hold unfinished executions with id > watermark_
+  bool loading_ = false;
+  int64_t watermark_ = 0;       // every unfinished execution with id <= this is held
+  int64_t spilled_max_ = 0;     // highest id enqueue() did not keep
+  Clock::time_point next_load_{};
   bool paused_ = false;
   bool stopping_ = false;
   std::vector<std::thread> workers_;

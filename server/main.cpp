@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "secret_keys.h"
+#include "pruner.h"
 #include "service.h"
 #include "token.h"
 
@@ -45,6 +46,14 @@ Flags of serve (each also read from the environment variable named after it):
   --retry-base-ms N       TRIPLINE_RETRY_BASE_MS first retry delay, doubling (default 500)
   --retry-max-ms N        TRIPLINE_RETRY_MAX_MS  longest retry delay (default 60000)
   --log-level LEVEL       TRIPLINE_LOG_LEVEL    debug, info, warn or error (default info)
+  --retention SPEC        TRIPLINE_RETENTION    finished executions kept: an age (30d, 12h), a count
+                                                per receiver (100000), both (default 30d,100000)
+                                                or off; rows with an idempotency key stay 48 h
+  --default-rate-per-minute N  TRIPLINE_DEFAULT_RATE_PER_MINUTE  rate limit of receivers whose
+                                                limits leave it out (default 600; 0: none)
+  --default-burst N       TRIPLINE_DEFAULT_BURST  their burst (default 100)
+  --default-max-queued N  TRIPLINE_DEFAULT_MAX_QUEUED  unfinished executions per receiver before
+                                                triggers answer 429 (default 1000; 0: no cap)
   --trusted-proxies LIST  TRIPLINE_TRUSTED_PROXIES  comma-separated addresses/CIDRs of reverse
                                                 proxies whose X-Forwarded-For is believed
                           TRIPLINE_SECRET_KEY   64 hex digits: key sealing config secrets at rest
@@ -112,7 +121,8 @@ int main(int argc, char** argv) {
 
   std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url, docker_host,
               workers = "4", http_threads = "2", max_attempts = "8", retry_base = "500",
-              retry_max = "60000", log_level = "info", trusted_proxies;
+              retry_max = "60000", log_level = "info", trusted_proxies, retention = "30d,100000",
+              default_rate = "600", default_burst = "100", default_max_queued = "1000";
   docker_host = "unix:///var/run/docker.sock";
   Flag flags[] = {{"--listen", "TRIPLINE_LISTEN", &listen},
                   {"--data-dir", "TRIPLINE_DATA_DIR", &data_dir},
@@ -124,7 +134,11 @@ int main(int argc, char** argv) {
                   {"--retry-base-ms", "TRIPLINE_RETRY_BASE_MS", &retry_base},
                   {"--retry-max-ms", "TRIPLINE_RETRY_MAX_MS", &retry_max},
                   {"--log-level", "TRIPLINE_LOG_LEVEL", &log_level},
-                  {"--trusted-proxies", "TRIPLINE_TRUSTED_PROXIES", &trusted_proxies}};
+                  {"--trusted-proxies", "TRIPLINE_TRUSTED_PROXIES", &trusted_proxies},
+                  {"--retention", "TRIPLINE_RETENTION", &retention},
+                  {"--default-rate-per-minute", "TRIPLINE_DEFAULT_RATE_PER_MINUTE", &default_rate},
+                  {"--default-burst", "TRIPLINE_DEFAULT_BURST", &default_burst},
+                  {"--default-max-queued", "TRIPLINE_DEFAULT_MAX_QUEUED", &default_max_queued}};
   for (auto& f : flags)
     if (const char* v = std::getenv(f.env); v && *v) *f.value = v;
   for (const char* env : kRemovedTlsEnv)
@@ -193,6 +207,22 @@ int main(int argc, char** argv) {
   o.retry.max_attempts = std::max(1, to_int(max_attempts, "--max-attempts"));
   o.retry.base = std::chrono::milliseconds(to_int(retry_base, "--retry-base-ms"));
   o.retry.max = std::chrono::milliseconds(to_int(retry_max, "--retry-max-ms"));
+  if (auto s = tripline::parse_retention(retention, &o.retention); !s.ok()) {
+    std::fprintf(stderr, "tripline: %s\n", s.message().c_str());
+    return 2;
+  }
+  {
+    // The server's default limits, as a receiver's "limits" object would say them.
+    nlohmann::json limits = {{"rate_per_minute", to_int(default_rate, "--default-rate-per-minute")},
+                             {"burst", to_int(default_burst, "--default-burst")},
+                             {"max_queued", to_int(default_max_queued, "--default-max-queued")}};
+    auto parsed = tripline::Limits::parse(limits, tripline::Limits{});
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "tripline: --default-*: %s\n", parsed.status().message().c_str());
+      return 2;
+    }
+    o.default_limits = *parsed;
+  }
   for (size_t start = 0; start < trusted_proxies.size();) {
     size_t comma = trusted_proxies.find(',', start);
     if (comma == std::string::npos) comma = trusted_proxies.size();

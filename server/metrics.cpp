@@ -18,6 +18,7 @@ const char* to_string(RejectReason r) {
     case RejectReason::kBadRequest: return "bad_request";
     case RejectReason::kUnauthorized: return "unauthorized";
     case RejectReason::kRateLimited: return "rate_limited";
+    case RejectReason::kQueueFull: return "queue_full";
     case RejectReason::kCount: break;
   }
   return "other";

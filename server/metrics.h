@@ -29,6 +29,7 @@ enum class RejectReason {
   kBadRequest,
   kUnauthorized,   // inbound authentication failed (by reason in tripline_inbound_auth_failures_total)
   kRateLimited,
+  kQueueFull,      // the receiver's unfinished executions reached its max_queued
   kCount
 };
 enum class IgnoreReason { kRule, kResolved, kCooldown, kCount };

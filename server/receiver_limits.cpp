@@ -7,18 +7,29 @@
 
 namespace tripline {
 
-Result<Limits> Limits::parse(const nlohmann::json& j) {
+Limits Limits::builtin() {
   Limits l;
+  l.rate_per_s = 600 / 60.0;
+  l.burst = 100;
+  l.max_queued = 1000;
+  return l;
+}
+
+Result<Limits> Limits::parse(const nlohmann::json& j, const Limits& defaults) {
+  Limits l = defaults;
   if (j.is_null()) return l;
   auto bad = [](const std::string& f, const std::string& why) -> Status { return Status::Invalid(f + " " + why, {{f, why}}); };
   if (!j.is_object()) return bad("limits", "must be an object");
   for (const auto& [k, v] : j.items()) {
-    if (k != "cooldown_seconds" && k != "rate_per_minute" && k != "burst") return bad("limits." + k, "is not a limits field");
+    if (k != "cooldown_seconds" && k != "rate_per_minute" && k != "burst" && k != "max_queued")
+      return bad("limits." + k, "is not a limits field");
     if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 1e6) return bad("limits." + k, "must be a number from 0 to 1000000");
   }
-  l.cooldown_ms = static_cast<int64_t>(j.value("cooldown_seconds", 0.0) * 1000);
-  l.rate_per_s = j.value("rate_per_minute", 0.0) / 60.0;
-  l.burst = std::max(1.0, j.value("burst", 1.0));
+  if (j.contains("cooldown_seconds")) l.cooldown_ms = static_cast<int64_t>(j["cooldown_seconds"].get<double>() * 1000);
+  if (j.contains("rate_per_minute")) l.rate_per_s = j["rate_per_minute"].get<double>() / 60.0;
+  if (j.contains("burst")) l.burst = j["burst"].get<double>();
+  l.burst = std::max(1.0, l.burst);
+  if (j.contains("max_queued")) l.max_queued = static_cast<int64_t>(j["max_queued"].get<double>());
   return l;
 }
 
@@ -44,7 +55,6 @@ bool LimiterState::take_locked(const Limits& l, int64_t now_ms, int64_t* retry_a
 
 LimiterState::Verdict LimiterState::reserve(const Limits& l, const std::string& action, int64_t now_ms,
                                             Reservation* out, int64_t* wait) {
-  if (!l.any()) return Verdict::kOk;
   std::lock_guard lock(mu_);
   if (l.cooldown_ms > 0) {
     auto it = last_run_.find(action);
@@ -53,9 +63,17 @@ LimiterState::Verdict LimiterState::reserve(const Limits& l, const std::string& 
       return Verdict::kCoolingDown;
     }
   }
+  if (l.max_queued > 0 && queued_->load(std::memory_order_relaxed) >= l.max_queued) {
+    *wait = 10;  // the backlog drains one execution per target at a time
+    return Verdict::kQueueFull;
+  }
   if (!take_locked(l, now_ms, wait)) return Verdict::kRateLimited;
   out->state_ = shared_from_this();
   out->took_token_ = l.rate_per_s > 0;
+  // Counted for every receiver (the executor gives it back as each execution finishes); only
+  // a capped receiver refuses on it.
+  queued_->fetch_add(1, std::memory_order_relaxed);
+  out->took_slot_ = true;
   if (l.cooldown_ms > 0) {
     auto [it, fresh] = last_run_.try_emplace(action, now_ms);
     if (!fresh) out->previous_run_ = it->second;
@@ -70,6 +88,7 @@ void Reservation::release() {
   if (!state_) return;
   std::lock_guard lock(state_->mu_);
   if (took_token_) state_->tokens_ += 1;  // capped at burst by the next refill
+  if (took_slot_) state_->queued_->fetch_sub(1, std::memory_order_relaxed);
   if (!action_.empty()) {
     // Only undo our own claim: a later claim of the same action stays.
     auto it = state_->last_run_.find(action_);

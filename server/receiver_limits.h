@@ -1,8 +1,12 @@
-// Per-receiver limits: {"cooldown_seconds": 60, "rate_per_minute": 30, "burst": 10}
+// Per-receiver limits: {"cooldown_seconds": 60, "rate_per_minute": 30, "burst": 10, "max_queued": 100}
 //   cooldown: the minimum time between two executions of the same action (an "up" does not hold
 //             back the "down" that undoes it); a request inside it is ignored (answered 200).
 //   rate:     a token bucket over the requests that become executions; over it answers 429 +
 //             Retry-After.
+//   queue:    at most max_queued executions of the receiver unfinished (queued, retrying or
+//             running); past it answers 429 + Retry-After, so a flood builds no backlog.
+// Every receiver has a rate limit and a queue cap: fields left out take the server's defaults
+// (Limits::builtin(), or the --default-* flags); 0 turns a limit off.
 //
 // Limits count only executions that were committed: the trigger path claims a Reservation before
 // the durable insert and releases it when the insert fails (503) or finds an earlier execution
@@ -13,6 +17,7 @@
 // refills a bucket.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -32,10 +37,15 @@ struct Limits {
   int64_t cooldown_ms = 0;
   double rate_per_s = 0;  // 0: no rate limit
   double burst = 1;
-  bool any() const { return cooldown_ms > 0 || rate_per_s > 0; }
+  int64_t max_queued = 0;  // 0: no cap
+  bool any() const { return cooldown_ms > 0 || rate_per_s > 0 || max_queued > 0; }
   // How far back executions matter to these limits (for seed()).
   int64_t memory_ms() const;
-  static Result<Limits> parse(const nlohmann::json& j);  // null: no limits
+  // The defaults of a receiver that says nothing: 600 requests a minute (burst 100), 1,000
+  // unfinished executions, no cooldown.
+  static Limits builtin();
+  // A receiver's "limits" object over `defaults` (null: the defaults).
+  static Result<Limits> parse(const nlohmann::json& j, const Limits& defaults = builtin());
 };
 
 class LimiterState;
@@ -52,6 +62,7 @@ class Reservation {
   friend class LimiterState;
   std::shared_ptr<LimiterState> state_;
   bool took_token_ = false;
+  bool took_slot_ = false;  // one of max_queued
   std::string action_;  // empty: no cooldown claimed
   int64_t claimed_at_ = 0;
   std::optional<int64_t> previous_run_;
@@ -59,13 +70,17 @@ class Reservation {
 
 class LimiterState : public std::enable_shared_from_this<LimiterState> {
  public:
-  enum class Verdict { kOk, kRateLimited, kCoolingDown };
-  // Takes a rate token, then claims the cooldown of `action`, into `out`. On kRateLimited,
-  // `*wait` is the seconds to wait; on kCoolingDown the milliseconds left (nothing is kept).
+  enum class Verdict { kOk, kRateLimited, kQueueFull, kCoolingDown };
+  // Claims the cooldown of `action`, a rate token and a queue slot, into `out`. On kRateLimited
+  // and kQueueFull, `*wait` is the seconds to wait; on kCoolingDown the milliseconds left
+  // (nothing is kept).
   Verdict reserve(const Limits& l, const std::string& action, int64_t now_ms, Reservation* out,
                   int64_t* wait);
   // Replays committed executions (oldest first) through the limits: what start-up calls.
   void seed(const Limits& l, const std::vector<RecentExecution>& executions);
+  // Unfinished executions of the receiver: set at start-up from the store, +1 per committed
+  // trigger, -1 as the executor finishes each (Job::backlog).
+  const std::shared_ptr<std::atomic<int64_t>>& queued() const { return queued_; }
 
  private:
   friend class Reservation;
@@ -75,6 +90,7 @@ class LimiterState : public std::enable_shared_from_this<LimiterState> {
   double tokens_ = -1;  // -1: full on first use
   int64_t refilled_at_ = 0;
   std::unordered_map<std::string, int64_t> last_run_;
+  std::shared_ptr<std::atomic<int64_t>> queued_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 }  // namespace tripline

@@ -5,7 +5,8 @@
 namespace tripline {
 
 Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const DriverRegistry& drivers,
-                                                      const SecretBox& secrets, bool check_peer) {
+                                                      const SecretBox& secrets, bool check_peer,
+                                                      const Limits& default_limits) {
   const Driver* driver = drivers.find(row.driver);
   if (!driver)
     return Status::Invalid("unknown driver \"" + row.driver + "\"",
@@ -19,7 +20,7 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
   if (!rules.ok()) return rules.status();
   auto auth = InboundAuth::compile(row.auth, secrets);
   if (!auth.ok()) return auth.status();
-  auto limits = Limits::parse(row.limits);
+  auto limits = Limits::parse(row.limits, default_limits);
   if (!limits.ok()) return limits.status();
   auto r = std::make_shared<Receiver>();
   r->rules = *rules;
@@ -32,7 +33,7 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
   r->secret_fields = std::move(fields);
   r->request_fields = request_fields(*driver);
   r->binds_request = driver->binds_request(**config);
-  r->simple = !r->binds_request && r->auth->empty() && r->rules->trivial() && !r->limits.any();
+  r->simple = !r->binds_request && r->auth->empty() && r->rules->trivial();
   r->config_text = row.config.dump();
   r->target = driver->target(**config);
   r->action = driver->action(**config);
@@ -61,6 +62,14 @@ std::shared_ptr<const Receiver> ReceiverCache::find(int64_t id) const {
   auto snap = snapshot_.load(std::memory_order_acquire);
   auto it = snap->by_id.find(id);
   return it == snap->by_id.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<const Receiver>> ReceiverCache::all() const {
+  auto snap = snapshot_.load(std::memory_order_acquire);
+  std::vector<std::shared_ptr<const Receiver>> out;
+  out.reserve(snap->by_id.size());
+  for (const auto& [_, r] : snap->by_id) out.push_back(r);
+  return out;
 }
 
 std::shared_ptr<const Receiver> ReceiverCache::find_by_token(std::string_view token) const {

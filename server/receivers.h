@@ -38,7 +38,8 @@ struct Receiver {
   std::shared_ptr<const InboundAuth> auth;  // never null (empty: token only)
   Limits limits;
   std::shared_ptr<LimiterState> limiter;    // shared by successive versions of the receiver
-  // No inbound auth, rules, limits or request-bound values: the trigger path needs only the token.
+  // No inbound auth, rules or request-bound values: the trigger path needs only the token and
+  // the limits (which every receiver has).
   bool simple = true;
 
   TokenClaims claims() const {
@@ -54,12 +55,14 @@ std::vector<std::string> request_fields(const Driver& driver);
 // Resolves a stored row (secrets sealed) against the registry. check_peer asks the driver to
 // check its peer too.
 Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const DriverRegistry& drivers,
-                                                      const SecretBox& secrets, bool check_peer);
+                                                      const SecretBox& secrets, bool check_peer,
+                                                      const Limits& default_limits = Limits::builtin());
 
 class ReceiverCache {
  public:
   explicit ReceiverCache(const Keyring& keyring);
   std::shared_ptr<const Receiver> find(int64_t id) const;
+  std::vector<std::shared_ptr<const Receiver>> all() const;
   // The receiver whose CURRENT token (signed with the newest key) is exactly `token`, compared
   // in constant time. The trigger path's fast lane: a hit needs no HMAC and no JSON parse, since
   // the token is one this server issued for the receiver's current generation. A miss is not a

@@ -16,6 +16,7 @@
 #include "secret_keys.h"
 #include "secrets.h"
 #include "readiness.h"
+#include "pruner.h"
 #include "receivers.h"
 #include "store.h"
 #include "token.h"
@@ -34,6 +35,7 @@ struct Service::Parts {
   std::unique_ptr<Executor> executor;
   std::unique_ptr<Ingest> ingest;
   std::unique_ptr<Readiness> readiness;
+  std::unique_ptr<Pruner> pruner;
   std::unique_ptr<App> app;
   std::unique_ptr<HttpServer> http;
   std::string public_url;
@@ -57,6 +59,7 @@ Job job_for(const Ingest::Trigger& t, int64_t id) {
   j.config = t.config ? t.config : r.config;
   j.lane = t.config ? lane_key(*r.driver, *t.config) : r.row.driver + ":" + r.target;
   j.created_at = t.created_at;
+  j.backlog = r.limiter->queued();
   return j;
 }
 
@@ -77,12 +80,15 @@ Status split_listen(const std::string& listen, std::string* host, uint16_t* port
   return Status::Ok();
 }
 
-// Puts every unfinished execution back in the queue, oldest first.
-Status recover(Service::Parts& p) {
-  int recovered = 0;
-  auto unfinished = p.store->unfinished_executions();
-  if (!unfinished.ok()) return unfinished.status();
-  for (const ExecutionRow& e : *unfinished) {
+// The executor's Loader: the next page of unfinished executions from the store, as jobs. Used at
+// start-up (recovery after a restart) and whenever the executor's in-memory window was full.
+Result<LoadedPage> load_page(Service::Parts& p, int64_t after_id, int limit) {
+  auto rows = p.store->unfinished_executions(after_id, limit);
+  if (!rows.ok()) return rows.status();
+  LoadedPage page;
+  page.rows = static_cast<int>(rows->size());
+  for (const ExecutionRow& e : *rows) {
+    page.last_id = e.id;
     const Driver* driver = p.drivers.find(e.driver);
     Result<std::shared_ptr<const DriverConfig>> config = Status::Invalid("unknown driver " + e.driver);
     if (driver) {
@@ -90,10 +96,12 @@ Status recover(Service::Parts& p) {
                                secret_fields(*driver), p.secrets);
       config = plain.ok() ? driver->validate(*plain, false) : plain.status();
     }
+    auto receiver = p.receivers.find(e.receiver_id);
     if (!config.ok()) {
       Status s = p.store->finish(e.id, ExecutionStatus::kFailed, nullptr,
-                                 "cannot resume after restart: " + config.status().message(), now_ms());
+                                 "cannot resume: " + config.status().message(), now_ms());
       if (!s.ok()) return s;
+      if (receiver) receiver->limiter->queued()->fetch_sub(1, std::memory_order_relaxed);
       continue;
     }
     Job j;
@@ -103,10 +111,30 @@ Status recover(Service::Parts& p) {
     j.lane = lane_key(*driver, **config);
     j.attempts = e.attempts;
     j.plan = e.plan;  // re-applied as recorded: nothing happens twice
-    p.executor->enqueue(std::move(j));
-    ++recovered;
+    j.created_at = e.created_at;
+    if (receiver) j.backlog = receiver->limiter->queued();
+    page.jobs.push_back(std::move(j));
   }
-  if (recovered) log::info("resumed unfinished executions", {{"count", recovered}});
+  return page;
+}
+
+// Cooldowns and rate limits continue from the committed executions, so a restart reopens
+// none: one pass over the executions of the longest window any receiver needs.
+Status seed_limits(Service::Parts& p) {
+  int64_t now = now_ms(), longest = 0;
+  auto all = p.receivers.all();
+  for (const auto& r : all) longest = std::max(longest, r->limits.memory_ms());
+  if (longest == 0) return Status::Ok();
+  auto recent = p.store->recent_executions(now - longest);
+  if (!recent.ok()) return recent.status();
+  for (const auto& r : all) {
+    auto it = recent->find(r->row.id);
+    if (it == recent->end()) continue;
+    std::vector<RecentExecution> mine;
+    for (const auto& e : it->second)
+      if (e.created_at >= now - r->limits.memory_ms()) mine.push_back(e);
+    r->limiter->seed(r->limits, mine);
+  }
   return Status::Ok();
 }
 
@@ -169,27 +197,33 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   size_t receiver_count = rows->size();
   for (auto& row : rows.value()) {
     int64_t id = row.id;
-    auto r = make_receiver(std::move(row), p.drivers, p.secrets, /*check_peer=*/false);
+    auto r = make_receiver(std::move(row), p.drivers, p.secrets, /*check_peer=*/false, o.default_limits);
     if (!r.ok()) {
       log::error("receiver cannot be loaded; its URL will not work", {{"receiver_id", id}, {"error", r.status().message()}});
       continue;
     }
-    // Cooldowns and rate limits continue from the committed executions: a restart reopens none.
-    if ((*r)->limits.any()) {
-      auto recent = p.store->recent_executions(id, now_ms() - (*r)->limits.memory_ms());
-      if (!recent.ok()) return recent.status();
-      (*r)->limiter->seed((*r)->limits, *recent);
-    }
     p.receivers.put(*r);
   }
+  if (Status s = seed_limits(p); !s.ok()) return s;
 
-  p.executor = std::make_unique<Executor>(*p.store, p.metrics, o.retry, o.workers);
+  // Each receiver's unfinished executions count against its queue cap from the start.
+  auto counts = p.store->unfinished_counts();
+  if (!counts.ok()) return counts.status();
+  size_t backlog = 0;
+  for (const auto& [rid, n] : *counts) {
+    backlog += static_cast<size_t>(n);
+    if (auto r = p.receivers.find(rid)) r->limiter->queued()->store(n, std::memory_order_relaxed);
+  }
+
+  p.executor = std::make_unique<Executor>(
+      *p.store, p.metrics, o.retry, o.workers,
+      [parts = &p](int64_t after, int limit) { return load_page(*parts, after, limit); },
+      o.max_held_executions);
   p.metrics.set_queue_depth_source([ex = p.executor.get()] { return ex->depth(); });
   p.ingest = std::make_unique<Ingest>(
       *p.store, [ex = p.executor.get()](const Ingest::Trigger& t, int64_t id) {
         ex->enqueue(job_for(t, id));
       });
-  if (Status s = recover(p); !s.ok()) return s;
   // A pause survives restarts: held work stays held until someone resumes it.
   auto paused = p.store->get_setting(kWorkersPausedSetting);
   if (!paused.ok()) return paused.status();
@@ -197,12 +231,18 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
     p.executor->pause();
     log::warn("workers are paused (since before this start); POST /api/v1/workers/resume runs them");
   }
-  p.executor->start();
+  p.executor->start(backlog);  // reads the unfinished executions from the store, page by page
+  if (backlog) log::info("resuming unfinished executions", {{"count", backlog}});
+
+  Pruner::Options prune;
+  prune.policy = o.retention;
+  p.pruner = std::make_unique<Pruner>(*p.store, prune);
+  p.pruner->start();
 
   p.readiness = std::make_unique<Readiness>(*p.store, p.drivers);
   p.readiness->start();
   AppContext ctx{*p.store, p.receivers, p.drivers, p.keyring, p.secrets, *p.ingest,
-                 *p.executor, p.metrics, *p.admin, std::move(proxies), ""};
+                 *p.executor, p.metrics, *p.admin, std::move(proxies), "", o.default_limits};
   ctx.readiness = p.readiness.get();
   p.app = std::make_unique<App>(ctx);
   HttpServerOptions http{host, port, o.http_threads, 1 << 20};
@@ -232,6 +272,7 @@ void Service::stop() {
   if (p.ingest) p.ingest->stop();
   if (p.executor) p.executor->stop();
   if (p.readiness) p.readiness->stop();
+  if (p.pruner) p.pruner->stop();
 }
 
 uint16_t Service::port() const { return parts_->http ? parts_->http->port() : 0; }

@@ -9,8 +9,10 @@
 
 #include "../drivers/registry.h"
 #include "http_server.h"
+#include "receiver_limits.h"
 #include "retry.h"
 #include "status.h"
+#include "store.h"
 
 namespace tripline {
 
@@ -25,6 +27,9 @@ struct ServiceOptions {
   RetryPolicy retry;
   std::vector<std::string> trusted_proxies;  // addresses/CIDRs whose X-Forwarded-For is believed
   int store_busy_timeout_ms = 5000;          // how long a write waits for a database lock
+  Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
+  RetentionPolicy retention;                  // finished executions kept (pruner.h)
+  size_t max_held_executions = 10000;         // the executor's in-memory window (executor.h)
 };
 
 class Service {

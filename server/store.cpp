@@ -458,14 +458,28 @@ Result<std::vector<ExecutionRow>> Store::list_executions(const ExecutionFilter& 
   });
 }
 
-Result<std::vector<ExecutionRow>> Store::unfinished_executions() {
+Result<std::vector<ExecutionRow>> Store::unfinished_executions(int64_t after_id, int limit) {
   return guarded([&]() -> Result<std::vector<ExecutionRow>> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_, std::string("SELECT ") + kExecutionColumns +
                                       " FROM executions WHERE status IN ('queued', 'running') "
-                                      "ORDER BY id");
+                                      "AND id > ? ORDER BY id LIMIT ?");
+    q.bind(1, after_id);
+    q.bind(2, limit);
     std::vector<ExecutionRow> out;
     while (q.executeStep()) out.push_back(read_execution(q));
+    return out;
+  });
+}
+
+Result<std::vector<std::pair<int64_t, int64_t>>> Store::unfinished_counts() {
+  return guarded([&]() -> Result<std::vector<std::pair<int64_t, int64_t>>> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_,
+                        "SELECT receiver_id, count(*) FROM executions "
+                        "WHERE status IN ('queued', 'running') GROUP BY receiver_id");
+    std::vector<std::pair<int64_t, int64_t>> out;
+    while (q.executeStep()) out.emplace_back(q.getColumn(0).getInt64(), q.getColumn(1).getInt64());
     return out;
   });
 }
@@ -561,6 +575,23 @@ Result<int> Store::delete_executions(const std::vector<int64_t>& ids) {
     }
     tx.commit();
     return n;
+  });
+}
+
+Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> Store::recent_executions(int64_t since_ms) {
+  return guarded([&]() -> Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_,
+                        "SELECT receiver_id, created_at, coalesce(action, '') FROM executions "
+                        "ORDER BY id DESC");
+    std::unordered_map<int64_t, std::vector<RecentExecution>> out;
+    while (q.executeStep()) {
+      int64_t at = q.getColumn(1).getInt64();
+      if (at < since_ms) break;
+      out[q.getColumn(0).getInt64()].push_back({at, q.getColumn(2).getString()});
+    }
+    for (auto& [_, list] : out) std::reverse(list.begin(), list.end());
+    return out;
   });
 }
 

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "status.h"
@@ -154,12 +155,17 @@ class Store {
                 const std::string& error, int64_t finished_at);
   Result<ExecutionRow> get_execution(int64_t id);
   Result<std::vector<ExecutionRow>> list_executions(const ExecutionFilter& filter);
-  // Everything queued or running, oldest first: what a restart must pick up.
-  Result<std::vector<ExecutionRow>> unfinished_executions();
+  // Queued or running executions with id > after_id, oldest first, at most `limit` (-1: all):
+  // what a restart must pick up, read in pages by the executor.
+  Result<std::vector<ExecutionRow>> unfinished_executions(int64_t after_id = 0, int limit = -1);
+  // How many executions each receiver has queued or running: (receiver id, count).
+  Result<std::vector<std::pair<int64_t, int64_t>>> unfinished_counts();
   // The execution that an idempotency key (or a signed message id) already created, if any.
   Result<std::optional<int64_t>> find_execution_by_key(int64_t receiver_id, const std::string& key);
   // A receiver's executions created at or after `since_ms`, oldest first.
   Result<std::vector<RecentExecution>> recent_executions(int64_t receiver_id, int64_t since_ms);
+  // Every receiver's, in one pass (start-up): receiver id -> its executions, oldest first.
+  Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> recent_executions(int64_t since_ms);
 
   // Retention: up to `limit` ids of finished executions the policy lets go, oldest first (read
   // on the reader connection: no write lock), then deleted in one short transaction.

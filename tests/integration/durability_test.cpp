@@ -231,7 +231,9 @@ json up_receiver(const std::string& name, const std::string& service) {
           {"driver", "scale-service"},
           {"config",
            {{"backend", "swarm"}, {"service", service}, {"action", "up"}, {"by", 1},
-            {"min", 0}, {"max", 10000}}}};
+            {"min", 0}, {"max", 10000}}},
+          // A load test: the default rate limit and queue cap would refuse most of it.
+          {"limits", {{"rate_per_minute", 1000000}, {"burst", 1000000}, {"max_queued", 1000000}}}};
 }
 
 }  // namespace

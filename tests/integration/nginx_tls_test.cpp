@@ -271,6 +271,7 @@ TEST_CASE("trust 7: TLS terminates in nginx with the shipped recipe: triggers wo
   TestServer s("", o);
   int upstream = std::stoi(s.url().substr(s.url().rfind(':') + 1));
   int port = free_port(), legacy = free_port();
+  while (legacy == port) legacy = free_port();
   Nginx nginx(dir, port, legacy, upstream);
   std::string ca = dir + "/cert.pem";
 
