@@ -5,6 +5,7 @@
 #
 #   bench/flood.sh                      # needs root (isolated dockerd), Debian's nginx, wrk
 #   DURATION=20 bench/flood.sh
+#   PERF_DIR=/tmp/p bench/flood.sh     # also a perf profile of tripline per run (PERF_DIR/NAME.data)
 #
 # The machine is shared (wrk, nginx, tripline, dockerd on the same cores), so absolute figures
 # move with whatever else runs (other builds and tests, by the minute): each tripline run is
@@ -150,7 +151,7 @@ wrk_run() {  # $1 = run name, $2 = URL, then env assignments for wrk
   env "$@" FLOOD_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
     --latency -s bench/flood.lua "$url" >"$work/$name.txt"
   local rss=-
-  [ -n "$pid" ] && rss=$(rss_kb)
+  [ -n "$pid" ] && [ "${name%-nginx}" = "$name" ] && rss=$(rss_kb)
   echo "$name $(grep RESULT "$work/$name.txt" | cut -d' ' -f2-) rss_kb=$rss" >>"$results"
   echo "  $name: $(grep RESULT "$work/$name.txt" | cut -d' ' -f2-) rss_kb=$rss"
 }
@@ -158,7 +159,13 @@ wrk_run() {  # $1 = run name, $2 = URL, then env assignments for wrk
 # moves by the minute, and the ratio is taken within the pair.
 run() {
   wrk_run "$1-nginx" "http://127.0.0.1:$nginx_port/"
+  local perf_pid=""
+  if [ -n "${PERF_DIR:-}" ]; then
+    perf record -q -g -F 499 -p "$pid" -o "$PERF_DIR/$1.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   wrk_run "$@"
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
 }
 field() { awk -v n="$1" '$1 == n' "$results" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
 

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tripline {
 
@@ -42,6 +43,15 @@ class RequestFraming {
     std::string forward;  // bytes for the HTTP parser
     std::string reply;    // bytes to write back now (100 Continue, or an error response)
     bool close = false;   // close the connection once `reply` is written
+    // Each request whose header section was forwarded in this feed: where it starts in
+    // `forward`, its header section's length there (blank line included), its body's length.
+    // Bytes of `forward` before the first start belong to the body of an earlier request.
+    struct Start {
+      size_t at = 0;
+      size_t head = 0;
+      uint64_t body = 0;
+    };
+    std::vector<Start> starts;
   };
 
   explicit RequestFraming(Limits limits) : limits_(limits) {}

@@ -5,11 +5,14 @@
 #include <pistache/peer.h>
 
 #include <netdb.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <mutex>
+#include <shared_mutex>
 #include <sstream>
 
 #include "http_framing.h"
@@ -47,19 +50,192 @@ class PistacheRequest : public HttpRequest {
   const Http::Request& r_;
 };
 
-// Pistache writes only typed headers into responses (raw ones are dropped), so every header of
-// ours travels as one of these.
-class NamedHeader : public Http::Header::Header {
+// Keeps the server's Pistache objects alive for a responder that needs them (the rare fallback
+// of Reply::send, below) after its request's handler returned: stop() waits for such a use to
+// end and makes later ones skip.
+struct Lifetime {
+  std::shared_mutex mu;
+  bool alive = true;
+};
+
+// One per connection, shared by the framing guard, the request handler and every responder of a
+// request on it (which may answer from another thread, after the handler returned).
+struct Connection {
+  Connection(RequestFraming::Limits l, std::shared_ptr<Lifetime> life, const std::shared_ptr<Pistache::Tcp::Peer>& p)
+      : framing(l), lifetime(std::move(life)), peer(p), fd(p->fd()) {}
+  RequestFraming framing;  // the guard's, on the event loop's thread only
+  RequestFraming::Output out;
+  uint64_t drained = 0;    // bytes read and dropped after a refusal
+  std::shared_ptr<Lifetime> lifetime;
+  std::weak_ptr<Pistache::Tcp::Peer> peer;
+  const int fd;
+  // Pistache closes the fd right after reporting the disconnection, and the number may be
+  // reused at once: nothing may write to or shut the socket by number from then on. `mu` is held
+  // across every direct write, so the close waits for a write in progress.
+  std::mutex mu;
+  bool open = true;        // false once Pistache reported the disconnection
+  // The request in progress (event loop's thread only): which lane it takes, and for the
+  // direct lane the bytes gathered so far and how many are still to come.
+  enum class Lane { kNone, kPistache, kDirect } lane = Lane::kNone;
+  std::string request;     // direct lane: header section and body
+  size_t head = 0;         // direct lane: the header section's length in `request`
+  uint64_t left = 0;       // direct lane: bytes still to come
+  std::string to_pistache; // this read's bytes for Pistache's parser (reused)
+};
+
+// An answer, written straight to the socket by whichever thread has it: the event loop's for an
+// answer given in the handler, the ingest writer's for a 202 after its commit. Pistache 0.0.5
+// would queue every response and wake the event loop through an eventfd for it, which then
+// re-arms epoll for writing and writes on the next writable event: seven or eight system calls
+// per response instead of this one send(). Only when the socket cannot take it all at once (a
+// client that does not read) is the rest handed to Pistache's queue, which waits for writable.
+class Reply {
  public:
-  NamedHeader(std::string name, std::string value) : name_(std::move(name)), value_(std::move(value)) {}
-  const char* name() const override { return name_.c_str(); }
-  void write(std::ostream& os) const override { os << value_; }
-#ifdef SAFE_HEADER_CAST
-  uint64_t hash() const override { return std::hash<std::string>{}(name_); }
-#endif
+  Reply(std::shared_ptr<Connection> conn, Http::Version version, bool keep_alive)
+      : conn_(std::move(conn)), version_(version), keep_alive_(keep_alive) {}
+
+  void operator()(HttpResponse&& r) const { send(serialize(r)); }
 
  private:
-  std::string name_, value_;
+  // What Pistache 0.0.5 wrote: status line, Connection (echoing the request's, else Close),
+  // headers, Content-Type, Content-Length, body.
+  std::string serialize(const HttpResponse& r) const {
+    std::string out;
+    size_t headers = 0;
+    for (const auto& [k, v] : r.headers) headers += k.size() + v.size() + 4;
+    out.reserve(128 + headers + r.content_type.size() + r.body.size());
+    out += Http::versionString(version_);
+    out += ' ';
+    out += std::to_string(r.status);
+    out += ' ';
+    out += Http::codeString(static_cast<Http::Code>(r.status));
+    out += keep_alive_ ? "\r\nConnection: Keep-Alive\r\n" : "\r\nConnection: Close\r\n";
+    for (const auto& [k, v] : r.headers) {
+      out += k;
+      out += ": ";
+      out += v;
+      out += "\r\n";
+    }
+    if (!r.content_type.empty()) {
+      out += "Content-Type: ";
+      out += r.content_type;
+      out += "\r\n";
+    }
+    out += "Content-Length: ";
+    out += std::to_string(r.body.size());
+    out += "\r\n\r\n";
+    out += r.body;
+    return out;
+  }
+
+  void send(std::string bytes) const {
+    // A peer Pistache dropped without reporting it (its idle-connection timeout closes the fd
+    // that way) may already be gone: then so is its fd.
+    auto peer = conn_->peer.lock();
+    if (!peer) return;
+    // Pistache's idle-connection check reads this (as its own ResponseWriter::send sets it): an
+    // answered connection waits for its next request under the keep-alive timeout.
+    peer->setIdle(true);
+    std::unique_lock lock(conn_->mu);
+    if (!conn_->open) return;  // the client is gone
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      ssize_t n = ::send(conn_->fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        break;
+      }
+    }
+    if (sent == bytes.size() || (errno != EAGAIN && errno != EWOULDBLOCK)) return;  // done, or reset
+    lock.unlock();
+    // The socket's buffer is full: Pistache's queue writes the rest once it is writable.
+    std::shared_lock alive(conn_->lifetime->mu);
+    if (!conn_->lifetime->alive) return;
+    bytes.erase(0, sent);
+    size_t size = bytes.size();
+    peer->send(Pistache::RawBuffer(std::move(bytes), size));
+  }
+
+  std::shared_ptr<Connection> conn_;
+  Http::Version version_;
+  bool keep_alive_;
+};
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// A trigger request read by the direct lane (see FramingGuard::onInput): a view of the bytes the
+// framing checked, answering what PistacheRequest would. Header values are the text as sent
+// (without the surrounding blanks), where Pistache writes the headers it knows back from its
+// typed form; the query is split as Pistache 0.0.5 splits it (no decoding; the first of a
+// repeated name).
+class DirectRequest : public HttpRequest {
+ public:
+  DirectRequest(std::string_view bytes, size_t head, const Pistache::Tcp::Peer& peer)
+      : head_(bytes.substr(0, head)), body_(bytes.substr(head)), peer_(peer) {
+    std::string_view line = head_.substr(0, head_.find("\r\n"));
+    size_t sp1 = line.find(' '), sp2 = line.rfind(' ');
+    method_ = line.substr(0, sp1);
+    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    size_t q = target.find('?');
+    path_ = target.substr(0, q);
+    if (q != std::string_view::npos) query_ = target.substr(q + 1);
+    http10_ = line.substr(sp2 + 1) == "HTTP/1.0";
+  }
+  std::string_view method() const override { return method_; }
+  std::string_view path() const override { return path_; }
+  std::string_view body() const override { return body_; }
+  std::optional<std::string> header(std::string_view name) const override {
+    auto v = find_header(name);
+    return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
+  }
+  std::optional<std::string> query(std::string_view name) const override {
+    std::string_view rest = query_;
+    while (!rest.empty()) {
+      size_t amp = rest.find('&');
+      std::string_view pair = rest.substr(0, amp);
+      rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+      size_t eq = pair.find('=');
+      if (pair.substr(0, eq) == name)
+        return std::string(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    }
+    return std::nullopt;
+  }
+  std::string peer_address() const override { return peer_.address().host(); }
+
+  Http::Version version() const { return http10_ ? Http::Version::Http10 : Http::Version::Http11; }
+  // What Pistache answers: keep-alive only when the request says so (the framing adds it to an
+  // HTTP/1.1 request that says nothing).
+  bool keep_alive() const {
+    auto v = find_header("Connection");
+    return v && iequals(*v, "keep-alive");
+  }
+
+ private:
+  std::optional<std::string_view> find_header(std::string_view name) const {
+    size_t pos = head_.find("\r\n") + 2;
+    while (pos < head_.size()) {
+      size_t eol = head_.find("\r\n", pos);
+      std::string_view field = head_.substr(pos, eol - pos);
+      pos = eol + 2;
+      if (field.empty()) break;
+      size_t colon = field.find(':');
+      if (colon == std::string_view::npos || !iequals(field.substr(0, colon), name)) continue;
+      std::string_view value = field.substr(colon + 1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+      return value;
+    }
+    return std::nullopt;
+  }
+
+  std::string_view head_, body_, method_, path_, query_;
+  bool http10_ = false;
+  const Pistache::Tcp::Peer& peer_;
 };
 
 class RequestHandler : public Http::Handler {
@@ -67,27 +243,34 @@ class RequestHandler : public Http::Handler {
   HTTP_PROTOTYPE(RequestHandler)
   explicit RequestHandler(App* app) : app_(app) {}
 
-  void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
-    auto w = std::make_shared<Http::ResponseWriter>(std::move(writer));
+  // Set by the guard around each call of onInput (same thread): the connection being parsed.
+  std::shared_ptr<Connection>* current = nullptr;
+
+  void onRequest(const Http::Request& request, Http::ResponseWriter) override {
+    auto connection = request.headers().tryGet<Http::Header::Connection>();
+    Reply reply(*current, request.version(),
+                connection && connection->control() == Http::ConnectionControl::KeepAlive);
     PistacheRequest req(request);
     try {
-      app_->handle(req, [w](HttpResponse&& r) { send(*w, std::move(r)); });
+      app_->handle(req, reply);
     } catch (const std::exception& e) {
       log::error("unhandled exception in handler", {{"error", e.what()}});
-      send(*w, error_response(500, "internal", "an internal error occurred; see the server log"));
+      reply(error_response(500, "internal", "an internal error occurred; see the server log"));
+    }
+  }
+
+  void handle_direct(const std::shared_ptr<Connection>& conn, const Pistache::Tcp::Peer& peer) {
+    DirectRequest req(conn->request, conn->head, peer);
+    Reply reply(conn, req.version(), req.keep_alive());
+    try {
+      app_->handle(req, reply);
+    } catch (const std::exception& e) {
+      log::error("unhandled exception in handler", {{"error", e.what()}});
+      reply(error_response(500, "internal", "an internal error occurred; see the server log"));
     }
   }
 
  private:
-  static void send(Http::ResponseWriter& w, HttpResponse&& r) {
-    static const auto kJson = Pistache::Http::Mime::MediaType::fromString("application/json");
-    for (auto& [k, v] : r.headers) w.headers().add(std::make_shared<NamedHeader>(std::move(k), std::move(v)));
-    auto mime = r.content_type == "application/json"
-                    ? kJson
-                    : Pistache::Http::Mime::MediaType::fromString(r.content_type);
-    w.send(static_cast<Http::Code>(r.status), r.body, mime);
-  }
-
   App* app_;
 };
 
@@ -110,17 +293,18 @@ AssociateTransport associate_transport();
 class FramingGuard : public Http::Handler {
  public:
   HTTP_PROTOTYPE(FramingGuard)
-  FramingGuard(App* app, RequestFraming::Limits limits, size_t max_request_bytes,
-               std::chrono::milliseconds header_timeout, std::chrono::milliseconds body_timeout)
-      : limits_(limits), inner_(std::make_shared<RequestHandler>(app)) {
+  FramingGuard(App* app, std::shared_ptr<Lifetime> lifetime, RequestFraming::Limits limits,
+               size_t max_request_bytes, std::chrono::milliseconds header_timeout,
+               std::chrono::milliseconds body_timeout)
+      : limits_(limits), lifetime_(std::move(lifetime)), inner_(std::make_shared<RequestHandler>(app)) {
     inner_->setMaxRequestSize(max_request_bytes);
     inner_->setHeaderTimeout(header_timeout);
     inner_->setBodyTimeout(body_timeout);
   }
   // The transport clones its handler once per event loop; each clone needs its own inner handler.
   FramingGuard(const FramingGuard& o)
-      : Http::Handler(o), limits_(o.limits_),
-        inner_(std::static_pointer_cast<Http::Handler>(o.inner_->clone())) {}
+      : Http::Handler(o), limits_(o.limits_), lifetime_(o.lifetime_),
+        inner_(std::static_pointer_cast<RequestHandler>(o.inner_->clone())) {}
 
   void onRequest(const Http::Request&, Http::ResponseWriter) override {}  // the inner one answers
 
@@ -129,14 +313,17 @@ class FramingGuard : public Http::Handler {
       (inner_.get()->*associate_transport())(transport());
       associated_ = true;
     }
-    peer->putData(kState, std::make_shared<Connection>(limits_));
+    peer->putData(kState, std::make_shared<Connection>(limits_, lifetime_, peer));
     static_cast<Pistache::Tcp::Handler&>(*inner_).onConnection(peer);
   }
 
   void onDisconnection(const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
     // Pistache closes the fd right after this returns, and the number may be reused at once: a
     // pending callback must not shut a socket down by number from now on.
-    if (auto conn = std::static_pointer_cast<Connection>(peer->tryGetData(kState))) conn->open = false;
+    if (auto conn = std::static_pointer_cast<Connection>(peer->tryGetData(kState))) {
+      std::lock_guard lock(conn->mu);
+      conn->open = false;
+    }
     static_cast<Pistache::Tcp::Handler&>(*inner_).onDisconnection(peer);
   }
 
@@ -148,20 +335,70 @@ class FramingGuard : public Http::Handler {
     out.forward.clear();
     out.reply.clear();
     out.close = false;
+    out.starts.clear();
     conn->framing.feed(std::string_view(buffer, len), &out);
-    if (!out.forward.empty())
-      static_cast<Pistache::Tcp::Handler&>(*inner_).onInput(out.forward.data(), out.forward.size(), peer);
+    if (!out.forward.empty()) route(conn, peer);
     if (!out.reply.empty()) reply(conn, out.reply, out.close, peer);
   }
 
  private:
-  struct Connection {
-    explicit Connection(RequestFraming::Limits l) : framing(l) {}
-    RequestFraming framing;
-    RequestFraming::Output out;
-    bool open = true;          // false once Pistache reported the disconnection
-    uint64_t drained = 0;      // bytes read and dropped after a refusal
-  };
+  // The direct lane: a trigger (POST /_webhooks/...) skips Pistache's HTTP parser, which costs
+  // more than the rest of an accepted trigger outside the commit (it copies every header into
+  // its own maps and allocates for each). The framing above has already checked the request
+  // line, every header field and the Content-Length, and delimits each request (out.starts);
+  // the request's bytes are gathered here and handed to the app once complete. Everything else
+  // goes to Pistache's parser, in order.
+  static bool direct_lane(std::string_view head) { return head.rfind("POST /_webhooks/", 0) == 0; }
+
+  void route(const std::shared_ptr<Connection>& conn, const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+    const RequestFraming::Output& out = conn->out;
+    std::string_view bytes = out.forward;
+    conn->to_pistache.clear();
+    size_t pos = 0;
+    auto take = [&](size_t end) {  // bytes [pos, end) belong to the request in progress
+      std::string_view chunk = bytes.substr(pos, end - pos);
+      pos = end;
+      if (chunk.empty()) return;
+      if (conn->lane != Connection::Lane::kDirect) {
+        conn->to_pistache.append(chunk);
+        return;
+      }
+      conn->request.append(chunk);
+      conn->left -= std::min<uint64_t>(conn->left, chunk.size());
+      if (conn->left == 0) {
+        conn->lane = Connection::Lane::kNone;
+        inner_->handle_direct(conn, *peer);
+      }
+    };
+    for (const auto& start : out.starts) {
+      take(start.at);
+      std::string_view head = bytes.substr(start.at, start.head);
+      if (!direct_lane(head)) {
+        conn->lane = Connection::Lane::kPistache;
+        continue;
+      }
+      to_pistache(conn, peer);  // what came before goes first
+      conn->lane = Connection::Lane::kDirect;
+      conn->request.clear();
+      conn->head = start.head;
+      conn->left = start.head + start.body;
+      // What Pistache's parser does at a request's start, for its idle-connection check: the
+      // request (not the keep-alive) timeouts apply from now on.
+      Http::Handler::getParser(peer)->reset();
+      peer->setIdle(false);
+    }
+    take(bytes.size());
+    to_pistache(conn, peer);
+  }
+
+  void to_pistache(const std::shared_ptr<Connection>& conn, const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+    if (conn->to_pistache.empty()) return;
+    std::shared_ptr<Connection> current = conn;
+    inner_->current = &current;
+    static_cast<Pistache::Tcp::Handler&>(*inner_).onInput(conn->to_pistache.data(), conn->to_pistache.size(), peer);
+    inner_->current = nullptr;
+    conn->to_pistache.clear();
+  }
 
   // After a refusal the client may still be sending the body it announced. Closing at once would
   // make our kernel answer those bytes with a reset, and a reset can destroy the unread answer on
@@ -240,7 +477,8 @@ class FramingGuard : public Http::Handler {
   // Short enough for std::string's small-buffer: Pistache looks peer data up by std::string.
   static constexpr const char* kState = "tl.conn";
   RequestFraming::Limits limits_;
-  std::shared_ptr<Http::Handler> inner_;
+  std::shared_ptr<Lifetime> lifetime_;
+  std::shared_ptr<RequestHandler> inner_;
   bool associated_ = false;
 };
 
@@ -250,6 +488,7 @@ struct HttpServer::Impl {
   App& app;
   HttpServerOptions options;
   std::unique_ptr<Http::Endpoint> endpoint;
+  std::shared_ptr<Lifetime> lifetime = std::make_shared<Lifetime>();
   int reserved_fd = -1;  // holds port 0's pick until Pistache listens on it
 };
 
@@ -302,7 +541,7 @@ Status HttpServer::serve() {
     // Pistache's own cap counts headers too; ours (in the guard) applies first.
     size_t pistache_cap = limits.max_body + limits.max_header_bytes + 1024;
     impl_->endpoint->setHandler(Http::make_handler<FramingGuard>(
-        &impl_->app, limits, pistache_cap, std::chrono::seconds(10), std::chrono::seconds(30)));
+        &impl_->app, impl_->lifetime, limits, pistache_cap, std::chrono::seconds(10), std::chrono::seconds(30)));
     impl_->endpoint->serveThreaded();
   } catch (const std::exception& e) {
     return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +
@@ -317,6 +556,10 @@ uint16_t HttpServer::port() const { return impl_->options.port; }
 
 void HttpServer::stop() {
   if (impl_ && impl_->endpoint) {
+    {
+      std::unique_lock lock(impl_->lifetime->mu);
+      impl_->lifetime->alive = false;
+    }
     impl_->endpoint->shutdown();
     impl_->endpoint.reset();
   }

@@ -126,3 +126,28 @@ TEST_CASE("framing: keep-alive requests in separate reads, blank lines between t
   CHECK(out.reply.empty());
   CHECK(out.forward == "GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.1\r\nConnection: keep-alive\r\n\r\n");
 }
+
+TEST_CASE("framing: each forwarded request is delimited (start, header section, body), across reads") {
+  RequestFraming f(limits());
+  RequestFraming::Output out;
+  f.feed("POST /_webhooks/t HTTP/1.1\r\nContent-Length: 5\r\n\r\nhe", &out);
+  REQUIRE(out.starts.size() == 1);
+  CHECK(out.starts[0].at == 0);
+  CHECK(out.forward.substr(0, out.starts[0].head) ==
+        "POST /_webhooks/t HTTP/1.1\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n");
+  CHECK(out.starts[0].body == 5);
+  RequestFraming::Output next;
+  // The end of the first body, then a second request, in one read: not pipelining (the first
+  // was not complete in an earlier read), so both pass.
+  f.feed("lloGET /b HTTP/1.1\r\n\r\n", &next);
+  REQUIRE(next.starts.size() == 1);
+  CHECK(next.starts[0].at == 3);
+  CHECK(next.forward.substr(3, next.starts[0].head) == "GET /b HTTP/1.1\r\nConnection: keep-alive\r\n\r\n");
+  CHECK(next.starts[0].body == 0);
+
+  // Pipelined: the rewritten header section (Connection: close) keeps its start exact.
+  auto piped = feed("POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nokGET /b HTTP/1.1\r\n\r\n");
+  REQUIRE(piped.starts.size() == 1);
+  CHECK(piped.forward.substr(0, piped.starts[0].head) == "POST /a HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
+  CHECK(piped.forward.substr(piped.starts[0].head) == "ok");
+}
