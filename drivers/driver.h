@@ -29,7 +29,7 @@
 #include <string>
 #include <string_view>
 
-#include "../server/status.h"
+#include "status.h"
 
 namespace tripline {
 

@@ -1,6 +1,6 @@
 #include "config.h"
 
-#include "../../server/json_limits.h"
+#include "json_limits.h"
 
 #include <arpa/inet.h>
 

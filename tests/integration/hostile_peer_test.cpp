@@ -1,5 +1,5 @@
 // Trust 8: a peer tripline calls (Docker Engine API, ExternalDNS webhook provider) may answer
-// anything. Answers nested deeper or larger than the limits of server/json_limits.h used to be
+// anything. Answers nested deeper or larger than the limits of server/base/json_limits.h used to be
 // parsed and copied as they came: 100k levels of nesting overflowed the stack, and since the
 // execution stays queued the crash came back at every restart. Each peer here is a real loopback
 // HTTP server (tests/support/canned_peer.h).

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "../drivers/driver.h"
+#include "driver.h"
 #include "status.h"
 
 namespace tripline {

@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include "../drivers/registry.h"
+#include "registry.h"
 #include "admin_auth.h"
 #include "executor.h"
 #include "http.h"

@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "../drivers/registry.h"
+#include "registry.h"
 #include "secrets.h"
 #include "status.h"
 #include "store.h"
