@@ -170,7 +170,7 @@ Result<json> App::receiver_json(const Receiver& r) const {
           {"last_execution", rows->empty() ? json(nullptr) : execution_json(rows->front())},
           {"name", r.row.name},
           {"driver", r.row.driver},
-          {"config", redact_config(r.row.config, r.secret_fields)},
+          {"config", redact_config(r.stored_config(), *r.secret_fields)},
           {"rules", r.row.rules},
           {"auth", InboundAuth::redact(r.row.auth)},
           {"limits", r.row.limits},
@@ -404,18 +404,23 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
   Decision d = r.rules->evaluate(RuleInput{req, body, caller});
   if (!d.error.ok()) return invalid(d.error);
   if (!d.run) return ignore(IgnoreReason::kRule, d.rule_name.empty() ? "a rule ignored the request" : "rule \"" + d.rule_name + "\" ignored the request", &d);
-  json config = r.plain_config();
+  // The config is materialized only for a request that changes it (most change nothing).
+  json config;
+  auto plain = [&]() -> json& {
+    if (config.is_null()) config = r.plain_config();
+    return config;
+  };
   bool changed = false, inverted = false;
   if (d.set.is_object()) {
     for (const auto& [k, v] : d.set.items()) {
       // Checked when the receiver was saved; checked again here because this is the promise.
-      if (std::find(r.request_fields.begin(), r.request_fields.end(), k) == r.request_fields.end())
+      if (std::find(r.request_fields->begin(), r.request_fields->end(), k) == r.request_fields->end())
         return invalid(Status::Invalid("config." + k + " cannot be set per request",
                                        {{"config." + k, "cannot be set per request"}}));
       if (v.is_object() || v.is_array())  // a value, never a value source or a structure
         return invalid(Status::Invalid("config." + k + " from the request must be a single value",
                                        {{"config." + k, "must be a single value"}}));
-      config[k] = v;
+      plain()[k] = v;
       changed = true;
     }
   }
@@ -427,7 +432,7 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
     if (body["status"] == "resolved") {
       if (r.rules->on_resolved() == "ignore") return ignore(IgnoreReason::kResolved, "the alert resolved", nullptr);
       if (r.rules->on_resolved() == "inverse") {
-        auto inverse = r.driver->inverse(config);
+        auto inverse = r.driver->inverse(plain());
         if (!inverse.ok()) return invalid(inverse.status());
         config = std::move(inverse).value();
         changed = inverted = true;
@@ -438,7 +443,7 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
 
   // 4. Values taken from the request (e.g. the caller's address for a DNS record).
   if (r.binds_request) {
-    auto bound = r.driver->bind(config, TriggerRequest{caller, req.body()});
+    auto bound = r.driver->bind(plain(), TriggerRequest{caller, req.body()});
     if (!bound.ok()) return invalid(bound.status());
     config = std::move(bound).value();
     changed = true;
@@ -455,7 +460,7 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
       return invalid(Status::Invalid("this request would change what the trigger URL grants"));
     }
     t.config = *typed;
-    t.config_text = seal_config(config, r.secret_fields, ctx_.secrets, r.row.config).dump();
+    t.config_text = seal_config(config, *r.secret_fields, ctx_.secrets, r.stored_config()).dump();
     if (action != r.action) t.action = std::move(action);
   }
 
@@ -671,7 +676,7 @@ HttpResponse App::create_receiver(const HttpRequest& req) {
   row.nonce = crypto::base64url_encode(crypto::random_bytes(16));
   auto checked = check_receiver(row, std::nullopt);
   if (!checked.ok()) return from_status(checked.status());
-  const ReceiverRow& stored = (*checked)->row;
+  const ReceiverRow stored = (*checked)->stored_row();
   return commit_receiver(201, [&] { return ctx_.store.insert_receiver(stored); });
 }
 
@@ -741,7 +746,7 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
   if (dry_run)
     return json_response(200, {{"dry_run", true}, {"valid", true}, {"url_revoked", revoke},
                                {"description", (*checked)->description}});
-  const ReceiverRow& stored = (*checked)->row;
+  const ReceiverRow stored = (*checked)->stored_row();
   int64_t version = current->version;
   return commit_receiver(
       200, [&] { return ctx_.store.update_receiver(id, stored, version, revoke); }, revoke);

@@ -57,8 +57,8 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
   r->driver = driver;
   r->config = *config;
   if (*plain != row.config) r->opened_config = std::move(plain).value();
-  r->secret_fields = schema.secret;
-  r->request_fields = schema.request;
+  r->secret_fields = &schema.secret;
+  r->request_fields = &schema.request;
   r->binds_request = driver->binds_request(**config);
   r->simple = !r->binds_request && r->auth->empty() && r->rules->trivial();
   r->config_text = row.config.dump();
@@ -66,6 +66,7 @@ Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const Dri
   r->action = driver->action(**config);
   r->description = driver->describe(**config);
   r->row = std::move(row);
+  r->row.config = nullptr;  // held as config_text (see Receiver)
   return std::shared_ptr<const Receiver>(std::move(r));
 }
 

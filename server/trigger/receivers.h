@@ -25,16 +25,21 @@
 namespace tripline {
 
 struct Receiver {
-  ReceiverRow row;                      // row.config as stored: secrets sealed
+  // As stored, except `row.config`, which is left null: the config is held once, as the text
+  // below (a parsed copy cost ~1 KB a receiver; 100,000 receivers are held). stored_row() and
+  // stored_config() give it back parsed, for the management API and the rare trigger that
+  // changes the config per request.
+  ReceiverRow row;
   const Driver* driver = nullptr;
   std::shared_ptr<const DriverConfig> config;
-  // Secrets opened: what bind() and validate() see. Held only when it differs from row.config
-  // (a sealed value was opened): most configs hold no secret, and a copy costs ~1 KB a receiver.
+  // Secrets opened: what bind() and validate() see. Held only when it differs from the stored
+  // config (a sealed value was opened): most configs hold no secret.
   nlohmann::json opened_config;
-  std::vector<std::string> secret_fields;
-  std::vector<std::string> request_fields;  // what a rule's "set" may change (Driver contract)
+  // The driver's schema annotations (drivers/driver.h), shared by all its receivers.
+  const std::vector<std::string>* secret_fields = nullptr;   // sealed at rest, never shown
+  const std::vector<std::string>* request_fields = nullptr;  // what a rule's "set" may change
   bool binds_request = false;           // executions take values from the trigger request
-  std::string config_text;  // row.config serialized once: the execution snapshot
+  std::string config_text;  // the stored config (secrets sealed), serialized: the execution snapshot
   std::string target;
   std::string action;
   std::string description;
@@ -46,9 +51,16 @@ struct Receiver {
   // the limits (which every receiver has).
   bool simple = true;
 
-  const nlohmann::json& plain_config() const {
-    return opened_config.is_null() ? row.config : opened_config;
+  // The config as stored (secrets sealed).
+  nlohmann::json stored_config() const { return nlohmann::json::parse(config_text); }
+  // The row as stored, config included: what an insert or update writes.
+  ReceiverRow stored_row() const {
+    ReceiverRow r = row;
+    r.config = stored_config();
+    return r;
   }
+  // The config with secrets opened: what bind(), inverse() and validate() take.
+  nlohmann::json plain_config() const { return opened_config.is_null() ? stored_config() : opened_config; }
   TokenClaims claims() const {
     return {row.id, row.generation, row.driver, target, action, row.nonce};
   }

@@ -126,9 +126,18 @@ std::string Keyring::sign(const TokenClaims& c) const {
   nlohmann::json claims = {{"rid", c.receiver_id}, {"gen", c.generation}, {"drv", c.driver},
                            {"tgt", c.target},      {"act", c.action}};
   if (!c.nonce.empty()) claims["rn"] = c.nonce;
-  std::string signing_input = key.encoded_header + "." + crypto::base64url_encode(claims.dump());
-  auto mac = key.hmac->mac(signing_input);
-  return signing_input + "." + crypto::base64url_encode(crypto::view(mac));
+  std::string payload = crypto::base64url_encode(claims.dump());
+  // Sized exactly: tokens are held for every receiver (ReceiverCache), and a string grown by
+  // appending keeps up to twice the capacity it needs.
+  std::string token;
+  token.reserve(key.encoded_header.size() + payload.size() + 2 + 43);  // 43: base64url of 32 bytes
+  token += key.encoded_header;
+  token += '.';
+  token += payload;
+  auto mac = key.hmac->mac(token);
+  token += '.';
+  token += crypto::base64url_encode(crypto::view(mac));
+  return token;
 }
 
 TokenError Keyring::verify(std::string_view token, TokenClaims* out) const {
