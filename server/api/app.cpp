@@ -11,21 +11,21 @@ namespace tripline {
 
 using nlohmann::json;
 
-HttpResponse error_response(int status, std::string_view code, std::string_view message,
-                            const std::vector<FieldError>& fields) {
-  json body = {{"error", code}, {"message", message}};
-  if (!fields.empty()) {
-    json list = json::array();
-    for (const auto& f : fields) list.push_back({{"field", f.field}, {"message", f.message}});
-    body["fields"] = std::move(list);
-  }
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
 namespace {
+
+// The trigger layer reads requests through InboundRequest (trigger/request.h), which knows
+// nothing of HTTP.
+class InboundView final : public InboundRequest {
+ public:
+  explicit InboundView(const HttpRequest& r) : r_(r) {}
+  std::string_view method() const override { return r_.method(); }
+  std::string_view body() const override { return r_.body(); }
+  std::optional<std::string> header(std::string_view name) const override { return r_.header(name); }
+  std::optional<std::string> query(std::string_view name) const override { return r_.query(name); }
+
+ private:
+  const HttpRequest& r_;
+};
 
 HttpResponse json_response(int status, const json& body) {
   HttpResponse r;
@@ -389,8 +389,9 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
 
   // 1. Inbound authentication, beyond the token. A signed message's key (from signed content
   //    only) replaces any unsigned Idempotency-Key: a replay finds the first execution.
+  const InboundView inbound(req);
   std::string message_key;
-  if (AuthFailure f = r.auth->check(req, caller, now / 1000, &message_key); f != AuthFailure::kNone) {
+  if (AuthFailure f = r.auth->check(inbound, caller, now / 1000, &message_key); f != AuthFailure::kNone) {
     ctx_.metrics.trigger_rejected(RejectReason::kUnauthorized);
     ctx_.metrics.auth_failed(static_cast<size_t>(f));
     bool forbidden = f == AuthFailure::kSourceNotAllowed;
@@ -401,7 +402,7 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
   // 2. Rules decide whether and how the action runs.
   json body = r.rules->needs_body() || r.binds_request ? parse_body_json(req.body())
                                                        : json(json::value_t::discarded);
-  Decision d = r.rules->evaluate(RuleInput{req, body, caller});
+  Decision d = r.rules->evaluate(RuleInput{inbound, body, caller});
   if (!d.error.ok()) return invalid(d.error);
   if (!d.run) return ignore(IgnoreReason::kRule, d.rule_name.empty() ? "a rule ignored the request" : "rule \"" + d.rule_name + "\" ignored the request", &d);
   // The config is materialized only for a request that changes it (most change nothing).

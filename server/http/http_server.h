@@ -15,7 +15,7 @@
 #include <memory>
 #include <string>
 
-#include "app.h"
+#include "http.h"
 #include "status.h"
 
 namespace tripline {
@@ -29,7 +29,7 @@ struct HttpServerOptions {
 
 class HttpServer {
  public:
-  HttpServer(App& app, HttpServerOptions options);
+  HttpServer(HttpHandler handler, HttpServerOptions options);
   ~HttpServer();
   Status bind();   // settles the port (port 0: reserves a free one); no request is served yet
   Status serve();  // listens and handles requests on background threads

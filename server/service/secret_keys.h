@@ -9,6 +9,7 @@
 #include <string>
 
 #include "registry.h"
+#include "schema.h"
 #include "secrets.h"
 #include "status.h"
 #include "store.h"
