@@ -455,3 +455,21 @@ TEST_CASE("dns-update driver: the inverse of upsert deletes the same record set"
   CHECK_FALSE(driver.inverse(*inv).ok());  // nothing to put back
   CHECK_FALSE(driver.inverse(json::array()).ok());
 }
+
+TEST_CASE("dns-update: plan_after takes the plan before as the record's current state") {
+  DnsUpdateDriver driver;
+  auto config = driver.validate(webhook(), /*check_peer=*/false);  // a fixed value
+  REQUIRE(config.ok());
+  json previous = {{"after", {"192.0.2.1"}}, {"ttl", 300}, {"before", json::array()}};
+  auto next = driver.plan_after(**config, previous);
+  REQUIRE(next);
+  CHECK((*next)["before"] == json{"192.0.2.1"});
+  CHECK((*next)["ttl_before"] == 300);
+  CHECK((*next)["after"] == json{"lb.example.net"});  // as plan() writes it: normalized
+  CHECK((*next)["provider"] == "http://127.0.0.1:8888");
+  // A value the request supplies is bound per execution: each is planned against the peer.
+  auto bound = driver.validate(rfc2136(), /*check_peer=*/false);
+  REQUIRE(bound.ok());
+  CHECK_FALSE(driver.plan_after(**bound, previous));
+  CHECK_FALSE(driver.plan_after(**config, json{{"ttl", 60}}));  // no "after": cannot say
+}

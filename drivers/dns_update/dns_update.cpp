@@ -175,11 +175,9 @@ Result<json> DnsUpdateDriver::inverse(const json& config) const {
                          {{"config.action", "has no inverse"}});
 }
 
-Plan DnsUpdateDriver::plan(const DriverConfig& dc) const {
-  const Config& c = typed(dc);
-  if (c.action == Action::kUpsert && c.source != ValueSource::kFixed)
-    return Plan::failed(Outcome::final(
-        "the value comes from the trigger request, but none was bound to this execution"));
+namespace {
+// A plan without its "before" side: what the config asks for.
+json desired_of(const Config& c) {
   std::vector<std::string> after;
   if (c.action == Action::kUpsert) after.push_back(c.value);
   json desired = {{"backend", dns_update::to_string(c.backend)},
@@ -188,11 +186,25 @@ Plan DnsUpdateDriver::plan(const DriverConfig& dc) const {
                   {"ttl", c.ttl},
                   {"after", after}};
   if (c.backend == Backend::kRfc2136) {
+    desired["server"] = c.server;
+    desired["zone"] = c.zone;
+  } else {
+    desired["provider"] = c.provider_url;
+  }
+  return desired;
+}
+}  // namespace
+
+Plan DnsUpdateDriver::plan(const DriverConfig& dc) const {
+  const Config& c = typed(dc);
+  if (c.action == Action::kUpsert && c.source != ValueSource::kFixed)
+    return Plan::failed(Outcome::final(
+        "the value comes from the trigger request, but none was bound to this execution"));
+  json desired = desired_of(c);
+  if (c.backend == Backend::kRfc2136) {
     RecordSet now;
     auto a = Rfc2136Client(c, dns_timeout_).read(&now);
     if (a.error != Rfc2136Client::Error::kNone) return Plan::failed(failure(a));
-    desired["server"] = c.server;
-    desired["zone"] = c.zone;
     desired["before"] = now.values;
     desired["ttl_before"] = now.exists ? json(now.ttl) : json(nullptr);
   } else {
@@ -200,11 +212,22 @@ Plan DnsUpdateDriver::plan(const DriverConfig& dc) const {
     auto a = WebhookClient(c.provider_url).records(&endpoints);
     if (a.error != WebhookClient::Error::kNone) return Plan::failed(failure(a));
     const json* current = find_endpoint(endpoints, c);
-    desired["provider"] = c.provider_url;
     desired["before"] = targets_of(current);
     desired["ttl_before"] = current ? json(ttl_of(current)) : json(nullptr);
   }
   return Plan::of(std::move(desired));
+}
+
+std::optional<json> DnsUpdateDriver::plan_after(const DriverConfig& dc, const json& previous) const {
+  const Config& c = typed(dc);
+  if (c.action == Action::kUpsert && c.source != ValueSource::kFixed) return std::nullopt;
+  auto after = previous.find("after");
+  auto ttl = previous.find("ttl");
+  if (after == previous.end() || !after->is_array() || ttl == previous.end()) return std::nullopt;
+  json desired = desired_of(c);
+  desired["before"] = *after;
+  desired["ttl_before"] = after->empty() ? json(nullptr) : *ttl;
+  return desired;
 }
 
 Outcome DnsUpdateDriver::apply(const DriverConfig& dc, const json& plan) const {

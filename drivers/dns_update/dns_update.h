@@ -37,6 +37,8 @@ class DnsUpdateDriver : public Driver {
   // delete has none: there is no value to put back.
   Result<nlohmann::json> inverse(const nlohmann::json& config) const override;
   Plan plan(const DriverConfig& config) const override;
+  std::optional<nlohmann::json> plan_after(const DriverConfig& config,
+                                           const nlohmann::json& previous) const override;
   Outcome apply(const DriverConfig& config, const nlohmann::json& plan) const override;
 
  private:

@@ -68,3 +68,22 @@ TEST_CASE("scale-service config: the JSON schema lists every field the parser ac
     CHECK(schema["properties"].contains(f));
   CHECK(schema["additionalProperties"] == false);
 }
+
+#include "scale_service.h"
+
+TEST_CASE("scale-service: plan_after chains from the plan before, within the bounds, without the peer") {
+  ScaleServiceDriver driver("unix:///nonexistent/docker.sock");  // plan_after does no I/O
+  auto config = driver.validate(base(), /*check_peer=*/false);  // up by 2 within [1, 5]
+  REQUIRE(config.ok());
+  json previous = {{"service", "web"}, {"replicas_before", 1}, {"replicas", 3}, {"clamped", false}};
+  auto next = driver.plan_after(**config, previous);
+  REQUIRE(next);
+  CHECK((*next)["replicas_before"] == 3);
+  CHECK((*next)["replicas"] == 5);
+  auto last = driver.plan_after(**config, *next);
+  REQUIRE(last);
+  CHECK((*last)["replicas_before"] == 5);
+  CHECK((*last)["replicas"] == 5);  // at the bound
+  CHECK((*last)["clamped"] == true);
+  CHECK_FALSE(driver.plan_after(**config, json{{"service", "web"}}));  // no replicas: cannot say
+}

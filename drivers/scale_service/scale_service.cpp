@@ -95,6 +95,18 @@ Plan ScaleServiceDriver::plan(const DriverConfig& dc) const {
                    {"clamped", d.clamped}});
 }
 
+std::optional<nlohmann::json> ScaleServiceDriver::plan_after(const DriverConfig& dc,
+                                                             const nlohmann::json& previous) const {
+  const Config& c = typed(dc);
+  auto replicas = previous.find("replicas");
+  if (replicas == previous.end() || !replicas->is_number_integer()) return std::nullopt;
+  auto d = scale_service::desired_replicas(c, replicas->get<int64_t>());
+  return nlohmann::json{{"service", c.service},
+                        {"replicas_before", *replicas},
+                        {"replicas", d.replicas},
+                        {"clamped", d.clamped}};
+}
+
 Outcome ScaleServiceDriver::apply(const DriverConfig& dc, const nlohmann::json& plan) const {
   const Config& c = typed(dc);
   const int64_t want = plan.at("replicas").get<int64_t>();

@@ -22,6 +22,8 @@ class ScaleServiceDriver : public Driver {
   std::string action(const DriverConfig& config) const override;
   Result<nlohmann::json> inverse(const nlohmann::json& config) const override;
   Plan plan(const DriverConfig& config) const override;
+  std::optional<nlohmann::json> plan_after(const DriverConfig& config,
+                                           const nlohmann::json& previous) const override;
   Outcome apply(const DriverConfig& config, const nlohmann::json& plan) const override;
   Status probe() const override;
 

@@ -140,30 +140,134 @@ void Executor::work() {
     }
     std::string lane = std::move(ready_.front());
     ready_.pop_front();
-    Job job = std::move(lanes_[lane].jobs.front());
-    lanes_[lane].jobs.pop_front();
+    std::deque<Job>& queued = lanes_[lane].jobs;
+    std::vector<Job> jobs;
+    jobs.push_back(std::move(queued.front()));
+    queued.pop_front();
+    // Unplanned executions behind it are planned together (see the header).
+    auto plannable = [&](const Job& j) {
+      return j.plan.is_null() && !j.unrecorded && j.driver == jobs.front().driver;
+    };
+    if (plannable(jobs.front()))
+      while (jobs.size() < kMaxBatch && !queued.empty() && plannable(queued.front())) {
+        jobs.push_back(std::move(queued.front()));
+        queued.pop_front();
+      }
     lock.unlock();
 
     std::chrono::milliseconds retry_in{0};
-    bool done = run_once(job, &retry_in);
+    size_t done = jobs.size() == 1 ? size_t(run_once(jobs.front(), &retry_in)) : run_batch(jobs, &retry_in);
 
     lock.lock();
     Lane& l = lanes_[lane];
-    if (!done) {
-      l.jobs.push_front(std::move(job));
+    for (size_t i = 0; i < done; ++i) {
+      --held_;
+      if (jobs[i].backlog) jobs[i].backlog->fetch_sub(1, std::memory_order_relaxed);
+    }
+    for (size_t i = jobs.size(); i-- > done;) l.jobs.push_front(std::move(jobs[i]));
+    if (l.jobs.empty()) {
+      lanes_.erase(lane);
+    } else if (done < jobs.size() && retry_in.count() > 0) {
       timers_.push({Clock::now() + retry_in, lane});
       cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
     } else {
-      --held_;
-      if (job.backlog) job.backlog->fetch_sub(1, std::memory_order_relaxed);
-      if (l.jobs.empty()) {
-        lanes_.erase(lane);
-      } else {
-        ready_.push_back(lane);
-        cv_.notify_one();
-      }
+      ready_.push_back(lane);
+      cv_.notify_one();
     }
   }
+}
+
+size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* retry_in) {
+  const Driver& driver = *jobs.front().driver;
+  // 1. The first plan from the peer. A failure there is the first execution's alone: it runs on
+  // its own (planning again), and the rest wait their turn.
+  Plan first;
+  try {
+    first = driver.plan(*jobs.front().config);
+  } catch (const std::exception&) {
+    first = Plan::failed(Outcome::final("driver error"));
+  }
+  if (!first.ok()) return run_once(jobs.front(), retry_in) ? 1 : 0;
+  std::vector<nlohmann::json> plans;
+  plans.push_back(std::move(first.desired));
+  // 2. Each next plan from the one before, while the driver can say.
+  for (size_t i = 1; i < jobs.size(); ++i) {
+    std::optional<nlohmann::json> next;
+    try {
+      next = driver.plan_after(*jobs[i].config, plans.back());
+    } catch (const std::exception&) {
+      next.reset();
+    }
+    if (!next || next->is_null()) break;
+    plans.push_back(std::move(*next));
+  }
+  const size_t n = plans.size();
+  // 3. Recorded before anything changes, in one transaction.
+  int64_t started = now_ms();
+  std::vector<Store::PlannedRun> runs(n);
+  for (size_t i = 0; i < n; ++i) runs[i] = {jobs[i].id, jobs[i].attempts + 1, &plans[i]};
+  if (Status s = store_.start_planned(runs, started); !s.ok()) {
+    log::warn("could not record a lane's plans; running its first execution alone",
+              {{"execution_id", jobs.front().id}, {"error", s.message()}});
+    return run_once(jobs.front(), retry_in) ? 1 : 0;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Job& j = jobs[i];
+    ++j.attempts;
+    j.plan = std::move(plans[i]);
+    if (j.first_started_at == 0) {
+      j.first_started_at = started;
+      if (j.created_at > 0) metrics_.execution_started((started - j.created_at) / 1000.0);
+    }
+  }
+  // 4. Only the last plan is applied: the earlier ones are states it passes through.
+  Job& last = jobs[n - 1];
+  Outcome outcome;
+  try {
+    outcome = driver.apply(*last.config, last.plan);
+  } catch (const std::exception& e) {
+    outcome = Outcome::final(std::string("driver error: ") + e.what());
+  }
+  if (!outcome.ok()) {
+    // Each execution applies its own recorded plan, in order, as after a crash.
+    nlohmann::json fields = {{"execution_id", jobs.front().id}, {"driver", driver.name()},
+                             {"planned_together", n}, {"reason", outcome.reason}};
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    if (outcome.kind == Outcome::Kind::kRetryable && policy_.should_retry(jobs.front().attempts)) {
+      *retry_in = policy_.delay(jobs.front().attempts, rng);
+      fields["retry_in_ms"] = retry_in->count();
+      if (Status s = store_.requeue(jobs.front().id, outcome.reason, now_ms() + retry_in->count()); !s.ok())
+        log::error("could not record the retry", {{"execution_id", jobs.front().id}, {"error", s.message()}});
+    }
+    log::warn("executions planned together failed to apply; each is applied on its own", fields);
+    return 0;
+  }
+  // 5. Every outcome in one transaction.
+  int64_t finished = now_ms();
+  std::vector<nlohmann::json> applied_with(n - 1, nlohmann::json{{"applied_with", last.id}});
+  std::vector<Store::Finished> outcomes(n);
+  for (size_t i = 0; i < n; ++i)
+    outcomes[i] = {jobs[i].id, ExecutionStatus::kSucceeded,
+                   i + 1 < n ? &applied_with[i] : &outcome.result, {}, finished};
+  if (Status s = store_.finish_all(outcomes); !s.ok()) {
+    // Recorded one by one from here (run_once's path for an outcome the store refused).
+    for (size_t i = 0; i < n; ++i)
+      jobs[i].unrecorded = Job::Unrecorded{ExecutionStatus::kSucceeded,
+                                           i + 1 < n ? applied_with[i] : outcome.result, {}, finished, 0};
+    metrics_.store_write_failed();
+    log::error("could not record the outcomes of executions planned together; recording each",
+               {{"execution_id", jobs.front().id}, {"error", s.message()}});
+    *retry_in = std::chrono::milliseconds(100);
+    return 0;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    metrics_.execution_finished(std::string(driver.name()), "succeeded", (finished - jobs[i].first_started_at) / 1000.0);
+    nlohmann::json fields = {{"execution_id", jobs[i].id}, {"driver", driver.name()},
+                             {"attempt", jobs[i].attempts}, {"status", "succeeded"}};
+    if (i + 1 < n) fields["applied_with"] = last.id;
+    log::info("execution finished", fields);
+  }
+  return n;
 }
 
 bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {

@@ -19,6 +19,17 @@
 // the Loader once half the room is free. Start-up begins spilled, so recovery after a restart is
 // the same paging. Order per lane is kept: whatever is in the store is newer than all that is held.
 //
+// Planning together: when a lane holds several queued executions that have no plan yet, a worker
+// takes up to kMaxBatch of them at once. The first is planned against the peer; each next one
+// from the plan before it (Driver::plan_after: what it would plan once that one took effect),
+// until the driver cannot say. Their plans are recorded in ONE transaction, only the last plan is
+// applied (the earlier ones are absolute states the last one passes through), and the outcomes
+// are recorded in one transaction: a flood on one target costs one peer read and one write per
+// batch, not per execution. The earlier executions' results say which execution applied them
+// ("applied_with"); their own plans stay recorded. If that apply fails, every execution of the
+// batch keeps its recorded plan and is applied on its own, in order, as recovery after a crash
+// would.
+//
 // Fairness: a lane runs one execution at a time and goes to the back of the ready queue after
 // each, so targets share the workers round-robin; one flooded target holds at most one worker.
 // Thread safety: all public methods may be called from any thread.
@@ -98,6 +109,7 @@ class Executor {
   size_t held() const;   // in memory now (for tests and metrics)
 
  private:
+  static constexpr size_t kMaxBatch = 100;
   struct Lane {
     std::deque<Job> jobs;
   };
@@ -115,6 +127,10 @@ class Executor {
   // Runs one attempt; answers true when the job is done (succeeded or failed for good) and that
   // is recorded.
   bool run_once(Job& job, std::chrono::milliseconds* retry_in);
+  // Runs jobs (2 or more unplanned executions of one lane, in order) planned together; answers
+  // how many of them, from the front, are done and recorded. The others keep their order (with
+  // their plans when recorded), to run next or, when *retry_in is set, after it.
+  size_t run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* retry_in);
   // Records a finished job's outcome; false (retry in *retry_in) when the store refused.
   bool record_finish(Job& job, std::chrono::milliseconds* retry_in);
 

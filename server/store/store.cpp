@@ -457,6 +457,48 @@ Status Store::finish(int64_t id, ExecutionStatus status, const nlohmann::json& r
                     });
 }
 
+Status Store::start_planned(const std::vector<PlannedRun>& runs, int64_t started_at) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_,
+                        "UPDATE executions SET status = 'running', attempts = ?, "
+                        "started_at = coalesce(started_at, ?), next_attempt_at = NULL, plan = ? "
+                        "WHERE id = ?");
+    for (const PlannedRun& r : runs) {
+      q.tryReset();
+      q.bind(1, r.attempts);
+      q.bind(2, started_at);
+      q.bind(3, r.plan->dump());
+      q.bind(4, r.id);
+      q.exec();
+    }
+    tx.commit();
+    return Status::Ok();
+  });
+}
+
+Status Store::finish_all(const std::vector<Finished>& outcomes) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_,
+                        "UPDATE executions SET status = ?, result = ?, error = ?, finished_at = ?, "
+                        "next_attempt_at = NULL WHERE id = ?");
+    for (const Finished& f : outcomes) {
+      q.tryReset();
+      q.bind(1, to_string(f.status));
+      if (!f.result || f.result->is_null()) q.bind(2); else q.bind(2, f.result->dump());
+      if (f.error.empty()) q.bind(3); else q.bind(3, f.error);
+      q.bind(4, f.finished_at);
+      q.bind(5, f.id);
+      q.exec();
+    }
+    tx.commit();
+    return Status::Ok();
+  });
+}
+
 Result<ExecutionRow> Store::get_execution(int64_t id) {
   return guarded([&]() -> Result<ExecutionRow> {
     std::lock_guard lock(read_mu_);

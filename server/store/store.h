@@ -154,6 +154,23 @@ class Store {
   Status mark_running(int64_t id, int attempts, int64_t started_at);
   Status record_plan(int64_t id, const nlohmann::json& plan);
   Status requeue(int64_t id, const std::string& error, int64_t next_attempt_at);
+  // A lane's executions planned together (Executor, Driver::plan_after): each marked running
+  // with its attempt count and its plan, in ONE transaction.
+  struct PlannedRun {
+    int64_t id = 0;
+    int attempts = 0;
+    const nlohmann::json* plan = nullptr;
+  };
+  Status start_planned(const std::vector<PlannedRun>& runs, int64_t started_at);
+  // Outcomes of several executions, recorded in ONE transaction.
+  struct Finished {
+    int64_t id = 0;
+    ExecutionStatus status = ExecutionStatus::kSucceeded;
+    const nlohmann::json* result = nullptr;  // may be null
+    std::string error;
+    int64_t finished_at = 0;
+  };
+  Status finish_all(const std::vector<Finished>& outcomes);
   Status finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,
                 const std::string& error, int64_t finished_at);
   Result<ExecutionRow> get_execution(int64_t id);

@@ -321,3 +321,121 @@ TEST_CASE("floods: a row a page already read is not held again when the ingest h
   executor.stop();
   CHECK(driver.order() == ids);  // applied once
 }
+
+namespace {
+// A counter as the peer: plan reads it and asks for +1 (at most `max`); plan_after chains from
+// the plan before; apply sets it. Counts the peer's reads and writes.
+class CounterDriver : public Driver {
+ public:
+  mutable std::mutex mu;
+  mutable int64_t value = 0;
+  mutable int reads = 0, writes = 0;
+  mutable std::vector<int64_t> applied;  // the "replicas" of each applied plan, in order
+  mutable int fail_applies = 0;          // the next n applies fail (retryable)
+  int64_t max = 30;
+
+  std::string_view name() const override { return "counter"; }
+  json config_schema() const override { return {{"type", "object"}}; }
+  Result<std::shared_ptr<const DriverConfig>> validate(const json&, bool) const override {
+    return std::shared_ptr<const DriverConfig>(std::make_shared<FakeConfig>());
+  }
+  std::string describe(const DriverConfig&) const override { return "counter"; }
+  std::string target(const DriverConfig&) const override { return "one"; }
+  std::string action(const DriverConfig&) const override { return "up"; }
+  json step(int64_t from) const {
+    return {{"replicas_before", from}, {"replicas", std::min(from + 1, max)}};
+  }
+  Plan plan(const DriverConfig&) const override {
+    std::lock_guard lock(mu);
+    ++reads;
+    return Plan::of(step(value));
+  }
+  std::optional<json> plan_after(const DriverConfig&, const json& previous) const override {
+    return step(previous.at("replicas").get<int64_t>());
+  }
+  Outcome apply(const DriverConfig&, const json& plan) const override {
+    std::lock_guard lock(mu);
+    ++reads;
+    if (fail_applies > 0) {
+      --fail_applies;
+      return Outcome::retryable("the peer is busy");
+    }
+    int64_t want = plan.at("replicas");
+    applied.push_back(want);
+    if (value != want) ++writes;
+    value = want;
+    return Outcome::succeeded({{"replicas_after", want}});
+  }
+};
+
+void enqueue_unplanned(Executor& executor, const Driver& driver, const std::vector<int64_t>& ids) {
+  auto config = std::make_shared<const FakeConfig>();
+  for (int64_t id : ids) {
+    Job j;
+    j.id = id;
+    j.driver = &driver;
+    j.config = config;
+    j.lane = "counter:one";
+    executor.enqueue(std::move(j));
+  }
+}
+}  // namespace
+
+TEST_CASE("floods: a lane's queued executions are planned together, recorded each, applied once") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  auto ids = insert(*store, 50);
+  CounterDriver driver;
+  Metrics metrics;
+  Executor executor(*store, metrics, RetryPolicy{}, 2, /*loader=*/nullptr);
+  executor.start();
+  executor.pause();  // they all wait in the lane, as under a flood
+  enqueue_unplanned(executor, driver, ids);
+  executor.resume();
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+
+  CHECK(driver.value == 30);  // 50 x "+1, at most 30"
+  CHECK(driver.reads <= 4);   // one plan read and one apply read per batch, not 100
+  CHECK(driver.writes == 1);
+  // Every execution recorded its own plan, each following the one before, in order.
+  int64_t expect_before = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto e = store->get_execution(ids[i]);
+    REQUIRE(e.ok());
+    CHECK(e->status == ExecutionStatus::kSucceeded);
+    CHECK(e->attempts == 1);
+    REQUIRE(e->plan.is_object());
+    CHECK(e->plan["replicas_before"] == expect_before);
+    expect_before = e->plan["replicas"];
+    if (i + 1 < ids.size()) CHECK(e->result == json{{"applied_with", ids.back()}});
+  }
+  CHECK(store->get_execution(ids.back())->result == json{{"replicas_after", 30}});
+}
+
+TEST_CASE("floods: when the apply of executions planned together fails, each recorded plan is applied in order") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  auto ids = insert(*store, 5);
+  CounterDriver driver;
+  driver.fail_applies = 1;
+  Metrics metrics;
+  RetryPolicy policy;
+  policy.base = 10ms;
+  Executor executor(*store, metrics, policy, 2, /*loader=*/nullptr);
+  executor.start();
+  executor.pause();
+  enqueue_unplanned(executor, driver, ids);
+  executor.resume();
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  // The combined apply (of 5) failed; then plans 1..5 were applied one by one, in order.
+  CHECK(driver.applied == std::vector<int64_t>{1, 2, 3, 4, 5});
+  CHECK(driver.value == 5);
+  for (int64_t id : ids) {
+    auto e = store->get_execution(id);
+    REQUIRE(e.ok());
+    CHECK(e->status == ExecutionStatus::kSucceeded);
+    CHECK(e->attempts == 2);
+  }
+}
