@@ -128,7 +128,7 @@ TEST_CASE("trust 8: a hostile provider fails the execution and the server keeps 
   provider.answer("/", 200, kMediaType, R"({"include":["example.org"]})");
   provider.answer("/records", 200, kMediaType, "[]");
   ServiceOptions o;
-  o.drivers.docker_host = "http://127.0.0.1:1";  // no Docker needed: no dockerd started
+  o.drivers.set("docker-host", "http://127.0.0.1:1");  // no Docker needed: no dockerd started
   TestServer s("", o);
   auto r =
       s.create_receiver({{"name", "hostile"},
