@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "crypto.h"
+#include "decide.h"
 #include "log.h"
 
 namespace tripline {
@@ -354,17 +355,7 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
   ctx_.ingest.submit(std::move(t), std::move(done));
 }
 
-namespace {
-const char* auth_message(AuthFailure f) {
-  switch (f) {
-    case AuthFailure::kSourceNotAllowed: return "this receiver does not accept requests from your address";
-    case AuthFailure::kMissingCredential: return "this receiver requires a signature or credential the request does not carry";
-    case AuthFailure::kStaleTimestamp: return "the signed timestamp is outside the accepted window";
-    default: return "the request's signature or credential is not valid";
-  }
-}
-}  // namespace
-
+// The decision is trigger/decide.h's; here it becomes a status code, a body and metrics.
 bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
                                Responder& respond) {
   auto answer = [&](HttpResponse&& resp) {
@@ -372,100 +363,35 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
     respond(std::move(resp));
     return false;
   };
-  auto ignore = [&](IgnoreReason why, std::string reason, const Decision* d) {
-    ctx_.metrics.trigger_ignored(why);
-    json body = {{"ignored", true}, {"reason", std::move(reason)}};
-    if (d && d->rule_index >= 0) body["rule"] = d->rule_index;
-    if (d && !d->rule_name.empty()) body["rule_name"] = d->rule_name;
-    return answer(json_response(r.rules->ignore_status(), body));
-  };
-  auto invalid = [&](const Status& s) {
-    ctx_.metrics.trigger_rejected(RejectReason::kBadRequest);
-    return answer(from_status(s));
-  };
-
-  std::string caller = caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies);
-  int64_t now = now_ms();
-
-  // 1. Inbound authentication, beyond the token. A signed message's key (from signed content
-  //    only) replaces any unsigned Idempotency-Key: a replay finds the first execution.
   const InboundView inbound(req);
-  std::string message_key;
-  if (AuthFailure f = r.auth->check(inbound, caller, now / 1000, &message_key); f != AuthFailure::kNone) {
+  std::string caller = caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies);
+  TriggerDecision verdict =
+      decide(TriggerInput{inbound, caller, now_ms(), std::move(t.idempotency_key)}, r, ctx_.secrets);
+
+  if (auto* accept = std::get_if<Accept>(&verdict)) {
+    t.idempotency_key = std::move(accept->idempotency_key);
+    t.config = std::move(accept->config);
+    t.config_text = std::move(accept->config_text);
+    t.action = std::move(accept->action);
+    return true;
+  }
+  if (auto* ignore = std::get_if<Ignore>(&verdict)) {
+    ctx_.metrics.trigger_ignored(ignore->why);
+    json body = {{"ignored", true}, {"reason", std::move(ignore->reason)}};
+    if (ignore->rule_index >= 0) body["rule"] = ignore->rule_index;
+    if (!ignore->rule_name.empty()) body["rule_name"] = ignore->rule_name;
+    return answer(json_response(r.rules->ignore_status(), body));
+  }
+  const auto& reject = std::get<Reject>(verdict);
+  if (reject.auth != AuthFailure::kNone) {
     ctx_.metrics.trigger_rejected(RejectReason::kUnauthorized);
-    ctx_.metrics.auth_failed(static_cast<size_t>(f));
-    bool forbidden = f == AuthFailure::kSourceNotAllowed;
-    return answer(error_response(forbidden ? 403 : 401, forbidden ? "forbidden" : "unauthorized", auth_message(f)));
+    ctx_.metrics.auth_failed(static_cast<size_t>(reject.auth));
+    bool forbidden = reject.auth == AuthFailure::kSourceNotAllowed;
+    return answer(error_response(forbidden ? 403 : 401, forbidden ? "forbidden" : "unauthorized",
+                                 auth_message(reject.auth)));
   }
-  if (!message_key.empty()) t.idempotency_key = std::move(message_key);
-
-  // 2. Rules decide whether and how the action runs.
-  json body = r.rules->needs_body() || r.binds_request ? parse_body_json(req.body())
-                                                       : json(json::value_t::discarded);
-  Decision d = r.rules->evaluate(RuleInput{inbound, body, caller});
-  if (!d.error.ok()) return invalid(d.error);
-  if (!d.run) return ignore(IgnoreReason::kRule, d.rule_name.empty() ? "a rule ignored the request" : "rule \"" + d.rule_name + "\" ignored the request", &d);
-  // The config is materialized only for a request that changes it (most change nothing).
-  json config;
-  auto plain = [&]() -> json& {
-    if (config.is_null()) config = r.plain_config();
-    return config;
-  };
-  bool changed = false, inverted = false;
-  if (d.set.is_object()) {
-    for (const auto& [k, v] : d.set.items()) {
-      // Checked when the receiver was saved; checked again here because this is the promise.
-      if (std::find(r.request_fields->begin(), r.request_fields->end(), k) == r.request_fields->end())
-        return invalid(Status::Invalid("config." + k + " cannot be set per request",
-                                       {{"config." + k, "cannot be set per request"}}));
-      if (v.is_object() || v.is_array())  // a value, never a value source or a structure
-        return invalid(Status::Invalid("config." + k + " from the request must be a single value",
-                                       {{"config." + k, "must be a single value"}}));
-      plain()[k] = v;
-      changed = true;
-    }
-  }
-
-  // 3. Alertmanager: firing runs, resolved runs the inverse or nothing; re-sends dedupe.
-  if (r.rules->alertmanager()) {
-    if (!is_alertmanager_payload(body))
-      return invalid(Status::Invalid("the body is not an Alertmanager webhook payload (version 4)"));
-    if (body["status"] == "resolved") {
-      if (r.rules->on_resolved() == "ignore") return ignore(IgnoreReason::kResolved, "the alert resolved", nullptr);
-      if (r.rules->on_resolved() == "inverse") {
-        auto inverse = r.driver->inverse(plain());
-        if (!inverse.ok()) return invalid(inverse.status());
-        config = std::move(inverse).value();
-        changed = inverted = true;
-      }
-    }
-    if (t.idempotency_key.empty()) t.idempotency_key = alertmanager_key(body);
-  }
-
-  // 4. Values taken from the request (e.g. the caller's address for a DNS record).
-  if (r.binds_request) {
-    auto bound = r.driver->bind(plain(), TriggerRequest{caller, req.body()});
-    if (!bound.ok()) return invalid(bound.status());
-    config = std::move(bound).value();
-    changed = true;
-  }
-  if (changed) {
-    auto typed = r.driver->validate(config, /*check_peer=*/false);
-    if (!typed.ok()) return invalid(typed.status());
-    // The URL grants its signed target, and its action (or, for a receiver configured to undo
-    // on resolve, the inverse): nothing a request carries may change them.
-    std::string action = r.driver->action(**typed);
-    if (r.driver->target(**typed) != r.target || (action != r.action && !inverted)) {
-      log::error("a request-bound config changed the receiver's target or action; refused",
-                 {{"receiver_id", r.row.id}, {"driver", r.row.driver}});
-      return invalid(Status::Invalid("this request would change what the trigger URL grants"));
-    }
-    t.config = *typed;
-    t.config_text = seal_config(config, *r.secret_fields, ctx_.secrets, r.stored_config()).dump();
-    if (action != r.action) t.action = std::move(action);
-  }
-
-  return true;
+  ctx_.metrics.trigger_rejected(RejectReason::kBadRequest);
+  return answer(from_status(reject.status));
 }
 
 // Limits, for every receiver: the cooldown per action, the queue cap and the token bucket,
