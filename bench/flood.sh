@@ -142,18 +142,28 @@ create_receiver() {
   done
   echo "could not create receiver $1: $out" >&2; exit 1
 }
+CLK=$(getconf CLK_TCK)
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }  # user nice system irq softirq
+cpu_own() { [ -n "$pid" ] && awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 
 results="$work/results"
 : >"$results"
 wrk_run() {  # $1 = run name, $2 = URL, then env assignments for wrk
   local name=$1 url=$2; shift 2
+  local busy0 own0 busy1 own1
+  busy0=$(cpu_busy) own0=$(cpu_own)
   env "$@" FLOOD_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
     --latency -s bench/flood.lua "$url" >"$work/$name.txt"
+  busy1=$(cpu_busy) own1=$(cpu_own)
   local rss=-
   [ -n "$pid" ] && [ "${name%-nginx}" = "$name" ] && rss=$(rss_kb)
-  echo "$name $(grep RESULT "$work/$name.txt" | cut -d' ' -f2-) rss_kb=$rss" >>"$results"
-  echo "  $name: $(grep RESULT "$work/$name.txt" | cut -d' ' -f2-) rss_kb=$rss"
+  # CPU seconds over the run: the whole machine's busy time, and tripline's own share of it.
+  local cpu
+  cpu=$(awk -v b="$((busy1 - busy0))" -v o="$((own1 - own0))" -v c="$CLK" \
+    'BEGIN {printf "cpu_busy_s=%.1f cpu_tripline_s=%.1f", b / c, o / c}')
+  echo "$name $(grep RESULT "$work/$name.txt" | cut -d' ' -f2-) rss_kb=$rss $cpu" >>"$results"
+  echo "  $name: $(grep RESULT "$work/$name.txt" | cut -d' ' -f2-) rss_kb=$rss $cpu"
 }
 # Each tripline run is paired with an nginx run just before it: on a shared machine the ceiling
 # moves by the minute, and the ratio is taken within the pair.
@@ -207,6 +217,8 @@ executed=$(curl -s "$base/metrics" | awk '/^tripline_executions_total/ {s += $2}
 stop_server
 rows_swarm=$(sqlite3 "$work/data2/tripline.db" "select count(*) from executions where receiver_id = $swarm_id")
 finished_swarm=$(sqlite3 "$work/data2/tripline.db" "select count(*) from executions where receiver_id = $swarm_id and status in ('succeeded','failed')")
+# Executions planned together share one apply (server/executor.h): the others name it.
+applies_swarm=$(sqlite3 "$work/data2/tripline.db" "select count(*) from executions where receiver_id = $swarm_id and status = 'succeeded' and json_extract(result, '\$.applied_with') is null")
 
 echo; echo "== results (ratio: req/s over the paired nginx run's; RSS of tripline after the run) =="
 printf '%-8s %10s %10s %7s %9s %9s %9s %10s %8s\n' run req/s nginx_req/s ratio p50_ms p99_ms nginx_p99 non2xx rss_MiB
@@ -216,7 +228,8 @@ for r in plain signed forged swarm; do
     "$(python3 -c "print(f'{$(field $r rps) / $(field $r-nginx rps):.2f}')")" "$(field $r p50_ms)" "$(field $r p99_ms)" \
     "$(field $r-nginx p99_ms)" "$(field $r non2xx)" "$((rss / 1024))"
 done
-echo "swarm run: $finished_swarm of $rows_swarm executions finished by the server's stop (workers drain into dockerd)"
+echo "swarm run: $finished_swarm of $rows_swarm executions finished by the server's stop (workers drain into dockerd), in $applies_swarm applies"
+echo "CPU seconds over each run (machine busy / tripline): $(for r in plain signed forged swarm; do printf '%s %s/%s  ' $r "$(field $r cpu_busy_s)" "$(field $r cpu_tripline_s)"; done)"
 
 fail=0
 check() {  # $1 = description, $2 = condition (python expression)

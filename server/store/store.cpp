@@ -7,6 +7,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "log.h"
 #include "migrations.h"
 
 namespace tripline {
@@ -124,7 +125,41 @@ auto guarded(F&& f) -> decltype(f()) {
 
 }  // namespace
 
-Store::~Store() = default;
+Store::~Store() {
+  {
+    std::lock_guard lock(checkpoint_mu_);
+    stopping_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+void Store::checkpoint_loop(std::string path, StoreOptions options) {
+  std::unique_ptr<SQLite::Database> db;
+  try {
+    db = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX);
+    db->setBusyTimeout(0);  // PASSIVE never waits: what it cannot copy now, it copies next time
+  } catch (const std::exception& e) {
+    log::error("cannot open the database for background checkpoints; commits checkpoint instead",
+               {{"error", e.what()}});
+    std::lock_guard lock(write_mu_);
+    static_cast<void>(guarded([&]() -> Status {
+      writer_->exec("PRAGMA wal_autocheckpoint=1000");
+      return Status::Ok();
+    }));
+    return;
+  }
+  std::unique_lock lock(checkpoint_mu_);
+  while (!checkpoint_cv_.wait_for(lock, options.checkpoint_interval, [&] { return stopping_; })) {
+    lock.unlock();
+    try {
+      db->exec("PRAGMA wal_checkpoint(PASSIVE)");
+    } catch (const std::exception&) {
+      // Busy: the next round copies what this one could not.
+    }
+    lock.lock();
+  }
+}
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions options) {
   std::unique_ptr<Store> s(new Store());
@@ -134,6 +169,10 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
     configure(*s->writer_, options);
     Status m = s->migrate();
     if (!m.ok()) return m;
+    if (options.background_checkpoints) {
+      s->writer_->exec("PRAGMA wal_autocheckpoint=16384");
+      s->checkpointer_ = std::thread(&Store::checkpoint_loop, s.get(), path, options);
+    }
     s->reader_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX);
     configure(*s->reader_, options);
     s->insert_execution_ = std::make_unique<SQLite::Statement>(

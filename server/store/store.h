@@ -10,6 +10,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <thread>
+#include <condition_variable>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -103,6 +106,13 @@ struct RetentionPolicy {
 
 struct StoreOptions {
   int busy_timeout_ms = 5000;  // how long a write waits for a lock held elsewhere
+  // WAL checkpoints on a thread of their own (every checkpoint_interval), not in the commit that
+  // crosses SQLite's 1,000-page threshold: the trigger path's group commit then only appends to
+  // the WAL and syncs it, instead of stalling on a checkpoint's page writes and syncs of the
+  // database file. The commit still checkpoints past 16,384 pages (64 MiB of WAL), a bound
+  // if the thread falls behind.
+  bool background_checkpoints = true;
+  std::chrono::milliseconds checkpoint_interval{200};
 };
 
 struct AdminTokenRow {
@@ -235,6 +245,12 @@ class Store {
   std::unique_ptr<SQLite::Statement> find_idempotent_;
   std::mutex read_mu_;
   std::unique_ptr<SQLite::Database> reader_;
+  // Background WAL checkpoints (StoreOptions::background_checkpoints).
+  void checkpoint_loop(std::string path, StoreOptions options);
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool stopping_ = false;
+  std::thread checkpointer_;
 };
 
 }  // namespace tripline

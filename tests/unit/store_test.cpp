@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <thread>
 
 #include "migrations.h"
 #include "pruner.h"
@@ -287,4 +288,42 @@ TEST_CASE("store: receiver pages follow ids, skip deleted ones, and agree with t
   CHECK(s->list_receivers(4, 11, &total)->empty());
   CHECK(s->list_receivers(4, 1000, &total)->empty());
   CHECK(total == 11);
+}
+
+TEST_CASE("floods: WAL checkpoints run in the background, not in the trigger path's commits") {
+  // Rows of the main database file alone, without the WAL (immutable=1): only checkpointed pages.
+  auto rows_in_main_file = [](const std::string& db) {
+    SQLite::Database f("file:" + db + "?immutable=1", SQLite::OPEN_READONLY | SQLite::OPEN_URI);
+    if (!f.tableExists("executions")) return int64_t(0);  // even the schema is still in the WAL
+    return f.execAndGet("SELECT count(*) FROM executions").getInt64();
+  };
+  // 200 rows: fewer pages than SQLite's own 1,000-page threshold, so no commit checkpoints them.
+  auto commit_and_wait = [&](bool background) {
+    TempDir dir;
+    std::string db = dir.path + "/t.db";
+    StoreOptions o;
+    o.background_checkpoints = background;
+    o.checkpoint_interval = std::chrono::milliseconds(50);
+    auto store = std::move(Store::open(db, o)).value();
+    make_receivers(*store, 1);
+    int64_t before = rows_in_main_file(db);
+    std::string driver = "scale-service", config = "{}";
+    std::vector<NewExecution> batch(200);
+    for (auto& e : batch) {
+      e.receiver_id = 1;
+      e.generation = 1;
+      e.driver = &driver;
+      e.config = &config;
+      e.created_at = 1;
+    }
+    REQUIRE(store->insert_executions(batch).ok());
+    int64_t seen = 0;
+    for (int i = 0; i < 50 && seen < 200; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      seen = rows_in_main_file(db) - before;
+    }
+    return seen;
+  };
+  CHECK(commit_and_wait(true) == 200);  // copied into the database file by the checkpointer
+  CHECK(commit_and_wait(false) == 0);   // without it, they wait in the WAL
 }
