@@ -19,20 +19,60 @@
 // concurrently for different targets. The executor never runs two executions with the same
 // (driver, target) at once.
 //
-// Adding a driver: a folder under drivers/ with a class implementing Driver, and one line in
-// drivers/registry.cpp. Driver names are stable identifiers: they are stored in the database and
-// signed into trigger tokens.
+// What the UI makes of a driver's answers, so a new driver needs no UI code (ui/dom.js
+// changeLines(), ui/schema-form.js):
+//   - Plan::desired and Outcome::result are shown as "before -> after" lines: a key "X_before"
+//     pairs with "X_after" (or with "X"), e.g. {"replicas_before":3,"replicas":5} reads
+//     "replicas 3 -> 5"; "before"/"after" pair too, labelled "TYPE NAME" from "type" and "name"
+//     (a DNS record). "clamped": true and "changed": false get a line each. Anything else is
+//     shown only in the raw JSON.
+//   - config_schema() builds the form: a property whose title ends in "(a/b)", or whose
+//     description starts with "a only", is shown only while a sibling select has one of those
+//     values ("By how many (up/down)" follows "action").
+//
+// Adding a driver: a folder under drivers/ (sources, tests, CMakeLists.txt) and one line in
+// drivers/registry.cpp; see drivers/README.md. Driver names are stable identifiers: they are
+// stored in the database and signed into trigger tokens.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
-#include "../server/status.h"
+#include "status.h"
 
 namespace tripline {
+
+// A process-level option a driver reads (where its peer is, e.g. the Docker Engine API),
+// declared by the driver itself: `tripline serve` offers it as the flag --NAME and the
+// environment variable ENV, and lists it in --help.
+struct DriverOption {
+  const char* name;           // "docker-host": the flag is --docker-host
+  const char* env;            // "TRIPLINE_DOCKER_HOST"
+  const char* default_value;  // used when neither the flag nor the variable is set
+  const char* help;           // "Docker Engine API"
+};
+
+// The values of the drivers' options, filled from the command line and the environment.
+class DriverEnv {
+ public:
+  // The value set for the option, else its default.
+  std::string get(const DriverOption& option) const {
+    auto it = values_.find(option.name);
+    return it == values_.end() ? option.default_value : it->second;
+  }
+  DriverEnv& set(std::string_view name, std::string value) {
+    values_[std::string(name)] = std::move(value);
+    return *this;
+  }
+  bool is_set(std::string_view name) const { return values_.find(name) != values_.end(); }
+
+ private:
+  std::map<std::string, std::string, std::less<>> values_;
+};
 
 // A driver's parsed, validated configuration. Each driver defines its own subtype.
 struct DriverConfig {
@@ -118,7 +158,7 @@ class Driver {
   virtual Plan plan(const DriverConfig& config) const = 0;
   // The plan this config would make if the state were the one `previous` (a plan of the same
   // target, by this driver) asks for: what lets the executor plan a lane's queued executions
-  // together with one peer read (server/executor.h). No I/O. nullopt: this driver cannot say
+  // together with one peer read (server/engine/executor.h). No I/O. nullopt: this driver cannot say
   // (the default), and each execution is planned against the peer and applied on its own.
   // Answering it declares this driver's plans absolute states that fully replace each other:
   // of several recorded plans of one target, the executor may apply only the last. A driver

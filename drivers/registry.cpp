@@ -7,9 +7,36 @@
 
 namespace tripline {
 
+namespace {
+
+// What registry.cpp needs of a driver class: `static std::vector<DriverOption> options()` and
+// `static std::unique_ptr<Driver> create(const DriverEnv&)`.
+struct DriverEntry {
+  std::vector<DriverOption> (*options)();
+  std::unique_ptr<Driver> (*create)(const DriverEnv&);
+};
+template <typename D>
+constexpr DriverEntry entry() {
+  return {&D::options, &D::create};
+}
+
+// Every driver this binary offers: adding one is one line here.
+constexpr DriverEntry kDrivers[] = {
+    entry<ScaleServiceDriver>(),
+    entry<DnsUpdateDriver>(),
+};
+
+}  // namespace
+
 void register_drivers(DriverRegistry& registry, const DriverEnv& env) {
-  registry.add(std::make_unique<ScaleServiceDriver>(env.docker_host));
-  registry.add(std::make_unique<DnsUpdateDriver>());
+  for (const auto& d : kDrivers) registry.add(d.create(env));
+}
+
+std::vector<DriverOption> driver_options() {
+  std::vector<DriverOption> out;
+  for (const auto& d : kDrivers)
+    for (const auto& o : d.options()) out.push_back(o);
+  return out;
 }
 
 void DriverRegistry::add(std::unique_ptr<Driver> driver) {

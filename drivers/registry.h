@@ -12,11 +12,6 @@
 
 namespace tripline {
 
-// Where drivers find their peers; filled from command-line flags and the environment.
-struct DriverEnv {
-  std::string docker_host = "unix:///var/run/docker.sock";
-};
-
 class DriverRegistry {
  public:
   // Throws std::logic_error on a duplicate name: a start-up bug, not a runtime condition.
@@ -28,7 +23,9 @@ class DriverRegistry {
   std::map<std::string, std::unique_ptr<Driver>, std::less<>> drivers_;
 };
 
-// The one place every driver is registered.
+// The one place every driver is registered (registry.cpp: one line per driver).
 void register_drivers(DriverRegistry& registry, const DriverEnv& env);
+// The options every registered driver declares, in registration order (for main's flags).
+std::vector<DriverOption> driver_options();
 
 }  // namespace tripline

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "log.h"
 #include "secret_keys.h"
@@ -41,8 +42,9 @@ Flags of serve (each also read from the environment variable named after it):
   --listen HOST:PORT      TRIPLINE_LISTEN       address to listen on (default 127.0.0.1:8080)
   --data-dir DIR          TRIPLINE_DATA_DIR     SQLite database and signing keys (default ./data)
   --public-url URL        TRIPLINE_PUBLIC_URL   base of issued trigger URLs (default http://LISTEN)
-  --docker-host URL       TRIPLINE_DOCKER_HOST  Docker Engine API (default unix:///var/run/docker.sock)
-  --workers N             TRIPLINE_WORKERS      executions run in parallel (default 4)
+)";
+// Then each driver's own options (driver.h, DriverOption), then:
+constexpr const char* kUsageRest = R"(  --workers N             TRIPLINE_WORKERS      executions run in parallel (default 4)
   --http-threads N        TRIPLINE_HTTP_THREADS HTTP event loops (default 2)
   --max-attempts N        TRIPLINE_MAX_ATTEMPTS tries per execution before it fails (default 8)
   --retry-base-ms N       TRIPLINE_RETRY_BASE_MS first retry delay, doubling (default 500)
@@ -78,6 +80,15 @@ struct Flag {
   std::string* value;
 };
 
+void print_usage(FILE* out) {
+  std::fputs(kUsage, out);
+  for (const auto& o : tripline::driver_options()) {
+    std::string flag = std::string("--") + o.name + " VALUE";
+    std::fprintf(out, "  %-23s %-21s %s (default %s)\n", flag.c_str(), o.env, o.help, o.default_value);
+  }
+  std::fputs(kUsageRest, out);
+}
+
 int to_int(const std::string& s, const char* name) {
   try {
     size_t used = 0;
@@ -109,7 +120,7 @@ int refuse_builtin_tls(const char* what) {
 int main(int argc, char** argv) {
   std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "--help" || cmd == "-h" || cmd == "help" || cmd.empty()) {
-    std::fputs(kUsage, cmd.empty() ? stderr : stdout);
+    print_usage(cmd.empty() ? stderr : stdout);
     return cmd.empty() ? 2 : 0;
   }
   if (cmd == "--version") {
@@ -121,15 +132,13 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url, docker_host,
+  std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url,
               workers = "4", http_threads = "2", max_attempts = "8", retry_base = "500",
               retry_max = "60000", log_level = "info", trusted_proxies, retention = "30d,100000",
               default_rate = "600", default_burst = "100", default_max_queued = "1000";
-  docker_host = "unix:///var/run/docker.sock";
-  Flag flags[] = {{"--listen", "TRIPLINE_LISTEN", &listen},
+  std::vector<Flag> flags = {{"--listen", "TRIPLINE_LISTEN", &listen},
                   {"--data-dir", "TRIPLINE_DATA_DIR", &data_dir},
                   {"--public-url", "TRIPLINE_PUBLIC_URL", &public_url},
-                  {"--docker-host", "TRIPLINE_DOCKER_HOST", &docker_host},
                   {"--workers", "TRIPLINE_WORKERS", &workers},
                   {"--http-threads", "TRIPLINE_HTTP_THREADS", &http_threads},
                   {"--max-attempts", "TRIPLINE_MAX_ATTEMPTS", &max_attempts},
@@ -141,6 +150,14 @@ int main(int argc, char** argv) {
                   {"--default-rate-per-minute", "TRIPLINE_DEFAULT_RATE_PER_MINUTE", &default_rate},
                   {"--default-burst", "TRIPLINE_DEFAULT_BURST", &default_burst},
                   {"--default-max-queued", "TRIPLINE_DEFAULT_MAX_QUEUED", &default_max_queued}};
+  // Each driver's own options (e.g. scale-service's --docker-host), declared by the driver.
+  const std::vector<tripline::DriverOption> driver_options = tripline::driver_options();
+  std::vector<std::string> driver_flags(driver_options.size()), driver_values(driver_options.size());
+  for (size_t i = 0; i < driver_options.size(); ++i) {
+    driver_flags[i] = std::string("--") + driver_options[i].name;
+    driver_values[i] = driver_options[i].default_value;
+    flags.push_back({driver_flags[i].c_str(), driver_options[i].env, &driver_values[i]});
+  }
   for (auto& f : flags)
     if (const char* v = std::getenv(f.env); v && *v) *f.value = v;
   for (const char* env : kRemovedTlsEnv)
@@ -167,6 +184,9 @@ int main(int argc, char** argv) {
     }
   }
 
+  tripline::DriverEnv driver_env;
+  for (size_t i = 0; i < driver_options.size(); ++i) driver_env.set(driver_options[i].name, driver_values[i]);
+
   if (cmd == "rotate-signing-key") {
     auto kid = tripline::Keyring::add_key(data_dir + "/keys");
     if (!kid.ok()) {
@@ -178,9 +198,7 @@ int main(int argc, char** argv) {
   }
 
   if (cmd == "rotate-secret-key") {
-    tripline::DriverEnv env;
-    env.docker_host = docker_host;
-    auto done = tripline::rotate_secret_key(data_dir, env, std::getenv("TRIPLINE_SECRET_KEY"),
+    auto done = tripline::rotate_secret_key(data_dir, driver_env, std::getenv("TRIPLINE_SECRET_KEY"),
                                             std::getenv("TRIPLINE_SECRET_KEY_PREVIOUS"));
     if (!done.ok()) {
       std::fprintf(stderr, "tripline: %s\n", done.status().message().c_str());
@@ -203,7 +221,7 @@ int main(int argc, char** argv) {
   o.data_dir = data_dir;
   o.public_url = public_url;
   if (const char* t = std::getenv("TRIPLINE_ADMIN_TOKEN")) o.admin_token = t;
-  o.drivers.docker_host = docker_host;
+  o.drivers = driver_env;
   o.workers = std::max(1, to_int(workers, "--workers"));
   o.http_threads = std::max(1, to_int(http_threads, "--http-threads"));
   o.retry.max_attempts = std::max(1, to_int(max_attempts, "--max-attempts"));

@@ -1,12 +1,12 @@
 #include "config.h"
 
-#include "../../server/json_limits.h"
+#include "json_limits.h"
 
 #include <arpa/inet.h>
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
 
 namespace tripline::dns_update {
 
@@ -59,8 +59,8 @@ bool is_ipv6(const std::string& s) {
 }
 
 bool valid_base64(const std::string& s) {
-  static const std::regex re("[A-Za-z0-9+/]+={0,2}");
-  return !s.empty() && s.size() % 4 == 0 && s.size() <= 1024 && std::regex_match(s, re);
+  static const re2::RE2 re("[A-Za-z0-9+/]+={0,2}", re2::RE2::Latin1);
+  return !s.empty() && s.size() % 4 == 0 && s.size() <= 1024 && re2::RE2::FullMatch(s, re);
 }
 
 bool valid_pointer(const std::string& p) {
@@ -114,8 +114,9 @@ bool parse_server(const std::string& s, std::string* host, uint16_t* port) {
 }
 
 bool valid_url(const std::string& u) {
-  static const std::regex re(R"(https?://[A-Za-z0-9._~%!$&'()*+,;=:@\[\]-]+(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?)");
-  return u.size() <= 2048 && std::regex_match(u, re);
+  static const re2::RE2 re(R"(https?://[A-Za-z0-9._~%!$&'()*+,;=:@\[\]-]+(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?)",
+                           re2::RE2::Latin1);
+  return u.size() <= 2048 && re2::RE2::FullMatch(u, re);
 }
 
 const char* json_type(const json& j) {

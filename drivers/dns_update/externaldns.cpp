@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cctype>
 
-#include "../../server/http_client.h"
-#include "../../server/json_limits.h"
+#include "http_client.h"
+#include "json_limits.h"
 
 namespace tripline::dns_update {
 

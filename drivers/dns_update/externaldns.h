@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "../../server/status.h"
+#include "status.h"
 
 namespace re2 {
 class RE2;

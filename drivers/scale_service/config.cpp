@@ -1,7 +1,8 @@
 #include "config.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
-#include <regex>
 
 namespace tripline::scale_service {
 
@@ -18,8 +19,8 @@ namespace {
 constexpr int64_t kMaxReplicas = 10000;
 
 bool valid_service_name(const std::string& s) {
-  static const std::regex re("[A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
-  return std::regex_match(s, re);
+  static const re2::RE2 re("[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re2::RE2::Latin1);
+  return re2::RE2::FullMatch(s, re);
 }
 }  // namespace
 

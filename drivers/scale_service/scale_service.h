@@ -11,6 +11,14 @@ namespace tripline {
 
 class ScaleServiceDriver : public Driver {
  public:
+  // Where the Docker Engine API is (unix:// socket or http://host:port).
+  static constexpr DriverOption kDockerHost{"docker-host", "TRIPLINE_DOCKER_HOST",
+                                            "unix:///var/run/docker.sock", "Docker Engine API"};
+  static std::vector<DriverOption> options() { return {kDockerHost}; }
+  static std::unique_ptr<Driver> create(const DriverEnv& env) {
+    return std::make_unique<ScaleServiceDriver>(env.get(kDockerHost));
+  }
+
   explicit ScaleServiceDriver(const std::string& docker_host) : swarm_(docker_host) {}
 
   std::string_view name() const override { return "scale-service"; }

@@ -138,7 +138,7 @@ TEST_CASE("scale-service: retried while dockerd is unreachable, then succeeds") 
   std::string link = make_temp_dir("tl-link") + "/d.sock";
   sh("ln -s " + real + " " + link);
   ServiceOptions o;
-  o.drivers.docker_host = "unix://" + link;
+  o.drivers.set("docker-host", "unix://" + link);
   o.retry.base = std::chrono::milliseconds(200);
   o.retry.max = std::chrono::milliseconds(400);
   o.retry.max_attempts = 30;

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "../../server/json_limits.h"
+#include "json_limits.h"
 
 namespace tripline::scale_service {
 

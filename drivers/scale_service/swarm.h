@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "../../server/http_client.h"
+#include "http_client.h"
 
 namespace tripline::scale_service {
 

@@ -1,4 +1,4 @@
-// Target "rules": the rule compiler and evaluator (server/rules.h) as the trigger path uses
+// Target "rules": the rule compiler and evaluator (server/trigger/rules.h) as the trigger path uses
 // them: the body parsed by parse_body_json, evaluate() on the trigger thread, the Alertmanager
 // preset's payload check and dedupe key.
 //

@@ -41,7 +41,7 @@ TEST_CASE("growth: start-up with 20,000 receivers takes seconds, and they all an
   std::string dir = make_temp_dir("tl-growth");
   REQUIRE(seed_receivers(dir + "/tripline.db", 20000, provider.url()).ok());
   ServiceOptions o;
-  o.drivers.docker_host = "unix:///nonexistent/docker.sock";  // no swarm needed
+  o.drivers.set("docker-host", "unix:///nonexistent/docker.sock");  // no swarm needed
   auto started = Clock::now();
   std::optional<TestServer> server;
   server.emplace(dir, o);

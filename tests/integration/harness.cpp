@@ -158,8 +158,8 @@ TestServer::TestServer(std::string data_dir, ServiceOptions o) : data_dir_(std::
   o.data_dir = data_dir_;
   if (o.admin_token.empty()) o.admin_token = kAdminToken;
   // Only a server left on the default Docker host needs the swarm (started on first use).
-  if (o.drivers.docker_host == DriverEnv{}.docker_host && Swarm::get().available())
-    o.drivers.docker_host = Swarm::get().docker_host();
+  if (!o.drivers.is_set("docker-host") && Swarm::get().available())
+    o.drivers.set("docker-host", Swarm::get().docker_host());
   if (o.retry.base == RetryPolicy{}.base) o.retry.base = std::chrono::milliseconds(100);
   if (o.retry.max == RetryPolicy{}.max) o.retry.max = std::chrono::milliseconds(1000);
   auto s = Service::start(o);

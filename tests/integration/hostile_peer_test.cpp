@@ -1,5 +1,5 @@
 // Trust 8: a peer tripline calls (Docker Engine API, ExternalDNS webhook provider) may answer
-// anything. Answers nested deeper or larger than the limits of server/json_limits.h used to be
+// anything. Answers nested deeper or larger than the limits of server/base/json_limits.h used to be
 // parsed and copied as they came: 100k levels of nesting overflowed the stack, and since the
 // execution stays queued the crash came back at every restart. Each peer here is a real loopback
 // HTTP server (tests/support/canned_peer.h).
@@ -128,7 +128,7 @@ TEST_CASE("trust 8: a hostile provider fails the execution and the server keeps 
   provider.answer("/", 200, kMediaType, R"({"include":["example.org"]})");
   provider.answer("/records", 200, kMediaType, "[]");
   ServiceOptions o;
-  o.drivers.docker_host = "http://127.0.0.1:1";  // no Docker needed: no dockerd started
+  o.drivers.set("docker-host", "http://127.0.0.1:1");  // no Docker needed: no dockerd started
   TestServer s("", o);
   auto r =
       s.create_receiver({{"name", "hostile"},

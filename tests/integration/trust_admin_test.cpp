@@ -39,8 +39,8 @@ struct EnvVar {
 
 // Docker is not needed here: point the swarm driver at a closed port, so no dockerd is started.
 ServiceOptions no_docker(ServiceOptions o = {}) {
-  if (o.drivers.docker_host == DriverEnv{}.docker_host)
-    o.drivers.docker_host = "http://127.0.0.1:1";
+  if (!o.drivers.is_set("docker-host"))
+    o.drivers.set("docker-host", "http://127.0.0.1:1");
   return o;
 }
 
@@ -148,7 +148,7 @@ TEST_CASE(
   CannedPeer provider;
   provider_answers(provider);
   ServiceOptions o;
-  o.drivers.docker_host = docker.url();
+  o.drivers.set("docker-host", docker.url());
   o.http_threads = 1;  // one event loop: a synchronous probe would hold everything behind it
   TestServer s("", o);
   auto receiver = s.create_receiver(dns_receiver(provider, "ddns", false));
@@ -234,7 +234,7 @@ TEST_CASE("trust 10c: a wrong TRIPLINE_SECRET_KEY refuses to start; rotation kee
     CHECK(signed_trigger(s, url) == 202);
   }
   {  // Re-seal under the new key (server stopped).
-    auto done = rotate_secret_key(dir, DriverEnv{"http://127.0.0.1:1"}, k2.c_str(), k1.c_str());
+    auto done = rotate_secret_key(dir, DriverEnv().set("docker-host", "http://127.0.0.1:1"), k2.c_str(), k1.c_str());
     INFO(done.status().message());
     REQUIRE(done.ok());
     CHECK(done->find("re-sealed 1 secrets") != std::string::npos);

@@ -1,20 +1,19 @@
-// An HttpRequest built in memory, for unit tests of code that reads requests (rules, auth).
+// An InboundRequest built in memory, for unit tests of code that reads requests (rules, auth).
 #pragma once
 
 #include <map>
 #include <strings.h>
 
-#include "http.h"
+#include "request.h"
 
 namespace tripline::test {
 
-struct FakeRequest : HttpRequest {
-  std::string method_ = "POST", path_ = "/_webhooks/x", body_, peer_ = "127.0.0.1";
+struct FakeRequest : InboundRequest {
+  std::string method_ = "POST", body_;
   std::vector<std::pair<std::string, std::string>> headers_;
   std::map<std::string, std::string> query_;
 
   std::string_view method() const override { return method_; }
-  std::string_view path() const override { return path_; }
   std::string_view body() const override { return body_; }
   std::optional<std::string> header(std::string_view name) const override {
     for (const auto& [k, v] : headers_)
@@ -25,7 +24,6 @@ struct FakeRequest : HttpRequest {
     auto it = query_.find(std::string(name));
     return it == query_.end() ? std::nullopt : std::optional<std::string>(it->second);
   }
-  std::string peer_address() const override { return peer_; }
 };
 
 }  // namespace tripline::test

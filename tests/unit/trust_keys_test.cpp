@@ -98,7 +98,7 @@ TEST_CASE("trust 10c: the start-up check names queued executions and receivers a
   auto store = Store::open(d.path + "/t.db");
   REQUIRE(store.ok());
   DriverRegistry drivers;
-  register_drivers(drivers, DriverEnv{"http://127.0.0.1:1"});
+  register_drivers(drivers, DriverEnv().set("docker-host", "http://127.0.0.1:1"));
   SecretBox old_box = SecretBox::from_key(kOld);
   // A dns-update (rfc2136) config: tsig_secret is a writeOnly field, sealed at rest.
   nlohmann::json config = {{"backend", "rfc2136"},

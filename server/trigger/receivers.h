@@ -14,10 +14,11 @@
 #include <unordered_set>
 #include <vector>
 
-#include "../drivers/registry.h"
+#include "registry.h"
 #include "inbound_auth.h"
 #include "receiver_limits.h"
 #include "rules.h"
+#include "schema.h"
 #include "secrets.h"
 #include "store.h"
 #include "token.h"

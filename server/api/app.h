@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include "../drivers/registry.h"
+#include "registry.h"
 #include "admin_auth.h"
 #include "executor.h"
 #include "http.h"
@@ -59,8 +59,9 @@ class App {
 
  private:
   void trigger(const HttpRequest& req, std::string_view token, Responder& respond);
-  // Inbound auth, rules, Alertmanager, request-bound values and limits, for receivers that have
-  // any. Fills `t` and answers true to go on, or answers the request itself and returns false.
+  // decide() (trigger/decide.h: inbound auth, rules, Alertmanager, request-bound values), for
+  // receivers that have any. Fills `t` and answers true to go on, or answers the request itself
+  // (401/403, 422, or the receiver's ignore status) and returns false.
   bool apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
                             Responder& respond);
   // The receiver's limits; answers the request itself (429, or 200 cooling down) when refused.

@@ -155,7 +155,7 @@ Result<std::shared_ptr<const InboundAuth>> InboundAuth::compile(const json& stor
   return std::shared_ptr<const InboundAuth>(a);
 }
 
-AuthFailure InboundAuth::check(const HttpRequest& req, std::string_view source, int64_t now_s,
+AuthFailure InboundAuth::check(const InboundRequest& req, std::string_view source, int64_t now_s,
                                std::string* message_key) const {
   message_key->clear();
   if (empty_) return AuthFailure::kNone;

@@ -194,19 +194,6 @@ std::optional<std::string> SecretBox::open(const std::string& sealed) const {
   return std::nullopt;
 }
 
-std::vector<std::string> schema_fields_marked(const Driver& driver, const std::string& annotation) {
-  std::vector<std::string> out;
-  auto schema = driver.config_schema();
-  if (auto props = schema.find("properties"); props != schema.end() && props->is_object())
-    for (const auto& [name, prop] : props->items())
-      if (prop.is_object() && prop.value(annotation, false)) out.push_back(name);
-  return out;
-}
-
-std::vector<std::string> secret_fields(const Driver& driver) {
-  return schema_fields_marked(driver, "writeOnly");
-}
-
 nlohmann::json seal_config(const nlohmann::json& config, const std::vector<std::string>& fields,
                            const SecretBox& box, const nlohmann::json& previous) {
   nlohmann::json out = config;

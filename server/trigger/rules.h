@@ -32,15 +32,15 @@
 #include <string>
 #include <vector>
 
-#include "http.h"
 #include "json_limits.h"
+#include "request.h"
 #include "status.h"
 
 namespace tripline {
 
 // What rules read from a request.
 struct RuleInput {
-  const HttpRequest& request;
+  const InboundRequest& request;
   const nlohmann::json& body;  // the parsed JSON body; discarded (is_discarded()) when not JSON
   std::string_view source;     // the caller's address
 };

@@ -33,8 +33,8 @@
 #include <vector>
 
 #include "crypto.h"
-#include "http.h"
 #include "net.h"
+#include "request.h"
 #include "secrets.h"
 
 namespace tripline {
@@ -65,7 +65,7 @@ class InboundAuth {
 
   // On success with a signature scheme configured, `*message_key` is the replay key (see above;
   // empty otherwise).
-  AuthFailure check(const HttpRequest& request, std::string_view source, int64_t now_s,
+  AuthFailure check(const InboundRequest& request, std::string_view source, int64_t now_s,
                     std::string* message_key) const;
   bool empty() const { return empty_; }
 

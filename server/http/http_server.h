@@ -5,7 +5,7 @@
 // accept thread, so a single client that connects and stays silent stops every new connection;
 // TLS terminates in a reverse proxy instead (deploy/nginx, tested by tests/integration/nginx_tls_test.cpp).
 //
-// Requests refused before parsing (server/http_framing.h: 400, 411, 413, 431, 505) are answered at
+// Requests refused before parsing (server/http/http_framing.h: 400, 411, 413, 431, 505) are answered at
 // once, even while the client is still sending, and then closed with a linger: the server stops
 // writing (FIN) but reads and drops what still comes, for at most 2 s and 16 MiB, so the client
 // reads the answer instead of a reset; past those bounds the connection is reset.
@@ -15,7 +15,7 @@
 #include <memory>
 #include <string>
 
-#include "app.h"
+#include "http.h"
 #include "status.h"
 
 namespace tripline {
@@ -29,7 +29,7 @@ struct HttpServerOptions {
 
 class HttpServer {
  public:
-  HttpServer(App& app, HttpServerOptions options);
+  HttpServer(HttpHandler handler, HttpServerOptions options);
   ~HttpServer();
   Status bind();   // settles the port (port 0: reserves a free one); no request is served yet
   Status serve();  // listens and handles requests on background threads

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "../drivers/registry.h"
+#include "registry.h"
 #include "http_server.h"
 #include "receiver_limits.h"
 #include "retry.h"

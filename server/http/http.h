@@ -36,6 +36,10 @@ struct HttpResponse {
 // handler returned (the trigger path answers from the ingest thread after its commit).
 using Responder = std::function<void(HttpResponse&&)>;
 
+// What the server calls for every request (the route layer's App::handle). May throw: the server
+// answers 500 then.
+using HttpHandler = std::function<void(const HttpRequest&, Responder)>;
+
 // The one error shape: {"error":"<code>","message":"<sentence>"} plus, for validation errors,
 // "fields":[{"field","message"}].
 HttpResponse error_response(int status, std::string_view code, std::string_view message,

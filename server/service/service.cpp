@@ -350,7 +350,9 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   ctx.readiness = p.readiness.get();
   p.app = std::make_unique<App>(ctx);
   HttpServerOptions http{host, port, o.http_threads, 1 << 20};
-  p.http = std::make_unique<HttpServer>(*p.app, http);
+  p.http = std::make_unique<HttpServer>(
+      [app = p.app.get()](const HttpRequest& r, Responder respond) { app->handle(r, std::move(respond)); },
+      http);
   if (Status s = p.http->bind(); !s.ok()) return s;
 
   p.public_url = o.public_url;

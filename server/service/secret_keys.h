@@ -8,7 +8,8 @@
 
 #include <string>
 
-#include "../drivers/registry.h"
+#include "registry.h"
+#include "schema.h"
 #include "secrets.h"
 #include "status.h"
 #include "store.h"

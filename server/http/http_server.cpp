@@ -241,7 +241,7 @@ class DirectRequest : public HttpRequest {
 class RequestHandler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(RequestHandler)
-  explicit RequestHandler(App* app) : app_(app) {}
+  explicit RequestHandler(const HttpHandler* handler) : handler_(handler) {}
 
   // Set by the guard around each call of onInput (same thread): the connection being parsed.
   std::shared_ptr<Connection>* current = nullptr;
@@ -252,7 +252,7 @@ class RequestHandler : public Http::Handler {
                 connection && connection->control() == Http::ConnectionControl::KeepAlive);
     PistacheRequest req(request);
     try {
-      app_->handle(req, reply);
+      (*handler_)(req, reply);
     } catch (const std::exception& e) {
       log::error("unhandled exception in handler", {{"error", e.what()}});
       reply(error_response(500, "internal", "an internal error occurred; see the server log"));
@@ -263,7 +263,7 @@ class RequestHandler : public Http::Handler {
     DirectRequest req(conn->request, conn->head, peer);
     Reply reply(conn, req.version(), req.keep_alive());
     try {
-      app_->handle(req, reply);
+      (*handler_)(req, reply);
     } catch (const std::exception& e) {
       log::error("unhandled exception in handler", {{"error", e.what()}});
       reply(error_response(500, "internal", "an internal error occurred; see the server log"));
@@ -271,7 +271,7 @@ class RequestHandler : public Http::Handler {
   }
 
  private:
-  App* app_;
+  const HttpHandler* handler_;
 };
 
 // Tcp::Handler::associateTransport is private and non-virtual; the transport calls it only on the
@@ -293,10 +293,10 @@ AssociateTransport associate_transport();
 class FramingGuard : public Http::Handler {
  public:
   HTTP_PROTOTYPE(FramingGuard)
-  FramingGuard(App* app, std::shared_ptr<Lifetime> lifetime, RequestFraming::Limits limits,
+  FramingGuard(const HttpHandler* handler, std::shared_ptr<Lifetime> lifetime, RequestFraming::Limits limits,
                size_t max_request_bytes, std::chrono::milliseconds header_timeout,
                std::chrono::milliseconds body_timeout)
-      : limits_(limits), lifetime_(std::move(lifetime)), inner_(std::make_shared<RequestHandler>(app)) {
+      : limits_(limits), lifetime_(std::move(lifetime)), inner_(std::make_shared<RequestHandler>(handler)) {
     inner_->setMaxRequestSize(max_request_bytes);
     inner_->setHeaderTimeout(header_timeout);
     inner_->setBodyTimeout(body_timeout);
@@ -346,7 +346,7 @@ class FramingGuard : public Http::Handler {
   // more than the rest of an accepted trigger outside the commit (it copies every header into
   // its own maps and allocates for each). The framing above has already checked the request
   // line, every header field and the Content-Length, and delimits each request (out.starts);
-  // the request's bytes are gathered here and handed to the app once complete. Everything else
+  // the request's bytes are gathered here and handed to the handler once complete. Everything else
   // goes to Pistache's parser, in order.
   static bool direct_lane(std::string_view head) { return head.rfind("POST /_webhooks/", 0) == 0; }
 
@@ -485,15 +485,15 @@ class FramingGuard : public Http::Handler {
 }  // namespace
 
 struct HttpServer::Impl {
-  App& app;
+  HttpHandler handler;
   HttpServerOptions options;
   std::unique_ptr<Http::Endpoint> endpoint;
   std::shared_ptr<Lifetime> lifetime = std::make_shared<Lifetime>();
   int reserved_fd = -1;  // holds port 0's pick until Pistache listens on it
 };
 
-HttpServer::HttpServer(App& app, HttpServerOptions options)
-    : impl_(new Impl{app, std::move(options), nullptr}) {}
+HttpServer::HttpServer(HttpHandler handler, HttpServerOptions options)
+    : impl_(new Impl{std::move(handler), std::move(options), nullptr}) {}
 
 HttpServer::~HttpServer() { stop(); }
 
@@ -541,7 +541,7 @@ Status HttpServer::serve() {
     // Pistache's own cap counts headers too; ours (in the guard) applies first.
     size_t pistache_cap = limits.max_body + limits.max_header_bytes + 1024;
     impl_->endpoint->setHandler(Http::make_handler<FramingGuard>(
-        &impl_->app, impl_->lifetime, limits, pistache_cap, std::chrono::seconds(10), std::chrono::seconds(30)));
+        &impl_->handler, impl_->lifetime, limits, pistache_cap, std::chrono::seconds(10), std::chrono::seconds(30)));
     impl_->endpoint->serveThreaded();
   } catch (const std::exception& e) {
     return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +

@@ -1,6 +1,6 @@
 // Error policy: library exceptions (nlohmann, SQLiteCpp, std) are caught at module edges;
-// modules return Status or Result<T>. HTTP codes are chosen only in the route layer (app.cpp)
-// from Status::Code.
+// modules return Status or Result<T>. HTTP codes are chosen only in the route layer
+// (server/api/responses.cpp, from_status) from Status::Code.
 #pragma once
 
 #include <optional>

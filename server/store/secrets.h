@@ -22,7 +22,6 @@
 #include <string>
 #include <vector>
 
-#include "../drivers/driver.h"
 #include "status.h"
 
 namespace tripline {
@@ -56,11 +55,6 @@ class SecretBox {
 };
 
 inline constexpr const char* kRedacted = "********";
-
-// The top-level config properties the driver's schema marks writeOnly.
-std::vector<std::string> secret_fields(const Driver& driver);
-// The top-level config properties the driver's schema marks `annotation`: true.
-std::vector<std::string> schema_fields_marked(const Driver& driver, const std::string& annotation);
 
 // Seals every secret field (a client's value is always treated as plaintext). `previous` (a stored config, may be null)
 // supplies the sealed value for a secret sent back as kRedacted or left out, so clients can

@@ -51,7 +51,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../drivers/driver.h"
+#include "driver.h"
 #include "metrics.h"
 #include "retry.h"
 #include "store.h"

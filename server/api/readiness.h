@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "../drivers/registry.h"
+#include "registry.h"
 #include "store.h"
 
 namespace tripline {

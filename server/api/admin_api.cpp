@@ -1,0 +1,149 @@
+// The management API's entry (admin token check, /api/v1 dispatch) and its smaller routes:
+// executions, tokens, workers, drivers, /readyz. Receivers: receivers_api.cpp.
+#include "app.h"
+#include "crypto.h"
+#include "log.h"
+#include "responses.h"
+
+namespace tripline {
+
+using nlohmann::json;
+
+// --- management API ----------------------------------------------------------------------
+
+HttpResponse App::api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+  if (!ctx_.admin.check(req.header("Authorization").value_or(""))) {
+    auto r = error_response(401, "unauthorized",
+                            "send an admin token as 'Authorization: Bearer <token>'");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tripline\"");
+    return r;
+  }
+  if (seg.size() < 3 || seg[1] != "v1") return error_response(404, "not_found", "no such API path");
+  std::vector<std::string_view> rest(seg.begin() + 2, seg.end());
+  if (rest[0] == "receivers") return receivers_api(req, rest);
+  if (rest[0] == "executions") return executions_api(req, rest);
+  if (rest[0] == "tokens") return tokens_api(req, rest);
+  if (rest[0] == "workers") return workers_api(req, rest);
+  if (rest[0] == "drivers" && rest.size() == 1) {
+    if (req.method() != "GET") return method_not_allowed("GET");
+    return drivers_api(req);
+  }
+  return error_response(404, "not_found", "no such API path");
+}
+
+// Every receiver change is committed, read back and published to the cache under one lock, so
+// the cache sees changes in commit order and only ever moves forward (ReceiverCache::put also
+// refuses older versions). Reads never write the cache.
+HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+  if (req.method() != "GET") return method_not_allowed("GET");
+  if (seg.size() == 2) {
+    auto id = parse_id(seg[1]);
+    if (!id) return error_response(404, "not_found", "no such execution");
+    auto e = ctx_.store.get_execution(*id);
+    if (!e.ok()) return from_status(e.status());
+    return json_response(200, execution_json(*e));
+  }
+  if (seg.size() != 1) return error_response(404, "not_found", "no such API path");
+  ExecutionFilter f;
+  auto limit = query_int(req, "limit", 50, 1, 500);
+  auto before = query_int(req, "before", 0, 0, INT64_MAX);
+  auto rid = query_int(req, "receiver_id", 0, 0, INT64_MAX);
+  if (!limit || !before || !rid)
+    return error_response(400, "bad_query", "limit must be 1..500; before and receiver_id are ids");
+  f.limit = int(*limit);
+  f.before_id = *before;
+  if (*rid > 0) f.receiver_id = *rid;
+  if (auto st = req.query("status")) {
+    f.status = parse_execution_status(*st);
+    if (!f.status)
+      return error_response(400, "bad_query", "status must be queued, running, succeeded or failed");
+  }
+  json items = json::array();
+  auto rows = ctx_.store.list_executions(f);
+  if (!rows.ok()) return from_status(rows.status());
+  for (const auto& e : *rows) items.push_back(execution_json(e));
+  json next = rows->size() == size_t(f.limit) ? json(rows->back().id) : json(nullptr);
+  return json_response(200, {{"items", items}, {"next_before", next}});
+}
+
+HttpResponse App::tokens_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+  if (seg.size() == 1 && req.method() == "GET") {
+    json items = json::array();
+    auto tokens = ctx_.store.list_admin_tokens();
+    if (!tokens.ok()) return from_status(tokens.status());
+    for (const auto& t : *tokens)
+      items.push_back({{"id", t.id}, {"name", t.name}, {"created_at", log::format_time(t.created_at)}});
+    return json_response(200, {{"items", items}});
+  }
+  if (seg.size() == 1 && req.method() == "POST") {
+    json body;
+    if (auto bad = parse_body(req, &body)) return *bad;
+    if (!body.contains("name") || !valid_name(body["name"]) || body.size() != 1)
+      return from_status(Status::Invalid("name is required: 1 to 100 printable characters",
+                                         {{"name", "is required: 1 to 100 printable characters"}}));
+    auto created = ctx_.admin.create(body["name"]);
+    if (!created.ok()) return from_status(created.status());
+    const auto& [row, token] = *created;
+    return json_response(201, {{"id", row.id},
+                               {"name", row.name},
+                               {"token", token},
+                               {"created_at", log::format_time(row.created_at)},
+                               {"note", "store this token now: it is not shown again"}});
+  }
+  if (seg.size() == 1) return method_not_allowed("GET, POST");
+  if (seg.size() != 2) return error_response(404, "not_found", "no such API path");
+  auto id = parse_id(seg[1]);
+  if (!id) return error_response(404, "not_found", "no such token");
+  if (req.method() != "DELETE") return method_not_allowed("DELETE");
+  auto tokens = ctx_.store.list_admin_tokens();
+  if (!tokens.ok()) return from_status(tokens.status());
+  Status s = ctx_.store.delete_admin_token(*id);  // Conflict (409) for the last one
+  if (!s.ok()) return from_status(s);
+  // Fail closed: the revoked token stops working now, even if the reload below fails.
+  for (const auto& t : *tokens)
+    if (t.id == *id) ctx_.admin.forget(t.token_hash);
+  if (Status r = ctx_.admin.reload(); !r.ok())
+    log::error("admin tokens could not be reloaded", {{"error", r.message()}});
+  HttpResponse r;
+  r.status = 204;
+  return r;
+}
+
+HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+  auto state = [&] {
+    return json_response(200, {{"paused", ctx_.executor.paused()}, {"queue_depth", ctx_.executor.depth()}, {"in_memory", ctx_.executor.held()}});
+  };
+  if (seg.size() == 1) {
+    if (req.method() != "GET") return method_not_allowed("GET");
+    return state();
+  }
+  if (seg.size() != 2 || (seg[1] != "pause" && seg[1] != "resume"))
+    return error_response(404, "not_found", "no such API path");
+  if (req.method() != "POST") return method_not_allowed("POST");
+  // Recorded first: a pause that a restart forgot would let held work run.
+  bool pause = seg[1] == "pause";
+  if (Status s = ctx_.store.set_setting(kWorkersPausedSetting, pause ? "true" : "false"); !s.ok())
+    return from_status(s);
+  if (pause) ctx_.executor.pause(); else ctx_.executor.resume();
+  log::info(seg[1] == "pause" ? "workers paused" : "workers resumed");
+  return state();
+}
+
+HttpResponse App::drivers_api(const HttpRequest&) {
+  json items = json::array();
+  for (const Driver* d : ctx_.drivers.all())
+    items.push_back({{"name", d->name()}, {"config_schema", d->config_schema()}});
+  return json_response(200, {{"items", items}});
+}
+
+// The cached answer of the background prober: a hung peer never holds an HTTP thread. Internal
+// addresses and errors are shown only to an admin; everyone else learns ready or not.
+HttpResponse App::readyz(const HttpRequest& req) {
+  Readiness::Snapshot snap;
+  if (ctx_.readiness) snap = ctx_.readiness->snapshot();
+  json body = {{"status", snap.ready ? "ready" : "not ready"}};
+  if (ctx_.admin.check(req.header("Authorization").value_or(""))) body["checks"] = snap.checks;
+  return json_response(snap.ready ? 200 : 503, body);
+}
+
+}  // namespace tripline

@@ -1,0 +1,295 @@
+#include "app.h"
+
+#include <charconv>
+#include <unordered_map>
+#include <chrono>
+
+#include "crypto.h"
+#include "decide.h"
+#include "log.h"
+#include "responses.h"
+
+namespace tripline {
+
+using nlohmann::json;
+
+namespace {
+
+// The trigger layer reads requests through InboundRequest (trigger/request.h), which knows
+// nothing of HTTP.
+class InboundView final : public InboundRequest {
+ public:
+  explicit InboundView(const HttpRequest& r) : r_(r) {}
+  std::string_view method() const override { return r_.method(); }
+  std::string_view body() const override { return r_.body(); }
+  std::optional<std::string> header(std::string_view name) const override { return r_.header(name); }
+  std::optional<std::string> query(std::string_view name) const override { return r_.query(name); }
+
+ private:
+  const HttpRequest& r_;
+};
+
+}  // namespace
+
+std::string App::trigger_url(const Receiver& r) const {
+  return ctx_.public_url + "/_webhooks/" + ctx_.keyring.sign(r.claims());
+}
+
+void App::handle(const HttpRequest& req, Responder respond) {
+  std::string_view path = req.path();
+  constexpr std::string_view kHooks = "/_webhooks/";
+  if (path.rfind(kHooks, 0) == 0 && path.find('/', kHooks.size()) == std::string_view::npos) {
+    std::string_view token = path.substr(kHooks.size());
+    if (req.method() != "POST") {
+      ctx_.metrics.request(Route::kTrigger, 405);
+      return respond(method_not_allowed("POST"));
+    }
+    // `respond` is moved into the ingest callback only at the very end of trigger(), after
+    // which nothing throws; before that, an exception leaves it here to answer with.
+    try {
+      if (token == "trigger") {
+        std::string header = req.header("X-Tripline-Token").value_or("");
+        return trigger(req, header, respond);
+      }
+      return trigger(req, token, respond);
+    } catch (const std::exception& e) {
+      log::error("unhandled exception on the trigger path", {{"error", e.what()}});
+      ctx_.metrics.request(Route::kTrigger, 500);
+      if (respond) respond(error_response(500, "internal", "an internal error occurred; see the server log"));
+      return;
+    }
+  }
+
+  auto segments = split_path(path);
+  Route route = Route::kOther;
+  if (!segments.empty()) {
+    if (segments[0] == "_webhooks") route = Route::kTrigger;
+    else if (segments[0] == "api") route = Route::kApi;
+    else if (segments[0] == "healthz" || segments[0] == "readyz") route = Route::kHealth;
+    else if (segments[0] == "metrics") route = Route::kMetrics;
+  }
+
+  auto started = std::chrono::steady_clock::now();
+  std::string request_id = req.header("X-Request-Id").value_or("");
+  if (request_id.empty() || request_id.size() > 64)
+    request_id = crypto::hex(crypto::random_bytes(8));
+  HttpResponse r;
+  try {
+    if (route == Route::kTrigger) {
+      r = error_response(404, "not_found", "trigger URLs look like /_webhooks/<token>");
+    } else if (route == Route::kApi) {
+      r = api(req, segments);
+    } else if (route == Route::kHealth || route == Route::kMetrics) {
+      if (segments.size() != 1) {
+        r = error_response(404, "not_found", "no such path");
+      } else if (req.method() != "GET") {
+        r = method_not_allowed("GET");
+      } else if (segments[0] == "healthz") {
+        r = json_response(200, {{"status", "ok"}});
+      } else if (segments[0] == "readyz") {
+        r = readyz(req);
+      } else {
+        r.body = ctx_.metrics.render();
+        r.content_type = "text/plain; version=0.0.4";
+      }
+    } else if (auto file = (req.method() == "GET" || req.method() == "HEAD")
+                               ? ui_.serve(path, req.header("If-None-Match"))
+                               : std::nullopt) {
+      route = Route::kUi;
+      r = std::move(*file);
+    } else {
+      r = error_response(404, "not_found", "no such path");
+    }
+  } catch (const std::exception& e) {
+    log::error("unhandled exception", {{"request_id", request_id}, {"error", e.what()}});
+    r = error_response(500, "internal", "an internal error occurred; see the server log");
+  }
+  r.headers.emplace_back("X-Request-Id", request_id);
+  ctx_.metrics.request(route, r.status);
+  if (route == Route::kApi) {
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    log::info("request", {{"request_id", request_id},
+                          {"method", req.method()},
+                          {"path", req.path()},
+                          {"status", r.status},
+                          {"duration_ms", ms},
+                          {"peer", req.peer_address()}});
+  }
+  respond(std::move(r));
+}
+
+// --- trigger path ------------------------------------------------------------------------
+// Token -> receiver cache -> durable insert -> 202. No database read, no driver, no peer.
+
+void App::trigger(const HttpRequest& req, std::string_view token, Responder& respond) {
+  auto reject = [&](RejectReason reason, int status, const char* code, const char* msg) {
+    ctx_.metrics.trigger_rejected(reason);
+    ctx_.metrics.request(Route::kTrigger, status);
+    if (log::enabled(log::Level::kDebug))
+      log::debug("trigger rejected", {{"reason", to_string(reason)},
+                                      {"token", log::redact_token(token)},
+                                      {"peer", req.peer_address()}});
+    // Rejections are what a flood of forged tokens costs us: their bodies are built once.
+    thread_local std::unordered_map<const char*, std::string> bodies;
+    auto [it, fresh] = bodies.try_emplace(msg);
+    if (fresh) it->second = error_response(status, code, msg).body;
+    HttpResponse r;
+    r.status = status;
+    r.body = it->second;
+    respond(std::move(r));
+  };
+
+  // Fast lane: the receiver's current token, issued by us with the newest key.
+  std::shared_ptr<const Receiver> receiver = ctx_.receivers.find_by_token(token);
+  if (!receiver) {
+    // Everything else is verified in full: a token signed with an older key is still good when
+    // its claims match the receiver's current generation; anything else says why it is not.
+    TokenClaims claims;
+    switch (ctx_.keyring.verify(token, &claims)) {
+      case TokenError::kNone: break;
+      case TokenError::kMalformed:
+        return reject(RejectReason::kMalformedToken, 401, "invalid_token", "the trigger token is not valid");
+      case TokenError::kUnknownKey:
+        return reject(RejectReason::kUnknownKey, 401, "invalid_token", "the trigger token is not valid");
+      case TokenError::kBadSignature:
+        return reject(RejectReason::kBadSignature, 401, "invalid_token", "the trigger token is not valid");
+    }
+    receiver = ctx_.receivers.find(claims.receiver_id);
+    if (!receiver)
+      return reject(RejectReason::kUnknownReceiver, 401, "revoked_token",
+                    "this trigger URL's receiver no longer exists");
+    if (receiver->row.generation != claims.generation || receiver->row.nonce != claims.nonce ||
+        receiver->row.driver != claims.driver || receiver->target != claims.target ||
+        receiver->action != claims.action)
+      return reject(RejectReason::kRevoked, 401, "revoked_token",
+                    "this trigger URL was replaced; get the current one from the receiver");
+  }
+  if (!receiver->row.enabled)
+    return reject(RejectReason::kDisabled, 403, "receiver_disabled", "this receiver is disabled");
+
+  Ingest::Trigger t;
+  if (auto k = req.header("Idempotency-Key")) {
+    if (k->empty() || k->size() > 255)
+      return reject(RejectReason::kBadRequest, 400, "bad_idempotency_key",
+                    "Idempotency-Key must be 1 to 255 characters");
+    t.idempotency_key = std::move(*k);
+  }
+  Reservation claim;  // what the request took from the receiver's limits
+  if (!receiver->simple && !apply_receiver_logic(req, *receiver, t, respond)) return;
+  if (!admit(*receiver, t, &claim, respond)) return;
+
+  auto* metrics = &ctx_.metrics;
+  int64_t rid = receiver->row.id;
+  t.receiver = std::move(receiver);
+  Ingest::Done done = [metrics, rid, claim = std::move(claim), respond = std::move(respond)](
+                          const Status& s, const Accepted& a) mutable {
+    // Limits count committed executions only: a failed commit or a replay gives back its claim.
+    if (!s.ok() || a.replayed || a.revoked) claim.release(); else claim.settle();
+    HttpResponse r;
+    if (s.ok() && a.revoked) {
+      metrics->trigger_rejected(RejectReason::kRevoked);
+      r = error_response(401, "revoked_token", "this trigger URL was revoked while the request was being recorded");
+    } else if (!s.ok()) {
+      metrics->trigger_rejected(a.overloaded ? RejectReason::kOverloaded : RejectReason::kStorageFailed);
+      r = error_response(503, a.overloaded ? "overloaded" : "unavailable",
+                         a.overloaded ? "too many triggers are waiting to be recorded; retry"
+                                      : "the execution could not be recorded; retry");
+      r.headers.emplace_back("Retry-After", "1");
+    } else {
+      if (!a.replayed) metrics->trigger_accepted();
+      r = accepted_response(a.execution_id, rid, a.replayed);
+    }
+    metrics->request(Route::kTrigger, r.status);
+    respond(std::move(r));
+  };
+  ctx_.ingest.submit(std::move(t), std::move(done));
+}
+
+// The decision is trigger/decide.h's; here it becomes a status code, a body and metrics.
+bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
+                               Responder& respond) {
+  auto answer = [&](HttpResponse&& resp) {
+    ctx_.metrics.request(Route::kTrigger, resp.status);
+    respond(std::move(resp));
+    return false;
+  };
+  const InboundView inbound(req);
+  std::string caller = caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies);
+  TriggerDecision verdict =
+      decide(TriggerInput{inbound, caller, now_ms(), std::move(t.idempotency_key)}, r, ctx_.secrets);
+
+  if (auto* accept = std::get_if<Accept>(&verdict)) {
+    t.idempotency_key = std::move(accept->idempotency_key);
+    t.config = std::move(accept->config);
+    t.config_text = std::move(accept->config_text);
+    t.action = std::move(accept->action);
+    return true;
+  }
+  if (auto* ignore = std::get_if<Ignore>(&verdict)) {
+    ctx_.metrics.trigger_ignored(ignore->why);
+    json body = {{"ignored", true}, {"reason", std::move(ignore->reason)}};
+    if (ignore->rule_index >= 0) body["rule"] = ignore->rule_index;
+    if (!ignore->rule_name.empty()) body["rule_name"] = ignore->rule_name;
+    return answer(json_response(r.rules->ignore_status(), body));
+  }
+  const auto& reject = std::get<Reject>(verdict);
+  if (reject.auth != AuthFailure::kNone) {
+    ctx_.metrics.trigger_rejected(RejectReason::kUnauthorized);
+    ctx_.metrics.auth_failed(static_cast<size_t>(reject.auth));
+    bool forbidden = reject.auth == AuthFailure::kSourceNotAllowed;
+    return answer(error_response(forbidden ? 403 : 401, forbidden ? "forbidden" : "unauthorized",
+                                 auth_message(reject.auth)));
+  }
+  ctx_.metrics.trigger_rejected(RejectReason::kBadRequest);
+  return answer(from_status(reject.status));
+}
+
+// Limits, for every receiver: the cooldown per action, the queue cap and the token bucket,
+// claimed until the commit (the Done callback gives the claim back if nothing was recorded).
+bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Responder& respond) {
+  auto answer = [&](HttpResponse&& resp) {
+    ctx_.metrics.request(Route::kTrigger, resp.status);
+    respond(std::move(resp));
+    return false;
+  };
+  const std::string& action = t.action.empty() ? r.action : t.action;
+  int64_t wait = 0;
+  auto verdict = r.limiter->reserve(r.limits, action, t.idempotency_key, now_ms(), claim, &wait);
+  if (verdict == LimiterState::Verdict::kOk) return true;
+  // A sender retrying a delivery we accepted (its answer was lost) must hear about that
+  // execution, not a refusal: only here, off the hot path, is its key looked up.
+  if (!t.idempotency_key.empty() && verdict != LimiterState::Verdict::kInFlight) {
+    auto earlier = ctx_.store.find_execution_by_key(r.row.id, t.idempotency_key);
+    if (!earlier.ok()) verdict = LimiterState::Verdict::kInFlight;  // cannot tell: ask to retry
+    else if (*earlier) return answer(accepted_response(**earlier, r.row.id, true));
+  }
+  switch (verdict) {
+    case LimiterState::Verdict::kOk: return true;
+    case LimiterState::Verdict::kInFlight: {
+      auto resp = error_response(503, "unavailable", "an earlier delivery of this message is still being recorded; retry");
+      resp.headers.emplace_back("Retry-After", "1");
+      return answer(std::move(resp));
+    }
+    case LimiterState::Verdict::kRateLimited: {
+      ctx_.metrics.trigger_rejected(RejectReason::kRateLimited);
+      auto resp = error_response(429, "rate_limited", "this receiver is being triggered too often; retry later");
+      resp.headers.emplace_back("Retry-After", std::to_string(wait));
+      return answer(std::move(resp));
+    }
+    case LimiterState::Verdict::kQueueFull: {
+      ctx_.metrics.trigger_rejected(RejectReason::kQueueFull);
+      auto resp = error_response(429, "queue_full",
+                                 "this receiver has too many executions waiting to run; retry later");
+      resp.headers.emplace_back("Retry-After", std::to_string(wait));
+      return answer(std::move(resp));
+    }
+    case LimiterState::Verdict::kCoolingDown: break;
+  }
+  ctx_.metrics.trigger_ignored(IgnoreReason::kCooldown);
+  json body = {{"ignored", true},
+               {"reason", "cooling down: \"" + action + "\" ran less than " +
+                              std::to_string(r.limits.cooldown_ms / 1000) + " s ago"}};
+  return answer(json_response(r.rules->ignore_status(), body));
+}
+
+}  // namespace tripline

@@ -1,0 +1,271 @@
+// /api/v1/receivers: create, read, update, delete, rotate; a receiver's JSON view.
+#include <algorithm>
+
+#include "app.h"
+#include "log.h"
+#include "responses.h"
+
+namespace tripline {
+
+using nlohmann::json;
+
+namespace {
+
+// The receiver fields a client may send, checked before the driver sees the config.
+Status check_receiver_body(const json& body, bool require_driver) {
+  std::vector<FieldError> errors;
+  for (const auto& [k, _] : body.items())
+    if (k != "name" && k != "driver" && k != "config" && k != "enabled" && k != "rules" &&
+        k != "auth" && k != "limits")
+      errors.push_back({k, "is not a receiver field"});
+  if (!body.contains("name") || !valid_name(body["name"]))
+    errors.push_back({"name", "is required: 1 to 100 printable characters"});
+  if (require_driver && (!body.contains("driver") || !body["driver"].is_string()))
+    errors.push_back({"driver", "is required (see GET /api/v1/drivers)"});
+  if (!body.contains("config") || !body["config"].is_object())
+    errors.push_back({"config", "is required and must be an object"});
+  if (body.contains("enabled") && !body["enabled"].is_boolean())
+    errors.push_back({"enabled", "must be true or false"});
+  if (errors.empty()) return Status::Ok();
+  return Status::Invalid(errors.front().field + " " + errors.front().message, errors);
+}
+
+}  // namespace
+
+Result<json> App::receiver_json(const Receiver& r) const {
+  ExecutionFilter last;
+  last.receiver_id = r.row.id;
+  last.limit = 1;
+  auto rows = ctx_.store.list_executions(last);
+  if (!rows.ok()) return rows.status();
+  return json{{"id", r.row.id},
+          {"last_execution", rows->empty() ? json(nullptr) : execution_json(rows->front())},
+          {"name", r.row.name},
+          {"driver", r.row.driver},
+          {"config", redact_config(r.stored_config(), *r.secret_fields)},
+          {"rules", r.row.rules},
+          {"auth", InboundAuth::redact(r.row.auth)},
+          {"limits", r.row.limits},
+          {"enabled", r.row.enabled},
+          {"generation", r.row.generation},
+          {"description", r.description},
+          {"target", r.target},
+          {"action", r.action},
+          {"trigger_url", trigger_url(r)},
+          {"created_at", log::format_time(r.row.created_at)},
+          {"updated_at", log::format_time(r.row.updated_at)}};
+}
+
+HttpResponse App::commit_receiver(int status, const std::function<Result<ReceiverRow>()>& write,
+                                  std::optional<bool> url_revoked) {
+  std::shared_ptr<const Receiver> published;
+  {
+    std::lock_guard lock(receiver_writes_);
+    auto row = write();
+    if (!row.ok()) return from_status(row.status());
+    auto r = make_receiver(*row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false, ctx_.default_limits);
+    if (!r.ok()) {
+      // Committed but unusable (e.g. its sealed secrets do not open): no older version may go on
+      // answering for it.
+      ctx_.receivers.erase(row->id, /*deleted=*/false);
+      return from_status(r.status());
+    }
+    if (auto old = ctx_.receivers.find(row->id))  // cooldowns and rate limits outlive an edit
+      std::const_pointer_cast<Receiver>(*r)->limiter = old->limiter;
+    else
+      seed_limiter(**r, /*existing=*/row->version > 1);
+    ctx_.receivers.put(*r);
+    published = *r;
+  }
+  auto body = receiver_json(*published);
+  if (!body.ok()) return from_status(body.status());
+  if (url_revoked) body.value()["url_revoked"] = *url_revoked;
+  return json_response(status, *body);
+}
+
+void App::seed_limiter(const Receiver& r, bool existing) {
+  if (existing) {  // e.g. a receiver that could not be loaded before: its backlog still counts
+    auto queued = ctx_.store.unfinished_count(r.row.id);
+    if (queued.ok()) r.limiter->queued()->store(*queued, std::memory_order_relaxed);
+  }
+  auto recent = ctx_.store.recent_executions(r.row.id, now_ms() - r.limits.memory_ms());
+  if (recent.ok())
+    r.limiter->seed(r.limits, *recent);
+  else
+    log::error("could not read recent executions for limits",
+               {{"receiver_id", r.row.id}, {"error", recent.status().message()}});
+}
+
+// The receiver as committed: the cached one when it is that version, else built for the view.
+Result<std::shared_ptr<const Receiver>> App::view_of(const ReceiverRow& row) {
+  auto cached = ctx_.receivers.find(row.id);
+  if (cached && cached->row.version == row.version) return cached;
+  return make_receiver(row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false, ctx_.default_limits);
+}
+
+HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+  if (seg.size() == 1) {
+    if (req.method() == "POST") return create_receiver(req);
+    if (req.method() != "GET") return method_not_allowed("GET, POST");
+    auto limit = query_int(req, "limit", 50, 1, 500);
+    auto offset = query_int(req, "offset", 0, 0, INT64_MAX);
+    if (!limit || !offset)
+      return error_response(400, "bad_query", "limit must be 1..500 and offset 0 or more");
+    int64_t total = 0;
+    auto rows = ctx_.store.list_receivers(int(*limit), *offset, &total);
+    if (!rows.ok()) return from_status(rows.status());
+    json items = json::array();
+    for (const auto& row : *rows) {
+      // A receiver that cannot be loaded is still listed, with why, so `total` and the page agree.
+      auto r = view_of(row);
+      if (!r.ok()) {
+        items.push_back({{"id", row.id}, {"name", row.name}, {"driver", row.driver},
+                         {"enabled", row.enabled}, {"error", r.status().message()}});
+        continue;
+      }
+      auto view = receiver_json(**r);
+      if (!view.ok()) return from_status(view.status());
+      items.push_back(std::move(view).value());
+    }
+    return json_response(200, {{"items", items}, {"total", total}, {"limit", *limit}, {"offset", *offset}});
+  }
+  auto id = parse_id(seg[1]);
+  if (!id) return error_response(404, "not_found", "no such receiver");
+  if (seg.size() == 2) {
+    if (req.method() == "GET") {
+      auto row = ctx_.store.get_receiver(*id);
+      if (!row.ok()) return from_status(row.status());
+      auto r = view_of(*row);
+      if (!r.ok()) return from_status(r.status());
+      auto view = receiver_json(**r);
+      if (!view.ok()) return from_status(view.status());
+      return json_response(200, *view);
+    }
+    if (req.method() == "PUT") return update_receiver(req, *id);
+    if (req.method() == "DELETE") {
+      std::lock_guard lock(receiver_writes_);
+      Status s = ctx_.store.delete_receiver(*id);
+      if (!s.ok()) return from_status(s);
+      ctx_.receivers.erase(*id, /*deleted=*/true);
+      HttpResponse r;
+      r.status = 204;
+      return r;
+    }
+    return method_not_allowed("GET, PUT, DELETE");
+  }
+  if (seg.size() != 3) return error_response(404, "not_found", "no such API path");
+  std::string_view verb = seg[2];
+  if (verb != "enable" && verb != "disable" && verb != "rotate" && verb != "test")
+    return error_response(404, "not_found", "no such API path");
+  if (req.method() != "POST") return method_not_allowed("POST");
+  Store& store = ctx_.store;
+  int64_t rid = *id;
+  if (verb == "enable") return commit_receiver(200, [&] { return store.set_enabled(rid, true); });
+  if (verb == "disable")
+    return commit_receiver(200, [&] { return store.set_enabled(rid, false); }, true);
+  if (verb == "rotate") return commit_receiver(200, [&] { return store.bump_generation(rid); }, true);
+  // test: a dry run, the driver's plan without apply.
+  auto receiver = ctx_.receivers.find(*id);
+  if (!receiver) return error_response(404, "not_found", "no such receiver");
+  Plan plan = receiver->driver->plan(*receiver->config);
+  if (!plan.ok())
+    return json_response(200, {{"dry_run", true},
+                               {"ok", false},
+                               {"retryable", plan.failure.kind == Outcome::Kind::kRetryable},
+                               {"error", plan.failure.reason}});
+  return json_response(200, {{"dry_run", true}, {"ok", true}, {"plan", plan.desired},
+                             {"description", receiver->description}});
+}
+
+HttpResponse App::create_receiver(const HttpRequest& req) {
+  json body;
+  if (auto bad = parse_body(req, &body)) return *bad;
+  if (Status s = check_receiver_body(body, true); !s.ok()) return from_status(s);
+  ReceiverRow row;
+  row.name = body["name"];
+  row.driver = body["driver"];
+  row.config = body["config"];
+  row.rules = body.value("rules", json(nullptr));
+  row.auth = body.value("auth", json(nullptr));
+  row.limits = body.value("limits", json(nullptr));
+  row.enabled = body.value("enabled", true);
+  row.nonce = crypto::base64url_encode(crypto::random_bytes(16));
+  auto checked = check_receiver(row, std::nullopt);
+  if (!checked.ok()) return from_status(checked.status());
+  const ReceiverRow stored = (*checked)->stored_row();
+  return commit_receiver(201, [&] { return ctx_.store.insert_receiver(stored); });
+}
+
+Result<std::shared_ptr<const Receiver>> App::check_receiver(ReceiverRow row,
+                                                           const std::optional<ReceiverRow>& previous) {
+  const Driver* driver = ctx_.drivers.find(row.driver);
+  if (driver) {
+    auto secrets = secret_fields(*driver);
+    row.config = seal_config(row.config, secrets, ctx_.secrets, previous ? previous->config : json(nullptr));
+    // A rule's "set" may change only what the driver declares per request: never the target or
+    // the action the URL grants, nor a secret (rules are stored and shown as written).
+    auto allowed = request_fields(*driver);
+    if (row.rules.is_object() && row.rules.contains("rules") && row.rules["rules"].is_array()) {
+      const auto& rules = row.rules["rules"];
+      for (size_t i = 0; i < rules.size(); ++i) {
+        if (!rules[i].is_object() || !rules[i].contains("set") || !rules[i]["set"].is_object()) continue;
+        for (const auto& [k, v] : rules[i]["set"].items()) {
+          if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
+          std::string field = "rules.rules[" + std::to_string(i) + "].set." + k;
+          std::string why = std::find(secrets.begin(), secrets.end(), k) != secrets.end()
+                                ? "is a secret: set it in config, where it is stored sealed"
+                                : "cannot be set per request: the trigger URL grants config." + k +
+                                      " as saved";
+          why += " (" + row.driver + " lets rules set:";
+          for (const auto& a : allowed) why += " " + a;
+          why += allowed.empty() ? " nothing)" : ")";
+          return Status::Invalid(field + " " + why, {{field, why}});
+        }
+      }
+    }
+  }
+  auto auth = InboundAuth::prepare_for_storage(row.auth, previous ? previous->auth : json(nullptr), ctx_.secrets);
+  if (!auth.ok()) return auth.status();
+  row.auth = std::move(auth).value();
+  // Validated against the driver and its live peer before anything is stored.
+  return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, /*check_peer=*/true, ctx_.default_limits);
+}
+
+HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
+  json body;
+  if (auto bad = parse_body(req, &body)) return *bad;
+  if (Status s = check_receiver_body(body, false); !s.ok()) return from_status(s);
+  auto dry = req.query("dry_run");
+  if (dry && *dry != "true" && *dry != "false")
+    return error_response(400, "bad_query", "dry_run must be true or false");
+  bool dry_run = dry && *dry == "true";
+  auto current = ctx_.store.get_receiver(id);
+  if (!current.ok()) return from_status(current.status());
+  if (body.contains("driver") && body["driver"] != current->driver)
+    return from_status(Status::Invalid("driver cannot change; create a new receiver",
+                                       {{"driver", "cannot change; create a new receiver"}}));
+  ReceiverRow row = *current;
+  row.name = body["name"];
+  row.config = body["config"];
+  // PUT replaces: rules, auth and limits left out are removed.
+  row.rules = body.value("rules", json(nullptr));
+  row.auth = body.value("auth", json(nullptr));
+  row.limits = body.value("limits", json(nullptr));
+  row.enabled = body.value("enabled", current->enabled);
+  auto checked = check_receiver(row, *current);
+  if (!checked.ok()) return from_status(checked.status());
+  // The URL is revoked only when what it grants changes (or the receiver is disabled): edits of
+  // bounds, rules, limits or the name keep it, so an alerting config keeps working.
+  auto before = view_of(*current);
+  bool revoke = !before.ok() || (*before)->target != (*checked)->target ||
+                (*before)->action != (*checked)->action || (current->enabled && !row.enabled);
+  if (dry_run)
+    return json_response(200, {{"dry_run", true}, {"valid", true}, {"url_revoked", revoke},
+                               {"description", (*checked)->description}});
+  const ReceiverRow stored = (*checked)->stored_row();
+  int64_t version = current->version;
+  return commit_receiver(
+      200, [&] { return ctx_.store.update_receiver(id, stored, version, revoke); }, revoke);
+}
+
+}  // namespace tripline

@@ -1,0 +1,22 @@
+// The inbound request as the trigger decision reads it (rules, inbound auth): no HTTP server
+// types, no routing. The route layer adapts its HttpRequest to this; tests build one in memory
+// (tests/support/fake_request.h).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tripline {
+
+class InboundRequest {
+ public:
+  virtual ~InboundRequest() = default;
+  virtual std::string_view method() const = 0;  // "GET", "POST", ...
+  virtual std::string_view body() const = 0;
+  // Header value by case-insensitive name; the first when repeated.
+  virtual std::optional<std::string> header(std::string_view name) const = 0;
+  virtual std::optional<std::string> query(std::string_view name) const = 0;
+};
+
+}  // namespace tripline

@@ -1,0 +1,144 @@
+// decide() (server/trigger/decide.h) without a server: a receiver made as the service makes it
+// (make_receiver, real drivers, no peer), a request built in memory.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "../support/fake_request.h"
+#include "decide.h"
+#include "registry.h"
+
+using namespace tripline;
+using nlohmann::json;
+using tripline::test::FakeRequest;
+
+namespace {
+
+const SecretBox& box() {
+  static const SecretBox b = SecretBox::from_key(std::string(32, 's'));
+  return b;
+}
+
+const DriverRegistry& drivers() {
+  static const DriverRegistry* r = [] {
+    auto* reg = new DriverRegistry;
+    register_drivers(*reg, DriverEnv().set("docker-host", "http://127.0.0.1:1"));
+    return reg;
+  }();
+  return *r;
+}
+
+std::shared_ptr<const Receiver> scale_receiver(json rules, json auth = nullptr) {
+  ReceiverRow row;
+  row.id = 1;
+  row.name = "web";
+  row.driver = "scale-service";
+  row.config = json::parse(R"({"backend":"swarm","service":"web","action":"up","by":1,"min":1,"max":5})");
+  row.rules = std::move(rules);
+  if (!auth.is_null()) {
+    auto stored = InboundAuth::prepare_for_storage(auth, nullptr, box());
+    REQUIRE(stored.ok());
+    row.auth = *stored;
+  }
+  row.nonce = "n1";
+  auto r = make_receiver(std::move(row), drivers(), box(), /*check_peer=*/false);
+  REQUIRE(r.ok());
+  return *r;
+}
+
+TriggerDecision run(const Receiver& r, const FakeRequest& req, std::string caller = "203.0.113.7",
+                    std::string key = "") {
+  return decide(TriggerInput{req, caller, 1'700'000'000'000, std::move(key)}, r, box());
+}
+
+}  // namespace
+
+TEST_CASE("decide: a receiver with no auth, rules or bound values accepts as configured") {
+  auto r = scale_receiver(nullptr);
+  CHECK(r->simple);
+  FakeRequest req;
+  auto d = run(*r, req, "203.0.113.7", "delivery-1");
+  REQUIRE(std::holds_alternative<Accept>(d));
+  const auto& a = std::get<Accept>(d);
+  CHECK(a.idempotency_key == "delivery-1");
+  CHECK(a.config == nullptr);
+  CHECK(a.action.empty());
+}
+
+TEST_CASE("decide: a rule that ignores the request is an Ignore naming the rule") {
+  auto r = scale_receiver(json::parse(
+      R"({"rules":[{"name":"not prod","when":{"field":"body:/env","op":"not_equals","value":"prod"},"then":"ignore"}]})"));
+  FakeRequest req;
+  req.body_ = R"({"env":"dev"})";
+  auto d = run(*r, req);
+  REQUIRE(std::holds_alternative<Ignore>(d));
+  CHECK(std::get<Ignore>(d).why == IgnoreReason::kRule);
+  CHECK(std::get<Ignore>(d).rule_index == 0);
+  CHECK(std::get<Ignore>(d).rule_name == "not prod");
+  req.body_ = R"({"env":"prod"})";
+  CHECK(std::holds_alternative<Accept>(run(*r, req)));
+}
+
+TEST_CASE("decide: a per-request value changes the config, within the schema, not the grant") {
+  auto r = scale_receiver(
+      json::parse(R"({"rules":[{"set":{"by":{"from_request":"body:/by"}}}]})"));
+  FakeRequest req;
+  req.body_ = R"({"by":3})";
+  auto d = run(*r, req);
+  REQUIRE(std::holds_alternative<Accept>(d));
+  const auto& a = std::get<Accept>(d);
+  REQUIRE(a.config != nullptr);
+  CHECK(json::parse(a.config_text)["by"] == 3);
+  CHECK(a.action.empty());  // still "up"
+
+  req.body_ = R"({"by":100000})";  // over the schema's maximum (10000)
+  auto over = run(*r, req);
+  REQUIRE(std::holds_alternative<Reject>(over));
+  CHECK(std::get<Reject>(over).auth == AuthFailure::kNone);
+  CHECK(std::get<Reject>(over).status.code() == Status::Code::kInvalid);
+
+  req.body_ = R"({"other":1})";  // the value is missing
+  CHECK(std::holds_alternative<Reject>(run(*r, req)));
+}
+
+TEST_CASE("decide: inbound auth refuses before rules are read") {
+  auto r = scale_receiver(nullptr, json{{"bearer_token", "s3cret-bearer"}});
+  FakeRequest req;
+  auto missing = run(*r, req);
+  REQUIRE(std::holds_alternative<Reject>(missing));
+  CHECK(std::get<Reject>(missing).auth == AuthFailure::kMissingCredential);
+  req.headers_.push_back({"Authorization", "Bearer wrong"});
+  CHECK(std::get<Reject>(run(*r, req)).auth == AuthFailure::kBadCredential);
+  req.headers_.back().second = "Bearer s3cret-bearer";
+  CHECK(std::holds_alternative<Accept>(run(*r, req)));
+
+  auto only_lan = scale_receiver(nullptr, json{{"allow_sources", {"10.0.0.0/8"}}});
+  CHECK(std::get<Reject>(run(*only_lan, req, "203.0.113.7")).auth == AuthFailure::kSourceNotAllowed);
+  CHECK(std::holds_alternative<Accept>(run(*only_lan, req, "10.1.2.3")));
+}
+
+TEST_CASE("decide: Alertmanager firing runs, resolved runs the inverse, re-sends share a key") {
+  auto r = scale_receiver(json{{"preset", "alertmanager"}, {"on_resolved", "inverse"}});
+  FakeRequest req;
+  req.body_ = R"({"version":"4","status":"firing","receiver":"r","groupKey":"g","alerts":[{"status":"firing","labels":{"alertname":"High"},"fingerprint":"f1","startsAt":"2024-01-01T00:00:00Z"}]})";
+  auto firing = run(*r, req);
+  REQUIRE(std::holds_alternative<Accept>(firing));
+  CHECK_FALSE(std::get<Accept>(firing).idempotency_key.empty());
+  CHECK(std::get<Accept>(firing).idempotency_key == std::get<Accept>(run(*r, req)).idempotency_key);
+
+  auto resolved_body = json::parse(req.body_);
+  resolved_body["status"] = "resolved";
+  resolved_body["alerts"][0]["status"] = "resolved";
+  req.body_ = resolved_body.dump();
+  auto resolved = run(*r, req);
+  REQUIRE(std::holds_alternative<Accept>(resolved));
+  CHECK(std::get<Accept>(resolved).action == "down");
+
+  req.body_ = R"({"status":"firing"})";  // not an Alertmanager payload
+  CHECK(std::holds_alternative<Reject>(run(*r, req)));
+
+  auto ignoring = scale_receiver(json{{"preset", "alertmanager"}});
+  req.body_ = resolved_body.dump();
+  auto ignored = run(*ignoring, req);
+  REQUIRE(std::holds_alternative<Ignore>(ignored));
+  CHECK(std::get<Ignore>(ignored).why == IgnoreReason::kResolved);
+}
