@@ -20,9 +20,10 @@ Status seed_receivers(const std::string& db_path, int count, const std::string& 
     db.exec("PRAGMA journal_mode = WAL");
     SQLite::Transaction tx(db);
     // The statement of Store::insert_receiver.
-    SQLite::Statement q(db,
-                        "INSERT INTO receivers (name, driver, config, rules, auth, limits, enabled, "
-                        "created_at, updated_at, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    SQLite::Statement q(
+        db,
+        "INSERT INTO receivers (name, driver, config, rules, auth, limits, enabled, "
+        "created_at, updated_at, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     int64_t now = now_ms();
     for (int i = 0; i < count; ++i) {
       std::string name = prefix + "-" + std::to_string(i);

@@ -9,8 +9,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bench_seed_receivers DB_PATH COUNT PROVIDER_URL [PREFIX]\n");
     return 2;
   }
-  tripline::Status s = tripline::seed_receivers(argv[1], std::stoi(argv[2]), argv[3],
-                                                argc == 5 ? argv[4] : "bench");
+  tripline::Status s =
+      tripline::seed_receivers(argv[1], std::stoi(argv[2]), argv[3], argc == 5 ? argv[4] : "bench");
   if (!s.ok()) {
     std::fprintf(stderr, "bench_seed_receivers: %s\n", s.message().c_str());
     return 1;

@@ -37,8 +37,8 @@
 
 #include <map>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -89,10 +89,13 @@ struct TriggerRequest {
 struct Outcome {
   enum class Kind { kSucceeded, kRetryable, kFinal };
   Kind kind = Kind::kSucceeded;
-  std::string reason;     // for failures: a sentence that tells the operator what happened
-  nlohmann::json result;  // for success: what changed, e.g. {"replicas_before":3,"replicas_after":5}
+  std::string reason;  // for failures: a sentence that tells the operator what happened
+  nlohmann::json
+      result;  // for success: what changed, e.g. {"replicas_before":3,"replicas_after":5}
 
-  static Outcome succeeded(nlohmann::json result) { return {Kind::kSucceeded, {}, std::move(result)}; }
+  static Outcome succeeded(nlohmann::json result) {
+    return {Kind::kSucceeded, {}, std::move(result)};
+  }
   static Outcome retryable(std::string why) { return {Kind::kRetryable, std::move(why), nullptr}; }
   static Outcome final(std::string why) { return {Kind::kFinal, std::move(why), nullptr}; }
   bool ok() const { return kind == Kind::kSucceeded; }

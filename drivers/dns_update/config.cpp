@@ -1,12 +1,12 @@
 #include "config.h"
 
-#include "json_limits.h"
-
 #include <arpa/inet.h>
 #include <re2/re2.h>
 
 #include <algorithm>
 #include <cctype>
+
+#include "json_limits.h"
 
 namespace tripline::dns_update {
 
@@ -18,10 +18,14 @@ const char* to_string(Backend b) {
 
 const char* to_string(RecordType t) {
   switch (t) {
-    case RecordType::kA: return "A";
-    case RecordType::kAAAA: return "AAAA";
-    case RecordType::kCNAME: return "CNAME";
-    case RecordType::kTXT: return "TXT";
+    case RecordType::kA:
+      return "A";
+    case RecordType::kAAAA:
+      return "AAAA";
+    case RecordType::kCNAME:
+      return "CNAME";
+    case RecordType::kTXT:
+      return "TXT";
   }
   return "?";
 }
@@ -114,19 +118,26 @@ bool parse_server(const std::string& s, std::string* host, uint16_t* port) {
 }
 
 bool valid_url(const std::string& u) {
-  static const re2::RE2 re(R"(https?://[A-Za-z0-9._~%!$&'()*+,;=:@\[\]-]+(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?)",
-                           re2::RE2::Latin1);
+  static const re2::RE2 re(
+      R"(https?://[A-Za-z0-9._~%!$&'()*+,;=:@\[\]-]+(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?)",
+      re2::RE2::Latin1);
   return u.size() <= 2048 && re2::RE2::FullMatch(u, re);
 }
 
 const char* json_type(const json& j) {
   switch (j.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array";
-    case json::value_t::string: return "a string";
-    default: return "a number";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::string:
+      return "a string";
+    default:
+      return "a number";
   }
 }
 
@@ -201,7 +212,7 @@ Result<Config> parse_config(const json& j) {
   if (!j.is_object())
     return Status::Invalid("config must be a JSON object", {{"config", "must be an object"}});
 
-  static const char* kKnown[] = {"backend",     "server",        "zone",        "tsig_key_name",
+  static const char* kKnown[] = {"backend",     "server",         "zone",         "tsig_key_name",
                                  "tsig_secret", "tsig_algorithm", "provider_url", "record",
                                  "action",      "value"};
   for (const auto& item : j.items()) {
@@ -241,7 +252,8 @@ Result<Config> parse_config(const json& j) {
       errors.push_back({"config.provider_url", "is for externaldns-webhook; rfc2136 takes server"});
     if (get_string(j, "server", "config.server", &c.server, true) &&
         !parse_server(c.server, &c.server_host, &c.server_port))
-      errors.push_back({"config.server", "must be host or host:port (an IPv6 address in brackets)"});
+      errors.push_back(
+          {"config.server", "must be host or host:port (an IPv6 address in brackets)"});
     std::string zone;
     if (get_string(j, "zone", "config.zone", &zone, true)) {
       c.zone = normalize_name(zone);
@@ -269,13 +281,13 @@ Result<Config> parse_config(const json& j) {
     }
     if (get_string(j, "tsig_secret", "config.tsig_secret", &c.tsig_secret, true) &&
         !valid_base64(c.tsig_secret))
-      errors.push_back({"config.tsig_secret",
-                        "must be the key's base64 secret, as tsig-keygen prints it"});
+      errors.push_back(
+          {"config.tsig_secret", "must be the key's base64 secret, as tsig-keygen prints it"});
   } else if (have_backend) {
     for (const char* f : {"server", "zone", "tsig_key_name", "tsig_secret", "tsig_algorithm"})
       if (j.contains(f))
-        errors.push_back({std::string("config.") + f,
-                          "is for rfc2136; externaldns-webhook takes provider_url"});
+        errors.push_back(
+            {std::string("config.") + f, "is for rfc2136; externaldns-webhook takes provider_url"});
     if (get_string(j, "provider_url", "config.provider_url", &c.provider_url, true)) {
       while (c.provider_url.size() > 1 && c.provider_url.back() == '/') c.provider_url.pop_back();
       auto authority_end = c.provider_url.find('/', c.provider_url.find("://") + 3);
@@ -285,8 +297,8 @@ Result<Config> parse_config(const json& j) {
                           "must not carry credentials (user:password@): the provider URL is part "
                           "of the target, readable in every trigger URL"});
       else if (!valid_url(c.provider_url))
-        errors.push_back({"config.provider_url",
-                          "must be an http(s) URL such as http://127.0.0.1:8888"});
+        errors.push_back(
+            {"config.provider_url", "must be an http(s) URL such as http://127.0.0.1:8888"});
     }
   }
 
@@ -312,10 +324,14 @@ Result<Config> parse_config(const json& j) {
     if (get_string(*rec, "type", "config.record.type", &type, true)) {
       type = lower(type);
       have_type = true;
-      if (type == "a") c.type = RecordType::kA;
-      else if (type == "aaaa") c.type = RecordType::kAAAA;
-      else if (type == "cname") c.type = RecordType::kCNAME;
-      else if (type == "txt") c.type = RecordType::kTXT;
+      if (type == "a")
+        c.type = RecordType::kA;
+      else if (type == "aaaa")
+        c.type = RecordType::kAAAA;
+      else if (type == "cname")
+        c.type = RecordType::kCNAME;
+      else if (type == "txt")
+        c.type = RecordType::kTXT;
       else {
         have_type = false;
         errors.push_back({"config.record.type", "must be A, AAAA, CNAME or TXT"});
@@ -323,7 +339,8 @@ Result<Config> parse_config(const json& j) {
     }
     if (auto ttl = rec->find("ttl"); ttl != rec->end()) {
       if (!ttl->is_number_integer() || ttl->get<int64_t>() < 0 || ttl->get<int64_t>() > kMaxTtl)
-        errors.push_back({"config.record.ttl", "must be a whole number of seconds, 0 to 2147483647"});
+        errors.push_back(
+            {"config.record.ttl", "must be a whole number of seconds, 0 to 2147483647"});
       else
         c.ttl = ttl->get<int64_t>();
     }
@@ -384,8 +401,8 @@ Result<Config> parse_config(const json& j) {
       errors.push_back({"config.value.from", "must be caller-ip or body"});
     }
   } else if (have_action) {
-    errors.push_back({"config.value",
-                      "must be a string or an object such as {\"from\":\"caller-ip\"}"});
+    errors.push_back(
+        {"config.value", "must be a string or an object such as {\"from\":\"caller-ip\"}"});
   }
 
   if (!errors.empty()) {
@@ -409,9 +426,8 @@ Result<json> bind_value(const json& stored, const TriggerRequest& request) {
       return Status::Invalid("request.caller_ip is unknown", {{"request.caller_ip", "is unknown"}});
     // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
     const json* record = stored.contains("record") ? &stored["record"] : nullptr;
-    const json* type = record && record->is_object() && record->contains("type")
-                           ? &(*record)["type"]
-                           : nullptr;
+    const json* type =
+        record && record->is_object() && record->contains("type") ? &(*record)["type"] : nullptr;
     if (type && type->is_string() && lower(type->get<std::string>()) == "a" &&
         ip.rfind("::ffff:", 0) == 0 && is_ipv4(ip.substr(7)))
       ip = ip.substr(7);
@@ -490,9 +506,7 @@ json config_schema() {
       {"required", {"backend", "record", "action"}},
       {"properties",
        {{"backend",
-         {{"type", "string"},
-          {"enum", {"rfc2136", "externaldns-webhook"}},
-          {"title", "Backend"}}},
+         {{"type", "string"}, {"enum", {"rfc2136", "externaldns-webhook"}}, {"title", "Backend"}}},
         {"server",
          {{"type", "string"},
           {"title", "DNS server (rfc2136)"},
@@ -527,7 +541,8 @@ json config_schema() {
               {"title", "Name"},
               {"description", "Fully qualified; inside the zone or the provider's domain filter"},
               {"examples", {"api.example.com"}}}},
-            {"type", {{"type", "string"}, {"enum", {"A", "AAAA", "CNAME", "TXT"}}, {"title", "Type"}}},
+            {"type",
+             {{"type", "string"}, {"enum", {"A", "AAAA", "CNAME", "TXT"}}, {"title", "Type"}}},
             {"ttl",
              {{"type", "integer"},
               {"minimum", 0},

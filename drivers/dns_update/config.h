@@ -25,7 +25,7 @@ struct Config : DriverConfig {
   std::string server;       // as written: "127.0.0.1:5353", "[::1]:53", "ns1.example.com"
   std::string server_host;  // without brackets
   uint16_t server_port = 53;
-  std::string zone;         // lower case, no trailing dot
+  std::string zone;  // lower case, no trailing dot
   std::string tsig_key_name;
   std::string tsig_algorithm = "hmac-sha256";
   std::string tsig_secret;  // base64; a writeOnly field (sealed at rest by tripline)

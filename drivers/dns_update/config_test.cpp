@@ -126,49 +126,131 @@ TEST_CASE("dns-update config: names, servers and keys are normalized") {
 }
 
 TEST_CASE("dns-update config: each bad field is named") {
-  auto j = rfc2136(); j.erase("backend"); check_invalid(j, "config.backend");
-  j = rfc2136(); j["backend"] = "route53"; check_invalid(j, "config.backend");
-  j = rfc2136(); j["colour"] = "red"; check_invalid(j, "config.colour");
-  j = rfc2136(); j.erase("server"); check_invalid(j, "config.server");
-  j = rfc2136(); j["server"] = "127.0.0.1:0"; check_invalid(j, "config.server");
-  j = rfc2136(); j["server"] = "127.0.0.1:99999"; check_invalid(j, "config.server");
-  j = rfc2136(); j["server"] = "bad host!"; check_invalid(j, "config.server");
-  j = rfc2136(); j["server"] = "[::1"; check_invalid(j, "config.server");
-  j = rfc2136(); j["server"] = "127.0.0.1:"; check_invalid(j, "config.server");
-  j = rfc2136(); j.erase("zone"); check_invalid(j, "config.zone");
-  j = rfc2136(); j["zone"] = "bad..zone"; check_invalid(j, "config.zone");
-  j = rfc2136(); j.erase("tsig_key_name"); check_invalid(j, "config.tsig_key_name");
-  j = rfc2136(); j.erase("tsig_secret"); check_invalid(j, "config.tsig_secret");
-  j = rfc2136(); j["tsig_secret"] = "not base64!"; check_invalid(j, "config.tsig_secret");
-  j = rfc2136(); j["tsig_secret"] = "abc"; check_invalid(j, "config.tsig_secret");
-  j = rfc2136(); j["tsig_algorithm"] = "hmac-sha3"; check_invalid(j, "config.tsig_algorithm");
-  j = rfc2136(); j["provider_url"] = "http://x"; check_invalid(j, "config.provider_url");
+  auto j = rfc2136();
+  j.erase("backend");
+  check_invalid(j, "config.backend");
+  j = rfc2136();
+  j["backend"] = "route53";
+  check_invalid(j, "config.backend");
+  j = rfc2136();
+  j["colour"] = "red";
+  check_invalid(j, "config.colour");
+  j = rfc2136();
+  j.erase("server");
+  check_invalid(j, "config.server");
+  j = rfc2136();
+  j["server"] = "127.0.0.1:0";
+  check_invalid(j, "config.server");
+  j = rfc2136();
+  j["server"] = "127.0.0.1:99999";
+  check_invalid(j, "config.server");
+  j = rfc2136();
+  j["server"] = "bad host!";
+  check_invalid(j, "config.server");
+  j = rfc2136();
+  j["server"] = "[::1";
+  check_invalid(j, "config.server");
+  j = rfc2136();
+  j["server"] = "127.0.0.1:";
+  check_invalid(j, "config.server");
+  j = rfc2136();
+  j.erase("zone");
+  check_invalid(j, "config.zone");
+  j = rfc2136();
+  j["zone"] = "bad..zone";
+  check_invalid(j, "config.zone");
+  j = rfc2136();
+  j.erase("tsig_key_name");
+  check_invalid(j, "config.tsig_key_name");
+  j = rfc2136();
+  j.erase("tsig_secret");
+  check_invalid(j, "config.tsig_secret");
+  j = rfc2136();
+  j["tsig_secret"] = "not base64!";
+  check_invalid(j, "config.tsig_secret");
+  j = rfc2136();
+  j["tsig_secret"] = "abc";
+  check_invalid(j, "config.tsig_secret");
+  j = rfc2136();
+  j["tsig_algorithm"] = "hmac-sha3";
+  check_invalid(j, "config.tsig_algorithm");
+  j = rfc2136();
+  j["provider_url"] = "http://x";
+  check_invalid(j, "config.provider_url");
   // Credentials in the provider URL would be readable in every trigger URL (the target is signed
   // into the token): refused. An @ in the path is not userinfo.
-  j = webhook(); j["provider_url"] = "http://user:pass@127.0.0.1:8888"; check_invalid(j, "config.provider_url");
-  j = webhook(); j["provider_url"] = "http://127.0.0.1:8888/at@path"; CHECK(parse_config(j).ok());
-  j = rfc2136(); j.erase("record"); check_invalid(j, "config.record");
-  j = rfc2136(); j["record"]["weight"] = 3; check_invalid(j, "config.record.weight");
-  j = rfc2136(); j["record"]["type"] = "MX"; check_invalid(j, "config.record.type");
-  j = rfc2136(); j["record"]["ttl"] = -1; check_invalid(j, "config.record.ttl");
-  j = rfc2136(); j["record"]["ttl"] = 1.5; check_invalid(j, "config.record.ttl");
-  j = rfc2136(); j["record"]["name"] = "api"; check_invalid(j, "config.record.name");
-  j = rfc2136(); j["record"]["name"] = "a b.example.com"; check_invalid(j, "config.record.name");
-  j = rfc2136(); j.erase("action"); check_invalid(j, "config.action");
-  j = rfc2136(); j["action"] = "create"; check_invalid(j, "config.action");
-  j = rfc2136(); j.erase("value"); check_invalid(j, "config.value");
-  j = rfc2136(); j["value"] = 42; check_invalid(j, "config.value");
-  j = rfc2136(); j["value"] = {{"from", "header"}}; check_invalid(j, "config.value.from");
-  j = rfc2136(); j["value"] = json::object(); check_invalid(j, "config.value.from");
-  j = rfc2136(); j["value"] = {{"from", "body"}}; check_invalid(j, "config.value.pointer");
-  j = rfc2136(); j["value"] = {{"from", "body"}, {"pointer", "ip"}}; check_invalid(j, "config.value.pointer");
-  j = rfc2136(); j["value"] = {{"from", "body"}, {"pointer", "/a~2"}}; check_invalid(j, "config.value.pointer");
-  j = rfc2136(); j["value"] = {{"from", "caller-ip"}, {"pointer", "/ip"}}; check_invalid(j, "config.value.pointer");
-  j = rfc2136(); j["value"] = {{"from", "caller-ip"}, {"x", 1}}; check_invalid(j, "config.value.x");
-  j = webhook(); j.erase("provider_url"); check_invalid(j, "config.provider_url");
-  j = webhook(); j["provider_url"] = "ftp://127.0.0.1"; check_invalid(j, "config.provider_url");
-  j = webhook(); j["zone"] = "example.org"; check_invalid(j, "config.zone");
-  j = webhook(); j["tsig_secret"] = "c2VjcmV0"; check_invalid(j, "config.tsig_secret");
+  j = webhook();
+  j["provider_url"] = "http://user:pass@127.0.0.1:8888";
+  check_invalid(j, "config.provider_url");
+  j = webhook();
+  j["provider_url"] = "http://127.0.0.1:8888/at@path";
+  CHECK(parse_config(j).ok());
+  j = rfc2136();
+  j.erase("record");
+  check_invalid(j, "config.record");
+  j = rfc2136();
+  j["record"]["weight"] = 3;
+  check_invalid(j, "config.record.weight");
+  j = rfc2136();
+  j["record"]["type"] = "MX";
+  check_invalid(j, "config.record.type");
+  j = rfc2136();
+  j["record"]["ttl"] = -1;
+  check_invalid(j, "config.record.ttl");
+  j = rfc2136();
+  j["record"]["ttl"] = 1.5;
+  check_invalid(j, "config.record.ttl");
+  j = rfc2136();
+  j["record"]["name"] = "api";
+  check_invalid(j, "config.record.name");
+  j = rfc2136();
+  j["record"]["name"] = "a b.example.com";
+  check_invalid(j, "config.record.name");
+  j = rfc2136();
+  j.erase("action");
+  check_invalid(j, "config.action");
+  j = rfc2136();
+  j["action"] = "create";
+  check_invalid(j, "config.action");
+  j = rfc2136();
+  j.erase("value");
+  check_invalid(j, "config.value");
+  j = rfc2136();
+  j["value"] = 42;
+  check_invalid(j, "config.value");
+  j = rfc2136();
+  j["value"] = {{"from", "header"}};
+  check_invalid(j, "config.value.from");
+  j = rfc2136();
+  j["value"] = json::object();
+  check_invalid(j, "config.value.from");
+  j = rfc2136();
+  j["value"] = {{"from", "body"}};
+  check_invalid(j, "config.value.pointer");
+  j = rfc2136();
+  j["value"] = {{"from", "body"}, {"pointer", "ip"}};
+  check_invalid(j, "config.value.pointer");
+  j = rfc2136();
+  j["value"] = {{"from", "body"}, {"pointer", "/a~2"}};
+  check_invalid(j, "config.value.pointer");
+  j = rfc2136();
+  j["value"] = {{"from", "caller-ip"}, {"pointer", "/ip"}};
+  check_invalid(j, "config.value.pointer");
+  j = rfc2136();
+  j["value"] = {{"from", "caller-ip"}, {"x", 1}};
+  check_invalid(j, "config.value.x");
+  j = webhook();
+  j.erase("provider_url");
+  check_invalid(j, "config.provider_url");
+  j = webhook();
+  j["provider_url"] = "ftp://127.0.0.1";
+  check_invalid(j, "config.provider_url");
+  j = webhook();
+  j["zone"] = "example.org";
+  check_invalid(j, "config.zone");
+  j = webhook();
+  j["tsig_secret"] = "c2VjcmV0";
+  check_invalid(j, "config.tsig_secret");
   check_invalid(json::array(), "config");
 }
 
@@ -274,13 +356,13 @@ TEST_CASE("dns-update bind: a JSON pointer reads the value from the body") {
     INFO(r.status().message());
     return r.status().fields().empty() ? std::string() : r.status().fields()[0].field;
   };
-  CHECK(field_of(R"({"alerts":[]})") == "request.body");                        // absent
-  CHECK(field_of(R"({"alerts":[{"labels":{"ip":7}}]})") == "request.body");     // wrong type
+  CHECK(field_of(R"({"alerts":[]})") == "request.body");                     // absent
+  CHECK(field_of(R"({"alerts":[{"labels":{"ip":7}}]})") == "request.body");  // wrong type
   CHECK(field_of(R"({"alerts":[{"labels":{"ip":null}}]})") == "request.body");
   CHECK(field_of("not json") == "request.body");
   CHECK(field_of("") == "request.body");
   CHECK(field_of(std::string(100, '[') + std::string(100, ']')) == "request.body");  // too deep
-  CHECK(field_of(std::string(kMaxBodyBytes + 1, ' ')) == "request.body");         // too big
+  CHECK(field_of(std::string(kMaxBodyBytes + 1, ' ')) == "request.body");            // too big
 
   // A body value of the wrong kind for the record binds, then fails validation.
   bound = driver.bind(stored, {"", R"({"alerts":[{"labels":{"ip":"db.internal"}}]})"});
@@ -316,7 +398,8 @@ TEST_CASE("dns-update driver: describe, target and action") {
 
   auto w = driver.validate(webhook(), false);
   REQUIRE(w.ok());
-  CHECK(driver.describe(**w) == "Point www.example.org (CNAME) at lb.example.net via http://127.0.0.1:8888");
+  CHECK(driver.describe(**w) ==
+        "Point www.example.org (CNAME) at lb.example.net via http://127.0.0.1:8888");
   CHECK(driver.target(**w) == "externaldns:http://127.0.0.1:8888/www.example.org/CNAME");
 
   auto j = rfc2136();
@@ -357,7 +440,8 @@ TEST_CASE("dns-update config: the JSON schema lists every field and marks the se
 }
 
 TEST_CASE("dns-update domain filter: include and exclude match like external-dns") {
-  auto f = DomainFilter::parse(json::parse(R"({"include":["Example.com."],"exclude":["internal.example.com"]})"));
+  auto f = DomainFilter::parse(
+      json::parse(R"({"include":["Example.com."],"exclude":["internal.example.com"]})"));
   REQUIRE(f.ok());
   CHECK(f->matches("example.com"));
   CHECK(f->matches("api.example.com"));
@@ -381,7 +465,8 @@ TEST_CASE("dns-update domain filter: include and exclude match like external-dns
 }
 
 TEST_CASE("dns-update domain filter: regexes, and the casings providers have sent") {
-  auto f = DomainFilter::parse(json::parse(R"({"regexInclude":"\\.example\\.com$","regexExclude":"^internal\\."})"));
+  auto f = DomainFilter::parse(
+      json::parse(R"({"regexInclude":"\\.example\\.com$","regexExclude":"^internal\\."})"));
   REQUIRE(f.ok());
   CHECK(f->matches("api.example.com"));
   CHECK_FALSE(f->matches("internal.example.com"));
@@ -403,7 +488,8 @@ TEST_CASE("dns-update domain filter: regexes, and the casings providers have sen
   CHECK_FALSE(DomainFilter::parse(json::parse(R"({"include":"example.com"})")).ok());
 
   // Go's decoder matches keys case-insensitively; v0.14.0 sent the struct's "Filters".
-  f = DomainFilter::parse(json::parse(R"({"Include":["example.com"],"Exclude":["x.example.com"]})"));
+  f = DomainFilter::parse(
+      json::parse(R"({"Include":["example.com"],"Exclude":["x.example.com"]})"));
   REQUIRE(f.ok());
   CHECK(f->matches("api.example.com"));
   CHECK_FALSE(f->matches("x.example.com"));

@@ -136,15 +136,15 @@ std::string DnsUpdateDriver::describe(const DriverConfig& dc) const {
                           ? "the value at " + c.pointer + " in the request body"
                           : c.value;
   if (c.type == RecordType::kTXT)
-    return "Set " + record + " to " + (c.source == ValueSource::kFixed ? "\"" + value + "\"" : value) +
-           " via " + via(c);
+    return "Set " + record + " to " +
+           (c.source == ValueSource::kFixed ? "\"" + value + "\"" : value) + " via " + via(c);
   return "Point " + record + " at " + value + " via " + via(c);
 }
 
 std::string DnsUpdateDriver::target(const DriverConfig& dc) const {
   const Config& c = typed(dc);
-  std::string where = c.backend == Backend::kRfc2136 ? "rfc2136:" + c.zone
-                                                     : "externaldns:" + c.provider_url;
+  std::string where =
+      c.backend == Backend::kRfc2136 ? "rfc2136:" + c.zone : "externaldns:" + c.provider_url;
   return where + "/" + c.name + "/" + dns_update::to_string(c.type);
 }
 
@@ -170,9 +170,10 @@ Result<json> DnsUpdateDriver::inverse(const json& config) const {
     out.erase("value");
     return out;
   }
-  return Status::Invalid("only upsert has an inverse (delete); a deleted record has no value to "
-                         "put back",
-                         {{"config.action", "has no inverse"}});
+  return Status::Invalid(
+      "only upsert has an inverse (delete); a deleted record has no value to "
+      "put back",
+      {{"config.action", "has no inverse"}});
 }
 
 namespace {
@@ -218,7 +219,8 @@ Plan DnsUpdateDriver::plan(const DriverConfig& dc) const {
   return Plan::of(std::move(desired));
 }
 
-std::optional<json> DnsUpdateDriver::plan_after(const DriverConfig& dc, const json& previous) const {
+std::optional<json> DnsUpdateDriver::plan_after(const DriverConfig& dc,
+                                                const json& previous) const {
   const Config& c = typed(dc);
   if (c.action == Action::kUpsert && c.source != ValueSource::kFixed) return std::nullopt;
   auto after = previous.find("after");
@@ -238,9 +240,12 @@ Outcome DnsUpdateDriver::apply(const DriverConfig& dc, const json& plan) const {
   try {
     want = plan.at("after").get<std::vector<std::string>>();
     ttl = plan.at("ttl").get<int64_t>();
-    result = {{"name", plan.at("name")},       {"type", plan.at("type")},
-              {"ttl", ttl},                    {"before", plan.at("before")},
-              {"ttl_before", plan.at("ttl_before")}, {"after", want}};
+    result = {{"name", plan.at("name")},
+              {"type", plan.at("type")},
+              {"ttl", ttl},
+              {"before", plan.at("before")},
+              {"ttl_before", plan.at("ttl_before")},
+              {"after", want}};
   } catch (const json::exception& e) {
     return Outcome::final(std::string("the recorded plan is malformed: ") + e.what());
   }

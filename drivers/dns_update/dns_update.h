@@ -20,7 +20,9 @@ namespace tripline {
 class DnsUpdateDriver : public Driver {
  public:
   static std::vector<DriverOption> options() { return {}; }  // peers are named per receiver
-  static std::unique_ptr<Driver> create(const DriverEnv&) { return std::make_unique<DnsUpdateDriver>(); }
+  static std::unique_ptr<Driver> create(const DriverEnv&) {
+    return std::make_unique<DnsUpdateDriver>();
+  }
 
   // dns_timeout bounds each DNS exchange (connect, send and answer over TCP).
   explicit DnsUpdateDriver(std::chrono::milliseconds dns_timeout = std::chrono::milliseconds(3000))

@@ -95,8 +95,8 @@ WebhookClient::Answer http_failure(const std::string& base, const std::string& w
     return {Error::kRejected, "refused the answer of the ExternalDNS provider at " + base + " to " +
                                   what + ": " + transport_error};
   if (status == 0)
-    return {Error::kUnreachable,
-            "cannot reach the ExternalDNS provider at " + base + " (" + what + "): " + transport_error};
+    return {Error::kUnreachable, "cannot reach the ExternalDNS provider at " + base + " (" + what +
+                                     "): " + transport_error};
   std::string msg = "the ExternalDNS provider at " + base + " answered HTTP " +
                     std::to_string(status) + " to " + what;
   if (!body.empty()) msg += ": " + snippet(body);
@@ -115,8 +115,8 @@ const json* go_field(const json& object, std::string_view key) {
 }
 
 json normalize_endpoint(const json& e) {
-  static const char* kKeys[] = {"dnsName", "targets", "recordType",      "setIdentifier",
-                                "recordTTL", "labels", "providerSpecific"};
+  static const char* kKeys[] = {"dnsName",   "targets", "recordType",      "setIdentifier",
+                                "recordTTL", "labels",  "providerSpecific"};
   json out = json::object();
   if (!e.is_object()) return out;
   for (auto it = e.begin(); it != e.end(); ++it) {
@@ -150,12 +150,13 @@ Result<DomainFilter> DomainFilter::parse(const json& j) {
     auto compile = [](const std::string& pattern, std::shared_ptr<const re2::RE2>* out) {
       if (pattern.empty()) return std::string();
       auto re = std::make_shared<const re2::RE2>(pattern, re2::RE2::Quiet);
-      if (!re->ok()) return "the domain filter's regex " + pattern + " does not parse: " + re->error();
+      if (!re->ok())
+        return "the domain filter's regex " + pattern + " does not parse: " + re->error();
       *out = std::move(re);
       return std::string();
     };
-    for (std::string why : {compile(f.regex_include_, &f.include_re_),
-                            compile(f.regex_exclude_, &f.exclude_re_)})
+    for (std::string why :
+         {compile(f.regex_include_, &f.include_re_), compile(f.regex_exclude_, &f.exclude_re_)})
       if (!why.empty()) return Status::Invalid(why);
   }
   return f;
@@ -192,13 +193,14 @@ WebhookClient::Answer WebhookClient::negotiate(DomainFilter* out) const {
   req.connect_timeout = kConnectTimeout;
   req.timeout = kTimeout;
   OutboundResponse r = http_request(req);
-  if (r.status != 200) return http_failure(base_url_, "GET /", r.status, r.error, r.body, r.too_large);
+  if (r.status != 200)
+    return http_failure(base_url_, "GET /", r.status, r.error, r.body, r.too_large);
   const std::string* type = r.header("content-type");
   if (!type || *type != kWebhookMediaType)
-    return {Error::kRejected,
-            "the ExternalDNS provider at " + base_url_ + " answered GET / with Content-Type \"" +
-                snippet(type ? *type : "") + "\", not " + kWebhookMediaType +
-                ": it does not speak version 1 of the webhook protocol"};
+    return {Error::kRejected, "the ExternalDNS provider at " + base_url_ +
+                                  " answered GET / with Content-Type \"" +
+                                  snippet(type ? *type : "") + "\", not " + kWebhookMediaType +
+                                  ": it does not speak version 1 of the webhook protocol"};
   return parse_domain_filter(base_url_, r.body, out);
 }
 
@@ -206,12 +208,12 @@ WebhookClient::Answer WebhookClient::parse_domain_filter(const std::string& base
                                                          std::string_view body, DomainFilter* out) {
   auto parsed = parse_json_bounded(body);
   if (!parsed.ok())
-    return {Error::kRejected, "the domain filter the ExternalDNS provider at " + base_url +
-                                  " sent " + parsed.why()};
+    return {Error::kRejected,
+            "the domain filter the ExternalDNS provider at " + base_url + " sent " + parsed.why()};
   auto filter = DomainFilter::parse(parsed.value);
   if (!filter.ok())
-    return {Error::kRejected, "the ExternalDNS provider at " + base_url + " sent a bad domain filter: " +
-                                  filter.status().message()};
+    return {Error::kRejected, "the ExternalDNS provider at " + base_url +
+                                  " sent a bad domain filter: " + filter.status().message()};
   *out = std::move(filter).value();
   return {};
 }
@@ -224,12 +226,13 @@ WebhookClient::Answer WebhookClient::records(json* endpoints) const {
   req.connect_timeout = kConnectTimeout;
   req.timeout = kTimeout;
   OutboundResponse r = http_request(req);
-  if (r.status != 200) return http_failure(base_url_, "GET /records", r.status, r.error, r.body, r.too_large);
+  if (r.status != 200)
+    return http_failure(base_url_, "GET /records", r.status, r.error, r.body, r.too_large);
   return parse_records(base_url_, r.body, endpoints);
 }
 
-WebhookClient::Answer WebhookClient::parse_records(const std::string& base_url, std::string_view body,
-                                                   json* endpoints) {
+WebhookClient::Answer WebhookClient::parse_records(const std::string& base_url,
+                                                   std::string_view body, json* endpoints) {
   auto parsed = parse_json_bounded(body);
   if (!parsed.ok())
     return {Error::kRejected, "the answer of the ExternalDNS provider at " + base_url +

@@ -68,8 +68,9 @@ TEST_CASE("externaldns contract: the fake provider holds the upstream media-type
   CHECK(call(p, "GET", "/records", "", {{"Accept", kMediaType}}).status == 200);
   CHECK(call(p, "POST", "/records", "{}", {{"Content-Type", "application/json"}}).status == 415);
   CHECK(call(p, "POST", "/records", "{not json", {{"Content-Type", kMediaType}}).status == 400);
-  CHECK(call(p, "POST", "/records", R"({"create":[{"targets":[]}]})",
-             {{"Content-Type", kMediaType}}).status == 400);
+  CHECK(
+      call(p, "POST", "/records", R"({"create":[{"targets":[]}]})", {{"Content-Type", kMediaType}})
+          .status == 400);
   CHECK(call(p, "POST", "/records", "{}", {{"Content-Type", kMediaType}}).status == 204);
 }
 
@@ -130,7 +131,8 @@ TEST_CASE("externaldns contract: a provider that does not negotiate version 1 is
   CHECK(plan.failure.kind == Outcome::Kind::kRetryable);
 }
 
-TEST_CASE("externaldns contract: upsert of a new record sends create, and a re-run changes nothing") {
+TEST_CASE(
+    "externaldns contract: upsert of a new record sends create, and a re-run changes nothing") {
   FakeExternalDns p;
   p.set_records(json::array({endpoint("other.example.org", {"192.0.2.99"})}));
   DnsUpdateDriver d;
@@ -152,9 +154,10 @@ TEST_CASE("externaldns contract: upsert of a new record sends create, and a re-r
   REQUIRE(sent.size() == 1);
   CHECK(sent[0].size() == 1);  // empty fields omitted
   REQUIRE(sent[0].contains("create"));
-  CHECK(sent[0]["create"][0] ==
-        json({{"dnsName", "www.example.org"}, {"targets", {"192.0.2.10"}}, {"recordType", "A"},
-              {"recordTTL", 120}}));
+  CHECK(sent[0]["create"][0] == json({{"dnsName", "www.example.org"},
+                                      {"targets", {"192.0.2.10"}},
+                                      {"recordType", "A"},
+                                      {"recordTTL", 120}}));
   for (const auto& r : p.requests())
     if (r.method == "POST") CHECK(r.content_type == kMediaType);
 
@@ -285,9 +288,10 @@ TEST_CASE("externaldns contract: the old capitalised casing is accepted") {
   // Providers built for external-dns v0.14-0.16 used Create/UpdateOld/UpdateNew/Delete; Go's
   // decoder reads keys case-insensitively, so the fake (like them) takes either spelling.
   FakeExternalDns p(json{{"include", {"example.org"}}});
-  auto r = call(p, "POST", "/records",
-                json({{"Create", json::array({endpoint("old.example.org", {"192.0.2.5"})})}}).dump(),
-                {{"Content-Type", kMediaType}});
+  auto r =
+      call(p, "POST", "/records",
+           json({{"Create", json::array({endpoint("old.example.org", {"192.0.2.5"})})}}).dump(),
+           {{"Content-Type", kMediaType}});
   CHECK(r.status == 204);
   REQUIRE(p.records().size() == 1);
 

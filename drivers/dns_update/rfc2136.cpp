@@ -22,10 +22,14 @@ constexpr int kBadSig = 16, kBadKey = 17, kBadTime = 18;
 
 ldns_rr_type rr_type(RecordType t) {
   switch (t) {
-    case RecordType::kA: return LDNS_RR_TYPE_A;
-    case RecordType::kAAAA: return LDNS_RR_TYPE_AAAA;
-    case RecordType::kCNAME: return LDNS_RR_TYPE_CNAME;
-    case RecordType::kTXT: return LDNS_RR_TYPE_TXT;
+    case RecordType::kA:
+      return LDNS_RR_TYPE_A;
+    case RecordType::kAAAA:
+      return LDNS_RR_TYPE_AAAA;
+    case RecordType::kCNAME:
+      return LDNS_RR_TYPE_CNAME;
+    case RecordType::kTXT:
+      return LDNS_RR_TYPE_TXT;
   }
   return LDNS_RR_TYPE_A;
 }
@@ -37,9 +41,8 @@ std::string algorithm_dname(const std::string& a) {
 }
 
 const char* rcode_name(int rcode) {
-  static const char* kNames[] = {"NOERROR", "FORMERR",  "SERVFAIL", "NXDOMAIN",
-                                 "NOTIMP",  "REFUSED",  "YXDOMAIN", "YXRRSET",
-                                 "NXRRSET", "NOTAUTH",  "NOTZONE"};
+  static const char* kNames[] = {"NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
+                                 "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE"};
   return rcode >= 0 && rcode <= 10 ? kNames[rcode] : "an unknown code";
 }
 
@@ -209,8 +212,7 @@ class Session {
         a.message = x.failure;
       } else {
         a.message = "no answer from " + server + " over TCP within " +
-                    std::to_string(timeout_.count()) + " ms (" +
-                    ldns_get_errorstr_by_id(x.status) +
+                    std::to_string(timeout_.count()) + " ms (" + ldns_get_errorstr_by_id(x.status) +
                     "): the server is down, unreachable or not listening there";
       }
       return a;
@@ -220,12 +222,12 @@ class Session {
       a.tsig_error = ldns_rdf2native_int16(ldns_rr_rdf(t, 5));
     const std::string key = "\"" + c_.tsig_key_name + "\"";
     const std::string rc = rcode_name(a.rcode);
-    a.field = a.tsig_error == kBadSig                  ? "tsig_secret"
-              : a.tsig_error == kBadKey                ? "tsig_key_name"
-              : a.tsig_error == kBadTime               ? "server"
-              : a.rcode == LDNS_RCODE_NOTZONE          ? "record.name"
+    a.field = a.tsig_error == kBadSig                     ? "tsig_secret"
+              : a.tsig_error == kBadKey                   ? "tsig_key_name"
+              : a.tsig_error == kBadTime                  ? "server"
+              : a.rcode == LDNS_RCODE_NOTZONE             ? "record.name"
               : x.status == LDNS_STATUS_CRYPTO_TSIG_BOGUS ? "tsig_secret"
-                                                       : "zone";
+                                                          : "zone";
     switch (a.rcode) {
       case LDNS_RCODE_NOERROR:
       case LDNS_RCODE_NXDOMAIN:
@@ -248,9 +250,11 @@ class Session {
                       key + " does not match the server's; check tsig_secret and tsig_algorithm";
         else if (a.tsig_error == kBadKey)
           a.message = server + " does not know TSIG key " + key + " with algorithm " +
-                      c_.tsig_algorithm + " (NOTAUTH/BADKEY); check tsig_key_name and tsig_algorithm";
+                      c_.tsig_algorithm +
+                      " (NOTAUTH/BADKEY); check tsig_key_name and tsig_algorithm";
         else if (a.tsig_error == kBadTime)
-          a.message = server + " rejected the signature's time (NOTAUTH/BADTIME): this host's clock "
+          a.message = server +
+                      " rejected the signature's time (NOTAUTH/BADTIME): this host's clock "
                       "and the server's differ by more than 5 minutes";
         else
           a.message = server + " is not authoritative for zone " + c_.zone +
@@ -259,8 +263,8 @@ class Session {
       case LDNS_RCODE_REFUSED:
         a.error = Error::kRejected;
         a.message = is_update
-                        ? server + " refused the update (REFUSED): key " + key + " may not change " +
-                              c_.name + " in zone " + c_.zone +
+                        ? server + " refused the update (REFUSED): key " + key +
+                              " may not change " + c_.name + " in zone " + c_.zone +
                               ", or the zone takes no updates; check the zone's update-policy "
                               "(or allow-update) on the server"
                         : server + " refused the query (REFUSED): it does not serve zone " +
@@ -279,8 +283,8 @@ class Session {
         break;
     }
     a.error = Error::kRejected;
-    a.message = server + " rejected the " + std::string(is_update ? "update" : "query") + " (" +
-                rc + ")";
+    a.message =
+        server + " rejected the " + std::string(is_update ? "update" : "query") + " (" + rc + ")";
     return a;
   }
 
@@ -297,7 +301,8 @@ Rfc2136Client::Answer Rfc2136Client::read(RecordSet* out) const {
   PacketPtr q(ldns_pkt_query_new(ldns_dname_new_frm_str(fqdn(config_.name).c_str()),
                                  rr_type(config_.type), LDNS_RR_CLASS_IN, 0),
               &ldns_pkt_free);
-  if (!q) return {Error::kRejected, "cannot build a query for " + config_.name, 0, 0, "record.name"};
+  if (!q)
+    return {Error::kRejected, "cannot build a query for " + config_.name, 0, 0, "record.name"};
   Exchange x = session.send(q.get(), false);
   Answer a = session.classify(x, false);
   if (a.error != Error::kNone) return a;
@@ -347,7 +352,8 @@ Rfc2136Client::Answer Rfc2136Client::check_zone() const {
 Rfc2136Client::Answer Rfc2136Client::replace(const std::vector<std::string>& values,
                                              int64_t ttl) const {
   RdfPtr owner(ldns_dname_new_frm_str(fqdn(config_.name).c_str()), &ldns_rdf_deep_free);
-  if (!owner) return {Error::kRejected, "cannot encode the name " + config_.name, 0, 0, "record.name"};
+  if (!owner)
+    return {Error::kRejected, "cannot encode the name " + config_.name, 0, 0, "record.name"};
   const ldns_rr_type type = rr_type(config_.type);
   RrListPtr updates(ldns_rr_list_new(), &ldns_rr_list_deep_free);
   auto add_rr = [&](ldns_rr_class cls, uint32_t rr_ttl) -> ldns_rr* {
@@ -372,9 +378,15 @@ Rfc2136Client::Answer Rfc2136Client::replace(const std::vector<std::string>& val
       }
     };
     switch (config_.type) {
-      case RecordType::kA: push(ldns_rdf_new_frm_str(LDNS_RDF_TYPE_A, v.c_str())); break;
-      case RecordType::kAAAA: push(ldns_rdf_new_frm_str(LDNS_RDF_TYPE_AAAA, v.c_str())); break;
-      case RecordType::kCNAME: push(ldns_dname_new_frm_str(fqdn(v).c_str())); break;
+      case RecordType::kA:
+        push(ldns_rdf_new_frm_str(LDNS_RDF_TYPE_A, v.c_str()));
+        break;
+      case RecordType::kAAAA:
+        push(ldns_rdf_new_frm_str(LDNS_RDF_TYPE_AAAA, v.c_str()));
+        break;
+      case RecordType::kCNAME:
+        push(ldns_dname_new_frm_str(fqdn(v).c_str()));
+        break;
       case RecordType::kTXT: {
         // Character-strings hold at most 255 bytes; longer values are split, as zone files do.
         size_t pos = 0;

@@ -36,8 +36,8 @@ class Rfc2136Client {
     Error error = Error::kNone;
     std::string message;  // a sentence that says what to fix
     int rcode = 0;
-    int tsig_error = 0;   // BADSIG 16, BADKEY 17, BADTIME 18
-    std::string field;    // the config field to fix: "server", "zone", "tsig_secret", ...
+    int tsig_error = 0;  // BADSIG 16, BADKEY 17, BADTIME 18
+    std::string field;   // the config field to fix: "server", "zone", "tsig_secret", ...
   };
 
   // The record set (config.name, config.type).

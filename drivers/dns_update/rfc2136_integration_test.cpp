@@ -32,7 +32,8 @@ class Named {
  public:
   Named() {
     if (::access("/usr/sbin/named", X_OK) != 0) {
-      why_unavailable_ = "named is not installed (apt-get install bind9 bind9-utils bind9-dnsutils)";
+      why_unavailable_ =
+          "named is not installed (apt-get install bind9 bind9-utils bind9-dnsutils)";
       return;
     }
     dir_ = make_temp_dir("tl-named");
@@ -161,7 +162,8 @@ using Strings = std::vector<std::string>;
 
 }  // namespace
 
-TEST_CASE("dns-update rfc2136: upsert creates, a second upsert replaces, a re-run changes nothing") {
+TEST_CASE(
+    "dns-update rfc2136: upsert creates, a second upsert replaces, a re-run changes nothing") {
   Named& named = shared_named();
   if (!named_or_skip(named)) return;
   DnsUpdateDriver d;
@@ -268,7 +270,8 @@ TEST_CASE("dns-update rfc2136: caller-ip and body values are bound from the trig
   CHECK(named.dig(name, "A") == Strings{"203.0.113.7"});
 
   // AAAA from the body, by JSON pointer.
-  json from_body = named.config(name, {{"from", "body"}, {"pointer", "/alerts/0/labels/ipv6"}}, "AAAA");
+  json from_body =
+      named.config(name, {{"from", "body"}, {"pointer", "/alerts/0/labels/ipv6"}}, "AAAA");
   valid(d, from_body);
   bound = d.bind(from_body, {"127.0.0.1", R"({"alerts":[{"labels":{"ipv6":"2001:DB8::42"}}]})"});
   REQUIRE(bound.ok());
@@ -291,7 +294,8 @@ TEST_CASE("dns-update rfc2136: TXT and CNAME records") {
   REQUIRE(o.ok());
   CHECK(named.dig("_acme-challenge." + zone, "TXT") ==
         Strings{"\"" + std::string(255, 'x') + "\" \"" + std::string(45, 'x') + "\""});
-  Outcome again = d.apply(*valid(d, named.config("_acme-challenge." + zone, long_txt, "TXT")), plan);
+  Outcome again =
+      d.apply(*valid(d, named.config("_acme-challenge." + zone, long_txt, "TXT")), plan);
   REQUIRE(again.ok());
   CHECK(again.result["changed"] == false);  // read back and compared whole
 
@@ -329,8 +333,12 @@ TEST_CASE("dns-update rfc2136: a wrong key fails for good, with a message that n
   CHECK(p.failure.kind == Outcome::Kind::kFinal);
   CHECK(p.failure.reason.find("BADSIG") != std::string::npos);
   CHECK(p.failure.reason.find("tsig_secret") != std::string::npos);
-  json plan = {{"name", name}, {"type", "A"}, {"ttl", 60}, {"before", json::array()},
-               {"ttl_before", nullptr}, {"after", {"192.0.2.50"}}};
+  json plan = {{"name", name},
+               {"type", "A"},
+               {"ttl", 60},
+               {"before", json::array()},
+               {"ttl_before", nullptr},
+               {"after", {"192.0.2.50"}}};
   Outcome o = d.apply(*c, plan);
   CHECK(o.kind == Outcome::Kind::kFinal);
   CHECK(o.reason.find("BADSIG") != std::string::npos);
@@ -357,7 +365,8 @@ TEST_CASE("dns-update rfc2136: a zone that takes no updates is refused, final") 
   CHECK(o.reason.find("update-policy") != std::string::npos);
 }
 
-TEST_CASE("dns-update rfc2136: a name outside the zone, or a zone not served, is rejected at creation") {
+TEST_CASE(
+    "dns-update rfc2136: a name outside the zone, or a zone not served, is rejected at creation") {
   Named& named = shared_named();
   if (!named_or_skip(named)) return;
   DnsUpdateDriver d;

@@ -34,17 +34,41 @@ TEST_CASE("scale-service config: each bad field is named") {
     CHECK(c.status().code() == Status::Code::kInvalid);
     CHECK(has_field(c.status(), field));
   };
-  auto j = base(); j["min"] = 7; check(j, "config.min");
-  j = base(); j["by"] = 0; check(j, "config.by");
-  j = base(); j["by"] = 1.5; check(j, "config.by");
-  j = base(); j["colour"] = "red"; check(j, "config.colour");
-  j = base(); j.erase("service"); check(j, "config.service");
-  j = base(); j["service"] = "bad name!"; check(j, "config.service");
-  j = base(); j["action"] = "sideways"; check(j, "config.action");
-  j = base(); j["backend"] = "nomad"; check(j, "config.backend");
-  j = base(); j.erase("max"); check(j, "config.max");
-  j = base(); j["max"] = -1; check(j, "config.max");
-  j = base(); j["action"] = "set"; j.erase("by"); j["replicas"] = 9; check(j, "config.replicas");
+  auto j = base();
+  j["min"] = 7;
+  check(j, "config.min");
+  j = base();
+  j["by"] = 0;
+  check(j, "config.by");
+  j = base();
+  j["by"] = 1.5;
+  check(j, "config.by");
+  j = base();
+  j["colour"] = "red";
+  check(j, "config.colour");
+  j = base();
+  j.erase("service");
+  check(j, "config.service");
+  j = base();
+  j["service"] = "bad name!";
+  check(j, "config.service");
+  j = base();
+  j["action"] = "sideways";
+  check(j, "config.action");
+  j = base();
+  j["backend"] = "nomad";
+  check(j, "config.backend");
+  j = base();
+  j.erase("max");
+  check(j, "config.max");
+  j = base();
+  j["max"] = -1;
+  check(j, "config.max");
+  j = base();
+  j["action"] = "set";
+  j.erase("by");
+  j["replicas"] = 9;
+  check(j, "config.replicas");
   check(json::array(), "config");
 }
 
@@ -71,9 +95,10 @@ TEST_CASE("scale-service config: the JSON schema lists every field the parser ac
 
 #include "scale_service.h"
 
-TEST_CASE("scale-service: plan_after chains from the plan before, within the bounds, without the peer") {
+TEST_CASE(
+    "scale-service: plan_after chains from the plan before, within the bounds, without the peer") {
   ScaleServiceDriver driver("unix:///nonexistent/docker.sock");  // plan_after does no I/O
-  auto config = driver.validate(base(), /*check_peer=*/false);  // up by 2 within [1, 5]
+  auto config = driver.validate(base(), /*check_peer=*/false);   // up by 2 within [1, 5]
   REQUIRE(config.ok());
   json previous = {{"service", "web"}, {"replicas_before", 1}, {"replicas", 3}, {"clamped", false}};
   auto next = driver.plan_after(**config, previous);

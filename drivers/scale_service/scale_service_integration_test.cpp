@@ -1,6 +1,6 @@
 // scale-service against a real dockerd in swarm mode, through a real tripline server.
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 
 #include "../../tests/integration/harness.h"
@@ -16,8 +16,12 @@ json receiver(const std::string& name, const std::string& service, const std::st
   return {{"name", name},
           {"driver", "scale-service"},
           {"config",
-           {{"backend", "swarm"}, {"service", service}, {"action", action}, {"by", by},
-            {"min", min}, {"max", max}}}};
+           {{"backend", "swarm"},
+            {"service", service},
+            {"action", action},
+            {"by", by},
+            {"min", min},
+            {"max", max}}}};
 }
 int64_t accepted_id(const OutboundResponse& r) {
   INFO(r.body);
@@ -54,7 +58,7 @@ TEST_CASE("scale-service: create, trigger, and the swarm service scales up") {
     CHECK(swarm.replicas("web") == 5);
     auto e3 = s.wait_finished(accepted_id(s.trigger(url)));
     CHECK(e3["status"] == "succeeded");
-    CHECK(e3["result"]["clamped"] == true);   // 5 + 2 is over max
+    CHECK(e3["result"]["clamped"] == true);  // 5 + 2 is over max
     CHECK(e3["result"]["replicas_after"] == 5);
     CHECK(e3["result"]["changed"] == false);
     CHECK(swarm.replicas("web") == 5);
@@ -72,9 +76,10 @@ TEST_CASE("scale-service: scale down stops at min, and set scales to a number") 
   CHECK(e["result"]["replicas_after"] == 2);
   CHECK(e["result"]["clamped"] == true);
   CHECK(swarm.replicas("api") == 2);
-  auto set = s.create_receiver({{"name", "api-set"},
-                                {"driver", "scale-service"},
-                                {"config", {{"service", "api"}, {"action", "set"}, {"replicas", 6}, {"max", 8}}}});
+  auto set = s.create_receiver(
+      {{"name", "api-set"},
+       {"driver", "scale-service"},
+       {"config", {{"service", "api"}, {"action", "set"}, {"replicas", 6}, {"max", 8}}}});
   CHECK(set["description"] == "Scale api to 6 replicas, between 0 and 8");
   s.wait_finished(accepted_id(s.trigger(set["trigger_url"])));
   CHECK(swarm.replicas("api") == 6);
@@ -85,13 +90,16 @@ TEST_CASE("scale-service: config is checked against the swarm when saved") {
   if (!swarm_or_skip()) return;
   auto& swarm = Swarm::get();
   TestServer s;
-  auto missing = s.request("POST", "/api/v1/receivers", receiver("ghost", "no-such-service", "up", 1, 0, 3));
+  auto missing =
+      s.request("POST", "/api/v1/receivers", receiver("ghost", "no-such-service", "up", 1, 0, 3));
   INFO(missing.body);
   CHECK(missing.status == 422);
   CHECK(json::parse(missing.body)["fields"][0]["field"] == "config.service");
-  swarm.docker("service create --detach --quiet --mode global --name everywhere --no-resolve-image "
-               "--stop-grace-period 1s tripline-test/busybox:latest sleep 3600");
-  auto global = s.request("POST", "/api/v1/receivers", receiver("glob", "everywhere", "up", 1, 0, 3));
+  swarm.docker(
+      "service create --detach --quiet --mode global --name everywhere --no-resolve-image "
+      "--stop-grace-period 1s tripline-test/busybox:latest sleep 3600");
+  auto global =
+      s.request("POST", "/api/v1/receivers", receiver("glob", "everywhere", "up", 1, 0, 3));
   INFO(global.body);
   CHECK(global.status == 422);
   CHECK(global.body.find("global") != std::string::npos);
@@ -221,7 +229,12 @@ TEST_CASE("scale-service: a crash after apply re-applies the recorded plan, not 
     REQUIRE(store->insert_executions(batch).ok());
     id = batch[0].id;
     REQUIRE(store->mark_running(id, 1, now_ms()).ok());
-    REQUIRE(store->record_plan(id, {{"service", "crashy"}, {"replicas_before", 2}, {"replicas", 4}, {"clamped", false}}).ok());
+    REQUIRE(store
+                ->record_plan(id, {{"service", "crashy"},
+                                   {"replicas_before", 2},
+                                   {"replicas", 4},
+                                   {"clamped", false}})
+                .ok());
     swarm.docker("service update --detach --replicas 4 crashy");
   }
   REQUIRE(swarm.replicas("crashy") == 4);
@@ -238,7 +251,9 @@ TEST_CASE("scale-service: a crash after apply re-applies the recorded plan, not 
   swarm.docker("service rm crashy");
 }
 
-TEST_CASE("scale-service: rotate, disable, delete and a new target revoke trigger URLs; other edits keep them") {
+TEST_CASE(
+    "scale-service: rotate, disable, delete and a new target revoke trigger URLs; other edits keep "
+    "them") {
   if (!swarm_or_skip()) return;
   auto& swarm = Swarm::get();
   swarm.create_service("rev", 1);
@@ -257,17 +272,20 @@ TEST_CASE("scale-service: rotate, disable, delete and a new target revoke trigge
   accepted_id(s.trigger(second));
 
   // An edit of the bounds keeps the URL (trust 11): the alerting config that holds it works on.
-  auto edited = s.request("PUT", "/api/v1/receivers/" + id, receiver("rev-up", "rev", "up", 2, 0, 20));
+  auto edited =
+      s.request("PUT", "/api/v1/receivers/" + id, receiver("rev-up", "rev", "up", 2, 0, 20));
   REQUIRE(edited.status == 200);
   CHECK(json::parse(edited.body)["trigger_url"] == second);
   CHECK(json::parse(edited.body)["url_revoked"] == false);
   accepted_id(s.trigger(second));
 
   // The token header form works too and keeps the token out of the URL.
-  accepted_id(s.trigger(s.url() + "/_webhooks/trigger", {{"X-Tripline-Token", second.substr(second.rfind('/') + 1)}}));
+  accepted_id(s.trigger(s.url() + "/_webhooks/trigger",
+                        {{"X-Tripline-Token", second.substr(second.rfind('/') + 1)}}));
 
   // A new target is a new grant: the old URL dies.
-  auto moved = s.request("PUT", "/api/v1/receivers/" + id, receiver("rev-up", "rev2", "up", 2, 0, 20));
+  auto moved =
+      s.request("PUT", "/api/v1/receivers/" + id, receiver("rev-up", "rev2", "up", 2, 0, 20));
   REQUIRE(moved.status == 200);
   std::string third = json::parse(moved.body)["trigger_url"];
   CHECK(json::parse(moved.body)["url_revoked"] == true);

@@ -77,7 +77,8 @@ SwarmApi::Answer SwarmApi::parse_service(std::string_view body, Service* out) {
   try {
     out->id = j.at("ID").get<std::string>();
     if (!integer(j.at("Version").at("Index"), &out->version))
-      return {Error::kBadAnswer, "unexpected service JSON from Docker: Version.Index is not an integer"};
+      return {Error::kBadAnswer,
+              "unexpected service JSON from Docker: Version.Index is not an integer"};
     out->spec = j.at("Spec");
     const auto& mode = out->spec.at("Mode");
     out->replicated = mode.contains("Replicated");
@@ -85,7 +86,8 @@ SwarmApi::Answer SwarmApi::parse_service(std::string_view body, Service* out) {
     if (out->replicated) {
       const auto& replicated = mode.at("Replicated");
       if (!replicated.is_object())
-        return {Error::kBadAnswer, "unexpected service JSON from Docker: Mode.Replicated is not an object"};
+        return {Error::kBadAnswer,
+                "unexpected service JSON from Docker: Mode.Replicated is not an object"};
       if (auto r = replicated.find("Replicas");
           r != replicated.end() && (!integer(*r, &out->replicas) || out->replicas < 0))
         return {Error::kBadAnswer, "unexpected service JSON from Docker: Replicas is not a count"};

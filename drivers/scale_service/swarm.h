@@ -24,7 +24,15 @@ class SwarmApi {
   };
   // kBadAnswer: Docker's answer broke tripline's limits for peer JSON (json_limits.h: nesting,
   // size) or is not the JSON it should be; the driver treats it as final (see scale_service.cpp).
-  enum class Error { kNone, kUnreachable, kNotFound, kOutOfSequence, kServer, kRejected, kBadAnswer };
+  enum class Error {
+    kNone,
+    kUnreachable,
+    kNotFound,
+    kOutOfSequence,
+    kServer,
+    kRejected,
+    kBadAnswer
+  };
   struct Answer {
     Error error = Error::kNone;
     std::string message;  // Docker's message or the transport error

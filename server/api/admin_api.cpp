@@ -56,7 +56,8 @@ HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::
   if (auto st = req.query("status")) {
     f.status = parse_execution_status(*st);
     if (!f.status)
-      return error_response(400, "bad_query", "status must be queued, running, succeeded or failed");
+      return error_response(400, "bad_query",
+                            "status must be queued, running, succeeded or failed");
   }
   json items = json::array();
   auto rows = ctx_.store.list_executions(f);
@@ -72,7 +73,8 @@ HttpResponse App::tokens_api(const HttpRequest& req, const std::vector<std::stri
     auto tokens = ctx_.store.list_admin_tokens();
     if (!tokens.ok()) return from_status(tokens.status());
     for (const auto& t : *tokens)
-      items.push_back({{"id", t.id}, {"name", t.name}, {"created_at", log::format_time(t.created_at)}});
+      items.push_back(
+          {{"id", t.id}, {"name", t.name}, {"created_at", log::format_time(t.created_at)}});
     return json_response(200, {{"items", items}});
   }
   if (seg.size() == 1 && req.method() == "POST") {
@@ -111,7 +113,9 @@ HttpResponse App::tokens_api(const HttpRequest& req, const std::vector<std::stri
 
 HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
   auto state = [&] {
-    return json_response(200, {{"paused", ctx_.executor.paused()}, {"queue_depth", ctx_.executor.depth()}, {"in_memory", ctx_.executor.held()}});
+    return json_response(200, {{"paused", ctx_.executor.paused()},
+                               {"queue_depth", ctx_.executor.depth()},
+                               {"in_memory", ctx_.executor.held()}});
   };
   if (seg.size() == 1) {
     if (req.method() != "GET") return method_not_allowed("GET");
@@ -124,7 +128,10 @@ HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::str
   bool pause = seg[1] == "pause";
   if (Status s = ctx_.store.set_setting(kWorkersPausedSetting, pause ? "true" : "false"); !s.ok())
     return from_status(s);
-  if (pause) ctx_.executor.pause(); else ctx_.executor.resume();
+  if (pause)
+    ctx_.executor.pause();
+  else
+    ctx_.executor.resume();
   log::info(seg[1] == "pause" ? "workers paused" : "workers resumed");
   return state();
 }

@@ -6,7 +6,9 @@
 
 namespace tripline {
 
-std::string new_secret_token() { return "tl_" + crypto::base64url_encode(crypto::random_bytes(32)); }
+std::string new_secret_token() {
+  return "tl_" + crypto::base64url_encode(crypto::random_bytes(32));
+}
 
 Status AdminAuth::reload() {
   auto rows = store_.list_admin_tokens();

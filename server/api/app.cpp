@@ -1,8 +1,8 @@
 #include "app.h"
 
 #include <charconv>
-#include <unordered_map>
 #include <chrono>
+#include <unordered_map>
 
 #include "crypto.h"
 #include "decide.h"
@@ -22,7 +22,9 @@ class InboundView final : public InboundRequest {
   explicit InboundView(const HttpRequest& r) : r_(r) {}
   std::string_view method() const override { return r_.method(); }
   std::string_view body() const override { return r_.body(); }
-  std::optional<std::string> header(std::string_view name) const override { return r_.header(name); }
+  std::optional<std::string> header(std::string_view name) const override {
+    return r_.header(name);
+  }
   std::optional<std::string> query(std::string_view name) const override { return r_.query(name); }
 
  private:
@@ -55,7 +57,8 @@ void App::handle(const HttpRequest& req, Responder respond) {
     } catch (const std::exception& e) {
       log::error("unhandled exception on the trigger path", {{"error", e.what()}});
       ctx_.metrics.request(Route::kTrigger, 500);
-      if (respond) respond(error_response(500, "internal", "an internal error occurred; see the server log"));
+      if (respond)
+        respond(error_response(500, "internal", "an internal error occurred; see the server log"));
       return;
     }
   }
@@ -63,10 +66,14 @@ void App::handle(const HttpRequest& req, Responder respond) {
   auto segments = split_path(path);
   Route route = Route::kOther;
   if (!segments.empty()) {
-    if (segments[0] == "_webhooks") route = Route::kTrigger;
-    else if (segments[0] == "api") route = Route::kApi;
-    else if (segments[0] == "healthz" || segments[0] == "readyz") route = Route::kHealth;
-    else if (segments[0] == "metrics") route = Route::kMetrics;
+    if (segments[0] == "_webhooks")
+      route = Route::kTrigger;
+    else if (segments[0] == "api")
+      route = Route::kApi;
+    else if (segments[0] == "healthz" || segments[0] == "readyz")
+      route = Route::kHealth;
+    else if (segments[0] == "metrics")
+      route = Route::kMetrics;
   }
 
   auto started = std::chrono::steady_clock::now();
@@ -107,7 +114,9 @@ void App::handle(const HttpRequest& req, Responder respond) {
   r.headers.emplace_back("X-Request-Id", request_id);
   ctx_.metrics.request(route, r.status);
   if (route == Route::kApi) {
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
     log::info("request", {{"request_id", request_id},
                           {"method", req.method()},
                           {"path", req.path()},
@@ -146,13 +155,17 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
     // its claims match the receiver's current generation; anything else says why it is not.
     TokenClaims claims;
     switch (ctx_.keyring.verify(token, &claims)) {
-      case TokenError::kNone: break;
+      case TokenError::kNone:
+        break;
       case TokenError::kMalformed:
-        return reject(RejectReason::kMalformedToken, 401, "invalid_token", "the trigger token is not valid");
+        return reject(RejectReason::kMalformedToken, 401, "invalid_token",
+                      "the trigger token is not valid");
       case TokenError::kUnknownKey:
-        return reject(RejectReason::kUnknownKey, 401, "invalid_token", "the trigger token is not valid");
+        return reject(RejectReason::kUnknownKey, 401, "invalid_token",
+                      "the trigger token is not valid");
       case TokenError::kBadSignature:
-        return reject(RejectReason::kBadSignature, 401, "invalid_token", "the trigger token is not valid");
+        return reject(RejectReason::kBadSignature, 401, "invalid_token",
+                      "the trigger token is not valid");
     }
     receiver = ctx_.receivers.find(claims.receiver_id);
     if (!receiver)
@@ -184,13 +197,18 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
   Ingest::Done done = [metrics, rid, claim = std::move(claim), respond = std::move(respond)](
                           const Status& s, const Accepted& a) mutable {
     // Limits count committed executions only: a failed commit or a replay gives back its claim.
-    if (!s.ok() || a.replayed || a.revoked) claim.release(); else claim.settle();
+    if (!s.ok() || a.replayed || a.revoked)
+      claim.release();
+    else
+      claim.settle();
     HttpResponse r;
     if (s.ok() && a.revoked) {
       metrics->trigger_rejected(RejectReason::kRevoked);
-      r = error_response(401, "revoked_token", "this trigger URL was revoked while the request was being recorded");
+      r = error_response(401, "revoked_token",
+                         "this trigger URL was revoked while the request was being recorded");
     } else if (!s.ok()) {
-      metrics->trigger_rejected(a.overloaded ? RejectReason::kOverloaded : RejectReason::kStorageFailed);
+      metrics->trigger_rejected(a.overloaded ? RejectReason::kOverloaded
+                                             : RejectReason::kStorageFailed);
       r = error_response(503, a.overloaded ? "overloaded" : "unavailable",
                          a.overloaded ? "too many triggers are waiting to be recorded; retry"
                                       : "the execution could not be recorded; retry");
@@ -214,9 +232,10 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
     return false;
   };
   const InboundView inbound(req);
-  std::string caller = caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies);
-  TriggerDecision verdict =
-      decide(TriggerInput{inbound, caller, now_ms(), std::move(t.idempotency_key)}, r, ctx_.secrets);
+  std::string caller =
+      caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies);
+  TriggerDecision verdict = decide(
+      TriggerInput{inbound, caller, now_ms(), std::move(t.idempotency_key)}, r, ctx_.secrets);
 
   if (auto* accept = std::get_if<Accept>(&verdict)) {
     t.idempotency_key = std::move(accept->idempotency_key);
@@ -260,30 +279,36 @@ bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Respo
   // execution, not a refusal: only here, off the hot path, is its key looked up.
   if (!t.idempotency_key.empty() && verdict != LimiterState::Verdict::kInFlight) {
     auto earlier = ctx_.store.find_execution_by_key(r.row.id, t.idempotency_key);
-    if (!earlier.ok()) verdict = LimiterState::Verdict::kInFlight;  // cannot tell: ask to retry
-    else if (*earlier) return answer(accepted_response(**earlier, r.row.id, true));
+    if (!earlier.ok())
+      verdict = LimiterState::Verdict::kInFlight;  // cannot tell: ask to retry
+    else if (*earlier)
+      return answer(accepted_response(**earlier, r.row.id, true));
   }
   switch (verdict) {
-    case LimiterState::Verdict::kOk: return true;
+    case LimiterState::Verdict::kOk:
+      return true;
     case LimiterState::Verdict::kInFlight: {
-      auto resp = error_response(503, "unavailable", "an earlier delivery of this message is still being recorded; retry");
+      auto resp = error_response(
+          503, "unavailable", "an earlier delivery of this message is still being recorded; retry");
       resp.headers.emplace_back("Retry-After", "1");
       return answer(std::move(resp));
     }
     case LimiterState::Verdict::kRateLimited: {
       ctx_.metrics.trigger_rejected(RejectReason::kRateLimited);
-      auto resp = error_response(429, "rate_limited", "this receiver is being triggered too often; retry later");
+      auto resp = error_response(429, "rate_limited",
+                                 "this receiver is being triggered too often; retry later");
       resp.headers.emplace_back("Retry-After", std::to_string(wait));
       return answer(std::move(resp));
     }
     case LimiterState::Verdict::kQueueFull: {
       ctx_.metrics.trigger_rejected(RejectReason::kQueueFull);
-      auto resp = error_response(429, "queue_full",
-                                 "this receiver has too many executions waiting to run; retry later");
+      auto resp = error_response(
+          429, "queue_full", "this receiver has too many executions waiting to run; retry later");
       resp.headers.emplace_back("Retry-After", std::to_string(wait));
       return answer(std::move(resp));
     }
-    case LimiterState::Verdict::kCoolingDown: break;
+    case LimiterState::Verdict::kCoolingDown:
+      break;
   }
   ctx_.metrics.trigger_ignored(IgnoreReason::kCooldown);
   json body = {{"ignored", true},

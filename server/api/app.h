@@ -12,7 +12,6 @@
 #include <optional>
 #include <string>
 
-#include "registry.h"
 #include "admin_auth.h"
 #include "executor.h"
 #include "http.h"
@@ -20,8 +19,9 @@
 #include "metrics.h"
 #include "net.h"
 #include "readiness.h"
-#include "secrets.h"
 #include "receivers.h"
+#include "registry.h"
+#include "secrets.h"
 #include "store.h"
 #include "token.h"
 #include "ui.h"
@@ -42,9 +42,9 @@ struct AppContext {
   Metrics& metrics;
   AdminAuth& admin;
   std::vector<Cidr> trusted_proxies;
-  std::string public_url;  // base of trigger URLs, no trailing slash
+  std::string public_url;                     // base of trigger URLs, no trailing slash
   Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
-  const Readiness* readiness = nullptr;  // /readyz's cached answer (readiness.h)
+  const Readiness* readiness = nullptr;       // /readyz's cached answer (readiness.h)
 };
 
 class App {
@@ -82,8 +82,8 @@ class App {
   void seed_limiter(const Receiver& r, bool existing = false);
   // Seals the body's secrets (keeping `previous` ones sent back redacted) and validates the
   // result against the driver and its peer.
-  Result<std::shared_ptr<const Receiver>> check_receiver(ReceiverRow row,
-                                                         const std::optional<ReceiverRow>& previous);
+  Result<std::shared_ptr<const Receiver>> check_receiver(
+      ReceiverRow row, const std::optional<ReceiverRow>& previous);
   Result<nlohmann::json> receiver_json(const Receiver& r) const;
 
   AppContext ctx_;

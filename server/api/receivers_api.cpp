@@ -39,21 +39,21 @@ Result<json> App::receiver_json(const Receiver& r) const {
   auto rows = ctx_.store.list_executions(last);
   if (!rows.ok()) return rows.status();
   return json{{"id", r.row.id},
-          {"last_execution", rows->empty() ? json(nullptr) : execution_json(rows->front())},
-          {"name", r.row.name},
-          {"driver", r.row.driver},
-          {"config", redact_config(r.stored_config(), *r.secret_fields)},
-          {"rules", r.row.rules},
-          {"auth", InboundAuth::redact(r.row.auth)},
-          {"limits", r.row.limits},
-          {"enabled", r.row.enabled},
-          {"generation", r.row.generation},
-          {"description", r.description},
-          {"target", r.target},
-          {"action", r.action},
-          {"trigger_url", trigger_url(r)},
-          {"created_at", log::format_time(r.row.created_at)},
-          {"updated_at", log::format_time(r.row.updated_at)}};
+              {"last_execution", rows->empty() ? json(nullptr) : execution_json(rows->front())},
+              {"name", r.row.name},
+              {"driver", r.row.driver},
+              {"config", redact_config(r.stored_config(), *r.secret_fields)},
+              {"rules", r.row.rules},
+              {"auth", InboundAuth::redact(r.row.auth)},
+              {"limits", r.row.limits},
+              {"enabled", r.row.enabled},
+              {"generation", r.row.generation},
+              {"description", r.description},
+              {"target", r.target},
+              {"action", r.action},
+              {"trigger_url", trigger_url(r)},
+              {"created_at", log::format_time(r.row.created_at)},
+              {"updated_at", log::format_time(r.row.updated_at)}};
 }
 
 HttpResponse App::commit_receiver(int status, const std::function<Result<ReceiverRow>()>& write,
@@ -63,7 +63,8 @@ HttpResponse App::commit_receiver(int status, const std::function<Result<Receive
     std::lock_guard lock(receiver_writes_);
     auto row = write();
     if (!row.ok()) return from_status(row.status());
-    auto r = make_receiver(*row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false, ctx_.default_limits);
+    auto r =
+        make_receiver(*row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false, ctx_.default_limits);
     if (!r.ok()) {
       // Committed but unusable (e.g. its sealed secrets do not open): no older version may go on
       // answering for it.
@@ -119,15 +120,19 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
       // A receiver that cannot be loaded is still listed, with why, so `total` and the page agree.
       auto r = view_of(row);
       if (!r.ok()) {
-        items.push_back({{"id", row.id}, {"name", row.name}, {"driver", row.driver},
-                         {"enabled", row.enabled}, {"error", r.status().message()}});
+        items.push_back({{"id", row.id},
+                         {"name", row.name},
+                         {"driver", row.driver},
+                         {"enabled", row.enabled},
+                         {"error", r.status().message()}});
         continue;
       }
       auto view = receiver_json(**r);
       if (!view.ok()) return from_status(view.status());
       items.push_back(std::move(view).value());
     }
-    return json_response(200, {{"items", items}, {"total", total}, {"limit", *limit}, {"offset", *offset}});
+    return json_response(
+        200, {{"items", items}, {"total", total}, {"limit", *limit}, {"offset", *offset}});
   }
   auto id = parse_id(seg[1]);
   if (!id) return error_response(404, "not_found", "no such receiver");
@@ -162,8 +167,11 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
   int64_t rid = *id;
   if (verb == "enable") return commit_receiver(200, [&] { return store.set_enabled(rid, true); });
   if (verb == "disable")
-    return commit_receiver(200, [&] { return store.set_enabled(rid, false); }, true);
-  if (verb == "rotate") return commit_receiver(200, [&] { return store.bump_generation(rid); }, true);
+    return commit_receiver(
+        200, [&] { return store.set_enabled(rid, false); }, true);
+  if (verb == "rotate")
+    return commit_receiver(
+        200, [&] { return store.bump_generation(rid); }, true);
   // test: a dry run, the driver's plan without apply.
   auto receiver = ctx_.receivers.find(*id);
   if (!receiver) return error_response(404, "not_found", "no such receiver");
@@ -173,7 +181,9 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
                                {"ok", false},
                                {"retryable", plan.failure.kind == Outcome::Kind::kRetryable},
                                {"error", plan.failure.reason}});
-  return json_response(200, {{"dry_run", true}, {"ok", true}, {"plan", plan.desired},
+  return json_response(200, {{"dry_run", true},
+                             {"ok", true},
+                             {"plan", plan.desired},
                              {"description", receiver->description}});
 }
 
@@ -196,26 +206,28 @@ HttpResponse App::create_receiver(const HttpRequest& req) {
   return commit_receiver(201, [&] { return ctx_.store.insert_receiver(stored); });
 }
 
-Result<std::shared_ptr<const Receiver>> App::check_receiver(ReceiverRow row,
-                                                           const std::optional<ReceiverRow>& previous) {
+Result<std::shared_ptr<const Receiver>> App::check_receiver(
+    ReceiverRow row, const std::optional<ReceiverRow>& previous) {
   const Driver* driver = ctx_.drivers.find(row.driver);
   if (driver) {
     auto secrets = secret_fields(*driver);
-    row.config = seal_config(row.config, secrets, ctx_.secrets, previous ? previous->config : json(nullptr));
+    row.config =
+        seal_config(row.config, secrets, ctx_.secrets, previous ? previous->config : json(nullptr));
     // A rule's "set" may change only what the driver declares per request: never the target or
     // the action the URL grants, nor a secret (rules are stored and shown as written).
     auto allowed = request_fields(*driver);
     if (row.rules.is_object() && row.rules.contains("rules") && row.rules["rules"].is_array()) {
       const auto& rules = row.rules["rules"];
       for (size_t i = 0; i < rules.size(); ++i) {
-        if (!rules[i].is_object() || !rules[i].contains("set") || !rules[i]["set"].is_object()) continue;
+        if (!rules[i].is_object() || !rules[i].contains("set") || !rules[i]["set"].is_object())
+          continue;
         for (const auto& [k, v] : rules[i]["set"].items()) {
           if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
           std::string field = "rules.rules[" + std::to_string(i) + "].set." + k;
-          std::string why = std::find(secrets.begin(), secrets.end(), k) != secrets.end()
-                                ? "is a secret: set it in config, where it is stored sealed"
-                                : "cannot be set per request: the trigger URL grants config." + k +
-                                      " as saved";
+          std::string why =
+              std::find(secrets.begin(), secrets.end(), k) != secrets.end()
+                  ? "is a secret: set it in config, where it is stored sealed"
+                  : "cannot be set per request: the trigger URL grants config." + k + " as saved";
           why += " (" + row.driver + " lets rules set:";
           for (const auto& a : allowed) why += " " + a;
           why += allowed.empty() ? " nothing)" : ")";
@@ -224,11 +236,13 @@ Result<std::shared_ptr<const Receiver>> App::check_receiver(ReceiverRow row,
       }
     }
   }
-  auto auth = InboundAuth::prepare_for_storage(row.auth, previous ? previous->auth : json(nullptr), ctx_.secrets);
+  auto auth = InboundAuth::prepare_for_storage(row.auth, previous ? previous->auth : json(nullptr),
+                                               ctx_.secrets);
   if (!auth.ok()) return auth.status();
   row.auth = std::move(auth).value();
   // Validated against the driver and its live peer before anything is stored.
-  return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, /*check_peer=*/true, ctx_.default_limits);
+  return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, /*check_peer=*/true,
+                       ctx_.default_limits);
 }
 
 HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
@@ -260,7 +274,9 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
   bool revoke = !before.ok() || (*before)->target != (*checked)->target ||
                 (*before)->action != (*checked)->action || (current->enabled && !row.enabled);
   if (dry_run)
-    return json_response(200, {{"dry_run", true}, {"valid", true}, {"url_revoked", revoke},
+    return json_response(200, {{"dry_run", true},
+                               {"valid", true},
+                               {"url_revoked", revoke},
                                {"description", (*checked)->description}});
   const ReceiverRow stored = (*checked)->stored_row();
   int64_t version = current->version;

@@ -19,12 +19,18 @@ HttpResponse json_response(int status, const json& body) {
 
 HttpResponse from_status(const Status& s) {
   switch (s.code()) {
-    case Status::Code::kOk: return json_response(200, json::object());
-    case Status::Code::kInvalid: return error_response(422, "validation_failed", s.message(), s.fields());
-    case Status::Code::kNotFound: return error_response(404, "not_found", s.message());
-    case Status::Code::kConflict: return error_response(409, "conflict", s.message());
-    case Status::Code::kUnavailable: return error_response(503, "unavailable", s.message());
-    case Status::Code::kInternal: break;
+    case Status::Code::kOk:
+      return json_response(200, json::object());
+    case Status::Code::kInvalid:
+      return error_response(422, "validation_failed", s.message(), s.fields());
+    case Status::Code::kNotFound:
+      return error_response(404, "not_found", s.message());
+    case Status::Code::kConflict:
+      return error_response(409, "conflict", s.message());
+    case Status::Code::kUnavailable:
+      return error_response(503, "unavailable", s.message());
+    case Status::Code::kInternal:
+      break;
   }
   log::error("internal error", {{"error", s.message()}});
   return error_response(500, "internal", "an internal error occurred; see the server log");
@@ -84,7 +90,8 @@ std::optional<HttpResponse> parse_body(const HttpRequest& req, json* out) {
     return error_response(415, "unsupported_media_type", "send the body as application/json");
   *out = parse_body_json(req.body());
   if (out->is_discarded())
-    return error_response(400, "malformed_json", "the request body is not valid JSON (UTF-8, nested at most 64 deep)");
+    return error_response(400, "malformed_json",
+                          "the request body is not valid JSON (UTF-8, nested at most 64 deep)");
   if (!out->is_object())
     return error_response(400, "malformed_json", "the request body must be a JSON object");
   return std::nullopt;

@@ -28,7 +28,8 @@ const char* kCsp =
 
 UiFiles::UiFiles() {
   for (const auto& a : embedded_ui_assets()) {
-    std::string etag = "\"" + crypto::hex(crypto::view(crypto::sha256(a.content))).substr(0, 20) + "\"";
+    std::string etag =
+        "\"" + crypto::hex(crypto::view(crypto::sha256(a.content))).substr(0, 20) + "\"";
     files_.emplace(std::string(a.path), File{a.content, content_type(a.path), std::move(etag)});
   }
 }

@@ -15,7 +15,8 @@ class UiFiles {
  public:
   UiFiles();
   // The response for a GET of `path`, or nullopt when no UI file has that path.
-  std::optional<HttpResponse> serve(std::string_view path, const std::optional<std::string>& if_none_match) const;
+  std::optional<HttpResponse> serve(std::string_view path,
+                                    const std::optional<std::string>& if_none_match) const;
 
  private:
   struct File {

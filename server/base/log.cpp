@@ -13,17 +13,23 @@ std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 std::mutex g_mu;
 const char* name(Level l) {
   switch (l) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
 }  // namespace
 
 void set_level(Level level) { g_level = static_cast<int>(level); }
-bool enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+bool enabled(Level level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
 
 std::string format_time(int64_t ms) {
   std::time_t secs = static_cast<std::time_t>(ms / 1000);

@@ -7,29 +7,46 @@ namespace tripline {
 
 const char* to_string(RejectReason r) {
   switch (r) {
-    case RejectReason::kMalformedToken: return "malformed_token";
-    case RejectReason::kUnknownKey: return "unknown_key";
-    case RejectReason::kBadSignature: return "bad_signature";
-    case RejectReason::kUnknownReceiver: return "unknown_receiver";
-    case RejectReason::kRevoked: return "revoked";
-    case RejectReason::kDisabled: return "disabled";
-    case RejectReason::kOverloaded: return "overloaded";
-    case RejectReason::kStorageFailed: return "storage_failed";
-    case RejectReason::kBadRequest: return "bad_request";
-    case RejectReason::kUnauthorized: return "unauthorized";
-    case RejectReason::kRateLimited: return "rate_limited";
-    case RejectReason::kQueueFull: return "queue_full";
-    case RejectReason::kCount: break;
+    case RejectReason::kMalformedToken:
+      return "malformed_token";
+    case RejectReason::kUnknownKey:
+      return "unknown_key";
+    case RejectReason::kBadSignature:
+      return "bad_signature";
+    case RejectReason::kUnknownReceiver:
+      return "unknown_receiver";
+    case RejectReason::kRevoked:
+      return "revoked";
+    case RejectReason::kDisabled:
+      return "disabled";
+    case RejectReason::kOverloaded:
+      return "overloaded";
+    case RejectReason::kStorageFailed:
+      return "storage_failed";
+    case RejectReason::kBadRequest:
+      return "bad_request";
+    case RejectReason::kUnauthorized:
+      return "unauthorized";
+    case RejectReason::kRateLimited:
+      return "rate_limited";
+    case RejectReason::kQueueFull:
+      return "queue_full";
+    case RejectReason::kCount:
+      break;
   }
   return "other";
 }
 
 const char* to_string(IgnoreReason r) {
   switch (r) {
-    case IgnoreReason::kRule: return "rule";
-    case IgnoreReason::kResolved: return "resolved";
-    case IgnoreReason::kCooldown: return "cooldown";
-    case IgnoreReason::kCount: break;
+    case IgnoreReason::kRule:
+      return "rule";
+    case IgnoreReason::kResolved:
+      return "resolved";
+    case IgnoreReason::kCooldown:
+      return "cooldown";
+    case IgnoreReason::kCount:
+      break;
   }
   return "other";
 }
@@ -105,18 +122,23 @@ std::string Metrics::render() const {
     out += "tripline_triggers_rejected_total{reason=\"" +
            std::string(to_string(static_cast<RejectReason>(i))) + "\"} " +
            std::to_string(rejected_[i].load()) + "\n";
-  out += "# HELP tripline_triggers_ignored_total Triggers answered without an execution, by reason.\n";
+  out +=
+      "# HELP tripline_triggers_ignored_total Triggers answered without an execution, by reason.\n";
   out += "# TYPE tripline_triggers_ignored_total counter\n";
   for (size_t i = 0; i < ignored_.size(); ++i)
-    out += "tripline_triggers_ignored_total{reason=\"" + std::string(to_string(static_cast<IgnoreReason>(i))) +
-           "\"} " + std::to_string(ignored_[i].load()) + "\n";
-  static const char* kAuthReasons[] = {"none", "source_not_allowed", "missing_credential", "bad_credential",
-                                       "bad_signature", "stale_timestamp", "other"};
-  out += "# HELP tripline_inbound_auth_failures_total Requests refused by a receiver's inbound authentication.\n";
+    out += "tripline_triggers_ignored_total{reason=\"" +
+           std::string(to_string(static_cast<IgnoreReason>(i))) + "\"} " +
+           std::to_string(ignored_[i].load()) + "\n";
+  static const char* kAuthReasons[] = {"none",           "source_not_allowed", "missing_credential",
+                                       "bad_credential", "bad_signature",      "stale_timestamp",
+                                       "other"};
+  out +=
+      "# HELP tripline_inbound_auth_failures_total Requests refused by a receiver's inbound "
+      "authentication.\n";
   out += "# TYPE tripline_inbound_auth_failures_total counter\n";
   for (size_t i = 1; i < 6; ++i)
-    out += "tripline_inbound_auth_failures_total{reason=\"" + std::string(kAuthReasons[i]) + "\"} " +
-           std::to_string(auth_failures_[i].load()) + "\n";
+    out += "tripline_inbound_auth_failures_total{reason=\"" + std::string(kAuthReasons[i]) +
+           "\"} " + std::to_string(auth_failures_[i].load()) + "\n";
   {
     std::lock_guard lock(exec_mu_);
     out += "# HELP tripline_executions_total Finished executions by driver and final status.\n";
@@ -129,12 +151,17 @@ std::string Metrics::render() const {
     for (const auto& [driver, h] : durations_)
       h->render(out, "tripline_execution_duration_seconds", "driver=\"" + driver + "\"");
   }
-  out += "# HELP tripline_execution_start_delay_seconds Time from acceptance to the driver's first call.\n";
+  out +=
+      "# HELP tripline_execution_start_delay_seconds Time from acceptance to the driver's first "
+      "call.\n";
   out += "# TYPE tripline_execution_start_delay_seconds histogram\n";
   start_delay_.render(out, "tripline_execution_start_delay_seconds", "");
-  out += "# HELP tripline_execution_record_failures_total Execution outcomes the database refused (retried until written).\n";
+  out +=
+      "# HELP tripline_execution_record_failures_total Execution outcomes the database refused "
+      "(retried until written).\n";
   out += "# TYPE tripline_execution_record_failures_total counter\n";
-  out += "tripline_execution_record_failures_total " + std::to_string(store_write_failures_.load()) + "\n";
+  out += "tripline_execution_record_failures_total " +
+         std::to_string(store_write_failures_.load()) + "\n";
   out += "# HELP tripline_queue_depth Executions accepted and not yet finished.\n";
   out += "# TYPE tripline_queue_depth gauge\n";
   out += "tripline_queue_depth " + std::to_string(queue_depth_ ? queue_depth_() : 0) + "\n";

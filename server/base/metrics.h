@@ -27,9 +27,10 @@ enum class RejectReason {
   kOverloaded,
   kStorageFailed,
   kBadRequest,
-  kUnauthorized,   // inbound authentication failed (by reason in tripline_inbound_auth_failures_total)
+  kUnauthorized,  // inbound authentication failed (by reason in
+                  // tripline_inbound_auth_failures_total)
   kRateLimited,
-  kQueueFull,      // the receiver's unfinished executions reached its max_queued
+  kQueueFull,  // the receiver's unfinished executions reached its max_queued
   kCount
 };
 enum class IgnoreReason { kRule, kResolved, kCooldown, kCount };
@@ -66,10 +67,13 @@ class Metrics {
   }
   // `reason` indexes AuthFailure (inbound_auth.h).
   void auth_failed(size_t reason) {
-    if (reason < auth_failures_.size()) auth_failures_[reason].fetch_add(1, std::memory_order_relaxed);
+    if (reason < auth_failures_.size())
+      auth_failures_[reason].fetch_add(1, std::memory_order_relaxed);
   }
   void execution_finished(const std::string& driver, const std::string& status, double seconds);
-  void execution_started(double seconds_since_trigger) { start_delay_.observe(seconds_since_trigger); }
+  void execution_started(double seconds_since_trigger) {
+    start_delay_.observe(seconds_since_trigger);
+  }
   void set_queue_depth_source(std::function<size_t()> f) { queue_depth_ = std::move(f); }
   // An execution's outcome could not be written (and will be tried again).
   void store_write_failed() { store_write_failures_.fetch_add(1, std::memory_order_relaxed); }
@@ -82,7 +86,8 @@ class Metrics {
   uint64_t store_write_failures() const { return store_write_failures_.load(); }
 
  private:
-  std::array<std::array<std::atomic<uint64_t>, 500>, static_cast<size_t>(Route::kCount)> requests_{};
+  std::array<std::array<std::atomic<uint64_t>, 500>, static_cast<size_t>(Route::kCount)>
+      requests_{};
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> store_write_failures_{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(RejectReason::kCount)> rejected_{};

@@ -71,7 +71,8 @@ void Executor::refill(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   loading_ = false;
   if (!page.ok()) {
-    log::error("could not read queued executions; trying again in 1 s", {{"error", page.status().message()}});
+    log::error("could not read queued executions; trying again in 1 s",
+               {{"error", page.status().message()}});
     next_load_ = Clock::now() + std::chrono::seconds(1);
     return;
   }
@@ -132,7 +133,8 @@ void Executor::work() {
       }
       if (!paused_ && !ready_.empty()) break;
       auto due = timers_.empty() ? Clock::time_point::max() : timers_.top().due;
-      if (spilled_ && !loading_ && !paused_ && held_ <= max_held_ / 2) due = std::min(due, next_load_);
+      if (spilled_ && !loading_ && !paused_ && held_ <= max_held_ / 2)
+        due = std::min(due, next_load_);
       if (due != Clock::time_point::max())
         cv_.wait_until(lock, due);
       else
@@ -158,7 +160,8 @@ void Executor::work() {
     lock.unlock();
 
     std::chrono::milliseconds retry_in{0};
-    size_t done = jobs.size() == 1 ? size_t(run_once(jobs.front(), &retry_in)) : run_batch(jobs, &retry_in);
+    size_t done =
+        jobs.size() == 1 ? size_t(run_once(jobs.front(), &retry_in)) : run_batch(jobs, &retry_in);
 
     lock.lock();
     Lane& l = lanes_[lane];
@@ -254,9 +257,12 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
   if (outcome.kind == Outcome::Kind::kRetryable && policy_.should_retry(last.attempts)) {
     // All of them keep their recorded plans and try again together.
     *retry_in = policy_.delay(last.attempts, rng);
-    log::warn("executions planned together will be retried",
-              {{"execution_id", last.id}, {"driver", driver.name()}, {"together", n},
-               {"attempt", last.attempts}, {"retry_in_ms", retry_in->count()}, {"reason", outcome.reason}});
+    log::warn("executions planned together will be retried", {{"execution_id", last.id},
+                                                              {"driver", driver.name()},
+                                                              {"together", n},
+                                                              {"attempt", last.attempts},
+                                                              {"retry_in_ms", retry_in->count()},
+                                                              {"reason", outcome.reason}});
     if (Status s = store_.requeue(last.id, outcome.reason, now_ms() + retry_in->count()); !s.ok())
       log::error("could not record the retry", {{"execution_id", last.id}, {"error", s.message()}});
     return 0;
@@ -267,10 +273,11 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
   if (outcome.kind == Outcome::Kind::kRetryable)
     error += " (gave up after " + std::to_string(last.attempts) + " attempts)";
   std::string through = outcome.ok() ? std::string()
-                                     : "applied together with execution " + std::to_string(last.id) +
-                                           ", which failed: " + error;
+                                     : "applied together with execution " +
+                                           std::to_string(last.id) + ", which failed: " + error;
   int64_t finished = now_ms();
-  nlohmann::json applied_with = outcome.ok() ? nlohmann::json{{"applied_with", last.id}} : nlohmann::json();
+  nlohmann::json applied_with =
+      outcome.ok() ? nlohmann::json{{"applied_with", last.id}} : nlohmann::json();
   std::vector<Store::Finished> outcomes(n);
   for (size_t i = 0; i < n; ++i)
     outcomes[i] = {jobs[i].id, status, i + 1 < n ? &applied_with : &outcome.result,
@@ -289,8 +296,10 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
   for (size_t i = 0; i < n; ++i) {
     metrics_.execution_finished(std::string(driver.name()), to_string(status),
                                 (finished - jobs[i].first_started_at) / 1000.0);
-    nlohmann::json fields = {{"execution_id", jobs[i].id}, {"driver", driver.name()},
-                             {"attempt", jobs[i].attempts}, {"status", to_string(status)}};
+    nlohmann::json fields = {{"execution_id", jobs[i].id},
+                             {"driver", driver.name()},
+                             {"attempt", jobs[i].attempts},
+                             {"status", to_string(status)}};
     if (i + 1 < n) fields["applied_with"] = last.id;
     if (!outcomes[i].error.empty()) fields["error"] = outcomes[i].error;
     log::info("execution finished", fields);
@@ -330,8 +339,8 @@ bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
     outcome = Outcome::final(std::string("driver error: ") + e.what());
   }
 
-  nlohmann::json fields = {{"execution_id", job.id}, {"driver", job.driver->name()},
-                           {"attempt", job.attempts}};
+  nlohmann::json fields = {
+      {"execution_id", job.id}, {"driver", job.driver->name()}, {"attempt", job.attempts}};
   if (outcome.kind == Outcome::Kind::kRetryable && policy_.should_retry(job.attempts)) {
     *retry_in = policy_.delay(job.attempts, rng);
     fields["retry_in_ms"] = retry_in->count();
@@ -343,11 +352,13 @@ bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
       log::error("could not record the retry", {{"execution_id", job.id}, {"error", s.message()}});
     return false;
   }
-  ExecutionStatus final_status = outcome.ok() ? ExecutionStatus::kSucceeded : ExecutionStatus::kFailed;
+  ExecutionStatus final_status =
+      outcome.ok() ? ExecutionStatus::kSucceeded : ExecutionStatus::kFailed;
   std::string error = outcome.reason;
   if (outcome.kind == Outcome::Kind::kRetryable)
     error += " (gave up after " + std::to_string(job.attempts) + " attempts)";
-  job.unrecorded = Job::Unrecorded{final_status, std::move(outcome.result), std::move(error), now_ms(), 0};
+  job.unrecorded =
+      Job::Unrecorded{final_status, std::move(outcome.result), std::move(error), now_ms(), 0};
   return record_finish(job, retry_in);
 }
 
@@ -357,17 +368,23 @@ bool Executor::record_finish(Job& job, std::chrono::milliseconds* retry_in) {
   Status s = store_.finish(job.id, u.status, u.result, u.error, u.finished_at);
   if (!s.ok()) {
     // 100 ms, doubling, at most 10 s between tries: the lane waits for the record.
-    *retry_in = std::chrono::milliseconds(std::min<int64_t>(10000, 100LL << std::min(u.tries - 1, 7)));
+    *retry_in =
+        std::chrono::milliseconds(std::min<int64_t>(10000, 100LL << std::min(u.tries - 1, 7)));
     metrics_.store_write_failed();
     log::error("could not record execution outcome; the target's lane waits until it is recorded",
-               {{"execution_id", job.id}, {"status", to_string(u.status)}, {"try", u.tries},
-                {"retry_in_ms", retry_in->count()}, {"error", s.message()}});
+               {{"execution_id", job.id},
+                {"status", to_string(u.status)},
+                {"try", u.tries},
+                {"retry_in_ms", retry_in->count()},
+                {"error", s.message()}});
     return false;
   }
   metrics_.execution_finished(std::string(job.driver->name()), to_string(u.status),
                               (u.finished_at - job.first_started_at) / 1000.0);
-  nlohmann::json fields = {{"execution_id", job.id}, {"driver", job.driver->name()},
-                           {"attempt", job.attempts}, {"status", to_string(u.status)}};
+  nlohmann::json fields = {{"execution_id", job.id},
+                           {"driver", job.driver->name()},
+                           {"attempt", job.attempts},
+                           {"status", to_string(u.status)}};
   if (!u.error.empty()) fields["error"] = u.error;
   log::info("execution finished", fields);
   job.unrecorded.reset();

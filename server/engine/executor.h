@@ -37,8 +37,8 @@
 // Thread safety: all public methods may be called from any thread.
 #pragma once
 
-#include <condition_variable>
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -62,9 +62,9 @@ struct Job {
   int64_t id = 0;
   const Driver* driver = nullptr;
   std::shared_ptr<const DriverConfig> config;
-  std::string lane;         // driver name + ":" + target
-  int attempts = 0;         // tries already made
-  nlohmann::json plan;      // null until planned
+  std::string lane;     // driver name + ":" + target
+  int attempts = 0;     // tries already made
+  nlohmann::json plan;  // null until planned
   int64_t created_at = 0;
   int64_t first_started_at = 0;
   // The outcome is known but could not be recorded (database busy, disk full): only the record
@@ -149,12 +149,12 @@ class Executor {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   const Loader loader_;
   const size_t max_held_;
-  size_t held_ = 0;             // jobs in lanes_ (queued, retrying or running)
-  size_t unheld_ = 0;           // unfinished executions in the store only (an estimate while spilled)
-  bool spilled_ = false;        // the store may hold unfinished executions with id > watermark_
+  size_t held_ = 0;       // jobs in lanes_ (queued, retrying or running)
+  size_t unheld_ = 0;     // unfinished executions in the store only (an estimate while spilled)
+  bool spilled_ = false;  // the store may hold unfinished executions with id > watermark_
   bool loading_ = false;
-  int64_t watermark_ = 0;       // every unfinished execution with id <= this is held
-  int64_t spilled_max_ = 0;     // highest id enqueue() did not keep
+  int64_t watermark_ = 0;    // every unfinished execution with id <= this is held
+  int64_t spilled_max_ = 0;  // highest id enqueue() did not keep
   Clock::time_point next_load_{};
   bool paused_ = false;
   bool stopping_ = false;

@@ -64,7 +64,8 @@ void Ingest::run() {
       rows.push_back(std::move(e));
     }
     Status s = store_.insert_executions(rows);
-    if (!s.ok()) log::error("could not commit executions", {{"count", batch.size()}, {"error", s.message()}});
+    if (!s.ok())
+      log::error("could not commit executions", {{"count", batch.size()}, {"error", s.message()}});
     for (size_t i = 0; i < batch.size(); ++i) {
       Accepted a{rows[i].id, rows[i].replayed, false, rows[i].revoked};
       if (s.ok() && !a.replayed && !a.revoked) on_committed_(batch[i].trigger, a.execution_id);

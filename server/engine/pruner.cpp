@@ -36,7 +36,8 @@ Result<int64_t> Pruner::run_once() {
     over = std::move(found).value();
   }
   for (;;) {
-    auto ids = store_.prunable_executions(options_.policy, now, protect_since, over, options_.batch);
+    auto ids =
+        store_.prunable_executions(options_.policy, now, protect_since, over, options_.batch);
     if (!ids.ok()) return ids.status();
     if (ids->empty()) return total;
     auto n = store_.delete_executions(*ids);
@@ -63,8 +64,10 @@ void Pruner::loop() {
 
 Status parse_retention(std::string_view text, RetentionPolicy* policy) {
   auto bad = [&] {
-    return Status::Invalid("--retention takes an age (30d, 12h), a count per receiver (100000), "
-                           "both (30d,100000) or off; got \"" + std::string(text) + "\"");
+    return Status::Invalid(
+        "--retention takes an age (30d, 12h), a count per receiver (100000), "
+        "both (30d,100000) or off; got \"" +
+        std::string(text) + "\"");
   };
   if (text == "off") {
     policy->max_age_ms = 0;
@@ -82,7 +85,8 @@ Status parse_retention(std::string_view text, RetentionPolicy* policy) {
     std::string_view digits = (unit == 'd' || unit == 'h') ? part.substr(0, part.size() - 1) : part;
     int64_t n = 0;
     auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-    if (ec != std::errc() || p != digits.data() + digits.size() || n <= 0 || n > 100000000) return bad();
+    if (ec != std::errc() || p != digits.data() + digits.size() || n <= 0 || n > 100000000)
+      return bad();
     if (unit == 'd' || unit == 'h') {
       if (age) return bad();
       age = true;

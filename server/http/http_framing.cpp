@@ -15,11 +15,16 @@ namespace {
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 505: return "HTTP Version Not Supported";
+    case 400:
+      return "Bad Request";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Payload Too Large";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 505:
+      return "HTTP Version Not Supported";
   }
   return "Error";
 }
@@ -42,9 +47,10 @@ bool is_token_char(unsigned char c) { return kTokenChars[c]; }
 
 void RequestFraming::refuse(int status, const char* code, const char* message, Output* out) {
   std::string body = error_response(status, code, message).body;
-  out->reply += "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) +
-                "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                "\r\nConnection: close\r\n\r\n" + body;
+  out->reply +=
+      "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n\r\n" + body;
   out->close = true;
   phase_ = Phase::kRefused;
   head_.clear();
@@ -64,7 +70,8 @@ void RequestFraming::close_after_last(Output* out) {
   }
   rebuilt += "Connection: close\r\n\r\n";
   out->forward.replace(forwarded_at_, forwarded_len_, rebuilt);
-  if (!out->starts.empty() && out->starts.back().at == forwarded_at_) out->starts.back().head = rebuilt.size();
+  if (!out->starts.empty() && out->starts.back().at == forwarded_at_)
+    out->starts.back().head = rebuilt.size();
   forwarded_len_ = rebuilt.size();
 }
 
@@ -120,7 +127,8 @@ void RequestFraming::on_header_section(std::string_view head, Output* out) {
     return refuse(431, "headers_too_large", "the request's header section is too large", out);
   // Every LF must follow a CR.
   for (size_t i = head.find('\n'); i != std::string_view::npos; i = head.find('\n', i + 1))
-    if (i == 0 || head[i - 1] != '\r') return refuse(400, "bad_request", "lines must end with CRLF", out);
+    if (i == 0 || head[i - 1] != '\r')
+      return refuse(400, "bad_request", "lines must end with CRLF", out);
   if (head.find('\0') != std::string_view::npos)
     return refuse(400, "bad_request", "the request contains a NUL byte", out);
 
@@ -132,9 +140,11 @@ void RequestFraming::on_header_section(std::string_view head, Output* out) {
     return refuse(400, "bad_request", "malformed request line", out);
   std::string_view method = line.substr(0, sp1), target = line.substr(sp1 + 1, sp2 - sp1 - 1),
                    version = line.substr(sp2 + 1);
-  if (!std::all_of(method.begin(), method.end(), [](unsigned char c) { return is_token_char(c); }) ||
+  if (!std::all_of(method.begin(), method.end(),
+                   [](unsigned char c) { return is_token_char(c); }) ||
       target.empty() || target.find(' ') != std::string_view::npos || target.size() > 8192 ||
-      !std::all_of(target.begin(), target.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; }))
+      !std::all_of(target.begin(), target.end(),
+                   [](unsigned char c) { return c > 0x20 && c < 0x7f; }))
     return refuse(400, "bad_request", "malformed request line", out);
   if (version != "HTTP/1.1" && version != "HTTP/1.0") {
     if (version.rfind("HTTP/", 0) == 0)
@@ -160,9 +170,11 @@ void RequestFraming::on_header_section(std::string_view head, Output* out) {
       return refuse(400, "bad_request", "malformed header field", out);
     std::string_view name = field.substr(0, colon);
     if (!std::all_of(name.begin(), name.end(), [](unsigned char c) { return is_token_char(c); }))
-      return refuse(400, "bad_request", "malformed header field name (obsolete line folding is not accepted)", out);
+      return refuse(400, "bad_request",
+                    "malformed header field name (obsolete line folding is not accepted)", out);
     std::string_view value = field.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     if (iequals(name, "Content-Length")) {
       if (++content_lengths > 1)
@@ -172,7 +184,8 @@ void RequestFraming::on_header_section(std::string_view head, Output* out) {
           !std::all_of(value.begin(), value.end(), [](unsigned char c) { return isdigit(c); }))
         return ec == std::errc::result_out_of_range
                    ? refuse(413, "payload_too_large", "the request body is too large", out)
-                   : refuse(400, "bad_request", "Content-Length must be a non-negative whole number", out);
+                   : refuse(400, "bad_request",
+                            "Content-Length must be a non-negative whole number", out);
     } else if (iequals(name, "Transfer-Encoding")) {
       transfer_encoding = true;
     } else if (iequals(name, "Connection")) {
@@ -182,12 +195,16 @@ void RequestFraming::on_header_section(std::string_view head, Output* out) {
     }
   }
   if (transfer_encoding && content_lengths)
-    return refuse(400, "bad_request", "Content-Length and Transfer-Encoding together are ambiguous", out);
+    return refuse(400, "bad_request", "Content-Length and Transfer-Encoding together are ambiguous",
+                  out);
   if (transfer_encoding)
-    return refuse(411, "length_required", "send the body with a Content-Length (chunked bodies are not accepted)", out);
+    return refuse(411, "length_required",
+                  "send the body with a Content-Length (chunked bodies are not accepted)", out);
   if (content_length > limits_.max_body)
-    return refuse(413, "payload_too_large",
-                  ("the request body is larger than " + std::to_string(limits_.max_body) + " bytes").c_str(), out);
+    return refuse(
+        413, "payload_too_large",
+        ("the request body is larger than " + std::to_string(limits_.max_body) + " bytes").c_str(),
+        out);
 
   if (expect_continue && content_length > 0) out->reply += "HTTP/1.1 100 Continue\r\n\r\n";
   forwarded_at_ = out->forward.size();

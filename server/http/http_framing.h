@@ -71,11 +71,12 @@ class RequestFraming {
 
   Limits limits_;
   Phase phase_ = Phase::kHeaders;
-  std::string head_;       // header bytes of the current request, until complete
+  std::string head_;  // header bytes of the current request, until complete
   uint64_t body_left_ = 0;
-  size_t forwarded_at_ = std::string::npos;  // in this feed's output: where the last header block starts
+  size_t forwarded_at_ =
+      std::string::npos;  // in this feed's output: where the last header block starts
   size_t forwarded_len_ = 0;
-  bool completed_in_feed_ = false;           // a whole request (headers and body) ended in this feed
+  bool completed_in_feed_ = false;  // a whole request (headers and body) ended in this feed
 };
 
 }  // namespace tripline

@@ -1,12 +1,11 @@
 #include "http_server.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 #include <pistache/peer.h>
-
-#include <netdb.h>
 #include <strings.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -61,11 +60,12 @@ struct Lifetime {
 // One per connection, shared by the framing guard, the request handler and every responder of a
 // request on it (which may answer from another thread, after the handler returned).
 struct Connection {
-  Connection(RequestFraming::Limits l, std::shared_ptr<Lifetime> life, const std::shared_ptr<Pistache::Tcp::Peer>& p)
+  Connection(RequestFraming::Limits l, std::shared_ptr<Lifetime> life,
+             const std::shared_ptr<Pistache::Tcp::Peer>& p)
       : framing(l), lifetime(std::move(life)), peer(p), fd(p->fd()) {}
   RequestFraming framing;  // the guard's, on the event loop's thread only
   RequestFraming::Output out;
-  uint64_t drained = 0;    // bytes read and dropped after a refusal
+  uint64_t drained = 0;  // bytes read and dropped after a refusal
   std::shared_ptr<Lifetime> lifetime;
   std::weak_ptr<Pistache::Tcp::Peer> peer;
   const int fd;
@@ -73,14 +73,14 @@ struct Connection {
   // reused at once: nothing may write to or shut the socket by number from then on. `mu` is held
   // across every direct write, so the close waits for a write in progress.
   std::mutex mu;
-  bool open = true;        // false once Pistache reported the disconnection
+  bool open = true;  // false once Pistache reported the disconnection
   // The request in progress (event loop's thread only): which lane it takes, and for the
   // direct lane the bytes gathered so far and how many are still to come.
   enum class Lane { kNone, kPistache, kDirect } lane = Lane::kNone;
-  std::string request;     // direct lane: header section and body
-  size_t head = 0;         // direct lane: the header section's length in `request`
-  uint64_t left = 0;       // direct lane: bytes still to come
-  std::string to_pistache; // this read's bytes for Pistache's parser (reused)
+  std::string request;      // direct lane: header section and body
+  size_t head = 0;          // direct lane: the header section's length in `request`
+  uint64_t left = 0;        // direct lane: bytes still to come
+  std::string to_pistache;  // this read's bytes for Pistache's parser (reused)
 };
 
 // An answer, written straight to the socket by whichever thread has it: the event loop's for an
@@ -140,7 +140,8 @@ class Reply {
     if (!conn_->open) return;  // the client is gone
     size_t sent = 0;
     while (sent < bytes.size()) {
-      ssize_t n = ::send(conn_->fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      ssize_t n =
+          ::send(conn_->fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
         sent += static_cast<size_t>(n);
       } else if (n < 0 && errno == EINTR) {
@@ -149,7 +150,8 @@ class Reply {
         break;
       }
     }
-    if (sent == bytes.size() || (errno != EAGAIN && errno != EWOULDBLOCK)) return;  // done, or reset
+    if (sent == bytes.size() || (errno != EAGAIN && errno != EWOULDBLOCK))
+      return;  // done, or reset
     lock.unlock();
     // The socket's buffer is full: Pistache's queue writes the rest once it is writable.
     std::shared_lock alive(conn_->lifetime->mu);
@@ -226,8 +228,10 @@ class DirectRequest : public HttpRequest {
       size_t colon = field.find(':');
       if (colon == std::string_view::npos || !iequals(field.substr(0, colon), name)) continue;
       std::string_view value = field.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+        value.remove_prefix(1);
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+        value.remove_suffix(1);
       return value;
     }
     return std::nullopt;
@@ -293,17 +297,21 @@ AssociateTransport associate_transport();
 class FramingGuard : public Http::Handler {
  public:
   HTTP_PROTOTYPE(FramingGuard)
-  FramingGuard(const HttpHandler* handler, std::shared_ptr<Lifetime> lifetime, RequestFraming::Limits limits,
-               size_t max_request_bytes, std::chrono::milliseconds header_timeout,
-               std::chrono::milliseconds body_timeout)
-      : limits_(limits), lifetime_(std::move(lifetime)), inner_(std::make_shared<RequestHandler>(handler)) {
+  FramingGuard(const HttpHandler* handler, std::shared_ptr<Lifetime> lifetime,
+               RequestFraming::Limits limits, size_t max_request_bytes,
+               std::chrono::milliseconds header_timeout, std::chrono::milliseconds body_timeout)
+      : limits_(limits),
+        lifetime_(std::move(lifetime)),
+        inner_(std::make_shared<RequestHandler>(handler)) {
     inner_->setMaxRequestSize(max_request_bytes);
     inner_->setHeaderTimeout(header_timeout);
     inner_->setBodyTimeout(body_timeout);
   }
   // The transport clones its handler once per event loop; each clone needs its own inner handler.
   FramingGuard(const FramingGuard& o)
-      : Http::Handler(o), limits_(o.limits_), lifetime_(o.lifetime_),
+      : Http::Handler(o),
+        limits_(o.limits_),
+        lifetime_(o.lifetime_),
         inner_(std::static_pointer_cast<RequestHandler>(o.inner_->clone())) {}
 
   void onRequest(const Http::Request&, Http::ResponseWriter) override {}  // the inner one answers
@@ -327,7 +335,8 @@ class FramingGuard : public Http::Handler {
     static_cast<Pistache::Tcp::Handler&>(*inner_).onDisconnection(peer);
   }
 
-  void onInput(const char* buffer, size_t len, const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
+  void onInput(const char* buffer, size_t len,
+               const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
     auto conn = std::static_pointer_cast<Connection>(peer->tryGetData(kState));
     if (!conn) return;
     if (conn->framing.refused()) return drain(*conn, len, *peer);
@@ -350,7 +359,8 @@ class FramingGuard : public Http::Handler {
   // goes to Pistache's parser, in order.
   static bool direct_lane(std::string_view head) { return head.rfind("POST /_webhooks/", 0) == 0; }
 
-  void route(const std::shared_ptr<Connection>& conn, const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+  void route(const std::shared_ptr<Connection>& conn,
+             const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
     const RequestFraming::Output& out = conn->out;
     std::string_view bytes = out.forward;
     conn->to_pistache.clear();
@@ -391,11 +401,13 @@ class FramingGuard : public Http::Handler {
     to_pistache(conn, peer);
   }
 
-  void to_pistache(const std::shared_ptr<Connection>& conn, const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+  void to_pistache(const std::shared_ptr<Connection>& conn,
+                   const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
     if (conn->to_pistache.empty()) return;
     std::shared_ptr<Connection> current = conn;
     inner_->current = &current;
-    static_cast<Pistache::Tcp::Handler&>(*inner_).onInput(conn->to_pistache.data(), conn->to_pistache.size(), peer);
+    static_cast<Pistache::Tcp::Handler&>(*inner_).onInput(conn->to_pistache.data(),
+                                                          conn->to_pistache.size(), peer);
     inner_->current = nullptr;
     conn->to_pistache.clear();
   }
@@ -452,7 +464,8 @@ class FramingGuard : public Http::Handler {
   }
 
   // Ends the linger after kLingerTime, on a Pistache timer (on the same event loop).
-  static void linger_then_close(Pistache::Tcp::Transport* transport, std::weak_ptr<Pistache::Tcp::Peer> weak,
+  static void linger_then_close(Pistache::Tcp::Transport* transport,
+                                std::weak_ptr<Pistache::Tcp::Peer> weak,
                                 std::weak_ptr<Connection> weak_conn) {
     int timer = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     auto end = [weak, weak_conn] {
@@ -463,15 +476,16 @@ class FramingGuard : public Http::Handler {
     if (timer < 0) return end();
     Pistache::Async::Promise<uint64_t>([&](Pistache::Async::Deferred<uint64_t> deferred) {
       transport->armTimer(timer, kLingerTime, std::move(deferred));
-    }).then(
-        [timer, end](uint64_t) {
-          end();
-          ::close(timer);
-        },
-        [timer, end](std::exception_ptr) {
-          end();
-          ::close(timer);
-        });
+    })
+        .then(
+            [timer, end](uint64_t) {
+              end();
+              ::close(timer);
+            },
+            [timer, end](std::exception_ptr) {
+              end();
+              ::close(timer);
+            });
   }
 
   // Short enough for std::string's small-buffer: Pistache looks peer data up by std::string.
@@ -519,8 +533,9 @@ Status HttpServer::bind() {
     if (fd >= 0) ::close(fd);
     return Status::Unavailable("cannot reserve a port on " + impl_->options.host);
   }
-  impl_->options.port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                                                       : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  impl_->options.port =
+      ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                     : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   impl_->reserved_fd = fd;
   return Status::Ok();
 }
@@ -540,8 +555,9 @@ Status HttpServer::serve() {
     limits.max_body = impl_->options.max_request_bytes;
     // Pistache's own cap counts headers too; ours (in the guard) applies first.
     size_t pistache_cap = limits.max_body + limits.max_header_bytes + 1024;
-    impl_->endpoint->setHandler(Http::make_handler<FramingGuard>(
-        &impl_->handler, impl_->lifetime, limits, pistache_cap, std::chrono::seconds(10), std::chrono::seconds(30)));
+    impl_->endpoint->setHandler(
+        Http::make_handler<FramingGuard>(&impl_->handler, impl_->lifetime, limits, pistache_cap,
+                                         std::chrono::seconds(10), std::chrono::seconds(30)));
     impl_->endpoint->serveThreaded();
   } catch (const std::exception& e) {
     return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +

@@ -3,12 +3,13 @@
 //
 // Plain HTTP only. Pistache 0.0.5 can serve TLS, but it runs each handshake to the end on its one
 // accept thread, so a single client that connects and stays silent stops every new connection;
-// TLS terminates in a reverse proxy instead (deploy/nginx, tested by tests/integration/nginx_tls_test.cpp).
+// TLS terminates in a reverse proxy instead (deploy/nginx, tested by
+// tests/integration/nginx_tls_test.cpp).
 //
-// Requests refused before parsing (server/http/http_framing.h: 400, 411, 413, 431, 505) are answered at
-// once, even while the client is still sending, and then closed with a linger: the server stops
-// writing (FIN) but reads and drops what still comes, for at most 2 s and 16 MiB, so the client
-// reads the answer instead of a reset; past those bounds the connection is reset.
+// Requests refused before parsing (server/http/http_framing.h: 400, 411, 413, 431, 505) are
+// answered at once, even while the client is still sending, and then closed with a linger: the
+// server stops writing (FIN) but reads and drops what still comes, for at most 2 s and 16 MiB, so
+// the client reads the answer instead of a reset; past those bounds the connection is reset.
 #pragma once
 
 #include <cstdint>

@@ -7,11 +7,11 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "admin_auth.h"
@@ -21,11 +21,11 @@
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
+#include "pruner.h"
+#include "readiness.h"
+#include "receivers.h"
 #include "secret_keys.h"
 #include "secrets.h"
-#include "readiness.h"
-#include "pruner.h"
-#include "receivers.h"
 #include "store.h"
 #include "token.h"
 
@@ -100,7 +100,9 @@ Result<size_t> load_receivers(Service::Parts& p) {
   constexpr size_t kThreads = 2;
   auto started = std::chrono::steady_clock::now();
   auto ms_since = [](std::chrono::steady_clock::time_point t) {
-    return int64_t(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count());
+    return int64_t(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
+            .count());
   };
   struct Page {
     std::vector<ReceiverRow> rows;
@@ -180,8 +182,11 @@ Result<size_t> load_receivers(Service::Parts& p) {
   int64_t publish_ms = ms_since(started) - build_ms;
   // Hands back to the system what reading and building left free.
   ::malloc_trim(0);
-  log::info("receivers loaded", {{"receivers", published}, {"stored", n}, {"ms", ms_since(started)},
-                                 {"read_ms", read_ms}, {"read_and_build_ms", build_ms},
+  log::info("receivers loaded", {{"receivers", published},
+                                 {"stored", n},
+                                 {"ms", ms_since(started)},
+                                 {"read_ms", read_ms},
+                                 {"read_and_build_ms", build_ms},
                                  {"publish_ms", publish_ms}});
   return n;
 }
@@ -193,15 +198,18 @@ Result<LoadedPage> load_page(Service::Parts& p, int64_t after_id, int limit) {
   if (!rows.ok()) return rows.status();
   LoadedPage page;
   page.rows = static_cast<int>(rows->size());
-  std::map<const Driver*, std::vector<std::string>> secrets;  // each driver's schema read once a page
+  std::map<const Driver*, std::vector<std::string>>
+      secrets;  // each driver's schema read once a page
   for (const ExecutionRow& e : *rows) {
     page.last_id = e.id;
     const Driver* driver = p.drivers.find(e.driver);
-    Result<std::shared_ptr<const DriverConfig>> config = Status::Invalid("unknown driver " + e.driver);
+    Result<std::shared_ptr<const DriverConfig>> config =
+        Status::Invalid("unknown driver " + e.driver);
     if (driver) {
       auto [fields, fresh] = secrets.try_emplace(driver);
       if (fresh) fields->second = secret_fields(*driver);
-      auto plain = open_config(nlohmann::json::parse(e.config, nullptr, false), fields->second, p.secrets);
+      auto plain =
+          open_config(nlohmann::json::parse(e.config, nullptr, false), fields->second, p.secrets);
       config = plain.ok() ? driver->validate(*plain, false) : plain.status();
     }
     auto receiver = p.receivers.find(e.receiver_id);
@@ -260,7 +268,8 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   uint16_t port = 0;
   if (Status s = split_listen(o.listen, &host, &port); !s.ok()) return s;
   if (::mkdir(o.data_dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return Status::Internal("cannot create data directory " + o.data_dir + ": " + std::strerror(errno));
+    return Status::Internal("cannot create data directory " + o.data_dir + ": " +
+                            std::strerror(errno));
 
   auto keyring = Keyring::load_or_create(o.data_dir + "/keys");
   if (!keyring.ok()) return keyring.status();
@@ -272,7 +281,8 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   std::vector<Cidr> proxies;
   for (const auto& text : o.trusted_proxies) {
     auto c = Cidr::parse(text);
-    if (!c) return Status::Invalid("--trusted-proxies: \"" + text + "\" is not an address or CIDR range");
+    if (!c)
+      return Status::Invalid("--trusted-proxies: \"" + text + "\" is not an address or CIDR range");
     proxies.push_back(*c);
   }
   StoreOptions store_options;
@@ -288,7 +298,8 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   p.admin = std::make_unique<AdminAuth>(*p.store);
   if (Status s = p.admin->reload(); !s.ok()) return s;
   if (!o.admin_token.empty()) {
-    if (o.admin_token.size() < 16) return Status::Invalid("TRIPLINE_ADMIN_TOKEN must be at least 16 characters");
+    if (o.admin_token.size() < 16)
+      return Status::Invalid("TRIPLINE_ADMIN_TOKEN must be at least 16 characters");
     auto revoked = p.admin->use_env_token(o.admin_token);
     if (!revoked.ok()) return revoked.status();
     if (*revoked > 0)
@@ -328,7 +339,8 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   if (!paused.ok()) return paused.status();
   if (*paused == std::optional<std::string>("true")) {
     p.executor->pause();
-    log::warn("workers are paused (since before this start); POST /api/v1/workers/resume runs them");
+    log::warn(
+        "workers are paused (since before this start); POST /api/v1/workers/resume runs them");
   }
   p.executor->start(backlog);  // reads the unfinished executions from the store, page by page
   if (backlog) log::info("resuming unfinished executions", {{"count", backlog}});
@@ -345,21 +357,23 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
 
   p.readiness = std::make_unique<Readiness>(*p.store, p.drivers);
   p.readiness->start();
-  AppContext ctx{*p.store, p.receivers, p.drivers, p.keyring, p.secrets, *p.ingest,
-                 *p.executor, p.metrics, *p.admin, std::move(proxies), "", o.default_limits};
+  AppContext ctx{*p.store,  p.receivers,        p.drivers,   p.keyring,
+                 p.secrets, *p.ingest,          *p.executor, p.metrics,
+                 *p.admin,  std::move(proxies), "",          o.default_limits};
   ctx.readiness = p.readiness.get();
   p.app = std::make_unique<App>(ctx);
   HttpServerOptions http{host, port, o.http_threads, 1 << 20};
   p.http = std::make_unique<HttpServer>(
-      [app = p.app.get()](const HttpRequest& r, Responder respond) { app->handle(r, std::move(respond)); },
+      [app = p.app.get()](const HttpRequest& r, Responder respond) {
+        app->handle(r, std::move(respond));
+      },
       http);
   if (Status s = p.http->bind(); !s.ok()) return s;
 
   p.public_url = o.public_url;
   if (p.public_url.empty()) {
     std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    p.public_url = "http://" + shown + ":" +
-                   std::to_string(p.http->port());
+    p.public_url = "http://" + shown + ":" + std::to_string(p.http->port());
   }
   while (!p.public_url.empty() && p.public_url.back() == '/') p.public_url.pop_back();
   p.app->set_public_url(p.public_url);

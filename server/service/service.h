@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "registry.h"
 #include "http_server.h"
 #include "receiver_limits.h"
+#include "registry.h"
 #include "retry.h"
 #include "status.h"
 #include "store.h"
@@ -20,14 +20,14 @@ namespace tripline {
 struct ServiceOptions {
   std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks a free one
   std::string data_dir = "./data";
-  std::string public_url;                 // empty: http://<listen> (HTTPS: a proxy in front, deploy/nginx)
-  std::string admin_token;                // empty: keep existing ones, or generate the first
+  std::string public_url;   // empty: http://<listen> (HTTPS: a proxy in front, deploy/nginx)
+  std::string admin_token;  // empty: keep existing ones, or generate the first
   DriverEnv drivers;
   int http_threads = 2;
   int workers = 4;
   RetryPolicy retry;
-  std::vector<std::string> trusted_proxies;  // addresses/CIDRs whose X-Forwarded-For is believed
-  int store_busy_timeout_ms = 5000;          // how long a write waits for a database lock
+  std::vector<std::string> trusted_proxies;   // addresses/CIDRs whose X-Forwarded-For is believed
+  int store_busy_timeout_ms = 5000;           // how long a write waits for a database lock
   Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
   RetentionPolicy retention;                  // finished executions kept (pruner.h)
   size_t max_held_executions = 10000;         // the executor's in-memory window (executor.h)

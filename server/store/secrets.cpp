@@ -20,7 +20,9 @@ constexpr std::string_view kPrefixV1 = "sealed:v1:";
 constexpr std::string_view kPrefixV2 = "sealed:v2:";
 constexpr size_t kNonce = 12, kTag = 16, kKidLength = 8;
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
-const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+const unsigned char* bytes(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
 
 // Key files hold 64 hex digits (secrets.key) or one such line per key (secrets.key.previous).
 // Like the signing keys (token.cpp), a file group or others may read is refused.
@@ -38,7 +40,8 @@ Result<std::vector<std::string>> read_key_file(const std::string& path, bool mus
   std::string text;
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < (1 << 16)) text.append(buf, size_t(n));
+  while ((n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < (1 << 16))
+    text.append(buf, size_t(n));
   ::close(fd);
   std::vector<std::string> keys;
   size_t start = 0;
@@ -46,18 +49,22 @@ Result<std::vector<std::string>> read_key_file(const std::string& path, bool mus
     size_t end = text.find('\n', start);
     if (end == std::string::npos) end = text.size();
     std::string_view line = std::string_view(text).substr(start, end - start);
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.remove_suffix(1);
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back())))
+      line.remove_suffix(1);
     start = end + 1;
     if (line.empty()) continue;
     auto key = crypto::unhex(line);
-    if (!key || key->size() != 32) return Status::Internal(path + " does not hold 256-bit hex keys, one per line");
+    if (!key || key->size() != 32)
+      return Status::Internal(path + " does not hold 256-bit hex keys, one per line");
     keys.push_back(*key);
   }
-  if (must_exist && keys.size() != 1) return Status::Internal(path + " does not hold a 256-bit hex key");
+  if (must_exist && keys.size() != 1)
+    return Status::Internal(path + " does not hold a 256-bit hex key");
   return keys;
 }
 
-std::optional<std::string> open_with(std::string_view key, std::string_view raw, std::string_view aad) {
+std::optional<std::string> open_with(std::string_view key, std::string_view raw,
+                                     std::string_view aad) {
   if (raw.size() < kNonce + kTag) return std::nullopt;
   size_t n = raw.size() - kNonce - kTag;
   std::string out(n, '\0');
@@ -66,8 +73,10 @@ std::optional<std::string> open_with(std::string_view key, std::string_view raw,
   int len = 0;
   EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(key), in);
   if (!aad.empty()) EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(aad), int(aad.size()));
-  EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, in + kNonce, int(n));
-  EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, const_cast<unsigned char*>(in + kNonce + n));
+  EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, in + kNonce,
+                    int(n));
+  EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag,
+                      const_cast<unsigned char*>(in + kNonce + n));
   if (EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &len) != 1)
     return std::nullopt;
   return out;
@@ -113,7 +122,8 @@ Result<SecretBox> SecretBox::load_or_create(const std::string& dir, const char* 
       if (item.empty()) continue;
       auto key = crypto::unhex(item);
       if (!key || key->size() != 32)
-        return Status::Invalid("TRIPLINE_SECRET_KEY_PREVIOUS must be keys of 64 hex digits, separated by commas");
+        return Status::Invalid(
+            "TRIPLINE_SECRET_KEY_PREVIOUS must be keys of 64 hex digits, separated by commas");
       previous.push_back(*key);
     }
   }
@@ -123,7 +133,8 @@ Result<SecretBox> SecretBox::load_or_create(const std::string& dir, const char* 
 
   if (env_key && *env_key) {
     auto key = crypto::unhex(env_key);
-    if (!key || key->size() != 32) return Status::Invalid("TRIPLINE_SECRET_KEY must be 64 hex digits");
+    if (!key || key->size() != 32)
+      return Status::Invalid("TRIPLINE_SECRET_KEY must be 64 hex digits");
     return from_key(*key, std::move(previous));
   }
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
@@ -202,8 +213,10 @@ nlohmann::json seal_config(const nlohmann::json& config, const std::vector<std::
     auto it = out.find(f);
     bool keep_previous = it == out.end() || (it->is_string() && *it == kRedacted);
     if (keep_previous) {
-      if (previous.is_object() && previous.contains(f)) out[f] = previous[f];
-      else if (it != out.end()) out.erase(f);
+      if (previous.is_object() && previous.contains(f))
+        out[f] = previous[f];
+      else if (it != out.end())
+        out.erase(f);
       continue;
     }
     // Whatever a client sends is plaintext, even if it looks sealed: only values we stored
@@ -223,9 +236,10 @@ Result<nlohmann::json> open_config(const nlohmann::json& stored,
     auto plain = box.open(*it);
     if (!plain) {
       std::string kid = SecretBox::key_id_of(*it);
-      return Status::Internal("secret " + f + " cannot be decrypted: " +
-                              (kid.empty() ? std::string("none of the secrets keys opens it")
-                                           : "it was sealed with key " + kid + ", which is not configured"));
+      return Status::Internal(
+          "secret " + f + " cannot be decrypted: " +
+          (kid.empty() ? std::string("none of the secrets keys opens it")
+                       : "it was sealed with key " + kid + ", which is not configured"));
     }
     *it = *plain;
   }

@@ -56,9 +56,9 @@ class SecretBox {
 
 inline constexpr const char* kRedacted = "********";
 
-// Seals every secret field (a client's value is always treated as plaintext). `previous` (a stored config, may be null)
-// supplies the sealed value for a secret sent back as kRedacted or left out, so clients can
-// edit a receiver without re-entering its secrets.
+// Seals every secret field (a client's value is always treated as plaintext). `previous` (a stored
+// config, may be null) supplies the sealed value for a secret sent back as kRedacted or left out,
+// so clients can edit a receiver without re-entering its secrets.
 nlohmann::json seal_config(const nlohmann::json& config, const std::vector<std::string>& fields,
                            const SecretBox& box, const nlohmann::json& previous = nullptr);
 // Opens every sealed field; Internal when one cannot be opened (wrong key).

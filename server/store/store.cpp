@@ -19,10 +19,14 @@ int64_t now_ms() {
 
 const char* to_string(ExecutionStatus s) {
   switch (s) {
-    case ExecutionStatus::kQueued: return "queued";
-    case ExecutionStatus::kRunning: return "running";
-    case ExecutionStatus::kSucceeded: return "succeeded";
-    case ExecutionStatus::kFailed: return "failed";
+    case ExecutionStatus::kQueued:
+      return "queued";
+    case ExecutionStatus::kRunning:
+      return "running";
+    case ExecutionStatus::kSucceeded:
+      return "succeeded";
+    case ExecutionStatus::kFailed:
+      return "failed";
   }
   return "?";
 }
@@ -173,7 +177,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
       s->writer_->exec("PRAGMA wal_autocheckpoint=16384");
       s->checkpointer_ = std::thread(&Store::checkpoint_loop, s.get(), path, options);
     }
-    s->reader_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX);
+    s->reader_ =
+        std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX);
     configure(*s->reader_, options);
     s->insert_execution_ = std::make_unique<SQLite::Statement>(
         *s->writer_,
@@ -202,8 +207,8 @@ Status Store::migrate() {
     try {
       SQLite::Transaction tx(*writer_);
       writer_->exec(std::string(m.sql));
-      SQLite::Statement rec(*writer_,
-                            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?,?,?)");
+      SQLite::Statement rec(
+          *writer_, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?,?,?)");
       rec.bind(1, m.version);
       rec.bind(2, std::string(m.name));
       rec.bind(3, now_ms());
@@ -228,16 +233,20 @@ std::vector<int> Store::applied_migrations() {
 
 namespace {
 void bind_json(SQLite::Statement& q, int index, const nlohmann::json& j) {
-  if (j.is_null()) q.bind(index); else q.bind(index, j.dump());
+  if (j.is_null())
+    q.bind(index);
+  else
+    q.bind(index, j.dump());
 }
 }  // namespace
 
 Result<ReceiverRow> Store::insert_receiver(const ReceiverRow& r) {
   auto id = guarded([&]() -> Result<int64_t> {
     std::lock_guard lock(write_mu_);
-    SQLite::Statement q(*writer_,
-                        "INSERT INTO receivers (name, driver, config, rules, auth, limits, enabled, "
-                        "created_at, updated_at, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    SQLite::Statement q(
+        *writer_,
+        "INSERT INTO receivers (name, driver, config, rules, auth, limits, enabled, "
+        "created_at, updated_at, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     int64_t now = now_ms();
     q.bind(1, r.name);
     q.bind(2, r.driver);
@@ -276,29 +285,31 @@ Status update_one(std::mutex& mu, SQLite::Database& db, const char* sql, Bind&& 
 
 Result<ReceiverRow> Store::update_receiver(int64_t id, const ReceiverRow& r,
                                            int64_t expected_version, bool revoke) {
-  Status s = update_one(write_mu_, *writer_,
-                        "UPDATE receivers SET name = ?, config = ?, rules = ?, auth = ?, limits = ?, "
-                        "enabled = ?, generation = generation + ?, version = version + 1, "
-                        "updated_at = ? WHERE id = ? AND version = ?",
-                        [&](SQLite::Statement& q) {
-                          q.bind(1, r.name);
-                          q.bind(2, r.config.dump());
-                          bind_json(q, 3, r.rules);
-                          bind_json(q, 4, r.auth);
-                          bind_json(q, 5, r.limits);
-                          q.bind(6, r.enabled ? 1 : 0);
-                          q.bind(7, revoke ? 1 : 0);
-                          q.bind(8, now_ms());
-                          q.bind(9, id);
-                          q.bind(10, expected_version);
-                        });
+  Status s =
+      update_one(write_mu_, *writer_,
+                 "UPDATE receivers SET name = ?, config = ?, rules = ?, auth = ?, limits = ?, "
+                 "enabled = ?, generation = generation + ?, version = version + 1, "
+                 "updated_at = ? WHERE id = ? AND version = ?",
+                 [&](SQLite::Statement& q) {
+                   q.bind(1, r.name);
+                   q.bind(2, r.config.dump());
+                   bind_json(q, 3, r.rules);
+                   bind_json(q, 4, r.auth);
+                   bind_json(q, 5, r.limits);
+                   q.bind(6, r.enabled ? 1 : 0);
+                   q.bind(7, revoke ? 1 : 0);
+                   q.bind(8, now_ms());
+                   q.bind(9, id);
+                   q.bind(10, expected_version);
+                 });
   if (s.code() == Status::Code::kConflict)
     return Status::Conflict("a receiver named \"" + r.name + "\" already exists");
   if (s.code() == Status::Code::kNotFound) {
     // No row at that version: either it is gone, or it changed while this edit was checked.
     auto now = get_receiver(id);
     if (!now.ok()) return now.status();
-    return Status::Conflict("the receiver changed while this edit was being checked; reload it and try again");
+    return Status::Conflict(
+        "the receiver changed while this edit was being checked; reload it and try again");
   }
   if (!s.ok()) return s;
   return get_receiver(id);
@@ -410,7 +421,10 @@ Status Store::insert_executions(std::vector<NewExecution>& batch) {
       else
         q.bindNoCopy(5, e.idempotency_key);
       q.bind(6, e.created_at);
-      if (e.action) q.bindNoCopy(7, *e.action); else q.bind(7);
+      if (e.action)
+        q.bindNoCopy(7, *e.action);
+      else
+        q.bind(7);
       e.revoked = false;
       if (q.exec() == 1) {
         e.id = writer_->getLastInsertRowid();
@@ -489,8 +503,14 @@ Status Store::finish(int64_t id, ExecutionStatus status, const nlohmann::json& r
                     "next_attempt_at = NULL WHERE id = ?",
                     [&](SQLite::Statement& q) {
                       q.bind(1, to_string(status));
-                      if (result.is_null()) q.bind(2); else q.bind(2, result.dump());
-                      if (error.empty()) q.bind(3); else q.bind(3, error);
+                      if (result.is_null())
+                        q.bind(2);
+                      else
+                        q.bind(2, result.dump());
+                      if (error.empty())
+                        q.bind(3);
+                      else
+                        q.bind(3, error);
                       q.bind(4, finished_at);
                       q.bind(5, id);
                     });
@@ -527,8 +547,14 @@ Status Store::finish_all(const std::vector<Finished>& outcomes) {
     for (const Finished& f : outcomes) {
       q.tryReset();
       q.bind(1, to_string(f.status));
-      if (!f.result || f.result->is_null()) q.bind(2); else q.bind(2, f.result->dump());
-      if (f.error.empty()) q.bind(3); else q.bind(3, f.error);
+      if (!f.result || f.result->is_null())
+        q.bind(2);
+      else
+        q.bind(2, f.result->dump());
+      if (f.error.empty())
+        q.bind(3);
+      else
+        q.bind(3, f.error);
       q.bind(4, f.finished_at);
       q.bind(5, f.id);
       q.exec();
@@ -541,8 +567,8 @@ Status Store::finish_all(const std::vector<Finished>& outcomes) {
 Result<ExecutionRow> Store::get_execution(int64_t id) {
   return guarded([&]() -> Result<ExecutionRow> {
     std::lock_guard lock(read_mu_);
-    SQLite::Statement q(*reader_,
-                        std::string("SELECT ") + kExecutionColumns + " FROM executions WHERE id = ?");
+    SQLite::Statement q(
+        *reader_, std::string("SELECT ") + kExecutionColumns + " FROM executions WHERE id = ?");
     q.bind(1, id);
     if (!q.executeStep()) return Status::NotFound("no execution with id " + std::to_string(id));
     return read_execution(q);
@@ -594,7 +620,8 @@ Result<std::vector<std::pair<int64_t, int64_t>>> Store::unfinished_counts() {
   });
 }
 
-Result<std::optional<int64_t>> Store::find_execution_by_key(int64_t receiver_id, const std::string& key) {
+Result<std::optional<int64_t>> Store::find_execution_by_key(int64_t receiver_id,
+                                                            const std::string& key) {
   return guarded([&]() -> Result<std::optional<int64_t>> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_,
@@ -606,7 +633,8 @@ Result<std::optional<int64_t>> Store::find_execution_by_key(int64_t receiver_id,
   });
 }
 
-Result<std::vector<RecentExecution>> Store::recent_executions(int64_t receiver_id, int64_t since_ms) {
+Result<std::vector<RecentExecution>> Store::recent_executions(int64_t receiver_id,
+                                                              int64_t since_ms) {
   return guarded([&]() -> Result<std::vector<RecentExecution>> {
     std::lock_guard lock(read_mu_);
     // Newest first along executions_by_receiver (ids grow with time), stopping at `since_ms`.
@@ -628,8 +656,8 @@ Result<std::vector<RecentExecution>> Store::recent_executions(int64_t receiver_i
 Result<std::vector<int64_t>> Store::receivers_over(int64_t count) {
   return guarded([&]() -> Result<std::vector<int64_t>> {
     std::lock_guard lock(read_mu_);
-    SQLite::Statement q(*reader_,
-                        "SELECT receiver_id FROM executions GROUP BY receiver_id HAVING count(*) > ?");
+    SQLite::Statement q(
+        *reader_, "SELECT receiver_id FROM executions GROUP BY receiver_id HAVING count(*) > ?");
     q.bind(1, count);
     std::vector<int64_t> out;
     while (q.executeStep()) out.push_back(q.getColumn(0).getInt64());
@@ -650,8 +678,9 @@ Result<int64_t> Store::unfinished_count(int64_t receiver_id) {
 }
 
 Result<std::vector<int64_t>> Store::prunable_executions(const RetentionPolicy& p, int64_t now,
-                                                      int64_t protect_since_ms,
-                                                      const std::vector<int64_t>& over, int limit) {
+                                                        int64_t protect_since_ms,
+                                                        const std::vector<int64_t>& over,
+                                                        int limit) {
   return guarded([&]() -> Result<std::vector<int64_t>> {
     std::lock_guard lock(read_mu_);
     std::vector<int64_t> out;
@@ -696,8 +725,8 @@ Result<int> Store::delete_executions(const std::vector<int64_t>& ids) {
     if (ids.empty()) return 0;
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
-    SQLite::Statement q(*writer_,
-                        "DELETE FROM executions WHERE id = ? AND status IN ('succeeded', 'failed')");
+    SQLite::Statement q(
+        *writer_, "DELETE FROM executions WHERE id = ? AND status IN ('succeeded', 'failed')");
     int n = 0;
     for (int64_t id : ids) {
       q.tryReset();
@@ -709,7 +738,8 @@ Result<int> Store::delete_executions(const std::vector<int64_t>& ids) {
   });
 }
 
-Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> Store::recent_executions(int64_t since_ms) {
+Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> Store::recent_executions(
+    int64_t since_ms) {
   return guarded([&]() -> Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_,
@@ -770,8 +800,9 @@ Result<AdminTokenRow> Store::insert_admin_token(const std::string& name,
 Result<std::vector<AdminTokenRow>> Store::list_admin_tokens() {
   return guarded([&]() -> Result<std::vector<AdminTokenRow>> {
     std::lock_guard lock(read_mu_);
-    SQLite::Statement q(*reader_,
-                        "SELECT id, name, token_hash, created_at, from_env FROM admin_tokens ORDER BY id");
+    SQLite::Statement q(
+        *reader_,
+        "SELECT id, name, token_hash, created_at, from_env FROM admin_tokens ORDER BY id");
     std::vector<AdminTokenRow> out;
     while (q.executeStep()) {
       const auto& blob = q.getColumn(2);
@@ -788,8 +819,9 @@ Status Store::delete_admin_token(int64_t id) {
     std::lock_guard lock(write_mu_);
     // The "not the last one" check is part of the delete itself: two concurrent deletes (even
     // from two processes) cannot both see two tokens and remove both.
-    SQLite::Statement q(*writer_,
-                        "DELETE FROM admin_tokens WHERE id = ? AND (SELECT count(*) FROM admin_tokens) > 1");
+    SQLite::Statement q(
+        *writer_,
+        "DELETE FROM admin_tokens WHERE id = ? AND (SELECT count(*) FROM admin_tokens) > 1");
     q.bind(1, id);
     if (q.exec() == 1) return Status::Ok();
     SQLite::Statement exists(*writer_, "SELECT 1 FROM admin_tokens WHERE id = ?");
@@ -804,13 +836,15 @@ Result<int> Store::replace_env_admin_token(const std::string& name, const std::s
   return guarded([&]() -> Result<int> {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
-    SQLite::Statement revoke(*writer_, "DELETE FROM admin_tokens WHERE from_env = 1 AND token_hash <> ?");
+    SQLite::Statement revoke(*writer_,
+                             "DELETE FROM admin_tokens WHERE from_env = 1 AND token_hash <> ?");
     revoke.bind(1, token_hash.data(), static_cast<int>(token_hash.size()));
     int revoked = revoke.exec();
     // A token created through the API with the same value becomes the managed row.
-    SQLite::Statement upsert(*writer_,
-                             "INSERT INTO admin_tokens (name, token_hash, created_at, from_env) "
-                             "VALUES (?, ?, ?, 1) ON CONFLICT (token_hash) DO UPDATE SET from_env = 1");
+    SQLite::Statement upsert(
+        *writer_,
+        "INSERT INTO admin_tokens (name, token_hash, created_at, from_env) "
+        "VALUES (?, ?, ?, 1) ON CONFLICT (token_hash) DO UPDATE SET from_env = 1");
     upsert.bind(1, name);
     upsert.bind(2, token_hash.data(), static_cast<int>(token_hash.size()));
     upsert.bind(3, now_ms());
@@ -824,32 +858,34 @@ Result<int> Store::replace_env_admin_token(const std::string& name, const std::s
 
 Result<std::vector<SealedText>> Store::sealed_texts(bool include_finished_executions) {
   return guarded([&]() -> Result<std::vector<SealedText>> {
-  std::lock_guard lock(read_mu_);
-  std::vector<SealedText> out;
-  using W = SealedText::Where;
-  // "sealed:v" starts every sealed value of every format (secrets.h).
-  SQLite::Statement r(*reader_,
-                      "SELECT id, config, auth, driver FROM receivers "
-                      "WHERE instr(config, 'sealed:v') > 0 OR instr(auth, 'sealed:v') > 0 ORDER BY id");
-  while (r.executeStep()) {
-    int64_t id = r.getColumn(0).getInt64();
-    for (int col : {1, 2}) {
-      if (r.getColumn(col).isNull()) continue;
-      std::string text = r.getColumn(col).getString();
-      if (text.find("sealed:v") == std::string::npos) continue;
-      out.push_back({col == 1 ? W::kReceiverConfig : W::kReceiverAuth, id, r.getColumn(3).getString(),
-                     false, std::move(text)});
+    std::lock_guard lock(read_mu_);
+    std::vector<SealedText> out;
+    using W = SealedText::Where;
+    // "sealed:v" starts every sealed value of every format (secrets.h).
+    SQLite::Statement r(
+        *reader_,
+        "SELECT id, config, auth, driver FROM receivers "
+        "WHERE instr(config, 'sealed:v') > 0 OR instr(auth, 'sealed:v') > 0 ORDER BY id");
+    while (r.executeStep()) {
+      int64_t id = r.getColumn(0).getInt64();
+      for (int col : {1, 2}) {
+        if (r.getColumn(col).isNull()) continue;
+        std::string text = r.getColumn(col).getString();
+        if (text.find("sealed:v") == std::string::npos) continue;
+        out.push_back({col == 1 ? W::kReceiverConfig : W::kReceiverAuth, id,
+                       r.getColumn(3).getString(), false, std::move(text)});
+      }
     }
-  }
-  SQLite::Statement e(*reader_,
-                      std::string("SELECT id, config, status IN ('succeeded', 'failed'), driver FROM executions "
-                                  "WHERE instr(config, 'sealed:v') > 0") +
-                          (include_finished_executions ? "" : " AND status IN ('queued', 'running')") +
-                          " ORDER BY id");
-  while (e.executeStep())
-    out.push_back({W::kExecutionConfig, e.getColumn(0).getInt64(), e.getColumn(3).getString(),
-                   e.getColumn(2).getInt() != 0, e.getColumn(1).getString()});
-  return out;
+    SQLite::Statement e(
+        *reader_,
+        std::string("SELECT id, config, status IN ('succeeded', 'failed'), driver FROM executions "
+                    "WHERE instr(config, 'sealed:v') > 0") +
+            (include_finished_executions ? "" : " AND status IN ('queued', 'running')") +
+            " ORDER BY id");
+    while (e.executeStep())
+      out.push_back({W::kExecutionConfig, e.getColumn(0).getInt64(), e.getColumn(3).getString(),
+                     e.getColumn(2).getInt() != 0, e.getColumn(1).getString()});
+    return out;
   });
 }
 
@@ -863,7 +899,7 @@ Status Store::rewrite_sealed_texts(const std::vector<SealedText>& texts) {
     for (const SealedText& t : texts) {
       SQLite::Statement& q = t.where == SealedText::Where::kReceiverConfig ? config
                              : t.where == SealedText::Where::kReceiverAuth ? auth
-                                                                          : exec;
+                                                                           : exec;
       q.reset();
       q.bind(1, t.text);
       q.bind(2, t.id);

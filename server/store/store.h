@@ -7,15 +7,15 @@
 // Errors: SQLite exceptions stop here; methods answer Status/Result. Thread-safe.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <thread>
-#include <condition_variable>
-#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -73,7 +73,7 @@ struct NewExecution {
   const std::string* driver = nullptr;  // borrowed from the receiver cache for the call
   const std::string* config = nullptr;
   const std::string* action = nullptr;
-  std::string idempotency_key;          // empty: none
+  std::string idempotency_key;  // empty: none
   int64_t created_at = 0;
   // Filled by insert_executions():
   int64_t id = 0;
@@ -120,7 +120,7 @@ struct AdminTokenRow {
   std::string name;
   std::string token_hash;  // raw 32 bytes
   int64_t created_at = 0;
-  bool from_env = false;   // the row managed from TRIPLINE_ADMIN_TOKEN
+  bool from_env = false;  // the row managed from TRIPLINE_ADMIN_TOKEN
 };
 
 // Every stored JSON text that may hold sealed secrets (secrets.h): receivers' config and auth,
@@ -195,7 +195,8 @@ class Store {
   // A receiver's executions created at or after `since_ms`, oldest first.
   Result<std::vector<RecentExecution>> recent_executions(int64_t receiver_id, int64_t since_ms);
   // Every receiver's, in one pass (start-up): receiver id -> its executions, oldest first.
-  Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> recent_executions(int64_t since_ms);
+  Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> recent_executions(
+      int64_t since_ms);
 
   // Retention: up to `limit` ids of finished executions the policy lets go, oldest first (read
   // on the reader connection: no write lock), then deleted in one short transaction.

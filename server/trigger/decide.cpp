@@ -11,10 +11,14 @@ using nlohmann::json;
 
 const char* auth_message(AuthFailure f) {
   switch (f) {
-    case AuthFailure::kSourceNotAllowed: return "this receiver does not accept requests from your address";
-    case AuthFailure::kMissingCredential: return "this receiver requires a signature or credential the request does not carry";
-    case AuthFailure::kStaleTimestamp: return "the signed timestamp is outside the accepted window";
-    default: return "the request's signature or credential is not valid";
+    case AuthFailure::kSourceNotAllowed:
+      return "this receiver does not accept requests from your address";
+    case AuthFailure::kMissingCredential:
+      return "this receiver requires a signature or credential the request does not carry";
+    case AuthFailure::kStaleTimestamp:
+      return "the signed timestamp is outside the accepted window";
+    default:
+      return "the request's signature or credential is not valid";
   }
 }
 
@@ -39,7 +43,8 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
   if (!d.error.ok()) return invalid(d.error);
   if (!d.run)
     return Ignore{IgnoreReason::kRule,
-                  d.rule_name.empty() ? "a rule ignored the request" : "rule \"" + d.rule_name + "\" ignored the request",
+                  d.rule_name.empty() ? "a rule ignored the request"
+                                      : "rule \"" + d.rule_name + "\" ignored the request",
                   d.rule_index, d.rule_name};
   // The config is materialized only for a request that changes it (most change nothing).
   json config;
@@ -51,7 +56,8 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
   if (d.set.is_object()) {
     for (const auto& [k, v] : d.set.items()) {
       // Checked when the receiver was saved; checked again here because this is the promise.
-      if (std::find(r.request_fields->begin(), r.request_fields->end(), k) == r.request_fields->end())
+      if (std::find(r.request_fields->begin(), r.request_fields->end(), k) ==
+          r.request_fields->end())
         return invalid(Status::Invalid("config." + k + " cannot be set per request",
                                        {{"config." + k, "cannot be set per request"}}));
       if (v.is_object() || v.is_array())  // a value, never a value source or a structure
@@ -65,9 +71,11 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
   // 3. Alertmanager: firing runs, resolved runs the inverse or nothing; re-sends dedupe.
   if (r.rules->alertmanager()) {
     if (!is_alertmanager_payload(body))
-      return invalid(Status::Invalid("the body is not an Alertmanager webhook payload (version 4)"));
+      return invalid(
+          Status::Invalid("the body is not an Alertmanager webhook payload (version 4)"));
     if (body["status"] == "resolved") {
-      if (r.rules->on_resolved() == "ignore") return Ignore{IgnoreReason::kResolved, "the alert resolved", -1, {}};
+      if (r.rules->on_resolved() == "ignore")
+        return Ignore{IgnoreReason::kResolved, "the alert resolved", -1, {}};
       if (r.rules->on_resolved() == "inverse") {
         auto inverse = r.driver->inverse(plain());
         if (!inverse.ok()) return invalid(inverse.status());

@@ -23,17 +23,17 @@ namespace tripline {
 
 struct TriggerInput {
   const InboundRequest& request;
-  std::string_view caller;          // the peer, or the client behind trusted proxies
+  std::string_view caller;  // the peer, or the client behind trusted proxies
   int64_t now_ms = 0;
-  std::string idempotency_key;      // the request's Idempotency-Key (already checked), or empty
+  std::string idempotency_key;  // the request's Idempotency-Key (already checked), or empty
 };
 
 // Run the action. Fields left empty mean "as the receiver is configured".
 struct Accept {
-  std::string idempotency_key;                  // signed message key, Alertmanager key or the request's
-  std::shared_ptr<const DriverConfig> config;   // the request changed the config: this one runs
-  std::string config_text;                      // ... recorded sealed, as the execution's config
-  std::string action;                           // the inverse's action, when it differs
+  std::string idempotency_key;  // signed message key, Alertmanager key or the request's
+  std::shared_ptr<const DriverConfig> config;  // the request changed the config: this one runs
+  std::string config_text;                     // ... recorded sealed, as the execution's config
+  std::string action;                          // the inverse's action, when it differs
 };
 
 // Do nothing, successfully (answered with the receiver's ignore status).

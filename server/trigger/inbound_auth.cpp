@@ -10,19 +10,26 @@ using nlohmann::json;
 
 const char* to_string(AuthFailure f) {
   switch (f) {
-    case AuthFailure::kNone: return "none";
-    case AuthFailure::kSourceNotAllowed: return "source_not_allowed";
-    case AuthFailure::kMissingCredential: return "missing_credential";
-    case AuthFailure::kBadCredential: return "bad_credential";
-    case AuthFailure::kBadSignature: return "bad_signature";
-    case AuthFailure::kStaleTimestamp: return "stale_timestamp";
+    case AuthFailure::kNone:
+      return "none";
+    case AuthFailure::kSourceNotAllowed:
+      return "source_not_allowed";
+    case AuthFailure::kMissingCredential:
+      return "missing_credential";
+    case AuthFailure::kBadCredential:
+      return "bad_credential";
+    case AuthFailure::kBadSignature:
+      return "bad_signature";
+    case AuthFailure::kStaleTimestamp:
+      return "stale_timestamp";
   }
   return "other";
 }
 
 namespace {
 
-const std::vector<std::string> kSealed = {"github_secret", "standard_webhooks_secret", "link_secret"};
+const std::vector<std::string> kSealed = {"github_secret", "standard_webhooks_secret",
+                                          "link_secret"};
 const std::vector<std::string> kHashed = {"bearer_token", "basic_password"};
 constexpr std::string_view kHashedPrefix = "hashed:";
 
@@ -55,9 +62,11 @@ std::string salted_hash(std::string_view salt, std::string_view secret) {
 bool matches_hash(const std::string& stored, std::string_view presented) {
   auto colon = stored.find(':', kHashedPrefix.size());
   if (stored.rfind(kHashedPrefix, 0) != 0 || colon == std::string::npos) return false;
-  auto salt = crypto::unhex(std::string_view(stored).substr(kHashedPrefix.size(), colon - kHashedPrefix.size()));
+  auto salt = crypto::unhex(
+      std::string_view(stored).substr(kHashedPrefix.size(), colon - kHashedPrefix.size()));
   if (!salt) return false;
-  return crypto::constant_time_equal(salted_hash(*salt, presented), std::string_view(stored).substr(colon + 1));
+  return crypto::constant_time_equal(salted_hash(*salt, presented),
+                                     std::string_view(stored).substr(colon + 1));
 }
 
 std::optional<int64_t> parse_int(std::string_view s) {
@@ -76,7 +85,6 @@ std::shared_ptr<const crypto::HmacKey> whsec_key(const std::string& secret) {
 
 }  // namespace
 
-
 std::string standard_webhooks_signature(const std::string& secret, std::string_view id,
                                         std::string_view timestamp, std::string_view body) {
   auto key = whsec_key(secret);
@@ -87,7 +95,8 @@ std::string standard_webhooks_signature(const std::string& secret, std::string_v
   return "v1," + base64(crypto::view(key->mac(signed_content)));
 }
 
-Result<json> InboundAuth::prepare_for_storage(const json& auth, const json& previous, const SecretBox& box) {
+Result<json> InboundAuth::prepare_for_storage(const json& auth, const json& previous,
+                                              const SecretBox& box) {
   if (auth.is_null()) return json(nullptr);
   auto bad = [](const std::string& field, const std::string& why) -> Status {
     return Status::Invalid(field + " " + why, {{field, why}});
@@ -97,14 +106,17 @@ Result<json> InboundAuth::prepare_for_storage(const json& auth, const json& prev
     bool secret = std::find(kSealed.begin(), kSealed.end(), k) != kSealed.end() ||
                   std::find(kHashed.begin(), kHashed.end(), k) != kHashed.end();
     if (secret || k == "basic_username") {
-      if (!v.is_string() || v.get<std::string>().empty()) return bad("auth." + k, "must be a non-empty string");
+      if (!v.is_string() || v.get<std::string>().empty())
+        return bad("auth." + k, "must be a non-empty string");
     } else if (k == "allow_sources") {
-      if (!v.is_array()) return bad("auth.allow_sources", "must be a list of addresses or CIDR ranges");
+      if (!v.is_array())
+        return bad("auth.allow_sources", "must be a list of addresses or CIDR ranges");
       for (const auto& c : v)
         if (!c.is_string() || !Cidr::parse(c.get<std::string>()))
           return bad("auth.allow_sources", c.dump() + " is not an address or CIDR range");
     } else if (k == "tolerance_seconds") {
-      if (!v.is_number_integer() || v < 1 || v > 3600) return bad("auth.tolerance_seconds", "must be 1 to 3600");
+      if (!v.is_number_integer() || v < 1 || v > 3600)
+        return bad("auth.tolerance_seconds", "must be 1 to 3600");
     } else {
       return bad("auth." + k, "is not an auth field");
     }
@@ -120,12 +132,15 @@ Result<json> InboundAuth::prepare_for_storage(const json& auth, const json& prev
   for (const auto& f : kHashed) {
     auto it = out.find(f);
     if (it == out.end() || *it == kRedacted) {
-      if (previous.is_object() && previous.contains(f)) out[f] = previous[f];
-      else if (it != out.end()) out.erase(f);
+      if (previous.is_object() && previous.contains(f))
+        out[f] = previous[f];
+      else if (it != out.end())
+        out.erase(f);
       continue;
     }
     std::string salt = crypto::random_bytes(16);
-    *it = std::string(kHashedPrefix) + crypto::hex(salt) + ":" + salted_hash(salt, it->get<std::string>());
+    *it = std::string(kHashedPrefix) + crypto::hex(salt) + ":" +
+          salted_hash(salt, it->get<std::string>());
   }
   return out;
 }
@@ -137,17 +152,23 @@ json InboundAuth::redact(const json& stored) {
   return redact_config(out, kHashed);
 }
 
-Result<std::shared_ptr<const InboundAuth>> InboundAuth::compile(const json& stored, const SecretBox& box) {
+Result<std::shared_ptr<const InboundAuth>> InboundAuth::compile(const json& stored,
+                                                                const SecretBox& box) {
   auto a = std::make_shared<InboundAuth>();
-  if (stored.is_null() || (stored.is_object() && stored.empty())) return std::shared_ptr<const InboundAuth>(a);
+  if (stored.is_null() || (stored.is_object() && stored.empty()))
+    return std::shared_ptr<const InboundAuth>(a);
   auto plain = open_config(stored, kSealed, box);
   if (!plain.ok()) return plain.status();
   const json& j = *plain;
   a->empty_ = false;
-  for (const auto& c : j.value("allow_sources", json::array())) a->allow_sources_.push_back(*Cidr::parse(c.get<std::string>()));
-  if (j.contains("github_secret")) a->github_ = std::make_shared<const crypto::HmacKey>(j["github_secret"].get<std::string>());
-  if (j.contains("standard_webhooks_secret")) a->standard_ = whsec_key(j["standard_webhooks_secret"]);
-  if (j.contains("link_secret")) a->link_ = std::make_shared<const crypto::HmacKey>(j["link_secret"].get<std::string>());
+  for (const auto& c : j.value("allow_sources", json::array()))
+    a->allow_sources_.push_back(*Cidr::parse(c.get<std::string>()));
+  if (j.contains("github_secret"))
+    a->github_ = std::make_shared<const crypto::HmacKey>(j["github_secret"].get<std::string>());
+  if (j.contains("standard_webhooks_secret"))
+    a->standard_ = whsec_key(j["standard_webhooks_secret"]);
+  if (j.contains("link_secret"))
+    a->link_ = std::make_shared<const crypto::HmacKey>(j["link_secret"].get<std::string>());
   a->bearer_hash_ = j.value("bearer_token", "");
   a->basic_user_ = j.value("basic_username", "");
   a->basic_hash_ = j.value("basic_password", "");
@@ -184,7 +205,8 @@ AuthFailure InboundAuth::check(const InboundRequest& req, std::string_view sourc
     if (key.empty()) key = "gh:" + expected.substr(7);
   }
   if (standard_) {
-    auto id = req.header("webhook-id"), ts = req.header("webhook-timestamp"), sigs = req.header("webhook-signature");
+    auto id = req.header("webhook-id"), ts = req.header("webhook-timestamp"),
+         sigs = req.header("webhook-signature");
     if (!id || !ts || !sigs) return AuthFailure::kMissingCredential;
     if (id->empty() || id->size() > 200) return AuthFailure::kBadCredential;
     if (AuthFailure f = fresh(ts); f != AuthFailure::kNone) return f;

@@ -3,8 +3,8 @@
 //    "standard_webhooks_secret": "whsec_...",  webhook-id / webhook-timestamp / webhook-signature
 //    "link_secret": "...",               X-Link-Webhook-Timestamp + X-Link-Webhook-Signature
 //                                        (hex HMAC-SHA256 of "<timestamp>.<body>")
-//    "bearer_token": "...",              Authorization: Bearer (what Alertmanager's http_config sends)
-//    "basic_username": "...", "basic_password": "...",  Authorization: Basic
+//    "bearer_token": "...",              Authorization: Bearer (what Alertmanager's http_config
+//    sends) "basic_username": "...", "basic_password": "...",  Authorization: Basic
 //    "allow_sources": ["10.0.0.0/8"],    the caller's address must be in one of these (else 403)
 //    "tolerance_seconds": 300}           timestamp window for the timestamped schemes
 // Every configured signature scheme must verify; when a bearer token and/or basic credentials
@@ -13,11 +13,11 @@
 //
 // Replays: a verified signature yields a message key drawn only from SIGNED content — the
 // Standard Webhooks webhook-id when that scheme is configured (it is inside the signed string),
-// else the GitHub or Link signature itself (a MAC of the body, and of the timestamp for Link). Unsigned headers such as
-// X-GitHub-Delivery or Idempotency-Key play no part. The trigger path uses the key as the
-// execution's idempotency key: a replay, or a sender's legitimate retry, finds the execution
-// the first delivery made (answered 202 with "replayed": true) instead of running again. The
-// memory is the executions table's unique index: durable across restarts, and no bigger than
+// else the GitHub or Link signature itself (a MAC of the body, and of the timestamp for Link).
+// Unsigned headers such as X-GitHub-Delivery or Idempotency-Key play no part. The trigger path uses
+// the key as the execution's idempotency key: a replay, or a sender's legitimate retry, finds the
+// execution the first delivery made (answered 202 with "replayed": true) instead of running again.
+// The memory is the executions table's unique index: durable across restarts, and no bigger than
 // the executions kept.
 //
 // At rest: HMAC secrets are sealed (SecretBox), the bearer token and basic password are stored
@@ -73,7 +73,7 @@ class InboundAuth {
   bool empty_ = true;
   std::vector<Cidr> allow_sources_;
   std::shared_ptr<const crypto::HmacKey> github_, standard_, link_;
-  std::string bearer_hash_;                      // "salt-hex:sha256-hex" or empty
+  std::string bearer_hash_;  // "salt-hex:sha256-hex" or empty
   std::string basic_user_, basic_hash_;
   int64_t tolerance_s_ = 300;
 };

@@ -22,18 +22,23 @@ Limits Limits::builtin() {
 Result<Limits> Limits::parse(const nlohmann::json& j, const Limits& defaults) {
   Limits l = defaults;
   if (j.is_null()) return l;
-  auto bad = [](const std::string& f, const std::string& why) -> Status { return Status::Invalid(f + " " + why, {{f, why}}); };
+  auto bad = [](const std::string& f, const std::string& why) -> Status {
+    return Status::Invalid(f + " " + why, {{f, why}});
+  };
   if (!j.is_object()) return bad("limits", "must be an object");
   for (const auto& [k, v] : j.items()) {
     if (k != "cooldown_seconds" && k != "rate_per_minute" && k != "burst" && k != "max_queued")
       return bad("limits." + k, "is not a limits field");
-    if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 1e6) return bad("limits." + k, "must be a number from 0 to 1000000");
+    if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 1e6)
+      return bad("limits." + k, "must be a number from 0 to 1000000");
   }
-  if (j.contains("cooldown_seconds")) l.cooldown_ms = static_cast<int64_t>(j["cooldown_seconds"].get<double>() * 1000);
+  if (j.contains("cooldown_seconds"))
+    l.cooldown_ms = static_cast<int64_t>(j["cooldown_seconds"].get<double>() * 1000);
   if (j.contains("rate_per_minute")) {
     double per_minute = j["rate_per_minute"].get<double>();
     // 0 turns it off; below one a day and a half (0.01/min) the arithmetic stops making sense.
-    if (per_minute != 0 && per_minute < 0.01) return bad("limits.rate_per_minute", "must be 0 (off) or at least 0.01");
+    if (per_minute != 0 && per_minute < 0.01)
+      return bad("limits.rate_per_minute", "must be 0 (off) or at least 0.01");
     l.rate_per_s = per_minute / 60.0;
   }
   if (j.contains("burst")) l.burst = j["burst"].get<double>();
@@ -52,20 +57,22 @@ int64_t Limits::memory_ms() const {
 bool LimiterState::take_locked(const Limits& l, int64_t now_ms, int64_t* retry_after_s) {
   if (l.rate_per_s <= 0) return true;
   if (tokens_ < 0) tokens_ = l.burst, refilled_at_ = now_ms;
-  tokens_ = std::min(l.burst, tokens_ + std::max<int64_t>(0, now_ms - refilled_at_) / 1000.0 * l.rate_per_s);
+  tokens_ = std::min(l.burst,
+                     tokens_ + std::max<int64_t>(0, now_ms - refilled_at_) / 1000.0 * l.rate_per_s);
   refilled_at_ = std::max(refilled_at_, now_ms);
   if (tokens_ >= 1) {
     tokens_ -= 1;
     return true;
   }
   if (retry_after_s)
-    *retry_after_s = static_cast<int64_t>(std::clamp(std::ceil((1 - tokens_) / l.rate_per_s), 1.0, 86400.0));
+    *retry_after_s =
+        static_cast<int64_t>(std::clamp(std::ceil((1 - tokens_) / l.rate_per_s), 1.0, 86400.0));
   return false;
 }
 
 LimiterState::Verdict LimiterState::reserve(const Limits& l, const std::string& action,
-                                            const std::string& key, int64_t now_ms, Reservation* out,
-                                            int64_t* wait) {
+                                            const std::string& key, int64_t now_ms,
+                                            Reservation* out, int64_t* wait) {
   std::lock_guard lock(mu_);
   auto refuse = [&](Verdict v) {
     if (!key.empty() && in_flight_.count(key)) {
@@ -116,7 +123,10 @@ void Reservation::release() {
     // Only undo our own claim: a later claim of the same action stays.
     auto it = state_->last_run_.find(action_);
     if (it != state_->last_run_.end() && it->second == claimed_at_) {
-      if (previous_run_) it->second = *previous_run_; else state_->last_run_.erase(it);
+      if (previous_run_)
+        it->second = *previous_run_;
+      else
+        state_->last_run_.erase(it);
     }
   }
   state_.reset();

@@ -1,4 +1,5 @@
-// Per-receiver limits: {"cooldown_seconds": 60, "rate_per_minute": 30, "burst": 10, "max_queued": 100}
+// Per-receiver limits: {"cooldown_seconds": 60, "rate_per_minute": 30, "burst": 10, "max_queued":
+// 100}
 //   cooldown: the minimum time between two executions of the same action (an "up" does not hold
 //             back the "down" that undoes it); a request inside it is ignored (answered 200).
 //   rate:     a token bucket over the requests that become executions; over it answers 429 +
@@ -66,7 +67,7 @@ class Reservation {
   std::shared_ptr<LimiterState> state_;
   bool took_token_ = false;
   bool took_slot_ = false;  // one of max_queued
-  std::string action_;  // empty: no cooldown claimed
+  std::string action_;      // empty: no cooldown claimed
   int64_t claimed_at_ = 0;
   std::optional<int64_t> previous_run_;
   std::string key_;  // the request's idempotency key, in flight until settled or released
@@ -96,7 +97,8 @@ class LimiterState : public std::enable_shared_from_this<LimiterState> {
   double tokens_ = -1;  // -1: full on first use
   int64_t refilled_at_ = 0;
   std::unordered_map<std::string, int64_t> last_run_;
-  std::unordered_set<std::string> in_flight_;  // keys of claims not yet settled (bounded by concurrency)
+  std::unordered_set<std::string>
+      in_flight_;  // keys of claims not yet settled (bounded by concurrency)
   std::shared_ptr<std::atomic<int64_t>> queued_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 

@@ -22,13 +22,16 @@ const SchemaFields& schema_fields(const Driver& driver) {
   std::lock_guard lock(mu);
   auto it = by_driver.find(driver.name());
   if (it == by_driver.end())
-    it = by_driver.emplace(std::string(driver.name()),
-                           SchemaFields{secret_fields(driver), request_fields(driver)}).first;
+    it = by_driver
+             .emplace(std::string(driver.name()),
+                      SchemaFields{secret_fields(driver), request_fields(driver)})
+             .first;
   return it->second;
 }
 }  // namespace
 
-Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const DriverRegistry& drivers,
+Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row,
+                                                      const DriverRegistry& drivers,
                                                       const SecretBox& secrets, bool check_peer,
                                                       const Limits& default_limits) {
   const Driver* driver = drivers.find(row.driver);
@@ -86,7 +89,9 @@ size_t shard_of(uint64_t hash) {
   return size_t((hash * 0x9E3779B97F4A7C15ull) >> 32) & (ReceiverCache::kShards - 1);
 }
 size_t shard_of_id(int64_t id) { return shard_of(uint64_t(id)); }
-size_t shard_of_token(std::string_view token) { return shard_of(std::hash<std::string_view>{}(token)); }
+size_t shard_of_token(std::string_view token) {
+  return shard_of(std::hash<std::string_view>{}(token));
+}
 }  // namespace
 
 // Changes to one snapshot, copy-on-write per shard: a shard is copied the first time the edit
@@ -132,7 +137,8 @@ class ReceiverCache::Edit {
     next->by_id.reserve(kShards);
     next->by_token.reserve(kShards);
     for (size_t s = 0; s < kShards; ++s) {
-      next->by_id.push_back(ids_[s] ? std::shared_ptr<const IdShard>(std::move(ids_[s])) : base_.by_id[s]);
+      next->by_id.push_back(ids_[s] ? std::shared_ptr<const IdShard>(std::move(ids_[s]))
+                                    : base_.by_id[s]);
       next->by_token.push_back(tokens_[s] ? std::shared_ptr<const TokenShard>(std::move(tokens_[s]))
                                           : base_.by_token[s]);
     }
@@ -199,7 +205,8 @@ bool ReceiverCache::put(std::shared_ptr<const Receiver> receiver) {
   if (erased_.count(rid)) return false;
   auto current = snapshot_.load();
   Edit edit(*current);
-  if (const Entry* cached = edit.find(rid); cached && cached->receiver->row.version >= receiver->row.version)
+  if (const Entry* cached = edit.find(rid);
+      cached && cached->receiver->row.version >= receiver->row.version)
     return false;
   std::string token = keyring_.sign(receiver->claims());
   edit.set(std::make_shared<const Entry>(Entry{std::move(receiver), std::move(token)}));
@@ -214,7 +221,8 @@ size_t ReceiverCache::put_all(const std::vector<std::shared_ptr<const Receiver>>
   std::vector<EntryPtr> entries(n);
   auto sign = [&](size_t first, size_t step) {
     for (size_t i = first; i < n; i += step)
-      if (const auto& r = receivers[i]) entries[i] = std::make_shared<const Entry>(Entry{r, keyring_.sign(r->claims())});
+      if (const auto& r = receivers[i])
+        entries[i] = std::make_shared<const Entry>(Entry{r, keyring_.sign(r->claims())});
   };
   threads = std::clamp<size_t>(threads, 1, std::max<size_t>(1, n / 1000));
   std::vector<std::thread> helpers;
@@ -229,7 +237,8 @@ size_t ReceiverCache::put_all(const std::vector<std::shared_ptr<const Receiver>>
     if (!entry) continue;
     const Receiver& r = *entry->receiver;
     if (erased_.count(r.row.id)) continue;
-    if (const Entry* cached = edit.find(r.row.id); cached && cached->receiver->row.version >= r.row.version)
+    if (const Entry* cached = edit.find(r.row.id);
+        cached && cached->receiver->row.version >= r.row.version)
       continue;
     edit.set(std::move(entry));
     ++published;

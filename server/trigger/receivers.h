@@ -14,9 +14,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "registry.h"
 #include "inbound_auth.h"
 #include "receiver_limits.h"
+#include "registry.h"
 #include "rules.h"
 #include "schema.h"
 #include "secrets.h"
@@ -39,15 +39,16 @@ struct Receiver {
   // The driver's schema annotations (drivers/driver.h), shared by all its receivers.
   const std::vector<std::string>* secret_fields = nullptr;   // sealed at rest, never shown
   const std::vector<std::string>* request_fields = nullptr;  // what a rule's "set" may change
-  bool binds_request = false;           // executions take values from the trigger request
-  std::string config_text;  // the stored config (secrets sealed), serialized: the execution snapshot
+  bool binds_request = false;  // executions take values from the trigger request
+  std::string
+      config_text;  // the stored config (secrets sealed), serialized: the execution snapshot
   std::string target;
   std::string action;
   std::string description;
   std::shared_ptr<const RuleSet> rules;     // never null (empty: run always)
   std::shared_ptr<const InboundAuth> auth;  // never null (empty: token only)
   Limits limits;
-  std::shared_ptr<LimiterState> limiter;    // shared by successive versions of the receiver
+  std::shared_ptr<LimiterState> limiter;  // shared by successive versions of the receiver
   // No inbound auth, rules or request-bound values: the trigger path needs only the token and
   // the limits (which every receiver has).
   bool simple = true;
@@ -61,7 +62,9 @@ struct Receiver {
     return r;
   }
   // The config with secrets opened: what bind(), inverse() and validate() take.
-  nlohmann::json plain_config() const { return opened_config.is_null() ? stored_config() : opened_config; }
+  nlohmann::json plain_config() const {
+    return opened_config.is_null() ? stored_config() : opened_config;
+  }
   TokenClaims claims() const {
     return {row.id, row.generation, row.driver, target, action, row.nonce};
   }
@@ -74,9 +77,9 @@ std::vector<std::string> request_fields(const Driver& driver);
 
 // Resolves a stored row (secrets sealed) against the registry. check_peer asks the driver to
 // check its peer too.
-Result<std::shared_ptr<const Receiver>> make_receiver(ReceiverRow row, const DriverRegistry& drivers,
-                                                      const SecretBox& secrets, bool check_peer,
-                                                      const Limits& default_limits = Limits::builtin());
+Result<std::shared_ptr<const Receiver>> make_receiver(
+    ReceiverRow row, const DriverRegistry& drivers, const SecretBox& secrets, bool check_peer,
+    const Limits& default_limits = Limits::builtin());
 
 // The receivers the trigger path sees, indexed by id and by current token.
 //

@@ -2,12 +2,11 @@
 
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "crypto.h"
 #include "net.h"
-
-#include <algorithm>
 
 namespace tripline {
 
@@ -90,8 +89,10 @@ Result<FieldRef> parse_field(const json& j) {
 
 json read(const RuleInput& in, const FieldRef& f) {
   switch (f.kind) {
-    case FieldRef::Kind::kMethod: return std::string(in.request.method());
-    case FieldRef::Kind::kSource: return std::string(in.source);
+    case FieldRef::Kind::kMethod:
+      return std::string(in.request.method());
+    case FieldRef::Kind::kSource:
+      return std::string(in.source);
     case FieldRef::Kind::kHeader: {
       auto v = in.request.header(f.name);
       return v ? json(*v) : json(nullptr);
@@ -146,19 +147,29 @@ class Leaf : public Condition {
   bool eval(const RuleInput& in) const override {
     json subject = read(in, field);
     switch (op) {
-      case Op::kExists: return subject.is_null() != value.get<bool>();
-      case Op::kEquals: return subject == value;
-      case Op::kNotEquals: return subject != value;
+      case Op::kExists:
+        return subject.is_null() != value.get<bool>();
+      case Op::kEquals:
+        return subject == value;
+      case Op::kNotEquals:
+        return subject != value;
       case Op::kIn:
         for (const auto& v : value)
           if (subject == v) return true;
         return false;
       case Op::kRegex:
-        return subject.is_string() && re2::RE2::PartialMatch(subject.get_ref<const std::string&>(), *re);
-      case Op::kGt: case Op::kGte: case Op::kLt: case Op::kLte: {
+        return subject.is_string() &&
+               re2::RE2::PartialMatch(subject.get_ref<const std::string&>(), *re);
+      case Op::kGt:
+      case Op::kGte:
+      case Op::kLt:
+      case Op::kLte: {
         auto n = as_number(subject);
         if (!n) return false;
-        return op == Op::kGt ? *n > number : op == Op::kGte ? *n >= number : op == Op::kLt ? *n < number : *n <= number;
+        return op == Op::kGt    ? *n > number
+               : op == Op::kGte ? *n >= number
+               : op == Op::kLt  ? *n < number
+                                : *n <= number;
       }
       case Op::kCidr:
         if (!subject.is_string()) return false;
@@ -184,25 +195,30 @@ class Combined : public Condition {
         for (const auto& p : parts)
           if (p->eval(in)) return true;
         return false;
-      case Kind::kNot: return !parts[0]->eval(in);
+      case Kind::kNot:
+        return !parts[0]->eval(in);
     }
     return false;
   }
 };
 
-Result<std::unique_ptr<Condition>> compile_condition(const json& j, const std::string& where, int depth,
-                                                     bool* needs_body) {
-  auto bad = [&](const std::string& why) -> Status { return Status::Invalid(where + " " + why, {{where, why}}); };
+Result<std::unique_ptr<Condition>> compile_condition(const json& j, const std::string& where,
+                                                     int depth, bool* needs_body) {
+  auto bad = [&](const std::string& why) -> Status {
+    return Status::Invalid(where + " " + why, {{where, why}});
+  };
   if (depth > kMaxConditionDepth) return bad("nests conditions more than 16 deep");
   if (!j.is_object()) return bad("must be an object");
   for (const char* k : {"all", "any"}) {
     if (!j.contains(k)) continue;
     if (j.size() != 1) return bad(std::string("\"") + k + "\" must be the only key of its object");
-    if (!j[k].is_array() || j[k].empty()) return bad(std::string("\"") + k + "\" must be a non-empty array");
+    if (!j[k].is_array() || j[k].empty())
+      return bad(std::string("\"") + k + "\" must be a non-empty array");
     auto c = std::make_unique<Combined>();
     c->kind = std::string(k) == "all" ? Combined::Kind::kAll : Combined::Kind::kAny;
     for (size_t i = 0; i < j[k].size(); ++i) {
-      auto part = compile_condition(j[k][i], where + "." + k + "[" + std::to_string(i) + "]", depth + 1, needs_body);
+      auto part = compile_condition(j[k][i], where + "." + k + "[" + std::to_string(i) + "]",
+                                    depth + 1, needs_body);
       if (!part.ok()) return part.status();
       c->parts.push_back(std::move(part).value());
     }
@@ -226,10 +242,11 @@ Result<std::unique_ptr<Condition>> compile_condition(const json& j, const std::s
   leaf->field = std::move(field).value();
   if (leaf->field.kind == FieldRef::Kind::kBody) *needs_body = true;
   static const std::pair<const char*, Op> kOps[] = {
-      {"equals", Op::kEquals}, {"not_equals", Op::kNotEquals}, {"in", Op::kIn},
-      {"regex", Op::kRegex},   {"exists", Op::kExists},        {"gt", Op::kGt},
-      {"gte", Op::kGte},       {"lt", Op::kLt},                {"lte", Op::kLte},
-      {"cidr", Op::kCidr}};
+      {"equals", Op::kEquals}, {"not_equals", Op::kNotEquals},
+      {"in", Op::kIn},         {"regex", Op::kRegex},
+      {"exists", Op::kExists}, {"gt", Op::kGt},
+      {"gte", Op::kGte},       {"lt", Op::kLt},
+      {"lte", Op::kLte},       {"cidr", Op::kCidr}};
   const json op = j.value("op", json("equals"));
   bool known = false;
   for (const auto& [name, o] : kOps)
@@ -258,7 +275,10 @@ Result<std::unique_ptr<Condition>> compile_condition(const json& j, const std::s
       if (!leaf->re->ok()) return bad("is not a valid regular expression: " + leaf->re->error());
       break;
     }
-    case Op::kGt: case Op::kGte: case Op::kLt: case Op::kLte:
+    case Op::kGt:
+    case Op::kGte:
+    case Op::kLt:
+    case Op::kLte:
       if (!leaf->value.is_number()) return bad("numeric comparisons take a number");
       leaf->number = leaf->value.get<double>();
       break;
@@ -278,13 +298,17 @@ Result<std::unique_ptr<Condition>> compile_condition(const json& j, const std::s
 
 // Checks a "set" object: plain values, or {"from_request": FIELD}.
 Status check_set(const json& set, const std::string& where, bool* needs_body) {
-  if (!set.is_object()) return Status::Invalid(where + " must be an object", {{where, "must be an object"}});
+  if (!set.is_object())
+    return Status::Invalid(where + " must be an object", {{where, "must be an object"}});
   for (const auto& [k, v] : set.items()) {
     if (v.is_object() && v.contains("from_request")) {
       if (v.size() != 1)
-        return Status::Invalid(where + "." + k + ": from_request must be alone", {{where + "." + k, "from_request must be the only key"}});
+        return Status::Invalid(where + "." + k + ": from_request must be alone",
+                               {{where + "." + k, "from_request must be the only key"}});
       auto f = parse_field(v["from_request"]);
-      if (!f.ok()) return Status::Invalid(where + "." + k + " " + f.status().message(), {{where + "." + k, f.status().message()}});
+      if (!f.ok())
+        return Status::Invalid(where + "." + k + " " + f.status().message(),
+                               {{where + "." + k, f.status().message()}});
       if (f->kind == FieldRef::Kind::kBody) *needs_body = true;
     }
   }
@@ -303,7 +327,8 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::compile(const json& j) {
   };
   if (!j.is_object()) return bad("rules", "must be an object");
   for (const auto& [k, _] : j.items())
-    if (k != "preset" && k != "on_resolved" && k != "default" && k != "ignore_status" && k != "rules")
+    if (k != "preset" && k != "on_resolved" && k != "default" && k != "ignore_status" &&
+        k != "rules")
       return bad("rules." + k, "is not a rules field");
   if (j.contains("preset")) {
     if (j["preset"] != "alertmanager") return bad("rules.preset", "must be \"alertmanager\"");
@@ -313,11 +338,13 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::compile(const json& j) {
   if (j.contains("on_resolved")) {
     const auto& v = j["on_resolved"];
     if (!rs->alertmanager_) return bad("rules.on_resolved", "needs \"preset\": \"alertmanager\"");
-    if (v != "ignore" && v != "inverse" && v != "run") return bad("rules.on_resolved", "must be ignore, inverse or run");
+    if (v != "ignore" && v != "inverse" && v != "run")
+      return bad("rules.on_resolved", "must be ignore, inverse or run");
     rs->on_resolved_ = v.get<std::string>();
   }
   if (j.contains("default")) {
-    if (j["default"] != "run" && j["default"] != "ignore") return bad("rules.default", "must be run or ignore");
+    if (j["default"] != "run" && j["default"] != "ignore")
+      return bad("rules.default", "must be run or ignore");
     rs->default_run_ = j["default"] == "run";
   }
   if (j.contains("ignore_status")) {
@@ -335,13 +362,15 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::compile(const json& j) {
       const auto& r = list[i];
       if (!r.is_object()) return bad(where, "must be an object");
       for (const auto& [k, _] : r.items())
-        if (k != "name" && k != "when" && k != "then" && k != "set") return bad(where + "." + k, "is not a rule field");
+        if (k != "name" && k != "when" && k != "then" && k != "set")
+          return bad(where + "." + k, "is not a rule field");
       Rule rule;
       if (r.contains("name")) {
         if (!r["name"].is_string()) return bad(where + ".name", "must be a string");
         rule.name = r["name"];
       }
-      if (r.contains("then") && r["then"] != "run" && r["then"] != "ignore") return bad(where + ".then", "must be run or ignore");
+      if (r.contains("then") && r["then"] != "run" && r["then"] != "ignore")
+        return bad(where + ".then", "must be run or ignore");
       rule.run = r.value("then", json("run")) == "run";
       if (r.contains("when")) {
         auto c = compile_condition(r["when"], where + ".when", 1, &rs->needs_body_);
@@ -375,8 +404,9 @@ Decision RuleSet::evaluate(const RuleInput& in) const {
           json value = read(in, *parse_field(v["from_request"]));
           if (value.is_null()) {
             std::string field = "rules.rules[" + std::to_string(i) + "].set." + k;
-            d.error = Status::Invalid("the request has no " + v["from_request"].get<std::string>() + " for " + k,
-                                      {{field, "the request has no " + v["from_request"].get<std::string>()}});
+            d.error = Status::Invalid(
+                "the request has no " + v["from_request"].get<std::string>() + " for " + k,
+                {{field, "the request has no " + v["from_request"].get<std::string>()}});
             return d;
           }
           d.set[k] = std::move(value);
@@ -410,7 +440,8 @@ std::string alertmanager_key(const json& b) {
   std::vector<std::string> alerts;
   for (const auto& a : b["alerts"])
     if (a.is_object())
-      alerts.push_back(string_at(a, "fingerprint") + "@" + string_at(a, "startsAt") + "@" + string_at(a, "status"));
+      alerts.push_back(string_at(a, "fingerprint") + "@" + string_at(a, "startsAt") + "@" +
+                       string_at(a, "status"));
   std::sort(alerts.begin(), alerts.end());
   std::string input = b["groupKey"].get<std::string>() + "\n" + b["status"].get<std::string>();
   for (const auto& a : alerts) input += "\n" + a;

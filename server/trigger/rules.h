@@ -10,7 +10,8 @@
 //       "when": {"field": "body:/commonLabels/severity", "op": "not_equals", "value": "critical"},
 //       "then": "ignore"},
 //      {"when": {"all": [{"field": "header:X-GitHub-Event", "op": "equals", "value": "push"},
-//                        {"field": "body:ref", "op": "regex", "value": "^refs/heads/(main|release-.*)$"}]},
+//                        {"field": "body:ref", "op": "regex", "value":
+//                        "^refs/heads/(main|release-.*)$"}]},
 //       "then": "run",
 //       "set": {"by": {"from_request": "body:/commonAnnotations/scale_by"}}}]}
 //
@@ -51,8 +52,8 @@ struct Decision {
   bool run = true;
   int rule_index = -1;  // the rule that decided, -1 for the default
   std::string rule_name;
-  nlohmann::json set;   // config overrides with request values resolved; null when none
-  Status error;         // a "set" value the request did not provide (answered 422)
+  nlohmann::json set;  // config overrides with request values resolved; null when none
+  Status error;        // a "set" value the request did not provide (answered 422)
 };
 
 class RuleSet {
@@ -75,7 +76,7 @@ class RuleSet {
     std::string name;
     std::unique_ptr<Condition> when;  // null: always
     bool run = true;
-    nlohmann::json set;               // may hold {"from_request": FIELD} values
+    nlohmann::json set;  // may hold {"from_request": FIELD} values
   };
   RuleSet() = default;
   std::vector<Rule> rules_;

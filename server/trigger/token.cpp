@@ -17,10 +17,14 @@ namespace tripline {
 
 const char* to_string(TokenError e) {
   switch (e) {
-    case TokenError::kNone: return "none";
-    case TokenError::kMalformed: return "malformed_token";
-    case TokenError::kUnknownKey: return "unknown_key";
-    case TokenError::kBadSignature: return "bad_signature";
+    case TokenError::kNone:
+      return "none";
+    case TokenError::kMalformed:
+      return "malformed_token";
+    case TokenError::kUnknownKey:
+      return "unknown_key";
+    case TokenError::kBadSignature:
+      return "bad_signature";
   }
   return "unknown";
 }
@@ -123,8 +127,11 @@ Result<Keyring> Keyring::load_or_create(const std::string& dir) {
 
 std::string Keyring::sign(const TokenClaims& c) const {
   const Key& key = keys_.back();
-  nlohmann::json claims = {{"rid", c.receiver_id}, {"gen", c.generation}, {"drv", c.driver},
-                           {"tgt", c.target},      {"act", c.action}};
+  nlohmann::json claims = {{"rid", c.receiver_id},
+                           {"gen", c.generation},
+                           {"drv", c.driver},
+                           {"tgt", c.target},
+                           {"act", c.action}};
   if (!c.nonce.empty()) claims["rn"] = c.nonce;
   std::string payload = crypto::base64url_encode(claims.dump());
   // Sized exactly: tokens are held for every receiver (ReceiverCache), and a string grown by
@@ -168,9 +175,9 @@ TokenError Keyring::verify(std::string_view token, TokenClaims* out) const {
   if (!j.is_object()) return TokenError::kMalformed;
   auto rid = j.find("rid"), gen = j.find("gen"), drv = j.find("drv"), tgt = j.find("tgt"),
        act = j.find("act");
-  if (rid == j.end() || !rid->is_number_integer() || gen == j.end() ||
-      !gen->is_number_integer() || drv == j.end() || !drv->is_string() || tgt == j.end() ||
-      !tgt->is_string() || act == j.end() || !act->is_string())
+  if (rid == j.end() || !rid->is_number_integer() || gen == j.end() || !gen->is_number_integer() ||
+      drv == j.end() || !drv->is_string() || tgt == j.end() || !tgt->is_string() ||
+      act == j.end() || !act->is_string())
     return TokenError::kMalformed;
   out->receiver_id = rid->get<int64_t>();
   out->generation = gen->get<int64_t>();

@@ -54,7 +54,10 @@ std::optional<json> walk(const json& root, std::string_view pointer) {
     std::string_view raw = pointer.substr(pos, end == std::string_view::npos ? end : end - pos);
     std::string token;
     for (size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] != '~') { token += raw[i]; continue; }
+      if (raw[i] != '~') {
+        token += raw[i];
+        continue;
+      }
       if (i + 1 == raw.size() || (raw[i + 1] != '0' && raw[i + 1] != '1')) return std::nullopt;
       token += raw[++i] == '0' ? '~' : '/';
     }
@@ -63,7 +66,8 @@ std::optional<json> walk(const json& root, std::string_view pointer) {
       if (it == at->end()) return std::nullopt;
       at = &*it;
     } else if (at->is_array()) {
-      if (token.empty() || token.size() > 18 || (token.size() > 1 && token[0] == '0')) return std::nullopt;
+      if (token.empty() || token.size() > 18 || (token.size() > 1 && token[0] == '0'))
+        return std::nullopt;
       size_t index = 0;
       for (char c : token) {
         if (c < '0' || c > '9') return std::nullopt;
@@ -127,11 +131,12 @@ void check_read_field(std::string_view prefix, std::string_view body, const json
   FUZZ_CHECK(read_field(in, "header:X-Absent").is_null(), "absent header");
   FUZZ_CHECK(read_field(in, "query:q") == std::string(prefix), "query");
 
-  std::vector<std::string> pointers = {"", "/", "/ip", "/alerts/0/labels/instance", "/a~1b/~0",
-                                       "/0", "/00", "/-", "/1/2/3", "/18446744073709551616"};
+  std::vector<std::string> pointers = {
+      "",    "/",  "/ip",    "/alerts/0/labels/instance", "/a~1b/~0", "/0",
+      "/00", "/-", "/1/2/3", "/18446744073709551616"};
   if (prefix.size() <= 256) pointers.emplace_back(prefix);
   for (const auto& p : pointers) {
-    json got = read_field(in, "body:" + p);  // never throws
+    json got = read_field(in, "body:" + p);                             // never throws
     if (p.empty() || p[0] != '/' || !well_formed_pointer(p)) continue;  // dotted or refused
     std::optional<json> want = guarded.is_discarded() ? std::nullopt : walk(parsed, p);
     if (!want || want->is_null())
@@ -142,10 +147,12 @@ void check_read_field(std::string_view prefix, std::string_view body, const json
   // A plain dotted path a.b.c reads what /a/b/c does.
   if (!prefix.empty() && prefix.size() <= 64 && prefix.front() != '.' && prefix.back() != '.' &&
       prefix.find("..") == std::string_view::npos &&
-      prefix.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
+      prefix.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
           std::string_view::npos) {
     std::string pointer = "/" + std::string(prefix);
-    for (char& c : pointer) if (c == '.') c = '/';
+    for (char& c : pointer)
+      if (c == '.') c = '/';
     FUZZ_CHECK(read_field(in, "body:" + std::string(prefix)) == read_field(in, "body:" + pointer),
                std::string(prefix));
   }
@@ -163,13 +170,15 @@ void check_address(std::string_view text) {
   }
   FUZZ_CHECK(text.find('\0') == std::string_view::npos,
              "text with a NUL byte taken as the address " + *canonical);
-  FUZZ_CHECK(canonical_ip(*canonical) == canonical, "canonical_ip is not idempotent: " + *canonical);
+  FUZZ_CHECK(canonical_ip(*canonical) == canonical,
+             "canonical_ip is not idempotent: " + *canonical);
   auto exact = Cidr::parse(*canonical);
   FUZZ_CHECK(exact && exact->contains(text) && exact->contains(*canonical), *canonical);
 }
 
 void check_caller_address(std::string_view forwarded_for) {
-  static const std::vector<Cidr> trusted = {*Cidr::parse("10.0.0.0/8"), *Cidr::parse("2001:db8::/32")};
+  static const std::vector<Cidr> trusted = {*Cidr::parse("10.0.0.0/8"),
+                                            *Cidr::parse("2001:db8::/32")};
   std::string caller = caller_address("10.0.0.2", std::string(forwarded_for), trusted);
   FUZZ_CHECK(canonical_ip(caller) == caller, "caller is not a canonical address: " + caller);
   if (caller == "10.0.0.2") return;
@@ -183,8 +192,11 @@ void check_caller_address(std::string_view forwarded_for) {
     while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
     auto ip = canonical_ip(entry);
     FUZZ_CHECK(ip.has_value(), "an unparsable hop was passed over to reach " + caller);
-    if (*ip == caller) found = true;
-    else FUZZ_CHECK(trusted[0].contains(*ip) || trusted[1].contains(*ip), "skipped an untrusted hop " + *ip);
+    if (*ip == caller)
+      found = true;
+    else
+      FUZZ_CHECK(trusted[0].contains(*ip) || trusted[1].contains(*ip),
+                 "skipped an untrusted hop " + *ip);
     if (comma == std::string_view::npos) break;
     rest = rest.substr(0, comma);
   }
@@ -195,7 +207,7 @@ void check_caller_address(std::string_view forwarded_for) {
 
 struct StoredConfig {
   json config;
-  std::string pointer;  // empty: caller-ip
+  std::string pointer;         // empty: caller-ip
   std::string target, action;  // of the stored config, as signed into the token
 };
 
@@ -229,7 +241,8 @@ const std::vector<StoredConfig>& stored_configs() {
       StoredConfig s;
       s.config = json::parse(text);
       auto typed = driver().validate(s.config, false);
-      if (!typed.ok()) throw std::logic_error("fixed config is invalid: " + typed.status().message());
+      if (!typed.ok())
+        throw std::logic_error("fixed config is invalid: " + typed.status().message());
       if (!driver().binds_request(**typed)) throw std::logic_error("fixed config binds nothing");
       s.pointer = s.config["value"].value("pointer", "");
       s.target = driver().target(**typed);
@@ -264,8 +277,10 @@ void check_bind(const StoredConfig& s, std::string_view caller, std::string_view
                "bind() caught an exception: " + st.message());
     for (const auto& f : st.fields())
       FUZZ_CHECK(f.field == (from_body ? "request.body" : "request.caller_ip"), f.field);
-    if (from_body) FUZZ_CHECK(!want || !want->is_string(), "refused a body that holds a string there");
-    else FUZZ_CHECK(caller.empty(), "refused a caller address: " + st.message());
+    if (from_body)
+      FUZZ_CHECK(!want || !want->is_string(), "refused a body that holds a string there");
+    else
+      FUZZ_CHECK(caller.empty(), "refused a caller address: " + st.message());
     return;
   }
   const json& out = *bound;
@@ -273,7 +288,8 @@ void check_bind(const StoredConfig& s, std::string_view caller, std::string_view
   FUZZ_CHECK(without_value(out) == without_value(s.config), "bind() changed more than the value");
   const std::string& value = out["value"].get_ref<const std::string&>();
   if (from_body) {
-    FUZZ_CHECK(want.has_value(), "bound \"" + value + "\" from a body that is not JSON, or is too large or deep");
+    FUZZ_CHECK(want.has_value(),
+               "bound \"" + value + "\" from a body that is not JSON, or is too large or deep");
     FUZZ_CHECK(want->is_string() && *want == value, "bound \"" + value + "\", not " + want->dump());
   } else {
     std::string c(caller);

@@ -31,7 +31,7 @@ struct InvariantViolation : std::logic_error {
 
 }  // namespace tripline::fuzz
 
-#define FUZZ_CHECK(cond, detail)                                                   \
-  do {                                                                             \
-    if (!(cond)) ::tripline::fuzz::fail(__FILE__, __LINE__, #cond, (detail));      \
+#define FUZZ_CHECK(cond, detail)                                              \
+  do {                                                                        \
+    if (!(cond)) ::tripline::fuzz::fail(__FILE__, __LINE__, #cond, (detail)); \
   } while (0)

@@ -81,14 +81,17 @@ const std::vector<Fixed>& fixed_rule_sets() {
 }
 
 void check_decision(const Decision& d, size_t rules) {
-  FUZZ_CHECK(d.rule_index >= -1 && d.rule_index < static_cast<int>(rules), std::to_string(d.rule_index));
+  FUZZ_CHECK(d.rule_index >= -1 && d.rule_index < static_cast<int>(rules),
+             std::to_string(d.rule_index));
   if (d.rule_index == -1) {
-    FUZZ_CHECK(d.set.is_null() && d.error.ok() && d.rule_name.empty(), "the default decided, with extras");
+    FUZZ_CHECK(d.set.is_null() && d.error.ok() && d.rule_name.empty(),
+               "the default decided, with extras");
   }
   FUZZ_CHECK(d.set.is_null() || d.set.is_object(), d.set.dump());
   if (!d.run) FUZZ_CHECK(d.set.is_null() && d.error.ok(), "an ignoring rule set values");
   if (!d.error.ok()) {
-    FUZZ_CHECK(d.error.code() == Status::Code::kInvalid && !d.error.fields().empty(), d.error.message());
+    FUZZ_CHECK(d.error.code() == Status::Code::kInvalid && !d.error.fields().empty(),
+               d.error.message());
     FUZZ_CHECK(d.error.fields()[0].field.rfind("rules.rules[", 0) == 0, d.error.fields()[0].field);
   }
 }
@@ -167,7 +170,8 @@ void fuzz_compile(std::string_view text, std::string_view body) {
   auto again = RuleSet::compile(rules);
   FUZZ_CHECK(again.ok(), "compiles once but not twice");
   const RuleSet& rs = **compiled;
-  FUZZ_CHECK(rs.ignore_status() >= 200 && rs.ignore_status() <= 499, std::to_string(rs.ignore_status()));
+  FUZZ_CHECK(rs.ignore_status() >= 200 && rs.ignore_status() <= 499,
+             std::to_string(rs.ignore_status()));
   if (rs.alertmanager()) FUZZ_CHECK(rs.needs_body(), "the Alertmanager preset reads the body");
   size_t n = rule_count(rules);
   std::vector<Request> requests;

@@ -76,13 +76,15 @@ void check_verify(const Fixture& f, std::string_view token) {
 void check_base64url(std::string_view input) {
   auto decoded = crypto::base64url_decode(input);
   if (decoded)
-    FUZZ_CHECK(crypto::base64url_encode(*decoded) == input, "base64url accepts a non-canonical spelling");
+    FUZZ_CHECK(crypto::base64url_encode(*decoded) == input,
+               "base64url accepts a non-canonical spelling");
   std::string encoded = crypto::base64url_encode(input);
   auto back = crypto::base64url_decode(encoded);
   FUZZ_CHECK(back && *back == input, "base64url does not round-trip");
-  FUZZ_CHECK(encoded.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
-                 std::string::npos,
-             "base64url_encode wrote a character outside the alphabet");
+  FUZZ_CHECK(
+      encoded.find_first_not_of(
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos,
+      "base64url_encode wrote a character outside the alphabet");
 }
 
 void check_edits(const Fixture& f, const uint8_t* data, size_t size) {
@@ -91,10 +93,18 @@ void check_edits(const Fixture& f, const uint8_t* data, size_t size) {
   for (size_t i = 1; i + 2 < size && i < 1 + 3 * 16; i += 3) {
     uint8_t op = data[i] % 4, pos = data[i + 1], val = data[i + 2];
     switch (op) {
-      case 0: if (!token.empty()) token[pos % token.size()] = char(val); break;
-      case 1: token.insert(token.begin() + pos % (token.size() + 1), char(val)); break;
-      case 2: if (!token.empty()) token.erase(pos % token.size(), 1 + val % 4); break;
-      case 3: if (!token.empty()) token[pos % token.size()] ^= char(1u << (val % 8)); break;
+      case 0:
+        if (!token.empty()) token[pos % token.size()] = char(val);
+        break;
+      case 1:
+        token.insert(token.begin() + pos % (token.size() + 1), char(val));
+        break;
+      case 2:
+        if (!token.empty()) token.erase(pos % token.size(), 1 + val % 4);
+        break;
+      case 3:
+        if (!token.empty()) token[pos % token.size()] ^= char(1u << (val % 8));
+        break;
     }
   }
   check_verify(f, token);

@@ -33,12 +33,15 @@ class Alertmanager {
                                        "receivers:\n"
                                        "- name: tripline\n"
                                        "  webhook_configs:\n"
-                                       "  - url: '" << webhook_url << "'\n"
+                                       "  - url: '"
+                                    << webhook_url
+                                    << "'\n"
                                        "    send_resolved: true\n"
                                        "    http_config:\n"
                                        "      authorization:\n"
                                        "        type: Bearer\n"
-                                       "        credentials: '" << bearer << "'\n";
+                                       "        credentials: '"
+                                    << bearer << "'\n";
     pid_ = ::fork();
     if (pid_ == 0) {
       // Dies with the test binary: a crashed test must not leave Alertmanager holding ctest's pipe.
@@ -91,11 +94,14 @@ class Alertmanager {
 };
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
-  return log::format_time(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+  return log::format_time(
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
 }
 
 json executions(const TestServer& s, int64_t receiver_id) {
-  return json::parse(s.request("GET", "/api/v1/executions?receiver_id=" + std::to_string(receiver_id)).body)["items"];
+  return json::parse(
+      s.request("GET", "/api/v1/executions?receiver_id=" + std::to_string(receiver_id))
+          .body)["items"];
 }
 
 uint64_t metric(const TestServer& s, const std::string& line_prefix) {
@@ -120,11 +126,12 @@ TEST_CASE("alertmanager: firing scales up once, re-sends do nothing, resolved sc
   auto& swarm = Swarm::get();
   swarm.create_service("amweb", 1);
   TestServer s;
-  auto r = s.create_receiver({{"name", "am-up"},
-                              {"driver", "scale-service"},
-                              {"config", {{"service", "amweb"}, {"action", "up"}, {"by", 2}, {"min", 1}, {"max", 5}}},
-                              {"rules", {{"preset", "alertmanager"}, {"on_resolved", "inverse"}}},
-                              {"auth", {{"bearer_token", "am-bearer-credential-42"}}}});
+  auto r = s.create_receiver(
+      {{"name", "am-up"},
+       {"driver", "scale-service"},
+       {"config", {{"service", "amweb"}, {"action", "up"}, {"by", 2}, {"min", 1}, {"max", 5}}},
+       {"rules", {{"preset", "alertmanager"}, {"on_resolved", "inverse"}}},
+       {"auth", {{"bearer_token", "am-bearer-credential-42"}}}});
   CHECK(r["auth"]["bearer_token"] == "********");
   int64_t rid = r["id"];
   std::string url = r["trigger_url"];
@@ -143,10 +150,14 @@ TEST_CASE("alertmanager: firing scales up once, re-sends do nothing, resolved sc
 
   // Alertmanager re-sends the group every repeat_interval (2 s): tripline answers each with the
   // same execution and acts no more.
-  uint64_t accepted_202 = metric(s, "tripline_http_requests_total{route=\"trigger\",code=\"202\"} ");
-  REQUIRE(eventually([&] {
-    return metric(s, "tripline_http_requests_total{route=\"trigger\",code=\"202\"} ") >= accepted_202 + 2;
-  }, 15000));
+  uint64_t accepted_202 =
+      metric(s, "tripline_http_requests_total{route=\"trigger\",code=\"202\"} ");
+  REQUIRE(eventually(
+      [&] {
+        return metric(s, "tripline_http_requests_total{route=\"trigger\",code=\"202\"} ") >=
+               accepted_202 + 2;
+      },
+      15000));
   CHECK(executions(s, rid).size() == 1);
   CHECK(swarm.replicas("amweb") == 3);
 
@@ -160,26 +171,34 @@ TEST_CASE("alertmanager: firing scales up once, re-sends do nothing, resolved sc
   swarm.docker("service rm amweb");
 }
 
-TEST_CASE("rules over the API: ignored requests answer 200 and record nothing; cooldown and rate limit hold") {
+TEST_CASE(
+    "rules over the API: ignored requests answer 200 and record nothing; cooldown and rate limit "
+    "hold") {
   if (!swarm_or_skip()) return;
   auto& swarm = Swarm::get();
   swarm.create_service("ruled", 1);
   TestServer s;
-  auto bad = s.request("POST", "/api/v1/receivers",
-                       {{"name", "bad"}, {"driver", "scale-service"},
-                        {"config", {{"service", "ruled"}, {"action", "up"}, {"max", 5}}},
-                        {"rules", {{"rules", {{{"when", {{"field", "body:/x"}, {"op", "regex"}, {"value", "("}}}}}}}}});
+  auto bad = s.request(
+      "POST", "/api/v1/receivers",
+      {{"name", "bad"},
+       {"driver", "scale-service"},
+       {"config", {{"service", "ruled"}, {"action", "up"}, {"max", 5}}},
+       {"rules",
+        {{"rules", {{{"when", {{"field", "body:/x"}, {"op", "regex"}, {"value", "("}}}}}}}}});
   CHECK(bad.status == 422);
   CHECK(json::parse(bad.body)["fields"][0]["field"] == "rules.rules[0].when");
 
   auto r = s.create_receiver(
-      {{"name", "ruled-up"}, {"driver", "scale-service"},
+      {{"name", "ruled-up"},
+       {"driver", "scale-service"},
        {"config", {{"service", "ruled"}, {"action", "up"}, {"by", 1}, {"max", 9}}},
-       {"rules", {{"default", "ignore"},
-                  {"rules", {{{"name", "main only"},
-                              {"when", {{"field", "body:ref"}, {"op", "equals"}, {"value", "refs/heads/main"}}},
-                              {"then", "run"},
-                              {"set", {{"by", {{"from_request", "body:/by"}}}}}}}}}},
+       {"rules",
+        {{"default", "ignore"},
+         {"rules",
+          {{{"name", "main only"},
+            {"when", {{"field", "body:ref"}, {"op", "equals"}, {"value", "refs/heads/main"}}},
+            {"then", "run"},
+            {"set", {{"by", {{"from_request", "body:/by"}}}}}}}}}},
        {"limits", {{"cooldown_seconds", 30}}}});
   std::string url = r["trigger_url"];
   auto post = [&](const json& body) {
@@ -203,13 +222,16 @@ TEST_CASE("rules over the API: ignored requests answer 200 and record nothing; c
   CHECK(e["result"]["replicas_after"] == 4);
   auto cooling = post({{"ref", "refs/heads/main"}, {"by", 1}});
   CHECK(cooling.status == 200);
-  CHECK(json::parse(cooling.body)["reason"].get<std::string>().find("cooling down") != std::string::npos);
+  CHECK(json::parse(cooling.body)["reason"].get<std::string>().find("cooling down") !=
+        std::string::npos);
   CHECK(s.execution_count() == 1);
   CHECK(swarm.replicas("ruled") == 4);
 
-  auto limited = s.create_receiver({{"name", "limited"}, {"driver", "scale-service"},
-                                    {"config", {{"service", "ruled"}, {"action", "set"}, {"replicas", 4}, {"max", 9}}},
-                                    {"limits", {{"rate_per_minute", 1}, {"burst", 2}}}});
+  auto limited = s.create_receiver(
+      {{"name", "limited"},
+       {"driver", "scale-service"},
+       {"config", {{"service", "ruled"}, {"action", "set"}, {"replicas", 4}, {"max", 9}}},
+       {"limits", {{"rate_per_minute", 1}, {"burst", 2}}}});
   std::string lurl = limited["trigger_url"];
   CHECK(s.trigger(lurl).status == 202);
   CHECK(s.trigger(lurl).status == 202);

@@ -51,7 +51,8 @@ TEST_CASE("api: errors have one JSON shape and the right status") {
   raw.headers = {{"Authorization", "Bearer " + kAdminToken}, {"Content-Type", "application/json"}};
   raw.body = "{\"name\":\"\xff\xfe\"}";  // invalid UTF-8
   check_error_shape(http_request(raw), 400);
-  auto r = s.request("POST", "/api/v1/receivers", {{"name", "x"}, {"driver", "teleport"}, {"config", json::object()}});
+  auto r = s.request("POST", "/api/v1/receivers",
+                     {{"name", "x"}, {"driver", "teleport"}, {"config", json::object()}});
   check_error_shape(r, 422);
   CHECK(json::parse(r.body)["fields"][0]["field"] == "driver");
   check_error_shape(s.request("GET", "/api/v1/executions?status=bogus"), 400);
@@ -66,11 +67,11 @@ TEST_CASE("api: forged trigger tokens get 401 and record nothing") {
   std::string good_shape = real->sign(claims);
   auto forger = Keyring::from_keys({{real->keys().back().kid, std::string(32, 'f')}});
   std::vector<std::string> forged = {
-      forger.sign(claims),                            // right kid, wrong secret
+      forger.sign(claims),                                              // right kid, wrong secret
       Keyring::from_keys({{"kX", std::string(32, 'f')}}).sign(claims),  // unknown kid
-      good_shape.substr(0, good_shape.size() - 3),    // truncated
-      good_shape + "=",                               // padded
-      "eyJhbGciOiJub25lIn0.eyJyaWQiOjF9.",            // alg none
+      good_shape.substr(0, good_shape.size() - 3),                      // truncated
+      good_shape + "=",                                                 // padded
+      "eyJhbGciOiJub25lIn0.eyJyaWQiOjF9.",                              // alg none
       "not-a-token",
       std::string(4000, 'A'),
   };
@@ -81,13 +82,15 @@ TEST_CASE("api: forged trigger tokens get 401 and record nothing") {
     CHECK(r.body.find(t) == std::string::npos);
   }
   // In the header form too, and with no token at all.
-  check_error_shape(s.trigger(s.url() + "/_webhooks/trigger", {{"X-Tripline-Token", forged[0]}}), 401);
+  check_error_shape(s.trigger(s.url() + "/_webhooks/trigger", {{"X-Tripline-Token", forged[0]}}),
+                    401);
   check_error_shape(s.trigger(s.url() + "/_webhooks/trigger"), 401);
   // A validly signed token for a receiver that does not exist.
   check_error_shape(s.trigger(s.url() + "/_webhooks/" + good_shape), 401);
   CHECK(s.execution_count() == 0);
   auto metrics = s.request("GET", "/metrics", nullptr, false).body;
-  CHECK(metrics.find("tripline_triggers_rejected_total{reason=\"bad_signature\"} 2") != std::string::npos);
+  CHECK(metrics.find("tripline_triggers_rejected_total{reason=\"bad_signature\"} 2") !=
+        std::string::npos);
   CHECK(metrics.find("tripline_triggers_accepted_total 0") != std::string::npos);
 }
 
@@ -99,14 +102,17 @@ TEST_CASE("api: admin tokens can be created, used and revoked; only hashes are s
   auto created = json::parse(r.body);
   std::string token = created["token"];
   auto with = [&](const std::string& t) {
-    return s.request("GET", "/api/v1/receivers", nullptr, false, {{"Authorization", "Bearer " + t}}).status;
+    return s.request("GET", "/api/v1/receivers", nullptr, false, {{"Authorization", "Bearer " + t}})
+        .status;
   };
   CHECK(with(token) == 200);
   auto list = json::parse(s.request("GET", "/api/v1/tokens").body);
   CHECK(list["items"].size() == 2);
   CHECK(list.dump().find(token) == std::string::npos);
-  CHECK(sh("sqlite3 " + s.data_dir() + "/tripline.db .dump | grep -c '" + token + "' || true") == "0");
-  CHECK(s.request("DELETE", "/api/v1/tokens/" + std::to_string(created["id"].get<int>())).status == 204);
+  CHECK(sh("sqlite3 " + s.data_dir() + "/tripline.db .dump | grep -c '" + token + "' || true") ==
+        "0");
+  CHECK(s.request("DELETE", "/api/v1/tokens/" + std::to_string(created["id"].get<int>())).status ==
+        204);
   CHECK(with(token) == 401);
 }
 

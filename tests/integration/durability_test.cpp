@@ -12,6 +12,7 @@
 //
 // The Swarm services carry a placement constraint no node satisfies: the replica count is real
 // Swarm state (spec, version, tasks), but its tasks stay pending, so no container starts.
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,7 +20,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <SQLiteCpp/SQLiteCpp.h>
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -51,7 +51,9 @@ using std::chrono::milliseconds;
 class Child {
  public:
   Child(std::string data_dir, int port, std::string docker_host, std::string log_dir)
-      : data_dir_(std::move(data_dir)), port_(port), docker_host_(std::move(docker_host)),
+      : data_dir_(std::move(data_dir)),
+        port_(port),
+        docker_host_(std::move(docker_host)),
         log_dir_(std::move(log_dir)) {}
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
@@ -63,10 +65,10 @@ class Child {
   void set_docker_host(std::string h) { docker_host_ = std::move(h); }
 
   void start() {
-    process_.start({"--listen", "127.0.0.1:" + std::to_string(port_), "--data-dir", data_dir_,
-                    "--docker-host", docker_host_, "--retry-base-ms", "100", "--retry-max-ms", "1000",
-                    "--log-level", "info"},
-                   kAdminToken, log_dir_ + "/stdout.log", stderr_path(), url());
+    process_.start(
+        {"--listen", "127.0.0.1:" + std::to_string(port_), "--data-dir", data_dir_, "--docker-host",
+         docker_host_, "--retry-base-ms", "100", "--retry-max-ms", "1000", "--log-level", "info"},
+        kAdminToken, log_dir_ + "/stdout.log", stderr_path(), url());
   }
   void kill9() { process_.kill9(); }
   void terminate() { process_.terminate(false); }
@@ -105,8 +107,7 @@ class Child {
 // committed without its 202. So at most one unanswered request per thread.
 class Load {
  public:
-  Load(std::string url, int threads, milliseconds interval, int per_thread)
-      : url_(std::move(url)) {
+  Load(std::string url, int threads, milliseconds interval, int per_thread) : url_(std::move(url)) {
     for (int i = 0; i < threads; ++i)
       threads_.emplace_back([this, interval, per_thread] { run(interval, per_thread); });
   }
@@ -181,7 +182,8 @@ struct DbExecution {
 };
 std::map<int64_t, DbExecution> read_executions(const std::string& db_path) {
   SQLite::Database db(db_path, SQLite::OPEN_READONLY);
-  SQLite::Statement q(db, "SELECT id, status, attempts, plan IS NOT NULL FROM executions ORDER BY id");
+  SQLite::Statement q(db,
+                      "SELECT id, status, attempts, plan IS NOT NULL FROM executions ORDER BY id");
   std::map<int64_t, DbExecution> out;
   while (q.executeStep())
     out[q.getColumn(0).getInt64()] = {q.getColumn(0).getInt64(), q.getColumn(1).getString(),
@@ -200,12 +202,13 @@ void check_acknowledged(const Load& load, const std::map<int64_t, DbExecution>& 
   for (const auto& [id, _] : db)
     if (id > after && !load.accepted.count(id)) ++extra;
   INFO(what << ": " << load.sent << " requests, " << load.accepted.size() << " answered 202, "
-            << load.unanswered << " unanswered at the kill; " << db.size() << " executions in the file, " << extra
-            << " of them without a 202");
+            << load.unanswered << " unanswered at the kill; " << db.size()
+            << " executions in the file, " << extra << " of them without a 202");
   CHECK(load.other_status.empty());
   for (const auto& [code, n] : load.other_status) WARN(what << ": " << n << " answers " << code);
   CHECK(lost.empty());  // an acknowledged trigger is never lost
-  if (!lost.empty()) WARN("lost after a 202: execution " << lost.front() << " and " << lost.size() - 1 << " more");
+  if (!lost.empty())
+    WARN("lost after a 202: execution " << lost.front() << " and " << lost.size() - 1 << " more");
   CHECK(extra <= load.unanswered);
   CHECK(load.unanswered <= int(load.threads()));
   WARN(what << ": " << load.sent << " requests (" << load.threads() << " threads), "
@@ -230,8 +233,12 @@ json up_receiver(const std::string& name, const std::string& service) {
   return {{"name", name},
           {"driver", "scale-service"},
           {"config",
-           {{"backend", "swarm"}, {"service", service}, {"action", "up"}, {"by", 1},
-            {"min", 0}, {"max", 10000}}},
+           {{"backend", "swarm"},
+            {"service", service},
+            {"action", "up"},
+            {"by", 1},
+            {"min", 0},
+            {"max", 10000}}},
           // A load test: the default rate limit and queue cap would refuse most of it.
           {"limits", {{"rate_per_minute", 1000000}, {"burst", 1000000}, {"max_queued", 1000000}}}};
 }
@@ -246,7 +253,8 @@ TEST_CASE("durability: kill -9 under full trigger load loses no acknowledged exe
   INFO("work dir (left behind if the test stops early): " << dir);
   Child server(dir + "/data", free_port(), swarm.docker_host(), dir);
   server.start();
-  std::string url = server.api_json("POST", "/api/v1/receivers", 201, up_receiver("acks", "dur-acks"))["trigger_url"];
+  std::string url = server.api_json("POST", "/api/v1/receivers", 201,
+                                    up_receiver("acks", "dur-acks"))["trigger_url"];
   // Held: the executions pile up queued, so the whole run measures ingest (writer thread, group
   // commit, fsync) and nothing reaches the swarm.
   server.api_json("POST", "/api/v1/workers/pause", 200);
@@ -269,7 +277,8 @@ TEST_CASE("durability: kill -9 under full trigger load loses no acknowledged exe
   std::set<int64_t> listed;
   int64_t before = 0;
   for (;;) {
-    std::string q = "/api/v1/executions?limit=500" + (before ? "&before=" + std::to_string(before) : "");
+    std::string q =
+        "/api/v1/executions?limit=500" + (before ? "&before=" + std::to_string(before) : "");
     auto page = server.api_json("GET", q, 200);
     for (const auto& e : page["items"]) listed.insert(e["id"].get<int64_t>());
     if (page["next_before"].is_null()) break;
@@ -299,7 +308,8 @@ TEST_CASE("durability: kill -9 while executing applies every execution exactly o
   INFO("work dir (left behind if the test stops early): " << dir);
   Child server(dir + "/data", free_port(), swarm.docker_host(), dir);
   server.start();
-  std::string url = server.api_json("POST", "/api/v1/receivers", 201, up_receiver("once", "dur-once"))["trigger_url"];
+  std::string url = server.api_json("POST", "/api/v1/receivers", 201,
+                                    up_receiver("once", "dur-once"))["trigger_url"];
 
   // Each round: triggers arrive faster than the one lane of this target executes them, and the
   // server is killed while it works through the backlog; the next round starts on the restarted
@@ -348,7 +358,8 @@ TEST_CASE("durability: kill -9 while executing applies every execution exactly o
     all = json::array();
     int64_t before = 0;
     for (;;) {
-      std::string q = "/api/v1/executions?limit=500" + (before ? "&before=" + std::to_string(before) : "");
+      std::string q =
+          "/api/v1/executions?limit=500" + (before ? "&before=" + std::to_string(before) : "");
       auto page = server.api_json("GET", q, 200);
       for (auto& e : page["items"]) all.push_back(e);
       if (page["next_before"].is_null()) break;
@@ -374,10 +385,12 @@ TEST_CASE("durability: kill -9 while executing applies every execution exactly o
     }
     planned.push_back(e["plan"]["replicas"].get<int64_t>());
     if (e["result"].contains("applied_with")) {
-      // Planned together with the executions after it (server/engine/executor.h): the one named applied
-      // a later state of the same chain, which passed through this plan's.
+      // Planned together with the executions after it (server/engine/executor.h): the one named
+      // applied a later state of the same chain, which passed through this plan's.
       ++applied_with_later;
-      auto with = std::find_if(all.begin(), all.end(), [&](const json& o) { return o["id"] == e["result"]["applied_with"]; });
+      auto with = std::find_if(all.begin(), all.end(), [&](const json& o) {
+        return o["id"] == e["result"]["applied_with"];
+      });
       REQUIRE(with != all.end());
       CHECK((*with)["status"] == "succeeded");
       CHECK((*with)["id"].get<int64_t>() > e["id"].get<int64_t>());

@@ -1,15 +1,14 @@
 // Floods: a trigger URL is public by nature. Against a real server and a real swarm: a flood on
 // one receiver is refused cheaply past its limits, builds no unbounded backlog, and does not
 // starve another receiver's triggers or executions.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
 
-#include "harness.h"
 #include "../support/timing.h"
+#include "harness.h"
 #include "log.h"
 
 using namespace tripline;
@@ -20,9 +19,10 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 json scale(const std::string& name, const std::string& service, json limits = nullptr) {
-  json r = {{"name", name},
-            {"driver", "scale-service"},
-            {"config", {{"service", service}, {"action", "up"}, {"by", 1}, {"min", 0}, {"max", 3}}}};
+  json r = {
+      {"name", name},
+      {"driver", "scale-service"},
+      {"config", {{"service", service}, {"action", "up"}, {"by", 1}, {"min", 0}, {"max", 3}}}};
   if (!limits.is_null()) r["limits"] = limits;
   return r;
 }
@@ -31,8 +31,8 @@ int64_t parse_ms(const std::string& iso) {
   // "2026-11-29T15:29:48.983Z"
   std::tm tm{};
   int ms = 0;
-  std::sscanf(iso.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-              &tm.tm_min, &tm.tm_sec, &ms);
+  std::sscanf(iso.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+              &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms);
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   return int64_t(timegm(&tm)) * 1000 + ms;
@@ -40,7 +40,9 @@ int64_t parse_ms(const std::string& iso) {
 
 }  // namespace
 
-TEST_CASE("floods: past its queue cap a receiver answers 429 with Retry-After, and accepts again as it drains") {
+TEST_CASE(
+    "floods: past its queue cap a receiver answers 429 with Retry-After, and accepts again as it "
+    "drains") {
   if (!swarm_or_skip()) return;
   Swarm::get().create_service("fq", 1);
   TestServer s;
@@ -128,13 +130,15 @@ TEST_CASE("floods: a flood on one receiver does not starve another's triggers or
   for (int64_t id : ids) {
     auto e = s.wait_finished(id);
     CHECK(e["status"] == "succeeded");
-    worst_delay_ms = std::max<double>(worst_delay_ms, parse_ms(e["started_at"]) - parse_ms(e["created_at"]));
+    worst_delay_ms =
+        std::max<double>(worst_delay_ms, parse_ms(e["started_at"]) - parse_ms(e["created_at"]));
   }
   INFO("flood: " << sent << " requests to A, " << refused << " refused; B's trigger latency p50 "
-                 << latencies[5] << " ms, max " << latencies.back() << " ms; B's executions started within "
-                 << worst_delay_ms << " ms");
-  WARN("floods: B trigger max " << latencies.back() << " ms, execution start delay max " << worst_delay_ms
-                                << " ms, A sent " << sent << " (" << refused << " refused)");
+                 << latencies[5] << " ms, max " << latencies.back()
+                 << " ms; B's executions started within " << worst_delay_ms << " ms");
+  WARN("floods: B trigger max " << latencies.back() << " ms, execution start delay max "
+                                << worst_delay_ms << " ms, A sent " << sent << " (" << refused
+                                << " refused)");
   CHECK(refused > 0);
   // Not starved: every trigger of B answered, and each of its executions started within 2 s of
   // acceptance. The latency figures (under 50 ms on an otherwise idle 2-core VM) are reported

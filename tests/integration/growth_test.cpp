@@ -14,8 +14,8 @@
 #include <thread>
 
 #include "../support/externaldns_fake.h"
-#include "harness.h"
 #include "../support/timing.h"
+#include "harness.h"
 #include "seed_receivers.h"
 
 extern char** environ;
@@ -59,17 +59,20 @@ TEST_CASE("growth: start-up with 20,000 receivers takes seconds, and they all an
 
   // A loaded receiver's URL takes the trigger path; a new one and an edit are published.
   std::string url = body["items"][0]["trigger_url"];
-  auto created = server->create_receiver(
-      {{"name", "growth-new"},
-       {"driver", "dns-update"},
-       {"config",
-        {{"backend", "externaldns-webhook"}, {"provider_url", provider.url()},
-         {"record", {{"name", "new.example.org"}, {"type", "A"}}}, {"action", "upsert"},
-         {"value", "192.0.2.1"}}}});
+  auto created =
+      server->create_receiver({{"name", "growth-new"},
+                               {"driver", "dns-update"},
+                               {"config",
+                                {{"backend", "externaldns-webhook"},
+                                 {"provider_url", provider.url()},
+                                 {"record", {{"name", "new.example.org"}, {"type", "A"}}},
+                                 {"action", "upsert"},
+                                 {"value", "192.0.2.1"}}}});
   auto edit = created;
   edit["config"]["value"] = "192.0.2.2";
-  auto edited = server->request("PUT", "/api/v1/receivers/" + std::to_string(created["id"].get<int64_t>()),
-                                {{"name", "growth-new"}, {"config", edit["config"]}});
+  auto edited =
+      server->request("PUT", "/api/v1/receivers/" + std::to_string(created["id"].get<int64_t>()),
+                      {{"name", "growth-new"}, {"config", edit["config"]}});
   CHECK(edited.status == 200);
   CHECK(server->request("POST", "/api/v1/workers/pause").status == 200);
   CHECK(server->trigger(url).status == 202);
@@ -89,8 +92,9 @@ TEST_CASE("growth: SIGTERM while 100,000 receivers load stops the binary within 
   posix_spawn_file_actions_adddup2(&actions, fd, 1);
   posix_spawn_file_actions_adddup2(&actions, fd, 2);
   std::string listen = "127.0.0.1:" + std::to_string(free_port());
-  std::vector<std::string> args = {TRIPLINE_BINARY, "serve", "--listen", listen, "--data-dir", dir,
-                                   "--docker-host", "unix:///nonexistent/docker.sock"};
+  std::vector<std::string> args = {
+      TRIPLINE_BINARY, "serve", "--listen",      listen,
+      "--data-dir",    dir,     "--docker-host", "unix:///nonexistent/docker.sock"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -1,14 +1,12 @@
 #include "harness.h"
 
-#include "log.h"
-
-#include <curl/curl.h>
-#include <signal.h>
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include <curl/curl.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +15,8 @@
 #include <chrono>
 #include <cstdio>
 #include <thread>
+
+#include "log.h"
 
 #ifndef TRIPLINE_BINARY
 #error TRIPLINE_BINARY must be defined
@@ -179,9 +179,9 @@ void TestServer::stop() {
   service_.reset();
 }
 
-OutboundResponse TestServer::request(const std::string& method, const std::string& path,
-                                     const nlohmann::json& body, bool auth,
-                                     std::vector<std::pair<std::string, std::string>> headers) const {
+OutboundResponse TestServer::request(
+    const std::string& method, const std::string& path, const nlohmann::json& body, bool auth,
+    std::vector<std::pair<std::string, std::string>> headers) const {
   OutboundRequest r;
   r.method = method;
   r.url = path.rfind("http", 0) == 0 ? path : url_ + path;
@@ -202,8 +202,9 @@ nlohmann::json TestServer::create_receiver(const nlohmann::json& body) const {
   return nlohmann::json::parse(r.body);
 }
 
-OutboundResponse TestServer::trigger(const std::string& trigger_url,
-                                     std::vector<std::pair<std::string, std::string>> headers) const {
+OutboundResponse TestServer::trigger(
+    const std::string& trigger_url,
+    std::vector<std::pair<std::string, std::string>> headers) const {
   return request("POST", trigger_url, nullptr, false, std::move(headers));
 }
 
@@ -234,9 +235,9 @@ ServerProcess::~ServerProcess() {
   }
 }
 
-void ServerProcess::start(const std::vector<std::string>& serve_args, const std::string& admin_token,
-                          const std::string& stdout_path, const std::string& stderr_path,
-                          const std::string& url) {
+void ServerProcess::start(const std::vector<std::string>& serve_args,
+                          const std::string& admin_token, const std::string& stdout_path,
+                          const std::string& stderr_path, const std::string& url) {
   using std::chrono::milliseconds;
   REQUIRE(pid_ <= 0);
   std::vector<std::string> args = {TRIPLINE_BINARY, "serve"};
@@ -272,7 +273,8 @@ void ServerProcess::start(const std::vector<std::string>& serve_args, const std:
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      FAIL("tripline exited at start-up (status " << status << "): " << sh("tail -5 " + stderr_path));
+      FAIL("tripline exited at start-up (status " << status
+                                                  << "): " << sh("tail -5 " + stderr_path));
     }
     OutboundRequest r;
     r.url = url + "/healthz";

@@ -3,10 +3,11 @@
 // started once per test binary and removed at exit.
 #pragma once
 
-#include <nlohmann/json.hpp>
-#include <memory>
-#include <string>
 #include <sys/types.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "http_client.h"
@@ -82,9 +83,10 @@ class ServerProcess {
 
   // Runs `tripline serve ARGS` and waits (15 s at most) until `url`/healthz answers 200.
   void start(const std::vector<std::string>& serve_args, const std::string& admin_token,
-             const std::string& stdout_path, const std::string& stderr_path, const std::string& url);
-  void kill9();                         // SIGKILL; checks the child died of it
-  void terminate(bool expect_exit_0);   // SIGTERM; checks a clean exit
+             const std::string& stdout_path, const std::string& stderr_path,
+             const std::string& url);
+  void kill9();                        // SIGKILL; checks the child died of it
+  void terminate(bool expect_exit_0);  // SIGTERM; checks a clean exit
 
  private:
   pid_t pid_ = -1;

@@ -40,9 +40,9 @@ void send_timeout(int fd, int seconds) {
 
 struct Exchange {
   std::string response;
-  bool closed = false;      // the server closed its side: EOF, or a reset after it
-  bool reset = false;       // ECONNRESET/EPIPE on a send or receive
-  size_t sent = 0;          // bytes of the request written
+  bool closed = false;  // the server closed its side: EOF, or a reset after it
+  bool reset = false;   // ECONNRESET/EPIPE on a send or receive
+  size_t sent = 0;      // bytes of the request written
   double seconds = 0;
 };
 
@@ -59,7 +59,9 @@ Exchange exchange(int port, const std::string& bytes, int wait_ms = 2000) {
   char buf[65536];
   bool sending = !bytes.empty(), reading = true;
   while (sending || reading) {
-    int left = wait_ms - int(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+    int left =
+        wait_ms -
+        int(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
     if (left <= 0) break;
     pollfd p{fd, short((reading ? POLLIN : 0) | (sending ? POLLOUT : 0)), 0};
     if (::poll(&p, 1, left) <= 0) break;
@@ -75,9 +77,12 @@ Exchange exchange(int port, const std::string& bytes, int wait_ms = 2000) {
       }
     }
     if (sending && (p.revents & (POLLOUT | POLLHUP | POLLERR))) {
-      ssize_t n = ::send(fd, bytes.data() + e.sent, std::min<size_t>(bytes.size() - e.sent, 1 << 16), MSG_NOSIGNAL);
-      if (n > 0) e.sent += size_t(n);
-      else if (errno != EAGAIN && errno != EINTR) e.reset = true, sending = false;  // refused mid-send
+      ssize_t n = ::send(fd, bytes.data() + e.sent,
+                         std::min<size_t>(bytes.size() - e.sent, 1 << 16), MSG_NOSIGNAL);
+      if (n > 0)
+        e.sent += size_t(n);
+      else if (errno != EAGAIN && errno != EINTR)
+        e.reset = true, sending = false;  // refused mid-send
       if (e.sent == bytes.size()) sending = false;
     }
   }
@@ -106,19 +111,31 @@ TEST_CASE("hostile http: malformed framing gets the right 4xx, a JSON body and a
     int status;
   };
   std::vector<Case> cases = {
-      {"huge Content-Length", "POST /_webhooks/x HTTP/1.1\r\nHost: a\r\nContent-Length: 4000000000\r\n\r\n", 413},
-      {"oversized body", "POST /_webhooks/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10485760\r\n\r\n" + std::string(10485760, 'x'), 413},
-      {"negative Content-Length", "POST /_webhooks/x HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400},
-      {"duplicate Content-Length", "POST /_webhooks/x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
-      {"Content-Length with Transfer-Encoding", "POST /_webhooks/x HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"huge Content-Length",
+       "POST /_webhooks/x HTTP/1.1\r\nHost: a\r\nContent-Length: 4000000000\r\n\r\n", 413},
+      {"oversized body",
+       "POST /_webhooks/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10485760\r\n\r\n" +
+           std::string(10485760, 'x'),
+       413},
+      {"negative Content-Length",
+       "POST /_webhooks/x HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400},
+      {"duplicate Content-Length",
+       "POST /_webhooks/x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
+      {"Content-Length with Transfer-Encoding",
+       "POST /_webhooks/x HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n0\r\n\r\n",
+       400},
       {"chunked", "POST /_webhooks/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411},
       {"bare LF", "GET /healthz HTTP/1.1\nHost: a\n\n", 400},
-      {"garbage", std::string("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 tls hello?\r\n\r\n", 27), 400},
-      {"header flood", [] {
+      {"garbage",
+       std::string("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 tls hello?\r\n\r\n", 27), 400},
+      {"header flood",
+       [] {
          std::string r = "GET /healthz HTTP/1.1\r\n";
          for (int i = 0; i < 500; ++i) r += "X-Flood-" + std::to_string(i) + ": yes\r\n";
          return r + "\r\n";
-       }(), 431},
+       }(),
+       431},
       {"endless header", "GET /healthz HTTP/1.1\r\nX: " + std::string(100000, 'a'), 431},
       {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
   };
@@ -142,7 +159,9 @@ TEST_CASE("hostile http: malformed framing gets the right 4xx, a JSON body and a
 // either got a reset mid-send, or (often, once its window was full) stayed blocked in send() for
 // about 106 s, neither accepted nor reset. Now the server answers, lingers (reads and drops the
 // rest for a bounded time and byte count), and ends with a reset only past those bounds.
-TEST_CASE("trust 12: a client still sending an oversized body reads its 413 and a clean close, every time") {
+TEST_CASE(
+    "trust 12: a client still sending an oversized body reads its 413 and a clean close, every "
+    "time") {
   TestServer s;
   int port = std::stoi(s.url().substr(s.url().rfind(':') + 1));
   const std::string head = "POST /_webhooks/x HTTP/1.1\r\nHost: a\r\nContent-Length: ";
@@ -238,7 +257,9 @@ TEST_CASE("hostile http: keep-alive is the HTTP/1.1 default and Expect: 100-cont
   ::close(fd);
 
   fd = connect_to(port);
-  std::string head = "POST /_webhooks/x.y.z HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+  std::string head =
+      "POST /_webhooks/x.y.z HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: "
+      "2\r\n\r\n";
   ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
   pollfd p{fd, POLLIN, 0};
   REQUIRE(::poll(&p, 1, 500) == 1);  // curl waits a second when no 100 comes
@@ -251,8 +272,8 @@ TEST_CASE("hostile http: idle, half-open and slow connections do not stop the se
   TestServer s;
   int port = std::stoi(s.url().substr(s.url().rfind(':') + 1));
   std::vector<int> idle;
-  for (int i = 0; i < 200; ++i) idle.push_back(connect_to(port));           // half-open: never send
-  for (int i = 0; i < 50; ++i) {                                            // slowloris: a few bytes
+  for (int i = 0; i < 200; ++i) idle.push_back(connect_to(port));  // half-open: never send
+  for (int i = 0; i < 50; ++i) {                                   // slowloris: a few bytes
     int fd = connect_to(port);
     ::send(fd, "POST /_webhooks/x HTTP/1.1\r\nX-a: ", 33, MSG_NOSIGNAL);
     idle.push_back(fd);

@@ -154,11 +154,14 @@ std::string body_of(const std::string& response) {
 // on the recipe's port is the recipe's doing.
 class Nginx {
  public:
-  Nginx(const std::string& dir, int port, int legacy_port, int upstream_port) : dir_(dir), port_(port) {
+  Nginx(const std::string& dir, int port, int legacy_port, int upstream_port)
+      : dir_(dir), port_(port) {
     std::string site = read_file(kRecipe);
     REQUIRE(!site.empty());
-    replace_once(site, "server 127.0.0.1:8080;", "server 127.0.0.1:" + std::to_string(upstream_port) + ";");
-    replace_once(site, "listen 443 ssl http2;", "listen 127.0.0.1:" + std::to_string(port) + " ssl http2;");
+    replace_once(site, "server 127.0.0.1:8080;",
+                 "server 127.0.0.1:" + std::to_string(upstream_port) + ";");
+    replace_once(site, "listen 443 ssl http2;",
+                 "listen 127.0.0.1:" + std::to_string(port) + " ssl http2;");
     replace_once(site, "/etc/ssl/tripline/fullchain.pem", dir + "/cert.pem");
     replace_once(site, "/etc/ssl/tripline/privkey.pem", dir + "/key.pem");
     replace_once(site, "/var/log/nginx/tripline.log", dir + "/access.log");
@@ -166,26 +169,48 @@ class Nginx {
     write_file(dir + "/nginx.conf",
                "daemon off;\n"
                "worker_processes auto;\n"
-               "pid " + dir + "/nginx.pid;\n"
-               "error_log " + dir + "/error.log info;\n"
-               "events { worker_connections 768; }\n"  // Debian's default nginx.conf
-               "http {\n"
-               "  access_log off;\n"
-               "  client_body_temp_path " + dir + "/client_body;\n"
-               "  proxy_temp_path " + dir + "/proxy;\n"
-               "  fastcgi_temp_path " + dir + "/fastcgi;\n"
-               "  uwsgi_temp_path " + dir + "/uwsgi;\n"
-               "  scgi_temp_path " + dir + "/scgi;\n"
-               "  include " + dir + "/tripline.conf;\n"
-               "  server {\n"
-               "    listen 127.0.0.1:" + std::to_string(legacy_port) + " ssl;\n"
-               "    ssl_certificate " + dir + "/cert.pem;\n"
-               "    ssl_certificate_key " + dir + "/key.pem;\n"
-               "    ssl_protocols TLSv1 TLSv1.1 TLSv1.2;\n"
-               "    ssl_ciphers DEFAULT:@SECLEVEL=0;\n"
-               "    return 204;\n"
-               "  }\n"
-               "}\n");
+               "pid " +
+                   dir +
+                   "/nginx.pid;\n"
+                   "error_log " +
+                   dir +
+                   "/error.log info;\n"
+                   "events { worker_connections 768; }\n"  // Debian's default nginx.conf
+                   "http {\n"
+                   "  access_log off;\n"
+                   "  client_body_temp_path " +
+                   dir +
+                   "/client_body;\n"
+                   "  proxy_temp_path " +
+                   dir +
+                   "/proxy;\n"
+                   "  fastcgi_temp_path " +
+                   dir +
+                   "/fastcgi;\n"
+                   "  uwsgi_temp_path " +
+                   dir +
+                   "/uwsgi;\n"
+                   "  scgi_temp_path " +
+                   dir +
+                   "/scgi;\n"
+                   "  include " +
+                   dir +
+                   "/tripline.conf;\n"
+                   "  server {\n"
+                   "    listen 127.0.0.1:" +
+                   std::to_string(legacy_port) +
+                   " ssl;\n"
+                   "    ssl_certificate " +
+                   dir +
+                   "/cert.pem;\n"
+                   "    ssl_certificate_key " +
+                   dir +
+                   "/key.pem;\n"
+                   "    ssl_protocols TLSv1 TLSv1.1 TLSv1.2;\n"
+                   "    ssl_ciphers DEFAULT:@SECLEVEL=0;\n"
+                   "    return 204;\n"
+                   "  }\n"
+                   "}\n");
     std::string err = dir + "/nginx.stderr";
     int out = ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     REQUIRE(out >= 0);
@@ -198,7 +223,8 @@ class Nginx {
       ::dup2(out, 1);
       ::dup2(out, 2);
       std::string conf = dir + "/nginx.conf", err_log = dir + "/error.log";
-      const char* argv[] = {"/usr/sbin/nginx", "-p", dir.c_str(), "-e", err_log.c_str(), "-c", conf.c_str(), nullptr};
+      const char* argv[] = {"/usr/sbin/nginx", "-p", dir.c_str(),  "-e",
+                            err_log.c_str(),   "-c", conf.c_str(), nullptr};
       ::execv(argv[0], const_cast<char* const*>(argv));
       ::_exit(127);
     }
@@ -250,9 +276,11 @@ std::string dir_with_certificate() {
   std::string dir = make_temp_dir("tl-nginx");
   ::chmod(dir.c_str(), 0711);  // nginx's workers (nobody, under root) reach their temp dirs here
   int rc = 0;
-  std::string out = sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
-                       "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " + dir +
-                       "/key.pem -out " + dir + "/cert.pem 2>&1", &rc);
+  std::string out =
+      sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+         "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+             dir + "/key.pem -out " + dir + "/cert.pem 2>&1",
+         &rc);
   INFO(out);
   REQUIRE(rc == 0);
   return dir;
@@ -260,7 +288,10 @@ std::string dir_with_certificate() {
 
 }  // namespace
 
-TEST_CASE("trust 7: TLS terminates in nginx with the shipped recipe: triggers work, the caller comes from X-Forwarded-For, TLS < 1.2 is refused, idle clients stall nothing", "[tls][nginx]") {
+TEST_CASE(
+    "trust 7: TLS terminates in nginx with the shipped recipe: triggers work, the caller comes "
+    "from X-Forwarded-For, TLS < 1.2 is refused, idle clients stall nothing",
+    "[tls][nginx]") {
   if (!binary_or_skip("/usr/sbin/nginx", "nginx")) return;
   if (!binary_or_skip("/usr/bin/openssl", "openssl")) return;
   TempDir tmp{dir_with_certificate()};
@@ -275,18 +306,20 @@ TEST_CASE("trust 7: TLS terminates in nginx with the shipped recipe: triggers wo
   Nginx nginx(dir, port, legacy, upstream);
   std::string ca = dir + "/cert.pem";
 
-  SECTION("a trigger through https is accepted and recorded; the caller is the X-Forwarded-For nginx set") {
+  SECTION(
+      "a trigger through https is accepted and recorded; the caller is the X-Forwarded-For nginx "
+      "set") {
     // Dynamic DNS: the record's value is the caller's address, so the record shows who tripline
     // believed the caller was.
-    json receiver = s.create_receiver(
-        {{"name", "home-ip"},
-         {"driver", "dns-update"},
-         {"config",
-          {{"backend", "externaldns-webhook"},
-           {"provider_url", provider.url()},
-           {"record", {{"name", "home.example.org"}, {"type", "A"}, {"ttl", 60}}},
-           {"action", "upsert"},
-           {"value", {{"from", "caller-ip"}}}}}});
+    json receiver =
+        s.create_receiver({{"name", "home-ip"},
+                           {"driver", "dns-update"},
+                           {"config",
+                            {{"backend", "externaldns-webhook"},
+                             {"provider_url", provider.url()},
+                             {"record", {{"name", "home.example.org"}, {"type", "A"}, {"ttl", 60}}},
+                             {"action", "upsert"},
+                             {"value", {{"from", "caller-ip"}}}}}});
     std::string trigger_url = receiver["trigger_url"];
     std::string path = trigger_url.substr(trigger_url.find("/_webhooks/"));
     std::string token = path.substr(std::string("/_webhooks/").size());
@@ -295,8 +328,10 @@ TEST_CASE("trust 7: TLS terminates in nginx with the shipped recipe: triggers wo
     TlsClient c(port, ca, 0, "127.0.0.2");
     INFO(c.error);
     REQUIRE(c.ok());
-    std::string response = c.http("POST " + path + " HTTP/1.1\r\nHost: hooks.example.com\r\n"
-                                  "X-Forwarded-For: 203.0.113.9\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    std::string response =
+        c.http("POST " + path +
+               " HTTP/1.1\r\nHost: hooks.example.com\r\n"
+               "X-Forwarded-For: 203.0.113.9\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     INFO(response);
     REQUIRE(status_of(response) == 202);
     json accepted = json::parse(body_of(response));
@@ -313,32 +348,39 @@ TEST_CASE("trust 7: TLS terminates in nginx with the shipped recipe: triggers wo
     // The token in a header works through the proxy too.
     TlsClient c2(port, ca, 0, "127.0.0.2");
     REQUIRE(c2.ok());
-    std::string by_header = c2.http("POST /_webhooks/trigger HTTP/1.1\r\nHost: hooks.example.com\r\nX-Tripline-Token: " +
-                                    token + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    std::string by_header = c2.http(
+        "POST /_webhooks/trigger HTTP/1.1\r\nHost: hooks.example.com\r\nX-Tripline-Token: " +
+        token + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     CHECK(status_of(by_header) == 202);
 
     // Other spellings of a path with a token in it: tripline refuses most of them, but the token
     // in them is as good, so it must not be logged either.
-    for (std::string target : {"//_webhooks/" + token, "https://hooks.example.com/_webhooks/" + token,
-                               "/_webhooks/" + token + "?a=1", "/%5Fwebhooks/" + token, "/_WEBHOOKS/" + token,
-                               "/./_webhooks/" + token, "/api/v1/../../_webhooks/" + token, "/x?t=" + token}) {
+    for (std::string target :
+         {"//_webhooks/" + token, "https://hooks.example.com/_webhooks/" + token,
+          "/_webhooks/" + token + "?a=1", "/%5Fwebhooks/" + token, "/_WEBHOOKS/" + token,
+          "/./_webhooks/" + token, "/api/v1/../../_webhooks/" + token, "/x?t=" + token}) {
       TlsClient v(port, ca, 0, "127.0.0.2");
       REQUIRE(v.ok());
       INFO(target);
-      CHECK(status_of(v.http("POST " + target + " HTTP/1.1\r\nHost: hooks.example.com\r\n"
-                                                "Content-Length: 0\r\nConnection: close\r\n\r\n")) != 0);
+      CHECK(status_of(v.http("POST " + target +
+                             " HTTP/1.1\r\nHost: hooks.example.com\r\n"
+                             "Content-Length: 0\r\nConnection: close\r\n\r\n")) != 0);
     }
     // The access log has the requests, without the token.
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // nginx writes it after the answer
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(100));  // nginx writes it after the answer
     std::string log = nginx.access_log();
     INFO(log);
     CHECK(log.find("\"POST /_webhooks/<token>\" 202") != std::string::npos);
     CHECK(std::count(log.begin(), log.end(), '\n') == 2 + 8);
     CHECK(log.find(token) == std::string::npos);
-    CHECK(log.find(token.substr(token.find('.') + 1, 16)) == std::string::npos);  // nor a piece of it
+    CHECK(log.find(token.substr(token.find('.') + 1, 16)) ==
+          std::string::npos);  // nor a piece of it
   }
 
-  SECTION("TLS 1.0 and 1.1 are refused by the recipe (and offered for real: the legacy port takes them)") {
+  SECTION(
+      "TLS 1.0 and 1.1 are refused by the recipe (and offered for real: the legacy port takes "
+      "them)") {
     for (int version : {TLS1_VERSION, TLS1_1_VERSION}) {
       INFO("version " << std::hex << version);
       TlsClient control(legacy, ca, version);
@@ -373,7 +415,8 @@ TEST_CASE("trust 7: TLS terminates in nginx with the shipped recipe: triggers wo
       TlsClient c(port, ca);
       INFO(c.error);
       REQUIRE(c.ok());
-      std::string response = c.http("GET /healthz HTTP/1.1\r\nHost: hooks.example.com\r\nConnection: close\r\n\r\n");
+      std::string response =
+          c.http("GET /healthz HTTP/1.1\r\nHost: hooks.example.com\r\nConnection: close\r\n\r\n");
       double seconds = std::chrono::duration<double>(Clock::now() - start).count();
       INFO(response);
       CHECK(status_of(response) == 200);
@@ -390,19 +433,25 @@ TEST_CASE("trust 7: TLS terminates in nginx with the shipped recipe: triggers wo
   }
 }
 
-TEST_CASE("trust 7: built-in TLS is gone: --tls-cert and TRIPLINE_TLS_CERT fail and point at deploy/nginx", "[tls]") {
+TEST_CASE(
+    "trust 7: built-in TLS is gone: --tls-cert and TRIPLINE_TLS_CERT fail and point at "
+    "deploy/nginx",
+    "[tls]") {
   TempDir tmp{make_temp_dir("tl-notls")};
   const std::string& dir = tmp.path;
   int rc = 0;
-  std::string out = sh(std::string(TRIPLINE_BINARY) + " serve --data-dir " + dir +
-                       " --listen 127.0.0.1:0 --tls-cert " + dir + "/c.pem --tls-key " + dir + "/k.pem 2>&1", &rc);
+  std::string out =
+      sh(std::string(TRIPLINE_BINARY) + " serve --data-dir " + dir +
+             " --listen 127.0.0.1:0 --tls-cert " + dir + "/c.pem --tls-key " + dir + "/k.pem 2>&1",
+         &rc);
   INFO(out);
   CHECK(rc == 2);
   CHECK(out.find("--tls-cert") != std::string::npos);
   CHECK(out.find("deploy/nginx") != std::string::npos);
 
-  out = sh("TRIPLINE_TLS_CERT=" + dir + "/c.pem " + std::string(TRIPLINE_BINARY) + " serve --data-dir " + dir +
-           " --listen 127.0.0.1:0 2>&1", &rc);
+  out = sh("TRIPLINE_TLS_CERT=" + dir + "/c.pem " + std::string(TRIPLINE_BINARY) +
+               " serve --data-dir " + dir + " --listen 127.0.0.1:0 2>&1",
+           &rc);
   INFO(out);
   CHECK(rc == 2);
   CHECK(out.find("TRIPLINE_TLS_CERT") != std::string::npos);

@@ -11,6 +11,7 @@
 //     never in the log (where rejected tokens are cut to 10 characters), never in an execution,
 //     an error, /metrics or the data dir;
 //   - the generated admin token is printed exactly once, on stdout, at the first start.
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -18,7 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <SQLiteCpp/SQLiteCpp.h>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <ctime>
@@ -58,7 +58,8 @@ std::string read_file(const std::string& path) {
 
 size_t occurrences(const std::string& hay, const std::string& needle) {
   size_t n = 0;
-  for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + 1)) ++n;
+  for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + 1))
+    ++n;
   return n;
 }
 
@@ -124,7 +125,9 @@ class Named {
   const std::string& get(const std::string& k) const { return vars_.at(k); }
 
  private:
-  static std::string harness() { return std::string(TRIPLINE_SOURCE_DIR) + "/tests/support/named-harness.sh"; }
+  static std::string harness() {
+    return std::string(TRIPLINE_SOURCE_DIR) + "/tests/support/named-harness.sh";
+  }
   std::string dir_, why_;
   std::map<std::string, std::string> vars_;
 };
@@ -148,7 +151,8 @@ json without_trigger_urls(json j) {
 
 }  // namespace
 
-TEST_CASE("secrets: no secret or token leaks into the log or API answers or metrics or the data dir") {
+TEST_CASE(
+    "secrets: no secret or token leaks into the log or API answers or metrics or the data dir") {
   if (!swarm_or_skip()) return;
   auto& swarm = Swarm::get();
   // A service whose tasks never get a node: scaling it changes Swarm state, starts nothing.
@@ -195,16 +199,21 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
   const std::string basic_user = "hook-user";
   const std::string basic_pw = "basic-pw-" + random_hex(16);
   const std::string basic_header = base64(basic_user + ":" + basic_pw);
-  const std::string gh_rejected = "gh-rejected-" + random_hex(16);   // sent only in invalid requests
-  const std::string gh_replaced = "gh-replaced-" + random_hex(16);   // the value after an edit
+  const std::string gh_rejected = "gh-rejected-" + random_hex(16);  // sent only in invalid requests
+  const std::string gh_replaced = "gh-replaced-" + random_hex(16);  // the value after an edit
   const std::string bearer_replaced = "bearer-replaced-" + random_hex(16);
-  const std::string wrong_tsig = base64(crypto::random_bytes(32));   // valid base64, wrong key
+  const std::string wrong_tsig = base64(crypto::random_bytes(32));  // valid base64, wrong key
   std::vector<std::pair<std::string, std::string>> secrets = {
-      {"github_secret", gh},        {"standard_webhooks_secret", whsec},
-      {"whsec base64", whsec_b64},  {"link_secret", link},
-      {"bearer_token", bearer},     {"basic_password", basic_pw},
-      {"basic header", basic_header}, {"rejected github_secret", gh_rejected},
-      {"replaced github_secret", gh_replaced}, {"replaced bearer_token", bearer_replaced},
+      {"github_secret", gh},
+      {"standard_webhooks_secret", whsec},
+      {"whsec base64", whsec_b64},
+      {"link_secret", link},
+      {"bearer_token", bearer},
+      {"basic_password", basic_pw},
+      {"basic header", basic_header},
+      {"rejected github_secret", gh_rejected},
+      {"replaced github_secret", gh_replaced},
+      {"replaced bearer_token", bearer_replaced},
       {"wrong tsig_secret", wrong_tsig}};
   if (with_dns) secrets.push_back({"tsig_secret", named.get("TSIG_SECRET")});
 
@@ -248,10 +257,11 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
   json auth = {{"github_secret", gh},          {"standard_webhooks_secret", whsec},
                {"link_secret", link},          {"bearer_token", bearer},
                {"basic_username", basic_user}, {"basic_password", basic_pw}};
-  json web_body = {{"name", "leak-web-up"},
-                   {"driver", "scale-service"},
-                   {"config", {{"service", "leak-web"}, {"action", "up"}, {"by", 1}, {"max", 1000}}},
-                   {"auth", auth}};
+  json web_body = {
+      {"name", "leak-web-up"},
+      {"driver", "scale-service"},
+      {"config", {{"service", "leak-web"}, {"action", "up"}, {"by", 1}, {"max", 1000}}},
+      {"auth", auth}};
   json web = expect(call("POST", "/api/v1/receivers", web_body), 201);
   for (const char* f : {"github_secret", "standard_webhooks_secret", "link_secret", "bearer_token",
                         "basic_password"})
@@ -275,9 +285,10 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
                   {"record", {{"name", "leak." + named.get("ZONE")}, {"type", "A"}, {"ttl", 60}}},
                   {"action", "upsert"},
                   {"value", "192.0.2.10"}};
-    json dns = expect(call("POST", "/api/v1/receivers",
-                           {{"name", "leak-dns"}, {"driver", "dns-update"}, {"config", dns_config}}),
-                      201);
+    json dns =
+        expect(call("POST", "/api/v1/receivers",
+                    {{"name", "leak-dns"}, {"driver", "dns-update"}, {"config", dns_config}}),
+               201);
     CHECK(dns["config"]["tsig_secret"] == "********");
     dns_id = dns["id"];
     dns_token = token_of(dns);
@@ -294,12 +305,14 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
     std::string id = "msg_" + std::to_string(++webhook_seq) + "_" + random_hex(4);
     return std::vector<std::pair<std::string, std::string>>{
         {"Content-Type", "application/json"},
-        {"X-Hub-Signature-256", "sha256=" + crypto::hex(crypto::view(crypto::hmac_sha256(gh, body)))},
+        {"X-Hub-Signature-256",
+         "sha256=" + crypto::hex(crypto::view(crypto::hmac_sha256(gh, body)))},
         {"webhook-id", id},
         {"webhook-timestamp", ts},
         {"webhook-signature", standard_webhooks_signature(whsec, id, ts, body)},
         {"X-Link-Webhook-Timestamp", ts},
-        {"X-Link-Webhook-Signature", crypto::hex(crypto::view(crypto::hmac_sha256(link, ts + "." + body)))},
+        {"X-Link-Webhook-Signature",
+         crypto::hex(crypto::view(crypto::hmac_sha256(link, ts + "." + body)))},
         {"Authorization", use_basic ? "Basic " + basic_header : "Bearer " + bearer}};
   };
   auto post = [&](const std::string& what, const std::string& path_token, const std::string& body,
@@ -331,11 +344,14 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
 
   // --- forged and refused triggers ---
   auto sig_at = web_token.rfind('.');
-  std::string tampered = web_token.substr(0, web_token.size() - 2) + (web_token[web_token.size() - 2] == 'A' ? "BA" : "AA");
+  std::string tampered = web_token.substr(0, web_token.size() - 2) +
+                         (web_token[web_token.size() - 2] == 'A' ? "BA" : "AA");
   std::string other_key = Keyring::from_keys({{"k-forged", std::string(32, 'x')}})
                               .sign({web_id, 1, "scale-service", "swarm:leak-web", "up"});
-  std::string swapped = web_token.substr(0, sig_at) + (with_dns ? dns_token.substr(dns_token.rfind('.')) : ".AAAA");
-  for (const auto& f : {tampered, other_key, swapped, web_token + "x", web_token.substr(0, web_token.size() - 1)}) {
+  std::string swapped =
+      web_token.substr(0, sig_at) + (with_dns ? dns_token.substr(dns_token.rfind('.')) : ".AAAA");
+  for (const auto& f :
+       {tampered, other_key, swapped, web_token + "x", web_token.substr(0, web_token.size() - 1)}) {
     trigger_tokens.insert(f);
     expect(post("forged token", f, payload, signed_headers(payload, false)), 401);
     auto h = signed_headers(payload, false);
@@ -387,7 +403,9 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
     bad = web_body;
     bad["name"] = "leak-bad-rule";
     bad["auth"]["github_secret"] = gh_rejected;
-    bad["rules"] = {{"rules", {{{"when", {{"field", "body:ref"}, {"op", "regex"}, {"value", "(["}}}, {"then", "run"}}}}};
+    bad["rules"] = {
+        {"rules",
+         {{{"when", {{"field", "body:ref"}, {"op", "regex"}, {"value", "(["}}}, {"then", "run"}}}}};
     expect(call("POST", "/api/v1/receivers", bad), 422);
     bad = web_body;  // same name: 409
     bad["auth"]["github_secret"] = gh_rejected;
@@ -406,16 +424,24 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
     if (with_dns) {
       json c = dns_config;
       c["tsig_secret"] = wrong_tsig;  // the server rejects its signature (BADSIG)
-      expect(call("POST", "/api/v1/receivers", {{"name", "leak-dns-badsig"}, {"driver", "dns-update"}, {"config", c}}), 422);
+      expect(call("POST", "/api/v1/receivers",
+                  {{"name", "leak-dns-badsig"}, {"driver", "dns-update"}, {"config", c}}),
+             422);
       c = dns_config;
       c["record"]["name"] = "not a name!";
-      expect(call("POST", "/api/v1/receivers", {{"name", "leak-dns-badname"}, {"driver", "dns-update"}, {"config", c}}), 422);
+      expect(call("POST", "/api/v1/receivers",
+                  {{"name", "leak-dns-badname"}, {"driver", "dns-update"}, {"config", c}}),
+             422);
       c = dns_config;
       c["tsig_secret"] = "!" + named.get("TSIG_SECRET");  // not base64
-      expect(call("POST", "/api/v1/receivers", {{"name", "leak-dns-notb64"}, {"driver", "dns-update"}, {"config", c}}), 422);
+      expect(call("POST", "/api/v1/receivers",
+                  {{"name", "leak-dns-notb64"}, {"driver", "dns-update"}, {"config", c}}),
+             422);
       c = dns_config;
       c["surprise"] = true;
-      expect(call("PUT", "/api/v1/receivers/" + std::to_string(dns_id), {{"name", "leak-dns"}, {"config", c}}), 422);
+      expect(call("PUT", "/api/v1/receivers/" + std::to_string(dns_id),
+                  {{"name", "leak-dns"}, {"config", c}}),
+             422);
     }
     OutboundRequest raw;  // malformed JSON around a secret
     raw.method = "POST";
@@ -434,7 +460,8 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
       if (k != "basic_username") v = "********";
     json r = expect(call("PUT", "/api/v1/receivers/" + std::to_string(web_id), edit), 200);
     web_token = token_of(r);
-    accepted(post("valid after a redacted edit", web_token, payload, signed_headers(payload, false)));
+    accepted(
+        post("valid after a redacted edit", web_token, payload, signed_headers(payload, false)));
     edit["auth"]["github_secret"] = gh_replaced;
     edit["auth"]["bearer_token"] = bearer_replaced;
     r = expect(call("PUT", "/api/v1/receivers/" + std::to_string(web_id), edit), 200);
@@ -444,7 +471,9 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
     h[1].second = "sha256=" + crypto::hex(crypto::view(crypto::hmac_sha256(gh_replaced, payload)));
     h.back().second = "Bearer " + bearer_replaced;
     accepted(post("valid with the replaced secrets", web_token, payload, h));
-    expect(post("the old GitHub secret after the edit", web_token, payload, signed_headers(payload, false)), 401);
+    expect(post("the old GitHub secret after the edit", web_token, payload,
+                signed_headers(payload, false)),
+           401);
     r = expect(call("POST", "/api/v1/receivers/" + std::to_string(web_id) + "/rotate"), 200);
     web_token = token_of(r);
     r = expect(call("POST", "/api/v1/receivers/" + std::to_string(web_id) + "/disable"), 200);
@@ -469,9 +498,9 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
       std::this_thread::sleep_for(milliseconds(50));
     }
   }
-  for (const char* p : {"/api/v1/receivers", "/api/v1/executions", "/api/v1/executions?status=succeeded",
-                        "/api/v1/tokens", "/api/v1/workers", "/api/v1/drivers", "/metrics", "/readyz",
-                        "/healthz", "/"})
+  for (const char* p : {"/api/v1/receivers", "/api/v1/executions",
+                        "/api/v1/executions?status=succeeded", "/api/v1/tokens", "/api/v1/workers",
+                        "/api/v1/drivers", "/metrics", "/readyz", "/healthz", "/"})
     call("GET", p);
   call("GET", "/api/v1/receivers/" + std::to_string(web_id));
   call("GET", "/api/v1/executions?receiver_id=" + std::to_string(web_id));
@@ -519,7 +548,8 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
       }
       CHECK(bytes.find(admin) == std::string::npos);
       CHECK(bytes.find(admin2) == std::string::npos);
-      for (const auto& t : trigger_tokens) CHECK(bytes.find(t.substr(t.rfind('.') + 1)) == std::string::npos);
+      for (const auto& t : trigger_tokens)
+        CHECK(bytes.find(t.substr(t.rfind('.') + 1)) == std::string::npos);
     }
     return files;
   };
@@ -587,19 +617,23 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
     for (const char* f : {"bearer_token", "basic_password"})
       CHECK(stored[f].get<std::string>().rfind("hashed:", 0) == 0);
     if (with_dns) {
-      SQLite::Statement c(db, "SELECT config FROM receivers WHERE id = ? UNION ALL "
-                              "SELECT config FROM executions WHERE receiver_id = ?");
+      SQLite::Statement c(db,
+                          "SELECT config FROM receivers WHERE id = ? UNION ALL "
+                          "SELECT config FROM executions WHERE receiver_id = ?");
       c.bind(1, dns_id);
       c.bind(2, dns_id);
       int rows = 0;
       for (; c.executeStep(); ++rows)
-        CHECK(json::parse(c.getColumn(0).getString())["tsig_secret"].get<std::string>().rfind("sealed:v2:", 0) == 0);
+        CHECK(json::parse(c.getColumn(0).getString())["tsig_secret"].get<std::string>().rfind(
+                  "sealed:v2:", 0) == 0);
       CHECK(rows >= 2);
     }
   }
   WARN("secrets: " << seen.size() << " responses, " << log.size() << " bytes of debug log, "
-                   << files_running << " files in the data dir (running) and " << files_stopped << " (stopped) checked for " << secrets.size() << " secret values, 2 admin tokens and "
-                   << trigger_tokens.size() << " trigger tokens (issued and forged)");
+                   << files_running << " files in the data dir (running) and " << files_stopped
+                   << " (stopped) checked for " << secrets.size()
+                   << " secret values, 2 admin tokens and " << trigger_tokens.size()
+                   << " trigger tokens (issued and forged)");
   if (std::getenv("TRIPLINE_TEST_KEEP"))
     WARN("kept " << dir);
   else
@@ -610,7 +644,9 @@ TEST_CASE("secrets: no secret or token leaks into the log or API answers or metr
 // Regression: a rule's "set" could give a writeOnly config field, such as dns-update's
 // tsig_secret, a literal value; rules are stored and returned as sent, so the secret sat in
 // plaintext in receivers.rules and in every receiver response. Such a rule is now refused (422).
-TEST_CASE("secrets: a secret config field given a value by a rule's set is not shown or stored in plaintext") {
+TEST_CASE(
+    "secrets: a secret config field given a value by a rule's set is not shown or stored in "
+    "plaintext") {
   Named named;
   if (!named.available()) {
     const char* ci = std::getenv("CI");
@@ -620,20 +656,25 @@ TEST_CASE("secrets: a secret config field given a value by a rule's set is not s
   }
   TestServer s;
   const std::string secret = named.get("TSIG_SECRET");
-  json config = {{"backend", "rfc2136"},
-                 {"server", named.get("NAMED")},
-                 {"zone", named.get("ZONE")},
-                 {"tsig_key_name", named.get("TSIG_KEY_NAME")},
-                 {"tsig_algorithm", named.get("TSIG_ALGORITHM")},
-                 {"tsig_secret", secret},
-                 {"record", {{"name", "rule-set." + named.get("ZONE")}, {"type", "A"}, {"ttl", 60}}},
-                 {"action", "upsert"},
-                 {"value", "192.0.2.20"}};
-  json rules = {{"rules", {{{"when", {{"field", "method"}, {"value", "POST"}}},
-                            {"then", "run"},
-                            {"set", {{"tsig_secret", secret}}}}}}};
+  json config = {
+      {"backend", "rfc2136"},
+      {"server", named.get("NAMED")},
+      {"zone", named.get("ZONE")},
+      {"tsig_key_name", named.get("TSIG_KEY_NAME")},
+      {"tsig_algorithm", named.get("TSIG_ALGORITHM")},
+      {"tsig_secret", secret},
+      {"record", {{"name", "rule-set." + named.get("ZONE")}, {"type", "A"}, {"ttl", 60}}},
+      {"action", "upsert"},
+      {"value", "192.0.2.20"}};
+  json rules = {{"rules",
+                 {{{"when", {{"field", "method"}, {"value", "POST"}}},
+                   {"then", "run"},
+                   {"set", {{"tsig_secret", secret}}}}}}};
   auto r = s.request("POST", "/api/v1/receivers",
-                     {{"name", "rule-set-secret"}, {"driver", "dns-update"}, {"config", config}, {"rules", rules}});
+                     {{"name", "rule-set-secret"},
+                      {"driver", "dns-update"},
+                      {"config", config},
+                      {"rules", rules}});
   INFO(r.body);
   REQUIRE((r.status == 201 || r.status == 422));  // refusing a literal secret in `set` is the fix
   CHECK(r.body.find(secret) == std::string::npos);

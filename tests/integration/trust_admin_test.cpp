@@ -39,8 +39,7 @@ struct EnvVar {
 
 // Docker is not needed here: point the swarm driver at a closed port, so no dockerd is started.
 ServiceOptions no_docker(ServiceOptions o = {}) {
-  if (!o.drivers.is_set("docker-host"))
-    o.drivers.set("docker-host", "http://127.0.0.1:1");
+  if (!o.drivers.is_set("docker-host")) o.drivers.set("docker-host", "http://127.0.0.1:1");
   return o;
 }
 
@@ -216,7 +215,9 @@ TEST_CASE("trust 10c: a wrong TRIPLINE_SECRET_KEY refuses to start; rotation kee
     Status s = start_fails(dir);
     REQUIRE_FALSE(s.ok());
     INFO(s.message());
-    CHECK(s.message().rfind("1 sealed secret in the database does not open with the configured secrets key", 0) == 0);
+    CHECK(s.message().rfind(
+              "1 sealed secret in the database does not open with the configured secrets key", 0) ==
+          0);
     CHECK(s.message().find("receiver auth 1 (github_secret)") != std::string::npos);
     CHECK(s.message().find(SecretBox::key_id(std::string(32, '1'))) != std::string::npos);
     CHECK(s.message().find("TRIPLINE_SECRET_KEY_PREVIOUS") != std::string::npos);
@@ -234,7 +235,8 @@ TEST_CASE("trust 10c: a wrong TRIPLINE_SECRET_KEY refuses to start; rotation kee
     CHECK(signed_trigger(s, url) == 202);
   }
   {  // Re-seal under the new key (server stopped).
-    auto done = rotate_secret_key(dir, DriverEnv().set("docker-host", "http://127.0.0.1:1"), k2.c_str(), k1.c_str());
+    auto done = rotate_secret_key(dir, DriverEnv().set("docker-host", "http://127.0.0.1:1"),
+                                  k2.c_str(), k1.c_str());
     INFO(done.status().message());
     REQUIRE(done.ok());
     CHECK(done->find("re-sealed 1 secrets") != std::string::npos);
@@ -287,7 +289,9 @@ TEST_CASE(
   std::ofstream(dir + "/secrets.key", std::ios::trunc) << crypto::hex(std::string(32, '9')) << "\n";
   Status s = start_fails(dir);
   REQUIRE_FALSE(s.ok());
-  CHECK(s.message().rfind("1 sealed secret in the database does not open with the configured secrets key", 0) == 0);
+  CHECK(s.message().rfind(
+            "1 sealed secret in the database does not open with the configured secrets key", 0) ==
+        0);
   sh("rm -rf " + dir);
 }
 

@@ -2,9 +2,9 @@
 // a real server, a real SQLite file and a real swarm. Test names start with "trust N:", N being
 // the item of docs/security.md they prove.
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <catch2/catch.hpp>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -27,9 +27,10 @@ namespace {
 
 json scale(const std::string& name, const std::string& service, const std::string& action, int by,
            int max, json extra = json::object()) {
-  json r = {{"name", name},
-            {"driver", "scale-service"},
-            {"config", {{"service", service}, {"action", action}, {"by", by}, {"min", 0}, {"max", max}}}};
+  json r = {
+      {"name", name},
+      {"driver", "scale-service"},
+      {"config", {{"service", service}, {"action", action}, {"by", by}, {"min", 0}, {"max", max}}}};
   for (auto& [k, v] : extra.items()) r[k] = v;
   return r;
 }
@@ -73,7 +74,9 @@ TEST_CASE("trust 1: a receiver made after a delete never gets the deleted receiv
   auto a = s.create_receiver(scale("t1-a", "t1", "up", 1, 5));
   std::string a_url = a["trigger_url"];
   REQUIRE(s.trigger(a_url).status == 202);
-  REQUIRE(s.request("DELETE", "/api/v1/receivers/" + std::to_string(a["id"].get<int64_t>())).status == 204);
+  REQUIRE(
+      s.request("DELETE", "/api/v1/receivers/" + std::to_string(a["id"].get<int64_t>())).status ==
+      204);
   // Same name, driver, target and action: what made SQLite hand out the same id and URL.
   auto b = s.create_receiver(scale("t1-a", "t1", "up", 1, 5));
   CHECK(b["id"].get<int64_t>() > a["id"].get<int64_t>());
@@ -83,7 +86,9 @@ TEST_CASE("trust 1: a receiver made after a delete never gets the deleted receiv
   CHECK(s.trigger(b["trigger_url"]).status == 202);
 }
 
-TEST_CASE("trust 1: random create/edit/rotate/disable/enable/delete/restart sequences never revive a revoked URL") {
+TEST_CASE(
+    "trust 1: random create/edit/rotate/disable/enable/delete/restart sequences never revive a "
+    "revoked URL") {
   if (!swarm_or_skip()) return;
   Swarm::get().create_service("t1p", 1);
   Swarm::get().create_service("t1q", 1);
@@ -117,7 +122,8 @@ TEST_CASE("trust 1: random create/edit/rotate/disable/enable/delete/restart sequ
     int op = live.empty() ? 0 : int(rng() % 8);
     const TestServer& s = *server;
     if (op == 0) {  // create, sometimes with a deleted receiver's name, target and action
-      std::string name = "t1p-" + std::to_string(rng() % 3 == 0 && names > 0 ? rng() % names : names++);
+      std::string name =
+          "t1p-" + std::to_string(rng() % 3 == 0 && names > 0 ? rng() % names : names++);
       bool taken = false;
       for (auto& [_, l] : live) taken |= l.name == name;
       if (taken) name = "t1p-" + std::to_string(names++);
@@ -207,7 +213,8 @@ TEST_CASE("trust 2: a rule's set may change only what the driver declares per re
   fixed_service["rules"] = {{"rules", {{{"set", {{"service", "db"}}}}}}};
   refused(fixed_service, "rules.rules[0].set.service");
   json other_action = scale("t2-c", "web", "up", 1, 5);
-  other_action["rules"] = {{"rules", {{{"name", "ok"}, {"set", {{"by", 2}}}}, {{"set", {{"action", "down"}}}}}}};
+  other_action["rules"] = {
+      {"rules", {{{"name", "ok"}, {"set", {{"by", 2}}}}, {{"set", {{"action", "down"}}}}}}};
   refused(other_action, "rules.rules[1].set.action");
   json dns = {{"name", "t2-d"},
               {"driver", "dns-update"},
@@ -217,9 +224,11 @@ TEST_CASE("trust 2: a rule's set may change only what the driver declares per re
                 {"record", {{"name", "a.example.com"}, {"type", "A"}}},
                 {"action", "upsert"},
                 {"value", "192.0.2.1"}}},
-              {"rules", {{"rules", {{{"set", {{"provider_url", {{"from_request", "header:X-Where"}}}}}}}}}}};
+              {"rules",
+               {{"rules", {{{"set", {{"provider_url", {{"from_request", "header:X-Where"}}}}}}}}}}};
   refused(dns, "rules.rules[0].set.provider_url");
-  dns["rules"] = {{"rules", {{{"set", {{"record", {{"name", "evil.example.com"}, {"type", "A"}}}}}}}}};
+  dns["rules"] = {
+      {"rules", {{{"set", {{"record", {{"name", "evil.example.com"}, {"type", "A"}}}}}}}}};
   refused(dns, "rules.rules[0].set.record");
   dns["config"]["backend"] = "rfc2136";
   dns["rules"] = {{"rules", {{{"set", {{"server", {{"from_request", "query:ns"}}}}}}}}};
@@ -243,7 +252,8 @@ TEST_CASE("trust 2: what a rule may set runs within its bounds, on the signed ta
   CHECK(swarm.replicas("t2-web") == 3);
   CHECK(post(url, R"({"by":1000000000})", {}).status == 422);
   // A request naming another service has no way to say it: only t2-web moves, within its max.
-  e = s.wait_finished(body_of(post(url, R"({"by":1,"service":"t2-other","action":"down"})", {}))["execution_id"]);
+  e = s.wait_finished(
+      body_of(post(url, R"({"by":1,"service":"t2-other","action":"down"})", {}))["execution_id"]);
   CHECK(e["status"] == "succeeded");
   CHECK(swarm.replicas("t2-web") == 4);
   CHECK(swarm.replicas("t2-other") == 1);
@@ -260,7 +270,8 @@ TEST_CASE("trust 3: a trigger whose commit failed is not held back by its own co
   o.store_busy_timeout_ms = 200;
   TestServer s("", o);
   pause_workers(s);
-  auto r = s.create_receiver(scale("t3", "t3", "up", 1, 5, {{"limits", {{"cooldown_seconds", 600}, {"rate_per_minute", 1}}}}));
+  auto r = s.create_receiver(scale(
+      "t3", "t3", "up", 1, 5, {{"limits", {{"cooldown_seconds", 600}, {"rate_per_minute", 1}}}}));
   std::string url = r["trigger_url"];
   {
     // Another process holds the database's write lock: the commit fails and the sender hears 503.
@@ -290,8 +301,11 @@ TEST_CASE("trust 9: cooldowns, rate limits and the workers' pause survive a rest
   {
     TestServer s(dir);
     pause_workers(s);
-    cool_url = s.create_receiver(scale("t9-cool", "t9", "up", 1, 5, {{"limits", {{"cooldown_seconds", 600}}}}))["trigger_url"];
-    rate_url = s.create_receiver(scale("t9-rate", "t9", "down", 1, 5, {{"limits", {{"rate_per_minute", 1}, {"burst", 1}}}}))["trigger_url"];
+    cool_url = s.create_receiver(scale("t9-cool", "t9", "up", 1, 5,
+                                       {{"limits", {{"cooldown_seconds", 600}}}}))["trigger_url"];
+    rate_url = s.create_receiver(
+        scale("t9-rate", "t9", "down", 1, 5,
+              {{"limits", {{"rate_per_minute", 1}, {"burst", 1}}}}))["trigger_url"];
     REQUIRE(s.trigger(cool_url).status == 202);
     REQUIRE(s.trigger(rate_url).status == 202);
     CHECK(s.trigger(cool_url).status == 200);  // cooling down
@@ -314,7 +328,9 @@ TEST_CASE("trust 9: cooldowns, rate limits and the workers' pause survive a rest
 
 // --- 4: replays -----------------------------------------------------------------------------
 
-TEST_CASE("trust 4: a signed GitHub delivery runs once, whatever unsigned headers change, across restarts") {
+TEST_CASE(
+    "trust 4: a signed GitHub delivery runs once, whatever unsigned headers change, across "
+    "restarts") {
   if (!swarm_or_skip()) return;
   Swarm::get().create_service("t4g", 1);
   std::string dir = make_temp_dir("tl-trust4");
@@ -326,7 +342,8 @@ TEST_CASE("trust 4: a signed GitHub delivery runs once, whatever unsigned header
   {
     TestServer s(dir);
     pause_workers(s);
-    url = s.create_receiver(scale("t4g", "t4g", "up", 1, 5, {{"auth", {{"github_secret", secret}}}}))["trigger_url"];
+    url = s.create_receiver(
+        scale("t4g", "t4g", "up", 1, 5, {{"auth", {{"github_secret", secret}}}}))["trigger_url"];
     auto a = post(url, body, {{"X-Hub-Signature-256", sig}, {"X-GitHub-Delivery", "d-1"}});
     REQUIRE(a.status == 202);
     first = body_of(a)["execution_id"];
@@ -351,14 +368,18 @@ TEST_CASE("trust 4: a signed GitHub delivery runs once, whatever unsigned header
   sh("rm -rf " + dir);
 }
 
-TEST_CASE("trust 4: a Standard Webhooks sender's retry is answered with the first execution (reference signer)") {
+TEST_CASE(
+    "trust 4: a Standard Webhooks sender's retry is answered with the first execution (reference "
+    "signer)") {
   if (!swarm_or_skip()) return;
   // The retrying sender is the reference implementation: the `standardwebhooks` npm package.
   std::string signer = std::string(TRIPLINE_SOURCE_DIR) + "/tests/interop/sign.sh";
   int rc = 0;
   sh(signer + " whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw probe 1 </dev/null >/dev/null 2>&1", &rc);
   if (rc != 0) {
-    std::string why = "the standardwebhooks reference signer (tests/interop, node + npm) cannot run: exit " + std::to_string(rc);
+    std::string why =
+        "the standardwebhooks reference signer (tests/interop, node + npm) cannot run: exit " +
+        std::to_string(rc);
     if (std::getenv("CI") && std::string(std::getenv("CI")) == "true") FAIL(why);
     WARN("SKIPPED: " << why);
     return;
@@ -366,7 +387,8 @@ TEST_CASE("trust 4: a Standard Webhooks sender's retry is answered with the firs
   auto sign = [&](const std::string& id, int64_t ts, const std::string& body) {
     std::string file = make_temp_dir("tl-sw") + "/body";
     std::ofstream(file) << body;
-    std::string out = sh(signer + " whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw " + id + " " + std::to_string(ts) + " < " + file);
+    std::string out = sh(signer + " whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw " + id + " " +
+                         std::to_string(ts) + " < " + file);
     std::vector<std::pair<std::string, std::string>> headers;
     size_t at = 0;
     while (at < out.size()) {
@@ -374,7 +396,8 @@ TEST_CASE("trust 4: a Standard Webhooks sender's retry is answered with the firs
       std::string line = out.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
       at = nl == std::string::npos ? out.size() : nl + 1;
       auto colon = line.find(": ");
-      if (colon != std::string::npos) headers.emplace_back(line.substr(0, colon), line.substr(colon + 2));
+      if (colon != std::string::npos)
+        headers.emplace_back(line.substr(0, colon), line.substr(colon + 2));
     }
     REQUIRE(headers.size() == 3);
     return headers;
@@ -382,9 +405,10 @@ TEST_CASE("trust 4: a Standard Webhooks sender's retry is answered with the firs
   Swarm::get().create_service("t4s", 1);
   TestServer s;
   pause_workers(s);
-  std::string url = s.create_receiver(scale("t4s", "t4s", "up", 1, 5,
-      {{"auth", {{"standard_webhooks_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}},
-       {"limits", {{"cooldown_seconds", 600}}}}))["trigger_url"];
+  std::string url = s.create_receiver(
+      scale("t4s", "t4s", "up", 1, 5,
+            {{"auth", {{"standard_webhooks_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}},
+             {"limits", {{"cooldown_seconds", 600}}}}))["trigger_url"];
   const std::string body = R"({"type":"deploy","data":{"n":1}})";
   int64_t now = std::time(nullptr);
   auto first = post(url, body, sign("msg_t4_1", now, body));
@@ -427,7 +451,8 @@ TEST_CASE("trust 5: reads racing deletes and rotations never bring back a revoke
         }
       });
     for (int i = 0; i < 4; ++i)
-      urls.push_back(body_of(s.request("POST", "/api/v1/receivers/" + id + "/rotate"))["trigger_url"]);
+      urls.push_back(
+          body_of(s.request("POST", "/api/v1/receivers/" + id + "/rotate"))["trigger_url"]);
     REQUIRE(s.request("DELETE", "/api/v1/receivers/" + id).status == 204);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let racing reads land
     done = true;
@@ -449,7 +474,8 @@ TEST_CASE("trust 5: an edit checked while the receiver was disabled does not re-
     // The PUT (no "enabled" in it) runs its peer check against the swarm while a disable lands.
     OutboundResponse put;
     std::string name = r["name"];
-    std::thread editor([&] { put = s.request("PUT", "/api/v1/receivers/" + id, scale(name, "t5e", "up", 2, 5)); });
+    std::thread editor(
+        [&] { put = s.request("PUT", "/api/v1/receivers/" + id, scale(name, "t5e", "up", 2, 5)); });
     auto disabled = s.request("POST", "/api/v1/receivers/" + id + "/disable");
     editor.join();
     REQUIRE(disabled.status == 200);
@@ -466,7 +492,8 @@ TEST_CASE("trust 5: an edit checked while the receiver was disabled does not re-
 
 // --- 11 ---------------------------------------------------------------------------------------
 
-TEST_CASE("trust 11: edits say before saving whether they revoke the URL, and only grant changes do") {
+TEST_CASE(
+    "trust 11: edits say before saving whether they revoke the URL, and only grant changes do") {
   if (!swarm_or_skip()) return;
   Swarm::get().create_service("t11", 1);
   TestServer s;
@@ -480,8 +507,8 @@ TEST_CASE("trust 11: edits say before saving whether they revoke the URL, and on
     return body_of(p);
   };
   // Name, bounds, rules and limits: the URL stays.
-  json calm = scale("t11-renamed", "t11", "up", 3, 9, {{"limits", {{"cooldown_seconds", 5}}},
-                                                     {"rules", {{"default", "run"}}}});
+  json calm = scale("t11-renamed", "t11", "up", 3, 9,
+                    {{"limits", {{"cooldown_seconds", 5}}}, {"rules", {{"default", "run"}}}});
   CHECK(preview(calm)["url_revoked"] == false);
   // The action: a new grant. The preview saves nothing.
   CHECK(preview(scale("t11", "t11", "down", 1, 5))["url_revoked"] == true);
@@ -492,7 +519,8 @@ TEST_CASE("trust 11: edits say before saving whether they revoke the URL, and on
   CHECK(saved["url_revoked"] == false);
   CHECK(saved["trigger_url"] == url);
   CHECK(s.trigger(url).status == 202);
-  auto changed = body_of(s.request("PUT", "/api/v1/receivers/" + id, scale("t11-renamed", "t11", "down", 1, 5)));
+  auto changed = body_of(
+      s.request("PUT", "/api/v1/receivers/" + id, scale("t11-renamed", "t11", "down", 1, 5)));
   CHECK(changed["url_revoked"] == true);
   CHECK(changed["trigger_url"] != url);
   CHECK(s.trigger(url).status == 401);

@@ -76,8 +76,10 @@ json capitalised(const json& e) {
   json out = json::object();
   for (auto it = e.begin(); it != e.end(); ++it) {
     std::string k = it.key();
-    if (k == "dnsName") k = "DNSName";
-    else k[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(k[0])));
+    if (k == "dnsName")
+      k = "DNSName";
+    else
+      k[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(k[0])));
     out[k] = it.value();
   }
   return out;
@@ -85,17 +87,28 @@ json capitalised(const json& e) {
 
 const char* reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+      return "OK";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Status";
   }
 }
 
@@ -216,9 +229,12 @@ void FakeExternalDns::handle(int fd) {
     size_t colon = line.find(':');
     if (colon == std::string::npos) continue;
     std::string name = lower(line.substr(0, colon)), value = trim(line.substr(colon + 1));
-    if (name == "accept") accept = value;
-    else if (name == "content-type") content_type = value;
-    else if (name == "content-length") content_length = std::strtoul(value.c_str(), nullptr, 10);
+    if (name == "accept")
+      accept = value;
+    else if (name == "content-type")
+      content_type = value;
+    else if (name == "content-length")
+      content_length = std::strtoul(value.c_str(), nullptr, 10);
   }
 
   Response r;
@@ -245,8 +261,7 @@ void FakeExternalDns::handle(int fd) {
   send_all(fd, out);
 }
 
-FakeExternalDns::Response FakeExternalDns::route(const std::string& method,
-                                                 const std::string& path,
+FakeExternalDns::Response FakeExternalDns::route(const std::string& method, const std::string& path,
                                                  const std::string& accept,
                                                  const std::string& content_type,
                                                  const std::string& body) {

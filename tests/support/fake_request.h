@@ -1,8 +1,9 @@
 // An InboundRequest built in memory, for unit tests of code that reads requests (rules, auth).
 #pragma once
 
-#include <map>
 #include <strings.h>
+
+#include <map>
 
 #include "request.h"
 

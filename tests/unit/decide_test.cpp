@@ -1,10 +1,11 @@
 // decide() (server/trigger/decide.h) without a server: a receiver made as the service makes it
 // (make_receiver, real drivers, no peer), a request built in memory.
+#include "decide.h"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "../support/fake_request.h"
-#include "decide.h"
 #include "registry.h"
 
 using namespace tripline;
@@ -32,7 +33,8 @@ std::shared_ptr<const Receiver> scale_receiver(json rules, json auth = nullptr) 
   row.id = 1;
   row.name = "web";
   row.driver = "scale-service";
-  row.config = json::parse(R"({"backend":"swarm","service":"web","action":"up","by":1,"min":1,"max":5})");
+  row.config =
+      json::parse(R"({"backend":"swarm","service":"web","action":"up","by":1,"min":1,"max":5})");
   row.rules = std::move(rules);
   if (!auth.is_null()) {
     auto stored = InboundAuth::prepare_for_storage(auth, nullptr, box());
@@ -79,8 +81,7 @@ TEST_CASE("decide: a rule that ignores the request is an Ignore naming the rule"
 }
 
 TEST_CASE("decide: a per-request value changes the config, within the schema, not the grant") {
-  auto r = scale_receiver(
-      json::parse(R"({"rules":[{"set":{"by":{"from_request":"body:/by"}}}]})"));
+  auto r = scale_receiver(json::parse(R"({"rules":[{"set":{"by":{"from_request":"body:/by"}}}]})"));
   FakeRequest req;
   req.body_ = R"({"by":3})";
   auto d = run(*r, req);
@@ -112,14 +113,16 @@ TEST_CASE("decide: inbound auth refuses before rules are read") {
   CHECK(std::holds_alternative<Accept>(run(*r, req)));
 
   auto only_lan = scale_receiver(nullptr, json{{"allow_sources", {"10.0.0.0/8"}}});
-  CHECK(std::get<Reject>(run(*only_lan, req, "203.0.113.7")).auth == AuthFailure::kSourceNotAllowed);
+  CHECK(std::get<Reject>(run(*only_lan, req, "203.0.113.7")).auth ==
+        AuthFailure::kSourceNotAllowed);
   CHECK(std::holds_alternative<Accept>(run(*only_lan, req, "10.1.2.3")));
 }
 
 TEST_CASE("decide: Alertmanager firing runs, resolved runs the inverse, re-sends share a key") {
   auto r = scale_receiver(json{{"preset", "alertmanager"}, {"on_resolved", "inverse"}});
   FakeRequest req;
-  req.body_ = R"({"version":"4","status":"firing","receiver":"r","groupKey":"g","alerts":[{"status":"firing","labels":{"alertname":"High"},"fingerprint":"f1","startsAt":"2024-01-01T00:00:00Z"}]})";
+  req.body_ =
+      R"({"version":"4","status":"firing","receiver":"r","groupKey":"g","alerts":[{"status":"firing","labels":{"alertname":"High"},"fingerprint":"f1","startsAt":"2024-01-01T00:00:00Z"}]})";
   auto firing = run(*r, req);
   REQUIRE(std::holds_alternative<Accept>(firing));
   CHECK_FALSE(std::get<Accept>(firing).idempotency_key.empty());

@@ -2,17 +2,17 @@
 #include "executor.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <catch2/catch.hpp>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
 #include <thread>
 
+#include "../support/timing.h"
 #include "metrics.h"
 #include "store.h"
-#include "../support/timing.h"
 
 using namespace tripline;
 using nlohmann::json;
@@ -217,7 +217,8 @@ Loader loader_for(Store& store, FakeDriver& driver, std::atomic<int>* pages) {
 
 }  // namespace
 
-TEST_CASE("floods: the executor holds a bounded window and reads the rest from the store, in order") {
+TEST_CASE(
+    "floods: the executor holds a bounded window and reads the rest from the store, in order") {
   TempDir dir;
   auto store = std::move(Store::open(dir.path + "/t.db")).value();
   // 300 executions waiting from "before a restart", on two targets.
@@ -227,7 +228,8 @@ TEST_CASE("floods: the executor holds a bounded window and reads the rest from t
   std::atomic<size_t> most_held{0};
   Metrics metrics;
   std::atomic<int> pages{0};
-  Executor executor(*store, metrics, RetryPolicy{}, 3, loader_for(*store, driver, &pages), /*max_held=*/16);
+  Executor executor(*store, metrics, RetryPolicy{}, 3, loader_for(*store, driver, &pages),
+                    /*max_held=*/16);
   driver.on_apply = [&](int64_t) { most_held = std::max(most_held.load(), executor.held()); };
   executor.start(300);
   CHECK(executor.depth() == 300);
@@ -254,7 +256,8 @@ TEST_CASE("floods: the executor holds a bounded window and reads the rest from t
   CHECK(pages >= 400 / 16);
   // Per target, in the order accepted.
   std::vector<int64_t> seen_a, seen_b;
-  for (int64_t id : order) (std::find(a.begin(), a.end(), id) != a.end() ? seen_a : seen_b).push_back(id);
+  for (int64_t id : order)
+    (std::find(a.begin(), a.end(), id) != a.end() ? seen_a : seen_b).push_back(id);
   CHECK(seen_a == a);
   CHECK(seen_b == b);
 }
@@ -442,7 +445,9 @@ TEST_CASE("floods: executions planned together retry together when their apply f
   }
 }
 
-TEST_CASE("floods: recorded plans found after a crash are applied once, the last; the target never moves back") {
+TEST_CASE(
+    "floods: recorded plans found after a crash are applied once, the last; the target never moves "
+    "back") {
   TempDir dir;
   auto store = std::move(Store::open(dir.path + "/t.db")).value();
   auto ids = insert(*store, 4);
@@ -467,11 +472,12 @@ TEST_CASE("floods: recorded plans found after a crash are applied once, the last
   REQUIRE(eventually([&] { return executor.depth() == 0; }));
   executor.stop();
   CHECK(driver.applied == std::vector<int64_t>{7});  // not 4, 5, 6, 7
-  CHECK(driver.writes == 0);                          // it was there already
+  CHECK(driver.writes == 0);                         // it was there already
   for (int64_t id : ids) CHECK(store->get_execution(id)->status == ExecutionStatus::kSucceeded);
 }
 
-TEST_CASE("floods: a final failure of executions planned together fails each, naming the one applied") {
+TEST_CASE(
+    "floods: a final failure of executions planned together fails each, naming the one applied") {
   TempDir dir;
   auto store = std::move(Store::open(dir.path + "/t.db")).value();
   auto ids = insert(*store, 3);
@@ -495,7 +501,8 @@ TEST_CASE("floods: a final failure of executions planned together fails each, na
     CHECK(e->status == ExecutionStatus::kFailed);
     CHECK(e->attempts == 2);
     if (i + 1 < ids.size())
-      CHECK(e->error.find("applied together with execution " + std::to_string(ids.back())) != std::string::npos);
+      CHECK(e->error.find("applied together with execution " + std::to_string(ids.back())) !=
+            std::string::npos);
     else
       CHECK(e->error.find("gave up after 2 attempts") != std::string::npos);
   }

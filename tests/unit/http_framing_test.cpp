@@ -28,7 +28,9 @@ TEST_CASE("framing: a well-formed request passes through, with keep-alive made e
   auto out = feed("POST /_webhooks/t HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
   CHECK(out.reply.empty());
   CHECK_FALSE(out.close);
-  CHECK(out.forward == "POST /_webhooks/t HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello");
+  CHECK(out.forward ==
+        "POST /_webhooks/t HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: "
+        "keep-alive\r\n\r\nhello");
   auto explicit_close = feed("GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
   CHECK(explicit_close.forward == "GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
   auto http10 = feed("GET / HTTP/1.0\r\n\r\n");
@@ -36,11 +38,14 @@ TEST_CASE("framing: a well-formed request passes through, with keep-alive made e
 }
 
 TEST_CASE("framing: pipelined requests in one read: the first is answered and closes") {
-  auto out = feed("GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n");
+  auto out = feed(
+      "GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c "
+      "HTTP/1.1\r\n\r\n");
   CHECK(out.forward == "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(out.reply.empty());
   auto with_body = feed("POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nokGET /b HTTP/1.1\r\n\r\n");
-  CHECK(with_body.forward == "POST /a HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+  CHECK(with_body.forward ==
+        "POST /a HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
 }
 
 TEST_CASE("framing: bytes split anywhere across reads give the same result") {
@@ -64,15 +69,20 @@ TEST_CASE("framing: bytes split anywhere across reads give the same result") {
 
 TEST_CASE("framing: Content-Length tricks are refused before any body is buffered") {
   CHECK(status_of(feed("POST / HTTP/1.1\r\nContent-Length: 4000000000\r\n\r\n")) == 413);
-  CHECK(status_of(feed("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n")) == 413);
+  CHECK(status_of(feed("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n")) ==
+        413);
   CHECK(status_of(feed("POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n")) == 413);
   CHECK(status_of(feed("POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n")) == 400);
   CHECK(status_of(feed("POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\n")) == 400);
   CHECK(status_of(feed("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n")) == 400);
   CHECK(status_of(feed("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n")) == 400);
-  CHECK(status_of(feed("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello")) == 400);
-  CHECK(status_of(feed("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")) == 400);
-  CHECK(status_of(feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")) == 411);
+  CHECK(status_of(feed("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello")) ==
+        400);
+  CHECK(status_of(feed(
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")) == 400);
+  CHECK(status_of(
+            feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")) ==
+        411);
   auto out = feed("POST / HTTP/1.1\r\nContent-Length: 4000000000\r\n\r\n");
   CHECK(out.close);
   CHECK(out.forward.empty());
@@ -82,7 +92,9 @@ TEST_CASE("framing: Content-Length tricks are refused before any body is buffere
 TEST_CASE("framing: after a refusal nothing more on the connection is parsed") {
   RequestFraming f(limits());
   RequestFraming::Output out;
-  f.feed("POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x') + "GET / HTTP/1.1\r\n\r\n", &out);
+  f.feed("POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x') +
+             "GET / HTTP/1.1\r\n\r\n",
+         &out);
   CHECK(f.refused());
   CHECK(out.forward.empty());
   CHECK(status_of(out) == 413);
@@ -115,7 +127,8 @@ TEST_CASE("framing: Expect: 100-continue is answered at once") {
   auto out = feed("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
   CHECK(out.reply == "HTTP/1.1 100 Continue\r\n\r\n");
   CHECK_FALSE(out.close);
-  CHECK(feed("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n").reply.find("413") != std::string::npos);
+  CHECK(feed("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n")
+            .reply.find("413") != std::string::npos);
 }
 
 TEST_CASE("framing: keep-alive requests in separate reads, blank lines between them tolerated") {
@@ -124,10 +137,13 @@ TEST_CASE("framing: keep-alive requests in separate reads, blank lines between t
   f.feed("GET / HTTP/1.1\r\n\r\n", &out);
   f.feed("\r\n\r\nGET /b HTTP/1.1\r\n\r\n", &out);
   CHECK(out.reply.empty());
-  CHECK(out.forward == "GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.1\r\nConnection: keep-alive\r\n\r\n");
+  CHECK(out.forward ==
+        "GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.1\r\nConnection: "
+        "keep-alive\r\n\r\n");
 }
 
-TEST_CASE("framing: each forwarded request is delimited (start, header section, body), across reads") {
+TEST_CASE(
+    "framing: each forwarded request is delimited (start, header section, body), across reads") {
   RequestFraming f(limits());
   RequestFraming::Output out;
   f.feed("POST /_webhooks/t HTTP/1.1\r\nContent-Length: 5\r\n\r\nhe", &out);
@@ -142,12 +158,14 @@ TEST_CASE("framing: each forwarded request is delimited (start, header section, 
   f.feed("lloGET /b HTTP/1.1\r\n\r\n", &next);
   REQUIRE(next.starts.size() == 1);
   CHECK(next.starts[0].at == 3);
-  CHECK(next.forward.substr(3, next.starts[0].head) == "GET /b HTTP/1.1\r\nConnection: keep-alive\r\n\r\n");
+  CHECK(next.forward.substr(3, next.starts[0].head) ==
+        "GET /b HTTP/1.1\r\nConnection: keep-alive\r\n\r\n");
   CHECK(next.starts[0].body == 0);
 
   // Pipelined: the rewritten header section (Connection: close) keeps its start exact.
   auto piped = feed("POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nokGET /b HTTP/1.1\r\n\r\n");
   REQUIRE(piped.starts.size() == 1);
-  CHECK(piped.forward.substr(0, piped.starts[0].head) == "POST /a HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
+  CHECK(piped.forward.substr(0, piped.starts[0].head) ==
+        "POST /a HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
   CHECK(piped.forward.substr(piped.starts[0].head) == "ok");
 }

@@ -7,8 +7,8 @@
 #include "store.h"
 
 using namespace tripline;
-using tripline::test::FakeRequest;
 using nlohmann::json;
+using tripline::test::FakeRequest;
 
 namespace {
 SecretBox box() { return SecretBox::from_key(std::string(32, 'b')); }
@@ -24,9 +24,9 @@ constexpr int64_t kNow = 1614265330;
 }  // namespace
 
 TEST_CASE("standard webhooks: the specification's test vector") {
-  CHECK(standard_webhooks_signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
-                                    "1614265330", R"({"test": 2432232314})") ==
-        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  CHECK(standard_webhooks_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330",
+            R"({"test": 2432232314})") == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
 TEST_CASE("standard webhooks: valid, forged and stale messages; the replay key is the signed id") {
@@ -34,9 +34,10 @@ TEST_CASE("standard webhooks: valid, forged and stale messages; the replay key i
   std::string key;
   FakeRequest req;
   req.body_ = R"({"test": 2432232314})";
-  req.headers_ = {{"webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"},
-                  {"webhook-timestamp", "1614265330"},
-                  {"webhook-signature", "v0,bogus v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}};
+  req.headers_ = {
+      {"webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"},
+      {"webhook-timestamp", "1614265330"},
+      {"webhook-signature", "v0,bogus v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}};
   CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kNone);
   // The replay key is the signed webhook-id: a retry (same id, new timestamp, new signature)
   // yields the same key, so the trigger path answers it with the first execution.
@@ -51,12 +52,14 @@ TEST_CASE("standard webhooks: valid, forged and stale messages; the replay key i
   CHECK(auth->check(missing, "127.0.0.1", kNow, &key) == AuthFailure::kMissingCredential);
 }
 
-TEST_CASE("trust 4: github's replay key comes from the signed body, not the unsigned X-GitHub-Delivery") {
+TEST_CASE(
+    "trust 4: github's replay key comes from the signed body, not the unsigned X-GitHub-Delivery") {
   auto auth = compile({{"github_secret", "It's a Secret to Everybody"}});
   std::string key;
   FakeRequest req;
   req.body_ = "Hello, World!";  // GitHub's documented example
-  req.headers_ = {{"X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
+  req.headers_ = {{"X-Hub-Signature-256",
+                   "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
                   {"X-GitHub-Delivery", "d1"}};
   CHECK(auth->check(req, "127.0.0.1", kNow, &key) == AuthFailure::kNone);
   std::string first = key;
@@ -89,8 +92,10 @@ TEST_CASE("link scheme: hex HMAC of timestamp.body within the window") {
 }
 
 TEST_CASE("bearer and basic credentials are stored hashed and checked") {
-  auto stored = InboundAuth::prepare_for_storage(
-      {{"bearer_token", "am-bearer-secret"}, {"basic_username", "am"}, {"basic_password", "pw-123"}}, nullptr, box());
+  auto stored = InboundAuth::prepare_for_storage({{"bearer_token", "am-bearer-secret"},
+                                                  {"basic_username", "am"},
+                                                  {"basic_password", "pw-123"}},
+                                                 nullptr, box());
   REQUIRE(stored.ok());
   CHECK(stored->dump().find("am-bearer-secret") == std::string::npos);
   CHECK(stored->dump().find("pw-123") == std::string::npos);
@@ -142,7 +147,8 @@ TEST_CASE("limits: token bucket and per-action cooldown") {
   CHECK(s->reserve(rate, "up", "", 0, &b, &wait) == LimiterState::Verdict::kOk);
   CHECK(s->reserve(rate, "up", "", 0, &c, &wait) == LimiterState::Verdict::kRateLimited);
   CHECK(wait == 1);
-  CHECK(s->reserve(rate, "up", "", 1000, &d, &wait) == LimiterState::Verdict::kOk);  // one per second
+  CHECK(s->reserve(rate, "up", "", 1000, &d, &wait) ==
+        LimiterState::Verdict::kOk);  // one per second
 
   auto cool = *Limits::parse({{"cooldown_seconds", 10}});
   auto t = std::make_shared<LimiterState>();
@@ -150,7 +156,8 @@ TEST_CASE("limits: token bucket and per-action cooldown") {
   CHECK(t->reserve(cool, "up", "", 0, &up, &wait) == LimiterState::Verdict::kOk);
   CHECK(t->reserve(cool, "up", "", 4000, &up2, &wait) == LimiterState::Verdict::kCoolingDown);
   CHECK(wait == 6000);
-  CHECK(t->reserve(cool, "down", "", 4000, &down, &wait) == LimiterState::Verdict::kOk);  // the inverse is not held back
+  CHECK(t->reserve(cool, "down", "", 4000, &down, &wait) ==
+        LimiterState::Verdict::kOk);  // the inverse is not held back
   CHECK(t->reserve(cool, "up", "", 10000, &up3, &wait) == LimiterState::Verdict::kOk);
   CHECK_FALSE(Limits::parse({{"rate_per_minute", -1}}).ok());
   CHECK_FALSE(Limits::parse({{"burst_size", 1}}).ok());
@@ -185,7 +192,9 @@ TEST_CASE("trust 9: limits rebuilt from committed executions hold after a restar
   CHECK(l.memory_ms() == 30000);
 }
 
-TEST_CASE("trust 4: a retry of a message whose first delivery is not committed yet is asked to retry, not ignored") {
+TEST_CASE(
+    "trust 4: a retry of a message whose first delivery is not committed yet is asked to retry, "
+    "not ignored") {
   auto l = *Limits::parse({{"cooldown_seconds", 60}});
   auto s = std::make_shared<LimiterState>();
   int64_t wait = 0;
@@ -194,7 +203,9 @@ TEST_CASE("trust 4: a retry of a message whose first delivery is not committed y
   Reservation retry;  // the sender gave up waiting for our answer and sent it again
   CHECK(s->reserve(l, "up", "sw:msg_1", 1100, &retry, &wait) == LimiterState::Verdict::kInFlight);
   Reservation other;  // another message inside the cooldown is simply ignored
-  CHECK(s->reserve(l, "up", "sw:msg_2", 1100, &other, &wait) == LimiterState::Verdict::kCoolingDown);
+  CHECK(s->reserve(l, "up", "sw:msg_2", 1100, &other, &wait) ==
+        LimiterState::Verdict::kCoolingDown);
   first.settle();  // committed: from now on the store answers the retry (replayed)
-  CHECK(s->reserve(l, "up", "sw:msg_1", 1200, &retry, &wait) == LimiterState::Verdict::kCoolingDown);
+  CHECK(s->reserve(l, "up", "sw:msg_1", 1200, &retry, &wait) ==
+        LimiterState::Verdict::kCoolingDown);
 }

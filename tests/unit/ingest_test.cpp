@@ -3,9 +3,9 @@
 #include "ingest.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <catch2/catch.hpp>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "store.h"
 #include "../support/timing.h"
+#include "store.h"
 
 using namespace tripline;
 using nlohmann::json;
@@ -97,7 +97,8 @@ TEST_CASE("ingest: triggers from many threads are all committed, each once, then
     std::vector<std::thread> senders;
     for (int t = 0; t < 4; ++t)
       senders.emplace_back([&] {
-        for (int i = 0; i < 50; ++i) ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+        for (int i = 0; i < 50; ++i)
+          ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
       });
     for (auto& s : senders) s.join();
     REQUIRE(answers.wait(200));
@@ -124,7 +125,8 @@ TEST_CASE("ingest: while a commit waits, the next triggers gather into one group
   locker.exec("BEGIN EXCLUSIVE");  // the writer's first commit waits on this lock
   ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
   std::this_thread::sleep_for(kSettle);
-  for (int i = 0; i < 20; ++i) ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  for (int i = 0; i < 20; ++i)
+    ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
   CHECK(answers.got.empty());  // nothing is answered before its commit
   locker.exec("COMMIT");
   REQUIRE(answers.wait(21));
@@ -142,11 +144,13 @@ TEST_CASE("ingest: a full queue refuses at once as overloaded, without touching 
   auto r = receiver(*store);
   Answers answers;
   SQLite::Database locker(dir.path + "/t.db", SQLite::OPEN_READWRITE);
-  Ingest ingest(*store, [](const Ingest::Trigger&, int64_t) {}, /*max_pending=*/2);
+  Ingest ingest(
+      *store, [](const Ingest::Trigger&, int64_t) {}, /*max_pending=*/2);
   locker.exec("BEGIN EXCLUSIVE");
   ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());  // taken by the writer
   std::this_thread::sleep_for(kSettle);
-  for (int i = 0; i < 2; ++i) ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  for (int i = 0; i < 2; ++i)
+    ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
   ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());  // over the cap
   {
     std::lock_guard lock(answers.mu);
@@ -188,7 +192,8 @@ TEST_CASE("ingest: a commit that fails answers every trigger of the batch with t
   SQLite::Database locker(dir.path + "/t.db", SQLite::OPEN_READWRITE);
   Ingest ingest(*store, [&](const Ingest::Trigger&, int64_t) { committed++; });
   locker.exec("BEGIN EXCLUSIVE");  // held past the busy timeout
-  for (int i = 0; i < 3; ++i) ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  for (int i = 0; i < 3; ++i)
+    ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
   REQUIRE(answers.wait(3));
   locker.exec("COMMIT");
   for (const auto& [s, a] : answers.got) {

@@ -3,8 +3,8 @@
 #include <chrono>
 #include <thread>
 
-#include "receivers.h"
 #include "../support/timing.h"
+#include "receivers.h"
 #include "token.h"
 
 using namespace tripline;
@@ -59,7 +59,8 @@ TEST_CASE("receiver cache: it never moves backwards (an older or equal version i
   CHECK(cache.size() == 1);
 }
 
-TEST_CASE("receiver cache: an edit that keeps the URL keeps the token pointing at the new version") {
+TEST_CASE(
+    "receiver cache: an edit that keeps the URL keeps the token pointing at the new version") {
   ReceiverCache cache(ring());
   auto v1 = receiver(3, 1);
   auto v2 = receiver(3, 2);  // same generation, target and action: same token
@@ -69,7 +70,8 @@ TEST_CASE("receiver cache: an edit that keeps the URL keeps the token pointing a
   CHECK(cache.find_by_token(token_of(v1)) == v2);
 }
 
-TEST_CASE("receiver cache: an id erased as deleted is never put back; one erased otherwise may be") {
+TEST_CASE(
+    "receiver cache: an id erased as deleted is never put back; one erased otherwise may be") {
   ReceiverCache cache(ring());
   REQUIRE(cache.put(receiver(1, 1)));
   REQUIRE(cache.put(receiver(2, 1)));
@@ -139,8 +141,10 @@ TEST_CASE("receiver cache: a reader never sees a receiver's version go down whil
       auto by_token = cache.find_by_token(token);  // same claims at every version below
       if (!by_id || !by_token) ++missing;
       // by_token comes from the same snapshot as by_id or a later one.
-      else if (by_id->row.version < last || by_token->row.version < by_id->row.version) ++backwards;
-      else last = by_token->row.version;
+      else if (by_id->row.version < last || by_token->row.version < by_id->row.version)
+        ++backwards;
+      else
+        last = by_token->row.version;
     }
   });
   for (int64_t v = 2; v <= 3000; ++v) {
@@ -164,7 +168,9 @@ TEST_CASE("receiver cache: a change in a large cache does not copy the cache") {
   REQUIRE(cache.put_all(batch) == 50000);
   auto start = std::chrono::steady_clock::now();
   for (int64_t v = 2; v <= 501; ++v) cache.put(receiver(v * 97 % 50000 + 1, v));
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
+                .count();
   // Each put copied ~50,000 entries before (>= 5 ms each: 2.5 s here); now ~100 per shard.
   CHECK(ms < 1500 * test::kTimeScale);
   CHECK(cache.size() == 50000);

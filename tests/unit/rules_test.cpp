@@ -5,8 +5,8 @@
 #include "../support/fake_request.h"
 
 using namespace tripline;
-using tripline::test::FakeRequest;
 using nlohmann::json;
+using tripline::test::FakeRequest;
 
 namespace {
 std::shared_ptr<const RuleSet> compile(const char* text) {
@@ -20,20 +20,23 @@ Decision eval(const RuleSet& rs, FakeRequest& req, const std::string& source = "
   return rs.evaluate(RuleInput{req, body, source});
 }
 bool matches(const char* condition, FakeRequest& req, const std::string& source = "127.0.0.1") {
-  auto rs = compile((std::string(R"({"default":"ignore","rules":[{"when":)") + condition + "}]}").c_str());
+  auto rs = compile(
+      (std::string(R"({"default":"ignore","rules":[{"when":)") + condition + "}]}").c_str());
   return eval(*rs, req, source).run;
 }
 }  // namespace
 
 TEST_CASE("rules: every operator on body, header, query, method and source") {
   FakeRequest req;
-  req.body_ = R"({"status":"firing","count":7,"alerts":[{"labels":{"severity":"critical"}}],"ref":"refs/heads/main","n":"12"})";
+  req.body_ =
+      R"({"status":"firing","count":7,"alerts":[{"labels":{"severity":"critical"}}],"ref":"refs/heads/main","n":"12"})";
   req.headers_ = {{"X-GitHub-Event", "push"}};
   req.query_ = {{"env", "prod"}};
   CHECK(matches(R"({"field":"body:/status","op":"equals","value":"firing"})", req));
   CHECK_FALSE(matches(R"({"field":"body:/status","op":"equals","value":"resolved"})", req));
   CHECK(matches(R"({"field":"body:status","op":"not_equals","value":"resolved"})", req));
-  CHECK(matches(R"({"field":"body:alerts[0].labels.severity","op":"in","value":["critical","page"]})", req));
+  CHECK(matches(
+      R"({"field":"body:alerts[0].labels.severity","op":"in","value":["critical","page"]})", req));
   CHECK(matches(R"({"field":"body:/alerts/0/labels/severity","op":"regex","value":"^crit"})", req));
   CHECK_FALSE(matches(R"({"field":"body:/count","op":"regex","value":"7"})", req));  // not a string
   CHECK(matches(R"({"field":"body:/alerts/0/labels","op":"exists"})", req));
@@ -42,7 +45,8 @@ TEST_CASE("rules: every operator on body, header, query, method and source") {
   CHECK(matches(R"({"field":"body:/count","op":"gte","value":7})", req));
   CHECK(matches(R"({"field":"body:/count","op":"lt","value":7.5})", req));
   CHECK_FALSE(matches(R"({"field":"body:/count","op":"lte","value":6})", req));
-  CHECK(matches(R"({"field":"body:/n","op":"gt","value":11})", req));  // numeric strings compare as numbers
+  CHECK(matches(R"({"field":"body:/n","op":"gt","value":11})",
+                req));  // numeric strings compare as numbers
   CHECK(matches(R"({"field":"header:x-github-event","op":"equals","value":"push"})", req));
   CHECK(matches(R"({"field":"query:env","op":"equals","value":"prod"})", req));
   CHECK(matches(R"({"field":"method","op":"equals","value":"POST"})", req));
@@ -55,9 +59,13 @@ TEST_CASE("rules: every operator on body, header, query, method and source") {
 TEST_CASE("rules: all, any and not nest") {
   FakeRequest req;
   req.body_ = R"({"a":1,"b":2})";
-  CHECK(matches(R"({"all":[{"field":"body:a","value":1},{"any":[{"field":"body:b","value":3},{"not":{"field":"body:b","value":5}}]}]})", req));
-  CHECK_FALSE(matches(R"({"all":[{"field":"body:a","value":1},{"not":{"field":"body:b","value":2}}]})", req));
-  CHECK_FALSE(matches(R"({"any":[{"field":"body:a","value":9},{"field":"body:b","value":9}]})", req));
+  CHECK(matches(
+      R"({"all":[{"field":"body:a","value":1},{"any":[{"field":"body:b","value":3},{"not":{"field":"body:b","value":5}}]}]})",
+      req));
+  CHECK_FALSE(matches(
+      R"({"all":[{"field":"body:a","value":1},{"not":{"field":"body:b","value":2}}]})", req));
+  CHECK_FALSE(
+      matches(R"({"any":[{"field":"body:a","value":9},{"field":"body:b","value":9}]})", req));
 }
 
 TEST_CASE("rules: the first matching rule decides; otherwise the default") {
@@ -82,7 +90,8 @@ TEST_CASE("rules: the first matching rule decides; otherwise the default") {
 }
 
 TEST_CASE("rules: set takes values from the request, and a missing one is an error") {
-  auto rs = compile(R"({"rules":[{"set":{"by":{"from_request":"body:/commonAnnotations/scale_by"},"action":"up"}}]})");
+  auto rs = compile(
+      R"({"rules":[{"set":{"by":{"from_request":"body:/commonAnnotations/scale_by"},"action":"up"}}]})");
   FakeRequest req;
   req.body_ = R"({"commonAnnotations":{"scale_by":3}})";
   auto d = eval(*rs, req);
@@ -99,15 +108,24 @@ TEST_CASE("rules: bad rules are refused with the rule's index and the reason") {
     REQUIRE_FALSE(r.ok());
     return r.status().fields().at(0).field;
   };
-  CHECK(field_of(R"({"rules":[{"then":"run"},{"when":{"field":"body:/a","op":"regex","value":"(unclosed"}}]})") == "rules.rules[1].when");
+  CHECK(
+      field_of(
+          R"({"rules":[{"then":"run"},{"when":{"field":"body:/a","op":"regex","value":"(unclosed"}}]})") ==
+      "rules.rules[1].when");
   CHECK(field_of(R"({"rules":[{"when":{"field":"bogus:x","value":1}}]})") == "rules.rules[0].when");
-  CHECK(field_of(R"({"rules":[{"when":{"field":"body:a..b","value":1}}]})") == "rules.rules[0].when");
-  CHECK(field_of(R"({"rules":[{"when":{"field":"body:/a","op":"gt","value":"ten"}}]})") == "rules.rules[0].when");
-  CHECK(field_of(R"({"rules":[{"when":{"field":"body:/a","op":"in","value":"x"}}]})") == "rules.rules[0].when");
-  CHECK(field_of(R"({"rules":[{"when":{"field":"source","op":"cidr","value":"300.0.0.0/8"}}]})") == "rules.rules[0].when");
-  CHECK(field_of(R"({"rules":[{"when":{"field":"body:/a","op":"like","value":"x"}}]})") == "rules.rules[0].when");
+  CHECK(field_of(R"({"rules":[{"when":{"field":"body:a..b","value":1}}]})") ==
+        "rules.rules[0].when");
+  CHECK(field_of(R"({"rules":[{"when":{"field":"body:/a","op":"gt","value":"ten"}}]})") ==
+        "rules.rules[0].when");
+  CHECK(field_of(R"({"rules":[{"when":{"field":"body:/a","op":"in","value":"x"}}]})") ==
+        "rules.rules[0].when");
+  CHECK(field_of(R"({"rules":[{"when":{"field":"source","op":"cidr","value":"300.0.0.0/8"}}]})") ==
+        "rules.rules[0].when");
+  CHECK(field_of(R"({"rules":[{"when":{"field":"body:/a","op":"like","value":"x"}}]})") ==
+        "rules.rules[0].when");
   CHECK(field_of(R"({"rules":[{"when":{"all":[]}}]})") == "rules.rules[0].when");
-  CHECK(field_of(R"({"rules":[{"when":{"field":"body:/a","value":1,"extra":2}}]})") == "rules.rules[0].when");
+  CHECK(field_of(R"({"rules":[{"when":{"field":"body:/a","value":1,"extra":2}}]})") ==
+        "rules.rules[0].when");
   CHECK(field_of(R"({"rules":[{"then":"maybe"}]})") == "rules.rules[0].then");
   CHECK(field_of(R"({"rules":[{"then":"ignore","set":{"a":1}}]})") == "rules.rules[0].set");
   CHECK(field_of(R"({"rules":[{"colour":"red"}]})") == "rules.rules[0].colour");
@@ -116,7 +134,9 @@ TEST_CASE("rules: bad rules are refused with the rule's index and the reason") {
   CHECK(field_of(R"({"ignore_status":500})") == "rules.ignore_status");
   std::string deep = R"({"field":"body:/a","value":1})";
   for (int i = 0; i < 20; ++i) deep = R"({"not":)" + deep + "}";
-  CHECK(field_of((R"({"rules":[{"when":)" + deep + "}]}").c_str()).rfind("rules.rules[0].when", 0) == 0);
+  CHECK(
+      field_of((R"({"rules":[{"when":)" + deep + "}]}").c_str()).rfind("rules.rules[0].when", 0) ==
+      0);
 }
 
 TEST_CASE("rules: a catastrophic-backtracking pattern runs in linear time (RE2)") {
@@ -138,7 +158,8 @@ TEST_CASE("rules: deeply nested or invalid JSON bodies are treated as no body") 
 }
 
 TEST_CASE("alertmanager: payload check and a dedupe key stable under re-sends") {
-  json firing = json::parse(R"({"version":"4","status":"firing","groupKey":"{}:{alertname=\"Hi\"}","receiver":"t",
+  json firing = json::parse(
+      R"({"version":"4","status":"firing","groupKey":"{}:{alertname=\"Hi\"}","receiver":"t",
     "alerts":[{"status":"firing","fingerprint":"a1","startsAt":"2026-11-23T04:00:00Z"},
               {"status":"firing","fingerprint":"b2","startsAt":"2026-11-23T04:00:01Z"}]})");
   CHECK(is_alertmanager_payload(firing));

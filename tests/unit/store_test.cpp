@@ -67,7 +67,8 @@ TEST_CASE("store: receivers have unique names and generations bump on update and
   CHECK(s->insert_receiver(row).status().code() == Status::Code::kConflict);
   row.config = {{"service", "api"}};
   CHECK(s->update_receiver(r->id, row, r->version, /*revoke=*/true)->generation == 2);
-  CHECK(s->update_receiver(r->id, row, r->version, true).status().code() == Status::Code::kConflict);
+  CHECK(s->update_receiver(r->id, row, r->version, true).status().code() ==
+        Status::Code::kConflict);
   CHECK(s->update_receiver(r->id, row, r->version + 1, /*revoke=*/false)->generation == 2);
   CHECK(s->bump_generation(r->id)->generation == 3);
   CHECK_FALSE(s->set_enabled(r->id, false)->enabled);
@@ -102,7 +103,8 @@ TEST_CASE("store: a batch of executions commits together and idempotency keys re
 
   REQUIRE(s->mark_running(batch[0].id, 1, now_ms()).ok());
   REQUIRE(s->record_plan(batch[0].id, {{"replicas", 5}}).ok());
-  REQUIRE(s->finish(batch[0].id, ExecutionStatus::kSucceeded, {{"replicas_after", 5}}, "", now_ms()).ok());
+  REQUIRE(s->finish(batch[0].id, ExecutionStatus::kSucceeded, {{"replicas_after", 5}}, "", now_ms())
+              .ok());
   auto e = s->get_execution(batch[0].id);
   CHECK(e->status == ExecutionStatus::kSucceeded);
   CHECK(e->plan["replicas"] == 5);
@@ -113,23 +115,29 @@ TEST_CASE("store: a batch of executions commits together and idempotency keys re
   CHECK(s->list_executions(f)->size() == 1);
 }
 
-TEST_CASE("trust 1: upgrading a 0.1 database keeps receivers and never reuses a deleted receiver's id") {
+TEST_CASE(
+    "trust 1: upgrading a 0.1 database keeps receivers and never reuses a deleted receiver's id") {
   TempDir dir;
   std::string db = dir.path + "/t.db";
   {
     // A database as 0.1 left it: migrations 1 and 2, receiver 5 alive, receiver 9 deleted but
     // still named by its executions, and SQLite about to hand out 6 (or 10) again.
     SQLite::Database raw(db, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    raw.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+    raw.exec(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at INTEGER NOT NULL)");
     for (const auto& m : embedded_migrations()) {
       if (m.version > 2) break;
       raw.exec(std::string(m.sql));
-      raw.exec("INSERT INTO schema_migrations VALUES (" + std::to_string(m.version) + ", 'old', 0)");
+      raw.exec("INSERT INTO schema_migrations VALUES (" + std::to_string(m.version) +
+               ", 'old', 0)");
     }
-    raw.exec("INSERT INTO receivers (id, name, driver, config, generation, created_at, updated_at) "
-             "VALUES (5, 'old', 'scale-service', '{}', 3, 0, 0)");
-    raw.exec("INSERT INTO executions (receiver_id, generation, driver, config, status, created_at) "
-             "VALUES (9, 1, 'scale-service', '{}', 'succeeded', 0)");
+    raw.exec(
+        "INSERT INTO receivers (id, name, driver, config, generation, created_at, updated_at) "
+        "VALUES (5, 'old', 'scale-service', '{}', 3, 0, 0)");
+    raw.exec(
+        "INSERT INTO executions (receiver_id, generation, driver, config, status, created_at) "
+        "VALUES (9, 1, 'scale-service', '{}', 'succeeded', 0)");
   }
   auto s = std::move(Store::open(db)).value();
   auto old = s->get_receiver(5);
@@ -150,7 +158,9 @@ TEST_CASE("trust 1: upgrading a 0.1 database keeps receivers and never reuses a 
   CHECK(s->insert_receiver(row)->id == 11);
 }
 
-TEST_CASE("retention: finished executions are pruned by age and count; queued ones and dedupe keys inside their window stay") {
+TEST_CASE(
+    "retention: finished executions are pruned by age and count; queued ones and dedupe keys "
+    "inside their window stay") {
   TempDir dir;
   auto s = std::move(Store::open(dir.path + "/t.db")).value();
   make_receivers(*s, 2);
@@ -168,7 +178,9 @@ TEST_CASE("retention: finished executions are pruned by age and count; queued on
     REQUIRE(s->insert_executions(b).ok());
     return b[0].id;
   };
-  auto finish = [&](int64_t id) { REQUIRE(s->finish(id, ExecutionStatus::kSucceeded, nullptr, "", now).ok()); };
+  auto finish = [&](int64_t id) {
+    REQUIRE(s->finish(id, ExecutionStatus::kSucceeded, nullptr, "", now).ok());
+  };
   // Receiver 1: 1,200 finished executions 40 days old, 3 still queued from then, and an
   // Alertmanager group notified an hour ago, finished.
   std::vector<int64_t> old;
@@ -181,14 +193,18 @@ TEST_CASE("retention: finished executions are pruned by age and count; queued on
   // Receiver 2: 30 recent finished executions against a count limit of 10, the oldest five
   // carrying keys inside the dedupe window.
   std::vector<int64_t> recent;
-  for (int i = 0; i < 30; ++i) recent.push_back(add(2, now - 1000 + i, i < 5 ? "k" + std::to_string(i) : ""));
+  for (int i = 0; i < 30; ++i)
+    recent.push_back(add(2, now - 1000 + i, i < 5 ? "k" + std::to_string(i) : ""));
   for (int64_t id : recent) finish(id);
 
   RetentionPolicy p;  // 30 days
   p.keep_per_receiver = 10;
   int batches = 0;
   Pruner pruner(*s, {p, 500, std::chrono::milliseconds(10), std::chrono::milliseconds(0)},
-                [&](int n) { ++batches; CHECK(n <= 500); });
+                [&](int n) {
+                  ++batches;
+                  CHECK(n <= 500);
+                });
   auto pruned = pruner.run_once();
   REQUIRE(pruned.ok());
   CHECK(*pruned == 1200 + 15);
@@ -229,7 +245,10 @@ TEST_CASE("retention: --retention parses ages, counts, both, and off") {
   for (const char* bad : {"", "7", "0d", "-1", "7d,7d", "1w", "7d,", "abc"}) {
     RetentionPolicy q;
     INFO(bad);
-    if (std::string(bad) == "7") { CHECK(parse_retention(bad, &q).ok()); continue; }
+    if (std::string(bad) == "7") {
+      CHECK(parse_retention(bad, &q).ok());
+      continue;
+    }
     CHECK_FALSE(parse_retention(bad, &q).ok());
   }
 }
@@ -257,7 +276,7 @@ TEST_CASE("trust 1: a trigger that waited while its URL was revoked records noth
   CHECK_FALSE(one(1, 2).revoked);
   REQUIRE(s->set_enabled(2, false).ok());  // disabled (and so revoked)
   CHECK(one(2, 1).revoked);
-  CHECK(one(2, 2).revoked);                // the new URL of a disabled receiver records nothing
+  CHECK(one(2, 2).revoked);  // the new URL of a disabled receiver records nothing
   REQUIRE(s->delete_receiver(1).ok());
   CHECK(one(1, 2).revoked);
   ExecutionFilter all;

@@ -65,7 +65,8 @@ TEST_CASE("token: alg none is rejected") {
   CHECK(k.verify(none + "." + p[1] + "." + p[2], &out) == TokenError::kUnknownKey);
 }
 
-TEST_CASE("token: other algorithms and re-serialized headers are rejected even when correctly signed") {
+TEST_CASE(
+    "token: other algorithms and re-serialized headers are rejected even when correctly signed") {
   auto k = ring();
   auto p = parts(k.sign(sample()));
   TokenClaims out;
@@ -152,7 +153,8 @@ TEST_CASE("token: files that are not signing keys are never loaded as keys") {
   std::string dir = mkdtemp(tmpl);
   auto first = Keyring::load_or_create(dir);
   REQUIRE(first.ok());
-  std::system(("printf '%064d\\n' 7 > " + dir + "/secrets.key && chmod 600 " + dir + "/secrets.key").c_str());
+  std::system(("printf '%064d\\n' 7 > " + dir + "/secrets.key && chmod 600 " + dir + "/secrets.key")
+                  .c_str());
   auto again = Keyring::load_or_create(dir);
   REQUIRE(again.ok());
   REQUIRE(again->keys().size() == 1);
