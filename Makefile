@@ -4,6 +4,7 @@
 # Both install their Debian packages first (scripts/install-deps.sh). Also, for CI (.ci/run):
 #   make test-sanitize   the whole ctest suite built with ASan + UBSan (build-asan)
 #   make fuzz            the libFuzzer targets, FUZZ_SECONDS (20) each (build-fuzz, clang)
+#   make format-check    every C++ file as clang-format (.clang-format) writes it; `make format` fixes
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -14,7 +15,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 FUZZ_CXX ?= clang++-14
 
-.PHONY: all deps build run test test-sanitize fuzz bench clean
+.PHONY: all deps build run test test-sanitize fuzz bench format format-check clean
 
 all: build
 
@@ -65,6 +66,16 @@ fuzz: deps-fuzz $(FUZZ_BUILD)/CMakeCache.txt
 
 bench: deps-bench build
 	bench/flood.sh
+
+# The C++ sources (not generated code, not node_modules), formatted by Debian 12's clang-format 14.
+CLANG_FORMAT ?= clang-format-14
+FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h' 2>/dev/null)
+
+format: deps-format
+	$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+format-check: deps-format
+	$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

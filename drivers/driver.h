@@ -158,7 +158,7 @@ class Driver {
   virtual Plan plan(const DriverConfig& config) const = 0;
   // The plan this config would make if the state were the one `previous` (a plan of the same
   // target, by this driver) asks for: what lets the executor plan a lane's queued executions
-  // together with one peer read (server/executor.h). No I/O. nullopt: this driver cannot say
+  // together with one peer read (server/engine/executor.h). No I/O. nullopt: this driver cannot say
   // (the default), and each execution is planned against the peer.
   virtual std::optional<nlohmann::json> plan_after(const DriverConfig& /*config*/,
                                                    const nlohmann::json& /*previous*/) const {

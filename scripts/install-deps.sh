@@ -13,6 +13,7 @@ test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bin
       prometheus-alertmanager chromium nginx openssl)
 bench=(wrk curl sqlite3 nginx docker.io containerd iproute2 busybox-static)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
+format=(clang-format-14 git)
 
 want=()
 for set in "$@"; do
@@ -21,7 +22,8 @@ for set in "$@"; do
     test) want+=("${build[@]}" "${test[@]}") ;;
     bench) want+=("${build[@]}" "${bench[@]}") ;;
     fuzz) want+=("${build[@]}" "${fuzz[@]}") ;;
-    *) echo "usage: $0 build|test|bench|fuzz ..." >&2; exit 2 ;;
+    format) want+=("${format[@]}") ;;
+    *) echo "usage: $0 build|test|bench|fuzz|format ..." >&2; exit 2 ;;
   esac
 done
 

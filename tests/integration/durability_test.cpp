@@ -374,7 +374,7 @@ TEST_CASE("durability: kill -9 while executing applies every execution exactly o
     }
     planned.push_back(e["plan"]["replicas"].get<int64_t>());
     if (e["result"].contains("applied_with")) {
-      // Planned together with the executions after it (server/executor.h): the one named applied
+      // Planned together with the executions after it (server/engine/executor.h): the one named applied
       // a later state of the same chain, which passed through this plan's.
       ++applied_with_later;
       auto with = std::find_if(all.begin(), all.end(), [&](const json& o) { return o["id"] == e["result"]["applied_with"]; });

@@ -1,0 +1,200 @@
+// The ingest writer against a real SQLite file: group commit, answers only after the commit,
+// overload, replays, and a commit that fails.
+#include "ingest.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "store.h"
+#include "../support/timing.h"
+
+using namespace tripline;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Long enough for the writer to take the first trigger and block on the held lock.
+const auto kSettle = std::chrono::milliseconds(static_cast<int>(300 * tripline::test::kTimeScale));
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/tl-ingest-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
+};
+
+std::unique_ptr<Store> open_store(const TempDir& dir, int busy_timeout_ms = 5000) {
+  StoreOptions o;
+  o.busy_timeout_ms = busy_timeout_ms;
+  auto store = Store::open(dir.path + "/t.db", o);
+  REQUIRE(store.ok());
+  return std::move(store).value();
+}
+
+std::shared_ptr<const Receiver> receiver(Store& store) {
+  ReceiverRow row;
+  row.name = "r";
+  row.driver = "fake";
+  row.config = json::object();
+  auto saved = store.insert_receiver(row);
+  REQUIRE(saved.ok());
+  auto r = std::make_shared<Receiver>();
+  r->row = *saved;
+  r->config_text = "{}";
+  r->target = "one";
+  r->action = "run";
+  return r;
+}
+
+// Collects answers; wait() until `n` have come.
+struct Answers {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<Status, Accepted>> got;
+  Ingest::Done done() {
+    return [this](const Status& s, const Accepted& a) {
+      std::lock_guard lock(mu);
+      got.emplace_back(s, a);
+      cv.notify_all();
+    };
+  }
+  bool wait(size_t n, std::chrono::milliseconds within = 10s) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, within, [&] { return got.size() >= n; });
+  }
+};
+
+int64_t count_executions(Store& store) {
+  ExecutionFilter all;
+  all.limit = 1000;
+  auto rows = store.list_executions(all);
+  REQUIRE(rows.ok());
+  return static_cast<int64_t>(rows->size());
+}
+
+}  // namespace
+
+TEST_CASE("ingest: triggers from many threads are all committed, each once, then answered") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto r = receiver(*store);
+  std::atomic<int> committed{0};
+  Answers answers;
+  {
+    Ingest ingest(*store, [&](const Ingest::Trigger&, int64_t) { committed++; });
+    std::vector<std::thread> senders;
+    for (int t = 0; t < 4; ++t)
+      senders.emplace_back([&] {
+        for (int i = 0; i < 50; ++i) ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+      });
+    for (auto& s : senders) s.join();
+    REQUIRE(answers.wait(200));
+  }
+  std::set<int64_t> ids;
+  for (const auto& [s, a] : answers.got) {
+    CHECK(s.ok());
+    CHECK_FALSE(a.replayed);
+    CHECK_FALSE(a.overloaded);
+    ids.insert(a.execution_id);
+  }
+  CHECK(ids.size() == 200);
+  CHECK(committed == 200);
+  CHECK(count_executions(*store) == 200);  // every answer came after its row was on disk
+}
+
+TEST_CASE("ingest: while a commit waits, the next triggers gather into one group commit") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto r = receiver(*store);
+  Answers answers;
+  SQLite::Database locker(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+  Ingest ingest(*store, [](const Ingest::Trigger&, int64_t) {});
+  locker.exec("BEGIN EXCLUSIVE");  // the writer's first commit waits on this lock
+  ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  std::this_thread::sleep_for(kSettle);
+  for (int i = 0; i < 20; ++i) ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  CHECK(answers.got.empty());  // nothing is answered before its commit
+  locker.exec("COMMIT");
+  REQUIRE(answers.wait(21));
+  for (const auto& [s, a] : answers.got) CHECK(s.ok());
+  // The 20 that gathered while the first commit waited share one transaction: their ids are
+  // consecutive and they were answered together, after the first.
+  std::vector<int64_t> ids;
+  for (const auto& [s, a] : answers.got) ids.push_back(a.execution_id);
+  for (size_t i = 2; i < ids.size(); ++i) CHECK(ids[i] == ids[i - 1] + 1);
+}
+
+TEST_CASE("ingest: a full queue refuses at once as overloaded, without touching the store") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto r = receiver(*store);
+  Answers answers;
+  SQLite::Database locker(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+  Ingest ingest(*store, [](const Ingest::Trigger&, int64_t) {}, /*max_pending=*/2);
+  locker.exec("BEGIN EXCLUSIVE");
+  ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());  // taken by the writer
+  std::this_thread::sleep_for(kSettle);
+  for (int i = 0; i < 2; ++i) ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());  // over the cap
+  {
+    std::lock_guard lock(answers.mu);
+    REQUIRE(answers.got.size() == 1);
+    CHECK(answers.got[0].second.overloaded);
+    CHECK(answers.got[0].first.code() == Status::Code::kUnavailable);
+  }
+  locker.exec("COMMIT");
+  REQUIRE(answers.wait(4));
+  int ok = 0;
+  for (const auto& [s, a] : answers.got) ok += s.ok();
+  CHECK(ok == 3);
+  CHECK(count_executions(*store) == 3);
+}
+
+TEST_CASE("ingest: a repeated idempotency key is answered with the first execution") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto r = receiver(*store);
+  std::atomic<int> committed{0};
+  Answers answers;
+  Ingest ingest(*store, [&](const Ingest::Trigger&, int64_t) { committed++; });
+  ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, "delivery-1"}, answers.done());
+  REQUIRE(answers.wait(1));
+  ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, "delivery-1"}, answers.done());
+  REQUIRE(answers.wait(2));
+  CHECK(answers.got[1].first.ok());
+  CHECK(answers.got[1].second.replayed);
+  CHECK(answers.got[1].second.execution_id == answers.got[0].second.execution_id);
+  CHECK(committed == 1);  // the executor hears of the first only
+}
+
+TEST_CASE("ingest: a commit that fails answers every trigger of the batch with the error") {
+  TempDir dir;
+  auto store = open_store(dir, /*busy_timeout_ms=*/100);
+  auto r = receiver(*store);
+  std::atomic<int> committed{0};
+  Answers answers;
+  SQLite::Database locker(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+  Ingest ingest(*store, [&](const Ingest::Trigger&, int64_t) { committed++; });
+  locker.exec("BEGIN EXCLUSIVE");  // held past the busy timeout
+  for (int i = 0; i < 3; ++i) ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  REQUIRE(answers.wait(3));
+  locker.exec("COMMIT");
+  for (const auto& [s, a] : answers.got) {
+    CHECK_FALSE(s.ok());
+    CHECK_FALSE(a.overloaded);
+  }
+  CHECK(committed == 0);
+  CHECK(count_executions(*store) == 0);
+}
