@@ -217,7 +217,7 @@ executed=$(curl -s "$base/metrics" | awk '/^tripline_executions_total/ {s += $2}
 stop_server
 rows_swarm=$(sqlite3 "$work/data2/tripline.db" "select count(*) from executions where receiver_id = $swarm_id")
 finished_swarm=$(sqlite3 "$work/data2/tripline.db" "select count(*) from executions where receiver_id = $swarm_id and status in ('succeeded','failed')")
-# Executions planned together share one apply (server/executor.h): the others name it.
+# Executions planned together share one apply (server/engine/executor.h): the others name it.
 applies_swarm=$(sqlite3 "$work/data2/tripline.db" "select count(*) from executions where receiver_id = $swarm_id and status = 'succeeded' and json_extract(result, '\$.applied_with') is null")
 
 echo; echo "== results (ratio: req/s over the paired nginx run's; RSS of tripline after the run) =="

@@ -159,7 +159,10 @@ class Driver {
   // The plan this config would make if the state were the one `previous` (a plan of the same
   // target, by this driver) asks for: what lets the executor plan a lane's queued executions
   // together with one peer read (server/engine/executor.h). No I/O. nullopt: this driver cannot say
-  // (the default), and each execution is planned against the peer.
+  // (the default), and each execution is planned against the peer and applied on its own.
+  // Answering it declares this driver's plans absolute states that fully replace each other:
+  // of several recorded plans of one target, the executor may apply only the last. A driver
+  // whose every execution must act (send a message, restart once) must not answer it.
   virtual std::optional<nlohmann::json> plan_after(const DriverConfig& /*config*/,
                                                    const nlohmann::json& /*previous*/) const {
     return std::nullopt;

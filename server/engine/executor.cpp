@@ -144,12 +144,14 @@ void Executor::work() {
     std::vector<Job> jobs;
     jobs.push_back(std::move(queued.front()));
     queued.pop_front();
-    // Unplanned executions behind it are planned together (see the header).
-    auto plannable = [&](const Job& j) {
-      return j.plan.is_null() && !j.unrecorded && j.driver == jobs.front().driver;
+    // The executions behind it that are alike (all unplanned, or all with recorded plans) run
+    // together (see the header).
+    auto alike = [&](const Job& j) {
+      return !j.unrecorded && j.plan.is_null() == jobs.front().plan.is_null() &&
+             j.driver == jobs.front().driver;
     };
-    if (plannable(jobs.front()))
-      while (jobs.size() < kMaxBatch && !queued.empty() && plannable(queued.front())) {
+    if (!jobs.front().unrecorded)
+      while (jobs.size() < kMaxBatch && !queued.empty() && alike(queued.front())) {
         jobs.push_back(std::move(queued.front()));
         queued.pop_front();
       }
@@ -179,30 +181,50 @@ void Executor::work() {
 
 size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* retry_in) {
   const Driver& driver = *jobs.front().driver;
-  // 1. The first plan from the peer. A failure there is the first execution's alone: it runs on
-  // its own (planning again), and the rest wait their turn.
-  Plan first;
-  try {
-    first = driver.plan(*jobs.front().config);
-  } catch (const std::exception&) {
-    first = Plan::failed(Outcome::final("driver error"));
-  }
-  if (!first.ok()) return run_once(jobs.front(), retry_in) ? 1 : 0;
+  size_t n = jobs.size();
   std::vector<nlohmann::json> plans;
-  plans.push_back(std::move(first.desired));
-  // 2. Each next plan from the one before, while the driver can say.
-  for (size_t i = 1; i < jobs.size(); ++i) {
-    std::optional<nlohmann::json> next;
+  if (jobs.front().plan.is_null()) {
+    // 1. The first plan from the peer. A failure there is the first execution's alone: it runs
+    // on its own (planning again), and the rest wait their turn.
+    Plan first;
     try {
-      next = driver.plan_after(*jobs[i].config, plans.back());
+      first = driver.plan(*jobs.front().config);
     } catch (const std::exception&) {
-      next.reset();
+      first = Plan::failed(Outcome::final("driver error"));
     }
-    if (!next || next->is_null()) break;
-    plans.push_back(std::move(*next));
+    if (!first.ok()) return run_once(jobs.front(), retry_in) ? 1 : 0;
+    plans.push_back(std::move(first.desired));
+    // 2. Each next plan from the one before, while the driver can say.
+    for (size_t i = 1; i < n; ++i) {
+      std::optional<nlohmann::json> next;
+      try {
+        next = driver.plan_after(*jobs[i].config, plans.back());
+      } catch (const std::exception&) {
+        next.reset();
+      }
+      if (!next || next->is_null()) break;
+      plans.push_back(std::move(*next));
+    }
+    n = plans.size();
+  } else {
+    // Plans recorded already (after a crash, or a retry of plans applied together). A driver
+    // that chains plans (plan_after) declares them absolute states: applying the last alone ends
+    // where applying each in turn would, without moving the target back through the earlier
+    // states. Any other driver's executions run one by one.
+    plans.push_back(jobs.front().plan);
+    for (size_t i = 1; i < n; ++i) {
+      bool chains = false;
+      try {
+        chains = driver.plan_after(*jobs[i].config, jobs[i - 1].plan).has_value();
+      } catch (const std::exception&) {
+      }
+      if (!chains) break;
+      plans.push_back(jobs[i].plan);
+    }
+    n = plans.size();
+    if (n == 1) return run_once(jobs.front(), retry_in) ? 1 : 0;
   }
-  const size_t n = plans.size();
-  // 3. Recorded before anything changes, in one transaction.
+  // 3. Recorded before anything changes, with this attempt, in one transaction.
   int64_t started = now_ms();
   std::vector<Store::PlannedRun> runs(n);
   for (size_t i = 0; i < n; ++i) runs[i] = {jobs[i].id, jobs[i].attempts + 1, &plans[i]};
@@ -228,43 +250,49 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
   } catch (const std::exception& e) {
     outcome = Outcome::final(std::string("driver error: ") + e.what());
   }
-  if (!outcome.ok()) {
-    // Each execution applies its own recorded plan, in order, as after a crash.
-    nlohmann::json fields = {{"execution_id", jobs.front().id}, {"driver", driver.name()},
-                             {"planned_together", n}, {"reason", outcome.reason}};
-    thread_local std::mt19937_64 rng{std::random_device{}()};
-    if (outcome.kind == Outcome::Kind::kRetryable && policy_.should_retry(jobs.front().attempts)) {
-      *retry_in = policy_.delay(jobs.front().attempts, rng);
-      fields["retry_in_ms"] = retry_in->count();
-      if (Status s = store_.requeue(jobs.front().id, outcome.reason, now_ms() + retry_in->count()); !s.ok())
-        log::error("could not record the retry", {{"execution_id", jobs.front().id}, {"error", s.message()}});
-    }
-    log::warn("executions planned together failed to apply; each is applied on its own", fields);
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  if (outcome.kind == Outcome::Kind::kRetryable && policy_.should_retry(last.attempts)) {
+    // All of them keep their recorded plans and try again together.
+    *retry_in = policy_.delay(last.attempts, rng);
+    log::warn("executions planned together will be retried",
+              {{"execution_id", last.id}, {"driver", driver.name()}, {"together", n},
+               {"attempt", last.attempts}, {"retry_in_ms", retry_in->count()}, {"reason", outcome.reason}});
+    if (Status s = store_.requeue(last.id, outcome.reason, now_ms() + retry_in->count()); !s.ok())
+      log::error("could not record the retry", {{"execution_id", last.id}, {"error", s.message()}});
     return 0;
   }
-  // 5. Every outcome in one transaction.
+  // 5. Every outcome in one transaction: the last's own, and the others' through it.
+  ExecutionStatus status = outcome.ok() ? ExecutionStatus::kSucceeded : ExecutionStatus::kFailed;
+  std::string error = outcome.reason;
+  if (outcome.kind == Outcome::Kind::kRetryable)
+    error += " (gave up after " + std::to_string(last.attempts) + " attempts)";
+  std::string through = outcome.ok() ? std::string()
+                                     : "applied together with execution " + std::to_string(last.id) +
+                                           ", which failed: " + error;
   int64_t finished = now_ms();
-  std::vector<nlohmann::json> applied_with(n - 1, nlohmann::json{{"applied_with", last.id}});
+  nlohmann::json applied_with = outcome.ok() ? nlohmann::json{{"applied_with", last.id}} : nlohmann::json();
   std::vector<Store::Finished> outcomes(n);
   for (size_t i = 0; i < n; ++i)
-    outcomes[i] = {jobs[i].id, ExecutionStatus::kSucceeded,
-                   i + 1 < n ? &applied_with[i] : &outcome.result, {}, finished};
+    outcomes[i] = {jobs[i].id, status, i + 1 < n ? &applied_with : &outcome.result,
+                   i + 1 < n ? through : error, finished};
   if (Status s = store_.finish_all(outcomes); !s.ok()) {
     // Recorded one by one from here (run_once's path for an outcome the store refused).
     for (size_t i = 0; i < n; ++i)
-      jobs[i].unrecorded = Job::Unrecorded{ExecutionStatus::kSucceeded,
-                                           i + 1 < n ? applied_with[i] : outcome.result, {}, finished, 0};
+      jobs[i].unrecorded = Job::Unrecorded{status, i + 1 < n ? applied_with : outcome.result,
+                                           i + 1 < n ? through : error, finished, 0};
     metrics_.store_write_failed();
     log::error("could not record the outcomes of executions planned together; recording each",
-               {{"execution_id", jobs.front().id}, {"error", s.message()}});
+               {{"execution_id", last.id}, {"error", s.message()}});
     *retry_in = std::chrono::milliseconds(100);
     return 0;
   }
   for (size_t i = 0; i < n; ++i) {
-    metrics_.execution_finished(std::string(driver.name()), "succeeded", (finished - jobs[i].first_started_at) / 1000.0);
+    metrics_.execution_finished(std::string(driver.name()), to_string(status),
+                                (finished - jobs[i].first_started_at) / 1000.0);
     nlohmann::json fields = {{"execution_id", jobs[i].id}, {"driver", driver.name()},
-                             {"attempt", jobs[i].attempts}, {"status", "succeeded"}};
+                             {"attempt", jobs[i].attempts}, {"status", to_string(status)}};
     if (i + 1 < n) fields["applied_with"] = last.id;
+    if (!outcomes[i].error.empty()) fields["error"] = outcomes[i].error;
     log::info("execution finished", fields);
   }
   return n;

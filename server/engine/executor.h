@@ -26,9 +26,11 @@
 // applied (the earlier ones are absolute states the last one passes through), and the outcomes
 // are recorded in one transaction: a flood on one target costs one peer read and one write per
 // batch, not per execution. The earlier executions' results say which execution applied them
-// ("applied_with"); their own plans stay recorded. If that apply fails, every execution of the
-// batch keeps its recorded plan and is applied on its own, in order, as recovery after a crash
-// would.
+// ("applied_with"); their own plans stay recorded. Executions that already have recorded plans
+// (after a crash, or a retry) run together the same way: each plan is an absolute state, so
+// applying the last alone ends where applying each in turn would, and the target is never moved
+// back through the earlier states. A retryable failure retries them together with backoff; a
+// final one (or retries used up) fails them all, each saying which execution's apply failed.
 //
 // Fairness: a lane runs one execution at a time and goes to the back of the ready queue after
 // each, so targets share the workers round-robin; one flooded target holds at most one worker.
@@ -127,9 +129,10 @@ class Executor {
   // Runs one attempt; answers true when the job is done (succeeded or failed for good) and that
   // is recorded.
   bool run_once(Job& job, std::chrono::milliseconds* retry_in);
-  // Runs jobs (2 or more unplanned executions of one lane, in order) planned together; answers
-  // how many of them, from the front, are done and recorded. The others keep their order (with
-  // their plans when recorded), to run next or, when *retry_in is set, after it.
+  // Runs jobs (2 or more executions of one lane, in order; all unplanned, or all with recorded
+  // plans) together; answers how many of them, from the front, are done and recorded. The others
+  // keep their order (with their plans when recorded), to run next or, when *retry_in is set,
+  // after it.
   size_t run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* retry_in);
   // Records a finished job's outcome; false (retry in *retry_in) when the store refused.
   bool record_finish(Job& job, std::chrono::milliseconds* retry_in);

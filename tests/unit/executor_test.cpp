@@ -413,7 +413,7 @@ TEST_CASE("floods: a lane's queued executions are planned together, recorded eac
   CHECK(store->get_execution(ids.back())->result == json{{"replicas_after", 30}});
 }
 
-TEST_CASE("floods: when the apply of executions planned together fails, each recorded plan is applied in order") {
+TEST_CASE("floods: executions planned together retry together when their apply fails") {
   TempDir dir;
   auto store = std::move(Store::open(dir.path + "/t.db")).value();
   auto ids = insert(*store, 5);
@@ -429,13 +429,74 @@ TEST_CASE("floods: when the apply of executions planned together fails, each rec
   executor.resume();
   REQUIRE(eventually([&] { return executor.depth() == 0; }));
   executor.stop();
-  // The combined apply (of 5) failed; then plans 1..5 were applied one by one, in order.
-  CHECK(driver.applied == std::vector<int64_t>{1, 2, 3, 4, 5});
+  // The combined apply (of 5) failed, then succeeded on the retry: the target went 0 -> 5
+  // without passing back through 1..4.
+  CHECK(driver.applied == std::vector<int64_t>{5});
   CHECK(driver.value == 5);
+  CHECK(driver.reads == 1 + 2);  // one plan read, two apply reads
   for (int64_t id : ids) {
     auto e = store->get_execution(id);
     REQUIRE(e.ok());
     CHECK(e->status == ExecutionStatus::kSucceeded);
     CHECK(e->attempts == 2);
+  }
+}
+
+TEST_CASE("floods: recorded plans found after a crash are applied once, the last; the target never moves back") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  auto ids = insert(*store, 4);
+  CounterDriver driver;
+  driver.value = 7;  // the crash came after the combined apply, before the outcomes were written
+  Metrics metrics;
+  Executor executor(*store, metrics, RetryPolicy{}, 2, /*loader=*/nullptr);
+  executor.start();
+  executor.pause();
+  auto config = std::make_shared<const FakeConfig>();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    Job j;
+    j.id = ids[i];
+    j.driver = &driver;
+    j.config = config;
+    j.lane = "counter:one";
+    j.plan = driver.step(3 + int64_t(i));  // 3 -> 4, 4 -> 5, 5 -> 6, 6 -> 7
+    j.attempts = 1;
+    executor.enqueue(std::move(j));
+  }
+  executor.resume();
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  CHECK(driver.applied == std::vector<int64_t>{7});  // not 4, 5, 6, 7
+  CHECK(driver.writes == 0);                          // it was there already
+  for (int64_t id : ids) CHECK(store->get_execution(id)->status == ExecutionStatus::kSucceeded);
+}
+
+TEST_CASE("floods: a final failure of executions planned together fails each, naming the one applied") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  auto ids = insert(*store, 3);
+  CounterDriver driver;
+  driver.fail_applies = 100;
+  Metrics metrics;
+  RetryPolicy policy;
+  policy.base = 1ms;
+  policy.max_attempts = 2;
+  Executor executor(*store, metrics, policy, 2, /*loader=*/nullptr);
+  executor.start();
+  executor.pause();
+  enqueue_unplanned(executor, driver, ids);
+  executor.resume();
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  CHECK(driver.value == 0);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto e = store->get_execution(ids[i]);
+    REQUIRE(e.ok());
+    CHECK(e->status == ExecutionStatus::kFailed);
+    CHECK(e->attempts == 2);
+    if (i + 1 < ids.size())
+      CHECK(e->error.find("applied together with execution " + std::to_string(ids.back())) != std::string::npos);
+    else
+      CHECK(e->error.find("gave up after 2 attempts") != std::string::npos);
   }
 }
