@@ -24,7 +24,8 @@ bool read_file_impl(const std::string& path, std::string* out) {
 }
 
 std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
+  while (!s.empty() &&
+         (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
     s.pop_back();
   size_t i = 0;
   while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
@@ -66,7 +67,9 @@ Status invalid(const std::string& source, const std::string& why) {
 
 }  // namespace
 
-bool read_small_file(const std::string& path, std::string* out) { return read_file_impl(path, out); }
+bool read_small_file(const std::string& path, std::string* out) {
+  return read_file_impl(path, out);
+}
 
 bool base64_decode(std::string_view text, std::string* out) {
   auto value = [](char c) -> int {
@@ -114,7 +117,8 @@ Result<KubeCredentials> parse_kubeconfig(std::string_view text, const std::strin
   if (!root.IsMap()) return invalid(source, "is not a kubeconfig (no top-level map)");
   try {
     std::string ctx_name = context_name.empty() ? scalar(root, "current-context") : context_name;
-    if (ctx_name.empty()) return invalid(source, "has no current-context; name a context (--kube-context)");
+    if (ctx_name.empty())
+      return invalid(source, "has no current-context; name a context (--kube-context)");
     source += " (context " + ctx_name + ")";
     c.source = source;
     YAML::Node ctx = named(root, "contexts", "context", ctx_name);
@@ -125,10 +129,11 @@ Result<KubeCredentials> parse_kubeconfig(std::string_view text, const std::strin
     YAML::Node cluster = named(root, "clusters", "cluster", cluster_name);
     if (!cluster) return invalid(source, "no cluster named \"" + cluster_name + "\"");
     if (truthy(cluster, "insecure-skip-tls-verify"))
-      return invalid(source, "cluster \"" + cluster_name +
-                                 "\" sets insecure-skip-tls-verify: true; tripline always verifies the "
-                                 "API server's certificate: give its CA (certificate-authority or "
-                                 "certificate-authority-data) instead");
+      return invalid(source,
+                     "cluster \"" + cluster_name +
+                         "\" sets insecure-skip-tls-verify: true; tripline always verifies the "
+                         "API server's certificate: give its CA (certificate-authority or "
+                         "certificate-authority-data) instead");
     c.server = scalar(cluster, "server");
     while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
     if (c.server.rfind("https://", 0) != 0)
@@ -136,21 +141,24 @@ Result<KubeCredentials> parse_kubeconfig(std::string_view text, const std::strin
                                  "\" is not an https:// URL");
     if (std::string data = scalar(cluster, "certificate-authority-data"); !data.empty()) {
       if (!base64_decode(data, &c.ca_pem))
-        return invalid(source, "cluster \"" + cluster_name + "\" certificate-authority-data is not base64");
+        return invalid(source,
+                       "cluster \"" + cluster_name + "\" certificate-authority-data is not base64");
     } else if (std::string file = scalar(cluster, "certificate-authority"); !file.empty()) {
       c.ca_file = resolve(dir, file);
     } else {
-      return invalid(source, "cluster \"" + cluster_name +
-                                 "\" names no CA (certificate-authority or certificate-authority-data); "
-                                 "tripline does not trust the system's CAs for a Kubernetes API");
+      return invalid(source,
+                     "cluster \"" + cluster_name +
+                         "\" names no CA (certificate-authority or certificate-authority-data); "
+                         "tripline does not trust the system's CAs for a Kubernetes API");
     }
 
     YAML::Node user = named(root, "users", "user", user_name);
     if (!user) return invalid(source, "no user named \"" + user_name + "\"");
     if (user["exec"] || user["auth-provider"])
-      return invalid(source, "user \"" + user_name +
-                                 "\" uses exec or auth-provider, which tripline does not run; give it a "
-                                 "token, tokenFile or client certificate");
+      return invalid(source,
+                     "user \"" + user_name +
+                         "\" uses exec or auth-provider, which tripline does not run; give it a "
+                         "token, tokenFile or client certificate");
     c.token = scalar(user, "token");
     if (std::string f = scalar(user, "tokenFile"); !f.empty()) c.token_file = resolve(dir, f);
     if (std::string d = scalar(user, "client-certificate-data"); !d.empty()) {
@@ -168,9 +176,13 @@ Result<KubeCredentials> parse_kubeconfig(std::string_view text, const std::strin
     bool has_cert = !c.client_cert_pem.empty() || !c.client_cert_file.empty();
     bool has_key = !c.client_key_pem.empty() || !c.client_key_file.empty();
     if (has_cert != has_key)
-      return invalid(source, "user \"" + user_name + "\" has a client certificate without its key, or a key without its certificate");
+      return invalid(
+          source,
+          "user \"" + user_name +
+              "\" has a client certificate without its key, or a key without its certificate");
     if (!has_cert && c.token.empty() && c.token_file.empty())
-      return invalid(source, "user \"" + user_name + "\" has no token, tokenFile or client certificate");
+      return invalid(source,
+                     "user \"" + user_name + "\" has no token, tokenFile or client certificate");
   } catch (const YAML::Exception& e) {
     return invalid(source, std::string("cannot be read: ") + e.what());
   }
@@ -179,9 +191,11 @@ Result<KubeCredentials> parse_kubeconfig(std::string_view text, const std::strin
 
 Result<KubeCredentials> load_kubeconfig(const std::string& path, const std::string& context) {
   if (path.find(':') != std::string::npos)
-    return Status::Invalid("kubeconfig \"" + path + "\": tripline reads one file, not a list of files");
+    return Status::Invalid("kubeconfig \"" + path +
+                           "\": tripline reads one file, not a list of files");
   std::string text;
-  if (!read_small_file(path, &text)) return Status::Invalid("kubeconfig \"" + path + "\" cannot be read");
+  if (!read_small_file(path, &text))
+    return Status::Invalid("kubeconfig \"" + path + "\" cannot be read");
   auto slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
   auto c = parse_kubeconfig(text, dir, context);
@@ -197,7 +211,8 @@ Result<KubeCredentials> load_kubeconfig(const std::string& path, const std::stri
 
 Result<KubeCredentials> in_cluster(const std::string& host, const std::string& port,
                                    const std::string& account_dir) {
-  if (host.empty()) return Status::NotFound("not in a Kubernetes cluster (KUBERNETES_SERVICE_HOST is not set)");
+  if (host.empty())
+    return Status::NotFound("not in a Kubernetes cluster (KUBERNETES_SERVICE_HOST is not set)");
   KubeCredentials c;
   c.source = "in-cluster service account (" + account_dir + ")";
   bool v6 = host.find(':') != std::string::npos;

@@ -1,6 +1,6 @@
-// Where the Kubernetes API is and how tripline proves who it is (docs/kubernetes.md, "Credentials"):
-// from a kubeconfig file, or from the pod's service account when tripline runs in a cluster.
-// Reading them does file I/O only; nothing here talks to the API server.
+// Where the Kubernetes API is and how tripline proves who it is (docs/kubernetes.md,
+// "Credentials"): from a kubeconfig file, or from the pod's service account when tripline runs in a
+// cluster. Reading them does file I/O only; nothing here talks to the API server.
 #pragma once
 
 #include <string>
@@ -21,7 +21,7 @@ struct KubeCredentials {
   // Client certificate and key, each a PEM file or PEM text.
   std::string client_cert_file, client_cert_pem, client_key_file, client_key_pem;
   std::string default_namespace = "default";  // for configs that name none
-  std::string source;                         // for messages: "kubeconfig /x (context c)", "in-cluster"
+  std::string source;  // for messages: "kubeconfig /x (context c)", "in-cluster"
 };
 
 // Reads a kubeconfig file: the context `context`, or the file's current-context when empty.

@@ -1,12 +1,12 @@
 // The kubernetes backend without a peer: its config, kubeconfig files, the in-cluster service
 // account, and reading the API's answers.
-#include <catch2/catch.hpp>
+#include "kubeconfig.h"
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
 
 #include "config.h"
-#include "kubeconfig.h"
 #include "kubernetes.h"
 
 using namespace tripline;
@@ -95,7 +95,8 @@ TEST_CASE("kubeconfig: client certificate files and a tokenFile") {
 clusters: [{name: k, cluster: {server: "https://k:6443", certificate-authority: /abs/ca.pem}}]
 contexts: [{name: c, context: {cluster: k, user: u}}]
 users: [{name: u, user: {client-certificate: u.crt, client-key: /abs/u.key, tokenFile: tok}}]
-)", "/home/ops/.kube", "");
+)",
+                            "/home/ops/.kube", "");
   INFO(c.status().message());
   REQUIRE(c.ok());
   CHECK(c->ca_file == "/abs/ca.pem");
@@ -109,7 +110,8 @@ TEST_CASE("kubeconfig: insecure-skip-tls-verify is refused, never honoured") {
 clusters: [{name: k, cluster: {server: "https://k:6443", insecure-skip-tls-verify: true}}]
 contexts: [{name: c, context: {cluster: k, user: u}}]
 users: [{name: u, user: {token: t}}]
-)", "", "");
+)",
+                            "", "");
   REQUIRE_FALSE(c.ok());
   CHECK(c.status().message().find("insecure-skip-tls-verify") != std::string::npos);
   CHECK(c.status().message().find("always verifies") != std::string::npos);
@@ -131,32 +133,38 @@ TEST_CASE("kubeconfig: what tripline cannot use is refused with the reason") {
 clusters: [{name: k, cluster: {server: "http://k:8080", certificate-authority-data: Q0E=}}]
 contexts: [{name: c, context: {cluster: k, user: u}}]
 users: [{name: u, user: {token: t}}]
-)", "", "is not an https:// URL");
+)",
+          "", "is not an https:// URL");
   refused(R"(current-context: c
 clusters: [{name: k, cluster: {server: "https://k:6443"}}]
 contexts: [{name: c, context: {cluster: k, user: u}}]
 users: [{name: u, user: {token: t}}]
-)", "", "names no CA");
+)",
+          "", "names no CA");
   refused(R"(current-context: c
 clusters: [{name: k, cluster: {server: "https://k:6443", certificate-authority-data: Q0E=}}]
 contexts: [{name: c, context: {cluster: k, user: u}}]
 users: [{name: u, user: {exec: {command: aws}}}]
-)", "", "exec or auth-provider");
+)",
+          "", "exec or auth-provider");
   refused(R"(current-context: c
 clusters: [{name: k, cluster: {server: "https://k:6443", certificate-authority-data: Q0E=}}]
 contexts: [{name: c, context: {cluster: k, user: u}}]
 users: [{name: u, user: {client-certificate-data: Q0E=}}]
-)", "", "without its key");
+)",
+          "", "without its key");
   refused(R"(current-context: c
 clusters: [{name: k, cluster: {server: "https://k:6443", certificate-authority-data: "not base64!"}}]
 contexts: [{name: c, context: {cluster: k, user: u}}]
 users: [{name: u, user: {token: t}}]
-)", "", "is not base64");
+)",
+          "", "is not base64");
   refused(R"(current-context: c
 clusters: [{name: k, cluster: {server: "https://k:6443", certificate-authority-data: Q0E=}}]
 contexts: [{name: c, context: {cluster: gone, user: u}}]
 users: [{name: u, user: {token: t}}]
-)", "", "no cluster named \"gone\"");
+)",
+          "", "no cluster named \"gone\"");
 }
 
 TEST_CASE("kubeconfig: a file is read and named in errors; a list of files is refused") {
@@ -176,7 +184,8 @@ TEST_CASE("kubeconfig: a file is read and named in errors; a list of files is re
   std::system(("rm -rf " + dir).c_str());
 }
 
-TEST_CASE("kubernetes in-cluster: the API from the environment, token, CA and namespace from files") {
+TEST_CASE(
+    "kubernetes in-cluster: the API from the environment, token, CA and namespace from files") {
   std::string dir = temp_dir();
   write(dir + "/token", "sa-token\n");
   write(dir + "/ca.crt", "PEM");
@@ -219,7 +228,8 @@ TEST_CASE("scale-service config: the kubernetes backend") {
   CHECK(c->namespace_ == "prod");
   CHECK(c->name == "db");
   CHECK(target_fields(*c) == json{{"namespace", "prod"}, {"kind", "statefulset"}, {"name", "db"}});
-  auto d = parse_config(json::parse(R"({"backend":"kubernetes","name":"web.v2","action":"down","max":3})"));
+  auto d = parse_config(
+      json::parse(R"({"backend":"kubernetes","name":"web.v2","action":"down","max":3})"));
   REQUIRE(d.ok());
   CHECK(d->kind == "deployment");
   CHECK(d->namespace_.empty());  // the driver fills in the default namespace
@@ -234,9 +244,12 @@ TEST_CASE("scale-service config: the kubernetes backend") {
   auto swarm = parse_config(json::parse(R"({"service":"web","name":"web","action":"up","max":3})"));
   REQUIRE_FALSE(swarm.ok());
   CHECK(has_field(swarm.status(), "config.name"));
-  CHECK_FALSE(parse_config(json::parse(R"({"backend":"nomad","service":"web","action":"up","max":3})")).ok());
-  CHECK_FALSE(parse_config(json::parse(
-      R"({"backend":"kubernetes","name":")" + std::string(254, 'a') + R"(","action":"up","max":3})")).ok());
+  CHECK_FALSE(
+      parse_config(json::parse(R"({"backend":"nomad","service":"web","action":"up","max":3})"))
+          .ok());
+  CHECK_FALSE(parse_config(json::parse(R"({"backend":"kubernetes","name":")" +
+                                       std::string(254, 'a') + R"(","action":"up","max":3})"))
+                  .ok());
 }
 
 TEST_CASE("scale-service config: the schema offers both backends to the form") {
@@ -258,12 +271,15 @@ TEST_CASE("kubernetes API: a Scale is read, spec.replicas missing means 0") {
   CHECK(s.replicas == 3);
   CHECK(s.status_replicas == 2);
   CHECK(s.resource_version == "42");
-  a = KubernetesApi::parse_scale(R"({"kind":"Scale","metadata":{"resourceVersion":"7"},"spec":{},"status":{"replicas":0}})", &s);
+  a = KubernetesApi::parse_scale(
+      R"({"kind":"Scale","metadata":{"resourceVersion":"7"},"spec":{},"status":{"replicas":0}})",
+      &s);
   CHECK(a.error == KubernetesApi::Error::kNone);
   CHECK(s.replicas == 0);
-  for (const char* bad : {R"({"kind":"Status"})", R"({"kind":"Scale","spec":{"replicas":-1}})",
-                          R"({"kind":"Scale","spec":{"replicas":1.5}})", R"({"kind":"Scale","spec":[]})",
-                          "[[[[", R"({"kind":"Scale","spec":{"replicas":99999999999999999999}})"}) {
+  for (const char* bad :
+       {R"({"kind":"Status"})", R"({"kind":"Scale","spec":{"replicas":-1}})",
+        R"({"kind":"Scale","spec":{"replicas":1.5}})", R"({"kind":"Scale","spec":[]})", "[[[[",
+        R"({"kind":"Scale","spec":{"replicas":99999999999999999999}})"}) {
     INFO(bad);
     CHECK(KubernetesApi::parse_scale(bad, &s).error == KubernetesApi::Error::kBadAnswer);
   }
@@ -277,7 +293,9 @@ TEST_CASE("kubernetes API: Status answers map to what can be retried") {
     r.body = body;
     return KubernetesApi::classify(r);
   };
-  auto nf = classify(404, R"({"kind":"Status","status":"Failure","message":"deployments.apps \"web\" not found","reason":"NotFound","code":404})");
+  auto nf = classify(
+      404,
+      R"({"kind":"Status","status":"Failure","message":"deployments.apps \"web\" not found","reason":"NotFound","code":404})");
   CHECK(nf.error == E::kNotFound);
   CHECK(nf.message == "deployments.apps \"web\" not found");
   CHECK(classify(401).error == E::kUnauthorized);

@@ -7,8 +7,10 @@
 namespace tripline::scale_service {
 
 KubernetesApi::KubernetesApi(Result<KubeCredentials> credentials) {
-  if (credentials.ok()) credentials_ = std::move(credentials).value();
-  else why_not_ = credentials.status().message();
+  if (credentials.ok())
+    credentials_ = std::move(credentials).value();
+  else
+    why_not_ = credentials.status().message();
 }
 
 std::string KubernetesApi::where() const {
@@ -24,8 +26,8 @@ const std::string& KubernetesApi::default_namespace() const {
 std::string KubernetesApi::scale_path(const std::string& kind, const std::string& ns,
                                       const std::string& name) {
   // ns and name are DNS-1123 names (checked by parse_config): nothing to escape.
-  return "/apis/apps/v1/namespaces/" + ns + "/" + (kind == "statefulset" ? "statefulsets" : "deployments") +
-         "/" + name + "/scale";
+  return "/apis/apps/v1/namespaces/" + ns + "/" +
+         (kind == "statefulset" ? "statefulsets" : "deployments") + "/" + name + "/scale";
 }
 
 OutboundResponse KubernetesApi::call(const std::string& method, const std::string& path,
@@ -73,13 +75,20 @@ KubernetesApi::Answer KubernetesApi::classify(const OutboundResponse& r) {
     if (message.size() > 500) message = message.substr(0, 500) + "...";
   }
   switch (r.status) {
-    case 401: return {Error::kUnauthorized, message};
-    case 403: return {Error::kForbidden, message};
-    case 404: return {Error::kNotFound, message};
-    case 409: return {Error::kConflict, message};
-    case 422: return {Error::kInvalid, message};
-    case 429: return {Error::kTooManyRequests, message};
-    default: break;
+    case 401:
+      return {Error::kUnauthorized, message};
+    case 403:
+      return {Error::kForbidden, message};
+    case 404:
+      return {Error::kNotFound, message};
+    case 409:
+      return {Error::kConflict, message};
+    case 422:
+      return {Error::kInvalid, message};
+    case 429:
+      return {Error::kTooManyRequests, message};
+    default:
+      break;
   }
   if (r.status >= 500) return {Error::kServer, message};
   return {Error::kRejected, message};
@@ -99,7 +108,8 @@ bool count(const nlohmann::json& j, int64_t* out) {
 
 KubernetesApi::Answer KubernetesApi::parse_scale(std::string_view body, Scale* out) {
   auto parsed = parse_json_bounded(body);
-  if (!parsed.ok()) return {Error::kBadAnswer, "the Scale JSON from the Kubernetes API " + parsed.why()};
+  if (!parsed.ok())
+    return {Error::kBadAnswer, "the Scale JSON from the Kubernetes API " + parsed.why()};
   const nlohmann::json& j = parsed.value;
   auto bad = [](const std::string& why) {
     return Answer{Error::kBadAnswer, "unexpected Scale JSON from the Kubernetes API: " + why};
@@ -141,7 +151,8 @@ KubernetesApi::Answer KubernetesApi::patch_scale(const std::string& kind, const 
   nlohmann::json patch = {{"spec", {{"replicas", replicas}}}};
   // A precondition: the API answers 409 Conflict when the object has moved on since our read.
   if (!resource_version.empty()) patch["metadata"] = {{"resourceVersion", resource_version}};
-  auto r = call("PATCH", scale_path(kind, ns, name), patch.dump(), std::chrono::milliseconds(10000));
+  auto r =
+      call("PATCH", scale_path(kind, ns, name), patch.dump(), std::chrono::milliseconds(10000));
   Answer a = classify(r);
   if (a.error != Error::kNone) return a;
   return parse_scale(r.body, out);

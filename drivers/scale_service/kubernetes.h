@@ -3,8 +3,8 @@
 #pragma once
 
 #include <chrono>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,8 +32,19 @@ class KubernetesApi {
   };
   // kBadAnswer: the answer broke tripline's limits for peer JSON or is not a Scale.
   enum class Error {
-    kNone, kNotConfigured, kUnreachable, kTls, kUnauthorized, kForbidden, kNotFound, kConflict,
-    kInvalid, kTooManyRequests, kServer, kRejected, kBadAnswer
+    kNone,
+    kNotConfigured,
+    kUnreachable,
+    kTls,
+    kUnauthorized,
+    kForbidden,
+    kNotFound,
+    kConflict,
+    kInvalid,
+    kTooManyRequests,
+    kServer,
+    kRejected,
+    kBadAnswer
   };
   struct Answer {
     Error error = Error::kNone;
@@ -56,8 +67,8 @@ class KubernetesApi {
   static Answer classify(const OutboundResponse& r);
 
  private:
-  OutboundResponse call(const std::string& method, const std::string& path,
-                        const std::string& body, std::chrono::milliseconds timeout) const;
+  OutboundResponse call(const std::string& method, const std::string& path, const std::string& body,
+                        std::chrono::milliseconds timeout) const;
   static std::string scale_path(const std::string& kind, const std::string& ns,
                                 const std::string& name);
 

@@ -2,9 +2,9 @@
 // against a fake: no Kubernetes API server can run here, so tests/support/kube_apiserver_fake.h
 // plays one on loopback, over TLS with a CA the test generates, following upstream's behaviour
 // as docs/kubernetes.md writes it down.
-#include <catch2/catch.hpp>
 #include <openssl/evp.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
 
@@ -20,7 +20,8 @@ namespace {
 std::string base64(const std::string& in) {
   std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -31,15 +32,18 @@ void write(const std::string& path, const std::string& text) {
 }
 
 // A kubeconfig for the fake: the CA as a file next to it, and `user` as the user entry.
-std::string kubeconfig(const std::string& dir, const FakeKubeApiServer& api, const std::string& ca_pem,
-                       const std::string& user) {
+std::string kubeconfig(const std::string& dir, const FakeKubeApiServer& api,
+                       const std::string& ca_pem, const std::string& user) {
   write(dir + "/ca.crt", ca_pem);
   std::string path = dir + "/kubeconfig";
-  write(path, "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
-              "clusters:\n- name: fake\n  cluster:\n    server: " + api.url() +
-                  "\n    certificate-authority: ca.crt\n"
-                  "contexts:\n- name: test\n  context:\n    cluster: fake\n    user: tripline\n"
-                  "users:\n- name: tripline\n  user:\n" + user);
+  write(path,
+        "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+        "clusters:\n- name: fake\n  cluster:\n    server: " +
+            api.url() +
+            "\n    certificate-authority: ca.crt\n"
+            "contexts:\n- name: test\n  context:\n    cluster: fake\n    user: tripline\n"
+            "users:\n- name: tripline\n  user:\n" +
+            user);
   return path;
 }
 
@@ -79,9 +83,13 @@ TEST_CASE("contract: kubernetes scale up and down within bounds through a tripli
   std::string dir = make_temp_dir("tl-k8s");
   TestServer s("", options(kubeconfig(dir, api, api.ca().cert_pem(), "    token: sa-token-1\n")));
 
-  auto up = s.create_receiver(receiver(
-      "web-up", {{"kind", "deployment"}, {"namespace", "prod"}, {"name", "web"}, {"action", "up"},
-                 {"by", 2}, {"min", 1}, {"max", 5}}));
+  auto up = s.create_receiver(receiver("web-up", {{"kind", "deployment"},
+                                                  {"namespace", "prod"},
+                                                  {"name", "web"},
+                                                  {"action", "up"},
+                                                  {"by", 2},
+                                                  {"min", 1},
+                                                  {"max", 5}}));
   CHECK(up["description"] == "Scale up deployment prod/web by 2, between 1 and 5");
   CHECK(up["target"] == "k8s:prod/deployment/web");
   api.clear_requests();
@@ -118,30 +126,41 @@ TEST_CASE("contract: kubernetes scale up and down within bounds through a tripli
   CHECK(api.replicas("deployment", "prod", "web") == 5);
   for (auto& r : scale_requests(api)) CHECK(r.method == "GET");
 
-  auto down = s.create_receiver(receiver(
-      "web-down", {{"namespace", "prod"}, {"name", "web"}, {"action", "down"}, {"by", 10}, {"min", 1}, {"max", 5}}));
+  auto down = s.create_receiver(receiver("web-down", {{"namespace", "prod"},
+                                                      {"name", "web"},
+                                                      {"action", "down"},
+                                                      {"by", 10},
+                                                      {"min", 1},
+                                                      {"max", 5}}));
   auto d = s.wait_finished(accepted_id(s.trigger(down["trigger_url"])));
   CHECK(d["result"]["replicas_after"] == 1);
   CHECK(d["result"]["clamped"] == true);
   CHECK(api.replicas("deployment", "prod", "web") == 1);
 
   // A StatefulSet to 0 (the API then omits spec.replicas), and up again from there.
-  auto zero = s.create_receiver(receiver(
-      "db-zero", {{"kind", "statefulset"}, {"namespace", "prod"}, {"name", "db"}, {"action", "set"},
-                  {"replicas", 0}, {"max", 3}}));
+  auto zero = s.create_receiver(receiver("db-zero", {{"kind", "statefulset"},
+                                                     {"namespace", "prod"},
+                                                     {"name", "db"},
+                                                     {"action", "set"},
+                                                     {"replicas", 0},
+                                                     {"max", 3}}));
   CHECK(zero["target"] == "k8s:prod/statefulset/db");
   CHECK(s.wait_finished(accepted_id(s.trigger(zero["trigger_url"])))["status"] == "succeeded");
   CHECK(api.replicas("statefulset", "prod", "db") == 0);
-  auto db_up = s.create_receiver(receiver(
-      "db-up", {{"kind", "statefulset"}, {"namespace", "prod"}, {"name", "db"}, {"action", "up"}, {"max", 3}}));
+  auto db_up = s.create_receiver(receiver("db-up", {{"kind", "statefulset"},
+                                                    {"namespace", "prod"},
+                                                    {"name", "db"},
+                                                    {"action", "up"},
+                                                    {"max", 3}}));
   auto e2 = s.wait_finished(accepted_id(s.trigger(db_up["trigger_url"])));
   CHECK(e2["result"]["replicas_before"] == 0);
   CHECK(e2["result"]["replicas_after"] == 1);
   CHECK(api.replicas("statefulset", "prod", "db") == 1);
 
   // Saving a receiver checks the object exists.
-  auto ghost = s.request("POST", "/api/v1/receivers",
-                         receiver("ghost", {{"namespace", "prod"}, {"name", "ghost"}, {"action", "up"}, {"max", 3}}));
+  auto ghost = s.request(
+      "POST", "/api/v1/receivers",
+      receiver("ghost", {{"namespace", "prod"}, {"name", "ghost"}, {"action", "up"}, {"max", 3}}));
   INFO(ghost.body);
   CHECK(ghost.status == 422);
   CHECK(json::parse(ghost.body)["fields"][0]["field"] == "config.name");
@@ -196,7 +215,8 @@ TEST_CASE("contract: kubernetes 403 fails at once with a clear message and no re
   api.add("deployment", "locked", "web", 1);
   std::string dir = make_temp_dir("tl-k8s");
   TestServer s("", options(kubeconfig(dir, api, api.ca().cert_pem(), "    token: t\n")));
-  auto r = s.create_receiver(receiver("locked", {{"namespace", "locked"}, {"name", "web"}, {"action", "up"}, {"max", 3}}));
+  auto r = s.create_receiver(
+      receiver("locked", {{"namespace", "locked"}, {"name", "web"}, {"action", "up"}, {"max", 3}}));
   api.forbid_namespace("locked");  // RBAC taken away after the receiver was saved
   api.clear_requests();
   auto e = s.wait_finished(accepted_id(s.trigger(r["trigger_url"])));
@@ -206,13 +226,16 @@ TEST_CASE("contract: kubernetes 403 fails at once with a clear message and no re
   std::string error = e["error"];
   CHECK(error.find("forbids tripline to scale deployment locked/web") != std::string::npos);
   CHECK(error.find("get and patch on deployments/scale") != std::string::npos);
-  CHECK(error.find("cannot get resource \"deployments/scale\"") != std::string::npos);  // the API's words
+  CHECK(error.find("cannot get resource \"deployments/scale\"") !=
+        std::string::npos);  // the API's words
   CHECK(scale_requests(api).size() == 1);
   CHECK(api.replicas("deployment", "locked", "web") == 1);
 
   // The same when the receiver is saved: refused, with the reason.
-  auto again = s.request("POST", "/api/v1/receivers",
-                         receiver("locked2", {{"namespace", "locked"}, {"name", "web"}, {"action", "up"}, {"max", 3}}));
+  auto again =
+      s.request("POST", "/api/v1/receivers",
+                receiver("locked2",
+                         {{"namespace", "locked"}, {"name", "web"}, {"action", "up"}, {"max", 3}}));
   CHECK(again.status == 422);
   CHECK(again.body.find("403 Forbidden") != std::string::npos);
   s.stop();
@@ -244,7 +267,8 @@ TEST_CASE("contract: kubernetes 401, 404 and 5xx: which are retried") {
   auto gone = s.wait_finished(accepted_id(s.trigger(r["trigger_url"])));
   CHECK(gone["status"] == "failed");
   CHECK(gone["attempts"] == 1);
-  CHECK(gone["error"].get<std::string>().find("deployment default/web does not exist") != std::string::npos);
+  CHECK(gone["error"].get<std::string>().find("deployment default/web does not exist") !=
+        std::string::npos);
   s.stop();
   sh("rm -rf " + dir);
 }
@@ -255,8 +279,9 @@ TEST_CASE("contract: kubernetes TLS with a wrong CA fails, never silently insecu
   TestCa other("some-other-ca");
   std::string dir = make_temp_dir("tl-k8s");
   TestServer s("", options(kubeconfig(dir, api, other.cert_pem(), "    token: t\n")));
-  auto r = s.request("POST", "/api/v1/receivers",
-                     receiver("web", {{"namespace", "prod"}, {"name", "web"}, {"action", "up"}, {"max", 3}}));
+  auto r = s.request(
+      "POST", "/api/v1/receivers",
+      receiver("web", {{"namespace", "prod"}, {"name", "web"}, {"action", "up"}, {"max", 3}}));
   INFO(r.body);
   CHECK(r.status == 422);
   CHECK(r.body.find("TLS certificate") != std::string::npos);
@@ -264,13 +289,15 @@ TEST_CASE("contract: kubernetes TLS with a wrong CA fails, never silently insecu
   s.stop();
 
   // A kubeconfig that asks to skip verification turns the backend off, and says why.
-  write(dir + "/insecure", "current-context: c\nclusters: [{name: k, cluster: {server: \"" + api.url() +
+  write(dir + "/insecure", "current-context: c\nclusters: [{name: k, cluster: {server: \"" +
+                               api.url() +
                                "\", insecure-skip-tls-verify: true}}]\n"
                                "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
                                "users: [{name: u, user: {token: t}}]\n");
   TestServer insecure("", options(dir + "/insecure"));
-  auto refused = insecure.request("POST", "/api/v1/receivers",
-                                  receiver("web", {{"namespace", "prod"}, {"name", "web"}, {"action", "up"}, {"max", 3}}));
+  auto refused = insecure.request(
+      "POST", "/api/v1/receivers",
+      receiver("web", {{"namespace", "prod"}, {"name", "web"}, {"action", "up"}, {"max", 3}}));
   INFO(refused.body);
   CHECK(refused.status == 422);
   CHECK(refused.body.find("insecure-skip-tls-verify") != std::string::npos);
@@ -287,7 +314,8 @@ TEST_CASE("contract: kubernetes client certificate from kubeconfig data") {
   std::string user = "    client-certificate-data: " + base64(client.cert_pem) +
                      "\n    client-key-data: " + base64(client.key_pem) + "\n";
   TestServer s("", options(kubeconfig(dir, api, api.ca().cert_pem(), user)));
-  auto r = s.create_receiver(receiver("web", {{"namespace", "prod"}, {"name", "web"}, {"action", "up"}, {"max", 3}}));
+  auto r = s.create_receiver(
+      receiver("web", {{"namespace", "prod"}, {"name", "web"}, {"action", "up"}, {"max", 3}}));
   auto e = s.wait_finished(accepted_id(s.trigger(r["trigger_url"])));
   CHECK(e["status"] == "succeeded");
   CHECK(api.replicas("deployment", "prod", "web") == 2);

@@ -89,42 +89,66 @@ std::string trim(std::string s) {
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Entity";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Status";
   }
 }
 
 const char* status_reason(int code) {
   switch (code) {
-    case 400: return "BadRequest";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 405: return "MethodNotAllowed";
-    case 409: return "Conflict";
-    case 415: return "UnsupportedMediaType";
-    case 422: return "Invalid";
-    case 429: return "TooManyRequests";
-    case 503: return "ServiceUnavailable";
-    default: return "InternalError";
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 409:
+      return "Conflict";
+    case 415:
+      return "UnsupportedMediaType";
+    case 422:
+      return "Invalid";
+    case 429:
+      return "TooManyRequests";
+    case 503:
+      return "ServiceUnavailable";
+    default:
+      return "InternalError";
   }
 }
 
 // A meta/v1 Status, as the API server writes it.
 std::string status_body(int code, const std::string& message, json details = nullptr) {
-  json s = {{"kind", "Status"},     {"apiVersion", "v1"}, {"metadata", json::object()},
-            {"status", "Failure"},  {"message", message}, {"reason", status_reason(code)},
+  json s = {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
+            {"status", "Failure"}, {"message", message}, {"reason", status_reason(code)},
             {"code", code}};
   if (!details.is_null()) s["details"] = details;
   return s.dump();
@@ -177,7 +201,8 @@ FakeKubeApiServer::FakeKubeApiServer(std::string token) : token_(std::move(token
   BIO* kb = BIO_new_mem_buf(leaf.key_pem.data(), static_cast<int>(leaf.key_pem.size()));
   EVP_PKEY* key = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
   BIO_free(kb);
-  if (!cert || !key || SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1)
+  if (!cert || !key || SSL_CTX_use_certificate(ctx, cert) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx, key) != 1)
     throw std::runtime_error("fake kube-apiserver: cannot load its certificate");
   X509_free(cert);
   EVP_PKEY_free(key);
@@ -325,7 +350,8 @@ void FakeKubeApiServer::handle(int fd) {
       std::string h = head.substr(pos, end - pos);
       pos = end + 2;
       size_t colon = h.find(':');
-      if (colon != std::string::npos) req.headers[lower(h.substr(0, colon))] = trim(h.substr(colon + 1));
+      if (colon != std::string::npos)
+        req.headers[lower(h.substr(0, colon))] = trim(h.substr(colon + 1));
     }
     size_t length = 0;
     if (auto it = req.headers.find("content-length"); it != req.headers.end())
@@ -341,9 +367,10 @@ void FakeKubeApiServer::handle(int fd) {
       std::lock_guard<std::mutex> l(mu_);
       requests_.push_back(req);
     }
-    std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) +
-                      "\r\nContent-Type: application/json\r\nContent-Length: " +
-                      std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n" + r.body;
+    std::string out =
+        "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(r.body.size()) +
+        "\r\nConnection: close\r\n\r\n" + r.body;
     SSL_write(ssl, out.data(), static_cast<int>(out.size()));
   }
   SSL_shutdown(ssl);
@@ -360,7 +387,9 @@ FakeKubeApiServer::Response FakeKubeApiServer::route(Request& req) {
 
   std::string path = req.path.substr(0, req.path.find('?'));
   if (path == "/version") {
-    if (req.method != "GET") return {405, status_body(405, "the server does not allow this method on the requested resource")};
+    if (req.method != "GET")
+      return {405,
+              status_body(405, "the server does not allow this method on the requested resource")};
     return {200, json{{"major", "1"}, {"minor", "29"}, {"gitVersion", "v1.29.0-fake"}}.dump()};
   }
   // /apis/apps/v1/namespaces/{ns}/{resource}/{name}/scale
@@ -378,7 +407,9 @@ FakeKubeApiServer::Response FakeKubeApiServer::route(Request& req) {
   const std::string &ns = seg[4], &resource = seg[5], &name = seg[6];
   json details = {{"name", name}, {"group", "apps"}, {"kind", resource}};
   const char* verb = req.method == "GET" ? "get" : req.method == "PATCH" ? "patch" : "";
-  if (!*verb) return {405, status_body(405, "the server does not allow this method on the requested resource", details)};
+  if (!*verb)
+    return {405, status_body(405, "the server does not allow this method on the requested resource",
+                             details)};
   if (std::find(forbidden_.begin(), forbidden_.end(), ns) != forbidden_.end())
     return {403, status_body(403,
                              resource + ".apps \"" + name + "\" is forbidden: User \"" + user +
@@ -396,16 +427,17 @@ FakeKubeApiServer::Response FakeKubeApiServer::route(Request& req) {
   auto scale = [&] {
     json spec = json::object();
     if (o.replicas != 0) spec["replicas"] = o.replicas;  // omitempty
-    return json{{"kind", "Scale"},
-                {"apiVersion", "autoscaling/v1"},
-                {"metadata",
-                 {{"name", name},
-                  {"namespace", ns},
-                  {"uid", "00000000-0000-4000-8000-" + std::to_string(100000000000 + o.resource_version)},
-                  {"resourceVersion", std::to_string(o.resource_version)},
-                  {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
-                {"spec", spec},
-                {"status", {{"replicas", o.replicas}, {"selector", "app=" + name}}}}
+    return json{
+        {"kind", "Scale"},
+        {"apiVersion", "autoscaling/v1"},
+        {"metadata",
+         {{"name", name},
+          {"namespace", ns},
+          {"uid", "00000000-0000-4000-8000-" + std::to_string(100000000000 + o.resource_version)},
+          {"resourceVersion", std::to_string(o.resource_version)},
+          {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
+        {"spec", spec},
+        {"status", {{"replicas", o.replicas}, {"selector", "app=" + name}}}}
         .dump();
   };
   if (req.method == "GET") {
@@ -421,10 +453,11 @@ FakeKubeApiServer::Response FakeKubeApiServer::route(Request& req) {
   std::string type = ct == req.headers.end() ? "" : ct->second.substr(0, ct->second.find(';'));
   if (type != "application/merge-patch+json" && type != "application/json-patch+json" &&
       type != "application/strategic-merge-patch+json" && type != "application/apply-patch+yaml")
-    return {415, status_body(415,
-                             "the body of the request was in an unknown format - accepted media types "
-                             "include: application/json-patch+json, application/merge-patch+json, "
-                             "application/apply-patch+yaml")};
+    return {415,
+            status_body(415,
+                        "the body of the request was in an unknown format - accepted media types "
+                        "include: application/json-patch+json, application/merge-patch+json, "
+                        "application/apply-patch+yaml")};
   if (type != "application/merge-patch+json")
     return {415, status_body(415, "the fake only speaks application/merge-patch+json")};
   json patch = json::parse(req.body, nullptr, false);
@@ -432,21 +465,25 @@ FakeKubeApiServer::Response FakeKubeApiServer::route(Request& req) {
   if (auto m = patch.find("metadata"); m != patch.end() && m->is_object()) {
     if (auto rv = m->find("resourceVersion"); rv != m->end()) {
       if (!rv->is_string() || *rv != std::to_string(o.resource_version))
-        return {409, status_body(409,
-                                 "Operation cannot be fulfilled on " + resource + ".apps \"" + name +
-                                     "\": the object has been modified; please apply your changes "
-                                     "to the latest version and try again",
-                                 details)};
+        return {409,
+                status_body(409,
+                            "Operation cannot be fulfilled on " + resource + ".apps \"" + name +
+                                "\": the object has been modified; please apply your changes "
+                                "to the latest version and try again",
+                            details)};
     }
   }
   if (auto s = patch.find("spec"); s != patch.end() && s->is_object()) {
     if (auto r = s->find("replicas"); r != s->end()) {
       if (!r->is_number_integer())
-        return {400, status_body(400, "json: cannot unmarshal into Go struct field ScaleSpec.spec.replicas of type int32")};
+        return {400, status_body(400,
+                                 "json: cannot unmarshal into Go struct field "
+                                 "ScaleSpec.spec.replicas of type int32")};
       int64_t n = r->get<int64_t>();
       if (n < 0)
         return {422, status_body(422,
-                                 "Scale.autoscaling \"" + name + "\" is invalid: spec.replicas: Invalid value: " +
+                                 "Scale.autoscaling \"" + name +
+                                     "\" is invalid: spec.replicas: Invalid value: " +
                                      std::to_string(n) + ": must be greater than or equal to 0",
                                  details)};
       if (n != o.replicas) {

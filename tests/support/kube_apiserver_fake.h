@@ -60,7 +60,8 @@ class FakeKubeApiServer {
   const TestCa& ca() const { return ca_; }
 
   // kind: "deployment" or "statefulset".
-  void add(const std::string& kind, const std::string& ns, const std::string& name, int64_t replicas);
+  void add(const std::string& kind, const std::string& ns, const std::string& name,
+           int64_t replicas);
   int64_t replicas(const std::string& kind, const std::string& ns, const std::string& name) const;
   void set_token(std::string token);
   void forbid_namespace(const std::string& ns);
@@ -68,7 +69,7 @@ class FakeKubeApiServer {
   struct Request {
     std::string method, path, body;
     std::map<std::string, std::string> headers;  // names lower-cased
-    std::string client_cn;                        // the verified client certificate's CN, if any
+    std::string client_cn;                       // the verified client certificate's CN, if any
     int status = 0;
   };
   std::vector<Request> requests() const;

@@ -1,8 +1,8 @@
 // deploy/kubernetes/: the manifests parse, and the Role grants tripline exactly what scaling needs
 // (get and patch on deployments/scale and statefulsets/scale), nothing more.
-#include <catch2/catch.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -66,7 +66,8 @@ TEST_CASE("deploy/kubernetes: the Role grants exactly get and patch on the scale
   REQUIRE(role["rules"].size() == 1);
   const YAML::Node rule = role["rules"][0];
   CHECK(strings(rule["apiGroups"]) == std::multiset<std::string>{"apps"});
-  CHECK(strings(rule["resources"]) == std::multiset<std::string>{"deployments/scale", "statefulsets/scale"});
+  CHECK(strings(rule["resources"]) ==
+        std::multiset<std::string>{"deployments/scale", "statefulsets/scale"});
   CHECK(strings(rule["verbs"]) == std::multiset<std::string>{"get", "patch"});
   CHECK_FALSE(rule["resourceNames"]);
   CHECK_FALSE(rule["nonResourceURLs"]);
@@ -74,17 +75,21 @@ TEST_CASE("deploy/kubernetes: the Role grants exactly get and patch on the scale
   auto bindings = of_kind(docs, "RoleBinding");
   REQUIRE(bindings.size() == 1);
   const YAML::Node& b = bindings[0];
-  CHECK(b["metadata"]["namespace"].as<std::string>() == role["metadata"]["namespace"].as<std::string>());
+  CHECK(b["metadata"]["namespace"].as<std::string>() ==
+        role["metadata"]["namespace"].as<std::string>());
   CHECK(b["roleRef"]["kind"].as<std::string>() == "Role");
   CHECK(b["roleRef"]["name"].as<std::string>() == role["metadata"]["name"].as<std::string>());
   REQUIRE(b["subjects"].size() == 1);
   auto account = of_kind(docs, "ServiceAccount")[0];
   CHECK(b["subjects"][0]["kind"].as<std::string>() == "ServiceAccount");
-  CHECK(b["subjects"][0]["name"].as<std::string>() == account["metadata"]["name"].as<std::string>());
-  CHECK(b["subjects"][0]["namespace"].as<std::string>() == account["metadata"]["namespace"].as<std::string>());
+  CHECK(b["subjects"][0]["name"].as<std::string>() ==
+        account["metadata"]["name"].as<std::string>());
+  CHECK(b["subjects"][0]["namespace"].as<std::string>() ==
+        account["metadata"]["namespace"].as<std::string>());
 }
 
-TEST_CASE("deploy/kubernetes: one replica on the PVC, as the service account, secrets from the Secret") {
+TEST_CASE(
+    "deploy/kubernetes: one replica on the PVC, as the service account, secrets from the Secret") {
   auto docs = all_documents();
   auto d = of_kind(docs, "Deployment").at(0);
   CHECK(d["spec"]["replicas"].as<int>() == 1);
@@ -94,7 +99,8 @@ TEST_CASE("deploy/kubernetes: one replica on the PVC, as the service account, se
         of_kind(docs, "ServiceAccount")[0]["metadata"]["name"].as<std::string>());
   std::string claim;
   for (const auto& v : pod["volumes"])
-    if (v["persistentVolumeClaim"]) claim = v["persistentVolumeClaim"]["claimName"].as<std::string>();
+    if (v["persistentVolumeClaim"])
+      claim = v["persistentVolumeClaim"]["claimName"].as<std::string>();
   CHECK(claim == of_kind(docs, "PersistentVolumeClaim")[0]["metadata"]["name"].as<std::string>());
 
   auto secret = of_kind(docs, "Secret")[0];
@@ -103,8 +109,9 @@ TEST_CASE("deploy/kubernetes: one replica on the PVC, as the service account, se
     if (e["name"].as<std::string>() != "TRIPLINE_ADMIN_TOKEN") continue;
     CHECK_FALSE(e["value"]);  // never inline
     const YAML::Node ref = e["valueFrom"]["secretKeyRef"];
-    admin_token_from_secret = ref && ref["name"].as<std::string>() == secret["metadata"]["name"].as<std::string>() &&
-                              secret["stringData"][ref["key"].as<std::string>()];
+    admin_token_from_secret =
+        ref && ref["name"].as<std::string>() == secret["metadata"]["name"].as<std::string>() &&
+        secret["stringData"][ref["key"].as<std::string>()];
   }
   CHECK(admin_token_from_secret);
   // The Service reaches the pod's port.
