@@ -9,7 +9,8 @@ foreach(f IN LISTS _sources)
   file(RELATIVE_PATH rel ${SOURCE_DIR} ${f})
   file(STRINGS ${f} _includes REGEX "^#include ")
   foreach(line IN LISTS _includes)
-    # Pistache belongs to the HTTP layer alone, SQLite to the store, ldns to dns-update.
+    # Pistache belongs to the HTTP layer alone, SQLite to the store, ldns to dns-update, yaml-cpp
+    # to scale-service (kubeconfig files).
     if(line MATCHES "<pistache/" AND NOT rel MATCHES "^server/http/")
       list(APPEND _bad "${rel}: ${line} (Pistache is private to server/http)")
     endif()
@@ -18,6 +19,9 @@ foreach(f IN LISTS _sources)
     endif()
     if(line MATCHES "<ldns/" AND NOT rel MATCHES "^drivers/dns_update/")
       list(APPEND _bad "${rel}: ${line} (ldns is private to drivers/dns_update)")
+    endif()
+    if(line MATCHES "<yaml-cpp/" AND NOT rel MATCHES "^drivers/scale_service/")
+      list(APPEND _bad "${rel}: ${line} (yaml-cpp is private to drivers/scale_service)")
     endif()
     # A relative path reaches around the layers' include directories; drivers may name their
     # own contract as "../driver.h", and their integration tests the test harness.

@@ -84,7 +84,10 @@ void print_usage(FILE* out) {
   std::fputs(kUsage, out);
   for (const auto& o : tripline::driver_options()) {
     std::string flag = std::string("--") + o.name + " VALUE";
-    std::fprintf(out, "  %-23s %-21s %s (default %s)\n", flag.c_str(), o.env, o.help, o.default_value);
+    if (*o.default_value)
+      std::fprintf(out, "  %-23s %-21s %s (default %s)\n", flag.c_str(), o.env, o.help, o.default_value);
+    else
+      std::fprintf(out, "  %-23s %-21s %s\n", flag.c_str(), o.env, o.help);
   }
   std::fputs(kUsageRest, out);
 }

@@ -6,7 +6,8 @@
 //
 // Fields whose title ends in "(a/b)" or whose description starts with "a only" are shown only
 // while a sibling select has one of those values, and are left out of the config while hidden:
-// "By how many (up/down)" follows `action`, "DNS server (rfc2136)" follows `backend`.
+// "By how many (up/down)" follows `action`, "DNS server (rfc2136)" follows `backend`. Such a
+// field that the schema's top-level if/then/else requires in one branch is required while shown.
 
 import { h, add, nextId } from './dom.js';
 
@@ -308,11 +309,19 @@ export function propertyOrder(schema) {
   return orderKeys(schema || {}, dependencies(schema || {}).deps);
 }
 
+// Keys that the schema's if/then/else requires in one branch, and that are shown only for some
+// values of a select: required while shown (scale-service: "service" for swarm, "name" for
+// kubernetes). Hidden fields are never checked.
+function conditionallyRequired(schema, conditions) {
+  const keys = [...(schema.then?.required || []), ...(schema.else?.required || [])];
+  return keys.filter((k) => conditions.has(k));
+}
+
 function objectNode(schema, ctx, { top = false, bare = false } = {}) {
   const props = schema.properties || {};
-  const requiredSet = new Set(schema.required || []);
   const value = ctx.value && typeof ctx.value === 'object' && !Array.isArray(ctx.value) ? ctx.value : {};
   const { deps, conditions } = dependencies(schema);
+  const requiredSet = new Set([...(schema.required || []), ...conditionallyRequired(schema, conditions)]);
 
   const children = [];
   for (const k of orderKeys(schema, deps)) {

@@ -1,9 +1,15 @@
 #include "scale_service.h"
 
+#include <cstdlib>
+
+#include "log.h"
+
 namespace tripline {
 
 using scale_service::Action;
 using scale_service::Config;
+using scale_service::KubeCredentials;
+using scale_service::KubernetesApi;
 using scale_service::SwarmApi;
 
 namespace {
@@ -29,13 +35,88 @@ Outcome failure(const SwarmApi::Answer& a, const std::string& service, const std
   }
 }
 
+// Kubernetes (docs/kubernetes.md, "Errors"): what a retry can fix (a conflict with another
+// writer, throttling, the API server's own trouble, the network) is retryable; what only an
+// operator can fix (credentials, RBAC, a missing object, a refused value) is final.
+Outcome kube_failure(const KubernetesApi::Answer& a, const std::string& what, const KubernetesApi& k) {
+  using E = KubernetesApi::Error;
+  switch (a.error) {
+    case E::kNotConfigured:
+      return Outcome::final("the kubernetes backend is not configured: " + a.message);
+    case E::kUnreachable:
+      return Outcome::retryable("cannot reach the Kubernetes API at " + k.where() + ": " + a.message);
+    case E::kTls:
+      return Outcome::final("refused the Kubernetes API's TLS certificate at " + k.where() +
+                            " (not retried; check the CA tripline was given): " + a.message);
+    case E::kUnauthorized:
+      return Outcome::final("the Kubernetes API did not accept tripline's credentials (401 Unauthorized; "
+                            "check the token or client certificate of " + k.where() + "): " + a.message);
+    case E::kForbidden:
+      return Outcome::final("the Kubernetes API forbids tripline to scale " + what +
+                            " (403 Forbidden; its account needs get and patch on deployments/scale and "
+                            "statefulsets/scale in that namespace, see deploy/kubernetes): " + a.message);
+    case E::kNotFound:
+      return Outcome::final(what + " does not exist (404 Not Found): " + a.message);
+    case E::kInvalid:
+      return Outcome::final("the Kubernetes API refused the change to " + what + " (422 Invalid): " + a.message);
+    case E::kConflict:
+      return Outcome::retryable("another writer kept changing " + what + " (409 Conflict): " + a.message);
+    case E::kTooManyRequests:
+      return Outcome::retryable("the Kubernetes API is throttling tripline (429): " + a.message);
+    case E::kServer:
+      return Outcome::retryable("the Kubernetes API answered: " + a.message);
+    case E::kBadAnswer:
+      return Outcome::final("refused the answer of the Kubernetes API at " + k.where() +
+                            " (not retried): " + a.message);
+    default:
+      return Outcome::final("the Kubernetes API rejected the request: " + a.message);
+  }
+}
+
 }  // namespace
+
+std::unique_ptr<Driver> ScaleServiceDriver::create(const DriverEnv& env) {
+  std::string kubeconfig = env.get(kKubeconfig);
+  Result<KubeCredentials> credentials = Status::NotFound(
+      "give tripline a kubeconfig (--kubeconfig or KUBECONFIG), or run it in a cluster");
+  if (!kubeconfig.empty()) {
+    credentials = scale_service::load_kubeconfig(kubeconfig, env.get(kKubeContext));
+  } else if (const char* host = std::getenv("KUBERNETES_SERVICE_HOST"); host && *host) {
+    const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
+    credentials = scale_service::in_cluster(host, port ? port : "", env.get(kKubeAccountDir));
+  }
+  if (credentials.ok())
+    log::info("scale-service: kubernetes backend", {{"api", credentials->server}, {"from", credentials->source}});
+  else if (credentials.status().code() != Status::Code::kNotFound)
+    log::error("scale-service: the kubernetes backend is off", {{"why", credentials.status().message()}});
+  return std::make_unique<ScaleServiceDriver>(env.get(kDockerHost), KubernetesApi(std::move(credentials)));
+}
+
+std::string ScaleServiceDriver::what(const Config& c) const {
+  if (c.backend == "swarm") return "service \"" + c.service + "\"";
+  return c.kind + " " + c.namespace_ + "/" + c.name;
+}
 
 Result<std::shared_ptr<const DriverConfig>> ScaleServiceDriver::validate(const nlohmann::json& j,
                                                                          bool check_peer) const {
   auto parsed = scale_service::parse_config(j);
   if (!parsed.ok()) return parsed.status();
   auto config = std::make_shared<Config>(std::move(parsed).value());
+  if (config->backend == "kubernetes") {
+    if (config->namespace_.empty()) config->namespace_ = kubernetes_.default_namespace();
+    if (check_peer) {
+      KubernetesApi::Scale scale;
+      auto a = kubernetes_.get_scale(config->kind, config->namespace_, config->name, &scale);
+      if (a.error != KubernetesApi::Error::kNone) {
+        std::string why = a.error == KubernetesApi::Error::kNotFound
+                              ? "no " + config->kind + " named \"" + config->name + "\" exists in namespace \"" +
+                                    config->namespace_ + "\""
+                              : "could not be checked: " + kube_failure(a, what(*config), kubernetes_).reason;
+        return Status::Invalid("config.name " + why, {{"config.name", why}});
+      }
+    }
+    return std::shared_ptr<const DriverConfig>(std::move(config));
+  }
   if (check_peer) {
     SwarmApi::Service s;
     auto a = swarm_.inspect(config->service, &s);
@@ -54,17 +135,20 @@ Result<std::shared_ptr<const DriverConfig>> ScaleServiceDriver::validate(const n
 std::string ScaleServiceDriver::describe(const DriverConfig& dc) const {
   const Config& c = typed(dc);
   std::string bounds = ", between " + std::to_string(c.min) + " and " + std::to_string(c.max);
+  std::string subject = c.backend == "swarm" ? c.service : c.kind + " " + c.namespace_ + "/" + c.name;
   switch (c.action) {
-    case Action::kUp: return "Scale up " + c.service + " by " + std::to_string(c.by) + bounds;
-    case Action::kDown: return "Scale down " + c.service + " by " + std::to_string(c.by) + bounds;
+    case Action::kUp: return "Scale up " + subject + " by " + std::to_string(c.by) + bounds;
+    case Action::kDown: return "Scale down " + subject + " by " + std::to_string(c.by) + bounds;
     case Action::kSet:
-      return "Scale " + c.service + " to " + std::to_string(c.replicas) + " replicas" + bounds;
+      return "Scale " + subject + " to " + std::to_string(c.replicas) + " replicas" + bounds;
   }
   return {};
 }
 
-std::string ScaleServiceDriver::target(const DriverConfig& c) const {
-  return typed(c).backend + ":" + typed(c).service;
+std::string ScaleServiceDriver::target(const DriverConfig& dc) const {
+  const Config& c = typed(dc);
+  if (c.backend == "kubernetes") return "k8s:" + c.namespace_ + "/" + c.kind + "/" + c.name;
+  return c.backend + ":" + c.service;
 }
 
 std::string ScaleServiceDriver::action(const DriverConfig& c) const {
@@ -83,6 +167,7 @@ Result<nlohmann::json> ScaleServiceDriver::inverse(const nlohmann::json& config)
 
 Plan ScaleServiceDriver::plan(const DriverConfig& dc) const {
   const Config& c = typed(dc);
+  if (c.backend == "kubernetes") return plan_kubernetes(c);
   SwarmApi::Service s;
   auto a = swarm_.inspect(c.service, &s);
   if (a.error != SwarmApi::Error::kNone) return Plan::failed(failure(a, c.service, swarm_.host()));
@@ -101,14 +186,14 @@ std::optional<nlohmann::json> ScaleServiceDriver::plan_after(const DriverConfig&
   auto replicas = previous.find("replicas");
   if (replicas == previous.end() || !replicas->is_number_integer()) return std::nullopt;
   auto d = scale_service::desired_replicas(c, replicas->get<int64_t>());
-  return nlohmann::json{{"service", c.service},
-                        {"replicas_before", *replicas},
-                        {"replicas", d.replicas},
-                        {"clamped", d.clamped}};
+  nlohmann::json out = scale_service::target_fields(c);
+  out.update({{"replicas_before", *replicas}, {"replicas", d.replicas}, {"clamped", d.clamped}});
+  return out;
 }
 
 Outcome ScaleServiceDriver::apply(const DriverConfig& dc, const nlohmann::json& plan) const {
   const Config& c = typed(dc);
+  if (c.backend == "kubernetes") return apply_kubernetes(c, plan);
   const int64_t want = plan.at("replicas").get<int64_t>();
   nlohmann::json result = {{"service", c.service},
                            {"replicas_before", plan.at("replicas_before")},
@@ -139,11 +224,59 @@ Outcome ScaleServiceDriver::apply(const DriverConfig& dc, const nlohmann::json& 
   return failure(last, c.service, swarm_.host());
 }
 
+Plan ScaleServiceDriver::plan_kubernetes(const Config& c) const {
+  KubernetesApi::Scale scale;
+  auto a = kubernetes_.get_scale(c.kind, c.namespace_, c.name, &scale);
+  if (a.error != KubernetesApi::Error::kNone) return Plan::failed(kube_failure(a, what(c), kubernetes_));
+  auto d = scale_service::desired_replicas(c, scale.replicas);
+  nlohmann::json out = scale_service::target_fields(c);
+  out.update({{"replicas_before", scale.replicas}, {"replicas", d.replicas}, {"clamped", d.clamped}});
+  return Plan::of(std::move(out));
+}
+
+Outcome ScaleServiceDriver::apply_kubernetes(const Config& c, const nlohmann::json& plan) const {
+  const int64_t want = plan.at("replicas").get<int64_t>();
+  nlohmann::json result = scale_service::target_fields(c);
+  result.update({{"replicas_before", plan.at("replicas_before")},
+                 {"replicas_after", want},
+                 {"clamped", plan.at("clamped")}});
+  // The patch carries the resourceVersion we read: if another writer (kubectl, an autoscaler)
+  // changed the object in between, the API answers 409 and we read again, a bounded number of
+  // times (docs/kubernetes.md, "Optimistic concurrency").
+  constexpr int kMaxRaces = 5;
+  KubernetesApi::Answer last;
+  for (int i = 0; i < kMaxRaces; ++i) {
+    KubernetesApi::Scale scale;
+    last = kubernetes_.get_scale(c.kind, c.namespace_, c.name, &scale);
+    if (last.error != KubernetesApi::Error::kNone) return kube_failure(last, what(c), kubernetes_);
+    if (scale.replicas == want) {
+      result["changed"] = false;  // already there: a re-applied plan does nothing twice
+      return Outcome::succeeded(result);
+    }
+    KubernetesApi::Scale after;
+    last = kubernetes_.patch_scale(c.kind, c.namespace_, c.name, want, scale.resource_version, &after);
+    if (last.error == KubernetesApi::Error::kNone) {
+      result["changed"] = true;
+      if (i > 0) result["conflicts"] = i;
+      return Outcome::succeeded(result);
+    }
+    if (last.error != KubernetesApi::Error::kConflict) return kube_failure(last, what(c), kubernetes_);
+  }
+  return kube_failure(last, what(c), kubernetes_);
+}
+
 Status ScaleServiceDriver::probe() const {
-  auto a = swarm_.ping();
-  if (a.error != SwarmApi::Error::kNone)
-    return Status::Unavailable("docker at " + swarm_.host() + ": " + a.message);
-  return Status::Ok();
+  std::vector<std::string> problems;
+  if (auto a = swarm_.ping(); a.error != SwarmApi::Error::kNone)
+    problems.push_back("docker at " + swarm_.host() + ": " + a.message);
+  if (kubernetes_.configured()) {
+    if (auto a = kubernetes_.version(); a.error != KubernetesApi::Error::kNone)
+      problems.push_back("kubernetes at " + kubernetes_.where() + ": " + a.message);
+  }
+  if (problems.empty()) return Status::Ok();
+  std::string msg = problems.front();
+  for (size_t i = 1; i < problems.size(); ++i) msg += "; " + problems[i];
+  return Status::Unavailable(msg);
 }
 
 }  // namespace tripline

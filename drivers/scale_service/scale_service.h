@@ -1,10 +1,13 @@
-// Driver "scale-service": scale a Docker Swarm service up or down by N, or to N, within
-// [min, max]. Plan reads the current replica count and records the absolute target; apply sets
-// exactly that count (a no-op when it already holds), re-reading on "update out of sequence".
+// Driver "scale-service": scale a Docker Swarm service, or a Kubernetes Deployment or
+// StatefulSet (docs/kubernetes.md), up or down by N, or to N, within [min, max]. Plan reads the
+// current replica count and records the absolute target; apply sets exactly that count (a no-op
+// when it already holds), re-reading when another writer got in between (Swarm's "update out of
+// sequence", Kubernetes' 409 Conflict on a stale resourceVersion).
 #pragma once
 
 #include "../driver.h"
 #include "config.h"
+#include "kubernetes.h"
 #include "swarm.h"
 
 namespace tripline {
@@ -14,11 +17,24 @@ class ScaleServiceDriver : public Driver {
   // Where the Docker Engine API is (unix:// socket or http://host:port).
   static constexpr DriverOption kDockerHost{"docker-host", "TRIPLINE_DOCKER_HOST",
                                             "unix:///var/run/docker.sock", "Docker Engine API"};
-  static std::vector<DriverOption> options() { return {kDockerHost}; }
-  static std::unique_ptr<Driver> create(const DriverEnv& env) {
-    return std::make_unique<ScaleServiceDriver>(env.get(kDockerHost));
+  // Where the Kubernetes API is (docs/kubernetes.md, "Credentials"): a kubeconfig file, else the
+  // pod's service account when KUBERNETES_SERVICE_HOST is set, else the backend is off.
+  static constexpr DriverOption kKubeconfig{"kubeconfig", "KUBECONFIG", "",
+                                            "Kubernetes API: a kubeconfig file (default: the pod's "
+                                            "service account when in a cluster)"};
+  static constexpr DriverOption kKubeContext{"kube-context", "TRIPLINE_KUBE_CONTEXT", "",
+                                             "kubeconfig context (default: its current-context)"};
+  static constexpr DriverOption kKubeAccountDir{
+      "kube-serviceaccount-dir", "TRIPLINE_KUBE_SERVICEACCOUNT_DIR",
+      "/var/run/secrets/kubernetes.io/serviceaccount",
+      "in-cluster token, ca.crt and namespace files"};
+  static std::vector<DriverOption> options() {
+    return {kDockerHost, kKubeconfig, kKubeContext, kKubeAccountDir};
   }
+  static std::unique_ptr<Driver> create(const DriverEnv& env);
 
+  ScaleServiceDriver(const std::string& docker_host, scale_service::KubernetesApi kubernetes)
+      : swarm_(docker_host), kubernetes_(std::move(kubernetes)) {}
   explicit ScaleServiceDriver(const std::string& docker_host) : swarm_(docker_host) {}
 
   std::string_view name() const override { return "scale-service"; }
@@ -36,7 +52,12 @@ class ScaleServiceDriver : public Driver {
   Status probe() const override;
 
  private:
+  Plan plan_kubernetes(const scale_service::Config& c) const;
+  Outcome apply_kubernetes(const scale_service::Config& c, const nlohmann::json& plan) const;
+  std::string what(const scale_service::Config& c) const;  // "web", "deployment prod/web"
+
   scale_service::SwarmApi swarm_;
+  scale_service::KubernetesApi kubernetes_;
 };
 
 }  // namespace tripline

@@ -51,7 +51,32 @@ OutboundResponse http_request(const OutboundRequest& req) {
   CURL* c = curl.get();
   curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
   if (!req.unix_socket.empty()) curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, req.unix_socket.c_str());
-  if (!req.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
+  auto blob = [](const std::string& pem) {
+    return curl_blob{const_cast<char*>(pem.data()), pem.size(), CURL_BLOB_COPY};
+  };
+  if (!req.ca_file.empty() || !req.ca_pem.empty()) {
+    // Only the given CAs: the system's directory of CAs would otherwise be consulted too.
+    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+    if (!req.ca_file.empty()) {
+      curl_easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
+    } else {
+      curl_easy_setopt(c, CURLOPT_CAINFO, nullptr);
+      curl_blob b = blob(req.ca_pem);
+      curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
+    }
+  }
+  if (!req.client_cert_file.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, req.client_cert_file.c_str());
+  if (!req.client_cert_pem.empty()) {
+    curl_blob b = blob(req.client_cert_pem);
+    curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &b);
+    curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+  }
+  if (!req.client_key_file.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, req.client_key_file.c_str());
+  if (!req.client_key_pem.empty()) {
+    curl_blob b = blob(req.client_key_pem);
+    curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &b);
+    curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+  }
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   if (req.method != "GET" && req.method != "HEAD") {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());
@@ -77,6 +102,8 @@ OutboundResponse http_request(const OutboundRequest& req) {
   CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
     out.too_large = sink.overflowed || rc == CURLE_FILESIZE_EXCEEDED;
+    out.tls_failed = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+                     rc == CURLE_SSL_CERTPROBLEM;
     out.error = out.too_large ? "the answer is larger than " + std::to_string(req.max_response_bytes) +
                                     " bytes, tripline's limit for a peer's answer"
                               : std::string(curl_easy_strerror(rc));

@@ -17,7 +17,14 @@ struct OutboundRequest {
   std::string method = "GET";
   std::string url;          // e.g. "http://docker/v1.41/services/web"
   std::string unix_socket;  // when set, connect here instead of the URL's host
-  std::string ca_file;      // PEM bundle to verify an https peer with (default: the system's)
+  // The CAs an https peer is verified against: a PEM file or PEM text. When either is set, only
+  // these are trusted (the system's store is not consulted); default: the system's store.
+  std::string ca_file;
+  std::string ca_pem;
+  // A client certificate and its key (PEM), each as a file or as text, for peers that
+  // authenticate clients by certificate (a Kubernetes API server).
+  std::string client_cert_file, client_cert_pem;
+  std::string client_key_file, client_key_pem;
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::chrono::milliseconds connect_timeout{2000};
@@ -32,6 +39,9 @@ struct OutboundResponse {
   std::string body;
   std::string error;      // transport error (refused, timeout, ...), empty on an HTTP answer
   bool too_large = false; // the answer was longer than max_response_bytes (status 0, error says so)
+  // TLS could not be set up with the given certificates: the peer's certificate failed
+  // verification, or the CA / client certificate could not be used (status 0, error says so).
+  bool tls_failed = false;
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
   // The first value of a header (name in lower case), or nullptr.
   const std::string* header(std::string_view name) const {

@@ -1,0 +1,498 @@
+#include "kube_apiserver_fake.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+namespace tripline::test {
+
+using nlohmann::json;
+
+namespace {
+
+EVP_PKEY* new_key() {
+  EVP_PKEY* k = EVP_EC_gen("P-256");
+  if (!k) throw std::runtime_error("TestCa: EC key generation failed");
+  return k;
+}
+
+std::string pem_of(X509* cert) {
+  BIO* b = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(b, cert);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(b, &data);
+  std::string out(data, static_cast<size_t>(n));
+  BIO_free(b);
+  return out;
+}
+
+std::string pem_of(EVP_PKEY* key) {
+  BIO* b = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(b, &data);
+  std::string out(data, static_cast<size_t>(n));
+  BIO_free(b);
+  return out;
+}
+
+void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+  if (!ext) throw std::runtime_error("TestCa: bad extension");
+  X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+}
+
+X509* new_cert(const std::string& cn, EVP_PKEY* key, X509* issuer) {
+  static std::atomic<long> serial{1};
+  X509* c = X509_new();
+  X509_set_version(c, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(c), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(c), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(c), 24 * 3600);
+  X509_set_pubkey(c, key);
+  X509_NAME* name = X509_get_subject_name(c);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509_set_issuer_name(c, issuer ? X509_get_subject_name(issuer) : name);
+  return c;
+}
+
+std::string lower(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Entity";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Status";
+  }
+}
+
+const char* status_reason(int code) {
+  switch (code) {
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 409:
+      return "Conflict";
+    case 415:
+      return "UnsupportedMediaType";
+    case 422:
+      return "Invalid";
+    case 429:
+      return "TooManyRequests";
+    case 503:
+      return "ServiceUnavailable";
+    default:
+      return "InternalError";
+  }
+}
+
+// A meta/v1 Status, as the API server writes it.
+std::string status_body(int code, const std::string& message, json details = nullptr) {
+  json s = {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
+            {"status", "Failure"}, {"message", message}, {"reason", status_reason(code)},
+            {"code", code}};
+  if (!details.is_null()) s["details"] = details;
+  return s.dump();
+}
+
+}  // namespace
+
+TestCa::TestCa(const std::string& cn) {
+  EVP_PKEY* key = new_key();
+  X509* cert = new_cert(cn, key, nullptr);
+  add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE");
+  add_ext(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign");
+  add_ext(cert, cert, NID_subject_key_identifier, "hash");
+  X509_sign(cert, key, EVP_sha256());
+  key_ = key;
+  cert_ = cert;
+  cert_pem_ = pem_of(cert);
+}
+
+TestCa::~TestCa() {
+  X509_free(static_cast<X509*>(cert_));
+  EVP_PKEY_free(static_cast<EVP_PKEY*>(key_));
+}
+
+TestCa::Issued TestCa::issue(const std::string& cn, bool server) const {
+  auto* ca_cert = static_cast<X509*>(cert_);
+  EVP_PKEY* key = new_key();
+  X509* cert = new_cert(cn, key, ca_cert);
+  add_ext(cert, ca_cert, NID_basic_constraints, "critical,CA:FALSE");
+  add_ext(cert, ca_cert, NID_authority_key_identifier, "keyid");
+  if (server) {
+    add_ext(cert, ca_cert, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+    add_ext(cert, ca_cert, NID_ext_key_usage, "serverAuth");
+  } else {
+    add_ext(cert, ca_cert, NID_ext_key_usage, "clientAuth");
+  }
+  X509_sign(cert, static_cast<EVP_PKEY*>(key_), EVP_sha256());
+  Issued out{pem_of(cert), pem_of(key)};
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return out;
+}
+
+FakeKubeApiServer::FakeKubeApiServer(std::string token) : token_(std::move(token)) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  auto leaf = ca_.issue("kube-apiserver", true);
+  BIO* cb = BIO_new_mem_buf(leaf.cert_pem.data(), static_cast<int>(leaf.cert_pem.size()));
+  X509* cert = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
+  BIO_free(cb);
+  BIO* kb = BIO_new_mem_buf(leaf.key_pem.data(), static_cast<int>(leaf.key_pem.size()));
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
+  BIO_free(kb);
+  if (!cert || !key || SSL_CTX_use_certificate(ctx, cert) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx, key) != 1)
+    throw std::runtime_error("fake kube-apiserver: cannot load its certificate");
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  // Client certificates are optional (a bearer token works too) but, when sent, verified.
+  BIO* ab = BIO_new_mem_buf(ca_.cert_pem().data(), static_cast<int>(ca_.cert_pem().size()));
+  X509* ca_cert = PEM_read_bio_X509(ab, nullptr, nullptr, nullptr);
+  BIO_free(ab);
+  X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca_cert);
+  X509_free(ca_cert);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  ctx_ = ctx;
+
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) throw std::runtime_error("fake kube-apiserver: socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(listen_fd_, 16) != 0 ||
+      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(listen_fd_);
+    throw std::runtime_error("fake kube-apiserver: cannot listen on 127.0.0.1");
+  }
+  port_ = ntohs(addr.sin_port);
+  thread_ = std::thread([this] { serve(); });
+}
+
+FakeKubeApiServer::~FakeKubeApiServer() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  ::close(listen_fd_);
+  SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
+}
+
+namespace {
+std::string key_of(const std::string& resource, const std::string& ns, const std::string& name) {
+  return resource + "/" + ns + "/" + name;
+}
+std::string resource_of(const std::string& kind) {
+  return kind == "statefulset" ? "statefulsets" : "deployments";
+}
+}  // namespace
+
+void FakeKubeApiServer::add(const std::string& kind, const std::string& ns, const std::string& name,
+                            int64_t replicas) {
+  std::lock_guard<std::mutex> l(mu_);
+  objects_[key_of(resource_of(kind), ns, name)] = {replicas, next_rv_++};
+}
+
+int64_t FakeKubeApiServer::replicas(const std::string& kind, const std::string& ns,
+                                    const std::string& name) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = objects_.find(key_of(resource_of(kind), ns, name));
+  return it == objects_.end() ? -1 : it->second.replicas;
+}
+
+void FakeKubeApiServer::set_token(std::string token) {
+  std::lock_guard<std::mutex> l(mu_);
+  token_ = std::move(token);
+}
+
+void FakeKubeApiServer::forbid_namespace(const std::string& ns) {
+  std::lock_guard<std::mutex> l(mu_);
+  forbidden_.push_back(ns);
+}
+
+std::vector<FakeKubeApiServer::Request> FakeKubeApiServer::requests() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return requests_;
+}
+
+void FakeKubeApiServer::clear_requests() {
+  std::lock_guard<std::mutex> l(mu_);
+  requests_.clear();
+}
+
+void FakeKubeApiServer::fail_next(int status, int times) {
+  std::lock_guard<std::mutex> l(mu_);
+  fail_status_ = status;
+  fail_times_ = times;
+}
+
+void FakeKubeApiServer::interfere_after_get(int times, int64_t replicas) {
+  std::lock_guard<std::mutex> l(mu_);
+  interfere_times_ = times;
+  interfere_replicas_ = replicas;
+}
+
+void FakeKubeApiServer::serve() {
+  while (!stop_) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    timeval tv{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    handle(fd);
+    ::close(fd);
+  }
+}
+
+void FakeKubeApiServer::handle(int fd) {
+  SSL* ssl = SSL_new(static_cast<SSL_CTX*>(ctx_));
+  SSL_set_fd(ssl, fd);
+  if (SSL_accept(ssl) != 1) {  // e.g. the client did not trust our CA: it hangs up
+    ERR_clear_error();
+    SSL_free(ssl);
+    return;
+  }
+  Request req;
+  if (X509* peer = SSL_get1_peer_certificate(ssl)) {
+    if (SSL_get_verify_result(ssl) == X509_V_OK) {
+      char cn[256] = {0};
+      X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
+      req.client_cn = cn;
+    }
+    X509_free(peer);
+  }
+  std::string in;
+  char buf[8192];
+  size_t header_end;
+  bool ok = true;
+  while ((header_end = in.find("\r\n\r\n")) == std::string::npos) {
+    int n = SSL_read(ssl, buf, sizeof buf);
+    if (n <= 0 || in.size() > (64u << 10)) {
+      ok = false;
+      break;
+    }
+    in.append(buf, static_cast<size_t>(n));
+  }
+  if (ok) {
+    std::string head = in.substr(0, header_end);
+    req.body = in.substr(header_end + 4);
+    size_t eol = head.find("\r\n");
+    std::string line = head.substr(0, eol);
+    size_t p1 = line.find(' '), p2 = line.find(' ', p1 + 1);
+    req.method = line.substr(0, p1);
+    req.path = p1 == std::string::npos ? "" : line.substr(p1 + 1, p2 - p1 - 1);
+    size_t pos = eol == std::string::npos ? head.size() : eol + 2;
+    while (pos < head.size()) {
+      size_t end = head.find("\r\n", pos);
+      if (end == std::string::npos) end = head.size();
+      std::string h = head.substr(pos, end - pos);
+      pos = end + 2;
+      size_t colon = h.find(':');
+      if (colon != std::string::npos)
+        req.headers[lower(h.substr(0, colon))] = trim(h.substr(colon + 1));
+    }
+    size_t length = 0;
+    if (auto it = req.headers.find("content-length"); it != req.headers.end())
+      length = std::strtoul(it->second.c_str(), nullptr, 10);
+    while (req.body.size() < length && length < (1u << 20)) {
+      int n = SSL_read(ssl, buf, sizeof buf);
+      if (n <= 0) break;
+      req.body.append(buf, static_cast<size_t>(n));
+    }
+    Response r = route(req);
+    req.status = r.status;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      requests_.push_back(req);
+    }
+    std::string out =
+        "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(r.body.size()) +
+        "\r\nConnection: close\r\n\r\n" + r.body;
+    SSL_write(ssl, out.data(), static_cast<int>(out.size()));
+  }
+  SSL_shutdown(ssl);
+  SSL_free(ssl);
+  ERR_clear_error();
+}
+
+FakeKubeApiServer::Response FakeKubeApiServer::route(Request& req) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto auth = req.headers.find("authorization");
+  bool token_ok = auth != req.headers.end() && auth->second == "Bearer " + token_;
+  std::string user = token_ok ? "system:serviceaccount:tripline:tripline" : req.client_cn;
+  if (user.empty()) return {401, status_body(401, "Unauthorized")};
+
+  std::string path = req.path.substr(0, req.path.find('?'));
+  if (path == "/version") {
+    if (req.method != "GET")
+      return {405,
+              status_body(405, "the server does not allow this method on the requested resource")};
+    return {200, json{{"major", "1"}, {"minor", "29"}, {"gitVersion", "v1.29.0-fake"}}.dump()};
+  }
+  // /apis/apps/v1/namespaces/{ns}/{resource}/{name}/scale
+  std::vector<std::string> seg;
+  for (size_t i = 1; i <= path.size();) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    seg.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  if (seg.size() != 8 || seg[0] != "apis" || seg[1] != "apps" || seg[2] != "v1" ||
+      seg[3] != "namespaces" || (seg[5] != "deployments" && seg[5] != "statefulsets") ||
+      seg[7] != "scale")
+    return {404, status_body(404, "the server could not find the requested resource")};
+  const std::string &ns = seg[4], &resource = seg[5], &name = seg[6];
+  json details = {{"name", name}, {"group", "apps"}, {"kind", resource}};
+  const char* verb = req.method == "GET" ? "get" : req.method == "PATCH" ? "patch" : "";
+  if (!*verb)
+    return {405, status_body(405, "the server does not allow this method on the requested resource",
+                             details)};
+  if (std::find(forbidden_.begin(), forbidden_.end(), ns) != forbidden_.end())
+    return {403, status_body(403,
+                             resource + ".apps \"" + name + "\" is forbidden: User \"" + user +
+                                 "\" cannot " + verb + " resource \"" + resource +
+                                 "/scale\" in API group \"apps\" in the namespace \"" + ns + "\"",
+                             details)};
+  if (fail_times_ > 0) {
+    --fail_times_;
+    return {fail_status_, status_body(fail_status_, "told to fail")};
+  }
+  auto it = objects_.find(key_of(resource, ns, name));
+  if (it == objects_.end())
+    return {404, status_body(404, resource + ".apps \"" + name + "\" not found", details)};
+  Object& o = it->second;
+  auto scale = [&] {
+    json spec = json::object();
+    if (o.replicas != 0) spec["replicas"] = o.replicas;  // omitempty
+    return json{
+        {"kind", "Scale"},
+        {"apiVersion", "autoscaling/v1"},
+        {"metadata",
+         {{"name", name},
+          {"namespace", ns},
+          {"uid", "00000000-0000-4000-8000-" + std::to_string(100000000000 + o.resource_version)},
+          {"resourceVersion", std::to_string(o.resource_version)},
+          {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
+        {"spec", spec},
+        {"status", {{"replicas", o.replicas}, {"selector", "app=" + name}}}}
+        .dump();
+  };
+  if (req.method == "GET") {
+    std::string body = scale();
+    if (interfere_times_ > 0) {  // another writer, right after our answer
+      --interfere_times_;
+      o.resource_version = next_rv_++;
+      if (interfere_replicas_ >= 0) o.replicas = interfere_replicas_;
+    }
+    return {200, body};
+  }
+  auto ct = req.headers.find("content-type");
+  std::string type = ct == req.headers.end() ? "" : ct->second.substr(0, ct->second.find(';'));
+  if (type != "application/merge-patch+json" && type != "application/json-patch+json" &&
+      type != "application/strategic-merge-patch+json" && type != "application/apply-patch+yaml")
+    return {415,
+            status_body(415,
+                        "the body of the request was in an unknown format - accepted media types "
+                        "include: application/json-patch+json, application/merge-patch+json, "
+                        "application/apply-patch+yaml")};
+  if (type != "application/merge-patch+json")
+    return {415, status_body(415, "the fake only speaks application/merge-patch+json")};
+  json patch = json::parse(req.body, nullptr, false);
+  if (!patch.is_object()) return {400, status_body(400, "error decoding patch: invalid character")};
+  if (auto m = patch.find("metadata"); m != patch.end() && m->is_object()) {
+    if (auto rv = m->find("resourceVersion"); rv != m->end()) {
+      if (!rv->is_string() || *rv != std::to_string(o.resource_version))
+        return {409,
+                status_body(409,
+                            "Operation cannot be fulfilled on " + resource + ".apps \"" + name +
+                                "\": the object has been modified; please apply your changes "
+                                "to the latest version and try again",
+                            details)};
+    }
+  }
+  if (auto s = patch.find("spec"); s != patch.end() && s->is_object()) {
+    if (auto r = s->find("replicas"); r != s->end()) {
+      if (!r->is_number_integer())
+        return {400, status_body(400,
+                                 "json: cannot unmarshal into Go struct field "
+                                 "ScaleSpec.spec.replicas of type int32")};
+      int64_t n = r->get<int64_t>();
+      if (n < 0)
+        return {422, status_body(422,
+                                 "Scale.autoscaling \"" + name +
+                                     "\" is invalid: spec.replicas: Invalid value: " +
+                                     std::to_string(n) + ": must be greater than or equal to 0",
+                                 details)};
+      if (n != o.replicas) {
+        o.replicas = n;
+        o.resource_version = next_rv_++;
+      }
+    }
+  }
+  return {200, scale()};
+}
+
+}  // namespace tripline::test

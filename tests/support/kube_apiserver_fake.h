@@ -1,0 +1,116 @@
+// A small Kubernetes API server for contract tests: no real API server can run here. It follows
+// the upstream behaviour tripline relies on (written down in docs/kubernetes.md):
+//   GET   /apis/apps/v1/namespaces/{ns}/{deployments|statefulsets}/{name}/scale
+//   PATCH the same, Content-Type application/merge-patch+json (else 415), body
+//         {"spec":{"replicas":N}}, optionally with "metadata":{"resourceVersion":RV} as a
+//         precondition: a stale RV is 409 Conflict. Negative replicas are 422 Invalid.
+//   GET   /version
+// Answers are autoscaling/v1 Scale objects whose spec.replicas is omitted when 0 (omitempty), and
+// errors are meta/v1 Status objects with upstream's messages, reasons and codes: 401 without the
+// bearer token (or a client certificate signed by its CA), 403 in a forbidden namespace, 404 for
+// a missing object or path.
+// TLS only, with a CA and a server certificate for 127.0.0.1 generated at start (TestCa). It
+// records every request (method, path, headers, body) and can be told to fail or to let another
+// writer change an object right after a read.
+//
+// Plain blocking sockets on 127.0.0.1:0, one connection at a time, Connection: close.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tripline::test {
+
+// A throw-away certificate authority (EC P-256) for tests.
+class TestCa {
+ public:
+  explicit TestCa(const std::string& common_name = "tripline-test-ca");
+  ~TestCa();
+  TestCa(const TestCa&) = delete;
+  TestCa& operator=(const TestCa&) = delete;
+
+  const std::string& cert_pem() const { return cert_pem_; }
+  struct Issued {
+    std::string cert_pem, key_pem;
+  };
+  // A leaf certificate: for a server (SAN IP 127.0.0.1 and DNS localhost) or a client (CN = user).
+  Issued issue(const std::string& common_name, bool server) const;
+
+ private:
+  void* key_ = nullptr;   // EVP_PKEY*
+  void* cert_ = nullptr;  // X509*
+  std::string cert_pem_;
+};
+
+class FakeKubeApiServer {
+ public:
+  explicit FakeKubeApiServer(std::string token = "test-bearer-token");
+  ~FakeKubeApiServer();
+  FakeKubeApiServer(const FakeKubeApiServer&) = delete;
+  FakeKubeApiServer& operator=(const FakeKubeApiServer&) = delete;
+
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  const TestCa& ca() const { return ca_; }
+
+  // kind: "deployment" or "statefulset".
+  void add(const std::string& kind, const std::string& ns, const std::string& name,
+           int64_t replicas);
+  int64_t replicas(const std::string& kind, const std::string& ns, const std::string& name) const;
+  void set_token(std::string token);
+  void forbid_namespace(const std::string& ns);
+
+  struct Request {
+    std::string method, path, body;
+    std::map<std::string, std::string> headers;  // names lower-cased
+    std::string client_cn;                       // the verified client certificate's CN, if any
+    int status = 0;
+  };
+  std::vector<Request> requests() const;
+  void clear_requests();
+
+  // The next `times` requests for a scale answer `status` as a Status object and change nothing.
+  void fail_next(int status, int times = 1);
+  // After each of the next `times` GETs of a scale, another writer changes that object (bumps its
+  // resourceVersion, and sets its replicas to `replicas` when that is >= 0), so a PATCH
+  // carrying the resourceVersion just read gets 409.
+  void interfere_after_get(int times, int64_t replicas = -1);
+
+ private:
+  struct Object {
+    int64_t replicas = 0;
+    int64_t resource_version = 1;
+  };
+  struct Response {
+    int status = 200;
+    std::string body;
+  };
+  void serve();
+  void handle(int fd);
+  Response route(Request& req);
+
+  TestCa ca_;
+  void* ctx_ = nullptr;  // SSL_CTX*
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+
+  mutable std::mutex mu_;
+  std::string token_;
+  std::map<std::string, Object> objects_;  // "deployments/ns/name"
+  std::vector<std::string> forbidden_;
+  std::vector<Request> requests_;
+  int64_t next_rv_ = 1000;
+  int fail_status_ = 0, fail_times_ = 0;
+  int interfere_times_ = 0;
+  int64_t interfere_replicas_ = -1;
+};
+
+}  // namespace tripline::test
