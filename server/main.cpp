@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "log.h"
-#include "secret_keys.h"
 #include "pruner.h"
+#include "secret_keys.h"
 #include "service.h"
 #include "token.h"
 
@@ -44,7 +44,8 @@ Flags of serve (each also read from the environment variable named after it):
   --public-url URL        TRIPLINE_PUBLIC_URL   base of issued trigger URLs (default http://LISTEN)
 )";
 // Then each driver's own options (driver.h, DriverOption), then:
-constexpr const char* kUsageRest = R"(  --workers N             TRIPLINE_WORKERS      executions run in parallel (default 4)
+constexpr const char* kUsageRest =
+    R"(  --workers N             TRIPLINE_WORKERS      executions run in parallel (default 4)
   --http-threads N        TRIPLINE_HTTP_THREADS HTTP event loops (default 2)
   --max-attempts N        TRIPLINE_MAX_ATTEMPTS tries per execution before it fails (default 8)
   --retry-base-ms N       TRIPLINE_RETRY_BASE_MS first retry delay, doubling (default 500)
@@ -85,7 +86,8 @@ void print_usage(FILE* out) {
   for (const auto& o : tripline::driver_options()) {
     std::string flag = std::string("--") + o.name + " VALUE";
     if (*o.default_value)
-      std::fprintf(out, "  %-23s %-21s %s (default %s)\n", flag.c_str(), o.env, o.help, o.default_value);
+      std::fprintf(out, "  %-23s %-21s %s (default %s)\n", flag.c_str(), o.env, o.help,
+                   o.default_value);
     else
       std::fprintf(out, "  %-23s %-21s %s\n", flag.c_str(), o.env, o.help);
   }
@@ -110,11 +112,12 @@ constexpr const char* kRemovedTlsFlags[] = {"--tls-cert", "--tls-key"};
 constexpr const char* kRemovedTlsEnv[] = {"TRIPLINE_TLS_CERT", "TRIPLINE_TLS_KEY"};
 
 int refuse_builtin_tls(const char* what) {
-  std::fprintf(stderr,
-               "tripline: %s is no longer supported: tripline serves plain HTTP only. Terminate TLS in "
-               "a reverse proxy in front of it; a tested nginx recipe is in deploy/nginx/ (README.md, "
-               "tripline.conf)\n",
-               what);
+  std::fprintf(
+      stderr,
+      "tripline: %s is no longer supported: tripline serves plain HTTP only. Terminate TLS in "
+      "a reverse proxy in front of it; a tested nginx recipe is in deploy/nginx/ (README.md, "
+      "tripline.conf)\n",
+      what);
   return 2;
 }
 
@@ -135,27 +138,29 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url,
-              workers = "4", http_threads = "2", max_attempts = "8", retry_base = "500",
-              retry_max = "60000", log_level = "info", trusted_proxies, retention = "30d,100000",
-              default_rate = "600", default_burst = "100", default_max_queued = "1000";
-  std::vector<Flag> flags = {{"--listen", "TRIPLINE_LISTEN", &listen},
-                  {"--data-dir", "TRIPLINE_DATA_DIR", &data_dir},
-                  {"--public-url", "TRIPLINE_PUBLIC_URL", &public_url},
-                  {"--workers", "TRIPLINE_WORKERS", &workers},
-                  {"--http-threads", "TRIPLINE_HTTP_THREADS", &http_threads},
-                  {"--max-attempts", "TRIPLINE_MAX_ATTEMPTS", &max_attempts},
-                  {"--retry-base-ms", "TRIPLINE_RETRY_BASE_MS", &retry_base},
-                  {"--retry-max-ms", "TRIPLINE_RETRY_MAX_MS", &retry_max},
-                  {"--log-level", "TRIPLINE_LOG_LEVEL", &log_level},
-                  {"--trusted-proxies", "TRIPLINE_TRUSTED_PROXIES", &trusted_proxies},
-                  {"--retention", "TRIPLINE_RETENTION", &retention},
-                  {"--default-rate-per-minute", "TRIPLINE_DEFAULT_RATE_PER_MINUTE", &default_rate},
-                  {"--default-burst", "TRIPLINE_DEFAULT_BURST", &default_burst},
-                  {"--default-max-queued", "TRIPLINE_DEFAULT_MAX_QUEUED", &default_max_queued}};
+  std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url, workers = "4",
+              http_threads = "2", max_attempts = "8", retry_base = "500", retry_max = "60000",
+              log_level = "info", trusted_proxies, retention = "30d,100000", default_rate = "600",
+              default_burst = "100", default_max_queued = "1000";
+  std::vector<Flag> flags = {
+      {"--listen", "TRIPLINE_LISTEN", &listen},
+      {"--data-dir", "TRIPLINE_DATA_DIR", &data_dir},
+      {"--public-url", "TRIPLINE_PUBLIC_URL", &public_url},
+      {"--workers", "TRIPLINE_WORKERS", &workers},
+      {"--http-threads", "TRIPLINE_HTTP_THREADS", &http_threads},
+      {"--max-attempts", "TRIPLINE_MAX_ATTEMPTS", &max_attempts},
+      {"--retry-base-ms", "TRIPLINE_RETRY_BASE_MS", &retry_base},
+      {"--retry-max-ms", "TRIPLINE_RETRY_MAX_MS", &retry_max},
+      {"--log-level", "TRIPLINE_LOG_LEVEL", &log_level},
+      {"--trusted-proxies", "TRIPLINE_TRUSTED_PROXIES", &trusted_proxies},
+      {"--retention", "TRIPLINE_RETENTION", &retention},
+      {"--default-rate-per-minute", "TRIPLINE_DEFAULT_RATE_PER_MINUTE", &default_rate},
+      {"--default-burst", "TRIPLINE_DEFAULT_BURST", &default_burst},
+      {"--default-max-queued", "TRIPLINE_DEFAULT_MAX_QUEUED", &default_max_queued}};
   // Each driver's own options (e.g. scale-service's --docker-host), declared by the driver.
   const std::vector<tripline::DriverOption> driver_options = tripline::driver_options();
-  std::vector<std::string> driver_flags(driver_options.size()), driver_values(driver_options.size());
+  std::vector<std::string> driver_flags(driver_options.size()),
+      driver_values(driver_options.size());
   for (size_t i = 0; i < driver_options.size(); ++i) {
     driver_flags[i] = std::string("--") + driver_options[i].name;
     driver_values[i] = driver_options[i].default_value;
@@ -168,7 +173,8 @@ int main(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     for (const char* flag : kRemovedTlsFlags)
-      if (arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0) return refuse_builtin_tls(flag);
+      if (arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0)
+        return refuse_builtin_tls(flag);
     bool matched = false;
     for (auto& f : flags) {
       std::string name = f.name;
@@ -182,13 +188,15 @@ int main(int argc, char** argv) {
       if (matched) break;
     }
     if (!matched) {
-      std::fprintf(stderr, "tripline: unknown or incomplete flag \"%s\"; see tripline --help\n", arg.c_str());
+      std::fprintf(stderr, "tripline: unknown or incomplete flag \"%s\"; see tripline --help\n",
+                   arg.c_str());
       return 2;
     }
   }
 
   tripline::DriverEnv driver_env;
-  for (size_t i = 0; i < driver_options.size(); ++i) driver_env.set(driver_options[i].name, driver_values[i]);
+  for (size_t i = 0; i < driver_options.size(); ++i)
+    driver_env.set(driver_options[i].name, driver_values[i]);
 
   if (cmd == "rotate-signing-key") {
     auto kid = tripline::Keyring::add_key(data_dir + "/keys");
@@ -201,8 +209,9 @@ int main(int argc, char** argv) {
   }
 
   if (cmd == "rotate-secret-key") {
-    auto done = tripline::rotate_secret_key(data_dir, driver_env, std::getenv("TRIPLINE_SECRET_KEY"),
-                                            std::getenv("TRIPLINE_SECRET_KEY_PREVIOUS"));
+    auto done =
+        tripline::rotate_secret_key(data_dir, driver_env, std::getenv("TRIPLINE_SECRET_KEY"),
+                                    std::getenv("TRIPLINE_SECRET_KEY_PREVIOUS"));
     if (!done.ok()) {
       std::fprintf(stderr, "tripline: %s\n", done.status().message().c_str());
       return 1;
@@ -211,9 +220,12 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  if (log_level == "debug") tripline::log::set_level(tripline::log::Level::kDebug);
-  else if (log_level == "warn") tripline::log::set_level(tripline::log::Level::kWarn);
-  else if (log_level == "error") tripline::log::set_level(tripline::log::Level::kError);
+  if (log_level == "debug")
+    tripline::log::set_level(tripline::log::Level::kDebug);
+  else if (log_level == "warn")
+    tripline::log::set_level(tripline::log::Level::kWarn);
+  else if (log_level == "error")
+    tripline::log::set_level(tripline::log::Level::kError);
   else if (log_level != "info") {
     std::fprintf(stderr, "tripline: --log-level must be debug, info, warn or error\n");
     return 2;
@@ -274,13 +286,16 @@ int main(int argc, char** argv) {
 
   auto svc = tripline::Service::start(o);
   if (!svc.ok()) {
-    if (int sig = stop_signal.load(); sig && svc.status().message() == tripline::kStartInterrupted) {
-      tripline::log::info("stop signal received during start-up: exiting before serving", {{"signal", sig}});
+    if (int sig = stop_signal.load();
+        sig && svc.status().message() == tripline::kStartInterrupted) {
+      tripline::log::info("stop signal received during start-up: exiting before serving",
+                          {{"signal", sig}});
       signal_waiter.join();
       return 0;
     }
     tripline::log::error("cannot start", {{"error", svc.status().message()}});
-    if (!stop_signal.load()) pthread_kill(signal_waiter.native_handle(), SIGTERM);  // ends its sigwait
+    if (!stop_signal.load())
+      pthread_kill(signal_waiter.native_handle(), SIGTERM);  // ends its sigwait
     signal_waiter.join();
     return 1;
   }

@@ -8,9 +8,12 @@ namespace tripline::scale_service {
 
 const char* to_string(Action a) {
   switch (a) {
-    case Action::kUp: return "up";
-    case Action::kDown: return "down";
-    case Action::kSet: return "set";
+    case Action::kUp:
+      return "up";
+    case Action::kDown:
+      return "down";
+    case Action::kSet:
+      return "set";
   }
   return "?";
 }
@@ -26,7 +29,8 @@ bool valid_service_name(const std::string& s) {
 // Kubernetes names (docs/kubernetes.md): a namespace is a DNS-1123 label, a Deployment's or
 // StatefulSet's name a DNS-1123 subdomain.
 constexpr const char* kLabel = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?";
-constexpr const char* kSubdomain = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+constexpr const char* kSubdomain =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 bool valid_namespace(const std::string& s) {
   static const re2::RE2 re(kLabel, re2::RE2::Latin1);
   return s.size() <= 63 && re2::RE2::FullMatch(s, re);
@@ -40,10 +44,11 @@ bool valid_object_name(const std::string& s) {
 Result<Config> parse_config(const nlohmann::json& j) {
   std::vector<FieldError> errors;
   Config c;
-  if (!j.is_object()) return Status::Invalid("config must be a JSON object", {{"config", "must be an object"}});
+  if (!j.is_object())
+    return Status::Invalid("config must be a JSON object", {{"config", "must be an object"}});
 
-  static const char* kKnown[] = {"backend", "service", "kind", "namespace", "name",
-                                 "action", "by",      "replicas", "min", "max"};
+  static const char* kKnown[] = {"backend", "service", "kind",     "namespace", "name",
+                                 "action",  "by",      "replicas", "min",       "max"};
   for (const auto& item : j.items()) {
     const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
     if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; }))
@@ -62,8 +67,8 @@ Result<Config> parse_config(const nlohmann::json& j) {
     }
     *out = it->get<int64_t>();
     if (*out < 0 || *out > kMaxReplicas) {
-      errors.push_back({std::string("config.") + name,
-                        "must be between 0 and " + std::to_string(kMaxReplicas)});
+      errors.push_back(
+          {std::string("config.") + name, "must be between 0 and " + std::to_string(kMaxReplicas)});
       return false;
     }
     return true;
@@ -78,7 +83,8 @@ Result<Config> parse_config(const nlohmann::json& j) {
   if (c.backend == "swarm") {
     for (const char* k : {"kind", "namespace", "name"})
       if (j.contains(k))
-        errors.push_back({std::string("config.") + k, "is for the kubernetes backend; swarm takes service"});
+        errors.push_back(
+            {std::string("config.") + k, "is for the kubernetes backend; swarm takes service"});
     if (auto it = j.find("service"); it == j.end()) {
       errors.push_back({"config.service", "is required"});
     } else if (!it->is_string() || !valid_service_name(it->get<std::string>())) {
@@ -88,7 +94,8 @@ Result<Config> parse_config(const nlohmann::json& j) {
     }
   } else {
     if (j.contains("service"))
-      errors.push_back({"config.service", "is for the swarm backend; kubernetes takes kind, namespace and name"});
+      errors.push_back({"config.service",
+                        "is for the swarm backend; kubernetes takes kind, namespace and name"});
     if (auto it = j.find("kind"); it != j.end()) {
       if (it->is_string() && (*it == "deployment" || *it == "statefulset"))
         c.kind = it->get<std::string>();
@@ -99,14 +106,17 @@ Result<Config> parse_config(const nlohmann::json& j) {
       if (it->is_string() && valid_namespace(it->get<std::string>()))
         c.namespace_ = it->get<std::string>();
       else
-        errors.push_back({"config.namespace", "must be a Kubernetes namespace name (lower-case letters, digits and -, at most 63)"});
+        errors.push_back(
+            {"config.namespace",
+             "must be a Kubernetes namespace name (lower-case letters, digits and -, at most 63)"});
     }
     if (auto it = j.find("name"); it == j.end()) {
       errors.push_back({"config.name", "is required"});
     } else if (it->is_string() && valid_object_name(it->get<std::string>())) {
       c.name = it->get<std::string>();
     } else {
-      errors.push_back({"config.name", "must be a Kubernetes object name (lower-case letters, digits, - and .)"});
+      errors.push_back({"config.name",
+                        "must be a Kubernetes object name (lower-case letters, digits, - and .)"});
     }
   }
   bool have_action = false;
@@ -133,7 +143,8 @@ Result<Config> parse_config(const nlohmann::json& j) {
         (c.replicas < c.min || c.replicas > c.max))
       errors.push_back({"config.replicas", "must lie between min and max"});
   } else if (have_action) {
-    if (j.contains("replicas")) errors.push_back({"config.replicas", "is for set; up and down take by"});
+    if (j.contains("replicas"))
+      errors.push_back({"config.replicas", "is for set; up and down take by"});
     if (get_int("by", &c.by, false) && c.by < 1)
       errors.push_back({"config.by", "must be at least 1"});
   }
@@ -170,7 +181,8 @@ nlohmann::json config_schema() {
       {"required", {"action", "max"}},
       // The form's order (ui/schema-form.js): each backend's fields right after the backend.
       {"x-order",
-       {"backend", "service", "kind", "namespace", "name", "action", "by", "replicas", "min", "max"}},
+       {"backend", "service", "kind", "namespace", "name", "action", "by", "replicas", "min",
+        "max"}},
       // swarm needs service, kubernetes needs name (the form shows each only for its backend).
       {"if", {{"properties", {{"backend", {{"const", "kubernetes"}}}}}, {"required", {"backend"}}}},
       {"then", {{"required", {"name"}}}},
@@ -205,18 +217,34 @@ nlohmann::json config_schema() {
           {"maxLength", 253},
           {"pattern", std::string("^") + kSubdomain + "$"}}},
         {"action",
-         {{"type", "string"}, {"enum", {"up", "down", "set"}}, {"title", "Action"}, {"default", "up"}}},
+         {{"type", "string"},
+          {"enum", {"up", "down", "set"}},
+          {"title", "Action"},
+          {"default", "up"}}},
         {"by",
-         {{"type", "integer"}, {"minimum", 1}, {"maximum", kMaxReplicas}, {"default", 1},
-          {"title", "By how many (up/down)"}, {"x-tripline-per-request", true}}},
+         {{"type", "integer"},
+          {"minimum", 1},
+          {"maximum", kMaxReplicas},
+          {"default", 1},
+          {"title", "By how many (up/down)"},
+          {"x-tripline-per-request", true}}},
         {"replicas",
-         {{"type", "integer"}, {"minimum", 0}, {"maximum", kMaxReplicas}, {"title", "Replicas (set)"},
+         {{"type", "integer"},
+          {"minimum", 0},
+          {"maximum", kMaxReplicas},
+          {"title", "Replicas (set)"},
           {"x-tripline-per-request", true}}},
         {"min",
-         {{"type", "integer"}, {"minimum", 0}, {"maximum", kMaxReplicas}, {"default", 0},
+         {{"type", "integer"},
+          {"minimum", 0},
+          {"maximum", kMaxReplicas},
+          {"default", 0},
           {"title", "Never below"}}},
         {"max",
-         {{"type", "integer"}, {"minimum", 0}, {"maximum", kMaxReplicas}, {"title", "Never above"}}}}}};
+         {{"type", "integer"},
+          {"minimum", 0},
+          {"maximum", kMaxReplicas},
+          {"title", "Never above"}}}}}};
 }
 
 }  // namespace tripline::scale_service

@@ -20,8 +20,8 @@ struct Config : DriverConfig {
   std::string namespace_;
   std::string name;
   Action action = Action::kUp;
-  int64_t by = 1;                 // for up/down
-  int64_t replicas = 0;           // for set
+  int64_t by = 1;        // for up/down
+  int64_t replicas = 0;  // for set
   int64_t min = 0;
   int64_t max = 0;
 };

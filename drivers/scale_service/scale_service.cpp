@@ -29,7 +29,8 @@ Outcome failure(const SwarmApi::Answer& a, const std::string& service, const std
     case SwarmApi::Error::kBadAnswer:
       // Final: a peer answering past the limits (or not Docker's JSON at all) answers the same
       // way next time; retrying would only hammer it.
-      return Outcome::final("refused the answer of Docker at " + host + " (not retried): " + a.message);
+      return Outcome::final("refused the answer of Docker at " + host +
+                            " (not retried): " + a.message);
     default:
       return Outcome::final("Docker rejected the update: " + a.message);
   }
@@ -38,29 +39,37 @@ Outcome failure(const SwarmApi::Answer& a, const std::string& service, const std
 // Kubernetes (docs/kubernetes.md, "Errors"): what a retry can fix (a conflict with another
 // writer, throttling, the API server's own trouble, the network) is retryable; what only an
 // operator can fix (credentials, RBAC, a missing object, a refused value) is final.
-Outcome kube_failure(const KubernetesApi::Answer& a, const std::string& what, const KubernetesApi& k) {
+Outcome kube_failure(const KubernetesApi::Answer& a, const std::string& what,
+                     const KubernetesApi& k) {
   using E = KubernetesApi::Error;
   switch (a.error) {
     case E::kNotConfigured:
       return Outcome::final("the kubernetes backend is not configured: " + a.message);
     case E::kUnreachable:
-      return Outcome::retryable("cannot reach the Kubernetes API at " + k.where() + ": " + a.message);
+      return Outcome::retryable("cannot reach the Kubernetes API at " + k.where() + ": " +
+                                a.message);
     case E::kTls:
       return Outcome::final("refused the Kubernetes API's TLS certificate at " + k.where() +
                             " (not retried; check the CA tripline was given): " + a.message);
     case E::kUnauthorized:
-      return Outcome::final("the Kubernetes API did not accept tripline's credentials (401 Unauthorized; "
-                            "check the token or client certificate of " + k.where() + "): " + a.message);
+      return Outcome::final(
+          "the Kubernetes API did not accept tripline's credentials (401 Unauthorized; "
+          "check the token or client certificate of " +
+          k.where() + "): " + a.message);
     case E::kForbidden:
-      return Outcome::final("the Kubernetes API forbids tripline to scale " + what +
-                            " (403 Forbidden; its account needs get and patch on deployments/scale and "
-                            "statefulsets/scale in that namespace, see deploy/kubernetes): " + a.message);
+      return Outcome::final(
+          "the Kubernetes API forbids tripline to scale " + what +
+          " (403 Forbidden; its account needs get and patch on deployments/scale and "
+          "statefulsets/scale in that namespace, see deploy/kubernetes): " +
+          a.message);
     case E::kNotFound:
       return Outcome::final(what + " does not exist (404 Not Found): " + a.message);
     case E::kInvalid:
-      return Outcome::final("the Kubernetes API refused the change to " + what + " (422 Invalid): " + a.message);
+      return Outcome::final("the Kubernetes API refused the change to " + what +
+                            " (422 Invalid): " + a.message);
     case E::kConflict:
-      return Outcome::retryable("another writer kept changing " + what + " (409 Conflict): " + a.message);
+      return Outcome::retryable("another writer kept changing " + what +
+                                " (409 Conflict): " + a.message);
     case E::kTooManyRequests:
       return Outcome::retryable("the Kubernetes API is throttling tripline (429): " + a.message);
     case E::kServer:
@@ -86,10 +95,13 @@ std::unique_ptr<Driver> ScaleServiceDriver::create(const DriverEnv& env) {
     credentials = scale_service::in_cluster(host, port ? port : "", env.get(kKubeAccountDir));
   }
   if (credentials.ok())
-    log::info("scale-service: kubernetes backend", {{"api", credentials->server}, {"from", credentials->source}});
+    log::info("scale-service: kubernetes backend",
+              {{"api", credentials->server}, {"from", credentials->source}});
   else if (credentials.status().code() != Status::Code::kNotFound)
-    log::error("scale-service: the kubernetes backend is off", {{"why", credentials.status().message()}});
-  return std::make_unique<ScaleServiceDriver>(env.get(kDockerHost), KubernetesApi(std::move(credentials)));
+    log::error("scale-service: the kubernetes backend is off",
+               {{"why", credentials.status().message()}});
+  return std::make_unique<ScaleServiceDriver>(env.get(kDockerHost),
+                                              KubernetesApi(std::move(credentials)));
 }
 
 std::string ScaleServiceDriver::what(const Config& c) const {
@@ -108,10 +120,11 @@ Result<std::shared_ptr<const DriverConfig>> ScaleServiceDriver::validate(const n
       KubernetesApi::Scale scale;
       auto a = kubernetes_.get_scale(config->kind, config->namespace_, config->name, &scale);
       if (a.error != KubernetesApi::Error::kNone) {
-        std::string why = a.error == KubernetesApi::Error::kNotFound
-                              ? "no " + config->kind + " named \"" + config->name + "\" exists in namespace \"" +
-                                    config->namespace_ + "\""
-                              : "could not be checked: " + kube_failure(a, what(*config), kubernetes_).reason;
+        std::string why =
+            a.error == KubernetesApi::Error::kNotFound
+                ? "no " + config->kind + " named \"" + config->name + "\" exists in namespace \"" +
+                      config->namespace_ + "\""
+                : "could not be checked: " + kube_failure(a, what(*config), kubernetes_).reason;
         return Status::Invalid("config.name " + why, {{"config.name", why}});
       }
     }
@@ -135,10 +148,13 @@ Result<std::shared_ptr<const DriverConfig>> ScaleServiceDriver::validate(const n
 std::string ScaleServiceDriver::describe(const DriverConfig& dc) const {
   const Config& c = typed(dc);
   std::string bounds = ", between " + std::to_string(c.min) + " and " + std::to_string(c.max);
-  std::string subject = c.backend == "swarm" ? c.service : c.kind + " " + c.namespace_ + "/" + c.name;
+  std::string subject =
+      c.backend == "swarm" ? c.service : c.kind + " " + c.namespace_ + "/" + c.name;
   switch (c.action) {
-    case Action::kUp: return "Scale up " + subject + " by " + std::to_string(c.by) + bounds;
-    case Action::kDown: return "Scale down " + subject + " by " + std::to_string(c.by) + bounds;
+    case Action::kUp:
+      return "Scale up " + subject + " by " + std::to_string(c.by) + bounds;
+    case Action::kDown:
+      return "Scale down " + subject + " by " + std::to_string(c.by) + bounds;
     case Action::kSet:
       return "Scale " + subject + " to " + std::to_string(c.replicas) + " replicas" + bounds;
   }
@@ -159,9 +175,12 @@ Result<nlohmann::json> ScaleServiceDriver::inverse(const nlohmann::json& config)
   nlohmann::json out = config;
   auto it = config.find("action");
   std::string action = it != config.end() && it->is_string() ? it->get<std::string>() : "";
-  if (action == "up") out["action"] = "down";
-  else if (action == "down") out["action"] = "up";
-  else return Status::Invalid("\"set\" has no inverse; use up or down to scale back on resolve");
+  if (action == "up")
+    out["action"] = "down";
+  else if (action == "down")
+    out["action"] = "up";
+  else
+    return Status::Invalid("\"set\" has no inverse; use up or down to scale back on resolve");
   return out;
 }
 
@@ -172,7 +191,8 @@ Plan ScaleServiceDriver::plan(const DriverConfig& dc) const {
   auto a = swarm_.inspect(c.service, &s);
   if (a.error != SwarmApi::Error::kNone) return Plan::failed(failure(a, c.service, swarm_.host()));
   if (!s.replicated)
-    return Plan::failed(Outcome::final("\"" + c.service + "\" is a global service; it cannot be scaled"));
+    return Plan::failed(
+        Outcome::final("\"" + c.service + "\" is a global service; it cannot be scaled"));
   auto d = scale_service::desired_replicas(c, s.replicas);
   return Plan::of({{"service", c.service},
                    {"replicas_before", s.replicas},
@@ -219,7 +239,8 @@ Outcome ScaleServiceDriver::apply(const DriverConfig& dc, const nlohmann::json& 
       result["changed"] = true;
       return Outcome::succeeded(result);
     }
-    if (last.error != SwarmApi::Error::kOutOfSequence) return failure(last, c.service, swarm_.host());
+    if (last.error != SwarmApi::Error::kOutOfSequence)
+      return failure(last, c.service, swarm_.host());
   }
   return failure(last, c.service, swarm_.host());
 }
@@ -227,10 +248,12 @@ Outcome ScaleServiceDriver::apply(const DriverConfig& dc, const nlohmann::json& 
 Plan ScaleServiceDriver::plan_kubernetes(const Config& c) const {
   KubernetesApi::Scale scale;
   auto a = kubernetes_.get_scale(c.kind, c.namespace_, c.name, &scale);
-  if (a.error != KubernetesApi::Error::kNone) return Plan::failed(kube_failure(a, what(c), kubernetes_));
+  if (a.error != KubernetesApi::Error::kNone)
+    return Plan::failed(kube_failure(a, what(c), kubernetes_));
   auto d = scale_service::desired_replicas(c, scale.replicas);
   nlohmann::json out = scale_service::target_fields(c);
-  out.update({{"replicas_before", scale.replicas}, {"replicas", d.replicas}, {"clamped", d.clamped}});
+  out.update(
+      {{"replicas_before", scale.replicas}, {"replicas", d.replicas}, {"clamped", d.clamped}});
   return Plan::of(std::move(out));
 }
 
@@ -254,13 +277,15 @@ Outcome ScaleServiceDriver::apply_kubernetes(const Config& c, const nlohmann::js
       return Outcome::succeeded(result);
     }
     KubernetesApi::Scale after;
-    last = kubernetes_.patch_scale(c.kind, c.namespace_, c.name, want, scale.resource_version, &after);
+    last =
+        kubernetes_.patch_scale(c.kind, c.namespace_, c.name, want, scale.resource_version, &after);
     if (last.error == KubernetesApi::Error::kNone) {
       result["changed"] = true;
       if (i > 0) result["conflicts"] = i;
       return Outcome::succeeded(result);
     }
-    if (last.error != KubernetesApi::Error::kConflict) return kube_failure(last, what(c), kubernetes_);
+    if (last.error != KubernetesApi::Error::kConflict)
+      return kube_failure(last, what(c), kubernetes_);
   }
   return kube_failure(last, what(c), kubernetes_);
 }

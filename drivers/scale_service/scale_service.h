@@ -24,10 +24,10 @@ class ScaleServiceDriver : public Driver {
                                             "service account when in a cluster)"};
   static constexpr DriverOption kKubeContext{"kube-context", "TRIPLINE_KUBE_CONTEXT", "",
                                              "kubeconfig context (default: its current-context)"};
-  static constexpr DriverOption kKubeAccountDir{
-      "kube-serviceaccount-dir", "TRIPLINE_KUBE_SERVICEACCOUNT_DIR",
-      "/var/run/secrets/kubernetes.io/serviceaccount",
-      "in-cluster token, ca.crt and namespace files"};
+  static constexpr DriverOption kKubeAccountDir{"kube-serviceaccount-dir",
+                                                "TRIPLINE_KUBE_SERVICEACCOUNT_DIR",
+                                                "/var/run/secrets/kubernetes.io/serviceaccount",
+                                                "in-cluster token, ca.crt and namespace files"};
   static std::vector<DriverOption> options() {
     return {kDockerHost, kKubeconfig, kKubeContext, kKubeAccountDir};
   }

@@ -30,7 +30,8 @@ size_t collect_header(char* data, size_t size, size_t n, void* out) {
     std::string name(line.substr(0, colon));
     for (auto& c : name) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
       value.remove_suffix(1);
     headers->emplace_back(std::move(name), std::string(value));
@@ -50,7 +51,8 @@ OutboundResponse http_request(const OutboundRequest& req) {
   }
   CURL* c = curl.get();
   curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
-  if (!req.unix_socket.empty()) curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, req.unix_socket.c_str());
+  if (!req.unix_socket.empty())
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, req.unix_socket.c_str());
   auto blob = [](const std::string& pem) {
     return curl_blob{const_cast<char*>(pem.data()), pem.size(), CURL_BLOB_COPY};
   };
@@ -65,13 +67,15 @@ OutboundResponse http_request(const OutboundRequest& req) {
       curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
     }
   }
-  if (!req.client_cert_file.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, req.client_cert_file.c_str());
+  if (!req.client_cert_file.empty())
+    curl_easy_setopt(c, CURLOPT_SSLCERT, req.client_cert_file.c_str());
   if (!req.client_cert_pem.empty()) {
     curl_blob b = blob(req.client_cert_pem);
     curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &b);
     curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
   }
-  if (!req.client_key_file.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, req.client_key_file.c_str());
+  if (!req.client_key_file.empty())
+    curl_easy_setopt(c, CURLOPT_SSLKEY, req.client_key_file.c_str());
   if (!req.client_key_pem.empty()) {
     curl_blob b = blob(req.client_key_pem);
     curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &b);
@@ -83,10 +87,11 @@ OutboundResponse http_request(const OutboundRequest& req) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
   }
   curl_slist* headers = nullptr;
-  for (const auto& [k, v] : req.headers) headers = curl_slist_append(headers, (k + ": " + v).c_str());
+  for (const auto& [k, v] : req.headers)
+    headers = curl_slist_append(headers, (k + ": " + v).c_str());
   headers = curl_slist_append(headers, "Expect:");
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers,
-                                                                          &curl_slist_free_all);
+                                                                           &curl_slist_free_all);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect_timeout.count()));
@@ -104,9 +109,10 @@ OutboundResponse http_request(const OutboundRequest& req) {
     out.too_large = sink.overflowed || rc == CURLE_FILESIZE_EXCEEDED;
     out.tls_failed = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
                      rc == CURLE_SSL_CERTPROBLEM;
-    out.error = out.too_large ? "the answer is larger than " + std::to_string(req.max_response_bytes) +
-                                    " bytes, tripline's limit for a peer's answer"
-                              : std::string(curl_easy_strerror(rc));
+    out.error = out.too_large
+                    ? "the answer is larger than " + std::to_string(req.max_response_bytes) +
+                          " bytes, tripline's limit for a peer's answer"
+                    : std::string(curl_easy_strerror(rc));
     out.body.clear();
     return out;
   }

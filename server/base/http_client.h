@@ -35,10 +35,11 @@ struct OutboundRequest {
 };
 
 struct OutboundResponse {
-  int status = 0;         // 0 when no HTTP answer came (see error)
+  int status = 0;  // 0 when no HTTP answer came (see error)
   std::string body;
-  std::string error;      // transport error (refused, timeout, ...), empty on an HTTP answer
-  bool too_large = false; // the answer was longer than max_response_bytes (status 0, error says so)
+  std::string error;  // transport error (refused, timeout, ...), empty on an HTTP answer
+  bool too_large =
+      false;  // the answer was longer than max_response_bytes (status 0, error says so)
   // TLS could not be set up with the given certificates: the peer's certificate failed
   // verification, or the CA / client certificate could not be used (status 0, error says so).
   bool tls_failed = false;
