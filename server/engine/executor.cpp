@@ -149,10 +149,10 @@ void Executor::work() {
     // The executions behind it that are alike (all unplanned, or all with recorded plans) run
     // together (see the header).
     auto alike = [&](const Job& j) {
-      return !j.unrecorded && j.plan.is_null() == jobs.front().plan.is_null() &&
+      return !j.unrecorded && !j.alone && j.plan.is_null() == jobs.front().plan.is_null() &&
              j.driver == jobs.front().driver;
     };
-    if (!jobs.front().unrecorded)
+    if (!jobs.front().unrecorded && !jobs.front().alone)
       while (jobs.size() < kMaxBatch && !queued.empty() && alike(queued.front())) {
         jobs.push_back(std::move(queued.front()));
         queued.pop_front();
@@ -232,9 +232,13 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
   std::vector<Store::PlannedRun> runs(n);
   for (size_t i = 0; i < n; ++i) runs[i] = {jobs[i].id, jobs[i].attempts + 1, &plans[i]};
   if (Status s = store_.start_planned(runs, started); !s.ok()) {
-    log::warn("could not record a lane's plans; running its first execution alone",
+    // Nothing was applied; all of them wait and try again together. (Running the first alone
+    // would apply its recorded plan over a later one's the peer may already hold.)
+    *retry_in = std::chrono::milliseconds(100);
+    metrics_.store_write_failed();
+    log::warn("could not record a lane's plans; trying again",
               {{"execution_id", jobs.front().id}, {"error", s.message()}});
-    return run_once(jobs.front(), retry_in) ? 1 : 0;
+    return 0;
   }
   for (size_t i = 0; i < n; ++i) {
     Job& j = jobs[i];
@@ -254,39 +258,47 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
     outcome = Outcome::final(std::string("driver error: ") + e.what());
   }
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  if (outcome.kind == Outcome::Kind::kRetryable && policy_.should_retry(last.attempts)) {
+  int attempts = 0;  // the most any of them has made: the retry budget is each one's
+  for (size_t i = 0; i < n; ++i) attempts = std::max(attempts, jobs[i].attempts);
+  if (outcome.kind == Outcome::Kind::kRetryable && policy_.should_retry(attempts)) {
     // All of them keep their recorded plans and try again together.
-    *retry_in = policy_.delay(last.attempts, rng);
+    *retry_in = policy_.delay(attempts, rng);
     log::warn("executions planned together will be retried", {{"execution_id", last.id},
                                                               {"driver", driver.name()},
                                                               {"together", n},
-                                                              {"attempt", last.attempts},
+                                                              {"attempt", attempts},
                                                               {"retry_in_ms", retry_in->count()},
                                                               {"reason", outcome.reason}});
     if (Status s = store_.requeue(last.id, outcome.reason, now_ms() + retry_in->count()); !s.ok())
       log::error("could not record the retry", {{"execution_id", last.id}, {"error", s.message()}});
     return 0;
   }
+  if (!outcome.ok()) {
+    // Failed for good: each runs alone from here, in order, applying its own recorded plan,
+    // so the last one's failure does not become the others'.
+    log::warn("executions planned together failed to apply; each runs on its own",
+              {{"execution_id", last.id},
+               {"driver", driver.name()},
+               {"together", n},
+               {"reason", outcome.reason}});
+    for (size_t i = 0; i < n; ++i) jobs[i].alone = true;
+    return 0;
+  }
   // 5. Every outcome in one transaction: the last's own, and the others' through it.
-  ExecutionStatus status = outcome.ok() ? ExecutionStatus::kSucceeded : ExecutionStatus::kFailed;
-  std::string error = outcome.reason;
-  if (outcome.kind == Outcome::Kind::kRetryable)
-    error += " (gave up after " + std::to_string(last.attempts) + " attempts)";
-  std::string through = outcome.ok() ? std::string()
-                                     : "applied together with execution " +
-                                           std::to_string(last.id) + ", which failed: " + error;
   int64_t finished = now_ms();
-  nlohmann::json applied_with =
-      outcome.ok() ? nlohmann::json{{"applied_with", last.id}} : nlohmann::json();
+  nlohmann::json applied_with = {{"applied_with", last.id}};
   std::vector<Store::Finished> outcomes(n);
   for (size_t i = 0; i < n; ++i)
-    outcomes[i] = {jobs[i].id, status, i + 1 < n ? &applied_with : &outcome.result,
-                   i + 1 < n ? through : error, finished};
+    outcomes[i] = {jobs[i].id,
+                   ExecutionStatus::kSucceeded,
+                   i + 1 < n ? &applied_with : &outcome.result,
+                   {},
+                   finished};
   if (Status s = store_.finish_all(outcomes); !s.ok()) {
     // Recorded one by one from here (run_once's path for an outcome the store refused).
     for (size_t i = 0; i < n; ++i)
-      jobs[i].unrecorded = Job::Unrecorded{status, i + 1 < n ? applied_with : outcome.result,
-                                           i + 1 < n ? through : error, finished, 0};
+      jobs[i].unrecorded = Job::Unrecorded{
+          ExecutionStatus::kSucceeded, i + 1 < n ? applied_with : outcome.result, {}, finished, 0};
     metrics_.store_write_failed();
     log::error("could not record the outcomes of executions planned together; recording each",
                {{"execution_id", last.id}, {"error", s.message()}});
@@ -294,14 +306,13 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
     return 0;
   }
   for (size_t i = 0; i < n; ++i) {
-    metrics_.execution_finished(std::string(driver.name()), to_string(status),
+    metrics_.execution_finished(std::string(driver.name()), "succeeded",
                                 (finished - jobs[i].first_started_at) / 1000.0);
     nlohmann::json fields = {{"execution_id", jobs[i].id},
                              {"driver", driver.name()},
                              {"attempt", jobs[i].attempts},
-                             {"status", to_string(status)}};
+                             {"status", "succeeded"}};
     if (i + 1 < n) fields["applied_with"] = last.id;
-    if (!outcomes[i].error.empty()) fields["error"] = outcomes[i].error;
     log::info("execution finished", fields);
   }
   return n;

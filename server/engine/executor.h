@@ -30,7 +30,9 @@
 // (after a crash, or a retry) run together the same way: each plan is an absolute state, so
 // applying the last alone ends where applying each in turn would, and the target is never moved
 // back through the earlier states. A retryable failure retries them together with backoff; a
-// final one (or retries used up) fails them all, each saying which execution's apply failed.
+// final one (or retries used up) sends each back to run on its own, in order, so that one
+// execution's failure (another receiver's credentials on the same target, a bound the peer
+// refuses) is its alone.
 //
 // Fairness: a lane runs one execution at a time and goes to the back of the ready queue after
 // each, so targets share the workers round-robin; one flooded target holds at most one worker.
@@ -81,6 +83,9 @@ struct Job {
   // The receiver's count of unfinished executions (its queue cap), decremented when this one is
   // finished and recorded. May be null.
   std::shared_ptr<std::atomic<int64_t>> backlog;
+  // Runs on its own, never planned or applied together again: a combined apply that included it
+  // failed for good, and each execution must now meet its own fate (Executor::run_batch).
+  bool alone = false;
 };
 
 // Reads the next page of unfinished executions (id > after_id, oldest first, at most `limit`
