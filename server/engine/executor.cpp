@@ -269,7 +269,9 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
                                                               {"attempt", attempts},
                                                               {"retry_in_ms", retry_in->count()},
                                                               {"reason", outcome.reason}});
-    if (Status s = store_.requeue(last.id, outcome.reason, now_ms() + retry_in->count()); !s.ok())
+    std::vector<int64_t> ids(n);
+    for (size_t i = 0; i < n; ++i) ids[i] = jobs[i].id;
+    if (Status s = store_.requeue_all(ids, outcome.reason, now_ms() + retry_in->count()); !s.ok())
       log::error("could not record the retry", {{"execution_id", last.id}, {"error", s.message()}});
     return 0;
   }

@@ -175,6 +175,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
     if (!m.ok()) return m;
     if (options.background_checkpoints) {
       s->writer_->exec("PRAGMA wal_autocheckpoint=16384");
+      // After a spike, a WAL that was reset is truncated back to 64 MiB.
+      s->writer_->exec("PRAGMA journal_size_limit=67108864");
       s->checkpointer_ = std::thread(&Store::checkpoint_loop, s.get(), path, options);
     }
     s->reader_ =
@@ -494,6 +496,26 @@ Status Store::requeue(int64_t id, const std::string& error, int64_t next_attempt
                       q.bind(2, next_attempt_at);
                       q.bind(3, id);
                     });
+}
+
+Status Store::requeue_all(const std::vector<int64_t>& ids, const std::string& error,
+                          int64_t next_attempt_at) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_,
+                        "UPDATE executions SET status = 'queued', error = ?, next_attempt_at = ? "
+                        "WHERE id = ?");
+    for (int64_t id : ids) {
+      q.tryReset();
+      q.bind(1, error);
+      q.bind(2, next_attempt_at);
+      q.bind(3, id);
+      q.exec();
+    }
+    tx.commit();
+    return Status::Ok();
+  });
 }
 
 Status Store::finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,

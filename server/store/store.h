@@ -164,6 +164,9 @@ class Store {
   Status mark_running(int64_t id, int attempts, int64_t started_at);
   Status record_plan(int64_t id, const nlohmann::json& plan);
   Status requeue(int64_t id, const std::string& error, int64_t next_attempt_at);
+  // requeue() for several executions (a lane's, retried together), in ONE transaction.
+  Status requeue_all(const std::vector<int64_t>& ids, const std::string& error,
+                     int64_t next_attempt_at);
   // A lane's executions planned together (Executor, Driver::plan_after): each marked running
   // with its attempt count and its plan, in ONE transaction.
   struct PlannedRun {

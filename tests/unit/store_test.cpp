@@ -346,3 +346,35 @@ TEST_CASE("floods: WAL checkpoints run in the background, not in the trigger pat
   CHECK(commit_and_wait(true) == 200);  // copied into the database file by the checkpointer
   CHECK(commit_and_wait(false) == 0);   // without it, they wait in the WAL
 }
+
+TEST_CASE("floods: executions retried together are requeued together, with the reason") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  make_receivers(*store, 1);
+  std::string driver = "scale-service", config = "{}";
+  std::vector<NewExecution> batch(3);
+  for (auto& e : batch) {
+    e.receiver_id = 1;
+    e.generation = 1;
+    e.driver = &driver;
+    e.config = &config;
+    e.created_at = 1;
+  }
+  REQUIRE(store->insert_executions(batch).ok());
+  nlohmann::json plan = {{"replicas", 2}};
+  std::vector<Store::PlannedRun> runs;
+  for (auto& e : batch) runs.push_back({e.id, 1, &plan});
+  REQUIRE(store->start_planned(runs, 5).ok());
+  REQUIRE(store->requeue_all({batch[0].id, batch[1].id}, "the peer is busy", 99).ok());
+  for (int i = 0; i < 3; ++i) {
+    auto e = store->get_execution(batch[i].id);
+    REQUIRE(e.ok());
+    CHECK(e->plan == plan);  // the recorded plan stays
+    if (i < 2) {
+      CHECK(e->status == ExecutionStatus::kQueued);
+      CHECK(e->error == "the peer is busy");
+    } else {
+      CHECK(e->status == ExecutionStatus::kRunning);
+    }
+  }
+}
