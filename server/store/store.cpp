@@ -488,14 +488,7 @@ Status Store::record_plan(int64_t id, const nlohmann::json& plan) {
 }
 
 Status Store::requeue(int64_t id, const std::string& error, int64_t next_attempt_at) {
-  return exec_write(write_mu_, *writer_,
-                    "UPDATE executions SET status = 'queued', error = ?, next_attempt_at = ? "
-                    "WHERE id = ?",
-                    [&](SQLite::Statement& q) {
-                      q.bind(1, error);
-                      q.bind(2, next_attempt_at);
-                      q.bind(3, id);
-                    });
+  return requeue_all({id}, error, next_attempt_at);
 }
 
 Status Store::requeue_all(const std::vector<int64_t>& ids, const std::string& error,
@@ -520,22 +513,7 @@ Status Store::requeue_all(const std::vector<int64_t>& ids, const std::string& er
 
 Status Store::finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,
                      const std::string& error, int64_t finished_at) {
-  return exec_write(write_mu_, *writer_,
-                    "UPDATE executions SET status = ?, result = ?, error = ?, finished_at = ?, "
-                    "next_attempt_at = NULL WHERE id = ?",
-                    [&](SQLite::Statement& q) {
-                      q.bind(1, to_string(status));
-                      if (result.is_null())
-                        q.bind(2);
-                      else
-                        q.bind(2, result.dump());
-                      if (error.empty())
-                        q.bind(3);
-                      else
-                        q.bind(3, error);
-                      q.bind(4, finished_at);
-                      q.bind(5, id);
-                    });
+  return finish_all({Finished{id, status, &result, error, finished_at}});
 }
 
 Status Store::start_planned(const std::vector<PlannedRun>& runs, int64_t started_at) {
