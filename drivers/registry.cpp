@@ -4,6 +4,7 @@
 
 #include "dns_update/dns_update.h"
 #include "scale_service/scale_service.h"
+#include "webhook/webhook.h"
 
 namespace tripline {
 
@@ -24,6 +25,7 @@ constexpr DriverEntry entry() {
 constexpr DriverEntry kDrivers[] = {
     entry<ScaleServiceDriver>(),
     entry<DnsUpdateDriver>(),
+    entry<WebhookDriver>(),
 };
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Small wrappers over OpenSSL: randomness, HMAC-SHA256, SHA-256, strict base64url, hex and
+// Small wrappers over OpenSSL: randomness, HMAC-SHA256, SHA-256, base64, strict base64url, hex and
 // constant-time comparison. All functions are thread-safe.
 #pragma once
 
@@ -38,6 +38,11 @@ std::string base64url_encode(std::string_view bytes);
 // Strict: only [A-Za-z0-9_-], no padding, and unused trailing bits must be zero, so every byte
 // string has exactly one accepted encoding (no malleability).
 std::optional<std::string> base64url_decode(std::string_view text);
+
+// Standard base64 (RFC 4648 section 4, padded), as Standard Webhooks signatures and secrets use it.
+std::string base64_encode(std::string_view bytes);
+// Padded input only; nullopt when it is not base64.
+std::optional<std::string> base64_decode(std::string_view text);
 
 std::string hex(std::string_view bytes);
 std::optional<std::string> unhex(std::string_view text);

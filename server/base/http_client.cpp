@@ -1,8 +1,13 @@
 #include "http_client.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <memory>
+
+#include "net.h"
 
 namespace tripline {
 
@@ -40,7 +45,53 @@ size_t collect_header(char* data, size_t size, size_t n, void* out) {
   }
   return size * n;
 }
+
+const std::vector<Cidr>& local_ranges() {
+  static const std::vector<Cidr> ranges = [] {
+    std::vector<Cidr> out;
+    for (const char* c :
+         {"0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "255.255.255.255/32",
+          "100.100.100.200/32",  // Alibaba Cloud's metadata service
+          "::/128", "::1/128", "fe80::/10", "ff00::/8",
+          "fd00:ec2::254/128",                               // AWS's IPv6 metadata service
+          "64:ff9b::a9fe:a9fe/128", "64:ff9b::7f00:1/128"})  // NAT64 of them
+      out.push_back(*Cidr::parse(c));
+    return out;
+  }();
+  return ranges;
+}
+
+struct SocketGuard {
+  bool refused = false;
+  std::string last;
+};
+
+curl_socket_t open_checked_socket(void* clientp, curlsocktype purpose, curl_sockaddr* address) {
+  auto* guard = static_cast<SocketGuard*>(clientp);
+  char text[INET6_ADDRSTRLEN] = "";
+  if (address->family == AF_INET)
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&address->addr)->sin_addr, text,
+              sizeof text);
+  else if (address->family == AF_INET6)
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address->addr)->sin6_addr, text,
+              sizeof text);
+  // Only IP sockets for the transfer itself; anything else (a Unix socket) is not allowed here.
+  if (purpose != CURLSOCKTYPE_IPCXN || text[0] == '\0' || is_local_address(text)) {
+    guard->refused = true;
+    guard->last = text;
+    return CURL_SOCKET_BAD;
+  }
+  return socket(address->family, address->socktype, address->protocol);
+}
 }  // namespace
+
+bool is_local_address(std::string_view ip) {
+  auto canonical = canonical_ip(ip);  // an IPv4-mapped IPv6 address is checked as IPv4
+  if (!canonical) return true;
+  for (const auto& c : local_ranges())
+    if (c.contains(*canonical)) return true;
+  return false;
+}
 
 OutboundResponse http_request(const OutboundRequest& req) {
   OutboundResponse out;
@@ -104,7 +155,27 @@ OutboundResponse http_request(const OutboundRequest& req) {
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &out.headers);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  SocketGuard guard;
+  if (req.refuse_local_addresses) {
+    if (!req.unix_socket.empty()) {
+      out.error = "a Unix socket is not an allowed address";
+      out.address_refused = true;
+      return out;
+    }
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_checked_socket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &guard);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+  }
   CURLcode rc = curl_easy_perform(c);
+  if (rc != CURLE_OK && guard.refused) {
+    out.address_refused = true;
+    out.error = "the address " + guard.last +
+                " is loopback, link-local, metadata or otherwise local, which outbound webhooks "
+                "may not reach (see --allow-local-webhook-targets)";
+    out.body.clear();
+    return out;
+  }
   if (rc != CURLE_OK) {
     out.too_large = sink.overflowed || rc == CURLE_FILESIZE_EXCEEDED;
     out.tls_failed = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||

@@ -32,7 +32,16 @@ struct OutboundRequest {
   // A longer answer is not buffered: the call fails with too_large set (default: the request
   // body limit, json_limits.h).
   size_t max_response_bytes = size_t{1} << 20;
+  // Outbound webhooks (docs/webhooks.md): refuse to connect to loopback, link-local (the cloud
+  // metadata address 169.254.169.254 among them), unspecified, multicast and other metadata
+  // addresses. Checked on the address curl is about to connect to, after DNS resolution, so a
+  // name that resolves (or re-resolves) there is refused too. Such requests also ignore proxy
+  // variables, whose proxy would be the address checked. Redirects are never followed.
+  bool refuse_local_addresses = false;
 };
+
+// Whether an address (text) is one refuse_local_addresses refuses.
+bool is_local_address(std::string_view ip);
 
 struct OutboundResponse {
   int status = 0;  // 0 when no HTTP answer came (see error)
@@ -43,6 +52,8 @@ struct OutboundResponse {
   // TLS could not be set up with the given certificates: the peer's certificate failed
   // verification, or the CA / client certificate could not be used (status 0, error says so).
   bool tls_failed = false;
+  // refuse_local_addresses refused every address the name resolved to (status 0, error says so).
+  bool address_refused = false;
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
   // The first value of a header (name in lower case), or nullptr.
   const std::string* header(std::string_view name) const {

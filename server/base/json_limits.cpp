@@ -58,4 +58,36 @@ nlohmann::json parse_body_json(std::string_view body, int max_depth) {
   return parse_json_bounded(body, {max_depth, body.size()}).value;
 }
 
+std::optional<std::string> dotted_to_pointer(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  std::string out;
+  std::string token;
+  auto flush = [&] {
+    std::string escaped;
+    for (char c : token) escaped += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
+    out += "/" + escaped;
+    token.clear();
+  };
+  for (size_t i = 0; i < path.size(); ++i) {
+    char c = path[i];
+    if (c == '.') {
+      if (token.empty() && (i == 0 || path[i - 1] != ']')) return std::nullopt;
+      if (!token.empty()) flush();
+    } else if (c == '[') {
+      if (!token.empty()) flush();
+      size_t close = path.find(']', i);
+      if (close == std::string::npos || close == i + 1) return std::nullopt;
+      std::string index = path.substr(i + 1, close - i - 1);
+      for (char d : index)
+        if (!isdigit(static_cast<unsigned char>(d))) return std::nullopt;
+      out += "/" + index;
+      i = close;
+    } else {
+      token += c;
+    }
+  }
+  if (!token.empty()) flush();
+  return out;
+}
+
 }  // namespace tripline

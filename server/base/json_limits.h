@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,5 +40,9 @@ BoundedJson parse_json_bounded(std::string_view text, const JsonLimits& limits =
 // Parses a request body as JSON with a nesting limit; discarded JSON when it is not JSON or
 // nests deeper than max_depth. (The body's size is bounded by the HTTP layer.)
 nlohmann::json parse_body_json(std::string_view body, int max_depth = kMaxJsonDepth);
+
+// The rules' dotted field syntax as an RFC 6901 JSON pointer: "a.b[0].c" -> "/a/b/0/c"; a path
+// that starts with "/" already is one and is answered as it is. nullopt when malformed.
+std::optional<std::string> dotted_to_pointer(const std::string& path);
 
 }  // namespace tripline

@@ -33,25 +33,6 @@ const std::vector<std::string> kSealed = {"github_secret", "standard_webhooks_se
 const std::vector<std::string> kHashed = {"bearer_token", "basic_password"};
 constexpr std::string_view kHashedPrefix = "hashed:";
 
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), int(in.size()));
-  out.resize(n);
-  return out;
-}
-
-std::optional<std::string> unbase64(std::string_view in) {
-  if (in.empty() || in.size() % 4 != 0) return std::nullopt;
-  std::string out(in.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), int(in.size()));
-  if (n < 0) return std::nullopt;
-  size_t pad = in.size() >= 2 && in[in.size() - 1] == '=' ? (in[in.size() - 2] == '=' ? 2 : 1) : 0;
-  out.resize(size_t(n) - pad);
-  return out;
-}
-
 std::string salted_hash(std::string_view salt, std::string_view secret) {
   std::string input(salt);
   input += secret;
@@ -77,23 +58,11 @@ std::optional<int64_t> parse_int(std::string_view s) {
 }
 
 std::shared_ptr<const crypto::HmacKey> whsec_key(const std::string& secret) {
-  std::string_view s = secret;
-  if (s.rfind("whsec_", 0) == 0) s.remove_prefix(6);
-  auto key = unbase64(s);
+  auto key = whsec_key_bytes(secret);
   return key ? std::make_shared<const crypto::HmacKey>(*key) : nullptr;
 }
 
 }  // namespace
-
-std::string standard_webhooks_signature(const std::string& secret, std::string_view id,
-                                        std::string_view timestamp, std::string_view body) {
-  auto key = whsec_key(secret);
-  if (!key) return {};
-  std::string signed_content;
-  signed_content.reserve(id.size() + timestamp.size() + body.size() + 2);
-  signed_content.append(id).append(".").append(timestamp).append(".").append(body);
-  return "v1," + base64(crypto::view(key->mac(signed_content)));
-}
 
 Result<json> InboundAuth::prepare_for_storage(const json& auth, const json& previous,
                                               const SecretBox& box) {
@@ -212,7 +181,7 @@ AuthFailure InboundAuth::check(const InboundRequest& req, std::string_view sourc
     if (AuthFailure f = fresh(ts); f != AuthFailure::kNone) return f;
     std::string signed_content = *id + "." + *ts + ".";
     signed_content.append(body);
-    std::string expected = base64(crypto::view(standard_->mac(signed_content)));
+    std::string expected = crypto::base64_encode(crypto::view(standard_->mac(signed_content)));
     bool match = false;
     std::string_view list = *sigs;
     while (!list.empty()) {
@@ -243,7 +212,7 @@ AuthFailure InboundAuth::check(const InboundRequest& req, std::string_view sourc
     if (!bearer_hash_.empty() && a.size() > 7 && a.substr(0, 7) == "Bearer ")
       ok = matches_hash(bearer_hash_, a.substr(7));
     if (!ok && !basic_hash_.empty() && a.size() > 6 && a.substr(0, 6) == "Basic ") {
-      if (auto decoded = unbase64(a.substr(6))) {
+      if (auto decoded = crypto::base64_decode(a.substr(6))) {
         auto colon = decoded->find(':');
         if (colon != std::string::npos)
           ok = crypto::constant_time_equal(decoded->substr(0, colon), basic_user_) &

@@ -36,6 +36,7 @@
 #include "net.h"
 #include "request.h"
 #include "secrets.h"
+#include "webhook_signing.h"  // standard_webhooks_signature(), whsec_key_bytes()
 
 namespace tripline {
 
@@ -77,9 +78,5 @@ class InboundAuth {
   std::string basic_user_, basic_hash_;
   int64_t tolerance_s_ = 300;
 };
-
-// Standard Webhooks: "v1," + base64(HMAC-SHA256(key, id "." timestamp "." body)).
-std::string standard_webhooks_signature(const std::string& whsec_secret, std::string_view id,
-                                        std::string_view timestamp, std::string_view body);
 
 }  // namespace tripline

@@ -22,39 +22,6 @@ struct FieldRef {
   std::string name;  // header or query name
 };
 
-// "a.b[0].c" -> "/a/b/0/c"; a leading "/" means it already is a JSON pointer.
-std::optional<std::string> dotted_to_pointer(const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  std::string out;
-  std::string token;
-  auto flush = [&] {
-    std::string escaped;
-    for (char c : token) escaped += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
-    out += "/" + escaped;
-    token.clear();
-  };
-  for (size_t i = 0; i < path.size(); ++i) {
-    char c = path[i];
-    if (c == '.') {
-      if (token.empty() && (i == 0 || path[i - 1] != ']')) return std::nullopt;
-      if (!token.empty()) flush();
-    } else if (c == '[') {
-      if (!token.empty()) flush();
-      size_t close = path.find(']', i);
-      if (close == std::string::npos || close == i + 1) return std::nullopt;
-      std::string index = path.substr(i + 1, close - i - 1);
-      for (char d : index)
-        if (!isdigit(static_cast<unsigned char>(d))) return std::nullopt;
-      out += "/" + index;
-      i = close;
-    } else {
-      token += c;
-    }
-  }
-  if (!token.empty()) flush();
-  return out;
-}
-
 Result<FieldRef> parse_field(const json& j) {
   if (!j.is_string()) return Status::Invalid("field must be a string");
   const std::string s = j.get<std::string>();
