@@ -18,6 +18,7 @@
 #include "ingest.h"
 #include "metrics.h"
 #include "net.h"
+#include "notifier.h"
 #include "readiness.h"
 #include "receivers.h"
 #include "registry.h"
@@ -45,6 +46,7 @@ struct AppContext {
   std::string public_url;                     // base of trigger URLs, no trailing slash
   Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
   const Readiness* readiness = nullptr;       // /readyz's cached answer (readiness.h)
+  Notifier* notifier = nullptr;               // woken by a re-send by hand; may be null
 };
 
 class App {
@@ -69,6 +71,12 @@ class App {
   HttpResponse api(const HttpRequest& req, const std::vector<std::string_view>& segments);
   HttpResponse receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
   HttpResponse executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
+  // /receivers/{id}/notifications[/{sid}] and /receivers/{id}/deliveries[/{did}[/redeliver]]
+  // (notifications_api.cpp).
+  HttpResponse notifications_api(const HttpRequest& req, int64_t receiver_id,
+                                 const std::vector<std::string_view>& seg);
+  Status subscription_from(const nlohmann::json& body, const SubscriptionRow* previous,
+                           SubscriptionRow* row) const;
   HttpResponse tokens_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
   HttpResponse workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
   HttpResponse drivers_api(const HttpRequest& req);

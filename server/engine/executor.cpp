@@ -4,6 +4,19 @@
 
 namespace tripline {
 
+namespace {
+// The target a job's lane names ("driver:target"), for the notifications its status changes
+// record (docs/webhooks.md).
+std::string_view target_of(const Job& job) {
+  std::string_view lane = job.lane;
+  std::string_view driver = job.driver ? job.driver->name() : std::string_view();
+  if (lane.size() > driver.size() && lane.substr(0, driver.size()) == driver &&
+      lane[driver.size()] == ':')
+    return lane.substr(driver.size() + 1);
+  return lane;
+}
+}  // namespace
+
 Executor::Executor(Store& store, Metrics& metrics, RetryPolicy policy, int workers, Loader loader,
                    size_t max_held)
     : store_(store),
@@ -230,7 +243,8 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
   // 3. Recorded before anything changes, with this attempt, in one transaction.
   int64_t started = now_ms();
   std::vector<Store::PlannedRun> runs(n);
-  for (size_t i = 0; i < n; ++i) runs[i] = {jobs[i].id, jobs[i].attempts + 1, &plans[i]};
+  for (size_t i = 0; i < n; ++i)
+    runs[i] = {jobs[i].id, jobs[i].attempts + 1, &plans[i], target_of(jobs[i])};
   if (Status s = store_.start_planned(runs, started); !s.ok()) {
     // Nothing was applied; all of them wait and try again together. (Running the first alone
     // would apply its recorded plan over a later one's the peer may already hold.)
@@ -271,7 +285,9 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
                                                               {"reason", outcome.reason}});
     std::vector<int64_t> ids(n);
     for (size_t i = 0; i < n; ++i) ids[i] = jobs[i].id;
-    if (Status s = store_.requeue_all(ids, outcome.reason, now_ms() + retry_in->count()); !s.ok())
+    if (Status s = store_.requeue_all(ids, outcome.reason, now_ms() + retry_in->count(),
+                                      target_of(jobs.front()));
+        !s.ok())
       log::error("could not record the retry", {{"execution_id", last.id}, {"error", s.message()}});
     return 0;
   }
@@ -291,11 +307,9 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
   nlohmann::json applied_with = {{"applied_with", last.id}};
   std::vector<Store::Finished> outcomes(n);
   for (size_t i = 0; i < n; ++i)
-    outcomes[i] = {jobs[i].id,
-                   ExecutionStatus::kSucceeded,
-                   i + 1 < n ? &applied_with : &outcome.result,
-                   {},
-                   finished};
+    outcomes[i] = {
+        jobs[i].id, ExecutionStatus::kSucceeded, i + 1 < n ? &applied_with : &outcome.result, {},
+        finished,   target_of(jobs[i])};
   if (Status s = store_.finish_all(outcomes); !s.ok()) {
     // Recorded one by one from here (run_once's path for an outcome the store refused).
     for (size_t i = 0; i < n; ++i)
@@ -332,7 +346,7 @@ bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
 
   Outcome outcome;
   try {
-    Status s = store_.mark_running(job.id, job.attempts, started);
+    Status s = store_.mark_running(job.id, job.attempts, started, target_of(job));
     if (!s.ok()) {
       outcome = Outcome::retryable(s.message());
     } else {
@@ -361,7 +375,9 @@ bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
     log::warn("execution will be retried", fields);
     // Not recorded: the row stays "running" with its plan; the retry goes on from memory, and
     // after a restart the recorded plan is re-applied, in the same lane order.
-    if (Status s = store_.requeue(job.id, outcome.reason, now_ms() + retry_in->count()); !s.ok())
+    if (Status s =
+            store_.requeue(job.id, outcome.reason, now_ms() + retry_in->count(), target_of(job));
+        !s.ok())
       log::error("could not record the retry", {{"execution_id", job.id}, {"error", s.message()}});
     return false;
   }
@@ -378,7 +394,7 @@ bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
 bool Executor::record_finish(Job& job, std::chrono::milliseconds* retry_in) {
   Job::Unrecorded& u = *job.unrecorded;
   ++u.tries;
-  Status s = store_.finish(job.id, u.status, u.result, u.error, u.finished_at);
+  Status s = store_.finish(job.id, u.status, u.result, u.error, u.finished_at, target_of(job));
   if (!s.ok()) {
     // 100 ms, doubling, at most 10 s between tries: the lane waits for the record.
     *retry_in =

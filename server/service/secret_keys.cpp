@@ -24,6 +24,8 @@ const char* where_name(SealedText::Where w) {
       return "receiver auth";
     case SealedText::Where::kExecutionConfig:
       return "execution config";
+    case SealedText::Where::kSubscription:
+      return "notification subscription";
   }
   return "";
 }
@@ -31,6 +33,7 @@ const char* where_name(SealedText::Where w) {
 // The fields of `t` that hold sealed secrets: what open_config() opens when tripline reads it.
 std::vector<std::string> fields_of(const SealedText& t, const DriverRegistry& drivers) {
   if (t.where == SealedText::Where::kReceiverAuth) return InboundAuth::sealed_fields();
+  if (t.where == SealedText::Where::kSubscription) return {"secret", "previous_secret"};
   const Driver* d = drivers.find(t.driver);
   return d ? secret_fields(*d) : std::vector<std::string>{};
 }

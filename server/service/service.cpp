@@ -21,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
+#include "notifier.h"
 #include "pruner.h"
 #include "readiness.h"
 #include "receivers.h"
@@ -44,6 +45,7 @@ struct Service::Parts {
   std::unique_ptr<Ingest> ingest;
   std::unique_ptr<Readiness> readiness;
   std::unique_ptr<Pruner> pruner;
+  std::unique_ptr<Notifier> notifier;
   std::unique_ptr<App> app;
   std::unique_ptr<HttpServer> http;
   std::string public_url;
@@ -355,12 +357,22 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   p.pruner = std::make_unique<Pruner>(*p.store, prune);
   p.pruner->start();
 
+  NotifierOptions notify = o.notifications;
+  for (const auto& opt : driver_options())
+    if (std::string_view(opt.name) == "allow-local-webhook-targets") {
+      std::string v = o.drivers.get(opt);
+      notify.allow_local = v == "true" || v == "1" || v == "yes" || v == "on";
+    }
+  p.notifier = std::make_unique<Notifier>(*p.store, p.secrets, notify);
+  p.notifier->start();  // pending deliveries (from before a restart too) go out when due
+
   p.readiness = std::make_unique<Readiness>(*p.store, p.drivers);
   p.readiness->start();
   AppContext ctx{*p.store,  p.receivers,        p.drivers,   p.keyring,
                  p.secrets, *p.ingest,          *p.executor, p.metrics,
                  *p.admin,  std::move(proxies), "",          o.default_limits};
   ctx.readiness = p.readiness.get();
+  ctx.notifier = p.notifier.get();
   p.app = std::make_unique<App>(ctx);
   HttpServerOptions http{host, port, o.http_threads, 1 << 20};
   p.http = std::make_unique<HttpServer>(
@@ -391,6 +403,7 @@ void Service::stop() {
   if (p.http) p.http->stop();
   if (p.ingest) p.ingest->stop();
   if (p.executor) p.executor->stop();
+  if (p.notifier) p.notifier->stop();
   if (p.readiness) p.readiness->stop();
   if (p.pruner) p.pruner->stop();
 }

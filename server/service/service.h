@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "http_server.h"
+#include "notifier.h"
 #include "receiver_limits.h"
 #include "registry.h"
 #include "retry.h"
@@ -31,6 +32,9 @@ struct ServiceOptions {
   Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
   RetentionPolicy retention;                  // finished executions kept (pruner.h)
   size_t max_held_executions = 10000;         // the executor's in-memory window (executor.h)
+  // Execution notifications (notifier.h); allow_local comes from the drivers' option
+  // --allow-local-webhook-targets (drivers/webhook), which governs every outbound webhook.
+  NotifierOptions notifications;
   // Polled during start-up (loading a large store takes seconds): once it answers true, start()
   // stops where it is and answers Unavailable (kStartInterrupted). Unset: never.
   std::function<bool()> stop_requested;

@@ -192,6 +192,34 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
         "ON CONFLICT (receiver_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING");
     s->find_idempotent_ = std::make_unique<SQLite::Statement>(
         *s->writer_, "SELECT id FROM executions WHERE receiver_id = ? AND idempotency_key = ?");
+    // One delivery per subscription of the execution's receiver that asks for the event and
+    // whose backlog has room; the body (docs/webhooks.md) is fixed now, as is its webhook-id.
+    s->note_delivery_ = std::make_unique<SQLite::Statement>(
+        *s->writer_,
+        "INSERT INTO deliveries (subscription_id, receiver_id, execution_id, event, webhook_id, "
+        "payload, state, next_attempt_at, created_at) "
+        "SELECT s.id, e.receiver_id, e.id, ?2, 'msg_' || lower(hex(randomblob(16))), "
+        "json_object('type', 'execution.' || ?2, 'timestamp', "
+        "strftime('%Y-%m-%dT%H:%M:%fZ', ?4 / 1000.0, 'unixepoch'), 'data', json_object("
+        "'execution_id', e.id, 'receiver_id', e.receiver_id, "
+        "'receiver', (SELECT name FROM receivers WHERE id = e.receiver_id), "
+        "'driver', e.driver, 'target', ?3, 'action', e.action, 'status', ?2, "
+        "'attempt', e.attempts, 'plan', json(e.plan), 'result', json(e.result), "
+        "'error', e.error)), 'pending', ?4, ?4 "
+        "FROM executions e JOIN subscriptions s ON s.receiver_id = e.receiver_id "
+        "WHERE e.id = ?1 AND s.enabled AND EXISTS (SELECT 1 FROM json_each(s.events) "
+        "WHERE value = ?2) AND (SELECT count(*) FROM deliveries d WHERE d.subscription_id = s.id "
+        "AND d.state = 'pending') < ?5");
+    s->note_dropped_ = std::make_unique<SQLite::Statement>(
+        *s->writer_,
+        "UPDATE subscriptions SET dropped = dropped + 1 WHERE receiver_id = "
+        "(SELECT receiver_id FROM executions WHERE id = ?1) AND enabled AND EXISTS "
+        "(SELECT 1 FROM json_each(events) WHERE value = ?2) AND (SELECT count(*) FROM deliveries "
+        "d WHERE d.subscription_id = subscriptions.id AND d.state = 'pending') >= ?3");
+    {
+      std::lock_guard lock(s->write_mu_);
+      s->refresh_any_subscriptions_locked();
+    }
   } catch (const std::exception& e) {
     return Status::Internal("cannot open database " + path + ": " + e.what());
   }
@@ -344,8 +372,25 @@ Result<ReceiverRow> Store::bump_generation(int64_t id) {
 }
 
 Status Store::delete_receiver(int64_t id) {
-  return update_one(write_mu_, *writer_, "DELETE FROM receivers WHERE id = ?",
-                    [&](SQLite::Statement& q) { q.bind(1, id); });
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_, "DELETE FROM receivers WHERE id = ?");
+    q.bind(1, id);
+    if (q.exec() == 0) return Status::NotFound("no such receiver");
+    // Its subscriptions, and their deliveries, go with it.
+    for (const char* sql : {"DELETE FROM delivery_attempts WHERE delivery_id IN "
+                            "(SELECT id FROM deliveries WHERE receiver_id = ?)",
+                            "DELETE FROM deliveries WHERE receiver_id = ?",
+                            "DELETE FROM subscriptions WHERE receiver_id = ?"}) {
+      SQLite::Statement d(*writer_, sql);
+      d.bind(1, id);
+      d.exec();
+    }
+    refresh_any_subscriptions_locked();
+    tx.commit();
+    return Status::Ok();
+  });
 }
 
 Result<ReceiverRow> Store::get_receiver(int64_t id) {
@@ -468,15 +513,22 @@ Status exec_write(std::mutex& mu, SQLite::Database& db, const char* sql, Bind&& 
 }
 }  // namespace
 
-Status Store::mark_running(int64_t id, int attempts, int64_t started_at) {
-  return exec_write(write_mu_, *writer_,
-                    "UPDATE executions SET status = 'running', attempts = ?, "
-                    "started_at = coalesce(started_at, ?), next_attempt_at = NULL WHERE id = ?",
-                    [&](SQLite::Statement& q) {
-                      q.bind(1, attempts);
-                      q.bind(2, started_at);
-                      q.bind(3, id);
-                    });
+Status Store::mark_running(int64_t id, int attempts, int64_t started_at, std::string_view target) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(
+        *writer_,
+        "UPDATE executions SET status = 'running', attempts = ?, "
+        "started_at = coalesce(started_at, ?), next_attempt_at = NULL WHERE id = ?");
+    q.bind(1, attempts);
+    q.bind(2, started_at);
+    q.bind(3, id);
+    q.exec();
+    note_status_locked(id, "running", target, started_at);
+    tx.commit();
+    return Status::Ok();
+  });
 }
 
 Status Store::record_plan(int64_t id, const nlohmann::json& plan) {
@@ -487,12 +539,13 @@ Status Store::record_plan(int64_t id, const nlohmann::json& plan) {
                     });
 }
 
-Status Store::requeue(int64_t id, const std::string& error, int64_t next_attempt_at) {
-  return requeue_all({id}, error, next_attempt_at);
+Status Store::requeue(int64_t id, const std::string& error, int64_t next_attempt_at,
+                      std::string_view target) {
+  return requeue_all({id}, error, next_attempt_at, target);
 }
 
 Status Store::requeue_all(const std::vector<int64_t>& ids, const std::string& error,
-                          int64_t next_attempt_at) {
+                          int64_t next_attempt_at, std::string_view target) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -505,6 +558,7 @@ Status Store::requeue_all(const std::vector<int64_t>& ids, const std::string& er
       q.bind(2, next_attempt_at);
       q.bind(3, id);
       q.exec();
+      note_status_locked(id, "retrying", target, now_ms());
     }
     tx.commit();
     return Status::Ok();
@@ -512,8 +566,8 @@ Status Store::requeue_all(const std::vector<int64_t>& ids, const std::string& er
 }
 
 Status Store::finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,
-                     const std::string& error, int64_t finished_at) {
-  return finish_all({Finished{id, status, &result, error, finished_at}});
+                     const std::string& error, int64_t finished_at, std::string_view target) {
+  return finish_all({Finished{id, status, &result, error, finished_at, target}});
 }
 
 Status Store::start_planned(const std::vector<PlannedRun>& runs, int64_t started_at) {
@@ -531,6 +585,7 @@ Status Store::start_planned(const std::vector<PlannedRun>& runs, int64_t started
       q.bind(3, r.plan->dump());
       q.bind(4, r.id);
       q.exec();
+      note_status_locked(r.id, "running", r.target, started_at);
     }
     tx.commit();
     return Status::Ok();
@@ -558,6 +613,7 @@ Status Store::finish_all(const std::vector<Finished>& outcomes) {
       q.bind(4, f.finished_at);
       q.bind(5, f.id);
       q.exec();
+      note_status_locked(f.id, to_string(f.status), f.target, f.finished_at);
     }
     tx.commit();
     return Status::Ok();
@@ -727,11 +783,23 @@ Result<int> Store::delete_executions(const std::vector<int64_t>& ids) {
     SQLite::Transaction tx(*writer_);
     SQLite::Statement q(
         *writer_, "DELETE FROM executions WHERE id = ? AND status IN ('succeeded', 'failed')");
+    // An execution's notifications and their attempts go with it (docs/webhooks.md).
+    SQLite::Statement attempts(*writer_,
+                               "DELETE FROM delivery_attempts WHERE delivery_id IN "
+                               "(SELECT id FROM deliveries WHERE execution_id = ?)");
+    SQLite::Statement deliveries(*writer_, "DELETE FROM deliveries WHERE execution_id = ?");
     int n = 0;
     for (int64_t id : ids) {
       q.tryReset();
       q.bind(1, id);
-      n += q.exec();
+      int gone = q.exec();
+      n += gone;
+      if (gone == 0) continue;
+      for (SQLite::Statement* d : {&attempts, &deliveries}) {
+        d->tryReset();
+        d->bind(1, id);
+        d->exec();
+      }
     }
     tx.commit();
     return n;
@@ -854,6 +922,378 @@ Result<int> Store::replace_env_admin_token(const std::string& name, const std::s
   });
 }
 
+// --- notifications -----------------------------------------------------------------------
+
+void Store::refresh_any_subscriptions_locked() {
+  SQLite::Statement q(*writer_, "SELECT EXISTS (SELECT 1 FROM subscriptions)");
+  q.executeStep();
+  any_subscriptions_ = q.getColumn(0).getInt() != 0;
+}
+
+void Store::note_status_locked(int64_t execution_id, const char* event, std::string_view target,
+                               int64_t now) {
+  // No subscription anywhere (the usual case): the status change costs nothing more.
+  if (!any_subscriptions_) return;
+  SQLite::Statement& dropped = *note_dropped_;
+  dropped.tryReset();
+  dropped.bind(1, execution_id);
+  dropped.bind(2, event);
+  dropped.bind(3, kMaxPendingPerSubscription);
+  if (dropped.exec() > 0)
+    log::warn("notification dropped: a subscription's backlog is full",
+              {{"execution_id", std::to_string(execution_id)}, {"event", event}});
+  SQLite::Statement& q = *note_delivery_;
+  q.tryReset();
+  q.bind(1, execution_id);
+  q.bind(2, event);
+  q.bind(3, std::string(target));
+  q.bind(4, now);
+  q.bind(5, kMaxPendingPerSubscription);
+  q.exec();
+}
+
+namespace {
+constexpr const char* kSubscriptionColumns =
+    "id, receiver_id, url, secrets, scheme, events, enabled, disabled_reason, dropped, "
+    "created_at, updated_at";
+
+SubscriptionRow read_subscription(SQLite::Statement& q, int at = 0) {
+  SubscriptionRow s;
+  s.id = q.getColumn(at + 0).getInt64();
+  s.receiver_id = q.getColumn(at + 1).getInt64();
+  s.url = q.getColumn(at + 2).getString();
+  s.secrets = nlohmann::json::parse(q.getColumn(at + 3).getString(), nullptr, false);
+  s.scheme = q.getColumn(at + 4).getString();
+  auto events = nlohmann::json::parse(q.getColumn(at + 5).getString(), nullptr, false);
+  if (events.is_array())
+    for (const auto& e : events)
+      if (e.is_string()) s.events.push_back(e.get<std::string>());
+  s.enabled = q.getColumn(at + 6).getInt() != 0;
+  s.disabled_reason = q.getColumn(at + 7).isNull() ? "" : q.getColumn(at + 7).getString();
+  s.dropped = q.getColumn(at + 8).getInt64();
+  s.created_at = q.getColumn(at + 9).getInt64();
+  s.updated_at = q.getColumn(at + 10).getInt64();
+  return s;
+}
+
+constexpr const char* kDeliveryColumns =
+    "id, subscription_id, receiver_id, execution_id, event, webhook_id, payload, state, attempts, "
+    "budget_from, next_attempt_at, last_status, last_error, created_at, finished_at";
+
+DeliveryRow read_delivery(SQLite::Statement& q) {
+  DeliveryRow d;
+  d.id = q.getColumn(0).getInt64();
+  d.subscription_id = q.getColumn(1).getInt64();
+  d.receiver_id = q.getColumn(2).getInt64();
+  d.execution_id = q.getColumn(3).getInt64();
+  d.event = q.getColumn(4).getString();
+  d.webhook_id = q.getColumn(5).getString();
+  d.payload = q.getColumn(6).getString();
+  d.state = q.getColumn(7).getString();
+  d.attempts = q.getColumn(8).getInt();
+  d.budget_from = q.getColumn(9).getInt();
+  d.next_attempt_at = opt_int(q.getColumn(10));
+  if (!q.getColumn(11).isNull()) d.last_status = q.getColumn(11).getInt();
+  d.last_error = q.getColumn(12).isNull() ? "" : q.getColumn(12).getString();
+  d.created_at = q.getColumn(13).getInt64();
+  d.finished_at = opt_int(q.getColumn(14));
+  return d;
+}
+
+std::string events_json(const std::vector<std::string>& events) {
+  return nlohmann::json(events).dump();
+}
+}  // namespace
+
+Result<SubscriptionRow> Store::insert_subscription(const SubscriptionRow& s) {
+  auto id = guarded([&]() -> Result<int64_t> {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_,
+                        "INSERT INTO subscriptions (receiver_id, url, secrets, scheme, events, "
+                        "enabled, created_at, updated_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
+                        "WHERE EXISTS (SELECT 1 FROM receivers WHERE id = ?1)");
+    int64_t now = now_ms();
+    q.bind(1, s.receiver_id);
+    q.bind(2, s.url);
+    q.bind(3, s.secrets.dump());
+    q.bind(4, s.scheme);
+    q.bind(5, events_json(s.events));
+    q.bind(6, s.enabled ? 1 : 0);
+    q.bind(7, now);
+    q.bind(8, now);
+    if (q.exec() == 0)
+      return Status::NotFound("no receiver with id " + std::to_string(s.receiver_id));
+    int64_t id = writer_->getLastInsertRowid();
+    refresh_any_subscriptions_locked();
+    tx.commit();
+    return id;
+  });
+  if (!id.ok()) return id.status();
+  return get_subscription(s.receiver_id, *id);
+}
+
+Result<SubscriptionRow> Store::update_subscription(const SubscriptionRow& s) {
+  Status st = guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Statement q(*writer_,
+                        "UPDATE subscriptions SET url = ?, secrets = ?, scheme = ?, events = ?, "
+                        "enabled = ?, disabled_reason = CASE WHEN ? THEN NULL ELSE "
+                        "disabled_reason END, updated_at = ? WHERE id = ? AND receiver_id = ?");
+    q.bind(1, s.url);
+    q.bind(2, s.secrets.dump());
+    q.bind(3, s.scheme);
+    q.bind(4, events_json(s.events));
+    q.bind(5, s.enabled ? 1 : 0);
+    q.bind(6, s.enabled ? 1 : 0);
+    q.bind(7, now_ms());
+    q.bind(8, s.id);
+    q.bind(9, s.receiver_id);
+    if (q.exec() == 0) return Status::NotFound("no subscription with id " + std::to_string(s.id));
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return get_subscription(s.receiver_id, s.id);
+}
+
+Status Store::delete_subscription(int64_t receiver_id, int64_t id) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_, "DELETE FROM subscriptions WHERE id = ? AND receiver_id = ?");
+    q.bind(1, id);
+    q.bind(2, receiver_id);
+    if (q.exec() == 0) return Status::NotFound("no subscription with id " + std::to_string(id));
+    for (const char* sql : {"DELETE FROM delivery_attempts WHERE delivery_id IN "
+                            "(SELECT id FROM deliveries WHERE subscription_id = ?)",
+                            "DELETE FROM deliveries WHERE subscription_id = ?"}) {
+      SQLite::Statement d(*writer_, sql);
+      d.bind(1, id);
+      d.exec();
+    }
+    refresh_any_subscriptions_locked();
+    tx.commit();
+    return Status::Ok();
+  });
+}
+
+Result<SubscriptionRow> Store::get_subscription(int64_t receiver_id, int64_t id) {
+  return guarded([&]() -> Result<SubscriptionRow> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_, std::string("SELECT ") + kSubscriptionColumns +
+                                      " FROM subscriptions WHERE id = ? AND receiver_id = ?");
+    q.bind(1, id);
+    q.bind(2, receiver_id);
+    if (!q.executeStep()) return Status::NotFound("no subscription with id " + std::to_string(id));
+    return read_subscription(q);
+  });
+}
+
+Result<std::vector<SubscriptionRow>> Store::list_subscriptions(int64_t receiver_id) {
+  return guarded([&]() -> Result<std::vector<SubscriptionRow>> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_, std::string("SELECT ") + kSubscriptionColumns +
+                                      " FROM subscriptions WHERE receiver_id = ? ORDER BY id");
+    q.bind(1, receiver_id);
+    std::vector<SubscriptionRow> out;
+    while (q.executeStep()) out.push_back(read_subscription(q));
+    return out;
+  });
+}
+
+Result<std::optional<ClaimedDelivery>> Store::claim_due_delivery(int64_t now, int64_t lease_ms) {
+  return guarded([&]() -> Result<std::optional<ClaimedDelivery>> {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_, std::string("SELECT ") + kDeliveryColumns +
+                                      " FROM deliveries WHERE state = 'pending' AND "
+                                      "next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1");
+    q.bind(1, now);
+    if (!q.executeStep()) return std::optional<ClaimedDelivery>();
+    ClaimedDelivery c;
+    c.delivery = read_delivery(q);
+    SQLite::Statement lease(*writer_, "UPDATE deliveries SET next_attempt_at = ? WHERE id = ?");
+    lease.bind(1, now + lease_ms);
+    lease.bind(2, c.delivery.id);
+    lease.exec();
+    SQLite::Statement sub(*writer_, std::string("SELECT ") + kSubscriptionColumns +
+                                        " FROM subscriptions WHERE id = ?");
+    sub.bind(1, c.delivery.subscription_id);
+    if (sub.executeStep()) c.subscription = read_subscription(sub);
+    tx.commit();
+    return std::optional<ClaimedDelivery>(std::move(c));
+  });
+}
+
+Result<std::optional<int64_t>> Store::next_delivery_due() {
+  return guarded([&]() -> Result<std::optional<int64_t>> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_,
+                        "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'");
+    q.executeStep();
+    return opt_int(q.getColumn(0));
+  });
+}
+
+Status Store::record_delivery_attempt(int64_t delivery_id, const DeliveryOutcome& o) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    const DeliveryAttemptRow& a = o.attempt;
+    SQLite::Statement ins(*writer_,
+                          "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, "
+                          "latency_ms, status, error, answer) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    ins.bind(1, delivery_id);
+    ins.bind(2, a.attempt);
+    ins.bind(3, a.started_at);
+    ins.bind(4, a.latency_ms);
+    if (a.status)
+      ins.bind(5, *a.status);
+    else
+      ins.bind(5);
+    ins.bind(6, a.error);
+    ins.bind(7, a.answer);
+    ins.exec();
+    bool pending = o.state == "pending";
+    SQLite::Statement up(*writer_,
+                         "UPDATE deliveries SET attempts = ?, state = ?, next_attempt_at = ?, "
+                         "last_status = ?, last_error = ?, finished_at = ? WHERE id = ?");
+    up.bind(1, a.attempt);
+    up.bind(2, o.state);
+    if (pending)
+      up.bind(3, o.next_attempt_at);
+    else
+      up.bind(3);
+    if (a.status)
+      up.bind(4, *a.status);
+    else
+      up.bind(4);
+    up.bind(5, a.error);
+    if (pending)
+      up.bind(6);
+    else
+      up.bind(6, a.started_at + a.latency_ms);
+    up.bind(7, delivery_id);
+    up.exec();
+    if (!o.disable_subscription.empty()) {
+      SQLite::Statement dis(*writer_,
+                            "UPDATE subscriptions SET enabled = 0, disabled_reason = ?, "
+                            "updated_at = ? WHERE id = (SELECT subscription_id FROM deliveries "
+                            "WHERE id = ?)");
+      dis.bind(1, o.disable_subscription);
+      dis.bind(2, now_ms());
+      dis.bind(3, delivery_id);
+      dis.exec();
+      // Its other pending deliveries will not be sent either.
+      SQLite::Statement rest(*writer_,
+                             "UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, "
+                             "last_error = 'the subscription was disabled: ' || ?, "
+                             "finished_at = ? WHERE state = 'pending' AND subscription_id = "
+                             "(SELECT subscription_id FROM deliveries WHERE id = ?)");
+      rest.bind(1, o.disable_subscription);
+      rest.bind(2, now_ms());
+      rest.bind(3, delivery_id);
+      rest.exec();
+    }
+    tx.commit();
+    return Status::Ok();
+  });
+}
+
+Status Store::redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_,
+                        "SELECT d.state, d.attempts, s.enabled FROM deliveries d LEFT JOIN "
+                        "subscriptions s ON s.id = d.subscription_id WHERE d.id = ? AND "
+                        "d.receiver_id = ?");
+    q.bind(1, delivery_id);
+    q.bind(2, receiver_id);
+    if (!q.executeStep())
+      return Status::NotFound("no delivery with id " + std::to_string(delivery_id));
+    if (q.getColumn(0).getString() == "pending")
+      return Status::Conflict("the delivery is still pending: it is sent again on its own");
+    if (q.getColumn(2).isNull() || q.getColumn(2).getInt() == 0)
+      return Status::Conflict("the subscription is disabled or deleted: enable it first");
+    if (q.getColumn(1).getInt() >= kMaxDeliveryAttempts)
+      return Status::Conflict("the delivery has had " + std::to_string(kMaxDeliveryAttempts) +
+                              " attempts, tripline's limit");
+    SQLite::Statement up(*writer_,
+                         "UPDATE deliveries SET state = 'pending', budget_from = attempts, "
+                         "next_attempt_at = ?, finished_at = NULL WHERE id = ?");
+    up.bind(1, now);
+    up.bind(2, delivery_id);
+    up.exec();
+    tx.commit();
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<DeliveryRow>> Store::list_deliveries(int64_t receiver_id,
+                                                        const std::string& state, int limit,
+                                                        int64_t before_id) {
+  return guarded([&]() -> Result<std::vector<DeliveryRow>> {
+    std::lock_guard lock(read_mu_);
+    std::string sql = std::string("SELECT ") + kDeliveryColumns +
+                      " FROM deliveries WHERE receiver_id = ?1 AND (?2 = 0 OR id < ?2)";
+    if (!state.empty()) sql += " AND state = ?4";
+    sql += " ORDER BY id DESC LIMIT ?3";
+    SQLite::Statement q(*reader_, sql);
+    q.bind(1, receiver_id);
+    q.bind(2, before_id);
+    q.bind(3, limit);
+    if (!state.empty()) q.bind(4, state);
+    std::vector<DeliveryRow> out;
+    while (q.executeStep()) out.push_back(read_delivery(q));
+    return out;
+  });
+}
+
+Result<DeliveryRow> Store::get_delivery(int64_t receiver_id, int64_t id) {
+  return guarded([&]() -> Result<DeliveryRow> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_, std::string("SELECT ") + kDeliveryColumns +
+                                      " FROM deliveries WHERE id = ? AND receiver_id = ?");
+    q.bind(1, id);
+    q.bind(2, receiver_id);
+    if (!q.executeStep()) return Status::NotFound("no delivery with id " + std::to_string(id));
+    return read_delivery(q);
+  });
+}
+
+Result<std::unordered_map<int64_t, std::vector<DeliveryAttemptRow>>> Store::delivery_attempts(
+    const std::vector<int64_t>& ids, int limit) {
+  return guarded([&]() -> Result<std::unordered_map<int64_t, std::vector<DeliveryAttemptRow>>> {
+    std::lock_guard lock(read_mu_);
+    std::unordered_map<int64_t, std::vector<DeliveryAttemptRow>> out;
+    SQLite::Statement q(*reader_,
+                        "SELECT id, delivery_id, attempt, started_at, latency_ms, status, error, "
+                        "answer FROM delivery_attempts WHERE delivery_id = ? ORDER BY id DESC "
+                        "LIMIT ?");
+    for (int64_t id : ids) {
+      q.tryReset();
+      q.bind(1, id);
+      q.bind(2, limit);
+      auto& list = out[id];
+      while (q.executeStep()) {
+        DeliveryAttemptRow a;
+        a.id = q.getColumn(0).getInt64();
+        a.delivery_id = q.getColumn(1).getInt64();
+        a.attempt = q.getColumn(2).getInt();
+        a.started_at = q.getColumn(3).getInt64();
+        a.latency_ms = q.getColumn(4).getInt64();
+        if (!q.getColumn(5).isNull()) a.status = q.getColumn(5).getInt();
+        a.error = q.getColumn(6).isNull() ? "" : q.getColumn(6).getString();
+        a.answer = q.getColumn(7).isNull() ? "" : q.getColumn(7).getString();
+        list.push_back(std::move(a));
+      }
+      std::reverse(list.begin(), list.end());
+    }
+    return out;
+  });
+}
+
 // --- sealed secrets ----------------------------------------------------------------------
 
 Result<std::vector<SealedText>> Store::sealed_texts(bool include_finished_executions) {
@@ -885,6 +1325,10 @@ Result<std::vector<SealedText>> Store::sealed_texts(bool include_finished_execut
     while (e.executeStep())
       out.push_back({W::kExecutionConfig, e.getColumn(0).getInt64(), e.getColumn(3).getString(),
                      e.getColumn(2).getInt() != 0, e.getColumn(1).getString()});
+    SQLite::Statement n(*reader_, "SELECT id, secrets FROM subscriptions ORDER BY id");
+    while (n.executeStep())
+      out.push_back(
+          {W::kSubscription, n.getColumn(0).getInt64(), "", false, n.getColumn(1).getString()});
     return out;
   });
 }
@@ -896,9 +1340,11 @@ Status Store::rewrite_sealed_texts(const std::vector<SealedText>& texts) {
     SQLite::Statement config(*writer_, "UPDATE receivers SET config = ? WHERE id = ?");
     SQLite::Statement auth(*writer_, "UPDATE receivers SET auth = ? WHERE id = ?");
     SQLite::Statement exec(*writer_, "UPDATE executions SET config = ? WHERE id = ?");
+    SQLite::Statement sub(*writer_, "UPDATE subscriptions SET secrets = ? WHERE id = ?");
     for (const SealedText& t : texts) {
       SQLite::Statement& q = t.where == SealedText::Where::kReceiverConfig ? config
                              : t.where == SealedText::Where::kReceiverAuth ? auth
+                             : t.where == SealedText::Where::kSubscription ? sub
                                                                            : exec;
       q.reset();
       q.bind(1, t.text);

@@ -7,6 +7,7 @@
 // Errors: SQLite exceptions stop here; methods answer Status/Result. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -115,6 +117,68 @@ struct StoreOptions {
   std::chrono::milliseconds checkpoint_interval{200};
 };
 
+// Execution notifications (docs/webhooks.md): a receiver's subscriber, told when one of its
+// executions changes status.
+struct SubscriptionRow {
+  int64_t id = 0;
+  int64_t receiver_id = 0;
+  std::string url;
+  nlohmann::json secrets;           // {"secret": sealed, "previous_secret": sealed (optional)}
+  std::string scheme = "standard";  // or "seed-002"
+  std::vector<std::string> events;  // of kNotificationEvents
+  bool enabled = true;
+  std::string disabled_reason;  // set when tripline disabled it (the subscriber answered 410)
+  int64_t dropped = 0;          // notifications not recorded because its backlog was full
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+// The status changes a subscription may ask for: running, succeeded, failed, retrying.
+inline constexpr const char* kNotificationEvents[] = {"running", "succeeded", "failed", "retrying"};
+inline constexpr int64_t kMaxPendingPerSubscription = 1000;  // then notifications are dropped
+
+struct DeliveryRow {
+  int64_t id = 0;
+  int64_t subscription_id = 0;
+  int64_t receiver_id = 0;
+  int64_t execution_id = 0;
+  std::string event;
+  std::string webhook_id;  // the same for every attempt
+  std::string payload;     // the exact body sent
+  std::string state;       // pending, delivered, failed
+  int attempts = 0;
+  int budget_from = 0;  // attempts made before the last re-send by hand
+  std::optional<int64_t> next_attempt_at;
+  std::optional<int> last_status;
+  std::string last_error;
+  int64_t created_at = 0;
+  std::optional<int64_t> finished_at;
+};
+
+struct DeliveryAttemptRow {
+  int64_t id = 0;
+  int64_t delivery_id = 0;
+  int attempt = 0;
+  int64_t started_at = 0;
+  int64_t latency_ms = 0;
+  std::optional<int> status;  // none when no HTTP answer came
+  std::string error;
+  std::string answer;  // the first bytes of the answer
+};
+
+// A due delivery, claimed by the dispatcher, with its subscription (nullopt: deleted meanwhile).
+struct ClaimedDelivery {
+  DeliveryRow delivery;
+  std::optional<SubscriptionRow> subscription;
+};
+
+// What one attempt came to (Store::record_delivery_attempt).
+struct DeliveryOutcome {
+  DeliveryAttemptRow attempt;
+  std::string state;                 // pending (retry at next_attempt_at), delivered, failed
+  int64_t next_attempt_at = 0;       // for pending
+  std::string disable_subscription;  // non-empty: disable it, with this reason (a 410)
+};
+
 struct AdminTokenRow {
   int64_t id = 0;
   std::string name;
@@ -126,7 +190,7 @@ struct AdminTokenRow {
 // Every stored JSON text that may hold sealed secrets (secrets.h): receivers' config and auth,
 // executions' config. For checking them against the key at start-up and re-sealing them.
 struct SealedText {
-  enum class Where { kReceiverConfig, kReceiverAuth, kExecutionConfig };
+  enum class Where { kReceiverConfig, kReceiverAuth, kExecutionConfig, kSubscription };
   Where where = Where::kReceiverConfig;
   int64_t id = 0;         // the receiver's or execution's id
   std::string driver;     // whose config it is (its schema names the secret fields)
@@ -161,18 +225,23 @@ class Store {
   // On success every element has its id. On failure nothing of the batch is stored.
   Status insert_executions(std::vector<NewExecution>& batch);
 
-  Status mark_running(int64_t id, int attempts, int64_t started_at);
+  // The status changes below also record a delivery for each of the receiver's subscriptions
+  // that asks for the event, in the same transaction (docs/webhooks.md); `target` (what the
+  // executor's lane names) goes into the notification. Nothing more when no subscription exists.
+  Status mark_running(int64_t id, int attempts, int64_t started_at, std::string_view target = {});
   Status record_plan(int64_t id, const nlohmann::json& plan);
-  Status requeue(int64_t id, const std::string& error, int64_t next_attempt_at);
+  Status requeue(int64_t id, const std::string& error, int64_t next_attempt_at,
+                 std::string_view target = {});
   // requeue() for several executions (a lane's, retried together), in ONE transaction.
   Status requeue_all(const std::vector<int64_t>& ids, const std::string& error,
-                     int64_t next_attempt_at);
+                     int64_t next_attempt_at, std::string_view target = {});
   // A lane's executions planned together (Executor, Driver::plan_after): each marked running
   // with its attempt count and its plan, in ONE transaction.
   struct PlannedRun {
     int64_t id = 0;
     int attempts = 0;
     const nlohmann::json* plan = nullptr;
+    std::string_view target;
   };
   Status start_planned(const std::vector<PlannedRun>& runs, int64_t started_at);
   // Outcomes of several executions, recorded in ONE transaction.
@@ -182,10 +251,11 @@ class Store {
     const nlohmann::json* result = nullptr;  // may be null
     std::string error;
     int64_t finished_at = 0;
+    std::string_view target;
   };
   Status finish_all(const std::vector<Finished>& outcomes);
   Status finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,
-                const std::string& error, int64_t finished_at);
+                const std::string& error, int64_t finished_at, std::string_view target = {});
   Result<ExecutionRow> get_execution(int64_t id);
   Result<std::vector<ExecutionRow>> list_executions(const ExecutionFilter& filter);
   // Queued or running executions with id > after_id, oldest first, at most `limit` (-1: all):
@@ -212,6 +282,34 @@ class Store {
   // Queued or running executions of one receiver.
   Result<int64_t> unfinished_count(int64_t receiver_id);
   Result<int> delete_executions(const std::vector<int64_t>& ids);
+
+  // Notification subscriptions (docs/webhooks.md). Secrets arrive sealed.
+  Result<SubscriptionRow> insert_subscription(const SubscriptionRow& s);
+  // Replaces url, secrets, scheme, events and enabled (enabling clears disabled_reason).
+  Result<SubscriptionRow> update_subscription(const SubscriptionRow& s);
+  // Deletes it with its deliveries and their attempts.
+  Status delete_subscription(int64_t receiver_id, int64_t id);
+  Result<SubscriptionRow> get_subscription(int64_t receiver_id, int64_t id);
+  Result<std::vector<SubscriptionRow>> list_subscriptions(int64_t receiver_id);
+
+  // Deliveries: the dispatcher claims one that is due (pushing its next_attempt_at `lease_ms`
+  // ahead, so a crash mid-send retries it after the lease, with the same webhook-id), sends it,
+  // and records the attempt and what follows in one transaction.
+  Result<std::optional<ClaimedDelivery>> claim_due_delivery(int64_t now_ms, int64_t lease_ms);
+  // When the next pending delivery is due (nullopt: none pending).
+  Result<std::optional<int64_t>> next_delivery_due();
+  Status record_delivery_attempt(int64_t delivery_id, const DeliveryOutcome& outcome);
+  // A finished delivery due again at once, with a fresh retry budget (NotFound; Conflict when it
+  // is pending, its subscription is disabled or gone, or it has had kMaxDeliveryAttempts).
+  Status redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now_ms);
+  static constexpr int kMaxDeliveryAttempts = 200;  // per delivery, re-sends included
+  // Newest first; before_id pages; state filters when not empty.
+  Result<std::vector<DeliveryRow>> list_deliveries(int64_t receiver_id, const std::string& state,
+                                                   int limit, int64_t before_id);
+  Result<DeliveryRow> get_delivery(int64_t receiver_id, int64_t id);
+  // The newest `limit` attempts of each delivery, oldest first: delivery id -> attempts.
+  Result<std::unordered_map<int64_t, std::vector<DeliveryAttemptRow>>> delivery_attempts(
+      const std::vector<int64_t>& delivery_ids, int limit);
 
   // Durable switches (e.g. "workers_paused"); nullopt when never set.
   Status set_setting(const std::string& name, const std::string& value);
@@ -242,11 +340,18 @@ class Store {
  private:
   Store() = default;
   Status migrate();
+  // Records the deliveries one execution's status change announces; write_mu_ held, inside the
+  // caller's transaction.
+  void note_status_locked(int64_t execution_id, const char* event, std::string_view target,
+                          int64_t now);
+  void refresh_any_subscriptions_locked();
+  std::atomic<bool> any_subscriptions_{false};
 
   std::mutex write_mu_;
   std::unique_ptr<SQLite::Database> writer_;
   std::unique_ptr<SQLite::Statement> insert_execution_;
   std::unique_ptr<SQLite::Statement> find_idempotent_;
+  std::unique_ptr<SQLite::Statement> note_delivery_, note_dropped_;  // note_status_locked()
   std::mutex read_mu_;
   std::unique_ptr<SQLite::Database> reader_;
   // Background WAL checkpoints (StoreOptions::background_checkpoints).
