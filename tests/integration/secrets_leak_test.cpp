@@ -1,9 +1,10 @@
 // Secrets never leak. The real `tripline` binary (child process, --log-level debug, stdout and
 // stderr captured to files) gets receivers with every kind of secret: inbound auth (GitHub,
 // Standard Webhooks and Link HMAC secrets, a bearer token, a basic password) on a scale-service
-// receiver, and a TSIG secret on a dns-update receiver against a real named. It is triggered
-// with valid and forged tokens and credentials, every read endpoint is called, validation errors
-// are provoked with secrets in the request; then:
+// receiver, a TSIG secret on a dns-update receiver against a real named, a webhook receiver's
+// signing secret and Authorization header, and a notification subscription's secrets. It is
+// triggered with valid and forged tokens and credentials, every read endpoint is called, validation
+// errors are provoked with secrets in the request; then:
 //   - no secret value, and no admin token, appears in any API response (the create response
 //     included; the one exception: POST /tokens shows the new token once), in /metrics, in an
 //     error message, in the log (stderr) or in any file of the data dir (SQLite, WAL, keys);
@@ -216,6 +217,22 @@ TEST_CASE(
       {"replaced bearer_token", bearer_replaced},
       {"wrong tsig_secret", wrong_tsig}};
   if (with_dns) secrets.push_back({"tsig_secret", named.get("TSIG_SECRET")});
+  // Outbound webhooks (docs/webhooks.md): the webhook driver's signing secret and Authorization
+  // header, and a notification subscription's current and previous secrets.
+  const std::string hook_b64 = base64(crypto::random_bytes(32));
+  const std::string hook_secret = "whsec_" + hook_b64;
+  const std::string hook_authz = "Bearer hook-authz-" + random_hex(16);
+  const std::string notify_b64 = base64(crypto::random_bytes(32));
+  const std::string notify_secret = "whsec_" + notify_b64;
+  const std::string notify_previous = "whsec_" + base64(crypto::random_bytes(32));
+  for (const auto& extra : std::vector<std::pair<std::string, std::string>>{
+           {"webhook secret", hook_secret},
+           {"webhook secret base64", hook_b64},
+           {"webhook authorization", hook_authz},
+           {"notification secret", notify_secret},
+           {"notification secret base64", notify_b64},
+           {"notification previous secret", notify_previous}})
+    secrets.push_back(extra);
 
   std::vector<Seen> seen;
   std::set<std::string> trigger_tokens;  // every token issued to us, and every forged one sent
@@ -293,6 +310,29 @@ TEST_CASE(
     dns_id = dns["id"];
     dns_token = token_of(dns);
   }
+  json hook = expect(call("POST", "/api/v1/receivers",
+                          {{"name", "leak-hook"},
+                           {"driver", "webhook"},
+                           {"config",
+                            {{"url", "https://hooks.invalid/in"},
+                             {"secret", hook_secret},
+                             {"authorization", hook_authz}}}}),
+                     201);
+  CHECK(hook["config"]["secret"] == "********");
+  CHECK(hook["config"]["authorization"] == "********");
+  call("GET", "/api/v1/receivers/" + std::to_string(hook["id"].get<int64_t>()));
+  std::string notifications = "/api/v1/receivers/" + std::to_string(web_id) + "/notifications";
+  json sub = expect(call("POST", notifications,
+                         {{"url", "https://notify.invalid/events"},
+                          {"secret", notify_secret},
+                          {"previous_secret", notify_previous}}),
+                    201);
+  CHECK(sub["secret"] == "********");
+  CHECK(sub["previous_secret"] == "********");
+  // A refused subscription echoes no secret either.
+  expect(call("POST", notifications, {{"url", "gopher://x"}, {"secret", notify_secret}}), 422);
+  call("GET", notifications);
+  call("GET", notifications + "/" + std::to_string(sub["id"].get<int64_t>()));
   json second = expect(call("POST", "/api/v1/tokens", {{"name", "second"}}), 201);
   const std::string admin2 = second["token"];
   REQUIRE(admin2.size() >= 32);
@@ -504,6 +544,7 @@ TEST_CASE(
     call("GET", p);
   call("GET", "/api/v1/receivers/" + std::to_string(web_id));
   call("GET", "/api/v1/executions?receiver_id=" + std::to_string(web_id));
+  call("GET", "/api/v1/receivers/" + std::to_string(web_id) + "/deliveries");
   expect(call("POST", "/api/v1/receivers/" + std::to_string(web_id) + "/test"), 200);
   if (with_dns) {
     call("GET", "/api/v1/receivers/" + std::to_string(dns_id));
