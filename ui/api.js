@@ -91,6 +91,10 @@ export const api = {
   setEnabled: (id, enabled) => request('POST', `/receivers/${encodeURIComponent(id)}/${enabled ? 'enable' : 'disable'}`),
   rotate: (id) => request('POST', `/receivers/${encodeURIComponent(id)}/rotate`),
   test: (id) => request('POST', `/receivers/${encodeURIComponent(id)}/test`),
+  subscriptions: (id) => request('GET', `/receivers/${encodeURIComponent(id)}/notifications`),
+  deliveries: (id) => request('GET', `/receivers/${encodeURIComponent(id)}/deliveries?limit=20`),
+  redeliver: (id, deliveryId) => request('POST',
+    `/receivers/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(deliveryId)}/redeliver`),
   executions: ({ receiverId, status, limit = 50, before } = {}) => {
     const q = new URLSearchParams({ limit: String(limit) });
     if (receiverId) q.set('receiver_id', String(receiverId));

@@ -6,6 +6,7 @@ import {
   h, add, clear, badge, timeEl, copyButton, copyBlock, confirmDialog, announce, changeLines,
 } from './dom.js';
 import { mountExecutions, poll } from './executions.js';
+import { mountDeliveries } from './deliveries.js';
 import { MASK, propertyOrder } from './schema-form.js';
 
 const LIST_POLL_MS = 5000;
@@ -410,6 +411,7 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
   });
 
   const execBox = h('div');
+  const notifyBox = h('div');
   const banner = query.get('created') ? h('div', { class: 'alert alert-ok', role: 'status', tabIndex: -1 },
     h('strong', {}, 'Receiver created. '), 'Copy its trigger URL below into Alertmanager, a script or CI.')
     : query.get('saved') === 'new-url' ? h('div', { class: 'alert alert-ok', role: 'status', tabIndex: -1 },
@@ -434,11 +436,15 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
       h('div', { class: 'section-head' },
         h('h2', { id: 'sec-exec' }, 'Recent executions'),
         h('a', { href: `#/executions?receiver=${r.id}` }, 'All executions of this receiver')),
-      execBox));
+      execBox),
+    h('section', { class: 'card', 'aria-labelledby': 'sec-notify' },
+      h('h2', { id: 'sec-notify' }, 'Notifications'),
+      notifyBox));
+  const notifications = mountDeliveries(notifyBox, r.id);
   const mounted = mountExecutions(execBox, {
     receiverId: r.id, receivers, showReceiver: false, limit: 10, caption: `Recent executions of ${r.name}`,
     emptyText: () => [h('p', { class: 'empty-title' }, 'Not triggered yet.'),
       h('p', {}, 'Run the curl command above, or press Send test to see what it would do first.')],
   });
-  return { stop: () => mounted.stop(), focus: banner };
+  return { stop: () => { mounted.stop(); notifications.stop(); }, focus: banner };
 }

@@ -5,6 +5,7 @@
 
 #include "app.h"
 #include "http_client.h"
+#include "log.h"
 #include "responses.h"
 #include "webhook_signing.h"
 
@@ -14,14 +15,24 @@ using nlohmann::json;
 
 namespace {
 
+json time_or_null(std::optional<int64_t> ms) {
+  return ms ? json(log::format_time(*ms)) : json(nullptr);
+}
+
 constexpr size_t kMaxSubscriptionsPerReceiver = 10;
 const std::vector<std::string> kSubscriptionSecrets = {"secret", "previous_secret"};
 
 json subscription_json(const SubscriptionRow& s) {
   json secrets = redact_config(s.secrets, kSubscriptionSecrets);
-  json out = {{"id", s.id},           {"receiver_id", s.receiver_id}, {"url", s.url},
-              {"scheme", s.scheme},   {"events", s.events},           {"enabled", s.enabled},
-              {"dropped", s.dropped}, {"created_at", s.created_at},   {"updated_at", s.updated_at}};
+  json out = {{"id", s.id},
+              {"receiver_id", s.receiver_id},
+              {"url", s.url},
+              {"scheme", s.scheme},
+              {"events", s.events},
+              {"enabled", s.enabled},
+              {"dropped", s.dropped},
+              {"created_at", log::format_time(s.created_at)},
+              {"updated_at", log::format_time(s.updated_at)}};
   for (const auto& f : kSubscriptionSecrets)
     if (secrets.contains(f)) out[f] = secrets[f];
   out["disabled_reason"] = s.disabled_reason.empty() ? json() : json(s.disabled_reason);
@@ -30,7 +41,7 @@ json subscription_json(const SubscriptionRow& s) {
 
 json attempt_json(const DeliveryAttemptRow& a) {
   return {{"attempt", a.attempt},
-          {"started_at", a.started_at},
+          {"started_at", log::format_time(a.started_at)},
           {"latency_ms", a.latency_ms},
           {"status", a.status ? json(*a.status) : json()},
           {"error", a.error.empty() ? json() : json(a.error)},
@@ -51,8 +62,8 @@ json delivery_json(const DeliveryRow& d, const std::vector<DeliveryAttemptRow>* 
                d.state == "pending" && d.next_attempt_at ? json(*d.next_attempt_at) : json()},
               {"last_status", d.last_status ? json(*d.last_status) : json()},
               {"last_error", d.last_error.empty() ? json() : json(d.last_error)},
-              {"created_at", d.created_at},
-              {"finished_at", d.finished_at ? json(*d.finished_at) : json()}};
+              {"created_at", log::format_time(d.created_at)},
+              {"finished_at", time_or_null(d.finished_at)}};
   if (with_payload) out["payload"] = json::parse(d.payload, nullptr, false);
   json list = json::array();
   if (attempts)

@@ -121,6 +121,7 @@ void WebhookSink::handle(int fd) {
   while (in.size() < header_end + 4 + length)
     if (!read_more()) return;
   r.body = in.substr(header_end + 4, length);
+  r.received_at = std::chrono::steady_clock::now();
   Answer a;
   {
     std::lock_guard lock(mu_);

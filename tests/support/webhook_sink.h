@@ -23,6 +23,7 @@ class WebhookSink {
   struct Request {
     std::string method, path, body;
     std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+    std::chrono::steady_clock::time_point received_at;
     std::string header(const std::string& lower_name) const {
       for (const auto& [k, v] : headers)
         if (k == lower_name) return v;

@@ -9,6 +9,7 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import path from 'node:path';
 import { copyFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import {
@@ -81,6 +82,8 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     swarm.createService('web', 1);
     process.stderr.write(`ui test: swarm up in ${Date.now() - t0} ms (${swarm.dockerHost})\n`);
 
+    // The notifications step's subscriber listens on loopback.
+    process.env.TRIPLINE_ALLOW_LOCAL_WEBHOOK_TARGETS = 'true';
     server = await new Tripline({
       dataDir: ensureDir(path.join(work, 'data')),
       dockerHost: swarm.dockerHost,
@@ -487,6 +490,52 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.notEqual(bg, 'rgb(246, 247, 249)', 'dark background');
     await screenshot('dark-receiver');
     await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  step('notifications: a delivery shows its attempts, and a failed one can be re-sent', async () => {
+    // A real subscriber on loopback: it refuses the first notification (400), accepts the next.
+    const got = [];
+    const subscriber = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => { body += c; });
+      req.on('end', () => {
+        got.push({ id: req.headers['webhook-id'], body });
+        const refuse = got.length === 1;
+        res.writeHead(refuse ? 400 : 200, { 'Content-Type': 'text/plain' });
+        res.end(refuse ? 'not now thanks' : 'ok');
+      });
+    });
+    await new Promise((resolve) => subscriber.listen(0, '127.0.0.1', resolve));
+    try {
+      const sub = await server.api('POST', `/receivers/${receiverId}/notifications`, {
+        url: `http://127.0.0.1:${subscriber.address().port}/events`,
+        secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+        events: ['succeeded', 'failed'],
+      });
+      assert.equal(sub.status, 201);
+      assert.equal(sub.body.secret, '********');
+      assert.equal((await post(triggerUrl)).status, 202);
+      await page.goto(`${base}/#/receivers/${receiverId}`);
+      await expectH1('web-up');
+      const failed = page.locator('tr.delivery-row[data-state="failed"]');
+      await failed.waitFor({ timeout: 30000 });
+      const deliveryId = await failed.getAttribute('data-id');
+      await failed.locator('summary').click();
+      const attempt = failed.locator('tr.attempt-row');
+      await attempt.waitFor();
+      assert.match(await attempt.textContent(), /400/);
+      assert.match(await attempt.textContent(), /not now thanks/);
+      await screenshot('delivery-failed');
+      await failed.getByRole('button', { name: `Re-send delivery ${deliveryId}` }).click();
+      const delivered = page.locator(`tr.delivery-row[data-id="${deliveryId}"][data-state="delivered"]`);
+      await delivered.waitFor({ timeout: 20000 });
+      assert.equal(await delivered.locator('tr.attempt-row').count(), 2, 'both attempts are listed');
+      assert.equal(got.length, 2);
+      assert.equal(got[1].id, got[0].id, 'the re-send carries the same webhook-id');
+      await screenshot('delivery-resent');
+    } finally {
+      subscriber.close();
+    }
   });
 
   step('delete asks first; afterwards the URL answers 401', async () => {
