@@ -79,10 +79,15 @@ port_in_use() {
   [[ -n $(ss -Htuln "sport = :$1" 2>/dev/null) ]]
 }
 
+# A port below the kernel's ephemeral range: a port inside it can be some client's local port
+# at any moment (dockerd, dig, the tests' own connections), and named then binds UDP but logs
+# "creating TCP socket: address in use" and runs on without TCP, which we would wait on in vain.
 free_port() {
-  local p
+  local p low=32768 high
+  read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  (( low > 11000 )) || die "the ephemeral port range starts at $low; no room below it"
   for _ in $(seq 50); do
-    p=$(( 20000 + RANDOM % 40000 ))
+    p=$(( 10000 + RANDOM % (low - 10000) ))
     port_in_use "$p" || { echo "$p"; return 0; }
   done
   die "no free port found"
@@ -140,12 +145,22 @@ run_named() {
   deadline=$(( $(now_ms) + TIMEOUT * 1000 ))
   until "$DIG" @127.0.0.1 -p "$port" +tcp +time=1 +tries=1 +norec +short SOA "$ZONE" 2>/dev/null |
       grep -q .; do
+    if grep -q 'address in use' "$DIR/named.log"; then
+      # named does not exit when one of its sockets fails to bind: stop it, try another port.
+      stop_named
+      return 1
+    fi
     if ! alive "$pid"; then
       grep -q 'address in use' "$DIR/named.log" && return 1
       tail -n 15 "$DIR/named.log" | sed 's/^/    /' >&2
       die "named exited during startup (log: $DIR/named.log)"
     fi
-    (( $(now_ms) < deadline )) || die "named not ready after $TIMEOUT s (log: $DIR/named.log)"
+    if (( $(now_ms) >= deadline )); then
+      # The log goes with DIR when the caller stops the harness: show it now.
+      tail -n 30 "$DIR/named.log" | sed 's/^/    /' >&2
+      log "last dig: $("$DIG" @127.0.0.1 -p "$port" +tcp +time=1 +tries=1 +norec SOA "$ZONE" 2>&1 | tail -n 5 | tr '\n' ' ')"
+      die "named (pid $pid) not ready after $TIMEOUT s (log: $DIR/named.log)"
+    fi
     sleep 0.05
   done
   return 0
