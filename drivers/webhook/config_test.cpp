@@ -144,6 +144,10 @@ TEST_CASE("webhook bind: the template reads the request with the rules' field sy
   auto passed = d.bind(pass, {"", "{ \"raw\" : 1 }"});
   REQUIRE(passed.ok());
   CHECK((*passed)["payload"]["text"] == "{ \"raw\" : 1 }");
+  // Bytes that are not UTF-8 cannot be recorded as the execution's config: refused (422).
+  auto binary = d.bind(pass, {"", std::string("\xff\xfe\x00raw", 6)});
+  REQUIRE_FALSE(binary.ok());
+  CHECK(binary.status().code() == Status::Code::kInvalid);
   // Not JSON: template values from the body are null, never an exception.
   auto junk = d.bind(stored, {"198.51.100.1", "\x01not json"});
   REQUIRE(junk.ok());

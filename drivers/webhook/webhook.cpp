@@ -377,6 +377,9 @@ Result<json> WebhookDriver::bind(const json& stored, const TriggerRequest& reque
     json out = stored;
     if (p == stored.end() || (p->is_object() && p->contains("from"))) {
       out["payload"] = {{"text", std::string(request.body)}};
+      // The execution's config is stored as JSON text: a body that is not UTF-8 cannot be, and
+      // is answered 422 here rather than failing when it is recorded.
+      static_cast<void>(out["payload"].dump());
       return out;
     }
     if (!p->is_object() || !p->contains("template")) return stored;
