@@ -1140,6 +1140,10 @@ Status Store::record_delivery_attempt(int64_t delivery_id, const DeliveryOutcome
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
     const DeliveryAttemptRow& a = o.attempt;
+    // Deleted meanwhile (with its subscription or receiver): nothing to record it against.
+    SQLite::Statement exists(*writer_, "SELECT 1 FROM deliveries WHERE id = ?");
+    exists.bind(1, delivery_id);
+    if (!exists.executeStep()) return Status::Ok();
     SQLite::Statement ins(*writer_,
                           "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, "
                           "latency_ms, status, error, answer) VALUES (?, ?, ?, ?, ?, ?, ?)");
