@@ -90,7 +90,7 @@ TEST_CASE("store: a batch of executions commits together and idempotency keys re
     e.generation = 1;
     e.driver = &driver;
     e.config = &config;
-    e.created_at = now_ms();
+    e.created_at = Clock::system().now_ms();
   }
   batch[1].idempotency_key = "abc";
   batch[2].idempotency_key = "abc";
@@ -101,9 +101,10 @@ TEST_CASE("store: a batch of executions commits together and idempotency keys re
   CHECK(batch[2].id == batch[1].id);
   CHECK(s->unfinished_executions()->size() == 2);
 
-  REQUIRE(s->mark_running(batch[0].id, 1, now_ms()).ok());
+  REQUIRE(s->mark_running(batch[0].id, 1, Clock::system().now_ms()).ok());
   REQUIRE(s->record_plan(batch[0].id, {{"replicas", 5}}).ok());
-  REQUIRE(s->finish(batch[0].id, ExecutionStatus::kSucceeded, {{"replicas_after", 5}}, "", now_ms())
+  REQUIRE(s->finish(batch[0].id, ExecutionStatus::kSucceeded, {{"replicas_after", 5}}, "",
+                    Clock::system().now_ms())
               .ok());
   auto e = s->get_execution(batch[0].id);
   CHECK(e->status == ExecutionStatus::kSucceeded);
@@ -164,7 +165,7 @@ TEST_CASE(
   TempDir dir;
   auto s = std::move(Store::open(dir.path + "/t.db")).value();
   make_receivers(*s, 2);
-  const int64_t now = now_ms(), day = 24LL * 3600 * 1000;
+  const int64_t now = Clock::system().now_ms(), day = 24LL * 3600 * 1000;
   std::string driver = "scale-service", config = "{}", action = "up";
   auto add = [&](int64_t receiver, int64_t created_at, std::string key) {
     std::vector<NewExecution> b(1);
@@ -377,4 +378,39 @@ TEST_CASE("floods: executions retried together are requeued together, with the r
       CHECK(e->status == ExecutionStatus::kRunning);
     }
   }
+}
+
+TEST_CASE("clock: retention prunes by age on the store's clock, without waiting 30 days") {
+  TempDir dir;
+  ManualClock clock;
+  StoreOptions o;
+  o.clock = &clock;
+  auto s = std::move(Store::open(dir.path + "/t.db", o)).value();
+  make_receivers(*s, 1);
+  std::string driver = "scale-service", config = "{}", action = "up";
+  std::vector<NewExecution> b(3);
+  for (auto& e : b) {
+    e.receiver_id = 1;
+    e.generation = 1;
+    e.driver = &driver;
+    e.config = &config;
+    e.action = &action;
+    e.created_at = clock.now_ms();
+  }
+  REQUIRE(s->insert_executions(b).ok());
+  for (auto& e : b)
+    REQUIRE(s->finish(e.id, ExecutionStatus::kSucceeded, nullptr, "", clock.now_ms()).ok());
+  RetentionPolicy p;  // 30 days
+  Pruner pruner(*s, {p, 500, std::chrono::milliseconds(10), std::chrono::milliseconds(0)});
+  const auto day = std::chrono::hours(24);
+
+  clock.advance(30 * day - std::chrono::milliseconds(1));
+  REQUIRE(pruner.run_once().ok());
+  for (auto& e : b) CHECK(s->get_execution(e.id).ok());  // 30 days less 1 ms: all kept
+
+  clock.advance(std::chrono::milliseconds(2));
+  auto pruned = pruner.run_once();
+  REQUIRE(pruned.ok());
+  CHECK(*pruned == 3);
+  for (auto& e : b) CHECK_FALSE(s->get_execution(e.id).ok());
 }
