@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "../support/store_fixture.h"
 #include "../support/timing.h"
 #include "metrics.h"
 #include "store.h"
@@ -21,14 +22,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/tl-exec-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-};
+using tripline::test::Executions;
+using tripline::test::TempDir;
 
 struct FakeConfig : DriverConfig {
   std::string target = "one";
@@ -69,33 +64,14 @@ class FakeDriver : public Driver {
   }
 };
 
-void make_receivers(Store& store, int n) {
-  for (int i = 1; i <= n; ++i) {
-    ReceiverRow row;
-    row.name = "r" + std::to_string(i);
-    row.driver = "fake";
-    row.config = json::object();
-    if (!store.get_receiver(i).ok()) REQUIRE(store.insert_receiver(row).ok());
-  }
-}
+void make_receivers(Store& store, int n) { tripline::test::make_receivers(store, n, "fake"); }
 
 // n executions of receiver 1 ("a") or 2 ("b"), committed; the action column names the lane.
 std::vector<int64_t> insert_on(Store& store, const std::string& lane, int n) {
   make_receivers(store, 2);
-  std::string driver = "fake", config = "{}";
-  std::vector<NewExecution> batch(n);
-  for (auto& e : batch) {
-    e.receiver_id = lane == "a" ? 1 : 2;
-    e.generation = 1;
-    e.driver = &driver;
-    e.config = &config;
-    e.action = &lane;
-    e.created_at = Clock::system().now_ms();
-  }
-  REQUIRE(store.insert_executions(batch).ok());
-  std::vector<int64_t> ids;
-  for (auto& e : batch) ids.push_back(e.id);
-  return ids;
+  Executions batch(lane == "a" ? 1 : 2, n, store.clock().now_ms(), "fake", lane);
+  REQUIRE(batch.insert(store).ok());
+  return batch.ids();
 }
 
 std::vector<int64_t> insert(Store& store, int n) { return insert_on(store, "a", n); }
