@@ -5,8 +5,8 @@
 // use a ManualClock and move time on instead of sleeping.
 //
 // now_ms() is one virtual call per reading, and the trigger path reads it twice per request: next
-// to the clock_gettime() behind it (about 50 ns on the 2-core dev VM) the indirect call did not
-// show in a 20-million-call loop, so the hot path keeps the interface.
+// to the clock_gettime() behind it (about 50 ns) the indirect call does not show, in a loop or in
+// bench/flood.sh (bench/RESULTS.md, "Branch i11"), so the hot path keeps the interface.
 //
 // Thread safety: every method may be called from any thread.
 #pragma once
