@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,5 +40,29 @@ BoundedJson parse_json_bounded(std::string_view text, const JsonLimits& limits =
 // Parses a request body as JSON with a nesting limit; discarded JSON when it is not JSON or
 // nests deeper than max_depth. (The body's size is bounded by the HTTP layer.)
 nlohmann::json parse_body_json(std::string_view body, int max_depth = kMaxJsonDepth);
+
+// A trigger request's body, parsed at most once and only when something reads it: the rules and
+// a driver's bind() share one parse, and a request nobody reads the body of is never parsed.
+// A view: valid while the body it was made from lives. Not thread-safe (one per request, on the
+// thread that handles it).
+class LazyBody {
+ public:
+  LazyBody(std::string_view text) : text_(text) {}    // NOLINT: implicit, a body is its text
+  LazyBody(const char* text) : text_(text) {}         // NOLINT
+  LazyBody(const std::string& text) : text_(text) {}  // NOLINT
+
+  std::string_view text() const { return text_; }
+  // The body parsed within the default JsonLimits (nesting, and the request body limit).
+  const BoundedJson& parsed() const {
+    if (!parsed_) parsed_ = parse_json_bounded(text_);
+    return *parsed_;
+  }
+  // Whether parsed() has run: for tests of who reads the body.
+  bool was_parsed() const { return parsed_.has_value(); }
+
+ private:
+  std::string_view text_;
+  mutable std::optional<BoundedJson> parsed_;
+};
 
 }  // namespace tripline

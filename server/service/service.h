@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "clock.h"
 #include "http_server.h"
 #include "receiver_limits.h"
 #include "registry.h"
@@ -31,6 +32,7 @@ struct ServiceOptions {
   Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
   RetentionPolicy retention;                  // finished executions kept (pruner.h)
   size_t max_held_executions = 10000;         // the executor's in-memory window (executor.h)
+  const Clock* clock = nullptr;  // what time decides by (clock.h); null: the system clock
   // Polled during start-up (loading a large store takes seconds): once it answers true, start()
   // stops where it is and answers Unavailable (kStartInterrupted). Unset: never.
   std::function<bool()> stop_requested;
