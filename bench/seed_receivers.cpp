@@ -24,7 +24,7 @@ Status seed_receivers(const std::string& db_path, int count, const std::string& 
         db,
         "INSERT INTO receivers (name, driver, config, rules, auth, limits, enabled, "
         "created_at, updated_at, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    int64_t now = now_ms();
+    int64_t now = Clock::system().now_ms();
     for (int i = 0; i < count; ++i) {
       std::string name = prefix + "-" + std::to_string(i);
       nlohmann::json config = {

@@ -42,6 +42,7 @@
 #include <string>
 #include <string_view>
 
+#include "json_limits.h"
 #include "status.h"
 
 namespace tripline {
@@ -83,7 +84,9 @@ struct DriverConfig {
 // "caller-ip"). Views into the request: valid only during bind().
 struct TriggerRequest {
   std::string_view caller_ip;  // the peer, or the X-Forwarded-For client behind a trusted proxy
-  std::string_view body;       // raw request body
+  // The body, parsed (bounded: json_limits.h) on first use and shared with the receiver's rules:
+  // drivers read body.parsed() and never parse body.text() themselves.
+  LazyBody body;
 };
 
 struct Outcome {

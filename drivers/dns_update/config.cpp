@@ -442,13 +442,13 @@ Result<json> bind_value(const json& stored, const TriggerRequest& request) {
   auto invalid = [&](const std::string& why) {
     return Status::Invalid("request.body " + why, {{"request.body", why}});
   };
-  if (request.body.size() > kMaxBodyBytes)
-    return invalid("is larger than " + std::to_string(kMaxBodyBytes) + " bytes");
-  // The same parser the rules use: nesting bounded, a raw NUL refused.
-  json body = parse_body_json(request.body, kMaxBodyDepth);
-  if (body.is_discarded())
-    return invalid("is not JSON (or is nested deeper than " + std::to_string(kMaxBodyDepth) +
+  // Parsed once per request, shared with the rules, bounded (json_limits.h).
+  const BoundedJson& parsed = request.body.parsed();
+  if (parsed.error == BoundedJson::Error::kTooLarge) return invalid(parsed.why());
+  if (!parsed.ok())
+    return invalid("is not JSON (or is nested deeper than " + std::to_string(kMaxJsonDepth) +
                    " levels); the value is read from " + pointer);
+  const json& body = parsed.value;
   json::json_pointer ptr(pointer);
   if (!body.contains(ptr)) return invalid("has nothing at " + pointer);
   const json& v = body.at(ptr);

@@ -67,13 +67,9 @@ bool valid_dns_name(std::string_view normalized, bool allow_wildcard);
 bool in_zone(std::string_view name, std::string_view zone);
 
 // The stored config with "value" replaced by the concrete string the request offers: the
-// caller's address, or the string at the configured JSON pointer in the body (parsed bounded,
-// without exceptions). Invalid, with a field error on "request.caller_ip" or "request.body",
-// when the request does not hold one. No I/O.
+// caller's address, or the string at the configured JSON pointer in the body (request.body's
+// one bounded parse: kMaxJsonBytes, kMaxJsonDepth). Invalid, with a field error on
+// "request.caller_ip" or "request.body", when the request does not hold one. No I/O.
 Result<nlohmann::json> bind_request(const nlohmann::json& stored, const TriggerRequest& request);
-
-// Limits on the trigger body that bind_request reads.
-inline constexpr size_t kMaxBodyBytes = 1 << 20;
-inline constexpr int kMaxBodyDepth = 64;
 
 }  // namespace tripline::dns_update

@@ -362,7 +362,7 @@ TEST_CASE("dns-update bind: a JSON pointer reads the value from the body") {
   CHECK(field_of("not json") == "request.body");
   CHECK(field_of("") == "request.body");
   CHECK(field_of(std::string(100, '[') + std::string(100, ']')) == "request.body");  // too deep
-  CHECK(field_of(std::string(kMaxBodyBytes + 1, ' ')) == "request.body");            // too big
+  CHECK(field_of(std::string(kMaxJsonBytes + 1, ' ')) == "request.body");            // too big
 
   // A body value of the wrong kind for the record binds, then fails validation.
   bound = driver.bind(stored, {"", R"({"alerts":[{"labels":{"ip":"db.internal"}}]})"});

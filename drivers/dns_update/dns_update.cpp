@@ -22,16 +22,6 @@ namespace {
 
 const Config& typed(const DriverConfig& c) { return static_cast<const Config&>(c); }
 
-Outcome failure(const Rfc2136Client::Answer& a) {
-  return a.error == Rfc2136Client::Error::kRejected ? Outcome::final(a.message)
-                                                    : Outcome::retryable(a.message);
-}
-
-Outcome failure(const WebhookClient::Answer& a) {
-  return a.error == WebhookClient::Error::kRejected ? Outcome::final(a.message)
-                                                    : Outcome::retryable(a.message);
-}
-
 // A value as this driver compares it: canonical when it parses for the type (providers may write
 // an AAAA differently, or quote a TXT), else as given.
 std::string comparable(RecordType type, std::string v) {
@@ -205,13 +195,13 @@ Plan DnsUpdateDriver::plan(const DriverConfig& dc) const {
   if (c.backend == Backend::kRfc2136) {
     RecordSet now;
     auto a = Rfc2136Client(c, dns_timeout_).read(&now);
-    if (a.error != Rfc2136Client::Error::kNone) return Plan::failed(failure(a));
+    if (a.error != Rfc2136Client::Error::kNone) return Plan::failed(dns_update::to_outcome(a));
     desired["before"] = now.values;
     desired["ttl_before"] = now.exists ? json(now.ttl) : json(nullptr);
   } else {
     json endpoints;
     auto a = WebhookClient(c.provider_url).records(&endpoints);
-    if (a.error != WebhookClient::Error::kNone) return Plan::failed(failure(a));
+    if (a.error != WebhookClient::Error::kNone) return Plan::failed(dns_update::to_outcome(a));
     const json* current = find_endpoint(endpoints, c);
     desired["before"] = targets_of(current);
     desired["ttl_before"] = current ? json(ttl_of(current)) : json(nullptr);
@@ -253,15 +243,18 @@ Outcome DnsUpdateDriver::apply(const DriverConfig& dc, const json& plan) const {
   if (c.backend == Backend::kRfc2136) {
     Rfc2136Client dns(c, dns_timeout_);
     RecordSet now;
-    if (auto a = dns.read(&now); a.error != Rfc2136Client::Error::kNone) return failure(a);
+    if (auto a = dns.read(&now); a.error != Rfc2136Client::Error::kNone)
+      return dns_update::to_outcome(a);
     if (holds(c.type, now.exists, now.ttl, now.values, want, ttl)) {
       result["changed"] = false;  // already there: a re-applied plan changes nothing
       return Outcome::succeeded(result);
     }
-    if (auto a = dns.replace(want, ttl); a.error != Rfc2136Client::Error::kNone) return failure(a);
+    if (auto a = dns.replace(want, ttl); a.error != Rfc2136Client::Error::kNone)
+      return dns_update::to_outcome(a);
     // BIND answers NOERROR yet ignores a CNAME added beside other data (and other data beside a
     // CNAME), so read back what the server now holds.
-    if (auto a = dns.read(&now); a.error != Rfc2136Client::Error::kNone) return failure(a);
+    if (auto a = dns.read(&now); a.error != Rfc2136Client::Error::kNone)
+      return dns_update::to_outcome(a);
     if (!holds(c.type, now.exists, now.ttl, now.values, want, ttl)) {
       std::string held;
       for (const auto& v : now.values) held += (held.empty() ? "" : ", ") + v;
@@ -278,7 +271,7 @@ Outcome DnsUpdateDriver::apply(const DriverConfig& dc, const json& plan) const {
   WebhookClient provider(c.provider_url);
   json endpoints;
   if (auto a = provider.records(&endpoints); a.error != WebhookClient::Error::kNone)
-    return failure(a);
+    return dns_update::to_outcome(a);
   const json* current = find_endpoint(endpoints, c);
   if (holds(c.type, current != nullptr, ttl_of(current), targets_of(current), want, ttl)) {
     result["changed"] = false;
@@ -301,7 +294,7 @@ Outcome DnsUpdateDriver::apply(const DriverConfig& dc, const json& plan) const {
     changes["updateNew"] = json::array({updated});
   }
   if (auto a = provider.apply_changes(changes); a.error != WebhookClient::Error::kNone)
-    return failure(a);
+    return dns_update::to_outcome(a);
   result["changed"] = true;
   return Outcome::succeeded(result);
 }

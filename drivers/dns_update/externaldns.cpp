@@ -87,22 +87,6 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
-WebhookClient::Answer http_failure(const std::string& base, const std::string& what, int status,
-                                   const std::string& transport_error, const std::string& body,
-                                   bool too_large) {
-  using Error = WebhookClient::Error;
-  if (too_large)
-    return {Error::kRejected, "refused the answer of the ExternalDNS provider at " + base + " to " +
-                                  what + ": " + transport_error};
-  if (status == 0)
-    return {Error::kUnreachable, "cannot reach the ExternalDNS provider at " + base + " (" + what +
-                                     "): " + transport_error};
-  std::string msg = "the ExternalDNS provider at " + base + " answered HTTP " +
-                    std::to_string(status) + " to " + what;
-  if (!body.empty()) msg += ": " + snippet(body);
-  return {status >= 500 ? Error::kServer : Error::kRejected, msg};
-}
-
 }  // namespace
 
 const json* go_field(const json& object, std::string_view key) {
@@ -257,6 +241,27 @@ WebhookClient::Answer WebhookClient::apply_changes(const json& changes) const {
   OutboundResponse r = http_request(req);
   if (r.status == 204) return {};
   return http_failure(base_url_, "POST /records", r.status, r.error, r.body, r.too_large);
+}
+
+WebhookClient::Answer http_failure(const std::string& base, const std::string& what, int status,
+                                   const std::string& transport_error, const std::string& body,
+                                   bool too_large) {
+  using Error = WebhookClient::Error;
+  if (too_large)
+    return {Error::kRejected, "refused the answer of the ExternalDNS provider at " + base + " to " +
+                                  what + ": " + transport_error};
+  if (status == 0)
+    return {Error::kUnreachable, "cannot reach the ExternalDNS provider at " + base + " (" + what +
+                                     "): " + transport_error};
+  std::string msg = "the ExternalDNS provider at " + base + " answered HTTP " +
+                    std::to_string(status) + " to " + what;
+  if (!body.empty()) msg += ": " + snippet(body);
+  return {status >= 500 ? Error::kServer : Error::kRejected, msg};
+}
+
+Outcome to_outcome(const WebhookClient::Answer& a) {
+  return a.error == WebhookClient::Error::kRejected ? Outcome::final(a.message)
+                                                    : Outcome::retryable(a.message);
 }
 
 }  // namespace tripline::dns_update

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../driver.h"
 #include "status.h"
 
 namespace re2 {
@@ -83,5 +84,15 @@ class WebhookClient {
  private:
   std::string base_url_;
 };
+
+// A webhook provider's answer that is not the 2xx it should be: no answer is kUnreachable, a 5xx
+// kServer, an answer past the limits or any other status kRejected. `what` names the call.
+WebhookClient::Answer http_failure(const std::string& base, const std::string& what, int status,
+                                   const std::string& transport_error, const std::string& body,
+                                   bool too_large);
+
+// The one mapping of a webhook provider's answer to the driver's Outcome: kRejected is final,
+// kUnreachable and kServer are retryable.
+Outcome to_outcome(const WebhookClient::Answer& a);
 
 }  // namespace tripline::dns_update

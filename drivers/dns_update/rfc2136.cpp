@@ -415,4 +415,9 @@ Rfc2136Client::Answer Rfc2136Client::replace(const std::vector<std::string>& val
   return session.classify(x, true);
 }
 
+Outcome to_outcome(const Rfc2136Client::Answer& a) {
+  return a.error == Rfc2136Client::Error::kRejected ? Outcome::final(a.message)
+                                                    : Outcome::retryable(a.message);
+}
+
 }  // namespace tripline::dns_update

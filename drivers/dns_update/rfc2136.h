@@ -56,4 +56,8 @@ class Rfc2136Client {
   std::chrono::milliseconds timeout_;
 };
 
+// The one mapping of an RFC 2136 answer to the driver's Outcome: kRejected (the server said no:
+// NOTAUTH, REFUSED, NOTZONE, a bad TSIG...) is final; no answer and SERVFAIL are retryable.
+Outcome to_outcome(const Rfc2136Client::Answer& a);
+
 }  // namespace tripline::dns_update

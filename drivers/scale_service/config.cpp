@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "field_reader.h"
+
 namespace tripline::scale_service {
 
 const char* to_string(Action a) {
@@ -42,117 +44,66 @@ bool valid_object_name(const std::string& s) {
 }  // namespace
 
 Result<Config> parse_config(const nlohmann::json& j) {
-  std::vector<FieldError> errors;
+  using Need = FieldReader::Need;
   Config c;
   if (!j.is_object())
     return Status::Invalid("config must be a JSON object", {{"config", "must be an object"}});
+  FieldReader r(j, "config.");
+  r.reject_unknown(
+      {"backend", "service", "kind", "namespace", "name", "action", "by", "replicas", "min", "max"},
+      "is not a field of scale-service");
 
-  static const char* kKnown[] = {"backend", "service", "kind",     "namespace", "name",
-                                 "action",  "by",      "replicas", "min",       "max"};
-  for (const auto& item : j.items()) {
-    const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
-    if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; }))
-      errors.push_back({"config." + key, "is not a field of scale-service"});
-  }
-
-  auto get_int = [&](const char* name, int64_t* out, bool required) {
-    auto it = j.find(name);
-    if (it == j.end()) {
-      if (required) errors.push_back({std::string("config.") + name, "is required"});
-      return false;
-    }
-    if (!it->is_number_integer()) {
-      errors.push_back({std::string("config.") + name, "must be a whole number"});
-      return false;
-    }
-    *out = it->get<int64_t>();
-    if (*out < 0 || *out > kMaxReplicas) {
-      errors.push_back(
-          {std::string("config.") + name, "must be between 0 and " + std::to_string(kMaxReplicas)});
-      return false;
-    }
-    return true;
-  };
-
-  if (auto it = j.find("backend"); it != j.end()) {
-    if (it->is_string() && (*it == "swarm" || *it == "kubernetes"))
-      c.backend = it->get<std::string>();
-    else
-      errors.push_back({"config.backend", "must be \"swarm\" (Docker Swarm) or \"kubernetes\""});
-  }
+  if (auto backend = r.one_of("backend", Need::kOptional, {"swarm", "kubernetes"},
+                              "must be \"swarm\" (Docker Swarm) or \"kubernetes\""))
+    c.backend = *backend;
   if (c.backend == "swarm") {
     for (const char* k : {"kind", "namespace", "name"})
-      if (j.contains(k))
-        errors.push_back(
-            {std::string("config.") + k, "is for the kubernetes backend; swarm takes service"});
-    if (auto it = j.find("service"); it == j.end()) {
-      errors.push_back({"config.service", "is required"});
-    } else if (!it->is_string() || !valid_service_name(it->get<std::string>())) {
-      errors.push_back({"config.service", "must be a Docker service name or ID"});
-    } else {
-      c.service = it->get<std::string>();
-    }
+      if (r.has(k)) r.error(k, "is for the kubernetes backend; swarm takes service");
+    if (auto service = r.string("service", Need::kRequired, "must be a Docker service name or ID",
+                                valid_service_name))
+      c.service = *service;
   } else {
-    if (j.contains("service"))
-      errors.push_back({"config.service",
-                        "is for the swarm backend; kubernetes takes kind, namespace and name"});
-    if (auto it = j.find("kind"); it != j.end()) {
-      if (it->is_string() && (*it == "deployment" || *it == "statefulset"))
-        c.kind = it->get<std::string>();
-      else
-        errors.push_back({"config.kind", "must be deployment or statefulset"});
-    }
-    if (auto it = j.find("namespace"); it != j.end()) {
-      if (it->is_string() && valid_namespace(it->get<std::string>()))
-        c.namespace_ = it->get<std::string>();
-      else
-        errors.push_back(
-            {"config.namespace",
-             "must be a Kubernetes namespace name (lower-case letters, digits and -, at most 63)"});
-    }
-    if (auto it = j.find("name"); it == j.end()) {
-      errors.push_back({"config.name", "is required"});
-    } else if (it->is_string() && valid_object_name(it->get<std::string>())) {
-      c.name = it->get<std::string>();
-    } else {
-      errors.push_back({"config.name",
-                        "must be a Kubernetes object name (lower-case letters, digits, - and .)"});
-    }
+    if (r.has("service"))
+      r.error("service", "is for the swarm backend; kubernetes takes kind, namespace and name");
+    if (auto kind = r.one_of("kind", Need::kOptional, {"deployment", "statefulset"},
+                             "must be deployment or statefulset"))
+      c.kind = *kind;
+    if (auto ns = r.string(
+            "namespace", Need::kOptional,
+            "must be a Kubernetes namespace name (lower-case letters, digits and -, at most 63)",
+            valid_namespace))
+      c.namespace_ = *ns;
+    if (auto name =
+            r.string("name", Need::kRequired,
+                     "must be a Kubernetes object name (lower-case letters, digits, - and .)",
+                     valid_object_name))
+      c.name = *name;
   }
-  bool have_action = false;
-  if (auto it = j.find("action"); it == j.end()) {
-    errors.push_back({"config.action", "is required (up, down or set)"});
-  } else if (*it == "up") {
-    c.action = Action::kUp, have_action = true;
-  } else if (*it == "down") {
-    c.action = Action::kDown, have_action = true;
-  } else if (*it == "set") {
-    c.action = Action::kSet, have_action = true;
-  } else {
-    errors.push_back({"config.action", "must be up, down or set"});
-  }
+  auto action = r.one_of("action", Need::kRequired, {"up", "down", "set"},
+                         "must be up, down or set", "is required (up, down or set)");
+  if (action)
+    c.action = *action == "up" ? Action::kUp : *action == "down" ? Action::kDown : Action::kSet;
 
-  bool have_min = get_int("min", &c.min, false);
-  bool have_max = get_int("max", &c.max, true);
-  if (have_min && have_max && c.min > c.max)
-    errors.push_back({"config.min", "must not be greater than max (" + std::to_string(c.min) +
-                                        " > " + std::to_string(c.max) + ")"});
-  if (have_action && c.action == Action::kSet) {
-    if (j.contains("by")) errors.push_back({"config.by", "is for up and down; set takes replicas"});
-    if (get_int("replicas", &c.replicas, true) && have_max &&
-        (c.replicas < c.min || c.replicas > c.max))
-      errors.push_back({"config.replicas", "must lie between min and max"});
-  } else if (have_action) {
-    if (j.contains("replicas"))
-      errors.push_back({"config.replicas", "is for set; up and down take by"});
-    if (get_int("by", &c.by, false) && c.by < 1)
-      errors.push_back({"config.by", "must be at least 1"});
+  auto min = r.integer("min", Need::kOptional, 0, kMaxReplicas);
+  auto max = r.integer("max", Need::kRequired, 0, kMaxReplicas);
+  if (min) c.min = *min;
+  if (max) c.max = *max;
+  if (min && max && c.min > c.max)
+    r.error("min", "must not be greater than max (" + std::to_string(c.min) + " > " +
+                       std::to_string(c.max) + ")");
+  if (action && c.action == Action::kSet) {
+    if (r.has("by")) r.error("by", "is for up and down; set takes replicas");
+    auto replicas = r.integer("replicas", Need::kRequired, 0, kMaxReplicas);
+    if (replicas) c.replicas = *replicas;
+    if (replicas && max && (c.replicas < c.min || c.replicas > c.max))
+      r.error("replicas", "must lie between min and max");
+  } else if (action) {
+    if (r.has("replicas")) r.error("replicas", "is for set; up and down take by");
+    auto by = r.integer("by", Need::kOptional, 0, kMaxReplicas);
+    if (by) c.by = *by;
+    if (by && c.by < 1) r.error("by", "must be at least 1");
   }
-  if (!errors.empty()) {
-    std::string msg = errors.front().field + " " + errors.front().message;
-    if (errors.size() > 1) msg += " (and " + std::to_string(errors.size() - 1) + " more)";
-    return Status::Invalid(msg, std::move(errors));
-  }
+  if (!r.ok()) return r.status();
   return c;
 }
 

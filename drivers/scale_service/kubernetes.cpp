@@ -164,4 +164,49 @@ KubernetesApi::Answer KubernetesApi::version() const {
   return classify(call("GET", "/version", {}, std::chrono::milliseconds(3000)));
 }
 
+// Kubernetes (docs/kubernetes.md, "Errors"): what a retry can fix (a conflict with another
+// writer, throttling, the API server's own trouble, the network) is retryable; what only an
+// operator can fix (credentials, RBAC, a missing object, a refused value) is final.
+Outcome to_outcome(const KubernetesApi::Answer& a, const std::string& what,
+                   const std::string& where) {
+  using E = KubernetesApi::Error;
+  switch (a.error) {
+    case E::kNotConfigured:
+      return Outcome::final("the kubernetes backend is not configured: " + a.message);
+    case E::kUnreachable:
+      return Outcome::retryable("cannot reach the Kubernetes API at " + where + ": " + a.message);
+    case E::kTls:
+      return Outcome::final("refused the Kubernetes API's TLS certificate at " + where +
+                            " (not retried; check the CA tripline was given): " + a.message);
+    case E::kUnauthorized:
+      return Outcome::final(
+          "the Kubernetes API did not accept tripline's credentials (401 Unauthorized; "
+          "check the token or client certificate of " +
+          where + "): " + a.message);
+    case E::kForbidden:
+      return Outcome::final(
+          "the Kubernetes API forbids tripline to scale " + what +
+          " (403 Forbidden; its account needs get and patch on deployments/scale and "
+          "statefulsets/scale in that namespace, see deploy/kubernetes): " +
+          a.message);
+    case E::kNotFound:
+      return Outcome::final(what + " does not exist (404 Not Found): " + a.message);
+    case E::kInvalid:
+      return Outcome::final("the Kubernetes API refused the change to " + what +
+                            " (422 Invalid): " + a.message);
+    case E::kConflict:
+      return Outcome::retryable("another writer kept changing " + what +
+                                " (409 Conflict): " + a.message);
+    case E::kTooManyRequests:
+      return Outcome::retryable("the Kubernetes API is throttling tripline (429): " + a.message);
+    case E::kServer:
+      return Outcome::retryable("the Kubernetes API answered: " + a.message);
+    case E::kBadAnswer:
+      return Outcome::final("refused the answer of the Kubernetes API at " + where +
+                            " (not retried): " + a.message);
+    default:
+      return Outcome::final("the Kubernetes API rejected the request: " + a.message);
+  }
+}
+
 }  // namespace tripline::scale_service

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "../driver.h"
 #include "http_client.h"
 #include "kubeconfig.h"
 
@@ -75,5 +76,12 @@ class KubernetesApi {
   std::optional<KubeCredentials> credentials_;
   std::string why_not_;
 };
+
+// The one mapping of a Kubernetes API answer to the driver's Outcome (docs/kubernetes.md,
+// "Errors"): a conflict, throttling (429), the API server's 5xx and the network are retryable;
+// credentials (401), RBAC (403), a missing object (404), a refused value (422), TLS, a bad answer
+// and any other status are final. `what` names the object, `where` the API server.
+Outcome to_outcome(const KubernetesApi::Answer& a, const std::string& what,
+                   const std::string& where);
 
 }  // namespace tripline::scale_service

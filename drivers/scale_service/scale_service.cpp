@@ -16,72 +16,6 @@ namespace {
 
 const Config& typed(const DriverConfig& c) { return static_cast<const Config&>(c); }
 
-// Connection problems and Docker's 5xx may pass; a missing service or a rejected spec will not.
-Outcome failure(const SwarmApi::Answer& a, const std::string& service, const std::string& host) {
-  switch (a.error) {
-    case SwarmApi::Error::kUnreachable:
-      return Outcome::retryable("cannot reach Docker at " + host + ": " + a.message);
-    case SwarmApi::Error::kNotFound:
-      return Outcome::final("service \"" + service + "\" does not exist: " + a.message);
-    case SwarmApi::Error::kServer:
-    case SwarmApi::Error::kOutOfSequence:
-      return Outcome::retryable("Docker answered: " + a.message);
-    case SwarmApi::Error::kBadAnswer:
-      // Final: a peer answering past the limits (or not Docker's JSON at all) answers the same
-      // way next time; retrying would only hammer it.
-      return Outcome::final("refused the answer of Docker at " + host +
-                            " (not retried): " + a.message);
-    default:
-      return Outcome::final("Docker rejected the update: " + a.message);
-  }
-}
-
-// Kubernetes (docs/kubernetes.md, "Errors"): what a retry can fix (a conflict with another
-// writer, throttling, the API server's own trouble, the network) is retryable; what only an
-// operator can fix (credentials, RBAC, a missing object, a refused value) is final.
-Outcome kube_failure(const KubernetesApi::Answer& a, const std::string& what,
-                     const KubernetesApi& k) {
-  using E = KubernetesApi::Error;
-  switch (a.error) {
-    case E::kNotConfigured:
-      return Outcome::final("the kubernetes backend is not configured: " + a.message);
-    case E::kUnreachable:
-      return Outcome::retryable("cannot reach the Kubernetes API at " + k.where() + ": " +
-                                a.message);
-    case E::kTls:
-      return Outcome::final("refused the Kubernetes API's TLS certificate at " + k.where() +
-                            " (not retried; check the CA tripline was given): " + a.message);
-    case E::kUnauthorized:
-      return Outcome::final(
-          "the Kubernetes API did not accept tripline's credentials (401 Unauthorized; "
-          "check the token or client certificate of " +
-          k.where() + "): " + a.message);
-    case E::kForbidden:
-      return Outcome::final(
-          "the Kubernetes API forbids tripline to scale " + what +
-          " (403 Forbidden; its account needs get and patch on deployments/scale and "
-          "statefulsets/scale in that namespace, see deploy/kubernetes): " +
-          a.message);
-    case E::kNotFound:
-      return Outcome::final(what + " does not exist (404 Not Found): " + a.message);
-    case E::kInvalid:
-      return Outcome::final("the Kubernetes API refused the change to " + what +
-                            " (422 Invalid): " + a.message);
-    case E::kConflict:
-      return Outcome::retryable("another writer kept changing " + what +
-                                " (409 Conflict): " + a.message);
-    case E::kTooManyRequests:
-      return Outcome::retryable("the Kubernetes API is throttling tripline (429): " + a.message);
-    case E::kServer:
-      return Outcome::retryable("the Kubernetes API answered: " + a.message);
-    case E::kBadAnswer:
-      return Outcome::final("refused the answer of the Kubernetes API at " + k.where() +
-                            " (not retried): " + a.message);
-    default:
-      return Outcome::final("the Kubernetes API rejected the request: " + a.message);
-  }
-}
-
 }  // namespace
 
 std::unique_ptr<Driver> ScaleServiceDriver::create(const DriverEnv& env) {
@@ -124,7 +58,8 @@ Result<std::shared_ptr<const DriverConfig>> ScaleServiceDriver::validate(const n
             a.error == KubernetesApi::Error::kNotFound
                 ? "no " + config->kind + " named \"" + config->name + "\" exists in namespace \"" +
                       config->namespace_ + "\""
-                : "could not be checked: " + kube_failure(a, what(*config), kubernetes_).reason;
+                : "could not be checked: " +
+                      scale_service::to_outcome(a, what(*config), kubernetes_.where()).reason;
         return Status::Invalid("config.name " + why, {{"config.name", why}});
       }
     }
@@ -137,7 +72,8 @@ Result<std::shared_ptr<const DriverConfig>> ScaleServiceDriver::validate(const n
     if (a.error == SwarmApi::Error::kNotFound)
       why = "no service named \"" + config->service + "\" exists in the swarm";
     else if (a.error != SwarmApi::Error::kNone)
-      why = "could not be checked: " + failure(a, config->service, swarm_.host()).reason;
+      why = "could not be checked: " +
+            scale_service::to_outcome(a, config->service, swarm_.host()).reason;
     else if (!s.replicated)
       why = "\"" + config->service + "\" is a global service; only replicated services scale";
     if (!why.empty()) return Status::Invalid("config.service " + why, {{"config.service", why}});
@@ -189,7 +125,8 @@ Plan ScaleServiceDriver::plan(const DriverConfig& dc) const {
   if (c.backend == "kubernetes") return plan_kubernetes(c);
   SwarmApi::Service s;
   auto a = swarm_.inspect(c.service, &s);
-  if (a.error != SwarmApi::Error::kNone) return Plan::failed(failure(a, c.service, swarm_.host()));
+  if (a.error != SwarmApi::Error::kNone)
+    return Plan::failed(scale_service::to_outcome(a, c.service, swarm_.host()));
   if (!s.replicated)
     return Plan::failed(
         Outcome::final("\"" + c.service + "\" is a global service; it cannot be scaled"));
@@ -226,7 +163,8 @@ Outcome ScaleServiceDriver::apply(const DriverConfig& dc, const nlohmann::json& 
   for (int i = 0; i < kMaxRaces; ++i) {
     SwarmApi::Service s;
     last = swarm_.inspect(c.service, &s);
-    if (last.error != SwarmApi::Error::kNone) return failure(last, c.service, swarm_.host());
+    if (last.error != SwarmApi::Error::kNone)
+      return scale_service::to_outcome(last, c.service, swarm_.host());
     if (!s.replicated)
       return Outcome::final("\"" + c.service + "\" is a global service; it cannot be scaled");
     if (s.replicas == want) {
@@ -240,16 +178,16 @@ Outcome ScaleServiceDriver::apply(const DriverConfig& dc, const nlohmann::json& 
       return Outcome::succeeded(result);
     }
     if (last.error != SwarmApi::Error::kOutOfSequence)
-      return failure(last, c.service, swarm_.host());
+      return scale_service::to_outcome(last, c.service, swarm_.host());
   }
-  return failure(last, c.service, swarm_.host());
+  return scale_service::to_outcome(last, c.service, swarm_.host());
 }
 
 Plan ScaleServiceDriver::plan_kubernetes(const Config& c) const {
   KubernetesApi::Scale scale;
   auto a = kubernetes_.get_scale(c.kind, c.namespace_, c.name, &scale);
   if (a.error != KubernetesApi::Error::kNone)
-    return Plan::failed(kube_failure(a, what(c), kubernetes_));
+    return Plan::failed(scale_service::to_outcome(a, what(c), kubernetes_.where()));
   auto d = scale_service::desired_replicas(c, scale.replicas);
   nlohmann::json out = scale_service::target_fields(c);
   out.update(
@@ -271,7 +209,8 @@ Outcome ScaleServiceDriver::apply_kubernetes(const Config& c, const nlohmann::js
   for (int i = 0; i < kMaxRaces; ++i) {
     KubernetesApi::Scale scale;
     last = kubernetes_.get_scale(c.kind, c.namespace_, c.name, &scale);
-    if (last.error != KubernetesApi::Error::kNone) return kube_failure(last, what(c), kubernetes_);
+    if (last.error != KubernetesApi::Error::kNone)
+      return scale_service::to_outcome(last, what(c), kubernetes_.where());
     if (scale.replicas == want) {
       result["changed"] = false;  // already there: a re-applied plan does nothing twice
       return Outcome::succeeded(result);
@@ -285,9 +224,9 @@ Outcome ScaleServiceDriver::apply_kubernetes(const Config& c, const nlohmann::js
       return Outcome::succeeded(result);
     }
     if (last.error != KubernetesApi::Error::kConflict)
-      return kube_failure(last, what(c), kubernetes_);
+      return scale_service::to_outcome(last, what(c), kubernetes_.where());
   }
-  return kube_failure(last, what(c), kubernetes_);
+  return scale_service::to_outcome(last, what(c), kubernetes_.where());
 }
 
 Status ScaleServiceDriver::probe() const {

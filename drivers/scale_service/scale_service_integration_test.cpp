@@ -225,10 +225,10 @@ TEST_CASE("scale-service: a crash after apply re-applies the recorded plan, not 
     auto rcv = store->all_receivers()->at(0);
     std::string config = rcv.config.dump(), action = "up";
     std::vector<NewExecution> batch(1);
-    batch[0] = {rcv.id, rcv.generation, &driver, &config, &action, "", now_ms()};
+    batch[0] = {rcv.id, rcv.generation, &driver, &config, &action, "", Clock::system().now_ms()};
     REQUIRE(store->insert_executions(batch).ok());
     id = batch[0].id;
-    REQUIRE(store->mark_running(id, 1, now_ms()).ok());
+    REQUIRE(store->mark_running(id, 1, Clock::system().now_ms()).ok());
     REQUIRE(store
                 ->record_plan(id, {{"service", "crashy"},
                                    {"replicas_before", 2},

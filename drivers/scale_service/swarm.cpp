@@ -108,4 +108,24 @@ SwarmApi::Answer SwarmApi::ping() const {
   return classify(call("GET", "/_ping", {}, std::chrono::milliseconds(3000)));
 }
 
+// Connection problems and Docker's 5xx may pass; a missing service or a rejected spec will not.
+Outcome to_outcome(const SwarmApi::Answer& a, const std::string& service, const std::string& host) {
+  switch (a.error) {
+    case SwarmApi::Error::kUnreachable:
+      return Outcome::retryable("cannot reach Docker at " + host + ": " + a.message);
+    case SwarmApi::Error::kNotFound:
+      return Outcome::final("service \"" + service + "\" does not exist: " + a.message);
+    case SwarmApi::Error::kServer:
+    case SwarmApi::Error::kOutOfSequence:
+      return Outcome::retryable("Docker answered: " + a.message);
+    case SwarmApi::Error::kBadAnswer:
+      // Final: a peer answering past the limits (or not Docker's JSON at all) answers the same
+      // way next time; retrying would only hammer it.
+      return Outcome::final("refused the answer of Docker at " + host +
+                            " (not retried): " + a.message);
+    default:
+      return Outcome::final("Docker rejected the update: " + a.message);
+  }
+}
+
 }  // namespace tripline::scale_service

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "../driver.h"
 #include "http_client.h"
 
 namespace tripline::scale_service {
@@ -23,7 +24,7 @@ class SwarmApi {
     int64_t replicas = 0;
   };
   // kBadAnswer: Docker's answer broke tripline's limits for peer JSON (json_limits.h: nesting,
-  // size) or is not the JSON it should be; the driver treats it as final (see scale_service.cpp).
+  // size) or is not the JSON it should be; to_outcome() makes it final (below).
   enum class Error {
     kNone,
     kUnreachable,
@@ -48,15 +49,23 @@ class SwarmApi {
 
   const std::string& host() const { return host_; }
 
+  // Maps an HTTP answer that is not a 2xx (or a transport failure) to an error, reading Docker's
+  // {"message": ...} when there is one (exposed for tests).
+  static Answer classify(const OutboundResponse& r);
+
  private:
   OutboundResponse call(const std::string& method, const std::string& path,
                         const std::string& body = {},
                         std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) const;
-  static Answer classify(const OutboundResponse& r);
 
   std::string host_;
   std::string base_url_;
   std::string unix_socket_;
 };
+
+// The one mapping of a Docker answer to the driver's Outcome: connection problems, Docker's 5xx
+// and "update out of sequence" may pass (retryable); a missing service, a rejected spec or an
+// answer past tripline's limits will not (final). `service` and `host` name them in the reason.
+Outcome to_outcome(const SwarmApi::Answer& a, const std::string& service, const std::string& host);
 
 }  // namespace tripline::scale_service

@@ -376,7 +376,7 @@ Result<json> WebhookDriver::bind(const json& stored, const TriggerRequest& reque
     auto p = stored.find("payload");
     json out = stored;
     if (p == stored.end() || (p->is_object() && p->contains("from"))) {
-      out["payload"] = {{"text", std::string(request.body)}};
+      out["payload"] = {{"text", std::string(request.body.text())}};
       // The execution's config is stored as JSON text: a body that is not UTF-8 cannot be, and
       // is answered 422 here rather than failing when it is recorded.
       static_cast<void>(out["payload"].dump());

@@ -235,7 +235,8 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
   std::string caller =
       caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies);
   TriggerDecision verdict = decide(
-      TriggerInput{inbound, caller, now_ms(), std::move(t.idempotency_key)}, r, ctx_.secrets);
+      TriggerInput{inbound, caller, ctx_.store.clock().now_ms(), std::move(t.idempotency_key)}, r,
+      ctx_.secrets);
 
   if (auto* accept = std::get_if<Accept>(&verdict)) {
     t.idempotency_key = std::move(accept->idempotency_key);
@@ -273,7 +274,8 @@ bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Respo
   };
   const std::string& action = t.action.empty() ? r.action : t.action;
   int64_t wait = 0;
-  auto verdict = r.limiter->reserve(r.limits, action, t.idempotency_key, now_ms(), claim, &wait);
+  auto verdict = r.limiter->reserve(r.limits, action, t.idempotency_key,
+                                    ctx_.store.clock().now_ms(), claim, &wait);
   if (verdict == LimiterState::Verdict::kOk) return true;
   // A sender retrying a delivery we accepted (its answer was lost) must hear about that
   // execution, not a refusal: only here, off the hot path, is its key looked up.

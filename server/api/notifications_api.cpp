@@ -263,7 +263,7 @@ HttpResponse App::notifications_api(const HttpRequest& req, int64_t rid,
   if (seg.size() != 5 || seg[4] != "redeliver")
     return error_response(404, "not_found", "no such API path");
   if (req.method() != "POST") return method_not_allowed("POST");
-  Status s = store.redeliver(rid, *did, now_ms());
+  Status s = store.redeliver(rid, *did, store.clock().now_ms());
   if (!s.ok()) return from_status(s);
   if (ctx_.notifier) ctx_.notifier->poke();
   auto d = store.get_delivery(rid, *did);

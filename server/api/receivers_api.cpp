@@ -89,7 +89,8 @@ void App::seed_limiter(const Receiver& r, bool existing) {
     auto queued = ctx_.store.unfinished_count(r.row.id);
     if (queued.ok()) r.limiter->queued()->store(*queued, std::memory_order_relaxed);
   }
-  auto recent = ctx_.store.recent_executions(r.row.id, now_ms() - r.limits.memory_ms());
+  auto recent =
+      ctx_.store.recent_executions(r.row.id, ctx_.store.clock().now_ms() - r.limits.memory_ms());
   if (recent.ok())
     r.limiter->seed(r.limits, *recent);
   else

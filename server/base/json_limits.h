@@ -45,4 +45,28 @@ nlohmann::json parse_body_json(std::string_view body, int max_depth = kMaxJsonDe
 // that starts with "/" already is one and is answered as it is. nullopt when malformed.
 std::optional<std::string> dotted_to_pointer(const std::string& path);
 
+// A trigger request's body, parsed at most once and only when something reads it: the rules and
+// a driver's bind() share one parse, and a request nobody reads the body of is never parsed.
+// A view: valid while the body it was made from lives. Not thread-safe (one per request, on the
+// thread that handles it).
+class LazyBody {
+ public:
+  LazyBody(std::string_view text) : text_(text) {}    // NOLINT: implicit, a body is its text
+  LazyBody(const char* text) : text_(text) {}         // NOLINT
+  LazyBody(const std::string& text) : text_(text) {}  // NOLINT
+
+  std::string_view text() const { return text_; }
+  // The body parsed within the default JsonLimits (nesting, and the request body limit).
+  const BoundedJson& parsed() const {
+    if (!parsed_) parsed_ = parse_json_bounded(text_);
+    return *parsed_;
+  }
+  // Whether parsed() has run: for tests of who reads the body.
+  bool was_parsed() const { return parsed_.has_value(); }
+
+ private:
+  std::string_view text_;
+  mutable std::optional<BoundedJson> parsed_;
+};
+
 }  // namespace tripline

@@ -1,5 +1,7 @@
 #include "executor.h"
 
+#include <limits>
+
 #include "log.h"
 
 namespace tripline {
@@ -20,6 +22,7 @@ std::string_view target_of(const Job& job) {
 Executor::Executor(Store& store, Metrics& metrics, RetryPolicy policy, int workers, Loader loader,
                    size_t max_held)
     : store_(store),
+      clock_(store.clock()),
       metrics_(metrics),
       policy_(policy),
       worker_count_(workers),
@@ -86,7 +89,7 @@ void Executor::refill(std::unique_lock<std::mutex>& lock) {
   if (!page.ok()) {
     log::error("could not read queued executions; trying again in 1 s",
                {{"error", page.status().message()}});
-    next_load_ = Clock::now() + std::chrono::seconds(1);
+    next_load_ = clock_.steady_ms() + 1000;
     return;
   }
   for (Job& j : page.value().jobs) add_locked(std::move(j));
@@ -134,7 +137,7 @@ void Executor::work() {
   for (;;) {
     for (;;) {
       if (stopping_) return;
-      auto now = Clock::now();
+      int64_t now = clock_.steady_ms();
       while (!timers_.empty() && timers_.top().due <= now) {
         ready_.push_back(timers_.top().lane);
         timers_.pop();
@@ -145,11 +148,12 @@ void Executor::work() {
         continue;
       }
       if (!paused_ && !ready_.empty()) break;
-      auto due = timers_.empty() ? Clock::time_point::max() : timers_.top().due;
+      constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+      int64_t due = timers_.empty() ? kNever : timers_.top().due;
       if (spilled_ && !loading_ && !paused_ && held_ <= max_held_ / 2)
         due = std::min(due, next_load_);
-      if (due != Clock::time_point::max())
-        cv_.wait_until(lock, due);
+      if (due != kNever)
+        clock_.wait_until(cv_, lock, due);
       else
         cv_.wait(lock);
     }
@@ -186,7 +190,7 @@ void Executor::work() {
     if (l.jobs.empty()) {
       lanes_.erase(lane);
     } else if (done < jobs.size() && retry_in.count() > 0) {
-      timers_.push({Clock::now() + retry_in, lane});
+      timers_.push({clock_.steady_ms() + retry_in.count(), lane});
       cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
     } else {
       ready_.push_back(lane);
@@ -241,7 +245,7 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
     if (n == 1) return run_once(jobs.front(), retry_in) ? 1 : 0;
   }
   // 3. Recorded before anything changes, with this attempt, in one transaction.
-  int64_t started = now_ms();
+  int64_t started = clock_.now_ms();
   std::vector<Store::PlannedRun> runs(n);
   for (size_t i = 0; i < n; ++i)
     runs[i] = {jobs[i].id, jobs[i].attempts + 1, &plans[i], target_of(jobs[i])};
@@ -285,7 +289,7 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
                                                               {"reason", outcome.reason}});
     std::vector<int64_t> ids(n);
     for (size_t i = 0; i < n; ++i) ids[i] = jobs[i].id;
-    if (Status s = store_.requeue_all(ids, outcome.reason, now_ms() + retry_in->count(),
+    if (Status s = store_.requeue_all(ids, outcome.reason, clock_.now_ms() + retry_in->count(),
                                       target_of(jobs.front()));
         !s.ok())
       log::error("could not record the retry", {{"execution_id", last.id}, {"error", s.message()}});
@@ -303,7 +307,7 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
     return 0;
   }
   // 5. Every outcome in one transaction: the last's own, and the others' through it.
-  int64_t finished = now_ms();
+  int64_t finished = clock_.now_ms();
   nlohmann::json applied_with = {{"applied_with", last.id}};
   std::vector<Store::Finished> outcomes(n);
   for (size_t i = 0; i < n; ++i)
@@ -338,7 +342,7 @@ bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   if (job.unrecorded) return record_finish(job, retry_in);
   ++job.attempts;
-  int64_t started = now_ms();
+  int64_t started = clock_.now_ms();
   if (job.first_started_at == 0) {
     job.first_started_at = started;
     if (job.created_at > 0) metrics_.execution_started((started - job.created_at) / 1000.0);
@@ -375,8 +379,8 @@ bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
     log::warn("execution will be retried", fields);
     // Not recorded: the row stays "running" with its plan; the retry goes on from memory, and
     // after a restart the recorded plan is re-applied, in the same lane order.
-    if (Status s =
-            store_.requeue(job.id, outcome.reason, now_ms() + retry_in->count(), target_of(job));
+    if (Status s = store_.requeue(job.id, outcome.reason, clock_.now_ms() + retry_in->count(),
+                                  target_of(job));
         !s.ok())
       log::error("could not record the retry", {{"execution_id", job.id}, {"error", s.message()}});
     return false;
@@ -386,8 +390,8 @@ bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
   std::string error = outcome.reason;
   if (outcome.kind == Outcome::Kind::kRetryable)
     error += " (gave up after " + std::to_string(job.attempts) + " attempts)";
-  job.unrecorded =
-      Job::Unrecorded{final_status, std::move(outcome.result), std::move(error), now_ms(), 0};
+  job.unrecorded = Job::Unrecorded{final_status, std::move(outcome.result), std::move(error),
+                                   clock_.now_ms(), 0};
   return record_finish(job, retry_in);
 }
 

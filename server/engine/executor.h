@@ -9,7 +9,8 @@
 // is, holding the lane. An execution recovered after a crash that already has a plan
 // re-applies that plan; the driver's apply() makes that a no-op when it had already taken effect.
 //
-// Workers wake at once on enqueue (condition variable, no polling). pause() holds all work:
+// Workers wake at once on enqueue (condition variable, no polling). Retry backoff is timed by the
+// store's Clock (clock.h), so tests move time on instead of waiting. pause() holds all work:
 // executions keep being accepted and queued, and run after resume().
 //
 // Bounded memory: at most `max_held` executions are held in memory. They are always a prefix of
@@ -120,9 +121,8 @@ class Executor {
   struct Lane {
     std::deque<Job> jobs;
   };
-  using Clock = std::chrono::steady_clock;
   struct Timer {
-    Clock::time_point due;
+    int64_t due;  // Clock::steady_ms()
     std::string lane;
     bool operator>(const Timer& o) const { return due > o.due; }
   };
@@ -143,6 +143,7 @@ class Executor {
   bool record_finish(Job& job, std::chrono::milliseconds* retry_in);
 
   Store& store_;
+  const Clock& clock_;  // the store's: backoff timers and recorded times (clock.h)
   Metrics& metrics_;
   const RetryPolicy policy_;
   const int worker_count_;
@@ -160,7 +161,7 @@ class Executor {
   bool loading_ = false;
   int64_t watermark_ = 0;    // every unfinished execution with id <= this is held
   int64_t spilled_max_ = 0;  // highest id enqueue() did not keep
-  Clock::time_point next_load_{};
+  int64_t next_load_ = 0;    // Clock::steady_ms()
   bool paused_ = false;
   bool stopping_ = false;
   std::vector<std::thread> workers_;

@@ -13,7 +13,7 @@ Ingest::Ingest(Store& store, OnCommitted on_committed, size_t max_pending)
 Ingest::~Ingest() { stop(); }
 
 void Ingest::submit(Trigger trigger, Done done) {
-  trigger.created_at = now_ms();
+  trigger.created_at = store_.clock().now_ms();
   {
     std::unique_lock lock(mu_);
     if (!stopping_ && pending_.size() < max_pending_) {

@@ -100,7 +100,7 @@ void Notifier::work() {
     if (!sent) {
       auto due = store_.next_delivery_due();
       if (due.ok() && due->has_value())
-        wait = std::clamp(std::chrono::milliseconds(**due - now_ms()), std::chrono::milliseconds(0),
+        wait = std::clamp(std::chrono::milliseconds(**due - store_.clock().now_ms()), std::chrono::milliseconds(0),
                           options_.poll);
     }
     lock.lock();
@@ -110,7 +110,7 @@ void Notifier::work() {
 }
 
 bool Notifier::send_one() {
-  int64_t now = now_ms();
+  int64_t now = store_.clock().now_ms();
   // The lease outlasts the request, so no other worker (or a restart) sends it meanwhile.
   auto claimed = store_.claim_due_delivery(now, options_.timeout.count() + 30000);
   if (!claimed.ok()) {
@@ -165,11 +165,11 @@ bool Notifier::send_one() {
   double jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
   DeliveryVerdict v =
       judge_delivery(r.status, r.address_refused, out.attempt.attempt - d.budget_from,
-                     r.header("retry-after"), jitter, options_, now_ms());
+                     r.header("retry-after"), jitter, options_, store_.clock().now_ms());
   if (r.status != 0 && v.state != "delivered" && out.attempt.error.empty())
     out.attempt.error = "answered " + std::to_string(r.status);
   out.state = v.state;
-  out.next_attempt_at = now_ms() + v.retry_in.count();
+  out.next_attempt_at = store_.clock().now_ms() + v.retry_in.count();
   if (v.disable)
     out.disable_subscription =
         "the subscriber answered 410 Gone (delivery " + std::to_string(d.id) + ")";

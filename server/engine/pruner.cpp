@@ -27,7 +27,7 @@ void Pruner::stop() {
 
 Result<int64_t> Pruner::run_once() {
   int64_t total = 0;
-  int64_t now = now_ms();
+  int64_t now = store_.clock().now_ms();
   int64_t protect_since = now - (options_.protect_ms ? options_.protect_ms() : 0);
   std::vector<int64_t> over;
   if (options_.policy.keep_per_receiver > 0) {

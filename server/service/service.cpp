@@ -216,8 +216,9 @@ Result<LoadedPage> load_page(Service::Parts& p, int64_t after_id, int limit) {
     }
     auto receiver = p.receivers.find(e.receiver_id);
     if (!config.ok()) {
-      Status s = p.store->finish(e.id, ExecutionStatus::kFailed, nullptr,
-                                 "cannot resume: " + config.status().message(), now_ms());
+      Status s =
+          p.store->finish(e.id, ExecutionStatus::kFailed, nullptr,
+                          "cannot resume: " + config.status().message(), p.store->clock().now_ms());
       if (!s.ok()) return s;
       if (receiver) receiver->limiter->queued()->fetch_sub(1, std::memory_order_relaxed);
       continue;
@@ -239,7 +240,7 @@ Result<LoadedPage> load_page(Service::Parts& p, int64_t after_id, int limit) {
 // Cooldowns and rate limits continue from the committed executions, so a restart reopens
 // none: one pass over the executions of the longest window any receiver needs.
 Status seed_limits(Service::Parts& p) {
-  int64_t now = now_ms(), longest = 0;
+  int64_t now = p.store->clock().now_ms(), longest = 0;
   auto all = p.receivers.all();
   for (const auto& r : all) longest = std::max(longest, r->limits.memory_ms());
   if (longest == 0) return Status::Ok();
@@ -289,6 +290,7 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   }
   StoreOptions store_options;
   store_options.busy_timeout_ms = o.store_busy_timeout_ms;
+  store_options.clock = o.clock;
   auto store = Store::open(o.data_dir + "/tripline.db", store_options);
   if (!store.ok()) return store.status();
   p.store = std::move(store).value();

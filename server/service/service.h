@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "clock.h"
 #include "http_server.h"
 #include "notifier.h"
 #include "receiver_limits.h"
@@ -35,6 +36,7 @@ struct ServiceOptions {
   // Execution notifications (notifier.h); allow_local comes from the drivers' option
   // --allow-local-webhook-targets (drivers/webhook), which governs every outbound webhook.
   NotifierOptions notifications;
+  const Clock* clock = nullptr;  // what time decides by (clock.h); null: the system clock
   // Polled during start-up (loading a large store takes seconds): once it answers true, start()
   // stops where it is and answers Unavailable (kStartInterrupted). Unset: never.
   std::function<bool()> stop_requested;

@@ -12,11 +12,6 @@
 
 namespace tripline {
 
-int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 const char* to_string(ExecutionStatus s) {
   switch (s) {
     case ExecutionStatus::kQueued:
@@ -167,6 +162,7 @@ void Store::checkpoint_loop(std::string path, StoreOptions options) {
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions options) {
   std::unique_ptr<Store> s(new Store());
+  if (options.clock) s->clock_ = options.clock;
   try {
     s->writer_ = std::make_unique<SQLite::Database>(
         path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);

@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "clock.h"
 #include "status.h"
 
 namespace SQLite {
@@ -29,8 +30,6 @@ class Statement;
 }  // namespace SQLite
 
 namespace tripline {
-
-int64_t now_ms();
 
 struct ReceiverRow {
   int64_t id = 0;
@@ -115,6 +114,9 @@ struct StoreOptions {
   // if the thread falls behind.
   bool background_checkpoints = true;
   std::chrono::milliseconds checkpoint_interval{200};
+  // The time every recorded time is read from, and that the layers above the store read theirs
+  // from (clock.h). Must outlive the store. Null: the system clock.
+  const Clock* clock = nullptr;
 };
 
 // Execution notifications (docs/webhooks.md): a receiver's subscriber, told when one of its
@@ -202,6 +204,9 @@ class Store {
  public:
   static Result<std::unique_ptr<Store>> open(const std::string& path, StoreOptions options = {});
   ~Store();
+
+  // The clock this store records times by (StoreOptions::clock): the one clock of the service.
+  const Clock& clock() const { return *clock_; }
 
   // Receivers. Names are unique: a clash answers Conflict. Ids are never reused, not even those
   // of deleted receivers. Every change bumps `version`.
@@ -346,6 +351,9 @@ class Store {
                           int64_t now);
   void refresh_any_subscriptions_locked();
   std::atomic<bool> any_subscriptions_{false};
+  int64_t now_ms() const { return clock_->now_ms(); }
+
+  const Clock* clock_ = &Clock::system();
 
   std::mutex write_mu_;
   std::unique_ptr<SQLite::Database> writer_;

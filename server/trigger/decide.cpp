@@ -36,9 +36,11 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
     return Reject{f, Status::Ok()};
   if (!message_key.empty()) accept.idempotency_key = std::move(message_key);
 
-  // 2. Rules decide whether and how the action runs.
-  json body = r.rules->needs_body() || r.binds_request ? parse_body_json(in.request.body())
-                                                       : json(json::value_t::discarded);
+  // 2. Rules decide whether and how the action runs. The body is parsed at most once, when the
+  //    rules or the driver's bind() first read it, and the parse is shared (json_limits.h).
+  TriggerRequest request{in.caller, in.request.body()};
+  static const json kNoBody(json::value_t::discarded);
+  const json& body = r.rules->needs_body() ? request.body.parsed().value : kNoBody;
   Decision d = r.rules->evaluate(RuleInput{in.request, body, in.caller});
   if (!d.error.ok()) return invalid(d.error);
   if (!d.run)
@@ -88,7 +90,7 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
 
   // 4. Values taken from the request (e.g. the caller's address for a DNS record).
   if (r.binds_request) {
-    auto bound = r.driver->bind(plain(), TriggerRequest{in.caller, in.request.body()});
+    auto bound = r.driver->bind(plain(), request);
     if (!bound.ok()) return invalid(bound.status());
     config = std::move(bound).value();
     changed = true;

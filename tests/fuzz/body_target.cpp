@@ -260,8 +260,8 @@ json without_value(json j) {
 }
 
 bool body_within_limits(std::string_view body, const json& parsed) {
-  return body.size() <= dns_update::kMaxBodyBytes && !parsed.is_discarded() &&
-         depth_of(parsed) <= dns_update::kMaxBodyDepth;
+  return body.size() <= kMaxJsonBytes && !parsed.is_discarded() &&
+         depth_of(parsed) <= kMaxJsonDepth;
 }
 
 void check_bind(const StoredConfig& s, std::string_view caller, std::string_view body,

@@ -43,7 +43,7 @@ using nlohmann::json;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 // `tripline serve` as a child process: its own process, so it can be SIGKILLed. stdout and
@@ -324,7 +324,7 @@ TEST_CASE("durability: kill -9 while executing applies every execution exactly o
     std::this_thread::sleep_for(milliseconds(170 + 41 * round));
     // Kill only once the backlog is real (at least two executions not yet finished), so the
     // kill lands mid-work however fast this machine drains the lane.
-    for (auto until = Clock::now() + milliseconds(3000); Clock::now() < until;) {
+    for (auto until = SteadyClock::now() + milliseconds(3000); SteadyClock::now() < until;) {
       auto w = server.api("GET", "/api/v1/workers");
       if (w.status == 200 && json::parse(w.body)["queue_depth"].get<int>() >= 2) break;
       std::this_thread::sleep_for(milliseconds(2));
@@ -352,7 +352,7 @@ TEST_CASE("durability: kill -9 while executing applies every execution exactly o
 
   // Final restart: drain and compare with the swarm.
   server.start();
-  auto deadline = Clock::now() + milliseconds(60000);
+  auto deadline = SteadyClock::now() + milliseconds(60000);
   json all;
   for (;;) {
     all = json::array();
@@ -369,7 +369,7 @@ TEST_CASE("durability: kill -9 while executing applies every execution exactly o
       return e["status"] == "succeeded" || e["status"] == "failed";
     });
     if (done) break;
-    REQUIRE(Clock::now() < deadline);
+    REQUIRE(SteadyClock::now() < deadline);
     std::this_thread::sleep_for(milliseconds(100));
   }
   server.terminate();

@@ -14,7 +14,7 @@
 using namespace tripline;
 using namespace tripline::test;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
@@ -116,9 +116,9 @@ TEST_CASE("floods: a flood on one receiver does not starve another's triggers or
   std::vector<double> latencies;
   std::vector<int64_t> ids;
   for (int i = 0; i < 10; ++i) {
-    auto t0 = Clock::now();
+    auto t0 = SteadyClock::now();
     auto r = s.trigger(b);
-    latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    latencies.push_back(std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
     REQUIRE(r.status == 202);
     ids.push_back(json::parse(r.body)["execution_id"]);
     std::this_thread::sleep_for(std::chrono::milliseconds(400));

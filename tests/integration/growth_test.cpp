@@ -22,11 +22,11 @@ extern char** environ;
 
 using namespace tripline;
 using namespace tripline::test;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
+double seconds_since(SteadyClock::time_point t) {
+  return std::chrono::duration<double>(SteadyClock::now() - t).count();
 }
 std::string read_file(const std::string& path) {
   std::ifstream f(path);
@@ -42,7 +42,7 @@ TEST_CASE("growth: start-up with 20,000 receivers takes seconds, and they all an
   REQUIRE(seed_receivers(dir + "/tripline.db", 20000, provider.url()).ok());
   ServiceOptions o;
   o.drivers.set("docker-host", "unix:///nonexistent/docker.sock");  // no swarm needed
-  auto started = Clock::now();
+  auto started = SteadyClock::now();
   std::optional<TestServer> server;
   server.emplace(dir, o);
   double startup = seconds_since(started);
@@ -109,7 +109,7 @@ TEST_CASE("growth: SIGTERM while 100,000 receivers load stops the binary within 
   // log line below proves the signal did not arrive after it.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   REQUIRE(::kill(pid, SIGTERM) == 0);
-  auto signalled = Clock::now();
+  auto signalled = SteadyClock::now();
   int status = 0;
   while (::waitpid(pid, &status, WNOHANG) == 0 && seconds_since(signalled) < 10)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -18,7 +18,7 @@
 
 using namespace tripline;
 using namespace tripline::test;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 int connect_to(int port) {
@@ -54,14 +54,14 @@ struct Exchange {
 Exchange exchange(int port, const std::string& bytes, int wait_ms = 2000) {
   int fd = connect_to(port);
   REQUIRE(::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
-  auto start = Clock::now();
+  auto start = SteadyClock::now();
   Exchange e;
   char buf[65536];
   bool sending = !bytes.empty(), reading = true;
   while (sending || reading) {
-    int left =
-        wait_ms -
-        int(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+    int left = wait_ms -
+               int(std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start)
+                       .count());
     if (left <= 0) break;
     pollfd p{fd, short((reading ? POLLIN : 0) | (sending ? POLLOUT : 0)), 0};
     if (::poll(&p, 1, left) <= 0) break;
@@ -86,7 +86,7 @@ Exchange exchange(int port, const std::string& bytes, int wait_ms = 2000) {
       if (e.sent == bytes.size()) sending = false;
     }
   }
-  e.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  e.seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
   ::close(fd);
   return e;
 }
@@ -96,9 +96,9 @@ int status(const Exchange& e) {
 }
 
 void healthy(const TestServer& s) {
-  auto start = Clock::now();
+  auto start = SteadyClock::now();
   CHECK(s.request("GET", "/healthz", nullptr, false).status == 200);
-  CHECK(Clock::now() - start < std::chrono::seconds(1));
+  CHECK(SteadyClock::now() - start < std::chrono::seconds(1));
 }
 }  // namespace
 
@@ -187,7 +187,7 @@ TEST_CASE(
   REQUIRE(::send(fd, start.data(), start.size(), MSG_NOSIGNAL) == ssize_t(start.size()));
   std::string answer;
   char buf[4096];
-  auto began = Clock::now();
+  auto began = SteadyClock::now();
   for (;;) {
     pollfd p{fd, POLLIN, 0};
     REQUIRE(::poll(&p, 1, 1000) == 1);
@@ -197,7 +197,7 @@ TEST_CASE(
     answer.append(buf, size_t(n));
   }
   CHECK(answer.rfind("HTTP/1.1 413", 0) == 0);
-  CHECK(Clock::now() - began < std::chrono::seconds(1));
+  CHECK(SteadyClock::now() - began < std::chrono::seconds(1));
   std::string more(65536, 'y');
   for (int i = 0; i < 5; ++i) {  // half a second of more body: each send is accepted
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -207,7 +207,7 @@ TEST_CASE(
   }
   // ...and the linger is bounded: within a few seconds the server stops taking bytes (reset).
   bool refused = false;
-  while (!refused && Clock::now() - began < std::chrono::seconds(6)) {
+  while (!refused && SteadyClock::now() - began < std::chrono::seconds(6)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     refused = ::send(fd, more.data(), more.size(), MSG_NOSIGNAL) < 0;
   }
@@ -222,8 +222,8 @@ TEST_CASE(
   std::string chunk(1 << 20, 'z');
   size_t poured = 0;
   int error = 0;
-  began = Clock::now();
-  while (poured < (256u << 20) && Clock::now() - began < std::chrono::seconds(5)) {
+  began = SteadyClock::now();
+  while (poured < (256u << 20) && SteadyClock::now() - began < std::chrono::seconds(5)) {
     ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
     if (n < 0) {
       error = errno;
@@ -234,7 +234,7 @@ TEST_CASE(
   INFO("poured " << poured << " bytes, then: " << std::strerror(error));
   CHECK((error == ECONNRESET || error == EPIPE));  // cut off, not merely no longer read
   CHECK(poured < (64u << 20));
-  CHECK(Clock::now() - began < std::chrono::seconds(2));
+  CHECK(SteadyClock::now() - began < std::chrono::seconds(2));
   ::close(fd);
   healthy(s);
 }

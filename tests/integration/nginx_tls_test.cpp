@@ -33,7 +33,7 @@
 using namespace tripline;
 using namespace tripline::test;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
@@ -229,8 +229,8 @@ class Nginx {
       ::_exit(127);
     }
     ::close(out);
-    auto deadline = Clock::now() + std::chrono::seconds(15);
-    while (Clock::now() < deadline) {
+    auto deadline = SteadyClock::now() + std::chrono::seconds(15);
+    while (SteadyClock::now() < deadline) {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
@@ -411,13 +411,13 @@ TEST_CASE(
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let them all reach nginx
     for (int i = 0; i < 3; ++i) {
-      auto start = Clock::now();
+      auto start = SteadyClock::now();
       TlsClient c(port, ca);
       INFO(c.error);
       REQUIRE(c.ok());
       std::string response =
           c.http("GET /healthz HTTP/1.1\r\nHost: hooks.example.com\r\nConnection: close\r\n\r\n");
-      double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
       INFO(response);
       CHECK(status_of(response) == 200);
       CHECK(seconds < 1.0);

@@ -47,7 +47,7 @@ using nlohmann::json;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 std::string read_file(const std::string& path) {
@@ -179,7 +179,7 @@ TEST_CASE(
 
   // --- the admin token, generated and printed once (just after the server starts serving) ---
   std::string first_stdout;
-  for (auto until = Clock::now() + milliseconds(5000); Clock::now() < until;) {
+  for (auto until = SteadyClock::now() + milliseconds(5000); SteadyClock::now() < until;) {
     first_stdout = server.stdout_text();
     if (first_stdout.find("Use it as") != std::string::npos) break;
     std::this_thread::sleep_for(milliseconds(20));
@@ -526,7 +526,7 @@ TEST_CASE(
 
   // --- every read endpoint ---
   for (int64_t id : executions) {
-    auto deadline = Clock::now() + milliseconds(20000);
+    auto deadline = SteadyClock::now() + milliseconds(20000);
     for (;;) {
       json e = expect(call("GET", "/api/v1/executions/" + std::to_string(id)), 200);
       if (e["status"] == "succeeded" || e["status"] == "failed") {
@@ -534,7 +534,7 @@ TEST_CASE(
         CHECK(e["status"] == "succeeded");
         break;
       }
-      REQUIRE(Clock::now() < deadline);
+      REQUIRE(SteadyClock::now() < deadline);
       std::this_thread::sleep_for(milliseconds(50));
     }
   }

@@ -17,7 +17,7 @@
 using namespace tripline;
 using namespace tripline::test;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 namespace {
@@ -154,9 +154,9 @@ TEST_CASE(
   s.request("POST", "/api/v1/workers/pause");  // the executions are not what is measured
 
   auto timed = [](auto&& call) {
-    auto start = Clock::now();
+    auto start = SteadyClock::now();
     auto r = call();
-    return std::make_pair(r, std::chrono::duration_cast<milliseconds>(Clock::now() - start));
+    return std::make_pair(r, std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start));
   };
   // Several readyz requests at once, then a trigger: each answers at once.
   std::vector<std::thread> callers;
@@ -183,14 +183,14 @@ TEST_CASE(
 
   // An admin sees the checks; the swarm probe times out (3 s) and then says where it looked.
   json checks;
-  auto deadline = Clock::now() + std::chrono::seconds(8);
+  auto deadline = SteadyClock::now() + std::chrono::seconds(8);
   do {
     auto [admin, admin_took] = timed([&] { return s.request("GET", "/readyz"); });
     CHECK(admin_took < milliseconds(200));
     checks = json::parse(admin.body)["checks"];
     if (checks["scale-service"] != "not probed yet") break;
     std::this_thread::sleep_for(milliseconds(200));
-  } while (Clock::now() < deadline);
+  } while (SteadyClock::now() < deadline);
   CHECK(checks["database"] == "ok");
   CHECK(checks["scale-service"].get<std::string>().find(docker.url()) != std::string::npos);
   docker.hang(false);

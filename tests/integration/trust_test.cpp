@@ -326,6 +326,26 @@ TEST_CASE("trust 9: cooldowns, rate limits and the workers' pause survive a rest
   sh("rm -rf " + dir);
 }
 
+TEST_CASE("trust 9: a cooldown ends when the service's clock has moved past it") {
+  if (!swarm_or_skip()) return;
+  Swarm::get().create_service("t9c", 1);
+  ManualClock clock(Clock::system().now_ms());
+  ServiceOptions o;
+  o.clock = &clock;
+  TestServer s("", o);
+  pause_workers(s);
+  std::string url = s.create_receiver(
+      scale("t9c", "t9c", "up", 1, 5, {{"limits", {{"cooldown_seconds", 600}}}}))["trigger_url"];
+  REQUIRE(s.trigger(url).status == 202);
+  clock.advance(std::chrono::seconds(599));
+  auto held = s.trigger(url);
+  CHECK(held.status == 200);  // 1 s of the cooldown left
+  CHECK(body_of(held)["ignored"] == true);
+  clock.advance(std::chrono::seconds(1));
+  CHECK(s.trigger(url).status == 202);
+  CHECK(s.execution_count() == 2);
+}
+
 // --- 4: replays -----------------------------------------------------------------------------
 
 TEST_CASE(

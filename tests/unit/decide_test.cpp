@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../support/fake_request.h"
+#include "drivers/dns_update/dns_update.h"
 #include "registry.h"
 
 using namespace tripline;
@@ -144,4 +145,75 @@ TEST_CASE("decide: Alertmanager firing runs, resolved runs the inverse, re-sends
   auto ignored = run(*ignoring, req);
   REQUIRE(std::holds_alternative<Ignore>(ignored));
   CHECK(std::get<Ignore>(ignored).why == IgnoreReason::kResolved);
+}
+
+namespace {
+
+// dns-update, watching whether the body had been parsed when bind() was called and after it.
+struct BodySpy : DnsUpdateDriver {
+  mutable bool parsed_before = false, parsed_after = false;
+  mutable int binds = 0;
+  Result<json> bind(const json& stored, const TriggerRequest& request) const override {
+    ++binds;
+    parsed_before = request.body.was_parsed();
+    auto out = DnsUpdateDriver::bind(stored, request);
+    parsed_after = request.body.was_parsed();
+    return out;
+  }
+};
+
+std::shared_ptr<const Receiver> dns_receiver(const DriverRegistry& reg, json value, json rules) {
+  ReceiverRow row;
+  row.id = 2;
+  row.name = "www";
+  row.driver = "dns-update";
+  row.config = {{"backend", "externaldns-webhook"},
+                {"provider_url", "http://127.0.0.1:8888"},
+                {"record", {{"name", "www.example.org"}, {"type", "A"}}},
+                {"action", "upsert"},
+                {"value", std::move(value)}};
+  row.rules = std::move(rules);
+  row.nonce = "n2";
+  auto r = make_receiver(std::move(row), reg, box(), /*check_peer=*/false);
+  REQUIRE(r.ok());
+  return *r;
+}
+
+}  // namespace
+
+TEST_CASE("decide: the body is parsed once, shared by the rules and bind(), and only if read") {
+  DriverRegistry reg;
+  auto owned = std::make_unique<BodySpy>();
+  const BodySpy& spy = *owned;
+  reg.add(std::move(owned));
+  json from_body = {{"from", "body"}, {"pointer", "/ip"}};
+  json env_rule = json::parse(
+      R"({"rules":[{"when":{"field":"body:/env","op":"equals","value":"dev"},"then":"ignore"}]})");
+  FakeRequest req;
+  req.body_ = R"({"env":"prod","ip":"192.0.2.44"})";
+
+  // Rules and the driver both read the body: the driver gets the rules' parse.
+  auto both = dns_receiver(reg, from_body, env_rule);
+  auto d = run(*both, req);
+  REQUIRE(std::holds_alternative<Accept>(d));
+  CHECK(json::parse(std::get<Accept>(d).config_text)["value"] == "192.0.2.44");
+  CHECK(spy.binds == 1);
+  CHECK(spy.parsed_before);
+
+  // Only the driver reads it: parsed inside bind(), on first use.
+  auto driver_only = dns_receiver(reg, from_body, nullptr);
+  REQUIRE(std::holds_alternative<Accept>(run(*driver_only, req)));
+  CHECK(spy.binds == 2);
+  CHECK_FALSE(spy.parsed_before);
+  CHECK(spy.parsed_after);
+
+  // Nobody reads it (the value is the caller's address): never parsed, even when it is not JSON.
+  auto caller = dns_receiver(reg, {{"from", "caller-ip"}}, nullptr);
+  req.body_ = "not json";
+  auto c = run(*caller, req, "198.51.100.9");
+  REQUIRE(std::holds_alternative<Accept>(c));
+  CHECK(json::parse(std::get<Accept>(c).config_text)["value"] == "198.51.100.9");
+  CHECK(spy.binds == 3);
+  CHECK_FALSE(spy.parsed_before);
+  CHECK_FALSE(spy.parsed_after);
 }

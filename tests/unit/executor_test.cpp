@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "../support/store_fixture.h"
 #include "../support/timing.h"
 #include "metrics.h"
 #include "store.h"
@@ -21,14 +22,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/tl-exec-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-};
+using tripline::test::Executions;
+using tripline::test::TempDir;
 
 struct FakeConfig : DriverConfig {
   std::string target = "one";
@@ -69,33 +64,14 @@ class FakeDriver : public Driver {
   }
 };
 
-void make_receivers(Store& store, int n) {
-  for (int i = 1; i <= n; ++i) {
-    ReceiverRow row;
-    row.name = "r" + std::to_string(i);
-    row.driver = "fake";
-    row.config = json::object();
-    if (!store.get_receiver(i).ok()) REQUIRE(store.insert_receiver(row).ok());
-  }
-}
+void make_receivers(Store& store, int n) { tripline::test::make_receivers(store, n, "fake"); }
 
 // n executions of receiver 1 ("a") or 2 ("b"), committed; the action column names the lane.
 std::vector<int64_t> insert_on(Store& store, const std::string& lane, int n) {
   make_receivers(store, 2);
-  std::string driver = "fake", config = "{}";
-  std::vector<NewExecution> batch(n);
-  for (auto& e : batch) {
-    e.receiver_id = lane == "a" ? 1 : 2;
-    e.generation = 1;
-    e.driver = &driver;
-    e.config = &config;
-    e.action = &lane;
-    e.created_at = now_ms();
-  }
-  REQUIRE(store.insert_executions(batch).ok());
-  std::vector<int64_t> ids;
-  for (auto& e : batch) ids.push_back(e.id);
-  return ids;
+  Executions batch(lane == "a" ? 1 : 2, n, store.clock().now_ms(), "fake", lane);
+  REQUIRE(batch.insert(store).ok());
+  return batch.ids();
 }
 
 std::vector<int64_t> insert(Store& store, int n) { return insert_on(store, "a", n); }
@@ -503,4 +479,61 @@ TEST_CASE("floods: when executions planned together fail for good, each runs alo
   CHECK(last->status == ExecutionStatus::kFailed);
   CHECK(last->error.find("the peer refuses 3") != std::string::npos);
   for (int64_t id : ids) CHECK(store->get_execution(id)->attempts == 2);
+}
+
+TEST_CASE("clock: retry backoff is timed by the store's clock, not by sleeping") {
+  TempDir dir;
+  ManualClock clock;
+  StoreOptions o;
+  o.clock = &clock;
+  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto ids = insert(*store, 1);
+  CounterDriver driver;
+  driver.fail_applies = 2;
+  Metrics metrics;
+  RetryPolicy policy;  // "equal jitter": try n waits [d/2, d], d = 10 min * 2^(n-1)
+  policy.base = std::chrono::minutes(10);
+  policy.max = std::chrono::hours(1);
+  Executor executor(*store, metrics, policy, 1, /*loader=*/nullptr);
+  executor.start();
+  enqueue_unplanned(executor, driver, ids);
+  auto row = [&] { return store->get_execution(ids[0]).value(); };
+  auto reads = [&] {
+    std::lock_guard lock(driver.mu);
+    return driver.reads;
+  };
+
+  // Try 1 fails: requeued for [5, 10] minutes from the clock's now, to the millisecond.
+  REQUIRE(eventually([&] { return row().error == "the peer is busy"; }));
+  const int64_t t0 = clock.now_ms();
+  auto first = row();
+  CHECK(first.status == ExecutionStatus::kQueued);
+  CHECK(first.attempts == 1);
+  REQUIRE(first.next_attempt_at);
+  CHECK(*first.next_attempt_at >= t0 + 5 * 60 * 1000);
+  CHECK(*first.next_attempt_at <= t0 + 10 * 60 * 1000);
+  CHECK(reads() == 2);  // plan, apply
+
+  // A millisecond before it is due, nothing runs (however long the worker is left alone).
+  clock.set(*first.next_attempt_at - 1);
+  CHECK_FALSE(eventually([&] { return reads() != 2; }, 100ms));
+
+  // Due: try 2 runs at once and fails; the next wait doubles, [10, 20] minutes.
+  clock.set(*first.next_attempt_at);
+  REQUIRE(
+      eventually([&] { return row().attempts == 2 && row().status == ExecutionStatus::kQueued; }));
+  auto second = row();
+  REQUIRE(second.next_attempt_at);
+  CHECK(*second.next_attempt_at >= clock.now_ms() + 10 * 60 * 1000);
+  CHECK(*second.next_attempt_at <= clock.now_ms() + 20 * 60 * 1000);
+
+  // Try 3 succeeds, recorded at the clock's time.
+  clock.set(*second.next_attempt_at);
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  auto done = row();
+  CHECK(done.status == ExecutionStatus::kSucceeded);
+  CHECK(done.attempts == 3);
+  CHECK(done.finished_at == clock.now_ms());
+  CHECK(driver.value == 1);
 }

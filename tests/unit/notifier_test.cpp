@@ -62,6 +62,7 @@ TEST_CASE("store: status changes record deliveries for subscribers, bounded, pru
   auto opened = Store::open(path);
   REQUIRE(opened.ok());
   Store& store = **opened;
+  auto now_ms = [&] { return store.clock().now_ms(); };
   ReceiverRow r;
   r.name = "n";
   r.driver = "webhook";

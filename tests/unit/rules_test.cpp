@@ -157,6 +157,25 @@ TEST_CASE("rules: deeply nested or invalid JSON bodies are treated as no body") 
   CHECK_FALSE(matches(R"({"field":"body:/a","op":"exists"})", req));
 }
 
+TEST_CASE("LazyBody parses on first use, once, within the request limits") {
+  std::string text = R"({"a":[1,2]})";
+  LazyBody body(text);
+  CHECK_FALSE(body.was_parsed());
+  CHECK(body.text() == text);
+  const BoundedJson& first = body.parsed();
+  CHECK(body.was_parsed());
+  CHECK(first.ok());
+  CHECK(first.value["a"][1] == 2);
+  CHECK(&body.parsed() == &first);  // the same parse, not a second one
+
+  CHECK(LazyBody(std::string(kMaxJsonDepth + 1, '[')).parsed().error ==
+        BoundedJson::Error::kTooDeep);
+  CHECK(LazyBody(std::string(kMaxJsonBytes + 1, ' ')).parsed().error ==
+        BoundedJson::Error::kTooLarge);
+  CHECK(LazyBody("{\"a\":1}\0x").parsed().ok());  // a C string ends at its NUL
+  CHECK(LazyBody(std::string_view("{}\0", 3)).parsed().error == BoundedJson::Error::kNotJson);
+}
+
 TEST_CASE("alertmanager: payload check and a dedupe key stable under re-sends") {
   json firing = json::parse(
       R"({"version":"4","status":"firing","groupKey":"{}:{alertname=\"Hi\"}","receiver":"t",

@@ -6,31 +6,15 @@
 #include <cstdlib>
 #include <thread>
 
+#include "../support/store_fixture.h"
 #include "migrations.h"
 #include "pruner.h"
 
 using namespace tripline;
 
-namespace {
-// Executions are recorded only for a receiver that still grants them: make receivers 1..n.
-void make_receivers(Store& s, int n) {
-  for (int i = 1; i <= n; ++i) {
-    ReceiverRow row;
-    row.name = "r" + std::to_string(i);
-    row.driver = "scale-service";
-    row.config = nlohmann::json::object();
-    REQUIRE(s.insert_receiver(row).ok());
-  }
-}
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/tripline-store-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-};
-}  // namespace
+using tripline::test::Executions;
+using tripline::test::make_receivers;
+using tripline::test::TempDir;
 
 TEST_CASE("migrations: applied in order once, recorded, and idempotent on reopen") {
   TempDir dir;
@@ -83,27 +67,21 @@ TEST_CASE("store: a batch of executions commits together and idempotency keys re
   TempDir dir;
   auto s = std::move(Store::open(dir.path + "/t.db")).value();
   make_receivers(*s, 7);
-  std::string driver = "scale-service", config = "{}";
-  std::vector<NewExecution> batch(3);
-  for (auto& e : batch) {
-    e.receiver_id = 7;
-    e.generation = 1;
-    e.driver = &driver;
-    e.config = &config;
-    e.created_at = now_ms();
-  }
+  Executions three(7, 3, Clock::system().now_ms());
+  auto& batch = three.rows;
   batch[1].idempotency_key = "abc";
   batch[2].idempotency_key = "abc";
-  REQUIRE(s->insert_executions(batch).ok());
+  REQUIRE(three.insert(*s).ok());
   CHECK(batch[0].id != batch[1].id);
   CHECK_FALSE(batch[1].replayed);
   CHECK(batch[2].replayed);
   CHECK(batch[2].id == batch[1].id);
   CHECK(s->unfinished_executions()->size() == 2);
 
-  REQUIRE(s->mark_running(batch[0].id, 1, now_ms()).ok());
+  REQUIRE(s->mark_running(batch[0].id, 1, Clock::system().now_ms()).ok());
   REQUIRE(s->record_plan(batch[0].id, {{"replicas", 5}}).ok());
-  REQUIRE(s->finish(batch[0].id, ExecutionStatus::kSucceeded, {{"replicas_after", 5}}, "", now_ms())
+  REQUIRE(s->finish(batch[0].id, ExecutionStatus::kSucceeded, {{"replicas_after", 5}}, "",
+                    Clock::system().now_ms())
               .ok());
   auto e = s->get_execution(batch[0].id);
   CHECK(e->status == ExecutionStatus::kSucceeded);
@@ -164,19 +142,13 @@ TEST_CASE(
   TempDir dir;
   auto s = std::move(Store::open(dir.path + "/t.db")).value();
   make_receivers(*s, 2);
-  const int64_t now = now_ms(), day = 24LL * 3600 * 1000;
+  const int64_t now = Clock::system().now_ms(), day = 24LL * 3600 * 1000;
   std::string driver = "scale-service", config = "{}", action = "up";
   auto add = [&](int64_t receiver, int64_t created_at, std::string key) {
-    std::vector<NewExecution> b(1);
-    b[0].receiver_id = receiver;
-    b[0].generation = 1;
-    b[0].driver = &driver;
-    b[0].config = &config;
-    b[0].action = &action;
-    b[0].idempotency_key = std::move(key);
-    b[0].created_at = created_at;
-    REQUIRE(s->insert_executions(b).ok());
-    return b[0].id;
+    Executions one(receiver, 1, created_at, driver, action);
+    one.rows[0].idempotency_key = std::move(key);
+    REQUIRE(one.insert(*s).ok());
+    return one.rows[0].id;
   };
   auto finish = [&](int64_t id) {
     REQUIRE(s->finish(id, ExecutionStatus::kSucceeded, nullptr, "", now).ok());
@@ -257,16 +229,12 @@ TEST_CASE("trust 1: a trigger that waited while its URL was revoked records noth
   TempDir dir;
   auto s = std::move(Store::open(dir.path + "/t.db")).value();
   make_receivers(*s, 2);
-  std::string driver = "scale-service", config = "{}", action = "up";
+  std::string driver = "scale-service", action = "up";
   auto one = [&](int64_t rid, int64_t generation) {
-    std::vector<NewExecution> b(1);
-    b[0].receiver_id = rid;
-    b[0].generation = generation;
-    b[0].driver = &driver;
-    b[0].config = &config;
-    b[0].action = &action;
-    REQUIRE(s->insert_executions(b).ok());
-    return b[0];
+    Executions b(rid, 1, 0, driver, action);
+    b.rows[0].generation = generation;
+    REQUIRE(b.insert(*s).ok());
+    return b.rows[0];
   };
   CHECK_FALSE(one(1, 1).revoked);
   REQUIRE(s->bump_generation(1).ok());  // rotated while the request waited in the ingest queue
@@ -326,16 +294,7 @@ TEST_CASE("floods: WAL checkpoints run in the background, not in the trigger pat
     auto store = std::move(Store::open(db, o)).value();
     make_receivers(*store, 1);
     int64_t before = rows_in_main_file(db);
-    std::string driver = "scale-service", config = "{}";
-    std::vector<NewExecution> batch(200);
-    for (auto& e : batch) {
-      e.receiver_id = 1;
-      e.generation = 1;
-      e.driver = &driver;
-      e.config = &config;
-      e.created_at = 1;
-    }
-    REQUIRE(store->insert_executions(batch).ok());
+    REQUIRE(Executions(1, 200, 1).insert(*store).ok());
     int64_t seen = 0;
     for (int i = 0; i < 50 && seen < 200; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -351,16 +310,9 @@ TEST_CASE("floods: executions retried together are requeued together, with the r
   TempDir dir;
   auto store = std::move(Store::open(dir.path + "/t.db")).value();
   make_receivers(*store, 1);
-  std::string driver = "scale-service", config = "{}";
-  std::vector<NewExecution> batch(3);
-  for (auto& e : batch) {
-    e.receiver_id = 1;
-    e.generation = 1;
-    e.driver = &driver;
-    e.config = &config;
-    e.created_at = 1;
-  }
-  REQUIRE(store->insert_executions(batch).ok());
+  Executions three(1, 3, 1);
+  auto& batch = three.rows;
+  REQUIRE(three.insert(*store).ok());
   nlohmann::json plan = {{"replicas", 2}};
   std::vector<Store::PlannedRun> runs;
   for (auto& e : batch) runs.push_back({e.id, 1, &plan});
@@ -377,4 +329,31 @@ TEST_CASE("floods: executions retried together are requeued together, with the r
       CHECK(e->status == ExecutionStatus::kRunning);
     }
   }
+}
+
+TEST_CASE("clock: retention prunes by age on the store's clock, without waiting 30 days") {
+  TempDir dir;
+  ManualClock clock;
+  StoreOptions o;
+  o.clock = &clock;
+  auto s = std::move(Store::open(dir.path + "/t.db", o)).value();
+  make_receivers(*s, 1);
+  Executions three(1, 3, clock.now_ms(), "scale-service", "up");
+  auto& b = three.rows;
+  REQUIRE(three.insert(*s).ok());
+  for (auto& e : b)
+    REQUIRE(s->finish(e.id, ExecutionStatus::kSucceeded, nullptr, "", clock.now_ms()).ok());
+  RetentionPolicy p;  // 30 days
+  Pruner pruner(*s, {p, 500, std::chrono::milliseconds(10), std::chrono::milliseconds(0)});
+  const auto day = std::chrono::hours(24);
+
+  clock.advance(30 * day - std::chrono::milliseconds(1));
+  REQUIRE(pruner.run_once().ok());
+  for (auto& e : b) CHECK(s->get_execution(e.id).ok());  // 30 days less 1 ms: all kept
+
+  clock.advance(std::chrono::milliseconds(2));
+  auto pruned = pruner.run_once();
+  REQUIRE(pruned.ok());
+  CHECK(*pruned == 3);
+  for (auto& e : b) CHECK_FALSE(s->get_execution(e.id).ok());
 }

@@ -122,10 +122,13 @@ TEST_CASE("trust 10c: the start-up check names queued executions and receivers a
     e.generation = 1;
     e.driver = &driver;
     e.config = &text;
-    e.created_at = now_ms();
+    e.created_at = Clock::system().now_ms();
   }
   REQUIRE((*store)->insert_executions(batch).ok());
-  REQUIRE((*store)->finish(batch[1].id, ExecutionStatus::kSucceeded, nullptr, "", now_ms()).ok());
+  REQUIRE(
+      (*store)
+          ->finish(batch[1].id, ExecutionStatus::kSucceeded, nullptr, "", Clock::system().now_ms())
+          .ok());
 
   CHECK(check_sealed_data(**store, drivers, old_box).ok());
   Status wrong = check_sealed_data(**store, drivers, SecretBox::from_key(kNew));
