@@ -383,7 +383,11 @@ Result<json> WebhookDriver::bind(const json& stored, const TriggerRequest& reque
       return out;
     }
     if (!p->is_object() || !p->contains("template")) return stored;
-    json body = parse_body_json(request.body, kMaxJsonDepth);
+    // The rules' parse of the body, shared (driver.h); not JSON, or over the limits: discarded,
+    // and every value read from it is null.
+    const BoundedJson& parsed = request.body.parsed();
+    const json discarded = json(json::value_t::discarded);
+    const json& body = parsed.ok() ? parsed.value : discarded;
     out["payload"] = {{"text", webhook::render((*p)["template"], body, request.caller_ip).dump()}};
     return out;
   } catch (const std::exception& e) {

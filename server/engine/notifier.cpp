@@ -100,8 +100,8 @@ void Notifier::work() {
     if (!sent) {
       auto due = store_.next_delivery_due();
       if (due.ok() && due->has_value())
-        wait = std::clamp(std::chrono::milliseconds(**due - store_.clock().now_ms()), std::chrono::milliseconds(0),
-                          options_.poll);
+        wait = std::clamp(std::chrono::milliseconds(**due - store_.clock().now_ms()),
+                          std::chrono::milliseconds(0), options_.poll);
     }
     lock.lock();
     if (sent) continue;
