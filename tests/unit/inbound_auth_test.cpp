@@ -163,6 +163,29 @@ TEST_CASE("limits: token bucket and per-action cooldown") {
   CHECK_FALSE(Limits::parse({{"burst_size", 1}}).ok());
 }
 
+TEST_CASE("limits report every bad field, the first one in the message") {
+  auto one = Limits::parse({{"rate_per_minute", -1}});
+  CHECK(one.status().message() == "limits.rate_per_minute must be a number from 0 to 1000000");
+  auto many = Limits::parse(
+      {{"burst", "ten"}, {"rate_per_minute", 0.001}, {"max_queued", 2e6}, {"burst_size", 1}});
+  REQUIRE_FALSE(many.ok());
+  CHECK(many.status().message() == "limits.burst must be a number from 0 to 1000000 (and 3 more)");
+  std::vector<std::string> fields;
+  const Status status = many.status();  // status() answers a copy: keep it for the loop
+  for (const auto& f : status.fields()) fields.push_back(f.field + " " + f.message);
+  CHECK(fields == std::vector<std::string>{
+                      "limits.burst must be a number from 0 to 1000000",
+                      "limits.burst_size is not a limits field",
+                      "limits.max_queued must be a number from 0 to 1000000",
+                      "limits.rate_per_minute must be 0 (off) or at least 0.01",
+                  });
+  // Fractions stay fractions.
+  auto frac = Limits::parse({{"rate_per_minute", 0.5}, {"cooldown_seconds", 1.5}});
+  REQUIRE(frac.ok());
+  CHECK(frac->rate_per_s == Approx(0.5 / 60));
+  CHECK(frac->cooldown_ms == 1500);
+}
+
 TEST_CASE("trust 3: a released reservation gives back its token and its cooldown") {
   auto l = *Limits::parse({{"rate_per_minute", 1}, {"burst", 1}, {"cooldown_seconds", 60}});
   auto s = std::make_shared<LimiterState>();
