@@ -132,10 +132,26 @@ TEST_CASE("auth config is validated field by field") {
     return r.status().fields().at(0).field;
   };
   CHECK(field_of({{"colour", "red"}}) == "auth.colour");
-  CHECK(field_of({{"allow_sources", {"not-an-ip"}}}) == "auth.allow_sources");
+  CHECK(field_of({{"allow_sources", {"not-an-ip"}}}) == "auth.allow_sources[0]");
   CHECK(field_of({{"standard_webhooks_secret", "whsec_???"}}) == "auth.standard_webhooks_secret");
   CHECK(field_of({{"basic_username", "only"}}) == "auth.basic_username");
   CHECK(field_of({{"github_secret", ""}}) == "auth.github_secret");
+}
+
+TEST_CASE("auth config reports every bad field, the first one in the message") {
+  auto r = InboundAuth::prepare_for_storage(
+      {{"allow_sources", {"10.0.0.0/8", "nope"}}, {"tolerance_seconds", 0}, {"colour", "red"}},
+      nullptr, box());
+  REQUIRE_FALSE(r.ok());
+  const Status s = r.status();
+  CHECK(s.message() == "auth.colour is not an auth field (and 2 more)");
+  std::vector<std::string> fields;
+  for (const auto& f : s.fields()) fields.push_back(f.field + " " + f.message);
+  CHECK(fields == std::vector<std::string>{
+                      "auth.colour is not an auth field",
+                      "auth.allow_sources[1] is not an address or CIDR range (got \"nope\")",
+                      "auth.tolerance_seconds must be 1 to 3600",
+                  });
 }
 
 TEST_CASE("limits: token bucket and per-action cooldown") {
