@@ -3,7 +3,8 @@
 --   FLOOD_SIGS   optional: a file of hex HMAC-SHA256 signatures, one per line. Then request i
 --                sends FLOOD_TEMPLATE with %010d replaced by i and X-Hub-Signature-256 of line
 --                i + 1: every request is a different signed message (the same one repeated would
---                be a replay, answered from the first execution). Threads take interleaved i.
+--                be a replay, answered from the first execution). Threads take interleaved i;
+--                each formats all of its requests before the run.
 --   FLOOD_THREADS  wrk's -t, for the interleaving.
 -- done() prints one machine-readable RESULT line (latencies in ms, from wrk's histogram).
 wrk.method = "POST"
@@ -20,18 +21,25 @@ function setup(thread)
 end
 
 if sig_file and sig_file ~= "" then
-  local sigs, template, stride, n = {}, nil, 1, 0
+  -- Every request this thread sends is formatted once, in init(), before the run: formatting
+  -- each in request() (string.format of the body, wrk.format of the request) cost wrk more CPU
+  -- than the server's own per-request work, on the same 2 cores (bench/RESULTS.md).
+  local reqs, n, count = {}, 0, 0
   function init(args)
-    template = os.getenv("FLOOD_TEMPLATE")
-    stride = tonumber(os.getenv("FLOOD_THREADS") or "1")
+    local template = os.getenv("FLOOD_TEMPLATE")
+    local stride = tonumber(os.getenv("FLOOD_THREADS") or "1")
+    local sigs = {}
     for line in io.lines(sig_file) do sigs[#sigs + 1] = line end
+    for i = tid, #sigs - 1, stride do
+      local headers = { ["X-Hub-Signature-256"] = "sha256=" .. sigs[i + 1], ["X-GitHub-Event"] = "push" }
+      reqs[#reqs + 1] = wrk.format(nil, nil, headers, string.format(template, i))
+    end
+    count = #reqs
   end
   function request()
-    local i = tid + n * stride
     n = n + 1
-    if i >= #sigs then i = i % #sigs end  -- past the table: replays (flood.sh warns)
-    local headers = { ["X-Hub-Signature-256"] = "sha256=" .. sigs[i + 1], ["X-GitHub-Event"] = "push" }
-    return wrk.format(nil, nil, headers, string.format(template, i))
+    if n > count then n = 1 end  -- past the table: replays (flood.sh's durability check says so)
+    return reqs[n]
   end
 end
 

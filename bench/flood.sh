@@ -5,7 +5,8 @@
 #
 #   bench/flood.sh                      # needs root (isolated dockerd), Debian's nginx, wrk
 #   DURATION=20 bench/flood.sh
-#   PERF_DIR=/tmp/p bench/flood.sh     # also a perf profile of tripline per run (PERF_DIR/NAME.data)
+#   PERF_DIR=/tmp/p bench/flood.sh     # also a perf profile of tripline per run (PERF_DIR/NAME.data;
+#                                      # PERF_CALLGRAPH="--call-graph dwarf" for stacks through libraries)
 #
 # The machine is shared (wrk, nginx, tripline, dockerd on the same cores), so absolute figures
 # move with whatever else runs (other builds and tests, by the minute): each tripline run is
@@ -171,7 +172,7 @@ run() {
   wrk_run "$1-nginx" "http://127.0.0.1:$nginx_port/"
   local perf_pid=""
   if [ -n "${PERF_DIR:-}" ]; then
-    perf record -q -g -F 499 -p "$pid" -o "$PERF_DIR/$1.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+    perf record -q ${PERF_CALLGRAPH:--g} -F 499 -p "$pid" -o "$PERF_DIR/$1.data" -- sleep "$DURATION" >/dev/null 2>&1 &
     perf_pid=$!
   fi
   wrk_run "$@"

@@ -174,6 +174,16 @@ class Driver {
     return std::nullopt;
   }
   virtual Outcome apply(const DriverConfig& config, const nlohmann::json& plan) const = 0;
+  // When `plan` (of `config`, the last of a lane's chain) asks for the very state that `read`,
+  // a plan() made just now, found at the peer: the outcome to record instead of apply(), which
+  // would only read the peer again and change nothing (the executor skips it). nullopt: apply.
+  // Only asked for plans made in this attempt, never for recorded plans re-applied after a
+  // crash or a retry (the peer may have moved since their read). No I/O.
+  virtual std::optional<Outcome> settled(const DriverConfig& /*config*/,
+                                         const nlohmann::json& /*read*/,
+                                         const nlohmann::json& /*plan*/) const {
+    return std::nullopt;
+  }
 
   // Cheap reachability check of the driver's peer for /readyz. Default: nothing to check.
   virtual Status probe() const { return Status::Ok(); }

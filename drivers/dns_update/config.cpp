@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "field_reader.h"
 #include "json_limits.h"
 
 namespace tripline::dns_update {
@@ -207,209 +208,153 @@ std::optional<std::string> canonical_value(RecordType type, std::string_view val
 }
 
 Result<Config> parse_config(const json& j) {
-  std::vector<FieldError> errors;
+  using Need = FieldReader::Need;
   Config c;
   if (!j.is_object())
     return Status::Invalid("config must be a JSON object", {{"config", "must be an object"}});
-
-  static const char* kKnown[] = {"backend",     "server",         "zone",         "tsig_key_name",
-                                 "tsig_secret", "tsig_algorithm", "provider_url", "record",
-                                 "action",      "value"};
-  for (const auto& item : j.items()) {
-    const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
-    if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; }))
-      errors.push_back({"config." + key, "is not a field of dns-update"});
-  }
-
-  auto get_string = [&](const json& obj, const char* name, const std::string& field,
-                        std::string* out, bool required) {
-    auto it = obj.find(name);
-    if (it == obj.end()) {
-      if (required) errors.push_back({field, "is required"});
-      return false;
-    }
-    if (!it->is_string()) {
-      errors.push_back({field, "must be a string"});
-      return false;
-    }
-    *out = it->get<std::string>();
-    return true;
-  };
+  FieldReader r(j, "config.");
+  r.reject_unknown({"backend", "server", "zone", "tsig_key_name", "tsig_secret", "tsig_algorithm",
+                    "provider_url", "record", "action", "value"},
+                   "is not a field of dns-update");
 
   // backend and its peer
-  bool have_backend = false;
-  if (auto it = j.find("backend"); it == j.end()) {
-    errors.push_back({"config.backend", "is required (rfc2136 or externaldns-webhook)"});
-  } else if (*it == "rfc2136") {
-    c.backend = Backend::kRfc2136, have_backend = true;
-  } else if (*it == "externaldns-webhook") {
-    c.backend = Backend::kExternalDns, have_backend = true;
-  } else {
-    errors.push_back({"config.backend", "must be rfc2136 or externaldns-webhook"});
-  }
-  if (have_backend && c.backend == Backend::kRfc2136) {
-    if (j.contains("provider_url"))
-      errors.push_back({"config.provider_url", "is for externaldns-webhook; rfc2136 takes server"});
-    if (get_string(j, "server", "config.server", &c.server, true) &&
-        !parse_server(c.server, &c.server_host, &c.server_port))
-      errors.push_back(
-          {"config.server", "must be host or host:port (an IPv6 address in brackets)"});
-    std::string zone;
-    if (get_string(j, "zone", "config.zone", &zone, true)) {
-      c.zone = normalize_name(zone);
+  auto backend = r.one_of("backend", Need::kRequired, {"rfc2136", "externaldns-webhook"},
+                          "must be rfc2136 or externaldns-webhook",
+                          "is required (rfc2136 or externaldns-webhook)");
+  if (backend) c.backend = *backend == "rfc2136" ? Backend::kRfc2136 : Backend::kExternalDns;
+  if (backend && c.backend == Backend::kRfc2136) {
+    if (r.has("provider_url"))
+      r.error("provider_url", "is for externaldns-webhook; rfc2136 takes server");
+    if (auto server = r.string("server", Need::kRequired, "must be a string")) {
+      c.server = *server;
+      if (!parse_server(c.server, &c.server_host, &c.server_port))
+        r.error("server", "must be host or host:port (an IPv6 address in brackets)");
+    }
+    if (auto zone = r.string("zone", Need::kRequired, "must be a string")) {
+      c.zone = normalize_name(*zone);
       if (!valid_dns_name(c.zone, false))
-        errors.push_back({"config.zone", "must be a DNS zone name such as example.com"});
+        r.error("zone", "must be a DNS zone name such as example.com");
     }
-    std::string key;
-    if (get_string(j, "tsig_key_name", "config.tsig_key_name", &key, true)) {
+    if (auto key = r.string("tsig_key_name", Need::kRequired, "must be a string")) {
       // Lower case: the MAC covers the key name in canonical form (RFC 8945 §4.3.3).
-      c.tsig_key_name = normalize_name(key);
+      c.tsig_key_name = normalize_name(*key);
       if (!valid_dns_name(c.tsig_key_name, false))
-        errors.push_back({"config.tsig_key_name", "must be a key name such as tripline-key"});
+        r.error("tsig_key_name", "must be a key name such as tripline-key");
     }
-    std::string alg;
-    if (get_string(j, "tsig_algorithm", "config.tsig_algorithm", &alg, false)) {
-      alg = lower(alg);
-      if (alg == "hmac-md5.sig-alg.reg.int") alg = "hmac-md5";
+    if (auto alg = r.string("tsig_algorithm", Need::kOptional, "must be a string")) {
+      *alg = lower(*alg);
+      if (*alg == "hmac-md5.sig-alg.reg.int") *alg = "hmac-md5";
       if (std::none_of(std::begin(kAlgorithms), std::end(kAlgorithms),
-                       [&](const char* a) { return alg == a; }))
-        errors.push_back({"config.tsig_algorithm",
-                          "must be one of hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha224, "
-                          "hmac-sha1, hmac-md5"});
+                       [&](const char* a) { return *alg == a; }))
+        r.error("tsig_algorithm",
+                "must be one of hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha224, "
+                "hmac-sha1, hmac-md5");
       else
-        c.tsig_algorithm = alg;
+        c.tsig_algorithm = *alg;
     }
-    if (get_string(j, "tsig_secret", "config.tsig_secret", &c.tsig_secret, true) &&
-        !valid_base64(c.tsig_secret))
-      errors.push_back(
-          {"config.tsig_secret", "must be the key's base64 secret, as tsig-keygen prints it"});
-  } else if (have_backend) {
+    if (auto secret = r.string("tsig_secret", Need::kRequired, "must be a string")) {
+      c.tsig_secret = *secret;
+      if (!valid_base64(c.tsig_secret))
+        r.error("tsig_secret", "must be the key's base64 secret, as tsig-keygen prints it");
+    }
+  } else if (backend) {
     for (const char* f : {"server", "zone", "tsig_key_name", "tsig_secret", "tsig_algorithm"})
-      if (j.contains(f))
-        errors.push_back(
-            {std::string("config.") + f, "is for rfc2136; externaldns-webhook takes provider_url"});
-    if (get_string(j, "provider_url", "config.provider_url", &c.provider_url, true)) {
+      if (r.has(f)) r.error(f, "is for rfc2136; externaldns-webhook takes provider_url");
+    if (auto url = r.string("provider_url", Need::kRequired, "must be a string")) {
+      c.provider_url = *url;
       while (c.provider_url.size() > 1 && c.provider_url.back() == '/') c.provider_url.pop_back();
       auto authority_end = c.provider_url.find('/', c.provider_url.find("://") + 3);
       if (c.provider_url.substr(0, authority_end).find('@') != std::string::npos)
         // The URL is part of the target, which is signed (readable) into every trigger URL.
-        errors.push_back({"config.provider_url",
-                          "must not carry credentials (user:password@): the provider URL is part "
-                          "of the target, readable in every trigger URL"});
+        r.error("provider_url",
+                "must not carry credentials (user:password@): the provider URL is part "
+                "of the target, readable in every trigger URL");
       else if (!valid_url(c.provider_url))
-        errors.push_back(
-            {"config.provider_url", "must be an http(s) URL such as http://127.0.0.1:8888"});
+        r.error("provider_url", "must be an http(s) URL such as http://127.0.0.1:8888");
     }
   }
 
   // the record
   bool have_name = false, have_type = false;
-  if (auto rec = j.find("record"); rec == j.end()) {
-    errors.push_back({"config.record", "is required ({\"name\", \"type\", \"ttl\"})"});
-  } else if (!rec->is_object()) {
-    errors.push_back({"config.record", "must be an object with name, type and ttl"});
-  } else {
-    for (const auto& [key, _] : rec->items())
-      if (key != "name" && key != "type" && key != "ttl")
-        errors.push_back({"config.record." + key, "is not a field of a record"});
-    std::string name;
-    if (get_string(*rec, "name", "config.record.name", &name, true)) {
-      c.name = normalize_name(name);
-      if (!valid_dns_name(c.name, true))
-        errors.push_back({"config.record.name", "must be a fully qualified DNS name"});
-      else
-        have_name = true;
+  if (const json* record =
+          r.object("record", Need::kRequired, "must be an object with name, type and ttl",
+                   "is required ({\"name\", \"type\", \"ttl\"})")) {
+    FieldReader rec(r, *record, "record");
+    rec.reject_unknown({"name", "type", "ttl"}, "is not a field of a record");
+    if (auto name = rec.string("name", Need::kRequired, "must be a string")) {
+      c.name = normalize_name(*name);
+      have_name = valid_dns_name(c.name, true);
+      if (!have_name) rec.error("name", "must be a fully qualified DNS name");
     }
-    std::string type;
-    if (get_string(*rec, "type", "config.record.type", &type, true)) {
-      type = lower(type);
+    if (auto type = rec.string("type", Need::kRequired, "must be a string")) {
+      *type = lower(*type);
       have_type = true;
-      if (type == "a")
+      if (*type == "a")
         c.type = RecordType::kA;
-      else if (type == "aaaa")
+      else if (*type == "aaaa")
         c.type = RecordType::kAAAA;
-      else if (type == "cname")
+      else if (*type == "cname")
         c.type = RecordType::kCNAME;
-      else if (type == "txt")
+      else if (*type == "txt")
         c.type = RecordType::kTXT;
       else {
         have_type = false;
-        errors.push_back({"config.record.type", "must be A, AAAA, CNAME or TXT"});
+        rec.error("type", "must be A, AAAA, CNAME or TXT");
       }
     }
-    if (auto ttl = rec->find("ttl"); ttl != rec->end()) {
-      if (!ttl->is_number_integer() || ttl->get<int64_t>() < 0 || ttl->get<int64_t>() > kMaxTtl)
-        errors.push_back(
-            {"config.record.ttl", "must be a whole number of seconds, 0 to 2147483647"});
-      else
-        c.ttl = ttl->get<int64_t>();
-    }
+    if (auto ttl = rec.integer("ttl", Need::kOptional, 0, kMaxTtl,
+                               "must be a whole number of seconds, 0 to 2147483647"))
+      c.ttl = *ttl;
   }
-  if (have_name && have_backend && c.backend == Backend::kRfc2136 && !c.zone.empty() &&
+  if (have_name && backend && c.backend == Backend::kRfc2136 && !c.zone.empty() &&
       !in_zone(c.name, c.zone))
-    errors.push_back({"config.record.name", "must lie inside the zone " + c.zone});
+    r.error("record.name", "must lie inside the zone " + c.zone);
   if (have_name && have_type && c.type == RecordType::kCNAME && c.name == c.zone)
-    errors.push_back({"config.record.name", "a CNAME cannot sit at the zone's apex"});
+    r.error("record.name", "a CNAME cannot sit at the zone's apex");
 
   // action and value
-  bool have_action = false;
-  if (auto it = j.find("action"); it == j.end()) {
-    errors.push_back({"config.action", "is required (upsert or delete)"});
-  } else if (*it == "upsert") {
-    c.action = Action::kUpsert, have_action = true;
-  } else if (*it == "delete") {
-    c.action = Action::kDelete, have_action = true;
-  } else {
-    errors.push_back({"config.action", "must be upsert or delete"});
-  }
-  auto value = j.find("value");
-  if (have_action && c.action == Action::kDelete) {
-    if (value != j.end())
-      errors.push_back({"config.value", "is for upsert; delete removes the whole record set"});
-  } else if (have_action && value == j.end()) {
-    errors.push_back({"config.value",
-                      "is required: a fixed string, {\"from\":\"caller-ip\"} or "
-                      "{\"from\":\"body\",\"pointer\":\"/ip\"}"});
-  } else if (have_action && value->is_string()) {
+  auto action = r.one_of("action", Need::kRequired, {"upsert", "delete"},
+                         "must be upsert or delete", "is required (upsert or delete)");
+  if (action) c.action = *action == "upsert" ? Action::kUpsert : Action::kDelete;
+  const json* value = r.find("value");
+  if (action && c.action == Action::kDelete) {
+    if (value) r.error("value", "is for upsert; delete removes the whole record set");
+  } else if (action && !value) {
+    r.error("value",
+            "is required: a fixed string, {\"from\":\"caller-ip\"} or "
+            "{\"from\":\"body\",\"pointer\":\"/ip\"}");
+  } else if (action && value->is_string()) {
     c.source = ValueSource::kFixed;
     std::string why;
     if (have_type) {
       if (auto v = canonical_value(c.type, value->get_ref<const std::string&>(), &why))
         c.value = *v;
       else
-        errors.push_back({"config.value", why + " (got \"" + value->get<std::string>() + "\")"});
+        r.error("value", why + " (got \"" + value->get<std::string>() + "\")");
     }
-  } else if (have_action && value->is_object()) {
-    auto from = value->find("from");
-    for (const auto& [key, _] : value->items())
-      if (key != "from" && key != "pointer")
-        errors.push_back({"config.value." + key, "is not a field of a value source"});
-    if (from == value->end()) {
-      errors.push_back({"config.value.from", "is required (caller-ip or body)"});
-    } else if (*from == "caller-ip") {
+  } else if (action && value->is_object()) {
+    FieldReader source(r, *value, "value");
+    source.reject_unknown({"from", "pointer"}, "is not a field of a value source");
+    auto from = source.one_of("from", Need::kRequired, {"caller-ip", "body"},
+                              "must be caller-ip or body", "is required (caller-ip or body)");
+    if (from && *from == "caller-ip") {
       c.source = ValueSource::kCallerIp;
-      if (value->contains("pointer"))
-        errors.push_back({"config.value.pointer", "is for {\"from\":\"body\"}"});
+      if (source.has("pointer")) source.error("pointer", "is for {\"from\":\"body\"}");
       if (have_type && c.type == RecordType::kCNAME)
-        errors.push_back({"config.value", "caller-ip gives an address; a CNAME needs a host name"});
-    } else if (*from == "body") {
+        r.error("value", "caller-ip gives an address; a CNAME needs a host name");
+    } else if (from) {
       c.source = ValueSource::kBody;
-      if (get_string(*value, "pointer", "config.value.pointer", &c.pointer, true) &&
-          !valid_pointer(c.pointer))
-        errors.push_back({"config.value.pointer", "must be a JSON pointer such as /ip (RFC 6901)"});
-    } else {
-      errors.push_back({"config.value.from", "must be caller-ip or body"});
+      if (auto pointer = source.string("pointer", Need::kRequired, "must be a string")) {
+        c.pointer = *pointer;
+        if (!valid_pointer(c.pointer))
+          source.error("pointer", "must be a JSON pointer such as /ip (RFC 6901)");
+      }
     }
-  } else if (have_action) {
-    errors.push_back(
-        {"config.value", "must be a string or an object such as {\"from\":\"caller-ip\"}"});
+  } else if (action) {
+    r.error("value", "must be a string or an object such as {\"from\":\"caller-ip\"}");
   }
 
-  if (!errors.empty()) {
-    std::string msg = errors.front().field + " " + errors.front().message;
-    if (errors.size() > 1) msg += " (and " + std::to_string(errors.size() - 1) + " more)";
-    return Status::Invalid(msg, std::move(errors));
-  }
+  if (!r.ok()) return r.status();
   return c;
 }
 

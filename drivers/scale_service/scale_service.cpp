@@ -148,6 +148,25 @@ std::optional<nlohmann::json> ScaleServiceDriver::plan_after(const DriverConfig&
   return out;
 }
 
+std::optional<Outcome> ScaleServiceDriver::settled(const DriverConfig& dc,
+                                                   const nlohmann::json& read,
+                                                   const nlohmann::json& plan) const {
+  auto before = read.find("replicas_before");
+  auto want = plan.find("replicas");
+  if (before == read.end() || want == plan.end() || *before != *want) return std::nullopt;
+  const Config& c = typed(dc);
+  nlohmann::json result = c.backend == "kubernetes" ? scale_service::target_fields(c)
+                                                    : nlohmann::json{{"service", c.service}};
+  // replicas_before is what the peer held when read (a chained plan's own replicas_before is the
+  // plan before it); "applied": false says no write was made.
+  result.update({{"replicas_before", *before},
+                 {"replicas_after", *want},
+                 {"clamped", plan.value("clamped", false)},
+                 {"changed", false},
+                 {"applied", false}});
+  return Outcome::succeeded(std::move(result));
+}
+
 Outcome ScaleServiceDriver::apply(const DriverConfig& dc, const nlohmann::json& plan) const {
   const Config& c = typed(dc);
   if (c.backend == "kubernetes") return apply_kubernetes(c, plan);

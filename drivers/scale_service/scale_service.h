@@ -49,6 +49,9 @@ class ScaleServiceDriver : public Driver {
   std::optional<nlohmann::json> plan_after(const DriverConfig& config,
                                            const nlohmann::json& previous) const override;
   Outcome apply(const DriverConfig& config, const nlohmann::json& plan) const override;
+  // The read found the service at the plan's count: nothing to apply.
+  std::optional<Outcome> settled(const DriverConfig& config, const nlohmann::json& read,
+                                 const nlohmann::json& plan) const override;
   Status probe() const override;
 
  private:

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "app.h"
+#include "field_reader.h"
 #include "log.h"
 #include "responses.h"
 
@@ -13,21 +14,19 @@ namespace {
 
 // The receiver fields a client may send, checked before the driver sees the config.
 Status check_receiver_body(const json& body, bool require_driver) {
-  std::vector<FieldError> errors;
-  for (const auto& [k, _] : body.items())
-    if (k != "name" && k != "driver" && k != "config" && k != "enabled" && k != "rules" &&
-        k != "auth" && k != "limits")
-      errors.push_back({k, "is not a receiver field"});
-  if (!body.contains("name") || !valid_name(body["name"]))
-    errors.push_back({"name", "is required: 1 to 100 printable characters"});
-  if (require_driver && (!body.contains("driver") || !body["driver"].is_string()))
-    errors.push_back({"driver", "is required (see GET /api/v1/drivers)"});
-  if (!body.contains("config") || !body["config"].is_object())
-    errors.push_back({"config", "is required and must be an object"});
-  if (body.contains("enabled") && !body["enabled"].is_boolean())
-    errors.push_back({"enabled", "must be true or false"});
-  if (errors.empty()) return Status::Ok();
-  return Status::Invalid(errors.front().field + " " + errors.front().message, errors);
+  using Need = FieldReader::Need;
+  FieldReader r(body, "");
+  r.reject_unknown({"name", "driver", "config", "enabled", "rules", "auth", "limits"},
+                   "is not a receiver field");
+  constexpr const char* kName = "is required: 1 to 100 printable characters";
+  if (const json* name = r.find("name"); !name || !valid_name(*name)) r.error("name", kName);
+  if (require_driver)
+    r.string("driver", Need::kRequired, "is required (see GET /api/v1/drivers)", {},
+             "is required (see GET /api/v1/drivers)");
+  r.object("config", Need::kRequired, "is required and must be an object",
+           "is required and must be an object");
+  r.boolean("enabled", Need::kOptional);
+  return r.status();
 }
 
 }  // namespace

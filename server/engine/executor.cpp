@@ -202,6 +202,7 @@ void Executor::work() {
 size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* retry_in) {
   const Driver& driver = *jobs.front().driver;
   size_t n = jobs.size();
+  const bool fresh = jobs.front().plan.is_null();  // planned now, from a peer read
   std::vector<nlohmann::json> plans;
   if (jobs.front().plan.is_null()) {
     // 1. The first plan from the peer. A failure there is the first execution's alone: it runs
@@ -267,11 +268,14 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
       if (j.created_at > 0) metrics_.execution_started((started - j.created_at) / 1000.0);
     }
   }
-  // 4. Only the last plan is applied: the earlier ones are states it passes through.
+  // 4. Only the last plan is applied: the earlier ones are states it passes through. Not even
+  // that when the peer was read at the last plan's state just now (Driver::settled).
   Job& last = jobs[n - 1];
   Outcome outcome;
   try {
-    outcome = driver.apply(*last.config, last.plan);
+    std::optional<Outcome> settled;
+    if (fresh) settled = driver.settled(*last.config, jobs.front().plan, last.plan);
+    outcome = settled ? std::move(*settled) : driver.apply(*last.config, last.plan);
   } catch (const std::exception& e) {
     outcome = Outcome::final(std::string("driver error: ") + e.what());
   }
@@ -354,6 +358,7 @@ bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
     if (!s.ok()) {
       outcome = Outcome::retryable(s.message());
     } else {
+      std::optional<Outcome> settled;
       if (job.plan.is_null()) {
         Plan p = job.driver->plan(*job.config);
         if (!p.ok()) {
@@ -362,9 +367,14 @@ bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
           outcome = Outcome::retryable(r.message());  // never apply a plan we did not record
         } else {
           job.plan = std::move(p.desired);
+          // Read just now at the plan's state: nothing to apply (Driver::settled).
+          settled = job.driver->settled(*job.config, job.plan, job.plan);
         }
       }
-      if (!job.plan.is_null()) outcome = job.driver->apply(*job.config, job.plan);
+      if (settled)
+        outcome = std::move(*settled);
+      else if (!job.plan.is_null())
+        outcome = job.driver->apply(*job.config, job.plan);
     }
   } catch (const std::exception& e) {
     outcome = Outcome::final(std::string("driver error: ") + e.what());

@@ -117,7 +117,9 @@ class Executor {
   size_t held() const;   // in memory now (for tests and metrics)
 
  private:
-  static constexpr size_t kMaxBatch = 100;
+  // Bounded by what is held anyway (max_held); larger batches mean fewer peer reads and fewer
+  // commits per execution while a flood drains (bench/RESULTS.md).
+  static constexpr size_t kMaxBatch = 1000;
   struct Lane {
     std::deque<Job> jobs;
   };

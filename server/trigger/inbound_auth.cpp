@@ -3,6 +3,9 @@
 #include <openssl/evp.h>
 
 #include <charconv>
+#include <optional>
+
+#include "field_reader.h"
 
 namespace tripline {
 
@@ -67,35 +70,32 @@ std::shared_ptr<const crypto::HmacKey> whsec_key(const std::string& secret) {
 Result<json> InboundAuth::prepare_for_storage(const json& auth, const json& previous,
                                               const SecretBox& box) {
   if (auth.is_null()) return json(nullptr);
-  auto bad = [](const std::string& field, const std::string& why) -> Status {
-    return Status::Invalid(field + " " + why, {{field, why}});
-  };
-  if (!auth.is_object()) return bad("auth", "must be an object");
-  for (const auto& [k, v] : auth.items()) {
-    bool secret = std::find(kSealed.begin(), kSealed.end(), k) != kSealed.end() ||
-                  std::find(kHashed.begin(), kHashed.end(), k) != kHashed.end();
-    if (secret || k == "basic_username") {
-      if (!v.is_string() || v.get<std::string>().empty())
-        return bad("auth." + k, "must be a non-empty string");
-    } else if (k == "allow_sources") {
-      if (!v.is_array())
-        return bad("auth.allow_sources", "must be a list of addresses or CIDR ranges");
-      for (const auto& c : v)
-        if (!c.is_string() || !Cidr::parse(c.get<std::string>()))
-          return bad("auth.allow_sources", c.dump() + " is not an address or CIDR range");
-    } else if (k == "tolerance_seconds") {
-      if (!v.is_number_integer() || v < 1 || v > 3600)
-        return bad("auth.tolerance_seconds", "must be 1 to 3600");
-    } else {
-      return bad("auth." + k, "is not an auth field");
-    }
+  using Need = FieldReader::Need;
+  if (!auth.is_object())
+    return Status::Invalid("auth must be an object", {{"auth", "must be an object"}});
+  FieldReader r(auth, "auth.");
+  std::vector<std::string_view> secrets(kSealed.begin(), kSealed.end());
+  secrets.insert(secrets.end(), kHashed.begin(), kHashed.end());
+  std::vector<std::string_view> known = secrets;
+  known.insert(known.end(), {"basic_username", "allow_sources", "tolerance_seconds"});
+  r.reject_unknown(known, "is not an auth field");
+  secrets.push_back("basic_username");
+  auto non_empty = [](const std::string& v) { return !v.empty(); };
+  std::optional<std::string> standard;
+  for (std::string_view k : secrets) {
+    auto v = r.string(k, Need::kOptional, "must be a non-empty string", non_empty);
+    if (k == "standard_webhooks_secret") standard = v;
   }
-  if (auth.contains("standard_webhooks_secret") && auth["standard_webhooks_secret"] != kRedacted &&
-      !whsec_key(auth["standard_webhooks_secret"]))
-    return bad("auth.standard_webhooks_secret", "must be whsec_ followed by base64");
+  r.strings("allow_sources", Need::kOptional, "must be a list of addresses or CIDR ranges",
+            "is not an address or CIDR range",
+            [](const std::string& c) { return Cidr::parse(c).has_value(); });
+  r.integer("tolerance_seconds", Need::kOptional, 1, 3600, "must be 1 to 3600");
+  if (standard && *standard != kRedacted && !whsec_key(*standard))
+    r.error("standard_webhooks_secret", "must be whsec_ followed by base64");
   if (auth.contains("basic_password") != auth.contains("basic_username") &&
       !(previous.is_object() && previous.contains("basic_password")))
-    return bad("auth.basic_username", "and basic_password go together");
+    r.error("basic_username", "and basic_password go together");
+  if (!r.ok()) return r.status();
 
   json out = seal_config(auth, kSealed, box, previous);
   for (const auto& f : kHashed) {

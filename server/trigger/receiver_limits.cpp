@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <utility>
 
+#include "field_reader.h"
 #include "store.h"
 
 namespace tripline {
@@ -20,30 +23,37 @@ Limits Limits::builtin() {
 }
 
 Result<Limits> Limits::parse(const nlohmann::json& j, const Limits& defaults) {
+  using Need = FieldReader::Need;
   Limits l = defaults;
   if (j.is_null()) return l;
-  auto bad = [](const std::string& f, const std::string& why) -> Status {
-    return Status::Invalid(f + " " + why, {{f, why}});
-  };
-  if (!j.is_object()) return bad("limits", "must be an object");
-  for (const auto& [k, v] : j.items()) {
-    if (k != "cooldown_seconds" && k != "rate_per_minute" && k != "burst" && k != "max_queued")
-      return bad("limits." + k, "is not a limits field");
-    if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 1e6)
-      return bad("limits." + k, "must be a number from 0 to 1000000");
+  if (!j.is_object())
+    return Status::Invalid("limits must be an object", {{"limits", "must be an object"}});
+  // Every problem is reported at once; members are read in their order (nlohmann sorts them),
+  // so the first error, the one in the message, is the one this answered when it stopped there.
+  FieldReader r(j, "limits.");
+  std::optional<double> burst, cooldown, max_queued, per_minute;
+  std::pair<const char*, std::optional<double>*> fields[] = {{"burst", &burst},
+                                                             {"cooldown_seconds", &cooldown},
+                                                             {"max_queued", &max_queued},
+                                                             {"rate_per_minute", &per_minute}};
+  for (const auto& item : j.items()) {
+    auto f = std::find_if(std::begin(fields), std::end(fields),
+                          [&](const auto& f) { return item.key() == f.first; });
+    if (f == std::end(fields))
+      r.error(item.key(), "is not a limits field");
+    else
+      *f->second =
+          r.number(f->first, Need::kOptional, 0, 1e6, "must be a number from 0 to 1000000");
   }
-  if (j.contains("cooldown_seconds"))
-    l.cooldown_ms = static_cast<int64_t>(j["cooldown_seconds"].get<double>() * 1000);
-  if (j.contains("rate_per_minute")) {
-    double per_minute = j["rate_per_minute"].get<double>();
-    // 0 turns it off; below one a day and a half (0.01/min) the arithmetic stops making sense.
-    if (per_minute != 0 && per_minute < 0.01)
-      return bad("limits.rate_per_minute", "must be 0 (off) or at least 0.01");
-    l.rate_per_s = per_minute / 60.0;
-  }
-  if (j.contains("burst")) l.burst = j["burst"].get<double>();
+  // 0 turns it off; below one a day and a half (0.01/min) the arithmetic stops making sense.
+  if (per_minute && *per_minute != 0 && *per_minute < 0.01)
+    r.error("rate_per_minute", "must be 0 (off) or at least 0.01");
+  if (!r.ok()) return r.status();
+  if (cooldown) l.cooldown_ms = static_cast<int64_t>(*cooldown * 1000);
+  if (per_minute) l.rate_per_s = *per_minute / 60.0;
+  if (burst) l.burst = *burst;
   l.burst = std::max(1.0, l.burst);
-  if (j.contains("max_queued")) l.max_queued = static_cast<int64_t>(j["max_queued"].get<double>());
+  if (max_queued) l.max_queued = static_cast<int64_t>(*max_queued);
   return l;
 }
 

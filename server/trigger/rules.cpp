@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "crypto.h"
+#include "field_reader.h"
 #include "net.h"
 
 namespace tripline {
@@ -270,7 +271,7 @@ Status check_set(const json& set, const std::string& where, bool* needs_body) {
   for (const auto& [k, v] : set.items()) {
     if (v.is_object() && v.contains("from_request")) {
       if (v.size() != 1)
-        return Status::Invalid(where + "." + k + ": from_request must be alone",
+        return Status::Invalid(where + "." + k + " from_request must be the only key",
                                {{where + "." + k, "from_request must be the only key"}});
       auto f = parse_field(v["from_request"]);
       if (!f.ok())
@@ -289,69 +290,73 @@ RuleSet::~RuleSet() = default;
 Result<std::shared_ptr<const RuleSet>> RuleSet::compile(const json& j) {
   std::shared_ptr<RuleSet> rs(new RuleSet());
   if (j.is_null()) return std::shared_ptr<const RuleSet>(rs);
-  auto bad = [](const std::string& field, const std::string& why) -> Status {
-    return Status::Invalid(field + " " + why, {{field, why}});
-  };
-  if (!j.is_object()) return bad("rules", "must be an object");
-  for (const auto& [k, _] : j.items())
-    if (k != "preset" && k != "on_resolved" && k != "default" && k != "ignore_status" &&
-        k != "rules")
-      return bad("rules." + k, "is not a rules field");
-  if (j.contains("preset")) {
-    if (j["preset"] != "alertmanager") return bad("rules.preset", "must be \"alertmanager\"");
+  using Need = FieldReader::Need;
+  if (!j.is_object())
+    return Status::Invalid("rules must be an object", {{"rules", "must be an object"}});
+  // Every problem is reported at once (the first one in the message), like a driver's config.
+  FieldReader r(j, "rules.");
+  r.reject_unknown({"preset", "on_resolved", "default", "ignore_status", "rules"},
+                   "is not a rules field");
+  if (r.one_of("preset", Need::kOptional, {"alertmanager"}, "must be \"alertmanager\"")) {
     rs->alertmanager_ = true;
     rs->needs_body_ = true;
   }
-  if (j.contains("on_resolved")) {
-    const auto& v = j["on_resolved"];
-    if (!rs->alertmanager_) return bad("rules.on_resolved", "needs \"preset\": \"alertmanager\"");
-    if (v != "ignore" && v != "inverse" && v != "run")
-      return bad("rules.on_resolved", "must be ignore, inverse or run");
-    rs->on_resolved_ = v.get<std::string>();
+  if (r.has("on_resolved")) {
+    if (!rs->alertmanager_)
+      r.error("on_resolved", "needs \"preset\": \"alertmanager\"");
+    else if (auto v = r.one_of("on_resolved", Need::kOptional, {"ignore", "inverse", "run"},
+                               "must be ignore, inverse or run"))
+      rs->on_resolved_ = *v;
   }
-  if (j.contains("default")) {
-    if (j["default"] != "run" && j["default"] != "ignore")
-      return bad("rules.default", "must be run or ignore");
-    rs->default_run_ = j["default"] == "run";
+  if (auto d = r.one_of("default", Need::kOptional, {"run", "ignore"}, "must be run or ignore"))
+    rs->default_run_ = *d == "run";
+  constexpr const char* kBadStatus = "must be a status from 200-299 or 400-499";
+  if (auto status = r.integer("ignore_status", Need::kOptional, 200, 499, kBadStatus)) {
+    if (*status >= 300 && *status <= 399)
+      r.error("ignore_status", kBadStatus);
+    else
+      rs->ignore_status_ = static_cast<int>(*status);
   }
-  if (j.contains("ignore_status")) {
-    const auto& v = j["ignore_status"];
-    if (!v.is_number_integer() || !((v >= 200 && v <= 299) || (v >= 400 && v <= 499)))
-      return bad("rules.ignore_status", "must be a status from 200-299 or 400-499");
-    rs->ignore_status_ = v.get<int>();
-  }
-  if (j.contains("rules")) {
-    const auto& list = j["rules"];
-    if (!list.is_array()) return bad("rules.rules", "must be an array");
-    if (list.size() > 100) return bad("rules.rules", "holds at most 100 rules");
-    for (size_t i = 0; i < list.size(); ++i) {
-      std::string where = "rules.rules[" + std::to_string(i) + "]";
-      const auto& r = list[i];
-      if (!r.is_object()) return bad(where, "must be an object");
-      for (const auto& [k, _] : r.items())
-        if (k != "name" && k != "when" && k != "then" && k != "set")
-          return bad(where + "." + k, "is not a rule field");
-      Rule rule;
-      if (r.contains("name")) {
-        if (!r["name"].is_string()) return bad(where + ".name", "must be a string");
-        rule.name = r["name"];
+  if (const json* list = r.find("rules")) {
+    if (!list->is_array()) {
+      r.error("rules", "must be an array");
+    } else if (list->size() > 100) {
+      r.error("rules", "holds at most 100 rules");
+    } else {
+      for (size_t i = 0; i < list->size(); ++i) {
+        const std::string key = "rules[" + std::to_string(i) + "]", where = "rules." + key;
+        const json& item = (*list)[i];
+        if (!item.is_object()) {
+          r.error(key, "must be an object");
+          continue;
+        }
+        FieldReader rule_reader(r, item, key);
+        rule_reader.reject_unknown({"name", "when", "then", "set"}, "is not a rule field");
+        Rule rule;
+        if (auto name = rule_reader.string("name", Need::kOptional, "must be a string"))
+          rule.name = *name;
+        auto then =
+            rule_reader.one_of("then", Need::kOptional, {"run", "ignore"}, "must be run or ignore");
+        rule.run = !then || *then == "run";
+        if (const json* when = rule_reader.find("when")) {
+          auto c = compile_condition(*when, where + ".when", 1, &rs->needs_body_);
+          if (c.ok())
+            rule.when = std::move(c).value();
+          else
+            r.add(c.status());
+        }
+        if (const json* set = rule_reader.find("set")) {
+          if (!rule.run)
+            rule_reader.error("set", "only applies to rules that run");
+          else
+            r.add(check_set(*set, where + ".set", &rs->needs_body_));
+          rule.set = *set;
+        }
+        rs->rules_.push_back(std::move(rule));
       }
-      if (r.contains("then") && r["then"] != "run" && r["then"] != "ignore")
-        return bad(where + ".then", "must be run or ignore");
-      rule.run = r.value("then", json("run")) == "run";
-      if (r.contains("when")) {
-        auto c = compile_condition(r["when"], where + ".when", 1, &rs->needs_body_);
-        if (!c.ok()) return c.status();
-        rule.when = std::move(c).value();
-      }
-      if (r.contains("set")) {
-        if (!rule.run) return bad(where + ".set", "only applies to rules that run");
-        if (Status s = check_set(r["set"], where + ".set", &rs->needs_body_); !s.ok()) return s;
-        rule.set = r["set"];
-      }
-      rs->rules_.push_back(std::move(rule));
     }
   }
+  if (!r.ok()) return r.status();
   return std::shared_ptr<const RuleSet>(rs);
 }
 

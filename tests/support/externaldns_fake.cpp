@@ -1,11 +1,5 @@
 #include "externaldns_fake.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <stdexcept>
@@ -17,19 +11,11 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kMediaType = "application/external.dns.webhook+json;version=1";
-constexpr size_t kMaxHeaderBytes = 64 << 10;
 constexpr size_t kMaxBodyBytes = 1 << 20;
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  return s.substr(i);
 }
 
 // Go's encoding/json: an exact key first, then one that differs only in case. Written apart from
@@ -85,68 +71,16 @@ json capitalised(const json& e) {
   return out;
 }
 
-const char* reason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 204:
-      return "No Content";
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 406:
-      return "Not Acceptable";
-    case 413:
-      return "Payload Too Large";
-    case 415:
-      return "Unsupported Media Type";
-    case 500:
-      return "Internal Server Error";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Status";
-  }
-}
-
-void send_all(int fd, const std::string& s) {
-  size_t off = 0;
-  while (off < s.size()) {
-    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-}
-
 }  // namespace
 
 FakeExternalDns::FakeExternalDns(json domain_filter)
-    : filter_(std::move(domain_filter)), negotiate_type_(kMediaType) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw std::runtime_error("fake externaldns: socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listen_fd_, 16) != 0 ||
-      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(listen_fd_);
-    throw std::runtime_error("fake externaldns: cannot listen on 127.0.0.1");
-  }
-  port_ = ntohs(addr.sin_port);
-  thread_ = std::thread([this] { serve(); });
-}
+    : filter_(std::move(domain_filter)),
+      negotiate_type_(kMediaType),
+      server_(
+          "fake externaldns", [this](const HttpRequest& req) { return answer(req); }, std::nullopt,
+          kMaxBodyBytes) {}
 
-FakeExternalDns::~FakeExternalDns() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
-  ::close(listen_fd_);
-}
+FakeExternalDns::~FakeExternalDns() = default;
 
 void FakeExternalDns::set_records(json endpoints) {
   std::lock_guard<std::mutex> l(mu_);
@@ -164,8 +98,11 @@ std::vector<json> FakeExternalDns::changes() const {
 }
 
 std::vector<FakeExternalDns::Request> FakeExternalDns::requests() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return requests_;
+  std::vector<Request> out;
+  for (const auto& e : server_.exchanges())
+    out.push_back({e.request.method, e.request.path, e.request.header("accept"),
+                   e.request.header("content-type"), e.status});
+  return out;
 }
 
 void FakeExternalDns::fail_next(int status, int times, std::string method) {
@@ -185,80 +122,12 @@ void FakeExternalDns::set_negotiate_content_type(std::string type) {
   negotiate_type_ = std::move(type);
 }
 
-void FakeExternalDns::serve() {
-  while (!stop_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (::poll(&p, 1, 50) <= 0) continue;
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    timeval tv{2, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    handle(fd);
-    ::close(fd);
-  }
-}
-
-void FakeExternalDns::handle(int fd) {
-  std::string in;
-  char buf[8192];
-  size_t header_end;
-  while ((header_end = in.find("\r\n\r\n")) == std::string::npos) {
-    if (in.size() > kMaxHeaderBytes) return;
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) return;
-    in.append(buf, static_cast<size_t>(n));
-  }
-  std::string head = in.substr(0, header_end);
-  std::string body = in.substr(header_end + 4);
-
-  size_t eol = head.find("\r\n");
-  std::string request_line = head.substr(0, eol);
-  std::string method = request_line.substr(0, request_line.find(' '));
-  size_t p1 = request_line.find(' ');
-  size_t p2 = request_line.find(' ', p1 + 1);
-  std::string path = p1 == std::string::npos ? "" : request_line.substr(p1 + 1, p2 - p1 - 1);
-  std::string accept, content_type;
-  size_t content_length = 0;
-  size_t pos = eol == std::string::npos ? head.size() : eol + 2;
-  while (pos < head.size()) {
-    size_t end = head.find("\r\n", pos);
-    if (end == std::string::npos) end = head.size();
-    std::string line = head.substr(pos, end - pos);
-    pos = end + 2;
-    size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string name = lower(line.substr(0, colon)), value = trim(line.substr(colon + 1));
-    if (name == "accept")
-      accept = value;
-    else if (name == "content-type")
-      content_type = value;
-    else if (name == "content-length")
-      content_length = std::strtoul(value.c_str(), nullptr, 10);
-  }
-
-  Response r;
-  if (content_length > kMaxBodyBytes) {
-    r = {413, "text/plain", "request body too large\n"};
-  } else {
-    while (body.size() < content_length) {
-      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) return;
-      body.append(buf, static_cast<size_t>(n));
-    }
-    body.resize(content_length);
-    r = route(method, path, accept, content_type, body);
-  }
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    requests_.push_back({method, path, accept, content_type, r.status});
-  }
-  std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) + "\r\n";
-  if (!r.content_type.empty()) out += "Content-Type: " + r.content_type + "\r\n";
-  if (r.status != 204) out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
-  out += "Connection: close\r\n\r\n";
-  if (r.status != 204) out += r.body;
-  send_all(fd, out);
+HttpResponse FakeExternalDns::answer(const HttpRequest& req) {
+  // httpapi.go reads the body through http.MaxBytesReader (1 MiB).
+  if (req.too_large) return {413, "text/plain", "request body too large\n"};
+  Response r =
+      route(req.method, req.path, req.header("accept"), req.header("content-type"), req.body);
+  return {r.status, r.content_type, r.body};
 }
 
 FakeExternalDns::Response FakeExternalDns::route(const std::string& method, const std::string& path,

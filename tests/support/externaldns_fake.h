@@ -11,15 +11,15 @@
 //                 then case-insensitively), so {"Create": ...} of v0.14-0.16 works too.
 // It records every request and every accepted change set, and can be told to fail.
 //
-// Plain blocking sockets on 127.0.0.1:0, one connection at a time, Connection: close.
+// Plain HTTP on 127.0.0.1:0 (loopback_http.h), one connection at a time, Connection: close.
 #pragma once
 
-#include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "loopback_http.h"
 
 namespace tripline::test {
 
@@ -30,7 +30,7 @@ class FakeExternalDns {
   FakeExternalDns(const FakeExternalDns&) = delete;
   FakeExternalDns& operator=(const FakeExternalDns&) = delete;
 
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()); }
 
   void set_records(nlohmann::json endpoints);
   nlohmann::json records() const;
@@ -57,26 +57,20 @@ class FakeExternalDns {
     std::string content_type;
     std::string body;
   };
-  void serve();
-  void handle(int fd);
+  HttpResponse answer(const HttpRequest& req);
   Response route(const std::string& method, const std::string& path, const std::string& accept,
                  const std::string& content_type, const std::string& body);
   Response apply(const nlohmann::json& changes);
-
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
 
   mutable std::mutex mu_;
   nlohmann::json filter_;
   nlohmann::json records_ = nlohmann::json::array();
   std::vector<nlohmann::json> changes_;
-  std::vector<Request> requests_;
   int fail_status_ = 0, fail_times_ = 0;
   std::string fail_method_;
   bool capitalised_ = false;
   std::string negotiate_type_;
+  LoopbackHttpServer server_;  // last: its thread reads the members above, so it stops first
 };
 
 }  // namespace tripline::test

@@ -1,7 +1,5 @@
 #include "kube_apiserver_fake.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <openssl/bio.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
@@ -10,12 +8,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cctype>
+#include <atomic>
 #include <stdexcept>
 
 namespace tripline::test {
@@ -73,49 +67,6 @@ X509* new_cert(const std::string& cn, EVP_PKEY* key, X509* issuer) {
                              reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
   X509_set_issuer_name(c, issuer ? X509_get_subject_name(issuer) : name);
   return c;
-}
-
-std::string lower(std::string s) {
-  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  return s.substr(i);
-}
-
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 409:
-      return "Conflict";
-    case 415:
-      return "Unsupported Media Type";
-    case 422:
-      return "Unprocessable Entity";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Status";
-  }
 }
 
 const char* status_reason(int code) {
@@ -192,53 +143,26 @@ TestCa::Issued TestCa::issue(const std::string& cn, bool server) const {
   return out;
 }
 
-FakeKubeApiServer::FakeKubeApiServer(std::string token) : token_(std::move(token)) {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-  auto leaf = ca_.issue("kube-apiserver", true);
-  BIO* cb = BIO_new_mem_buf(leaf.cert_pem.data(), static_cast<int>(leaf.cert_pem.size()));
-  X509* cert = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
-  BIO_free(cb);
-  BIO* kb = BIO_new_mem_buf(leaf.key_pem.data(), static_cast<int>(leaf.key_pem.size()));
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
-  BIO_free(kb);
-  if (!cert || !key || SSL_CTX_use_certificate(ctx, cert) != 1 ||
-      SSL_CTX_use_PrivateKey(ctx, key) != 1)
-    throw std::runtime_error("fake kube-apiserver: cannot load its certificate");
-  X509_free(cert);
-  EVP_PKEY_free(key);
+LoopbackHttpServer::Tls FakeKubeApiServer::tls_of(const TestCa& ca) {
+  auto leaf = ca.issue("kube-apiserver", true);
   // Client certificates are optional (a bearer token works too) but, when sent, verified.
-  BIO* ab = BIO_new_mem_buf(ca_.cert_pem().data(), static_cast<int>(ca_.cert_pem().size()));
-  X509* ca_cert = PEM_read_bio_X509(ab, nullptr, nullptr, nullptr);
-  BIO_free(ab);
-  X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca_cert);
-  X509_free(ca_cert);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  ctx_ = ctx;
-
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw std::runtime_error("fake kube-apiserver: socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listen_fd_, 16) != 0 ||
-      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(listen_fd_);
-    throw std::runtime_error("fake kube-apiserver: cannot listen on 127.0.0.1");
-  }
-  port_ = ntohs(addr.sin_port);
-  thread_ = std::thread([this] { serve(); });
+  return {leaf.cert_pem, leaf.key_pem, ca.cert_pem()};
 }
 
-FakeKubeApiServer::~FakeKubeApiServer() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
-  ::close(listen_fd_);
-  SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
-}
+FakeKubeApiServer::FakeKubeApiServer(std::string token)
+    : token_(std::move(token)),
+      server_(
+          "fake kube-apiserver",
+          [this](const HttpRequest& req) {
+            Response r = route(req);
+            return HttpResponse{r.status, "application/json", r.body};
+          },
+          tls_of(ca_)) {}
+
+FakeKubeApiServer::~FakeKubeApiServer() = default;
 
 namespace {
+
 std::string key_of(const std::string& resource, const std::string& ns, const std::string& name) {
   return resource + "/" + ns + "/" + name;
 }
@@ -271,14 +195,14 @@ void FakeKubeApiServer::forbid_namespace(const std::string& ns) {
 }
 
 std::vector<FakeKubeApiServer::Request> FakeKubeApiServer::requests() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return requests_;
+  std::vector<Request> out;
+  for (const auto& e : server_.exchanges())
+    out.push_back({e.request.method, e.request.path, e.request.body, e.request.headers,
+                   e.request.client_cn, e.status});
+  return out;
 }
 
-void FakeKubeApiServer::clear_requests() {
-  std::lock_guard<std::mutex> l(mu_);
-  requests_.clear();
-}
+void FakeKubeApiServer::clear_requests() { server_.clear(); }
 
 void FakeKubeApiServer::fail_next(int status, int times) {
   std::lock_guard<std::mutex> l(mu_);
@@ -292,93 +216,7 @@ void FakeKubeApiServer::interfere_after_get(int times, int64_t replicas) {
   interfere_replicas_ = replicas;
 }
 
-void FakeKubeApiServer::serve() {
-  while (!stop_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (::poll(&p, 1, 50) <= 0) continue;
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    timeval tv{2, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    handle(fd);
-    ::close(fd);
-  }
-}
-
-void FakeKubeApiServer::handle(int fd) {
-  SSL* ssl = SSL_new(static_cast<SSL_CTX*>(ctx_));
-  SSL_set_fd(ssl, fd);
-  if (SSL_accept(ssl) != 1) {  // e.g. the client did not trust our CA: it hangs up
-    ERR_clear_error();
-    SSL_free(ssl);
-    return;
-  }
-  Request req;
-  if (X509* peer = SSL_get1_peer_certificate(ssl)) {
-    if (SSL_get_verify_result(ssl) == X509_V_OK) {
-      char cn[256] = {0};
-      X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
-      req.client_cn = cn;
-    }
-    X509_free(peer);
-  }
-  std::string in;
-  char buf[8192];
-  size_t header_end;
-  bool ok = true;
-  while ((header_end = in.find("\r\n\r\n")) == std::string::npos) {
-    int n = SSL_read(ssl, buf, sizeof buf);
-    if (n <= 0 || in.size() > (64u << 10)) {
-      ok = false;
-      break;
-    }
-    in.append(buf, static_cast<size_t>(n));
-  }
-  if (ok) {
-    std::string head = in.substr(0, header_end);
-    req.body = in.substr(header_end + 4);
-    size_t eol = head.find("\r\n");
-    std::string line = head.substr(0, eol);
-    size_t p1 = line.find(' '), p2 = line.find(' ', p1 + 1);
-    req.method = line.substr(0, p1);
-    req.path = p1 == std::string::npos ? "" : line.substr(p1 + 1, p2 - p1 - 1);
-    size_t pos = eol == std::string::npos ? head.size() : eol + 2;
-    while (pos < head.size()) {
-      size_t end = head.find("\r\n", pos);
-      if (end == std::string::npos) end = head.size();
-      std::string h = head.substr(pos, end - pos);
-      pos = end + 2;
-      size_t colon = h.find(':');
-      if (colon != std::string::npos)
-        req.headers[lower(h.substr(0, colon))] = trim(h.substr(colon + 1));
-    }
-    size_t length = 0;
-    if (auto it = req.headers.find("content-length"); it != req.headers.end())
-      length = std::strtoul(it->second.c_str(), nullptr, 10);
-    while (req.body.size() < length && length < (1u << 20)) {
-      int n = SSL_read(ssl, buf, sizeof buf);
-      if (n <= 0) break;
-      req.body.append(buf, static_cast<size_t>(n));
-    }
-    Response r = route(req);
-    req.status = r.status;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      requests_.push_back(req);
-    }
-    std::string out =
-        "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) +
-        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(r.body.size()) +
-        "\r\nConnection: close\r\n\r\n" + r.body;
-    SSL_write(ssl, out.data(), static_cast<int>(out.size()));
-  }
-  SSL_shutdown(ssl);
-  SSL_free(ssl);
-  ERR_clear_error();
-}
-
-FakeKubeApiServer::Response FakeKubeApiServer::route(Request& req) {
+FakeKubeApiServer::Response FakeKubeApiServer::route(const HttpRequest& req) {
   std::lock_guard<std::mutex> l(mu_);
   auto auth = req.headers.find("authorization");
   bool token_ok = auth != req.headers.end() && auth->second == "Bearer " + token_;

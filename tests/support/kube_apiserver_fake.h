@@ -13,17 +13,17 @@
 // records every request (method, path, headers, body) and can be told to fail or to let another
 // writer change an object right after a read.
 //
-// Plain blocking sockets on 127.0.0.1:0, one connection at a time, Connection: close.
+// HTTPS on 127.0.0.1:0 (loopback_http.h), one connection at a time, Connection: close.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "loopback_http.h"
 
 namespace tripline::test {
 
@@ -55,8 +55,8 @@ class FakeKubeApiServer {
   FakeKubeApiServer(const FakeKubeApiServer&) = delete;
   FakeKubeApiServer& operator=(const FakeKubeApiServer&) = delete;
 
-  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
-  int port() const { return port_; }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(server_.port()); }
+  int port() const { return server_.port(); }
   const TestCa& ca() const { return ca_; }
 
   // kind: "deployment" or "statefulset".
@@ -91,26 +91,20 @@ class FakeKubeApiServer {
     int status = 200;
     std::string body;
   };
-  void serve();
-  void handle(int fd);
-  Response route(Request& req);
+  static LoopbackHttpServer::Tls tls_of(const TestCa& ca);
+  Response route(const HttpRequest& req);
 
   TestCa ca_;
-  void* ctx_ = nullptr;  // SSL_CTX*
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
 
   mutable std::mutex mu_;
   std::string token_;
   std::map<std::string, Object> objects_;  // "deployments/ns/name"
   std::vector<std::string> forbidden_;
-  std::vector<Request> requests_;
   int64_t next_rv_ = 1000;
   int fail_status_ = 0, fail_times_ = 0;
   int interfere_times_ = 0;
   int64_t interfere_replicas_ = -1;
+  LoopbackHttpServer server_;  // last: its thread reads the members above, so it stops first
 };
 
 }  // namespace tripline::test

@@ -395,6 +395,59 @@ TEST_CASE("floods: a lane's queued executions are planned together, recorded eac
   CHECK(store->get_execution(ids.back())->result == json{{"replicas_after", 30}});
 }
 
+namespace {
+// CounterDriver that says when a plan asks for what its read found (Driver::settled).
+class SettlingCounterDriver : public CounterDriver {
+ public:
+  std::optional<Outcome> settled(const DriverConfig&, const json& read,
+                                 const json& plan) const override {
+    if (read.at("replicas_before") != plan.at("replicas")) return std::nullopt;
+    return Outcome::succeeded({{"replicas_after", plan.at("replicas")}, {"applied", false}});
+  }
+};
+}  // namespace
+
+TEST_CASE("floods: executions at the peer's bound are recorded without an apply") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  SettlingCounterDriver driver;
+  driver.value = driver.max;  // already at the bound: every "+1" plans the count it read
+  Metrics metrics;
+  Executor executor(*store, metrics, RetryPolicy{}, 1, /*loader=*/nullptr);
+  executor.start();
+  SECTION("planned together") {
+    auto ids = insert(*store, 20);
+    executor.pause();
+    enqueue_unplanned(executor, driver, ids);
+    executor.resume();
+    REQUIRE(eventually([&] { return executor.depth() == 0; }));
+    executor.stop();
+    CHECK(driver.reads == 1);  // the plan's read; no apply, which would read again
+    CHECK(driver.applied.empty());
+    auto last = store->get_execution(ids.back());
+    REQUIRE(last.ok());
+    CHECK(last->status == ExecutionStatus::kSucceeded);
+    CHECK(last->result == json{{"replicas_after", driver.max}, {"applied", false}});
+  }
+  SECTION("alone") {
+    auto ids = insert(*store, 1);
+    enqueue_unplanned(executor, driver, ids);
+    REQUIRE(eventually([&] { return executor.depth() == 0; }));
+    executor.stop();
+    CHECK(driver.reads == 1);
+    CHECK(driver.applied.empty());
+    CHECK(store->get_execution(ids[0])->status == ExecutionStatus::kSucceeded);
+  }
+  SECTION("below the bound, it applies") {
+    driver.value = driver.max - 1;
+    auto ids = insert(*store, 1);
+    enqueue_unplanned(executor, driver, ids);
+    REQUIRE(eventually([&] { return executor.depth() == 0; }));
+    executor.stop();
+    CHECK(driver.applied == std::vector<int64_t>{driver.max});
+  }
+}
+
 TEST_CASE("floods: executions planned together retry together when their apply fails") {
   TempDir dir;
   auto store = std::move(Store::open(dir.path + "/t.db")).value();

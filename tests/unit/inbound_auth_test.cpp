@@ -132,10 +132,26 @@ TEST_CASE("auth config is validated field by field") {
     return r.status().fields().at(0).field;
   };
   CHECK(field_of({{"colour", "red"}}) == "auth.colour");
-  CHECK(field_of({{"allow_sources", {"not-an-ip"}}}) == "auth.allow_sources");
+  CHECK(field_of({{"allow_sources", {"not-an-ip"}}}) == "auth.allow_sources[0]");
   CHECK(field_of({{"standard_webhooks_secret", "whsec_???"}}) == "auth.standard_webhooks_secret");
   CHECK(field_of({{"basic_username", "only"}}) == "auth.basic_username");
   CHECK(field_of({{"github_secret", ""}}) == "auth.github_secret");
+}
+
+TEST_CASE("auth config reports every bad field, the first one in the message") {
+  auto r = InboundAuth::prepare_for_storage(
+      {{"allow_sources", {"10.0.0.0/8", "nope"}}, {"tolerance_seconds", 0}, {"colour", "red"}},
+      nullptr, box());
+  REQUIRE_FALSE(r.ok());
+  const Status s = r.status();
+  CHECK(s.message() == "auth.colour is not an auth field (and 2 more)");
+  std::vector<std::string> fields;
+  for (const auto& f : s.fields()) fields.push_back(f.field + " " + f.message);
+  CHECK(fields == std::vector<std::string>{
+                      "auth.colour is not an auth field",
+                      "auth.allow_sources[1] is not an address or CIDR range (got \"nope\")",
+                      "auth.tolerance_seconds must be 1 to 3600",
+                  });
 }
 
 TEST_CASE("limits: token bucket and per-action cooldown") {
@@ -161,6 +177,29 @@ TEST_CASE("limits: token bucket and per-action cooldown") {
   CHECK(t->reserve(cool, "up", "", 10000, &up3, &wait) == LimiterState::Verdict::kOk);
   CHECK_FALSE(Limits::parse({{"rate_per_minute", -1}}).ok());
   CHECK_FALSE(Limits::parse({{"burst_size", 1}}).ok());
+}
+
+TEST_CASE("limits report every bad field, the first one in the message") {
+  auto one = Limits::parse({{"rate_per_minute", -1}});
+  CHECK(one.status().message() == "limits.rate_per_minute must be a number from 0 to 1000000");
+  auto many = Limits::parse(
+      {{"burst", "ten"}, {"rate_per_minute", 0.001}, {"max_queued", 2e6}, {"burst_size", 1}});
+  REQUIRE_FALSE(many.ok());
+  CHECK(many.status().message() == "limits.burst must be a number from 0 to 1000000 (and 3 more)");
+  std::vector<std::string> fields;
+  const Status status = many.status();  // status() answers a copy: keep it for the loop
+  for (const auto& f : status.fields()) fields.push_back(f.field + " " + f.message);
+  CHECK(fields == std::vector<std::string>{
+                      "limits.burst must be a number from 0 to 1000000",
+                      "limits.burst_size is not a limits field",
+                      "limits.max_queued must be a number from 0 to 1000000",
+                      "limits.rate_per_minute must be 0 (off) or at least 0.01",
+                  });
+  // Fractions stay fractions.
+  auto frac = Limits::parse({{"rate_per_minute", 0.5}, {"cooldown_seconds", 1.5}});
+  REQUIRE(frac.ok());
+  CHECK(frac->rate_per_s == Approx(0.5 / 60));
+  CHECK(frac->cooldown_ms == 1500);
 }
 
 TEST_CASE("trust 3: a released reservation gives back its token and its cooldown") {

@@ -139,6 +139,20 @@ TEST_CASE("rules: bad rules are refused with the rule's index and the reason") {
       0);
 }
 
+TEST_CASE("rules: every bad field is reported, the first one in the message") {
+  auto r = RuleSet::compile(json::parse(
+      R"({"default":"maybe","ignore_status":302,"rules":[{"then":"run","set":{"a":{"from_request":1,"b":2}}},
+          {"name":3,"when":{"field":"body:/a","op":"like","value":"x"}},"run"]})"));
+  REQUIRE_FALSE(r.ok());
+  const Status s = r.status();
+  CHECK(s.message() == "rules.default must be run or ignore (and 5 more)");
+  std::vector<std::string> fields;
+  for (const auto& f : s.fields()) fields.push_back(f.field);
+  CHECK(fields == std::vector<std::string>{"rules.default", "rules.ignore_status",
+                                           "rules.rules[0].set.a", "rules.rules[1].name",
+                                           "rules.rules[1].when", "rules.rules[2]"});
+}
+
 TEST_CASE("rules: a catastrophic-backtracking pattern runs in linear time (RE2)") {
   FakeRequest req;
   req.body_ = R"({"s":")" + std::string(20000, 'a') + R"(!"})";
