@@ -306,6 +306,11 @@ TEST_CASE("kubernetes API: Status answers map to what can be retried") {
   CHECK(classify(503).error == E::kServer);
   CHECK(classify(400).error == E::kRejected);
   CHECK(classify(200).error == E::kNone);
+  // A long message is cut before a character that would cross the limit, never inside it.
+  auto long_message = classify(
+      500, json{{"kind", "Status"}, {"message", std::string(499, 'm') + "\u00e9!"}}.dump());
+  CHECK(long_message.message == std::string(499, 'm') + "...");
+  CHECK_NOTHROW(json(long_message.message).dump());
   OutboundResponse tls;
   tls.tls_failed = true;
   tls.error = "SSL peer certificate or SSH remote key was not OK";

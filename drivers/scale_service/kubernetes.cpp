@@ -72,7 +72,10 @@ KubernetesApi::Answer KubernetesApi::classify(const OutboundResponse& r) {
   auto j = parse_json_bounded(r.body).value;
   if (j.is_object() && j.contains("message") && j["message"].is_string()) {
     message = j["message"].get<std::string>();
-    if (message.size() > 500) message = message.substr(0, 500) + "...";
+    // Cut at a character boundary: the message becomes the execution's error, stored as JSON.
+    bool cut = false;
+    message = utf8_text(message, 500, &cut);
+    if (cut) message += "...";
   }
   switch (r.status) {
     case 401:

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "http_client.h"
+#include "json_limits.h"
 #include "webhook.h"
 #include "webhook_signing.h"
 
@@ -177,4 +178,26 @@ TEST_CASE("outbound guard: local addresses") {
     INFO(ip);
     CHECK_FALSE(is_local_address(ip));
   }
+}
+
+TEST_CASE("utf8_text: cut at a character boundary, invalid bytes replaced") {
+  bool cut = false;
+  CHECK(utf8_text("abc", 512, &cut) == "abc");
+  CHECK_FALSE(cut);
+  // "é" is 2 bytes: a cut at 2 keeps "a" and leaves the character out whole.
+  CHECK(utf8_text("a\xC3\xA9", 2, &cut) == "a");
+  CHECK(cut);
+  CHECK(utf8_text("a\xC3\xA9", 3, &cut) == "a\xC3\xA9");
+  CHECK_FALSE(cut);
+  // Lone continuation, truncated sequence, overlong, surrogate, above U+10FFFF: each byte U+FFFD.
+  CHECK(utf8_text("\x80") == "\xEF\xBF\xBD");
+  CHECK(utf8_text("x\xE2\x82") == "x\xEF\xBF\xBD\xEF\xBF\xBD");
+  CHECK(utf8_text("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");
+  CHECK(utf8_text("\xED\xA0\x80").find("\xED") == std::string::npos);
+  CHECK(utf8_text("\xF4\x90\x80\x80").find("\xF4") == std::string::npos);
+  CHECK(utf8_text("\xF0\x9F\x98\x80") == "\xF0\x9F\x98\x80");  // a 4-byte character stays
+  // Whatever goes in, the result dumps as JSON (the store's dump would throw otherwise).
+  std::string all;
+  for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
+  CHECK_NOTHROW(nlohmann::json(utf8_text(all)).dump());
 }

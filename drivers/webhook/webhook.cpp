@@ -127,9 +127,12 @@ json render(const json& t, const json& body, std::string_view source) {
   return t;
 }
 
+// The receiver's bytes go into the result and the reason, both stored as JSON: cut at a
+// character boundary and made valid UTF-8 (utf8_text), or the store could not record them.
 std::string snippet(const std::string& body) {
-  if (body.size() <= kAnswerSnippet) return body;
-  return body.substr(0, kAnswerSnippet) + "...";
+  bool cut = false;
+  std::string out = utf8_text(body, kAnswerSnippet, &cut);
+  return cut ? out + "..." : out;
 }
 
 }  // namespace

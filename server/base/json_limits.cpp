@@ -1,5 +1,7 @@
 #include "json_limits.h"
 
+#include <algorithm>
+
 namespace tripline {
 
 std::string BoundedJson::why(const JsonLimits& limits) const {
@@ -14,6 +16,50 @@ std::string BoundedJson::why(const JsonLimits& limits) const {
       return "is not JSON";
   }
   return {};
+}
+
+namespace {
+// The length of the valid UTF-8 sequence at the start of `s` (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or 0 when it does not start with one.
+size_t utf8_sequence(std::string_view s) {
+  auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  auto cont = [&](size_t i) { return i < s.size() && (b(i) & 0xC0) == 0x80; };
+  unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(1) > 0x9F) return 0;  // a surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(1) > 0x8F) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+}  // namespace
+
+std::string utf8_text(std::string_view bytes, size_t max_bytes, bool* cut) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  out.reserve(std::min(bytes.size(), max_bytes));
+  size_t i = 0;
+  while (i < bytes.size()) {
+    size_t n = utf8_sequence(bytes.substr(i));
+    size_t take = n == 0 ? 1 : n;
+    if (i + take > max_bytes) break;  // the character would cross the limit: cut before it
+    if (n == 0)
+      out += kReplacement;
+    else
+      out.append(bytes.data() + i, n);
+    i += take;
+  }
+  if (cut) *cut = i < bytes.size();
+  return out;
 }
 
 BoundedJson parse_json_bounded(std::string_view text, const JsonLimits& limits) {

@@ -41,6 +41,14 @@ BoundedJson parse_json_bounded(std::string_view text, const JsonLimits& limits =
 // nests deeper than max_depth. (The body's size is bounded by the HTTP layer.)
 nlohmann::json parse_body_json(std::string_view body, int max_depth = kMaxJsonDepth);
 
+// A peer's bytes made fit for a JSON string: at most `max_bytes` of `bytes` are kept, cut at a
+// character boundary (never inside a UTF-8 sequence), and every byte that is not part of valid
+// UTF-8 is replaced with U+FFFD. nlohmann's dump() throws on invalid UTF-8, and a result or an
+// attempt that cannot be dumped cannot be stored: whatever a receiver answers must pass through
+// here before it goes into a json value. `cut` is set when bytes were left out.
+std::string utf8_text(std::string_view bytes, size_t max_bytes = std::string_view::npos,
+                      bool* cut = nullptr);
+
 // The rules' dotted field syntax as an RFC 6901 JSON pointer: "a.b[0].c" -> "/a/b/0/c"; a path
 // that starts with "/" already is one and is answered as it is. nullopt when malformed.
 std::optional<std::string> dotted_to_pointer(const std::string& path);

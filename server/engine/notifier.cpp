@@ -5,6 +5,7 @@
 #include <random>
 
 #include "http_client.h"
+#include "json_limits.h"
 #include "log.h"
 #include "webhook_signing.h"
 
@@ -159,8 +160,9 @@ bool Notifier::send_one() {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
           .count();
   if (r.status != 0) out.attempt.status = r.status;
-  out.attempt.error = r.error;
-  out.attempt.answer = r.body.substr(0, kAnswerSnippet);
+  out.attempt.error = utf8_text(r.error);
+  // Stored as JSON: a cut inside a character, or bytes that are not UTF-8, would not dump.
+  out.attempt.answer = utf8_text(r.body, kAnswerSnippet);
   thread_local std::mt19937_64 rng{std::random_device{}()};
   double jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
   DeliveryVerdict v =

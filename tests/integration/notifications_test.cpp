@@ -422,3 +422,21 @@ TEST_CASE("notifications API: hostile input, secrets never shown, local targets 
   CHECK(subscriber.requests().empty());
   CHECK(action.requests().empty());
 }
+
+TEST_CASE("notifications: answers cut inside a character or not UTF-8 are stored, not stuck") {
+  WebhookSink action, subscriber;
+  TestServer s("", local_options());
+  auto [rid, url] = webhook_receiver(s, "n-utf8", action);
+  subscribe(s, rid, {{"url", subscriber.url()}, {"secret", kSecretA}, {"events", {"succeeded"}}});
+  // 511 bytes, then a 2-byte character across the 512-byte cut; then bytes that are not UTF-8.
+  action.script({{200, std::string(511, 'a') + "\xC3\xA9" + "tail"}});
+  subscriber.script({{500, "\xFF\xFE bad \xC3"}, {200, "ok"}});
+  json e = s.wait_finished(trigger(s, url));
+  REQUIRE(e["status"] == "succeeded");
+  // Cut before the character, never inside it, and the rest marked as left out.
+  CHECK(e["result"]["answer"] == std::string(511, 'a') + "...");
+  json items = wait_deliveries(s, rid, [](const json& i) { return all_final(i, 1); });
+  CHECK(items[0]["state"] == "delivered");
+  REQUIRE(items[0]["attempt_log"].size() == 2);
+  CHECK(items[0]["attempt_log"][0]["answer"] == "\xEF\xBF\xBD\xEF\xBF\xBD bad \xEF\xBF\xBD");
+}
