@@ -201,3 +201,14 @@ TEST_CASE("utf8_text: cut at a character boundary, invalid bytes replaced") {
   for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
   CHECK_NOTHROW(nlohmann::json(utf8_text(all)).dump());
 }
+
+TEST_CASE("webhook signing: no usable secret gives no headers at all, so nothing is sent") {
+  // A seed-002 raw secret under the standard scheme cannot sign.
+  CHECK(sign_webhook(SignatureScheme::kStandard, {"a-seed-002-shared-secret"}, "msg_x", 1, "{}")
+            .empty());
+  CHECK(sign_webhook(SignatureScheme::kStandard, {}, "msg_x", 1, "{}").empty());
+  CHECK(sign_webhook(SignatureScheme::kSeed002, {}, "msg_x", 1, "{}").empty());
+  CHECK(sign_webhook(SignatureScheme::kSeed002, {""}, "msg_x", 1, "{}").empty());
+  // One usable secret among unusable ones still signs.
+  CHECK_FALSE(sign_webhook(SignatureScheme::kStandard, {"bad", kSecret}, "msg_x", 1, "{}").empty());
+}

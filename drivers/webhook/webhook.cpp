@@ -432,8 +432,13 @@ Outcome WebhookDriver::apply(const DriverConfig& dc, const json& plan) const {
   int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
-  for (auto& h : sign_webhook(c.scheme, c.secrets, id, now_s, req.body))
-    req.headers.push_back(std::move(h));
+  auto signature = sign_webhook(c.scheme, c.secrets, id, now_s, req.body);
+  // Never unsigned (validation checks the secrets; this holds whatever was stored before).
+  if (signature.empty())
+    return Outcome::final("POST " + c.host +
+                          ": the secret cannot sign under the configured "
+                          "scheme; nothing was sent");
+  for (auto& h : signature) req.headers.push_back(std::move(h));
 
   auto t0 = std::chrono::steady_clock::now();
   OutboundResponse r = http_request(req);

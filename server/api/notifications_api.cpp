@@ -86,15 +86,20 @@ Status App::subscription_from(const json& body, const SubscriptionRow* previous,
         k != "enabled")
       errors.push_back({k, "is not a subscription field"});
   }
-  std::string scheme_text = body.value("scheme", json("standard")).is_string()
-                                ? body.value("scheme", std::string("standard"))
-                                : "";
+  // A PUT replaces only what it names: every field left out keeps the stored row's value (a
+  // default there would switch a seed-002 subscription to standard under its raw secret, or
+  // re-enable one the subscriber disabled with a 410).
+  std::string scheme_text = previous ? previous->scheme : "standard";
+  if (body.contains("scheme"))
+    scheme_text = body["scheme"].is_string() ? body["scheme"].get<std::string>() : "";
   auto scheme = parse_signature_scheme(scheme_text);
   if (!scheme) errors.push_back({"scheme", "must be standard or seed-002"});
   row->scheme = scheme_text;
 
   const json* url = body.contains("url") ? &body["url"] : nullptr;
-  if (!url || !url->is_string() || url->get<std::string>().size() > 2048) {
+  if (!url && previous) {
+    row->url = previous->url;
+  } else if (!url || !url->is_string() || url->get<std::string>().size() > 2048) {
     errors.push_back({"url", "is required: an http:// or https:// URL"});
   } else {
     std::string u = url->get<std::string>();
@@ -108,14 +113,15 @@ Status App::subscription_from(const json& body, const SubscriptionRow* previous,
     row->url = u;
   }
 
-  row->events.clear();
   const json* events = body.contains("events") ? &body["events"] : nullptr;
   if (!events) {
-    row->events = {"running", "succeeded", "failed", "retrying"};
+    row->events = previous ? previous->events
+                           : std::vector<std::string>{"running", "succeeded", "failed", "retrying"};
   } else if (!events->is_array() || events->empty() || events->size() > 4) {
     errors.push_back(
         {"events", "must be a non-empty list of running, succeeded, failed, retrying"});
   } else {
+    row->events.clear();
     for (const auto& e : *events) {
       bool known = e.is_string() &&
                    std::any_of(std::begin(kNotificationEvents), std::end(kNotificationEvents),
@@ -131,7 +137,7 @@ Status App::subscription_from(const json& body, const SubscriptionRow* previous,
   }
   if (body.contains("enabled") && !body["enabled"].is_boolean())
     errors.push_back({"enabled", "must be true or false"});
-  row->enabled = body.value("enabled", true);
+  row->enabled = body.value("enabled", previous ? previous->enabled : true);
 
   // Secrets: a client's value is plaintext and is checked; "********" or absent keeps the stored.
   json given = json::object();
@@ -156,6 +162,16 @@ Status App::subscription_from(const json& body, const SubscriptionRow* previous,
   json prev = previous ? previous->secrets : json();
   if (!given.contains("secret") && !(prev.is_object() && prev.contains("secret")))
     errors.push_back({"secret", "is required (whsec_ + base64 for standard)"});
+  // A kept secret must fit the (possibly new) scheme: a seed-002 raw secret cannot sign under
+  // Standard Webhooks, and notifications would go out unsigned.
+  if (scheme && !given.contains("secret") && prev.is_object() && prev.contains("secret")) {
+    auto opened = open_config(prev, {"secret"}, ctx_.secrets);
+    if (!opened.ok() || !opened->contains("secret") || !(*opened)["secret"].is_string())
+      errors.push_back({"secret", "the stored secret cannot be opened: give it again"});
+    else if (auto why = check_signing_secret(*scheme, (*opened)["secret"].get<std::string>()))
+      errors.push_back({"secret", "the stored secret does not fit the scheme " + scheme_text +
+                                      " (" + *why + "): give a new secret"});
+  }
   if (!errors.empty())
     return Status::Invalid(errors.front().field + " " + errors.front().message, errors);
   bool drop_previous = given.contains("previous_secret") && given["previous_secret"].is_null();

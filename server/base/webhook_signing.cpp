@@ -57,16 +57,17 @@ std::vector<std::pair<std::string, std::string>> sign_webhook(
       if (!sigs.empty()) sigs += ' ';
       sigs += sig;
     }
+    if (sigs.empty()) return {};  // unsigned, a receiver would refuse it (or worse, not check)
     out.emplace_back("webhook-timestamp", ts);
     out.emplace_back("webhook-signature", sigs);
     return out;
   }
+  if (secrets.empty() || secrets[0].empty()) return {};
   std::string signed_content = ts + ".";
   signed_content.append(body);
   out.emplace_back("X-Link-Webhook-Timestamp", ts);
-  if (!secrets.empty())
-    out.emplace_back("X-Link-Webhook-Signature",
-                     crypto::hex(crypto::view(crypto::hmac_sha256(secrets[0], signed_content))));
+  out.emplace_back("X-Link-Webhook-Signature",
+                   crypto::hex(crypto::view(crypto::hmac_sha256(secrets[0], signed_content))));
   return out;
 }
 

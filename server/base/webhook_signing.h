@@ -37,7 +37,8 @@ std::string standard_webhooks_signature(const std::string& whsec_secret, std::st
 std::optional<std::string> check_signing_secret(SignatureScheme scheme, std::string_view secret);
 
 // The headers that sign `body`: secrets[0] is the current one; the others (a rotation) also sign
-// under Standard Webhooks. Secrets that cannot sign are skipped.
+// under Standard Webhooks. Secrets that cannot sign are skipped; when none can, the answer is
+// empty and the caller must not send (an unsigned message is not a webhook of ours).
 std::vector<std::pair<std::string, std::string>> sign_webhook(
     SignatureScheme scheme, const std::vector<std::string>& secrets, std::string_view id,
     int64_t timestamp_s, std::string_view body);

@@ -152,8 +152,13 @@ bool Notifier::send_one() {
   req.max_response_bytes = 64 * 1024;
   req.refuse_local_addresses = !options_.allow_local;
   req.headers = {{"Content-Type", "application/json"}, {"User-Agent", "tripline-notify/1"}};
-  for (auto& h : sign_webhook(*scheme, keys, d.webhook_id, now / 1000, d.payload))
-    req.headers.push_back(std::move(h));
+  auto signature = sign_webhook(*scheme, keys, d.webhook_id, now / 1000, d.payload);
+  // Never unsigned: a secret that does not fit the scheme (stored before the API checked it)
+  // signs nothing, and a receiver that does not check would take a forged-looking message.
+  if (signature.empty())
+    return fail_unsent("the subscription's secret cannot sign under the scheme " + sub->scheme +
+                       ": give it a new secret");
+  for (auto& h : signature) req.headers.push_back(std::move(h));
   auto t0 = std::chrono::steady_clock::now();
   OutboundResponse r = http_request(req);
   out.attempt.latency_ms =

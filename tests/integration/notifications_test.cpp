@@ -440,3 +440,41 @@ TEST_CASE("notifications: answers cut inside a character or not UTF-8 are stored
   REQUIRE(items[0]["attempt_log"].size() == 2);
   CHECK(items[0]["attempt_log"][0]["answer"] == "\xEF\xBF\xBD\xEF\xBF\xBD bad \xEF\xBF\xBD");
 }
+
+TEST_CASE("notifications API: a PUT keeps what it leaves out; a kept secret must fit the scheme") {
+  WebhookSink action, subscriber;
+  TestServer s("", local_options());
+  auto [rid, url] = webhook_receiver(s, "n-put", action);
+  json sub = subscribe(s, rid,
+                       {{"url", subscriber.url()},
+                        {"secret", "a-seed-002-shared-secret"},
+                        {"scheme", "seed-002"},
+                        {"events", {"succeeded"}}});
+  std::string path =
+      "/api/v1/receivers/" + std::to_string(rid) + "/notifications/" + sub["id"].dump();
+  // Only the URL: scheme, events, enabled and the secret are the stored ones.
+  auto put = s.request("PUT", path, {{"url", subscriber.url("/moved")}});
+  INFO(put.body);
+  REQUIRE(put.status == 200);
+  json after = json::parse(put.body);
+  CHECK(after["url"] == subscriber.url("/moved"));
+  CHECK(after["scheme"] == "seed-002");
+  CHECK(after["events"] == json{"succeeded"});
+  CHECK(after["enabled"] == true);
+  // Switching to standard while keeping the raw seed-002 secret would sign nothing: refused.
+  auto switched = s.request("PUT", path, {{"scheme", "standard"}});
+  INFO(switched.body);
+  CHECK(switched.status == 422);
+  json b = json::parse(switched.body, nullptr, false);
+  REQUIRE(b.is_object());
+  REQUIRE(b["fields"].is_array());
+  CHECK(b["fields"][0]["field"] == "secret");
+  // With a new secret that fits, it is accepted.
+  CHECK(s.request("PUT", path, {{"scheme", "standard"}, {"secret", kSecretA}}).status == 200);
+  // A disabled subscription stays disabled through a PUT that does not name `enabled`.
+  CHECK(s.request("PUT", path, {{"enabled", false}}).status == 200);
+  auto renamed = s.request("PUT", path, {{"url", subscriber.url("/again")}});
+  REQUIRE(renamed.status == 200);
+  CHECK(json::parse(renamed.body)["enabled"] == false);
+  CHECK(json::parse(renamed.body)["scheme"] == "standard");
+}
