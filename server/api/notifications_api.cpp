@@ -135,9 +135,14 @@ Status App::subscription_from(const json& body, const SubscriptionRow* previous,
         row->events.push_back(e.get<std::string>());
     }
   }
-  if (body.contains("enabled") && !body["enabled"].is_boolean())
-    errors.push_back({"enabled", "must be true or false"});
-  row->enabled = body.value("enabled", previous ? previous->enabled : true);
+  // Read only when it is a boolean: value() on another type throws (a 500, not a 422).
+  row->enabled = previous ? previous->enabled : true;
+  if (body.contains("enabled")) {
+    if (body["enabled"].is_boolean())
+      row->enabled = body["enabled"].get<bool>();
+    else
+      errors.push_back({"enabled", "must be true or false"});
+  }
 
   // Secrets: a client's value is plaintext and is checked; "********" or absent keeps the stored.
   json given = json::object();

@@ -371,6 +371,13 @@ TEST_CASE("notifications API: hostile input, secrets never shown, local targets 
         {{{"url", "https://x.example/"}, {"secret", kSecretA}, {"events", {"queued"}}}, "events"},
         {{{"url", "https://x.example/"}, {"secret", kSecretA}, {"scheme", "md5"}}, "scheme"},
         {{{"url", "https://x.example/"}, {"secret", kSecretA}, {"extra", 1}}, "extra"},
+        // Wrong types are field errors (422), never a 500.
+        {{{"url", "https://x.example/"}, {"secret", kSecretA}, {"enabled", "yes"}}, "enabled"},
+        {{{"url", "https://x.example/"}, {"secret", kSecretA}, {"enabled", 1}}, "enabled"},
+        {{{"url", "https://x.example/"}, {"secret", kSecretA}, {"scheme", 2}}, "scheme"},
+        {{{"url", 7}, {"secret", kSecretA}}, "url"},
+        {{{"url", "https://x.example/"}, {"secret", kSecretA}, {"events", "running"}}, "events"},
+        {{{"url", "https://x.example/"}, {"secret", 5}}, "secret"},
     };
     for (const auto& c : cases) {
       auto r = s.request("POST", base + "/notifications", c.body);
