@@ -423,6 +423,8 @@ Outcome WebhookDriver::apply(const DriverConfig& dc, const json& plan) const {
   req.connect_timeout =
       std::chrono::milliseconds(std::min<int64_t>(3000, c.timeout_seconds * 1000));
   req.max_response_bytes = webhook::kMaxAnswerBytes;
+  // The status is the answer; a long body is only shown (cut), never a reason to fail.
+  req.truncate_answer = true;
   req.refuse_local_addresses = !allow_local_;
   req.headers = {{"Content-Type", "application/json"}, {"User-Agent", "tripline-webhook/1"}};
   for (const auto& h : c.headers) req.headers.push_back(h);

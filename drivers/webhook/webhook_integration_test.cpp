@@ -103,11 +103,16 @@ TEST_CASE("webhook driver: 5xx, 429 and transport errors retry with the same id;
   CHECK(d.apply(*config, p.desired).kind == Outcome::Kind::kRetryable);
   sink.start();
 
-  // An oversized answer is not buffered.
-  sink.script({{200, std::string(200 * 1024, 'x')}});
+  // An oversized answer is not buffered, but its status counts: a 2xx accepted the message.
+  sink.script({{200, std::string(200 * 1024, 'x')}, {503, std::string(200 * 1024, 'y')}});
   Outcome big = d.apply(*config, p.desired);
-  CHECK(big.kind == Outcome::Kind::kFinal);
-  CHECK(big.reason.find("larger than") != std::string::npos);
+  INFO(big.reason);
+  CHECK(big.ok());
+  CHECK(big.result["status"] == 200);
+  CHECK(big.result["answer"] == std::string(512, 'x') + "...");
+  Outcome big_error = d.apply(*config, p.desired);
+  CHECK(big_error.kind == Outcome::Kind::kRetryable);
+  CHECK(big_error.reason.find("503") != std::string::npos);
 }
 
 TEST_CASE("webhook driver: without the flag, a name that resolves to loopback is refused") {

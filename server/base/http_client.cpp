@@ -15,12 +15,15 @@ namespace {
 struct BodySink {
   std::string* body;
   size_t max;
+  bool keep_prefix = false;  // OutboundRequest::truncate_answer
   bool overflowed = false;
 };
 size_t append_body(char* data, size_t size, size_t n, void* out) {
   auto* sink = static_cast<BodySink*>(out);
   // A peer cannot make us buffer without bound: returning short makes curl fail the transfer.
+  // The status line came before the body, so curl still knows it (truncate_answer reads it).
   if (sink->body->size() + size * n > sink->max) {
+    if (sink->keep_prefix) sink->body->append(data, sink->max - sink->body->size());
     sink->overflowed = true;
     return 0;
   }
@@ -148,10 +151,12 @@ OutboundResponse http_request(const OutboundRequest& req) {
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect_timeout.count()));
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
-  BodySink sink{&out.body, req.max_response_bytes};
+  BodySink sink{&out.body, req.max_response_bytes, req.truncate_answer};
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-  // Refuses at once an answer whose Content-Length is over the limit.
-  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(req.max_response_bytes));
+  // Refuses at once an answer whose Content-Length is over the limit (unless its first bytes
+  // are wanted: then the sink stops reading at the limit).
+  if (!req.truncate_answer)
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(req.max_response_bytes));
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &out.headers);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -176,6 +181,15 @@ OutboundResponse http_request(const OutboundRequest& req) {
     out.body.clear();
     return out;
   }
+  long code = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  if (rc != CURLE_OK && sink.overflowed && req.truncate_answer && code != 0) {
+    // The peer answered (a 2xx is an accepted delivery); only the rest of its body is left
+    // unread, and the connection closed.
+    out.status = static_cast<int>(code);
+    out.truncated = true;
+    return out;
+  }
   if (rc != CURLE_OK) {
     out.too_large = sink.overflowed || rc == CURLE_FILESIZE_EXCEEDED;
     out.tls_failed = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
@@ -187,8 +201,6 @@ OutboundResponse http_request(const OutboundRequest& req) {
     out.body.clear();
     return out;
   }
-  long code = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
   out.status = static_cast<int>(code);
   return out;
 }

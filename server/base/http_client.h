@@ -32,6 +32,10 @@ struct OutboundRequest {
   // A longer answer is not buffered: the call fails with too_large set (default: the request
   // body limit, json_limits.h).
   size_t max_response_bytes = size_t{1} << 20;
+  // Past max_response_bytes, keep the first bytes and the status instead of failing: for peers
+  // whose status is the answer and whose body is only shown (outbound webhooks). Reading stops
+  // at the limit; the response then has `truncated` set and no too_large.
+  bool truncate_answer = false;
   // Outbound webhooks (docs/webhooks.md): refuse to connect to loopback, link-local (the cloud
   // metadata address 169.254.169.254 among them), unspecified, multicast and other metadata
   // addresses. Checked on the address curl is about to connect to, after DNS resolution, so a
@@ -52,6 +56,8 @@ struct OutboundResponse {
   // TLS could not be set up with the given certificates: the peer's certificate failed
   // verification, or the CA / client certificate could not be used (status 0, error says so).
   bool tls_failed = false;
+  // truncate_answer: the body holds only the first max_response_bytes of a longer answer.
+  bool truncated = false;
   // refuse_local_addresses refused every address the name resolved to (status 0, error says so).
   bool address_refused = false;
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order

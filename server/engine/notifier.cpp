@@ -150,6 +150,8 @@ bool Notifier::send_one() {
   req.timeout = options_.timeout;
   req.connect_timeout = std::min(options_.timeout, std::chrono::milliseconds(3000));
   req.max_response_bytes = 64 * 1024;
+  // A 2xx with a long body is delivered: without its status it would be sent again, 10 times.
+  req.truncate_answer = true;
   req.refuse_local_addresses = !options_.allow_local;
   req.headers = {{"Content-Type", "application/json"}, {"User-Agent", "tripline-notify/1"}};
   auto signature = sign_webhook(*scheme, keys, d.webhook_id, now / 1000, d.payload);

@@ -485,3 +485,19 @@ TEST_CASE("notifications API: a PUT keeps what it leaves out; a kept secret must
   CHECK(json::parse(renamed.body)["enabled"] == false);
   CHECK(json::parse(renamed.body)["scheme"] == "standard");
 }
+
+TEST_CASE("notifications: a 2xx with a body over the 64 KiB limit is delivered, not retried") {
+  WebhookSink action, subscriber;
+  TestServer s("", local_options());
+  auto [rid, url] = webhook_receiver(s, "n-big", action);
+  subscribe(s, rid, {{"url", subscriber.url()}, {"secret", kSecretA}, {"events", {"succeeded"}}});
+  subscriber.script({{200, std::string(200 * 1024, 'x')}});
+  s.wait_finished(trigger(s, url));
+  json items = wait_deliveries(s, rid, [](const json& i) { return all_final(i, 1); });
+  CHECK(items[0]["state"] == "delivered");
+  CHECK(items[0]["attempts"] == 1);
+  REQUIRE(items[0]["attempt_log"].size() == 1);
+  CHECK(items[0]["attempt_log"][0]["status"] == 200);
+  CHECK(items[0]["attempt_log"][0]["answer"] == std::string(512, 'x'));
+  CHECK(subscriber.requests().size() == 1);
+}
