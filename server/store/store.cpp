@@ -188,6 +188,17 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
         "ON CONFLICT (receiver_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING");
     s->find_idempotent_ = std::make_unique<SQLite::Statement>(
         *s->writer_, "SELECT id FROM executions WHERE receiver_id = ? AND idempotency_key = ?");
+    // A notification carries the plan and the result, but never a large one: a webhook plan
+    // holds the whole request body (up to 1 MiB), and 1,000 pending deliveries of it per
+    // subscription would be a GiB. The webhook's body is left out; any other plan or result
+    // over 16 KiB is replaced by {"truncated": true} (docs/webhooks.md).
+    static constexpr const char* kNotificationPlan =
+        "(CASE WHEN e.driver = 'webhook' THEN json_remove(json(e.plan), '$.body') "
+        "WHEN length(e.plan) > 16384 THEN json_object('truncated', json('true')) "
+        "ELSE json(e.plan) END)";
+    static constexpr const char* kNotificationResult =
+        "(CASE WHEN length(e.result) > 16384 THEN json_object('truncated', json('true')) "
+        "ELSE json(e.result) END)";
     // One delivery per subscription of the execution's receiver that asks for the event and
     // whose backlog has room; the body (docs/webhooks.md) is fixed now, as is its webhook-id.
     s->note_delivery_ = std::make_unique<SQLite::Statement>(
@@ -200,12 +211,15 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
         "'execution_id', e.id, 'receiver_id', e.receiver_id, "
         "'receiver', (SELECT name FROM receivers WHERE id = e.receiver_id), "
         "'driver', e.driver, 'target', ?3, 'action', e.action, 'status', ?2, "
-        "'attempt', e.attempts, 'plan', json(e.plan), 'result', json(e.result), "
-        "'error', e.error)), 'pending', ?4, ?4 "
-        "FROM executions e JOIN subscriptions s ON s.receiver_id = e.receiver_id "
-        "WHERE e.id = ?1 AND s.enabled AND EXISTS (SELECT 1 FROM json_each(s.events) "
-        "WHERE value = ?2) AND (SELECT count(*) FROM deliveries d WHERE d.subscription_id = s.id "
-        "AND d.state = 'pending') < ?5");
+        "'attempt', e.attempts, 'plan', " +
+            std::string(kNotificationPlan) + ", 'result', " + std::string(kNotificationResult) +
+            ", "
+            "'error', e.error)), 'pending', ?4, ?4 "
+            "FROM executions e JOIN subscriptions s ON s.receiver_id = e.receiver_id "
+            "WHERE e.id = ?1 AND s.enabled AND EXISTS (SELECT 1 FROM json_each(s.events) "
+            "WHERE value = ?2) AND (SELECT count(*) FROM deliveries d WHERE d.subscription_id = "
+            "s.id "
+            "AND d.state = 'pending') < ?5");
     s->note_dropped_ = std::make_unique<SQLite::Statement>(
         *s->writer_,
         "UPDATE subscriptions SET dropped = dropped + 1 WHERE receiver_id = "

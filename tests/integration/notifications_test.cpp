@@ -501,3 +501,24 @@ TEST_CASE("notifications: a 2xx with a body over the 64 KiB limit is delivered, 
   CHECK(items[0]["attempt_log"][0]["answer"] == std::string(512, 'x'));
   CHECK(subscriber.requests().size() == 1);
 }
+
+TEST_CASE("notifications: a webhook plan's body is left out of the payload") {
+  WebhookSink action, subscriber;
+  TestServer s("", local_options());
+  json r = s.create_receiver({{"name", "n-plan"},
+                              {"driver", "webhook"},
+                              {"config",
+                               {{"url", action.url("/action")},
+                                {"secret", kActionSecret},
+                                {"payload", {{"text", std::string(20 * 1024, 'p')}}}}}});
+  int64_t rid = r["id"];
+  subscribe(s, rid, {{"url", subscriber.url()}, {"secret", kSecretA}, {"events", {"succeeded"}}});
+  s.wait_finished(trigger(s, r["trigger_url"]));
+  REQUIRE(subscriber.wait_for(1, std::chrono::seconds(10)));
+  auto got = subscriber.requests();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].body.size() < 4096);
+  json plan = json::parse(got[0].body)["data"]["plan"];
+  CHECK(plan["webhook_id"].is_string());
+  CHECK_FALSE(plan.contains("body"));
+}
