@@ -15,7 +15,8 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view v, i
   while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
   while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
   if (v.empty()) return std::nullopt;
-  if (v.size() <= 9 && std::all_of(v.begin(), v.end(), [](char c) { return isdigit(c); }))
+  // A range compare: isdigit() on a byte above 0x7f (a negative char) is undefined behaviour.
+  if (v.size() <= 9 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return std::chrono::seconds(std::stoll(std::string(v)));
   // An HTTP-date (RFC 9110 IMF-fixdate): "Sun, 06 Nov 1994 08:49:37 GMT".
   std::tm tm{};
@@ -48,7 +49,9 @@ DeliveryVerdict judge_delivery(int status, bool address_refused, int attempt,
   std::optional<std::chrono::milliseconds> asked;
   if (retry_after) asked = parse_retry_after(*retry_after, now);
   if (asked) {
-    v.retry_in = std::min(*asked, o.max_retry_after);
+    // "0" (or a date already past) would have every such delivery retry at once, in a loop.
+    v.retry_in =
+        std::clamp(*asked, o.min_retry_after, std::max(o.min_retry_after, o.max_retry_after));
     return v;
   }
   // Exponential: base, 2x base, 4x base ... up to max_backoff; "equal jitter" keeps at least half

@@ -40,6 +40,7 @@ struct NotifierOptions {
   std::chrono::milliseconds base_backoff{2000};
   std::chrono::milliseconds max_backoff{std::chrono::minutes(30)};
   std::chrono::milliseconds max_retry_after{std::chrono::hours(1)};
+  std::chrono::milliseconds min_retry_after{1000};  // Retry-After: 0 waits this long
   std::chrono::milliseconds timeout{10000};
   std::chrono::milliseconds poll{1000};
 };

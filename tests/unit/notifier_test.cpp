@@ -153,3 +153,19 @@ TEST_CASE("store: status changes record deliveries for subscribers, bounded, pru
   REQUIRE(store.requeue(e2, "busy", now_ms(), "t").ok());
   CHECK(store.list_deliveries(rec->id, "", 50, 0)->empty());
 }
+
+TEST_CASE("notifier: Retry-After is read safely and never asks for an immediate retry") {
+  NotifierOptions o;
+  o.max_attempts = 3;
+  int64_t now = 1'700'000'000'000;
+  // Bytes above 0x7f (negative as char) are not digits, and reading them is defined behaviour.
+  for (std::string hostile : {"\xB9", "1\xB2", "\xFF\xFF", "\xD9\xA3"})
+    CHECK_FALSE(parse_retry_after(hostile, now).has_value());
+  // "0", or a date already past, would have a crowd of deliveries retry at once: 1 s at least.
+  std::string zero = "0", past = "Tue, 14 Nov 2023 22:13:00 GMT";
+  CHECK(judge_delivery(503, false, 1, &zero, 0.5, o, now).retry_in == milliseconds(1000));
+  CHECK(judge_delivery(429, false, 1, &past, 0.5, o, now).retry_in == milliseconds(1000));
+  // The documented limit holds with Retry-After too: the last allowed attempt is final.
+  CHECK(judge_delivery(429, false, 3, &zero, 0.5, o, now).state == "failed");
+  CHECK(judge_delivery(429, false, 2, &zero, 0.5, o, now).state == "pending");
+}
