@@ -170,11 +170,16 @@ TEST_CASE("webhook plan: a fresh message id recorded with the exact body") {
 TEST_CASE("outbound guard: local addresses") {
   for (const char* ip :
        {"127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1", "169.254.169.254", "fe80::1",
-        "0.0.0.0", "::", "224.0.0.1", "fd00:ec2::254", "100.100.100.200"}) {
+        "0.0.0.0", "::", "224.0.0.1", "fd00:ec2::254", "100.100.100.200",
+        // Carrier-grade NAT, Azure's WireServer, and 6to4 forms of refused IPv4 addresses.
+        "100.64.0.1", "100.127.255.254", "168.63.129.16", "2002:7f00:1::1",
+        "2002:a9fe:a9fe::", "2002:a83f:8110::1"}) {
     INFO(ip);
     CHECK(is_local_address(ip));
   }
-  for (const char* ip : {"10.0.0.1", "192.168.1.1", "203.0.113.7", "2001:db8::1", "172.16.0.1"}) {
+  // RFC 1918 stays allowed (docs/webhooks.md), as do public 6to4 and the edges of 100.64/10.
+  for (const char* ip : {"10.0.0.1", "192.168.1.1", "203.0.113.7", "2001:db8::1", "172.16.0.1",
+                         "100.63.255.255", "100.128.0.1", "168.63.129.17", "2002:cb00:7107::1"}) {
     INFO(ip);
     CHECK_FALSE(is_local_address(ip));
   }

@@ -6,6 +6,7 @@
 
 #include "../../tests/integration/harness.h"
 #include "../../tests/support/webhook_sink.h"
+#include "http_client.h"
 #include "webhook.h"
 
 using namespace tripline;
@@ -129,4 +130,23 @@ TEST_CASE("webhook driver: without the flag, a name that resolves to loopback is
   CHECK(o.reason.find("loopback") != std::string::npos);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   CHECK(sink.requests().empty());
+}
+
+TEST_CASE("webhook driver: a refused address is final only when every address was refused") {
+  // 192.0.2.1 (TEST-NET-1) is public to the guard and answers nothing: a transport failure.
+  OutboundRequest req;
+  req.method = "POST";
+  req.refuse_local_addresses = true;
+  req.connect_timeout = std::chrono::milliseconds(300);
+  req.timeout = std::chrono::milliseconds(1000);
+  req.url = "http://mixed.test:9/hook";
+  req.resolve = {"mixed.test:9:127.0.0.1,192.0.2.1"};
+  OutboundResponse mixed = http_request(req);
+  INFO(mixed.error);
+  CHECK(mixed.transport_failed());
+  CHECK_FALSE(mixed.address_refused);
+  req.url = "http://local.test:9/hook";
+  req.resolve = {"local.test:9:127.0.0.1,169.254.169.254"};
+  OutboundResponse local = http_request(req);
+  CHECK(local.address_refused);
 }

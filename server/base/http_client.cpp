@@ -55,6 +55,8 @@ const std::vector<Cidr>& local_ranges() {
     for (const char* c :
          {"0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "255.255.255.255/32",
           "100.100.100.200/32",  // Alibaba Cloud's metadata service
+          "100.64.0.0/10",       // carrier-grade NAT: some clouds' metadata and internal services
+          "168.63.129.16/32",    // Azure's WireServer
           "::/128", "::1/128", "fe80::/10", "ff00::/8",
           "fd00:ec2::254/128",                               // AWS's IPv6 metadata service
           "64:ff9b::a9fe:a9fe/128", "64:ff9b::7f00:1/128"})  // NAT64 of them
@@ -66,6 +68,8 @@ const std::vector<Cidr>& local_ranges() {
 
 struct SocketGuard {
   bool refused = false;
+  int tried = 0;  // addresses curl asked to connect to
+  int refused_count = 0;
   std::string last;
 };
 
@@ -79,8 +83,10 @@ curl_socket_t open_checked_socket(void* clientp, curlsocktype purpose, curl_sock
     inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address->addr)->sin6_addr, text,
               sizeof text);
   // Only IP sockets for the transfer itself; anything else (a Unix socket) is not allowed here.
+  ++guard->tried;
   if (purpose != CURLSOCKTYPE_IPCXN || text[0] == '\0' || is_local_address(text)) {
     guard->refused = true;
+    ++guard->refused_count;
     guard->last = text;
     return CURL_SOCKET_BAD;
   }
@@ -93,6 +99,14 @@ bool is_local_address(std::string_view ip) {
   if (!canonical) return true;
   for (const auto& c : local_ranges())
     if (c.contains(*canonical)) return true;
+  // 6to4 (2002::/16) carries an IPv4 address in bytes 2-5: a relay would forward to it.
+  in6_addr a6;
+  if (inet_pton(AF_INET6, canonical->c_str(), &a6) == 1 && a6.s6_addr[0] == 0x20 &&
+      a6.s6_addr[1] == 0x02) {
+    char v4[INET_ADDRSTRLEN] = "";
+    if (!inet_ntop(AF_INET, &a6.s6_addr[2], v4, sizeof v4)) return true;
+    return is_local_address(v4);
+  }
   return false;
 }
 
@@ -161,6 +175,11 @@ OutboundResponse http_request(const OutboundRequest& req) {
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &out.headers);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_slist* resolve = nullptr;
+  for (const auto& r : req.resolve) resolve = curl_slist_append(resolve, r.c_str());
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> resolve_guard(resolve,
+                                                                            &curl_slist_free_all);
+  if (resolve) curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
   SocketGuard guard;
   if (req.refuse_local_addresses) {
     if (!req.unix_socket.empty()) {
@@ -173,7 +192,9 @@ OutboundResponse http_request(const OutboundRequest& req) {
     curl_easy_setopt(c, CURLOPT_PROXY, "");
   }
   CURLcode rc = curl_easy_perform(c);
-  if (rc != CURLE_OK && guard.refused) {
+  // Refused (final) only when every address tried was: a public address that timed out after a
+  // refused one is a transport failure, worth another try.
+  if (rc != CURLE_OK && guard.refused && guard.refused_count == guard.tried) {
     out.address_refused = true;
     out.error = "the address " + guard.last +
                 " is loopback, link-local, metadata or otherwise local, which outbound webhooks "

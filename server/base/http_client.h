@@ -42,6 +42,9 @@ struct OutboundRequest {
   // name that resolves (or re-resolves) there is refused too. Such requests also ignore proxy
   // variables, whose proxy would be the address checked. Redirects are never followed.
   bool refuse_local_addresses = false;
+  // curl's CURLOPT_RESOLVE entries ("host:port:addr[,addr]..."): for tests of names that resolve
+  // to several addresses. The guard above checks these too.
+  std::vector<std::string> resolve;
 };
 
 // Whether an address (text) is one refuse_local_addresses refuses.
