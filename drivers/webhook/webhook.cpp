@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 
+#include "flags.h"
 #include "http_client.h"
 #include "json_limits.h"
 #include "net.h"
@@ -333,11 +334,6 @@ json config_schema() {
 }
 
 }  // namespace webhook
-
-bool option_enabled(const std::string& value) {
-  std::string v = webhook::lower(value);
-  return v == "1" || v == "true" || v == "yes" || v == "on";
-}
 
 std::unique_ptr<Driver> WebhookDriver::create(const DriverEnv& env) {
   return std::make_unique<WebhookDriver>(option_enabled(env.get(kAllowLocal)));

@@ -53,7 +53,4 @@ class WebhookDriver : public Driver {
   bool allow_local_;
 };
 
-// Whether a DriverEnv/flag value means "on".
-bool option_enabled(const std::string& value);
-
 }  // namespace tripline

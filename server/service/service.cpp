@@ -17,6 +17,7 @@
 #include "admin_auth.h"
 #include "app.h"
 #include "executor.h"
+#include "flags.h"
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
@@ -362,8 +363,7 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   NotifierOptions notify = o.notifications;
   for (const auto& opt : driver_options())
     if (std::string_view(opt.name) == "allow-local-webhook-targets") {
-      std::string v = o.drivers.get(opt);
-      notify.allow_local = v == "true" || v == "1" || v == "yes" || v == "on";
+      notify.allow_local = option_enabled(o.drivers.get(opt));  // as the webhook driver reads it
     }
   p.notifier = std::make_unique<Notifier>(*p.store, p.secrets, notify);
   p.notifier->start();  // pending deliveries (from before a restart too) go out when due

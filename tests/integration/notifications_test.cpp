@@ -522,3 +522,16 @@ TEST_CASE("notifications: a webhook plan's body is left out of the payload") {
   CHECK(plan["webhook_id"].is_string());
   CHECK_FALSE(plan.contains("body"));
 }
+
+TEST_CASE("notifications: the allow-local flag is read as the webhook driver reads it") {
+  WebhookSink action, subscriber;
+  ServiceOptions o = local_options();
+  o.drivers.set("allow-local-webhook-targets", "TRUE");  // the driver lower-cases: so must we
+  TestServer s("", o);
+  auto [rid, url] = webhook_receiver(s, "n-flag", action);
+  subscribe(s, rid, {{"url", subscriber.url()}, {"secret", kSecretA}, {"events", {"succeeded"}}});
+  json e = s.wait_finished(trigger(s, url));
+  CHECK(e["status"] == "succeeded");  // the driver took "TRUE" as on
+  json items = wait_deliveries(s, rid, [](const json& i) { return all_final(i, 1); });
+  CHECK(items[0]["state"] == "delivered");  // and so did the notifications
+}
