@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "log.h"
@@ -106,6 +107,35 @@ void configure(SQLite::Database& db, const StoreOptions& o) {
   db.exec("PRAGMA synchronous=FULL");
   db.exec("PRAGMA foreign_keys=ON");
 }
+
+// An execution's outcome (finished, or queued again for a retry) is committed without waiting
+// for the disk: synchronous=NORMAL for that one transaction, on the writer's connection, under
+// write_mu_. Its WAL frames reach the disk with the next FULL commit (the trigger path's group
+// commit, a plan's record) or checkpoint. What a power loss can take is only outcomes whose plan
+// is already on disk, and recovery re-applies a recorded plan, which drivers apply idempotently:
+// the world ends in the same state, nothing is done twice (docs/durability.md). This halves the
+// executor's fsyncs, which otherwise queue on write_mu_ in front of the trigger path's commits.
+// SQLite refuses to change the level inside a transaction: construct this before the
+// Transaction, so that the commit (or the rollback) comes first and the restore after it.
+class OutcomeSync {
+ public:
+  explicit OutcomeSync(SQLite::Database& db) : db_(db) { db_.exec("PRAGMA synchronous=NORMAL"); }
+  ~OutcomeSync() {
+    try {
+      db_.exec("PRAGMA synchronous=FULL");
+    } catch (const std::exception& e) {
+      // Going on would answer later triggers 202 before their rows are on disk. Setting the
+      // level is a flag in SQLite's memory and does not fail short of a broken connection.
+      log::error("cannot restore synchronous=FULL; stopping", {{"error", e.what()}});
+      std::abort();
+    }
+  }
+  OutcomeSync(const OutcomeSync&) = delete;
+  OutcomeSync& operator=(const OutcomeSync&) = delete;
+
+ private:
+  SQLite::Database& db_;
+};
 
 template <typename F>
 auto guarded(F&& f) -> decltype(f()) {
@@ -558,6 +588,7 @@ Status Store::requeue_all(const std::vector<int64_t>& ids, const std::string& er
                           int64_t next_attempt_at, std::string_view target) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
+    OutcomeSync relaxed(*writer_);
     SQLite::Transaction tx(*writer_);
     SQLite::Statement q(*writer_,
                         "UPDATE executions SET status = 'queued', error = ?, next_attempt_at = ? "
@@ -605,6 +636,7 @@ Status Store::start_planned(const std::vector<PlannedRun>& runs, int64_t started
 Status Store::finish_all(const std::vector<Finished>& outcomes) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
+    OutcomeSync relaxed(*writer_);
     SQLite::Transaction tx(*writer_);
     SQLite::Statement q(*writer_,
                         "UPDATE executions SET status = ?, result = ?, error = ?, finished_at = ?, "

@@ -1,4 +1,5 @@
-// Durable state in one SQLite file (WAL mode, synchronous=FULL: a returned commit is fsync'd).
+// Durable state in one SQLite file (WAL mode, synchronous=FULL: a returned commit is fsync'd,
+// except an execution's outcome, whose plan is; docs/durability.md).
 //
 // Two connections: one for writes, serialized by a mutex, and one for reads, so management
 // queries never wait behind a group commit. Migrations from migrations/ run at open, each in its
@@ -238,6 +239,8 @@ class Store {
   Status requeue(int64_t id, const std::string& error, int64_t next_attempt_at,
                  std::string_view target = {});
   // requeue() for several executions (a lane's, retried together), in ONE transaction.
+  // Outcomes (requeue*, finish*) commit relaxed: not synced before they return
+  // (docs/durability.md).
   Status requeue_all(const std::vector<int64_t>& ids, const std::string& error,
                      int64_t next_attempt_at, std::string_view target = {});
   // A lane's executions planned together (Executor, Driver::plan_after): each marked running
