@@ -491,53 +491,63 @@ Result<std::vector<ReceiverRow>> Store::all_receivers() {
 // --- executions --------------------------------------------------------------------------
 
 Status Store::insert_executions(std::vector<NewExecution>& batch) {
+  return commit_group(batch, {});
+}
+
+Status Store::commit_group(std::vector<NewExecution>& batch,
+                           const std::vector<PlannedBatch>& plans) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
-    SQLite::Statement& q = *insert_execution_;
-    for (NewExecution& e : batch) {
-      // tryReset: reset() re-throws the error of the statement's last step, so one failed
-      // commit (a lock held elsewhere) would fail the next batch too.
-      q.tryReset();
-      q.bind(1, e.receiver_id);
-      q.bind(2, e.generation);
-      q.bindNoCopy(3, *e.driver);
-      q.bindNoCopy(4, *e.config);
-      if (e.idempotency_key.empty())
-        q.bind(5);
-      else
-        q.bindNoCopy(5, e.idempotency_key);
-      q.bind(6, e.created_at);
-      if (e.action)
-        q.bindNoCopy(7, *e.action);
-      else
-        q.bind(7);
-      e.revoked = false;
-      if (q.exec() == 1) {
-        e.id = writer_->getLastInsertRowid();
-        e.replayed = false;
-        continue;
-      }
-      if (e.idempotency_key.empty()) {
-        e.id = 0;
-        e.revoked = true;
-        continue;
-      }
-      SQLite::Statement& f = *find_idempotent_;
-      f.tryReset();
-      f.bind(1, e.receiver_id);
-      f.bindNoCopy(2, e.idempotency_key);
-      if (!f.executeStep()) {  // not a repeat: the receiver no longer grants it
-        e.id = 0;
-        e.revoked = true;
-        continue;
-      }
-      e.id = f.getColumn(0).getInt64();
-      e.replayed = true;
-    }
+    insert_executions_locked(batch);
+    for (const PlannedBatch& p : plans) start_planned_locked(*p.runs, p.started_at);
     tx.commit();
     return Status::Ok();
   });
+}
+
+void Store::insert_executions_locked(std::vector<NewExecution>& batch) {
+  SQLite::Statement& q = *insert_execution_;
+  for (NewExecution& e : batch) {
+    // tryReset: reset() re-throws the error of the statement's last step, so one failed
+    // commit (a lock held elsewhere) would fail the next batch too.
+    q.tryReset();
+    q.bind(1, e.receiver_id);
+    q.bind(2, e.generation);
+    q.bindNoCopy(3, *e.driver);
+    q.bindNoCopy(4, *e.config);
+    if (e.idempotency_key.empty())
+      q.bind(5);
+    else
+      q.bindNoCopy(5, e.idempotency_key);
+    q.bind(6, e.created_at);
+    if (e.action)
+      q.bindNoCopy(7, *e.action);
+    else
+      q.bind(7);
+    e.revoked = false;
+    if (q.exec() == 1) {
+      e.id = writer_->getLastInsertRowid();
+      e.replayed = false;
+      continue;
+    }
+    if (e.idempotency_key.empty()) {
+      e.id = 0;
+      e.revoked = true;
+      continue;
+    }
+    SQLite::Statement& f = *find_idempotent_;
+    f.tryReset();
+    f.bind(1, e.receiver_id);
+    f.bindNoCopy(2, e.idempotency_key);
+    if (!f.executeStep()) {  // not a repeat: the receiver no longer grants it
+      e.id = 0;
+      e.revoked = true;
+      continue;
+    }
+    e.id = f.getColumn(0).getInt64();
+    e.replayed = true;
+  }
 }
 
 namespace {
@@ -615,22 +625,26 @@ Status Store::start_planned(const std::vector<PlannedRun>& runs, int64_t started
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
-    SQLite::Statement q(*writer_,
-                        "UPDATE executions SET status = 'running', attempts = ?, "
-                        "started_at = coalesce(started_at, ?), next_attempt_at = NULL, plan = ? "
-                        "WHERE id = ?");
-    for (const PlannedRun& r : runs) {
-      q.tryReset();
-      q.bind(1, r.attempts);
-      q.bind(2, started_at);
-      q.bind(3, r.plan->dump());
-      q.bind(4, r.id);
-      q.exec();
-      note_status_locked(r.id, "running", r.target, started_at);
-    }
+    start_planned_locked(runs, started_at);
     tx.commit();
     return Status::Ok();
   });
+}
+
+void Store::start_planned_locked(const std::vector<PlannedRun>& runs, int64_t started_at) {
+  SQLite::Statement q(*writer_,
+                      "UPDATE executions SET status = 'running', attempts = ?, "
+                      "started_at = coalesce(started_at, ?), next_attempt_at = NULL, plan = ? "
+                      "WHERE id = ?");
+  for (const PlannedRun& r : runs) {
+    q.tryReset();
+    q.bind(1, r.attempts);
+    q.bind(2, started_at);
+    q.bind(3, r.plan->dump());
+    q.bind(4, r.id);
+    q.exec();
+    note_status_locked(r.id, "running", r.target, started_at);
+  }
 }
 
 Status Store::finish_all(const std::vector<Finished>& outcomes) {

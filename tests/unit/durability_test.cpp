@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "../support/store_fixture.h"
+#include "ingest.h"
 #include "store.h"
 
 using namespace tripline;
@@ -160,4 +161,61 @@ TEST_CASE("durability: triggers and plans wait for the disk, outcomes do not and
   auto done = s->get_execution(1);
   REQUIRE(done.ok());
   CHECK(done->status == ExecutionStatus::kSucceeded);
+}
+
+TEST_CASE("durability: a commit of triggers and plans together syncs once, as triggers alone") {
+  CountingVfs counting;
+  TempDir dir;
+  StoreOptions o;
+  o.background_checkpoints = false;
+  auto s = std::move(Store::open(dir.path + "/t.db", o)).value();
+  make_receivers(*s, 1);
+  const int64_t now = Clock::system().now_ms();
+  Executions planned(1, 2, now);
+  REQUIRE(planned.insert(*s).ok());
+  nlohmann::json plan = {{"replicas", 3}};
+  std::vector<Store::PlannedRun> runs = {{planned.rows[0].id, 1, &plan, "svc"},
+                                         {planned.rows[1].id, 1, &plan, "svc"}};
+
+  Executions alone(1, 5, now);
+  int before = wal_syncs;
+  REQUIRE(alone.insert(*s).ok());
+  const int syncs_alone = wal_syncs - before;
+
+  Executions with_plans(1, 5, now);
+  before = wal_syncs;
+  REQUIRE(s->commit_group(with_plans.rows, {{&runs, now}}).ok());
+  CHECK(wal_syncs - before == syncs_alone);
+  CHECK(syncs_alone >= 1);
+  for (const auto& e : with_plans.rows) CHECK(e.id > 0);
+  for (const auto& r : runs) {
+    auto e = s->get_execution(r.id);
+    REQUIRE(e.ok());
+    CHECK(e->status == ExecutionStatus::kRunning);
+    CHECK(e->plan["replicas"] == 3);
+  }
+}
+
+TEST_CASE(
+    "durability: Ingest::record_plans returns once its plans are committed, also after stop") {
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  make_receivers(*s, 1);
+  const int64_t now = Clock::system().now_ms();
+  Executions planned(1, 2, now);
+  REQUIRE(planned.insert(*s).ok());
+  nlohmann::json first = {{"replicas", 4}}, second = {{"replicas", 6}};
+  Ingest ingest(*s, [](const Ingest::Trigger&, int64_t) {});
+  REQUIRE(ingest.record_plans({{planned.rows[0].id, 2, &first, "svc"}}, now).ok());
+  auto e = s->get_execution(planned.rows[0].id);
+  REQUIRE(e.ok());
+  CHECK(e->status == ExecutionStatus::kRunning);
+  CHECK(e->attempts == 2);
+  CHECK(e->plan["replicas"] == 4);
+
+  ingest.stop();  // workers may still record plans while the service stops
+  REQUIRE(ingest.record_plans({{planned.rows[1].id, 1, &second, "svc"}}, now).ok());
+  e = s->get_execution(planned.rows[1].id);
+  REQUIRE(e.ok());
+  CHECK(e->plan["replicas"] == 6);
 }
