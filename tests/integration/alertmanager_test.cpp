@@ -1,9 +1,11 @@
-// End to end with the real Alertmanager from Debian: firing scales up once, re-sends do nothing
-// more, resolving scales back down. Alertmanager authenticates with a bearer token.
+// End to end with the real Alertmanager from Debian, configured by the shipped
+// deploy/alertmanager/alertmanager.yml: firing scales up once, re-sends do nothing more,
+// resolving scales back down. Alertmanager authenticates with a bearer token.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <catch2/catch.hpp>
 #include <fstream>
@@ -19,29 +21,42 @@ using nlohmann::json;
 namespace {
 const char* kAlertmanager = "/usr/bin/prometheus-alertmanager";
 
+// deploy/alertmanager/alertmanager.yml as shipped, changing only what must differ here: the
+// trigger URL, the bearer credential's file, and the intervals (a re-send every 2 s, not 4 h).
+// Each changed field must already be in the file: a shipped config that lost its bearer
+// authorization or its URL fails here, not in a reader's Alertmanager.
+std::string shipped_config(const std::string& webhook_url, const std::string& bearer_file) {
+  YAML::Node c =
+      YAML::LoadFile(std::string(TRIPLINE_SOURCE_DIR) + "/deploy/alertmanager/alertmanager.yml");
+  YAML::Node route = c["route"];
+  for (const char* interval : {"group_wait", "group_interval", "repeat_interval"})
+    REQUIRE(route[interval].IsScalar());
+  route["group_wait"] = "1s";
+  route["group_interval"] = "1s";
+  route["repeat_interval"] = "2s";
+  YAML::Node webhook;
+  for (const auto& r : c["receivers"])
+    if (r["name"].as<std::string>() == route["receiver"].as<std::string>())
+      webhook = r["webhook_configs"][0];
+  REQUIRE(webhook.IsMap());
+  REQUIRE(webhook["url"].IsScalar());
+  webhook["url"] = webhook_url;
+  YAML::Node auth = webhook["http_config"]["authorization"];
+  REQUIRE(auth["type"].as<std::string>() == "Bearer");
+  REQUIRE(auth["credentials_file"].IsScalar());
+  auth["credentials_file"] = bearer_file;
+  YAML::Emitter out;
+  out << c;
+  return out.c_str();
+}
+
 class Alertmanager {
  public:
   Alertmanager(const std::string& webhook_url, const std::string& bearer) {
     dir_ = make_temp_dir("tl-am");
     port_ = free_port();
-    std::ofstream(dir_ + "/am.yml") << "route:\n"
-                                       "  receiver: tripline\n"
-                                       "  group_by: ['alertname']\n"
-                                       "  group_wait: 1s\n"
-                                       "  group_interval: 1s\n"
-                                       "  repeat_interval: 2s\n"
-                                       "receivers:\n"
-                                       "- name: tripline\n"
-                                       "  webhook_configs:\n"
-                                       "  - url: '"
-                                    << webhook_url
-                                    << "'\n"
-                                       "    send_resolved: true\n"
-                                       "    http_config:\n"
-                                       "      authorization:\n"
-                                       "        type: Bearer\n"
-                                       "        credentials: '"
-                                    << bearer << "'\n";
+    std::ofstream(dir_ + "/bearer") << bearer;
+    std::ofstream(dir_ + "/am.yml") << shipped_config(webhook_url, dir_ + "/bearer");
     pid_ = ::fork();
     if (pid_ == 0) {
       // Dies with the test binary: a crashed test must not leave Alertmanager holding ctest's pipe.
