@@ -1,5 +1,7 @@
 #include "ingest.h"
 
+#include <algorithm>
+
 #include "log.h"
 
 namespace tripline {
@@ -18,8 +20,10 @@ void Ingest::submit(Trigger trigger, Done done) {
     std::unique_lock lock(mu_);
     if (!stopping_ && pending_.size() < max_pending_) {
       pending_.push_back({std::move(trigger), std::move(done)});
+      // While the writer gathers, it wants a wake-up only once enough are here.
+      bool wake = pending_.size() >= wake_at_;
       lock.unlock();
-      cv_.notify_one();
+      if (wake) cv_.notify_one();
       return;
     }
   }
@@ -67,6 +71,17 @@ void Ingest::run() {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !pending_.empty() || !plan_waits_.empty(); });
       if (pending_.empty() && plan_waits_.empty() && stopping_) return;
+      // Gathering (PostgreSQL's commit_delay, sized by the load instead of a setting): under
+      // load, the senders the last commit answered send their next triggers within
+      // microseconds, and starting a sync for the few already here would make the others wait
+      // a whole sync more. So while fewer are here than were in flight at the last commit
+      // (that commit's batch and the triggers that came during it), wait for them, at most half
+      // a commit's time. A lone trigger (fewer in flight than kSiblings) never waits.
+      if (!stopping_ && gather_target_ >= kSiblings && pending_.size() < gather_target_) {
+        wake_at_ = gather_target_;
+        cv_.wait_for(lock, gather_for_, [&] { return stopping_ || pending_.size() >= wake_at_; });
+        wake_at_ = 1;
+      }
       batch.swap(pending_);
       waits.swap(plan_waits_);
     }
@@ -85,7 +100,14 @@ void Ingest::run() {
       e.created_at = t.created_at;
       rows.push_back(std::move(e));
     }
+    auto commit_start = std::chrono::steady_clock::now();
     Status s = store_.commit_group(rows, plans);
+    auto commit_time = std::chrono::steady_clock::now() - commit_start;
+    gather_for_ = std::min<std::chrono::steady_clock::duration>(commit_time / 2, kMaxGather);
+    {
+      std::lock_guard lock(mu_);
+      gather_target_ = batch.size() + pending_.size();
+    }
     if (!s.ok())
       log::error("could not commit executions", {{"count", batch.size()}, {"error", s.message()}});
     if (!waits.empty()) {

@@ -8,6 +8,7 @@
 // Thread safety: submit() may be called from any thread; callbacks run on the writer thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -78,6 +79,13 @@ class Ingest {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Pending> pending_;
+  // Gathering before a commit (run()): how many were in flight at the last commit, how long to
+  // wait for as many (half that commit's time), and the pending count that wakes the writer.
+  static constexpr size_t kSiblings = 8;
+  static constexpr std::chrono::microseconds kMaxGather{2000};
+  size_t gather_target_ = 0;                           // mu_
+  size_t wake_at_ = 1;                                 // mu_
+  std::chrono::steady_clock::duration gather_for_{0};  // writer thread only
   std::vector<PlanWait*> plan_waits_;  // unbounded only by the executor's worker count
   std::condition_variable plans_done_;
   bool stopping_ = false;
