@@ -368,8 +368,15 @@ std::string bash_completion(const CLI::App& app) {
 }  // namespace
 
 bool is_client_command(std::string_view c) {
-  return c == "receivers" || c == "executions" || c == "tokens" || c == "trigger" ||
-         c == "status" || c == "completion";
+  if (c == "receivers" || c == "executions" || c == "tokens" || c == "trigger" || c == "status" ||
+      c == "completion")
+    return true;
+  // The global flags may come first: `tripline --server URL receivers list`.
+  for (std::string_view flag : {"--server", "--token", "--config", "--json", "--timeout"})
+    if (c == flag ||
+        (c.size() > flag.size() && c.substr(0, flag.size()) == flag && c[flag.size()] == '='))
+      return true;
+  return false;
 }
 
 int run(int argc, char** argv) {

@@ -289,7 +289,15 @@ TEST_CASE("cli: exit codes scripts can rely on") {
   std::string home = server.dir;
   std::vector<std::string> at_server = {"TRIPLINE_SERVER=" + server.url};
 
-  SECTION("0: ok") { CHECK(server.cli({"receivers", "list"}).rc == 0); }
+  SECTION("0: ok, with the global flags before or after the command") {
+    CHECK(server.cli({"receivers", "list"}).rc == 0);
+    CliResult r =
+        run_cli(home, {"--server", server.url, "--json", "tokens", "list", "--token", kAdminToken});
+    INFO(r.err);
+    CHECK(r.rc == 0);
+    CHECK(json::parse(r.out, nullptr, false).contains("items"));
+    CHECK(run_cli(home, {"--server=" + server.url, "status"}).rc == 0);
+  }
   SECTION("1: the API refused (bad token, invalid receiver), with the API's message") {
     CliResult r = run_cli(home, {"receivers", "list"},
                           {"TRIPLINE_SERVER=" + server.url, "TRIPLINE_ADMIN_TOKEN=wrong-token-x"});
@@ -329,7 +337,15 @@ TEST_CASE("cli: exit codes scripts can rely on") {
     CHECK(server.cli({"receivers", "get", "999"}).rc == 4);
     CHECK(server.cli({"receivers", "delete", "no-such-name"}).rc == 4);
     CHECK(server.cli({"executions", "get", "999"}).rc == 4);
-    CHECK(server.cli({"tokens", "revoke", "999"}).rc != 0);
+    CHECK(server.cli({"tokens", "revoke", "999"}).rc == 4);
+  }
+  SECTION("1: the last admin token cannot be revoked (409)") {
+    json tokens = server.cli_json({"tokens", "list"});
+    REQUIRE(tokens["items"].size() == 1);
+    CliResult r =
+        server.cli({"tokens", "revoke", std::to_string(tokens["items"][0]["id"].get<int64_t>())});
+    CHECK(r.rc == 1);
+    CHECK(r.err.find("HTTP 409") != std::string::npos);
   }
 }
 
@@ -508,4 +524,11 @@ TEST_CASE("cli: receivers create with scale-service flags scales a real swarm se
   r = server.cli({"receivers", "update", "web-up", "--min", "7"});
   CHECK(r.rc == 1);
   CHECK(r.err.find("config.min") != std::string::npos);
+
+  // A dry run whose plan fails (the service is gone): exit 5, and why.
+  swarm.docker("service rm cli-web");
+  r = server.cli({"receivers", "test", "web-up"});
+  CHECK(r.rc == 5);
+  CHECK(field(r.out, "ok") == "no");
+  CHECK(field(r.out, "error").find("cli-web") != std::string::npos);
 }
