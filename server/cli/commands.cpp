@@ -21,7 +21,7 @@ using nlohmann::json;
 const char* const kHelpText =
     R"(Client commands (against a running server's API; `tripline COMMAND --help` for each):
   tripline receivers list|get|create|update|delete|enable|disable|rotate|test ...
-  tripline executions list|get ...
+  tripline executions list|get|retry ...
   tripline tokens create|list|revoke ...
   tripline trigger URL|RECEIVER [--data TEXT | --file FILE] [--wait]
   tripline status
@@ -573,7 +573,7 @@ int run(int argc, char** argv) {
   c->add_option("receiver", rid, "id or name")->required();
 
   // --- executions ---
-  CLI::App* executions = app.add_subcommand("executions", "list and show executions");
+  CLI::App* executions = app.add_subcommand("executions", "list, show and retry executions");
   executions->require_subcommand(1);
   std::string exec_receiver, exec_status, exec_id;
   int64_t exec_limit = 50, exec_before = 0;
@@ -619,6 +619,31 @@ int run(int argc, char** argv) {
   c->add_flag("--wait", wait,
               "wait until it succeeded (exit 0) or failed (exit 5), at most --timeout seconds "
               "(then exit 3)");
+
+  bool retry_wait = false;
+  c = leaf(executions, "retry",
+           "run a failed execution again, as a new one with the same recorded request",
+           [&](const Api& api) {
+             Reply r = api.admin("POST", "/executions/" + exec_id + "/retry");
+             if (r.exit) return r.exit;
+             std::string again = cell(r.json["execution_id"]);
+             if (retry_wait) {
+               if (!g.json)
+                 std::fprintf(stderr, "execution %s retries %s; waiting\n", again.c_str(),
+                              exec_id.c_str());
+               return wait_execution(g, api, again);
+             }
+             emit(g, r, [&](const json& j) {
+               std::printf("execution %s %s (retry of %s)\n", again.c_str(),
+                           j.value("replayed", false) ? "made by an earlier retry" : "queued",
+                           exec_id.c_str());
+             });
+             return int(kOk);
+           });
+  c->add_option("id", exec_id, "the failed execution's id")->required()->check(CLI::PositiveNumber);
+  c->add_flag("--wait", retry_wait,
+              "wait for the new execution: exit 0 succeeded, 5 failed, 3 still running after "
+              "--timeout");
 
   // --- tokens ---
   CLI::App* tokens = app.add_subcommand("tokens", "admin tokens");

@@ -284,6 +284,34 @@ TEST_CASE("cli: receivers from JSON and from flags, listed, shown, changed, test
   CHECK(server.cli_json({"receivers", "list"})["total"] == 2);
 }
 
+TEST_CASE("cli: executions retry runs a failed execution again") {
+  WebhookSink sink;
+  sink.script({{500, "down"}});  // then 200
+  CliServer server({"--max-attempts", "1"});
+  CliResult r = server.cli({"receivers", "create", "--name", "hook", "--driver", "webhook", "--url",
+                            sink.url(), "--set", std::string("secret=") + kWebhookSecret});
+  INFO(r.err);
+  REQUIRE(r.rc == 0);
+  r = server.cli({"trigger", "hook", "--data", "{\"n\":1}", "--wait"});
+  CHECK(r.rc == 5);  // it failed
+  CHECK(field(r.out, "status") == "failed");
+  std::string failed = field(r.out, "id");
+  r = server.cli({"executions", "retry", failed, "--wait"});
+  INFO(r.err);
+  CHECK(r.rc == 0);
+  CHECK(field(r.out, "status") == "succeeded");
+  std::string again = field(r.out, "id");
+  CHECK(again != failed);
+  r = server.cli({"executions", "retry", failed});  // the same retry, not another
+  CHECK(r.rc == 0);
+  CHECK(r.out == "execution " + again + " made by an earlier retry (retry of " + failed + ")\n");
+  r = server.cli({"executions", "retry", again});
+  CHECK(r.rc == 1);  // 409: it succeeded
+  CHECK(r.err.find("HTTP 409: only a failed execution can be retried") != std::string::npos);
+  CHECK(server.cli({"executions", "retry", "999"}).rc == 4);
+  CHECK(sink.requests().size() == 2);
+}
+
 TEST_CASE("cli: exit codes scripts can rely on") {
   CliServer server;
   std::string home = server.dir;
@@ -444,6 +472,7 @@ TEST_CASE("cli: --help on every command exits 0 and states the exit codes") {
                                                     {"executions"},
                                                     {"executions", "list"},
                                                     {"executions", "get"},
+                                                    {"executions", "retry"},
                                                     {"tokens"},
                                                     {"tokens", "create"},
                                                     {"tokens", "list"},
@@ -494,10 +523,11 @@ TEST_CASE("cli: bash completion completes commands, subcommands and flags") {
   CHECK(complete("tripline receivers cr") == "create");
   CHECK(complete("tripline receivers create --dr") == "--driver");
   CHECK(complete("tripline --server http://x:1 executions \"\"") ==
-        "list get --help --server "
+        "list get retry --help --server "
         "--token --config --json "
         "--timeout");
   CHECK(complete("tripline tokens re") == "revoke");
+  CHECK(complete("tripline executions r") == "retry");
   CHECK(complete("tripline receivers list --limit \"\"").empty());  // a value, not a word
   sh("rm -rf '" + home + "'");
 }
