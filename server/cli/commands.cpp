@@ -92,6 +92,15 @@ void emit(const Globals& g, const Reply& r, const std::function<void(const json&
   human(r.json);
 }
 
+// A member of an answer, or null: a server that is not tripline's may leave anything out, and
+// nlohmann's const operator[] must not be asked for a member that is not there.
+const json& at(const json& j, const char* key) {
+  static const json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
 std::string yes_no(const json& v) { return v.is_boolean() && v.get<bool>() ? "yes" : "no"; }
 
 bool all_digits(const std::string& s) {
@@ -139,46 +148,46 @@ int receiver_id(const Api& api, const std::string& ref, std::string* id) {
 
 std::string last_execution(const json& e) {
   if (!e.is_object()) return "-";
-  return "#" + cell(e["id"]) + " " + cell(e["status"]);
+  return "#" + cell(at(e, "id")) + " " + cell(at(e, "status"));
 }
 
 void print_receiver(const json& r) {
-  std::vector<std::pair<std::string, std::string>> f = {{"id", cell(r["id"])},
-                                                        {"name", cell(r["name"])},
-                                                        {"driver", cell(r["driver"])},
-                                                        {"enabled", yes_no(r["enabled"])},
-                                                        {"description", cell(r["description"])},
-                                                        {"target", cell(r["target"])},
-                                                        {"action", cell(r["action"])},
-                                                        {"generation", cell(r["generation"])},
-                                                        {"trigger_url", cell(r["trigger_url"])},
-                                                        {"config", cell(r["config"])}};
+  std::vector<std::pair<std::string, std::string>> f = {{"id", cell(at(r, "id"))},
+                                                        {"name", cell(at(r, "name"))},
+                                                        {"driver", cell(at(r, "driver"))},
+                                                        {"enabled", yes_no(at(r, "enabled"))},
+                                                        {"description", cell(at(r, "description"))},
+                                                        {"target", cell(at(r, "target"))},
+                                                        {"action", cell(at(r, "action"))},
+                                                        {"generation", cell(at(r, "generation"))},
+                                                        {"trigger_url", cell(at(r, "trigger_url"))},
+                                                        {"config", cell(at(r, "config"))}};
   for (const char* k : {"rules", "auth", "limits"})
     if (r.contains(k) && !r[k].is_null()) f.emplace_back(k, cell(r[k]));
-  if (r.contains("error")) f.emplace_back("error", cell(r["error"]));
+  if (r.contains("error")) f.emplace_back("error", cell(at(r, "error")));
   f.emplace_back("last_execution", last_execution(r.value("last_execution", json(nullptr))));
-  f.emplace_back("created_at", cell(r["created_at"]));
-  f.emplace_back("updated_at", cell(r["updated_at"]));
+  f.emplace_back("created_at", cell(at(r, "created_at")));
+  f.emplace_back("updated_at", cell(at(r, "updated_at")));
   if (r.contains("url_revoked"))
-    f.emplace_back("url_revoked", r["url_revoked"] == true
+    f.emplace_back("url_revoked", at(r, "url_revoked") == true
                                       ? "yes: the previous trigger URL no longer works"
                                       : "no: the trigger URL is unchanged");
   print_fields(stdout, f);
 }
 
 void print_execution(const json& e) {
-  print_fields(stdout, {{"id", cell(e["id"])},
-                        {"receiver_id", cell(e["receiver_id"])},
-                        {"driver", cell(e["driver"])},
-                        {"status", cell(e["status"])},
-                        {"attempts", cell(e["attempts"])},
-                        {"created_at", cell(e["created_at"])},
-                        {"started_at", cell(e["started_at"])},
-                        {"finished_at", cell(e["finished_at"])},
-                        {"next_attempt_at", cell(e["next_attempt_at"])},
-                        {"plan", cell(e["plan"])},
-                        {"result", cell(e["result"])},
-                        {"error", cell(e["error"])}});
+  print_fields(stdout, {{"id", cell(at(e, "id"))},
+                        {"receiver_id", cell(at(e, "receiver_id"))},
+                        {"driver", cell(at(e, "driver"))},
+                        {"status", cell(at(e, "status"))},
+                        {"attempts", cell(at(e, "attempts"))},
+                        {"created_at", cell(at(e, "created_at"))},
+                        {"started_at", cell(at(e, "started_at"))},
+                        {"finished_at", cell(at(e, "finished_at"))},
+                        {"next_attempt_at", cell(at(e, "next_attempt_at"))},
+                        {"plan", cell(at(e, "plan"))},
+                        {"result", cell(at(e, "result"))},
+                        {"error", cell(at(e, "error"))}});
 }
 
 // --- receivers create/update flags --------------------------------------------------------
@@ -434,9 +443,9 @@ int run(int argc, char** argv) {
         }
         emit(g, r, [&](const json& j) {
           std::vector<std::vector<std::string>> rows;
-          for (const auto& it : j["items"])
-            rows.push_back({cell(it["id"]), cell(it["name"]), cell(it["driver"]),
-                            yes_no(it["enabled"]), cell(it.value("target", json(nullptr))),
+          for (const auto& it : at(j, "items"))
+            rows.push_back({cell(at(it, "id")), cell(at(it, "name")), cell(at(it, "driver")),
+                            yes_no(at(it, "enabled")), cell(it.value("target", json(nullptr))),
                             cell(it.value("action", json(nullptr))),
                             last_execution(it.value("last_execution", json())),
                             cell(it.value("description", it.value("error", json())), 60)});
@@ -511,9 +520,9 @@ int run(int argc, char** argv) {
         if (r.exit) return r.exit;
         emit(g, r, [&](const json& j) {
           if (!dry_run) return print_receiver(j);
-          print_fields(stdout, {{"valid", yes_no(j["valid"])},
-                                {"description", cell(j["description"])},
-                                {"url_revoked", j["url_revoked"] == true
+          print_fields(stdout, {{"valid", yes_no(at(j, "valid"))},
+                                {"description", cell(at(j, "description"))},
+                                {"url_revoked", at(j, "url_revoked") == true
                                                     ? "yes: saving would revoke the trigger URL"
                                                     : "no: saving keeps the trigger URL"}});
         });
@@ -561,12 +570,12 @@ int run(int argc, char** argv) {
              emit(g, r, [&](const json& j) {
                if (j.value("ok", false))
                  print_fields(stdout, {{"ok", "yes"},
-                                       {"description", cell(j["description"])},
-                                       {"plan", cell(j["plan"])}});
+                                       {"description", cell(at(j, "description"))},
+                                       {"plan", cell(at(j, "plan"))}});
                else
                  print_fields(stdout, {{"ok", "no"},
-                                       {"retryable", yes_no(j["retryable"])},
-                                       {"error", cell(j["error"])}});
+                                       {"retryable", yes_no(at(j, "retryable"))},
+                                       {"error", cell(at(j, "error"))}});
              });
              return r.json.value("ok", false) ? int(kOk) : int(kCheckFailed);
            });
@@ -591,14 +600,14 @@ int run(int argc, char** argv) {
     if (r.exit) return r.exit;
     emit(g, r, [&](const json& j) {
       std::vector<std::vector<std::string>> rows;
-      for (const auto& e : j["items"])
-        rows.push_back({cell(e["id"]), cell(e["receiver_id"]), cell(e["status"]),
-                        cell(e["attempts"]), cell(e["created_at"]), cell(e["finished_at"]),
-                        cell(e["error"], 60)});
+      for (const auto& e : at(j, "items"))
+        rows.push_back({cell(at(e, "id")), cell(at(e, "receiver_id")), cell(at(e, "status")),
+                        cell(at(e, "attempts")), cell(at(e, "created_at")),
+                        cell(at(e, "finished_at")), cell(at(e, "error"), 60)});
       print_table(stdout, {"ID", "RECEIVER", "STATUS", "ATTEMPTS", "CREATED", "FINISHED", "ERROR"},
                   rows);
-      if (!j["next_before"].is_null())
-        std::fprintf(stderr, "(next page: --before %s)\n", cell(j["next_before"]).c_str());
+      if (!at(j, "next_before").is_null())
+        std::fprintf(stderr, "(next page: --before %s)\n", cell(at(j, "next_before")).c_str());
     });
     return int(kOk);
   });
@@ -655,9 +664,9 @@ int run(int argc, char** argv) {
              Reply r = api.admin("POST", "/tokens", &body);
              if (r.exit) return r.exit;
              emit(g, r, [&](const json& j) {
-               print_fields(
-                   stdout,
-                   {{"id", cell(j["id"])}, {"name", cell(j["name"])}, {"token", cell(j["token"])}});
+               print_fields(stdout, {{"id", cell(at(j, "id"))},
+                                     {"name", cell(at(j, "name"))},
+                                     {"token", cell(at(j, "token"))}});
                std::fprintf(stderr, "store this token now: it is not shown again\n");
              });
              return int(kOk);
@@ -668,8 +677,8 @@ int run(int argc, char** argv) {
     if (r.exit) return r.exit;
     emit(g, r, [&](const json& j) {
       std::vector<std::vector<std::string>> rows;
-      for (const auto& t : j["items"])
-        rows.push_back({cell(t["id"]), cell(t["name"]), cell(t["created_at"])});
+      for (const auto& t : at(j, "items"))
+        rows.push_back({cell(at(t, "id")), cell(at(t, "name")), cell(at(t, "created_at"))});
       print_table(stdout, {"ID", "NAME", "CREATED"}, rows);
     });
     return int(kOk);
@@ -724,13 +733,13 @@ int run(int argc, char** argv) {
         }
         emit(g, r, [&](const json& j) {
           if (j.value("ignored", false)) {
-            std::printf("ignored: %s\n", cell(j["reason"]).c_str());
+            std::printf("ignored: %s\n", cell(at(j, "reason")).c_str());
             return;
           }
-          std::printf("execution %s %s (receiver %s)\n", cell(j["execution_id"]).c_str(),
+          std::printf("execution %s %s (receiver %s)\n", cell(at(j, "execution_id")).c_str(),
                       j.value("replayed", false) ? "replayed: an earlier request made it"
-                                                 : cell(j["status"]).c_str(),
-                      cell(j["receiver_id"]).c_str());
+                                                 : cell(at(j, "status")).c_str(),
+                      cell(at(j, "receiver_id")).c_str());
         });
         return int(kOk);
       });
@@ -822,8 +831,17 @@ int run(int argc, char** argv) {
     return kUsage;
   }
   Api api(*settings, std::chrono::milliseconds(int64_t(g.timeout_s * 1000)));
-  for (const Leaf& l : leaves)
-    if (l.cmd->parsed()) return l.run(api);
+  for (const Leaf& l : leaves) {
+    if (!l.cmd->parsed()) continue;
+    try {
+      return l.run(api);
+    } catch (const nlohmann::json::exception& e) {
+      // An answer of the wrong shape (a member of another type): not a tripline server's.
+      std::fprintf(stderr, "tripline: the server's answer is not what tripline answers: %s\n",
+                   e.what());
+      return kUnavailable;
+    }
+  }
   std::fprintf(stderr, "tripline: no command given; see tripline --help\n");
   return kUsage;
 }

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "../support/canned_peer.h"
 #include "../support/webhook_sink.h"
 #include "harness.h"
 
@@ -375,6 +376,48 @@ TEST_CASE("cli: exit codes scripts can rely on") {
     CHECK(r.rc == 1);
     CHECK(r.err.find("HTTP 409") != std::string::npos);
   }
+}
+
+TEST_CASE("cli: a server that is not tripline's: odd, deep, huge or hung answers end in exit 3") {
+  CannedPeer peer;
+  std::string home = make_temp_dir("tl-cli-peer");
+  std::vector<std::string> env = {"TRIPLINE_SERVER=" + peer.url(),
+                                  "TRIPLINE_ADMIN_TOKEN=" + kAdminToken};
+  auto list = [&] { return run_cli(home, {"receivers", "list", "--timeout", "2"}, env); };
+
+  peer.answer("/api/v1/receivers", 200, "application/json", R"({"items":5,"total":"x"})");
+  CliResult r = list();
+  CHECK(r.rc == 3);
+  CHECK(r.err.find("not what tripline answers") != std::string::npos);
+  peer.answer("/api/v1/receivers", 200, "application/json", "[1,2]");
+  CHECK(list().rc == 3);
+  peer.answer("/api/v1/receivers", 200, "application/json",
+              std::string(100000, '[') + std::string(100000, ']'));
+  r = list();
+  CHECK(r.rc == 3);
+  CHECK(r.err.find("nested deeper") != std::string::npos);
+  peer.answer("/api/v1/receivers", 200, "text/html", "<html>a proxy's page</html>");
+  CHECK(list().rc == 3);
+  peer.answer("/api/v1/receivers", 302, "text/html", "");  // not followed: the token stays here
+  CHECK(list().rc == 3);
+  // Members left out print as "-"; a name with escape sequences cannot drive the terminal.
+  peer.answer("/api/v1/receivers", 200, "application/json",
+              R"({"items":[{"id":1,"name":"evil\u001b[2J"},{}],"total":2})");
+  r = list();
+  INFO(r.err);
+  CHECK(r.rc == 0);
+  CHECK(r.out.find("evil?[2J") != std::string::npos);
+  CHECK(r.out.find('\x1b') == std::string::npos);
+  peer.answer("/api/v1/receivers", 200, "application/json", std::string(40 << 20, ' '), true);
+  r = list();
+  INFO(r.err);
+  CHECK(r.rc == 3);
+  peer.hang(true);
+  auto started = std::chrono::steady_clock::now();
+  CHECK(list().rc == 3);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+  peer.hang(false);
+  sh("rm -rf '" + home + "'");
 }
 
 TEST_CASE("cli: server and token from flags, environment or a private config file") {
