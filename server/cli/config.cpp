@@ -39,7 +39,8 @@ std::string config_path(const std::string& explicit_path) {
 
 Status read_config(const std::string& path, bool must_exist, std::string* server,
                    std::string* token) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO in the file's place must not hang the command (refused below).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT && !must_exist) return Status::Ok();
     return Status::Invalid("cannot read config file " + path + ": " + std::strerror(errno));

@@ -420,6 +420,63 @@ TEST_CASE("cli: a server that is not tripline's: odd, deep, huge or hung answers
   sh("rm -rf '" + home + "'");
 }
 
+TEST_CASE("cli: what the CLI sends: the token to the API only, an update without `enabled`") {
+  WebhookSink api;  // records what comes; answers from its script, in order
+  std::string home = make_temp_dir("tl-cli-sent");
+  json current = {{"id", 7},
+                  {"name", "old"},
+                  {"driver", "webhook"},
+                  {"enabled", true},
+                  {"config", {{"url", "http://x/"}, {"secret", "********"}}},
+                  {"rules", nullptr},
+                  {"auth", nullptr},
+                  {"limits", {{"cooldown_seconds", 5}}}};
+  json saved = current;
+  saved["name"] = "new";
+  api.script({{200, current.dump(), {{"Content-Type", "application/json"}}},
+              {200, saved.dump(), {{"Content-Type", "application/json"}}},
+              {202, R"({"execution_id":1,"receiver_id":7,"status":"queued"})"}});
+  std::vector<std::string> env = {"TRIPLINE_SERVER=" + api.url(""),
+                                  "TRIPLINE_ADMIN_TOKEN=" + kAdminToken};
+  CliResult r = run_cli(home, {"receivers", "update", "7", "--name", "new", "--by", "3"}, env);
+  INFO(r.err);
+  REQUIRE(r.rc == 0);
+  auto sent = api.requests();
+  REQUIRE(sent.size() == 2);
+  CHECK(sent[0].method == "GET");
+  CHECK(sent[0].path == "/api/v1/receivers/7");
+  CHECK(sent[0].header("authorization") == "Bearer " + kAdminToken);
+  CHECK(sent[1].method == "PUT");
+  CHECK(sent[1].header("content-type") == "application/json");
+  json body = json::parse(sent[1].body);
+  // The API keeps the enabled state it finds when the body leaves it out: a disable made
+  // between this GET and PUT is not undone.
+  CHECK_FALSE(body.contains("enabled"));
+  CHECK(body["name"] == "new");
+  CHECK(body["config"]["by"] == 3);
+  CHECK(body["config"]["secret"] == "********");  // "keep the stored secret"
+  CHECK(body["limits"] == current["limits"]);
+  CHECK_FALSE(body.contains("rules"));  // null: left out, as the API reads it
+  CHECK_FALSE(body.contains("id"));
+
+  // A trigger URL gets the body and no admin token.
+  r = run_cli(home,
+              {"trigger", api.url("/_webhooks/abc"), "--data", "{\"a\":1}", "-H", "X-Custom: yes",
+               "--idempotency-key", "k-1"},
+              env);
+  INFO(r.err);
+  CHECK(r.rc == 0);
+  CHECK(r.out == "execution 1 queued (receiver 7)\n");
+  sent = api.requests();
+  REQUIRE(sent.size() == 3);
+  CHECK(sent[2].path == "/_webhooks/abc");
+  CHECK(sent[2].header("authorization").empty());
+  CHECK(sent[2].body == "{\"a\":1}");
+  CHECK(sent[2].header("x-custom") == "yes");
+  CHECK(sent[2].header("idempotency-key") == "k-1");
+  sh("rm -rf '" + home + "'");
+}
+
 TEST_CASE("cli: server and token from flags, environment or a private config file") {
   CliServer server;
   std::string home = server.dir + "/home";
@@ -570,6 +627,7 @@ TEST_CASE("cli: bash completion completes commands, subcommands and flags") {
         "--token --config --json "
         "--timeout");
   CHECK(complete("tripline tokens re") == "revoke");
+  CHECK(complete("tripline serve --h") == "--help");
   CHECK(complete("tripline executions r") == "retry");
   CHECK(complete("tripline receivers list --limit \"\"").empty());  // a value, not a word
   sh("rm -rf '" + home + "'");
