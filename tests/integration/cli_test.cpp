@@ -378,7 +378,7 @@ TEST_CASE("cli: exit codes scripts can rely on") {
   }
 }
 
-TEST_CASE("cli: a server that is not tripline's: odd, deep, huge or hung answers end in exit 3") {
+TEST_CASE("cli: odd, deep, huge, hung, 5xx and 429 answers exit 3; a server not ready exits 5") {
   CannedPeer peer;
   std::string home = make_temp_dir("tl-cli-peer");
   std::vector<std::string> env = {"TRIPLINE_SERVER=" + peer.url(),
@@ -412,6 +412,22 @@ TEST_CASE("cli: a server that is not tripline's: odd, deep, huge or hung answers
   r = list();
   INFO(r.err);
   CHECK(r.rc == 3);
+  // 5xx and 429: worth retrying (3), with the API's message; 503 from /readyz: not ready (5).
+  peer.answer("/api/v1/receivers", 500, "application/json",
+              R"({"error":"internal","message":"disk on fire"})");
+  r = list();
+  CHECK(r.rc == 3);
+  CHECK(r.err.find("HTTP 500: disk on fire") != std::string::npos);
+  peer.answer("/api/v1/receivers", 429, "application/json",
+              R"({"error":"rate_limited","message":"slow down"})");
+  CHECK(list().rc == 3);
+  peer.answer("/healthz", 200, "application/json", R"({"status":"ok"})");
+  peer.answer("/readyz", 503, "application/json", R"({"status":"not ready"})");
+  r = run_cli(home, {"status"}, {"TRIPLINE_SERVER=" + peer.url()});
+  CHECK(r.rc == 5);
+  CHECK(field(r.out, "ready") == "not ready");
+  peer.answer("/readyz", 200, "application/json", R"({"status":"ready"})");
+  CHECK(run_cli(home, {"status"}, {"TRIPLINE_SERVER=" + peer.url()}).rc == 0);
   peer.hang(true);
   auto started = std::chrono::steady_clock::now();
   CHECK(list().rc == 3);
