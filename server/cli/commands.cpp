@@ -705,6 +705,11 @@ int run(int argc, char** argv) {
   c = leaf(
       &app, "trigger", "send a trigger, as Alertmanager or a CI job would", [&](const Api& api) {
         std::string url = target;
+        if (target.find("://") != std::string::npos && target.rfind("http://", 0) != 0 &&
+            target.rfind("https://", 0) != 0) {
+          std::fprintf(stderr, "tripline: a trigger URL is http:// or https://\n");
+          return int(kUsage);
+        }
         if (target.find("://") == std::string::npos && target.rfind("/", 0) != 0) {
           std::string id;  // a receiver: its current trigger URL, from the API
           if (int e = receiver_id(api, target, &id)) return e;

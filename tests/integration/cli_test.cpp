@@ -350,6 +350,7 @@ TEST_CASE("cli: exit codes scripts can rely on") {
     CHECK(server.cli({"receivers", "create", "--set", "=1"}).rc == 2);
     CHECK(server.cli({"receivers", "create", "--file", home + "/none.json"}).rc == 2);
     CHECK(server.cli({"trigger", "1", "--data", "x", "--file", "y"}).rc == 2);  // one body
+    CHECK(server.cli({"trigger", "file:///etc/passwd"}).rc == 2);
     CHECK(run_cli(home, {"receivers", "list", "--server", "ftp://x"}).rc == 2);
     CliResult r = run_cli(home, {"receivers", "list"}, at_server);
     CHECK(r.rc == 2);
