@@ -8,6 +8,7 @@
 // Thread safety: submit() may be called from any thread; callbacks run on the writer thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -60,6 +61,10 @@ class Ingest {
   // records them directly (Store::start_planned).
   Status record_plans(const std::vector<Store::PlannedRun>& runs, int64_t started_at);
 
+  // Group commits made, and how many of them waited to gather more triggers first (run()).
+  uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  uint64_t gathers() const { return gathers_.load(std::memory_order_relaxed); }
+
  private:
   struct Pending {
     Trigger trigger;
@@ -83,9 +88,13 @@ class Ingest {
   // wait for as many (half that commit's time), and the pending count that wakes the writer.
   static constexpr size_t kSiblings = 8;
   static constexpr std::chrono::microseconds kMaxGather{2000};
-  size_t gather_target_ = 0;                           // mu_
-  size_t wake_at_ = 1;                                 // mu_
-  std::chrono::steady_clock::duration gather_for_{0};  // writer thread only
+  size_t gather_target_ = 0;  // mu_
+  size_t wake_at_ = 1;        // mu_
+  // Writer thread only:
+  std::chrono::steady_clock::duration gather_for_{0};
+  std::chrono::steady_clock::duration last_commit_time_{0};
+  std::chrono::steady_clock::time_point last_commit_end_{};
+  std::atomic<uint64_t> commits_{0}, gathers_{0};
   std::vector<PlanWait*> plan_waits_;  // unbounded only by the executor's worker count
   std::condition_variable plans_done_;
   bool stopping_ = false;
