@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "../driver.h"
-#include "registry.h"
+#include "registry_client.h"
 
 namespace tripline::redeploy {
 

@@ -1,5 +1,8 @@
 #include "redeploy.h"
 
+#include <chrono>
+#include <thread>
+
 #include "crypto.h"
 #include "registry_push.h"
 #include "swarm.h"
@@ -176,7 +179,16 @@ Plan RedeployDriver::plan(const DriverConfig& dc) const {
   // Never the payload's word: the registry says what the tag is now (docs/redeploy.md).
   std::string digest;
   const std::string what = c.image.text + ":" + c.tag;
-  auto a = RegistryApi::resolve(c.registry_url, c.image.repository, c.tag, c.credentials, &digest);
+  // The distribution registry notifies a manifest push before it links the tag to it: the tag
+  // answers 404 for some milliseconds after its own notification arrived (seen here with 2.8,
+  // docs/redeploy.md). A missing tag is asked again within a short, fixed grace before it fails
+  // final; a tag that is really missing costs this grace once, and is never retried after it.
+  RegistryApi::Answer a;
+  for (int ms : {0, 100, 250, 500, 1000}) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    a = RegistryApi::resolve(c.registry_url, c.image.repository, c.tag, c.credentials, &digest);
+    if (a.error != RegistryApi::Error::kNotFound) break;
+  }
   if (a.error != RegistryApi::Error::kNone) return Plan::failed(redeploy::to_outcome(a, what));
 
   SwarmApi swarm(docker_host_);

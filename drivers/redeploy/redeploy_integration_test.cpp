@@ -21,7 +21,7 @@ using nlohmann::json;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 // A registry on 127.0.0.1:PORT, reachable from the swarm's namespace at the same address.
 // Its notification endpoint is fixed when it starts, and the receiver's URL exists only after
@@ -109,6 +109,7 @@ std::string pushed_digest(const std::string& out) {
 bool tasks_run(const Swarm& swarm, const std::string& service, const std::string& digest) {
   std::string ids = swarm.docker("service ps -q --filter desired-state=running " + service);
   if (ids.empty() || ids.find("Error") != std::string::npos) return false;
+  for (auto& c : ids) c = c == '\n' ? ' ' : c;
   std::string states =
       swarm.docker("inspect --format '{{.Spec.ContainerSpec.Image}} {{.Status.State}}' " + ids);
   size_t lines = 0;
@@ -153,8 +154,6 @@ json executions(const TestServer& s) {
   return json::parse(r.body)["items"];
 }
 
-}  // namespace
-
 json receiver_for(const LocalRegistry& registry, const std::string& service) {
   return {{"name", "redeploy " + service},
           {"driver", "redeploy"},
@@ -175,10 +174,10 @@ json receiver_for(const LocalRegistry& registry, const std::string& service) {
 std::string push(const Swarm& swarm, const LocalRegistry& registry, const std::string& tag) {
   const std::string ref = registry.addr() + "/team/web:" + tag;
   int rc = 0;
-  std::string out = swarm.docker(
-      "build -q -t " + ref +
-          " - <<'EOF'\nFROM tripline-test/busybox:latest\nLABEL tripline.test.tag=" + tag + "\nEOF",
-      &rc);
+  std::string out =
+      sh("printf 'FROM tripline-test/busybox:latest\\nLABEL tripline.test.tag=" + tag +
+             "\\n' | /usr/bin/docker -H " + swarm.docker_host() + " build -q -t " + ref + " - 2>&1",
+         &rc);
   INFO(out);
   REQUIRE(rc == 0);
   out = swarm.docker("push " + ref, &rc);
@@ -213,16 +212,16 @@ TEST_CASE("redeploy: a push to the registry rolls the swarm service onto its dig
 
   // The push: the registry notifies tripline (blob uploads and its own reads are ignored), the
   // execution resolves v2.0.0 on the registry and updates the service.
-  auto t0 = Clock::now();
+  auto t0 = Steady::now();
   const std::string v2 = push(swarm, registry, "v2.0.0");
-  auto pushed = Clock::now();
+  auto pushed = Steady::now();
   REQUIRE(v2 != v1);
   json e;
-  Clock::time_point noticed{};
+  Steady::time_point noticed{};
   for (int i = 0; i < 600; ++i) {
     json items = executions(s);
     if (!items.empty()) {
-      if (noticed == Clock::time_point{}) noticed = Clock::now();
+      if (noticed == Steady::time_point{}) noticed = Steady::now();
       e = s.wait_finished(items[0]["id"].get<int64_t>());
       break;
     }
@@ -246,11 +245,11 @@ TEST_CASE("redeploy: a push to the registry rolls the swarm service onto its dig
   bool running = false;
   for (int i = 0; i < 1200 && !(running = tasks_run(swarm, "rd-web", v2)); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  auto done = Clock::now();
+  auto done = Steady::now();
   CHECK(running);
   CHECK(swarm.docker("service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "
                      "rd-web") == want);
-  auto ms = [](Clock::duration d) {
+  auto ms = [](Steady::duration d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   };
   WARN("redeploy timing: push took "

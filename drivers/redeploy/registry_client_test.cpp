@@ -1,6 +1,6 @@
-// The registry's answers mapped to outcomes (registry.h): which retry, which are final; and the
-// WWW-Authenticate challenge and digest checks the resolver relies on (docs/redeploy.md).
-#include "registry.h"
+// The registry's answers mapped to outcomes (registry_client.h): which retry, which are final; and
+// the WWW-Authenticate challenge and digest checks the resolver relies on (docs/redeploy.md).
+#include "registry_client.h"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "registry.h"
+#include "registry_client.h"
 
 #include <curl/curl.h>
 
