@@ -146,8 +146,7 @@ void read_github(const json& body, PushNotification* n) {
 // Harbor, default format {"type":"PUSH_ARTIFACT","occur_at",...,"event_data":{"resources":
 // [{"digest","tag","resource_url"}],"repository":{"repo_full_name",...}}}, or CloudEvents
 // {"specversion","type":"harbor.artifact.pushed","id",...,"data":{same as event_data}}.
-void read_harbor(const json& body, const json& data, bool push, std::string key,
-                 PushNotification* n) {
+void read_harbor(const json& data, bool push, std::string key, PushNotification* n) {
   const json* repo = obj(data, "repository");
   const std::string* full = repo ? str(*repo, "repo_full_name") : nullptr;
   const json* resources = arr(data, "resources");
@@ -158,7 +157,6 @@ void read_harbor(const json& body, const json& data, bool push, std::string key,
       const std::string* url = str(r, "resource_url");
       if (push && full && tag && !tag->empty()) add(n, url ? host_of(*url) : "", *full, *tag);
     }
-  (void)body;
   n->key = key;
 }
 
@@ -218,11 +216,11 @@ std::optional<PushNotification> read_push_notification(const json& body) {
                type && obj(body, "event_data") &&
                type->find('_') != std::string::npos) {  // PUSH_ARTIFACT, PULL_ARTIFACT, ...
       n.source = "harbor";
-      read_harbor(body, body["event_data"], *type == "PUSH_ARTIFACT",
+      read_harbor(body["event_data"], *type == "PUSH_ARTIFACT",
                   *type + "\n" + scalar(body, "occur_at"), &n);
     } else if (type && obj(body, "data") && type->rfind("harbor.", 0) == 0) {
       n.source = "harbor";
-      read_harbor(body, body["data"], *type == "harbor.artifact.pushed",
+      read_harbor(body["data"], *type == "harbor.artifact.pushed",
                   *type + "\n" + scalar(body, "id"), &n);
     } else if (str(body, "repository") && str(body, "docker_url")) {
       n.source = "quay";
