@@ -101,6 +101,12 @@ HttpResponse App::retry_execution(int64_t id) {
     return from_status(
         Status::Conflict("its receiver's trigger URL was revoked since it ran (rotated, disabled, "
                          "or given another target or action): trigger it anew"));
+  // The recorded config is the receiver's as it was: an edit since (new credentials, lower
+  // bounds) must not be undone by running the old one again.
+  if (r.row.updated_at > e->created_at)
+    return from_status(Status::Conflict(
+        "its receiver was changed since it ran, and a retry runs the recorded config: trigger "
+        "it anew"));
   auto stored = parse_json_bounded(e->config);
   Result<json> plain = Status::Internal("the recorded config is not JSON");
   if (stored.ok()) plain = open_config(stored.value, secret_fields(*r.driver), ctx_.secrets);

@@ -203,7 +203,9 @@ void add_receiver_flags(CLI::App* c, ReceiverFlags& f) {
   c->add_option("-f,--file", f.file,
                 "the API's receiver JSON ({\"name\",\"driver\",\"config\",...}; - for stdin); "
                 "the flags below change it");
-  c->add_option("--name", f.name, "the receiver's name");
+  c->add_option("--name", f.name,
+                "the receiver's name (create: SERVICE-ACTION when --service and --action are "
+                "given)");
   c->add_option("--service", f.service, "config.service (scale-service: the swarm service)");
   c->add_option("--action", f.action, "config.action (scale-service: up, down or set)");
   f.by_opt = c->add_option("--by", f.by, "config.by (scale-service: replicas per trigger)");
@@ -484,6 +486,13 @@ int run(int argc, char** argv) {
              if (!create_flags.file.empty())
                if (int e = read_body_file(create_flags.file, &body)) return e;
              if (int e = apply_receiver_flags(create_flags, &body)) return e;
+             // Unnamed, a scaling receiver is named after what it does ("web-up"), as the
+             // issue's one-liner expects; anything else must be named.
+             if (!body.contains("name") && body.contains("config") &&
+                 body["config"].value("service", "") != "" &&
+                 body["config"].value("action", "") != "")
+               body["name"] =
+                   body["config"].value("service", "") + "-" + body["config"].value("action", "");
              if (create_disabled) body["enabled"] = false;
              Reply r = api.admin("POST", "/receivers", &body);
              if (r.exit) return r.exit;
@@ -717,6 +726,18 @@ int run(int argc, char** argv) {
           if (r.exit) return r.exit;
           url = r.json.value("trigger_url", "");
         }
+        // --wait reads the execution from --server's API: a URL given of another server names
+        // an execution there, whose number means nothing here. (A receiver's own URL, read
+        // from the API, is this server's, behind whatever public address it has.)
+        const std::string& server = api.settings().server;
+        if (trigger_wait && target.find("://") != std::string::npos &&
+            target.compare(0, server.size() + 1, server + "/") != 0) {
+          std::fprintf(stderr,
+                       "tripline: --wait follows the execution on %s, and this URL is not on it: "
+                       "name the receiver, or give the URL's path\n",
+                       printable(server).c_str());
+          return int(kUsage);
+        }
         std::string body = data;
         if (!data_file.empty() && !read_input(data_file, &body)) return int(kUsage);
         std::vector<std::pair<std::string, std::string>> h;
@@ -735,6 +756,10 @@ int run(int argc, char** argv) {
         Reply r = api.call("POST", url, body, std::move(h), /*with_token=*/false);
         if (r.exit) return r.exit;
         if (trigger_wait && r.json.contains("execution_id")) {
+          if (!r.json["execution_id"].is_number_integer()) {
+            std::fprintf(stderr, "tripline: the answer's execution_id is not a number\n");
+            return int(kUnavailable);
+          }
           if (!g.json)
             std::fprintf(stderr, "execution %s %s; waiting\n", cell(r.json["execution_id"]).c_str(),
                          r.json.value("replayed", false) ? "(replayed)" : "queued");

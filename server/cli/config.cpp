@@ -87,13 +87,17 @@ Status read_config(const std::string& path, bool must_exist, std::string* server
                              "\" (known: server, token)");
     }
   }
-  // Like ssh with a private key: a token others can read is already leaked, and one others can
-  // write could point the CLI at their server with the caller's token.
-  if (has_token && ((st.st_mode & 077) != 0 || st.st_uid != ::geteuid())) {
+  // Like ssh with a private key: a token others can read is already leaked. And a file others
+  // can write (or own) could point the CLI at their server, which then gets the caller's token
+  // from the environment or a flag: so that holds with or without a token in the file.
+  bool others_write = (st.st_mode & 022) != 0 || st.st_uid != ::geteuid();
+  if (others_write || (has_token && (st.st_mode & 077) != 0)) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", unsigned(st.st_mode & 07777));
-    return Status::Invalid("config file " + path + " holds a token but its permissions (" + mode +
-                           ") or owner let others read or change it; run: chmod 600 " + path);
+    return Status::Invalid(
+        "config file " + path + std::string(has_token ? " holds a token but" : "") +
+        " its permissions (" + mode + ") or owner let others " +
+        (has_token ? "read or change it" : "change it") + "; run: chmod 600 " + path);
   }
   if (server && !file_server.empty()) *server = file_server;
   if (token && !file_token.empty()) *token = file_token;

@@ -1,13 +1,43 @@
 #include "output.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace tripline::cli {
+
+namespace {
+// A code point a terminal acts on instead of showing: C0 and C1 controls, DEL, and the bidi
+// controls that reorder what follows (a name that displays as another).
+bool control(uint32_t cp) {
+  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x61c || cp == 0x200e || cp == 0x200f ||
+         (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+}  // namespace
 
 std::string printable(const std::string& s) {
   std::string out;
   out.reserve(s.size());
-  for (unsigned char c : s) out.push_back(c < 0x20 || c == 0x7f ? '?' : char(c));
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1f : n == 3 ? c & 0x0f : c & 0x07;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      ok = (cc & 0xc0) == 0x80;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (!ok) {  // not UTF-8: a lone byte (0x9b alone is CSI to an 8-bit terminal)
+      out.push_back('?');
+      ++i;
+      continue;
+    }
+    if (control(cp))
+      out.push_back('?');
+    else
+      out.append(s, i, n);
+    i += n;
+  }
   return out;
 }
 

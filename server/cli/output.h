@@ -11,7 +11,8 @@
 
 namespace tripline::cli {
 
-// `s` with control characters (and invalid UTF-8 bytes' C1 range) replaced by '?'.
+// `s` with what a terminal would act on replaced by '?': C0 and C1 controls, DEL, bidi controls,
+// and bytes that are not UTF-8.
 std::string printable(const std::string& s);
 
 // A JSON value as a cell: a string as is, null as "-", anything else as compact JSON;

@@ -263,6 +263,11 @@ TEST_CASE("cli: receivers from JSON and from flags, listed, shown, changed, test
   CHECK(rotated["trigger_url"] != enabled["trigger_url"]);
   CHECK(server.cli({"trigger", enabled["trigger_url"]}).rc == 1);
   CHECK(server.cli({"trigger", rotated["trigger_url"], "--wait"}).rc == 0);
+  // --wait follows executions on --server only: another server's URL is refused unsent.
+  std::string elsewhere = "http://127.0.0.1:" + std::to_string(free_port()) + "/_webhooks/x";
+  r = server.cli({"trigger", elsewhere, "--wait"});
+  CHECK(r.rc == 2);
+  CHECK(r.err.find("not on it") != std::string::npos);
 
   // Test: the plan, nothing sent.
   size_t sent = sink.requests().size();
@@ -517,7 +522,9 @@ TEST_CASE("cli: server and token from flags, environment or a private config fil
   CHECK(run_cli(home, {"tokens", "list", "--token", kAdminToken}, {"TRIPLINE_ADMIN_TOKEN=not-it"})
             .rc == 0);
 
-  // A token others can read is refused, as ssh refuses such a key; without a token it is fine.
+  // A token others can read is refused, as ssh refuses such a key; without a token, reading is
+  // fine, but a file others can change never is: it could send the caller's token (from the
+  // environment) to another server.
   REQUIRE(::chmod(config.c_str(), 0644) == 0);
   r = run_cli(home, {"receivers", "list"});
   CHECK(r.rc == 2);
@@ -525,6 +532,14 @@ TEST_CASE("cli: server and token from flags, environment or a private config fil
   CHECK(r.err.find(kAdminToken) == std::string::npos);
   write_file(config, "server = " + server.url + "\n", 0644);
   CHECK(run_cli(home, {"status"}).rc == 0);
+  for (mode_t loose : {0666, 0620, 0602}) {
+    write_file(config, "server = " + server.url + "\n", loose);
+    r = run_cli(home, {"receivers", "list"}, {"TRIPLINE_ADMIN_TOKEN=" + kAdminToken});
+    INFO(loose);
+    CHECK(r.rc == 2);
+    CHECK(r.err.find("let others change it") != std::string::npos);
+  }
+  write_file(config, "server = " + server.url + "\n", 0644);
   write_file(config, "sever = " + server.url + "\n");
   r = run_cli(home, {"status"});
   CHECK(r.rc == 2);
@@ -655,27 +670,29 @@ TEST_CASE("cli: receivers create with scale-service flags scales a real swarm se
   Swarm& swarm = Swarm::get();
   swarm.create_service("cli-web", 1);
   CliServer server({"--docker-host", swarm.docker_host()});
-  CliResult r = server.cli({"receivers", "create", "--name", "web-up", "--driver", "scale-service",
-                            "--service", "cli-web", "--action", "up", "--by", "2", "--max", "5"});
+  // The issue's one-liner, unnamed: the receiver is named after what it does.
+  CliResult r = server.cli({"receivers", "create", "--driver", "scale-service", "--service",
+                            "cli-web", "--action", "up", "--by", "2", "--max", "5"});
   INFO(r.err);
   REQUIRE(r.rc == 0);
+  CHECK(field(r.out, "name") == "cli-web-up");
   CHECK(field(r.out, "target") == "swarm:cli-web");
-  json plan = server.cli_json({"receivers", "test", "web-up"});
+  json plan = server.cli_json({"receivers", "test", "cli-web-up"});
   CHECK(plan["ok"] == true);
   CHECK(plan["plan"]["replicas"] == 3);
   CHECK(swarm.replicas("cli-web") == 1);  // a dry run
-  r = server.cli({"trigger", "web-up", "--wait"});
+  r = server.cli({"trigger", "cli-web-up", "--wait"});
   INFO(r.err);
   CHECK(r.rc == 0);
   CHECK(swarm.replicas("cli-web") == 3);
   // Bounds from flags are validated by the API: 422, exit 1, the field named.
-  r = server.cli({"receivers", "update", "web-up", "--min", "7"});
+  r = server.cli({"receivers", "update", "cli-web-up", "--min", "7"});
   CHECK(r.rc == 1);
   CHECK(r.err.find("config.min") != std::string::npos);
 
   // A dry run whose plan fails (the service is gone): exit 5, and why.
   swarm.docker("service rm cli-web");
-  r = server.cli({"receivers", "test", "web-up"});
+  r = server.cli({"receivers", "test", "cli-web-up"});
   CHECK(r.rc == 5);
   CHECK(field(r.out, "ok") == "no");
   CHECK(field(r.out, "error").find("cli-web") != std::string::npos);

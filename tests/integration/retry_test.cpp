@@ -124,6 +124,24 @@ TEST_CASE("retry: refused once the grant the execution ran under is gone") {
     CHECK(json::parse(r.body)["message"].get<std::string>().find("not a retry") !=
           std::string::npos);
   }
+  SECTION("edited since, without revoking the URL: the recorded config is not run again") {
+    json failed = run(s, hook["trigger_url"], "{}");
+    json edited = hook;
+    for (const char* k : {"id", "last_execution", "generation", "description", "target", "action",
+                          "trigger_url", "created_at", "updated_at", "driver"})
+      edited.erase(k);
+    edited["rules"] = nullptr;
+    edited["auth"] = nullptr;
+    edited["limits"] = {{"max_queued", 7}};  // an edit that keeps the URL
+    auto put = s.request("PUT", "/api/v1/receivers/" + id, edited);
+    INFO(put.body);
+    REQUIRE(put.status == 200);
+    CHECK(json::parse(put.body)["url_revoked"] == false);
+    auto r = s.request("POST", retry_path(failed));
+    CHECK(r.status == 409);
+    CHECK(json::parse(r.body)["message"].get<std::string>().find("changed since") !=
+          std::string::npos);
+  }
   SECTION("deleted") {
     json failed = run(s, hook["trigger_url"], "{}");
     REQUIRE(s.request("DELETE", "/api/v1/receivers/" + id).status == 204);
