@@ -412,7 +412,9 @@ class Session {
       else
         a.message = server + " does not know TSIG key " + key + " with algorithm " +
                     c_.tsig_algorithm + " (" + rcode_name(a.rcode) +
-                    "/BADKEY); check tsig_key_name and tsig_algorithm";
+                    "/BADKEY), or no ACL of zone " + c_.zone +
+                    " names the key (Knot answers so even to queries); check tsig_key_name and "
+                    "tsig_algorithm, and the zone's ACL on the server";
       return a;
     }
     if (a.tsig_error != 0) {
@@ -482,7 +484,14 @@ class Session {
                   ", signed with key " + key + "); check server and zone";
       return a;
     }
-    // REFUSED to an update: the policy, or (PowerDNS) a CNAME beside other data.
+    // REFUSED to an update: the zone is not served (PowerDNS, when it checks the sender's
+    // address first), the policy, or (PowerDNS) a CNAME beside other data.
+    if (probe_zone(true) == ZoneProbe::kNotServed) {
+      a.field = "zone";
+      a.message = server + " refused the update (REFUSED, signed with key " + key +
+                  ") and does not serve zone " + c_.zone + "; check server and zone";
+      return a;
+    }
     if (c_.type != RecordType::kCNAME && has_cname()) {
       a.field = "record.name";
       a.message = server + " refused the update (REFUSED): " + c_.name +
