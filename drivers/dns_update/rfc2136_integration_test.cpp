@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "../../tests/integration/harness.h"
 #include "dns_update.h"
@@ -508,6 +509,44 @@ TEST_CASE("dns-update rfc2136: a server that is down is retryable, and the retry
   INFO(o.reason);
   REQUIRE(o.ok());
   CHECK(named.dig(name, "A") == Strings{"192.0.2.77"});
+}
+
+TEST_CASE(
+    "dns-update rfc2136: end to end, a refused connection is retried, and its error stays in the "
+    "execution after the retry succeeds") {
+  Named named;  // its own instance: this test stops it
+  if (!named_or_skip(named)) return;
+  ServiceOptions o;
+  o.retry.max_attempts = 40;  // room for a slow restart of named on a loaded machine
+  TestServer s("", o);
+  const std::string name = "retried." + named.get("ZONE");
+  json receiver = s.create_receiver(
+      {{"name", "retried"}, {"driver", "dns-update"}, {"config", named.config(name, "192.0.2.8")}});
+  named.down();
+  auto r = s.trigger(receiver["trigger_url"]);
+  REQUIRE(r.status == 202);
+  const int64_t id = json::parse(r.body)["execution_id"].get<int64_t>();
+  const std::string path = "/api/v1/executions/" + std::to_string(id);
+  json e;
+  for (int i = 0; i < 200; ++i) {  // until the first attempt has failed
+    e = json::parse(s.request("GET", path).body);
+    if (!e["attempt_errors"].empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  INFO(e.dump());
+  REQUIRE(e["attempt_errors"].size() >= 1);
+  named.restart();
+  e = s.wait_finished(id, 30000);
+  INFO(e.dump());
+  CHECK(e["status"] == "succeeded");
+  CHECK(e["error"].is_null());
+  REQUIRE(e["attempt_errors"].size() >= 1);
+  CHECK(e["attempt_errors"][0]["attempt"] == 1);
+  CHECK(e["attempt_errors"][0]["at"].is_string());
+  const std::string first = e["attempt_errors"][0]["error"];
+  CHECK(first.find("connection refused by " + named.server()) != std::string::npos);
+  CHECK(e["attempts"].get<int>() == static_cast<int>(e["attempt_errors"].size()) + 1);
+  CHECK(named.dig(name, "A") == Strings{"192.0.2.8"});
 }
 
 TEST_CASE("dns-update rfc2136: end to end, a trigger points the record at its caller") {
