@@ -598,10 +598,18 @@ TEST_CASE("dns-update rfc2136: end to end, a trigger points the record at its ca
 // Knot DNS 3.2 (tests/support/knot-harness.sh). Knot answers an update its ACL does not allow
 // with NOTAUTH/BADKEY, the same as for a key it does not know (docs/dns.md).
 
-TEST_CASE("dns-update rfc2136 Knot: upsert, replace and delete") {
+TEST_CASE("dns-update rfc2136 Knot: upsert, replace and delete; an A beside a CNAME is reported") {
   Named& knot = shared_knot();
   if (!named_or_skip(knot)) return;
   upsert_and_delete(knot, "api");
+  // Knot, like BIND, answers NOERROR and ignores the A: the read-back reports it.
+  DnsUpdateDriver d;
+  const std::string name = "www." + knot.get("ZONE");
+  REQUIRE(run(d, *valid(d, knot.config(name, "lb.example.net", "CNAME"))).ok());
+  Outcome o = run(d, *valid(d, knot.config(name, "192.0.2.3")));
+  CHECK(o.kind == Outcome::Kind::kFinal);
+  CHECK(o.reason.find("CNAME") != std::string::npos);
+  CHECK(knot.dig(name, "CNAME") == Strings{"lb.example.net."});
 }
 
 TEST_CASE("dns-update rfc2136 Knot: a wrong secret is BADSIG, an unknown key BADKEY") {
