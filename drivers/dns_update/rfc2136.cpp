@@ -267,12 +267,19 @@ class Session {
       x.failure = "the connection failed while sending";
       return x;
     }
+    // Wait for the first byte here, so that silence (a timeout) is told apart from a close.
+    pollfd readable{fd.get(), POLLIN, 0};
+    if (::poll(&readable, 1, static_cast<int>(std::max<int64_t>(0, left().count()))) == 0) {
+      x.no_reply = NoReply::kTimeout;
+      x.failure = "no answer";
+      return x;
+    }
     size_t size = 0;
     std::unique_ptr<uint8_t, decltype(&free)> answer(
         ldns_tcp_read_wire_timeout(fd.get(), &size, to_timeval(left())), &free);
     if (!answer) {
-      x.no_reply = left().count() <= 0 ? NoReply::kTimeout : NoReply::kClosed;
-      x.failure = x.no_reply == NoReply::kTimeout ? "no answer" : "the connection closed";
+      x.no_reply = NoReply::kClosed;
+      x.failure = "closed";
       return x;
     }
     ldns_pkt* reply = nullptr;
@@ -365,8 +372,9 @@ class Session {
                       " ms: the server is down, unreachable or filtered";
           break;
         case NoReply::kClosed:
-          a.message = server + " closed the TCP connection without an answer (" + x.failure +
-                      "): the server may be overloaded or not a DNS server";
+          a.message = server +
+                      " closed the TCP connection before a whole answer came: the server may be "
+                      "overloaded, or not a DNS server";
           break;
         default:
           a.message = x.failure_final ? x.failure : "no answer from " + server + ": " + x.failure;

@@ -1,9 +1,16 @@
-// dns-update's rfc2136 backend against a real BIND 9 named (tests/support/named-harness.sh: own
-// folder, free loopback port, fresh TSIG key, a dynamic zone and a static one). Driven at the
-// driver level, validate -> plan -> apply as the executor calls them; checked with dig.
+// dns-update's rfc2136 backend against real servers: BIND 9 named, Knot DNS knotd and PowerDNS
+// pdns_server (tests/support/{named,knot,pdns}-harness.sh: own folder, free loopback port, fresh
+// TSIG keys, zones that do and do not take the key's updates). Driven at the driver level,
+// validate -> plan -> apply as the executor calls them; checked with dig. What each server
+// answers, and how the diagnoses tell the answers apart: docs/dns.md.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -197,6 +204,14 @@ Outcome run(const DnsUpdateDriver& d, const DriverConfig& c, json* plan_out = nu
 }
 
 using Strings = std::vector<std::string>;
+
+// plan() of a config validated without the peer: its failure, or the apply's outcome.
+Outcome run_or_plan_failure(const DnsUpdateDriver& d, const json& config) {
+  auto c = valid(d, config, false);
+  Plan p = d.plan(*c);
+  if (!p.ok()) return p.failure;
+  return d.apply(*c, p.desired);
+}
 
 // upsert, replace and delete against `server`, checked with dig.
 void upsert_and_delete(const Named& server, const std::string& label) {
@@ -805,4 +820,60 @@ TEST_CASE("dns-update rfc2136 PowerDNS: a zone it does not serve is reported on 
   CHECK(a.signed_reply);
   CHECK(a.message.find("does not serve zone nothere.test") != std::string::npos);
   CHECK(a.field == "zone");
+}
+
+// Not a DNS server: a loopback listener that never answers, and one that closes at once. Each is
+// told apart from a refused connection (the BIND test above) and from the other.
+TEST_CASE(
+    "dns-update rfc2136: a silent server is a timeout, a closing one says so, both retryable") {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  REQUIRE(::listen(listener, 16) == 0);
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  const std::string server = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  json c = {{"backend", "rfc2136"},
+            {"server", server},
+            {"zone", "tripline.test"},
+            {"tsig_key_name", "k"},
+            {"tsig_secret", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},
+            {"record", {{"name", "a.tripline.test"}, {"type", "A"}}},
+            {"action", "upsert"},
+            {"value", "192.0.2.1"}};
+  DnsUpdateDriver d(std::chrono::milliseconds(300));
+
+  // Never accepted: the kernel completes the handshake, and nothing is ever answered.
+  auto t0 = std::chrono::steady_clock::now();
+  auto v = d.validate(c, true);
+  auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE_FALSE(v.ok());
+  INFO(v.status().message());
+  CHECK(has_field(v.status(), "config.server"));
+  CHECK(v.status().message().find("no answer from " + server + " over TCP within 300 ms") !=
+        std::string::npos);
+  CHECK(took >= std::chrono::milliseconds(250));
+  CHECK(took < std::chrono::seconds(3));
+
+  // Accepted and closed at once.
+  std::atomic<bool> stop{false};
+  std::thread closer([&] {
+    while (!stop) {
+      pollfd p{listener, POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0) {
+        int fd = ::accept(listener, nullptr, nullptr);
+        if (fd >= 0) ::close(fd);
+      }
+    }
+  });
+  Outcome o = run_or_plan_failure(d, c);
+  stop = true;
+  closer.join();
+  ::close(listener);
+  INFO(o.reason);
+  CHECK(o.kind == Outcome::Kind::kRetryable);
+  CHECK(o.reason.find(server + " closed the TCP connection") != std::string::npos);
 }

@@ -81,8 +81,8 @@ port_in_use() {
 # A port below the kernel's ephemeral range (see named-harness.sh: a port inside it can be some
 # client's local port at any moment).
 free_port() {
-  local p low=32768 high
-  read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  local p low=32768
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
   (( low > 11000 )) || die "the ephemeral port range starts at $low; no room below it"
   for _ in $(seq 50); do
     p=$(( 10000 + RANDOM % (low - 10000) ))
