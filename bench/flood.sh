@@ -150,6 +150,7 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 
 results="$work/results"
 : >"$results"
+: >"$work/syncs"
 wrk_run() {  # $1 = run name, $2 = URL, then env assignments for wrk
   local name=$1 url=$2; shift 2
   local busy0 own0 busy1 own1
@@ -175,14 +176,39 @@ run() {
     perf record -q ${PERF_CALLGRAPH:--g} -F 499 -p "$pid" -o "$PERF_DIR/$1.data" -- sleep "$DURATION" >/dev/null 2>&1 &
     perf_pid=$!
   fi
+  # How many times tripline waited for the disk during the run (a structural figure that the
+  # machine's load does not move): fdatasync/fsync system calls, counted by tracepoint.
+  local sync_pid=""
+  if command -v perf >/dev/null; then
+    perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$pid" \
+      -o "$work/$1.syncs" -- sleep "$DURATION" >/dev/null 2>&1 &
+    sync_pid=$!
+  fi
   wrk_run "$@"
   [ -z "$perf_pid" ] || wait "$perf_pid" || true
+  if [ -n "$sync_pid" ] && wait "$sync_pid"; then
+    echo "$1 $(awk -F, '/sys_enter_f/ {s += $1} END {print s + 0}' "$work/$1.syncs")" >>"$work/syncs"
+  fi
 }
 field() { awk -v n="$1" '$1 == n' "$results" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
 
+# The disk's own pace: a trigger is answered only after its commit's fdatasync, and wrk keeps
+# CONNECTIONS requests in flight, so no durable server answers more than about CONNECTIONS per
+# sync latency (every commit carries at most the requests that waited for it).
+sync_ms=$(python3 - "$work" <<'EOF'
+import os, sys, time
+fd = os.open(os.path.join(sys.argv[1], "sync.probe"), os.O_WRONLY | os.O_CREAT)
+os.write(fd, b"x" * 4096 * 200); os.fsync(fd)
+t = time.monotonic()
+for i in range(200):
+    os.pwrite(fd, b"y" * 4096, 4096 * i); os.fdatasync(fd)
+print(f"{(time.monotonic() - t) / 200 * 1000:.2f}")
+EOF
+)
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs"
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, 300-byte JSON body; nginx worker_processes $HTTP_THREADS; tripline --http-threads $HTTP_THREADS --workers $WORKERS"
 echo "receivers' limits: $LIMITS (max_queued only where the server knows it)"
+echo "disk: one 4 KiB write + fdatasync takes $sync_ms ms on $work's filesystem: a durable accept ceiling of about $(python3 -c "print(round($CONNECTIONS / $sync_ms * 1000))") req/s at $CONNECTIONS connections"
 
 echo; echo "== runs (each tripline run right after its own nginx run) =="
 
@@ -230,6 +256,10 @@ for r in plain signed forged swarm; do
     "$(field $r-nginx p99_ms)" "$(field $r non2xx)" "$((rss / 1024))"
 done
 echo "swarm run: $finished_swarm of $rows_swarm executions finished by the server's stop (workers drain into dockerd), in $applies_swarm applies"
+if [ -s "$work/syncs" ]; then
+  echo "disk waits (fdatasync + fsync calls by tripline) per 1000 requests: $(while read -r r n; do
+    printf '%s %s  ' "$r" "$(python3 -c "print(f'{$n * 1000 / max(1, $(field "$r" requests)):.1f}')")"; done <"$work/syncs")"
+fi
 echo "CPU seconds over each run (machine busy / tripline): $(for r in plain signed forged swarm; do printf '%s %s/%s  ' $r "$(field $r cpu_busy_s)" "$(field $r cpu_tripline_s)"; done)"
 
 fail=0

@@ -1,12 +1,18 @@
 # Compiles every file under ui/ into the binary (server/ui_assets.h), so the web UI needs no
-# files at run time. Editing or adding a ui/ file re-runs this at the next build.
+# files at run time. Editing or adding a ui/ file re-runs this at the next build. The API
+# reference, docs/openapi.yaml, goes with them as /openapi.yaml (the UI links to it).
 file(GLOB_RECURSE UI_FILES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/ui/*)
 list(SORT UI_FILES)
+list(APPEND UI_FILES ${CMAKE_SOURCE_DIR}/docs/openapi.yaml)
 set(UI_ASSETS_CPP "${CMAKE_BINARY_DIR}/generated/ui_assets.cpp")
 set(_ui_entries "")
 foreach(f IN LISTS UI_FILES)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${f})
-  file(RELATIVE_PATH _rel ${CMAKE_SOURCE_DIR}/ui ${f})
+  if(f STREQUAL "${CMAKE_SOURCE_DIR}/docs/openapi.yaml")
+    set(_rel openapi.yaml)
+  else()
+    file(RELATIVE_PATH _rel ${CMAKE_SOURCE_DIR}/ui ${f})
+  endif()
   file(READ ${f} _hex HEX)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "'\\\\x\\1'," _bytes "${_hex}")
   string(MAKE_C_IDENTIFIER "${_rel}" _id)

@@ -1,5 +1,6 @@
 #include "app.h"
 
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <unordered_map>
@@ -31,6 +32,17 @@ class InboundView final : public InboundRequest {
   const HttpRequest& r_;
 };
 
+// The credential of `Authorization: Bearer <credential>` (the scheme in any case, RFC 9110
+// §11.1), or empty: another scheme, or no header.
+std::string bearer_credential(const std::optional<std::string>& authorization) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (!authorization || authorization->size() <= kScheme.size()) return {};
+  for (size_t i = 0; i < kScheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>((*authorization)[i])) != kScheme[i]) return {};
+  size_t start = authorization->find_first_not_of(' ', kScheme.size());
+  return start == std::string::npos ? std::string() : authorization->substr(start);
+}
+
 }  // namespace
 
 std::string App::trigger_url(const Receiver& r) const {
@@ -50,7 +62,12 @@ void App::handle(const HttpRequest& req, Responder respond) {
     // which nothing throws; before that, an exception leaves it here to answer with.
     try {
       if (token == "trigger") {
+        // The token out of the URL (and so out of access logs): X-Tripline-Token, or
+        // `Authorization: Bearer`, the one header senders such as Alertmanager can set
+        // (docs/security.md). The Bearer form then is the trigger's credential: a receiver that
+        // also wants its own auth.bearer_token cannot get both in one header and refuses.
         std::string header = req.header("X-Tripline-Token").value_or("");
+        if (header.empty()) header = bearer_credential(req.header("Authorization"));
         return trigger(req, header, respond);
       }
       return trigger(req, token, respond);

@@ -17,6 +17,7 @@ std::string content_type(std::string_view path) {
   if (ends(".png")) return "image/png";
   if (ends(".json") || ends(".webmanifest")) return "application/json";
   if (ends(".ico")) return "image/x-icon";
+  if (ends(".yaml")) return "application/yaml";  // RFC 9512; the API reference
   return "application/octet-stream";
 }
 

@@ -250,7 +250,9 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
   std::vector<Store::PlannedRun> runs(n);
   for (size_t i = 0; i < n; ++i)
     runs[i] = {jobs[i].id, jobs[i].attempts + 1, &plans[i], target_of(jobs[i])};
-  if (Status s = store_.start_planned(runs, started); !s.ok()) {
+  Status recorded =
+      record_plans_ ? record_plans_(runs, started) : store_.start_planned(runs, started);
+  if (Status s = std::move(recorded); !s.ok()) {
     // Nothing was applied; all of them wait and try again together. (Running the first alone
     // would apply its recorded plan over a later one's the peer may already hold.)
     *retry_in = std::chrono::milliseconds(100);

@@ -110,6 +110,12 @@ class Executor {
   void stop();  // lets running executions finish; queued ones stay queued in the database
 
   void enqueue(Job job);
+  // Where a batch's plans are recorded (before start()): by default Store::start_planned, a
+  // synced commit of its own; the service records them in the ingest's next group commit
+  // (Ingest::record_plans), which syncs anyway. Either way on disk before the apply.
+  using PlanRecorder =
+      std::function<Status(const std::vector<Store::PlannedRun>& runs, int64_t started_at)>;
+  void record_plans_with(PlanRecorder recorder) { record_plans_ = std::move(recorder); }
   void pause();
   void resume();
   bool paused() const;
@@ -156,6 +162,7 @@ class Executor {
   std::deque<std::string> ready_;                // lanes whose front job may start now
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   const Loader loader_;
+  PlanRecorder record_plans_;
   const size_t max_held_;
   size_t held_ = 0;       // jobs in lanes_ (queued, retrying or running)
   size_t unheld_ = 0;     // unfinished executions in the store only (an estimate while spilled)

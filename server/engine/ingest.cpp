@@ -28,6 +28,23 @@ void Ingest::submit(Trigger trigger, Done done) {
   done(Status::Unavailable("overloaded"), refused);
 }
 
+Status Ingest::record_plans(const std::vector<Store::PlannedRun>& runs, int64_t started_at) {
+  PlanWait wait;
+  wait.batch = {&runs, started_at};
+  {
+    std::unique_lock lock(mu_);
+    if (!stopping_) {
+      plan_waits_.push_back(&wait);
+      lock.unlock();
+      cv_.notify_one();
+      lock.lock();
+      plans_done_.wait(lock, [&] { return wait.done; });
+      return wait.status;
+    }
+  }
+  return store_.start_planned(runs, started_at);
+}
+
 void Ingest::stop() {
   {
     std::lock_guard lock(mu_);
@@ -41,15 +58,20 @@ void Ingest::stop() {
 void Ingest::run() {
   std::vector<Pending> batch;
   std::vector<NewExecution> rows;
+  std::vector<PlanWait*> waits;
+  std::vector<Store::PlannedBatch> plans;
   batch.reserve(1024);
   rows.reserve(1024);
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
-      if (pending_.empty() && stopping_) return;
+      cv_.wait(lock, [&] { return stopping_ || !pending_.empty() || !plan_waits_.empty(); });
+      if (pending_.empty() && plan_waits_.empty() && stopping_) return;
       batch.swap(pending_);
+      waits.swap(plan_waits_);
     }
+    plans.clear();
+    for (const PlanWait* w : waits) plans.push_back(w->batch);
     rows.clear();
     for (const Pending& p : batch) {
       const Trigger& t = p.trigger;
@@ -63,9 +85,20 @@ void Ingest::run() {
       e.created_at = t.created_at;
       rows.push_back(std::move(e));
     }
-    Status s = store_.insert_executions(rows);
+    Status s = store_.commit_group(rows, plans);
     if (!s.ok())
       log::error("could not commit executions", {{"count", batch.size()}, {"error", s.message()}});
+    if (!waits.empty()) {
+      {
+        std::lock_guard lock(mu_);
+        for (PlanWait* w : waits) {
+          w->status = s;
+          w->done = true;
+        }
+      }
+      plans_done_.notify_all();
+      waits.clear();
+    }
     for (size_t i = 0; i < batch.size(); ++i) {
       Accepted a{rows[i].id, rows[i].replayed, false, rows[i].revoked};
       if (s.ok() && !a.replayed && !a.revoked) on_committed_(batch[i].trigger, a.execution_id);

@@ -2,7 +2,8 @@
 // commits whatever has gathered in ONE transaction (group commit), then answers every waiting
 // request and hands the new executions to the executor. Under load a commit carries as many
 // triggers as arrived during the previous fsync, so throughput grows with concurrency while each
-// answer still comes only after its row is on disk.
+// answer still comes only after its row is on disk. The executor's plans ride on the same commits
+// (record_plans; docs/durability.md).
 //
 // Thread safety: submit() may be called from any thread; callbacks run on the writer thread.
 #pragma once
@@ -52,10 +53,22 @@ class Ingest {
   void submit(Trigger trigger, Done done);
   void stop();  // commits what is queued, then stops the writer
 
+  // Records the executor's plans in the next group commit (Store::commit_group) and returns once
+  // that commit is on disk, with its status: plans ride on the triggers' fsync instead of paying
+  // one of their own. Blocks the calling thread (a worker) for about one commit. After stop(),
+  // records them directly (Store::start_planned).
+  Status record_plans(const std::vector<Store::PlannedRun>& runs, int64_t started_at);
+
  private:
   struct Pending {
     Trigger trigger;
     Done done;
+  };
+  // A worker waiting in record_plans(); lives on its stack.
+  struct PlanWait {
+    Store::PlannedBatch batch;
+    Status status;
+    bool done = false;
   };
   void run();
 
@@ -65,6 +78,8 @@ class Ingest {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Pending> pending_;
+  std::vector<PlanWait*> plan_waits_;  // unbounded only by the executor's worker count
+  std::condition_variable plans_done_;
   bool stopping_ = false;
   std::thread writer_;
 };

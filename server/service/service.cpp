@@ -339,6 +339,11 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
       *p.store, [ex = p.executor.get()](const Ingest::Trigger& t, int64_t id) {
         ex->enqueue(job_for(t, id));
       });
+  // A batch's plans ride on the next group commit (docs/durability.md).
+  p.executor->record_plans_with(
+      [ingest = p.ingest.get()](const std::vector<Store::PlannedRun>& runs, int64_t started) {
+        return ingest->record_plans(runs, started);
+      });
   // A pause survives restarts: held work stays held until someone resumes it.
   auto paused = p.store->get_setting(kWorkersPausedSetting);
   if (!paused.ok()) return paused.status();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "log.h"
@@ -118,6 +119,35 @@ void configure(SQLite::Database& db, const StoreOptions& o) {
   db.exec("PRAGMA synchronous=FULL");
   db.exec("PRAGMA foreign_keys=ON");
 }
+
+// An execution's outcome (finished, or queued again for a retry) is committed without waiting
+// for the disk: synchronous=NORMAL for that one transaction, on the writer's connection, under
+// write_mu_. Its WAL frames reach the disk with the next FULL commit (the trigger path's group
+// commit, a plan's record) or checkpoint. What a power loss can take is only outcomes whose plan
+// is already on disk, and recovery re-applies a recorded plan, which drivers apply idempotently:
+// the world ends in the same state, nothing is done twice (docs/durability.md). This halves the
+// executor's fsyncs, which otherwise queue on write_mu_ in front of the trigger path's commits.
+// SQLite refuses to change the level inside a transaction: construct this before the
+// Transaction, so that the commit (or the rollback) comes first and the restore after it.
+class OutcomeSync {
+ public:
+  explicit OutcomeSync(SQLite::Database& db) : db_(db) { db_.exec("PRAGMA synchronous=NORMAL"); }
+  ~OutcomeSync() {
+    try {
+      db_.exec("PRAGMA synchronous=FULL");
+    } catch (const std::exception& e) {
+      // Going on would answer later triggers 202 before their rows are on disk. Setting the
+      // level is a flag in SQLite's memory and does not fail short of a broken connection.
+      log::error("cannot restore synchronous=FULL; stopping", {{"error", e.what()}});
+      std::abort();
+    }
+  }
+  OutcomeSync(const OutcomeSync&) = delete;
+  OutcomeSync& operator=(const OutcomeSync&) = delete;
+
+ private:
+  SQLite::Database& db_;
+};
 
 template <typename F>
 auto guarded(F&& f) -> decltype(f()) {
@@ -473,53 +503,63 @@ Result<std::vector<ReceiverRow>> Store::all_receivers() {
 // --- executions --------------------------------------------------------------------------
 
 Status Store::insert_executions(std::vector<NewExecution>& batch) {
+  return commit_group(batch, {});
+}
+
+Status Store::commit_group(std::vector<NewExecution>& batch,
+                           const std::vector<PlannedBatch>& plans) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
-    SQLite::Statement& q = *insert_execution_;
-    for (NewExecution& e : batch) {
-      // tryReset: reset() re-throws the error of the statement's last step, so one failed
-      // commit (a lock held elsewhere) would fail the next batch too.
-      q.tryReset();
-      q.bind(1, e.receiver_id);
-      q.bind(2, e.generation);
-      q.bindNoCopy(3, *e.driver);
-      q.bindNoCopy(4, *e.config);
-      if (e.idempotency_key.empty())
-        q.bind(5);
-      else
-        q.bindNoCopy(5, e.idempotency_key);
-      q.bind(6, e.created_at);
-      if (e.action)
-        q.bindNoCopy(7, *e.action);
-      else
-        q.bind(7);
-      e.revoked = false;
-      if (q.exec() == 1) {
-        e.id = writer_->getLastInsertRowid();
-        e.replayed = false;
-        continue;
-      }
-      if (e.idempotency_key.empty()) {
-        e.id = 0;
-        e.revoked = true;
-        continue;
-      }
-      SQLite::Statement& f = *find_idempotent_;
-      f.tryReset();
-      f.bind(1, e.receiver_id);
-      f.bindNoCopy(2, e.idempotency_key);
-      if (!f.executeStep()) {  // not a repeat: the receiver no longer grants it
-        e.id = 0;
-        e.revoked = true;
-        continue;
-      }
-      e.id = f.getColumn(0).getInt64();
-      e.replayed = true;
-    }
+    insert_executions_locked(batch);
+    for (const PlannedBatch& p : plans) start_planned_locked(*p.runs, p.started_at);
     tx.commit();
     return Status::Ok();
   });
+}
+
+void Store::insert_executions_locked(std::vector<NewExecution>& batch) {
+  SQLite::Statement& q = *insert_execution_;
+  for (NewExecution& e : batch) {
+    // tryReset: reset() re-throws the error of the statement's last step, so one failed
+    // commit (a lock held elsewhere) would fail the next batch too.
+    q.tryReset();
+    q.bind(1, e.receiver_id);
+    q.bind(2, e.generation);
+    q.bindNoCopy(3, *e.driver);
+    q.bindNoCopy(4, *e.config);
+    if (e.idempotency_key.empty())
+      q.bind(5);
+    else
+      q.bindNoCopy(5, e.idempotency_key);
+    q.bind(6, e.created_at);
+    if (e.action)
+      q.bindNoCopy(7, *e.action);
+    else
+      q.bind(7);
+    e.revoked = false;
+    if (q.exec() == 1) {
+      e.id = writer_->getLastInsertRowid();
+      e.replayed = false;
+      continue;
+    }
+    if (e.idempotency_key.empty()) {
+      e.id = 0;
+      e.revoked = true;
+      continue;
+    }
+    SQLite::Statement& f = *find_idempotent_;
+    f.tryReset();
+    f.bind(1, e.receiver_id);
+    f.bindNoCopy(2, e.idempotency_key);
+    if (!f.executeStep()) {  // not a repeat: the receiver no longer grants it
+      e.id = 0;
+      e.revoked = true;
+      continue;
+    }
+    e.id = f.getColumn(0).getInt64();
+    e.replayed = true;
+  }
 }
 
 namespace {
@@ -585,6 +625,7 @@ Status Store::requeue_all(const std::vector<int64_t>& ids, const std::string& er
                           int64_t next_attempt_at, std::string_view target) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
+    OutcomeSync relaxed(*writer_);
     SQLite::Transaction tx(*writer_);
     SQLite::Statement q(*writer_,
                         "UPDATE executions SET status = 'queued', error = ?, next_attempt_at = ? "
@@ -615,27 +656,32 @@ Status Store::start_planned(const std::vector<PlannedRun>& runs, int64_t started
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
-    SQLite::Statement q(*writer_,
-                        "UPDATE executions SET status = 'running', attempts = ?, "
-                        "started_at = coalesce(started_at, ?), next_attempt_at = NULL, plan = ? "
-                        "WHERE id = ?");
-    for (const PlannedRun& r : runs) {
-      q.tryReset();
-      q.bind(1, r.attempts);
-      q.bind(2, started_at);
-      q.bind(3, r.plan->dump());
-      q.bind(4, r.id);
-      q.exec();
-      note_status_locked(r.id, "running", r.target, started_at);
-    }
+    start_planned_locked(runs, started_at);
     tx.commit();
     return Status::Ok();
   });
 }
 
+void Store::start_planned_locked(const std::vector<PlannedRun>& runs, int64_t started_at) {
+  SQLite::Statement q(*writer_,
+                      "UPDATE executions SET status = 'running', attempts = ?, "
+                      "started_at = coalesce(started_at, ?), next_attempt_at = NULL, plan = ? "
+                      "WHERE id = ?");
+  for (const PlannedRun& r : runs) {
+    q.tryReset();
+    q.bind(1, r.attempts);
+    q.bind(2, started_at);
+    q.bind(3, r.plan->dump());
+    q.bind(4, r.id);
+    q.exec();
+    note_status_locked(r.id, "running", r.target, started_at);
+  }
+}
+
 Status Store::finish_all(const std::vector<Finished>& outcomes) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
+    OutcomeSync relaxed(*writer_);
     SQLite::Transaction tx(*writer_);
     SQLite::Statement q(*writer_,
                         "UPDATE executions SET status = ?, result = ?, error = ?, finished_at = ?, "

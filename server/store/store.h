@@ -1,4 +1,5 @@
-// Durable state in one SQLite file (WAL mode, synchronous=FULL: a returned commit is fsync'd).
+// Durable state in one SQLite file (WAL mode, synchronous=FULL: a returned commit is fsync'd,
+// except an execution's outcome, whose plan is; docs/durability.md).
 //
 // Two connections: one for writes, serialized by a mutex, and one for reads, so management
 // queries never wait behind a group commit. Migrations from migrations/ run at open, each in its
@@ -242,6 +243,8 @@ class Store {
   Status requeue(int64_t id, const std::string& error, int64_t next_attempt_at,
                  std::string_view target = {});
   // requeue() for several executions (a lane's, retried together), in ONE transaction.
+  // Outcomes (requeue*, finish*) commit relaxed: not synced before they return
+  // (docs/durability.md).
   Status requeue_all(const std::vector<int64_t>& ids, const std::string& error,
                      int64_t next_attempt_at, std::string_view target = {});
   // A lane's executions planned together (Executor, Driver::plan_after): each marked running
@@ -253,6 +256,14 @@ class Store {
     std::string_view target;
   };
   Status start_planned(const std::vector<PlannedRun>& runs, int64_t started_at);
+  // insert_executions() and the start_planned() of several lanes in ONE synced transaction: the
+  // ingest's group commit carries the executor's plan records, so a batch of plans costs no
+  // fsync of its own (docs/durability.md).
+  struct PlannedBatch {
+    const std::vector<PlannedRun>* runs = nullptr;
+    int64_t started_at = 0;
+  };
+  Status commit_group(std::vector<NewExecution>& batch, const std::vector<PlannedBatch>& plans);
   // Outcomes of several executions, recorded in ONE transaction.
   struct Finished {
     int64_t id = 0;
@@ -354,6 +365,10 @@ class Store {
   void note_status_locked(int64_t execution_id, const char* event, std::string_view target,
                           int64_t now);
   void refresh_any_subscriptions_locked();
+  // The bodies of insert_executions() and start_planned(): write_mu_ held, inside the caller's
+  // transaction; SQLite errors throw.
+  void insert_executions_locked(std::vector<NewExecution>& batch);
+  void start_planned_locked(const std::vector<PlannedRun>& runs, int64_t started_at);
   std::atomic<bool> any_subscriptions_{false};
   int64_t now_ms() const { return clock_->now_ms(); }
 

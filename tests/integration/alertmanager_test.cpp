@@ -1,9 +1,12 @@
-// End to end with the real Alertmanager from Debian: firing scales up once, re-sends do nothing
-// more, resolving scales back down. Alertmanager authenticates with a bearer token.
+// End to end with the real Alertmanager from Debian, configured by the shipped
+// deploy/alertmanager/alertmanager.yml: firing scales up once, re-sends do nothing more,
+// resolving scales back down. Alertmanager sends the trigger token as its bearer credential, out
+// of the URL.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <catch2/catch.hpp>
 #include <fstream>
@@ -19,29 +22,46 @@ using nlohmann::json;
 namespace {
 const char* kAlertmanager = "/usr/bin/prometheus-alertmanager";
 
+// deploy/alertmanager/alertmanager.yml as shipped, changing only what must differ here: the URL's
+// scheme and host (its path stays), the credential's file, and the intervals (a re-send every
+// 2 s, not 4 h). Each changed field must already be in the file: a shipped config that lost its
+// bearer authorization or its URL fails here, not in a reader's Alertmanager.
+std::string shipped_config(const std::string& server_url, const std::string& bearer_file) {
+  YAML::Node c =
+      YAML::LoadFile(std::string(TRIPLINE_SOURCE_DIR) + "/deploy/alertmanager/alertmanager.yml");
+  YAML::Node route = c["route"];
+  for (const char* interval : {"group_wait", "group_interval", "repeat_interval"})
+    REQUIRE(route[interval].IsScalar());
+  route["group_wait"] = "1s";
+  route["group_interval"] = "1s";
+  route["repeat_interval"] = "2s";
+  YAML::Node webhook;
+  for (const auto& r : c["receivers"])
+    if (r["name"].as<std::string>() == route["receiver"].as<std::string>())
+      webhook = r["webhook_configs"][0];
+  REQUIRE(webhook.IsMap());
+  REQUIRE(webhook["url"].IsScalar());
+  std::string shipped_url = webhook["url"].as<std::string>();
+  const std::string path = "/_webhooks/trigger";  // the token is not in the URL
+  REQUIRE(shipped_url.size() > path.size());
+  REQUIRE(shipped_url.compare(shipped_url.size() - path.size(), path.size(), path) == 0);
+  webhook["url"] = server_url + path;
+  YAML::Node auth = webhook["http_config"]["authorization"];
+  REQUIRE(auth["type"].as<std::string>() == "Bearer");
+  REQUIRE(auth["credentials_file"].IsScalar());
+  auth["credentials_file"] = bearer_file;
+  YAML::Emitter out;
+  out << c;
+  return out.c_str();
+}
+
 class Alertmanager {
  public:
-  Alertmanager(const std::string& webhook_url, const std::string& bearer) {
+  Alertmanager(const std::string& server_url, const std::string& bearer) {
     dir_ = make_temp_dir("tl-am");
     port_ = free_port();
-    std::ofstream(dir_ + "/am.yml") << "route:\n"
-                                       "  receiver: tripline\n"
-                                       "  group_by: ['alertname']\n"
-                                       "  group_wait: 1s\n"
-                                       "  group_interval: 1s\n"
-                                       "  repeat_interval: 2s\n"
-                                       "receivers:\n"
-                                       "- name: tripline\n"
-                                       "  webhook_configs:\n"
-                                       "  - url: '"
-                                    << webhook_url
-                                    << "'\n"
-                                       "    send_resolved: true\n"
-                                       "    http_config:\n"
-                                       "      authorization:\n"
-                                       "        type: Bearer\n"
-                                       "        credentials: '"
-                                    << bearer << "'\n";
+    std::ofstream(dir_ + "/bearer") << bearer;
+    std::ofstream(dir_ + "/am.yml") << shipped_config(server_url, dir_ + "/bearer");
     pid_ = ::fork();
     if (pid_ == 0) {
       // Dies with the test binary: a crashed test must not leave Alertmanager holding ctest's pipe.
@@ -130,15 +150,14 @@ TEST_CASE("alertmanager: firing scales up once, re-sends do nothing, resolved sc
       {{"name", "am-up"},
        {"driver", "scale-service"},
        {"config", {{"service", "amweb"}, {"action", "up"}, {"by", 2}, {"min", 1}, {"max", 5}}},
-       {"rules", {{"preset", "alertmanager"}, {"on_resolved", "inverse"}}},
-       {"auth", {{"bearer_token", "am-bearer-credential-42"}}}});
-  CHECK(r["auth"]["bearer_token"] == "********");
+       {"rules", {{"preset", "alertmanager"}, {"on_resolved", "inverse"}}}});
   int64_t rid = r["id"];
   std::string url = r["trigger_url"];
-  // Without the bearer credential the token alone is not enough.
-  CHECK(s.trigger(url).status == 401);
+  std::string token = url.substr(url.rfind('/') + 1);
+  // Without the token in Authorization, /_webhooks/trigger does nothing.
+  CHECK(s.trigger(s.url() + "/_webhooks/trigger").status == 401);
 
-  Alertmanager am(url, "am-bearer-credential-42");
+  Alertmanager am(s.url(), token);
   auto now = std::chrono::system_clock::now();
   std::string starts = rfc3339(now - std::chrono::minutes(1));
   am.post_alert(starts);

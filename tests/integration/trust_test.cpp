@@ -546,3 +546,44 @@ TEST_CASE(
   CHECK(s.trigger(url).status == 401);
   CHECK(s.trigger(changed["trigger_url"]).status == 202);
 }
+
+// --- the token out of the URL ----------------------------------------------------------
+
+TEST_CASE(
+    "trust: /_webhooks/trigger takes the token from X-Tripline-Token or Authorization: Bearer, "
+    "and a receiver that wants its own bearer credential refuses the token there") {
+  if (!swarm_or_skip()) return;
+  Swarm::get().create_service("tokhdr", 1);
+  TestServer s;
+  pause_workers(s);
+  auto plain = s.create_receiver(scale("tokhdr", "tokhdr", "up", 1, 5));
+  std::string url = plain["trigger_url"];
+  std::string token = url.substr(url.rfind('/') + 1);
+  std::string hook = s.url() + "/_webhooks/trigger";
+  CHECK(s.trigger(hook, {{"Authorization", "Bearer " + token}}).status == 202);
+  CHECK(s.trigger(hook, {{"Authorization", "bearer " + token}}).status == 202);
+  CHECK(s.trigger(hook, {{"X-Tripline-Token", token}}).status == 202);
+  // X-Tripline-Token is the token when both are sent; Authorization is then the receiver's.
+  CHECK(s.trigger(hook, {{"X-Tripline-Token", token}, {"Authorization", "Bearer x"}}).status ==
+        202);
+  auto other_scheme = s.trigger(hook, {{"Authorization", "Basic " + token}});
+  CHECK(other_scheme.status == 401);
+  CHECK(json::parse(other_scheme.body)["error"] == "invalid_token");
+  CHECK(s.trigger(hook, {{"Authorization", "Bearer " + token + "x"}}).status == 401);
+  CHECK(s.trigger(hook, {{"Authorization", "Bearer "}}).status == 401);
+  CHECK(s.execution_count() == 4);
+
+  // One header cannot carry two credentials: with its own bearer_token the receiver wants the
+  // token elsewhere (the URL or X-Tripline-Token) and its credential in Authorization.
+  auto guarded = scale("tokhdr-2", "tokhdr", "down", 1, 5);
+  guarded["auth"] = {{"bearer_token", "second-credential-0123456789"}};
+  std::string gurl = s.create_receiver(guarded)["trigger_url"];
+  std::string gtoken = gurl.substr(gurl.rfind('/') + 1);
+  CHECK(s.trigger(hook, {{"Authorization", "Bearer " + gtoken}}).status == 401);
+  CHECK(s.trigger(hook, {{"X-Tripline-Token", gtoken},
+                         {"Authorization", "Bearer second-credential-0123456789"}})
+            .status == 202);
+  CHECK(s.trigger(gurl, {{"Authorization", "Bearer second-credential-0123456789"}}).status == 202);
+  CHECK(s.execution_count() == 6);
+  Swarm::get().docker("service rm tokhdr");
+}

@@ -3,7 +3,8 @@
 # Installs playwright-core (npm ci, only when node_modules is missing or older than the lock
 # file's content), then runs ui.test.mjs with node's test runner. It needs Debian's Chromium
 # (/usr/bin/chromium), root and dockerd (scripts/install-deps.sh test installs them): without
-# them it skips loudly (ctest shows "Skipped"), unless CI=true, where it fails.
+# them it skips loudly, unless CI=true, where it fails. ctest shows only "Skipped"; the reason
+# printed here is repeated after the run by tests/skip-reasons.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
