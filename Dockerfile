@@ -25,6 +25,7 @@ RUN apt-get update \
       g++ cmake make pkg-config \
       libpistache-dev libssl-dev libcurl4-openssl-dev \
       libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev libldns-dev libre2-dev libyaml-cpp-dev \
+      libcli11-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

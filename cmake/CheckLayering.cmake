@@ -23,6 +23,9 @@ foreach(f IN LISTS _sources)
     if(line MATCHES "<yaml-cpp/" AND NOT rel MATCHES "^drivers/scale_service/")
       list(APPEND _bad "${rel}: ${line} (yaml-cpp is private to drivers/scale_service)")
     endif()
+    if(line MATCHES "<CLI/" AND NOT rel MATCHES "^server/cli/")
+      list(APPEND _bad "${rel}: ${line} (CLI11 is private to server/cli)")
+    endif()
     # A relative path reaches around the layers' include directories; drivers may name their
     # own contract as "../driver.h", and their integration tests the test harness.
     if(line MATCHES "\"\\.\\./" AND NOT line MATCHES "\"\\.\\./driver\\.h\"" AND NOT line MATCHES "\"\\.\\./\\.\\./tests/")

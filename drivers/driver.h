@@ -149,7 +149,9 @@ class Driver {
   // For configs that bind_request(): the stored config JSON with the request's values filled in
   // (e.g. "value": "caller-ip" -> "value": "203.0.113.7"). tripline validates the answer again
   // (check_peer = false) and records it as the execution's config; an Invalid status is answered
-  // to the caller as 422. Runs on the trigger path: no I/O.
+  // to the caller as 422. NotFound says the request carries nothing this config acts on (a push
+  // of another repository): the request is ignored with that message as the reason, answered
+  // with the receiver's ignore status, and nothing is recorded. Runs on the trigger path: no I/O.
   virtual Result<nlohmann::json> bind(const nlohmann::json& stored_config,
                                       const TriggerRequest& /*request*/) const {
     return stored_config;

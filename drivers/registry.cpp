@@ -1,8 +1,11 @@
 #include "registry.h"
 
+#include <algorithm>
 #include <stdexcept>
+#include <string_view>
 
 #include "dns_update/dns_update.h"
+#include "redeploy/redeploy.h"
 #include "scale_service/scale_service.h"
 #include "webhook/webhook.h"
 
@@ -26,6 +29,7 @@ constexpr DriverEntry kDrivers[] = {
     entry<ScaleServiceDriver>(),
     entry<DnsUpdateDriver>(),
     entry<WebhookDriver>(),
+    entry<RedeployDriver>(),
 };
 
 }  // namespace
@@ -34,10 +38,16 @@ void register_drivers(DriverRegistry& registry, const DriverEnv& env) {
   for (const auto& d : kDrivers) registry.add(d.create(env));
 }
 
+// An option two drivers declare (scale-service's and redeploy's --docker-host) is offered once:
+// both read the one value.
 std::vector<DriverOption> driver_options() {
   std::vector<DriverOption> out;
   for (const auto& d : kDrivers)
-    for (const auto& o : d.options()) out.push_back(o);
+    for (const auto& o : d.options())
+      if (std::none_of(out.begin(), out.end(), [&](const DriverOption& seen) {
+            return std::string_view(seen.name) == o.name;
+          }))
+        out.push_back(o);
   return out;
 }
 

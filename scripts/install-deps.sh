@@ -8,10 +8,10 @@
 set -euo pipefail
 
 build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev libsqlitecpp-dev
-       libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev libyaml-cpp-dev)
+       libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev libyaml-cpp-dev libcli11-dev)
 test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
       knot knot-dnsutils pdns-server pdns-backend-sqlite3
-      prometheus-alertmanager chromium nginx openssl)
+      prometheus-alertmanager chromium nginx openssl docker-registry socat)
 bench=(wrk curl sqlite3 nginx docker.io containerd iproute2 busybox-static)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 format=(clang-format-14 git)

@@ -1,4 +1,5 @@
-// tripline: rule-driven action triggers. `tripline serve` runs the service.
+// tripline: rule-driven action triggers. `tripline serve` runs the service; the client commands
+// (receivers, executions, tokens, trigger, status, completion) are server/cli's.
 #include <curl/curl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli.h"
 #include "log.h"
 #include "pruner.h"
 #include "secret_keys.h"
@@ -37,6 +39,7 @@ Usage:
                                     TRIPLINE_SECRET_KEY when it is set (the old key then in
                                     TRIPLINE_SECRET_KEY_PREVIOUS); see docs/secret-keys.md
   tripline --help | --version
+  (see the client commands below)
 
 Flags of serve (each also read from the environment variable named after it):
   --listen HOST:PORT      TRIPLINE_LISTEN       address to listen on (default 127.0.0.1:8080)
@@ -70,6 +73,7 @@ constexpr const char* kUsageRest =
                                                 printed once
 
 tripline serves plain HTTP. For HTTPS, put nginx in front of it: deploy/nginx/README.md.
+
 )";
 
 volatile sig_atomic_t g_stop = 0;
@@ -92,6 +96,7 @@ void print_usage(FILE* out) {
       std::fprintf(out, "  %-23s %-21s %s\n", flag.c_str(), o.env, o.help);
   }
   std::fputs(kUsageRest, out);
+  std::fputs(tripline::cli::kHelpText, out);
 }
 
 int to_int(const std::string& s, const char* name) {
@@ -133,6 +138,10 @@ int main(int argc, char** argv) {
     std::printf("tripline %s\n", TRIPLINE_VERSION);
     return 0;
   }
+  if (tripline::cli::is_client_command(cmd)) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return tripline::cli::run(argc, argv);
+  }
   if (cmd != "serve" && cmd != "rotate-signing-key" && cmd != "rotate-secret-key") {
     std::fprintf(stderr, "tripline: unknown command \"%s\"; see tripline --help\n", cmd.c_str());
     return 2;
@@ -170,6 +179,11 @@ int main(int argc, char** argv) {
     if (const char* v = std::getenv(f.env); v && *v) *f.value = v;
   for (const char* env : kRemovedTlsEnv)
     if (const char* v = std::getenv(env); v && *v && cmd == "serve") return refuse_builtin_tls(env);
+  for (int i = 2; i < argc; ++i)
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      print_usage(stdout);
+      return 0;
+    }
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     for (const char* flag : kRemovedTlsFlags)

@@ -20,7 +20,8 @@ SwarmApi::SwarmApi(const std::string& docker_host) : host_(docker_host) {
 }
 
 OutboundResponse SwarmApi::call(const std::string& method, const std::string& path,
-                                const std::string& body, std::chrono::milliseconds timeout) const {
+                                const std::string& body, std::chrono::milliseconds timeout,
+                                const std::string& registry_auth) const {
   OutboundRequest req;
   req.timeout = timeout;
   req.method = method;
@@ -28,6 +29,7 @@ OutboundResponse SwarmApi::call(const std::string& method, const std::string& pa
   req.unix_socket = unix_socket_;
   req.body = body;
   if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
+  if (!registry_auth.empty()) req.headers.emplace_back("X-Registry-Auth", registry_auth);
   return http_request(req);
 }
 
@@ -98,9 +100,36 @@ SwarmApi::Answer SwarmApi::parse_service(std::string_view body, Service* out) {
   return {};
 }
 
-SwarmApi::Answer SwarmApi::update(const Service& s) const {
+SwarmApi::Answer SwarmApi::update(const Service& s, const std::string& registry_auth) const {
   return classify(call("POST", "/services/" + s.id + "/update?version=" + std::to_string(s.version),
-                       s.spec.dump()));
+                       s.spec.dump(), std::chrono::milliseconds(10000), registry_auth));
+}
+
+SwarmApi::Answer SwarmApi::list(const std::vector<std::string>& labels, size_t max,
+                                std::vector<Service>* out) const {
+  nlohmann::json filters = {{"label", labels}};
+  std::string f = filters.dump();
+  char* escaped = curl_easy_escape(nullptr, f.c_str(), static_cast<int>(f.size()));
+  std::string path = "/services?filters=" + std::string(escaped ? escaped : "");
+  curl_free(escaped);
+  auto r = call("GET", path);
+  Answer a = classify(r);
+  if (a.error != Error::kNone) return a;
+  auto parsed = parse_json_bounded(r.body);
+  if (!parsed.ok()) return {Error::kBadAnswer, "the service list from Docker " + parsed.why()};
+  if (!parsed.value.is_array())
+    return {Error::kBadAnswer, "unexpected service list from Docker: not an array"};
+  if (parsed.value.size() > max)
+    return {Error::kBadAnswer, "the label selector matches " + std::to_string(parsed.value.size()) +
+                                   " services, more than " + std::to_string(max)};
+  out->clear();
+  for (const auto& item : parsed.value) {
+    Service s;
+    Answer one = parse_service(item.dump(), &s);
+    if (one.error != Error::kNone) return one;
+    out->push_back(std::move(s));
+  }
+  return {};
 }
 
 // Bounded well below the default so a hung Docker holds the /readyz prober only briefly.

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "../driver.h"
 #include "http_client.h"
@@ -40,7 +41,12 @@ class SwarmApi {
   };
 
   Answer inspect(const std::string& name_or_id, Service* out) const;
-  Answer update(const Service& service) const;  // sends service.spec at service.version
+  // Sends service.spec at service.version. registry_auth, when set, goes as X-Registry-Auth (what
+  // `docker service update --with-registry-auth` sends): the credentials the nodes pull with.
+  Answer update(const Service& service, const std::string& registry_auth = {}) const;
+  // The services carrying every label of `labels` ("key=value" or "key"), at most `max` of them
+  // (more is kBadAnswer: a selector that broad is not what anyone meant).
+  Answer list(const std::vector<std::string>& labels, size_t max, std::vector<Service>* out) const;
   Answer ping() const;
 
   // Reads a GET /services/{id} answer (exposed for tests and the peer fuzz target). Never throws;
@@ -56,7 +62,8 @@ class SwarmApi {
  private:
   OutboundResponse call(const std::string& method, const std::string& path,
                         const std::string& body = {},
-                        std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) const;
+                        std::chrono::milliseconds timeout = std::chrono::milliseconds(10000),
+                        const std::string& registry_auth = {}) const;
 
   std::string host_;
   std::string base_url_;

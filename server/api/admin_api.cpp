@@ -1,9 +1,14 @@
 // The management API's entry (admin token check, /api/v1 dispatch) and its smaller routes:
 // executions, tokens, workers, drivers, /readyz. Receivers: receivers_api.cpp.
+#include <future>
+
 #include "app.h"
 #include "crypto.h"
+#include "json_limits.h"
 #include "log.h"
 #include "responses.h"
+#include "schema.h"
+#include "secrets.h"
 
 namespace tripline {
 
@@ -35,6 +40,13 @@ HttpResponse App::api(const HttpRequest& req, const std::vector<std::string_view
 // the cache sees changes in commit order and only ever moves forward (ReceiverCache::put also
 // refuses older versions). Reads never write the cache.
 HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+  if (seg.size() == 3 && seg[2] == "retry") {
+    auto id = parse_id(seg[1]);
+    if (!id) return error_response(404, "not_found", "no such execution");
+    if (req.method() != "POST") return method_not_allowed("POST");
+    return retry_execution(*id);
+  }
+  if (seg.size() > 2) return error_response(404, "not_found", "no such API path");
   if (req.method() != "GET") return method_not_allowed("GET");
   if (seg.size() == 2) {
     auto id = parse_id(seg[1]);
@@ -65,6 +77,85 @@ HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::
   for (const auto& e : *rows) items.push_back(execution_json(e));
   json next = rows->size() == size_t(f.limit) ? json(rows->back().id) : json(nullptr);
   return json_response(200, {{"items", items}, {"next_before", next}});
+}
+
+// A retry is a new execution with the failed one's recorded config and action, committed and run
+// like a trigger's. It runs under the grant the failed one was accepted under, so only while that
+// still holds: the receiver enabled and at the same generation (no rotate, disable or change of
+// target or action since). An admin's act, it is not held to the rate limit or the cooldown, but
+// it takes a slot of the receiver's queue cap. Its idempotency key names the execution retried,
+// so retrying the same one twice (a double click, a script's own retry) answers the first retry.
+HttpResponse App::retry_execution(int64_t id) {
+  auto e = ctx_.store.get_execution(id);
+  if (!e.ok()) return from_status(e.status());
+  if (e->status != ExecutionStatus::kFailed)
+    return from_status(
+        Status::Conflict(std::string("only a failed execution can be retried; this one is ") +
+                         to_string(e->status)));
+  auto receiver = ctx_.receivers.find(e->receiver_id);
+  if (!receiver) return from_status(Status::Conflict("its receiver no longer exists"));
+  const Receiver& r = *receiver;
+  if (!r.row.enabled)
+    return from_status(Status::Conflict("its receiver is disabled: enable it and trigger it anew"));
+  if (r.row.generation != e->generation || r.row.driver != e->driver)
+    return from_status(
+        Status::Conflict("its receiver's trigger URL was revoked since it ran (rotated, disabled, "
+                         "or given another target or action): trigger it anew"));
+  auto stored = parse_json_bounded(e->config);
+  Result<json> plain = Status::Internal("the recorded config is not JSON");
+  if (stored.ok()) plain = open_config(stored.value, secret_fields(*r.driver), ctx_.secrets);
+  if (!plain.ok()) return from_status(plain.status());
+  auto config = r.driver->validate(*plain, /*check_peer=*/false);
+  if (!config.ok())
+    return from_status(
+        Status::Conflict("its recorded config is no longer valid: " + config.status().message()));
+
+  std::shared_ptr<std::atomic<int64_t>> queued = r.limiter->queued();
+  if (r.limits.max_queued > 0 && queued->load() >= r.limits.max_queued) {
+    auto resp = error_response(429, "queue_full",
+                               "this receiver has too many executions waiting to run; retry later");
+    resp.headers.emplace_back("Retry-After", "1");
+    return resp;
+  }
+  Ingest::Trigger t;
+  t.receiver = receiver;
+  t.config = *config;
+  t.config_text = e->config;  // as recorded: secrets sealed
+  t.action = e->action;
+  t.idempotency_key = "retry-of:" + std::to_string(id);
+  // Taken before the commit, as a trigger's claim is: the executor gives the slot back when the
+  // new execution finishes, which may be before submit's answer comes.
+  queued->fetch_add(1, std::memory_order_relaxed);
+  // Shared with the callback: it may still be inside set_value when this thread wakes up.
+  auto committed = std::make_shared<std::promise<std::pair<Status, Accepted>>>();
+  auto answer = committed->get_future();
+  ctx_.ingest.submit(std::move(t), [committed](const Status& s, const Accepted& a) {
+    committed->set_value({s, a});
+  });
+  auto [s, a] = answer.get();  // one group commit: the trigger path's own wait
+  if (!s.ok() || a.replayed || a.revoked) queued->fetch_sub(1, std::memory_order_relaxed);
+  if (a.revoked)
+    return from_status(Status::Conflict("its receiver's trigger URL was revoked meanwhile"));
+  if (!s.ok()) {
+    auto resp = error_response(503, a.overloaded ? "overloaded" : "unavailable",
+                               "the retry could not be recorded; retry");
+    resp.headers.emplace_back("Retry-After", "1");
+    return resp;
+  }
+  if (a.replayed) {
+    // The key is in the namespace of senders' Idempotency-Key: one who holds the URL could have
+    // used it first. Only a real retry (the same recorded request) answers for this one.
+    auto earlier = ctx_.store.get_execution(a.execution_id);
+    if (!earlier.ok()) return from_status(earlier.status());
+    if (earlier->config != e->config || earlier->action != e->action)
+      return from_status(Status::Conflict("execution " + std::to_string(a.execution_id) +
+                                          " holds this retry's idempotency key but is not a "
+                                          "retry of this execution"));
+  }
+  HttpResponse resp = accepted_response(a.execution_id, r.row.id, a.replayed);
+  json body = json::parse(resp.body);
+  body["retry_of"] = id;
+  return json_response(202, body);
 }
 
 HttpResponse App::tokens_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {

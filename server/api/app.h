@@ -71,6 +71,8 @@ class App {
   HttpResponse api(const HttpRequest& req, const std::vector<std::string_view>& segments);
   HttpResponse receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
   HttpResponse executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
+  // POST /executions/{id}/retry: a failed execution run again as a new one (docs/api.md).
+  HttpResponse retry_execution(int64_t id);
   // /receivers/{id}/notifications[/{sid}] and /receivers/{id}/deliveries[/{did}[/redeliver]]
   // (notifications_api.cpp).
   HttpResponse notifications_api(const HttpRequest& req, int64_t receiver_id,

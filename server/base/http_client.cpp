@@ -150,6 +150,9 @@ OutboundResponse http_request(const OutboundRequest& req) {
     curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
   }
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  // A HEAD answer's Content-Length describes a body that never comes: without NOBODY curl would
+  // wait for it until the timeout.
+  if (req.method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   if (req.method != "GET" && req.method != "HEAD") {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));

@@ -45,6 +45,10 @@ const char* to_string(IgnoreReason r) {
       return "resolved";
     case IgnoreReason::kCooldown:
       return "cooldown";
+    case IgnoreReason::kNoPush:
+      return "no_push";
+    case IgnoreReason::kUnmatched:
+      return "unmatched";
     case IgnoreReason::kCount:
       break;
   }

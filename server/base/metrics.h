@@ -33,7 +33,9 @@ enum class RejectReason {
   kQueueFull,  // the receiver's unfinished executions reached its max_queued
   kCount
 };
-enum class IgnoreReason { kRule, kResolved, kCooldown, kCount };
+// kNoPush: a registry notification without a tag push (a pull, a blob upload); kUnmatched: the
+// request names nothing the receiver's action is for (a push of another repository or tag).
+enum class IgnoreReason { kRule, kResolved, kCooldown, kNoPush, kUnmatched, kCount };
 const char* to_string(IgnoreReason r);
 const char* to_string(RejectReason r);
 

@@ -120,14 +120,14 @@ void configure(SQLite::Database& db, const StoreOptions& o) {
   db.exec("PRAGMA foreign_keys=ON");
 }
 
-// An execution's outcome (finished, or queued again for a retry) is committed without waiting
+// An execution's success, or its return to the queue for a retry, is committed without waiting
 // for the disk: synchronous=NORMAL for that one transaction, on the writer's connection, under
 // write_mu_. Its WAL frames reach the disk with the next FULL commit (the trigger path's group
-// commit, a plan's record) or checkpoint. What a power loss can take is only outcomes whose plan
-// is already on disk, and recovery re-applies a recorded plan, which drivers apply idempotently:
-// the world ends in the same state, nothing is done twice (docs/durability.md). This halves the
-// executor's fsyncs, which otherwise queue on write_mu_ in front of the trigger path's commits.
-// SQLite refuses to change the level inside a transaction: construct this before the
+// commit, a plan's record) or checkpoint. A power loss can take only such outcomes, and recovery
+// then re-applies the recorded plan, which drivers apply idempotently: the world ends in the
+// same state, nothing is done twice; a lost retry runs as it would have (docs/durability.md). This
+// halves the executor's fsyncs, which otherwise queue on write_mu_ in front of the trigger path's
+// commits. SQLite refuses to change the level inside a transaction: construct this before the
 // Transaction, so that the commit (or the rollback) comes first and the restore after it.
 class OutcomeSync {
  public:
@@ -506,13 +506,25 @@ Status Store::insert_executions(std::vector<NewExecution>& batch) {
   return commit_group(batch, {});
 }
 
-Status Store::commit_group(std::vector<NewExecution>& batch,
-                           const std::vector<PlannedBatch>& plans) {
+Status Store::commit_group(std::vector<NewExecution>& batch, const std::vector<PlannedBatch>& plans,
+                           std::vector<Status>* plan_status) {
+  if (plan_status) plan_status->assign(plans.size(), Status::Ok());
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
     insert_executions_locked(batch);
-    for (const PlannedBatch& p : plans) start_planned_locked(*p.runs, p.started_at);
+    // Each lane's plans in a savepoint of their own: plans that cannot be recorded fail their
+    // worker alone (it records them again later), not the triggers or the other lanes.
+    for (size_t i = 0; i < plans.size(); ++i) {
+      writer_->exec("SAVEPOINT plans");
+      Status s = guarded([&]() -> Status {
+        start_planned_locked(*plans[i].runs, plans[i].started_at);
+        return Status::Ok();
+      });
+      if (!s.ok()) writer_->exec("ROLLBACK TO plans");
+      writer_->exec("RELEASE plans");
+      if (plan_status) (*plan_status)[i] = std::move(s);
+    }
     tx.commit();
     return Status::Ok();
   });
@@ -681,7 +693,12 @@ void Store::start_planned_locked(const std::vector<PlannedRun>& runs, int64_t st
 Status Store::finish_all(const std::vector<Finished>& outcomes) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
-    OutcomeSync relaxed(*writer_);
+    // Only successes are relaxed: a lost success is re-applied to the same end. A failure is
+    // synced, since after its loss recovery would run the execution again and might act.
+    std::optional<OutcomeSync> relaxed;
+    if (std::all_of(outcomes.begin(), outcomes.end(),
+                    [](const Finished& f) { return f.status == ExecutionStatus::kSucceeded; }))
+      relaxed.emplace(*writer_);
     SQLite::Transaction tx(*writer_);
     SQLite::Statement q(*writer_,
                         "UPDATE executions SET status = ?, result = ?, error = ?, finished_at = ?, "

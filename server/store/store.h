@@ -243,8 +243,8 @@ class Store {
   Status requeue(int64_t id, const std::string& error, int64_t next_attempt_at,
                  std::string_view target = {});
   // requeue() for several executions (a lane's, retried together), in ONE transaction.
-  // Outcomes (requeue*, finish*) commit relaxed: not synced before they return
-  // (docs/durability.md).
+  // Retries (requeue*) and successes (finish* when every outcome succeeded) commit relaxed: not
+  // synced before they return (docs/durability.md).
   Status requeue_all(const std::vector<int64_t>& ids, const std::string& error,
                      int64_t next_attempt_at, std::string_view target = {});
   // A lane's executions planned together (Executor, Driver::plan_after): each marked running
@@ -258,12 +258,15 @@ class Store {
   Status start_planned(const std::vector<PlannedRun>& runs, int64_t started_at);
   // insert_executions() and the start_planned() of several lanes in ONE synced transaction: the
   // ingest's group commit carries the executor's plan records, so a batch of plans costs no
-  // fsync of its own (docs/durability.md).
+  // fsync of its own (docs/durability.md). Each lane's plans are recorded in a savepoint: one
+  // that fails is rolled back alone and its status set in *plan_status (one per element of
+  // `plans`); the answer is the transaction's, and when it fails nothing is recorded.
   struct PlannedBatch {
     const std::vector<PlannedRun>* runs = nullptr;
     int64_t started_at = 0;
   };
-  Status commit_group(std::vector<NewExecution>& batch, const std::vector<PlannedBatch>& plans);
+  Status commit_group(std::vector<NewExecution>& batch, const std::vector<PlannedBatch>& plans,
+                      std::vector<Status>* plan_status = nullptr);
   // Outcomes of several executions, recorded in ONE transaction.
   struct Finished {
     int64_t id = 0;

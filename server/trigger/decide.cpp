@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "log.h"
+#include "registry_push.h"
 #include "rules.h"
 
 namespace tripline {
@@ -88,9 +89,29 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
     if (accept.idempotency_key.empty()) accept.idempotency_key = alertmanager_key(body);
   }
 
-  // 4. Values taken from the request (e.g. the caller's address for a DNS record).
+  // 3b. Registry push notifications (docs/redeploy.md): only a push of a tag runs; pulls, blob
+  //     uploads and deletes are ignored, not refused (a registry re-sends what it was refused).
+  //     A re-sent delivery is recognised by its event ids, where the payload has any.
+  if (r.rules->registry_push()) {
+    auto push = read_push_notification(body);
+    if (!push)
+      return invalid(Status::Invalid(
+          "the body is not a registry push notification (distribution, Docker Hub, GitHub "
+          "Packages, Harbor or Quay)"));
+    if (push->pushes.empty())
+      return Ignore{IgnoreReason::kNoPush,
+                    "the " + push->source + " notification holds no push of a tag",
+                    -1,
+                    {}};
+    if (accept.idempotency_key.empty()) accept.idempotency_key = push->key;
+  }
+
+  // 4. Values taken from the request (e.g. the caller's address for a DNS record). A driver
+  //    answering NotFound found nothing in the request for its action: ignored, not refused.
   if (r.binds_request) {
     auto bound = r.driver->bind(plain(), request);
+    if (!bound.ok() && bound.status().code() == Status::Code::kNotFound)
+      return Ignore{IgnoreReason::kUnmatched, bound.status().message(), -1, {}};
     if (!bound.ok()) return invalid(bound.status());
     config = std::move(bound).value();
     changed = true;

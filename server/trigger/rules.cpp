@@ -297,8 +297,9 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::compile(const json& j) {
   FieldReader r(j, "rules.");
   r.reject_unknown({"preset", "on_resolved", "default", "ignore_status", "rules"},
                    "is not a rules field");
-  if (r.one_of("preset", Need::kOptional, {"alertmanager"}, "must be \"alertmanager\"")) {
-    rs->alertmanager_ = true;
+  if (auto preset = r.one_of("preset", Need::kOptional, {"alertmanager", "registry-push"},
+                             "must be \"alertmanager\" or \"registry-push\"")) {
+    (*preset == "alertmanager" ? rs->alertmanager_ : rs->registry_push_) = true;
     rs->needs_body_ = true;
   }
   if (r.has("on_resolved")) {

@@ -1,7 +1,9 @@
 // Receiver rules: what a request that hits a trigger URL decides.
 //
 // A receiver's "rules" object:
-//   {"preset": "alertmanager",          optional: read Alertmanager v4 payloads (see below)
+//   {"preset": "alertmanager",          optional: read Alertmanager v4 payloads (see below), or
+//                                       "registry-push": container registry push notifications
+//                                       (registry_push.h, docs/redeploy.md)
 //    "on_resolved": "ignore",           with the preset: "ignore" (default), "inverse" or "run"
 //    "default": "run",                  when no rule matches: "run" (default) or "ignore"
 //    "ignore_status": 200,              status of an ignored request's answer (200-299 or 400-499)
@@ -66,8 +68,11 @@ class RuleSet {
 
   bool needs_body() const { return needs_body_; }
   // No rules, no preset, default run: every request runs as configured.
-  bool trivial() const { return rules_.empty() && default_run_ && !alertmanager_; }
+  bool trivial() const {
+    return rules_.empty() && default_run_ && !alertmanager_ && !registry_push_;
+  }
   bool alertmanager() const { return alertmanager_; }
+  bool registry_push() const { return registry_push_; }
   const std::string& on_resolved() const { return on_resolved_; }
   int ignore_status() const { return ignore_status_; }
 
@@ -84,6 +89,7 @@ class RuleSet {
   int ignore_status_ = 200;
   bool needs_body_ = false;
   bool alertmanager_ = false;
+  bool registry_push_ = false;
   std::string on_resolved_ = "ignore";
 };
 

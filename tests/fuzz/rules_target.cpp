@@ -20,6 +20,7 @@
 
 #include "../support/fake_request.h"
 #include "fuzz.h"
+#include "registry_push.h"
 #include "rules.h"
 #include "split.h"
 
@@ -130,6 +131,20 @@ void check_alertmanager(const json& body) {
   FUZZ_CHECK(alertmanager_key(reversed) == key, "the dedupe key depends on the order of alerts");
 }
 
+// The registry-push preset's reader (registry_push.h): never throws, keeps its bounds, and every
+// push it answers names a valid repository and tag (what redeploy then looks up on a registry).
+void check_registry_push(const json& body) {
+  auto n = read_push_notification(body);
+  if (!n) return;
+  FUZZ_CHECK(n->pushes.size() <= kMaxPushes, "more pushes than kMaxPushes");
+  FUZZ_CHECK(n->key.empty() || n->key.rfind("push:" + n->source + ":", 0) == 0, n->key);
+  for (const auto& p : n->pushes) {
+    FUZZ_CHECK(valid_repository_path(p.repository), p.repository);
+    FUZZ_CHECK(valid_image_tag(p.tag), p.tag);
+  }
+  FUZZ_CHECK(read_push_notification(body)->key == n->key, "the delivery key is not stable");
+}
+
 // Rule 0 of fixed set 2, by hand, when the body gives it a plain answer.
 void check_model(const Decision& d, const json& body) {
   if (!body.is_object() || !body.contains("count")) {
@@ -195,6 +210,7 @@ void fuzz_evaluate(std::string_view body, std::string_view source) {
       if (i == 2) check_model(d, r.body);
     }
     check_alertmanager(r.body);
+    check_registry_push(r.body);
   }
 }
 

@@ -314,11 +314,14 @@ TEST_CASE("durability: kill -9 while executing applies every execution exactly o
   // Each round: triggers arrive faster than the one lane of this target executes them, and the
   // server is killed while it works through the backlog; the next round starts on the restarted
   // server, which resumes the unfinished executions first.
-  // The kill lands at a different point of the backlog each round.
-  constexpr int kRounds = 4, kThreads = 3, kPerThread = 40;
+  // The kill lands at a different point of the backlog each round. A kill can still come just
+  // after the lane drained (the executor plans a whole backlog together, so it drains in bursts):
+  // such a round proves nothing about a kill mid-work, so up to kSpare more rounds are run until
+  // kRounds kills have landed with executions pending.
+  constexpr int kRounds = 4, kSpare = 3, kThreads = 3, kPerThread = 40;
   int busy_kills = 0, interrupted_running = 0;
   int64_t last_id = 0;
-  for (int round = 1; round <= kRounds; ++round) {
+  for (int round = 1; busy_kills < kRounds && round <= kRounds + kSpare; ++round) {
     if (round > 1) server.start();
     Load load(url, kThreads, milliseconds(8), kPerThread);
     std::this_thread::sleep_for(milliseconds(170 + 41 * round));
@@ -348,7 +351,7 @@ TEST_CASE("durability: kill -9 while executing applies every execution exactly o
                   << " running (" << running_with_plan << " with a recorded plan), "
                   << by_status["queued"] << " queued, " << by_status["failed"] << " failed");
   }
-  CHECK(busy_kills == kRounds);  // every kill landed while executions were pending
+  CHECK(busy_kills == kRounds);  // kRounds kills landed while executions were pending
 
   // Final restart: drain and compare with the swarm.
   server.start();

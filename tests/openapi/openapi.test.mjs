@@ -103,6 +103,7 @@ async function waitFor(what, fn, timeoutMs = 20000) {
 
 let work, proc, exited, base, sink, sinkBase;
 const received = []; // what the peer was sent: [{path, headers, body}]
+let peerRefuses = false; // the webhook peer answers 400 (a final failure) while set
 
 before(async () => {
   work = mkdtempSync(path.join(os.tmpdir(), 'tripline-openapi-'));
@@ -111,8 +112,9 @@ before(async () => {
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
       received.push({ path: req.url, headers: req.headers, body });
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('ok');
+      const refuse = peerRefuses && req.url === '/hook';
+      res.writeHead(refuse ? 400 : 200, { 'content-type': 'text/plain' });
+      res.end(refuse ? 'no' : 'ok');
     });
   });
   await new Promise((r) => sink.listen(0, '127.0.0.1', r));
@@ -354,6 +356,24 @@ test('every operation answers as the spec says, called with its example', async 
   assert.equal(again202.status, 202);
   assert.equal(again202.body.state, 'pending');
 
+  // Retry: an execution the peer refused (400: failed for good), run again once the peer takes it.
+  peerRefuses = true;
+  const doomed = await call('POST', '/_webhooks/trigger', { admin: false, body: triggerBody, headers: { ...bearer, 'X-Tripline-Token': token } });
+  const failed = await waitFor(`execution ${doomed.body.execution_id} to fail`, async () => {
+    const x = (await call('GET', `/api/v1/executions/${doomed.body.execution_id}`)).body;
+    return x.finished_at ? x : null;
+  });
+  assert.equal(failed.status, 'failed', JSON.stringify(failed));
+  peerRefuses = false;
+  const retried = await call('POST', `/api/v1/executions/${failed.id}/retry`);
+  assert.deepEqual([retried.status, retried.body.retry_of], [202, failed.id]);
+  const rerun = await waitFor(`retry ${retried.body.execution_id} to finish`, async () => {
+    const x = (await call('GET', `/api/v1/executions/${retried.body.execution_id}`)).body;
+    return x.finished_at ? x : null;
+  });
+  assert.equal(rerun.status, 'succeeded', JSON.stringify(rerun));
+  assert.equal((await call('POST', `/api/v1/executions/${first.body.execution_id}/retry`)).status, 409, 'only a failed execution is retried');
+
   // Workers.
   assert.equal((await call('POST', '/api/v1/workers/pause')).body.paused, true);
   assert.equal((await call('GET', '/api/v1/workers')).body.paused, true);
@@ -367,6 +387,7 @@ test('every operation answers as the spec says, called with its example', async 
     '/api/v1/receivers/{id}/deliveries/{did}': `/api/v1/receivers/${id}/deliveries/${did}`,
     '/api/v1/receivers/{id}/deliveries/{did}/redeliver': `/api/v1/receivers/${id}/deliveries/${did}/redeliver`,
     '/api/v1/executions/{id}': `/api/v1/executions/${first.body.execution_id}`,
+    '/api/v1/executions/{id}/retry': `/api/v1/executions/${failed.id}/retry`,
     '/api/v1/tokens/{id}': '/api/v1/tokens/1',
   };
   const fill = (t) => concrete[t] ?? t.replaceAll('{id}', String(id));

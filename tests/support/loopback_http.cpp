@@ -242,6 +242,7 @@ void LoopbackHttpServer::handle(int fd) {
   }
   std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) + "\r\n";
   if (!r.content_type.empty()) out += "Content-Type: " + r.content_type + "\r\n";
+  for (const auto& [name, value] : r.headers) out += name + ": " + value + "\r\n";
   if (r.status != 204) out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
   out += "Connection: close\r\n\r\n";
   if (r.status != 204) out += r.body;

@@ -38,6 +38,7 @@ struct HttpResponse {
   int status = 200;
   std::string content_type;  // no Content-Type header when empty
   std::string body;          // not sent (nor Content-Length) for a 204
+  std::vector<std::pair<std::string, std::string>> headers;  // more, e.g. WWW-Authenticate
 };
 
 class LoopbackHttpServer {

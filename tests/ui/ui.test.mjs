@@ -447,6 +447,41 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await expectH1('Receivers');
   });
 
+  step('redeploy: a list field (as JSON), a writeOnly password and selects, with no driver code', async (t) => {
+    const drivers = (await server.api('GET', '/drivers')).body.items.map((d) => d.name);
+    if (!drivers.includes('redeploy')) {
+      t.skip('this build has no redeploy driver');
+      return;
+    }
+    await page.goto(`${base}/#/receivers/new`);
+    await expectH1('New receiver');
+    await page.getByRole('radio', { name: /Redeploy services onto a pushed image/ }).check();
+    await page.getByLabel('Image', { exact: true }).waitFor();
+    const password = page.getByLabel(/Registry password or token/);
+    assert.equal(await password.getAttribute('type'), 'password');
+    await page.getByLabel('Name', { exact: true }).fill('web-redeploy');
+    await page.getByLabel('Image', { exact: true }).fill('tripline-test/busybox');
+    await page.getByLabel(/^Allowed tags/).fill('v[0-9.]+');
+    await page.getByLabel(/^Services/).fill('["web"]');
+    await page.getByLabel(/^Order/).selectOption('start-first');
+    await page.getByLabel(/^Registry username/).fill('deployer');
+    await password.fill('registry-password-ui-test');
+    await screenshot('redeploy-form');
+    await page.getByRole('button', { name: 'Create receiver' }).click();
+    await expectH1('web-redeploy');
+    await page.getByText('Receiver created.').waitFor();
+    await page.getByText(/Redeploy web onto tripline-test\/busybox/).first().waitFor();
+    const list = await server.api('GET', '/receivers');
+    const created = list.body.items.find((r) => r.name === 'web-redeploy');
+    assert.ok(created, 'the redeploy receiver is listed');
+    assert.equal(created.config.services[0], 'web');
+    assert.equal(created.config.update_order, 'start-first');
+    assert.notEqual(created.config.registry_password, 'registry-password-ui-test', 'the secret is never returned');
+    assert.equal((await server.api('DELETE', `/receivers/${created.id}`)).status, 204);
+    await page.goto(`${base}/#/receivers`);
+    await expectH1('Receivers');
+  });
+
   step('works at phone width (390 px) without sideways scrolling', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     const noOverflow = async (where) => {

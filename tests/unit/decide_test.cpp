@@ -217,3 +217,81 @@ TEST_CASE("decide: the body is parsed once, shared by the rules and bind(), and 
   CHECK_FALSE(spy.parsed_before);
   CHECK_FALSE(spy.parsed_after);
 }
+
+namespace {
+std::shared_ptr<const Receiver> redeploy_receiver() {
+  ReceiverRow row;
+  row.id = 2;
+  row.name = "rd";
+  row.driver = "redeploy";
+  row.config =
+      json::parse(R"({"image":"127.0.0.1:5000/team/web","registry_url":"http://127.0.0.1:5000",
+    "tag_pattern":"v[0-9.]+","services":["web"]})");
+  row.rules = json::parse(R"({"preset":"registry-push"})");
+  row.nonce = "n2";
+  auto r = make_receiver(std::move(row), drivers(), box(), /*check_peer=*/false);
+  REQUIRE(r.ok());
+  return *r;
+}
+std::string push_body(const std::string& action, const std::string& repo, const std::string& tag,
+                      const std::string& id) {
+  return json{{"events",
+               {{{"id", id},
+                 {"action", action},
+                 {"target",
+                  {{"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+                   {"repository", repo},
+                   {"tag", tag}}},
+                 {"request", {{"host", "127.0.0.1:5000"}}}}}}}
+      .dump();
+}
+}  // namespace
+
+TEST_CASE("decide: registry-push runs a tag push, ignores the rest, and keys re-sends") {
+  auto r = redeploy_receiver();
+  CHECK_FALSE(r->simple);
+  FakeRequest req;
+  req.body_ = push_body("push", "team/web", "v1.2", "event-1");
+  auto d = run(*r, req);
+  REQUIRE(std::holds_alternative<Accept>(d));
+  const auto& a = std::get<Accept>(d);
+  REQUIRE(a.config != nullptr);
+  CHECK(a.idempotency_key.rfind("push:distribution:", 0) == 0);
+  CHECK(json::parse(a.config_text)["tag"] == "v1.2");
+  // The same delivery re-sent: the same key (the store answers it as a replay).
+  auto again = run(*r, req);
+  REQUIRE(std::holds_alternative<Accept>(again));
+  CHECK(std::get<Accept>(again).idempotency_key == a.idempotency_key);
+  // A request's own Idempotency-Key wins, as for Alertmanager.
+  CHECK(std::get<Accept>(run(*r, req, "203.0.113.7", "k1")).idempotency_key == "k1");
+
+  req.body_ = push_body("pull", "team/web", "v1.2", "event-2");
+  auto pull = run(*r, req);
+  REQUIRE(std::holds_alternative<Ignore>(pull));
+  CHECK(std::get<Ignore>(pull).why == IgnoreReason::kNoPush);
+
+  req.body_ = push_body("push", "team/api", "v1.2", "event-3");
+  auto other = run(*r, req);
+  REQUIRE(std::holds_alternative<Ignore>(other));
+  CHECK(std::get<Ignore>(other).why == IgnoreReason::kUnmatched);
+  CHECK_THAT(std::get<Ignore>(other).reason, Catch::Contains("team/api:v1.2"));
+
+  req.body_ = push_body("push", "team/web", "latest", "event-4");
+  auto disallowed = run(*r, req);
+  REQUIRE(std::holds_alternative<Ignore>(disallowed));
+  CHECK(std::get<Ignore>(disallowed).why == IgnoreReason::kUnmatched);
+
+  // Not a registry's notification at all (a plain {"tag"} too): refused.
+  req.body_ = R"({"tag":"v1.2"})";
+  auto plain = run(*r, req);
+  REQUIRE(std::holds_alternative<Reject>(plain));
+  CHECK(std::get<Reject>(plain).status.code() == Status::Code::kInvalid);
+}
+
+TEST_CASE("decide: registry-push is a rules field like alertmanager; on_resolved is not for it") {
+  CHECK(RuleSet::compile(json::parse(R"({"preset":"registry-push"})")).ok());
+  CHECK_FALSE(
+      RuleSet::compile(json::parse(R"({"preset":"registry-push","on_resolved":"run"})")).ok());
+  CHECK_FALSE(RuleSet::compile(json::parse(R"({"preset":"harbor"})")).ok());
+  CHECK_FALSE((*RuleSet::compile(json::parse(R"({"preset":"registry-push"})")))->trivial());
+}

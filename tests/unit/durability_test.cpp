@@ -6,6 +6,9 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <future>
+#include <thread>
+#include <vector>
 
 #include "../support/store_fixture.h"
 #include "ingest.h"
@@ -218,4 +221,98 @@ TEST_CASE(
   e = s->get_execution(planned.rows[1].id);
   REQUIRE(e.ok());
   CHECK(e->plan["replicas"] == 6);
+}
+
+TEST_CASE("durability: one lane's plans that cannot be recorded fail alone, not the group") {
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  make_receivers(*s, 1);
+  const int64_t now = Clock::system().now_ms();
+  Executions planned(1, 2, now);
+  REQUIRE(planned.insert(*s).ok());
+  nlohmann::json good = {{"replicas", 2}};
+  nlohmann::json bad = {{"value", std::string("\xff\xfe not UTF-8")}};  // dump() throws
+  std::vector<Store::PlannedRun> good_runs = {{planned.rows[0].id, 1, &good, "a"}};
+  std::vector<Store::PlannedRun> bad_runs = {{planned.rows[1].id, 1, &bad, "b"}};
+  Executions triggers(1, 3, now);
+  std::vector<Status> plan_status;
+  REQUIRE(s->commit_group(triggers.rows, {{&good_runs, now}, {&bad_runs, now}}, &plan_status).ok());
+  REQUIRE(plan_status.size() == 2);
+  CHECK(plan_status[0].ok());
+  CHECK_FALSE(plan_status[1].ok());
+  for (const auto& e : triggers.rows) CHECK(e.id > 0);  // the triggers are committed
+  auto a = s->get_execution(planned.rows[0].id);
+  REQUIRE(a.ok());
+  CHECK(a->status == ExecutionStatus::kRunning);
+  CHECK(a->plan["replicas"] == 2);
+  auto b = s->get_execution(planned.rows[1].id);
+  REQUIRE(b.ok());
+  CHECK(b->status == ExecutionStatus::kQueued);  // rolled back to its savepoint: not started
+  CHECK(b->plan.is_null());
+}
+
+TEST_CASE("durability: a failed outcome waits for the disk, a success does not") {
+  CountingVfs counting;
+  TempDir dir;
+  StoreOptions o;
+  o.background_checkpoints = false;
+  auto s = std::move(Store::open(dir.path + "/t.db", o)).value();
+  make_receivers(*s, 1);
+  const int64_t now = Clock::system().now_ms();
+  Executions e(1, 3, now);
+  REQUIRE(e.insert(*s).ok());
+  nlohmann::json result = {{"ok", true}};
+  int before = wal_syncs;
+  REQUIRE(s->finish_all({{e.rows[0].id, ExecutionStatus::kSucceeded, &result, "", now, "t"}}).ok());
+  CHECK(wal_syncs == before);
+  // Lost, a failure would come back as running and recovery could act on it: synced.
+  before = wal_syncs;
+  REQUIRE(s->finish(e.rows[1].id, ExecutionStatus::kFailed, nullptr, "peer refused", now).ok());
+  CHECK(wal_syncs > before);
+  before = wal_syncs;
+  REQUIRE(s->finish_all({{e.rows[2].id, ExecutionStatus::kSucceeded, &result, "", now, "t"},
+                         {e.rows[0].id, ExecutionStatus::kFailed, nullptr, "x", now, "t"}})
+              .ok());
+  CHECK(wal_syncs > before);
+}
+
+TEST_CASE(
+    "ingest: commits gather many senders under load, and a lone trigger after a pause does not "
+    "wait") {
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  make_receivers(*s, 1);
+  ReceiverRow row = s->get_receiver(1).value();
+  auto r = std::make_shared<Receiver>();
+  r->row = row;
+  r->config_text = "{}";
+  r->target = "t";
+  r->action = "run";
+  std::shared_ptr<const Receiver> receiver = r;
+  Ingest ingest(*s, [](const Ingest::Trigger&, int64_t) {});
+  // Closed loop, as webhook senders that wait for their answer: 16 senders, 25 triggers each.
+  auto send_one = [&] {
+    std::promise<Status> answered;
+    auto f = answered.get_future();
+    ingest.submit(Ingest::Trigger{receiver, nullptr, {}, {}, {}},
+                  [&](const Status& st, const Accepted&) { answered.set_value(st); });
+    return f.get();
+  };
+  std::vector<std::thread> senders;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 16; ++t)
+    senders.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) ok += send_one().ok();
+    });
+  for (auto& t : senders) t.join();
+  CHECK(ok == 400);
+  CHECK(ingest.gathers() > 0);
+  CHECK(ingest.commits() < 400);
+
+  // Quiet for longer than a commit takes: the next trigger commits at once.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  uint64_t gathers = ingest.gathers(), commits = ingest.commits();
+  REQUIRE(send_one().ok());
+  CHECK(ingest.commits() == commits + 1);
+  CHECK(ingest.gathers() == gathers);
 }
