@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tripline needs from Debian 12's packages: `build` for the binary, `test` for the
-# test suite and its real peers (dockerd for a swarm, BIND for DNS updates, nginx with openssl for
-# the TLS recipe in deploy/nginx), `bench` for the load tests,
+# test suite and its real peers (dockerd for a swarm, BIND, Knot and PowerDNS for DNS updates,
+# nginx with openssl for the TLS recipe in deploy/nginx), `bench` for the load tests,
 # `fuzz` for the libFuzzer targets (clang 14 with its sanitizer and libFuzzer runtimes, and
 # llvm-symbolizer for readable reports).
 # Uses sudo when not run as root. Skips apt entirely when everything is already installed.
@@ -10,6 +10,7 @@ set -euo pipefail
 build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev libsqlitecpp-dev
        libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev libyaml-cpp-dev libcli11-dev)
 test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
+      knot knot-dnsutils pdns-server pdns-backend-sqlite3
       prometheus-alertmanager chromium nginx openssl docker-registry socat)
 bench=(wrk curl sqlite3 nginx docker.io containerd iproute2 busybox-static)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)

@@ -70,15 +70,27 @@ function timings(e) {
   return parts.join(', ');
 }
 
+// Each failed attempt's error (the API keeps them: docs/api.md "Executions"), so a retry that
+// succeeded still shows why the attempts before it failed.
+function failedAttempts(e) {
+  const list = e.attempt_errors || [];
+  if (!list.length) return null;
+  return [h('dt', {}, 'Failed attempts'),
+    h('dd', {}, h('ol', { class: 'attempt-errors' }, list.map((a) =>
+      h('li', { dataset: { attempt: a.attempt } }, `#${a.attempt}`,
+        a.at ? [' ', timeEl(a.at)] : null, `: ${a.error}`))))];
+}
+
 function details(e, open, onToggle) {
-  const raw = { plan: e.plan, result: e.result, error: e.error };
+  const raw = { plan: e.plan, result: e.result, error: e.error, attempt_errors: e.attempt_errors };
   const d = h('details', { class: 'exec-details', open },
     h('summary', { dataset: { focusKey: `details-${e.id}` } }, 'Details'),
     h('dl', { class: 'kv' },
       h('dt', {}, 'Created'), h('dd', {}, absoluteTime(e.created_at)),
       h('dt', {}, 'Started'), h('dd', {}, e.started_at ? absoluteTime(e.started_at) : '—'),
       h('dt', {}, 'Finished'), h('dd', {}, e.finished_at ? absoluteTime(e.finished_at) : '—'),
-      e.next_attempt_at ? [h('dt', {}, 'Next attempt'), h('dd', {}, absoluteTime(e.next_attempt_at))] : null),
+      e.next_attempt_at ? [h('dt', {}, 'Next attempt'), h('dd', {}, absoluteTime(e.next_attempt_at))] : null,
+      failedAttempts(e)),
     h('pre', { class: 'json' }, h('code', {}, JSON.stringify(raw, null, 2))));
   d.addEventListener('toggle', () => onToggle(e.id, d.open));
   return d;

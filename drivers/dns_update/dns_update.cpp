@@ -96,10 +96,14 @@ Result<std::shared_ptr<const DriverConfig>> DnsUpdateDriver::validate(const json
   if (check_peer && config->backend == Backend::kRfc2136) {
     Rfc2136Client dns(*config, dns_timeout_);
     auto a = dns.check_zone();
+    // Then whether the key may change the record, by an update that changes nothing.
+    if (a.error == Rfc2136Client::Error::kNone) a = dns.check_update();
     if (a.error != Rfc2136Client::Error::kNone) {
       std::string field = "config." + (a.field.empty() ? std::string("zone") : a.field);
       std::string why = "could not be checked: " + a.message;
-      return Status::Invalid(field + " " + why, {{field, why}});
+      std::vector<FieldError> errors = {{field, why}};
+      if (!a.other_field.empty()) errors.push_back({"config." + a.other_field, why});
+      return Status::Invalid(field + " " + why, errors);
     }
   } else if (check_peer) {
     WebhookClient provider(config->provider_url);

@@ -1,7 +1,8 @@
 // The peers' answers mapped to the driver's Outcome: one table per client (rfc2136.h,
 // externaldns.h) through the one mapping (to_outcome). Which answers retry and which are final
-// is the contract the executor's retry policy reads (driver.h). The RFC 2136 rcodes behind each
-// Error are checked against a real named (rfc2136_integration_test.cpp).
+// is the contract the executor's retry policy reads (driver.h). The answers behind each Error
+// are checked against real BIND, Knot and PowerDNS servers (rfc2136_integration_test.cpp,
+// docs/dns.md).
 #include <catch2/catch.hpp>
 
 #include "externaldns.h"

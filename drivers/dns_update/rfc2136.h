@@ -12,6 +12,9 @@
 
 #include "config.h"
 
+struct ldns_struct_rr_list;
+typedef struct ldns_struct_rr_list ldns_rr_list;
+
 namespace tripline::dns_update {
 
 // One record set as the server holds it. Values in canonical_value() form.
@@ -28,7 +31,8 @@ class Rfc2136Client {
 
   enum class Error {
     kNone,
-    kUnreachable,  // no answer: refused, timed out, closed, name not resolved (retryable)
+    kUnreachable,  // no answer: connection refused, timed out, closed, name not resolved
+                   // (retryable)
     kServer,       // SERVFAIL (retryable)
     kRejected,     // the server said no: NOTAUTH/BADSIG/BADKEY, REFUSED, NOTZONE, ... (final)
   };
@@ -36,8 +40,10 @@ class Rfc2136Client {
     Error error = Error::kNone;
     std::string message;  // a sentence that says what to fix
     int rcode = 0;
-    int tsig_error = 0;  // BADSIG 16, BADKEY 17, BADTIME 18
-    std::string field;   // the config field to fix: "server", "zone", "tsig_secret", ...
+    int tsig_error = 0;         // BADSIG 16, BADKEY 17, BADTIME 18
+    std::string field;          // the config field to fix: "server", "zone", "tsig_secret", ...
+    std::string other_field;    // a second one, when the answer cannot tell which of two
+    bool signed_reply = false;  // the answer carried a TSIG record
   };
 
   // The record set (config.name, config.type).
@@ -47,11 +53,18 @@ class Rfc2136Client {
   // One UPDATE that deletes the record set and adds `values` with `ttl`, atomically; with no
   // values it only deletes.
   Answer replace(const std::vector<std::string>& values, int64_t ttl) const;
+  // Whether the key may update (config.name, config.type), asked without changing anything: an
+  // UPDATE that deletes one RR the set does not hold (docs/dns.md "Checking the key at
+  // creation"). Reads the set first; answers kNone without asking when the set holds the probe
+  // value.
+  Answer check_update() const;
 
   // "127.0.0.1:5353"
   const std::string& server() const { return config_.server; }
 
  private:
+  Answer send_update(ldns_rr_list* updates) const;
+
   Config config_;
   std::chrono::milliseconds timeout_;
 };

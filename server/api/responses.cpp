@@ -104,6 +104,23 @@ bool valid_name(const json& j) {
          std::all_of(s.begin(), s.end(), [](unsigned char c) { return c >= 0x20 && c != 0x7f; });
 }
 
+namespace {
+// The stored history with its times as the API writes times.
+json attempt_errors_json(const json& stored) {
+  json out = json::array();
+  for (const json& a : stored) {
+    if (!a.is_object()) continue;
+    json entry = {{"attempt", a.value("attempt", 0)}, {"error", a.value("error", "")}};
+    auto at = a.find("at");
+    entry["at"] = at != a.end() && at->is_number_integer()
+                      ? json(log::format_time(at->get<int64_t>()))
+                      : json(nullptr);
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+}  // namespace
+
 json execution_json(const ExecutionRow& e) {
   auto t = [](const std::optional<int64_t>& ms) -> json {
     return ms ? json(log::format_time(*ms)) : json(nullptr);
@@ -119,7 +136,8 @@ json execution_json(const ExecutionRow& e) {
           {"next_attempt_at", t(e.next_attempt_at)},
           {"plan", e.plan},
           {"result", e.result},
-          {"error", e.error.empty() ? json(nullptr) : json(e.error)}};
+          {"error", e.error.empty() ? json(nullptr) : json(e.error)},
+          {"attempt_errors", attempt_errors_json(e.attempt_errors)}};
 }
 
 }  // namespace tripline

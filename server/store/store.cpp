@@ -42,7 +42,17 @@ constexpr const char* kReceiverColumns =
     "nonce, version";
 constexpr const char* kExecutionColumns =
     "id, receiver_id, generation, driver, config, status, attempts, plan, result, error, "
-    "created_at, started_at, finished_at, next_attempt_at, action";
+    "created_at, started_at, finished_at, next_attempt_at, action, attempt_errors";
+
+// Appends the failed attempt's error (at most 1024 characters) to executions.attempt_errors
+// (migrations/014_execution_attempts.sql), then bounds the array to 16 entries: the first and
+// the 15 latest.
+constexpr const char* kAppendAttemptError =
+    "UPDATE executions SET attempt_errors = json_insert(coalesce(attempt_errors, '[]'), '$[#]', "
+    "json_object('attempt', attempts, 'at', ?, 'error', substr(?, 1, 1024))) WHERE id = ?";
+constexpr const char* kBoundAttemptErrors =
+    "UPDATE executions SET attempt_errors = json_remove(attempt_errors, '$[1]') "
+    "WHERE id = ? AND json_array_length(attempt_errors) > 16";
 
 std::optional<int64_t> opt_int(const SQLite::Column& c) {
   if (c.isNull()) return std::nullopt;
@@ -98,6 +108,8 @@ ExecutionRow read_execution(SQLite::Statement& q) {
   e.finished_at = opt_int(q.getColumn(12));
   e.next_attempt_at = opt_int(q.getColumn(13));
   e.action = q.getColumn(14).isNull() ? "" : q.getColumn(14).getString();
+  e.attempt_errors = opt_json(q.getColumn(15));
+  if (!e.attempt_errors.is_array()) e.attempt_errors = nlohmann::json::array();
   return e;
 }
 
@@ -601,6 +613,21 @@ Status Store::record_plan(int64_t id, const nlohmann::json& plan) {
                     });
 }
 
+namespace {
+// One failed attempt into the execution's bounded history (kAppendAttemptError).
+void append_attempt_error(SQLite::Statement& append, SQLite::Statement& bound, int64_t id,
+                          int64_t at, const std::string& error) {
+  append.tryReset();
+  append.bind(1, at);
+  append.bind(2, error);
+  append.bind(3, id);
+  append.exec();
+  bound.tryReset();
+  bound.bind(1, id);
+  bound.exec();
+}
+}  // namespace
+
 Status Store::requeue(int64_t id, const std::string& error, int64_t next_attempt_at,
                       std::string_view target) {
   return requeue_all({id}, error, next_attempt_at, target);
@@ -615,13 +642,17 @@ Status Store::requeue_all(const std::vector<int64_t>& ids, const std::string& er
     SQLite::Statement q(*writer_,
                         "UPDATE executions SET status = 'queued', error = ?, next_attempt_at = ? "
                         "WHERE id = ?");
+    SQLite::Statement append(*writer_, kAppendAttemptError);
+    SQLite::Statement bound(*writer_, kBoundAttemptErrors);
+    const int64_t now = now_ms();
     for (int64_t id : ids) {
       q.tryReset();
       q.bind(1, error);
       q.bind(2, next_attempt_at);
       q.bind(3, id);
       q.exec();
-      note_status_locked(id, "retrying", target, now_ms());
+      append_attempt_error(append, bound, id, now, error);
+      note_status_locked(id, "retrying", target, now);
     }
     tx.commit();
     return Status::Ok();
@@ -672,6 +703,8 @@ Status Store::finish_all(const std::vector<Finished>& outcomes) {
     SQLite::Statement q(*writer_,
                         "UPDATE executions SET status = ?, result = ?, error = ?, finished_at = ?, "
                         "next_attempt_at = NULL WHERE id = ?");
+    SQLite::Statement append(*writer_, kAppendAttemptError);
+    SQLite::Statement bound(*writer_, kBoundAttemptErrors);
     for (const Finished& f : outcomes) {
       q.tryReset();
       q.bind(1, to_string(f.status));
@@ -686,6 +719,7 @@ Status Store::finish_all(const std::vector<Finished>& outcomes) {
       q.bind(4, f.finished_at);
       q.bind(5, f.id);
       q.exec();
+      if (!f.error.empty()) append_attempt_error(append, bound, f.id, f.finished_at, f.error);
       note_status_locked(f.id, to_string(f.status), f.target, f.finished_at);
     }
     tx.commit();

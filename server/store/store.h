@@ -63,7 +63,11 @@ struct ExecutionRow {
   int attempts = 0;
   nlohmann::json plan;    // null until planned
   nlohmann::json result;  // null until succeeded
-  std::string error;
+  std::string error;      // the last attempt's
+  // Every failed attempt's error, oldest first: [{"attempt": N, "at": ms, "error": "..."}],
+  // at most 16 (the first and the 15 latest), each error at most 1024 characters
+  // (migrations/014_execution_attempts.sql).
+  nlohmann::json attempt_errors = nlohmann::json::array();
   int64_t created_at = 0;
   std::optional<int64_t> started_at, finished_at, next_attempt_at;
 };

@@ -12,6 +12,7 @@
 #   NAMED=127.0.0.1:PORT           the server (UDP and TCP)
 #   ZONE=tripline.test             dynamic zone: update-policy { grant KEY zonesub ANY; }
 #   STATIC_ZONE=static.test        served, but takes no updates (answers REFUSED)
+#   NARROW_ZONE=narrow.test        update-policy { grant KEY name allowed.narrow.test A; }
 #   TSIG_KEY_NAME=tripline-test
 #   TSIG_ALGORITHM=hmac-sha256
 #   TSIG_SECRET=<base64>
@@ -46,6 +47,7 @@ TIMEOUT=${HARNESS_TIMEOUT:-30}
 MARKER=.named-harness   # DIR/$MARKER = "this DIR is ours"; holds PORT=
 ZONE=tripline.test
 STATIC_ZONE=static.test
+NARROW_ZONE=narrow.test
 KEY_NAME=tripline-test
 ALGORITHM=hmac-sha256
 
@@ -122,6 +124,11 @@ zone "$STATIC_ZONE" {
   type primary;
   file "$DIR/$STATIC_ZONE.db";
 };
+zone "$NARROW_ZONE" {
+  type primary;
+  file "$DIR/$NARROW_ZONE.db";
+  update-policy { grant $KEY_NAME name allowed.$NARROW_ZONE A; };
+};
 EOF
 }
 
@@ -170,6 +177,7 @@ report() {
   echo "NAMED=127.0.0.1:$1"
   echo "ZONE=$ZONE"
   echo "STATIC_ZONE=$STATIC_ZONE"
+  echo "NARROW_ZONE=$NARROW_ZONE"
   echo "TSIG_KEY_NAME=$KEY_NAME"
   echo "TSIG_ALGORITHM=$ALGORITHM"
   echo "TSIG_SECRET=$(secret)"
@@ -205,6 +213,7 @@ cmd_start() {
   "$TSIG_KEYGEN" -a "$ALGORITHM" "$KEY_NAME" >"$DIR/tsig.key"
   write_zone "$ZONE"
   write_zone "$STATIC_ZONE"
+  write_zone "$NARROW_ZONE"
   while :; do
     port=$(free_port)
     write_config "$port"

@@ -477,6 +477,31 @@ TEST_CASE("floods: executions planned together retry together when their apply f
   }
 }
 
+TEST_CASE("executions: an execution that fails retryably, then succeeds, keeps the first error") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  auto ids = insert(*store, 1);
+  CounterDriver driver;
+  driver.fail_applies = 2;
+  Metrics metrics;
+  RetryPolicy policy;
+  policy.base = 10ms;
+  Executor executor(*store, metrics, policy, 1, /*loader=*/nullptr);
+  executor.start();
+  enqueue_unplanned(executor, driver, ids);
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  auto e = store->get_execution(ids[0]);
+  REQUIRE(e.ok());
+  CHECK(e->status == ExecutionStatus::kSucceeded);
+  CHECK(e->attempts == 3);
+  CHECK(e->error.empty());  // the last attempt's: none
+  REQUIRE(e->attempt_errors.size() == 2);
+  CHECK(e->attempt_errors[0]["attempt"] == 1);
+  CHECK(e->attempt_errors[0]["error"] == "the peer is busy");
+  CHECK(e->attempt_errors[1]["attempt"] == 2);
+}
+
 TEST_CASE(
     "floods: recorded plans found after a crash are applied once, the last; the target never moves "
     "back") {

@@ -357,3 +357,56 @@ TEST_CASE("clock: retention prunes by age on the store's clock, without waiting 
   CHECK(*pruned == 3);
   for (auto& e : b) CHECK_FALSE(s->get_execution(e.id).ok());
 }
+
+TEST_CASE("executions: each failed attempt's error is kept, bounded, first and latest") {
+  TempDir dir;
+  std::string db = dir.path + "/t.db";
+  int64_t id = 0;
+  {
+    auto store = std::move(Store::open(db)).value();
+    make_receivers(*store, 1);
+    Executions one(1, 1, 1);
+    REQUIRE(one.insert(*store).ok());
+    id = one.rows[0].id;
+    REQUIRE(store->get_execution(id)->attempt_errors == nlohmann::json::array());
+    // 20 failed attempts, each with its own error; the 3rd far over the 1024-character cap.
+    for (int attempt = 1; attempt <= 20; ++attempt) {
+      REQUIRE(store->mark_running(id, attempt, 100 * attempt).ok());
+      std::string error = "attempt " + std::to_string(attempt) + " failed";
+      if (attempt == 3) error += std::string(5000, 'x');
+      if (attempt < 20)
+        REQUIRE(store->requeue(id, error, 100 * attempt + 50).ok());
+      else
+        REQUIRE(store->finish(id, ExecutionStatus::kFailed, nullptr, error, 2000).ok());
+    }
+  }
+  // Read back after a reopen: the history is in the row, not in memory.
+  auto store = std::move(Store::open(db)).value();
+  auto e = store->get_execution(id);
+  REQUIRE(e.ok());
+  CHECK(e->error == "attempt 20 failed");
+  const auto& h = e->attempt_errors;
+  REQUIRE(h.size() == 16);
+  CHECK(h[0]["attempt"] == 1);  // the first is kept
+  CHECK(h[0]["error"] == "attempt 1 failed");
+  CHECK(h[1]["attempt"] == 6);  // 2..5 made room for the latest
+  CHECK(h[15]["attempt"] == 20);
+  CHECK(h[15]["error"] == "attempt 20 failed");
+  CHECK(h[15]["at"] == 2000);
+
+  // The cap on one error, seen on a second execution.
+  Executions two(1, 1, 1);
+  REQUIRE(two.insert(*store).ok());
+  REQUIRE(store->mark_running(two.rows[0].id, 1, 10).ok());
+  REQUIRE(store->requeue(two.rows[0].id, std::string(5000, 'y'), 20).ok());
+  auto e2 = store->get_execution(two.rows[0].id);
+  REQUIRE(e2->attempt_errors.size() == 1);
+  CHECK(e2->attempt_errors[0]["error"].get<std::string>().size() == 1024);
+
+  // A success leaves `error` empty and the history as it was.
+  REQUIRE(store->finish(two.rows[0].id, ExecutionStatus::kSucceeded, {{"ok", 1}}, "", 30).ok());
+  e2 = store->get_execution(two.rows[0].id);
+  CHECK(e2->error.empty());
+  REQUIRE(e2->attempt_errors.size() == 1);
+  CHECK(e2->attempt_errors[0]["attempt"] == 1);
+}
