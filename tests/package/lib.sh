@@ -62,7 +62,7 @@ base_image_tar() {
     root=$(mktemp -d "$cache/rootfs.XXXXXX")
     if ! debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian \
       >"$cache/debootstrap.log" 2>&1; then
-      tail -n 20 "$cache/debootstrap.log"
+      tail -n 20 "$cache/debootstrap.log" >&2
       rm -rf "$root"
       exit 1
     fi

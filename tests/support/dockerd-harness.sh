@@ -199,6 +199,7 @@ cmd_start() {
   for b in containerd-shim-runc-v2 runc unshare nsenter setsid chroot tar; do
     command -v "$b" >/dev/null || die "$b not found in PATH"
   done
+  [[ $NETWORK != bridge ]] || command -v ip >/dev/null || die "ip not found in PATH (iproute2)"
   # A dynamically linked busybox would not run in the empty image.
   ! ldd "$BUSYBOX" >/dev/null 2>&1 || die "$BUSYBOX is dynamically linked; install busybox-static"
 
