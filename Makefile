@@ -5,6 +5,9 @@
 #   make test-sanitize   the whole ctest suite built with ASan + UBSan (build-asan)
 #   make fuzz            the libFuzzer targets, FUZZ_SECONDS (20) each (build-fuzz, clang)
 #   make format-check    every C++ file as clang-format (.clang-format) writes it; `make format` fixes
+#   make deb             the Debian package, $(BUILD)/tripline_VERSION_amd64.deb (CPack, cmake/Package.cmake)
+#   make test-deb        installs that package in a clean Debian 12 container and runs the service
+#   make test-image      `docker build .` and the image's container, driven through its published port
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -15,7 +18,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 FUZZ_CXX ?= clang++-14
 
-.PHONY: all deps build run test test-sanitize fuzz bench format format-check clean
+.PHONY: all deps build run test test-sanitize fuzz bench format format-check clean deb test-deb test-image
 
 all: build
 
@@ -51,10 +54,11 @@ $(ASAN_BUILD)/CMakeCache.txt:
 	cmake -S . -B $(ASAN_BUILD) $(SANITIZER_CMAKE_FLAGS) -DTRIPLINE_SANITIZE=ON
 
 # The UI test (ctest "ui": Chromium against the server) is left out: it tests the UI, not memory
-# safety, and the server it drives is the same code the integration tests cover here.
+# safety, and the server it drives is the same code the integration tests cover here. So is
+# package_deb: it tests the Debian package (of the release build), not the code.
 test-sanitize: deps-test $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && $(SANITIZER_ENV) ctest --output-on-failure --timeout 900 -E '^ui$$'
+	cd $(ASAN_BUILD) && $(SANITIZER_ENV) ctest --output-on-failure --timeout 900 -E '^(ui|package_deb)$$'
 
 $(FUZZ_BUILD)/CMakeCache.txt:
 	cmake -S . -B $(FUZZ_BUILD) $(SANITIZER_CMAKE_FLAGS) -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DTRIPLINE_FUZZ=ON -DTRIPLINE_TESTS=OFF
@@ -76,6 +80,18 @@ format: deps-format
 
 format-check: deps-format
 	$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES)
+
+# Only the tripline target: packaging never builds the tests (CMAKE_SKIP_INSTALL_ALL_DEPENDENCY).
+deb: deps-deb $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target tripline
+	cd $(BUILD) && cpack -G DEB
+
+# Both need root (an isolated dockerd, tests/support/dockerd-harness.sh) and the Debian mirror.
+test-deb: deps-image deb
+	tests/package/deb_test.sh $(BUILD)/tripline_*_amd64.deb
+
+test-image: deps-image
+	tests/package/image_test.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

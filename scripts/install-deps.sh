@@ -3,7 +3,9 @@
 # test suite and its real peers (dockerd for a swarm, BIND, Knot and PowerDNS for DNS updates,
 # nginx with openssl for the TLS recipe in deploy/nginx), `bench` for the load tests,
 # `fuzz` for the libFuzzer targets (clang 14 with its sanitizer and libFuzzer runtimes, and
-# llvm-symbolizer for readable reports).
+# llvm-symbolizer for readable reports), `deb` for `make deb` (dpkg-shlibdeps computes Depends; CPack
+# finds the ELF files with `file`), `image` for the package and image tests (`make test-deb`,
+# `make test-image`: debootstrap makes their Debian base image; the test set includes it).
 # Uses sudo when not run as root. Skips apt entirely when everything is already installed.
 set -euo pipefail
 
@@ -11,10 +13,12 @@ build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev l
        libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev libyaml-cpp-dev libcli11-dev)
 test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
       knot knot-dnsutils pdns-server pdns-backend-sqlite3
-      prometheus-alertmanager chromium nginx openssl docker-registry socat)
+      prometheus-alertmanager chromium nginx openssl docker-registry socat dpkg-dev file debootstrap)
 bench=(wrk curl sqlite3 nginx docker.io containerd iproute2 busybox-static)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 format=(clang-format-14 git)
+deb=(dpkg-dev file)
+image=(debootstrap docker.io containerd iproute2 busybox-static curl dpkg-dev file)
 
 want=()
 for set in "$@"; do
@@ -24,7 +28,9 @@ for set in "$@"; do
     bench) want+=("${build[@]}" "${bench[@]}") ;;
     fuzz) want+=("${build[@]}" "${fuzz[@]}") ;;
     format) want+=("${format[@]}") ;;
-    *) echo "usage: $0 build|test|bench|fuzz|format ..." >&2; exit 2 ;;
+    deb) want+=("${build[@]}" "${deb[@]}") ;;
+    image) want+=("${build[@]}" "${image[@]}") ;;
+    *) echo "usage: $0 build|test|bench|fuzz|format|deb|image ..." >&2; exit 2 ;;
   esac
 done
 

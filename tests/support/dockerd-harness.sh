@@ -43,6 +43,14 @@
 #
 # stop deletes DIR, logs included: copy DIR/dockerd.log first if you need it.
 #
+# HARNESS_NETWORK=bridge (for the package and image tests, tests/package/): no swarm and no
+# private namespace. The daemons run in the host's network namespace, so `docker build
+# --network host` and `docker run --network host` reach the Debian mirror, and containers sit on
+# a bridge of our own (tlh<TAG>, a free 10.x.y.0/24, deleted by stop) so `docker run -p
+# 127.0.0.1:PORT:PORT` publishes through docker-proxy. Still --iptables=false, and
+# --ip-forward=false --ip-masq=false: no host sysctl or firewall rule is touched, and containers
+# on the bridge cannot reach beyond the host.
+#
 # Environment overrides: DOCKERD, CONTAINERD, DOCKER_CLI, BUSYBOX,
 # HARNESS_TIMEOUT (seconds to wait for a daemon, default 30).
 
@@ -54,6 +62,7 @@ CONTAINERD=${CONTAINERD:-/usr/bin/containerd}
 DOCKER_CLI=${DOCKER_CLI:-/usr/bin/docker}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 TIMEOUT=${HARNESS_TIMEOUT:-30}
+NETWORK=${HARNESS_NETWORK:-isolated}
 IMAGE=tripline-test/busybox:latest
 MARKER=.dockerd-harness   # DIR/$MARKER = "this DIR is ours"; holds our state
 
@@ -73,7 +82,8 @@ usage() {
 # TAG   random id naming the cgroup parent.
 # LINK  mktemp dir holding the short symlink (empty if none).
 # SPAWNED  pid of the daemon spawn() started last.
-DIR='' BASE='' TAG='' LINK='' SPAWNED=''
+# BRIDGE   our bridge device in HARNESS_NETWORK=bridge mode (empty otherwise).
+DIR='' BASE='' TAG='' LINK='' SPAWNED='' BRIDGE=''
 
 set_dir() {
   DIR=$(realpath -m -- "$1")
@@ -86,7 +96,7 @@ load_state() {
   local key val
   while IFS='=' read -r key val; do
     case $key in
-      BASE) BASE=$val ;; TAG) TAG=$val ;; LINK) LINK=$val ;;
+      BASE) BASE=$val ;; TAG) TAG=$val ;; LINK) LINK=$val ;; BRIDGE) BRIDGE=$val ;;
     esac
   done <"$DIR/$MARKER"
   [[ -n $BASE && -n $TAG ]] || die "$DIR/$MARKER is incomplete"
@@ -162,7 +172,11 @@ spawn() {
   local name=$1 pidfile=$2 pid exe want tries=0
   shift 2
   want=$(realpath -- "$1")
-  setsid nsenter --net="$DIR/netns" -- "$@" </dev/null >>"$DIR/$name.log" 2>&1 &
+  if [[ -n $BRIDGE ]]; then
+    setsid "$@" </dev/null >>"$DIR/$name.log" 2>&1 &
+  else
+    setsid nsenter --net="$DIR/netns" -- "$@" </dev/null >>"$DIR/$name.log" 2>&1 &
+  fi
   pid=$!
   echo "$pid" >"$pidfile"
   # Without job control the background child is no process-group leader, so
@@ -185,6 +199,7 @@ cmd_start() {
   for b in containerd-shim-runc-v2 runc unshare nsenter setsid chroot tar; do
     command -v "$b" >/dev/null || die "$b not found in PATH"
   done
+  [[ $NETWORK != bridge ]] || command -v ip >/dev/null || die "ip not found in PATH (iproute2)"
   # A dynamically linked busybox would not run in the empty image.
   ! ldd "$BUSYBOX" >/dev/null 2>&1 || die "$BUSYBOX is dynamically linked; install busybox-static"
 
@@ -201,13 +216,33 @@ cmd_start() {
     BASE=$LINK/d
   fi
   TAG=$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
-  printf 'BASE=%s\nTAG=%s\nLINK=%s\n' "$BASE" "$TAG" "$LINK" >"$DIR/$MARKER"
+  case $NETWORK in
+    isolated) ;;
+    bridge) BRIDGE=tlh$TAG ;;
+    *) die "HARNESS_NETWORK must be isolated or bridge, not $NETWORK" ;;
+  esac
+  printf 'BASE=%s\nTAG=%s\nLINK=%s\nBRIDGE=%s\n' "$BASE" "$TAG" "$LINK" "$BRIDGE" >"$DIR/$MARKER"
   trap 'rc=$?; (( rc == 0 )) || start_failed' EXIT
 
-  # Persistent private network namespace (bind-mounted on DIR/netns).
-  : >"$DIR/netns"
-  unshare --net="$DIR/netns" true
-  nsenter --net="$DIR/netns" -- "$BUSYBOX" ip link set lo up
+  local -a netflags=(--bridge=none)
+  if [[ -n $BRIDGE ]]; then
+    # A 10.x.y.0/24 that no route of the host covers yet.
+    local net='' try
+    for try in $(seq 1 50); do
+      try=10.$(( RANDOM % 200 + 40 )).$(( RANDOM % 256 ))
+      ip -4 route show | grep -q "^$try\." || { net=$try; break; }
+    done
+    [[ -n $net ]] || die "no free 10.x.y.0/24 for the bridge"
+    ip link add "$BRIDGE" type bridge
+    ip addr add "$net.1/24" dev "$BRIDGE"
+    ip link set "$BRIDGE" up
+    netflags=(--bridge="$BRIDGE" --ip-forward=false --ip-masq=false)
+  else
+    # Persistent private network namespace (bind-mounted on DIR/netns).
+    : >"$DIR/netns"
+    unshare --net="$DIR/netns" true
+    nsenter --net="$DIR/netns" -- "$BUSYBOX" ip link set lo up
+  fi
 
   mkdir -p "$DIR/containerd" "$DIR/client"
   cat >"$DIR/containerd.toml" <<EOF
@@ -237,12 +272,12 @@ EOF
     --data-root "$DIR/data" \
     --exec-root "$BASE/exec" \
     --pidfile "$DIR/docker.pid" \
-    --iptables=false --bridge=none \
+    --iptables=false "${netflags[@]}" \
     --exec-opt native.cgroupdriver=cgroupfs \
     --cgroup-parent "/tripline-harness-$TAG"
   wait_for "$TIMEOUT" "$SPAWNED" dockerd dk 5 version
 
-  dk 60 swarm init --advertise-addr 127.0.0.1 >&2
+  [[ -n $BRIDGE ]] || dk 60 swarm init --advertise-addr 127.0.0.1 >&2
 
   # Registry-free image: busybox-static plus one symlink per applet. Letting
   # busybox create the ~270 links itself (chrooted, so they point to
@@ -307,6 +342,9 @@ leftover_pids() {
     case ${argv[0]##*/} in
       dockerd | containerd | containerd-shim*)
         [[ " ${argv[*]}" == *" $DIR/"* || " ${argv[*]}" == *" $BASE/"* ]] && echo "$p" ;;
+      docker-proxy)
+        # Publishes a port to a container on our bridge: its -container-ip is in our subnet.
+        [[ -n ${BRIDGE_NET:-} && " ${argv[*]}" == *" -container-ip $BRIDGE_NET."* ]] && echo "$p" ;;
     esac
   done
   for cg in $(our_cgroups); do
@@ -393,6 +431,9 @@ cmd_stop() {
     (( ${#ids[@]} == 0 )) || dk 20 rm -f "${ids[@]}" >/dev/null 2>&1 || true
     dk 20 swarm leave --force >/dev/null 2>&1 || true
   fi
+  if [[ -n $BRIDGE ]]; then
+    BRIDGE_NET=$(ip -4 -o addr show dev "$BRIDGE" 2>/dev/null | awk '{print $4}' | cut -d. -f1-3)
+  fi
   stop_pidfile dockerd "$DIR/docker.pid" 20
   stop_pidfile dockerd "$DIR/dockerd.spawn.pid" 5   # if it died before writing docker.pid
   stop_pidfile containerd "$DIR/containerd.pid" 10
@@ -400,6 +441,9 @@ cmd_stop() {
   remove_cgroups
   remove_shim_sockets
   unmount_all
+  if [[ -n $BRIDGE && -e /sys/class/net/$BRIDGE ]]; then
+    ip link del "$BRIDGE" || log "warning: could not delete bridge $BRIDGE"
+  fi
   if [[ -n $LINK && $LINK == /tmp/dh.* ]]; then
     rm -f -- "$LINK/d"
     rmdir -- "$LINK" 2>/dev/null || true
