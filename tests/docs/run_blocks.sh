@@ -44,7 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$tmp/bin" "$tmp/data"
+mkdir -p "$tmp/bin" "$tmp/data" "$tmp/home"
 ln -s "$build/tripline" "$tmp/bin/tripline"
 
 python3 "$here/sink.py" "$tmp/sink.port" "$tmp/sink.log" & pids+=($!)
@@ -65,7 +65,7 @@ export TRIPLINE=http://127.0.0.1:$port ADMIN=$admin
 export TRIPLINE_SERVER=$TRIPLINE TRIPLINE_ADMIN_TOKEN=$admin
 export SINK=http://127.0.0.1:$(cat "$tmp/sink.port") SINK_LOG=$tmp/sink.log
 export PROVIDER=$SINK/externaldns DATA=$tmp/data LOG=$tmp/server.log
-export PATH=$tmp/bin:$PATH TRIPLINE_CONFIG=$tmp/no-config
+export PATH=$tmp/bin:$PATH HOME=$tmp/home   # no ~/.config/tripline/config of the user
 touch "$tmp/sink.log"
 
 # Writes one script per page: each marked block preceded by a line naming where it is.
