@@ -12,6 +12,8 @@
 #   TRIPLINE, TRIPLINE_SERVER  the server's base URL       ADMIN, TRIPLINE_ADMIN_TOKEN  its admin token
 #   SINK      an HTTP sink answering 200 to every request; SINK_LOG has one JSON line per request
 #   PROVIDER  an ExternalDNS webhook provider for example.org (records in memory)
+#   DOCKER    the server's --docker-host: a stand-in for Docker's services API with a
+#             replicated service "web" at 1 replica (a real swarm needs root and seconds)
 #   DATA      the server's data directory                  LOG   the server's log (JSON lines)
 #   PATH      starts with a directory holding `tripline` (BUILD_DIR/tripline)
 # A failing block fails the test, named by file and line.
@@ -48,14 +50,17 @@ mkdir -p "$tmp/bin" "$tmp/data" "$tmp/home"
 ln -s "$build/tripline" "$tmp/bin/tripline"
 
 python3 "$here/sink.py" "$tmp/sink.port" "$tmp/sink.log" & pids+=($!)
+for _ in $(seq 50); do [ -s "$tmp/sink.port" ] && break; sleep 0.1; done
+[ -s "$tmp/sink.port" ] || { echo "FAIL: tests/docs/sink.py did not start" >&2; exit 1; }
+sink=http://127.0.0.1:$(cat "$tmp/sink.port")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 admin=tl_docs_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 TRIPLINE_ADMIN_TOKEN=$admin "$build/tripline" serve --listen "127.0.0.1:$port" \
-  --data-dir "$tmp/data" --allow-local-webhook-targets true --retry-base-ms 100 \
+  --data-dir "$tmp/data" --allow-local-webhook-targets true --retry-base-ms 100 --docker-host "$sink/docker" \
   >"$tmp/server.out" 2>"$tmp/server.log" & pids+=($!)
 
 for _ in $(seq 100); do
-  [ -s "$tmp/sink.port" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
   sleep 0.1
 done
 curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || {
@@ -63,8 +68,8 @@ curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || {
 
 export TRIPLINE=http://127.0.0.1:$port ADMIN=$admin
 export TRIPLINE_SERVER=$TRIPLINE TRIPLINE_ADMIN_TOKEN=$admin
-export SINK=http://127.0.0.1:$(cat "$tmp/sink.port") SINK_LOG=$tmp/sink.log
-export PROVIDER=$SINK/externaldns DATA=$tmp/data LOG=$tmp/server.log
+export SINK=$sink SINK_LOG=$tmp/sink.log
+export PROVIDER=$SINK/externaldns DOCKER=$sink/docker DATA=$tmp/data LOG=$tmp/server.log
 export PATH=$tmp/bin:$PATH HOME=$tmp/home   # no ~/.config/tripline/config of the user
 touch "$tmp/sink.log"
 
