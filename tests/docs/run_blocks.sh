@@ -19,6 +19,7 @@
 # A failing block fails the test, named by file and line.
 #
 # Usage: tests/docs/run_blocks.sh BUILD_DIR [PAGE.md ...]   (default: the pages listed below)
+# DOCS_VERBOSE=1 prints each page's output, failing or not.
 set -euo pipefail
 build=$(cd "${1:?usage: run_blocks.sh BUILD_DIR [PAGE.md ...]}" && pwd)
 shift
@@ -107,6 +108,7 @@ for page in "${pages[@]}"; do
   if (cd "$work" && timeout 25 bash -euo pipefail "$script.run" >"$work.out" 2>&1); then
     printf 'ok: %s (%d blocks, %.1f s)\n' "$rel" "$n" "$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
     total=$((total + n))
+    [ -z "${DOCS_VERBOSE:-}" ] || sed 's/^/  | /' "$work.out"
   else
     echo "FAIL: $rel; its output:" >&2; sed 's/^/  | /' "$work.out" >&2; failed=1
   fi
