@@ -13,7 +13,8 @@ build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev l
        libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev libyaml-cpp-dev libcli11-dev)
 test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
       knot knot-dnsutils pdns-server pdns-backend-sqlite3
-      prometheus-alertmanager chromium nginx openssl docker-registry socat dpkg-dev file debootstrap)
+      prometheus-alertmanager chromium nginx openssl docker-registry socat dpkg-dev file debootstrap
+      jq python3)
 bench=(wrk curl sqlite3 nginx docker.io containerd iproute2 busybox-static)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 format=(clang-format-14 git)
