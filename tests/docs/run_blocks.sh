@@ -26,7 +26,8 @@ shift
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 if [ $# -gt 0 ]; then pages=("$@"); else
-  pages=("$root/docs/getting-started.md" "$root/docs/operations.md" "$root"/docs/howto/*.md)
+  pages=("$root/docs/getting-started.md" "$root/docs/operations.md" "$root"/docs/howto/*.md
+         "$root/docs/cli.md")
 fi
 
 for tool in curl jq python3 sqlite3; do
@@ -72,6 +73,7 @@ export TRIPLINE_SERVER=$TRIPLINE TRIPLINE_ADMIN_TOKEN=$admin
 export SINK=$sink SINK_LOG=$tmp/sink.log
 export PROVIDER=$SINK/externaldns DOCKER=$sink/docker DATA=$tmp/data LOG=$tmp/server.log
 export PATH=$tmp/bin:$PATH HOME=$tmp/home   # no ~/.config/tripline/config of the user
+unset XDG_CONFIG_HOME TRIPLINE_CONFIG
 touch "$tmp/sink.log"
 
 # Writes one script per page: each marked block preceded by a line naming where it is.
