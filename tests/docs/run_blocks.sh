@@ -85,6 +85,11 @@ extract() {  # PAGE OUT -> prints the number of blocks
       printf "__block=\"%s:%d\"\n", page, NR
       next
     }
+    marked && marked == NR - 1 && !inblock {
+      # a marker not right before a ```sh fence would silently run nothing
+      printf "__block=\"%s:%d\"; echo \"<!-- run --> is not followed by a \\`\\`\\`sh fence\" >&2; exit 1\n", page, marked
+      marked = 0
+    }
     inblock && /^```[[:space:]]*$/ { inblock = 0; next }
     inblock { print }
     END { if (inblock) { print "echo \"unterminated block\" >&2; exit 1" }; print n + 0 > "/dev/stderr" }
