@@ -1,7 +1,5 @@
 #include "ingest.h"
 
-#include <algorithm>
-
 #include "log.h"
 
 namespace tripline {
@@ -20,10 +18,8 @@ void Ingest::submit(Trigger trigger, Done done) {
     std::unique_lock lock(mu_);
     if (!stopping_ && pending_.size() < max_pending_) {
       pending_.push_back({std::move(trigger), std::move(done)});
-      // While the writer gathers, it wants a wake-up only once enough are here.
-      bool wake = pending_.size() >= wake_at_;
       lock.unlock();
-      if (wake) cv_.notify_one();
+      cv_.notify_one();
       return;
     }
   }
@@ -72,26 +68,6 @@ void Ingest::run() {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !pending_.empty() || !plan_waits_.empty(); });
       if (pending_.empty() && plan_waits_.empty() && stopping_) return;
-      // Gathering (PostgreSQL's commit_delay, sized by the load instead of a setting): under
-      // load, the senders the last commit answered send their next triggers within
-      // microseconds, and starting a sync for the few already here would make the others wait
-      // a whole sync more. So while fewer are here than were in flight at the last commit
-      // (that commit's batch and the triggers that came during it), wait for them, at most half
-      // a commit's time. Only under load: when fewer than kSiblings were in flight, or the
-      // writer has been idle for longer than a commit takes (the count is old news), or a plan
-      // is waiting (a worker holds its lane), the commit starts at once.
-      auto now = std::chrono::steady_clock::now();
-      bool busy = now - last_commit_end_ < last_commit_time_ + kMaxGather;
-      size_t target = std::min(gather_target_, max_pending_);
-      if (busy && !stopping_ && plan_waits_.empty() && target >= kSiblings &&
-          pending_.size() < target) {
-        wake_at_ = target;
-        cv_.wait_for(lock, gather_for_, [&] {
-          return stopping_ || pending_.size() >= wake_at_ || !plan_waits_.empty();
-        });
-        wake_at_ = 1;
-        gathers_.fetch_add(1, std::memory_order_relaxed);
-      }
       batch.swap(pending_);
       waits.swap(plan_waits_);
     }
@@ -110,16 +86,8 @@ void Ingest::run() {
       e.created_at = t.created_at;
       rows.push_back(std::move(e));
     }
-    auto commit_start = std::chrono::steady_clock::now();
     Status s = store_.commit_group(rows, plans, &plan_status);
-    last_commit_end_ = std::chrono::steady_clock::now();
-    last_commit_time_ = last_commit_end_ - commit_start;
-    gather_for_ = std::min<std::chrono::steady_clock::duration>(last_commit_time_ / 2, kMaxGather);
     commits_.fetch_add(1, std::memory_order_relaxed);
-    {
-      std::lock_guard lock(mu_);
-      gather_target_ = batch.size() + pending_.size();
-    }
     if (!s.ok())
       log::error("could not commit executions", {{"count", batch.size()}, {"error", s.message()}});
     if (!waits.empty()) {

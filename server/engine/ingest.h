@@ -61,9 +61,8 @@ class Ingest {
   // records them directly (Store::start_planned).
   Status record_plans(const std::vector<Store::PlannedRun>& runs, int64_t started_at);
 
-  // Group commits made, and how many of them waited to gather more triggers first (run()).
+  // Group commits made.
   uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
-  uint64_t gathers() const { return gathers_.load(std::memory_order_relaxed); }
 
  private:
   struct Pending {
@@ -84,17 +83,8 @@ class Ingest {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Pending> pending_;
-  // Gathering before a commit (run()): how many were in flight at the last commit, how long to
-  // wait for as many (half that commit's time), and the pending count that wakes the writer.
-  static constexpr size_t kSiblings = 8;
-  static constexpr std::chrono::microseconds kMaxGather{2000};
-  size_t gather_target_ = 0;  // mu_
-  size_t wake_at_ = 1;        // mu_
-  // Writer thread only:
-  std::chrono::steady_clock::duration gather_for_{0};
-  std::chrono::steady_clock::duration last_commit_time_{0};
-  std::chrono::steady_clock::time_point last_commit_end_{};
-  std::atomic<uint64_t> commits_{0}, gathers_{0};
+  std::atomic<uint64_t> commits_{0};  // group commits made
+
   std::vector<PlanWait*> plan_waits_;  // unbounded only by the executor's worker count
   std::condition_variable plans_done_;
   bool stopping_ = false;
