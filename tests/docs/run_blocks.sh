@@ -121,6 +121,23 @@ for page in "${pages[@]}"; do
   fi
 done
 
+# The metrics table of docs/operations.md names exactly the metric families the server exports
+# (each "# TYPE" line of /metrics), so a metric added, renamed or dropped fails here.
+ops=$root/docs/operations.md
+if [ -f "$ops" ]; then
+  served=$(curl -sf "$TRIPLINE/metrics" | awk '/^# TYPE tripline_/ {print $3}' | sort -u)
+  documented=$(grep -oE '^\| `tripline_[a-z0-9_]+`' "$ops" | grep -oE 'tripline_[a-z0-9_]+' | sort -u)
+  if [ -z "$served" ]; then
+    echo "FAIL: GET /metrics named no tripline_ metric family" >&2; failed=1
+  elif [ "$served" != "$documented" ]; then
+    echo "FAIL: docs/operations.md's metrics table differs from GET /metrics:" >&2
+    diff <(echo "$documented") <(echo "$served") | sed 's/^</  only in the doc:/; s/^>/  only served:/' >&2
+    failed=1
+  else
+    echo "ok: docs/operations.md's metrics table names the $(echo "$served" | wc -l) metric families /metrics serves"
+  fi
+fi
+
 if [ $failed -ne 0 ]; then
   echo "--- tripline's log (last 20 lines):" >&2; tail -20 "$tmp/server.log" >&2
   exit 1
