@@ -46,10 +46,9 @@ KEY_NAME=tripline-test
 OTHER_KEY_NAME=other-key
 ALGORITHM=hmac-sha256
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-usage() { echo "usage: $PROG start|down|restart|stop DIR" >&2; exit 2; }
+SERVER_NAME=knotd
+# shellcheck source=tests/support/dns-harness-lib.sh
+source "$(dirname "$0")/dns-harness-lib.sh"
 
 DIR=''
 set_dir() {
@@ -61,34 +60,11 @@ set_dir() {
   (( ${#DIR} < 90 )) || die "DIR is too long for knotd's control socket: $DIR"
 }
 
-alive() {
-  local state
-  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n $state && $state != Z ]]
-}
-
 # ours PID: a knotd started with our config (guards against PID reuse).
 ours() {
   local cmd
   cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
   [[ $cmd == *"$DIR/knot.conf"* ]]
-}
-
-port_in_use() {
-  [[ -n $(ss -Htuln "sport = :$1" 2>/dev/null) ]]
-}
-
-# A port below the kernel's ephemeral range (see named-harness.sh: a port inside it can be some
-# client's local port at any moment).
-free_port() {
-  local p low=32768
-  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-  (( low > 11000 )) || die "the ephemeral port range starts at $low; no room below it"
-  for _ in $(seq 50); do
-    p=$(( 10000 + RANDOM % (low - 10000) ))
-    port_in_use "$p" || { echo "$p"; return 0; }
-  done
-  die "no free port found"
 }
 
 new_secret() { head -c 32 /dev/urandom | base64; }
@@ -154,8 +130,8 @@ ns1  IN A   127.0.0.1
 EOF
 }
 
-# run_knotd PORT: start knotd on our config; 0 when it answers SOA, 1 when the port was taken.
-run_knotd() {
+# run_server PORT: start knotd on our config; 0 when it answers SOA, 1 when the port was taken.
+run_server() {
   local port=$1 pid deadline
   : >"$DIR/knot.log"
   setsid "$KNOTD_BIN" -c "$DIR/knot.conf" </dev/null >>"$DIR/knot.log" 2>&1 &
@@ -165,7 +141,7 @@ run_knotd() {
   until "$KDIG" @127.0.0.1 -p "$port" +tcp +time=1 +retry=0 +norec +short SOA "$ZONE" 2>/dev/null |
       grep -q .; do
     if grep -q 'address already in use' "$DIR/knot.log"; then
-      stop_knotd
+      stop_server
       return 1
     fi
     if ! alive "$pid"; then
@@ -191,7 +167,7 @@ report() {
   echo "TSIG_SECRET=$(<"$DIR/secret")"
 }
 
-stop_knotd() {
+stop_server() {
   local pid
   [[ -s $DIR/knotd.pid ]] || return 0
   pid=$(<"$DIR/knotd.pid")
@@ -226,7 +202,7 @@ cmd_start() {
     port=$(free_port)
     write_config "$port"
     echo "PORT=$port" >"$DIR/$MARKER"
-    run_knotd "$port" && break
+    run_server "$port" && break
     (( ++tries < 5 )) || die "could not bind a port after 5 tries"
     log "port $port was taken; trying another"
   done
@@ -234,48 +210,4 @@ cmd_start() {
   report "$port"
 }
 
-load_port() {
-  [[ -e $DIR/$MARKER ]] || die "$DIR holds no harness instance"
-  PORT=$(sed -n 's/^PORT=//p' "$DIR/$MARKER")
-  [[ $PORT =~ ^[0-9]+$ ]] || die "$DIR/$MARKER is incomplete"
-}
-
-cmd_restart() {
-  local t0
-  t0=$(now_ms)
-  set_dir "$1"
-  load_port
-  stop_knotd
-  run_knotd "$PORT" || die "port $PORT is taken now"
-  log "restarted on 127.0.0.1:$PORT in $(( $(now_ms) - t0 )) ms"
-  report "$PORT"
-}
-
-cmd_down() {
-  set_dir "$1"
-  load_port
-  stop_knotd
-  log "knotd on port $PORT is down; bring it back with: $0 restart $DIR"
-}
-
-cmd_stop() {
-  set_dir "$1"
-  if [[ ! -e $DIR ]]; then log "$DIR does not exist; nothing to stop"; return 0; fi
-  if [[ ! -e $DIR/$MARKER ]]; then
-    [[ -z $(ls -A -- "$DIR") ]] || die "$DIR has no $MARKER; refusing to touch it"
-    rmdir -- "$DIR"
-    return 0
-  fi
-  stop_knotd
-  rm -rf --one-file-system -- "$DIR"
-  log "stopped"
-}
-
-(( $# == 2 )) || usage
-case $1 in
-  start) cmd_start "$2" ;;
-  restart) cmd_restart "$2" ;;
-  down) cmd_down "$2" ;;
-  stop) cmd_stop "$2" ;;
-  *) usage ;;
-esac
+harness_main "$@"

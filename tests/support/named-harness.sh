@@ -51,10 +51,9 @@ NARROW_ZONE=narrow.test
 KEY_NAME=tripline-test
 ALGORITHM=hmac-sha256
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-usage() { echo "usage: $PROG start|down|restart|stop DIR" >&2; exit 2; }
+SERVER_NAME=named
+# shellcheck source=tests/support/dns-harness-lib.sh
+source "$(dirname "$0")/dns-harness-lib.sh"
 
 DIR=''
 set_dir() {
@@ -64,35 +63,11 @@ set_dir() {
   [[ $DIR =~ ^/[A-Za-z0-9._/+-]+$ ]] || die "DIR may only contain [A-Za-z0-9._/+-]: $DIR"
 }
 
-alive() {
-  local state
-  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n $state && $state != Z ]]
-}
-
 # ours PID: a named started with our config (guards against PID reuse).
 ours() {
   local cmd
   cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
   [[ $cmd == *"$DIR/named.conf"* ]]
-}
-
-port_in_use() {
-  [[ -n $(ss -Htuln "sport = :$1" 2>/dev/null) ]]
-}
-
-# A port below the kernel's ephemeral range: a port inside it can be some client's local port
-# at any moment (dockerd, dig, the tests' own connections), and named then binds UDP but logs
-# "creating TCP socket: address in use" and runs on without TCP, which we would wait on in vain.
-free_port() {
-  local p low=32768 high
-  read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-  (( low > 11000 )) || die "the ephemeral port range starts at $low; no room below it"
-  for _ in $(seq 50); do
-    p=$(( 10000 + RANDOM % (low - 10000) ))
-    port_in_use "$p" || { echo "$p"; return 0; }
-  done
-  die "no free port found"
 }
 
 secret() { sed -n 's/.*secret "\([^"]*\)".*/\1/p' "$DIR/tsig.key"; }
@@ -142,8 +117,8 @@ ns1  IN A   127.0.0.1
 EOF
 }
 
-# run_named PORT: start named on our config; 0 when it answers SOA, 1 when the port was taken.
-run_named() {
+# run_server PORT: start named on our config; 0 when it answers SOA, 1 when the port was taken.
+run_server() {
   local port=$1 pid deadline
   : >"$DIR/named.log"
   setsid "$NAMED_BIN" -g -n 1 -c "$DIR/named.conf" </dev/null >>"$DIR/named.log" 2>&1 &
@@ -154,7 +129,7 @@ run_named() {
       grep -q .; do
     if grep -q 'address in use' "$DIR/named.log"; then
       # named does not exit when one of its sockets fails to bind: stop it, try another port.
-      stop_named
+      stop_server
       return 1
     fi
     if ! alive "$pid"; then
@@ -183,7 +158,7 @@ report() {
   echo "TSIG_SECRET=$(secret)"
 }
 
-stop_named() {
+stop_server() {
   local pid
   [[ -s $DIR/named.pid ]] || return 0
   pid=$(<"$DIR/named.pid")
@@ -218,7 +193,7 @@ cmd_start() {
     port=$(free_port)
     write_config "$port"
     echo "PORT=$port" >"$DIR/$MARKER"
-    run_named "$port" && break
+    run_server "$port" && break
     (( ++tries < 5 )) || die "could not bind a port after 5 tries"
     log "port $port was taken; trying another"
   done
@@ -226,48 +201,4 @@ cmd_start() {
   report "$port"
 }
 
-load_port() {
-  [[ -e $DIR/$MARKER ]] || die "$DIR holds no harness instance"
-  PORT=$(sed -n 's/^PORT=//p' "$DIR/$MARKER")
-  [[ $PORT =~ ^[0-9]+$ ]] || die "$DIR/$MARKER is incomplete"
-}
-
-cmd_restart() {
-  local t0
-  t0=$(now_ms)
-  set_dir "$1"
-  load_port
-  stop_named
-  run_named "$PORT" || die "port $PORT is taken now"
-  log "restarted on 127.0.0.1:$PORT in $(( $(now_ms) - t0 )) ms"
-  report "$PORT"
-}
-
-cmd_down() {
-  set_dir "$1"
-  load_port
-  stop_named
-  log "named on port $PORT is down; bring it back with: $0 restart $DIR"
-}
-
-cmd_stop() {
-  set_dir "$1"
-  if [[ ! -e $DIR ]]; then log "$DIR does not exist; nothing to stop"; return 0; fi
-  if [[ ! -e $DIR/$MARKER ]]; then
-    [[ -z $(ls -A -- "$DIR") ]] || die "$DIR has no $MARKER; refusing to touch it"
-    rmdir -- "$DIR"
-    return 0
-  fi
-  stop_named
-  rm -rf --one-file-system -- "$DIR"
-  log "stopped"
-}
-
-(( $# == 2 )) || usage
-case $1 in
-  start) cmd_start "$2" ;;
-  restart) cmd_restart "$2" ;;
-  down) cmd_down "$2" ;;
-  stop) cmd_stop "$2" ;;
-  *) usage ;;
-esac
+harness_main "$@"

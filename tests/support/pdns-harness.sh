@@ -48,10 +48,9 @@ KEY_NAME=tripline-test
 OTHER_KEY_NAME=other-key
 ALGORITHM=hmac-sha256
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-usage() { echo "usage: $PROG start|down|restart|stop DIR" >&2; exit 2; }
+SERVER_NAME=pdns_server
+# shellcheck source=tests/support/dns-harness-lib.sh
+source "$(dirname "$0")/dns-harness-lib.sh"
 
 DIR=''
 set_dir() {
@@ -61,33 +60,11 @@ set_dir() {
   (( ${#DIR} < 80 )) || die "DIR is too long for pdns's control socket: $DIR"
 }
 
-alive() {
-  local state
-  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n $state && $state != Z ]]
-}
-
 # ours PID: a pdns_server started with our config dir (guards against PID reuse).
 ours() {
   local cmd
   cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
   [[ $cmd == *"--config-dir=$DIR "* ]]
-}
-
-port_in_use() {
-  [[ -n $(ss -Htuln "sport = :$1" 2>/dev/null) ]]
-}
-
-# A port below the kernel's ephemeral range (see named-harness.sh).
-free_port() {
-  local p low=32768
-  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-  (( low > 11000 )) || die "the ephemeral port range starts at $low; no room below it"
-  for _ in $(seq 50); do
-    p=$(( 10000 + RANDOM % (low - 10000) ))
-    port_in_use "$p" || { echo "$p"; return 0; }
-  done
-  die "no free port found"
 }
 
 write_config() {
@@ -141,8 +118,8 @@ EOF
   pdnsutil set-meta "$LOCKED_ZONE" ALLOW-DNSUPDATE-FROM 127.0.0.0/8
 }
 
-# run_pdns PORT: start pdns_server on our config; 0 when it answers SOA, 1 when the port was taken.
-run_pdns() {
+# run_server PORT: start pdns_server on our config; 0 when it answers SOA, 1 when the port was taken.
+run_server() {
   local port=$1 pid deadline
   : >"$DIR/pdns.log"
   setsid "$PDNS_BIN" --config-dir="$DIR" --daemon=no --guardian=no </dev/null \
@@ -153,7 +130,7 @@ run_pdns() {
   until "$DIG" @127.0.0.1 -p "$port" +tcp +time=1 +tries=1 +norec +short SOA "$ZONE" 2>/dev/null |
       grep -q .; do
     if grep -q 'Unable to bind' "$DIR/pdns.log"; then
-      stop_pdns
+      stop_server
       return 1
     fi
     if ! alive "$pid"; then
@@ -179,7 +156,7 @@ report() {
   echo "TSIG_SECRET=$(<"$DIR/secret")"
 }
 
-stop_pdns() {
+stop_server() {
   local pid
   [[ -s $DIR/pdns.pid ]] || return 0
   pid=$(<"$DIR/pdns.pid")
@@ -213,7 +190,7 @@ cmd_start() {
     port=$(free_port)
     write_config "$port"
     echo "PORT=$port" >"$DIR/$MARKER"
-    run_pdns "$port" && break
+    run_server "$port" && break
     (( ++tries < 5 )) || die "could not bind a port after 5 tries"
     log "port $port was taken; trying another"
   done
@@ -221,48 +198,4 @@ cmd_start() {
   report "$port"
 }
 
-load_port() {
-  [[ -e $DIR/$MARKER ]] || die "$DIR holds no harness instance"
-  PORT=$(sed -n 's/^PORT=//p' "$DIR/$MARKER")
-  [[ $PORT =~ ^[0-9]+$ ]] || die "$DIR/$MARKER is incomplete"
-}
-
-cmd_restart() {
-  local t0
-  t0=$(now_ms)
-  set_dir "$1"
-  load_port
-  stop_pdns
-  run_pdns "$PORT" || die "port $PORT is taken now"
-  log "restarted on 127.0.0.1:$PORT in $(( $(now_ms) - t0 )) ms"
-  report "$PORT"
-}
-
-cmd_down() {
-  set_dir "$1"
-  load_port
-  stop_pdns
-  log "pdns_server on port $PORT is down; bring it back with: $0 restart $DIR"
-}
-
-cmd_stop() {
-  set_dir "$1"
-  if [[ ! -e $DIR ]]; then log "$DIR does not exist; nothing to stop"; return 0; fi
-  if [[ ! -e $DIR/$MARKER ]]; then
-    [[ -z $(ls -A -- "$DIR") ]] || die "$DIR has no $MARKER; refusing to touch it"
-    rmdir -- "$DIR"
-    return 0
-  fi
-  stop_pdns
-  rm -rf --one-file-system -- "$DIR"
-  log "stopped"
-}
-
-(( $# == 2 )) || usage
-case $1 in
-  start) cmd_start "$2" ;;
-  restart) cmd_restart "$2" ;;
-  down) cmd_down "$2" ;;
-  stop) cmd_stop "$2" ;;
-  *) usage ;;
-esac
+harness_main "$@"
