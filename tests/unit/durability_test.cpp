@@ -6,8 +6,6 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
-#include <future>
-#include <thread>
 #include <vector>
 
 #include "../support/store_fixture.h"
@@ -112,16 +110,23 @@ struct CountingVfs {
   }
 };
 
+// A store with receiver 1, whose only syncs are those of the writes under test (no background
+// checkpoints).
+std::unique_ptr<Store> open_syncing_only_on_writes(const TempDir& dir) {
+  StoreOptions o;
+  o.background_checkpoints = false;
+  auto s = std::move(Store::open(dir.path + "/t.db", o)).value();
+  make_receivers(*s, 1);
+  return s;
+}
+
 }  // namespace
 
 TEST_CASE("durability: triggers and plans wait for the disk, outcomes do not and leave it so") {
   CountingVfs counting;
   TempDir dir;
   {
-    StoreOptions o;
-    o.background_checkpoints = false;  // only the writes under test sync
-    auto s = std::move(Store::open(dir.path + "/t.db", o)).value();
-    make_receivers(*s, 1);
+    auto s = open_syncing_only_on_writes(dir);
     const int64_t now = Clock::system().now_ms();
 
     int before = wal_syncs;
@@ -169,10 +174,7 @@ TEST_CASE("durability: triggers and plans wait for the disk, outcomes do not and
 TEST_CASE("durability: a commit of triggers and plans together syncs once, as triggers alone") {
   CountingVfs counting;
   TempDir dir;
-  StoreOptions o;
-  o.background_checkpoints = false;
-  auto s = std::move(Store::open(dir.path + "/t.db", o)).value();
-  make_receivers(*s, 1);
+  auto s = open_syncing_only_on_writes(dir);
   const int64_t now = Clock::system().now_ms();
   Executions planned(1, 2, now);
   REQUIRE(planned.insert(*s).ok());
@@ -254,10 +256,7 @@ TEST_CASE("durability: one lane's plans that cannot be recorded fail alone, not 
 TEST_CASE("durability: a failed outcome waits for the disk, a success does not") {
   CountingVfs counting;
   TempDir dir;
-  StoreOptions o;
-  o.background_checkpoints = false;
-  auto s = std::move(Store::open(dir.path + "/t.db", o)).value();
-  make_receivers(*s, 1);
+  auto s = open_syncing_only_on_writes(dir);
   const int64_t now = Clock::system().now_ms();
   Executions e(1, 3, now);
   REQUIRE(e.insert(*s).ok());
