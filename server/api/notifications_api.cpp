@@ -58,8 +58,9 @@ json delivery_json(const DeliveryRow& d, const std::vector<DeliveryAttemptRow>* 
               {"webhook_id", d.webhook_id},
               {"state", d.state},
               {"attempts", d.attempts},
-              {"next_attempt_at",
-               d.state == "pending" && d.next_attempt_at ? json(*d.next_attempt_at) : json()},
+              {"next_attempt_at", d.state == "pending" && d.next_attempt_at
+                                      ? json(log::format_time(*d.next_attempt_at))
+                                      : json()},
               {"last_status", d.last_status ? json(*d.last_status) : json()},
               {"last_error", d.last_error.empty() ? json() : json(d.last_error)},
               {"created_at", log::format_time(d.created_at)},
