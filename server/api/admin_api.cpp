@@ -83,7 +83,8 @@ HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::
 // like a trigger's. It runs under the grant the failed one was accepted under, so only while that
 // still holds: the receiver enabled and at the same generation (no rotate, disable or change of
 // target or action since). An admin's act, it is not held to the rate limit or the cooldown, but
-// it takes a slot of the receiver's queue cap. Its idempotency key names the execution retried,
+// it takes a slot of the receiver's queue cap and claims the cooldown as a trigger's execution
+// does (LimiterState::reserve_retry). Its idempotency key names the execution retried,
 // so retrying the same one twice (a double click, a script's own retry) answers the first retry.
 HttpResponse App::retry_execution(int64_t id) {
   auto e = ctx_.store.get_execution(id);
@@ -116,11 +117,15 @@ HttpResponse App::retry_execution(int64_t id) {
     return from_status(
         Status::Conflict("its recorded config is no longer valid: " + config.status().message()));
 
-  std::shared_ptr<std::atomic<int64_t>> queued = r.limiter->queued();
-  if (r.limits.max_queued > 0 && queued->load() >= r.limits.max_queued) {
+  // The slot is taken before the commit, as a trigger's is: the executor gives it back when the
+  // new execution finishes, which may be before submit's answer comes.
+  Reservation claim;
+  int64_t wait = 0;
+  if (r.limiter->reserve_retry(r.limits, e->action, ctx_.store.clock().now_ms(), &claim, &wait) !=
+      LimiterState::Verdict::kOk) {
     auto resp = error_response(429, "queue_full",
                                "this receiver has too many executions waiting to run; retry later");
-    resp.headers.emplace_back("Retry-After", "1");
+    resp.headers.emplace_back("Retry-After", std::to_string(wait));
     return resp;
   }
   Ingest::Trigger t;
@@ -129,9 +134,6 @@ HttpResponse App::retry_execution(int64_t id) {
   t.config_text = e->config;  // as recorded: secrets sealed
   t.action = e->action;
   t.idempotency_key = "retry-of:" + std::to_string(id);
-  // Taken before the commit, as a trigger's claim is: the executor gives the slot back when the
-  // new execution finishes, which may be before submit's answer comes.
-  queued->fetch_add(1, std::memory_order_relaxed);
   // Shared with the callback: it may still be inside set_value when this thread wakes up.
   auto committed = std::make_shared<std::promise<std::pair<Status, Accepted>>>();
   auto answer = committed->get_future();
@@ -139,7 +141,10 @@ HttpResponse App::retry_execution(int64_t id) {
     committed->set_value({s, a});
   });
   auto [s, a] = answer.get();  // one group commit: the trigger path's own wait
-  if (!s.ok() || a.replayed || a.revoked) queued->fetch_sub(1, std::memory_order_relaxed);
+  if (!s.ok() || a.replayed || a.revoked)
+    claim.release();
+  else
+    claim.settle();
   if (a.revoked)
     return from_status(Status::Conflict("its receiver's trigger URL was revoked meanwhile"));
   if (!s.ok()) {

@@ -2,6 +2,8 @@
 // sink as the receiver's peer: a failed execution runs again, as recorded, only while the grant
 // it ran under holds.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
 
 #include "../support/webhook_sink.h"
 #include "harness.h"
@@ -171,4 +173,28 @@ TEST_CASE("retry: refused once the grant the execution ran under is gone") {
     r = s.request("POST", retry_path(failed));
     CHECK(r.status == 202);
   }
+}
+
+TEST_CASE("retry: a retry claims the receiver's cooldown, as the execution of a trigger does") {
+  WebhookSink sink;
+  sink.script({{500, "down"}});  // then 200
+  TestServer s("", one_attempt());
+  json hook = s.create_receiver({{"name", "cool"},
+                                 {"driver", "webhook"},
+                                 {"config", {{"url", sink.url("/cool")}, {"secret", kSecret}}},
+                                 {"limits", {{"cooldown_seconds", 2}}}});
+  json failed = run(s, hook["trigger_url"], "{}");
+  REQUIRE(failed["status"] == "failed");
+  // Past the failed trigger's cooldown: only the retry's own claim can hold the next one back.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  auto r = s.request("POST", retry_path(failed));
+  INFO(r.body);
+  REQUIRE(r.status == 202);
+  auto next = s.request("POST", hook["trigger_url"], json::object(), false);
+  INFO(next.body);
+  CHECK(next.status == 200);
+  CHECK(json::parse(next.body)["ignored"] == true);
+  CHECK(json::parse(next.body)["reason"].get<std::string>().find("cooling down") !=
+        std::string::npos);
+  s.wait_finished(json::parse(r.body)["execution_id"].get<int64_t>());
 }
