@@ -289,7 +289,7 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
           if (!ok) return;
         }
       }
-      const saved = mode === 'edit' ? await api.updateReceiver(id, body) : await api.createReceiver(body);
+      const saved = mode === 'edit' ? await api.updateReceiver(id, body, source.version) : await api.createReceiver(body);
       announce(mode === 'edit' ? `Saved ${saved.name}.` : `Created ${saved.name}.`, 'ok');
       navigate(`#/receivers/${saved.id}?${mode === 'edit' ? `saved=${saved.url_revoked ? 'new-url' : 'same-url'}` : 'created=1'}`);
     } catch (err) {
@@ -316,6 +316,7 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
       }
       const lines = [];
       if (err.fields.length) lines.push(`tripline did not accept this: check the ${err.fields.length === 1 ? 'field' : 'fields'} marked below.`);
+      else if (err.status === 412) lines.push('Someone saved a change to this receiver after you opened this form, so yours was not saved. Cancel and edit it again to start from their change.');
       else if (err.status !== 409) lines.push(err.message);
       else lines.push(err.message);
       showMessages([...lines, ...unmatched]);

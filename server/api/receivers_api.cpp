@@ -1,5 +1,6 @@
 // /api/v1/receivers: create, read, update, delete, rotate; a receiver's JSON view.
 #include <algorithm>
+#include <charconv>
 
 #include "app.h"
 #include "field_reader.h"
@@ -47,6 +48,7 @@ Result<json> App::receiver_json(const Receiver& r) const {
               {"limits", r.row.limits},
               {"enabled", r.row.enabled},
               {"generation", r.row.generation},
+              {"version", r.row.version},
               {"description", r.description},
               {"target", r.target},
               {"action", r.action},
@@ -144,7 +146,10 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
       if (!r.ok()) return from_status(r.status());
       auto view = receiver_json(**r);
       if (!view.ok()) return from_status(view.status());
-      return json_response(200, *view);
+      HttpResponse resp = json_response(200, *view);
+      // What PUT's If-Match compares (update_receiver).
+      resp.headers.emplace_back("ETag", "\"" + std::to_string(row->version) + "\"");
+      return resp;
     }
     if (req.method() == "PUT") return update_receiver(req, *id);
     if (req.method() == "DELETE") {
@@ -254,8 +259,31 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
   if (dry && *dry != "true" && *dry != "false")
     return error_response(400, "bad_query", "dry_run must be true or false");
   bool dry_run = dry && *dry == "true";
+  // If-Match: "N" (the version, as GET's ETag gives it) saves only over that version, so two
+  // people editing the same receiver cannot silently undo each other's change (RFC 9110 13.1.1).
+  std::optional<int64_t> if_match;
+  if (auto h = req.header("If-Match")) {
+    int64_t v = 0;
+    const std::string& t = *h;
+    bool ok = t.size() > 2 && t.front() == '"' && t.back() == '"';
+    if (ok) {
+      const char* last = t.data() + t.size() - 1;
+      auto [end, ec] = std::from_chars(t.data() + 1, last, v);
+      ok = ec == std::errc() && end == last && v >= 1;
+    }
+    if (!ok)
+      return error_response(400, "bad_header",
+                            "If-Match must be the receiver's version in quotes, as its ETag gives "
+                            "it (e.g. \"3\")");
+    if_match = v;
+  }
   auto current = ctx_.store.get_receiver(id);
   if (!current.ok()) return from_status(current.status());
+  if (if_match && *if_match != current->version)
+    return error_response(412, "precondition_failed",
+                          "the receiver was changed since you read it (version " +
+                              std::to_string(*if_match) + ", now " +
+                              std::to_string(current->version) + "): read it again");
   if (body.contains("driver") && body["driver"] != current->driver)
     return from_status(Status::Invalid("driver cannot change; create a new receiver",
                                        {{"driver", "cannot change; create a new receiver"}}));

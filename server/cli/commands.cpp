@@ -509,38 +509,42 @@ int run(int argc, char** argv) {
 
   ReceiverFlags update_flags;
   bool dry_run = false;
-  c = leaf(
-      receivers, "update",
-      "change a receiver: --file replaces it (PUT), flags change the current one",
-      [&](const Api& api) {
-        std::string id;
-        if (int e = receiver_id(api, rid, &id)) return e;
-        json body = json::object();
-        if (!update_flags.file.empty()) {
-          if (int e = read_body_file(update_flags.file, &body)) return e;
-        } else {
-          // PUT replaces the receiver: start from what it is now. Secrets come back as
-          // "********", which the API reads as "keep the stored value".
-          Reply cur = api.admin("GET", "/receivers/" + id);
-          if (cur.exit) return cur.exit;
-          // "enabled" is left out: the API then keeps the state it finds, so an update never
-          // undoes a disable made since this read.
-          for (const char* k : {"name", "config", "rules", "auth", "limits"})
-            if (cur.json.contains(k) && !cur.json[k].is_null()) body[k] = cur.json[k];
-        }
-        if (int e = apply_receiver_flags(update_flags, &body)) return e;
-        Reply r = api.admin("PUT", "/receivers/" + id + (dry_run ? "?dry_run=true" : ""), &body);
-        if (r.exit) return r.exit;
-        emit(g, r, [&](const json& j) {
-          if (!dry_run) return print_receiver(j);
-          print_fields(stdout, {{"valid", yes_no(at(j, "valid"))},
-                                {"description", cell(at(j, "description"))},
-                                {"url_revoked", at(j, "url_revoked") == true
-                                                    ? "yes: saving would revoke the trigger URL"
-                                                    : "no: saving keeps the trigger URL"}});
-        });
-        return int(kOk);
-      });
+  c = leaf(receivers, "update",
+           "change a receiver: --file replaces it (PUT), flags change the current one",
+           [&](const Api& api) {
+             std::string id;
+             if (int e = receiver_id(api, rid, &id)) return e;
+             json body = json::object();
+             std::string if_match;  // the version read, so a change made since is not undone
+             if (!update_flags.file.empty()) {
+               if (int e = read_body_file(update_flags.file, &body)) return e;
+             } else {
+               // PUT replaces the receiver: start from what it is now. Secrets come back as
+               // "********", which the API reads as "keep the stored value".
+               Reply cur = api.admin("GET", "/receivers/" + id);
+               if (cur.exit) return cur.exit;
+               // "enabled" is left out: the API then keeps the state it finds, so an update never
+               // undoes a disable made since this read.
+               for (const char* k : {"name", "config", "rules", "auth", "limits"})
+                 if (cur.json.contains(k) && !cur.json[k].is_null()) body[k] = cur.json[k];
+               if (cur.json.contains("version") && cur.json["version"].is_number_integer())
+                 if_match = "\"" + std::to_string(cur.json["version"].get<int64_t>()) + "\"";
+             }
+             if (int e = apply_receiver_flags(update_flags, &body)) return e;
+             Reply r = api.admin("PUT", "/receivers/" + id + (dry_run ? "?dry_run=true" : ""),
+                                 &body, if_match);
+             if (r.exit) return r.exit;
+             emit(g, r, [&](const json& j) {
+               if (!dry_run) return print_receiver(j);
+               print_fields(stdout,
+                            {{"valid", yes_no(at(j, "valid"))},
+                             {"description", cell(at(j, "description"))},
+                             {"url_revoked", at(j, "url_revoked") == true
+                                                 ? "yes: saving would revoke the trigger URL"
+                                                 : "no: saving keeps the trigger URL"}});
+             });
+             return int(kOk);
+           });
   c->add_option("receiver", rid, "id or name")->required();
   add_receiver_flags(c, update_flags);
   c->add_flag("--dry-run", dry_run, "check the change and say what saving would do; save nothing");

@@ -129,8 +129,8 @@ TEST_CASE("retry: refused once the grant the execution ran under is gone") {
   SECTION("edited since, without revoking the URL: the recorded config is not run again") {
     json failed = run(s, hook["trigger_url"], "{}");
     json edited = hook;
-    for (const char* k : {"id", "last_execution", "generation", "description", "target", "action",
-                          "trigger_url", "created_at", "updated_at", "driver"})
+    for (const char* k : {"id", "last_execution", "generation", "version", "description", "target",
+                          "action", "trigger_url", "created_at", "updated_at", "driver"})
       edited.erase(k);
     edited["rules"] = nullptr;
     edited["auth"] = nullptr;
@@ -153,8 +153,8 @@ TEST_CASE("retry: refused once the grant the execution ran under is gone") {
   SECTION("the receiver's queue is full: 429 until it drains") {
     json limited = hook;
     limited["limits"] = {{"max_queued", 1}};
-    for (const char* k : {"id", "last_execution", "generation", "description", "target", "action",
-                          "trigger_url", "created_at", "updated_at", "driver"})
+    for (const char* k : {"id", "last_execution", "generation", "version", "description", "target",
+                          "action", "trigger_url", "created_at", "updated_at", "driver"})
       limited.erase(k);
     limited["rules"] = nullptr;
     limited["auth"] = nullptr;

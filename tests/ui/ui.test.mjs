@@ -356,6 +356,26 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await page.getByText('The trigger URL stays the same').waitFor();
     await page.getByLabel(/^By how many \(up\/down\)/).fill('1');
     await screenshot('edit-form');
+    // Someone else saves while this form is open: saving it would undo their change, so it is
+    // refused in words, and nothing is saved.
+    const current = (await server.api('GET', `/receivers/${receiverId}`)).body;
+    const theirs = await server.api('PUT', `/receivers/${receiverId}`, {
+      name: current.name, config: { ...current.config, max: 6 }, rules: current.rules, auth: current.auth, limits: current.limits,
+    });
+    assert.equal(theirs.status, 200, JSON.stringify(theirs.body));
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('Someone saved a change to this receiver after you opened this form').waitFor();
+    await screenshot('edit-conflict');
+    const kept = (await server.api('GET', `/receivers/${receiverId}`)).body.config;
+    assert.equal(kept.by, 2, 'the stale form saved nothing');
+    assert.equal(kept.max, 6);
+    // The token lives in memory only (a reload signs out): open the form anew instead.
+    await page.getByRole('link', { name: 'Cancel' }).click();
+    await page.getByRole('group', { name: 'Actions for web-up' }).getByRole('link', { name: 'Edit' }).click();
+    await expectH1('Edit web-up');
+    assert.equal(await page.getByLabel('Never above', { exact: true }).inputValue(), '6');
+    await page.getByLabel('Never above', { exact: true }).fill('5');
+    await page.getByLabel(/^By how many \(up\/down\)/).fill('1');
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.getByText('The trigger URL is unchanged.').waitFor();
     await page.getByText('Scale up web by 1, between 1 and 5').first().waitFor();
