@@ -5,6 +5,16 @@
 //         {"spec":{"replicas":N}}, optionally with "metadata":{"resourceVersion":RV} as a
 //         precondition: a stale RV is 409 Conflict. Negative replicas are 422 Invalid.
 //   GET   /version
+//   GET   /apis/apps/v1/namespaces/{ns}/deployments/{name}            an apps/v1 Deployment
+//   GET   /apis/apps/v1/namespaces/{ns}/deployments?labelSelector=S&limit=N
+//         a DeploymentList (items without kind/apiVersion, as upstream lists them); S is
+//         equality-based or existence requirements (else 400); past N items, metadata.continue
+//         and remainingItemCount are set and the rest is left out
+//   PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}, Content-Type
+//         application/strategic-merge-patch+json: spec.template.spec.containers merge by name
+//         (an unknown name is added), metadata.resourceVersion is a precondition (409), a
+//         change of the pod template bumps metadata.generation. Other known patch types answer
+//         415 saying the fake does not model them, unknown ones 415 as upstream does.
 // Answers are autoscaling/v1 Scale objects whose spec.replicas is omitted when 0 (omitempty), and
 // errors are meta/v1 Status objects with upstream's messages, reasons and codes: 401 without the
 // bearer token (or a client certificate signed by its CA), 403 in a forbidden namespace, 404 for
@@ -63,6 +73,14 @@ class FakeKubeApiServer {
   void add(const std::string& kind, const std::string& ns, const std::string& name,
            int64_t replicas);
   int64_t replicas(const std::string& kind, const std::string& ns, const std::string& name) const;
+  // A Deployment with these containers ({name, image}) and labels, 1 replica.
+  using Containers = std::vector<std::pair<std::string, std::string>>;
+  void add_deployment(const std::string& ns, const std::string& name, Containers containers,
+                      std::map<std::string, std::string> labels = {});
+  // Its containers now (empty when there is no such Deployment), and its resourceVersion.
+  Containers containers(const std::string& ns, const std::string& name) const;
+  int64_t resource_version(const std::string& kind, const std::string& ns,
+                           const std::string& name) const;
   void set_token(std::string token);
   void forbid_namespace(const std::string& ns);
 
@@ -77,15 +95,18 @@ class FakeKubeApiServer {
 
   // The next `times` requests for a scale answer `status` as a Status object and change nothing.
   void fail_next(int status, int times = 1);
-  // After each of the next `times` GETs of a scale, another writer changes that object (bumps its
-  // resourceVersion, and sets its replicas to `replicas` when that is >= 0), so a PATCH
-  // carrying the resourceVersion just read gets 409.
+  // After each of the next `times` GETs of a scale or a Deployment, another writer changes that
+  // object (bumps its resourceVersion, and sets its replicas to `replicas` when that is >= 0), so a
+  // PATCH carrying the resourceVersion just read gets 409.
   void interfere_after_get(int times, int64_t replicas = -1);
 
  private:
   struct Object {
     int64_t replicas = 0;
     int64_t resource_version = 1;
+    int64_t generation = 1;
+    Containers containers;  // Deployments added with add_deployment
+    std::map<std::string, std::string> labels;
   };
   struct Response {
     int status = 200;
@@ -93,6 +114,8 @@ class FakeKubeApiServer {
   };
   static LoopbackHttpServer::Tls tls_of(const TestCa& ca);
   Response route(const HttpRequest& req);
+  Response route_deployments(const HttpRequest& req, const std::vector<std::string>& seg,
+                             const std::string& query, const std::string& user);
 
   TestCa ca_;
 

@@ -477,6 +477,15 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await expectH1('New receiver');
     await page.getByRole('radio', { name: /Redeploy services onto a pushed image/ }).check();
     await page.getByLabel('Image', { exact: true }).waitFor();
+    // Each backend's fields only for it, from the schema alone ("(kubernetes)", "swarm only").
+    const backend = page.getByLabel(/^Orchestrator/);
+    await backend.selectOption('kubernetes');
+    await page.getByLabel(/^Deployments \(kubernetes\)/).waitFor();
+    assert.equal(await page.getByLabel(/^Services/).isVisible(), false, 'swarm-only field hidden for kubernetes');
+    assert.equal(await page.getByLabel(/^Order/).isVisible(), false, 'swarm rollout hidden for kubernetes');
+    await backend.selectOption('swarm');
+    await page.getByLabel(/^Services/).waitFor();
+    assert.equal(await page.getByLabel(/^Container \(kubernetes\)/).isVisible(), false, 'kubernetes-only field hidden for swarm');
     const password = page.getByLabel(/Registry password or token/);
     assert.equal(await password.getAttribute('type'), 'password');
     await page.getByLabel('Name', { exact: true }).fill('web-redeploy');
