@@ -38,7 +38,7 @@ full=${FRESH_FULL:-}
 log=$(mktemp /tmp/tl-fresh-XXXXXX.log)
 cleanup "rm -f '$log'"
 docker run --rm --network host -v "$pkg_src:/src:ro" -e install="$install" -e tools="$tools" \
-  -e full="$full" tripline-test/bookworm-minbase bash -euc '
+  -e full="$full" -e jobs="${FRESH_JOBS:-$(nproc)}" tripline-test/bookworm-minbase bash -euc '
     t0=$SECONDS
     step() { echo "fresh [$((SECONDS - t0)) s] $*"; }
     ! command -v make >/dev/null || { echo "FAILED: make is already in the base image"; exit 1; }
@@ -63,7 +63,7 @@ docker run --rm --network host -v "$pkg_src:/src:ro" -e install="$install" -e to
     cmake -S /src -B /tmp/build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/tmp/cmake.log 2>&1 ||
       { tail -n 30 /tmp/cmake.log; echo "FAILED: cmake could not configure"; exit 1; }
     step "cmake configured"
-    make -C /src build BUILD=/tmp/build JOBS=$(nproc) >/tmp/build.log 2>&1 ||
+    nice make -C /src build BUILD=/tmp/build JOBS=$jobs >/tmp/build.log 2>&1 ||
       { tail -n 40 /tmp/build.log; echo "FAILED: make build"; exit 1; }
     /tmp/build/tripline --version
     step "make build done"' >"$log" 2>&1 || { tail -n 40 "$log"; fail "the fresh machine did not get there (above)"; }
