@@ -106,14 +106,14 @@ start=$(date +%s.%N)
 swarm_job=
 if [[ $wanted == *" swarm "* ]]; then
   if [ "$(id -u)" != 0 ]; then why[swarm]="dockerd needs root"
-  elif ! missing swarm dockerd containerd docker busybox docker-registry socat nsenter; then
+  elif ! missing swarm /usr/sbin/dockerd containerd docker busybox docker-registry socat nsenter; then
     # started in the background: the other peers start meanwhile
     mkdir -p "$tmp/swarm"
     "$support/dockerd-harness.sh" start "$tmp/swarm" >"$tmp/swarm.out" 2>"$tmp/swarm.err" &
     swarm_job=$!
   fi
 fi
-if [[ $wanted == *" named "* ]] && ! missing named named tsig-keygen dig; then
+if [[ $wanted == *" named "* ]] && ! missing named /usr/sbin/named /usr/sbin/tsig-keygen dig; then
   mkdir -p "$tmp/named"
   if out=$("$support/named-harness.sh" start "$tmp/named" 2>"$tmp/named.err"); then
     eval "$out"
