@@ -8,6 +8,8 @@
 #   make deb             the Debian package, $(BUILD)/tripline_VERSION_amd64.deb (CPack, cmake/Package.cmake)
 #   make test-deb        installs that package in a clean Debian 12 container and runs the service
 #   make test-image      `docker build .` and the image's container, driven through its published port
+#   make test-fresh      the README on a clean minimal Debian 12 container: its install line, then
+#                        `make deps-test` for real and `make build` (tests/package/fresh_test.sh)
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -18,7 +20,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 FUZZ_CXX ?= clang++-14
 
-.PHONY: all deps build run test test-sanitize print-sanitize-exclude fuzz bench format format-check clean deb test-deb test-image
+.PHONY: all deps build run test test-sanitize print-sanitize-exclude fuzz bench format format-check clean deb test-deb test-image test-fresh
 
 all: build
 
@@ -58,10 +60,11 @@ $(ASAN_BUILD)/CMakeCache.txt:
 
 # The UI test (ctest "ui": Chromium against the server) is left out: it tests the UI, not memory
 # safety, and the server it drives is the same code the integration tests cover here. So are
-# package_deb (the Debian package of the release build, not the code) and the docs tests
-# (docs_blocks, docs_config: the documentation's commands and tables, run against the release
-# build by `make test`).
-SANITIZE_EXCLUDE = ^(ui|package_deb|docs_blocks|docs_config)$$
+# package_deb (the Debian package of the release build, not the code), fresh_machine (the
+# README's install line on a clean Debian) and the docs tests (docs_blocks, docs_config: the
+# documentation's commands and tables, run against the release build by `make test`; the server
+# code they drive runs here in the integration tests against the same real peers).
+SANITIZE_EXCLUDE = ^(ui|package_deb|fresh_machine|docs_blocks|docs_config)$$
 test-sanitize: deps-test $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && $(SANITIZER_ENV) ctest --output-on-failure --timeout 900 -E '$(SANITIZE_EXCLUDE)'
@@ -102,6 +105,10 @@ test-deb: deps-image deb
 
 test-image: deps-image
 	tests/package/image_test.sh
+
+# About 7.5 min installing and the build's time on top (no packages cached: a fresh machine).
+test-fresh: deps-image
+	FRESH_FULL=1 tests/package/fresh_test.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
