@@ -10,10 +10,12 @@
 //   - it survives a restart; a change that fails writes no row; retention bounds it.
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "crypto.h"
 #include "harness.h"
@@ -522,5 +524,87 @@ TEST_CASE("audit: retention keeps the newest rows and none past the age") {
   CHECK(r.keep == 100000);
   CHECK_FALSE(parse_audit_retention("forever", &r).ok());
   store.reset();
+  sh("rm -rf " + dir);
+}
+
+TEST_CASE("roles: concurrent demotions and revocations never leave no admin") {
+  std::string dir = make_temp_dir("tl-roles-race");
+  // Two stores on one file: what two processes would be; the check must hold in SQL.
+  auto a = Store::open(dir + "/t.db");
+  auto b = Store::open(dir + "/t.db");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  Store* stores[2] = {a->get(), b->get()};
+  constexpr int kRounds = 100, kAdmins = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<int64_t> ids;
+    for (int i = 0; i < kAdmins; ++i) {
+      auto row = stores[0]->insert_admin_token("t", crypto::random_bytes(32), Role::kAdmin);
+      REQUIRE(row.ok());
+      ids.push_back(row->id);
+    }
+    auto before = stores[0]->list_admin_tokens();
+    REQUIRE(before.ok());
+    for (const auto& t : *before)
+      if (std::find(ids.begin(), ids.end(), t.id) == ids.end())
+        REQUIRE(stores[0]->delete_admin_token(t.id).ok());
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kAdmins; ++i)
+      threads.emplace_back([&, i] {
+        while (!go) std::this_thread::yield();
+        Store* s = stores[i % 2];
+        // Half the rounds demote, half revoke; one of the three mixes them.
+        if ((round + i) % 2)
+          (void)s->set_admin_token_role(ids[i], Role::kOperator);
+        else
+          (void)s->delete_admin_token(ids[i]);
+      });
+    go = true;
+    for (auto& t : threads) t.join();
+    auto after = stores[0]->list_admin_tokens();
+    REQUIRE(after.ok());
+    int admins = 0;
+    for (const auto& t : *after) admins += t.role == Role::kAdmin;
+    INFO("round " << round);
+    REQUIRE(admins == 1);
+    // The operators left over are not admins and can go.
+    for (const auto& t : *after)
+      if (t.role != Role::kAdmin) REQUIRE(stores[0]->delete_admin_token(t.id).ok());
+  }
+  a = Status::Internal("closed");
+  b = Status::Internal("closed");
+  sh("rm -rf " + dir);
+}
+
+TEST_CASE("roles: tokens from before migration 016 are admins after it") {
+  std::string dir = make_temp_dir("tl-roles-upgrade");
+  std::string db = dir + "/t.db";
+  {
+    auto s = Store::open(db);
+    REQUIRE(s.ok());
+    REQUIRE((*s)->insert_admin_token("old-1", crypto::random_bytes(32)).ok());
+    REQUIRE((*s)->insert_admin_token("old-2", crypto::random_bytes(32)).ok());
+  }
+  {
+    // The database as migration 015 left it: no role column, no audit log, 016 not recorded.
+    SQLite::Database raw(db, SQLite::OPEN_READWRITE);
+    raw.exec("DROP TABLE audit_log");
+    raw.exec("ALTER TABLE admin_tokens DROP COLUMN role");
+    raw.exec("DELETE FROM schema_migrations WHERE version = 16");
+  }
+  auto s = Store::open(db);
+  REQUIRE(s.ok());
+  auto versions = (*s)->applied_migrations();
+  CHECK(std::find(versions.begin(), versions.end(), 16) != versions.end());
+  auto tokens = (*s)->list_admin_tokens();
+  REQUIRE(tokens.ok());
+  REQUIRE(tokens->size() == 2);
+  for (const auto& t : *tokens) CHECK(t.role == Role::kAdmin);
+  AuditFilter f;
+  auto rows = (*s)->list_audit(f);
+  REQUIRE(rows.ok());
+  CHECK(rows->empty());
+  s = Status::Internal("closed");
   sh("rm -rf " + dir);
 }
