@@ -1154,6 +1154,10 @@ Result<int> Store::replace_env_admin_token(const std::string& name, const std::s
 
 // --- audit log ---------------------------------------------------------------------------
 
+namespace {
+constexpr size_t kMaxAuditSide = 64 * 1024;
+}  // namespace
+
 ReceiverRow Store::receiver_locked(int64_t id) {
   SQLite::Statement q(*writer_,
                       std::string("SELECT ") + kReceiverColumns + " FROM receivers WHERE id = ?");
@@ -1191,8 +1195,16 @@ void Store::audit_locked(const AuditEntry& a, std::optional<int64_t> target_id,
     if (a.render_after) after = a.render_after(*row);
   }
   q.bind(9, name);
-  bind_json(q, 10, a.before);
-  bind_json(q, 11, after);
+  // Each side at most 64 KiB: a receiver's rules can be large, and 100,000 rows of them would
+  // not be bounded by the row count alone (docs/security.md "Audit log").
+  auto bounded = [](const nlohmann::json& j) -> nlohmann::json {
+    if (j.is_null()) return j;
+    std::string text = j.dump();
+    if (text.size() <= kMaxAuditSide) return j;
+    return {{"truncated", true}, {"bytes", text.size()}};
+  };
+  bind_json(q, 10, bounded(a.before));
+  bind_json(q, 11, bounded(after));
   q.exec();
 }
 

@@ -517,6 +517,17 @@ TEST_CASE("audit: retention keeps the newest rows and none past the age") {
   REQUIRE(left.ok());
   CHECK(left->size() == 4);
   CHECK(left->back().id == 7);
+  // A side over 64 KiB is recorded as its size only.
+  AuditEntry big = e;
+  big.before = {{"rules", std::string(100 * 1024, 'x')}};
+  big.after = {{"small", true}};
+  REQUIRE(st.record_audit(big).ok());
+  all.limit = 1;
+  auto newest = st.list_audit(all);
+  REQUIRE(newest.ok());
+  CHECK(newest->front().before["truncated"] == true);
+  CHECK(newest->front().before["bytes"].get<int64_t>() > 100 * 1024);
+  CHECK(newest->front().after == json({{"small", true}}));
   // parse_audit_retention takes --retention's forms.
   AuditRetention r;
   REQUIRE(parse_audit_retention("400d,100000", &r).ok());
