@@ -6,6 +6,8 @@
 #include "field_reader.h"
 #include "log.h"
 #include "responses.h"
+#include "schema.h"
+#include "secrets.h"
 
 namespace tripline {
 
@@ -30,7 +32,43 @@ Status check_receiver_body(const json& body, bool require_driver) {
   return r.status();
 }
 
+// Every sealed value anywhere in `j` replaced by kRedacted: what the schema's secret fields miss
+// (a driver no longer registered, a secret of some future nested field) is still not shown.
+json redact_sealed(json j) {
+  if (j.is_string() && SecretBox::is_sealed(j.get<std::string>())) return kRedacted;
+  if (j.is_object() || j.is_array())
+    for (auto& v : j) v = redact_sealed(std::move(v));
+  return j;
+}
+
 }  // namespace
+
+json App::audit_view(const ReceiverRow& row) const {
+  std::vector<std::string> secrets;
+  if (const Driver* d = ctx_.drivers.find(row.driver)) secrets = secret_fields(*d);
+  return {{"name", row.name},
+          {"driver", row.driver},
+          {"enabled", row.enabled},
+          {"generation", row.generation},
+          {"config", redact_sealed(redact_config(row.config, secrets))},
+          {"rules", row.rules},
+          {"auth", redact_sealed(InboundAuth::redact(row.auth))},
+          {"limits", row.limits}};
+}
+
+AuditEntry App::receiver_audit(const AuditEntry& actor, const char* action,
+                               const ReceiverRow* before) const {
+  AuditEntry e = actor;
+  e.action = action;
+  e.target_type = "receiver";
+  if (before) {
+    e.target_id = before->id;
+    e.target_name = before->name;
+    e.before = audit_view(*before);
+  }
+  e.render_after = [this](const ReceiverRow& row) { return audit_view(row); };
+  return e;
+}
 
 Result<json> App::receiver_json(const Receiver& r) const {
   ExecutionFilter last;
@@ -106,9 +144,10 @@ Result<std::shared_ptr<const Receiver>> App::view_of(const ReceiverRow& row) {
   return make_receiver(row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false, ctx_.default_limits);
 }
 
-HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg,
+                                const AuditEntry& actor) {
   if (seg.size() == 1) {
-    if (req.method() == "POST") return create_receiver(req);
+    if (req.method() == "POST") return create_receiver(req, actor);
     if (req.method() != "GET") return method_not_allowed("GET, POST");
     auto limit = query_int(req, "limit", 50, 1, 500);
     auto offset = query_int(req, "offset", 0, 0, INT64_MAX);
@@ -151,10 +190,15 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
       resp.headers.emplace_back("ETag", "\"" + std::to_string(row->version) + "\"");
       return resp;
     }
-    if (req.method() == "PUT") return update_receiver(req, *id);
+    if (req.method() == "PUT") return update_receiver(req, *id, actor);
     if (req.method() == "DELETE") {
       std::lock_guard lock(receiver_writes_);
-      Status s = ctx_.store.delete_receiver(*id);
+      // Read under the lock every receiver change takes: what the delete removes.
+      auto current = ctx_.store.get_receiver(*id);
+      if (!current.ok()) return from_status(current.status());
+      AuditEntry entry = receiver_audit(actor, "receiver.delete", &*current);
+      entry.render_after = nullptr;
+      Status s = ctx_.store.delete_receiver(*id, &entry);
       if (!s.ok()) return from_status(s);
       ctx_.receivers.erase(*id, /*deleted=*/true);
       HttpResponse r;
@@ -163,7 +207,8 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
     }
     return method_not_allowed("GET, PUT, DELETE");
   }
-  if (seg[2] == "notifications" || seg[2] == "deliveries") return notifications_api(req, *id, seg);
+  if (seg[2] == "notifications" || seg[2] == "deliveries")
+    return notifications_api(req, *id, seg, actor);
   if (seg.size() != 3) return error_response(404, "not_found", "no such API path");
   std::string_view verb = seg[2];
   if (verb != "enable" && verb != "disable" && verb != "rotate" && verb != "test")
@@ -171,13 +216,32 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
   if (req.method() != "POST") return method_not_allowed("POST");
   Store& store = ctx_.store;
   int64_t rid = *id;
-  if (verb == "enable") return commit_receiver(200, [&] { return store.set_enabled(rid, true); });
+  // The state before, read under the lock every receiver change takes (commit_receiver's).
+  auto audited = [&](const char* action,
+                     const std::function<Result<ReceiverRow>(const AuditEntry*)>& write) {
+    return [&, action, write]() -> Result<ReceiverRow> {
+      auto current = store.get_receiver(rid);
+      if (!current.ok()) return current.status();
+      AuditEntry entry = receiver_audit(actor, action, &*current);
+      return write(&entry);
+    };
+  };
+  if (verb == "enable")
+    return commit_receiver(200, audited("receiver.enable", [&](const AuditEntry* a) {
+                             return store.set_enabled(rid, true, a);
+                           }));
   if (verb == "disable")
     return commit_receiver(
-        200, [&] { return store.set_enabled(rid, false); }, true);
+        200,
+        audited("receiver.disable",
+                [&](const AuditEntry* a) { return store.set_enabled(rid, false, a); }),
+        true);
   if (verb == "rotate")
     return commit_receiver(
-        200, [&] { return store.bump_generation(rid); }, true);
+        200,
+        audited("receiver.rotate",
+                [&](const AuditEntry* a) { return store.bump_generation(rid, a); }),
+        true);
   // test: a dry run, the driver's plan without apply.
   auto receiver = ctx_.receivers.find(*id);
   if (!receiver) return error_response(404, "not_found", "no such receiver");
@@ -193,7 +257,7 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
                              {"description", receiver->description}});
 }
 
-HttpResponse App::create_receiver(const HttpRequest& req) {
+HttpResponse App::create_receiver(const HttpRequest& req, const AuditEntry& actor) {
   json body;
   if (auto bad = parse_body(req, &body)) return *bad;
   if (Status s = check_receiver_body(body, true); !s.ok()) return from_status(s);
@@ -209,7 +273,8 @@ HttpResponse App::create_receiver(const HttpRequest& req) {
   auto checked = check_receiver(row, std::nullopt);
   if (!checked.ok()) return from_status(checked.status());
   const ReceiverRow stored = (*checked)->stored_row();
-  return commit_receiver(201, [&] { return ctx_.store.insert_receiver(stored); });
+  AuditEntry entry = receiver_audit(actor, "receiver.create", nullptr);
+  return commit_receiver(201, [&] { return ctx_.store.insert_receiver(stored, &entry); });
 }
 
 Result<std::shared_ptr<const Receiver>> App::check_receiver(
@@ -251,7 +316,7 @@ Result<std::shared_ptr<const Receiver>> App::check_receiver(
                        ctx_.default_limits);
 }
 
-HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
+HttpResponse App::update_receiver(const HttpRequest& req, int64_t id, const AuditEntry& actor) {
   json body;
   if (auto bad = parse_body(req, &body)) return *bad;
   if (Status s = check_receiver_body(body, false); !s.ok()) return from_status(s);
@@ -309,8 +374,10 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
                                {"description", (*checked)->description}});
   const ReceiverRow stored = (*checked)->stored_row();
   int64_t version = current->version;
+  // `current` is the state before: the update commits only at its version.
+  AuditEntry entry = receiver_audit(actor, "receiver.update", &*current);
   return commit_receiver(
-      200, [&] { return ctx_.store.update_receiver(id, stored, version, revoke); }, revoke);
+      200, [&] { return ctx_.store.update_receiver(id, stored, version, revoke, &entry); }, revoke);
 }
 
 }  // namespace tripline

@@ -32,6 +32,7 @@ struct ServiceOptions {
   int store_busy_timeout_ms = 5000;           // how long a write waits for a database lock
   Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
   RetentionPolicy retention;                  // finished executions kept (pruner.h)
+  AuditRetention audit_retention;             // audit log rows kept (pruner.h)
   size_t max_held_executions = 10000;         // the executor's in-memory window (executor.h)
   // Execution notifications (notifier.h); allow_local comes from the drivers' option
   // --allow-local-webhook-targets (drivers/webhook), which governs every outbound webhook.
