@@ -9,8 +9,8 @@
 #   3. fast (ctest fresh_machine, part of `make test` and CI, about 40 s): `make deps-test` with
 #      TRIPLINE_DEPS_SIMULATE=1: apt resolves every package the build and the suite need, with
 #      their dependencies, from Debian 12's lists, and installs nothing;
-#      full (`make test-fresh`, FRESH_FULL=1): `make deps-test` for real (7.5 min here: about
-#      1,000 packages, Chromium, node and three DNS servers among them), every tool the suite
+#      full (`make test-fresh`, FRESH_FULL=1): `make deps-test` for real (7.5 to 9 min here:
+#      771 packages in all, Chromium, node and three DNS servers among them), every tool the suite
 #      calls on PATH, `cmake` configures (every library found), and `make build` compiles it.
 #   The fast check leaves the download and the compile out: 7.5 min of installing would break
 #   CI's 45-minute budget (.ci/run), and the same packages build this tree in every `make test`.
