@@ -11,6 +11,9 @@ std::string new_secret_token() {
 }
 
 Status AdminAuth::reload() {
+  // Held from the read to the swap: two reloads racing could otherwise publish the older list
+  // last, bringing back a token revoked or demoted in between.
+  std::lock_guard order(reload_mu_);
   auto rows = store_.list_admin_tokens();
   if (!rows.ok()) return rows.status();
   std::vector<Known> known;
@@ -21,6 +24,8 @@ Status AdminAuth::reload() {
 }
 
 void AdminAuth::forget(const std::string& token_hash) {
+  // After any reload that read the list before the revocation committed has published it.
+  std::lock_guard order(reload_mu_);
   std::lock_guard lock(mu_);
   known_.erase(std::remove_if(known_.begin(), known_.end(),
                               [&](const Known& k) { return k.hash == token_hash; }),

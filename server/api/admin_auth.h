@@ -47,6 +47,7 @@ class AdminAuth {
     Principal who;
   };
   Store& store_;
+  std::mutex reload_mu_;  // orders reloads and forgets (reload())
   mutable std::mutex mu_;
   std::vector<Known> known_;
 };

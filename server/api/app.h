@@ -103,14 +103,20 @@ class App {
   AuditEntry receiver_audit(const AuditEntry& actor, const char* action,
                             const ReceiverRow* before) const;
   HttpResponse commit_receiver(int status, const std::function<Result<ReceiverRow>()>& write,
-                               std::optional<bool> url_revoked = std::nullopt);
+                               bool with_url, std::optional<bool> url_revoked = std::nullopt);
+  // Whether the caller's token is an admin's: only an admin sees trigger URLs, and only an
+  // admin's dry run checks the peer.
+  static bool is_admin(const AuditEntry& actor);
   Result<std::shared_ptr<const Receiver>> view_of(const ReceiverRow& row);
   void seed_limiter(const Receiver& r, bool existing = false);
   // Seals the body's secrets (keeping `previous` ones sent back redacted) and validates the
-  // result against the driver and its peer.
-  Result<std::shared_ptr<const Receiver>> check_receiver(
-      ReceiverRow row, const std::optional<ReceiverRow>& previous);
-  Result<nlohmann::json> receiver_json(const Receiver& r) const;
+  // result against the driver and, when `check_peer`, its peer.
+  Result<std::shared_ptr<const Receiver>> check_receiver(ReceiverRow row,
+                                                         const std::optional<ReceiverRow>& previous,
+                                                         bool check_peer = true);
+  // `with_url`: include the trigger URL, a capability to run the receiver's action, which only an
+  // admin may hold (docs/security.md "Roles"); others see null.
+  Result<nlohmann::json> receiver_json(const Receiver& r, bool with_url) const;
 
   AppContext ctx_;
   UiFiles ui_;

@@ -792,7 +792,14 @@ int run(int argc, char** argv) {
           if (int e = receiver_id(api, target, &id)) return e;
           Reply r = api.admin("GET", "/receivers/" + id);
           if (r.exit) return r.exit;
-          url = r.json.value("trigger_url", "");
+          const json& u = r.json.contains("trigger_url") ? r.json["trigger_url"] : json();
+          if (!u.is_string()) {
+            std::fprintf(stderr,
+                         "tripline: the API shows trigger URLs to admin tokens only; trigger "
+                         "with an admin token, or give the URL\n");
+            return int(kRefused);
+          }
+          url = u.get<std::string>();
         }
         // --wait reads the execution from --server's API: a URL given of another server names
         // an execution there, whose number means nothing here. (A receiver's own URL, read

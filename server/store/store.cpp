@@ -1258,12 +1258,13 @@ Result<int> Store::prune_audit(const AuditRetention& r, int64_t now, int limit) 
     // The oldest rows first: those past the age, and those below the newest `keep`.
     SQLite::Statement q(*writer_,
                         "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE "
-                        "(?1 > 0 AND at < ?2) OR (?3 > 0 AND id <= (SELECT id FROM audit_log "
-                        "ORDER BY id DESC LIMIT 1 OFFSET ?3)) ORDER BY id LIMIT ?4)");
+                        "(?1 > 0 AND at < ?2) OR (?3 > 0 AND at < ?5 AND id <= (SELECT id FROM "
+                        "audit_log ORDER BY id DESC LIMIT 1 OFFSET ?3)) ORDER BY id LIMIT ?4)");
     q.bind(1, r.max_age_ms);
     q.bind(2, now - r.max_age_ms);
     q.bind(3, r.keep);
     q.bind(4, limit);
+    q.bind(5, now - r.count_floor_ms);
     return q.exec();
   });
 }

@@ -234,6 +234,9 @@ struct AuditFilter {
 struct AuditRetention {
   int64_t max_age_ms = 400LL * 24 * 3600 * 1000;
   int64_t keep = 100000;
+  // The count bound removes no row younger than this: a token that may act (an operator pausing
+  // the workers over and over) cannot push the record of recent changes out with fresh rows.
+  int64_t count_floor_ms = 30LL * 24 * 3600 * 1000;
 };
 
 // Every stored JSON text that may hold sealed secrets (secrets.h): receivers' config and auth,

@@ -21,6 +21,7 @@
 #include "harness.h"
 #include "pruner.h"
 #include "routes.h"
+#include "tests/support/externaldns_fake.h"
 
 using namespace tripline;
 using namespace tripline::test;
@@ -495,7 +496,8 @@ TEST_CASE("audit: retention keeps the newest rows and none past the age") {
     REQUIRE(st.record_audit(e).ok());
     clock.advance(std::chrono::hours(1));  // an hour apart
   }
-  // Count: the newest 6 stay.
+  // Count: rows younger than the floor (30 days by default) stay whatever their number, so a
+  // flood of fresh rows cannot push the record of recent changes out.
   Pruner::Options count_only;
   count_only.policy.max_age_ms = 0;
   count_only.policy.keep_per_receiver = 0;
@@ -505,6 +507,12 @@ TEST_CASE("audit: retention keeps the newest rows and none past the age") {
   AuditFilter all;
   all.limit = 100;
   auto left = st.list_audit(all);
+  REQUIRE(left.ok());
+  CHECK(left->size() == 10);
+  // Past the floor: the newest 6 stay.
+  count_only.audit.count_floor_ms = 3600 * 1000;
+  REQUIRE(Pruner(st, count_only).run_once().ok());
+  left = st.list_audit(all);
   REQUIRE(left.ok());
   REQUIRE(left->size() == 6);
   CHECK(left->front().id == 10);
@@ -618,4 +626,53 @@ TEST_CASE("roles: tokens from before migration 016 are admins after it") {
   CHECK(rows->empty());
   s = Status::Internal("closed");
   sh("rm -rf " + dir);
+}
+
+TEST_CASE("roles: trigger URLs are an admin's to see, and an operator's dry run asks no peer") {
+  FakeExternalDns provider;
+  TestServer s("", no_docker());
+  Tokens t = make_role_tokens(s);
+  json dns = {{"name", "dyn"},
+              {"driver", "dns-update"},
+              {"config",
+               {{"backend", "externaldns-webhook"},
+                {"provider_url", provider.url()},
+                {"record", {{"name", "home.example.org"}, {"type", "A"}, {"ttl", 60}}},
+                {"action", "upsert"},
+                {"value", "192.0.2.7"}}}};
+  json created = s.create_receiver(dns);
+  const std::string base = "/api/v1/receivers/" + created["id"].dump();
+  REQUIRE(created["trigger_url"].is_string());
+  // The admin sees the URL; an operator or a read-only token sees null, in every answer that
+  // carries a receiver (a trigger URL runs the action: docs/security.md "Roles").
+  CHECK(expect(s.request("GET", base), 200)["trigger_url"].get<std::string>().find("/_webhooks/") !=
+        std::string::npos);
+  std::vector<std::pair<std::string, OutboundResponse>> answers = {
+      {"ro list", as(s, t.ro, "GET", "/api/v1/receivers")},
+      {"ro get", as(s, t.ro, "GET", base)},
+      {"op list", as(s, t.op, "GET", "/api/v1/receivers")},
+      {"op get", as(s, t.op, "GET", base)},
+      {"op disable", as(s, t.op, "POST", base + "/disable")},
+      {"op enable", as(s, t.op, "POST", base + "/enable")}};
+  for (const auto& [what, r] : answers) {
+    INFO(what << ": " << r.body);
+    CHECK(r.status == 200);
+    CHECK(r.body.find("/_webhooks/") == std::string::npos);
+  }
+  CHECK(json::parse(answers[1].second.body)["trigger_url"].is_null());
+  CHECK(json::parse(answers[5].second.body)["trigger_url"].is_null());
+
+  // A dry-run edit pointing the receiver at another provider: the admin's is checked against
+  // that peer (nothing listens there: 422); the operator's asks no peer at all.
+  json edit = dns;
+  edit["config"]["provider_url"] = "http://127.0.0.1:9/";  // discard: nothing answers
+  size_t asked = provider.requests().size();
+  auto by_admin = s.request("PUT", base + "?dry_run=true", edit);
+  INFO(by_admin.body);
+  CHECK(by_admin.status == 422);
+  auto by_operator = as(s, t.op, "PUT", base + "?dry_run=true", edit);
+  INFO(by_operator.body);
+  CHECK(by_operator.status == 200);
+  CHECK(json::parse(by_operator.body)["valid"] == true);
+  CHECK(provider.requests().size() == asked);
 }
