@@ -38,8 +38,12 @@ Result<json> App::receiver_json(const Receiver& r) const {
   last.limit = 1;
   auto rows = ctx_.store.list_executions(last);
   if (!rows.ok()) return rows.status();
+  const Store::ReceiverName self{r.row.name, false};
+  json last_run = rows->empty()
+                      ? json(nullptr)
+                      : execution_json(rows->front(), ctx_.executor.max_attempts(), &self);
   return json{{"id", r.row.id},
-              {"last_execution", rows->empty() ? json(nullptr) : execution_json(rows->front())},
+              {"last_execution", std::move(last_run)},
               {"name", r.row.name},
               {"driver", r.row.driver},
               {"config", redact_config(r.stored_config(), *r.secret_fields)},
