@@ -91,9 +91,10 @@ class App {
   Result<std::shared_ptr<const Receiver>> view_of(const ReceiverRow& row);
   void seed_limiter(const Receiver& r, bool existing = false);
   // Seals the body's secrets (keeping `previous` ones sent back redacted) and validates the
-  // result against the driver and its peer.
-  Result<std::shared_ptr<const Receiver>> check_receiver(
-      ReceiverRow row, const std::optional<ReceiverRow>& previous);
+  // result against the driver and, with check_peer, its live peer (?check_peer=false skips it).
+  Result<std::shared_ptr<const Receiver>> check_receiver(ReceiverRow row,
+                                                         const std::optional<ReceiverRow>& previous,
+                                                         bool check_peer = true);
   Result<nlohmann::json> receiver_json(const Receiver& r) const;
 
   AppContext ctx_;

@@ -197,7 +197,21 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
                              {"description", receiver->description}});
 }
 
+// ?check_peer=false saves without asking the driver's peer (Docker, the Kubernetes API, a DNS
+// server) whether the target exists: for a peer that is down or not yet set up when the receiver
+// is saved (the UI's "Save anyway"). The config is still validated in full; the target is then
+// checked by the first trigger. Anything but true or false is refused.
+static std::optional<HttpResponse> check_peer_query(const HttpRequest& req, bool* check_peer) {
+  auto q = req.query("check_peer");
+  if (q && *q != "true" && *q != "false")
+    return error_response(400, "bad_query", "check_peer must be true or false");
+  *check_peer = !q || *q == "true";
+  return std::nullopt;
+}
+
 HttpResponse App::create_receiver(const HttpRequest& req) {
+  bool check_peer = true;
+  if (auto bad = check_peer_query(req, &check_peer)) return *bad;
   json body;
   if (auto bad = parse_body(req, &body)) return *bad;
   if (Status s = check_receiver_body(body, true); !s.ok()) return from_status(s);
@@ -210,14 +224,14 @@ HttpResponse App::create_receiver(const HttpRequest& req) {
   row.limits = body.value("limits", json(nullptr));
   row.enabled = body.value("enabled", true);
   row.nonce = crypto::base64url_encode(crypto::random_bytes(16));
-  auto checked = check_receiver(row, std::nullopt);
+  auto checked = check_receiver(row, std::nullopt, check_peer);
   if (!checked.ok()) return from_status(checked.status());
   const ReceiverRow stored = (*checked)->stored_row();
   return commit_receiver(201, [&] { return ctx_.store.insert_receiver(stored); });
 }
 
 Result<std::shared_ptr<const Receiver>> App::check_receiver(
-    ReceiverRow row, const std::optional<ReceiverRow>& previous) {
+    ReceiverRow row, const std::optional<ReceiverRow>& previous, bool check_peer) {
   const Driver* driver = ctx_.drivers.find(row.driver);
   if (driver) {
     auto secrets = secret_fields(*driver);
@@ -250,9 +264,9 @@ Result<std::shared_ptr<const Receiver>> App::check_receiver(
                                                ctx_.secrets);
   if (!auth.ok()) return auth.status();
   row.auth = std::move(auth).value();
-  // Validated against the driver and its live peer before anything is stored.
-  return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, /*check_peer=*/true,
-                       ctx_.default_limits);
+  // Validated against the driver and (unless ?check_peer=false) its live peer before anything
+  // is stored.
+  return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, check_peer, ctx_.default_limits);
 }
 
 HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
@@ -263,6 +277,8 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
   if (dry && *dry != "true" && *dry != "false")
     return error_response(400, "bad_query", "dry_run must be true or false");
   bool dry_run = dry && *dry == "true";
+  bool check_peer = true;
+  if (auto bad = check_peer_query(req, &check_peer)) return *bad;
   // If-Match: "N" (the version, as GET's ETag gives it) saves only over that version, so two
   // people editing the same receiver cannot silently undo each other's change (RFC 9110 13.1.1).
   std::optional<int64_t> if_match;
@@ -299,7 +315,7 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
   row.auth = body.value("auth", json(nullptr));
   row.limits = body.value("limits", json(nullptr));
   row.enabled = body.value("enabled", current->enabled);
-  auto checked = check_receiver(row, *current);
+  auto checked = check_receiver(row, *current, check_peer);
   if (!checked.ok()) return from_status(checked.status());
   // The URL is revoked only when what it grants changes (or the receiver is disabled): edits of
   // bounds, rules, limits or the name keep it, so an alerting config keeps working.
