@@ -61,6 +61,13 @@ export function announce(message, kind = 'info', { toast = false } = {}) {
   setTimeout(() => t.remove(), 4000);
 }
 
+// Removes every toast at once: a page change calls it, so a toast from an earlier action never
+// lingers over the next page or form (the live region already said it).
+export function clearToasts() {
+  const toasts = document.getElementById('toasts');
+  if (toasts) clear(toasts);
+}
+
 // --- copying ----------------------------------------------------------------------------------
 
 // Copies text: the async clipboard API where the page is a secure context, else the older
