@@ -313,7 +313,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
 
   step('receivers: search, sort, and a keyboard row menu', async () => {
     const other = await server.api('POST', '/receivers', {
-      name: 'api-down', driver: 'scale-service', config: { service: 'web', action: 'down', by: 1, min: 1 },
+      name: 'api-down', driver: 'scale-service', config: { service: 'web', action: 'down', by: 1, min: 1, max: 5 },
     });
     assert.equal(other.status, 201, JSON.stringify(other.body));
     const rows = page.locator('table.table-receivers tbody tr');
@@ -537,6 +537,40 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.equal((await server.api('DELETE', `/receivers/${id}`)).status, 204);
     await page.goto(`${base}/#/receivers`);
     await expectH1('Receivers');
+  });
+
+  step('the curl snippet sends what the rules compare, and it runs', async () => {
+    const created = await server.api('POST', '/receivers', {
+      name: 'rules-web', driver: 'scale-service',
+      config: { service: 'web', action: 'up', by: 1, max: 5 },
+      rules: {
+        default: 'ignore',
+        rules: [
+          { name: 'critical only', then: 'ignore', when: { field: 'body:/severity', op: 'not_equals', value: 'critical' } },
+          { then: 'run', when: { all: [{ field: 'header:X-Event', value: 'scale' }, { field: 'body:/team', op: 'in', value: ['web', 'api'] }] } },
+        ],
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const r = created.body;
+    await page.goto(`${base}/#/receivers/${r.id}`);
+    await expectH1('rules-web');
+    const curl = (await page.locator('[data-testid="curl"] pre').textContent()).trim();
+    assert.ok(curl.includes("-H 'X-Event: scale'"), curl);
+    const body = curl.match(/-d '([^']*)'/);
+    assert.ok(body, curl);
+    assert.deepEqual(JSON.parse(body[1]), { severity: 'critical', team: 'web' });
+    await page.getByText('The curl command sends what this receiver’s rules compare').waitFor();
+    // The snippet's request runs; a plain POST is ignored by the rules.
+    const plain = await post(r.trigger_url);
+    assert.equal(plain.status, 200);
+    assert.equal((await plain.json()).ignored, true);
+    const res = await post(r.trigger_url, { headers: { 'X-Event': 'scale', 'Content-Type': 'application/json' }, body: body[1] });
+    assert.equal(res.status, 202, await res.clone().text());
+    const { execution_id: id } = await res.json();
+    await waitFor(`execution ${id} finished`, async () => ['succeeded', 'failed'].includes((await server.api('GET', `/executions/${id}`)).body.status));
+    await screenshot('curl-with-rules');
+    assert.equal((await server.api('DELETE', `/receivers/${r.id}`)).status, 204);
   });
 
   step('a driver with nested objects, a choice (oneOf) and a secret gets a usable form', async (t) => {
