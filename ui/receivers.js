@@ -343,17 +343,32 @@ function actionsMenu(r, items, run) {
 
   const isOpen = () => !menu.hidden;
   const onOutside = (ev) => { if (!wrap.contains(ev.target)) close(false); };
+  const onMove = () => close(false); // fixed to the viewport: a scroll or resize would detach it
+  // Under the button, right edges aligned, kept on screen; above it when there is no room below.
+  function place() {
+    const b = button.getBoundingClientRect();
+    const w = menu.offsetWidth;
+    const ht = menu.offsetHeight;
+    const below = b.bottom + 4 + ht <= window.innerHeight || b.top - 4 - ht < 0;
+    menu.style.top = `${below ? b.bottom + 4 : b.top - 4 - ht}px`;
+    menu.style.left = `${Math.max(8, Math.min(b.right - w, window.innerWidth - w - 8))}px`;
+  }
   function open(focusLast = false) {
     menu.hidden = false;
+    place();
     button.setAttribute('aria-expanded', 'true');
-    entries[focusLast ? entries.length - 1 : 0].focus();
+    entries[focusLast ? entries.length - 1 : 0].focus({ preventScroll: true });
     document.addEventListener('pointerdown', onOutside, true);
+    window.addEventListener('scroll', onMove, true);
+    window.addEventListener('resize', onMove);
   }
   function close(focusButton = true) {
     if (!isOpen()) return;
     menu.hidden = true;
     button.setAttribute('aria-expanded', 'false');
     document.removeEventListener('pointerdown', onOutside, true);
+    window.removeEventListener('scroll', onMove, true);
+    window.removeEventListener('resize', onMove);
     if (focusButton) button.focus();
   }
   button.addEventListener('click', () => (isOpen() ? close() : open()));
@@ -368,7 +383,7 @@ function actionsMenu(r, items, run) {
     const move = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: entries.length - 1 }[ev.key];
     if (move !== undefined) {
       ev.preventDefault();
-      entries[(move + entries.length) % entries.length].focus();
+      entries[(move + entries.length) % entries.length].focus({ preventScroll: true });
     } else if (ev.key === 'Escape') {
       ev.preventDefault();
       ev.stopPropagation();

@@ -425,15 +425,15 @@ TEST_CASE("deleted receivers: executions keep the name until the last of them is
   auto names = s->receiver_names({1, 2, 1, 99});
   REQUIRE(names.ok());
   CHECK(names->size() == 2);  // 99 was never a receiver
-  CHECK((*names)[1].name == one->name);
-  CHECK_FALSE((*names)[1].deleted);
+  CHECK(names->at(1).name == one->name);
+  CHECK_FALSE(names->at(1).deleted);
 
   REQUIRE(s->delete_receiver(1).ok());
   names = s->receiver_names({1, 2});
   REQUIRE(names.ok());
-  CHECK((*names)[1].name == one->name);  // the name it had when deleted
-  CHECK((*names)[1].deleted);
-  CHECK_FALSE((*names)[2].deleted);
+  CHECK(names->at(1).name == one->name);  // the name it had when deleted
+  CHECK(names->at(1).deleted);
+  CHECK_FALSE(names->at(2).deleted);
 
   // Pruned one execution: one still names it. Pruned the last: the name goes too.
   REQUIRE(s->delete_executions({two.rows[0].id}).ok());
