@@ -165,9 +165,10 @@ export function alertmanagerYaml(r) {
     lines.push('        send_resolved: true');
   } else {
     lines.push(
-      '        # false: this receiver does not read Alertmanager\'s payload, so the POST sent',
-      '        # when the alert resolves would run the action again. Set its rules to',
-      '        # {"preset": "alertmanager"} (Edit › Advanced) to have resolved alerts ignored.',
+      '        # false: this receiver does not read Alertmanager\'s',
+      '        # payload, so the POST sent when an alert resolves',
+      '        # would run the action again. Set its rules to',
+      '        # {"preset": "alertmanager"} to have it ignored.',
       '        send_resolved: false',
     );
   }
