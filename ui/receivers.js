@@ -278,7 +278,7 @@ async function remove(r) {
   });
   if (!ok) return false;
   await api.deleteReceiver(r.id);
-  announce(`Deleted ${r.name}.`, 'ok', { toast: true });
+  announce(`Deleted ${r.name}.`, 'ok', { toast: true, survive: true });
   return true;
 }
 
