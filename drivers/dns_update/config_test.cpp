@@ -567,7 +567,10 @@ TEST_CASE("dns-update config: the schema's per-backend requirements are what par
   REQUIRE(schema["allOf"].is_array());
   int checked = 0;
   for (const json& branch : schema["allOf"]) {
-    const auto& [key, cond] = *branch["if"]["properties"].items().begin();
+    const json& props = branch["if"]["properties"];
+    REQUIRE(props.size() == 1);
+    const std::string key = props.begin().key();
+    const json& cond = props.begin().value();
     CHECK(branch["if"]["required"] == json::array({key}));  // an absent key matches no branch
     json base = rfc2136();
     if (cond["const"] == "externaldns-webhook") base = webhook();
@@ -576,7 +579,7 @@ TEST_CASE("dns-update config: the schema's per-backend requirements are what par
     for (const json& f : branch["then"]["required"]) {
       json without = base;
       without.erase(f.get<std::string>());
-      check_invalid(without, f.get<std::string>());
+      check_invalid(without, "config." + f.get<std::string>());
       ++checked;
     }
   }
