@@ -84,12 +84,16 @@ export const api = {
   drivers: () => request('GET', '/drivers'),
   receivers: (limit = 500, offset = 0) => request('GET', `/receivers?limit=${limit}&offset=${offset}`),
   receiver: (id) => request('GET', `/receivers/${encodeURIComponent(id)}`),
-  createReceiver: (body) => request('POST', '/receivers', body),
+  // checkPeer false: saved without asking the driver's peer whether the target exists (the
+  // form's "Save anyway" while the peer is unreachable; docs/api.md).
+  createReceiver: (body, { checkPeer = true } = {}) => request('POST', `/receivers${checkPeer ? '' : '?check_peer=false'}`, body),
   // With the version the form was filled from, so a change saved meanwhile is not undone (412).
-  updateReceiver: (id, body, version) => request('PUT', `/receivers/${encodeURIComponent(id)}`, body,
+  updateReceiver: (id, body, version, { checkPeer = true } = {}) => request('PUT',
+    `/receivers/${encodeURIComponent(id)}${checkPeer ? '' : '?check_peer=false'}`, body,
     undefined, version ? { 'If-Match': `"${version}"` } : undefined),
   // Validates an edit without saving it: { valid, url_revoked, description }.
-  previewUpdate: (id, body) => request('PUT', `/receivers/${encodeURIComponent(id)}?dry_run=true`, body),
+  previewUpdate: (id, body, { checkPeer = true } = {}) => request('PUT',
+    `/receivers/${encodeURIComponent(id)}?dry_run=true${checkPeer ? '' : '&check_peer=false'}`, body),
   deleteReceiver: (id) => request('DELETE', `/receivers/${encodeURIComponent(id)}`),
   setEnabled: (id, enabled) => request('POST', `/receivers/${encodeURIComponent(id)}/${enabled ? 'enable' : 'disable'}`),
   rotate: (id) => request('POST', `/receivers/${encodeURIComponent(id)}/rotate`),

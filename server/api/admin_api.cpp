@@ -78,7 +78,11 @@ HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::
     if (!id) return error_response(404, "not_found", "no such execution");
     auto e = ctx_.store.get_execution(*id);
     if (!e.ok()) return from_status(e.status());
-    return json_response(200, execution_json(*e));
+    auto names = ctx_.store.receiver_names({e->receiver_id});
+    if (!names.ok()) return from_status(names.status());
+    auto name = names->find(e->receiver_id);
+    return json_response(200, execution_json(*e, ctx_.executor.max_attempts(),
+                                             name == names->end() ? nullptr : &name->second));
   }
   if (seg.size() != 1) return error_response(404, "not_found", "no such API path");
   ExecutionFilter f;
@@ -99,7 +103,15 @@ HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::
   json items = json::array();
   auto rows = ctx_.store.list_executions(f);
   if (!rows.ok()) return from_status(rows.status());
-  for (const auto& e : *rows) items.push_back(execution_json(e));
+  std::vector<int64_t> ids;
+  for (const auto& e : *rows) ids.push_back(e.receiver_id);
+  auto names = ctx_.store.receiver_names(ids);  // a deleted receiver's too (migration 017)
+  if (!names.ok()) return from_status(names.status());
+  for (const auto& e : *rows) {
+    auto name = names->find(e.receiver_id);
+    items.push_back(execution_json(e, ctx_.executor.max_attempts(),
+                                   name == names->end() ? nullptr : &name->second));
+  }
   json next = rows->size() == size_t(f.limit) ? json(rows->back().id) : json(nullptr);
   return json_response(200, {{"items", items}, {"next_before", next}});
 }

@@ -110,7 +110,7 @@ class App {
   Result<std::shared_ptr<const Receiver>> view_of(const ReceiverRow& row);
   void seed_limiter(const Receiver& r, bool existing = false);
   // Seals the body's secrets (keeping `previous` ones sent back redacted) and validates the
-  // result against the driver and, when `check_peer`, its peer.
+  // result against the driver and, when `check_peer`, its live peer (?check_peer=false skips it).
   Result<std::shared_ptr<const Receiver>> check_receiver(ReceiverRow row,
                                                          const std::optional<ReceiverRow>& previous,
                                                          bool check_peer = true);

@@ -78,8 +78,12 @@ Result<json> App::receiver_json(const Receiver& r, bool with_url) const {
   last.limit = 1;
   auto rows = ctx_.store.list_executions(last);
   if (!rows.ok()) return rows.status();
+  const Store::ReceiverName self{r.row.name, false};
+  json last_run = rows->empty()
+                      ? json(nullptr)
+                      : execution_json(rows->front(), ctx_.executor.max_attempts(), &self);
   return json{{"id", r.row.id},
-              {"last_execution", rows->empty() ? json(nullptr) : execution_json(rows->front())},
+              {"last_execution", std::move(last_run)},
               {"name", r.row.name},
               {"driver", r.row.driver},
               {"config", redact_config(r.stored_config(), *r.secret_fields)},
@@ -261,7 +265,21 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
                              {"description", receiver->description}});
 }
 
+// ?check_peer=false saves without asking the driver's peer (Docker, the Kubernetes API, a DNS
+// server) whether the target exists: for a peer that is down or not yet set up when the receiver
+// is saved (the UI's "Save anyway"). The config is still validated in full; the target is then
+// checked by the first trigger. Anything but true or false is refused.
+static std::optional<HttpResponse> check_peer_query(const HttpRequest& req, bool* check_peer) {
+  auto q = req.query("check_peer");
+  if (q && *q != "true" && *q != "false")
+    return error_response(400, "bad_query", "check_peer must be true or false");
+  *check_peer = !q || *q == "true";
+  return std::nullopt;
+}
+
 HttpResponse App::create_receiver(const HttpRequest& req, const AuditEntry& actor) {
+  bool check_peer = true;
+  if (auto bad = check_peer_query(req, &check_peer)) return *bad;
   json body;
   if (auto bad = parse_body(req, &body)) return *bad;
   if (Status s = check_receiver_body(body, true); !s.ok()) return from_status(s);
@@ -274,7 +292,7 @@ HttpResponse App::create_receiver(const HttpRequest& req, const AuditEntry& acto
   row.limits = body.value("limits", json(nullptr));
   row.enabled = body.value("enabled", true);
   row.nonce = crypto::base64url_encode(crypto::random_bytes(16));
-  auto checked = check_receiver(row, std::nullopt);
+  auto checked = check_receiver(row, std::nullopt, check_peer);
   if (!checked.ok()) return from_status(checked.status());
   const ReceiverRow stored = (*checked)->stored_row();
   AuditEntry entry = receiver_audit(actor, "receiver.create", nullptr);
@@ -316,7 +334,8 @@ Result<std::shared_ptr<const Receiver>> App::check_receiver(
                                                ctx_.secrets);
   if (!auth.ok()) return auth.status();
   row.auth = std::move(auth).value();
-  // Validated against the driver and its live peer before anything is stored.
+  // Validated against the driver and (unless ?check_peer=false) its live peer before anything
+  // is stored.
   return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, check_peer, ctx_.default_limits);
 }
 
@@ -328,6 +347,8 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id, const Audi
   if (dry && *dry != "true" && *dry != "false")
     return error_response(400, "bad_query", "dry_run must be true or false");
   bool dry_run = dry && *dry == "true";
+  bool check_peer = true;
+  if (auto bad = check_peer_query(req, &check_peer)) return *bad;
   // If-Match: "N" (the version, as GET's ETag gives it) saves only over that version, so two
   // people editing the same receiver cannot silently undo each other's change (RFC 9110 13.1.1).
   std::optional<int64_t> if_match;
@@ -367,7 +388,7 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id, const Audi
   // A dry run by a non-admin (an operator may send one) is checked without the peer: the body
   // may point the receiver's stored secrets (a TSIG key, a webhook secret) at any address, and
   // the peer check would send them there and echo what came back.
-  auto checked = check_receiver(row, *current, /*check_peer=*/!dry_run || is_admin(actor));
+  auto checked = check_receiver(row, *current, check_peer && (!dry_run || is_admin(actor)));
   if (!checked.ok()) return from_status(checked.status());
   // The URL is revoked only when what it grants changes (or the receiver is disabled): edits of
   // bounds, rules, limits or the name keep it, so an alerting config keeps working.

@@ -119,6 +119,8 @@ class Executor {
   void pause();
   void resume();
   bool paused() const;
+  // Total tries an execution gets, the first included (--max-attempts): the API shows it.
+  int max_attempts() const { return policy_.max_attempts; }
   size_t depth() const;  // queued + running, held or not
   size_t held() const;   // in memory now (for tests and metrics)
 

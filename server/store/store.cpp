@@ -459,6 +459,13 @@ Status Store::delete_receiver(int64_t id, const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
+    // Its name outlives it, for the executions that stay in the history (migration 017).
+    SQLite::Statement keep(*writer_,
+                           "INSERT OR REPLACE INTO deleted_receivers (id, name, deleted_at) "
+                           "SELECT id, name, ? FROM receivers WHERE id = ?");
+    keep.bind(1, now_ms());
+    keep.bind(2, id);
+    keep.exec();
     SQLite::Statement q(*writer_, "DELETE FROM receivers WHERE id = ?");
     q.bind(1, id);
     if (q.exec() == 0) return Status::NotFound("no such receiver");
@@ -475,6 +482,25 @@ Status Store::delete_receiver(int64_t id, const AuditEntry* audit) {
     refresh_any_subscriptions_locked();
     tx.commit();
     return Status::Ok();
+  });
+}
+
+Result<std::map<int64_t, Store::ReceiverName>> Store::receiver_names(
+    const std::vector<int64_t>& ids) {
+  return guarded([&]() -> Result<std::map<int64_t, ReceiverName>> {
+    if (ids.size() > 500) return Status::Invalid("at most 500 receiver ids at once");
+    std::lock_guard lock(read_mu_);
+    std::map<int64_t, ReceiverName> out;
+    SQLite::Statement q(*reader_,
+                        "SELECT name, 0 FROM receivers WHERE id = ?1 UNION ALL "
+                        "SELECT name, 1 FROM deleted_receivers WHERE id = ?1 LIMIT 1");
+    for (int64_t id : ids) {
+      if (out.count(id)) continue;
+      q.tryReset();
+      q.bind(1, id);
+      if (q.executeStep()) out[id] = {q.getColumn(0).getString(), q.getColumn(1).getInt() != 0};
+    }
+    return out;
   });
 }
 
@@ -940,6 +966,14 @@ Result<int> Store::delete_executions(const std::vector<int64_t>& ids) {
         d->bind(1, id);
         d->exec();
       }
+    }
+    // A deleted receiver's name is kept while it has executions (migration 017).
+    if (n > 0) {
+      SQLite::Statement names(
+          *writer_,
+          "DELETE FROM deleted_receivers WHERE NOT EXISTS "
+          "(SELECT 1 FROM executions WHERE receiver_id = deleted_receivers.id)");
+      names.exec();
     }
     tx.commit();
     return n;

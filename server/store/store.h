@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -270,7 +271,16 @@ class Store {
   // Disabling revokes (bumps the generation): enabling again issues a new URL.
   Result<ReceiverRow> set_enabled(int64_t id, bool enabled, const AuditEntry* audit = nullptr);
   Result<ReceiverRow> bump_generation(int64_t id, const AuditEntry* audit = nullptr);
+  // Deletes the receiver (its subscriptions and deliveries with it) and keeps its name in
+  // deleted_receivers for its executions' history (migrations/017_deleted_receiver_names.sql).
   Status delete_receiver(int64_t id, const AuditEntry* audit = nullptr);
+  // The names of receivers `ids`, live or deleted (then as they were when deleted), for the
+  // executions the API lists; ids never seen are left out. At most 500 ids (one page).
+  struct ReceiverName {
+    std::string name;
+    bool deleted = false;
+  };
+  Result<std::map<int64_t, ReceiverName>> receiver_names(const std::vector<int64_t>& ids);
   Result<ReceiverRow> get_receiver(int64_t id);
   Result<std::vector<ReceiverRow>> list_receivers(int limit, int64_t offset, int64_t* total);
   Result<std::vector<ReceiverRow>> all_receivers();

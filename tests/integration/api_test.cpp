@@ -215,3 +215,39 @@ TEST_CASE("api: an edit with If-Match saves only over the version it read") {
   CHECK(json::parse(s.request("GET", path).body)["name"] == "mine");
   CHECK(s.request("PUT", path, theirs).status == 200);
 }
+
+TEST_CASE("api: ?check_peer=false saves a receiver while its peer is unreachable") {
+  ServiceOptions o;
+  o.drivers.set("docker-host", "tcp://127.0.0.1:1");  // nothing listens on port 1
+  TestServer s("", o);
+  json body = {{"name", "web-up"},
+               {"driver", "scale-service"},
+               {"config", {{"service", "web"}, {"action", "up"}, {"by", 1}, {"max", 5}}}};
+  // By default the live check refuses it, naming the field and saying why.
+  auto checked = s.request("POST", "/api/v1/receivers", body);
+  INFO(checked.body);
+  REQUIRE(checked.status == 422);
+  json err = json::parse(checked.body);
+  CHECK(err["fields"][0]["field"] == "config.service");
+  CHECK(err["fields"][0]["message"].get<std::string>().rfind("could not be checked", 0) == 0);
+
+  CHECK(s.request("POST", "/api/v1/receivers?check_peer=maybe", body).status == 400);
+  // Without the peer check the config is still validated in full.
+  json bad = body;
+  bad["config"]["min"] = 9;
+  CHECK(s.request("POST", "/api/v1/receivers?check_peer=false", bad).status == 422);
+
+  auto saved = s.request("POST", "/api/v1/receivers?check_peer=false", body);
+  INFO(saved.body);
+  REQUIRE(saved.status == 201);
+  json r = json::parse(saved.body);
+  const std::string path = "/api/v1/receivers/" + r["id"].dump();
+  json edit = {{"name", "web-up"}, {"config", r["config"]}};
+  edit["config"]["max"] = 6;
+  CHECK(s.request("PUT", path, edit).status == 422);  // the edit is checked again
+  CHECK(s.request("PUT", path + "?dry_run=true&check_peer=false", edit).status == 200);
+  auto put = s.request("PUT", path + "?check_peer=false", edit);
+  INFO(put.body);
+  REQUIRE(put.status == 200);
+  CHECK(json::parse(put.body)["config"]["max"] == 6);
+}

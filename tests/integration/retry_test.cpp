@@ -49,6 +49,9 @@ TEST_CASE("retry: a failed execution runs again as a new one, with the same reco
   json hook = create_hook(s, "hook", sink);
   json failed = run(s, hook["trigger_url"], R"({"deploy":"v42"})");
   REQUIRE(failed["status"] == "failed");
+  // The execution says how many tries it gets (--max-attempts), so a client can say "1 of 1".
+  CHECK(failed["attempts"] == 1);
+  CHECK(failed["max_attempts"] == 1);
 
   auto r = s.request("POST", retry_path(failed));
   INFO(r.body);
@@ -197,4 +200,27 @@ TEST_CASE("retry: a retry claims the receiver's cooldown, as the execution of a 
   CHECK(json::parse(next.body)["reason"].get<std::string>().find("cooling down") !=
         std::string::npos);
   s.wait_finished(json::parse(r.body)["execution_id"].get<int64_t>());
+}
+
+TEST_CASE("executions: a deleted receiver's executions keep its name") {
+  WebhookSink sink;
+  TestServer s("", one_attempt());
+  json hook = create_hook(s, "named-hook", sink);
+  json done = run(s, hook["trigger_url"], "{}");
+  CHECK(done["receiver_name"] == "named-hook");
+  CHECK(done["receiver_deleted"] == false);
+  const std::string id = std::to_string(hook["id"].get<int64_t>());
+  REQUIRE(s.request("DELETE", "/api/v1/receivers/" + id).status == 204);
+
+  auto one = s.request("GET", "/api/v1/executions/" + std::to_string(done["id"].get<int64_t>()));
+  REQUIRE(one.status == 200);
+  json e = json::parse(one.body);
+  CHECK(e["receiver_name"] == "named-hook");
+  CHECK(e["receiver_deleted"] == true);
+  auto list = s.request("GET", "/api/v1/executions?receiver_id=" + id);
+  REQUIRE(list.status == 200);
+  json items = json::parse(list.body)["items"];
+  REQUIRE(items.size() == 1);
+  CHECK(items[0]["receiver_name"] == "named-hook");
+  CHECK(items[0]["receiver_deleted"] == true);
 }

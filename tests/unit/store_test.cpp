@@ -410,3 +410,35 @@ TEST_CASE("executions: each failed attempt's error is kept, bounded, first and l
   REQUIRE(e2->attempt_errors.size() == 1);
   CHECK(e2->attempt_errors[0]["attempt"] == 1);
 }
+
+TEST_CASE("deleted receivers: executions keep the name until the last of them is pruned") {
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  make_receivers(*s, 2);
+  auto one = s->get_receiver(1);
+  REQUIRE(one.ok());
+  Executions two(1, 2, 0, "scale-service", "up");
+  REQUIRE(two.insert(*s).ok());
+  for (auto& e : two.rows)
+    REQUIRE(s->finish(e.id, ExecutionStatus::kSucceeded, nullptr, "", 1).ok());
+
+  auto names = s->receiver_names({1, 2, 1, 99});
+  REQUIRE(names.ok());
+  CHECK(names->size() == 2);  // 99 was never a receiver
+  CHECK(names->at(1).name == one->name);
+  CHECK_FALSE(names->at(1).deleted);
+
+  REQUIRE(s->delete_receiver(1).ok());
+  names = s->receiver_names({1, 2});
+  REQUIRE(names.ok());
+  CHECK(names->at(1).name == one->name);  // the name it had when deleted
+  CHECK(names->at(1).deleted);
+  CHECK_FALSE(names->at(2).deleted);
+
+  // Pruned one execution: one still names it. Pruned the last: the name goes too.
+  REQUIRE(s->delete_executions({two.rows[0].id}).ok());
+  CHECK(s->receiver_names({1})->count(1) == 1);
+  REQUIRE(s->delete_executions({two.rows[1].id}).ok());
+  CHECK(s->receiver_names({1})->count(1) == 0);
+  CHECK(s->receiver_names(std::vector<int64_t>(501, 2)).status().code() == Status::Code::kInvalid);
+}
