@@ -372,7 +372,7 @@ TEST_CASE("contract: redeploy kubernetes label selector: encoded, bounded, and n
   REQUIRE(!lists.empty());
   CHECK(
       lists[0].path ==
-      "/apis/apps/v1/namespaces/prod/deployments?labelSelector=app%3Dweb%2Ctier%21%3Ddb&limit=50");
+      "/apis/apps/v1/namespaces/prod/deployments?labelSelector=app%3Dweb%2Ctier%21%3Ddb&limit=10");
 
   // Selecting nothing: final, nothing patched.
   auto lone = s.create_receiver(
@@ -400,6 +400,66 @@ TEST_CASE("contract: redeploy kubernetes label selector: encoded, bounded, and n
   INFO(many.body);
   CHECK(many.status == 422);
   CHECK_THAT(many.body, Catch::Contains("more than 50"));
+  s.stop();
+  sh("rm -rf " + dir);
+}
+
+TEST_CASE(
+    "contract: redeploy kubernetes follows continue tokens: exactly 50 selected is redeployed, 51 "
+    "refused") {
+  FakeKubeApiServer api("t");
+  FakeRegistry registry;
+  const std::string v1 = registry.image() + ":v1.0.0";
+  auto name = [](int i) { return "m-" + std::string(i < 10 ? "0" : "") + std::to_string(i); };
+  for (int i = 0; i < 50; ++i) api.add_deployment("prod", name(i), {{"app", v1}}, {{"fleet", "m"}});
+  // After the 50 in key order, selected by nothing: the etcd3 storage still sets a continue
+  // token on the page holding the last of the 50, because a further key exists.
+  api.add_deployment("prod", "z-other", {{"app", v1}}, {{"fleet", "other"}});
+  std::string dir = make_temp_dir("tl-k8s-rd");
+  TestServer s("", options(kubeconfig(dir, api)));
+  auto r = s.create_receiver(receiver("fleet", registry, {{"label_selector", "fleet=m"}}));
+  api.clear_requests();
+  auto e = run(s, r, "v2.0.0");
+  INFO(e.dump());
+  REQUIRE(e["status"] == "succeeded");
+  CHECK(e["plan"]["deployments"].size() == 50);
+  CHECK(e["result"]["deployments"].size() == 50);
+  const std::string want = registry.image() + ":v2.0.0@" + kV2;
+  for (int i = 0; i < 50; ++i) CHECK(api.containers("prod", name(i))[0].second == want);
+  CHECK(api.containers("prod", "z-other")[0].second == v1);
+  // The wire: pages of 10, the token sent back escaped, and the last page has no token.
+  std::vector<std::string> lists;
+  for (const auto& q : sent(api, "GET"))
+    if (q.path.find("?labelSelector=") != std::string::npos) lists.push_back(q.path);
+  REQUIRE(lists.size() == 6);  // 5 full pages, then the one that finds only z-other
+  CHECK(lists[0] == "/apis/apps/v1/namespaces/prod/deployments?labelSelector=fleet%3Dm&limit=10");
+  CHECK(lists[1] == lists[0] + "&continue=v1%2Fdeployments%2Fprod%2Fm-09%3D%3D");
+
+  // The real server may answer fewer than limit= items with a token (here: 3 keys per page).
+  api.cap_list_scan(3);
+  api.clear_requests();
+  auto again = run(s, r, "v1.0.0");
+  INFO(again.dump());
+  REQUIRE(again["status"] == "succeeded");
+  CHECK(again["result"]["deployments"].size() == 50);
+  CHECK(api.containers("prod", name(49))[0].second ==
+        registry.image() + ":v1.0.0@sha256:" + std::string(64, 'a'));
+  api.cap_list_scan(0);
+
+  // One more selected: refused when saved, and an execution fails final and patches nothing.
+  api.add_deployment("prod", name(50), {{"app", v1}}, {{"fleet", "m"}});
+  auto many = s.request("POST", "/api/v1/receivers",
+                        receiver("fleet-2", registry, {{"label_selector", "fleet=m"}}));
+  INFO(many.body);
+  CHECK(many.status == 422);
+  CHECK_THAT(many.body, Catch::Contains("more than 50"));
+  api.clear_requests();
+  auto refused = run(s, r, "v2.0.0");
+  INFO(refused.dump());
+  CHECK(refused["status"] == "failed");
+  CHECK(refused["attempts"] == 1);
+  CHECK_THAT(refused["error"].get<std::string>(), Catch::Contains("more than 50"));
+  CHECK(sent(api, "PATCH").empty());
   s.stop();
   sh("rm -rf " + dir);
 }
@@ -451,4 +511,31 @@ TEST_CASE("contract: redeploy kubernetes fake answers 415 for a patch type it do
   CHECK(a.error == scale_service::KubernetesApi::Error::kRejected);
   CHECK(scale_service::to_outcome(a, "deployment prod/web", "fake").kind == Outcome::Kind::kFinal);
   sh("rm -rf " + dir);
+}
+
+TEST_CASE("contract: redeploy kubernetes an answer over 1 MiB fails final and says which one") {
+  // A Deployment list page past tripline's limit for a peer's answer (1 MiB): the error names
+  // the request whose answer it was, so it does not read as a broken API server.
+  LoopbackHttpServer big("big list", [](const test::HttpRequest&) {
+    test::HttpResponse out;
+    out.content_type = "application/json";
+    out.body = R"({"kind":"DeploymentList","items":[],"pad":")" +
+               std::string(size_t{2} << 20, 'x') + "\"}";
+    return out;
+  });
+  scale_service::KubeCredentials c;
+  c.server = "http://127.0.0.1:" + std::to_string(big.port());
+  c.ca_pem = "unused over http";
+  c.source = "test";
+  scale_service::KubernetesApi api(std::move(c));
+  std::vector<scale_service::KubernetesApi::Deployment> out;
+  bool more = false;
+  auto a = api.list_deployments("prod", "app=web", 50, &out, &more);
+  CHECK(a.error == scale_service::KubernetesApi::Error::kBadAnswer);
+  CHECK_THAT(a.message, Catch::Contains("the answer to GET /apis/apps/v1/namespaces/prod/"
+                                        "deployments?labelSelector=app%3Dweb&limit=10"));
+  CHECK_THAT(a.message, Catch::Contains("larger than 1048576 bytes"));
+  Outcome o = scale_service::to_outcome(a, "the Deployments labelled app=web", api.where());
+  CHECK(o.kind == Outcome::Kind::kFinal);
+  CHECK_THAT(o.reason, Catch::Contains("the answer to GET"));
 }

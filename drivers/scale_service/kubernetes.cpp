@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 
@@ -62,7 +63,10 @@ OutboundResponse KubernetesApi::call(const std::string& method, const std::strin
   req.headers.emplace_back("Accept", "application/json");
   if (method == "PATCH") req.headers.emplace_back("Content-Type", patch_type);
   req.headers.emplace_back("User-Agent", "tripline");
-  return http_request(req);
+  OutboundResponse r = http_request(req);
+  // Say which answer was too large: the error alone reads as if the API server were broken.
+  if (r.too_large) r.error = "the answer to " + method + " " + path + ": " + r.error;
+  return r;
 }
 
 KubernetesApi::Answer KubernetesApi::classify(const OutboundResponse& r) {
@@ -249,11 +253,12 @@ KubernetesApi::Answer KubernetesApi::parse_deployment(std::string_view body, Dep
   return read_deployment(parsed.value, out);
 }
 
-KubernetesApi::Answer KubernetesApi::parse_deployment_list(std::string_view body, size_t limit,
+KubernetesApi::Answer KubernetesApi::parse_deployment_list(std::string_view body, size_t room,
                                                            std::vector<Deployment>* out,
-                                                           bool* more) {
-  out->clear();
-  *more = false;
+                                                           bool* overflow,
+                                                           std::string* continue_token) {
+  *overflow = false;
+  continue_token->clear();
   auto parsed = parse_json_bounded(body);
   if (!parsed.ok())
     return {Error::kBadAnswer, "the DeploymentList JSON from the Kubernetes API " + parsed.why()};
@@ -264,22 +269,28 @@ KubernetesApi::Answer KubernetesApi::parse_deployment_list(std::string_view body
   };
   if (!j.is_object() || j.value("kind", "") != "DeploymentList")
     return bad("kind is not DeploymentList");
+  if (auto m = j.find("metadata"); m != j.end() && m->is_object()) {
+    auto c = m->find("continue");
+    if (c != m->end() && !c->is_null()) {
+      if (!c->is_string() || c->get_ref<const std::string&>().size() > 4096)
+        return bad("metadata.continue is not a token");
+      *continue_token = c->get<std::string>();
+    }
+  }
   auto items = j.find("items");
   // "items" is always present, possibly empty; a null reads as empty, as Go clients read it.
   if (items == j.end() || items->is_null()) return {};
   if (!items->is_array()) return bad("items is not an array");
+  size_t taken = 0;
   for (const auto& item : *items) {
-    if (out->size() >= limit) {  // the server ignored limit=: never read past our bound
-      *more = true;
+    if (taken >= room) {  // the server ignored limit=: never read past our bound
+      *overflow = true;
       break;
     }
     Deployment d;
     if (Answer a = read_deployment(item, &d); a.error != Error::kNone) return a;
     out->push_back(std::move(d));
-  }
-  if (auto m = j.find("metadata"); m != j.end() && m->is_object()) {
-    auto c = m->find("continue");
-    if (c != m->end() && c->is_string() && !c->get_ref<const std::string&>().empty()) *more = true;
+    ++taken;
   }
   return {};
 }
@@ -294,21 +305,38 @@ KubernetesApi::Answer KubernetesApi::get_deployment(const std::string& ns, const
 }
 
 KubernetesApi::Answer KubernetesApi::list_deployments(const std::string& ns,
-                                                      const std::string& label_selector,
-                                                      size_t limit, std::vector<Deployment>* out,
+                                                      const std::string& label_selector, size_t max,
+                                                      std::vector<Deployment>* out,
                                                       bool* more) const {
   out->clear();
   *more = false;
   if (!credentials_) return {Error::kNotConfigured, where()};
-  // limit= makes the server answer one page of at most `limit` items and a continue token when
-  // there are more (docs/kubernetes.md, "Deployments"); the next page is never asked for.
-  auto r = call("GET",
-                deployments_path(ns) + "?labelSelector=" + query_escape(label_selector) +
-                    "&limit=" + std::to_string(limit),
-                {}, std::chrono::milliseconds(10000));
-  Answer a = classify(r);
-  if (a.error != Error::kNone) return a;
-  return parse_deployment_list(r.body, limit, out, more);
+  // The etcd3 storage sets a continue token once a page is full and any further key exists in
+  // the namespace, selected or not, and may answer fewer than limit= items with one: a token
+  // never says that more are selected. Pages are followed to the end (docs/kubernetes.md,
+  // "Deployments"); only more than `max` selected Deployments set *more.
+  std::string token;
+  for (size_t page = 0; page < kMaxListPages; ++page) {
+    std::string path = deployments_path(ns) + "?labelSelector=" + query_escape(label_selector) +
+                       "&limit=" + std::to_string(kListPageSize);
+    if (!token.empty()) path += "&continue=" + query_escape(token);
+    auto r = call("GET", path, {}, std::chrono::milliseconds(10000));
+    Answer a = classify(r);
+    if (a.error != Error::kNone) return a;
+    // Room for one more than `max`: that one says there are too many.
+    bool overflow = false;
+    a = parse_deployment_list(r.body, max + 1 - out->size(), out, &overflow, &token);
+    if (a.error != Error::kNone) return a;
+    if (overflow || out->size() > max) {
+      out->resize(std::min(out->size(), max));
+      *more = true;
+      return {};
+    }
+    if (token.empty()) return {};
+  }
+  return {Error::kBadAnswer, "the list of Deployments in namespace " + ns + " did not end within " +
+                                 std::to_string(kMaxListPages) + " pages of " +
+                                 std::to_string(kListPageSize)};
 }
 
 KubernetesApi::Answer KubernetesApi::patch_container_images(const std::string& ns,
