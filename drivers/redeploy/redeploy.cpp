@@ -230,8 +230,10 @@ std::string RedeployDriver::describe(const DriverConfig& dc) const {
 
 std::string RedeployDriver::target(const DriverConfig& dc) const {
   const Config& c = typed(dc);
-  // One Deployment's target is scale-service's for it ("k8s:prod/deployment/web"): executions
-  // of both drivers on one object are serialized.
+  // One Deployment's target reads as scale-service's for it ("k8s:prod/deployment/web"). The
+  // executor's lane is driver and target (server/service/service.cpp), so a redeploy and a scale
+  // of one Deployment may run at once: each patch carries the resourceVersion it read, and the
+  // loser of a race gets 409 and reads again, so neither change is lost.
   if (c.backend == "kubernetes")
     return c.labels.empty() ? "k8s:" + c.namespace_ + "/deployment/" + join(c.deployments, ",")
                             : "k8s:" + c.namespace_ + "/label:" + join(c.labels, ",");

@@ -124,7 +124,9 @@ TEST_CASE("contract: redeploy kubernetes patches only the right container with t
 
   // No namespace configured: the kubeconfig context's ("prod").
   auto r = s.create_receiver(receiver("web", registry, {{"deployments", {"web"}}}));
-  CHECK(r["target"] == "k8s:prod/deployment/web");  // scale-service's target for the same object
+  // Reads as scale-service's target for the same object (their lanes still differ: the
+  // executor's lane key is driver and target).
+  CHECK(r["target"] == "k8s:prod/deployment/web");
   CHECK_THAT(
       r["description"].get<std::string>(),
       Catch::StartsWith("Redeploy Deployment web in namespace prod onto " + registry.image()));
