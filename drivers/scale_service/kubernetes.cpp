@@ -30,7 +30,8 @@ const std::string& KubernetesApi::default_namespace() const {
 
 std::string KubernetesApi::scale_path(const std::string& kind, const std::string& ns,
                                       const std::string& name) {
-  // ns and name are DNS-1123 names (checked by parse_config): nothing to escape.
+  // ns and name are DNS-1123 names (the drivers' parse_config checks a configured name and
+  // namespace, load_kubeconfig / in_cluster a default namespace): nothing to escape.
   return "/apis/apps/v1/namespaces/" + ns + "/" +
          (kind == "statefulset" ? "statefulsets" : "deployments") + "/" + name + "/scale";
 }
@@ -196,8 +197,12 @@ KubernetesApi::Answer read_deployment(const nlohmann::json& j, KubernetesApi::De
     *v = it->get<std::string>();
     return true;
   };
-  if (!text(*m, "name", 253, &out->name)) return bad("metadata.name is not a name");
-  if (!text(*m, "namespace", 63, &out->namespace_)) out->namespace_.clear();
+  // The name goes into the paths of the GET and PATCH that follow: a DNS-1123 subdomain, as the
+  // API server itself requires of a Deployment's name, or the answer is refused.
+  if (!text(*m, "name", 253, &out->name) || !valid_dns1123_subdomain(out->name))
+    return bad("metadata.name is not a DNS-1123 subdomain");
+  if (!text(*m, "namespace", 63, &out->namespace_) || !valid_dns1123_label(out->namespace_))
+    out->namespace_.clear();
   if (!text(*m, "resourceVersion", 256, &out->resource_version))
     return bad("metadata.resourceVersion is missing");
   if (auto g = m->find("generation"); g != m->end() && !count(*g, &out->generation))
@@ -236,7 +241,9 @@ std::string query_escape(const std::string& s) {
 }
 
 std::string deployments_path(const std::string& ns) {
-  // ns is a DNS-1123 label (checked by the drivers' parse_config): nothing to escape.
+  // ns is a DNS-1123 label (the drivers' parse_config checks a configured one, load_kubeconfig /
+  // in_cluster the default), and a name is one configured (parse_config) or read from a list
+  // answer (read_deployment): nothing to escape.
   return "/apis/apps/v1/namespaces/" + ns + "/deployments";
 }
 
