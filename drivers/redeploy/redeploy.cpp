@@ -249,6 +249,11 @@ Result<json> RedeployDriver::bind(const json& stored, const TriggerRequest& requ
   if (!parsed.ok()) return stored;
   const Config& c = *parsed;
   json out = stored;
+  // The default namespace (kubeconfig context, the pod's own) is written into the config recorded
+  // with the execution: a recovered or retried execution acts where it was accepted, even after a
+  // restart with another --kube-context (docs/redeploy.md, "Kubernetes").
+  if (c.backend == "kubernetes" && c.namespace_.empty())
+    out["namespace"] = kubernetes_->default_namespace();
   const BoundedJson& body = request.body.parsed();
   if (body.ok()) {
     if (auto push = read_push_notification(body.value)) {
