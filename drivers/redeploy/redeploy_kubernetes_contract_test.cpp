@@ -306,6 +306,81 @@ TEST_CASE("contract: redeploy kubernetes 403 is final and names the Role it need
   sh("rm -rf " + dir);
 }
 
+TEST_CASE(
+    "contract: redeploy kubernetes every container on the repository is patched, init containers "
+    "are left and said, a paused Deployment is warned of") {
+  FakeKubeApiServer api("t");
+  FakeRegistry registry;
+  const std::string v1 = registry.image() + ":v1.0.0";
+  const std::string by_digest = registry.image() + "@sha256:" + std::string(64, 'c');
+  api.add_deployment("prod", "web",
+                     {{"app", v1}, {"worker", by_digest}, {"proxy", "envoyproxy/envoy:v1.29.0"}});
+  api.set_init_containers("prod", "web", {{"migrate", v1}, {"wait", "busybox:1.36"}});
+  api.set_paused("prod", "web", true);
+  std::string dir = make_temp_dir("tl-k8s-rd");
+  TestServer s("", options(kubeconfig(dir, api)));
+  auto r = s.create_receiver(receiver("web", registry, {{"deployments", {"web"}}}));
+  api.clear_requests();
+  auto e = run(s, r, "v2.0.0");
+  INFO(e.dump());
+  REQUIRE(e["status"] == "succeeded");
+  const std::string want = registry.image() + ":v2.0.0@" + kV2;
+  // Both containers of the repository, the one by tag and the one by digest only.
+  CHECK(api.containers("prod", "web") ==
+        Containers{{"app", want}, {"worker", want}, {"proxy", "envoyproxy/envoy:v1.29.0"}});
+  const json& p = e["plan"]["deployments"][0];
+  CHECK(p["containers"] == json::array({{{"container", "app"}, {"image_before", v1}},
+                                        {{"container", "worker"}, {"image_before", by_digest}}}));
+  CHECK_FALSE(p.contains("image_before"));  // two images before
+  CHECK_FALSE(e["plan"].contains("image_before"));
+  // The init container on the repository keeps its image, and the plan and result say so.
+  CHECK(p["init_containers_left"] == json::array({{{"container", "migrate"}, {"image", v1}}}));
+  auto patches = sent(api, "PATCH");
+  REQUIRE(patches.size() == 1);
+  json body = json::parse(patches[0].body);
+  CHECK(body["spec"]["template"]["spec"]["containers"] ==
+        json::array({{{"name", "app"}, {"image", want}}, {{"name", "worker"}, {"image", want}}}));
+  CHECK_FALSE(body["spec"]["template"]["spec"].contains("initContainers"));
+  const json& res = e["result"]["deployments"][0];
+  CHECK(res["init_containers_left"] == p["init_containers_left"]);
+  CHECK(res["paused"] == true);
+  REQUIRE(e["plan"]["warnings"].size() == 2);
+  CHECK_THAT(e["plan"]["warnings"][0].get<std::string>(),
+             Catch::Contains("init container \"migrate\" of deployment prod/web runs " + v1 +
+                             " and is left as it was"));
+  CHECK_THAT(e["plan"]["warnings"][1].get<std::string>(),
+             Catch::Contains("deployment prod/web is paused (spec.paused)"));
+  CHECK(e["result"]["warnings"] == e["plan"]["warnings"]);
+  s.stop();
+  sh("rm -rf " + dir);
+}
+
+TEST_CASE("contract: redeploy kubernetes 403 on the patch only is final and names the verb") {
+  FakeKubeApiServer api("t");
+  FakeRegistry registry;
+  const std::string v1 = registry.image() + ":v1.0.0";
+  api.add_deployment("prod", "web", {{"app", v1}});
+  std::string dir = make_temp_dir("tl-k8s-rd");
+  TestServer s("", options(kubeconfig(dir, api)));
+  auto r = s.create_receiver(receiver("web", registry, {{"deployments", {"web"}}}));
+  api.forbid_namespace("prod", "patch");  // get and list still allowed: a Role missing "patch"
+  api.clear_requests();
+  auto e = run(s, r, "v2.0.0");
+  INFO(e.dump());
+  CHECK(e["status"] == "failed");
+  CHECK(e["attempts"] == 1);
+  const std::string error = e["error"];
+  CHECK_THAT(error, Catch::Contains("403 Forbidden"));
+  CHECK_THAT(error, Catch::Contains("cannot patch resource \"deployments\""));
+  CHECK_THAT(error, Catch::Contains("tripline-redeploy"));
+  auto patches = sent(api, "PATCH");
+  REQUIRE(patches.size() == 1);
+  CHECK(patches[0].status == 403);
+  CHECK(api.containers("prod", "web") == Containers{{"app", v1}});
+  s.stop();
+  sh("rm -rf " + dir);
+}
+
 TEST_CASE("contract: redeploy kubernetes never replaces another repository's image") {
   FakeKubeApiServer api("t");
   FakeRegistry registry;

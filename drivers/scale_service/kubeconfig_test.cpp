@@ -408,6 +408,18 @@ TEST_CASE("kubernetes API: a Deployment is read within bounds, or refused saying
   // A name from the answer goes into the next request's path: only a DNS-1123 subdomain.
   for (const char* bad : {"../secrets", "web/scale", "web?x=1", "Web", ""})
     refused(deployment_json(bad, one_container()), "metadata.name is not a DNS-1123 subdomain");
+  // initContainers and spec.paused are read (never patched: the plan says so).
+  json init = deployment_json("web", one_container());
+  init["spec"]["paused"] = true;
+  init["spec"]["template"]["spec"]["initContainers"] =
+      json::array({{{"name", "migrate"}, {"image", "team/web:1"}}});
+  REQUIRE(KubernetesApi::parse_deployment(init.dump(), &d).error == E::kNone);
+  CHECK(d.paused);
+  REQUIRE(d.init_containers.size() == 1);
+  CHECK(d.init_containers[0].name == "migrate");
+  CHECK(d.containers.size() == 1);
+  init["spec"]["template"]["spec"]["initContainers"] = json::object();
+  refused(init, "initContainers is not an array");
   // A namespace that is not a label is not kept (the configured one is used).
   json odd_ns = deployment_json("web", one_container());
   odd_ns["metadata"]["namespace"] = "../x";

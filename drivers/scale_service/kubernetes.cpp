@@ -213,17 +213,31 @@ KubernetesApi::Answer read_deployment(const nlohmann::json& j, KubernetesApi::De
   } catch (const nlohmann::json::exception&) {
     return bad("no spec.template.spec.containers");
   }
+  auto read_list = [&](const nlohmann::json& list, const std::string& what,
+                       std::vector<KubernetesApi::Container>* into) -> std::optional<Answer> {
+    if (!list.is_array()) return bad(what + " is not an array");
+    if (list.size() > KubernetesApi::kMaxContainers)
+      return bad("more than " + std::to_string(KubernetesApi::kMaxContainers) + " " + what);
+    for (const auto& c : list) {
+      KubernetesApi::Container one;
+      if (!c.is_object() || !text(c, "name", 63, &one.name))
+        return bad("a " + what + " without a name");
+      // An image is optional in the API (a higher-level config may fill it in); absent reads as "".
+      if (c.contains("image") && !text(c, "image", 1024, &one.image))
+        return bad("container \"" + one.name + "\" has an image that is not a string");
+      into->push_back(std::move(one));
+    }
+    return std::nullopt;
+  };
   if (!containers->is_array()) return bad("spec.template.spec.containers is not an array");
-  if (containers->size() > KubernetesApi::kMaxContainers)
-    return bad("more than " + std::to_string(KubernetesApi::kMaxContainers) + " containers");
-  for (const auto& c : *containers) {
-    KubernetesApi::Container one;
-    if (!c.is_object() || !text(c, "name", 63, &one.name)) return bad("a container without a name");
-    // An image is optional in the API (a higher-level config may fill it in); absent reads as "".
-    if (c.contains("image") && !text(c, "image", 1024, &one.image))
-      return bad("container \"" + one.name + "\" has an image that is not a string");
-    out->containers.push_back(std::move(one));
+  if (auto a = read_list(*containers, "containers", &out->containers)) return *a;
+  const nlohmann::json& spec = j.at("spec");
+  const nlohmann::json& pod = spec.at("template").at("spec");
+  if (auto init = pod.find("initContainers"); init != pod.end() && !init->is_null()) {
+    if (auto a = read_list(*init, "initContainers", &out->init_containers)) return *a;
   }
+  if (auto p = spec.find("paused"); p != spec.end() && p->is_boolean())
+    out->paused = p->get<bool>();
   if (auto st = j.find("status"); st != j.end() && st->is_object()) {
     if (auto g = st->find("observedGeneration");
         g != st->end() && !count(*g, &out->observed_generation))

@@ -85,6 +85,10 @@ class KubernetesApi {
   struct Deployment {
     std::string namespace_, name, resource_version;
     std::vector<Container> containers;  // spec.template.spec.containers, in order
+    // spec.template.spec.initContainers: never patched, read so a plan can say which of them run
+    // the image and are left as they were.
+    std::vector<Container> init_containers;
+    bool paused = false;  // spec.paused: a patch is accepted, but nothing rolls out
     int64_t generation = 0;             // metadata.generation
     int64_t observed_generation = 0;    // status.observedGeneration
   };

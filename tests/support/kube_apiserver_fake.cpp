@@ -305,6 +305,17 @@ void FakeKubeApiServer::forbid_namespace(const std::string& ns, const std::strin
   forbidden_.push_back({ns, verb});
 }
 
+void FakeKubeApiServer::set_init_containers(const std::string& ns, const std::string& name,
+                                            Containers init) {
+  std::lock_guard<std::mutex> l(mu_);
+  objects_.at(key_of("deployments", ns, name)).init_containers = std::move(init);
+}
+
+void FakeKubeApiServer::set_paused(const std::string& ns, const std::string& name, bool paused) {
+  std::lock_guard<std::mutex> l(mu_);
+  objects_.at(key_of("deployments", ns, name)).paused = paused;
+}
+
 bool FakeKubeApiServer::forbidden(const std::string& ns, const std::string& verb) const {
   // mu_ is held by route().
   for (const auto& [n, v] : forbidden_)
@@ -503,6 +514,9 @@ FakeKubeApiServer::Response FakeKubeApiServer::route_deployments(
                             {"terminationMessagePath", "/dev/termination-log"}});
     json labels = json::object();
     for (const auto& [k, v] : o.labels) labels[k] = v;
+    json pod = {{"containers", containers}, {"restartPolicy", "Always"}};
+    for (const auto& [cname, image] : o.init_containers)
+      pod["initContainers"].push_back({{"name", cname}, {"image", image}});
     json d = {
         {"metadata",
          {{"name", n},
@@ -515,9 +529,7 @@ FakeKubeApiServer::Response FakeKubeApiServer::route_deployments(
         {"spec",
          {{"replicas", o.replicas},
           {"selector", {{"matchLabels", {{"app", n}}}}},
-          {"template",
-           {{"metadata", {{"labels", {{"app", n}}}}},
-            {"spec", {{"containers", containers}, {"restartPolicy", "Always"}}}}},
+          {"template", {{"metadata", {{"labels", {{"app", n}}}}}, {"spec", pod}}},
           {"strategy",
            {{"type", "RollingUpdate"},
             {"rollingUpdate", {{"maxUnavailable", "25%"}, {"maxSurge", "25%"}}}}}}},
@@ -525,6 +537,7 @@ FakeKubeApiServer::Response FakeKubeApiServer::route_deployments(
          {{"observedGeneration", o.generation - 1},  // the controller has not caught up yet
           {"replicas", o.replicas},
           {"updatedReplicas", 0}}}};
+    if (o.paused) d["spec"]["paused"] = true;
     if (with_kind) {
       d["kind"] = "Deployment";
       d["apiVersion"] = "apps/v1";

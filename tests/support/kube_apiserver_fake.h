@@ -79,6 +79,9 @@ class FakeKubeApiServer {
   using Containers = std::vector<std::pair<std::string, std::string>>;
   void add_deployment(const std::string& ns, const std::string& name, Containers containers,
                       std::map<std::string, std::string> labels = {});
+  // Its pod template's initContainers, and spec.paused (an existing Deployment's).
+  void set_init_containers(const std::string& ns, const std::string& name, Containers init);
+  void set_paused(const std::string& ns, const std::string& name, bool paused);
   // Its containers now (empty when there is no such Deployment), and its resourceVersion.
   Containers containers(const std::string& ns, const std::string& name) const;
   int64_t resource_version(const std::string& kind, const std::string& ns,
@@ -113,6 +116,8 @@ class FakeKubeApiServer {
     int64_t resource_version = 1;
     int64_t generation = 1;
     Containers containers;  // Deployments added with add_deployment
+    Containers init_containers;
+    bool paused = false;
     std::map<std::string, std::string> labels;
   };
   struct Response {
