@@ -88,9 +88,9 @@ class KubernetesApi {
     // spec.template.spec.initContainers: never patched, read so a plan can say which of them run
     // the image and are left as they were.
     std::vector<Container> init_containers;
-    bool paused = false;  // spec.paused: a patch is accepted, but nothing rolls out
-    int64_t generation = 0;             // metadata.generation
-    int64_t observed_generation = 0;    // status.observedGeneration
+    bool paused = false;              // spec.paused: a patch is accepted, but nothing rolls out
+    int64_t generation = 0;           // metadata.generation
+    int64_t observed_generation = 0;  // status.observedGeneration
   };
   // The most containers tripline reads of one pod template (a bound on untrusted answers).
   static constexpr size_t kMaxContainers = 64;
