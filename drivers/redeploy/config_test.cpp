@@ -445,3 +445,31 @@ TEST_CASE("push notifications: other bodies are none, hostile ones are bounded")
   CHECK_FALSE(valid_repository_path("a/_b"));
   CHECK_FALSE(valid_repository_path("a/b._c"));
 }
+
+TEST_CASE("redeploy bind: kubernetes records the resolved default namespace with the execution") {
+  // A restart with another --kube-context must not move an accepted execution to another
+  // namespace: the recorded config names the one it was accepted for.
+  scale_service::KubeCredentials creds;
+  creds.server = "https://127.0.0.1:1";
+  creds.ca_pem = "unused";
+  creds.default_namespace = "prod";
+  RedeployDriver d("unix:///nonexistent", scale_service::KubernetesApi(std::move(creds)));
+  json stored = k8s();
+  auto bound = d.bind(stored, TriggerRequest{"127.0.0.1", LazyBody(R"({"tag":"v1.2.0"})")});
+  REQUIRE(bound.ok());
+  CHECK((*bound)["namespace"] == "prod");
+  CHECK((*bound)["tag"] == "v1.2.0");
+  // The bound config validates to the same target as the receiver's.
+  auto receiver = d.validate(stored, false);
+  auto execution = d.validate(*bound, false);
+  REQUIRE(receiver.ok());
+  REQUIRE(execution.ok());
+  CHECK(d.target(**execution) == d.target(**receiver));
+  CHECK(d.target(**execution) == "k8s:prod/deployment/web,worker");
+  // A namespace the receiver names is kept; swarm configs get none.
+  stored["namespace"] = "staging";
+  CHECK(d.bind(stored, TriggerRequest{"127.0.0.1", LazyBody(R"({"tag":"v1.2.0"})")})
+            ->at("namespace") == "staging");
+  CHECK_FALSE(d.bind(base(), TriggerRequest{"127.0.0.1", LazyBody(R"({"tag":"v1.2.0"})")})
+                  ->contains("namespace"));
+}

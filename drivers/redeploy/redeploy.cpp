@@ -230,8 +230,10 @@ std::string RedeployDriver::describe(const DriverConfig& dc) const {
 
 std::string RedeployDriver::target(const DriverConfig& dc) const {
   const Config& c = typed(dc);
-  // One Deployment's target is scale-service's for it ("k8s:prod/deployment/web"): executions
-  // of both drivers on one object are serialized.
+  // One Deployment's target reads as scale-service's for it ("k8s:prod/deployment/web"). The
+  // executor's lane is driver and target (server/service/service.cpp), so a redeploy and a scale
+  // of one Deployment may run at once: each patch carries the resourceVersion it read, and the
+  // loser of a race gets 409 and reads again, so neither change is lost.
   if (c.backend == "kubernetes")
     return c.labels.empty() ? "k8s:" + c.namespace_ + "/deployment/" + join(c.deployments, ",")
                             : "k8s:" + c.namespace_ + "/label:" + join(c.labels, ",");
@@ -247,6 +249,11 @@ Result<json> RedeployDriver::bind(const json& stored, const TriggerRequest& requ
   if (!parsed.ok()) return stored;
   const Config& c = *parsed;
   json out = stored;
+  // The default namespace (kubeconfig context, the pod's own) is written into the config recorded
+  // with the execution: a recovered or retried execution acts where it was accepted, even after a
+  // restart with another --kube-context (docs/redeploy.md, "Kubernetes").
+  if (c.backend == "kubernetes" && c.namespace_.empty())
+    out["namespace"] = kubernetes_->default_namespace();
   const BoundedJson& body = request.body.parsed();
   if (body.ok()) {
     if (auto push = read_push_notification(body.value)) {
@@ -376,13 +383,15 @@ std::optional<Outcome> RedeployDriver::settled(const DriverConfig&, const json& 
                    {"image_after", plan["image"]},
                    {"changed", false}});
   }
-  return Outcome::succeeded({{"image_before", plan["image"]},
-                             {"image_after", plan["image"]},
-                             {"tag", plan.value("tag", json())},
-                             {"digest", plan.value("digest", json())},
-                             {k8s ? "deployments" : "services", out},
-                             {"changed", false},
-                             {"applied", false}});
+  json result = {{"image_before", plan["image"]},
+                 {"image_after", plan["image"]},
+                 {"tag", plan.value("tag", json())},
+                 {"digest", plan.value("digest", json())},
+                 {k8s ? "deployments" : "services", out},
+                 {"changed", false},
+                 {"applied", false}};
+  if (plan.contains("warnings")) result["warnings"] = plan["warnings"];
+  return Outcome::succeeded(std::move(result));
 }
 
 Outcome RedeployDriver::apply(const DriverConfig& dc, const json& plan) const {
@@ -460,6 +469,7 @@ Plan RedeployDriver::plan_kubernetes(const Config& c, const std::string& digest)
   if (!read.ok()) return Plan::failed(read);
   const std::string want = redeploy::pinned(c, c.tag, digest);
   json list = json::array();
+  json warnings = json::array();
   std::string common;
   bool all_same = true;
   for (const auto& d : found) {
@@ -476,6 +486,24 @@ Plan RedeployDriver::plan_kubernetes(const Config& c, const std::string& digest)
     json entry = {
         {"namespace", c.namespace_}, {"name", d.name}, {"containers", containers}, {"image", want}};
     if (one_image) entry["image_before"] = chosen.front().image;
+    // Said, not silently skipped: an init container running the image (a migration, say) keeps
+    // the old one, and a paused Deployment takes the patch but rolls nothing out
+    // (docs/redeploy.md, "Kubernetes").
+    const std::string what = k8s_what(c.namespace_, d.name);
+    json init_left = json::array();
+    for (const auto& k : d.init_containers) {
+      if (!same_repository(c, k.image)) continue;
+      init_left.push_back({{"container", k.name}, {"image", k.image}});
+      warnings.push_back("init container \"" + k.name + "\" of " + what + " runs " + k.image +
+                         " and is left as it was: tripline sets only the pod's containers");
+    }
+    if (!init_left.empty()) entry["init_containers_left"] = std::move(init_left);
+    if (d.paused) {
+      entry["paused"] = true;
+      warnings.push_back(what +
+                         " is paused (spec.paused): the patch is accepted, but nothing rolls out "
+                         "until it is resumed (kubectl rollout resume)");
+    }
     list.push_back(std::move(entry));
   }
   json plan = {{"backend", "kubernetes"},
@@ -484,6 +512,7 @@ Plan RedeployDriver::plan_kubernetes(const Config& c, const std::string& digest)
                {"digest", digest},
                {"deployments", list}};
   if (all_same) plan["image_before"] = common;  // the UI's "image X -> Y" line (driver.h)
+  if (!warnings.empty()) plan["warnings"] = std::move(warnings);
   return Plan::of(std::move(plan));
 }
 
@@ -510,6 +539,8 @@ Outcome RedeployDriver::apply_kubernetes(const Config& c, const json& plan) cons
                    {"containers", names},
                    {"image_before", entry.value("image_before", json())},
                    {"image_after", want}};
+    if (entry.contains("init_containers_left"))
+      result["init_containers_left"] = entry["init_containers_left"];
     // The patch carries the resourceVersion just read: another writer in between (a scale, a
     // kubectl edit) makes it 409 Conflict, and we read again, a bounded number of times
     // (docs/kubernetes.md, "Optimistic concurrency").
@@ -521,6 +552,10 @@ Outcome RedeployDriver::apply_kubernetes(const Config& c, const json& plan) cons
       last = k8s.get_deployment(ns, name, &d);
       if (last.error != KubernetesApi::Error::kNone)
         return scale_service::to_outcome(last, what, k8s.where(), "redeploy", kRbacNeeds);
+      if (d.paused)
+        result["paused"] = true;  // as read now: the patch rolls nothing out until resumed
+      else
+        result.erase("paused");
       std::vector<KubernetesApi::Container> set;
       for (const auto& n : names) {
         auto it = std::find_if(d.containers.begin(), d.containers.end(),
@@ -562,6 +597,7 @@ Outcome RedeployDriver::apply_kubernetes(const Config& c, const json& plan) cons
               {"deployments", results},
               {"changed", any}};
   if (plan.contains("image_before")) out["image_before"] = plan["image_before"];
+  if (plan.contains("warnings")) out["warnings"] = plan["warnings"];
   return Outcome::succeeded(std::move(out));
 }
 

@@ -124,7 +124,9 @@ TEST_CASE("contract: redeploy kubernetes patches only the right container with t
 
   // No namespace configured: the kubeconfig context's ("prod").
   auto r = s.create_receiver(receiver("web", registry, {{"deployments", {"web"}}}));
-  CHECK(r["target"] == "k8s:prod/deployment/web");  // scale-service's target for the same object
+  // Reads as scale-service's target for the same object (their lanes still differ: the
+  // executor's lane key is driver and target).
+  CHECK(r["target"] == "k8s:prod/deployment/web");
   CHECK_THAT(
       r["description"].get<std::string>(),
       Catch::StartsWith("Redeploy Deployment web in namespace prod onto " + registry.image()));
@@ -304,6 +306,81 @@ TEST_CASE("contract: redeploy kubernetes 403 is final and names the Role it need
   sh("rm -rf " + dir);
 }
 
+TEST_CASE(
+    "contract: redeploy kubernetes every container on the repository is patched, init containers "
+    "are left and said, a paused Deployment is warned of") {
+  FakeKubeApiServer api("t");
+  FakeRegistry registry;
+  const std::string v1 = registry.image() + ":v1.0.0";
+  const std::string by_digest = registry.image() + "@sha256:" + std::string(64, 'c');
+  api.add_deployment("prod", "web",
+                     {{"app", v1}, {"worker", by_digest}, {"proxy", "envoyproxy/envoy:v1.29.0"}});
+  api.set_init_containers("prod", "web", {{"migrate", v1}, {"wait", "busybox:1.36"}});
+  api.set_paused("prod", "web", true);
+  std::string dir = make_temp_dir("tl-k8s-rd");
+  TestServer s("", options(kubeconfig(dir, api)));
+  auto r = s.create_receiver(receiver("web", registry, {{"deployments", {"web"}}}));
+  api.clear_requests();
+  auto e = run(s, r, "v2.0.0");
+  INFO(e.dump());
+  REQUIRE(e["status"] == "succeeded");
+  const std::string want = registry.image() + ":v2.0.0@" + kV2;
+  // Both containers of the repository, the one by tag and the one by digest only.
+  CHECK(api.containers("prod", "web") ==
+        Containers{{"app", want}, {"worker", want}, {"proxy", "envoyproxy/envoy:v1.29.0"}});
+  const json& p = e["plan"]["deployments"][0];
+  CHECK(p["containers"] == json::array({{{"container", "app"}, {"image_before", v1}},
+                                        {{"container", "worker"}, {"image_before", by_digest}}}));
+  CHECK_FALSE(p.contains("image_before"));  // two images before
+  CHECK_FALSE(e["plan"].contains("image_before"));
+  // The init container on the repository keeps its image, and the plan and result say so.
+  CHECK(p["init_containers_left"] == json::array({{{"container", "migrate"}, {"image", v1}}}));
+  auto patches = sent(api, "PATCH");
+  REQUIRE(patches.size() == 1);
+  json body = json::parse(patches[0].body);
+  CHECK(body["spec"]["template"]["spec"]["containers"] ==
+        json::array({{{"name", "app"}, {"image", want}}, {{"name", "worker"}, {"image", want}}}));
+  CHECK_FALSE(body["spec"]["template"]["spec"].contains("initContainers"));
+  const json& res = e["result"]["deployments"][0];
+  CHECK(res["init_containers_left"] == p["init_containers_left"]);
+  CHECK(res["paused"] == true);
+  REQUIRE(e["plan"]["warnings"].size() == 2);
+  CHECK_THAT(e["plan"]["warnings"][0].get<std::string>(),
+             Catch::Contains("init container \"migrate\" of deployment prod/web runs " + v1 +
+                             " and is left as it was"));
+  CHECK_THAT(e["plan"]["warnings"][1].get<std::string>(),
+             Catch::Contains("deployment prod/web is paused (spec.paused)"));
+  CHECK(e["result"]["warnings"] == e["plan"]["warnings"]);
+  s.stop();
+  sh("rm -rf " + dir);
+}
+
+TEST_CASE("contract: redeploy kubernetes 403 on the patch only is final and names the verb") {
+  FakeKubeApiServer api("t");
+  FakeRegistry registry;
+  const std::string v1 = registry.image() + ":v1.0.0";
+  api.add_deployment("prod", "web", {{"app", v1}});
+  std::string dir = make_temp_dir("tl-k8s-rd");
+  TestServer s("", options(kubeconfig(dir, api)));
+  auto r = s.create_receiver(receiver("web", registry, {{"deployments", {"web"}}}));
+  api.forbid_namespace("prod", "patch");  // get and list still allowed: a Role missing "patch"
+  api.clear_requests();
+  auto e = run(s, r, "v2.0.0");
+  INFO(e.dump());
+  CHECK(e["status"] == "failed");
+  CHECK(e["attempts"] == 1);
+  const std::string error = e["error"];
+  CHECK_THAT(error, Catch::Contains("403 Forbidden"));
+  CHECK_THAT(error, Catch::Contains("cannot patch resource \"deployments\""));
+  CHECK_THAT(error, Catch::Contains("tripline-redeploy"));
+  auto patches = sent(api, "PATCH");
+  REQUIRE(patches.size() == 1);
+  CHECK(patches[0].status == 403);
+  CHECK(api.containers("prod", "web") == Containers{{"app", v1}});
+  s.stop();
+  sh("rm -rf " + dir);
+}
+
 TEST_CASE("contract: redeploy kubernetes never replaces another repository's image") {
   FakeKubeApiServer api("t");
   FakeRegistry registry;
@@ -372,7 +449,7 @@ TEST_CASE("contract: redeploy kubernetes label selector: encoded, bounded, and n
   REQUIRE(!lists.empty());
   CHECK(
       lists[0].path ==
-      "/apis/apps/v1/namespaces/prod/deployments?labelSelector=app%3Dweb%2Ctier%21%3Ddb&limit=50");
+      "/apis/apps/v1/namespaces/prod/deployments?labelSelector=app%3Dweb%2Ctier%21%3Ddb&limit=10");
 
   // Selecting nothing: final, nothing patched.
   auto lone = s.create_receiver(
@@ -400,6 +477,66 @@ TEST_CASE("contract: redeploy kubernetes label selector: encoded, bounded, and n
   INFO(many.body);
   CHECK(many.status == 422);
   CHECK_THAT(many.body, Catch::Contains("more than 50"));
+  s.stop();
+  sh("rm -rf " + dir);
+}
+
+TEST_CASE(
+    "contract: redeploy kubernetes follows continue tokens: exactly 50 selected is redeployed, 51 "
+    "refused") {
+  FakeKubeApiServer api("t");
+  FakeRegistry registry;
+  const std::string v1 = registry.image() + ":v1.0.0";
+  auto name = [](int i) { return "m-" + std::string(i < 10 ? "0" : "") + std::to_string(i); };
+  for (int i = 0; i < 50; ++i) api.add_deployment("prod", name(i), {{"app", v1}}, {{"fleet", "m"}});
+  // After the 50 in key order, selected by nothing: the etcd3 storage still sets a continue
+  // token on the page holding the last of the 50, because a further key exists.
+  api.add_deployment("prod", "z-other", {{"app", v1}}, {{"fleet", "other"}});
+  std::string dir = make_temp_dir("tl-k8s-rd");
+  TestServer s("", options(kubeconfig(dir, api)));
+  auto r = s.create_receiver(receiver("fleet", registry, {{"label_selector", "fleet=m"}}));
+  api.clear_requests();
+  auto e = run(s, r, "v2.0.0");
+  INFO(e.dump());
+  REQUIRE(e["status"] == "succeeded");
+  CHECK(e["plan"]["deployments"].size() == 50);
+  CHECK(e["result"]["deployments"].size() == 50);
+  const std::string want = registry.image() + ":v2.0.0@" + kV2;
+  for (int i = 0; i < 50; ++i) CHECK(api.containers("prod", name(i))[0].second == want);
+  CHECK(api.containers("prod", "z-other")[0].second == v1);
+  // The wire: pages of 10, the token sent back escaped, and the last page has no token.
+  std::vector<std::string> lists;
+  for (const auto& q : sent(api, "GET"))
+    if (q.path.find("?labelSelector=") != std::string::npos) lists.push_back(q.path);
+  REQUIRE(lists.size() == 6);  // 5 full pages, then the one that finds only z-other
+  CHECK(lists[0] == "/apis/apps/v1/namespaces/prod/deployments?labelSelector=fleet%3Dm&limit=10");
+  CHECK(lists[1] == lists[0] + "&continue=v1%2Fdeployments%2Fprod%2Fm-09%3D%3D");
+
+  // The real server may answer fewer than limit= items with a token (here: 3 keys per page).
+  api.cap_list_scan(3);
+  api.clear_requests();
+  auto again = run(s, r, "v1.0.0");
+  INFO(again.dump());
+  REQUIRE(again["status"] == "succeeded");
+  CHECK(again["result"]["deployments"].size() == 50);
+  CHECK(api.containers("prod", name(49))[0].second ==
+        registry.image() + ":v1.0.0@sha256:" + std::string(64, 'a'));
+  api.cap_list_scan(0);
+
+  // One more selected: refused when saved, and an execution fails final and patches nothing.
+  api.add_deployment("prod", name(50), {{"app", v1}}, {{"fleet", "m"}});
+  auto many = s.request("POST", "/api/v1/receivers",
+                        receiver("fleet-2", registry, {{"label_selector", "fleet=m"}}));
+  INFO(many.body);
+  CHECK(many.status == 422);
+  CHECK_THAT(many.body, Catch::Contains("more than 50"));
+  api.clear_requests();
+  auto refused = run(s, r, "v2.0.0");
+  INFO(refused.dump());
+  CHECK(refused["status"] == "failed");
+  CHECK(refused["attempts"] == 1);
+  CHECK_THAT(refused["error"].get<std::string>(), Catch::Contains("more than 50"));
+  CHECK(sent(api, "PATCH").empty());
   s.stop();
   sh("rm -rf " + dir);
 }
@@ -451,4 +588,31 @@ TEST_CASE("contract: redeploy kubernetes fake answers 415 for a patch type it do
   CHECK(a.error == scale_service::KubernetesApi::Error::kRejected);
   CHECK(scale_service::to_outcome(a, "deployment prod/web", "fake").kind == Outcome::Kind::kFinal);
   sh("rm -rf " + dir);
+}
+
+TEST_CASE("contract: redeploy kubernetes an answer over 1 MiB fails final and says which one") {
+  // A Deployment list page past tripline's limit for a peer's answer (1 MiB): the error names
+  // the request whose answer it was, so it does not read as a broken API server.
+  LoopbackHttpServer big("big list", [](const test::HttpRequest&) {
+    test::HttpResponse out;
+    out.content_type = "application/json";
+    out.body = R"({"kind":"DeploymentList","items":[],"pad":")" +
+               std::string(size_t{2} << 20, 'x') + "\"}";
+    return out;
+  });
+  scale_service::KubeCredentials c;
+  c.server = "http://127.0.0.1:" + std::to_string(big.port());
+  c.ca_pem = "unused over http";
+  c.source = "test";
+  scale_service::KubernetesApi api(std::move(c));
+  std::vector<scale_service::KubernetesApi::Deployment> out;
+  bool more = false;
+  auto a = api.list_deployments("prod", "app=web", 50, &out, &more);
+  CHECK(a.error == scale_service::KubernetesApi::Error::kBadAnswer);
+  CHECK_THAT(a.message, Catch::Contains("the answer to GET /apis/apps/v1/namespaces/prod/"
+                                        "deployments?labelSelector=app%3Dweb&limit=10"));
+  CHECK_THAT(a.message, Catch::Contains("larger than 1048576 bytes"));
+  Outcome o = scale_service::to_outcome(a, "the Deployments labelled app=web", api.where());
+  CHECK(o.kind == Outcome::Kind::kFinal);
+  CHECK_THAT(o.reason, Catch::Contains("the answer to GET"));
 }

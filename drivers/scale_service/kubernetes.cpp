@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 
@@ -29,7 +30,8 @@ const std::string& KubernetesApi::default_namespace() const {
 
 std::string KubernetesApi::scale_path(const std::string& kind, const std::string& ns,
                                       const std::string& name) {
-  // ns and name are DNS-1123 names (checked by parse_config): nothing to escape.
+  // ns and name are DNS-1123 names (the drivers' parse_config checks a configured name and
+  // namespace, load_kubeconfig / in_cluster a default namespace): nothing to escape.
   return "/apis/apps/v1/namespaces/" + ns + "/" +
          (kind == "statefulset" ? "statefulsets" : "deployments") + "/" + name + "/scale";
 }
@@ -62,7 +64,10 @@ OutboundResponse KubernetesApi::call(const std::string& method, const std::strin
   req.headers.emplace_back("Accept", "application/json");
   if (method == "PATCH") req.headers.emplace_back("Content-Type", patch_type);
   req.headers.emplace_back("User-Agent", "tripline");
-  return http_request(req);
+  OutboundResponse r = http_request(req);
+  // Say which answer was too large: the error alone reads as if the API server were broken.
+  if (r.too_large) r.error = "the answer to " + method + " " + path + ": " + r.error;
+  return r;
 }
 
 KubernetesApi::Answer KubernetesApi::classify(const OutboundResponse& r) {
@@ -192,8 +197,12 @@ KubernetesApi::Answer read_deployment(const nlohmann::json& j, KubernetesApi::De
     *v = it->get<std::string>();
     return true;
   };
-  if (!text(*m, "name", 253, &out->name)) return bad("metadata.name is not a name");
-  if (!text(*m, "namespace", 63, &out->namespace_)) out->namespace_.clear();
+  // The name goes into the paths of the GET and PATCH that follow: a DNS-1123 subdomain, as the
+  // API server itself requires of a Deployment's name, or the answer is refused.
+  if (!text(*m, "name", 253, &out->name) || !valid_dns1123_subdomain(out->name))
+    return bad("metadata.name is not a DNS-1123 subdomain");
+  if (!text(*m, "namespace", 63, &out->namespace_) || !valid_dns1123_label(out->namespace_))
+    out->namespace_.clear();
   if (!text(*m, "resourceVersion", 256, &out->resource_version))
     return bad("metadata.resourceVersion is missing");
   if (auto g = m->find("generation"); g != m->end() && !count(*g, &out->generation))
@@ -204,17 +213,31 @@ KubernetesApi::Answer read_deployment(const nlohmann::json& j, KubernetesApi::De
   } catch (const nlohmann::json::exception&) {
     return bad("no spec.template.spec.containers");
   }
+  auto read_list = [&](const nlohmann::json& list, const std::string& what,
+                       std::vector<KubernetesApi::Container>* into) -> std::optional<Answer> {
+    if (!list.is_array()) return bad(what + " is not an array");
+    if (list.size() > KubernetesApi::kMaxContainers)
+      return bad("more than " + std::to_string(KubernetesApi::kMaxContainers) + " " + what);
+    for (const auto& c : list) {
+      KubernetesApi::Container one;
+      if (!c.is_object() || !text(c, "name", 63, &one.name))
+        return bad("a " + what + " without a name");
+      // An image is optional in the API (a higher-level config may fill it in); absent reads as "".
+      if (c.contains("image") && !text(c, "image", 1024, &one.image))
+        return bad("container \"" + one.name + "\" has an image that is not a string");
+      into->push_back(std::move(one));
+    }
+    return std::nullopt;
+  };
   if (!containers->is_array()) return bad("spec.template.spec.containers is not an array");
-  if (containers->size() > KubernetesApi::kMaxContainers)
-    return bad("more than " + std::to_string(KubernetesApi::kMaxContainers) + " containers");
-  for (const auto& c : *containers) {
-    KubernetesApi::Container one;
-    if (!c.is_object() || !text(c, "name", 63, &one.name)) return bad("a container without a name");
-    // An image is optional in the API (a higher-level config may fill it in); absent reads as "".
-    if (c.contains("image") && !text(c, "image", 1024, &one.image))
-      return bad("container \"" + one.name + "\" has an image that is not a string");
-    out->containers.push_back(std::move(one));
+  if (auto a = read_list(*containers, "containers", &out->containers)) return *a;
+  const nlohmann::json& spec = j.at("spec");
+  const nlohmann::json& pod = spec.at("template").at("spec");
+  if (auto init = pod.find("initContainers"); init != pod.end() && !init->is_null()) {
+    if (auto a = read_list(*init, "initContainers", &out->init_containers)) return *a;
   }
+  if (auto p = spec.find("paused"); p != spec.end() && p->is_boolean())
+    out->paused = p->get<bool>();
   if (auto st = j.find("status"); st != j.end() && st->is_object()) {
     if (auto g = st->find("observedGeneration");
         g != st->end() && !count(*g, &out->observed_generation))
@@ -232,7 +255,9 @@ std::string query_escape(const std::string& s) {
 }
 
 std::string deployments_path(const std::string& ns) {
-  // ns is a DNS-1123 label (checked by the drivers' parse_config): nothing to escape.
+  // ns is a DNS-1123 label (the drivers' parse_config checks a configured one, load_kubeconfig /
+  // in_cluster the default), and a name is one configured (parse_config) or read from a list
+  // answer (read_deployment): nothing to escape.
   return "/apis/apps/v1/namespaces/" + ns + "/deployments";
 }
 
@@ -249,11 +274,12 @@ KubernetesApi::Answer KubernetesApi::parse_deployment(std::string_view body, Dep
   return read_deployment(parsed.value, out);
 }
 
-KubernetesApi::Answer KubernetesApi::parse_deployment_list(std::string_view body, size_t limit,
+KubernetesApi::Answer KubernetesApi::parse_deployment_list(std::string_view body, size_t room,
                                                            std::vector<Deployment>* out,
-                                                           bool* more) {
-  out->clear();
-  *more = false;
+                                                           bool* overflow,
+                                                           std::string* continue_token) {
+  *overflow = false;
+  continue_token->clear();
   auto parsed = parse_json_bounded(body);
   if (!parsed.ok())
     return {Error::kBadAnswer, "the DeploymentList JSON from the Kubernetes API " + parsed.why()};
@@ -264,22 +290,28 @@ KubernetesApi::Answer KubernetesApi::parse_deployment_list(std::string_view body
   };
   if (!j.is_object() || j.value("kind", "") != "DeploymentList")
     return bad("kind is not DeploymentList");
+  if (auto m = j.find("metadata"); m != j.end() && m->is_object()) {
+    auto c = m->find("continue");
+    if (c != m->end() && !c->is_null()) {
+      if (!c->is_string() || c->get_ref<const std::string&>().size() > 4096)
+        return bad("metadata.continue is not a token");
+      *continue_token = c->get<std::string>();
+    }
+  }
   auto items = j.find("items");
   // "items" is always present, possibly empty; a null reads as empty, as Go clients read it.
   if (items == j.end() || items->is_null()) return {};
   if (!items->is_array()) return bad("items is not an array");
+  size_t taken = 0;
   for (const auto& item : *items) {
-    if (out->size() >= limit) {  // the server ignored limit=: never read past our bound
-      *more = true;
+    if (taken >= room) {  // the server ignored limit=: never read past our bound
+      *overflow = true;
       break;
     }
     Deployment d;
     if (Answer a = read_deployment(item, &d); a.error != Error::kNone) return a;
     out->push_back(std::move(d));
-  }
-  if (auto m = j.find("metadata"); m != j.end() && m->is_object()) {
-    auto c = m->find("continue");
-    if (c != m->end() && c->is_string() && !c->get_ref<const std::string&>().empty()) *more = true;
+    ++taken;
   }
   return {};
 }
@@ -294,21 +326,38 @@ KubernetesApi::Answer KubernetesApi::get_deployment(const std::string& ns, const
 }
 
 KubernetesApi::Answer KubernetesApi::list_deployments(const std::string& ns,
-                                                      const std::string& label_selector,
-                                                      size_t limit, std::vector<Deployment>* out,
+                                                      const std::string& label_selector, size_t max,
+                                                      std::vector<Deployment>* out,
                                                       bool* more) const {
   out->clear();
   *more = false;
   if (!credentials_) return {Error::kNotConfigured, where()};
-  // limit= makes the server answer one page of at most `limit` items and a continue token when
-  // there are more (docs/kubernetes.md, "Deployments"); the next page is never asked for.
-  auto r = call("GET",
-                deployments_path(ns) + "?labelSelector=" + query_escape(label_selector) +
-                    "&limit=" + std::to_string(limit),
-                {}, std::chrono::milliseconds(10000));
-  Answer a = classify(r);
-  if (a.error != Error::kNone) return a;
-  return parse_deployment_list(r.body, limit, out, more);
+  // The etcd3 storage sets a continue token once a page is full and any further key exists in
+  // the namespace, selected or not, and may answer fewer than limit= items with one: a token
+  // never says that more are selected. Pages are followed to the end (docs/kubernetes.md,
+  // "Deployments"); only more than `max` selected Deployments set *more.
+  std::string token;
+  for (size_t page = 0; page < kMaxListPages; ++page) {
+    std::string path = deployments_path(ns) + "?labelSelector=" + query_escape(label_selector) +
+                       "&limit=" + std::to_string(kListPageSize);
+    if (!token.empty()) path += "&continue=" + query_escape(token);
+    auto r = call("GET", path, {}, std::chrono::milliseconds(10000));
+    Answer a = classify(r);
+    if (a.error != Error::kNone) return a;
+    // Room for one more than `max`: that one says there are too many.
+    bool overflow = false;
+    a = parse_deployment_list(r.body, max + 1 - out->size(), out, &overflow, &token);
+    if (a.error != Error::kNone) return a;
+    if (overflow || out->size() > max) {
+      out->resize(std::min(out->size(), max));
+      *more = true;
+      return {};
+    }
+    if (token.empty()) return {};
+  }
+  return {Error::kBadAnswer, "the list of Deployments in namespace " + ns + " did not end within " +
+                                 std::to_string(kMaxListPages) + " pages of " +
+                                 std::to_string(kListPageSize)};
 }
 
 KubernetesApi::Answer KubernetesApi::patch_container_images(const std::string& ns,

@@ -85,17 +85,28 @@ class KubernetesApi {
   struct Deployment {
     std::string namespace_, name, resource_version;
     std::vector<Container> containers;  // spec.template.spec.containers, in order
-    int64_t generation = 0;             // metadata.generation
-    int64_t observed_generation = 0;    // status.observedGeneration
+    // spec.template.spec.initContainers: never patched, read so a plan can say which of them run
+    // the image and are left as they were.
+    std::vector<Container> init_containers;
+    bool paused = false;              // spec.paused: a patch is accepted, but nothing rolls out
+    int64_t generation = 0;           // metadata.generation
+    int64_t observed_generation = 0;  // status.observedGeneration
   };
   // The most containers tripline reads of one pod template (a bound on untrusted answers).
   static constexpr size_t kMaxContainers = 64;
 
   Answer get_deployment(const std::string& ns, const std::string& name, Deployment* out) const;
+  // The Deployments a list asks for per page (limit=): a real Deployment carries managedFields
+  // and a last-applied annotation (10-30 KB), so ten of them stay far below the 1 MiB tripline
+  // reads of a peer's answer (docs/kubernetes.md, "Deployments").
+  static constexpr size_t kListPageSize = 10;
+  // The pages one list follows before it gives up (a bound on the reads of one execution).
+  static constexpr size_t kMaxListPages = 100;
   // The Deployments of `ns` that `label_selector` (canonical Kubernetes syntax, checked by the
-  // caller) selects, at most `limit` of them: *more is set when the API has others beyond (its
-  // list answer carries a continue token), and those are not read.
-  Answer list_deployments(const std::string& ns, const std::string& label_selector, size_t limit,
+  // caller) selects, read page by page following continue tokens: a token says only that further
+  // keys exist, selected or not. At most `max` of them: *more is set, and the rest left unread,
+  // as soon as more than `max` are selected.
+  Answer list_deployments(const std::string& ns, const std::string& label_selector, size_t max,
                           std::vector<Deployment>* out, bool* more) const;
   // A strategic merge patch setting the image of each named container, what `kubectl set image`
   // sends: {"metadata":{"resourceVersion":RV},"spec":{"template":{"spec":{"containers":
@@ -109,8 +120,11 @@ class KubernetesApi {
   static Answer parse_scale(std::string_view body, Scale* out);
   // Reads an apps/v1 Deployment, or a DeploymentList (exposed for tests). Never throw.
   static Answer parse_deployment(std::string_view body, Deployment* out);
-  static Answer parse_deployment_list(std::string_view body, size_t limit,
-                                      std::vector<Deployment>* out, bool* more);
+  // One page of a list: appends its items to *out, at most `room` of them (*overflow is set when
+  // it holds more: a server that ignored limit=), and sets *continue_token ("" on the last page).
+  static Answer parse_deployment_list(std::string_view body, size_t room,
+                                      std::vector<Deployment>* out, bool* overflow,
+                                      std::string* continue_token);
   // Maps an HTTP answer that is not a 2xx (or a transport failure) to an error, reading the
   // API's Status object when there is one.
   static Answer classify(const OutboundResponse& r);

@@ -300,9 +300,37 @@ void FakeKubeApiServer::set_token(std::string token) {
   token_ = std::move(token);
 }
 
-void FakeKubeApiServer::forbid_namespace(const std::string& ns) {
+void FakeKubeApiServer::forbid_namespace(const std::string& ns, const std::string& verb) {
   std::lock_guard<std::mutex> l(mu_);
-  forbidden_.push_back(ns);
+  forbidden_.push_back({ns, verb});
+}
+
+void FakeKubeApiServer::set_init_containers(const std::string& ns, const std::string& name,
+                                            Containers init) {
+  std::lock_guard<std::mutex> l(mu_);
+  objects_.at(key_of("deployments", ns, name)).init_containers = std::move(init);
+}
+
+void FakeKubeApiServer::set_paused(const std::string& ns, const std::string& name, bool paused) {
+  std::lock_guard<std::mutex> l(mu_);
+  objects_.at(key_of("deployments", ns, name)).paused = paused;
+}
+
+bool FakeKubeApiServer::forbidden(const std::string& ns, const std::string& verb) const {
+  // mu_ is held by route().
+  for (const auto& [n, v] : forbidden_)
+    if (n == ns && (v.empty() || v == verb)) return true;
+  return false;
+}
+
+void FakeKubeApiServer::cap_list_scan(size_t keys) {
+  std::lock_guard<std::mutex> l(mu_);
+  scan_cap_ = keys;
+}
+
+int FakeKubeApiServer::list_pages() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return list_pages_;
 }
 
 std::vector<FakeKubeApiServer::Request> FakeKubeApiServer::requests() const {
@@ -365,7 +393,7 @@ FakeKubeApiServer::Response FakeKubeApiServer::route(const HttpRequest& req) {
   if (!*verb)
     return {405, status_body(405, "the server does not allow this method on the requested resource",
                              details)};
-  if (std::find(forbidden_.begin(), forbidden_.end(), ns) != forbidden_.end())
+  if (forbidden(ns, verb))
     return {403, status_body(403,
                              resource + ".apps \"" + name + "\" is forbidden: User \"" + user +
                                  "\" cannot " + verb + " resource \"" + resource +
@@ -464,7 +492,7 @@ FakeKubeApiServer::Response FakeKubeApiServer::route_deployments(
   if (!*verb)
     return {405, status_body(405, "the server does not allow this method on the requested resource",
                              details)};
-  if (std::find(forbidden_.begin(), forbidden_.end(), ns) != forbidden_.end())
+  if (forbidden(ns, verb))
     return {403, status_body(403,
                              "deployments.apps" + (collection ? "" : " \"" + name + "\"") +
                                  " is forbidden: User \"" + user + "\" cannot " + verb +
@@ -486,6 +514,9 @@ FakeKubeApiServer::Response FakeKubeApiServer::route_deployments(
                             {"terminationMessagePath", "/dev/termination-log"}});
     json labels = json::object();
     for (const auto& [k, v] : o.labels) labels[k] = v;
+    json pod = {{"containers", containers}, {"restartPolicy", "Always"}};
+    for (const auto& [cname, image] : o.init_containers)
+      pod["initContainers"].push_back({{"name", cname}, {"image", image}});
     json d = {
         {"metadata",
          {{"name", n},
@@ -498,9 +529,7 @@ FakeKubeApiServer::Response FakeKubeApiServer::route_deployments(
         {"spec",
          {{"replicas", o.replicas},
           {"selector", {{"matchLabels", {{"app", n}}}}},
-          {"template",
-           {{"metadata", {{"labels", {{"app", n}}}}},
-            {"spec", {{"containers", containers}, {"restartPolicy", "Always"}}}}},
+          {"template", {{"metadata", {{"labels", {{"app", n}}}}}, {"spec", pod}}},
           {"strategy",
            {{"type", "RollingUpdate"},
             {"rollingUpdate", {{"maxUnavailable", "25%"}, {"maxSurge", "25%"}}}}}}},
@@ -508,6 +537,7 @@ FakeKubeApiServer::Response FakeKubeApiServer::route_deployments(
          {{"observedGeneration", o.generation - 1},  // the controller has not caught up yet
           {"replicas", o.replicas},
           {"updatedReplicas", 0}}}};
+    if (o.paused) d["spec"]["paused"] = true;
     if (with_kind) {
       d["kind"] = "Deployment";
       d["apiVersion"] = "apps/v1";
@@ -523,19 +553,47 @@ FakeKubeApiServer::Response FakeKubeApiServer::route_deployments(
                                         params["labelSelector"] + "\"")};
     size_t limit = 0;
     if (!params["limit"].empty()) limit = std::stoul(params["limit"]);
-    json items = json::array();
-    size_t matching = 0;
+    // As the etcd3 storage pages (docs/kubernetes.md, "Deployments"): keys are read in order from
+    // where the continue token left off; the page ends when it holds `limit` selected items (or,
+    // when told, after scan_cap_ keys, selected or not), and it carries a continue token whenever
+    // any further key exists in the namespace, whether or not the selector will select it.
     const std::string prefix = "deployments/" + ns + "/";
-    for (const auto& [key, o] : objects_) {
-      if (key.rfind(prefix, 0) != 0 || !selects(*reqs, o.labels)) continue;
-      ++matching;
-      if (limit == 0 || items.size() < limit)
-        items.push_back(deployment(key.substr(prefix.size()), o, false));
+    auto from = objects_.lower_bound(prefix);
+    if (const std::string& token = params["continue"]; !token.empty()) {
+      const std::string kTokenHead = "v1/", kTokenTail = "==";
+      std::string after;
+      if (token.size() > kTokenHead.size() + kTokenTail.size() && token.rfind(kTokenHead, 0) == 0 &&
+          token.compare(token.size() - kTokenTail.size(), kTokenTail.size(), kTokenTail) == 0)
+        after =
+            token.substr(kTokenHead.size(), token.size() - kTokenHead.size() - kTokenTail.size());
+      if (after.rfind(prefix, 0) != 0)
+        return {400, status_body(400, "continue key is not valid: " + token)};
+      from = objects_.upper_bound(after);
     }
+    json items = json::array();
+    std::string last;
+    size_t scanned = 0;
+    for (auto it = from; it != objects_.end() && it->first.rfind(prefix, 0) == 0; ++it) {
+      if (limit > 0 && items.size() >= limit) break;
+      if (scan_cap_ > 0 && scanned >= scan_cap_) break;
+      ++scanned;
+      last = it->first;
+      if (selects(*reqs, it->second.labels))
+        items.push_back(deployment(it->first.substr(prefix.size()), it->second, false));
+    }
+    ++list_pages_;
     json meta = {{"resourceVersion", std::to_string(next_rv_)}};
-    if (limit > 0 && matching > limit) {
-      meta["continue"] = "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MX0";  // opaque to clients
-      meta["remainingItemCount"] = matching - limit;
+    if (limit > 0 && !last.empty()) {
+      auto next = objects_.upper_bound(last);
+      if (next != objects_.end() && next->first.rfind(prefix, 0) == 0) {
+        meta["continue"] = "v1/" + last + "==";  // opaque to clients; needs escaping in a query
+        // Only an unfiltered list says how many remain: with a selector the server cannot know.
+        if (params["labelSelector"].empty()) {
+          size_t remaining = 0;
+          for (; next != objects_.end() && next->first.rfind(prefix, 0) == 0; ++next) ++remaining;
+          meta["remainingItemCount"] = remaining;
+        }
+      }
     }
     return {200, json{{"kind", "DeploymentList"},
                       {"apiVersion", "apps/v1"},

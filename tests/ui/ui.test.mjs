@@ -646,6 +646,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     const backend = page.getByLabel(/^Orchestrator/);
     await backend.selectOption('kubernetes');
     await page.getByLabel(/^Deployments \(kubernetes\)/).waitFor();
+    assert.equal(await page.getByLabel(/^Container \(kubernetes\)/).isVisible(), true, 'kubernetes-only field shown for kubernetes');
     assert.equal(await page.getByLabel(/^Services/).isVisible(), false, 'swarm-only field hidden for kubernetes');
     assert.equal(await page.getByLabel(/^Order/).isVisible(), false, 'swarm rollout hidden for kubernetes');
     await backend.selectOption('swarm');
