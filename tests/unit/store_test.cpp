@@ -279,10 +279,19 @@ TEST_CASE("store: receiver pages follow ids, skip deleted ones, and agree with t
 
 TEST_CASE("floods: WAL checkpoints run in the background, not in the trigger path's commits") {
   // Rows of the main database file alone, without the WAL (immutable=1): only checkpointed pages.
+  // immutable=1 takes no lock, so a read racing the checkpointer's copy can see a page half
+  // written ("database disk image is malformed"): that read says nothing, and is made again.
   auto rows_in_main_file = [](const std::string& db) {
-    SQLite::Database f("file:" + db + "?immutable=1", SQLite::OPEN_READONLY | SQLite::OPEN_URI);
-    if (!f.tableExists("executions")) return int64_t(0);  // even the schema is still in the WAL
-    return f.execAndGet("SELECT count(*) FROM executions").getInt64();
+    for (int attempt = 0;; ++attempt) {
+      try {
+        SQLite::Database f("file:" + db + "?immutable=1", SQLite::OPEN_READONLY | SQLite::OPEN_URI);
+        if (!f.tableExists("executions")) return int64_t(0);  // the schema is still in the WAL
+        return f.execAndGet("SELECT count(*) FROM executions").getInt64();
+      } catch (const SQLite::Exception&) {
+        if (attempt == 20) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
   };
   // 200 rows: fewer pages than SQLite's own 1,000-page threshold, so no commit checkpoints them.
   auto commit_and_wait = [&](bool background) {
