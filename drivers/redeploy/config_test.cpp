@@ -265,7 +265,7 @@ TEST_CASE("redeploy options: one --kubeconfig (and --docker-host) for scale-serv
       }
 }
 
-TEST_CASE("redeploy schema: the password is a writeOnly secret; nothing is per request") {
+TEST_CASE("redeploy schema: the password is a writeOnly secret, nothing is per request") {
   json s = config_schema();
   CHECK(s["properties"]["registry_password"]["writeOnly"] == true);
   for (const auto& [k, v] : s["properties"].items())

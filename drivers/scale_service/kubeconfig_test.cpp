@@ -167,7 +167,7 @@ users: [{name: u, user: {token: t}}]
           "", "no cluster named \"gone\"");
 }
 
-TEST_CASE("kubeconfig: a file is read and named in errors; a list of files is refused") {
+TEST_CASE("kubeconfig: a file is read and named in errors, a list of files is refused") {
   std::string dir = temp_dir();
   write(dir + "/config", kTwoContexts);
   auto c = load_kubeconfig(dir + "/config", "prod");

@@ -32,7 +32,7 @@ TEST_CASE("standard webhooks: the specification's test vector") {
             R"({"test": 2432232314})") == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
-TEST_CASE("standard webhooks: valid, forged and stale messages; the replay key is the signed id") {
+TEST_CASE("standard webhooks: valid, forged and stale messages, the replay key is the signed id") {
   auto auth = compile({{"standard_webhooks_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}});
   std::string key;
   FakeRequest req;

@@ -137,7 +137,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "retention: finished executions are pruned by age and count; queued ones and dedupe keys "
+    "retention: finished executions are pruned by age and count, queued ones and dedupe keys "
     "inside their window stay") {
   TempDir dir;
   auto s = std::move(Store::open(dir.path + "/t.db")).value();
