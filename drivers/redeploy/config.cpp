@@ -3,11 +3,15 @@
 #include <curl/curl.h>
 
 #include "field_reader.h"
+#include "kubeconfig.h"
 #include "registry_push.h"
 
 namespace tripline::redeploy {
 
 namespace {
+
+using scale_service::valid_dns1123_label;
+using scale_service::valid_dns1123_subdomain;
 
 constexpr int64_t kMaxParallelism = 1000;
 constexpr int64_t kMaxDelaySeconds = 3600;
@@ -38,18 +42,11 @@ bool parse_labels(const std::string& s, std::vector<std::string>* out) {
 }
 
 // Kubernetes names (docs/kubernetes.md): a namespace and a container name are DNS-1123 labels, a
-// Deployment's name a DNS-1123 subdomain.
+// Deployment's name a DNS-1123 subdomain; checked by kubeconfig.h's valid_dns1123_*, and these
+// patterns say the same in the config's JSON Schema.
 constexpr const char* kLabel = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?";
 constexpr const char* kSubdomain =
     "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
-bool valid_k8s_label(const std::string& s) {
-  static const re2::RE2 re(kLabel, re2::RE2::Latin1);
-  return s.size() <= 63 && re2::RE2::FullMatch(s, re);
-}
-bool valid_k8s_name(const std::string& s) {
-  static const re2::RE2 re(kSubdomain, re2::RE2::Latin1);
-  return s.size() <= 253 && re2::RE2::FullMatch(s, re);
-}
 
 // A label key: an optional DNS-subdomain prefix and "/", then a name of at most 63 characters
 // (alphanumeric at both ends; -, _ and . inside). A value: empty, or like the name.
@@ -57,7 +54,8 @@ bool valid_label_key(const std::string& k) {
   static const re2::RE2 name("[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", re2::RE2::Latin1);
   size_t slash = k.find('/');
   if (slash == std::string::npos) return re2::RE2::FullMatch(k, name);
-  return valid_k8s_name(k.substr(0, slash)) && re2::RE2::FullMatch(k.substr(slash + 1), name);
+  return valid_dns1123_subdomain(k.substr(0, slash)) &&
+         re2::RE2::FullMatch(k.substr(slash + 1), name);
 }
 bool valid_label_value(const std::string& v) {
   static const re2::RE2 value("([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", re2::RE2::Latin1);
@@ -231,12 +229,12 @@ Result<Config> parse_config(const nlohmann::json& j) {
     if (auto ns = r.string(
             "namespace", Need::kOptional,
             "must be a Kubernetes namespace name (lower-case letters, digits and -, at most 63)",
-            valid_k8s_label))
+            valid_dns1123_label))
       c.namespace_ = *ns;
     if (auto names =
             r.strings("deployments", Need::kOptional, "must be an array of Deployment names",
                       "must be a Kubernetes object name (lower-case letters, digits, - and .)",
-                      valid_k8s_name)) {
+                      valid_dns1123_subdomain)) {
       if (names->empty() || names->size() > kMaxServices)
         r.error("deployments", "must name 1 to " + std::to_string(kMaxServices) + " Deployments");
       c.deployments = *names;
@@ -251,7 +249,7 @@ Result<Config> parse_config(const nlohmann::json& j) {
     if (auto container =
             r.string("container", Need::kOptional,
                      "must be a container name (lower-case letters, digits and -, at most 63)",
-                     valid_k8s_label))
+                     valid_dns1123_label))
       c.container = *container;
   } else {
     for (const char* k : {"namespace", "deployments", "container"})

@@ -99,6 +99,9 @@ class LimiterState : public std::enable_shared_from_this<LimiterState> {
  private:
   friend class Reservation;
   bool take_locked(const Limits& l, int64_t now_ms, int64_t* retry_after_s);
+  // Records `action` as run at now_ms (never earlier than a claim already there), into `out` so
+  // release() can undo it.
+  void claim_cooldown_locked(const std::string& action, int64_t now_ms, Reservation* out);
 
   std::mutex mu_;
   double tokens_ = -1;  // -1: full on first use
