@@ -349,9 +349,12 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
     *retry_in = std::chrono::milliseconds(100);
     return 0;
   }
+  const bool logged = log::enabled(log::Level::kInfo);
+  const std::string driver_name(driver.name());
   for (size_t i = 0; i < n; ++i) {
-    metrics_.execution_finished(std::string(driver.name()), "succeeded",
+    metrics_.execution_finished(driver_name, "succeeded",
                                 (finished - jobs[i].first_started_at) / 1000.0);
+    if (!logged) continue;
     nlohmann::json fields = {{"execution_id", jobs[i].id},
                              {"driver", driver.name()},
                              {"attempt", jobs[i].attempts},
