@@ -308,8 +308,8 @@ TEST_CASE("audit: every management change is recorded, with before -> after, and
     json edit = body;
     edit["name"] = "audited-2";
     edit["config"]["url"] = "https://hooks.invalid/v2";
-    edit["config"]["secret"] = hook_secret2;      // a new secret
-    edit["config"]["authorization"] = kRedacted;  // kept
+    edit["config"]["secret"] = hook_secret2;       // a new secret
+    edit["config"]["authorization"] = hook_authz;  // sent again as it was: no change
     edit["auth"]["bearer_token"] = kRedacted;
     edit["auth"]["basic_password"] = kRedacted;
     edit["auth"]["github_secret"] = kRedacted;
@@ -401,6 +401,9 @@ TEST_CASE("audit: every management change is recorded, with before -> after, and
   CHECK(update["before"]["config"]["url"] == "https://hooks.invalid/in");
   CHECK(update["after"]["config"]["url"] == "https://hooks.invalid/v2");
   CHECK(update["after"]["config"]["secret"] == kRedacted);
+  // Redacted on both sides, a changed secret is still named (and only a changed one).
+  CHECK(update["after"]["secrets_changed"] == json({"config.secret"}));
+  CHECK_FALSE(rows[3]["after"].contains("secrets_changed"));
   CHECK(rows[3]["before"]["enabled"] == true);
   CHECK(rows[3]["after"]["enabled"] == false);
   CHECK(rows[4]["after"]["enabled"] == true);
