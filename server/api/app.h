@@ -33,6 +33,10 @@ namespace tripline {
 // The settings row that keeps the workers' pause across restarts.
 inline constexpr const char* kWorkersPausedSetting = "workers_paused";
 
+// A notification subscription as the audit log shows it: secrets redacted, no counters or times
+// (notifications_api.cpp).
+nlohmann::json subscription_audit_view(const SubscriptionRow& s);
+
 struct AppContext {
   Store& store;
   ReceiverCache& receivers;

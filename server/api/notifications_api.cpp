@@ -39,13 +39,6 @@ json subscription_json(const SubscriptionRow& s) {
   return out;
 }
 
-// A subscription as the audit log shows it: its secrets redacted, no counters or times.
-json subscription_audit_view(const SubscriptionRow& s) {
-  json out = subscription_json(s);
-  for (const char* k : {"id", "created_at", "updated_at", "dropped"}) out.erase(k);
-  return out;
-}
-
 json attempt_json(const DeliveryAttemptRow& a) {
   return {{"attempt", a.attempt},
           {"started_at", log::format_time(a.started_at)},
@@ -81,6 +74,13 @@ json delivery_json(const DeliveryRow& d, const std::vector<DeliveryAttemptRow>* 
 }
 
 }  // namespace
+
+// A subscription as the audit log shows it (app.h): its secrets redacted, no counters or times.
+json subscription_audit_view(const SubscriptionRow& s) {
+  json out = subscription_json(s);
+  for (const char* k : {"id", "created_at", "updated_at", "dropped"}) out.erase(k);
+  return out;
+}
 
 // Checks a client's subscription and fills `row` (secrets sealed; "********" or absent keeps
 // the `previous` row's).

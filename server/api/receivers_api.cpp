@@ -245,6 +245,14 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
       if (!current.ok()) return from_status(current.status());
       AuditEntry entry = receiver_audit(actor, "receiver.delete", &*current);
       entry.render_after = nullptr;
+      // The delete removes its notification subscriptions too: the row says which.
+      auto subscriptions = ctx_.store.list_subscriptions(*id);
+      if (!subscriptions.ok()) return from_status(subscriptions.status());
+      if (!subscriptions->empty()) {
+        json list = json::array();
+        for (const auto& sub : *subscriptions) list.push_back(subscription_audit_view(sub));
+        entry.before["subscriptions"] = std::move(list);
+      }
       Status s = ctx_.store.delete_receiver(*id, &entry);
       if (!s.ok()) return from_status(s);
       ctx_.receivers.erase(*id, /*deleted=*/true);
