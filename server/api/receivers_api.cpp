@@ -91,7 +91,7 @@ json App::audit_view(const ReceiverRow& row) const {
           {"driver", row.driver},
           {"enabled", row.enabled},
           {"generation", row.generation},
-          {"config", redact_sealed(redact_config(row.config, secrets))},
+          {"config", redact_url_credentials(redact_sealed(redact_config(row.config, secrets)))},
           {"rules", row.rules},
           {"auth", redact_sealed(InboundAuth::redact(row.auth))},
           {"limits", row.limits}};

@@ -444,21 +444,26 @@ TEST_CASE("audit: every management change is recorded, with before -> after, and
   sh("rm -rf " + dir);
 }
 
-TEST_CASE("audit: a receiver's delete lists the subscriptions it removed, secrets redacted") {
+TEST_CASE(
+    "audit: a receiver's delete lists the subscriptions it removed, secrets and URL passwords "
+    "redacted") {
   TestServer s("", no_docker());
   json rec = s.create_receiver(webhook_receiver("with-subs", whsec(), "Bearer x"));
   std::string base = "/api/v1/receivers/" + std::to_string(rec["id"].get<int64_t>());
   const std::string sub_secret = whsec();
-  expect(s.request("POST", base + "/notifications",
-                   {{"url", "https://notify.invalid/deleted"}, {"secret", sub_secret}}),
+  expect(s.request(
+             "POST", base + "/notifications",
+             {{"url", "https://alice:pw-in-url@notify.invalid/deleted"}, {"secret", sub_secret}}),
          201);
   expect(s.request("DELETE", base), 204);
   auto page = s.request("GET", "/api/v1/audit?limit=1");
   CHECK(page.body.find(sub_secret) == std::string::npos);
+  CHECK(page.body.find("pw-in-url") == std::string::npos);
   json row = expect(page, 200)["items"][0];
   CHECK(row["action"] == "receiver.delete");
   REQUIRE(row["before"]["subscriptions"].size() == 1);
-  CHECK(row["before"]["subscriptions"][0]["url"] == "https://notify.invalid/deleted");
+  CHECK(row["before"]["subscriptions"][0]["url"] ==
+        std::string("https://alice:") + kRedacted + "@notify.invalid/deleted");
   CHECK(row["before"]["subscriptions"][0]["secret"] == kRedacted);
   CHECK(row["after"].is_null());
 }
