@@ -116,11 +116,11 @@ function tokensCard() {
     createForm = h('form', { class: 'token-form', noValidate: true, 'aria-label': 'Create an admin token' },
       h('div', { class: 'field' },
         h('label', { for: 'token-name', class: 'field-label' }, 'Name'),
-        h('p', { class: 'field-help', id: 'token-name-help' }, 'Who or what uses it, e.g. grafana or night-shift.'),
-        name, error),
+        name, error,
+        h('p', { class: 'field-help', id: 'token-name-help' }, 'Who or what uses it, e.g. grafana or night-shift.')),
       h('div', { class: 'field' },
         h('label', { for: 'token-role', class: 'field-label' }, 'Role'),
-        roleHelp, role),
+        role, roleHelp),
       h('div', { class: 'form-actions' }, submit));
     createForm.addEventListener('submit', async (ev) => {
       ev.preventDefault();
@@ -192,13 +192,13 @@ function tokensCard() {
         const btn = can('admin') ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', 'aria-label': `Revoke ${t.name}` }, 'Revoke') : null;
         if (btn) btn.addEventListener('click', () => revoke(t));
         return h('tr', { dataset: { token: t.name } },
-          h('td', {}, h('span', { class: 'token-name' }, t.name),
+          h('td', { 'data-label': 'Name', class: 'cell-token-name' }, h('div', {}, h('span', { class: 'token-name' }, t.name),
             me && me.id === t.id ? [' ', h('span', { class: 'chip' }, 'you')] : null,
-            t.from_env ? [' ', h('span', { class: 'chip', title: 'Managed by TRIPLINE_ADMIN_TOKEN: changing the variable replaces it at the next start' }, 'from environment')] : null),
-          h('td', {}, badge(t.role, t.role === 'admin' ? 'failed' : t.role === 'operator' ? 'running' : 'disabled')),
-          h('td', {}, timeEl(t.created_at)),
-          h('td', { class: 'muted', title: 'tripline does not record when a token was last used' }, 'not recorded'),
-          btn ? h('td', { class: 'num' }, btn) : null);
+            t.from_env ? [' ', h('span', { class: 'chip', title: 'Managed by TRIPLINE_ADMIN_TOKEN: changing the variable replaces it at the next start' }, 'from environment')] : null)),
+          h('td', { 'data-label': 'Role' }, badge(t.role, t.role === 'admin' ? 'failed' : t.role === 'operator' ? 'running' : 'disabled')),
+          h('td', { 'data-label': 'Created' }, timeEl(t.created_at)),
+          h('td', { 'data-label': 'Last used', class: 'muted', title: 'tripline does not record when a token was last used' }, 'not recorded'),
+          btn ? h('td', { class: 'num cell-actions' }, btn) : null);
       }))));
   }
   add(body, table, createForm ? [h('h3', { class: 'h3' }, 'Create a token'), createForm] : roleNeeded('admin', 'Creating or revoking tokens'));
@@ -230,13 +230,13 @@ function peersCard() {
         h('th', { scope: 'col' }, 'Used by'), h('th', { scope: 'col' }, 'Last check'),
         detail ? h('th', { scope: 'col' }, 'Address and error') : null)),
       h('tbody', {}, p.items.map((x) => h('tr', { dataset: { peer: x.peer } },
-        h('td', {}, h('strong', {}, x.peer)),
-        h('td', {}, badge(x.state === 'ok' ? 'ok' : x.state, x.state === 'ok' ? 'succeeded' : x.state === 'down' ? 'failed' : 'disabled')),
-        h('td', {}, x.used_by.length ? x.used_by.join(', ') : h('span', { class: 'muted' }, 'tripline')),
-        h('td', {}, timeEl(x.checked_at)),
-        detail ? h('td', { class: 'peer-detail' },
-          x.address ? h('code', {}, x.address) : null,
-          x.detail ? h('p', { class: 'outcome-bad small' }, x.detail) : null) : null)))));
+        h('td', { 'data-label': 'Peer', class: 'cell-peer' }, h('strong', {}, x.peer)),
+        h('td', { 'data-label': 'State' }, badge(x.state === 'ok' ? 'ok' : x.state, x.state === 'ok' ? 'succeeded' : x.state === 'down' ? 'failed' : 'disabled')),
+        h('td', { 'data-label': 'Used by' }, x.used_by.length ? x.used_by.join(', ') : h('span', { class: 'muted' }, 'tripline')),
+        h('td', { 'data-label': 'Last check' }, timeEl(x.checked_at)),
+        detail ? h('td', { 'data-label': 'Address', class: 'peer-detail' }, h('div', {},
+          x.address ? h('code', {}, x.address) : h('span', { class: 'muted' }, '—'),
+          x.detail ? h('p', { class: 'outcome-bad small' }, x.detail) : null)) : null)))));
   }
   return { el, load };
 }

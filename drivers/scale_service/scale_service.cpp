@@ -276,10 +276,12 @@ Result<TargetList> ScaleServiceDriver::list_targets(std::string_view backend, si
     std::vector<KubernetesApi::Deployment> deployments;
     auto a = kubernetes_.list_deployments(ns, "", max, &deployments, &list.truncated);
     if (a.error != KubernetesApi::Error::kNone)
-      return Status::Unavailable("cannot list the Deployments of namespace " + ns + ": " +
-                                 scale_service::to_outcome(a, "deployments", kubernetes_.where(),
-                                                           "list", "list on deployments")
-                                     .reason);
+      return Status::Unavailable(
+          "cannot list the Deployments of namespace " + ns + ": " +
+          scale_service::to_outcome(a, "deployments", kubernetes_.where(), "list",
+                                    "list on deployments in that namespace (only the form's target "
+                                    "picker asks, docs/kubernetes.md)")
+              .reason);
     for (auto& d : deployments)
       list.items.push_back({d.name,
                             {{"backend", "kubernetes"},
