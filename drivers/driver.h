@@ -41,6 +41,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "json_limits.h"
 #include "status.h"
@@ -111,6 +112,25 @@ struct Plan {
   static Plan of(nlohmann::json desired) { return {std::move(desired), {}}; }
   static Plan failed(Outcome why) { return {nullptr, std::move(why)}; }
   bool ok() const { return !desired.is_null(); }
+};
+
+// One thing a driver can act on, as the UI's target picker lists it
+// (GET /api/v1/drivers/{name}/targets, docs/api.md).
+struct TargetInfo {
+  std::string name;                 // shown, and what the config's target field takes: "web"
+  nlohmann::json config;            // the config fields that name it: {"service":"web"}
+  std::optional<int64_t> replicas;  // its current replicas, when it has any
+};
+struct TargetList {
+  std::vector<TargetInfo> items;  // sorted by name, at most the `max` asked for
+  bool truncated = false;         // the peer has more than were listed
+};
+
+// One peer a driver talks to, as its probe found it (the operations page's health table).
+struct PeerCheck {
+  std::string peer;     // what it is, for anyone: "docker", "kubernetes"
+  std::string address;  // where: "unix:///var/run/docker.sock" (shown to operators and admins)
+  Status status;        // the probe's answer; its message is shown to operators and admins
 };
 
 class Driver {
@@ -189,6 +209,21 @@ class Driver {
 
   // Cheap reachability check of the driver's peer for /readyz. Default: nothing to check.
   virtual Status probe() const { return Status::Ok(); }
+  // The same check, one answer per process-level peer (Docker and the Kubernetes API are two),
+  // for the operations page's health table (GET /api/v1/peers); probe() may join these. Default:
+  // none (a DNS server or a webhook URL is per receiver, not a peer of the process), and
+  // readiness asks probe() alone.
+  virtual std::vector<PeerCheck> probe_peers() const { return {}; }
+
+  // The targets of `backend` (a value of the config's "backend", or "" for the driver's only
+  // one) that the peer holds now, at most `max` of them, read through the driver's peer client
+  // within its bounds (json_limits.h): the UI's target picker. Invalid: no such backend;
+  // NotFound: this driver cannot list (the default) or the backend is not configured;
+  // Unavailable: the peer could not be reached or answered past the limits (its message says
+  // which). A driver adds a picker by answering this one function.
+  virtual Result<TargetList> list_targets(std::string_view /*backend*/, size_t /*max*/) const {
+    return Status::NotFound(std::string(name()) + " cannot list its targets");
+  }
 };
 
 }  // namespace tripline

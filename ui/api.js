@@ -3,6 +3,7 @@
 // credential exists for another site to ride on.
 
 let token = null;
+let me = null; // GET /whoami of the token: { id, name, role }
 const listeners = new Set();
 
 export function signedIn() {
@@ -11,6 +12,7 @@ export function signedIn() {
 
 export function signOut(reason) {
   token = null;
+  me = null;
   for (const fn of listeners) fn(reason);
 }
 
@@ -74,11 +76,36 @@ async function request(method, path, body, tokenOverride, extraHeaders) {
   return data;
 }
 
-// Checks a token against the API and keeps it (in memory) when it works.
+// Checks a token against the API and keeps it (in memory) when it works, with who it is.
 export async function signIn(candidate) {
   await request('GET', '/drivers', undefined, candidate);
+  me = await request('GET', '/whoami', undefined, candidate);
   token = candidate;
 }
+
+// The signed-in token's { id, name, role }: what the UI shows or hides by (docs/security.md).
+export function caller() {
+  return me;
+}
+
+// Whether the signed-in token's role is at least `role` (read-only < operator < admin).
+export function can(role) {
+  const order = ['read-only', 'operator', 'admin'];
+  return me !== null && order.indexOf(me.role) >= order.indexOf(role);
+}
+
+// The operations page's calls (ui/operations.js, ui/pause-banner.js, ui/service-picker.js).
+export const opsApi = {
+  tokens: () => request('GET', '/tokens'),
+  createToken: (name, role) => request('POST', '/tokens', { name, role }),
+  revokeToken: (id) => request('DELETE', `/tokens/${encodeURIComponent(id)}`),
+  workers: () => request('GET', '/workers'),
+  pauseWorkers: () => request('POST', '/workers/pause'),
+  resumeWorkers: () => request('POST', '/workers/resume'),
+  peers: () => request('GET', '/peers'),
+  targets: (driver, backend) => request('GET',
+    `/drivers/${encodeURIComponent(driver)}/targets?backend=${encodeURIComponent(backend || '')}`),
+};
 
 export const api = {
   drivers: () => request('GET', '/drivers'),

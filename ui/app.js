@@ -2,6 +2,7 @@
 //   #/receivers                 the list          #/receivers/new            create
 //   #/receivers/ID              one receiver      #/receivers/ID/edit|clone  edit, clone
 //   #/executions?receiver=&status=                the live executions list
+//   #/operations                                   workers, admin tokens, peers' health
 // Until an admin token is entered (kept in memory only, see api.js) every route shows sign-in.
 
 import { api, signIn, signOut, signedIn, onSignOut } from './api.js';
@@ -9,6 +10,8 @@ import { h, add, clear, announce, relativeTime, clearToasts } from './dom.js';
 import { receiversView, receiverView } from './receivers.js';
 import { receiverFormView } from './receiver-form.js';
 import { executionsView } from './executions.js';
+import { operationsView } from './operations.js';
+import { startPauseBanner, stopPauseBanner, refreshPauseBanner } from './pause-banner.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -41,6 +44,7 @@ function parseRoute() {
     if (parts[2] === 'edit' || parts[2] === 'clone') return { name: 'form', mode: parts[2], id, query };
   }
   if (parts[0] === 'executions') return { name: 'executions', query };
+  if (parts[0] === 'operations') return { name: 'operations', query };
   return { name: 'notfound', query };
 }
 
@@ -69,6 +73,7 @@ function pageTitle(route) {
     case 'receiver': return receivers.get(route.id)?.name || `Receiver ${route.id}`;
     case 'form': return route.mode === 'create' ? 'New receiver' : route.mode === 'edit' ? 'Edit receiver' : 'Clone receiver';
     case 'executions': return 'Executions';
+    case 'operations': return 'Operations';
     default: return 'Not found';
   }
 }
@@ -116,6 +121,7 @@ function signInView() {
       await refreshReceivers().catch(() => {});
       document.body.classList.add('signed-in');
       nav.hidden = false;
+      startPauseBanner();
       announce('Signed in.', 'ok');
       render({});
     } catch (err) {
@@ -158,6 +164,8 @@ async function render({ keepFocus = false } = {}) {
     else if (route.name === 'executions') {
       await refreshReceivers().catch(() => {});
       result = await executionsView(view, { ...ctx, receivers });
+    } else if (route.name === 'operations') {
+      result = await operationsView(view, ctx);
     } else {
       add(view, h('h1', { tabIndex: -1 }, 'Page not found'),
         h('p', {}, 'There is nothing at this address. ', h('a', { href: '#/receivers' }, 'Go to the receivers.')));
@@ -186,6 +194,7 @@ async function render({ keepFocus = false } = {}) {
 }
 
 onSignOut((reason) => {
+  stopPauseBanner();
   drivers = new Map();
   receivers = new Map();
   if (reason === 'rejected') signInNotice = 'tripline no longer accepts that token (was it revoked?). Sign in again.';
@@ -199,5 +208,8 @@ setInterval(() => {
   if (document.visibilityState !== 'visible') return;
   for (const t of main.querySelectorAll('time[datetime]')) t.textContent = relativeTime(t.getAttribute('datetime'));
 }, 15000);
-window.addEventListener('hashchange', () => render({}));
+window.addEventListener('hashchange', () => {
+  if (signedIn()) refreshPauseBanner(); // the pause banner is fresh on every screen
+  render({});
+});
 render({});

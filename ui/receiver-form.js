@@ -4,6 +4,7 @@
 import { api } from './api.js';
 import { h, add, clear, announce, confirmDialog } from './dom.js';
 import { schemaForm, MASK } from './schema-form.js';
+import { attachTargetPickers } from './service-picker.js';
 
 function stripSecrets(config, schema) {
   // A clone starts without the source's secrets: they come back from the API as "********",
@@ -160,6 +161,7 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     if (mode === 'edit') value = source.config;
     else if (mode === 'clone' && chosenDriver === source.driver) value = stripSecrets(source.config, schema);
     form = schemaForm(schema, value, { mode });
+    attachTargetPickers(form.el, chosenDriver); // lists the peer's targets (service-picker.js)
     configBox.append(h('h2', { class: 'h3' }, 'Settings'), form.el);
   }
   for (const radio of radios) {

@@ -601,15 +601,26 @@ Outcome RedeployDriver::apply_kubernetes(const Config& c, const json& plan) cons
   return Outcome::succeeded(std::move(out));
 }
 
+std::vector<PeerCheck> RedeployDriver::probe_peers() const {
+  std::vector<PeerCheck> out;
+  SwarmApi swarm(docker_host_);
+  auto docker = swarm.ping();
+  out.push_back({"docker", swarm.host(),
+                 docker.error == SwarmApi::Error::kNone ? Status::Ok()
+                                                        : Status::Unavailable(docker.message)});
+  if (kubernetes_->configured()) {
+    auto k = kubernetes_->version();
+    out.push_back(
+        {"kubernetes", kubernetes_->where(),
+         k.error == KubernetesApi::Error::kNone ? Status::Ok() : Status::Unavailable(k.message)});
+  }
+  return out;
+}
+
 Status RedeployDriver::probe() const {
   std::vector<std::string> problems;
-  SwarmApi swarm(docker_host_);
-  if (auto a = swarm.ping(); a.error != SwarmApi::Error::kNone)
-    problems.push_back("docker at " + swarm.host() + ": " + a.message);
-  if (kubernetes_->configured()) {
-    if (auto a = kubernetes_->version(); a.error != KubernetesApi::Error::kNone)
-      problems.push_back("kubernetes at " + kubernetes_->where() + ": " + a.message);
-  }
+  for (const PeerCheck& p : probe_peers())
+    if (!p.status.ok()) problems.push_back(p.peer + " at " + p.address + ": " + p.status.message());
   if (problems.empty()) return Status::Ok();
   return Status::Unavailable(join(problems, "; "));
 }

@@ -60,6 +60,7 @@ class RedeployDriver : public Driver {
   std::optional<Outcome> settled(const DriverConfig& config, const nlohmann::json& read,
                                  const nlohmann::json& plan) const override;
   Status probe() const override;
+  std::vector<PeerCheck> probe_peers() const override;
 
  private:
   Plan plan_kubernetes(const redeploy::Config& c, const std::string& digest) const;

@@ -238,6 +238,9 @@ KubernetesApi::Answer read_deployment(const nlohmann::json& j, KubernetesApi::De
   }
   if (auto p = spec.find("paused"); p != spec.end() && p->is_boolean())
     out->paused = p->get<bool>();
+  if (auto r = spec.find("replicas");
+      r != spec.end() && !r->is_null() && !count(*r, &out->replicas))
+    return bad("spec.replicas is not a count");
   if (auto st = j.find("status"); st != j.end() && st->is_object()) {
     if (auto g = st->find("observedGeneration");
         g != st->end() && !count(*g, &out->observed_generation))

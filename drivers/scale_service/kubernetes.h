@@ -89,6 +89,7 @@ class KubernetesApi {
     // the image and are left as they were.
     std::vector<Container> init_containers;
     bool paused = false;              // spec.paused: a patch is accepted, but nothing rolls out
+    int64_t replicas = 1;             // spec.replicas (the API server's default is 1)
     int64_t generation = 0;           // metadata.generation
     int64_t observed_generation = 0;  // status.observedGeneration
   };

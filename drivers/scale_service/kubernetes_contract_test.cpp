@@ -362,3 +362,39 @@ TEST_CASE("contract: kubernetes in-cluster, and the token file is read again for
   s.stop();
   sh("rm -rf " + account);
 }
+
+TEST_CASE("contract: kubernetes, the target picker lists the default namespace's Deployments") {
+  FakeKubeApiServer api("sa-token-1");
+  api.add("deployment", "default", "web", 3);
+  api.add("deployment", "default", "api", 0);
+  api.add_deployment("default", "worker", {{"worker", "registry.example/worker:1"}});
+  api.add("deployment", "prod", "elsewhere", 2);  // another namespace: not listed
+  api.add("statefulset", "default", "db", 2);     // not a Deployment: typed by hand
+  std::string dir = make_temp_dir("tl-k8s");
+  TestServer s("", options(kubeconfig(dir, api, api.ca().cert_pem(), "    token: sa-token-1\n")));
+  const std::string path = "/api/v1/drivers/scale-service/targets?backend=kubernetes";
+
+  auto r = s.request("GET", path);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  json list = json::parse(r.body);
+  CHECK(list["truncated"] == false);
+  CHECK(list["items"] == json::parse(R"([
+    {"name":"api","config":{"backend":"kubernetes","kind":"deployment","namespace":"default","name":"api"},"replicas":0},
+    {"name":"web","config":{"backend":"kubernetes","kind":"deployment","namespace":"default","name":"web"},"replicas":3},
+    {"name":"worker","config":{"backend":"kubernetes","kind":"deployment","namespace":"default","name":"worker"},"replicas":1}])"));
+
+  auto two = json::parse(s.request("GET", path + "&limit=2").body);
+  CHECK(two["items"].size() == 2);
+  CHECK(two["truncated"] == true);
+
+  // RBAC without list: the one error shape, saying what is missing.
+  api.forbid_namespace("default", "list");
+  auto denied = s.request("GET", path);
+  INFO(denied.body);
+  CHECK(denied.status == 502);
+  json err = json::parse(denied.body);
+  CHECK(err["error"] == "peer_unavailable");
+  CHECK(err.size() == 2);
+  CHECK(err["message"].get<std::string>().find("list on deployments") != std::string::npos);
+}

@@ -1,5 +1,7 @@
 #include "scale_service.h"
 
+#include <algorithm>
+
 namespace tripline {
 
 using scale_service::Action;
@@ -228,18 +230,70 @@ Outcome ScaleServiceDriver::apply_kubernetes(const Config& c, const nlohmann::js
   return scale_service::to_outcome(last, what(c), kubernetes_.where());
 }
 
+std::vector<PeerCheck> ScaleServiceDriver::probe_peers() const {
+  std::vector<PeerCheck> out;
+  auto docker = swarm_.ping();
+  out.push_back({"docker", swarm_.host(),
+                 docker.error == SwarmApi::Error::kNone ? Status::Ok()
+                                                        : Status::Unavailable(docker.message)});
+  if (kubernetes_.configured()) {
+    auto k = kubernetes_.version();
+    out.push_back(
+        {"kubernetes", kubernetes_.where(),
+         k.error == KubernetesApi::Error::kNone ? Status::Ok() : Status::Unavailable(k.message)});
+  }
+  return out;
+}
+
 Status ScaleServiceDriver::probe() const {
   std::vector<std::string> problems;
-  if (auto a = swarm_.ping(); a.error != SwarmApi::Error::kNone)
-    problems.push_back("docker at " + swarm_.host() + ": " + a.message);
-  if (kubernetes_.configured()) {
-    if (auto a = kubernetes_.version(); a.error != KubernetesApi::Error::kNone)
-      problems.push_back("kubernetes at " + kubernetes_.where() + ": " + a.message);
-  }
+  for (const PeerCheck& p : probe_peers())
+    if (!p.status.ok()) problems.push_back(p.peer + " at " + p.address + ": " + p.status.message());
   if (problems.empty()) return Status::Ok();
   std::string msg = problems.front();
   for (size_t i = 1; i < problems.size(); ++i) msg += "; " + problems[i];
   return Status::Unavailable(msg);
+}
+
+Result<TargetList> ScaleServiceDriver::list_targets(std::string_view backend, size_t max) const {
+  TargetList list;
+  if (backend.empty() || backend == "swarm") {
+    std::vector<SwarmApi::Listed> services;
+    auto a = swarm_.list_names(max, &services, &list.truncated);
+    if (a.error != SwarmApi::Error::kNone)
+      return Status::Unavailable(
+          a.error == SwarmApi::Error::kBadAnswer
+              ? "refused the answer of Docker at " + swarm_.host() + ": " + a.message
+              : "cannot list the services of Docker at " + swarm_.host() + ": " + a.message);
+    for (auto& s : services)
+      list.items.push_back({s.name, {{"backend", "swarm"}, {"service", s.name}}, s.replicas});
+    return list;
+  }
+  if (backend == "kubernetes") {
+    if (!kubernetes_.configured())
+      return Status::NotFound("the kubernetes backend is not configured: " + kubernetes_.where());
+    const std::string& ns = kubernetes_.default_namespace();
+    std::vector<KubernetesApi::Deployment> deployments;
+    auto a = kubernetes_.list_deployments(ns, "", max, &deployments, &list.truncated);
+    if (a.error != KubernetesApi::Error::kNone)
+      return Status::Unavailable(
+          "cannot list the Deployments of namespace " + ns + ": " +
+          scale_service::to_outcome(a, "deployments", kubernetes_.where(), "list",
+                                    "list on deployments in that namespace (only the form's target "
+                                    "picker asks, docs/kubernetes.md)")
+              .reason);
+    for (auto& d : deployments)
+      list.items.push_back({d.name,
+                            {{"backend", "kubernetes"},
+                             {"kind", "deployment"},
+                             {"namespace", d.namespace_.empty() ? ns : d.namespace_},
+                             {"name", d.name}},
+                            d.replicas});
+    std::sort(list.items.begin(), list.items.end(),
+              [](const TargetInfo& x, const TargetInfo& y) { return x.name < y.name; });
+    return list;
+  }
+  return Status::Invalid("backend must be swarm or kubernetes");
 }
 
 }  // namespace tripline

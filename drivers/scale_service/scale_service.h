@@ -46,6 +46,9 @@ class ScaleServiceDriver : public Driver {
   std::optional<Outcome> settled(const DriverConfig& config, const nlohmann::json& read,
                                  const nlohmann::json& plan) const override;
   Status probe() const override;
+  std::vector<PeerCheck> probe_peers() const override;
+  // "swarm": every service; "kubernetes": the Deployments of the default namespace.
+  Result<TargetList> list_targets(std::string_view backend, size_t max) const override;
 
  private:
   Plan plan_kubernetes(const scale_service::Config& c) const;

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "json_limits.h"
@@ -128,6 +129,45 @@ SwarmApi::Answer SwarmApi::list(const std::vector<std::string>& labels, size_t m
     Answer one = parse_service(item.dump(), &s);
     if (one.error != Error::kNone) return one;
     out->push_back(std::move(s));
+  }
+  return {};
+}
+
+SwarmApi::Answer SwarmApi::list_names(size_t max, std::vector<Listed>* out, bool* more) const {
+  out->clear();
+  *more = false;
+  auto r = call("GET", "/services", {}, std::chrono::milliseconds(5000));
+  Answer a = classify(r);
+  if (a.error != Error::kNone) return a;
+  auto parsed = parse_json_bounded(r.body);
+  if (!parsed.ok()) return {Error::kBadAnswer, "the service list from Docker " + parsed.why()};
+  if (!parsed.value.is_array())
+    return {Error::kBadAnswer, "unexpected service list from Docker: not an array"};
+  for (const auto& item : parsed.value) {
+    // Read field by field, never trusting a shape: a service without a name is skipped.
+    const nlohmann::json* spec =
+        item.is_object() && item.contains("Spec") ? &item["Spec"] : nullptr;
+    if (!spec || !spec->is_object()) continue;
+    auto n = spec->find("Name");
+    if (n == spec->end() || !n->is_string() || n->get_ref<const std::string&>().empty() ||
+        n->get_ref<const std::string&>().size() > 255)
+      continue;
+    Listed one{n->get<std::string>(), std::nullopt};
+    if (auto mode = spec->find("Mode"); mode != spec->end() && mode->is_object()) {
+      if (auto rep = mode->find("Replicated"); rep != mode->end() && rep->is_object()) {
+        int64_t count = 0;  // Docker omits Replicas when it is 0
+        if (auto c = rep->find("Replicas"); c != rep->end() && (!integer(*c, &count) || count < 0))
+          continue;
+        one.replicas = count;
+      }
+    }
+    out->push_back(std::move(one));
+  }
+  std::sort(out->begin(), out->end(),
+            [](const Listed& x, const Listed& y) { return x.name < y.name; });
+  if (out->size() > max) {
+    out->resize(max);
+    *more = true;
   }
   return {};
 }

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,15 @@ class SwarmApi {
   // (more is kBadAnswer: a selector that broad is not what anyone meant).
   Answer list(const std::vector<std::string>& labels, size_t max, std::vector<Service>* out) const;
   Answer ping() const;
+  // Every service's name and replica count (null for a global service), sorted by name, at most
+  // `max` (*more set when Docker holds more): the UI's target picker. Docker cannot page its
+  // list, so the whole answer is read within the limits for peer JSON (json_limits.h) and
+  // anything past them is kBadAnswer.
+  struct Listed {
+    std::string name;
+    std::optional<int64_t> replicas;
+  };
+  Answer list_names(size_t max, std::vector<Listed>* out, bool* more) const;
 
   // Reads a GET /services/{id} answer (exposed for tests and the peer fuzz target). Never throws;
   // a body over the limits, not JSON, or without ID / Version.Index / Spec.Mode is kBadAnswer.

@@ -57,6 +57,13 @@ HttpResponse App::api(const HttpRequest& req, const std::vector<std::string_view
     if (req.method() != "GET") return method_not_allowed("GET");
     return drivers_api(req);
   }
+  if (rest[0] == "drivers" && rest.size() == 3 && rest[2] == "targets")
+    return targets_api(req, rest[1]);
+  // Who the token is: the UI shows or hides what its role may not do (docs/api.md).
+  if (rest[0] == "whoami" && rest.size() == 1)
+    return json_response(200,
+                         {{"id", who->id}, {"name", who->name}, {"role", to_string(who->role)}});
+  if (rest[0] == "peers" && rest.size() == 1) return peers_api(actor);
   return error_response(404, "not_found", "no such API path");
 }
 
@@ -345,9 +352,30 @@ HttpResponse App::tokens_api(const HttpRequest& req, const std::vector<std::stri
 HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg,
                               const AuditEntry& actor) {
   auto state = [&] {
-    return json_response(200, {{"paused", ctx_.executor.paused()},
-                               {"queue_depth", ctx_.executor.depth()},
-                               {"in_memory", ctx_.executor.held()}});
+    bool paused = ctx_.executor.paused();
+    auto counts = ctx_.executor.counts();
+    json body = {{"paused", paused},
+                 {"queue_depth", ctx_.executor.depth()},
+                 {"in_memory", ctx_.executor.held()},
+                 {"queued", counts.queued},
+                 {"running", counts.running},
+                 {"retrying", counts.retrying},
+                 {"paused_at", nullptr},
+                 {"paused_by", nullptr}};
+    // Since when and by whom: the newest workers row of the audit log (one indexed row, read
+    // only while paused). Who is for operators and admins, as the audit log is.
+    if (paused) {
+      AuditFilter f;
+      f.limit = 1;
+      f.target_type = "workers";
+      auto rows = ctx_.store.list_audit(f);
+      if (rows.ok() && !rows->empty() && rows->front().action == "workers.pause") {
+        body["paused_at"] = log::format_time(rows->front().at);
+        if (actor.actor_role != to_string(Role::kReadOnly))
+          body["paused_by"] = rows->front().actor_name;
+      }
+    }
+    return json_response(200, body);
   };
   if (seg.size() == 1) {
     if (req.method() != "GET") return method_not_allowed("GET");
@@ -379,6 +407,56 @@ HttpResponse App::drivers_api(const HttpRequest&) {
   for (const Driver* d : ctx_.drivers.all())
     items.push_back({{"name", d->name()}, {"config_schema", d->config_schema()}});
   return json_response(200, {{"items", items}});
+}
+
+HttpResponse App::targets_api(const HttpRequest& req, std::string_view name) {
+  const Driver* driver = ctx_.drivers.find(name);
+  if (!driver) return error_response(404, "not_found", "no such driver");
+  auto limit = query_int(req, "limit", 200, 1, 500);
+  std::string backend = req.query("backend").value_or("");
+  if (!limit || backend.size() > 64)
+    return error_response(400, "bad_query", "limit must be 1..500; backend a backend's name");
+  // The peer is asked on this thread, bounded by the driver client's timeout (a few seconds).
+  auto list = driver->list_targets(backend, size_t(*limit));
+  if (!list.ok()) {
+    const Status& s = list.status();
+    if (s.code() == Status::Code::kInvalid) return error_response(400, "bad_query", s.message());
+    if (s.code() == Status::Code::kNotFound)
+      return error_response(404, "not_supported", s.message());
+    if (s.code() == Status::Code::kUnavailable)
+      return error_response(502, "peer_unavailable", s.message());
+    return from_status(s);
+  }
+  json items = json::array();
+  for (const TargetInfo& t : list->items)
+    items.push_back({{"name", t.name},
+                     {"config", t.config},
+                     {"replicas", t.replicas ? json(*t.replicas) : json(nullptr)}});
+  return json_response(200, {{"driver", driver->name()},
+                             {"backend", backend},
+                             {"items", items},
+                             {"truncated", list->truncated}});
+}
+
+HttpResponse App::peers_api(const AuditEntry& actor) {
+  Readiness::Snapshot snap;
+  if (ctx_.readiness) snap = ctx_.readiness->snapshot();
+  // Addresses and errors name internal hosts, sockets and paths: operators and admins only.
+  bool detail = actor.actor_role != to_string(Role::kReadOnly);
+  json items = json::array();
+  for (const Readiness::Peer& p : snap.peers) {
+    json row = {
+        {"peer", p.peer},
+        {"used_by", p.used_by},
+        {"state", p.state},
+        {"checked_at", p.checked_at ? json(log::format_time(p.checked_at)) : json(nullptr)}};
+    if (detail) {
+      row["address"] = p.address.empty() ? json(nullptr) : json(p.address);
+      row["detail"] = p.detail.empty() ? json(nullptr) : json(p.detail);
+    }
+    items.push_back(std::move(row));
+  }
+  return json_response(200, {{"ready", snap.ready}, {"items", items}});
 }
 
 HttpResponse App::audit_api(const HttpRequest& req) {
@@ -430,13 +508,14 @@ HttpResponse App::audit_api(const HttpRequest& req) {
 }
 
 // The cached answer of the background prober: a hung peer never holds an HTTP thread. Internal
-// addresses and errors are shown only to an admin; everyone else learns ready or not.
+// addresses and errors are shown only to an operator or admin token (as GET /api/v1/peers);
+// everyone else, a read-only token too, learns ready or not.
 HttpResponse App::readyz(const HttpRequest& req) {
   Readiness::Snapshot snap;
   if (ctx_.readiness) snap = ctx_.readiness->snapshot();
   json body = {{"status", snap.ready ? "ready" : "not ready"}};
-  if (ctx_.admin.check(req.header("Authorization").value_or("")).has_value())
-    body["checks"] = snap.checks;
+  auto who = ctx_.admin.check(req.header("Authorization").value_or(""));
+  if (who && who->role >= Role::kOperator) body["checks"] = snap.checks;
   return json_response(snap.ready ? 200 : 503, body);
 }
 

@@ -97,6 +97,10 @@ class App {
   HttpResponse workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg,
                            const AuditEntry& actor);
   HttpResponse drivers_api(const HttpRequest& req);
+  // GET /api/v1/drivers/{name}/targets: the driver's targets for the UI's picker (admin_api.cpp).
+  HttpResponse targets_api(const HttpRequest& req, std::string_view driver);
+  // GET /api/v1/peers: the readiness prober's last answer per peer; details for operator+.
+  HttpResponse peers_api(const AuditEntry& actor);
   // GET /api/v1/audit (admin_api.cpp).
   HttpResponse audit_api(const HttpRequest& req);
   HttpResponse readyz(const HttpRequest& req);

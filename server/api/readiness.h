@@ -12,7 +12,10 @@
 #include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "registry.h"
 #include "store.h"
@@ -29,15 +32,28 @@ class Readiness {
   void start();
   void stop();  // waits for a probe in progress (bounded by the drivers' client timeouts)
 
+  // One peer of the process as last probed (Driver::probe_peers): the operations page's table
+  // (GET /api/v1/peers). Peers several drivers share (Docker at one address) are one row.
+  struct Peer {
+    std::string peer;                  // "database", "docker", "kubernetes"
+    std::string address;               // where it is; empty when not known
+    std::vector<std::string> used_by;  // the drivers that talk to it, in registry order
+    std::string state = "unknown";     // "ok", "down" or "unknown" (not probed yet)
+    std::string detail;                // the probe's error, empty when ok
+    int64_t checked_at = 0;            // the store clock's ms of the last answer; 0: none yet
+  };
   struct Snapshot {
     bool ready = false;
     nlohmann::json checks;  // {"database":"ok","scale-service":"ok" | why | "not probed yet"}
+    std::vector<Peer> peers;
   };
   Snapshot snapshot() const;
 
  private:
   void run();
   void check_database();
+  // Records one probe answer in current_.peers (mu_ held).
+  void publish_peer(const PeerCheck& check, std::string_view driver);
 
   Store& store_;
   const DriverRegistry& drivers_;

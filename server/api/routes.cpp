@@ -16,7 +16,10 @@ constexpr Role kAdmin = Role::kAdmin;
 // same route without it. Operator: reads, plus acts that change no configuration and grant no
 // access: a dry run, enable and disable, re-running and re-sending, pausing the workers.
 // Who holds which access (tokens) and what was changed (audit) is for operators and admins;
-// a read-only token (a dashboard) sees receivers, executions, deliveries and workers.
+// a read-only token (a dashboard) sees receivers, executions, deliveries and workers, and of
+// the peers' health only names and states. Listing a driver's targets (every service of the
+// swarm, not only those a receiver acts on) is for the ones who fill in receivers' forms:
+// operators (dry runs) and admins.
 const std::vector<ApiRoute>& api_routes() {
   static const std::vector<ApiRoute> routes = {
       {"GET", "/api/v1/receivers", nullptr, kReadOnly},
@@ -48,6 +51,9 @@ const std::vector<ApiRoute>& api_routes() {
       {"POST", "/api/v1/workers/pause", nullptr, kOperator},
       {"POST", "/api/v1/workers/resume", nullptr, kOperator},
       {"GET", "/api/v1/drivers", nullptr, kReadOnly},
+      {"GET", "/api/v1/drivers/{name}/targets", nullptr, kOperator},
+      {"GET", "/api/v1/whoami", nullptr, kReadOnly},
+      {"GET", "/api/v1/peers", nullptr, kReadOnly},
       {"GET", "/api/v1/audit", nullptr, kOperator},
   };
   return routes;

@@ -7,6 +7,24 @@
 namespace tripline {
 
 namespace {
+// Counts executions as running (Executor::counts) while in scope.
+class Running {
+ public:
+  Running(std::atomic<size_t>& counter, size_t n) : counter_(counter), n_(n) { counter_ += n_; }
+  ~Running() { counter_ -= n_; }
+  void set(size_t n) {
+    counter_ += n;
+    counter_ -= n_;
+    n_ = n;
+  }
+  Running(const Running&) = delete;
+  Running& operator=(const Running&) = delete;
+
+ private:
+  std::atomic<size_t>& counter_;
+  size_t n_;
+};
+
 // The target a job's lane names ("driver:target"), for the notifications its status changes
 // record (docs/webhooks.md).
 std::string_view target_of(const Job& job) {
@@ -133,6 +151,15 @@ size_t Executor::depth() const {
   return held_ + unheld_;
 }
 
+Executor::Counts Executor::counts() const {
+  std::lock_guard lock(mu_);
+  Counts c;
+  c.running = std::min(held_, running_.load());
+  c.retrying = retrying_;
+  c.queued = held_ + unheld_ - std::min(held_, c.running + c.retrying);
+  return c;
+}
+
 size_t Executor::held() const {
   std::lock_guard lock(mu_);
   return held_;
@@ -146,6 +173,7 @@ void Executor::work() {
       int64_t now = clock_.steady_ms();
       while (!timers_.empty() && timers_.top().due <= now) {
         ready_.push_back(timers_.top().lane);
+        retrying_ -= std::min(retrying_, timers_.top().jobs);
         timers_.pop();
       }
       // Read the next page once half the room is free (not while paused: nothing would run).
@@ -180,6 +208,8 @@ void Executor::work() {
         jobs.push_back(std::move(queued.front()));
         queued.pop_front();
       }
+    std::vector<int> tries(jobs.size());  // to tell which of them this round attempted
+    for (size_t i = 0; i < jobs.size(); ++i) tries[i] = jobs[i].attempts;
     lock.unlock();
 
     std::chrono::milliseconds retry_in{0};
@@ -188,6 +218,11 @@ void Executor::work() {
 
     lock.lock();
     Lane& l = lanes_[lane];
+    // Waiting to retry (when a timer is set below): those this round tried, or whose outcome
+    // waits to be recorded; the rest of the lane waits behind them, queued.
+    size_t retrying = 0;
+    for (size_t i = done; i < jobs.size(); ++i)
+      retrying += jobs[i].attempts != tries[i] || jobs[i].unrecorded.has_value();
     for (size_t i = 0; i < done; ++i) {
       --held_;
       if (jobs[i].backlog) jobs[i].backlog->fetch_sub(1, std::memory_order_relaxed);
@@ -196,7 +231,8 @@ void Executor::work() {
     if (l.jobs.empty()) {
       lanes_.erase(lane);
     } else if (done < jobs.size() && retry_in.count() > 0) {
-      timers_.push({clock_.steady_ms() + retry_in.count(), lane});
+      timers_.push({clock_.steady_ms() + retry_in.count(), lane, retrying});
+      retrying_ += retrying;
       cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
     } else {
       ready_.push_back(lane);
@@ -209,6 +245,7 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
   const Driver& driver = *jobs.front().driver;
   size_t n = jobs.size();
   const bool fresh = jobs.front().plan.is_null();  // planned now, from a peer read
+  Running running(running_, 1);  // the first, while its plan is read; run_once counts its own
   std::vector<nlohmann::json> plans;
   if (jobs.front().plan.is_null()) {
     // 1. The first plan from the peer. A failure there is the first execution's alone: it runs
@@ -219,7 +256,10 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
     } catch (const std::exception&) {
       first = Plan::failed(Outcome::final("driver error"));
     }
-    if (!first.ok()) return run_once(jobs.front(), retry_in) ? 1 : 0;
+    if (!first.ok()) {
+      running.set(0);
+      return run_once(jobs.front(), retry_in) ? 1 : 0;
+    }
     plans.push_back(std::move(first.desired));
     // 2. Each next plan from the one before, while the driver can say.
     for (size_t i = 1; i < n; ++i) {
@@ -249,8 +289,12 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
       plans.push_back(jobs[i].plan);
     }
     n = plans.size();
-    if (n == 1) return run_once(jobs.front(), retry_in) ? 1 : 0;
+    if (n == 1) {
+      running.set(0);
+      return run_once(jobs.front(), retry_in) ? 1 : 0;
+    }
   }
+  running.set(n);
   // 3. Recorded before anything changes, with this attempt, in one transaction.
   int64_t started = clock_.now_ms();
   std::vector<Store::PlannedRun> runs(n);
@@ -407,6 +451,7 @@ bool Executor::finish_settled(std::vector<Job>& jobs, const std::vector<Store::P
 
 bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
+  Running running(running_, 1);
   if (job.unrecorded) return record_finish(job, retry_in);
   ++job.attempts;
   int64_t started = clock_.now_ms();

@@ -123,6 +123,13 @@ class Executor {
   int max_attempts() const { return policy_.max_attempts; }
   size_t depth() const;  // queued + running, held or not
   size_t held() const;   // in memory now (for tests and metrics)
+  // depth() by state, from counters kept as work moves (no store read): running (taken by a
+  // worker now), retrying (waiting out a backoff, or a record to be retried) and queued (the
+  // rest, held or not). One lock, one consistent view.
+  struct Counts {
+    size_t queued = 0, running = 0, retrying = 0;
+  };
+  Counts counts() const;
 
  private:
   // Bounded by what is held anyway (max_held); larger batches mean fewer peer reads and fewer
@@ -134,6 +141,7 @@ class Executor {
   struct Timer {
     int64_t due;  // Clock::steady_ms()
     std::string lane;
+    size_t jobs = 0;  // the executions that wait for it to retry (counted in retrying_)
     bool operator>(const Timer& o) const { return due > o.due; }
   };
 
@@ -173,8 +181,12 @@ class Executor {
   const Loader loader_;
   PlanRecorder record_plans_;
   const size_t max_held_;
-  size_t held_ = 0;       // jobs in lanes_ (queued, retrying or running)
-  size_t unheld_ = 0;     // unfinished executions in the store only (an estimate while spilled)
+  size_t held_ = 0;    // jobs in lanes_ (queued, retrying or running)
+  size_t unheld_ = 0;  // unfinished executions in the store only (an estimate while spilled)
+  // Of held_: being planned, applied or recorded now (run_once, or a batch's executions once
+  // it knows how many run together). Atomic: counted outside mu_, where the work is done.
+  std::atomic<size_t> running_{0};
+  size_t retrying_ = 0;   // of held_: waiting for a timer to retry
   bool spilled_ = false;  // the store may hold unfinished executions with id > watermark_
   bool loading_ = false;
   int64_t watermark_ = 0;    // every unfinished execution with id <= this is held

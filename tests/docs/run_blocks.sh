@@ -59,7 +59,7 @@ needs() {
   case ${1##*/} in
     getting-started.md | notify.md) echo sink ;;
     alertmanager-scale.md) echo swarm alertmanager ;;
-    redeploy-on-push.md | cli.md) echo swarm ;;
+    redeploy-on-push.md | cli.md | operations.md) echo swarm ;;
     dynamic-dns.md | dns-failover.md) echo named ;;
     *) echo ;;
   esac

@@ -115,6 +115,13 @@ before(async () => {
     let body = '';
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
+      // A stand-in for the Docker Engine API, enough for the target picker and the prober.
+      if (req.url.startsWith('/v1.41/')) {
+        const services = [{ ID: 's1', Version: { Index: 1 }, Spec: { Name: 'web', Mode: { Replicated: { Replicas: 3 } } } }];
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(req.url === '/v1.41/services' ? JSON.stringify(services) : 'OK');
+        return;
+      }
       received.push({ path: req.url, headers: req.headers, body });
       const refuse = peerRefuses && req.url === '/hook';
       res.writeHead(refuse ? 400 : 200, { 'content-type': 'text/plain' });
@@ -127,10 +134,10 @@ before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const log = openSync(path.join(work, 'tripline.log'), 'a');
-  // The webhook driver and the notifications must reach the peer on loopback; nothing here
-  // needs Docker, so scale-service is pointed at a socket that does not exist.
+  // The webhook driver and the notifications must reach the peer on loopback; so does
+  // scale-service, whose Docker the peer stands in for (the target picker's list).
   proc = spawn(TRIPLINE, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(work, 'data'),
-    '--docker-host', `unix://${work}/no-docker.sock`, '--allow-local-webhook-targets', 'true', '--workers', '2'], {
+    '--docker-host', sinkBase, '--allow-local-webhook-targets', 'true', '--workers', '2'], {
     env: { ...process.env, TRIPLINE_ADMIN_TOKEN: ADMIN },
     stdio: ['ignore', log, log],
   });
@@ -279,6 +286,14 @@ test('every operation answers as the spec says, called with its example', async 
   const drivers = (await call('GET', '/api/v1/drivers')).body.items;
   const webhook = drivers.find((d) => d.name === 'webhook');
   assert.ok(webhook, 'no webhook driver');
+
+  // Who am I, the peers' health, and the scale-service picker over the stand-in Docker.
+  const me = (await call('GET', '/api/v1/whoami')).body;
+  assert.equal(me.role, 'admin');
+  assert.ok((await call('GET', '/api/v1/peers')).body.items.some((p) => p.peer === 'database'));
+  const targets = (await call('GET', '/api/v1/drivers/scale-service/targets?backend=swarm&limit=200')).body;
+  assert.deepEqual(targets.items, [{ name: 'web', config: { backend: 'swarm', service: 'web' }, replicas: 3 }]);
+  assert.equal((await call('GET', '/api/v1/drivers/webhook/targets')).status, 404);
 
   // Admin tokens.
   const created = await call('POST', '/api/v1/tokens', { body: exampleOf('/api/v1/tokens', 'post') });

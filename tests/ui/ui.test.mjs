@@ -854,6 +854,166 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     }
   });
 
+  // The operations page (docs/operations.md "The operations page").
+  const noSideways = async (where, width) => {
+    const w = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(w <= width, `${where}: page is ${w} px wide at a ${width} px viewport`);
+  };
+  const whoami = async (token) => {
+    const r = await fetch(`${base}/api/v1/whoami`, { headers: { Authorization: `Bearer ${token}` } });
+    return { status: r.status, body: r.status === 200 ? await r.json() : null };
+  };
+
+  step('operations: create an operator token, see its secret once, copy it, revoke it', async () => {
+    await nav('Operations').click();
+    await expectH1('Operations');
+    assert.equal(await nav('Operations').getAttribute('aria-current'), 'page');
+    // The peers' health, from the readiness prober: the database and the swarm's Docker.
+    await page.locator('tr[data-peer="database"]', { hasText: 'ok' }).waitFor();
+    await page.locator('tr[data-peer="docker"]', { hasText: 'ok' }).waitFor({ timeout: 15000 });
+    assert.match(await page.locator('tr[data-peer="docker"]').textContent(), /scale-service/);
+    assert.ok((await page.locator('tr[data-peer="docker"]').textContent()).includes(swarm.dockerHost), 'an admin sees the address');
+
+    await page.getByLabel('Name', { exact: true }).fill('night-shift');
+    await page.getByLabel('Role', { exact: true }).selectOption('operator');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const secret = page.locator('[data-testid="new-token"] pre');
+    await secret.waitFor();
+    const token = (await secret.textContent()).trim();
+    assert.match(token, /^tl_[A-Za-z0-9_-]{40,}$/);
+    assert.match(await page.locator('.token-secret').textContent(), /you will not see it again/);
+    const who = await whoami(token); // the token works, as what the form said
+    assert.deepEqual([who.body.name, who.body.role], ['night-shift', 'operator']);
+    await page.getByRole('button', { name: 'Copy new admin token' }).click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), token);
+    const row = page.locator('tr[data-token="night-shift"]');
+    await row.waitFor();
+    assert.match(await row.textContent(), /operator/);
+    await screenshot('operations-1280');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await noSideways('operations', 390);
+    await screenshot('operations-390');
+    await page.setViewportSize({ width: 1280, height: 860 });
+
+    // Once dismissed, the secret is nowhere on the page, and nothing brings it back.
+    await page.getByRole('button', { name: 'I have stored it' }).click();
+    assert.equal(await page.locator('[data-testid="new-token"]').count(), 0);
+    assert.equal(await page.evaluate((t) => document.documentElement.outerHTML.includes(t), token), false);
+    await page.reload();
+    await page.getByLabel('Admin token', { exact: true }).fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('main h1').waitFor();
+    await page.goto(`${base}/#/operations`);
+    await expectH1('Operations');
+    await row.waitFor();
+    assert.equal(await page.evaluate((t) => document.documentElement.outerHTML.includes(t), token), false);
+
+    // Revoke asks first; Cancel keeps it; then it stops working at once.
+    await row.getByRole('button', { name: 'Revoke night-shift' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal((await whoami(token)).status, 200, 'Cancel revoked nothing');
+    await row.getByRole('button', { name: 'Revoke night-shift' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Revoke token' }).click();
+    await row.waitFor({ state: 'detached' });
+    assert.equal((await whoami(token)).status, 401);
+  });
+
+  step('operations: a read-only token sees no token list, no pause and no addresses', async () => {
+    const made = await server.api('POST', '/tokens', { name: 'wallboard', role: 'read-only' });
+    assert.equal(made.status, 201);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expectH1('Sign in to tripline');
+    await page.getByLabel('Admin token', { exact: true }).fill(made.body.token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('main h1').waitFor();
+    await nav('Operations').click();
+    await expectH1('Operations');
+    await page.locator('tr[data-peer="docker"]').waitFor();
+    assert.equal(await page.getByRole('button', { name: /Pause workers|Resume workers/ }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Create token' }).count(), 0);
+    assert.equal(await page.locator('table.table-tokens').count(), 0);
+    await page.getByText('Seeing the tokens needs an operator token').waitFor();
+    assert.equal(await page.locator('tr[data-peer="docker"]').textContent().then((t) => t.includes(swarm.dockerHost)), false, 'no address for read-only');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expectH1('Sign in to tripline');
+    await page.getByLabel('Admin token', { exact: true }).fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('main h1').waitFor();
+    assert.equal((await server.api('DELETE', `/tokens/${made.body.id}`)).status, 204);
+  });
+
+  step('pause workers: a banner on every screen with the queue count; resume and it is gone', async () => {
+    await page.goto(`${base}/#/operations`);
+    await expectH1('Operations');
+    const banner = page.locator('#pause-banner');
+    assert.equal(await banner.isVisible(), false);
+    await page.getByRole('button', { name: 'Pause workers' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Pause workers' }).click();
+    await banner.getByText('Workers paused').waitFor();
+    await page.getByRole('button', { name: 'Resume workers' }).waitFor();
+
+    // Two triggers while paused: accepted and queued.
+    const rec = await server.api('POST', '/receivers', {
+      name: 'paused-set', driver: 'scale-service', config: { service: 'web', action: 'set', replicas: 1, min: 0, max: 5 },
+    });
+    assert.equal(rec.status, 201, JSON.stringify(rec.body));
+    for (let i = 0; i < 2; i++) assert.equal((await post(rec.body.trigger_url)).status, 202);
+    await nav('Receivers').click();
+    await expectH1('Receivers');
+    await banner.getByText('2 queued').waitFor({ timeout: 15000 });
+    const text = await banner.textContent();
+    assert.match(text, /Workers paused since .+ by from TRIPLINE_ADMIN_TOKEN; 2 queued/);
+    await screenshot('paused-banner-1280', { fullPage: false });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await noSideways('receivers with the pause banner', 390);
+    await screenshot('paused-banner-390', { fullPage: false });
+    await page.setViewportSize({ width: 1280, height: 860 });
+    // Every screen: the executions list and a receiver's page show it too.
+    await nav('Executions').click();
+    await expectH1('Executions');
+    assert.equal(await banner.isVisible(), true);
+    const w = await server.api('GET', '/workers');
+    assert.deepEqual([w.body.paused, w.body.queued, w.body.running], [true, 2, 0]);
+
+    await banner.getByRole('button', { name: 'Resume' }).click();
+    await banner.waitFor({ state: 'hidden' });
+    await waitFor('the queued executions to run', async () => (await server.api('GET', '/workers')).body.queue_depth === 0, { timeoutMs: 45000 });
+    assert.equal((await server.api('DELETE', `/receivers/${rec.body.id}`)).status, 204);
+  });
+
+  step('the service picker lists the swarm\'s services with their replicas, filtered as you type', async () => {
+    swarm.createService('picker-api', 2);
+    await page.goto(`${base}/#/receivers/new`);
+    await expectH1('New receiver');
+    await page.getByRole('radio', { name: /Scale a service/ }).check();
+    const service = page.getByRole('combobox', { name: 'Service' });
+    await service.click();
+    const list = page.getByRole('listbox', { name: 'Services in the swarm' });
+    await list.waitFor();
+    await list.getByRole('option', { name: 'picker-api — 2 replicas' }).waitFor();
+    assert.ok(await list.getByRole('option', { name: /^web — \d+ replicas?$/ }).count() === 1);
+    assert.equal(await service.getAttribute('aria-expanded'), 'true');
+    // Typed filter, then the keyboard: ArrowDown, Enter.
+    await service.pressSequentially('picker');
+    assert.deepEqual(await list.getByRole('option').allTextContents(), ['picker-api — 2 replicas']);
+    await service.press('ArrowDown');
+    assert.equal(await service.getAttribute('aria-activedescendant'), await list.getByRole('option').first().getAttribute('id'));
+    await screenshot('service-picker', { fullPage: false });
+    await service.press('Enter');
+    assert.equal(await service.inputValue(), 'picker-api');
+    assert.equal(await list.isVisible(), false);
+    await page.getByText('picker-api has 2 replicas now.').waitFor();
+    // Escape closes the list and keeps what was typed; a name not listed can still be typed.
+    await service.fill('not-listed');
+    await service.press('Escape');
+    assert.equal(await list.isVisible(), false);
+    assert.equal(await service.inputValue(), 'not-listed');
+    await page.getByRole('link', { name: 'Cancel' }).click();
+    await expectH1('Receivers');
+  });
+
   step('delete asks first; afterwards the URL answers 401', async () => {
     await page.goto(`${base}/#/receivers`);
     const row = page.locator(`tr[data-id="${receiverId}"]`);

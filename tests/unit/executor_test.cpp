@@ -6,6 +6,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
@@ -654,4 +655,76 @@ TEST_CASE("clock: retry backoff is timed by the store's clock, not by sleeping")
   CHECK(done.attempts == 3);
   CHECK(done.finished_at == clock.now_ms());
   CHECK(driver.value == 1);
+}
+
+TEST_CASE("executor: counts say how many executions are queued, running and waiting to retry") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  auto a = insert_on(*store, "a", 3);  // lane a: the first is held in apply, two wait behind it
+  auto b = insert_on(*store, "b", 1);  // lane b: fails, retryable, and waits a long backoff
+
+  FakeDriver driver;
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  std::atomic<bool> fail_b{true};
+  driver.on_apply = [&](int64_t id) {
+    if (id != a[0]) return;
+    std::unique_lock lock(gate_mu);
+    gate_cv.wait(lock, [&] { return open; });
+  };
+  // Lane b's driver answers retryable; its backoff (an hour) outlasts the test.
+  struct Failing : FakeDriver {
+    std::atomic<bool>* fail = nullptr;
+    Outcome apply(const DriverConfig& c, const json& plan) const override {
+      if (fail->load()) return Outcome::retryable("the peer is busy");
+      return FakeDriver::apply(c, plan);
+    }
+  } failing;
+  failing.fail = &fail_b;
+  Metrics metrics;
+  RetryPolicy policy;
+  policy.base = std::chrono::hours(1);
+  policy.max = std::chrono::hours(1);
+  Executor executor(*store, metrics, policy, 2, /*loader=*/nullptr);
+  executor.pause();
+  executor.start();
+  auto enqueue = [&](int64_t id, const Driver* d, const std::string& lane) {
+    auto config = std::make_shared<FakeConfig>();
+    config->target = lane;
+    Job j;
+    j.id = id;
+    j.driver = d;
+    j.config = config;
+    j.lane = "fake:" + lane;
+    j.plan = {{"id", id}};
+    executor.enqueue(std::move(j));
+  };
+  for (int64_t id : a) enqueue(id, &driver, "a");
+  enqueue(b[0], &failing, "b");
+
+  // Paused: all four queued, none running.
+  auto c = executor.counts();
+  CHECK(c.queued == 4);
+  CHECK(c.running == 0);
+  CHECK(c.retrying == 0);
+  executor.resume();
+  REQUIRE(eventually([&] {
+    auto n = executor.counts();
+    return n.running == 1 && n.retrying == 1;
+  }));
+  c = executor.counts();
+  CHECK(c.queued == 2);  // lane a's two behind the one held in apply
+  CHECK(c.queued + c.running + c.retrying == executor.depth());
+  {
+    std::lock_guard lock(gate_mu);
+    open = true;
+  }
+  gate_cv.notify_all();
+  REQUIRE(eventually([&] { return executor.counts().queued == 0; }));
+  c = executor.counts();
+  CHECK(c.running == 0);
+  CHECK(c.retrying == 1);  // lane b, still waiting out its backoff
+  CHECK(executor.depth() == 1);
+  executor.stop();
 }
