@@ -90,6 +90,10 @@ class App {
   HttpResponse workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg,
                            const AuditEntry& actor);
   HttpResponse drivers_api(const HttpRequest& req);
+  // POST /receivers/{id}/rules/test (receiver_id) and POST /rules/test: a sample request through
+  // decide() with a trace (rules_test_api.cpp, docs/api.md "Testing rules").
+  HttpResponse rules_test_api(const HttpRequest& req, std::optional<int64_t> receiver_id,
+                              const AuditEntry& actor);
   // GET /api/v1/audit (admin_api.cpp).
   HttpResponse audit_api(const HttpRequest& req);
   HttpResponse readyz(const HttpRequest& req);

@@ -42,7 +42,7 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
   TriggerRequest request{in.caller, in.request.body()};
   static const json kNoBody(json::value_t::discarded);
   const json& body = r.rules->needs_body() ? request.body.parsed().value : kNoBody;
-  Decision d = r.rules->evaluate(RuleInput{in.request, body, in.caller});
+  Decision d = r.rules->evaluate(RuleInput{in.request, body, in.caller, in.trace});
   if (!d.error.ok()) return invalid(d.error);
   if (!d.run)
     return Ignore{IgnoreReason::kRule,
