@@ -381,7 +381,7 @@ export function rulesEditor({ initial, setFields = [] }) {
     const label = `Rule ${n}, set ${k + 1}`;
     const key = sel(keys.map((x) => [x, x]), s.key, { class: 'set-key', 'aria-label': `${label}: setting` });
     key.addEventListener('change', () => { s.key = key.value; });
-    const from = sel([['value', 'to'], ['request', 'from the request field']], s.from ? 'request' : 'value', { class: 'set-from', 'aria-label': `${label}: source` });
+    const from = sel([['value', 'to'], ['request', 'from request']], s.from ? 'request' : 'value', { class: 'set-from', 'aria-label': `${label}: source` });
     from.addEventListener('change', () => { s.from = from.value === 'request'; draw(); });
     const value = h('input', { type: 'text', class: 'set-value', value: s.text, 'aria-label': `${label}: ${s.from ? 'request field' : 'value'}`,
       placeholder: s.from ? 'body:/commonAnnotations/scale_by' : 'value' });

@@ -96,7 +96,7 @@ export function resultView(res) {
   const out = h('div', { class: 'rules-result', dataset: { outcome: res.outcome } },
     h('div', { class: `alert ${cls}`, role: 'status' },
       h('p', {}, h('strong', { class: 'rt-outcome' }, `${title} `), `(the trigger would answer ${res.status}). `,
-        'Decided by ', h('strong', { class: 'rt-matched' }, matched), '.'),
+        'Decided by ', h('strong', { class: 'rt-decided' }, matched), '.'),
       res.reason ? h('p', {}, res.reason) : null,
       res.error ? h('p', {}, res.error.message,
         res.error.fields && res.error.fields.length ? ` (${res.error.fields.map((f) => f.field).join(', ')})` : '') : null,

@@ -297,26 +297,25 @@ TEST_CASE("rules tester: plan: true asks the real swarm, as a dry run does") {
   CHECK(out["plan"]["error"].is_string());
 }
 
-TEST_CASE("rules tester: a saved receiver's secrets and inbound auth stay as stored; none is echoed") {
+TEST_CASE(
+    "rules tester: a saved receiver's secrets and inbound auth stay as stored; none is echoed") {
   TestServer s("", no_docker());
   const std::string secret = "whsec_c2VjcmV0LXNpZ25pbmcta2V5LWZvci10aGUtdGVzdA==";
   const std::string bearer = "in-bearer-credential-0123456789";
-  json rec = s.create_receiver(
-      {{"name", "signed"},
-       {"driver", "webhook"},
-       {"config",
-        {{"url", "https://hooks.invalid/in"},
-         {"secret", secret},
-         {"authorization", "Bearer peer-credential-abcdef"}}},
-       {"auth", {{"bearer_token", bearer}}}});
+  json rec = s.create_receiver({{"name", "signed"},
+                                {"driver", "webhook"},
+                                {"config",
+                                 {{"url", "https://hooks.invalid/in"},
+                                  {"secret", secret},
+                                  {"authorization", "Bearer peer-credential-abcdef"}}},
+                                {"auth", {{"bearer_token", bearer}}}});
   const std::string path = "/api/v1/receivers/" + std::to_string(rec["id"].get<int64_t>());
   json before = expect(s.request("GET", path), 200);
   json rules = json::parse(R"({"default": "ignore", "rules": [{"name": "pushes",
     "when": {"field": "header:X-GitHub-Event", "value": "push"}}]})");
-  auto resp = s.request("POST", path + "/rules/test",
-                        {{"request", {{"headers", {{"X-GitHub-Event", "push"}}}}},
-                         {"rules", rules},
-                         {"plan", true}});
+  auto resp = s.request(
+      "POST", path + "/rules/test",
+      {{"request", {{"headers", {{"X-GitHub-Event", "push"}}}}}, {"rules", rules}, {"plan", true}});
   json out = expect(resp, 200);
   CHECK(out["outcome"] == "accepted");  // inbound auth (the bearer) is not checked
   CHECK(out["matched"]["name"] == "pushes");

@@ -631,7 +631,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await panel.getByRole('button', { name: 'Run test' }).click();
     const accepted = panel.locator('.rules-result[data-outcome="accepted"]');
     await accepted.waitFor();
-    assert.match(await accepted.locator('.rt-matched').textContent(), /critical web/);
+    assert.match(await accepted.locator('.rt-decided').textContent(), /critical web/);
     assert.deepEqual(JSON.parse(await accepted.locator('.rt-set').textContent()), { by: 3 });
     await accepted.locator('.rt-plan pre').waitFor();
     const planned = JSON.parse(await accepted.locator('.rt-plan pre').textContent());
@@ -643,7 +643,7 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await panel.getByRole('button', { name: 'Run test' }).click();
     const ignored = panel.locator('.rules-result[data-outcome="ignored"]');
     await ignored.waitFor();
-    assert.match(await ignored.locator('.rt-matched').textContent(), /the default decided/);
+    assert.match(await ignored.locator('.rt-decided').textContent(), /the default decided/);
     assert.deepEqual(await ignored.locator('.rt-actual').allTextContents(), ['"warning"']);
     await screenshot('rules-tester-ignored');
     // A request object can be dropped in by a call (a logged delivery, later).
