@@ -94,6 +94,7 @@ TEST_CASE("rules tester: the matching rule, the compared values and what set mak
     CHECK(out["outcome"] == "ignored");
     CHECK(out["status"] == 200);
     CHECK(out["matched"].is_null());  // the default ignored it
+    CHECK(out["reason"] == "no rule matched, and the rules' default ignores the request");
     CHECK(out["set"].is_null());
     CHECK(out["config"].is_null());
     const json& compared = out["rules"][1]["compared"];
