@@ -189,13 +189,22 @@ TEST_CASE("rules tester: the matching rule, the compared values and what set mak
     CHECK(fields == std::set<std::string>{"request.headers.X-A", "request.method"});
     e = expect(s.request("POST", path + "/rules/test", {{"request", {{"source", "nope"}}}}), 422);
     CHECK(e["fields"][0]["field"] == "request.source");
-    // 1 MiB of body text, sent as a JSON value whose text is just over the limit.
+    // A whole request over the HTTP limit (1 MiB) is refused before it is read.
     json big = json::array();
     std::string chunk(1000, 'a');
     for (int i = 0; i < 1050; ++i) big.push_back(chunk);
     auto too_big = s.request("POST", path + "/rules/test", {{"request", {{"body", big}}}});
     CHECK(too_big.status == 413);
     CHECK(json::parse(too_big.body)["error"] == "payload_too_large");
+    // One within it whose body, as the JSON text a sender would POST, is over a trigger's limit:
+    // 1e1 is sent as 10.0, so 230,000 of them are 920 KB here and 1.15 MB as a body.
+    raw.body = R"({"request":{"body":[)";
+    for (int i = 0; i < 230000; ++i) raw.body += i ? ",1e1" : "1e1";
+    raw.body += "]}}";
+    REQUIRE(raw.body.size() < (size_t{1} << 20));
+    json over = expect(http_request(raw), 413);
+    CHECK(over["error"] == "payload_too_large");
+    CHECK(over["message"].get<std::string>().rfind("request.body is larger than 1048576", 0) == 0);
     CHECK(expect(s.request("POST", "/api/v1/receivers/999999/rules/test",
                            {{"request", json::object()}}),
                  404)["error"] == "not_found");
