@@ -125,6 +125,8 @@ export const api = {
   setEnabled: (id, enabled) => request('POST', `/receivers/${encodeURIComponent(id)}/${enabled ? 'enable' : 'disable'}`),
   rotate: (id) => request('POST', `/receivers/${encodeURIComponent(id)}/rotate`),
   test: (id) => request('POST', `/receivers/${encodeURIComponent(id)}/test`),
+  // The rules tester (docs/api.md "Testing rules"): a saved receiver's, or (id null) an unsaved one's.
+  testRules: (id, body) => request('POST', id ? `/receivers/${encodeURIComponent(id)}/rules/test` : '/rules/test', body),
   subscriptions: (id) => request('GET', `/receivers/${encodeURIComponent(id)}/notifications`),
   deliveries: (id) => request('GET', `/receivers/${encodeURIComponent(id)}/deliveries?limit=20`),
   redeliver: (id, deliveryId) => request('POST',

@@ -5,6 +5,8 @@ import { api } from './api.js';
 import { h, add, clear, announce, confirmDialog } from './dom.js';
 import { schemaForm, MASK } from './schema-form.js';
 import { attachTargetPickers } from './service-picker.js';
+import { rulesEditor, perRequestFields } from './rules-editor.js';
+import { rulesTesterCard } from './rules-tester.js';
 
 function stripSecrets(config, schema) {
   // A clone starts without the source's secrets: they come back from the API as "********",
@@ -32,10 +34,12 @@ function present(v) {
   return !(v === null || v === undefined || (typeof v === 'object' && Object.keys(v).length === 0));
 }
 
-function advancedSection(source, mode) {
+function advancedSection(source, mode, setFields) {
   const fields = ADVANCED.map(({ key, label, help }) => {
     const id = `r-${key}`;
     const initial = source && mode !== 'create' && !(mode === 'clone' && key === 'auth') && present(source[key]) ? source[key] : null;
+    // Rules have a structured editor (rules-editor.js), with the JSON a toggle away.
+    if (key === 'rules') return rulesEditor({ initial: initial ?? undefined, setFields });
     const input = h('textarea', { id, name: key, rows: initial ? Math.min(12, JSON.stringify(initial, null, 2).split('\n').length + 1) : 3,
       spellcheck: false, class: 'json-input', 'aria-describedby': `${id}-help`, placeholder: 'none' });
     input.value = initial ? JSON.stringify(initial, null, 2) : '';
@@ -69,13 +73,14 @@ function advancedSection(source, mode) {
       },
     };
   });
-  const anySet = fields.some((f) => f.input.value);
+  const isSet = (f) => (f.isSet ? f.isSet() : f.input.value);
+  const anySet = fields.some(isSet);
   const notCopied = mode === 'clone' && source && present(source.auth)
     ? h('p', { class: 'alert alert-info' }, 'Inbound authentication is not copied, since its secrets are never shown: set it again here if the clone needs it.')
     : null;
   const el = h('details', { class: 'advanced', open: anySet || Boolean(notCopied) },
     h('summary', {}, 'Advanced: rules, inbound authentication, limits',
-      anySet ? h('span', { class: 'muted small' }, ` (set: ${fields.filter((f) => f.input.value).map((f) => f.key).join(', ')})`) : null),
+      anySet ? h('span', { class: 'muted small' }, ` (set: ${fields.filter(isSet).map((f) => f.key).join(', ')})`) : null),
     h('p', { class: 'field-help' }, 'Optional; the API documentation (docs/api.md) describes every field. Leave a box empty for none.'),
     notCopied,
     fields.map((f) => f.el));
@@ -163,7 +168,9 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     form = schemaForm(schema, value, { mode });
     attachTargetPickers(form.el, chosenDriver); // lists the peer's targets (service-picker.js)
     configBox.append(h('h2', { class: 'h3' }, 'Settings'), form.el);
+    if (advanced) advanced.fields.find((f) => f.key === 'rules').setFields(perRequestFields(schema));
   }
+  let advanced = null;
   for (const radio of radios) {
     radio.addEventListener('change', () => {
       if (!radio.checked) return;
@@ -182,7 +189,22 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     h('div', { class: 'check-row' }, enabledInput, h('label', { for: 'r-enabled', class: 'field-label' }, 'Enabled')),
     h('p', { class: 'field-help' }, 'Its trigger URL works as soon as it is created. Untick to create it disabled.'));
 
-  const advanced = advancedSection(source, mode);
+  advanced = advancedSection(source, mode, perRequestFields(drivers.get(chosenDriver)?.config_schema));
+  const rulesField = advanced.fields.find((f) => f.key === 'rules');
+  // Test rules: the edit form tests its rules on the saved settings; create and clone test the
+  // whole unsaved receiver. Outside the <form>, so Enter in it never submits the receiver.
+  const rulesValue = () => { const v = rulesField.value(); return v === undefined ? null : v; };
+  const tester = rulesTesterCard({
+    receiverId: mode === 'edit' ? id : null,
+    preset: source?.rules?.preset,
+    unsaved: () => {
+      if (mode === 'edit') return { rules: rulesValue() };
+      if (!chosenDriver || !form) throw new Error('choose what it should do first.');
+      return { driver: chosenDriver, config: form.value(), rules: rulesValue() };
+    },
+  }, mode === 'edit'
+    ? 'Runs a sample request through the rules in this form, on the saved settings, as a trigger would. Nothing is saved or run.'
+    : 'Runs a sample request through this unsaved receiver, as a trigger would. Nothing is saved or run.');
 
   const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, mode === 'edit' ? 'Save changes' : 'Create receiver');
   const cancelHref = mode === 'edit' ? `#/receivers/${id}` : '#/receivers';
@@ -211,7 +233,7 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     h('p', { class: 'crumbs' }, h('a', { href: '#/receivers' }, '← Receivers')),
     h('div', { class: 'page-head' }, h('h1', { tabIndex: -1, id: 'form-title' }, title)),
     mode === 'create' ? h('p', { class: 'lead' }, 'Pick what it should do and its bounds. You get a trigger URL when you create it.') : null,
-    h('div', { class: 'form-layout' }, formEl, aside));
+    h('div', { class: 'form-layout' }, h('div', { class: 'form-main' }, formEl, tester.el), aside));
 
   function setNameError(msg) {
     nameError.hidden = !msg;

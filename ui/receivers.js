@@ -8,6 +8,7 @@ import {
 import { mountExecutions, poll, statusBadge } from './executions.js';
 import { mountDeliveries } from './deliveries.js';
 import { MASK, propertyOrder } from './schema-form.js';
+import { rulesTesterCard } from './rules-tester.js';
 
 const LIST_POLL_MS = 5000;
 
@@ -746,6 +747,8 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
           h('p', {}, 'Asks the driver what this receiver would do right now, without doing it.'),
           testBtn, testOut),
         settings)),
+    rulesTesterCard({ receiverId: r.id, preset: r.rules?.preset },
+      'Runs a sample request through this receiver\'s rules, as a trigger would: which rule matches, what each compared, what it would run with. Nothing is recorded or run.').el,
     h('section', { class: 'card', 'aria-labelledby': 'sec-exec' },
       h('div', { class: 'section-head' },
         h('h2', { id: 'sec-exec' }, 'Recent executions'),

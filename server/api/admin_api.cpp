@@ -53,6 +53,8 @@ HttpResponse App::api(const HttpRequest& req, const std::vector<std::string_view
   if (rest[0] == "tokens") return tokens_api(req, rest, actor);
   if (rest[0] == "workers") return workers_api(req, rest, actor);
   if (rest[0] == "audit" && rest.size() == 1) return audit_api(req);
+  if (rest[0] == "rules" && rest.size() == 2 && rest[1] == "test")
+    return rules_test_api(req, std::nullopt, actor);
   if (rest[0] == "drivers" && rest.size() == 1) {
     if (req.method() != "GET") return method_not_allowed("GET");
     return drivers_api(req);

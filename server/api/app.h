@@ -101,6 +101,10 @@ class App {
   HttpResponse targets_api(const HttpRequest& req, std::string_view driver);
   // GET /api/v1/peers: the readiness prober's last answer per peer; details for operator+.
   HttpResponse peers_api(const AuditEntry& actor);
+  // POST /receivers/{id}/rules/test (receiver_id) and POST /rules/test: a sample request through
+  // decide() with a trace (rules_test_api.cpp, docs/api.md "Testing rules").
+  HttpResponse rules_test_api(const HttpRequest& req, std::optional<int64_t> receiver_id,
+                              const AuditEntry& actor);
   // GET /api/v1/audit (admin_api.cpp).
   HttpResponse audit_api(const HttpRequest& req);
   HttpResponse readyz(const HttpRequest& req);

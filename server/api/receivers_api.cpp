@@ -34,15 +34,6 @@ Status check_receiver_body(const json& body, bool require_driver) {
   return r.status();
 }
 
-// Every sealed value anywhere in `j` replaced by kRedacted: what the schema's secret fields miss
-// (a driver no longer registered, a secret of some future nested field) is still not shown.
-json redact_sealed(json j) {
-  if (j.is_string() && SecretBox::is_sealed(j.get<std::string>())) return kRedacted;
-  if (j.is_object() || j.is_array())
-    for (auto& v : j) v = redact_sealed(std::move(v));
-  return j;
-}
-
 // The secret fields (sealed or hashed values, at any depth of config and auth) that differ
 // between two stored rows, as "config.secret" / "auth.github_secret": the audit shows every
 // secret as kRedacted, so without this a changed secret would look like no change. Sealed values
@@ -264,6 +255,8 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
   }
   if (seg[2] == "notifications" || seg[2] == "deliveries")
     return notifications_api(req, *id, seg, actor);
+  if (seg.size() == 4 && seg[2] == "rules" && seg[3] == "test")
+    return rules_test_api(req, *id, actor);
   if (seg.size() != 3) return error_response(404, "not_found", "no such API path");
   std::string_view verb = seg[2];
   if (verb != "enable" && verb != "disable" && verb != "rotate" && verb != "test")

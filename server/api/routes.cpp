@@ -14,10 +14,10 @@ constexpr Role kAdmin = Role::kAdmin;
 
 // One row per route (docs/security.md "Roles"). A row with a query comes before the row of the
 // same route without it. Operator: reads, plus acts that change no configuration and grant no
-// access: a dry run, enable and disable, re-running and re-sending, pausing the workers.
-// Who holds which access (tokens) and what was changed (audit) is for operators and admins;
-// a read-only token (a dashboard) sees receivers, executions, deliveries and workers, and of
-// the peers' health only names and states. Listing a driver's targets (every service of the
+// access: a dry run, testing rules, enable and disable, re-running and re-sending, pausing the
+// workers. Who holds which access (tokens) and what was changed (audit) is for operators and
+// admins; a read-only token (a dashboard) sees receivers, executions, deliveries and workers, and
+// of the peers' health only names and states. Listing a driver's targets (every service of the
 // swarm, not only those a receiver acts on) is for the ones who fill in receivers' forms:
 // operators (dry runs) and admins.
 const std::vector<ApiRoute>& api_routes() {
@@ -32,6 +32,8 @@ const std::vector<ApiRoute>& api_routes() {
       {"POST", "/api/v1/receivers/{id}/disable", nullptr, kOperator},
       {"POST", "/api/v1/receivers/{id}/rotate", nullptr, kAdmin},
       {"POST", "/api/v1/receivers/{id}/test", nullptr, kOperator},
+      {"POST", "/api/v1/receivers/{id}/rules/test", nullptr, kOperator},
+      {"POST", "/api/v1/rules/test", nullptr, kOperator},
       {"GET", "/api/v1/receivers/{id}/notifications", nullptr, kReadOnly},
       {"POST", "/api/v1/receivers/{id}/notifications", nullptr, kAdmin},
       {"GET", "/api/v1/receivers/{id}/notifications/{sid}", nullptr, kReadOnly},

@@ -254,4 +254,11 @@ nlohmann::json redact_config(const nlohmann::json& config, const std::vector<std
   return out;
 }
 
+nlohmann::json redact_sealed(nlohmann::json j) {
+  if (j.is_string() && SecretBox::is_sealed(j.get<std::string>())) return kRedacted;
+  if (j.is_object() || j.is_array())
+    for (auto& v : j) v = redact_sealed(std::move(v));
+  return j;
+}
+
 }  // namespace tripline

@@ -66,5 +66,8 @@ Result<nlohmann::json> open_config(const nlohmann::json& stored,
                                    const std::vector<std::string>& fields, const SecretBox& box);
 // Replaces every secret field present with kRedacted.
 nlohmann::json redact_config(const nlohmann::json& config, const std::vector<std::string>& fields);
+// Every sealed value anywhere in `j` replaced by kRedacted: what the schema's secret fields miss
+// (a driver no longer registered, a secret of some future nested field) is still not shown.
+nlohmann::json redact_sealed(nlohmann::json j);
 
 }  // namespace tripline

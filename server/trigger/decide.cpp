@@ -42,12 +42,14 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
   TriggerRequest request{in.caller, in.request.body()};
   static const json kNoBody(json::value_t::discarded);
   const json& body = r.rules->needs_body() ? request.body.parsed().value : kNoBody;
-  Decision d = r.rules->evaluate(RuleInput{in.request, body, in.caller});
+  Decision d = r.rules->evaluate(RuleInput{in.request, body, in.caller, in.trace});
   if (!d.error.ok()) return invalid(d.error);
   if (!d.run)
     return Ignore{IgnoreReason::kRule,
-                  d.rule_name.empty() ? "a rule ignored the request"
-                                      : "rule \"" + d.rule_name + "\" ignored the request",
+                  d.rule_index < 0 ? "no rule matched, and the rules' default ignores the request"
+                  : d.rule_name.empty()
+                      ? "rule " + std::to_string(d.rule_index) + " ignored the request"
+                      : "rule \"" + d.rule_name + "\" ignored the request",
                   d.rule_index, d.rule_name};
   // The config is materialized only for a request that changes it (most change nothing).
   json config;

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "receivers.h"
 #include "request.h"
+#include "rules.h"
 #include "secrets.h"
 #include "status.h"
 
@@ -26,6 +27,8 @@ struct TriggerInput {
   std::string_view caller;  // the peer, or the client behind trusted proxies
   int64_t now_ms = 0;
   std::string idempotency_key;  // the request's Idempotency-Key (already checked), or empty
+  // Null on triggers; the rules tester's record of what the rules compared (rules.h).
+  RuleTrace* trace = nullptr;
 };
 
 // Run the action. Fields left empty mean "as the receiver is configured".

@@ -111,9 +111,17 @@ class Leaf : public Condition {
   std::unique_ptr<re2::RE2> re;
   std::vector<Cidr> cidrs;
   double number = 0;
+  std::string field_text;         // as written, for a trace
+  const char* op_name = nullptr;  // likewise
 
   bool eval(const RuleInput& in) const override {
     json subject = read(in, field);
+    bool result = test(subject);
+    if (in.trace) in.trace->record(field_text, op_name, value, subject, result);
+    return result;
+  }
+
+  bool test(const json& subject) const {
     switch (op) {
       case Op::kExists:
         return subject.is_null() != value.get<bool>();
@@ -208,6 +216,7 @@ Result<std::unique_ptr<Condition>> compile_condition(const json& j, const std::s
   auto field = parse_field(j["field"]);
   if (!field.ok()) return bad(field.status().message());
   leaf->field = std::move(field).value();
+  leaf->field_text = j["field"].get<std::string>();
   if (leaf->field.kind == FieldRef::Kind::kBody) *needs_body = true;
   static const std::pair<const char*, Op> kOps[] = {
       {"equals", Op::kEquals}, {"not_equals", Op::kNotEquals},
@@ -218,7 +227,7 @@ Result<std::unique_ptr<Condition>> compile_condition(const json& j, const std::s
   const json op = j.value("op", json("equals"));
   bool known = false;
   for (const auto& [name, o] : kOps)
-    if (op == name) leaf->op = o, known = true;
+    if (op == name) leaf->op = o, leaf->op_name = name, known = true;
   if (!known)
     return bad("op must be one of equals, not_equals, in, regex, exists, gt, gte, lt, lte, cidr");
   leaf->value = j.value("value", json(nullptr));
@@ -362,11 +371,22 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::compile(const json& j) {
 }
 
 Decision RuleSet::evaluate(const RuleInput& in) const {
+  Decision d = evaluate_rules(in);
+  if (in.trace) {
+    in.trace->decision = d;
+    in.trace->evaluated = true;
+  }
+  return d;
+}
+
+Decision RuleSet::evaluate_rules(const RuleInput& in) const {
   Decision d;
   d.run = default_run_;
   for (size_t i = 0; i < rules_.size(); ++i) {
     const Rule& r = rules_[i];
+    if (in.trace) in.trace->rules.push_back({static_cast<int>(i), r.name, false, {}});
     if (r.when && !r.when->eval(in)) continue;
+    if (in.trace) in.trace->rules.back().matched = true;
     d.run = r.run;
     d.rule_index = static_cast<int>(i);
     d.rule_name = r.name;
@@ -391,6 +411,50 @@ Decision RuleSet::evaluate(const RuleInput& in) const {
     return d;
   }
   return d;
+}
+
+namespace {
+// `out` gets the JSON text of `v`; false as soon as it would pass `limit` bytes (then `out` holds
+// its start). Walks no more of `v` than it writes: a 1 MB body read whole costs 1 KB here.
+bool dump_bounded(const json& v, std::string& out, size_t limit) {
+  if (out.size() > limit) return false;
+  if (v.is_object() || v.is_array()) {
+    const bool object = v.is_object();
+    out += object ? '{' : '[';
+    bool first = true;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (!first) out += ',';
+      first = false;
+      if (object) out += json(it.key()).dump(-1, ' ', false, json::error_handler_t::replace) + ':';
+      if (!dump_bounded(*it, out, limit)) return false;
+    }
+    out += object ? '}' : ']';
+  } else if (v.is_string() && v.get_ref<const std::string&>().size() > limit) {
+    out += json(v.get_ref<const std::string&>().substr(0, limit + 1))
+               .dump(-1, ' ', false, json::error_handler_t::replace);
+  } else {
+    out += v.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  return out.size() <= limit;
+}
+}  // namespace
+
+void RuleTrace::record(const std::string& field, const char* op, const json& expected,
+                       const json& actual, bool result) {
+  if (rules.empty()) return;
+  if (++comparisons > kMaxComparisons) {
+    comparisons_cut = true;
+    return;
+  }
+  Comparison c{field, op ? op : "", expected, nullptr, false, result};
+  std::string text;
+  if (dump_bounded(actual, text, kMaxValueBytes)) {
+    c.actual = actual;
+  } else {
+    c.truncated = true;
+    c.actual = utf8_text(text, kMaxValueBytes);
+  }
+  rules.back().compared.push_back(std::move(c));
 }
 
 namespace {

@@ -41,14 +41,18 @@
 
 namespace tripline {
 
+class Condition;
+struct RuleTrace;
+
 // What rules read from a request.
 struct RuleInput {
   const InboundRequest& request;
   const nlohmann::json& body;  // the parsed JSON body; discarded (is_discarded()) when not JSON
   std::string_view source;     // the caller's address
+  // Null on the trigger path. The rules tester (docs/api.md "Testing rules") passes one to see
+  // what the very same evaluation compared; a null trace costs one test per condition.
+  RuleTrace* trace = nullptr;
 };
-
-class Condition;
 
 struct Decision {
   bool run = true;
@@ -56,6 +60,37 @@ struct Decision {
   std::string rule_name;
   nlohmann::json set;  // config overrides with request values resolved; null when none
   Status error;        // a "set" value the request did not provide (answered 422)
+};
+
+// What one evaluate() compared, rule by rule, in the order it ran: rules after the one that
+// decided are not evaluated, and in an "all" / "any" the conditions after the first that settles
+// it are not either (as on a trigger). Bounded: at most kMaxComparisons comparisons are kept, and
+// a value read from the request is kept whole only up to kMaxValueBytes of JSON text.
+struct RuleTrace {
+  static constexpr size_t kMaxComparisons = 1000;
+  static constexpr size_t kMaxValueBytes = 1024;
+  struct Comparison {
+    std::string field;  // as written in the rule: "body:/commonLabels/severity"
+    std::string op;     // "equals", ...
+    nlohmann::json expected;
+    nlohmann::json actual;   // null when the request does not have the field
+    bool truncated = false;  // actual is then a string: the start of its JSON text
+    bool result = false;
+  };
+  struct Step {
+    int index = 0;
+    std::string name;
+    bool matched = false;
+    std::vector<Comparison> compared;
+  };
+  std::vector<Step> rules;
+  size_t comparisons = 0;
+  bool comparisons_cut = false;  // more than kMaxComparisons were made
+  Decision decision;             // what evaluate() answered
+  bool evaluated = false;        // evaluate() ran (decide() may stop before the rules)
+
+  void record(const std::string& field, const char* op, const nlohmann::json& expected,
+              const nlohmann::json& actual, bool result);
 };
 
 class RuleSet {
@@ -84,6 +119,7 @@ class RuleSet {
     nlohmann::json set;  // may hold {"from_request": FIELD} values
   };
   RuleSet() = default;
+  Decision evaluate_rules(const RuleInput& input) const;
   std::vector<Rule> rules_;
   bool default_run_ = true;
   int ignore_status_ = 200;

@@ -326,6 +326,13 @@ test('every operation answers as the spec says, called with its example', async 
   assert.equal(updated.url_revoked, false);
   assert.equal(updated.limits.rate_per_minute, 120);
   assert.equal((await call('POST', `/api/v1/receivers/${id}/test`)).body.dry_run, true);
+  // The rules tester: the saved receiver with the example's unsaved rules, and an unsaved one.
+  const tested = (await call('POST', `/api/v1/receivers/${id}/rules/test`, { body: exampleOf('/api/v1/receivers/{id}/rules/test', 'post') })).body;
+  assert.deepEqual([tested.outcome, tested.matched?.name], ["accepted", "main only"], JSON.stringify(tested));
+  const unsaved = structuredClone(exampleOf('/api/v1/rules/test', 'post'));
+  unsaved.config.url = `${sinkBase}/hook`;
+  const testedUnsaved = (await call('POST', '/api/v1/rules/test', { body: unsaved })).body;
+  assert.deepEqual([testedUnsaved.outcome, testedUnsaved.plan?.ok], ['accepted', true], JSON.stringify(testedUnsaved));
 
   // Notifications: subscribed before the triggers, so their executions are notified.
   const subBody = structuredClone(exampleOf('/api/v1/receivers/{id}/notifications', 'post'));

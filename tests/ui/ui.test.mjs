@@ -516,6 +516,9 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await page.getByRole('group', { name: 'Actions for am-web' }).getByRole('link', { name: 'Edit' }).click();
     await expectH1('Edit am-web');
     assert.equal(await page.locator('details.advanced').getAttribute('open'), '', 'advanced section open when set');
+    // The rules open in the structured editor; their JSON is a toggle away.
+    assert.equal(await page.getByLabel('Preset', { exact: true }).inputValue(), 'alertmanager');
+    await page.getByRole('button', { name: 'Edit as JSON' }).click();
     assert.deepEqual(JSON.parse(await page.getByLabel(/^Rules/).inputValue()), { preset: 'alertmanager', on_resolved: 'ignore' });
 
     await page.getByLabel(/^Limits/).fill('{"cooldown_seconds": ');
@@ -571,6 +574,123 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await waitFor(`execution ${id} finished`, async () => ['succeeded', 'failed'].includes((await server.api('GET', `/executions/${id}`)).body.status));
     await screenshot('curl-with-rules');
     assert.equal((await server.api('DELETE', `/receivers/${r.id}`)).status, 204);
+  });
+
+  step('rules: built in the structured editor, saved, tested with a payload that matches and one that does not', async () => {
+    const created = await server.api('POST', '/receivers', {
+      name: 'rules-ui', driver: 'scale-service', config: { service: 'web', action: 'up', by: 1, max: 5 },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id;
+    await page.goto(`${base}/#/receivers/${id}/edit`);
+    await expectH1('Edit rules-ui');
+    await page.locator('details.advanced > summary').click();
+    await page.getByLabel('When no rule matches').selectOption('ignore');
+    await page.getByRole('button', { name: '+ Add a rule' }).click();
+    await page.getByLabel('Rule 1 name').fill('critical web');
+    await page.getByLabel('Rule 1, condition 1: path').fill('/severity');
+    await page.getByLabel('Rule 1, condition 1: value').fill('critical');
+    await page.locator('[data-rule="0"]').getByRole('button', { name: '+ condition' }).click();
+    await page.getByLabel('Rule 1, condition 2: field').selectOption('header');
+    await page.getByLabel('Rule 1, condition 2: name').fill('X-Team');
+    await page.getByLabel('Rule 1, condition 2: operator').selectOption('in');
+    await page.getByLabel('Rule 1, condition 2: value').fill('web, api');
+    await page.getByRole('button', { name: '+ set a value' }).click();
+    await page.getByLabel('Rule 1, set 1: setting').selectOption('by');
+    await page.getByLabel('Rule 1, set 1: source').selectOption('request');
+    await page.getByLabel('Rule 1, set 1: request field').fill('body:/by');
+    const expected = {
+      default: 'ignore',
+      rules: [{
+        name: 'critical web',
+        when: { all: [{ field: 'body:/severity', op: 'equals', value: 'critical' }, { field: 'header:X-Team', op: 'in', value: ['web', 'api'] }] },
+        set: { by: { from_request: 'body:/by' } },
+      }],
+    };
+    await page.locator('.rules-field').scrollIntoViewIfNeeded();
+    await screenshot('rules-editor');
+    // To JSON and back, twice: nothing is lost either way.
+    await page.getByRole('button', { name: 'Edit as JSON' }).click();
+    assert.deepEqual(JSON.parse(await page.getByLabel(/^Rules/).inputValue()), expected);
+    await screenshot('rules-editor-json');
+    await page.getByRole('button', { name: 'Edit in the form' }).click();
+    assert.equal(await page.getByLabel('Rule 1, condition 2: value').inputValue(), 'web, api');
+    await page.getByRole('button', { name: 'Edit as JSON' }).click();
+    assert.deepEqual(JSON.parse(await page.getByLabel(/^Rules/).inputValue()), expected);
+    await page.getByRole('button', { name: 'Edit in the form' }).click();
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('Saved.').waitFor();
+    assert.deepEqual((await server.api('GET', `/receivers/${id}`)).body.rules, expected);
+
+    // The receiver page's tester: a payload that matches, with the plan from the real swarm.
+    const panel = page.locator('#rules-test');
+    await panel.getByLabel('Body', { exact: true }).fill('{"severity": "critical", "by": 3}');
+    await panel.locator('summary', { hasText: 'Headers' }).click();
+    await panel.getByLabel(/^Headers/).fill('X-Team: web');
+    await panel.getByLabel(/Also ask the driver for its plan/).check();
+    await panel.getByRole('button', { name: 'Run test' }).click();
+    const accepted = panel.locator('.rules-result[data-outcome="accepted"]');
+    await accepted.waitFor();
+    assert.match(await accepted.locator('.rt-decided').textContent(), /critical web/);
+    assert.deepEqual(JSON.parse(await accepted.locator('.rt-set').textContent()), { by: 3 });
+    await accepted.locator('.rt-plan pre').waitFor();
+    const planned = JSON.parse(await accepted.locator('.rt-plan pre').textContent());
+    assert.equal(planned.replicas, Math.min(5, planned.replicas_before + 3), `up by the request's 3, within max 5: ${JSON.stringify(planned)}`);
+    await panel.scrollIntoViewIfNeeded();
+    await screenshot('rules-tester-match');
+    // One that does not: what each condition compared is shown.
+    await panel.getByLabel('Body', { exact: true }).fill('{"severity": "warning"}');
+    await panel.getByRole('button', { name: 'Run test' }).click();
+    const ignored = panel.locator('.rules-result[data-outcome="ignored"]');
+    await ignored.waitFor();
+    assert.match(await ignored.locator('.rt-decided').textContent(), /the default decided/);
+    assert.deepEqual(await ignored.locator('.rt-actual').allTextContents(), ['"warning"']);
+    await screenshot('rules-tester-ignored');
+    // A request object can be dropped in by a call (a logged delivery, later).
+    await page.evaluate(() => document.querySelector('#rules-test .rules-tester').rulesTester.setRequest(
+      { headers: { 'X-Team': 'api' }, body: { severity: 'critical', by: 2 } }, { run: true }));
+    await panel.locator('.rules-result[data-outcome="accepted"]').waitFor();
+    assert.equal(await panel.getByLabel(/^Headers/).inputValue(), 'X-Team: api');
+    // The example for the receiver's preset.
+    await panel.getByLabel('Example').selectOption('alertmanager');
+    await panel.getByRole('button', { name: 'Fill in an example' }).click();
+    assert.equal(JSON.parse(await panel.getByLabel('Body', { exact: true }).inputValue()).version, '4');
+
+    // Rules the editor cannot show exactly open as JSON, with why, and are saved untouched.
+    const nested = { rules: [{ when: { any: [{ all: [{ field: 'method', value: 'POST' }, { field: 'query:x', op: 'exists' }] }] } }] };
+    assert.equal((await server.api('PUT', `/receivers/${id}`, { name: 'rules-ui', config: { service: 'web', action: 'up', by: 1, max: 5 }, rules: nested })).status, 200);
+    await page.goto(`${base}/#/receivers/${id}/edit`);
+    await expectH1('Edit rules-ui');
+    await page.locator('.rules-notice', { hasText: 'nests conditions more than one level deep' }).waitFor();
+    assert.deepEqual(JSON.parse(await page.getByLabel(/^Rules/).inputValue()), nested);
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('Saved.').waitFor();
+    assert.deepEqual((await server.api('GET', `/receivers/${id}`)).body.rules, nested);
+
+    // The same at phone width: no sideways scrolling.
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      await page.goto(`${base}/#/receivers/${id}/edit`);
+      await expectH1('Edit rules-ui');
+      await page.getByRole('button', { name: 'Edit in the form' }).click();
+      await page.locator('.rules-notice', { hasText: 'nests' }).waitFor(); // still not representable
+      await page.getByLabel(/^Rules/).fill(JSON.stringify(expected));
+      await page.getByRole('button', { name: 'Edit in the form' }).click();
+      await page.getByLabel('Rule 1 name').waitFor();
+      await page.locator('.rules-field').scrollIntoViewIfNeeded();
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth) <= 390, 'the rules editor fits 390 px');
+      await screenshot('phone-rules-editor');
+      const tester = page.locator('#rules-test');
+      await tester.getByLabel('Body', { exact: true }).fill('{"severity": "warning"}');
+      await tester.getByRole('button', { name: 'Run test' }).click();
+      await tester.locator('.rules-result').waitFor();
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth) <= 390, 'the tester fits 390 px');
+      await tester.scrollIntoViewIfNeeded();
+      await screenshot('phone-rules-tester');
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 860 });
+    }
+    assert.equal((await server.api('DELETE', `/receivers/${id}`)).status, 204);
   });
 
   step('a driver with nested objects, a choice (oneOf) and a secret gets a usable form', async (t) => {

@@ -295,3 +295,33 @@ TEST_CASE("decide: registry-push is a rules field like alertmanager, on_resolved
   CHECK_FALSE(RuleSet::compile(json::parse(R"({"preset":"harbor"})")).ok());
   CHECK_FALSE((*RuleSet::compile(json::parse(R"({"preset":"registry-push"})")))->trivial());
 }
+
+TEST_CASE("decide: a trace sees the rules decide() evaluated, and the set it applied") {
+  auto r = scale_receiver(json::parse(
+      R"({"rules":[{"name":"dev","when":{"field":"body:/env","op":"equals","value":"dev"},"then":"ignore"},
+                   {"name":"by","set":{"by":{"from_request":"body:/by"}}}]})"));
+  FakeRequest req;
+  req.body_ = R"({"env":"prod","by":4})";
+  RuleTrace trace;
+  auto d = decide(TriggerInput{req, "203.0.113.7", 1'700'000'000'000, "", &trace}, *r, box());
+  REQUIRE(std::holds_alternative<Accept>(d));
+  CHECK(json::parse(std::get<Accept>(d).config_text)["by"] == 4);
+  REQUIRE(trace.evaluated);
+  CHECK(trace.decision.rule_index == 1);
+  CHECK(trace.decision.set == json{{"by", 4}});
+  REQUIRE(trace.rules.size() == 2);
+  CHECK_FALSE(trace.rules[0].matched);
+  REQUIRE(trace.rules[0].compared.size() == 1);
+  CHECK(trace.rules[0].compared[0].actual == "prod");
+  CHECK(trace.rules[1].matched);
+  CHECK(trace.rules[1].compared.empty());  // no "when": always
+
+  // Inbound auth refuses before the rules: the trace says they did not run.
+  auto authed = scale_receiver(nullptr, json{{"bearer_token", "s3cret-bearer"}});
+  RuleTrace none;
+  auto refused =
+      decide(TriggerInput{req, "203.0.113.7", 1'700'000'000'000, "", &none}, *authed, box());
+  CHECK(std::holds_alternative<Reject>(refused));
+  CHECK_FALSE(none.evaluated);
+  CHECK(none.rules.empty());
+}

@@ -258,3 +258,72 @@ TEST_CASE("alertmanager: payload check and a dedupe key stable under re-sends") 
   refired["alerts"][0]["startsAt"] = "2026-11-23T05:00:00Z";
   CHECK(alertmanager_key(firing) != alertmanager_key(refired));
 }
+
+TEST_CASE("rules: a trace records what each evaluated rule compared, and changes no decision") {
+  FakeRequest req;
+  req.body_ = R"({"status":"firing","labels":{"severity":"warning"},"big":")" +
+              std::string(5000, 'x') + R"("})";
+  req.headers_ = {{"X-Env", "prod"}};
+  auto rs = compile(R"({"default":"ignore","rules":[
+    {"name":"criticals","when":{"all":[{"field":"header:X-Env","op":"equals","value":"prod"},
+                                      {"field":"body:labels.severity","op":"equals","value":"critical"},
+                                      {"field":"body:/status","op":"exists"}]}},
+    {"name":"big","when":{"field":"body:/big","op":"regex","value":"^x+$"},"set":{"by":2}},
+    {"name":"never reached","when":{"field":"query:x","op":"exists"}}]})");
+  json body = parse_body_json(req.body_);
+  RuleTrace trace;
+  Decision traced = rs->evaluate(RuleInput{req, body, "127.0.0.1", &trace});
+  Decision plain = rs->evaluate(RuleInput{req, body, "127.0.0.1"});
+  CHECK(traced.run == plain.run);
+  CHECK(traced.rule_index == plain.rule_index);
+  CHECK(traced.set == plain.set);
+  REQUIRE(trace.evaluated);
+  CHECK(trace.decision.rule_index == 1);
+  CHECK(trace.decision.set == json{{"by", 2}});
+  REQUIRE(trace.rules.size() == 2);  // the third rule never ran
+  CHECK_FALSE(trace.rules[0].matched);
+  CHECK(trace.rules[0].name == "criticals");
+  // "all" stops at its first false condition: the exists check was not made.
+  REQUIRE(trace.rules[0].compared.size() == 2);
+  const auto& header = trace.rules[0].compared[0];
+  CHECK(header.field == "header:X-Env");
+  CHECK(header.op == "equals");
+  CHECK(header.actual == "prod");
+  CHECK(header.result);
+  const auto& severity = trace.rules[0].compared[1];
+  CHECK(severity.expected == "critical");
+  CHECK(severity.actual == "warning");
+  CHECK_FALSE(severity.result);
+  CHECK(trace.rules[1].matched);
+  REQUIRE(trace.rules[1].compared.size() == 1);
+  // A long value is kept only as the start of its JSON text.
+  const auto& big = trace.rules[1].compared[0];
+  CHECK(big.truncated);
+  CHECK(big.actual.is_string());
+  CHECK(big.actual.get<std::string>().size() <= RuleTrace::kMaxValueBytes);
+  CHECK(big.result);
+}
+
+TEST_CASE("rules: a trace keeps at most kMaxComparisons comparisons") {
+  FakeRequest req;
+  std::string text = R"({"default":"ignore","rules":[)";
+  for (int i = 0; i < 20; ++i)
+    text += std::string(i ? "," : "") + R"({"when":{"any":[)" + [] {
+      std::string parts;
+      for (int j = 0; j < 90; ++j)
+        parts += std::string(j ? "," : "") + R"({"field":"query:q","op":"exists"})";
+      return parts;
+    }() + "]}}";
+  text += "]}";
+  auto rs = compile(text.c_str());
+  json body = parse_body_json(req.body_);
+  RuleTrace trace;
+  Decision d = rs->evaluate(RuleInput{req, body, "127.0.0.1", &trace});
+  CHECK_FALSE(d.run);
+  CHECK(trace.rules.size() == 20);
+  CHECK(trace.comparisons == 1800);
+  CHECK(trace.comparisons_cut);
+  size_t kept = 0;
+  for (const auto& s : trace.rules) kept += s.compared.size();
+  CHECK(kept == RuleTrace::kMaxComparisons);
+}
