@@ -70,7 +70,8 @@ function headersText(headers) {
   return Object.entries(headers || {}).map(([k, v]) => `${k}: ${v}`).join('\n');
 }
 function queryText(query) {
-  return new URLSearchParams(Object.entries(query || {})).toString();
+  // Values as they are (a trigger's query is not decoded): see request() below.
+  return Object.entries(query || {}).map(([k, v]) => `${k}=${v}`).join('&');
 }
 function bodyText(body) {
   if (body === undefined || body === null) return '';
@@ -170,9 +171,19 @@ export function rulesTester({ receiverId = null, preset, unsaved = null } = {}) 
       if (!t) continue;
       const i = t.indexOf(':');
       if (i <= 0) throw new Error(`The header line “${t}” is not "Name: value".`);
-      hs[t.slice(0, i).trim()] = t.slice(i + 1).trim();
+      const name = t.slice(0, i).trim();
+      // A trigger reads the first of repeated header lines, as here.
+      if (!Object.keys(hs).some((k) => k.toLowerCase() === name.toLowerCase())) hs[name] = t.slice(i + 1).trim();
     }
-    const q = Object.fromEntries(new URLSearchParams(query.value.trim().replace(/^\?/, '')));
+    // As a trigger reads its query (server/http/http_server.cpp): split on & and =, nothing
+    // decoded, the first of repeated names.
+    const q = {};
+    for (const part of query.value.trim().replace(/^\?/, '').split('&')) {
+      if (!part) continue;
+      const i = part.indexOf('=');
+      const name = i < 0 ? part : part.slice(0, i);
+      if (!(name in q)) q[name] = i < 0 ? '' : part.slice(i + 1);
+    }
     const req = { headers: hs, query: q, body: body.value };
     if (source.value.trim()) req.source = source.value.trim();
     return req;

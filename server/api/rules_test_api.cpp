@@ -215,7 +215,14 @@ HttpResponse App::rules_test_api(const HttpRequest& req, std::optional<int64_t> 
   auto view = [&](const json& stored) {
     return redact_sealed(redact_config(stored, *copy.secret_fields));
   };
-  if (auto* accept = std::get_if<Accept>(&verdict)) {
+  if (!tested->row.enabled) {
+    // What a trigger answers: refused before its rules (app.cpp). The trace above still shows
+    // what the rules would decide once it is enabled.
+    out["outcome"] = "rejected";
+    out["status"] = 403;
+    out["error"] =
+        json::parse(error_response(403, "receiver_disabled", "this receiver is disabled").body);
+  } else if (auto* accept = std::get_if<Accept>(&verdict)) {
     out["outcome"] = "accepted";
     out["status"] = 202;
     out["config"] =

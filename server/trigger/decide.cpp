@@ -48,7 +48,7 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
     return Ignore{IgnoreReason::kRule,
                   d.rule_index < 0 ? "no rule matched, and the rules' default ignores the request"
                   : d.rule_name.empty()
-                      ? "rule " + std::to_string(d.rule_index) + " ignored the request"
+                      ? "rules[" + std::to_string(d.rule_index) + "] ignored the request"
                       : "rule \"" + d.rule_name + "\" ignored the request",
                   d.rule_index, d.rule_name};
   // The config is materialized only for a request that changes it (most change nothing).

@@ -113,6 +113,16 @@ TEST_CASE("rules tester: the matching rule, the compared values and what set mak
     CHECK(dev["rules"][1]["compared"].empty());
   }
 
+  SECTION("a disabled receiver is the trigger's 403, with what its rules would decide") {
+    expect(s.request("POST", path + "/disable"), 200);
+    json out =
+        expect(s.request("POST", path + "/rules/test", {{"request", sample({}, "dev")}}), 200);
+    CHECK(out["outcome"] == "rejected");
+    CHECK(out["status"] == 403);
+    CHECK(out["error"]["error"] == "receiver_disabled");
+    CHECK(out["matched"]["name"] == "not prod");
+  }
+
   SECTION("a set value the request lacks is the trigger's 422, inside a 200") {
     json out = expect(s.request("POST", path + "/rules/test",
                                 {{"request", sample({{"labels", {{"severity", "page"}}}})}}),
@@ -252,7 +262,7 @@ TEST_CASE("rules tester: an unsaved receiver (the create form), secrets never ec
   CHECK(out["config"]["authorization"] == kRedacted);
   CHECK(resp.body.find(secret) == std::string::npos);
   CHECK(resp.body.find("very-secret") == std::string::npos);
-  CHECK(out["plan"].is_object());  // an admin may have the unsaved config planned
+  CHECK(out["plan"]["ok"] == true);  // an admin may have the unsaved config planned
 
   // An operator's plan of an unsaved config is refused (it could name any peer); the rest runs.
   json op =
