@@ -40,11 +40,11 @@ HttpResponse App::api(const HttpRequest& req, const std::vector<std::string_view
 // the cache sees changes in commit order and only ever moves forward (ReceiverCache::put also
 // refuses older versions). Reads never write the cache.
 HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
-  if (seg.size() == 3 && seg[2] == "retry") {
+  if (seg.size() == 3 && (seg[2] == "retry" || seg[2] == "cancel")) {
     auto id = parse_id(seg[1]);
     if (!id) return error_response(404, "not_found", "no such execution");
     if (req.method() != "POST") return method_not_allowed("POST");
-    return retry_execution(*id);
+    return seg[2] == "retry" ? retry_execution(*id) : cancel_execution(*id);
   }
   if (seg.size() > 2) return error_response(404, "not_found", "no such API path");
   if (req.method() != "GET") return method_not_allowed("GET");

@@ -22,6 +22,8 @@
 #include "readiness.h"
 #include "receivers.h"
 #include "registry.h"
+#include "request_log.h"
+#include "request_record.h"
 #include "secrets.h"
 #include "store.h"
 #include "token.h"
@@ -47,6 +49,7 @@ struct AppContext {
   Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
   const Readiness* readiness = nullptr;       // /readyz's cached answer (readiness.h)
   Notifier* notifier = nullptr;               // woken by a re-send by hand; may be null
+  RequestLog* request_log = nullptr;          // docs/requests-log.md; null or disabled: off
 };
 
 class App {
@@ -63,11 +66,21 @@ class App {
   void trigger(const HttpRequest& req, std::string_view token, Responder& respond);
   // decide() (trigger/decide.h: inbound auth, rules, Alertmanager, request-bound values), for
   // receivers that have any. Fills `t` and answers true to go on, or answers the request itself
-  // (401/403, 422, or the receiver's ignore status) and returns false.
+  // (401/403, 422, or the receiver's ignore status) and returns false. When the request log is
+  // on, t.request is its entry: a refusal's outcome is filled in and it is handed to the log.
   bool apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
                             Responder& respond);
   // The receiver's limits; answers the request itself (429, or 200 cooling down) when refused.
   bool admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Responder& respond);
+  // Fills a request log entry's outcome from the answer and hands it to the background writer.
+  void log_request(std::unique_ptr<RequestLogRow>& entry, const char* outcome, int status,
+                   std::string_view error, nlohmann::json detail);
+  // /receivers/{id}/requests[/{rid}[/redeliver]] (requests_api.cpp).
+  HttpResponse requests_api(const HttpRequest& req, int64_t receiver_id,
+                            const std::vector<std::string_view>& seg);
+  HttpResponse redeliver_request(int64_t receiver_id, int64_t request_id);
+  // POST /executions/{id}/cancel (requests_api.cpp).
+  HttpResponse cancel_execution(int64_t id);
   HttpResponse api(const HttpRequest& req, const std::vector<std::string_view>& segments);
   HttpResponse receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
   HttpResponse executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg);

@@ -159,6 +159,7 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
     return method_not_allowed("GET, PUT, DELETE");
   }
   if (seg[2] == "notifications" || seg[2] == "deliveries") return notifications_api(req, *id, seg);
+  if (seg[2] == "requests") return requests_api(req, *id, seg);
   if (seg.size() != 3) return error_response(404, "not_found", "no such API path");
   std::string_view verb = seg[2];
   if (verb != "enable" && verb != "disable" && verb != "rotate" && verb != "test")

@@ -1,5 +1,6 @@
 #include "executor.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "log.h"
@@ -71,6 +72,10 @@ void Executor::enqueue(Job job) {
 }
 
 void Executor::add_locked(Job job) {
+  if (!cancelled_.empty() && cancelled_.erase(job.id)) {
+    if (job.backlog) job.backlog->fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
   ++held_;
   auto [it, created] = lanes_.try_emplace(job.lane);
   it->second.jobs.push_back(std::move(job));
@@ -95,6 +100,8 @@ void Executor::refill(std::unique_lock<std::mutex>& lock) {
   for (Job& j : page.value().jobs) add_locked(std::move(j));
   unheld_ -= std::min<size_t>(unheld_, page->rows);
   if (page->rows > 0) watermark_ = std::max(watermark_, page->last_id);
+  for (auto it = cancelled_.begin(); it != cancelled_.end();)
+    it = *it <= watermark_ ? cancelled_.erase(it) : std::next(it);
   // A short page means the store had nothing more when it was read; anything enqueue() let go
   // since then has an id above the watermark and keeps us spilled for one more page.
   if (page->rows < want && spilled_max_ <= watermark_) {
@@ -102,6 +109,43 @@ void Executor::refill(std::unique_lock<std::mutex>& lock) {
     unheld_ = 0;
   }
   if (!page->jobs.empty()) cv_.notify_all();
+}
+
+Status Executor::cancel(int64_t id, bool* held) {
+  *held = false;
+  std::lock_guard lock(mu_);
+  for (auto& [name, lane] : lanes_) {
+    auto it =
+        std::find_if(lane.jobs.begin(), lane.jobs.end(), [&](const Job& j) { return j.id == id; });
+    if (it == lane.jobs.end()) continue;
+    if (it->unrecorded)
+      return Status::Conflict("its outcome is known and being recorded; it cannot be cancelled");
+    Status s = store_.cancel_execution(id, clock_.now_ms());
+    if (!s.ok()) return s;
+    // An emptied lane stays until a worker finds it empty: it may be in ready_ or timers_.
+    if (it->backlog) it->backlog->fetch_sub(1, std::memory_order_relaxed);
+    lane.jobs.erase(it);
+    --held_;
+    *held = true;
+    return Status::Ok();
+  }
+  if (!loader_ || id <= watermark_) {
+    // Held and not in a lane: a worker has it (the store may still say queued for a moment).
+    // Or finished, or unknown: the store says which.
+    auto e = store_.get_execution(id);
+    if (!e.ok()) return e.status();
+    if (e->status == ExecutionStatus::kQueued || e->status == ExecutionStatus::kRunning)
+      return Status::Conflict("this execution is running and cannot be cancelled");
+    return Status::Conflict(std::string("only a queued execution (or one waiting to retry) can "
+                                        "be cancelled; this one is ") +
+                            to_string(e->status));
+  }
+  Status s = store_.cancel_execution(id, clock_.now_ms());
+  if (s.ok()) {
+    cancelled_.insert(id);
+    if (unheld_ > 0) --unheld_;
+  }
+  return s;
 }
 
 void Executor::pause() {
@@ -160,6 +204,10 @@ void Executor::work() {
     std::string lane = std::move(ready_.front());
     ready_.pop_front();
     std::deque<Job>& queued = lanes_[lane].jobs;
+    if (queued.empty()) {  // its jobs were cancelled (cancel())
+      lanes_.erase(lane);
+      continue;
+    }
     std::vector<Job> jobs;
     jobs.push_back(std::move(queued.front()));
     queued.pop_front();

@@ -52,6 +52,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "driver.h"
@@ -116,6 +117,14 @@ class Executor {
   using PlanRecorder =
       std::function<Status(const std::vector<Store::PlannedRun>& runs, int64_t started_at)>;
   void record_plans_with(PlanRecorder recorder) { record_plans_ = std::move(recorder); }
+  // An operator's cancel of a queued execution (one waiting to run or to retry): recorded as
+  // failed with the error "cancelled" (Store::cancel_execution) and never run. Decided under the
+  // executor's lock, which a worker needs to take a job: a job still in its lane's queue is
+  // cancelled and removed together, one a worker holds is running (Conflict), one that only
+  // the store holds (spilled) is cancelled there and skipped if a page being read brings it.
+  // *held: the executor held the job (and gave its receiver's queue slot back); when false the
+  // caller gives the slot back. Holds the lock across one synced write: a rare act.
+  Status cancel(int64_t id, bool* held);
   void pause();
   void resume();
   bool paused() const;
@@ -173,6 +182,9 @@ class Executor {
   int64_t next_load_ = 0;    // Clock::steady_ms()
   bool paused_ = false;
   bool stopping_ = false;
+  // Cancelled in the store only, above the watermark: skipped if a page or enqueue brings them
+  // (a page may have been read before the cancel). Erased once the watermark passes them.
+  std::unordered_set<int64_t> cancelled_;
   std::vector<std::thread> workers_;
 };
 

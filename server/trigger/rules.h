@@ -65,6 +65,10 @@ class RuleSet {
   ~RuleSet();
 
   Decision evaluate(const RuleInput& input) const;
+  // What the rule at `rule_index` compared (every rule when -1), for the request log: an array
+  // of {"rule", "field", "op", "value", "actual", "matched"}, at most 32, values bounded and
+  // secret headers redacted. Off the hot path: only for requests that were not accepted.
+  nlohmann::json explain(const RuleInput& input, int rule_index) const;
 
   bool needs_body() const { return needs_body_; }
   // No rules, no preset, default run: every request runs as configured.

@@ -50,7 +50,8 @@ std::shared_ptr<const Receiver> scale_receiver(json rules, json auth = nullptr) 
 
 TriggerDecision run(const Receiver& r, const FakeRequest& req, std::string caller = "203.0.113.7",
                     std::string key = "") {
-  return decide(TriggerInput{req, caller, 1'700'000'000'000, std::move(key)}, r, box());
+  return decide(TriggerInput{req, caller, 1'700'000'000'000, std::move(key), false, false}, r,
+                box());
 }
 
 }  // namespace

@@ -1,0 +1,98 @@
+#include "request_log.h"
+
+#include <chrono>
+
+#include "log.h"
+
+namespace tripline {
+
+RequestLog::RequestLog(Store& store, Metrics& metrics, Options options)
+    : store_(store), metrics_(metrics), options_(options) {
+  if (enabled()) writer_ = std::thread([this] { run(); });
+}
+
+RequestLog::~RequestLog() { stop(); }
+
+void RequestLog::record(RequestLogRow row) {
+  if (!enabled()) return;
+  {
+    std::unique_lock lock(mu_);
+    if (stopping_ || queue_.size() >= options_.max_queued) {
+      lock.unlock();
+      metrics_.request_log_dropped();
+      return;
+    }
+    queue_.push_back(std::move(row));
+  }
+  cv_.notify_one();
+}
+
+void RequestLog::touch(int64_t receiver_id) {
+  if (!enabled()) return;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    touched_.insert(receiver_id);
+  }
+  cv_.notify_one();
+}
+
+void RequestLog::flush() {
+  std::unique_lock lock(mu_);
+  idle_.wait(lock, [&] { return stopping_ || (queue_.empty() && touched_.empty() && !writing_); });
+}
+
+void RequestLog::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  idle_.notify_all();
+}
+
+void RequestLog::run() {
+  std::vector<RequestLogRow> batch;
+  std::vector<int64_t> trim;
+  std::unordered_set<int64_t> seen;
+  auto last_trim = std::chrono::steady_clock::now();
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      writing_ = false;
+      if (queue_.empty() && touched_.empty()) idle_.notify_all();
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !touched_.empty(); });
+      if (queue_.empty() && touched_.empty()) return;  // stopping, nothing left
+      // Receivers touched by accepted triggers only: their cap is applied at most every
+      // kTrimEvery, so a flood of accepted triggers does not put a transaction of ours
+      // between each two of the ingest's commits (both take the store's write lock).
+      if (queue_.empty() && !stopping_) {
+        constexpr auto kTrimEvery = std::chrono::milliseconds(500);
+        cv_.wait_until(lock, last_trim + kTrimEvery, [&] { return stopping_ || !queue_.empty(); });
+      }
+      last_trim = std::chrono::steady_clock::now();
+      size_t n = std::min(queue_.size(), options_.batch);
+      batch.assign(std::make_move_iterator(queue_.begin()),
+                   std::make_move_iterator(queue_.begin() + static_cast<ptrdiff_t>(n)));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+      seen.swap(touched_);
+      writing_ = true;
+    }
+    for (const RequestLogRow& r : batch) seen.insert(r.receiver_id);
+    trim.assign(seen.begin(), seen.end());
+    seen.clear();
+    Status s = store_.insert_request_logs(batch, trim, options_.keep_per_receiver);
+    if (s.ok()) {
+      metrics_.request_log_written(batch.size());
+    } else {
+      metrics_.request_log_dropped(batch.size());
+      log::error("could not write the request log",
+                 {{"entries", batch.size()}, {"error", s.message()}});
+    }
+    batch.clear();
+  }
+}
+
+}  // namespace tripline

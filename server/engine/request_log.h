@@ -1,0 +1,60 @@
+// The request log's background writer (docs/requests-log.md). Entries for requests that were
+// not accepted (ignored, refused, limited, malformed) are handed over here and written off the
+// trigger path: a bounded queue, drained in batches of one relaxed transaction each. When the
+// queue is full an entry is dropped and counted (tripline_request_log_dropped_total): a flood
+// costs the log entries, never the trigger path's time. Accepted requests are written by the
+// ingest's group commit with their execution (Store::commit_group) and only touch() here.
+//
+// The cap per receiver (the newest keep_per_receiver entries) is applied by this writer after
+// each batch, to the receivers the batch or a touch() named. Age retention is the pruner's.
+//
+// Thread safety: record(), touch() and flush() from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "metrics.h"
+#include "store.h"
+
+namespace tripline {
+
+class RequestLog {
+ public:
+  struct Options {
+    int64_t keep_per_receiver = 1000;  // 0: the log is off (nothing recorded)
+    size_t max_queued = 4096;          // entries waiting for the writer; then dropped
+    size_t batch = 512;                // entries per transaction
+  };
+  RequestLog(Store& store, Metrics& metrics, Options options);
+  ~RequestLog();
+
+  bool enabled() const { return options_.keep_per_receiver > 0; }
+  int64_t keep_per_receiver() const { return options_.keep_per_receiver; }
+  // Queues an entry (never blocks); drops it, counted, when the queue is full.
+  void record(RequestLogRow row);
+  // Entries of this receiver were written elsewhere (the group commit): apply its cap.
+  void touch(int64_t receiver_id);
+  // Returns once everything queued before the call is written (tests; a redelivery's answer).
+  void flush();
+  void stop();  // writes what is queued, then stops
+
+ private:
+  void run();
+  Store& store_;
+  Metrics& metrics_;
+  const Options options_;
+  std::mutex mu_;
+  std::condition_variable cv_, idle_;
+  std::vector<RequestLogRow> queue_;
+  std::unordered_set<int64_t> touched_;  // bounded by the number of receivers
+  bool writing_ = false;
+  bool stopping_ = false;
+  std::thread writer_;
+};
+
+}  // namespace tripline
