@@ -283,8 +283,9 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
     return false;
   };
   const InboundView inbound(req);
-  std::string caller =
-      caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies);
+  std::string caller = t.request ? t.request->source  // worked out once, for the log
+                                 : caller_address(req.peer_address(), req.header("X-Forwarded-For"),
+                                                  ctx_.trusted_proxies);
   TriggerInput input{inbound, caller, ctx_.store.clock().now_ms(), std::move(t.idempotency_key),
                      false,   false};
   input.explain = t.request != nullptr;

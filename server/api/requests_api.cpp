@@ -1,5 +1,8 @@
 // /api/v1/receivers/{id}/requests[/{rid}[/redeliver]]: the request log, "why didn't it fire?"
 // (docs/requests-log.md), and POST /api/v1/executions/{id}/cancel.
+#include <strings.h>
+
+#include <algorithm>
 #include <future>
 
 #include "app.h"

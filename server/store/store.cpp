@@ -176,6 +176,9 @@ Store::~Store() {
   }
   checkpoint_cv_.notify_all();
   if (checkpointer_.joinable()) checkpointer_.join();
+  // Declared before writer_, so destroyed after it unless released here: a statement left
+  // open keeps the connection from closing.
+  insert_request_log_.reset();
 }
 
 void Store::checkpoint_loop(std::string path, StoreOptions options) {

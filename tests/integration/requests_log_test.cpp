@@ -148,6 +148,11 @@ TEST_CASE("requests log: each outcome is recorded with its reason") {
 
   json items = wait_entries(s, rid, 5);
   REQUIRE(items.size() == 5);
+  {
+    // The forged token's request is nowhere in the log: five rows in all.
+    SQLite::Database db(s.data_dir() + "/tripline.db", SQLite::OPEN_READONLY);
+    CHECK(db.execAndGet("SELECT count(*) FROM requests_log").getInt64() == 5);
+  }
   // Newest first.
   CHECK(items[0]["outcome"] == "malformed");
   CHECK(items[0]["status"] == 400);
