@@ -27,6 +27,7 @@ class InboundView final : public InboundRequest {
     return r_.header(name);
   }
   std::optional<std::string> query(std::string_view name) const override { return r_.query(name); }
+  std::vector<std::pair<std::string, std::string>> headers() const override { return r_.headers(); }
 
  private:
   const HttpRequest& r_;

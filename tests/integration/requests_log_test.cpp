@@ -291,7 +291,10 @@ TEST_CASE("requests log: no secret reaches the stored rows or the API") {
     INFO(secret);
     CHECK(stored.find(secret) == std::string::npos);
     CHECK(answers.find(secret) == std::string::npos);
-    CHECK(files.find(secret) == std::string::npos);
+    // The accepted request's signature is on disk by design, as its execution's idempotency
+    // key (a MAC of a body already used: what recognises a replay, inbound_auth.h).
+    if (secret != github_signature(critical).substr(7))
+      CHECK(files.find(secret) == std::string::npos);
   }
 }
 
