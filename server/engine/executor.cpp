@@ -72,10 +72,13 @@ void Executor::enqueue(Job job) {
 }
 
 void Executor::add_locked(Job job) {
-  if (!cancelled_.empty() && cancelled_.erase(job.id)) {
-    if (job.backlog) job.backlog->fetch_sub(1, std::memory_order_relaxed);
-    return;
-  }
+  // Cancelled in the store only: the canceller gave its queue slot back (App::cancel_execution).
+  if (!cancelled_.empty() && cancelled_.erase(job.id)) return;
+  if (!cancelling_.empty())
+    if (auto it = cancelling_.find(job.id); it != cancelling_.end()) {
+      it->second = std::move(job);
+      return;
+    }
   ++held_;
   auto [it, created] = lanes_.try_emplace(job.lane);
   it->second.jobs.push_back(std::move(job));
@@ -113,18 +116,49 @@ void Executor::refill(std::unique_lock<std::mutex>& lock) {
 
 Status Executor::cancel(int64_t id, bool* held) {
   *held = false;
-  std::lock_guard lock(mu_);
-  for (auto& [name, lane] : lanes_) {
+  std::unique_lock lock(mu_);
+  for (auto lit = lanes_.begin(); lit != lanes_.end(); ++lit) {
+    Lane& lane = lit->second;
     auto it =
         std::find_if(lane.jobs.begin(), lane.jobs.end(), [&](const Job& j) { return j.id == id; });
     if (it == lane.jobs.end()) continue;
     if (it->unrecorded)
       return Status::Conflict("its outcome is known and being recorded; it cannot be cancelled");
-    Status s = store_.cancel_execution(id, clock_.now_ms());
-    if (!s.ok()) return s;
-    // An emptied lane stays until a worker finds it empty: it may be in ready_ or timers_.
-    if (it->backlog) it->backlog->fetch_sub(1, std::memory_order_relaxed);
+    // Out of its lane, so no worker takes it while the store is written without the lock.
+    std::string name = lit->first;
+    Job job = std::move(*it);
     lane.jobs.erase(it);
+    uint64_t timer = lane.timer;
+    int64_t due = lane.due;
+    if (lane.jobs.empty() && timer != 0) {
+      // Waiting to retry, and nothing else in it: the lane goes now, and its timer is skipped
+      // when due, so a job enqueued for this lane meanwhile runs at once, not at that time.
+      lanes_.erase(lit);
+    }
+    // An emptied lane in ready_ stays until a worker finds it empty (one in a worker's hands is
+    // the worker's).
+    lock.unlock();
+    Status s = store_.cancel_execution(id, clock_.now_ms());
+    lock.lock();
+    if (!s.ok()) {
+      // Put back where it was: before the first job after it (a lane runs in id order).
+      auto [back, created] = lanes_.try_emplace(name);
+      auto& jobs = back->second.jobs;
+      jobs.insert(std::find_if(jobs.begin(), jobs.end(), [&](const Job& j) { return j.id > id; }),
+                  std::move(job));
+      if (created) {
+        if (timer != 0) {
+          back->second.timer = ++next_timer_;
+          back->second.due = due;
+          timers_.push({due, name, back->second.timer});
+        } else {
+          ready_.push_back(name);
+        }
+        cv_.notify_all();
+      }
+      return s;
+    }
+    if (job.backlog) job.backlog->fetch_sub(1, std::memory_order_relaxed);
     --held_;
     *held = true;
     return Status::Ok();
@@ -132,6 +166,7 @@ Status Executor::cancel(int64_t id, bool* held) {
   if (!loader_ || id <= watermark_) {
     // Held and not in a lane: a worker has it (the store may still say queued for a moment).
     // Or finished, or unknown: the store says which.
+    lock.unlock();
     auto e = store_.get_execution(id);
     if (!e.ok()) return e.status();
     if (e->status == ExecutionStatus::kQueued || e->status == ExecutionStatus::kRunning)
@@ -140,11 +175,23 @@ Status Executor::cancel(int64_t id, bool* held) {
                                         "be cancelled; this one is ") +
                             to_string(e->status));
   }
+  // Only the store holds it. A page read while the store is written parks it in cancelling_.
+  if (!cancelling_.try_emplace(id).second)
+    return Status::Conflict("this execution is being cancelled");
+  lock.unlock();
   Status s = store_.cancel_execution(id, clock_.now_ms());
-  if (s.ok()) {
-    cancelled_.insert(id);
-    if (unheld_ > 0) --unheld_;
+  lock.lock();
+  auto node = cancelling_.extract(id);
+  std::optional<Job>& parked = node.mapped();
+  if (!s.ok()) {
+    if (parked) {
+      add_locked(std::move(*parked));
+      cv_.notify_one();
+    }
+    return s;
   }
+  if (!parked) cancelled_.insert(id);  // a later page or enqueue() skips it
+  if (unheld_ > 0) --unheld_;
   return s;
 }
 
@@ -183,7 +230,11 @@ void Executor::work() {
       if (stopping_) return;
       int64_t now = clock_.steady_ms();
       while (!timers_.empty() && timers_.top().due <= now) {
-        ready_.push_back(timers_.top().lane);
+        const Timer& t = timers_.top();
+        if (auto it = lanes_.find(t.lane); it != lanes_.end() && it->second.timer == t.id) {
+          it->second.timer = 0;
+          ready_.push_back(t.lane);
+        }
         timers_.pop();
       }
       // Read the next page once half the room is free (not while paused: nothing would run).
@@ -238,7 +289,9 @@ void Executor::work() {
     if (l.jobs.empty()) {
       lanes_.erase(lane);
     } else if (done < jobs.size() && retry_in.count() > 0) {
-      timers_.push({clock_.steady_ms() + retry_in.count(), lane});
+      l.timer = ++next_timer_;
+      l.due = clock_.steady_ms() + retry_in.count();
+      timers_.push({l.due, lane, l.timer});
       cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
     } else {
       ready_.push_back(lane);

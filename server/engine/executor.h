@@ -123,7 +123,9 @@ class Executor {
   // cancelled and removed together, one a worker holds is running (Conflict), one that only
   // the store holds (spilled) is cancelled there and skipped if a page being read brings it.
   // *held: the executor held the job (and gave its receiver's queue slot back); when false the
-  // caller gives the slot back. Holds the lock across one synced write: a rare act.
+  // caller gives the slot back (and only it: a page that brings the job later does not). The
+  // synced write is made without the lock (workers and enqueue() need it): the job is taken out
+  // of its lane first, and put back where it was if the write fails.
   Status cancel(int64_t id, bool* held);
   void pause();
   void resume();
@@ -137,10 +139,15 @@ class Executor {
   static constexpr size_t kMaxBatch = 1000;
   struct Lane {
     std::deque<Job> jobs;
+    // Waiting in timers_ to retry (the Timer's id; 0: not waiting), and until when. A lane is
+    // in exactly one of ready_, timers_ or a worker's hands.
+    uint64_t timer = 0;
+    int64_t due = 0;
   };
   struct Timer {
     int64_t due;  // Clock::steady_ms()
     std::string lane;
+    uint64_t id;  // stale (skipped) when its lane no longer names it: the lane was cancelled
     bool operator>(const Timer& o) const { return due > o.due; }
   };
 
@@ -185,6 +192,10 @@ class Executor {
   // Cancelled in the store only, above the watermark: skipped if a page or enqueue brings them
   // (a page may have been read before the cancel). Erased once the watermark passes them.
   std::unordered_set<int64_t> cancelled_;
+  // Being cancelled in the store only (the write is made without the lock): a page that brings
+  // one parks it here, to be dropped if the write succeeds, held if it fails.
+  std::unordered_map<int64_t, std::optional<Job>> cancelling_;
+  uint64_t next_timer_ = 0;
   std::vector<std::thread> workers_;
 };
 
