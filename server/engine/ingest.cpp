@@ -32,6 +32,10 @@ void Ingest::submit(Trigger trigger, Done done) {
 void Ingest::log_unrecorded(Trigger& t, bool overloaded) {
   if (!t.request || !log_) return;
   RequestLogRow& r = *t.request;
+  // A failed commit may have filled in what it was writing (Store::commit_group): its entry id
+  // and execution were rolled back with it, and an execution id may be handed out again.
+  r.id = 0;
+  r.execution_id = 0;
   r.outcome = "unavailable";
   r.status = 503;
   r.error = overloaded ? "overloaded" : "unavailable";

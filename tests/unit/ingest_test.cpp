@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "../support/timing.h"
+#include "metrics.h"
+#include "request_log.h"
 #include "store.h"
 
 using namespace tripline;
@@ -202,4 +204,41 @@ TEST_CASE("ingest: a commit that fails answers every trigger of the batch with t
   }
   CHECK(committed == 0);
   CHECK(count_executions(*store) == 0);
+}
+
+TEST_CASE("ingest: a failed commit's log entry names no execution of the rolled-back commit") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto r = receiver(*store);
+  {
+    // The entry of an accepted trigger cannot be written: the execution's insert (made first, in
+    // the same transaction) is rolled back with it.
+    SQLite::Database db(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+    db.exec(
+        "CREATE TRIGGER no_accepted BEFORE INSERT ON requests_log WHEN NEW.outcome = 'accepted' "
+        "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END");
+  }
+  Metrics metrics;
+  RequestLog log(*store, metrics, RequestLog::Options{});
+  Answers answers;
+  Ingest ingest(
+      *store, [](const Ingest::Trigger&, int64_t) {}, 20000, &log);
+  Ingest::Trigger t{r, nullptr, {}, {}, {}};
+  t.request = std::make_unique<RequestLogRow>();
+  t.request->receiver_id = r->row.id;
+  t.request->outcome = "accepted";
+  t.request->status = 202;
+  t.request->source = "127.0.0.1";
+  t.request->method = "POST";
+  t.request->headers = "[]";
+  ingest.submit(std::move(t), answers.done());
+  REQUIRE(answers.wait(1));
+  CHECK_FALSE(answers.got[0].first.ok());
+  CHECK(count_executions(*store) == 0);
+  log.flush();
+  auto entries = store->list_request_logs(r->row.id, "", 10, 0);
+  REQUIRE(entries.ok());
+  REQUIRE(entries->size() == 1);
+  CHECK((*entries)[0].outcome == "unavailable");
+  CHECK((*entries)[0].execution_id == 0);
 }
