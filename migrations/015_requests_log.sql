@@ -4,7 +4,8 @@
 -- migrations/013_notifications.sql. Accepted requests are written in the group commit that
 -- records their execution; the others by a background writer, in batches, dropped under a flood.
 -- Bounded: the newest N rows per receiver (--request-log) and the age of --retention.
--- Secrets never reach this table: headers are redacted and the query string is not kept.
+-- Secrets never reach this table: headers are redacted, the query string is not kept, and the
+-- trigger token is taken out of the body and header values wherever it appears.
 CREATE TABLE requests_log (
   id              INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: executions name it
   receiver_id     INTEGER NOT NULL,
@@ -20,6 +21,8 @@ CREATE TABLE requests_log (
   body            TEXT NOT NULL,      -- the body's first bytes (valid UTF-8)
   body_size       INTEGER NOT NULL,   -- the whole body's size in bytes
   body_truncated  INTEGER NOT NULL DEFAULT 0,
+  token_redacted  INTEGER NOT NULL DEFAULT 0,  -- the trigger token was in the body or a header
+                                               -- value, replaced by "[redacted]"
   execution_id    INTEGER,            -- accepted: the execution it made (or found, a duplicate)
   replay_of       INTEGER             -- a redelivery by hand: the entry it replayed
 );

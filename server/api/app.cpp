@@ -199,7 +199,7 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
         auto entry = std::make_unique<RequestLogRow>(capture_request(
             inbound,
             caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies),
-            receiver->row.id, ctx_.store.clock().now_ms()));
+            receiver->row.id, ctx_.store.clock().now_ms(), token));
         log_request(entry, "refused", 401, "revoked_token",
                     {{"check", "revoked"},
                      {"message",
@@ -217,7 +217,7 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
     t.request = std::make_unique<RequestLogRow>(capture_request(
         inbound,
         caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies),
-        receiver->row.id, ctx_.store.clock().now_ms()));
+        receiver->row.id, ctx_.store.clock().now_ms(), token));
   }
   if (!receiver->row.enabled) {
     log_request(t.request, "refused", 403, "receiver_disabled",
@@ -235,7 +235,7 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
     t.idempotency_key = std::move(*k);
   }
   Reservation claim;  // what the request took from the receiver's limits
-  if (!receiver->simple && !apply_receiver_logic(req, *receiver, t, respond)) return;
+  if (!receiver->simple && !apply_receiver_logic(req, token, *receiver, t, respond)) return;
   if (!admit(*receiver, t, &claim, respond)) return;
 
   auto* metrics = &ctx_.metrics;
@@ -276,8 +276,8 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
 }
 
 // The decision is trigger/decide.h's; here it becomes a status code, a body and metrics.
-bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
-                               Responder& respond) {
+bool App::apply_receiver_logic(const HttpRequest& req, std::string_view token, const Receiver& r,
+                               Ingest::Trigger& t, Responder& respond) {
   auto answer = [&](HttpResponse&& resp) {
     ctx_.metrics.request(Route::kTrigger, resp.status);
     respond(std::move(resp));
@@ -290,6 +290,7 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
   TriggerInput input{inbound, caller, ctx_.store.clock().now_ms(), std::move(t.idempotency_key),
                      false,   false};
   input.explain = t.request != nullptr;
+  input.redact = token;
   TriggerDecision verdict = decide(input, r, ctx_.secrets);
 
   if (auto* accept = std::get_if<Accept>(&verdict)) {
@@ -310,7 +311,7 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
       if (ignore->rule_index >= 0)
         detail["rule"] = {{"index", ignore->rule_index}, {"name", ignore->rule_name}};
       if (!ignore->compared.is_null()) detail["compared"] = std::move(ignore->compared);
-      log_request(t.request, "ignored", r.rules->ignore_status(), "", std::move(detail));
+      log_request(t.request, "ignored", r.rules->ignore_status(), "", std::move(detail), token);
     }
     return answer(json_response(r.rules->ignore_status(), body));
   }
@@ -345,14 +346,15 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
     }
     json answered = json::parse(resp.body, nullptr, false);
     log_request(t.request, "malformed", resp.status,
-                answered.is_object() ? answered.value("error", "") : "", std::move(detail));
+                answered.is_object() ? answered.value("error", "") : "", std::move(detail), token);
   }
   return answer(std::move(resp));
 }
 
 void App::log_request(std::unique_ptr<RequestLogRow>& entry, const char* outcome, int status,
-                      std::string_view error, json detail) {
+                      std::string_view error, json detail, std::string_view token) {
   if (!entry || !ctx_.request_log) return;
+  if (redact_token(detail, token)) entry->token_redacted = true;
   entry->outcome = outcome;
   entry->status = status;
   entry->error = std::string(error);

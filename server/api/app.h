@@ -68,13 +68,16 @@ class App {
   // receivers that have any. Fills `t` and answers true to go on, or answers the request itself
   // (401/403, 422, or the receiver's ignore status) and returns false. When the request log is
   // on, t.request is its entry: a refusal's outcome is filled in and it is handed to the log.
-  bool apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
-                            Responder& respond);
+  // `token` is the trigger token, taken out of what the log keeps of the decision.
+  bool apply_receiver_logic(const HttpRequest& req, std::string_view token, const Receiver& r,
+                            Ingest::Trigger& t, Responder& respond);
   // The receiver's limits; answers the request itself (429, or 200 cooling down) when refused.
   bool admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Responder& respond);
   // Fills a request log entry's outcome from the answer and hands it to the background writer.
+  // The trigger token, when given, is taken out of `detail` (a rule may have compared a body
+  // field that holds the trigger URL).
   void log_request(std::unique_ptr<RequestLogRow>& entry, const char* outcome, int status,
-                   std::string_view error, nlohmann::json detail);
+                   std::string_view error, nlohmann::json detail, std::string_view token = {});
   // /receivers/{id}/requests[/{rid}[/redeliver]] (requests_api.cpp).
   HttpResponse requests_api(const HttpRequest& req, int64_t receiver_id,
                             const std::vector<std::string_view>& seg);

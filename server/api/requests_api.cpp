@@ -42,6 +42,7 @@ json request_json(const RequestLogRow& r, bool full) {
               {"method", r.method},
               {"body_size", r.body_size},
               {"body_truncated", r.body_truncated},
+              {"token_redacted", r.token_redacted},
               {"execution_id", r.execution_id ? json(r.execution_id) : json(nullptr)},
               {"replay_of", r.replay_of ? json(r.replay_of) : json(nullptr)}};
   if (full) {
@@ -77,6 +78,16 @@ class LoggedRequest final : public InboundRequest {
   const RequestLogRow& r_;
   std::vector<std::pair<std::string, std::string>> headers_;
 };
+
+// Whether the logged request passed every check a replay skips (inbound auth: signature,
+// credential, allowed sources; the token still granting the receiver). A request refused by any
+// check, or turned away before inbound auth was checked (a bad Idempotency-Key is answered
+// first, app.cpp), did not: replaying it would run an attacker's payload on an admin's click.
+bool passed_inbound_checks(const RequestLogRow& r) {
+  if (r.outcome == "refused") return false;
+  if (r.outcome == "malformed" && r.error == "bad_idempotency_key") return false;
+  return true;
+}
 
 }  // namespace
 
@@ -125,7 +136,8 @@ HttpResponse App::requests_api(const HttpRequest& req, int64_t receiver_id,
 // A logged request replayed through the receiver's current rules and config, as a new entry
 // marked replay_of. Its credentials were redacted from the log, so inbound auth (signatures,
 // credentials, allowed sources) cannot be checked again: the admin token authorises the replay
-// instead (docs/requests-log.md). Like a retry (admin_api.cpp), an admin's act is not held to
+// instead (docs/requests-log.md); so a request that did not pass those checks is never replayed
+// (passed_inbound_checks). Like a retry (admin_api.cpp), an admin's act is not held to
 // the rate limit or the cooldown, but takes a slot of the receiver's queue cap; and it is never
 // deduplicated against the original (no idempotency key): it runs again.
 HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id) {
@@ -133,6 +145,14 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id) {
     return from_status(Status::Conflict("the request log is off (--request-log 0)"));
   auto original = ctx_.store.get_request_log(receiver_id, request_id);
   if (!original.ok()) return from_status(original.status());
+  if (!passed_inbound_checks(*original))
+    return from_status(Status::Conflict(
+        "this request was refused (or turned away before inbound authentication was checked): "
+        "a replay skips those checks, so it cannot be redelivered"));
+  if (original->token_redacted)
+    return from_status(Status::Conflict(
+        "the trigger token was taken out of this request's body or headers: what the log kept "
+        "is not what was sent, so it cannot be replayed"));
   if (original->body_truncated)
     return from_status(Status::Conflict(
         "the log kept only the first " + std::to_string(kRequestLogBodyBytes) + " of its " +
@@ -157,9 +177,9 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id) {
     entry->error = std::move(error);
     entry->detail = std::move(detail);
     std::vector<RequestLogRow> rows{std::move(*entry)};
-    Status s =
-        ctx_.store.insert_request_logs(rows, {receiver_id}, ctx_.request_log->keep_per_receiver());
+    Status s = ctx_.store.insert_request_logs(rows, {}, ctx_.request_log->keep_per_receiver());
     if (!s.ok()) return from_status(s);
+    ctx_.request_log->touch(receiver_id);  // its cap, by the writer, in bounded steps
     return json_response(200, request_json(rows[0], true));
   };
 

@@ -55,7 +55,7 @@ void RequestLog::stop() {
 
 void RequestLog::run() {
   std::vector<RequestLogRow> batch;
-  std::vector<int64_t> trim;
+  std::vector<int64_t> trim, untrimmed;
   std::unordered_set<int64_t> seen;
   auto last_trim = std::chrono::steady_clock::now();
   for (;;) {
@@ -64,7 +64,9 @@ void RequestLog::run() {
       writing_ = false;
       if (queue_.empty() && touched_.empty()) idle_.notify_all();
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !touched_.empty(); });
-      if (queue_.empty() && touched_.empty()) return;  // stopping, nothing left
+      // Stopping: what is queued is written; a cap still being applied in steps is left for
+      // the next start (the receiver's next entry names it again).
+      if (queue_.empty() && (touched_.empty() || stopping_)) return;
       // Receivers touched by accepted triggers only: their cap is applied at most every
       // kTrimEvery, so a flood of accepted triggers does not put a transaction of ours
       // between each two of the ingest's commits (both take the store's write lock).
@@ -83,9 +85,14 @@ void RequestLog::run() {
     for (const RequestLogRow& r : batch) seen.insert(r.receiver_id);
     trim.assign(seen.begin(), seen.end());
     seen.clear();
-    Status s = store_.insert_request_logs(batch, trim, options_.keep_per_receiver);
+    Status s = store_.insert_request_logs(batch, trim, options_.keep_per_receiver, &untrimmed,
+                                          options_.trim_per_batch);
     if (s.ok()) {
       metrics_.request_log_written(batch.size());
+      if (!untrimmed.empty()) {
+        std::lock_guard lock(mu_);
+        touched_.insert(untrimmed.begin(), untrimmed.end());
+      }
     } else {
       metrics_.request_log_dropped(batch.size());
       log::error("could not write the request log",

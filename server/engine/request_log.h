@@ -6,7 +6,8 @@
 // ingest's group commit with their execution (Store::commit_group) and only touch() here.
 //
 // The cap per receiver (the newest keep_per_receiver entries) is applied by this writer after
-// each batch, to the receivers the batch or a touch() named. Age retention is the pruner's.
+// each batch, to the receivers the batch or a touch() named, at most trim_per_batch entries
+// deleted per transaction (the rest in the next ones). Age retention is the pruner's.
 //
 // Thread safety: record(), touch() and flush() from any thread.
 #pragma once
@@ -29,6 +30,10 @@ class RequestLog {
     int64_t keep_per_receiver = 1000;  // 0: the log is off (nothing recorded)
     size_t max_queued = 4096;          // entries waiting for the writer; then dropped
     size_t batch = 512;                // entries per transaction
+    // Entries deleted by the cap per transaction: a lowered --request-log is applied over
+    // several, at most one every 500 ms while no new entries wait, so the trigger path's commits
+    // never wait long for the write lock.
+    int trim_per_batch = 2000;
   };
   RequestLog(Store& store, Metrics& metrics, Options options);
   ~RequestLog();

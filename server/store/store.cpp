@@ -238,8 +238,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
     s->insert_request_log_ = std::make_unique<SQLite::Statement>(
         *s->writer_,
         "INSERT INTO requests_log (id, receiver_id, received_at, outcome, status, error, detail, "
-        "source, method, headers, body, body_size, body_truncated, execution_id, replay_of) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "source, method, headers, body, body_size, body_truncated, execution_id, replay_of, "
+        "token_redacted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     {
       // AUTOINCREMENT's sequence: ids of deleted entries are never handed out again, so an
       // execution's request_id never names another request.
@@ -579,7 +579,7 @@ void Store::insert_executions_locked(std::vector<NewExecution>& batch) {
     }
     std::string rule;
     if (e.rule && !e.rule->is_null()) {
-      rule = e.rule->dump();
+      rule = e.rule->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       q.bindNoCopy(9, rule);
     } else {
       q.bind(9);
@@ -632,7 +632,11 @@ void Store::insert_request_log_locked(RequestLogRow& r) {
     q.bind(6);
   else
     q.bindNoCopy(6, r.error);
-  std::string detail = r.detail.is_null() ? std::string("{}") : r.detail.dump();
+  // A compared value is whatever the request held (a header of byte 0xFF): not UTF-8 text is
+  // stored with U+FFFD, where nlohmann's strict dump would throw and lose the whole batch.
+  std::string detail =
+      r.detail.is_null() ? std::string("{}")
+                         : r.detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   q.bindNoCopy(7, detail);
   q.bindNoCopy(8, r.source);
   q.bindNoCopy(9, r.method);
@@ -648,12 +652,15 @@ void Store::insert_request_log_locked(RequestLogRow& r) {
     q.bind(15, r.replay_of);
   else
     q.bind(15);
+  q.bind(16, r.token_redacted ? 1 : 0);
   q.exec();
 }
 
 Status Store::insert_request_logs(std::vector<RequestLogRow>& rows,
-                                  const std::vector<int64_t>& trim, int64_t keep_per_receiver) {
-  return guarded([&]() -> Status {
+                                  const std::vector<int64_t>& trim, int64_t keep_per_receiver,
+                                  std::vector<int64_t>* untrimmed, int max_trimmed) {
+  std::vector<int64_t> left;
+  Status s = guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     OutcomeSync relaxed(*writer_);
     SQLite::Transaction tx(*writer_);
@@ -661,28 +668,37 @@ Status Store::insert_request_logs(std::vector<RequestLogRow>& rows,
       r.id = 0;
       insert_request_log_locked(r);
     }
-    if (keep_per_receiver > 0) {
-      // The newest N stay: everything at or below the (N+1)th newest id goes.
+    if (keep_per_receiver > 0 && !trim.empty()) {
+      // The newest N stay: the oldest of what is at or below the (N+1)th newest id go, at most
+      // `budget` of them (both by the index on (receiver_id, id)).
       SQLite::Statement d(*writer_,
-                          "DELETE FROM requests_log WHERE receiver_id = ?1 AND id <= (SELECT id "
-                          "FROM requests_log WHERE receiver_id = ?1 ORDER BY id DESC LIMIT 1 "
-                          "OFFSET ?2)");
+                          "DELETE FROM requests_log WHERE id IN (SELECT id FROM requests_log "
+                          "WHERE receiver_id = ?1 AND id <= (SELECT id FROM requests_log WHERE "
+                          "receiver_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2) ORDER BY id "
+                          "LIMIT ?3)");
+      int budget = std::max(max_trimmed, 1);
       for (int64_t receiver : trim) {
-        d.tryReset();
-        d.bind(1, receiver);
-        d.bind(2, keep_per_receiver);
-        d.exec();
+        if (budget > 0) {
+          d.tryReset();
+          d.bind(1, receiver);
+          d.bind(2, keep_per_receiver);
+          d.bind(3, budget);
+          budget -= d.exec();
+        }
+        if (budget <= 0) left.push_back(receiver);  // may hold more: the next call goes on
       }
     }
     tx.commit();
     return Status::Ok();
   });
+  if (s.ok() && untrimmed) *untrimmed = std::move(left);
+  return s;
 }
 
 namespace {
 constexpr const char* kRequestLogColumns =
     "id, receiver_id, received_at, outcome, status, error, detail, source, method, headers, "
-    "body, body_size, body_truncated, execution_id, replay_of";
+    "body, body_size, body_truncated, execution_id, replay_of, token_redacted";
 
 RequestLogRow read_request_log(SQLite::Statement& q) {
   RequestLogRow r;
@@ -702,6 +718,7 @@ RequestLogRow read_request_log(SQLite::Statement& q) {
   r.body_truncated = q.getColumn(12).getInt() != 0;
   r.execution_id = q.getColumn(13).isNull() ? 0 : q.getColumn(13).getInt64();
   r.replay_of = q.getColumn(14).isNull() ? 0 : q.getColumn(14).getInt64();
+  r.token_redacted = q.getColumn(15).getInt() != 0;
   return r;
 }
 }  // namespace

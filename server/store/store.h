@@ -92,6 +92,9 @@ struct RequestLogRow {
   std::string body;     // the body's first bytes, valid UTF-8
   int64_t body_size = 0;
   bool body_truncated = false;
+  // The trigger token was found in the body or a header value and replaced by "[redacted]"
+  // (a GitHub ping carries the trigger URL): what is kept is not what was sent.
+  bool token_redacted = false;
   int64_t execution_id = 0;
   int64_t replay_of = 0;
 };
@@ -342,9 +345,13 @@ class Store {
 
   // The request log (docs/requests-log.md). Written in ONE transaction, relaxed like an
   // outcome (a power loss may take the last entries, never an execution); then each receiver
-  // in `trim` keeps only its newest `keep_per_receiver` entries (0: no cap). Ids are set.
+  // in `trim` keeps only its newest `keep_per_receiver` entries (0: no cap), at most
+  // `max_trimmed` rows deleted in all: a lowered cap (--request-log 100000 -> 1000) is applied
+  // over several calls, each a short transaction under the write lock that the trigger path's
+  // commits wait for. The receivers that may still hold more go to `*untrimmed`. Ids are set.
   Status insert_request_logs(std::vector<RequestLogRow>& rows, const std::vector<int64_t>& trim,
-                             int64_t keep_per_receiver);
+                             int64_t keep_per_receiver, std::vector<int64_t>* untrimmed = nullptr,
+                             int max_trimmed = 2000);
   // Newest first; before_id pages; outcome filters when not empty.
   Result<std::vector<RequestLogRow>> list_request_logs(int64_t receiver_id,
                                                        const std::string& outcome, int limit,

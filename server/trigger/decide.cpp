@@ -54,7 +54,8 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
                   d.rule_name,
                   {}};
     if (in.explain)
-      ignore.compared = r.rules->explain(RuleInput{in.request, body, in.caller}, d.rule_index);
+      ignore.compared =
+          r.rules->explain(RuleInput{in.request, body, in.caller, in.redact}, d.rule_index);
     return ignore;
   }
   if (d.rule_index >= 0) accept.rule = {{"index", d.rule_index}, {"name", d.rule_name}};

@@ -6,10 +6,14 @@
 // Kept: the method, the caller's address, every header in order with the values of secret ones
 // replaced by "[redacted]" (is_secret_header), and the body's first kRequestLogBodyBytes bytes,
 // cut on a UTF-8 character boundary. Not kept: the path (a trigger URL holds the token) and the
-// query string (a sender may put a credential there).
+// query string (a sender may put a credential there). The trigger token itself is replaced by
+// "[redacted]" wherever else it appears, in the body (GitHub's ping event carries the hook's
+// URL) and in header values (X-Original-URI, X-Forwarded-Uri, Referer...): such an entry is
+// marked token_redacted, and cannot be redelivered.
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -25,15 +29,23 @@ inline constexpr const char* kRedactedHeader = "[redacted]";
 // Headers whose values are credentials: Authorization, Proxy-Authorization, Cookie, Set-Cookie,
 // X-Tripline-Token, every signature header of inbound_auth.h (X-Hub-Signature-256,
 // webhook-signature, X-Link-Webhook-Signature) and any name containing "token", "secret",
-// "signature", "password", "auth", "cookie", "session" or "api-key"/"apikey" (case-insensitive).
+// "signature", "password", "auth", "cookie", "session", "api-key"/"apikey", "credential", "jwt",
+// "assertion", "oidc" or "hmac", or ending in "key" (case-insensitive).
 // This covers every header a receiver's "auth" can name: those are fixed by its schemes.
 bool is_secret_header(std::string_view name);
 
 // The longest prefix of `s` of at most `max` bytes that does not end inside a UTF-8 sequence.
 std::string_view utf8_prefix(std::string_view s, size_t max);
 
-// A log entry for a request to `receiver_id` received at `now_ms`; the outcome is left to fill.
+// Replaces every occurrence of `token` in `s` by "[redacted]"; true if there was one. An empty
+// token replaces nothing.
+bool redact_token(std::string& s, std::string_view token);
+// The same in every string of `j` (values and keys).
+bool redact_token(nlohmann::json& j, std::string_view token);
+
+// A log entry for a request to `receiver_id` received at `now_ms`, made with the trigger token
+// `token` (taken out wherever it appears); the outcome is left to fill.
 RequestLogRow capture_request(const InboundRequest& req, std::string_view source,
-                              int64_t receiver_id, int64_t now_ms);
+                              int64_t receiver_id, int64_t now_ms, std::string_view token);
 
 }  // namespace tripline

@@ -110,10 +110,16 @@ enum class Op { kEquals, kNotEquals, kIn, kRegex, kExists, kGt, kGte, kLt, kLte,
 const char* const kOpNames[] = {"equals", "not_equals", "in", "regex", "exists",
                                 "gt",     "gte",        "lt", "lte",   "cidr"};
 
-// A compared value as the request log shows it: bounded, and never a credential.
-json shown(const FieldRef& f, json v) {
+// A compared value as the request log shows it: bounded, and never a credential. The query
+// string is never kept (docs/requests-log.md): a sender may put a credential there, so a
+// query value, sent or written in the rule, is shown "[redacted]" (null: it was absent; a
+// boolean: what `exists` expects). `redact` (the trigger token) is taken out before a value is
+// cut, so that no cut leaves a part of it.
+json shown(const FieldRef& f, json v, std::string_view redact) {
   if (f.kind == FieldRef::Kind::kHeader && !v.is_null() && is_secret_header(f.name))
     return kRedactedHeader;
+  if (f.kind == FieldRef::Kind::kQuery && !v.is_null() && !v.is_boolean()) return kRedactedHeader;
+  redact_token(v, redact);
   if (v.is_string() && v.get_ref<const std::string&>().size() > 256)
     return std::string(utf8_prefix(v.get_ref<const std::string&>(), 256)) + "...";
   if (v.is_structured()) {
@@ -171,8 +177,8 @@ class Leaf : public Condition {
     if (room == 0) return;
     out.push_back({{"field", field.text},
                    {"op", kOpNames[static_cast<int>(op)]},
-                   {"value", shown(field, value)},
-                   {"actual", shown(field, read(in, field))},
+                   {"value", shown(field, value, in.redact)},
+                   {"actual", shown(field, read(in, field), in.redact)},
                    {"matched", eval(in)}});
   }
 };

@@ -46,6 +46,9 @@ struct RuleInput {
   const InboundRequest& request;
   const nlohmann::json& body;  // the parsed JSON body; discarded (is_discarded()) when not JSON
   std::string_view source;     // the caller's address
+  // explain(): taken out of the compared values shown, before they are cut (the trigger token,
+  // docs/requests-log.md). Empty: nothing.
+  std::string_view redact = {};
 };
 
 class Condition;

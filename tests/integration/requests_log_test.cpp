@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -145,13 +146,18 @@ TEST_CASE("requests log: each outcome is recorded with its reason") {
               .status == 400);
   // A forged token names no receiver: metrics only.
   REQUIRE(post(s.url() + "/_webhooks/not-a-token", critical).status == 401);
+  // Then a request the background writer logs after anything queued before it (one queue,
+  // written in order): once it is in, a forged request's entry would be too.
+  json sentinel = receiver(s, "sentinel", sink, {{"auth", {{"github_secret", kGithubSecret}}}});
+  REQUIRE(post(sentinel["trigger_url"], critical).status == 401);
+  REQUIRE(wait_entries(s, sentinel["id"], 1).size() == 1);
 
   json items = wait_entries(s, rid, 5);
   REQUIRE(items.size() == 5);
   {
-    // The forged token's request is nowhere in the log: five rows in all.
+    // The forged token's request is nowhere in the log: five rows and the sentinel in all.
     SQLite::Database db(s.data_dir() + "/tripline.db", SQLite::OPEN_READONLY);
-    CHECK(db.execAndGet("SELECT count(*) FROM requests_log").getInt64() == 5);
+    CHECK(db.execAndGet("SELECT count(*) FROM requests_log").getInt64() == 6);
   }
   // Newest first.
   CHECK(items[0]["outcome"] == "malformed");
@@ -418,6 +424,116 @@ TEST_CASE("requests log: redeliver replays a logged request as a new, marked ent
   CHECK(s.request("POST", requests_path(rid) + "/" + std::to_string(cut["id"].get<int64_t>()) +
                               "/redeliver")
             .status == 409);
+}
+
+TEST_CASE("requests log: the trigger token in a body or header is taken out; not redelivered") {
+  WebhookSink sink;
+  TestServer s("", log_options());
+  // A rule that compares the field holding the hook's URL, so the decision's detail holds it.
+  json rules = {
+      {"rules",
+       {{{"name", "pings ignored"},
+         {"when", {{"field", "body:hook.config.url"}, {"op", "not_equals"}, {"value", "x"}}},
+         {"then", "ignore"}}}}};
+  json r = receiver(s, "pinged", sink, {{"rules", rules}});
+  int64_t rid = r["id"];
+  std::string url = r["trigger_url"];
+  std::string token = url.substr(url.find("/_webhooks/") + 11);
+  // GitHub's ping event carries the hook's config, the trigger URL included; proxies put the
+  // original path in headers.
+  std::string ping = R"({"zen":"Design for failure.","hook":{"config":{"url":")" + url +
+                     R"(","content_type":"json"}}})";
+  REQUIRE(post(url, ping,
+               {{"Referer", url},
+                {"X-Original-URI", "/_webhooks/" + token},
+                {"X-Forwarded-Uri", "/_webhooks/" + token},
+                {"X-Envoy-Original-Path", "/_webhooks/" + token},
+                {"X-GitHub-Event", "ping"}})
+              .status == 200);
+  // The header form of the token, with the URL in the body and a Referer.
+  REQUIRE(
+      post(s.url() + "/_webhooks/trigger", ping, {{"X-Tripline-Token", token}, {"Referer", url}})
+          .status == 200);
+  json items = wait_entries(s, rid, 2);
+  REQUIRE(items.size() == 2);
+  std::string answers = api(s, "GET", requests_path(rid), 200).dump();
+  for (const auto& e : items) {
+    CHECK(e["outcome"] == "ignored");
+    CHECK(e["token_redacted"] == true);
+    std::string one = requests_path(rid) + "/" + std::to_string(e["id"].get<int64_t>());
+    json full = api(s, "GET", one, 200);
+    answers += full.dump();
+    CHECK(full["body"].get<std::string>().find("/_webhooks/[redacted]") != std::string::npos);
+    CHECK(full["detail"]["compared"][0]["actual"] == s.url() + "/_webhooks/[redacted]");
+    bool saw_referer = false;
+    for (const auto& h : full["headers"])
+      if (h[0] == "Referer") {
+        saw_referer = true;
+        CHECK(h[1] == s.url() + "/_webhooks/[redacted]");
+      }
+    CHECK(saw_referer);
+    // What was kept is not what was sent: no replay.
+    auto replay = s.request("POST", one + "/redeliver");
+    CHECK(replay.status == 409);
+    CHECK(replay.body.find("token") != std::string::npos);
+  }
+  std::string stored;
+  {
+    SQLite::Database db(s.data_dir() + "/tripline.db", SQLite::OPEN_READONLY);
+    SQLite::Statement q(db, "SELECT headers || body || detail FROM requests_log");
+    while (q.executeStep()) stored += q.getColumn(0).getString();
+  }
+  REQUIRE(stored.find("/_webhooks/[redacted]") != std::string::npos);  // the rows were read
+  std::string files =
+      slurp(s.data_dir() + "/tripline.db") + slurp(s.data_dir() + "/tripline.db-wal");
+  CHECK(stored.find(token) == std::string::npos);
+  CHECK(answers.find(token) == std::string::npos);
+  CHECK(files.find(token) == std::string::npos);
+  CHECK(sink.requests().empty());
+}
+
+TEST_CASE("requests log: a refused request is never redelivered") {
+  WebhookSink sink;
+  TestServer s("", log_options());
+  json r = receiver(s, "guarded", sink, {{"auth", {{"github_secret", kGithubSecret}}}});
+  int64_t rid = r["id"];
+  std::string url = r["trigger_url"];
+  // An attacker's payloads, each refused: a forged signature, none, a bad Idempotency-Key
+  // (answered before inbound auth is checked).
+  std::string evil = R"({"severity":"critical","evil":true})";
+  REQUIRE(post(url, evil, {{"X-Hub-Signature-256", github_signature("other")}}).status == 401);
+  REQUIRE(post(url, evil).status == 401);
+  REQUIRE(post(url, evil, {{"Idempotency-Key", std::string(300, 'k')}}).status == 400);
+  // A disabled receiver, then an old URL after a rotation.
+  api(s, "POST", "/api/v1/receivers/" + std::to_string(rid) + "/disable", 200);
+  REQUIRE(post(url, evil).status >= 401);
+  api(s, "POST", "/api/v1/receivers/" + std::to_string(rid) + "/enable", 200);
+  std::string current =
+      api(s, "GET", "/api/v1/receivers/" + std::to_string(rid), 200)["trigger_url"];
+  api(s, "POST", "/api/v1/receivers/" + std::to_string(rid) + "/rotate", 200);
+  REQUIRE(post(current, evil).status == 401);
+
+  json items = wait_entries(s, rid, 5);
+  REQUIRE(items.size() == 5);
+  std::set<std::string> checks;
+  for (const auto& e : items) {
+    INFO(e.dump());
+    CHECK((e["outcome"] == "refused" || e["error"] == "bad_idempotency_key"));
+    if (e["outcome"] == "refused") checks.insert(e["detail"]["check"].get<std::string>());
+    auto replay = s.request(
+        "POST", requests_path(rid) + "/" + std::to_string(e["id"].get<int64_t>()) + "/redeliver");
+    CHECK(replay.status == 409);
+  }
+  CHECK(checks.count("signature") == 1);
+  CHECK(checks.count("credential") == 1);
+  CHECK(checks.count("revoked") == 1);
+  CHECK((checks.count("disabled") + checks.count("revoked")) >= 1);
+  // Nothing ran, nothing was recorded as a replay.
+  CHECK(
+      api(s, "GET", "/api/v1/executions?receiver_id=" + std::to_string(rid), 200)["items"].empty());
+  CHECK(wait_entries(s, rid, 5).size() == 5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(sink.requests().empty());
 }
 
 TEST_CASE("executions: cancel a queued execution; it never runs; a finished one answers 409") {
