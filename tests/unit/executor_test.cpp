@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
@@ -628,7 +629,8 @@ Job fake_job(FakeDriver& driver, int64_t id) {
 }
 }  // namespace
 
-TEST_CASE("cancel: the store is written without the executor's lock; a failed write puts it back") {
+TEST_CASE(
+    "cancel: the store is written without the executor lock and a failed write puts it back") {
   TempDir dir;
   StoreOptions o;
   o.busy_timeout_ms = 2000;
@@ -665,7 +667,7 @@ TEST_CASE("cancel: the store is written without the executor's lock; a failed wr
   CHECK(driver.order() == ids);
 }
 
-TEST_CASE("cancel: a queued job is taken out and never runs; the others run in order") {
+TEST_CASE("cancel: a queued job is taken out and never runs while the others run in order") {
   TempDir dir;
   auto store = std::move(Store::open(dir.path + "/t.db")).value();
   auto ids = insert(*store, 3);
@@ -697,7 +699,7 @@ TEST_CASE("cancel: a queued job is taken out and never runs; the others run in o
   CHECK(e->error == "cancelled");
 }
 
-TEST_CASE("cancel: a lane waiting to retry, its only job cancelled, runs the next job at once") {
+TEST_CASE("cancel: a lane waiting to retry whose only job is cancelled runs its next job at once") {
   TempDir dir;
   ManualClock clock;
   StoreOptions o;
@@ -728,4 +730,56 @@ TEST_CASE("cancel: a lane waiting to retry, its only job cancelled, runs the nex
   executor.stop();
   CHECK(store->get_execution(ids[1])->status == ExecutionStatus::kSucceeded);
   CHECK(store->get_execution(ids[0])->status == ExecutionStatus::kFailed);
+}
+
+TEST_CASE(
+    "cancel: a job cancelled in the store while a page holding it is read gives its slot back "
+    "once") {
+  // Only the canceller gives the queue slot back (App::cancel_execution, when the executor did
+  // not hold the job): a page read before the cancel, bringing the job after it, must not.
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  auto ids = insert(*store, 3);
+  FakeDriver driver;
+  Metrics metrics;
+  auto backlog = std::make_shared<std::atomic<int64_t>>(3);
+  std::mutex m;
+  std::condition_variable cv;
+  bool read = false, go = false;
+  Loader loader = [&](int64_t after, int limit) -> Result<LoadedPage> {
+    auto rows = store->unfinished_executions(after, limit);
+    if (!rows.ok()) return rows.status();
+    LoadedPage page;
+    page.rows = int(rows->size());
+    for (const auto& e : *rows) {
+      page.last_id = e.id;
+      Job j = fake_job(driver, e.id);
+      j.backlog = backlog;
+      page.jobs.push_back(std::move(j));
+    }
+    std::unique_lock lock(m);
+    read = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return go; });
+    return page;
+  };
+  Executor executor(*store, metrics, RetryPolicy{}, 1, loader, /*max_held=*/16);
+  executor.start(3);
+  {
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, 10s, [&] { return read; }));
+  }
+  bool held = true;
+  REQUIRE(executor.cancel(ids[2], &held).ok());  // the page being read holds it, still queued
+  CHECK_FALSE(held);
+  {
+    std::lock_guard lock(m);
+    go = true;
+  }
+  cv.notify_all();
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  CHECK(driver.order() == std::vector<int64_t>{ids[0], ids[1]});
+  CHECK(backlog->load() == 1);  // the two that ran gave theirs back; the third is the canceller's
+  CHECK(store->get_execution(ids[2])->error == "cancelled");
 }
