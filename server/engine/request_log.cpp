@@ -13,16 +13,31 @@ RequestLog::RequestLog(Store& store, Metrics& metrics, Options options)
 
 RequestLog::~RequestLog() { stop(); }
 
+namespace {
+// What an entry holds in memory, near enough: its strings and its detail's text.
+size_t entry_bytes(const RequestLogRow& r) {
+  return sizeof(RequestLogRow) + r.outcome.size() + r.error.size() + r.source.size() +
+         r.method.size() + r.headers.size() + r.body.size() +
+         (r.detail.is_object() && r.detail.empty()
+              ? 0
+              : r.detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size());
+}
+}  // namespace
+
 void RequestLog::record(RequestLogRow row) {
   if (!enabled()) return;
+  const size_t bytes = entry_bytes(row);
   {
     std::unique_lock lock(mu_);
-    if (stopping_ || queue_.size() >= options_.max_queued) {
+    if (stopping_ || queue_.size() >= options_.max_queued ||
+        queued_bytes_ + bytes > options_.max_queued_bytes) {
       lock.unlock();
       metrics_.request_log_dropped();
       return;
     }
     queue_.push_back(std::move(row));
+    sizes_.push_back(bytes);
+    queued_bytes_ += bytes;
   }
   cv_.notify_one();
 }
@@ -79,6 +94,8 @@ void RequestLog::run() {
       batch.assign(std::make_move_iterator(queue_.begin()),
                    std::make_move_iterator(queue_.begin() + static_cast<ptrdiff_t>(n)));
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+      for (size_t k = 0; k < n; ++k) queued_bytes_ -= sizes_[k];
+      sizes_.erase(sizes_.begin(), sizes_.begin() + static_cast<ptrdiff_t>(n));
       seen.swap(touched_);
       writing_ = true;
     }

@@ -10,6 +10,9 @@
 // deleted per transaction (the rest in the next ones). Age retention is the pruner's.
 //
 // Thread safety: record(), touch() and flush() from any thread.
+//
+// The queue is bounded by entries and by bytes (Options), not per receiver: one noisy receiver
+// can fill it and crowd out others' entries while the flood lasts (counted as dropped).
 #pragma once
 
 #include <condition_variable>
@@ -29,7 +32,10 @@ class RequestLog {
   struct Options {
     int64_t keep_per_receiver = 1000;  // 0: the log is off (nothing recorded)
     size_t max_queued = 4096;          // entries waiting for the writer; then dropped
-    size_t batch = 512;                // entries per transaction
+    // And their bytes (headers, body, detail...; an entry holds up to about 13 KiB): then
+    // dropped too, so the queue's memory is bounded whatever the entries hold.
+    size_t max_queued_bytes = 8 << 20;
+    size_t batch = 512;  // entries per transaction
     // Entries deleted by the cap per transaction: a lowered --request-log is applied over
     // several, at most one every 500 ms while no new entries wait, so the trigger path's commits
     // never wait long for the write lock.
@@ -56,6 +62,8 @@ class RequestLog {
   std::mutex mu_;
   std::condition_variable cv_, idle_;
   std::vector<RequestLogRow> queue_;
+  std::vector<size_t> sizes_;            // each queued entry's bytes (entry_bytes), as queue_
+  size_t queued_bytes_ = 0;              // their sum
   std::unordered_set<int64_t> touched_;  // bounded by the number of receivers
   bool writing_ = false;
   bool stopping_ = false;

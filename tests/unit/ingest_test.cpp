@@ -242,3 +242,38 @@ TEST_CASE("ingest: a failed commit's log entry names no execution of the rolled-
   CHECK((*entries)[0].outcome == "unavailable");
   CHECK((*entries)[0].execution_id == 0);
 }
+
+TEST_CASE("request log: the writer's queue is bounded by bytes as well as entries") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto r = receiver(*store);
+  Metrics metrics;
+  RequestLog::Options o;
+  o.max_queued = 1000;             // not what bounds it here
+  o.max_queued_bytes = 64 * 1024;  // about seven entries of 8 KiB
+  o.batch = 1;
+  {
+    RequestLog log(*store, metrics, o);
+    SQLite::Database locker(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+    locker.exec("BEGIN IMMEDIATE");  // the writer cannot write: entries wait in its queue
+    for (int i = 0; i < 20; ++i) {
+      RequestLogRow row;
+      row.receiver_id = r->row.id;
+      row.outcome = "ignored";
+      row.status = 200;
+      row.source = "127.0.0.1";
+      row.method = "POST";
+      row.headers = "[]";
+      row.body = std::string(8 * 1024, 'b');
+      log.record(std::move(row));
+    }
+    // At most 64 KiB queued and one batch in the writer's hands: the rest dropped, counted.
+    CHECK(metrics.request_log_dropped_count() >= 20 - 8 - 1);
+    locker.exec("ROLLBACK");
+    log.flush();
+  }
+  auto kept = store->list_request_logs(r->row.id, "", 100, 0);
+  REQUIRE(kept.ok());
+  CHECK(kept->size() + metrics.request_log_dropped_count() == 20);
+  CHECK(kept->size() >= 1);
+}
