@@ -7,6 +7,8 @@
 # finds the ELF files with `file`), `image` for the package and image tests (`make test-deb`,
 # `make test-image`: debootstrap makes their Debian base image; the test set includes it).
 # Uses sudo when not run as root. Skips apt entirely when everything is already installed.
+# TRIPLINE_DEPS_SIMULATE=1: resolve everything with `apt-get install --simulate`, install nothing
+# (tests/package/fresh_test.sh: every name exists in Debian 12 and its dependencies resolve).
 set -euo pipefail
 
 build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev libsqlitecpp-dev
@@ -52,4 +54,8 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "installing: ${missing[*]}" >&2
 $sudo apt-get update -qq
+if [ -n "${TRIPLINE_DEPS_SIMULATE:-}" ]; then
+  $sudo apt-get install --simulate --no-install-recommends "${missing[@]}" >&2
+  exit
+fi
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -60,6 +60,8 @@ constexpr const char* kUsageRest =
                                                 (also the request log's age)
   --request-log N         TRIPLINE_REQUEST_LOG  requests logged per receiver, newest kept
                                                 (default 1000; 0: no request log)
+  --audit-retention SPEC  TRIPLINE_AUDIT_RETENTION  audit log rows kept: an age (400d), a count
+                                                (100000), both (default 400d,100000) or off
   --default-rate-per-minute N  TRIPLINE_DEFAULT_RATE_PER_MINUTE  rate limit of receivers whose
                                                 limits leave it out (default 600; 0: none)
   --default-burst N       TRIPLINE_DEFAULT_BURST  their burst (default 100)
@@ -153,7 +155,8 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url, workers = "4",
               http_threads = "2", max_attempts = "8", retry_base = "500", retry_max = "60000",
               log_level = "info", trusted_proxies, retention = "30d,100000", default_rate = "600",
-              default_burst = "100", default_max_queued = "1000", request_log = "1000";
+              audit_retention = "400d,100000", default_burst = "100", default_max_queued = "1000",
+              request_log = "1000";
   std::vector<Flag> flags = {
       {"--listen", "TRIPLINE_LISTEN", &listen},
       {"--data-dir", "TRIPLINE_DATA_DIR", &data_dir},
@@ -167,6 +170,7 @@ int main(int argc, char** argv) {
       {"--trusted-proxies", "TRIPLINE_TRUSTED_PROXIES", &trusted_proxies},
       {"--retention", "TRIPLINE_RETENTION", &retention},
       {"--request-log", "TRIPLINE_REQUEST_LOG", &request_log},
+      {"--audit-retention", "TRIPLINE_AUDIT_RETENTION", &audit_retention},
       {"--default-rate-per-minute", "TRIPLINE_DEFAULT_RATE_PER_MINUTE", &default_rate},
       {"--default-burst", "TRIPLINE_DEFAULT_BURST", &default_burst},
       {"--default-max-queued", "TRIPLINE_DEFAULT_MAX_QUEUED", &default_max_queued}};
@@ -262,6 +266,10 @@ int main(int argc, char** argv) {
   o.retry.max = std::chrono::milliseconds(to_int(retry_max, "--retry-max-ms"));
   o.request_log.keep_per_receiver = std::max(0, to_int(request_log, "--request-log"));
   if (auto s = tripline::parse_retention(retention, &o.retention); !s.ok()) {
+    std::fprintf(stderr, "tripline: %s\n", s.message().c_str());
+    return 2;
+  }
+  if (auto s = tripline::parse_audit_retention(audit_retention, &o.audit_retention); !s.ok()) {
     std::fprintf(stderr, "tripline: %s\n", s.message().c_str());
     return 2;
   }

@@ -34,14 +34,15 @@ function describeStatus(status) {
     case 403: return 'This receiver is disabled.';
     case 404: return 'Not found: it may have been deleted in the meantime.';
     case 409: return 'That conflicts with something that already exists.';
+    case 412: return 'Someone saved a change to this receiver after you opened it. Open it again to see it, then edit.';
     case 413: return 'That is too large for tripline to accept.';
     case 503: return 'tripline could not do that just now. Try again in a moment.';
     default: return `tripline answered with an unexpected error (HTTP ${status}).`;
   }
 }
 
-async function request(method, path, body, tokenOverride) {
-  const headers = { Accept: 'application/json' };
+async function request(method, path, body, tokenOverride, extraHeaders) {
+  const headers = { Accept: 'application/json', ...extraHeaders };
   const auth = tokenOverride ?? token;
   if (auth) headers.Authorization = `Bearer ${auth}`;
   const init = { method, headers, cache: 'no-store', credentials: 'omit' };
@@ -83,10 +84,16 @@ export const api = {
   drivers: () => request('GET', '/drivers'),
   receivers: (limit = 500, offset = 0) => request('GET', `/receivers?limit=${limit}&offset=${offset}`),
   receiver: (id) => request('GET', `/receivers/${encodeURIComponent(id)}`),
-  createReceiver: (body) => request('POST', '/receivers', body),
-  updateReceiver: (id, body) => request('PUT', `/receivers/${encodeURIComponent(id)}`, body),
+  // checkPeer false: saved without asking the driver's peer whether the target exists (the
+  // form's "Save anyway" while the peer is unreachable; docs/api.md).
+  createReceiver: (body, { checkPeer = true } = {}) => request('POST', `/receivers${checkPeer ? '' : '?check_peer=false'}`, body),
+  // With the version the form was filled from, so a change saved meanwhile is not undone (412).
+  updateReceiver: (id, body, version, { checkPeer = true } = {}) => request('PUT',
+    `/receivers/${encodeURIComponent(id)}${checkPeer ? '' : '?check_peer=false'}`, body,
+    undefined, version ? { 'If-Match': `"${version}"` } : undefined),
   // Validates an edit without saving it: { valid, url_revoked, description }.
-  previewUpdate: (id, body) => request('PUT', `/receivers/${encodeURIComponent(id)}?dry_run=true`, body),
+  previewUpdate: (id, body, { checkPeer = true } = {}) => request('PUT',
+    `/receivers/${encodeURIComponent(id)}?dry_run=true${checkPeer ? '' : '&check_peer=false'}`, body),
   deleteReceiver: (id) => request('DELETE', `/receivers/${encodeURIComponent(id)}`),
   setEnabled: (id, enabled) => request('POST', `/receivers/${encodeURIComponent(id)}/${enabled ? 'enable' : 'disable'}`),
   rotate: (id) => request('POST', `/receivers/${encodeURIComponent(id)}/rotate`),

@@ -5,7 +5,7 @@
 // Until an admin token is entered (kept in memory only, see api.js) every route shows sign-in.
 
 import { api, signIn, signOut, signedIn, onSignOut } from './api.js';
-import { h, add, clear, announce, relativeTime } from './dom.js';
+import { h, add, clear, announce, relativeTime, clearToasts } from './dom.js';
 import { receiversView, receiverView } from './receivers.js';
 import { receiverFormView } from './receiver-form.js';
 import { executionsView } from './executions.js';
@@ -136,6 +136,7 @@ async function render({ keepFocus = false } = {}) {
     try { cleanup(); } catch { /* ignore */ }
     cleanup = null;
   }
+  clearToasts();
   if (!signedIn()) {
     document.body.classList.remove('signed-in');
     nav.hidden = true;

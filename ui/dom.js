@@ -45,7 +45,9 @@ export function nextId(prefix = 'id') {
 
 // Says `message` to screen readers (a polite live region). With toast: true it is also shown
 // for a few seconds, for outcomes that are not otherwise visible where the person is looking.
-export function announce(message, kind = 'info', { toast = false } = {}) {
+// With survive: true the toast outlives the next page change: for an action whose outcome is
+// that page change (a delete, which goes back to the list).
+export function announce(message, kind = 'info', { toast = false, survive = false } = {}) {
   const live = document.getElementById('live');
   if (live) {
     live.textContent = '';
@@ -55,10 +57,22 @@ export function announce(message, kind = 'info', { toast = false } = {}) {
   const toasts = document.getElementById('toasts');
   if (!toast || !toasts) return;
   while (toasts.children.length >= 2) toasts.firstElementChild.remove();
-  const t = h('div', { class: `toast toast-${kind}` }, message);
+  const t = h('div', { class: `toast toast-${kind}`, dataset: survive ? { survive: '1' } : {} }, message);
   toasts.append(t);
   setTimeout(() => t.classList.add('toast-out'), 3500);
   setTimeout(() => t.remove(), 4000);
+}
+
+// Removes the toasts: a page change calls it, so a toast from an earlier action never lingers
+// over the next page or form (the live region already said it). A toast announced with
+// survive: true stays through one page change, the one its action caused.
+export function clearToasts() {
+  const toasts = document.getElementById('toasts');
+  if (!toasts) return;
+  for (const t of [...toasts.children]) {
+    if (t.dataset.survive) delete t.dataset.survive; // once
+    else t.remove();
+  }
 }
 
 // --- copying ----------------------------------------------------------------------------------

@@ -43,8 +43,27 @@ function cell(label, cls, ...children) {
   return h('td', { 'data-label': label, class: cls || null }, h('div', { class: 'cell' }, ...children));
 }
 
+// A succeeded execution whose driver changed nothing (result.changed false: the service was
+// already at the bound, the record already held the value). It is shown neutral, not as a
+// change, and runs of them collapse into one row ("×5").
+export function isNoop(e) {
+  return e.status === 'succeeded' && Boolean(e.result) && e.result.changed === false;
+}
+
+// The status badge, neutral ("no change") for a no-op.
+export function statusBadge(e) {
+  return isNoop(e) ? h('span', { class: 'badge badge-noop', title: 'Succeeded without changing anything' }, 'no change') : badge(e.status);
+}
+
+function noopText(res) {
+  if ('replicas_after' in res) return `No change: already at ${res.replicas_after} replicas${res.clamped ? ' (the bound)' : ''}`;
+  if ('after' in res) return `No change: ${res.name || 'the value'} already ${typeof res.after === 'object' ? JSON.stringify(res.after) : res.after}`;
+  return 'No change: already in that state';
+}
+
 // One line a person can read: what happened, or why not.
 export function outcome(e) {
+  if (isNoop(e)) return h('span', { class: 'outcome outcome-noop' }, noopText(e.result));
   if (e.status === 'succeeded') {
     const lines = changeLines(e.result);
     return h('span', { class: 'outcome outcome-ok' }, lines.length ? lines.join('; ') : 'Done');
@@ -55,10 +74,26 @@ export function outcome(e) {
     return h('span', { class: 'outcome' }, lines.length ? `Applying: ${lines.join('; ')}` : 'Running…');
   }
   if (e.error) {
-    return h('span', { class: 'outcome outcome-warn' }, `Will retry`,
-      e.next_attempt_at ? [' ', timeEl(e.next_attempt_at)] : null, `: ${e.error}`);
+    const next = e.attempts + 1;
+    return h('span', { class: 'outcome outcome-warn' },
+      `Will retry${e.max_attempts ? ` (attempt ${next} of ${e.max_attempts})` : ''}`,
+      e.next_attempt_at ? [' ', whenNext(e.next_attempt_at)] : null, `: ${e.error}`);
   }
   return h('span', { class: 'outcome muted' }, 'Waiting for a worker…');
+}
+
+// "2 of 8": the tries made and the tries it gets (max_attempts, the server's --max-attempts).
+// A queued execution waiting for its retry is on the next one: "attempt 5 of 8" in its outcome.
+function attemptsText(e) {
+  return e.max_attempts ? `${e.attempts} of ${e.max_attempts}` : String(e.attempts);
+}
+
+// "at 14:05:31 (in 20 s)": the clock time of a coming retry, and how far off it is.
+function whenNext(iso) {
+  const t = new Date(iso);
+  if (Number.isNaN(t.getTime())) return iso;
+  const sameDay = t.toDateString() === new Date().toDateString();
+  return [`at ${sameDay ? t.toLocaleTimeString() : t.toLocaleString()} (`, timeEl(iso), ')'];
 }
 
 function timings(e) {
@@ -98,24 +133,62 @@ function details(e, open, onToggle) {
 
 function receiverCell(e, receivers) {
   const r = receivers.get(e.receiver_id);
-  if (!r) return h('span', { class: 'muted' }, `#${e.receiver_id} (deleted)`);
-  return h('a', { href: `#/receivers/${e.receiver_id}`, dataset: { focusKey: `recv-${e.id}` } }, r.name);
+  // A deleted receiver's executions keep its name (the API's receiver_name, as it was when
+  // deleted); "#id" only for those deleted before tripline kept names.
+  if (e.receiver_deleted || (!r && !e.receiver_name)) {
+    return h('span', { class: 'muted deleted-receiver' }, e.receiver_name || `#${e.receiver_id}`,
+      ' ', h('span', { class: 'badge badge-disabled' }, 'deleted'));
+  }
+  return h('a', { href: `#/receivers/${e.receiver_id}`, dataset: { focusKey: `recv-${e.id}` } }, r ? r.name : e.receiver_name);
 }
 
-// Renders the table body rows for `items` into `table` (keeping open details and focus).
-function renderRows(tbody, items, { receivers, showReceiver, openIds }) {
+// Consecutive no-op executions of one receiver with the same outcome, as [[e, ...], ...] in
+// the list's order; every other execution is a group of one.
+export function groupRepeats(items) {
+  const groups = [];
+  for (const e of items) {
+    const last = groups[groups.length - 1];
+    const prev = last && last[0];
+    if (prev && isNoop(e) && isNoop(prev) && prev.receiver_id === e.receiver_id
+        && noopText(prev.result) === noopText(e.result)) last.push(e);
+    else groups.push([e]);
+  }
+  return groups;
+}
+
+// Renders the table body rows for `items` into `table` (keeping open details, expanded
+// repeats and focus).
+function renderRows(tbody, items, { receivers, showReceiver, openIds, expanded, redraw }) {
   const focusKey = document.activeElement && tbody.contains(document.activeElement)
     ? document.activeElement.dataset.focusKey : null;
   clear(tbody);
-  for (const e of items) {
-    const onToggle = (id, isOpen) => { if (isOpen) openIds.add(id); else openIds.delete(id); };
-    tbody.append(h('tr', { dataset: { id: e.id, status: e.status }, class: 'exec-row' },
-      cell('Execution', '', h('span', { class: 'mono' }, `#${e.id}`)),
-      showReceiver ? cell('Receiver', '', receiverCell(e, receivers)) : null,
-      cell('Status', '', badge(e.status)),
-      cell('Attempts', 'num', String(e.attempts)),
-      cell('When', '', timeEl(e.created_at), h('div', { class: 'muted small' }, timings(e))),
-      cell('Outcome', 'cell-outcome', outcome(e), details(e, openIds.has(e.id), onToggle))));
+  const onToggle = (id, isOpen) => { if (isOpen) openIds.add(id); else openIds.delete(id); };
+  const row = (e, extra = {}) => h('tr', { dataset: { id: e.id, status: e.status }, class: `exec-row${isNoop(e) ? ' is-noop' : ''}${extra.cls || ''}` },
+    cell('Execution', '', h('span', { class: 'mono' }, `#${e.id}`), extra.repeat || null),
+    showReceiver ? cell('Receiver', '', receiverCell(e, receivers)) : null,
+    cell('Status', '', statusBadge(e)),
+    cell('Attempts', 'num', attemptsText(e)),
+    cell('When', '', timeEl(e.created_at), h('div', { class: 'muted small' }, timings(e))),
+    cell('Outcome', 'cell-outcome', outcome(e), extra.toggle || null, details(e, openIds.has(e.id), onToggle)));
+  for (const group of groupRepeats(items)) {
+    const [first, ...rest] = group;
+    if (!rest.length) {
+      tbody.append(row(first));
+      continue;
+    }
+    const open = expanded.has(first.id);
+    const toggle = h('button', {
+      type: 'button', class: 'btn btn-small btn-link repeat-toggle', 'aria-expanded': String(open),
+      dataset: { focusKey: `repeat-${first.id}` },
+      onclick: () => { if (open) expanded.delete(first.id); else expanded.add(first.id); redraw(); },
+    }, open ? 'Hide the repeats' : `Show all ${group.length}`);
+    tbody.append(row(first, {
+      cls: ' has-repeats',
+      repeat: h('span', { class: 'repeat-count', title: `${group.length} executions in a row with this outcome` },
+        `×${group.length}`, h('span', { class: 'visually-hidden' }, ` (${group.length} executions in a row with this outcome)`)),
+      toggle,
+    }));
+    if (open) for (const e of rest) tbody.append(row(e, { cls: ' is-repeat' }));
   }
   if (focusKey) {
     const again = tbody.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`);
@@ -127,6 +200,7 @@ function renderRows(tbody, items, { receivers, showReceiver, openIds }) {
 // showReceiver, receivers (Map id -> receiver), emptyText. Returns { stop, refresh }.
 export function mountExecutions(container, opts) {
   const openIds = new Set();
+  const expanded = new Set(); // groups of repeats shown in full, by their newest execution's id
   let items = [];
   let nextBefore = null;
   let older = []; // pages loaded with "Show older", kept while polling the newest page
@@ -136,11 +210,11 @@ export function mountExecutions(container, opts) {
   const status = h('p', { class: 'muted small live-status', 'aria-live': 'off' });
   const errorBox = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
   const thead = h('thead', {}, h('tr', {},
-    h('th', { scope: 'col' }, 'Execution'),
-    opts.showReceiver ? h('th', { scope: 'col' }, 'Receiver') : null,
-    h('th', { scope: 'col' }, 'Status'),
-    h('th', { scope: 'col', class: 'num' }, 'Attempts'),
-    h('th', { scope: 'col' }, 'When'),
+    h('th', { scope: 'col', class: 'col-id' }, 'Execution'),
+    opts.showReceiver ? h('th', { scope: 'col', class: 'col-receiver' }, 'Receiver') : null,
+    h('th', { scope: 'col', class: 'col-status' }, 'Status'),
+    h('th', { scope: 'col', class: 'num col-attempts' }, 'Attempts'),
+    h('th', { scope: 'col', class: 'col-when' }, 'When'),
     h('th', { scope: 'col' }, 'Outcome')));
   const tbody = h('tbody');
   const table = h('table', { class: 'table table-exec' },
@@ -164,7 +238,10 @@ export function mountExecutions(container, opts) {
     if (all.length === 0) {
       add(clear(empty), opts.emptyText());
     }
-    renderRows(tbody, all, { receivers: opts.receivers, showReceiver: opts.showReceiver, openIds });
+    renderRows(tbody, all, {
+      receivers: opts.receivers, showReceiver: opts.showReceiver, openIds, expanded,
+      redraw: () => { lastSig = ''; draw(); },
+    });
     moreBtn.hidden = !(older.length ? olderNext : nextBefore);
   }
 

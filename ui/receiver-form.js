@@ -166,6 +166,9 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     radio.addEventListener('change', () => {
       if (!radio.checked) return;
       chosenDriver = radio.value;
+      // The summary of errors named fields of the driver just left: it goes with them.
+      showMessages([]);
+      setDriverError(null);
       drawConfig();
     });
   }
@@ -227,8 +230,12 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
     else if (lines.length) messages.append(h('ul', {}, lines.map((l) => h('li', {}, l))));
   }
 
+  // Set by "Save anyway": the next submit skips the live peer check (?check_peer=false).
+  let skipPeerCheck = false;
   formEl.addEventListener('submit', async (ev) => {
     ev.preventDefault();
+    const checkPeer = !skipPeerCheck;
+    skipPeerCheck = false;
     showMessages([]);
     setNameError(null);
     setDriverError(null);
@@ -274,7 +281,7 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
       if (mode === 'edit') {
         // The server says whether this edit revokes the URL (a new target or action) before
         // anything is saved; such an edit needs a yes.
-        const preview = await api.previewUpdate(id, body);
+        const preview = await api.previewUpdate(id, body, { checkPeer });
         if (preview.url_revoked) {
           const ok = await confirmDialog({
             title: 'This edit issues a new trigger URL',
@@ -289,9 +296,11 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
           if (!ok) return;
         }
       }
-      const saved = mode === 'edit' ? await api.updateReceiver(id, body) : await api.createReceiver(body);
+      const saved = mode === 'edit' ? await api.updateReceiver(id, body, source.version, { checkPeer }) : await api.createReceiver(body, { checkPeer });
       announce(mode === 'edit' ? `Saved ${saved.name}.` : `Created ${saved.name}.`, 'ok');
-      navigate(`#/receivers/${saved.id}?${mode === 'edit' ? `saved=${saved.url_revoked ? 'new-url' : 'same-url'}` : 'created=1'}`);
+      const q = new URLSearchParams(mode === 'edit' ? { saved: saved.url_revoked ? 'new-url' : 'same-url' } : { created: '1' });
+      if (!checkPeer) q.set('unchecked', '1');
+      navigate(`#/receivers/${saved.id}?${q}`);
     } catch (err) {
       if (err.status === 401) return;
       const unmatched = [];
@@ -316,9 +325,23 @@ export async function receiverFormView(main, { mode, id, drivers, navigate }) {
       }
       const lines = [];
       if (err.fields.length) lines.push(`tripline did not accept this: check the ${err.fields.length === 1 ? 'field' : 'fields'} marked below.`);
+      else if (err.status === 412) lines.push('Someone saved a change to this receiver after you opened this form, so yours was not saved. Cancel and edit it again to start from their change.');
       else if (err.status !== 409) lines.push(err.message);
       else lines.push(err.message);
       showMessages([...lines, ...unmatched]);
+      // The driver could not reach its peer (Docker, the Kubernetes API) to check the target:
+      // not a mistake in the form. Offer to save without that check, saying what it means.
+      const unreachable = err.status === 422 && checkPeer
+        && err.fields.some((f) => /^could not be checked/.test(f.message));
+      if (unreachable) {
+        const anyway = h('button', { type: 'submit', class: 'btn', id: 'save-anyway' }, 'Save anyway, without the check');
+        anyway.addEventListener('click', () => { skipPeerCheck = true; });
+        messages.append(h('div', { class: 'save-anyway' },
+          h('p', {}, 'tripline could not reach the target’s system to check it, so nothing was saved. ',
+            'If it is down for now, or not set up yet, you can save anyway: the settings are still checked, ',
+            'and the first trigger finds out whether the target exists (it fails, and says why, if it does not).'),
+          anyway));
+      }
       if (focusTarget) focusTarget.focus();
       else messages.focus();
     } finally {

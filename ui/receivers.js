@@ -5,7 +5,7 @@ import { api } from './api.js';
 import {
   h, add, clear, badge, timeEl, copyButton, copyBlock, confirmDialog, announce, changeLines,
 } from './dom.js';
-import { mountExecutions, poll } from './executions.js';
+import { mountExecutions, poll, statusBadge } from './executions.js';
 import { mountDeliveries } from './deliveries.js';
 import { MASK, propertyOrder } from './schema-form.js';
 
@@ -21,33 +21,157 @@ function isAlertmanager(r) {
   return Boolean(r.rules && typeof r.rules === 'object' && r.rules.preset === 'alertmanager');
 }
 
-// A curl command that works for this receiver as configured: a plain POST, plus the credential
-// and an Alertmanager-shaped body when its auth and rules ask for them.
+// --- what a sample request must carry -------------------------------------------------------
+
+// "body:/a/b", "body:a.b[0]" -> ['a', 'b'] / ['a', 'b', '0']; null for other fields.
+function bodyPath(field) {
+  if (typeof field !== 'string' || !field.startsWith('body:')) return null;
+  const p = field.slice(5);
+  if (p.startsWith('/')) return p.slice(1).split('/').map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return p.split(/\.|\[(\d+)\]/).filter((t) => t !== undefined && t !== '');
+}
+
+function setAt(obj, path, value) {
+  let at = obj;
+  path.forEach((key, i) => {
+    const last = i === path.length - 1;
+    const k = Array.isArray(at) ? Number(key) : key;
+    if (last) {
+      if (at[k] === undefined) at[k] = value;
+      return;
+    }
+    if (at[k] === null || typeof at[k] !== 'object') at[k] = /^\d+$/.test(path[i + 1]) ? [] : {};
+    at = at[k];
+  });
+}
+
+// The leaf conditions of a `when` that a request must meet for it to match: all of `all`, the
+// first of `any`; a `not` is left out (nothing to add makes it hold).
+function conditions(when) {
+  if (!when || typeof when !== 'object') return [];
+  if (Array.isArray(when.all)) return when.all.flatMap(conditions);
+  if (Array.isArray(when.any)) return conditions(when.any[0]);
+  if (when.not) return [];
+  return when.field ? [when] : [];
+}
+
+// A value that meets one condition, or undefined when none can be made up (a regex, a CIDR).
+function satisfying(c) {
+  const op = c.op || 'equals';
+  if (op === 'equals') return c.value;
+  if (op === 'in') return Array.isArray(c.value) ? c.value[0] : undefined;
+  if (op === 'exists') return c.value === false ? undefined : '<value>';
+  if (op === 'gte' || op === 'lte') return c.value;
+  if (op === 'gt') return Number(c.value) + 1;
+  if (op === 'lt') return Number(c.value) - 1;
+  if (op === 'not_equals') return `<not ${c.value}>`;
+  return undefined;
+}
+
+// Every {"from_request": FIELD} and {"from": "body", "pointer": P} in `v` (config, rules' `set`).
+function requestSources(v, out = []) {
+  if (Array.isArray(v)) v.forEach((x) => requestSources(x, out));
+  else if (v && typeof v === 'object') {
+    if (typeof v.from_request === 'string') out.push(v.from_request);
+    else if (v.from === 'body' && typeof v.pointer === 'string') out.push(`body:${v.pointer}`);
+    else Object.values(v).forEach((x) => requestSources(x, out));
+  }
+  return out;
+}
+
+// What a test request needs for this receiver to act: the body fields, headers and query
+// parameters its first "run" rule compares (and the values that ignore rules before it must not
+// see), and the fields its config and rules read values from. Values it cannot make up (a regex,
+// a value read from the body) are <placeholders>.
+export function sampleRequest(r) {
+  const rules = r.rules && typeof r.rules === 'object' ? r.rules : {};
+  const body = {};
+  const headers = {};
+  const queryParams = {};
+  let needed = false;
+  const want = (field, value) => {
+    const path = bodyPath(field);
+    if (value === undefined) value = `<${path && path.length ? path[path.length - 1] : field.replace(/^[a-z]+:/, '')}>`;
+    if (path && path.length) { setAt(body, path, value); needed = true; }
+    else if (field.startsWith('header:')) headers[field.slice(7)] = String(value);
+    else if (field.startsWith('query:')) queryParams[field.slice(6)] = String(value);
+  };
+  const list = Array.isArray(rules.rules) ? rules.rules : [];
+  for (const rule of list) {
+    if (rule.then === 'ignore') {
+      // An ignore rule of one comparison: send the value that keeps it from matching.
+      const c = rule.when && rule.when.field ? rule.when : null;
+      if (c && (c.op === 'not_equals')) want(c.field, c.value);
+      continue;
+    }
+    for (const c of conditions(rule.when)) want(c.field, satisfying(c));
+    break;
+  }
+  for (const field of requestSources([r.config, list.map((x) => x.set)])) want(field, undefined);
+  return { body, needed, headers, query: queryParams };
+}
+
+// An Alertmanager v4 notification (what the "alertmanager" preset reads), merged with the fields
+// the receiver's own rules compare.
+function alertmanagerBody(extra) {
+  const now = new Date().toISOString();
+  const base = {
+    version: '4', status: 'firing', receiver: 'tripline', groupKey: `curl-test-${Date.now()}`,
+    groupLabels: {}, commonLabels: { alertname: 'TriplineTest' }, commonAnnotations: {},
+    alerts: [{ status: 'firing', labels: { alertname: 'TriplineTest' }, annotations: {}, fingerprint: 'curl-test', startsAt: now }],
+  };
+  const merge = (to, from) => {
+    for (const [k, v] of Object.entries(from)) {
+      if (v && typeof v === 'object' && to[k] && typeof to[k] === 'object') merge(to[k], v);
+      else to[k] = v;
+    }
+  };
+  merge(base, extra);
+  return base;
+}
+
+// A curl command that works for this receiver as configured: a plain POST, plus the credential,
+// an Alertmanager-shaped body when its rules use that preset, and the body fields, headers and
+// query parameters its rules and value sources read.
 export function curlCommand(r) {
   const parts = ['curl -X POST'];
   const auth = authOf(r);
   if (auth.bearer_token) parts.push(`-H ${q('Authorization: Bearer <the bearer token>')}`);
   else if (auth.basic_username) parts.push(`-u ${q(`${auth.basic_username}:<the password>`)}`);
-  if (isAlertmanager(r)) {
-    const body = {
-      version: '4', status: 'firing', receiver: 'tripline', groupKey: `curl-test-${Date.now()}`,
-      alerts: [{ status: 'firing', labels: { alertname: 'TriplineTest' }, fingerprint: 'curl-test', startsAt: new Date().toISOString() }],
-    };
-    parts.push(`-H ${q('Content-Type: application/json')}`, `-d ${q(JSON.stringify(body))}`);
-  }
-  parts.push(q(r.trigger_url));
+  const sample = sampleRequest(r);
+  for (const [name, value] of Object.entries(sample.headers)) parts.push(`-H ${q(`${name}: ${value}`)}`);
+  let body = null;
+  if (isAlertmanager(r)) body = alertmanagerBody(sample.body);
+  else if (sample.needed) body = sample.body;
+  if (body) parts.push(`-H ${q('Content-Type: application/json')}`, `-d ${q(JSON.stringify(body))}`);
+  const qs = new URLSearchParams(sample.query).toString();
+  parts.push(q(qs ? `${r.trigger_url}${r.trigger_url.includes('?') ? '&' : '?'}${qs}` : r.trigger_url));
   return parts.length === 2 ? parts.join(' ') : parts.join(' \\\n  ');
 }
 
+// Alertmanager POSTs again when an alert resolves (send_resolved). Only a receiver that reads
+// Alertmanager's payload (the "alertmanager" rules preset) tells that POST from a firing one;
+// any other would run its action a second time, so the snippet turns it off and says why.
 export function alertmanagerYaml(r) {
   const auth = authOf(r);
+  const am = isAlertmanager(r);
   const lines = [
     'receivers:',
     `  - name: 'tripline-${r.name.replace(/[^A-Za-z0-9_.-]+/g, '-')}'`,
     '    webhook_configs:',
     `      - url: '${r.trigger_url.replace(/'/g, "''")}'`,
-    '        send_resolved: true',
   ];
+  if (am) {
+    lines.push('        send_resolved: true');
+  } else {
+    lines.push(
+      '        # false: this receiver does not read Alertmanager\'s',
+      '        # payload, so the POST sent when an alert resolves',
+      '        # would run the action again. Set its rules to',
+      '        # {"preset": "alertmanager"} to have it ignored.',
+      '        send_resolved: false',
+    );
+  }
   if (auth.bearer_token) {
     lines.push('        http_config:', '          authorization:', "            credentials: '<the bearer token>'");
   } else if (auth.basic_username) {
@@ -68,6 +192,10 @@ function requestNotes(r) {
   }
   if (Array.isArray(auth.allow_sources) && auth.allow_sources.length) notes.push(`Only requests from ${auth.allow_sources.join(', ')} are accepted.`);
   if (auth.bearer_token || auth.basic_username) notes.push('Replace the <placeholders> with the credential you set; tripline only stores a hash of it.');
+  const sample = sampleRequest(r);
+  if (sample.needed || Object.keys(sample.headers).length || Object.keys(sample.query).length) {
+    notes.push('The curl command sends what this receiver’s rules compare and the values it reads from the request; replace any <placeholder> in it with a real value.');
+  }
   return notes.length ? h('div', { class: 'alert alert-info small' }, notes.map((n) => h('p', {}, n))) : null;
 }
 
@@ -79,9 +207,10 @@ function alertmanagerNote(r) {
     const what = { ignore: 'are ignored', inverse: 'run the opposite action', run: 'run the action again' }[onResolved] || `are handled as "${onResolved}"`;
     return h('p', { class: 'muted small' }, 'Route alerts to it with ', route, '. This receiver reads Alertmanager payloads: resolved alerts ', what, '.');
   }
-  return h('p', { class: 'muted small' }, 'Route alerts to it with ', route, '. Note: with ', h('code', {}, 'send_resolved: true'),
-    ' Alertmanager POSTs again when the alert resolves, and that runs the action again. To have resolved alerts ignored (or undo the action), set the rules to ',
-    h('code', {}, '{"preset": "alertmanager"}'), ' under Edit › Advanced.');
+  return h('p', { class: 'muted small' }, 'Route alerts to it with ', route, '. The snippet sets ', h('code', {}, 'send_resolved: false'),
+    ': this receiver does not read Alertmanager payloads, so the POST Alertmanager sends when an alert resolves would run the action a second time. ',
+    'To have resolved alerts ignored (or undo the action) instead, set the rules to ',
+    h('code', {}, '{"preset": "alertmanager"}'), ' under Edit › Advanced, then turn send_resolved on.');
 }
 
 function stateBadge(r) {
@@ -92,7 +221,7 @@ function lastExecution(r) {
   const e = r.last_execution;
   if (!e) return h('span', { class: 'muted' }, 'Never run');
   return h('a', { href: `#/executions?receiver=${r.id}`, class: 'last-exec', 'aria-label': `Last execution: ${e.status}, see executions of ${r.name}` },
-    badge(e.status), h('span', { class: 'last-exec-time' }, timeEl(e.finished_at || e.started_at || e.created_at)));
+    statusBadge(e), h('span', { class: 'last-exec-time' }, timeEl(e.finished_at || e.started_at || e.created_at)));
 }
 
 // --- actions (shared by the list and a receiver's page) --------------------------------------
@@ -149,7 +278,7 @@ async function remove(r) {
   });
   if (!ok) return false;
   await api.deleteReceiver(r.id);
-  announce(`Deleted ${r.name}.`, 'ok', { toast: true });
+  announce(`Deleted ${r.name}.`, 'ok', { toast: true, survive: true });
   return true;
 }
 
@@ -168,22 +297,115 @@ function actionButtons(r, { onChange, onError, onDeleted, compact }) {
       btn.removeAttribute('aria-disabled');
     }
   };
-  const small = compact ? ' btn-small' : '';
+  const toggle = async () => { const u = await toggleEnabled(r); if (u) onChange(u); };
+  const rotateIt = async () => { const u = await rotate(r); if (u) onChange(u); };
+  const removeIt = async () => { if (await remove(r)) onDeleted(r); };
+  if (compact) {
+    return h('div', { class: 'actions actions-compact', role: 'group', 'aria-label': `Actions for ${r.name}` },
+      h('a', { href: `#/receivers/${r.id}/edit`, class: 'btn btn-small', dataset: { focusKey: `edit-${r.id}` } }, 'Edit'),
+      actionsMenu(r, [
+        { label: 'Clone', href: `#/receivers/${r.id}/clone` },
+        { label: r.enabled ? 'Disable' : 'Enable', action: toggle },
+        { label: 'Rotate URL', action: rotateIt },
+        { label: 'Delete', action: removeIt, danger: true },
+      ], run));
+  }
   return h('div', { class: 'actions', role: 'group', 'aria-label': `Actions for ${r.name}` },
-    h('a', { href: `#/receivers/${r.id}/edit`, class: `btn${small}`, dataset: { focusKey: `edit-${r.id}` } }, 'Edit'),
-    h('a', { href: `#/receivers/${r.id}/clone`, class: `btn${small}`, dataset: { focusKey: `clone-${r.id}` } }, 'Clone'),
+    h('a', { href: `#/receivers/${r.id}/edit`, class: 'btn', dataset: { focusKey: `edit-${r.id}` } }, 'Edit'),
+    h('a', { href: `#/receivers/${r.id}/clone`, class: 'btn', dataset: { focusKey: `clone-${r.id}` } }, 'Clone'),
     h('button', {
-      type: 'button', class: `btn${small}`, dataset: { focusKey: `toggle-${r.id}`, action: 'toggle' },
-      onclick: run(async () => { const u = await toggleEnabled(r); if (u) onChange(u); }),
+      type: 'button', class: 'btn', dataset: { focusKey: `toggle-${r.id}`, action: 'toggle' }, onclick: run(toggle),
     }, r.enabled ? 'Disable' : 'Enable'),
     h('button', {
-      type: 'button', class: `btn${small}`, dataset: { focusKey: `rotate-${r.id}`, action: 'rotate' },
-      onclick: run(async () => { const u = await rotate(r); if (u) onChange(u); }),
+      type: 'button', class: 'btn', dataset: { focusKey: `rotate-${r.id}`, action: 'rotate' }, onclick: run(rotateIt),
     }, 'Rotate URL'),
     h('button', {
-      type: 'button', class: `btn btn-danger-outline${small}`, dataset: { focusKey: `delete-${r.id}`, action: 'delete' },
-      onclick: run(async () => { if (await remove(r)) onDeleted(r); }),
+      type: 'button', class: 'btn btn-danger-outline', dataset: { focusKey: `delete-${r.id}`, action: 'delete' }, onclick: run(removeIt),
     }, 'Delete'));
+}
+
+// A row's less frequent actions behind one "More" button: the ARIA menu button pattern
+// (aria-haspopup, aria-expanded; arrows, Home and End move, Escape and Tab close, focus goes back
+// to the button). A chosen action runs after the menu closes, with focus on the button, so a
+// confirmation dialog returns focus there too.
+function actionsMenu(r, items, run) {
+  const menuId = `menu-${r.id}`;
+  const button = h('button', {
+    type: 'button', class: 'btn btn-small menu-button', id: `${menuId}-button`, 'aria-haspopup': 'menu',
+    'aria-expanded': 'false', 'aria-controls': menuId, 'aria-label': `More actions for ${r.name}`,
+    dataset: { focusKey: `more-${r.id}` },
+  }, 'More ', h('span', { 'aria-hidden': 'true' }, '▾'));
+  const entries = items.map((it) => h(it.href ? 'a' : 'button', {
+    role: 'menuitem', tabIndex: -1, class: `menu-item${it.danger ? ' menu-item-danger' : ''}`,
+    href: it.href || null, type: it.href ? null : 'button', dataset: { action: it.label },
+  }, it.label));
+  const menu = h('div', { role: 'menu', id: menuId, class: 'menu', 'aria-labelledby': `${menuId}-button`, hidden: true }, entries);
+  const wrap = h('div', { class: 'menu-wrap' }, button, menu);
+
+  const isOpen = () => !menu.hidden;
+  const onOutside = (ev) => { if (!wrap.contains(ev.target)) close(false); };
+  const onMove = () => close(false); // fixed to the viewport: a scroll or resize would detach it
+  // Under the button, right edges aligned, kept on screen; above it when there is no room below.
+  function place() {
+    const b = button.getBoundingClientRect();
+    const w = menu.offsetWidth;
+    const ht = menu.offsetHeight;
+    const below = b.bottom + 4 + ht <= window.innerHeight || b.top - 4 - ht < 0;
+    menu.style.top = `${below ? b.bottom + 4 : b.top - 4 - ht}px`;
+    menu.style.left = `${Math.max(8, Math.min(b.right - w, window.innerWidth - w - 8))}px`;
+  }
+  function open(focusLast = false) {
+    menu.hidden = false;
+    place();
+    button.setAttribute('aria-expanded', 'true');
+    entries[focusLast ? entries.length - 1 : 0].focus({ preventScroll: true });
+    document.addEventListener('pointerdown', onOutside, true);
+    window.addEventListener('scroll', onMove, true);
+    window.addEventListener('resize', onMove);
+  }
+  function close(focusButton = true) {
+    if (!isOpen()) return;
+    menu.hidden = true;
+    button.setAttribute('aria-expanded', 'false');
+    document.removeEventListener('pointerdown', onOutside, true);
+    window.removeEventListener('scroll', onMove, true);
+    window.removeEventListener('resize', onMove);
+    if (focusButton) button.focus();
+  }
+  button.addEventListener('click', () => (isOpen() ? close() : open()));
+  button.addEventListener('keydown', (ev) => {
+    if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+      ev.preventDefault();
+      open(ev.key === 'ArrowUp');
+    }
+  });
+  menu.addEventListener('keydown', (ev) => {
+    const i = entries.indexOf(document.activeElement);
+    const move = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: entries.length - 1 }[ev.key];
+    if (move !== undefined) {
+      ev.preventDefault();
+      entries[(move + entries.length) % entries.length].focus({ preventScroll: true });
+    } else if (ev.key === 'Escape') {
+      ev.preventDefault();
+      ev.stopPropagation();
+      close();
+    } else if (ev.key === 'Tab') {
+      close(false);
+    }
+  });
+  items.forEach((it, i) => {
+    if (it.href) {
+      entries[i].addEventListener('click', () => close(false));
+      return;
+    }
+    const act = run(it.action);
+    entries[i].addEventListener('click', () => {
+      close();
+      // `run` marks its event's target busy: the menu button, where focus now is.
+      act({ currentTarget: button });
+    });
+  });
+  return wrap;
 }
 
 // A table cell with one wrapper inside, so the stacked (phone) layout has exactly two grid
@@ -194,17 +416,69 @@ export function cell(label, cls, ...children) {
 
 // --- the list --------------------------------------------------------------------------------
 
-export async function receiversView(main, { drivers, refreshReceivers }) {
+const SORTS = {
+  name: { label: 'Name (A–Z)', cmp: (a, b) => a.name.localeCompare(b.name) },
+  recent: {
+    label: 'Last execution (newest first)',
+    cmp: (a, b) => lastRunAt(b) - lastRunAt(a) || a.name.localeCompare(b.name),
+  },
+  driver: { label: 'Driver', cmp: (a, b) => a.driver.localeCompare(b.driver) || a.name.localeCompare(b.name) },
+  state: { label: 'Disabled first', cmp: (a, b) => Number(a.enabled) - Number(b.enabled) || a.name.localeCompare(b.name) },
+};
+
+function lastRunAt(r) {
+  const e = r.last_execution;
+  return e ? Date.parse(e.created_at) || 0 : 0;
+}
+
+// Search: every word must appear in the name, description, target or driver (case ignored).
+export function matchesSearch(r, text) {
+  const words = text.toLowerCase().split(/\s+/).filter(Boolean);
+  if (!words.length) return true;
+  const hay = [r.name, r.description, r.target, r.driver].filter(Boolean).join(' ').toLowerCase();
+  return words.every((w) => hay.includes(w));
+}
+
+export async function receiversView(main, { drivers, refreshReceivers, query }) {
   const errorBox = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
   const loading = h('p', { class: 'loading', role: 'status' }, 'Loading receivers…');
   const body = h('div', { 'aria-busy': 'true' });
   const more = h('p', { class: 'muted small', hidden: true });
+  // Search and sort, kept in the URL (so a view can be linked) without re-rendering the page.
+  const searchInput = h('input', {
+    id: 'receiver-search', type: 'search', name: 'q', autocomplete: 'off', spellcheck: false,
+    'aria-describedby': 'receiver-search-help', 'aria-controls': 'receivers-body',
+  });
+  searchInput.value = (query && query.get('q')) || '';
+  const sortSelect = h('select', { id: 'receiver-sort', name: 'sort', 'aria-controls': 'receivers-body' },
+    Object.entries(SORTS).map(([v, s]) => h('option', { value: v }, s.label)));
+  sortSelect.value = SORTS[query && query.get('sort')] ? query.get('sort') : 'name';
+  const matchCount = h('p', { class: 'muted small', id: 'receiver-count', role: 'status' });
+  const tools = h('form', { class: 'list-tools', role: 'search', 'aria-label': 'Search and sort receivers', hidden: true, onsubmit: (e) => e.preventDefault() },
+    h('div', { class: 'field field-search' },
+      h('label', { for: 'receiver-search', class: 'field-label' }, 'Search receivers'),
+      h('p', { class: 'visually-hidden', id: 'receiver-search-help' }, 'By name, description, target or driver.'),
+      searchInput),
+    h('div', { class: 'field field-sort' }, h('label', { for: 'receiver-sort', class: 'field-label' }, 'Sort by'), sortSelect),
+    matchCount);
+  body.id = 'receivers-body';
+  let all = [];
+  const onTools = () => {
+    const q = new URLSearchParams();
+    if (searchInput.value.trim()) q.set('q', searchInput.value.trim());
+    if (sortSelect.value !== 'name') q.set('sort', sortSelect.value);
+    const qs = q.toString();
+    history.replaceState(null, '', `#/receivers${qs ? `?${qs}` : ''}`);
+    draw(all);
+  };
+  searchInput.addEventListener('input', onTools);
+  sortSelect.addEventListener('change', onTools);
   add(main, 
     h('div', { class: 'page-head' },
       h('h1', { tabIndex: -1 }, 'Receivers'),
       h('a', { href: '#/receivers/new', class: 'btn btn-primary' }, 'New receiver')),
     h('p', { class: 'lead' }, 'A receiver turns a POST to its trigger URL into one action, such as scaling a service up by 2 within bounds.'),
-    errorBox, loading, body, more);
+    errorBox, loading, tools, body, more);
 
   let lastSig = '';
   const showError = (err) => {
@@ -213,15 +487,32 @@ export async function receiversView(main, { drivers, refreshReceivers }) {
     errorBox.textContent = err.message;
   };
 
-  function draw(list) {
-    const sig = JSON.stringify(list);
+  function draw(everything) {
+    all = everything;
+    const search = searchInput.value.trim();
+    const list = everything.filter((r) => matchesSearch(r, search)).sort(SORTS[sortSelect.value].cmp);
+    const sig = JSON.stringify([search, sortSelect.value, list]);
     if (sig === lastSig) return;
+    // Not under an open row menu: the next poll draws it.
+    if (body.querySelector('.menu:not([hidden])')) return;
     lastSig = sig;
     const focusKey = document.activeElement && body.contains(document.activeElement)
       ? document.activeElement.dataset.focusKey : null;
     loading.hidden = true;
     body.setAttribute('aria-busy', 'false');
     clear(body);
+    tools.hidden = everything.length === 0;
+    const counted = search ? `${list.length} of ${everything.length} receivers match.` : '';
+    if (matchCount.textContent !== counted) matchCount.textContent = counted;
+    if (!list.length && everything.length) {
+      body.append(h('div', { class: 'empty' },
+        h('p', { class: 'empty-title' }, `No receiver matches “${search}”.`),
+        h('button', {
+          type: 'button', class: 'btn', dataset: { focusKey: 'clear-search' },
+          onclick: () => { searchInput.value = ''; onTools(); searchInput.focus(); },
+        }, 'Clear the search')));
+      return;
+    }
     if (!list.length) {
       body.append(h('div', { class: 'empty' },
         h('p', { class: 'empty-title' }, 'No receivers yet.'),
@@ -230,7 +521,8 @@ export async function receiversView(main, { drivers, refreshReceivers }) {
       return;
     }
     const rows = list.map((r) => {
-      const urlCode = h('code', { class: 'url', title: r.trigger_url }, r.trigger_url);
+      // null for a token that is not an admin's: a trigger URL is a capability (docs/security.md).
+      const urlCode = r.trigger_url ? h('code', { class: 'url', title: r.trigger_url }, r.trigger_url) : null;
       const driverTitle = drivers.get(r.driver)?.config_schema?.title;
       return h('tr', { dataset: { id: r.id, name: r.name }, class: r.enabled ? '' : 'is-disabled' },
         cell('State', '', stateBadge(r)),
@@ -242,7 +534,8 @@ export async function receiversView(main, { drivers, refreshReceivers }) {
           h('div', { class: 'description' }, r.description)),
         cell('Last execution', '', lastExecution(r)),
         cell('Trigger URL', 'cell-url',
-          h('div', { class: 'url-row' }, urlCode, copyButton(() => r.trigger_url, `trigger URL of ${r.name}`, urlCode))),
+          urlCode ? h('div', { class: 'url-row' }, urlCode, copyButton(() => r.trigger_url, `trigger URL of ${r.name}`, urlCode))
+            : h('span', { class: 'muted small' }, 'Shown to admins only')),
         cell('Actions', 'cell-actions',
           actionButtons(r, { compact: true, onChange: () => update(), onError: showError, onDeleted: () => update() })));
     });
@@ -347,7 +640,7 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
         h('h1', { tabIndex: -1 }, r.name, ' ', stateBadge(r)),
         h('p', { class: 'lead description' }, r.description),
         actionButtons(r, {
-          onChange: (u) => { r = u; redraw(); },
+          onChange: (u) => { r = u; dismissNotices(); redraw(); },
           onError: showError,
           onDeleted: () => navigate('#/receivers'),
         })),
@@ -355,6 +648,12 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
   }
 
   function drawTrigger() {
+    if (!r.trigger_url) {
+      add(clear(trigger),
+        h('h2', { id: 'sec-trigger' }, 'Trigger it'),
+        h('p', {}, 'A trigger URL runs this receiver\'s action, so only an admin token sees it. Sign in with an admin token to copy it.'));
+      return;
+    }
     add(clear(trigger), 
       h('h2', { id: 'sec-trigger' }, 'Trigger it'),
       h('p', {}, 'Send a POST to this URL from anything that can make a web request. No other credential is needed, so treat it like a password; rotate it if it leaks.'),
@@ -419,11 +718,26 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
       : query.get('saved') ? h('div', { class: 'alert alert-ok', role: 'status', tabIndex: -1 },
         h('strong', {}, 'Saved. '), 'The trigger URL is unchanged.')
         : null;
+  // Saved with "Save anyway": the peer was not asked whether the target exists.
+  const unchecked = query.get('unchecked') ? h('div', { class: 'alert alert-warn', role: 'status' },
+    h('strong', {}, 'Saved without checking the target: '),
+    'tripline could not reach its system when you saved. Press Send test once it is up; the first trigger fails, and says why, if the target does not exist.')
+    : null;
+
+  // After an action on this page (rotate, disable, enable), the "Created"/"Saved" banner and the
+  // last dry run describe a receiver that no longer exists as shown: they go, and the URL loses
+  // its ?saved= so a reload does not bring the banner back.
+  function dismissNotices() {
+    if (banner) banner.remove();
+    if (unchecked) unchecked.remove();
+    clear(testOut);
+    if (location.hash.includes('?')) history.replaceState(null, '', `#/receivers/${r.id}`);
+  }
 
   drawHead();
   drawTrigger();
   drawSettings();
-  add(main, head, banner, errorBox,
+  add(main, head, banner, unchecked, errorBox,
     h('div', { class: 'grid-2' },
       trigger,
       h('div', {},

@@ -7,7 +7,8 @@
 // Fields whose title ends in "(a/b)" or whose description starts with "a only" are shown only
 // while a sibling select has one of those values, and are left out of the config while hidden:
 // "By how many (up/down)" follows `action`, "DNS server (rfc2136)" follows `backend`. Such a
-// field that the schema's top-level if/then/else requires in one branch is required while shown.
+// field that the schema's if/then/else (top-level or in allOf) requires in one branch is required
+// while shown.
 
 import { h, add, nextId } from './dom.js';
 
@@ -309,11 +310,15 @@ export function propertyOrder(schema) {
   return orderKeys(schema || {}, dependencies(schema || {}).deps);
 }
 
-// Keys that the schema's if/then/else requires in one branch, and that are shown only for some
-// values of a select: required while shown (scale-service: "service" for swarm, "name" for
-// kubernetes). Hidden fields are never checked.
+// Keys that the schema's if/then/else requires in one branch (at the top, or in each entry of
+// `allOf`), and that are shown only for some values of a select: required while shown
+// (scale-service: "service" for swarm, "name" for kubernetes; dns-update: the TSIG fields for
+// rfc2136, the provider URL for externaldns-webhook, the value for upsert). So the form marks
+// them required where they apply, instead of "optional" and then the server's "is required".
+// Hidden fields are never checked.
 function conditionallyRequired(schema, conditions) {
-  const keys = [...(schema.then?.required || []), ...(schema.else?.required || [])];
+  const branches = [schema, ...(Array.isArray(schema.allOf) ? schema.allOf : [])];
+  const keys = branches.flatMap((b) => [...(b?.then?.required || []), ...(b?.else?.required || [])]);
   return keys.filter((k) => conditions.has(k));
 }
 

@@ -449,6 +449,17 @@ json config_schema() {
       {"type", "object"},
       {"additionalProperties", false},
       {"required", {"backend", "record", "action"}},
+      // What each backend and action requires, as check() requires it, so a form built from the
+      // schema marks these fields required where they apply (ui/schema-form.js).
+      {"allOf",
+       {{{"if", {{"properties", {{"backend", {{"const", "rfc2136"}}}}}, {"required", {"backend"}}}},
+         {"then", {{"required", {"server", "zone", "tsig_key_name", "tsig_secret"}}}}},
+        {{"if",
+          {{"properties", {{"backend", {{"const", "externaldns-webhook"}}}}},
+           {"required", {"backend"}}}},
+         {"then", {{"required", {"provider_url"}}}}},
+        {{"if", {{"properties", {{"action", {{"const", "upsert"}}}}}, {"required", {"action"}}}},
+         {"then", {{"required", {"value"}}}}}}},
       {"properties",
        {{"backend",
          {{"type", "string"}, {"enum", {"rfc2136", "externaldns-webhook"}}, {"title", "Backend"}}},

@@ -559,3 +559,29 @@ TEST_CASE("dns-update: plan_after takes the plan before as the record's current 
   CHECK_FALSE(driver.plan_after(**bound, previous));
   CHECK_FALSE(driver.plan_after(**config, json{{"ttl", 60}}));  // no "after": cannot say
 }
+
+// The schema's allOf if/then states what each backend and action requires (the web UI marks
+// those fields required while shown): each field it names is one parse_config refuses without.
+TEST_CASE("dns-update config: the schema's per-backend requirements are what parse_config needs") {
+  auto schema = config_schema();
+  REQUIRE(schema["allOf"].is_array());
+  int checked = 0;
+  for (const json& branch : schema["allOf"]) {
+    const json& props = branch["if"]["properties"];
+    REQUIRE(props.size() == 1);
+    const std::string key = props.begin().key();
+    const json& cond = props.begin().value();
+    CHECK(branch["if"]["required"] == json::array({key}));  // an absent key matches no branch
+    json base = rfc2136();
+    if (cond["const"] == "externaldns-webhook") base = webhook();
+    REQUIRE(base[key] == cond["const"]);
+    REQUIRE(parse_config(base).ok());
+    for (const json& f : branch["then"]["required"]) {
+      json without = base;
+      without.erase(f.get<std::string>());
+      check_invalid(without, "config." + f.get<std::string>());
+      ++checked;
+    }
+  }
+  CHECK(checked == 6);  // server, zone, tsig_key_name, tsig_secret; provider_url; value
+}

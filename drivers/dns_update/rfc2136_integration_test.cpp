@@ -613,7 +613,7 @@ TEST_CASE("dns-update rfc2136: end to end, a trigger points the record at its ca
 // Knot DNS 3.2 (tests/support/knot-harness.sh). Knot answers an update its ACL does not allow
 // with NOTAUTH/BADKEY, the same as for a key it does not know (docs/dns.md).
 
-TEST_CASE("dns-update rfc2136 Knot: upsert, replace and delete; an A beside a CNAME is reported") {
+TEST_CASE("dns-update rfc2136 Knot: upsert, replace and delete, an A beside a CNAME is reported") {
   Named& knot = shared_knot();
   if (!named_or_skip(knot)) return;
   upsert_and_delete(knot, "api");

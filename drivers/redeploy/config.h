@@ -24,6 +24,7 @@ struct ImageName {
 std::optional<ImageName> parse_image_name(const std::string& text);
 
 struct Config : DriverConfig {
+  std::string backend = "swarm";  // or "kubernetes"
   ImageName image;
   std::string registry_url;  // the API's base, "https://host" unless configured
   std::string tag_pattern;
@@ -31,8 +32,17 @@ struct Config : DriverConfig {
   std::string tag;                         // the tag to deploy: from the request, else configured
   // Swarm services: by name, or every service carrying all of these labels.
   std::vector<std::string> services;
-  std::vector<std::string> labels;  // "key=value" or "key"
-  // Swarm rollout (Spec.UpdateConfig).
+  // The label selector's requirements, canonical: swarm "key=value" or "key"; kubernetes also
+  // "key!=value" and "!key" (docs/redeploy.md, "Kubernetes").
+  std::vector<std::string> labels;
+  // Kubernetes Deployments: by name, or by the label selector, in one namespace. namespace_ is
+  // empty when the config names none; the driver fills in the credentials' default namespace
+  // when it validates. container: the one container whose image is set; empty: every container
+  // running an image of `image`.
+  std::string namespace_;
+  std::vector<std::string> deployments;
+  std::string container;
+  // Swarm rollout (Spec.UpdateConfig); Kubernetes uses each Deployment's own spec.strategy.
   int64_t parallelism = 1;
   int64_t delay_seconds = 0;
   int64_t monitor_seconds = 5;
@@ -51,7 +61,12 @@ std::string pinned(const Config& c, const std::string& tag, const std::string& d
 // "127.0.0.1:5000/team/web"), to check that a service runs the configured image at all.
 std::string image_repository(const std::string& image);
 
-// The most services one execution updates (names or a label selector).
+// A Kubernetes label selector "app=web,tier!=db,canary,!legacy" (equality-based and existence
+// requirements) into its canonical requirements; false when it is not one (set-based "in (...)"
+// is not accepted). No I/O.
+bool parse_kubernetes_selector(const std::string& text, std::vector<std::string>* out);
+
+// The most services (Deployments) one execution updates (names or a label selector).
 inline constexpr size_t kMaxServices = 50;
 
 }  // namespace tripline::redeploy

@@ -2,8 +2,11 @@
 // (server/base/registry_push.h) the rules' preset shares. Payload shapes: docs/redeploy.md.
 #include "config.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
+#include "drivers/registry.h"
+#include "drivers/scale_service/scale_service.h"
 #include "redeploy.h"
 #include "registry_push.h"
 
@@ -113,7 +116,7 @@ TEST_CASE("redeploy config: each bad field is named") {
   j["tag"] = "latest";  // not allowed by the pattern
   check(j, "config.tag");
   j = base();
-  j["backend"] = "kubernetes";
+  j["backend"] = "nomad";
   check(j, "config.backend");
   j = base();
   j["registry_password"] = "a\nb";
@@ -123,7 +126,146 @@ TEST_CASE("redeploy config: each bad field is named") {
   check(j, "config.replicas");
 }
 
-TEST_CASE("redeploy schema: the password is a writeOnly secret; nothing is per request") {
+namespace {
+json k8s() {
+  return json::parse(R"({"backend":"kubernetes","image":"127.0.0.1:5000/team/web",
+    "tag_pattern":"v[0-9.]+","deployments":["web","worker"]})");
+}
+}  // namespace
+
+TEST_CASE("redeploy config: kubernetes takes deployments or a label selector, in a namespace") {
+  auto c = parse_config(k8s());
+  REQUIRE(c.ok());
+  CHECK(c->backend == "kubernetes");
+  CHECK(c->deployments == std::vector<std::string>{"web", "worker"});
+  CHECK(c->namespace_.empty());  // filled in by validate() with the credentials' default
+  CHECK(c->container.empty());
+  auto j = k8s();
+  j.erase("deployments");
+  j["label_selector"] = " app = web, tier!=db ,canary,!legacy,app.kubernetes.io/part-of==shop,e=";
+  j["namespace"] = "prod";
+  j["container"] = "app";
+  c = parse_config(j);
+  INFO(c.status().message());
+  REQUIRE(c.ok());
+  CHECK(c->labels == std::vector<std::string>{"app=web", "tier!=db", "canary", "!legacy",
+                                              "app.kubernetes.io/part-of=shop", "e="});
+  CHECK(c->namespace_ == "prod");
+  CHECK(c->container == "app");
+}
+
+TEST_CASE("redeploy config: kubernetes label selectors are checked strictly") {
+  std::vector<std::string> out;
+  for (const char* ok :
+       {"app=web", "app", "!app", "a!=b", "a==b", "example.com/app=web-1.2_x", "A-1=Z.9"})
+    CHECK(parse_kubernetes_selector(ok, &out));
+  for (const char* bad : {"", "app=web,", ",app", "app in (web,api)", "app notin (web)", "app=we b",
+                          "app=-web", "app=web-", "-app=web", "app===web", "!app=web", "app=(web)",
+                          "Example.com/app=x", "a/b/c=x", "app=web;rm", "app=Ã©"})
+    CHECK_FALSE(parse_kubernetes_selector(bad, &out));
+  CHECK_FALSE(parse_kubernetes_selector(std::string(64, 'a'), &out));  // a name is at most 63
+  CHECK(parse_kubernetes_selector(std::string(63, 'a'), &out));
+  CHECK_FALSE(parse_kubernetes_selector("app=" + std::string(64, 'v'), &out));
+  std::string many = "a";
+  for (int i = 0; i < 20; ++i) many += ",a";
+  CHECK_FALSE(parse_kubernetes_selector(many, &out));  // at most 20 requirements
+}
+
+TEST_CASE("redeploy config: each backend refuses the other's fields") {
+  auto check = [](json j, const std::string& field, const std::string& says) {
+    auto c = parse_config(j);
+    REQUIRE_FALSE(c.ok());
+    CHECK(has_field(c.status(), field));
+    CHECK_THAT(c.status().message(), Catch::Contains(says));
+  };
+  // Swarm's rollout settings mean nothing to a Deployment: refused, not ignored.
+  for (const auto& [k, v] :
+       std::vector<std::pair<std::string, json>>{{"update_parallelism", 2},
+                                                 {"update_delay_seconds", 5},
+                                                 {"update_monitor_seconds", 5},
+                                                 {"update_order", "start-first"},
+                                                 {"failure_action", "pause"}}) {
+    auto j = k8s();
+    j[k] = v;
+    check(j, "config." + k, "spec.strategy");
+  }
+  auto j = k8s();
+  j["services"] = {"web"};
+  check(j, "config.services", "swarm backend");
+  j = k8s();
+  j["label_selector"] = "app=web";
+  check(j, "config.label_selector", "choose one");
+  j = k8s();
+  j.erase("deployments");
+  check(j, "config.deployments", "is required");
+  j = k8s();
+  j["deployments"] = {"Web"};
+  check(j, "config.deployments[0]", "Kubernetes object name");
+  j = k8s();
+  j["namespace"] = "Prod";
+  check(j, "config.namespace", "namespace");
+  j = k8s();
+  j["container"] = "app_1";
+  check(j, "config.container", "container name");
+  j = k8s();
+  j.erase("deployments");
+  j["label_selector"] = "app in (web)";
+  check(j, "config.label_selector", "set-based");
+  for (const char* k : {"namespace", "deployments", "container"}) {
+    j = base();
+    j[k] = k == std::string("deployments") ? json::array({"web"}) : json("x");
+    check(j, std::string("config.") + k, "kubernetes backend");
+  }
+}
+
+TEST_CASE("redeploy schema: the fields of each backend are marked as scale-service marks them") {
+  json s = config_schema();
+  CHECK(s["properties"]["backend"]["enum"] == json({"swarm", "kubernetes"}));
+  // ui/schema-form.js shows "(kubernetes)" titles and "swarm only" descriptions for that backend.
+  for (const char* k : {"namespace", "deployments", "container"}) {
+    INFO(k);
+    CHECK_THAT(s["properties"][k]["title"].get<std::string>(), Catch::EndsWith("(kubernetes)"));
+    CHECK(s["else"]["properties"][k] == false);
+  }
+  for (const char* k : {"services", "update_parallelism", "update_delay_seconds",
+                        "update_monitor_seconds", "update_order", "failure_action"}) {
+    INFO(k);
+    CHECK_THAT(s["properties"][k]["description"].get<std::string>(),
+               Catch::StartsWith("swarm only"));
+    CHECK(s["then"]["properties"][k] == false);
+  }
+  CHECK(s["if"]["properties"]["backend"]["const"] == "kubernetes");
+  // Every property is placed in the form's order.
+  for (const auto& [k, v] : s["properties"].items()) {
+    INFO(k);
+    CHECK(std::find(s["x-order"].begin(), s["x-order"].end(), k) != s["x-order"].end());
+  }
+}
+
+TEST_CASE("redeploy options: one --kubeconfig (and --docker-host) for scale-service and redeploy") {
+  auto options = RedeployDriver::options();
+  auto named = [&](const char* n) {
+    return std::count_if(options.begin(), options.end(),
+                         [&](const DriverOption& o) { return std::string(o.name) == n; });
+  };
+  for (const char* n : {"docker-host", "kubeconfig", "kube-context", "kube-serviceaccount-dir"})
+    CHECK(named(n) == 1);
+  auto all = driver_options();
+  for (const char* n : {"docker-host", "kubeconfig", "kube-context", "kube-serviceaccount-dir"}) {
+    INFO(n);
+    CHECK(std::count_if(all.begin(), all.end(),
+                        [&](const DriverOption& o) { return std::string(o.name) == n; }) == 1);
+  }
+  // The same declaration: one default, one variable, whichever driver is listed first.
+  for (const auto& o : ScaleServiceDriver::options())
+    for (const auto& p : options)
+      if (std::string(o.name) == p.name) {
+        CHECK(std::string(o.env) == p.env);
+        CHECK(std::string(o.default_value) == p.default_value);
+      }
+}
+
+TEST_CASE("redeploy schema: the password is a writeOnly secret, nothing is per request") {
   json s = config_schema();
   CHECK(s["properties"]["registry_password"]["writeOnly"] == true);
   for (const auto& [k, v] : s["properties"].items())
@@ -302,4 +444,32 @@ TEST_CASE("push notifications: other bodies are none, hostile ones are bounded")
   CHECK_FALSE(valid_repository_path("a//b"));
   CHECK_FALSE(valid_repository_path("a/_b"));
   CHECK_FALSE(valid_repository_path("a/b._c"));
+}
+
+TEST_CASE("redeploy bind: kubernetes records the resolved default namespace with the execution") {
+  // A restart with another --kube-context must not move an accepted execution to another
+  // namespace: the recorded config names the one it was accepted for.
+  scale_service::KubeCredentials creds;
+  creds.server = "https://127.0.0.1:1";
+  creds.ca_pem = "unused";
+  creds.default_namespace = "prod";
+  RedeployDriver d("unix:///nonexistent", scale_service::KubernetesApi(std::move(creds)));
+  json stored = k8s();
+  auto bound = d.bind(stored, TriggerRequest{"127.0.0.1", LazyBody(R"({"tag":"v1.2.0"})")});
+  REQUIRE(bound.ok());
+  CHECK((*bound)["namespace"] == "prod");
+  CHECK((*bound)["tag"] == "v1.2.0");
+  // The bound config validates to the same target as the receiver's.
+  auto receiver = d.validate(stored, false);
+  auto execution = d.validate(*bound, false);
+  REQUIRE(receiver.ok());
+  REQUIRE(execution.ok());
+  CHECK(d.target(**execution) == d.target(**receiver));
+  CHECK(d.target(**execution) == "k8s:prod/deployment/web,worker");
+  // A namespace the receiver names is kept; swarm configs get none.
+  stored["namespace"] = "staging";
+  CHECK(d.bind(stored, TriggerRequest{"127.0.0.1", LazyBody(R"({"tag":"v1.2.0"})")})
+            ->at("namespace") == "staging");
+  CHECK_FALSE(d.bind(base(), TriggerRequest{"127.0.0.1", LazyBody(R"({"tag":"v1.2.0"})")})
+                  ->contains("namespace"));
 }

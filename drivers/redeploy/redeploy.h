@@ -1,4 +1,5 @@
-// Driver "redeploy": roll Docker Swarm services onto a pushed image (docs/redeploy.md).
+// Driver "redeploy": roll Docker Swarm services, or Kubernetes Deployments, onto a pushed image
+// (docs/redeploy.md).
 //
 // bind() takes the tag from the trigger request: a registry's push notification (the rules'
 // "registry-push" preset reads the same payloads, server/base/registry_push.h), or a plain
@@ -9,11 +10,16 @@
 // image:tag@sha256:... it is to run; a tag the registry does not have fails final. apply() sets
 // that reference and the rollout settings (Spec.UpdateConfig) with the version it read, reading
 // again on "update out of sequence"; a service already on the reference is left alone.
+// Kubernetes (backend "kubernetes"): plan() reads the Deployments (by name, or by a label selector)
+// and records, per Deployment, the containers whose image is set; apply() sets them with a
+// strategic merge patch carrying the resourceVersion it read, reading again on 409 Conflict. The
+// rollout is the Deployment's own (spec.strategy).
 //
 // Every execution resolves the registry anew: plan_after() is not answered, so executions are
 // planned one by one (a later push of the same tag may carry a new digest).
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "../driver.h"
@@ -21,15 +27,22 @@
 
 namespace tripline {
 
+namespace scale_service {
+class KubernetesApi;  // scale-service's client (kubernetes.h), linked by this driver
+}
+
 class RedeployDriver : public Driver {
  public:
   // The same option as scale-service's: one --docker-host for both (drivers/registry.cpp).
   static constexpr DriverOption kDockerHost{"docker-host", "TRIPLINE_DOCKER_HOST",
                                             "unix:///var/run/docker.sock", "Docker Engine API"};
-  static std::vector<DriverOption> options() { return {kDockerHost}; }
+  // kDockerHost and scale-service's Kubernetes options (kubernetes.h): one --kubeconfig for both.
+  static std::vector<DriverOption> options();
   static std::unique_ptr<Driver> create(const DriverEnv& env);
 
-  explicit RedeployDriver(std::string docker_host) : docker_host_(std::move(docker_host)) {}
+  // The kubernetes backend off.
+  explicit RedeployDriver(std::string docker_host);
+  RedeployDriver(std::string docker_host, scale_service::KubernetesApi kubernetes);
 
   std::string_view name() const override { return "redeploy"; }
   nlohmann::json config_schema() const override { return redeploy::config_schema(); }
@@ -43,13 +56,17 @@ class RedeployDriver : public Driver {
                               const TriggerRequest& request) const override;
   Plan plan(const DriverConfig& config) const override;
   Outcome apply(const DriverConfig& config, const nlohmann::json& plan) const override;
-  // Every service the read found is already on the plan's reference: nothing to apply.
+  // Every service (Deployment container) the read found is already on the plan's reference.
   std::optional<Outcome> settled(const DriverConfig& config, const nlohmann::json& read,
                                  const nlohmann::json& plan) const override;
   Status probe() const override;
 
  private:
+  Plan plan_kubernetes(const redeploy::Config& c, const std::string& digest) const;
+  Outcome apply_kubernetes(const redeploy::Config& c, const nlohmann::json& plan) const;
+
   std::string docker_host_;
+  std::shared_ptr<const scale_service::KubernetesApi> kubernetes_;  // never null
 };
 
 }  // namespace tripline

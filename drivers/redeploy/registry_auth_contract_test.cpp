@@ -119,7 +119,7 @@ TEST_CASE("registry contract: Basic is answered with the credentials, or fails w
   CHECK(none.error == RegistryApi::Error::kUnauthorized);
 }
 
-TEST_CASE("registry contract: a missing tag is MANIFEST_UNKNOWN; a bad digest is refused") {
+TEST_CASE("registry contract: a missing tag is MANIFEST_UNKNOWN, a bad digest is refused") {
   FakeRegistry registry;
   registry.challenge = "Basic realm=\"r\"";
   registry.want = basic_header(kCreds);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "field_reader.h"
+#include "kubeconfig.h"
 
 namespace tripline::scale_service {
 
@@ -29,18 +30,11 @@ bool valid_service_name(const std::string& s) {
 }
 
 // Kubernetes names (docs/kubernetes.md): a namespace is a DNS-1123 label, a Deployment's or
-// StatefulSet's name a DNS-1123 subdomain.
+// StatefulSet's name a DNS-1123 subdomain; checked by kubeconfig.h's valid_dns1123_*, and these
+// patterns say the same in the config's JSON Schema.
 constexpr const char* kLabel = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?";
 constexpr const char* kSubdomain =
     "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
-bool valid_namespace(const std::string& s) {
-  static const re2::RE2 re(kLabel, re2::RE2::Latin1);
-  return s.size() <= 63 && re2::RE2::FullMatch(s, re);
-}
-bool valid_object_name(const std::string& s) {
-  static const re2::RE2 re(kSubdomain, re2::RE2::Latin1);
-  return s.size() <= 253 && re2::RE2::FullMatch(s, re);
-}
 }  // namespace
 
 Result<Config> parse_config(const nlohmann::json& j) {
@@ -71,12 +65,12 @@ Result<Config> parse_config(const nlohmann::json& j) {
     if (auto ns = r.string(
             "namespace", Need::kOptional,
             "must be a Kubernetes namespace name (lower-case letters, digits and -, at most 63)",
-            valid_namespace))
+            valid_dns1123_label))
       c.namespace_ = *ns;
     if (auto name =
             r.string("name", Need::kRequired,
                      "must be a Kubernetes object name (lower-case letters, digits, - and .)",
-                     valid_object_name))
+                     valid_dns1123_subdomain))
       c.name = *name;
   }
   auto action = r.one_of("action", Need::kRequired, {"up", "down", "set"},

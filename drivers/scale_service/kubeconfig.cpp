@@ -124,7 +124,12 @@ Result<KubeCredentials> parse_kubeconfig(std::string_view text, const std::strin
     YAML::Node ctx = named(root, "contexts", "context", ctx_name);
     if (!ctx) return invalid(source, "no context named \"" + ctx_name + "\"");
     std::string cluster_name = scalar(ctx, "cluster"), user_name = scalar(ctx, "user");
-    if (std::string ns = scalar(ctx, "namespace"); !ns.empty()) c.default_namespace = ns;
+    if (std::string ns = scalar(ctx, "namespace"); !ns.empty()) {
+      if (!valid_dns1123_label(ns))
+        return invalid(source, "context \"" + ctx_name + "\" names namespace \"" +
+                                   ns.substr(0, 80) + "\", which is not a DNS-1123 label");
+      c.default_namespace = ns;
+    }
 
     YAML::Node cluster = named(root, "clusters", "cluster", cluster_name);
     if (!cluster) return invalid(source, "no cluster named \"" + cluster_name + "\"");
@@ -224,9 +229,39 @@ Result<KubeCredentials> in_cluster(const std::string& host, const std::string& p
     return Status::Invalid(c.source + ": cannot read the token " + c.token_file);
   if (!read_small_file(c.ca_file, &probe))
     return Status::Invalid(c.source + ": cannot read the CA " + c.ca_file);
-  if (std::string ns; read_small_file(account_dir + "/namespace", &ns) && !trim(ns).empty())
-    c.default_namespace = trim(ns);
+  if (std::string ns; read_small_file(account_dir + "/namespace", &ns) && !trim(ns).empty()) {
+    ns = trim(ns);
+    if (!valid_dns1123_label(ns))
+      return Status::Invalid(c.source + ": the namespace file " + account_dir +
+                             "/namespace does not hold a DNS-1123 label");
+    c.default_namespace = ns;
+  }
   return c;
+}
+
+namespace {
+// One DNS-1123 label's characters, without its length bound.
+bool label_chars(std::string_view s) {
+  if (s.empty()) return false;
+  auto alnum = [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'); };
+  if (!alnum(s.front()) || !alnum(s.back())) return false;
+  for (char ch : s)
+    if (!alnum(ch) && ch != '-') return false;
+  return true;
+}
+}  // namespace
+
+bool valid_dns1123_label(std::string_view s) { return s.size() <= 63 && label_chars(s); }
+
+bool valid_dns1123_subdomain(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (size_t i = 0;;) {
+    size_t dot = s.find('.', i);
+    if (!label_chars(s.substr(i, dot == std::string_view::npos ? std::string_view::npos : dot - i)))
+      return false;
+    if (dot == std::string_view::npos) return true;
+    i = dot + 1;
+  }
 }
 
 }  // namespace tripline::scale_service

@@ -42,6 +42,13 @@ Result<KubeCredentials> in_cluster(const std::string& host, const std::string& p
 // Reads a small file (a token, a namespace; 1 MiB at most) whole. False when it cannot.
 bool read_small_file(const std::string& path, std::string* out);
 
+// Kubernetes names (docs/kubernetes.md): a namespace is a DNS-1123 label (at most 63 of a-z, 0-9
+// and "-", alphanumeric at both ends), an object's name a DNS-1123 subdomain (such labels, any
+// length, joined by ".", at most 253 characters). Both go into URL paths unescaped: whatever
+// did not pass these never reaches a path.
+bool valid_dns1123_label(std::string_view s);
+bool valid_dns1123_subdomain(std::string_view s);
+
 // Standard base64 (with or without padding, whitespace ignored), as kubeconfig's *-data fields.
 bool base64_decode(std::string_view text, std::string* out);
 

@@ -167,7 +167,7 @@ users: [{name: u, user: {token: t}}]
           "", "no cluster named \"gone\"");
 }
 
-TEST_CASE("kubeconfig: a file is read and named in errors; a list of files is refused") {
+TEST_CASE("kubeconfig: a file is read and named in errors, a list of files is refused") {
   std::string dir = temp_dir();
   write(dir + "/config", kTwoContexts);
   auto c = load_kubeconfig(dir + "/config", "prod");
@@ -205,6 +205,39 @@ TEST_CASE(
   REQUIRE_FALSE(no_token.ok());
   CHECK(no_token.status().message().find("token") != std::string::npos);
   std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("kubernetes: a default namespace that is not a DNS-1123 label is refused") {
+  // It goes into URL paths unescaped (docs/kubernetes.md): "../x" or "a/b" must never get there.
+  for (std::string bad : std::vector<std::string>{"../kube-system", "a/b", "Prod", "-x", "x y",
+                                                  std::string(64, 'a')}) {
+    INFO(bad);
+    auto c = parse_kubeconfig(R"(current-context: c
+clusters: [{name: k, cluster: {server: "https://k:6443", certificate-authority: /ca.pem}}]
+contexts: [{name: c, context: {cluster: k, user: u, namespace: ")" +
+                                  bad + R"("}}]
+users: [{name: u, user: {token: t}}]
+)",
+                              "", "");
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.status().message().find("not a DNS-1123 label") != std::string::npos);
+  }
+  std::string dir = temp_dir();
+  write(dir + "/token", "sa-token\n");
+  write(dir + "/ca.crt", "PEM");
+  write(dir + "/namespace", "../kube-system\n");
+  auto c = in_cluster("10.96.0.1", "443", dir);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.status().message().find("DNS-1123 label") != std::string::npos);
+  write(dir + "/namespace", std::string(63, 'a') + "\n");  // the longest label is fine
+  CHECK(in_cluster("10.96.0.1", "443", dir)->default_namespace == std::string(63, 'a'));
+  std::system(("rm -rf " + dir).c_str());
+
+  CHECK(valid_dns1123_subdomain("web.v2-a"));
+  CHECK(valid_dns1123_subdomain(std::string(253, 'a')));
+  CHECK_FALSE(valid_dns1123_subdomain(std::string(254, 'a')));
+  for (const char* bad : {"", "a..b", ".a", "a.", "a/b", "..", "A", "a_b", "a%2Fb"})
+    CHECK_FALSE(valid_dns1123_subdomain(bad));
 }
 
 TEST_CASE("kubeconfig: base64 as kubectl writes it") {
@@ -328,4 +361,126 @@ TEST_CASE("kubernetes API: not configured answers why, without any I/O") {
   CHECK(a.error == KubernetesApi::Error::kNotConfigured);
   CHECK(a.message.find("kubeconfig") != std::string::npos);
   CHECK(k.default_namespace() == "default");
+}
+
+namespace {
+json deployment_json(const std::string& name, json containers) {
+  return {{"kind", "Deployment"},
+          {"apiVersion", "apps/v1"},
+          {"metadata", {{"name", name}, {"namespace", "prod"}, {"resourceVersion", "7"}}},
+          {"spec", {{"template", {{"spec", {{"containers", containers}}}}}}}};
+}
+json one_container() { return json::array({{{"name", "app"}, {"image", "team/web:1"}}}); }
+}  // namespace
+
+TEST_CASE("kubernetes API: a Deployment is read within bounds, or refused saying why") {
+  using E = KubernetesApi::Error;
+  KubernetesApi::Deployment d;
+  auto refused = [&](const json& j, const std::string& says) {
+    INFO(j.dump().substr(0, 300));
+    auto a = KubernetesApi::parse_deployment(j.dump(), &d);
+    CHECK(a.error == E::kBadAnswer);
+    INFO(a.message);
+    CHECK(a.message.find(says) != std::string::npos);
+  };
+  auto ok = KubernetesApi::parse_deployment(deployment_json("web", one_container()).dump(), &d);
+  REQUIRE(ok.error == E::kNone);
+  CHECK(d.name == "web");
+  CHECK(d.namespace_ == "prod");
+  CHECK(d.resource_version == "7");
+  REQUIRE(d.containers.size() == 1);
+  CHECK(d.containers[0].image == "team/web:1");
+
+  json list = deployment_json("web", one_container());
+  list["kind"] = "DeploymentList";
+  refused(list, "kind is not Deployment");
+  json no_rv = deployment_json("web", one_container());
+  no_rv["metadata"].erase("resourceVersion");
+  refused(no_rv, "resourceVersion is missing");
+  refused(deployment_json("web", json::array({{{"name", "app"}, {"image", 42}}})),
+          "has an image that is not a string");
+  json many = json::array();
+  for (int i = 0; i < 65; ++i) many.push_back({{"name", "c" + std::to_string(i)}, {"image", "x"}});
+  refused(deployment_json("web", many), "more than 64 containers");
+  many.erase(many.size() - 1);
+  CHECK(KubernetesApi::parse_deployment(deployment_json("web", many).dump(), &d).error == E::kNone);
+  CHECK(d.containers.size() == 64);
+  // A name from the answer goes into the next request's path: only a DNS-1123 subdomain.
+  for (const char* bad : {"../secrets", "web/scale", "web?x=1", "Web", ""})
+    refused(deployment_json(bad, one_container()), "metadata.name is not a DNS-1123 subdomain");
+  // initContainers and spec.paused are read (never patched: the plan says so).
+  json init = deployment_json("web", one_container());
+  init["spec"]["paused"] = true;
+  init["spec"]["template"]["spec"]["initContainers"] =
+      json::array({{{"name", "migrate"}, {"image", "team/web:1"}}});
+  REQUIRE(KubernetesApi::parse_deployment(init.dump(), &d).error == E::kNone);
+  CHECK(d.paused);
+  REQUIRE(d.init_containers.size() == 1);
+  CHECK(d.init_containers[0].name == "migrate");
+  CHECK(d.containers.size() == 1);
+  init["spec"]["template"]["spec"]["initContainers"] = json::object();
+  refused(init, "initContainers is not an array");
+  // A namespace that is not a label is not kept (the configured one is used).
+  json odd_ns = deployment_json("web", one_container());
+  odd_ns["metadata"]["namespace"] = "../x";
+  REQUIRE(KubernetesApi::parse_deployment(odd_ns.dump(), &d).error == E::kNone);
+  CHECK(d.namespace_.empty());
+}
+
+TEST_CASE("kubernetes API: a DeploymentList page is read within its room, with its token") {
+  using E = KubernetesApi::Error;
+  auto page = [](size_t n, json token) {
+    json items = json::array();
+    for (size_t i = 0; i < n; ++i) {
+      json d = deployment_json("d" + std::to_string(i), one_container());
+      d.erase("kind");  // list items carry no kind, as upstream lists them
+      d.erase("apiVersion");
+      items.push_back(d);
+    }
+    json meta = {{"resourceVersion", "9"}};
+    if (!token.is_null()) meta["continue"] = token;
+    return json{{"kind", "DeploymentList"}, {"metadata", meta}, {"items", items}}.dump();
+  };
+  std::vector<KubernetesApi::Deployment> out;
+  bool overflow = true;
+  std::string token = "stale";
+  CHECK(
+      KubernetesApi::parse_deployment_list(page(3, "abc/=="), 10, &out, &overflow, &token).error ==
+      E::kNone);
+  CHECK(out.size() == 3);
+  CHECK_FALSE(overflow);
+  CHECK(token == "abc/==");
+  // Appends: the next page adds to what the earlier ones read.
+  CHECK(KubernetesApi::parse_deployment_list(page(2, nullptr), 10, &out, &overflow, &token).error ==
+        E::kNone);
+  CHECK(out.size() == 5);
+  CHECK(token.empty());
+  // A server that ignored limit=: never read past the room, and say so.
+  out.clear();
+  CHECK(
+      KubernetesApi::parse_deployment_list(page(12, nullptr), 10, &out, &overflow, &token).error ==
+      E::kNone);
+  CHECK(out.size() == 10);
+  CHECK(overflow);
+  // "items": null reads as none, as Go clients read it.
+  out.clear();
+  CHECK(KubernetesApi::parse_deployment_list(
+            R"({"kind":"DeploymentList","metadata":{},"items":null})", 10, &out, &overflow, &token)
+            .error == E::kNone);
+  CHECK(out.empty());
+  CHECK_FALSE(overflow);
+  auto bad = [&](const std::string& body, const std::string& says) {
+    INFO(body.substr(0, 200));
+    auto a = KubernetesApi::parse_deployment_list(body, 10, &out, &overflow, &token);
+    CHECK(a.error == E::kBadAnswer);
+    INFO(a.message);
+    CHECK(a.message.find(says) != std::string::npos);
+  };
+  bad(R"({"kind":"Deployment","items":[]})", "kind is not DeploymentList");
+  bad(R"({"kind":"DeploymentList","items":{}})", "items is not an array");
+  bad(page(1, 5), "metadata.continue is not a token");
+  bad(page(1, std::string(5000, 'a')), "metadata.continue is not a token");
+  json wrong = json::parse(page(1, nullptr));
+  wrong["items"][0]["metadata"]["name"] = "../x";
+  bad(wrong.dump(), "metadata.name is not a DNS-1123 subdomain");
 }

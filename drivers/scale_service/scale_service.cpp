@@ -1,14 +1,9 @@
 #include "scale_service.h"
 
-#include <cstdlib>
-
-#include "log.h"
-
 namespace tripline {
 
 using scale_service::Action;
 using scale_service::Config;
-using scale_service::KubeCredentials;
 using scale_service::KubernetesApi;
 using scale_service::SwarmApi;
 
@@ -19,23 +14,8 @@ const Config& typed(const DriverConfig& c) { return static_cast<const Config&>(c
 }  // namespace
 
 std::unique_ptr<Driver> ScaleServiceDriver::create(const DriverEnv& env) {
-  std::string kubeconfig = env.get(kKubeconfig);
-  Result<KubeCredentials> credentials = Status::NotFound(
-      "give tripline a kubeconfig (--kubeconfig or KUBECONFIG), or run it in a cluster");
-  if (!kubeconfig.empty()) {
-    credentials = scale_service::load_kubeconfig(kubeconfig, env.get(kKubeContext));
-  } else if (const char* host = std::getenv("KUBERNETES_SERVICE_HOST"); host && *host) {
-    const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
-    credentials = scale_service::in_cluster(host, port ? port : "", env.get(kKubeAccountDir));
-  }
-  if (credentials.ok())
-    log::info("scale-service: kubernetes backend",
-              {{"api", credentials->server}, {"from", credentials->source}});
-  else if (credentials.status().code() != Status::Code::kNotFound)
-    log::error("scale-service: the kubernetes backend is off",
-               {{"why", credentials.status().message()}});
   return std::make_unique<ScaleServiceDriver>(env.get(kDockerHost),
-                                              KubernetesApi(std::move(credentials)));
+                                              scale_service::kubernetes_from(env, "scale-service"));
 }
 
 std::string ScaleServiceDriver::what(const Config& c) const {

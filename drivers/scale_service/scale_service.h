@@ -17,17 +17,10 @@ class ScaleServiceDriver : public Driver {
   // Where the Docker Engine API is (unix:// socket or http://host:port).
   static constexpr DriverOption kDockerHost{"docker-host", "TRIPLINE_DOCKER_HOST",
                                             "unix:///var/run/docker.sock", "Docker Engine API"};
-  // Where the Kubernetes API is (docs/kubernetes.md, "Credentials"): a kubeconfig file, else the
-  // pod's service account when KUBERNETES_SERVICE_HOST is set, else the backend is off.
-  static constexpr DriverOption kKubeconfig{"kubeconfig", "KUBECONFIG", "",
-                                            "Kubernetes API: a kubeconfig file (default: the pod's "
-                                            "service account when in a cluster)"};
-  static constexpr DriverOption kKubeContext{"kube-context", "TRIPLINE_KUBE_CONTEXT", "",
-                                             "kubeconfig context (default: its current-context)"};
-  static constexpr DriverOption kKubeAccountDir{"kube-serviceaccount-dir",
-                                                "TRIPLINE_KUBE_SERVICEACCOUNT_DIR",
-                                                "/var/run/secrets/kubernetes.io/serviceaccount",
-                                                "in-cluster token, ca.crt and namespace files"};
+  // Where the Kubernetes API is (docs/kubernetes.md, "Credentials"); shared with redeploy.
+  static constexpr DriverOption kKubeconfig = scale_service::kKubeconfigOption;
+  static constexpr DriverOption kKubeContext = scale_service::kKubeContextOption;
+  static constexpr DriverOption kKubeAccountDir = scale_service::kKubeAccountDirOption;
   static std::vector<DriverOption> options() {
     return {kDockerHost, kKubeconfig, kKubeContext, kKubeAccountDir};
   }

@@ -252,7 +252,7 @@ TEST_CASE("scale-service: a crash after apply re-applies the recorded plan, not 
 }
 
 TEST_CASE(
-    "scale-service: rotate, disable, delete and a new target revoke trigger URLs; other edits keep "
+    "scale-service: rotate, disable, delete and a new target revoke trigger URLs, other edits keep "
     "them") {
   if (!swarm_or_skip()) return;
   auto& swarm = Swarm::get();

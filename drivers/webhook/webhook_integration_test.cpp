@@ -73,7 +73,7 @@ TEST_CASE("webhook driver: a templated, signed POST the reference standardwebhoo
   CHECK_FALSE(reference_verifies(tampered, kNewSecret, &ran));
 }
 
-TEST_CASE("webhook driver: 5xx, 429 and transport errors retry with the same id; 4xx is final") {
+TEST_CASE("webhook driver: 5xx, 429 and transport errors retry with the same id, 4xx is final") {
   WebhookSink sink;
   WebhookDriver d(true);
   auto config = valid(d, {{"url", sink.url()}, {"secret", kSecret}, {"payload", {{"text", "{}"}}}});

@@ -196,7 +196,7 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
       // common answer to "why didn't it fire?", so it is logged (bounded by the cap).
       if (ctx_.request_log && ctx_.request_log->enabled()) {
         const InboundView inbound(req);
-        auto entry = std::make_unique<RequestLogRow>(capture_request(
+        auto entry = ctx_.request_log->admit(capture_request(
             inbound,
             caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies),
             receiver->row.id, ctx_.store.clock().now_ms(), token));
@@ -214,7 +214,9 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
   // The request log (docs/requests-log.md): from here on the token named a real receiver.
   if (ctx_.request_log && ctx_.request_log->enabled()) {
     const InboundView inbound(req);
-    t.request = std::make_unique<RequestLogRow>(capture_request(
+    // Over the log's byte budget (or this receiver's share of it) the entry is dropped and
+    // counted; the trigger goes on without it (engine/request_log.h).
+    t.request = ctx_.request_log->admit(capture_request(
         inbound,
         caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies),
         receiver->row.id, ctx_.store.clock().now_ms(), token));
@@ -351,16 +353,15 @@ bool App::apply_receiver_logic(const HttpRequest& req, std::string_view token, c
   return answer(std::move(resp));
 }
 
-void App::log_request(std::unique_ptr<RequestLogRow>& entry, const char* outcome, int status,
+void App::log_request(RequestLogEntry& entry, const char* outcome, int status,
                       std::string_view error, json detail, std::string_view token) {
   if (!entry || !ctx_.request_log) return;
   if (redact_token(detail, token)) entry->token_redacted = true;
   entry->outcome = outcome;
   entry->status = status;
   entry->error = std::string(error);
-  entry->detail = std::move(detail);
-  ctx_.request_log->record(std::move(*entry));
-  entry.reset();
+  entry->detail = fit_detail(std::move(detail), kRequestLogDetailBytes);
+  ctx_.request_log->record(std::move(entry));
 }
 
 // Limits, for every receiver: the cooldown per action, the queue cap and the token bucket,

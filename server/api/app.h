@@ -4,7 +4,8 @@
 // Routes:
 //   POST /_webhooks/{token}           trigger (or POST /_webhooks/trigger + X-Tripline-Token)
 //   GET  /healthz  /readyz  /metrics
-//   /api/v1/...                       management API, admin bearer token required (docs/api.md)
+//   /api/v1/...                       management API, an admin token with the route's role
+//                                     (routes.cpp; docs/api.md, docs/security.md)
 #pragma once
 
 #include <functional>
@@ -76,41 +77,62 @@ class App {
   // Fills a request log entry's outcome from the answer and hands it to the background writer.
   // The trigger token, when given, is taken out of `detail` (a rule may have compared a body
   // field that holds the trigger URL).
-  void log_request(std::unique_ptr<RequestLogRow>& entry, const char* outcome, int status,
-                   std::string_view error, nlohmann::json detail, std::string_view token = {});
+  void log_request(RequestLogEntry& entry, const char* outcome, int status, std::string_view error,
+                   nlohmann::json detail, std::string_view token = {});
   // /receivers/{id}/requests[/{rid}[/redeliver]] (requests_api.cpp).
   HttpResponse requests_api(const HttpRequest& req, int64_t receiver_id,
-                            const std::vector<std::string_view>& seg);
-  HttpResponse redeliver_request(int64_t receiver_id, int64_t request_id);
+                            const std::vector<std::string_view>& seg, const AuditEntry& actor);
+  HttpResponse redeliver_request(int64_t receiver_id, int64_t request_id, const AuditEntry& actor);
   // POST /executions/{id}/cancel (requests_api.cpp).
-  HttpResponse cancel_execution(int64_t id);
+  HttpResponse cancel_execution(int64_t id, const AuditEntry& actor);
+  // `actor` below: an audit entry naming who asks (the admin token's id, name and role) and from
+  // where; each change copies it, says what it does, and hands it to the store, which writes it
+  // in the change's own transaction (docs/security.md "Audit log").
   HttpResponse api(const HttpRequest& req, const std::vector<std::string_view>& segments);
-  HttpResponse receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
-  HttpResponse executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
+  HttpResponse receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg,
+                             const AuditEntry& actor);
+  HttpResponse executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg,
+                              const AuditEntry& actor);
   // POST /executions/{id}/retry: a failed execution run again as a new one (docs/api.md).
-  HttpResponse retry_execution(int64_t id);
+  HttpResponse retry_execution(int64_t id, const AuditEntry& actor);
   // /receivers/{id}/notifications[/{sid}] and /receivers/{id}/deliveries[/{did}[/redeliver]]
   // (notifications_api.cpp).
   HttpResponse notifications_api(const HttpRequest& req, int64_t receiver_id,
-                                 const std::vector<std::string_view>& seg);
+                                 const std::vector<std::string_view>& seg, const AuditEntry& actor);
   Status subscription_from(const nlohmann::json& body, const SubscriptionRow* previous,
                            SubscriptionRow* row) const;
-  HttpResponse tokens_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
-  HttpResponse workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg);
+  HttpResponse tokens_api(const HttpRequest& req, const std::vector<std::string_view>& seg,
+                          const AuditEntry& actor);
+  HttpResponse workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg,
+                           const AuditEntry& actor);
   HttpResponse drivers_api(const HttpRequest& req);
+  // GET /api/v1/audit (admin_api.cpp).
+  HttpResponse audit_api(const HttpRequest& req);
   HttpResponse readyz(const HttpRequest& req);
 
-  HttpResponse create_receiver(const HttpRequest& req);
-  HttpResponse update_receiver(const HttpRequest& req, int64_t id);
+  HttpResponse create_receiver(const HttpRequest& req, const AuditEntry& actor);
+  HttpResponse update_receiver(const HttpRequest& req, int64_t id, const AuditEntry& actor);
+  // A receiver as the audit log shows it: its settings with every secret redacted.
+  nlohmann::json audit_view(const ReceiverRow& row) const;
+  // `actor` for one change: the action, the receiver, its state before, its state after
+  // rendered from the committed row.
+  AuditEntry receiver_audit(const AuditEntry& actor, const char* action,
+                            const ReceiverRow* before) const;
   HttpResponse commit_receiver(int status, const std::function<Result<ReceiverRow>()>& write,
-                               std::optional<bool> url_revoked = std::nullopt);
+                               bool with_url, std::optional<bool> url_revoked = std::nullopt);
+  // Whether the caller's token is an admin's: only an admin sees trigger URLs, and only an
+  // admin's dry run checks the peer.
+  static bool is_admin(const AuditEntry& actor);
   Result<std::shared_ptr<const Receiver>> view_of(const ReceiverRow& row);
   void seed_limiter(const Receiver& r, bool existing = false);
   // Seals the body's secrets (keeping `previous` ones sent back redacted) and validates the
-  // result against the driver and its peer.
-  Result<std::shared_ptr<const Receiver>> check_receiver(
-      ReceiverRow row, const std::optional<ReceiverRow>& previous);
-  Result<nlohmann::json> receiver_json(const Receiver& r) const;
+  // result against the driver and, when `check_peer`, its live peer (?check_peer=false skips it).
+  Result<std::shared_ptr<const Receiver>> check_receiver(ReceiverRow row,
+                                                         const std::optional<ReceiverRow>& previous,
+                                                         bool check_peer = true);
+  // `with_url`: include the trigger URL, a capability to run the receiver's action, which only an
+  // admin may hold (docs/security.md "Roles"); others see null.
+  Result<nlohmann::json> receiver_json(const Receiver& r, bool with_url) const;
 
   AppContext ctx_;
   UiFiles ui_;

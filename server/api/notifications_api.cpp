@@ -39,6 +39,13 @@ json subscription_json(const SubscriptionRow& s) {
   return out;
 }
 
+// A subscription as the audit log shows it: its secrets redacted, no counters or times.
+json subscription_audit_view(const SubscriptionRow& s) {
+  json out = subscription_json(s);
+  for (const char* k : {"id", "created_at", "updated_at", "dropped"}) out.erase(k);
+  return out;
+}
+
 json attempt_json(const DeliveryAttemptRow& a) {
   return {{"attempt", a.attempt},
           {"started_at", log::format_time(a.started_at)},
@@ -58,8 +65,9 @@ json delivery_json(const DeliveryRow& d, const std::vector<DeliveryAttemptRow>* 
               {"webhook_id", d.webhook_id},
               {"state", d.state},
               {"attempts", d.attempts},
-              {"next_attempt_at",
-               d.state == "pending" && d.next_attempt_at ? json(*d.next_attempt_at) : json()},
+              {"next_attempt_at", d.state == "pending" && d.next_attempt_at
+                                      ? json(log::format_time(*d.next_attempt_at))
+                                      : json()},
               {"last_status", d.last_status ? json(*d.last_status) : json()},
               {"last_error", d.last_error.empty() ? json() : json(d.last_error)},
               {"created_at", log::format_time(d.created_at)},
@@ -188,7 +196,17 @@ Status App::subscription_from(const json& body, const SubscriptionRow* previous,
 }
 
 HttpResponse App::notifications_api(const HttpRequest& req, int64_t rid,
-                                    const std::vector<std::string_view>& seg) {
+                                    const std::vector<std::string_view>& seg,
+                                    const AuditEntry& actor) {
+  auto audit = [&](const char* action, std::optional<int64_t> id, json before, json after) {
+    AuditEntry e = actor;
+    e.action = action;
+    e.target_type = "subscription";
+    e.target_id = id;
+    e.before = std::move(before);
+    e.after = std::move(after);
+    return e;
+  };
   // seg: receivers, {id}, notifications|deliveries, ...
   auto receiver = ctx_.store.get_receiver(rid);
   if (!receiver.ok()) return from_status(receiver.status());
@@ -216,7 +234,10 @@ HttpResponse App::notifications_api(const HttpRequest& req, int64_t rid,
       SubscriptionRow row;
       row.receiver_id = rid;
       if (Status s = subscription_from(body, nullptr, &row); !s.ok()) return from_status(s);
-      auto saved = store.insert_subscription(row);
+      AuditEntry entry =
+          audit("subscription.create", std::nullopt, nullptr, subscription_audit_view(row));
+      entry.target_name = receiver->name;
+      auto saved = store.insert_subscription(row, &entry);
       if (!saved.ok()) return from_status(saved.status());
       return json_response(201, subscription_json(*saved));
     }
@@ -228,7 +249,13 @@ HttpResponse App::notifications_api(const HttpRequest& req, int64_t rid,
       return json_response(200, subscription_json(*row));
     }
     if (req.method() == "DELETE") {
-      Status s = store.delete_subscription(rid, *sid);
+      std::lock_guard lock(receiver_writes_);
+      auto previous = store.get_subscription(rid, *sid);
+      if (!previous.ok()) return from_status(previous.status());
+      AuditEntry entry =
+          audit("subscription.delete", *sid, subscription_audit_view(*previous), nullptr);
+      entry.target_name = receiver->name;
+      Status s = store.delete_subscription(rid, *sid, &entry);
       if (!s.ok()) return from_status(s);
       HttpResponse r;
       r.status = 204;
@@ -242,7 +269,10 @@ HttpResponse App::notifications_api(const HttpRequest& req, int64_t rid,
     if (!previous.ok()) return from_status(previous.status());
     SubscriptionRow row = *previous;
     if (Status s = subscription_from(body, &*previous, &row); !s.ok()) return from_status(s);
-    auto saved = store.update_subscription(row);
+    AuditEntry entry = audit("subscription.update", *sid, subscription_audit_view(*previous),
+                             subscription_audit_view(row));
+    entry.target_name = receiver->name;
+    auto saved = store.update_subscription(row, &entry);
     if (!saved.ok()) return from_status(saved.status());
     return json_response(200, subscription_json(*saved));
   }
@@ -284,7 +314,16 @@ HttpResponse App::notifications_api(const HttpRequest& req, int64_t rid,
   if (seg.size() != 5 || seg[4] != "redeliver")
     return error_response(404, "not_found", "no such API path");
   if (req.method() != "POST") return method_not_allowed("POST");
-  Status s = store.redeliver(rid, *did, store.clock().now_ms());
+  auto before = store.get_delivery(rid, *did);
+  if (!before.ok()) return from_status(before.status());
+  AuditEntry entry = actor;
+  entry.action = "delivery.redeliver";
+  entry.target_type = "delivery";
+  entry.target_id = *did;
+  entry.target_name = receiver->name;
+  entry.before = {{"state", before->state}, {"attempts", before->attempts}};
+  entry.after = {{"state", "pending"}, {"attempts", before->attempts}};
+  Status s = store.redeliver(rid, *did, store.clock().now_ms(), &entry);
   if (!s.ok()) return from_status(s);
   if (ctx_.notifier) ctx_.notifier->poke();
   auto d = store.get_delivery(rid, *did);

@@ -1,10 +1,13 @@
 // /api/v1/receivers: create, read, update, delete, rotate; a receiver's JSON view.
 #include <algorithm>
+#include <charconv>
 
 #include "app.h"
 #include "field_reader.h"
 #include "log.h"
 #include "responses.h"
+#include "schema.h"
+#include "secrets.h"
 
 namespace tripline {
 
@@ -29,16 +32,58 @@ Status check_receiver_body(const json& body, bool require_driver) {
   return r.status();
 }
 
+// Every sealed value anywhere in `j` replaced by kRedacted: what the schema's secret fields miss
+// (a driver no longer registered, a secret of some future nested field) is still not shown.
+json redact_sealed(json j) {
+  if (j.is_string() && SecretBox::is_sealed(j.get<std::string>())) return kRedacted;
+  if (j.is_object() || j.is_array())
+    for (auto& v : j) v = redact_sealed(std::move(v));
+  return j;
+}
+
 }  // namespace
 
-Result<json> App::receiver_json(const Receiver& r) const {
+json App::audit_view(const ReceiverRow& row) const {
+  std::vector<std::string> secrets;
+  if (const Driver* d = ctx_.drivers.find(row.driver)) secrets = secret_fields(*d);
+  return {{"name", row.name},
+          {"driver", row.driver},
+          {"enabled", row.enabled},
+          {"generation", row.generation},
+          {"config", redact_sealed(redact_config(row.config, secrets))},
+          {"rules", row.rules},
+          {"auth", redact_sealed(InboundAuth::redact(row.auth))},
+          {"limits", row.limits}};
+}
+
+AuditEntry App::receiver_audit(const AuditEntry& actor, const char* action,
+                               const ReceiverRow* before) const {
+  AuditEntry e = actor;
+  e.action = action;
+  e.target_type = "receiver";
+  if (before) {
+    e.target_id = before->id;
+    e.target_name = before->name;
+    e.before = audit_view(*before);
+  }
+  e.render_after = [this](const ReceiverRow& row) { return audit_view(row); };
+  return e;
+}
+
+bool App::is_admin(const AuditEntry& actor) { return actor.actor_role == to_string(Role::kAdmin); }
+
+Result<json> App::receiver_json(const Receiver& r, bool with_url) const {
   ExecutionFilter last;
   last.receiver_id = r.row.id;
   last.limit = 1;
   auto rows = ctx_.store.list_executions(last);
   if (!rows.ok()) return rows.status();
+  const Store::ReceiverName self{r.row.name, false};
+  json last_run = rows->empty()
+                      ? json(nullptr)
+                      : execution_json(rows->front(), ctx_.executor.max_attempts(), &self);
   return json{{"id", r.row.id},
-              {"last_execution", rows->empty() ? json(nullptr) : execution_json(rows->front())},
+              {"last_execution", std::move(last_run)},
               {"name", r.row.name},
               {"driver", r.row.driver},
               {"config", redact_config(r.stored_config(), *r.secret_fields)},
@@ -47,16 +92,17 @@ Result<json> App::receiver_json(const Receiver& r) const {
               {"limits", r.row.limits},
               {"enabled", r.row.enabled},
               {"generation", r.row.generation},
+              {"version", r.row.version},
               {"description", r.description},
               {"target", r.target},
               {"action", r.action},
-              {"trigger_url", trigger_url(r)},
+              {"trigger_url", with_url ? json(trigger_url(r)) : json(nullptr)},
               {"created_at", log::format_time(r.row.created_at)},
               {"updated_at", log::format_time(r.row.updated_at)}};
 }
 
 HttpResponse App::commit_receiver(int status, const std::function<Result<ReceiverRow>()>& write,
-                                  std::optional<bool> url_revoked) {
+                                  bool with_url, std::optional<bool> url_revoked) {
   std::shared_ptr<const Receiver> published;
   {
     std::lock_guard lock(receiver_writes_);
@@ -77,7 +123,7 @@ HttpResponse App::commit_receiver(int status, const std::function<Result<Receive
     ctx_.receivers.put(*r);
     published = *r;
   }
-  auto body = receiver_json(*published);
+  auto body = receiver_json(*published, with_url);
   if (!body.ok()) return from_status(body.status());
   if (url_revoked) body.value()["url_revoked"] = *url_revoked;
   return json_response(status, *body);
@@ -104,9 +150,10 @@ Result<std::shared_ptr<const Receiver>> App::view_of(const ReceiverRow& row) {
   return make_receiver(row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false, ctx_.default_limits);
 }
 
-HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg) {
+HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::string_view>& seg,
+                                const AuditEntry& actor) {
   if (seg.size() == 1) {
-    if (req.method() == "POST") return create_receiver(req);
+    if (req.method() == "POST") return create_receiver(req, actor);
     if (req.method() != "GET") return method_not_allowed("GET, POST");
     auto limit = query_int(req, "limit", 50, 1, 500);
     auto offset = query_int(req, "offset", 0, 0, INT64_MAX);
@@ -127,7 +174,7 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
                          {"error", r.status().message()}});
         continue;
       }
-      auto view = receiver_json(**r);
+      auto view = receiver_json(**r, is_admin(actor));
       if (!view.ok()) return from_status(view.status());
       items.push_back(std::move(view).value());
     }
@@ -142,14 +189,22 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
       if (!row.ok()) return from_status(row.status());
       auto r = view_of(*row);
       if (!r.ok()) return from_status(r.status());
-      auto view = receiver_json(**r);
+      auto view = receiver_json(**r, is_admin(actor));
       if (!view.ok()) return from_status(view.status());
-      return json_response(200, *view);
+      HttpResponse resp = json_response(200, *view);
+      // What PUT's If-Match compares (update_receiver).
+      resp.headers.emplace_back("ETag", "\"" + std::to_string(row->version) + "\"");
+      return resp;
     }
-    if (req.method() == "PUT") return update_receiver(req, *id);
+    if (req.method() == "PUT") return update_receiver(req, *id, actor);
     if (req.method() == "DELETE") {
       std::lock_guard lock(receiver_writes_);
-      Status s = ctx_.store.delete_receiver(*id);
+      // Read under the lock every receiver change takes: what the delete removes.
+      auto current = ctx_.store.get_receiver(*id);
+      if (!current.ok()) return from_status(current.status());
+      AuditEntry entry = receiver_audit(actor, "receiver.delete", &*current);
+      entry.render_after = nullptr;
+      Status s = ctx_.store.delete_receiver(*id, &entry);
       if (!s.ok()) return from_status(s);
       ctx_.receivers.erase(*id, /*deleted=*/true);
       HttpResponse r;
@@ -158,8 +213,9 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
     }
     return method_not_allowed("GET, PUT, DELETE");
   }
-  if (seg[2] == "notifications" || seg[2] == "deliveries") return notifications_api(req, *id, seg);
-  if (seg[2] == "requests") return requests_api(req, *id, seg);
+  if (seg[2] == "notifications" || seg[2] == "deliveries")
+    return notifications_api(req, *id, seg, actor);
+  if (seg[2] == "requests") return requests_api(req, *id, seg, actor);
   if (seg.size() != 3) return error_response(404, "not_found", "no such API path");
   std::string_view verb = seg[2];
   if (verb != "enable" && verb != "disable" && verb != "rotate" && verb != "test")
@@ -167,13 +223,34 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
   if (req.method() != "POST") return method_not_allowed("POST");
   Store& store = ctx_.store;
   int64_t rid = *id;
-  if (verb == "enable") return commit_receiver(200, [&] { return store.set_enabled(rid, true); });
+  // The state before, read under the lock every receiver change takes (commit_receiver's).
+  auto audited = [&](const char* action,
+                     const std::function<Result<ReceiverRow>(const AuditEntry*)>& write) {
+    return [&, action, write]() -> Result<ReceiverRow> {
+      auto current = store.get_receiver(rid);
+      if (!current.ok()) return current.status();
+      AuditEntry entry = receiver_audit(actor, action, &*current);
+      return write(&entry);
+    };
+  };
+  if (verb == "enable")
+    return commit_receiver(
+        200,
+        audited("receiver.enable",
+                [&](const AuditEntry* a) { return store.set_enabled(rid, true, a); }),
+        is_admin(actor));
   if (verb == "disable")
     return commit_receiver(
-        200, [&] { return store.set_enabled(rid, false); }, true);
+        200,
+        audited("receiver.disable",
+                [&](const AuditEntry* a) { return store.set_enabled(rid, false, a); }),
+        is_admin(actor), true);
   if (verb == "rotate")
     return commit_receiver(
-        200, [&] { return store.bump_generation(rid); }, true);
+        200,
+        audited("receiver.rotate",
+                [&](const AuditEntry* a) { return store.bump_generation(rid, a); }),
+        is_admin(actor), true);
   // test: a dry run, the driver's plan without apply.
   auto receiver = ctx_.receivers.find(*id);
   if (!receiver) return error_response(404, "not_found", "no such receiver");
@@ -189,7 +266,21 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
                              {"description", receiver->description}});
 }
 
-HttpResponse App::create_receiver(const HttpRequest& req) {
+// ?check_peer=false saves without asking the driver's peer (Docker, the Kubernetes API, a DNS
+// server) whether the target exists: for a peer that is down or not yet set up when the receiver
+// is saved (the UI's "Save anyway"). The config is still validated in full; the target is then
+// checked by the first trigger. Anything but true or false is refused.
+static std::optional<HttpResponse> check_peer_query(const HttpRequest& req, bool* check_peer) {
+  auto q = req.query("check_peer");
+  if (q && *q != "true" && *q != "false")
+    return error_response(400, "bad_query", "check_peer must be true or false");
+  *check_peer = !q || *q == "true";
+  return std::nullopt;
+}
+
+HttpResponse App::create_receiver(const HttpRequest& req, const AuditEntry& actor) {
+  bool check_peer = true;
+  if (auto bad = check_peer_query(req, &check_peer)) return *bad;
   json body;
   if (auto bad = parse_body(req, &body)) return *bad;
   if (Status s = check_receiver_body(body, true); !s.ok()) return from_status(s);
@@ -202,14 +293,16 @@ HttpResponse App::create_receiver(const HttpRequest& req) {
   row.limits = body.value("limits", json(nullptr));
   row.enabled = body.value("enabled", true);
   row.nonce = crypto::base64url_encode(crypto::random_bytes(16));
-  auto checked = check_receiver(row, std::nullopt);
+  auto checked = check_receiver(row, std::nullopt, check_peer);
   if (!checked.ok()) return from_status(checked.status());
   const ReceiverRow stored = (*checked)->stored_row();
-  return commit_receiver(201, [&] { return ctx_.store.insert_receiver(stored); });
+  AuditEntry entry = receiver_audit(actor, "receiver.create", nullptr);
+  return commit_receiver(
+      201, [&] { return ctx_.store.insert_receiver(stored, &entry); }, is_admin(actor));
 }
 
 Result<std::shared_ptr<const Receiver>> App::check_receiver(
-    ReceiverRow row, const std::optional<ReceiverRow>& previous) {
+    ReceiverRow row, const std::optional<ReceiverRow>& previous, bool check_peer) {
   const Driver* driver = ctx_.drivers.find(row.driver);
   if (driver) {
     auto secrets = secret_fields(*driver);
@@ -242,12 +335,12 @@ Result<std::shared_ptr<const Receiver>> App::check_receiver(
                                                ctx_.secrets);
   if (!auth.ok()) return auth.status();
   row.auth = std::move(auth).value();
-  // Validated against the driver and its live peer before anything is stored.
-  return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, /*check_peer=*/true,
-                       ctx_.default_limits);
+  // Validated against the driver and (unless ?check_peer=false) its live peer before anything
+  // is stored.
+  return make_receiver(std::move(row), ctx_.drivers, ctx_.secrets, check_peer, ctx_.default_limits);
 }
 
-HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
+HttpResponse App::update_receiver(const HttpRequest& req, int64_t id, const AuditEntry& actor) {
   json body;
   if (auto bad = parse_body(req, &body)) return *bad;
   if (Status s = check_receiver_body(body, false); !s.ok()) return from_status(s);
@@ -255,8 +348,33 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
   if (dry && *dry != "true" && *dry != "false")
     return error_response(400, "bad_query", "dry_run must be true or false");
   bool dry_run = dry && *dry == "true";
+  bool check_peer = true;
+  if (auto bad = check_peer_query(req, &check_peer)) return *bad;
+  // If-Match: "N" (the version, as GET's ETag gives it) saves only over that version, so two
+  // people editing the same receiver cannot silently undo each other's change (RFC 9110 13.1.1).
+  std::optional<int64_t> if_match;
+  if (auto h = req.header("If-Match")) {
+    int64_t v = 0;
+    const std::string& t = *h;
+    bool ok = t.size() > 2 && t.front() == '"' && t.back() == '"';
+    if (ok) {
+      const char* last = t.data() + t.size() - 1;
+      auto [end, ec] = std::from_chars(t.data() + 1, last, v);
+      ok = ec == std::errc() && end == last && v >= 1;
+    }
+    if (!ok)
+      return error_response(400, "bad_header",
+                            "If-Match must be the receiver's version in quotes, as its ETag gives "
+                            "it (e.g. \"3\")");
+    if_match = v;
+  }
   auto current = ctx_.store.get_receiver(id);
   if (!current.ok()) return from_status(current.status());
+  if (if_match && *if_match != current->version)
+    return error_response(412, "precondition_failed",
+                          "the receiver was changed since you read it (version " +
+                              std::to_string(*if_match) + ", now " +
+                              std::to_string(current->version) + "): read it again");
   if (body.contains("driver") && body["driver"] != current->driver)
     return from_status(Status::Invalid("driver cannot change; create a new receiver",
                                        {{"driver", "cannot change; create a new receiver"}}));
@@ -268,7 +386,10 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
   row.auth = body.value("auth", json(nullptr));
   row.limits = body.value("limits", json(nullptr));
   row.enabled = body.value("enabled", current->enabled);
-  auto checked = check_receiver(row, *current);
+  // A dry run by a non-admin (an operator may send one) is checked without the peer: the body
+  // may point the receiver's stored secrets (a TSIG key, a webhook secret) at any address, and
+  // the peer check would send them there and echo what came back.
+  auto checked = check_receiver(row, *current, check_peer && (!dry_run || is_admin(actor)));
   if (!checked.ok()) return from_status(checked.status());
   // The URL is revoked only when what it grants changes (or the receiver is disabled): edits of
   // bounds, rules, limits or the name keep it, so an alerting config keeps working.
@@ -282,8 +403,11 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id) {
                                {"description", (*checked)->description}});
   const ReceiverRow stored = (*checked)->stored_row();
   int64_t version = current->version;
+  // `current` is the state before: the update commits only at its version.
+  AuditEntry entry = receiver_audit(actor, "receiver.update", &*current);
   return commit_receiver(
-      200, [&] { return ctx_.store.update_receiver(id, stored, version, revoke); }, revoke);
+      200, [&] { return ctx_.store.update_receiver(id, stored, version, revoke, &entry); },
+      is_admin(actor), revoke);
 }
 
 }  // namespace tripline

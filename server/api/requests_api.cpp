@@ -92,7 +92,7 @@ bool passed_inbound_checks(const RequestLogRow& r) {
 }  // namespace
 
 HttpResponse App::requests_api(const HttpRequest& req, int64_t receiver_id,
-                               const std::vector<std::string_view>& seg) {
+                               const std::vector<std::string_view>& seg, const AuditEntry& actor) {
   if (!ctx_.receivers.find(receiver_id)) {
     auto row = ctx_.store.get_receiver(receiver_id);
     if (!row.ok()) return from_status(row.status());
@@ -128,7 +128,7 @@ HttpResponse App::requests_api(const HttpRequest& req, int64_t receiver_id,
   }
   if (seg.size() == 5 && seg[4] == "redeliver") {
     if (req.method() != "POST") return method_not_allowed("POST");
-    return redeliver_request(receiver_id, *rid);
+    return redeliver_request(receiver_id, *rid, actor);
   }
   return error_response(404, "not_found", "no such API path");
 }
@@ -140,7 +140,8 @@ HttpResponse App::requests_api(const HttpRequest& req, int64_t receiver_id,
 // (passed_inbound_checks). Like a retry (admin_api.cpp), an admin's act is not held to
 // the rate limit or the cooldown, but takes a slot of the receiver's queue cap; and it is never
 // deduplicated against the original (no idempotency key): it runs again.
-HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id) {
+HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id,
+                                    const AuditEntry& actor) {
   if (!ctx_.request_log || !ctx_.request_log->enabled())
     return from_status(Status::Conflict("the request log is off (--request-log 0)"));
   auto original = ctx_.store.get_request_log(receiver_id, request_id);
@@ -163,22 +164,41 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id) {
   if (!r.row.enabled) return from_status(Status::Conflict("the receiver is disabled"));
 
   const int64_t now = ctx_.store.clock().now_ms();
-  auto entry = std::make_unique<RequestLogRow>(*original);
+  // Claimed over the log's budget if need be: one entry per admin call.
+  RequestLogEntry entry = ctx_.request_log->admit(*original, /*force=*/true);
   entry->id = 0;
   entry->received_at = now;
   entry->execution_id = 0;
   entry->replay_of = request_id;
   entry->detail = json::object();
+  // The replay's entry is written by the log or the ingest's group commit (the trigger path,
+  // which takes no audit entry), so its audit row is recorded just after, as a retry's is
+  // (admin_api.cpp; docs/security.md "Audit log").
+  auto audit = [&](const RequestLogRow& made) {
+    AuditEntry a = actor;
+    a.action = "request.redeliver";
+    a.target_type = "request";
+    a.target_id = request_id;
+    a.target_name = r.row.name;
+    a.before = {{"outcome", original->outcome}};
+    a.after = {{"request_id", made.id},
+               {"outcome", made.outcome},
+               {"execution_id", made.execution_id ? json(made.execution_id) : json(nullptr)}};
+    if (Status s = ctx_.store.record_audit(a); !s.ok())
+      log::error("the audit row of a redelivery could not be recorded",
+                 {{"request_id", request_id}, {"replay_id", made.id}, {"error", s.message()}});
+  };
   // Written at once (not through the background writer): the answer names the new entry.
   auto write_now = [&](const char* outcome, int status, std::string error,
                        json detail) -> HttpResponse {
     entry->outcome = outcome;
     entry->status = status;
     entry->error = std::move(error);
-    entry->detail = std::move(detail);
+    entry->detail = fit_detail(std::move(detail), kRequestLogDetailBytes);
     std::vector<RequestLogRow> rows{std::move(*entry)};
     Status s = ctx_.store.insert_request_logs(rows, {}, ctx_.request_log->keep_per_receiver());
     if (!s.ok()) return from_status(s);
+    audit(rows[0]);
     ctx_.request_log->touch(receiver_id);  // its cap, by the writer, in bounded steps
     return json_response(200, request_json(rows[0], true));
   };
@@ -242,12 +262,26 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id) {
   }
   auto row = ctx_.store.get_request_log(receiver_id, a.request_id);
   if (!row.ok()) return from_status(row.status());
+  audit(*row);
   return json_response(a.revoked ? 200 : 202, request_json(*row, true));
 }
 
-HttpResponse App::cancel_execution(int64_t id) {
+HttpResponse App::cancel_execution(int64_t id, const AuditEntry& actor) {
+  auto before = ctx_.store.get_execution(id);
+  if (!before.ok()) return from_status(before.status());
+  auto names = ctx_.store.receiver_names({before->receiver_id});
+  if (!names.ok()) return from_status(names.status());
+  auto name = names->find(before->receiver_id);
+  // Written in the cancel's own transaction (Store::cancel_execution).
+  AuditEntry entry = actor;
+  entry.action = "execution.cancel";
+  entry.target_type = "execution";
+  entry.target_id = id;
+  if (name != names->end()) entry.target_name = name->second.name;
+  entry.before = {{"status", to_string(before->status)}, {"attempts", before->attempts}};
+  entry.after = {{"status", "failed"}, {"error", "cancelled"}};
   bool held = false;
-  Status s = ctx_.executor.cancel(id, &held);
+  Status s = ctx_.executor.cancel(id, &held, &entry);
   if (!s.ok()) return from_status(s);
   auto e = ctx_.store.get_execution(id);
   if (!e.ok()) return from_status(e.status());
@@ -256,7 +290,8 @@ HttpResponse App::cancel_execution(int64_t id) {
     if (auto r = ctx_.receivers.find(e->receiver_id))
       r->limiter->queued()->fetch_sub(1, std::memory_order_relaxed);
   log::info("execution cancelled", {{"execution_id", id}, {"receiver_id", e->receiver_id}});
-  return json_response(200, execution_json(*e));
+  return json_response(200, execution_json(*e, ctx_.executor.max_attempts(),
+                                           name == names->end() ? nullptr : &name->second));
 }
 
 }  // namespace tripline

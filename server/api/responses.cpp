@@ -121,15 +121,18 @@ json attempt_errors_json(const json& stored) {
 }
 }  // namespace
 
-json execution_json(const ExecutionRow& e) {
+json execution_json(const ExecutionRow& e, int max_attempts, const Store::ReceiverName* receiver) {
   auto t = [](const std::optional<int64_t>& ms) -> json {
     return ms ? json(log::format_time(*ms)) : json(nullptr);
   };
   return {{"id", e.id},
           {"receiver_id", e.receiver_id},
+          {"receiver_name", receiver ? json(receiver->name) : json(nullptr)},
+          {"receiver_deleted", receiver != nullptr && receiver->deleted},
           {"driver", e.driver},
           {"status", to_string(e.status)},
           {"attempts", e.attempts},
+          {"max_attempts", max_attempts},
           {"created_at", log::format_time(e.created_at)},
           {"started_at", t(e.started_at)},
           {"finished_at", t(e.finished_at)},

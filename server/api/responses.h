@@ -34,6 +34,10 @@ std::optional<HttpResponse> parse_body(const HttpRequest& req, nlohmann::json* o
 // A receiver's or token's name: 1 to 100 printable characters.
 bool valid_name(const nlohmann::json& j);
 
-nlohmann::json execution_json(const ExecutionRow& e);
+// `max_attempts`: the tries an execution gets (the executor's RetryPolicy), shown as
+// "max_attempts" so a client can say "attempt 5 of 8". `receiver`: its receiver's name, kept
+// after a delete (Store::receiver_names); null when unknown.
+nlohmann::json execution_json(const ExecutionRow& e, int max_attempts,
+                              const Store::ReceiverName* receiver);
 
 }  // namespace tripline

@@ -94,7 +94,8 @@ Reply Api::call(const std::string& method, const std::string& url, const std::st
   return reply;
 }
 
-Reply Api::admin(const std::string& method, const std::string& path, const json* body) const {
+Reply Api::admin(const std::string& method, const std::string& path, const json* body,
+                 const std::string& if_match) const {
   if (settings_.token.empty()) {
     std::fprintf(stderr,
                  "tripline: no admin token: pass --token, set TRIPLINE_ADMIN_TOKEN, or put "
@@ -110,6 +111,7 @@ Reply Api::admin(const std::string& method, const std::string& path, const json*
     text = body->dump();
     headers.emplace_back("Content-Type", "application/json");
   }
+  if (!if_match.empty()) headers.emplace_back("If-Match", if_match);
   return call(method, "/api/v1" + path, text, std::move(headers), true);
 }
 

@@ -41,8 +41,9 @@ class Api {
 
   // A call to the management API: `path` is under /api/v1 (e.g. "/receivers?limit=5"). Needs the
   // admin token (kUsage, with how to give one, when there is none).
+  // `if_match`: an If-Match header's value (a receiver's ETag), saving only over that version.
   Reply admin(const std::string& method, const std::string& path,
-              const nlohmann::json* body = nullptr) const;
+              const nlohmann::json* body = nullptr, const std::string& if_match = "") const;
   // A call without the admin token unless `with_token` (health checks, trigger URLs): `url` is
   // absolute, or a path on the server. `also_ok`: a status besides 2xx that is an answer, not an
   // error (503 from /readyz).

@@ -22,7 +22,8 @@ const char* const kHelpText =
     R"(Client commands (against a running server's API; `tripline COMMAND --help` for each):
   tripline receivers list|get|create|update|delete|enable|disable|rotate|test ...
   tripline executions list|get|retry ...
-  tripline tokens create|list|revoke ...
+  tripline tokens create|list|role|revoke ...
+  tripline audit list ...
   tripline trigger URL|RECEIVER [--data TEXT | --file FILE] [--wait]
   tripline status
   tripline completion bash          print the bash completion script
@@ -381,8 +382,8 @@ std::string bash_completion(const CLI::App& app) {
 }  // namespace
 
 bool is_client_command(std::string_view c) {
-  if (c == "receivers" || c == "executions" || c == "tokens" || c == "trigger" || c == "status" ||
-      c == "completion")
+  if (c == "receivers" || c == "executions" || c == "tokens" || c == "audit" || c == "trigger" ||
+      c == "status" || c == "completion")
     return true;
   // The global flags may come first: `tripline --server URL receivers list`.
   for (std::string_view flag : {"--server", "--token", "--config", "--json", "--timeout"})
@@ -509,38 +510,42 @@ int run(int argc, char** argv) {
 
   ReceiverFlags update_flags;
   bool dry_run = false;
-  c = leaf(
-      receivers, "update",
-      "change a receiver: --file replaces it (PUT), flags change the current one",
-      [&](const Api& api) {
-        std::string id;
-        if (int e = receiver_id(api, rid, &id)) return e;
-        json body = json::object();
-        if (!update_flags.file.empty()) {
-          if (int e = read_body_file(update_flags.file, &body)) return e;
-        } else {
-          // PUT replaces the receiver: start from what it is now. Secrets come back as
-          // "********", which the API reads as "keep the stored value".
-          Reply cur = api.admin("GET", "/receivers/" + id);
-          if (cur.exit) return cur.exit;
-          // "enabled" is left out: the API then keeps the state it finds, so an update never
-          // undoes a disable made since this read.
-          for (const char* k : {"name", "config", "rules", "auth", "limits"})
-            if (cur.json.contains(k) && !cur.json[k].is_null()) body[k] = cur.json[k];
-        }
-        if (int e = apply_receiver_flags(update_flags, &body)) return e;
-        Reply r = api.admin("PUT", "/receivers/" + id + (dry_run ? "?dry_run=true" : ""), &body);
-        if (r.exit) return r.exit;
-        emit(g, r, [&](const json& j) {
-          if (!dry_run) return print_receiver(j);
-          print_fields(stdout, {{"valid", yes_no(at(j, "valid"))},
-                                {"description", cell(at(j, "description"))},
-                                {"url_revoked", at(j, "url_revoked") == true
-                                                    ? "yes: saving would revoke the trigger URL"
-                                                    : "no: saving keeps the trigger URL"}});
-        });
-        return int(kOk);
-      });
+  c = leaf(receivers, "update",
+           "change a receiver: --file replaces it (PUT), flags change the current one",
+           [&](const Api& api) {
+             std::string id;
+             if (int e = receiver_id(api, rid, &id)) return e;
+             json body = json::object();
+             std::string if_match;  // the version read, so a change made since is not undone
+             if (!update_flags.file.empty()) {
+               if (int e = read_body_file(update_flags.file, &body)) return e;
+             } else {
+               // PUT replaces the receiver: start from what it is now. Secrets come back as
+               // "********", which the API reads as "keep the stored value".
+               Reply cur = api.admin("GET", "/receivers/" + id);
+               if (cur.exit) return cur.exit;
+               // "enabled" is left out: the API then keeps the state it finds, so an update never
+               // undoes a disable made since this read.
+               for (const char* k : {"name", "config", "rules", "auth", "limits"})
+                 if (cur.json.contains(k) && !cur.json[k].is_null()) body[k] = cur.json[k];
+               if (cur.json.contains("version") && cur.json["version"].is_number_integer())
+                 if_match = "\"" + std::to_string(cur.json["version"].get<int64_t>()) + "\"";
+             }
+             if (int e = apply_receiver_flags(update_flags, &body)) return e;
+             Reply r = api.admin("PUT", "/receivers/" + id + (dry_run ? "?dry_run=true" : ""),
+                                 &body, if_match);
+             if (r.exit) return r.exit;
+             emit(g, r, [&](const json& j) {
+               if (!dry_run) return print_receiver(j);
+               print_fields(stdout,
+                            {{"valid", yes_no(at(j, "valid"))},
+                             {"description", cell(at(j, "description"))},
+                             {"url_revoked", at(j, "url_revoked") == true
+                                                 ? "yes: saving would revoke the trigger URL"
+                                                 : "no: saving keeps the trigger URL"}});
+             });
+             return int(kOk);
+           });
   c->add_option("receiver", rid, "id or name")->required();
   add_receiver_flags(c, update_flags);
   c->add_flag("--dry-run", dry_run, "check the change and say what saving would do; save nothing");
@@ -670,33 +675,59 @@ int run(int argc, char** argv) {
   // --- tokens ---
   CLI::App* tokens = app.add_subcommand("tokens", "admin tokens");
   tokens->require_subcommand(1);
-  std::string token_name, token_id;
+  std::string token_name, token_id, token_role = "admin";
+  const std::vector<std::string> kRoles = {"admin", "operator", "read-only"};
   c = leaf(tokens, "create", "create an admin token; it is shown only this once",
            [&](const Api& api) {
-             json body = {{"name", token_name}};
+             json body = {{"name", token_name}, {"role", token_role}};
              Reply r = api.admin("POST", "/tokens", &body);
              if (r.exit) return r.exit;
              emit(g, r, [&](const json& j) {
                print_fields(stdout, {{"id", cell(at(j, "id"))},
                                      {"name", cell(at(j, "name"))},
+                                     {"role", cell(at(j, "role"))},
                                      {"token", cell(at(j, "token"))}});
                std::fprintf(stderr, "store this token now: it is not shown again\n");
              });
              return int(kOk);
            });
   c->add_option("name", token_name, "what the token is for (1 to 100 characters)")->required();
-  leaf(tokens, "list", "admin tokens (names and ids; never the tokens)", [&](const Api& api) {
-    Reply r = api.admin("GET", "/tokens");
-    if (r.exit) return r.exit;
-    emit(g, r, [&](const json& j) {
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& t : at(j, "items"))
-        rows.push_back({cell(at(t, "id")), cell(at(t, "name")), cell(at(t, "created_at"))});
-      print_table(stdout, {"ID", "NAME", "CREATED"}, rows);
-    });
-    return int(kOk);
-  });
-  c = leaf(tokens, "revoke", "revoke an admin token (the last one cannot be revoked)",
+  c->add_option("--role", token_role,
+                "admin (everything; the default), operator (reads, tests, enable/disable, "
+                "retries, pause/resume) or read-only (reads)")
+      ->check(CLI::IsMember(kRoles));
+  leaf(tokens, "list", "admin tokens (names, ids and roles; never the tokens)",
+       [&](const Api& api) {
+         Reply r = api.admin("GET", "/tokens");
+         if (r.exit) return r.exit;
+         emit(g, r, [&](const json& j) {
+           std::vector<std::vector<std::string>> rows;
+           for (const auto& t : at(j, "items"))
+             rows.push_back({cell(at(t, "id")), cell(at(t, "name")), cell(at(t, "role")),
+                             cell(at(t, "created_at"))});
+           print_table(stdout, {"ID", "NAME", "ROLE", "CREATED"}, rows);
+         });
+         return int(kOk);
+       });
+  std::string new_role;
+  c = leaf(tokens, "role", "give a token another role (the last admin stays an admin)",
+           [&](const Api& api) {
+             json body = {{"role", new_role}};
+             Reply r = api.admin("PUT", "/tokens/" + token_id, &body);
+             if (r.exit) return r.exit;
+             if (!g.json)
+               std::printf("token %s is now %s\n", token_id.c_str(), new_role.c_str());
+             else
+               emit(g, r, [](const json&) {});
+             return int(kOk);
+           });
+  c->add_option("id", token_id, "token id (tripline tokens list)")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  c->add_option("role", new_role, "admin, operator or read-only")
+      ->required()
+      ->check(CLI::IsMember(kRoles));
+  c = leaf(tokens, "revoke", "revoke an admin token (the last admin cannot be revoked)",
            [&](const Api& api) {
              Reply r = api.admin("DELETE", "/tokens/" + token_id);
              if (r.exit) return r.exit;
@@ -705,6 +736,43 @@ int run(int argc, char** argv) {
            });
   c->add_option("id", token_id, "token id (tripline tokens list)")
       ->required()
+      ->check(CLI::PositiveNumber);
+
+  // --- audit ---
+  CLI::App* audit = app.add_subcommand("audit", "the audit log of management changes");
+  audit->require_subcommand(1);
+  std::string audit_target;
+  int64_t audit_limit = 50, audit_before = 0;
+  c = leaf(
+      audit, "list", "management changes, newest first (who, what, before -> after)",
+      [&](const Api& api) {
+        std::string q = "?limit=" + std::to_string(audit_limit);
+        if (audit_before > 0) q += "&before=" + std::to_string(audit_before);
+        if (!audit_target.empty()) q += "&target=" + url_encode(audit_target);
+        Reply r = api.admin("GET", "/audit" + q);
+        if (r.exit) return r.exit;
+        emit(g, r, [&](const json& j) {
+          std::vector<std::vector<std::string>> rows;
+          for (const auto& e : at(j, "items")) {
+            const json& t = at(e, "target");
+            std::string target = cell(at(t, "type"));
+            if (!at(t, "id").is_null()) target += ":" + cell(at(t, "id"));
+            if (!cell(at(t, "name")).empty()) target += " " + cell(at(t, "name"));
+            rows.push_back({cell(at(e, "id")), cell(at(e, "at")), cell(at(at(e, "actor"), "name")),
+                            cell(at(e, "source")), cell(at(e, "action")), cell(target, 40)});
+          }
+          print_table(stdout, {"ID", "AT", "BY", "FROM", "ACTION", "TARGET"}, rows);
+          if (!at(j, "next_before").is_null())
+            std::fprintf(stderr, "(next page: --before %s; --json shows before and after)\n",
+                         cell(at(j, "next_before")).c_str());
+        });
+        return int(kOk);
+      });
+  c->add_option("--target", audit_target,
+                "only this kind of target (receiver, subscription, delivery, execution, token, "
+                "workers) or this one (receiver:12)");
+  c->add_option("--limit", audit_limit, "rows per page (1..500)")->check(CLI::Range(1, 500));
+  c->add_option("--before", audit_before, "only rows older than this id (paging)")
       ->check(CLI::PositiveNumber);
 
   // --- trigger ---
@@ -724,7 +792,14 @@ int run(int argc, char** argv) {
           if (int e = receiver_id(api, target, &id)) return e;
           Reply r = api.admin("GET", "/receivers/" + id);
           if (r.exit) return r.exit;
-          url = r.json.value("trigger_url", "");
+          const json& u = r.json.contains("trigger_url") ? r.json["trigger_url"] : json();
+          if (!u.is_string()) {
+            std::fprintf(stderr,
+                         "tripline: the API shows trigger URLs to admin tokens only; trigger "
+                         "with an admin token, or give the URL\n");
+            return int(kRefused);
+          }
+          url = u.get<std::string>();
         }
         // --wait reads the execution from --server's API: a URL given of another server names
         // an execution there, whose number means nothing here. (A receiver's own URL, read

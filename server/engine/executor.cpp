@@ -114,7 +114,7 @@ void Executor::refill(std::unique_lock<std::mutex>& lock) {
   if (!page->jobs.empty()) cv_.notify_all();
 }
 
-Status Executor::cancel(int64_t id, bool* held) {
+Status Executor::cancel(int64_t id, bool* held, const AuditEntry* audit) {
   *held = false;
   std::unique_lock lock(mu_);
   for (auto lit = lanes_.begin(); lit != lanes_.end(); ++lit) {
@@ -138,7 +138,7 @@ Status Executor::cancel(int64_t id, bool* held) {
     // An emptied lane in ready_ stays until a worker finds it empty (one in a worker's hands is
     // the worker's).
     lock.unlock();
-    Status s = store_.cancel_execution(id, clock_.now_ms());
+    Status s = store_.cancel_execution(id, clock_.now_ms(), audit);
     lock.lock();
     if (!s.ok()) {
       // Put back where it was: before the first job after it (a lane runs in id order).
@@ -179,7 +179,7 @@ Status Executor::cancel(int64_t id, bool* held) {
   if (!cancelling_.try_emplace(id).second)
     return Status::Conflict("this execution is being cancelled");
   lock.unlock();
-  Status s = store_.cancel_execution(id, clock_.now_ms());
+  Status s = store_.cancel_execution(id, clock_.now_ms(), audit);
   lock.lock();
   auto node = cancelling_.extract(id);
   std::optional<Job>& parked = node.mapped();

@@ -126,10 +126,13 @@ class Executor {
   // caller gives the slot back (and only it: a page that brings the job later does not). The
   // synced write is made without the lock (workers and enqueue() need it): the job is taken out
   // of its lane first, and put back where it was if the write fails.
-  Status cancel(int64_t id, bool* held);
+  // `audit` (who cancels) is written with the cancel, in its transaction.
+  Status cancel(int64_t id, bool* held, const AuditEntry* audit = nullptr);
   void pause();
   void resume();
   bool paused() const;
+  // Total tries an execution gets, the first included (--max-attempts): the API shows it.
+  int max_attempts() const { return policy_.max_attempts; }
   size_t depth() const;  // queued + running, held or not
   size_t held() const;   // in memory now (for tests and metrics)
 

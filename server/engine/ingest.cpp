@@ -41,8 +41,7 @@ void Ingest::log_unrecorded(Trigger& t, bool overloaded) {
   r.error = overloaded ? "overloaded" : "unavailable";
   r.detail = {{"message", overloaded ? "too many triggers were waiting to be recorded"
                                      : "the execution could not be recorded"}};
-  log_->record(std::move(r));
-  t.request.reset();
+  log_->record(std::move(t.request));
 }
 
 Status Ingest::record_plans(const std::vector<Store::PlannedRun>& runs, int64_t started_at) {

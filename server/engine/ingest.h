@@ -47,7 +47,7 @@ class Ingest {
     int64_t created_at = 0;
     // The request's log entry (docs/requests-log.md), written in the same commit; null: none.
     // Its outcome is "accepted" (the store makes it "refused" when the URL was revoked).
-    std::unique_ptr<RequestLogRow> request;
+    RequestLogEntry request;
     nlohmann::json rule;  // the rule that matched, recorded with the execution
     const DriverConfig& effective_config() const { return config ? *config : *receiver->config; }
   };

@@ -12,7 +12,9 @@ Pruner::Pruner(Store& store, Options options, std::function<void(int)> on_pruned
 Pruner::~Pruner() { stop(); }
 
 void Pruner::start() {
-  if (options_.policy.max_age_ms <= 0 && options_.policy.keep_per_receiver <= 0) return;
+  if (options_.policy.max_age_ms <= 0 && options_.policy.keep_per_receiver <= 0 &&
+      options_.audit.max_age_ms <= 0 && options_.audit.keep <= 0)
+    return;
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -28,6 +30,19 @@ void Pruner::stop() {
 Result<int64_t> Pruner::run_once() {
   int64_t total = 0;
   int64_t now = store_.clock().now_ms();
+  // The audit log first, in batches like the executions; its rows are not counted in the
+  // answer (executions pruned).
+  if (options_.audit.max_age_ms > 0 || options_.audit.keep > 0) {
+    for (;;) {
+      auto n = store_.prune_audit(options_.audit, now, options_.batch);
+      if (!n.ok()) return n.status();
+      if (*n > 0) log::info("pruned audit log rows", {{"count", *n}});
+      if (*n < options_.batch) break;
+      std::unique_lock lock(mu_);
+      if (cv_.wait_for(lock, options_.pause, [&] { return stopping_; })) return total;
+    }
+  }
+  if (options_.policy.max_age_ms <= 0 && options_.policy.keep_per_receiver <= 0) return total;
   int64_t protect_since = now - (options_.protect_ms ? options_.protect_ms() : 0);
   std::vector<int64_t> over;
   if (options_.policy.keep_per_receiver > 0) {
@@ -118,6 +133,18 @@ Status parse_retention(std::string_view text, RetentionPolicy* policy) {
   if (!age && !count) return bad();
   if (!age) policy->max_age_ms = 0;
   if (!count) policy->keep_per_receiver = 0;
+  return Status::Ok();
+}
+
+Status parse_audit_retention(std::string_view text, AuditRetention* retention) {
+  RetentionPolicy p;
+  if (Status s = parse_retention(text, &p); !s.ok())
+    return Status::Invalid(
+        "--audit-retention takes an age (400d, 12h), a count of rows (100000), both "
+        "(400d,100000) or off; got \"" +
+        std::string(text) + "\"");
+  retention->max_age_ms = p.max_age_ms;
+  retention->keep = p.keep_per_receiver;
   return Status::Ok();
 }
 

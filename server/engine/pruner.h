@@ -1,4 +1,5 @@
-// Retention: a background thread that deletes finished executions the RetentionPolicy lets go,
+// Retention: a background thread that deletes finished executions the RetentionPolicy lets go
+// (and audit rows past Options::audit),
 // in batches of `batch` rows, each one short write transaction, with a pause between batches so
 // group commits of the trigger path never wait long behind it. Queued and running executions are
 // never pruned; rows carrying an idempotency key stay for the policy's dedupe window. The request
@@ -26,6 +27,7 @@ class Pruner {
     // How far back executions must stay for limits to be rebuilt at start-up (the longest
     // cooldown or bucket window of any receiver); asked once per pass. Null: nothing.
     std::function<int64_t()> protect_ms;
+    AuditRetention audit;  // the audit log's bound, pruned in the same passes
   };
   Pruner(Store& store, Options options, std::function<void(int)> on_pruned = nullptr);
   ~Pruner();
@@ -50,5 +52,7 @@ class Pruner {
 
 // "30d", "12h", "100000" (a count per receiver), "30d,100000", or "off" into `policy`.
 Status parse_retention(std::string_view text, RetentionPolicy* policy);
+// The same forms for the audit log (--audit-retention): the count is of all its rows.
+Status parse_audit_retention(std::string_view text, AuditRetention* retention);
 
 }  // namespace tripline

@@ -11,33 +11,83 @@ RequestLog::RequestLog(Store& store, Metrics& metrics, Options options)
   if (enabled()) writer_ = std::thread([this] { run(); });
 }
 
-RequestLog::~RequestLog() { stop(); }
+RequestLog::~RequestLog() {
+  stop();
+  // Entries left (none once the writer has drained the queue) give their bytes back while the
+  // members they touch are still there.
+  std::vector<RequestLogEntry> left;
+  {
+    std::lock_guard lock(mu_);
+    left.swap(queue_);
+  }
+}
 
 namespace {
-// What an entry holds in memory, near enough: its strings and its detail's text.
+// What an entry holds in memory, near enough: its strings, and the most its detail may hold
+// (filled in later, with the outcome). Allocator overhead is not counted.
 size_t entry_bytes(const RequestLogRow& r) {
   return sizeof(RequestLogRow) + r.outcome.size() + r.error.size() + r.source.size() +
-         r.method.size() + r.headers.size() + r.body.size() +
-         (r.detail.is_object() && r.detail.empty()
-              ? 0
-              : r.detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size());
+         r.method.size() + r.headers.size() + r.body.size() + kRequestLogDetailBytes;
 }
 }  // namespace
 
-void RequestLog::record(RequestLogRow row) {
-  if (!enabled()) return;
+void RequestLogRelease::operator()(RequestLogRow* row) const {
+  delete row;
+  if (log) log->release(receiver_id, bytes);
+}
+
+RequestLogEntry RequestLog::admit(RequestLogRow row, bool force) {
+  if (!enabled()) return nullptr;
   const size_t bytes = entry_bytes(row);
+  const int64_t receiver = row.receiver_id;
   {
     std::unique_lock lock(mu_);
-    if (stopping_ || queue_.size() >= options_.max_queued ||
-        queued_bytes_ + bytes > options_.max_queued_bytes) {
+    Held& held = held_[receiver];
+    const size_t share = options_.max_live_bytes / std::max<size_t>(options_.receiver_share, 1);
+    if (!force && (stopping_ || live_bytes_ + bytes > options_.max_live_bytes ||
+                   held.bytes + bytes > share)) {
+      if (held.bytes == 0 && held.queued == 0) held_.erase(receiver);
       lock.unlock();
       metrics_.request_log_dropped();
-      return;
+      return nullptr;
     }
-    queue_.push_back(std::move(row));
-    sizes_.push_back(bytes);
-    queued_bytes_ += bytes;
+    held.bytes += bytes;
+    live_bytes_ += bytes;
+  }
+  return RequestLogEntry(new RequestLogRow(std::move(row)),
+                         RequestLogRelease{this, receiver, bytes});
+}
+
+void RequestLog::release(int64_t receiver_id, size_t bytes) {
+  std::lock_guard lock(mu_);
+  live_bytes_ -= bytes;
+  auto it = held_.find(receiver_id);
+  if (it == held_.end()) return;
+  it->second.bytes -= bytes;
+  if (it->second.bytes == 0 && it->second.queued == 0) held_.erase(it);
+}
+
+size_t RequestLog::live_bytes() {
+  std::lock_guard lock(mu_);
+  return live_bytes_;
+}
+
+void RequestLog::record(RequestLogEntry entry) {
+  if (!entry || !enabled()) return;
+  {
+    std::unique_lock lock(mu_);
+    const size_t share =
+        std::max<size_t>(options_.max_queued / std::max<size_t>(options_.receiver_share, 1), 1);
+    auto held = held_.find(entry->receiver_id);
+    size_t queued = held == held_.end() ? 0 : held->second.queued;
+    if (stopping_ || queue_.size() >= options_.max_queued || queued >= share) {
+      lock.unlock();
+      metrics_.request_log_dropped();
+      return;  // the entry's bytes are given back as it goes
+    }
+    // An entry not claimed from this log (tests) is held under its receiver all the same.
+    held_[entry->receiver_id].queued += 1;
+    queue_.push_back(std::move(entry));
   }
   cv_.notify_one();
 }
@@ -69,6 +119,7 @@ void RequestLog::stop() {
 }
 
 void RequestLog::run() {
+  std::vector<RequestLogEntry> taken;  // their bytes are given back once written
   std::vector<RequestLogRow> batch;
   std::vector<int64_t> trim, untrimmed;
   std::unordered_set<int64_t> seen;
@@ -91,14 +142,20 @@ void RequestLog::run() {
       }
       last_trim = std::chrono::steady_clock::now();
       size_t n = std::min(queue_.size(), options_.batch);
-      batch.assign(std::make_move_iterator(queue_.begin()),
+      taken.assign(std::make_move_iterator(queue_.begin()),
                    std::make_move_iterator(queue_.begin() + static_cast<ptrdiff_t>(n)));
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
-      for (size_t k = 0; k < n; ++k) queued_bytes_ -= sizes_[k];
-      sizes_.erase(sizes_.begin(), sizes_.begin() + static_cast<ptrdiff_t>(n));
+      for (const RequestLogEntry& e : taken) {
+        auto held = held_.find(e->receiver_id);
+        if (held == held_.end()) continue;
+        if (held->second.queued > 0) --held->second.queued;
+        if (held->second.queued == 0 && held->second.bytes == 0) held_.erase(held);
+      }
       seen.swap(touched_);
       writing_ = true;
     }
+    batch.clear();
+    for (RequestLogEntry& e : taken) batch.push_back(std::move(*e));
     for (const RequestLogRow& r : batch) seen.insert(r.receiver_id);
     trim.assign(seen.begin(), seen.end());
     seen.clear();
@@ -116,6 +173,7 @@ void RequestLog::run() {
                  {{"entries", batch.size()}, {"error", s.message()}});
     }
     batch.clear();
+    taken.clear();  // gives their bytes back
   }
 }
 

@@ -306,13 +306,24 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   if (!o.admin_token.empty()) {
     if (o.admin_token.size() < 16)
       return Status::Invalid("TRIPLINE_ADMIN_TOKEN must be at least 16 characters");
-    auto revoked = p.admin->use_env_token(o.admin_token);
+    // A change of the variable is a change of who holds admin access: audited, by the service.
+    AuditEntry by_env;
+    by_env.actor_name = "TRIPLINE_ADMIN_TOKEN at start-up";
+    by_env.actor_role = "admin";
+    auto revoked = p.admin->use_env_token(o.admin_token, &by_env);
     if (!revoked.ok()) return revoked.status();
     if (*revoked > 0)
       log::info("TRIPLINE_ADMIN_TOKEN changed: the token of its previous value is revoked",
                 {{"revoked", *revoked}});
   } else if (p.admin->empty()) {
-    auto created = p.admin->create("initial");
+    AuditEntry first;
+    first.actor_name = "first start";
+    first.actor_role = "admin";
+    first.action = "token.create";
+    first.target_type = "token";
+    first.target_name = "initial";
+    first.after = {{"name", "initial"}, {"role", "admin"}, {"from_env", false}};
+    auto created = p.admin->create("initial", Role::kAdmin, &first);
     if (!created.ok()) return created.status();
     p.generated_admin_token = created->second;
   }
@@ -361,6 +372,7 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
 
   Pruner::Options prune;
   prune.policy = o.retention;
+  prune.audit = o.audit_retention;
   prune.protect_ms = [parts = &p] {
     int64_t longest = 0;
     for (const auto& r : parts->receivers.all()) longest = std::max(longest, r->limits.memory_ms());

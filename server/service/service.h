@@ -33,6 +33,7 @@ struct ServiceOptions {
   int store_busy_timeout_ms = 5000;           // how long a write waits for a database lock
   Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
   RetentionPolicy retention;                  // finished executions kept (pruner.h)
+  AuditRetention audit_retention;             // audit log rows kept (pruner.h)
   size_t max_held_executions = 10000;         // the executor's in-memory window (executor.h)
   // The request log (docs/requests-log.md): entries kept per receiver (0: off) and the
   // background writer's queue.

@@ -27,6 +27,25 @@ const char* to_string(ExecutionStatus s) {
   return "?";
 }
 
+const char* to_string(Role r) {
+  switch (r) {
+    case Role::kReadOnly:
+      return "read-only";
+    case Role::kOperator:
+      return "operator";
+    case Role::kAdmin:
+      return "admin";
+  }
+  return "?";
+}
+
+std::optional<Role> parse_role(std::string_view s) {
+  if (s == "read-only") return Role::kReadOnly;
+  if (s == "operator") return Role::kOperator;
+  if (s == "admin") return Role::kAdmin;
+  return std::nullopt;
+}
+
 std::optional<ExecutionStatus> parse_execution_status(std::string_view s) {
   if (s == "queued") return ExecutionStatus::kQueued;
   if (s == "running") return ExecutionStatus::kRunning;
@@ -342,9 +361,10 @@ void bind_json(SQLite::Statement& q, int index, const nlohmann::json& j) {
 }
 }  // namespace
 
-Result<ReceiverRow> Store::insert_receiver(const ReceiverRow& r) {
+Result<ReceiverRow> Store::insert_receiver(const ReceiverRow& r, const AuditEntry* audit) {
   auto id = guarded([&]() -> Result<int64_t> {
     std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
     SQLite::Statement q(
         *writer_,
         "INSERT INTO receivers (name, driver, config, rules, auth, limits, enabled, "
@@ -361,7 +381,13 @@ Result<ReceiverRow> Store::insert_receiver(const ReceiverRow& r) {
     q.bind(9, now);
     q.bind(10, r.nonce);
     q.exec();
-    return writer_->getLastInsertRowid();
+    int64_t id = writer_->getLastInsertRowid();
+    if (audit) {
+      ReceiverRow now_row = receiver_locked(id);
+      audit_locked(*audit, id, &now_row);
+    }
+    tx.commit();
+    return id;
   });
   if (!id.ok()) {
     if (id.status().code() == Status::Code::kConflict)
@@ -371,28 +397,34 @@ Result<ReceiverRow> Store::insert_receiver(const ReceiverRow& r) {
   return get_receiver(*id);
 }
 
-namespace {
-// Runs one UPDATE on a receiver; NotFound when no row changed.
+// Runs one UPDATE on a receiver, and its audit entry in the same transaction; NotFound when no
+// row changed.
 template <typename Bind>
-Status update_one(std::mutex& mu, SQLite::Database& db, const char* sql, Bind&& bind) {
+Status Store::update_one(int64_t id, const char* sql, const AuditEntry* audit, Bind&& bind) {
   return guarded([&]() -> Status {
-    std::lock_guard lock(mu);
-    SQLite::Statement q(db, sql);
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_, sql);
     bind(q);
     if (q.exec() == 0) return Status::NotFound("no such receiver");
+    if (audit) {
+      ReceiverRow row = receiver_locked(id);
+      audit_locked(*audit, std::nullopt, &row);
+    }
+    tx.commit();
     return Status::Ok();
   });
 }
-}  // namespace
 
 Result<ReceiverRow> Store::update_receiver(int64_t id, const ReceiverRow& r,
-                                           int64_t expected_version, bool revoke) {
+                                           int64_t expected_version, bool revoke,
+                                           const AuditEntry* audit) {
   Status s =
-      update_one(write_mu_, *writer_,
+      update_one(id,
                  "UPDATE receivers SET name = ?, config = ?, rules = ?, auth = ?, limits = ?, "
                  "enabled = ?, generation = generation + ?, version = version + 1, "
                  "updated_at = ? WHERE id = ? AND version = ?",
-                 [&](SQLite::Statement& q) {
+                 audit, [&](SQLite::Statement& q) {
                    q.bind(1, r.name);
                    q.bind(2, r.config.dump());
                    bind_json(q, 3, r.rules);
@@ -417,12 +449,12 @@ Result<ReceiverRow> Store::update_receiver(int64_t id, const ReceiverRow& r,
   return get_receiver(id);
 }
 
-Result<ReceiverRow> Store::set_enabled(int64_t id, bool enabled) {
-  Status s = update_one(write_mu_, *writer_,
+Result<ReceiverRow> Store::set_enabled(int64_t id, bool enabled, const AuditEntry* audit) {
+  Status s = update_one(id,
                         // Disabling an enabled receiver revokes its URL.
                         "UPDATE receivers SET generation = generation + (enabled AND NOT ?1), "
                         "enabled = ?1, version = version + 1, updated_at = ?2 WHERE id = ?3",
-                        [&](SQLite::Statement& q) {
+                        audit, [&](SQLite::Statement& q) {
                           q.bind(1, enabled ? 1 : 0);
                           q.bind(2, now_ms());
                           q.bind(3, id);
@@ -431,11 +463,11 @@ Result<ReceiverRow> Store::set_enabled(int64_t id, bool enabled) {
   return get_receiver(id);
 }
 
-Result<ReceiverRow> Store::bump_generation(int64_t id) {
-  Status s = update_one(write_mu_, *writer_,
+Result<ReceiverRow> Store::bump_generation(int64_t id, const AuditEntry* audit) {
+  Status s = update_one(id,
                         "UPDATE receivers SET generation = generation + 1, version = version + 1, "
                         "updated_at = ? WHERE id = ?",
-                        [&](SQLite::Statement& q) {
+                        audit, [&](SQLite::Statement& q) {
                           q.bind(1, now_ms());
                           q.bind(2, id);
                         });
@@ -443,10 +475,17 @@ Result<ReceiverRow> Store::bump_generation(int64_t id) {
   return get_receiver(id);
 }
 
-Status Store::delete_receiver(int64_t id) {
+Status Store::delete_receiver(int64_t id, const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
+    // Its name outlives it, for the executions that stay in the history (migration 017).
+    SQLite::Statement keep(*writer_,
+                           "INSERT OR REPLACE INTO deleted_receivers (id, name, deleted_at) "
+                           "SELECT id, name, ? FROM receivers WHERE id = ?");
+    keep.bind(1, now_ms());
+    keep.bind(2, id);
+    keep.exec();
     SQLite::Statement q(*writer_, "DELETE FROM receivers WHERE id = ?");
     q.bind(1, id);
     if (q.exec() == 0) return Status::NotFound("no such receiver");
@@ -460,9 +499,29 @@ Status Store::delete_receiver(int64_t id) {
       d.bind(1, id);
       d.exec();
     }
+    if (audit) audit_locked(*audit);
     refresh_any_subscriptions_locked();
     tx.commit();
     return Status::Ok();
+  });
+}
+
+Result<std::map<int64_t, Store::ReceiverName>> Store::receiver_names(
+    const std::vector<int64_t>& ids) {
+  return guarded([&]() -> Result<std::map<int64_t, ReceiverName>> {
+    if (ids.size() > 500) return Status::Invalid("at most 500 receiver ids at once");
+    std::lock_guard lock(read_mu_);
+    std::map<int64_t, ReceiverName> out;
+    SQLite::Statement q(*reader_,
+                        "SELECT name, 0 FROM receivers WHERE id = ?1 UNION ALL "
+                        "SELECT name, 1 FROM deleted_receivers WHERE id = ?1 LIMIT 1");
+    for (int64_t id : ids) {
+      if (out.count(id)) continue;
+      q.tryReset();
+      q.bind(1, id);
+      if (q.executeStep()) out[id] = {q.getColumn(0).getString(), q.getColumn(1).getInt() != 0};
+    }
+    return out;
   });
 }
 
@@ -768,7 +827,7 @@ Result<int> Store::prune_request_logs(int64_t before_ms, int limit) {
   });
 }
 
-Status Store::cancel_execution(int64_t id, int64_t now_ms) {
+Status Store::cancel_execution(int64_t id, int64_t now_ms, const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -788,6 +847,7 @@ Status Store::cancel_execution(int64_t id, int64_t now_ms) {
           s.getColumn(0).getString());
     }
     note_status_locked(id, "failed", {}, now_ms);
+    if (audit) audit_locked(*audit);
     tx.commit();
     return Status::Ok();
   });
@@ -1127,6 +1187,14 @@ Result<int> Store::delete_executions(const std::vector<int64_t>& ids) {
         d->exec();
       }
     }
+    // A deleted receiver's name is kept while it has executions (migration 017).
+    if (n > 0) {
+      SQLite::Statement names(
+          *writer_,
+          "DELETE FROM deleted_receivers WHERE NOT EXISTS "
+          "(SELECT 1 FROM executions WHERE receiver_id = deleted_receivers.id)");
+      names.exec();
+    }
     tx.commit();
     return n;
   });
@@ -1150,15 +1218,19 @@ Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> Store::recent_
   });
 }
 
-Status Store::set_setting(const std::string& name, const std::string& value) {
+Status Store::set_setting(const std::string& name, const std::string& value,
+                          const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
     SQLite::Statement q(*writer_,
                         "INSERT INTO settings (name, value) VALUES (?, ?) "
                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
     q.bind(1, name);
     q.bind(2, value);
     q.exec();
+    if (audit) audit_locked(*audit);
+    tx.commit();
     return Status::Ok();
   });
 }
@@ -1176,17 +1248,23 @@ Result<std::optional<std::string>> Store::get_setting(const std::string& name) {
 // --- admin tokens ------------------------------------------------------------------------
 
 Result<AdminTokenRow> Store::insert_admin_token(const std::string& name,
-                                                const std::string& token_hash) {
+                                                const std::string& token_hash, Role role,
+                                                const AuditEntry* audit) {
   return guarded([&]() -> Result<AdminTokenRow> {
     std::lock_guard lock(write_mu_);
-    SQLite::Statement q(*writer_,
-                        "INSERT INTO admin_tokens (name, token_hash, created_at) VALUES (?, ?, ?)");
-    AdminTokenRow row{0, name, token_hash, now_ms()};
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(
+        *writer_,
+        "INSERT INTO admin_tokens (name, token_hash, created_at, role) VALUES (?, ?, ?, ?)");
+    AdminTokenRow row{0, name, token_hash, now_ms(), false, role};
     q.bind(1, name);
     q.bind(2, token_hash.data(), static_cast<int>(token_hash.size()));
     q.bind(3, row.created_at);
+    q.bind(4, to_string(role));
     q.exec();
     row.id = writer_->getLastInsertRowid();
+    if (audit) audit_locked(*audit, row.id);
+    tx.commit();
     return row;
   });
 }
@@ -1196,55 +1274,252 @@ Result<std::vector<AdminTokenRow>> Store::list_admin_tokens() {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(
         *reader_,
-        "SELECT id, name, token_hash, created_at, from_env FROM admin_tokens ORDER BY id");
+        "SELECT id, name, token_hash, created_at, from_env, role FROM admin_tokens ORDER BY id");
     std::vector<AdminTokenRow> out;
     while (q.executeStep()) {
       const auto& blob = q.getColumn(2);
       out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
                      std::string(static_cast<const char*>(blob.getBlob()), blob.getBytes()),
-                     q.getColumn(3).getInt64(), q.getColumn(4).getInt() != 0});
+                     q.getColumn(3).getInt64(), q.getColumn(4).getInt() != 0,
+                     // The CHECK of migration 016 admits no other value.
+                     parse_role(q.getColumn(5).getString()).value_or(Role::kReadOnly)});
     }
     return out;
   });
 }
 
-Status Store::delete_admin_token(int64_t id) {
+Status Store::delete_admin_token(int64_t id, const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
-    // The "not the last one" check is part of the delete itself: two concurrent deletes (even
-    // from two processes) cannot both see two tokens and remove both.
-    SQLite::Statement q(
-        *writer_,
-        "DELETE FROM admin_tokens WHERE id = ? AND (SELECT count(*) FROM admin_tokens) > 1");
+    SQLite::Transaction tx(*writer_);
+    // The "not the last admin" check is part of the delete itself: two concurrent deletes (even
+    // from two processes) cannot both see two admins and remove both.
+    SQLite::Statement q(*writer_,
+                        "DELETE FROM admin_tokens WHERE id = ? AND (role <> 'admin' OR "
+                        "(SELECT count(*) FROM admin_tokens WHERE role = 'admin') > 1)");
     q.bind(1, id);
-    if (q.exec() == 1) return Status::Ok();
+    if (q.exec() == 1) {
+      if (audit) audit_locked(*audit);
+      tx.commit();
+      return Status::Ok();
+    }
     SQLite::Statement exists(*writer_, "SELECT 1 FROM admin_tokens WHERE id = ?");
     exists.bind(1, id);
     if (exists.executeStep())
-      return Status::Conflict("this is the last admin token; create another first");
+      return Status::Conflict(
+          "this is the last token with the admin role; create another admin first");
     return Status::NotFound("no admin token with id " + std::to_string(id));
   });
 }
 
-Result<int> Store::replace_env_admin_token(const std::string& name, const std::string& token_hash) {
+Result<AdminTokenRow> Store::set_admin_token_role(int64_t id, Role role, const AuditEntry* audit) {
+  Status s = guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    // As delete_admin_token: the check is in the statement, so two concurrent demotions cannot
+    // leave no admin.
+    SQLite::Statement q(*writer_,
+                        "UPDATE admin_tokens SET role = ?2 WHERE id = ?1 AND from_env = 0 AND "
+                        "(role <> 'admin' OR ?2 = 'admin' OR "
+                        "(SELECT count(*) FROM admin_tokens WHERE role = 'admin') > 1)");
+    q.bind(1, id);
+    q.bind(2, to_string(role));
+    if (q.exec() == 1) {
+      if (audit) audit_locked(*audit);
+      tx.commit();
+      return Status::Ok();
+    }
+    SQLite::Statement exists(*writer_, "SELECT from_env FROM admin_tokens WHERE id = ?");
+    exists.bind(1, id);
+    if (!exists.executeStep())
+      return Status::NotFound("no admin token with id " + std::to_string(id));
+    if (exists.getColumn(0).getInt() != 0)
+      return Status::Conflict(
+          "the token from TRIPLINE_ADMIN_TOKEN is always an admin; change the variable instead");
+    return Status::Conflict(
+        "this is the last token with the admin role; create another admin first");
+  });
+  if (!s.ok()) return s;
+  auto all = list_admin_tokens();
+  if (!all.ok()) return all.status();
+  for (auto& t : *all)
+    if (t.id == id) return t;
+  return Status::NotFound("no admin token with id " + std::to_string(id));
+}
+
+Result<int> Store::replace_env_admin_token(const std::string& name, const std::string& token_hash,
+                                           const AuditEntry* audit) {
   return guarded([&]() -> Result<int> {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
+    SQLite::Statement old(
+        *writer_, "SELECT id, name FROM admin_tokens WHERE from_env = 1 AND token_hash <> ?");
+    old.bind(1, token_hash.data(), static_cast<int>(token_hash.size()));
+    std::vector<std::pair<int64_t, std::string>> revoked_rows;
+    while (old.executeStep())
+      revoked_rows.emplace_back(old.getColumn(0).getInt64(), old.getColumn(1).getString());
     SQLite::Statement revoke(*writer_,
                              "DELETE FROM admin_tokens WHERE from_env = 1 AND token_hash <> ?");
     revoke.bind(1, token_hash.data(), static_cast<int>(token_hash.size()));
     int revoked = revoke.exec();
-    // A token created through the API with the same value becomes the managed row.
+    SQLite::Statement known(*writer_,
+                            "SELECT id FROM admin_tokens WHERE token_hash = ? AND from_env = 1");
+    known.bind(1, token_hash.data(), static_cast<int>(token_hash.size()));
+    bool stored = known.executeStep();
+    // A token created through the API with the same value becomes the managed row, an admin.
     SQLite::Statement upsert(
         *writer_,
-        "INSERT INTO admin_tokens (name, token_hash, created_at, from_env) "
-        "VALUES (?, ?, ?, 1) ON CONFLICT (token_hash) DO UPDATE SET from_env = 1");
+        "INSERT INTO admin_tokens (name, token_hash, created_at, from_env, role) "
+        "VALUES (?, ?, ?, 1, 'admin') ON CONFLICT (token_hash) DO UPDATE SET from_env = 1, "
+        "role = 'admin'");
     upsert.bind(1, name);
     upsert.bind(2, token_hash.data(), static_cast<int>(token_hash.size()));
     upsert.bind(3, now_ms());
     upsert.exec();
+    if (audit) {
+      for (const auto& [id, old_name] : revoked_rows) {
+        AuditEntry e = *audit;
+        e.action = "token.revoke";
+        e.target_type = "token";
+        e.target_id = id;
+        e.target_name = old_name;
+        e.before = {{"name", old_name}, {"role", "admin"}, {"from_env", true}};
+        e.after = nullptr;
+        audit_locked(e);
+      }
+      if (!stored) {
+        SQLite::Statement id(*writer_, "SELECT id FROM admin_tokens WHERE token_hash = ?");
+        id.bind(1, token_hash.data(), static_cast<int>(token_hash.size()));
+        id.executeStep();
+        AuditEntry e = *audit;
+        e.action = "token.create";
+        e.target_type = "token";
+        e.target_id = id.getColumn(0).getInt64();
+        e.target_name = name;
+        e.before = nullptr;
+        e.after = {{"name", name}, {"role", "admin"}, {"from_env", true}};
+        audit_locked(e);
+      }
+    }
     tx.commit();
     return revoked;
+  });
+}
+
+// --- audit log ---------------------------------------------------------------------------
+
+namespace {
+constexpr size_t kMaxAuditSide = 64 * 1024;
+}  // namespace
+
+ReceiverRow Store::receiver_locked(int64_t id) {
+  SQLite::Statement q(*writer_,
+                      std::string("SELECT ") + kReceiverColumns + " FROM receivers WHERE id = ?");
+  q.bind(1, id);
+  if (!q.executeStep()) throw std::runtime_error("the receiver changed is not there to audit");
+  return read_receiver(q);
+}
+
+void Store::audit_locked(const AuditEntry& a, std::optional<int64_t> target_id,
+                         const ReceiverRow* row) {
+  SQLite::Statement q(
+      *writer_,
+      "INSERT INTO audit_log (at, actor_id, actor_name, actor_role, source, action, "
+      "target_type, target_id, target_name, before, after) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  q.bind(1, now_ms());
+  if (a.actor_id)
+    q.bind(2, *a.actor_id);
+  else
+    q.bind(2);
+  q.bind(3, a.actor_name);
+  q.bind(4, a.actor_role);
+  q.bind(5, a.source);
+  q.bind(6, a.action);
+  q.bind(7, a.target_type);
+  std::optional<int64_t> tid = a.target_id ? a.target_id : target_id;
+  if (tid)
+    q.bind(8, *tid);
+  else
+    q.bind(8);
+  std::string name = a.target_name;
+  nlohmann::json after = a.after;
+  if (row) {
+    if (name.empty()) name = row->name;
+    if (a.render_after) after = a.render_after(*row);
+  }
+  q.bind(9, name);
+  // Each side at most 64 KiB: a receiver's rules can be large, and 100,000 rows of them would
+  // not be bounded by the row count alone (docs/security.md "Audit log").
+  auto bounded = [](const nlohmann::json& j) -> nlohmann::json {
+    if (j.is_null()) return j;
+    std::string text = j.dump();
+    if (text.size() <= kMaxAuditSide) return j;
+    return {{"truncated", true}, {"bytes", text.size()}};
+  };
+  bind_json(q, 10, bounded(a.before));
+  bind_json(q, 11, bounded(after));
+  q.exec();
+}
+
+Status Store::record_audit(const AuditEntry& entry) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    audit_locked(entry);
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<AuditEntry>> Store::list_audit(const AuditFilter& f) {
+  return guarded([&]() -> Result<std::vector<AuditEntry>> {
+    std::lock_guard lock(read_mu_);
+    std::string sql =
+        "SELECT id, at, actor_id, actor_name, actor_role, source, action, target_type, "
+        "target_id, target_name, before, after FROM audit_log WHERE 1";
+    if (f.before_id > 0) sql += " AND id < :before";
+    if (!f.target_type.empty()) sql += " AND target_type = :type";
+    if (f.target_id) sql += " AND target_id = :tid";
+    sql += " ORDER BY id DESC LIMIT :limit";
+    SQLite::Statement q(*reader_, sql);
+    if (f.before_id > 0) q.bind(":before", f.before_id);
+    if (!f.target_type.empty()) q.bind(":type", f.target_type);
+    if (f.target_id) q.bind(":tid", *f.target_id);
+    q.bind(":limit", f.limit);
+    std::vector<AuditEntry> out;
+    while (q.executeStep()) {
+      AuditEntry e;
+      e.id = q.getColumn(0).getInt64();
+      e.at = q.getColumn(1).getInt64();
+      e.actor_id = opt_int(q.getColumn(2));
+      e.actor_name = q.getColumn(3).getString();
+      e.actor_role = q.getColumn(4).getString();
+      e.source = q.getColumn(5).getString();
+      e.action = q.getColumn(6).getString();
+      e.target_type = q.getColumn(7).getString();
+      e.target_id = opt_int(q.getColumn(8));
+      e.target_name = q.getColumn(9).getString();
+      e.before = opt_json(q.getColumn(10));
+      e.after = opt_json(q.getColumn(11));
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+Result<int> Store::prune_audit(const AuditRetention& r, int64_t now, int limit) {
+  return guarded([&]() -> Result<int> {
+    std::lock_guard lock(write_mu_);
+    // The oldest rows first: those past the age, and those below the newest `keep`.
+    SQLite::Statement q(*writer_,
+                        "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE "
+                        "(?1 > 0 AND at < ?2) OR (?3 > 0 AND at < ?5 AND id <= (SELECT id FROM "
+                        "audit_log ORDER BY id DESC LIMIT 1 OFFSET ?3)) ORDER BY id LIMIT ?4)");
+    q.bind(1, r.max_age_ms);
+    q.bind(2, now - r.max_age_ms);
+    q.bind(3, r.keep);
+    q.bind(4, limit);
+    q.bind(5, now - r.count_floor_ms);
+    return q.exec();
   });
 }
 
@@ -1331,7 +1606,8 @@ std::string events_json(const std::vector<std::string>& events) {
 }
 }  // namespace
 
-Result<SubscriptionRow> Store::insert_subscription(const SubscriptionRow& s) {
+Result<SubscriptionRow> Store::insert_subscription(const SubscriptionRow& s,
+                                                   const AuditEntry* audit) {
   auto id = guarded([&]() -> Result<int64_t> {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1351,6 +1627,7 @@ Result<SubscriptionRow> Store::insert_subscription(const SubscriptionRow& s) {
     if (q.exec() == 0)
       return Status::NotFound("no receiver with id " + std::to_string(s.receiver_id));
     int64_t id = writer_->getLastInsertRowid();
+    if (audit) audit_locked(*audit, id);
     refresh_any_subscriptions_locked();
     tx.commit();
     return id;
@@ -1359,9 +1636,11 @@ Result<SubscriptionRow> Store::insert_subscription(const SubscriptionRow& s) {
   return get_subscription(s.receiver_id, *id);
 }
 
-Result<SubscriptionRow> Store::update_subscription(const SubscriptionRow& s) {
+Result<SubscriptionRow> Store::update_subscription(const SubscriptionRow& s,
+                                                   const AuditEntry* audit) {
   Status st = guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
     SQLite::Statement q(*writer_,
                         "UPDATE subscriptions SET url = ?, secrets = ?, scheme = ?, events = ?, "
                         "enabled = ?, disabled_reason = CASE WHEN ? THEN NULL ELSE "
@@ -1376,13 +1655,15 @@ Result<SubscriptionRow> Store::update_subscription(const SubscriptionRow& s) {
     q.bind(8, s.id);
     q.bind(9, s.receiver_id);
     if (q.exec() == 0) return Status::NotFound("no subscription with id " + std::to_string(s.id));
+    if (audit) audit_locked(*audit);
+    tx.commit();
     return Status::Ok();
   });
   if (!st.ok()) return st;
   return get_subscription(s.receiver_id, s.id);
 }
 
-Status Store::delete_subscription(int64_t receiver_id, int64_t id) {
+Status Store::delete_subscription(int64_t receiver_id, int64_t id, const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1397,6 +1678,7 @@ Status Store::delete_subscription(int64_t receiver_id, int64_t id) {
       d.bind(1, id);
       d.exec();
     }
+    if (audit) audit_locked(*audit);
     refresh_any_subscriptions_locked();
     tx.commit();
     return Status::Ok();
@@ -1530,7 +1812,8 @@ Status Store::record_delivery_attempt(int64_t delivery_id, const DeliveryOutcome
   });
 }
 
-Status Store::redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now) {
+Status Store::redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now,
+                        const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1555,6 +1838,7 @@ Status Store::redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now) {
     up.bind(1, now);
     up.bind(2, delivery_id);
     up.exec();
+    if (audit) audit_locked(*audit);
     tx.commit();
     return Status::Ok();
   });

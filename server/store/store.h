@@ -12,6 +12,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -217,12 +219,56 @@ struct DeliveryOutcome {
   std::string disable_subscription;  // non-empty: disable it, with this reason (a 410)
 };
 
+// What an admin token may do (server/api/routes.cpp holds every route's minimum role). Ordered:
+// each role may do everything the ones below it may.
+enum class Role { kReadOnly = 0, kOperator = 1, kAdmin = 2 };
+const char* to_string(Role r);
+std::optional<Role> parse_role(std::string_view s);
+
 struct AdminTokenRow {
   int64_t id = 0;
   std::string name;
   std::string token_hash;  // raw 32 bytes
   int64_t created_at = 0;
   bool from_env = false;  // the row managed from TRIPLINE_ADMIN_TOKEN
+  Role role = Role::kAdmin;
+};
+
+// One management change, as the audit log records it (migrations/016_admin_roles_audit.sql).
+// The store writes it in the same transaction as the change it records.
+struct AuditEntry {
+  int64_t id = 0;                   // filled when read
+  int64_t at = 0;                   // filled by the store (its clock) when written
+  std::optional<int64_t> actor_id;  // nullopt: the service itself (start-up)
+  std::string actor_name;
+  std::string actor_role;
+  std::string source;  // the client's address
+  std::string action;  // "receiver.create", "token.revoke", ...
+  std::string target_type;
+  std::optional<int64_t> target_id;  // for a row the change creates: filled with its new id
+  std::string target_name;
+  nlohmann::json before;  // null: nothing before (a create)
+  nlohmann::json after;   // null: nothing after (a delete)
+  // For receivers: the state after the change, rendered (secrets redacted) from the row as the
+  // transaction left it; fills `after` when set.
+  std::function<nlohmann::json(const ReceiverRow&)> render_after;
+};
+
+struct AuditFilter {
+  int limit = 50;
+  int64_t before_id = 0;    // 0: from the newest
+  std::string target_type;  // empty: any
+  std::optional<int64_t> target_id;
+};
+
+// How long audit rows are kept: the newest `keep` rows, none older than max_age_ms (0: either
+// bound off; both 0 keeps everything).
+struct AuditRetention {
+  int64_t max_age_ms = 400LL * 24 * 3600 * 1000;
+  int64_t keep = 100000;
+  // The count bound removes no row younger than this: a token that may act (an operator pausing
+  // the workers over and over) cannot push the record of recent changes out with fresh rows.
+  int64_t count_floor_ms = 30LL * 24 * 3600 * 1000;
 };
 
 // Every stored JSON text that may hold sealed secrets (secrets.h): receivers' config and auth,
@@ -247,15 +293,25 @@ class Store {
   // Receivers. Names are unique: a clash answers Conflict. Ids are never reused, not even those
   // of deleted receivers. Every change bumps `version`.
   // Stores name, driver, config, rules, auth, limits, enabled and nonce of `r`.
-  Result<ReceiverRow> insert_receiver(const ReceiverRow& r);
+  // Every change below takes an optional audit entry, written in the change's own transaction.
+  Result<ReceiverRow> insert_receiver(const ReceiverRow& r, const AuditEntry* audit = nullptr);
   // Replaces name, config, rules, auth, limits and enabled, if the row is still at
   // `expected_version` (else Conflict: it changed meanwhile). `revoke` bumps the generation.
   Result<ReceiverRow> update_receiver(int64_t id, const ReceiverRow& r, int64_t expected_version,
-                                      bool revoke);
+                                      bool revoke, const AuditEntry* audit = nullptr);
   // Disabling revokes (bumps the generation): enabling again issues a new URL.
-  Result<ReceiverRow> set_enabled(int64_t id, bool enabled);
-  Result<ReceiverRow> bump_generation(int64_t id);
-  Status delete_receiver(int64_t id);
+  Result<ReceiverRow> set_enabled(int64_t id, bool enabled, const AuditEntry* audit = nullptr);
+  Result<ReceiverRow> bump_generation(int64_t id, const AuditEntry* audit = nullptr);
+  // Deletes the receiver (its subscriptions and deliveries with it) and keeps its name in
+  // deleted_receivers for its executions' history (migrations/017_deleted_receiver_names.sql).
+  Status delete_receiver(int64_t id, const AuditEntry* audit = nullptr);
+  // The names of receivers `ids`, live or deleted (then as they were when deleted), for the
+  // executions the API lists; ids never seen are left out. At most 500 ids (one page).
+  struct ReceiverName {
+    std::string name;
+    bool deleted = false;
+  };
+  Result<std::map<int64_t, ReceiverName>> receiver_names(const std::vector<int64_t>& ids);
   Result<ReceiverRow> get_receiver(int64_t id);
   Result<std::vector<ReceiverRow>> list_receivers(int limit, int64_t offset, int64_t* total);
   Result<std::vector<ReceiverRow>> all_receivers();
@@ -341,7 +397,8 @@ class Store {
   // with the error "cancelled", in one synced statement that only matches a queued row
   // (NotFound; Conflict when it is running or finished). The executor must have let go of it
   // first (Executor::cancel).
-  Status cancel_execution(int64_t id, int64_t now_ms);
+  // `audit`, when given, is written in the same transaction.
+  Status cancel_execution(int64_t id, int64_t now_ms, const AuditEntry* audit = nullptr);
 
   // The request log (docs/requests-log.md). Written in ONE transaction, relaxed like an
   // outcome (a power loss may take the last entries, never an execution); then each receiver
@@ -361,11 +418,13 @@ class Store {
   Result<int> prune_request_logs(int64_t before_ms, int limit);
 
   // Notification subscriptions (docs/webhooks.md). Secrets arrive sealed.
-  Result<SubscriptionRow> insert_subscription(const SubscriptionRow& s);
+  Result<SubscriptionRow> insert_subscription(const SubscriptionRow& s,
+                                              const AuditEntry* audit = nullptr);
   // Replaces url, secrets, scheme, events and enabled (enabling clears disabled_reason).
-  Result<SubscriptionRow> update_subscription(const SubscriptionRow& s);
+  Result<SubscriptionRow> update_subscription(const SubscriptionRow& s,
+                                              const AuditEntry* audit = nullptr);
   // Deletes it with its deliveries and their attempts.
-  Status delete_subscription(int64_t receiver_id, int64_t id);
+  Status delete_subscription(int64_t receiver_id, int64_t id, const AuditEntry* audit = nullptr);
   Result<SubscriptionRow> get_subscription(int64_t receiver_id, int64_t id);
   Result<std::vector<SubscriptionRow>> list_subscriptions(int64_t receiver_id);
 
@@ -378,7 +437,8 @@ class Store {
   Status record_delivery_attempt(int64_t delivery_id, const DeliveryOutcome& outcome);
   // A finished delivery due again at once, with a fresh retry budget (NotFound; Conflict when it
   // is pending, its subscription is disabled or gone, or it has had kMaxDeliveryAttempts).
-  Status redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now_ms);
+  Status redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now_ms,
+                   const AuditEntry* audit = nullptr);
   static constexpr int kMaxDeliveryAttempts = 200;  // per delivery, re-sends included
   // Newest first; before_id pages; state filters when not empty.
   Result<std::vector<DeliveryRow>> list_deliveries(int64_t receiver_id, const std::string& state,
@@ -389,18 +449,35 @@ class Store {
       const std::vector<int64_t>& delivery_ids, int limit);
 
   // Durable switches (e.g. "workers_paused"); nullopt when never set.
-  Status set_setting(const std::string& name, const std::string& value);
+  Status set_setting(const std::string& name, const std::string& value,
+                     const AuditEntry* audit = nullptr);
   Result<std::optional<std::string>> get_setting(const std::string& name);
 
   // Admin credentials.
-  Result<AdminTokenRow> insert_admin_token(const std::string& name, const std::string& token_hash);
+  Result<AdminTokenRow> insert_admin_token(const std::string& name, const std::string& token_hash,
+                                           Role role = Role::kAdmin,
+                                           const AuditEntry* audit = nullptr);
   Result<std::vector<AdminTokenRow>> list_admin_tokens();
-  // Deletes it unless it is the last one (Conflict), in one statement, so concurrent deletes
-  // can never remove the last admin token between them.
-  Status delete_admin_token(int64_t id);
+  // Deletes it unless it is the last token with the admin role (Conflict), in one statement, so
+  // concurrent deletes (or demotions) can never remove the last admin between them.
+  Status delete_admin_token(int64_t id, const AuditEntry* audit = nullptr);
+  // Gives the token another role, unless that would leave no admin (Conflict), in one statement
+  // as delete_admin_token. The row managed from TRIPLINE_ADMIN_TOKEN stays an admin (Conflict).
+  Result<AdminTokenRow> set_admin_token_role(int64_t id, Role role,
+                                             const AuditEntry* audit = nullptr);
   // In one transaction: revokes the rows from_env whose hash is not `token_hash` and stores
-  // `token_hash` as the from_env row (if it is not stored yet). Answers how many were revoked.
-  Result<int> replace_env_admin_token(const std::string& name, const std::string& token_hash);
+  // `token_hash` as the from_env row (if it is not stored yet), an admin. Answers how many were
+  // revoked. `audit` (actor, source) is recorded for each token revoked or created.
+  Result<int> replace_env_admin_token(const std::string& name, const std::string& token_hash,
+                                      const AuditEntry* audit = nullptr);
+
+  // The audit log (docs/security.md "Audit log"): newest first.
+  Result<std::vector<AuditEntry>> list_audit(const AuditFilter& filter);
+  // Records an entry on its own, for acts whose change commits elsewhere (a retry's execution
+  // is committed by the ingest's group commit, docs/security.md says so).
+  Status record_audit(const AuditEntry& entry);
+  // Deletes audit rows beyond the retention, at most `limit` per call. Answers how many.
+  Result<int> prune_audit(const AuditRetention& retention, int64_t now_ms, int limit);
 
   // Sealed secrets at rest (secret_keys.h). Only texts that contain a sealed value are listed;
   // finished executions only when asked (a full scan of the history: rotation, not start-up).
@@ -425,6 +502,15 @@ class Store {
   // The bodies of insert_executions() and start_planned(): write_mu_ held, inside the caller's
   // transaction; SQLite errors throw.
   void insert_executions_locked(std::vector<NewExecution>& batch);
+  // Writes `audit` on the writer's connection (write_mu_ held, inside the caller's transaction).
+  // `target_id` fills an entry that has none (the row the change created); `row`, when given,
+  // is rendered into `after` by the entry's render_after.
+  void audit_locked(const AuditEntry& audit, std::optional<int64_t> target_id = std::nullopt,
+                    const ReceiverRow* row = nullptr);
+  template <typename Bind>
+  Status update_one(int64_t id, const char* sql, const AuditEntry* audit, Bind&& bind);
+  // A receiver read on the writer's connection: what a transaction in progress sees.
+  ReceiverRow receiver_locked(int64_t id);
   void start_planned_locked(const std::vector<PlannedRun>& runs, int64_t started_at);
   void insert_request_log_locked(RequestLogRow& row);
   int64_t next_request_id_ = 1;  // write_mu_: ids are allocated before the execution names one

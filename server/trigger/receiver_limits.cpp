@@ -113,13 +113,30 @@ LimiterState::Verdict LimiterState::reserve(const Limits& l, const std::string& 
   // a capped receiver refuses on it.
   queued_->fetch_add(1, std::memory_order_relaxed);
   out->took_slot_ = true;
-  if (l.cooldown_ms > 0) {
-    auto [it, fresh] = last_run_.try_emplace(action, now_ms);
-    if (!fresh) out->previous_run_ = it->second;
-    it->second = now_ms;
-    out->action_ = action;
-    out->claimed_at_ = now_ms;
+  if (l.cooldown_ms > 0) claim_cooldown_locked(action, now_ms, out);
+  return Verdict::kOk;
+}
+
+void LimiterState::claim_cooldown_locked(const std::string& action, int64_t now_ms,
+                                         Reservation* out) {
+  auto [it, fresh] = last_run_.try_emplace(action, now_ms);
+  if (!fresh) out->previous_run_ = it->second;
+  it->second = std::max(it->second, now_ms);
+  out->action_ = action;
+  out->claimed_at_ = it->second;
+}
+
+LimiterState::Verdict LimiterState::reserve_retry(const Limits& l, const std::string& action,
+                                                  int64_t now_ms, Reservation* out, int64_t* wait) {
+  std::lock_guard lock(mu_);
+  if (l.max_queued > 0 && queued_->load(std::memory_order_relaxed) >= l.max_queued) {
+    *wait = 10;
+    return Verdict::kQueueFull;
   }
+  out->state_ = shared_from_this();
+  queued_->fetch_add(1, std::memory_order_relaxed);
+  out->took_slot_ = true;
+  if (l.cooldown_ms > 0) claim_cooldown_locked(action, now_ms, out);
   return Verdict::kOk;
 }
 

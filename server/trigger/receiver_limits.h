@@ -83,6 +83,13 @@ class LimiterState : public std::enable_shared_from_this<LimiterState> {
   // (nothing is kept).
   Verdict reserve(const Limits& l, const std::string& action, const std::string& key,
                   int64_t now_ms, Reservation* out, int64_t* wait);
+  // An admin's retry of a failed execution (POST /executions/{id}/retry): not held to the rate
+  // limit or the cooldown, but it takes a queue slot (kQueueFull past the cap, `*wait` seconds),
+  // under the same lock as reserve(), so retries and triggers together never pass the cap; and it
+  // claims the cooldown of `action`, so the triggers that follow it wait as they would after a
+  // trigger's execution.
+  Verdict reserve_retry(const Limits& l, const std::string& action, int64_t now_ms,
+                        Reservation* out, int64_t* wait);
   // Replays committed executions (oldest first) through the limits: what start-up calls.
   void seed(const Limits& l, const std::vector<RecentExecution>& executions);
   // Unfinished executions of the receiver: set at start-up from the store, +1 per committed
@@ -92,6 +99,9 @@ class LimiterState : public std::enable_shared_from_this<LimiterState> {
  private:
   friend class Reservation;
   bool take_locked(const Limits& l, int64_t now_ms, int64_t* retry_after_s);
+  // Records `action` as run at now_ms (never earlier than a claim already there), into `out` so
+  // release() can undo it.
+  void claim_cooldown_locked(const std::string& action, int64_t now_ms, Reservation* out);
 
   std::mutex mu_;
   double tokens_ = -1;  // -1: full on first use

@@ -51,19 +51,76 @@ std::string_view utf8_prefix(std::string_view s, size_t max) {
   return s.substr(0, end);
 }
 
+namespace {
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The byte a percent-encoding at s[i] stands for ("%2E", "%2e", or "%252E" encoded twice, as a
+// URL inside a URL's query is), and its length; 0 when s[i] starts none.
+size_t percent_decoded(std::string_view s, size_t i, char* out) {
+  if (i >= s.size() || s[i] != '%') return 0;
+  size_t at = i + 1;
+  if (s.size() - at >= 4 && s[at] == '2' && s[at + 1] == '5' && hex_value(s[at + 2]) >= 0 &&
+      hex_value(s[at + 3]) >= 0)
+    at += 2;  // "%25" is '%': encoded twice
+  if (s.size() - at < 2) return 0;
+  int hi = hex_value(s[at]), lo = hex_value(s[at + 1]);
+  if (hi < 0 || lo < 0) return 0;
+  *out = static_cast<char>(hi * 16 + lo);
+  return at + 2 - i;
+}
+
+// The length of the token's occurrence at s[i], each of its characters as itself or
+// percent-encoded (any case of hex digits, once or twice); 0 when none starts there.
+size_t token_at(std::string_view s, size_t i, std::string_view token) {
+  size_t at = i;
+  for (char want : token) {
+    if (at >= s.size()) return 0;
+    if (s[at] == want) {
+      ++at;
+      continue;
+    }
+    char got = 0;
+    size_t n = percent_decoded(s, at, &got);
+    if (n == 0 || got != want) return 0;
+    at += n;
+  }
+  return at - i;
+}
+
+// Copies `s` into `out` with every occurrence of the token replaced by "[redacted]", stopping
+// once `out` holds more than `max_out` bytes; *read is how much of `s` was copied. A match is
+// tried at every byte before it is copied, so no part of an occurrence that starts in what was
+// copied is left. The work is bounded by max_out times the token's length, not by s.
+bool redact_into(std::string_view s, std::string_view token, size_t max_out, std::string& out,
+                 size_t* read) {
+  bool found = false;
+  size_t i = 0;
+  while (i < s.size() && out.size() <= max_out) {
+    if (s[i] == token.front() || s[i] == '%') {
+      if (size_t n = token_at(s, i, token); n > 0) {
+        out += kRedactedHeader;
+        i += n;
+        found = true;
+        continue;
+      }
+    }
+    out += s[i++];
+  }
+  *read = i;
+  return found;
+}
+}  // namespace
+
 bool redact_token(std::string& s, std::string_view token) {
   if (token.empty()) return false;
-  size_t at = s.find(token);
-  if (at == std::string::npos) return false;
   std::string out;
-  out.reserve(s.size());
-  size_t from = 0;
-  for (; at != std::string::npos; at = s.find(token, from)) {
-    out.append(s, from, at - from);
-    out += kRedactedHeader;
-    from = at + token.size();
-  }
-  out.append(s, from, std::string::npos);
+  size_t read = 0;
+  if (!redact_into(s, token, SIZE_MAX - 1, out, &read)) return false;
   s = std::move(out);
   return true;
 }
@@ -78,7 +135,8 @@ bool redact_token(nlohmann::json& j, std::string_view token) {
     bool in_key = false;
     for (auto it = j.begin(); it != j.end(); ++it) {
       found |= redact_token(it.value(), token);
-      in_key |= it.key().find(token) != std::string::npos;
+      std::string key = it.key();
+      in_key |= redact_token(key, token);
     }
     if (in_key) {  // keys cannot be changed in place: the object is built again
       nlohmann::json out = nlohmann::json::object();
@@ -92,6 +150,43 @@ bool redact_token(nlohmann::json& j, std::string_view token) {
     }
   }
   return found;
+}
+
+namespace {
+size_t dumped_size(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();
+}
+void cut_strings(nlohmann::json& j) {
+  constexpr size_t kCut = 128;
+  if (j.is_string()) {
+    auto& s = j.get_ref<std::string&>();
+    if (s.size() > kCut) s = std::string(utf8_prefix(s, kCut)) + "\u2026";
+  } else if (j.is_structured()) {
+    for (auto& v : j) cut_strings(v);
+  }
+}
+}  // namespace
+
+nlohmann::json fit_detail(nlohmann::json detail, size_t max) {
+  if (dumped_size(detail) <= max) return detail;
+  cut_strings(detail);
+  if (dumped_size(detail) <= max) return detail;
+  if (detail.is_object() && detail.contains("compared") && detail["compared"].is_array()) {
+    auto& compared = detail["compared"];
+    size_t left_out = 0;
+    while (!compared.empty() && dumped_size(detail) > max) {
+      compared.erase(compared.size() - 1);
+      detail["compared_left_out"] = ++left_out;
+    }
+    if (dumped_size(detail) <= max) return detail;
+  }
+  nlohmann::json kept = nlohmann::json::object();
+  if (detail.is_object())
+    for (const char* key : {"reason", "check", "rule", "message"})
+      if (detail.contains(key)) kept[key] = detail[key];
+  kept["detail_left_out"] = true;
+  if (dumped_size(kept) <= max) return kept;
+  return {{"detail_left_out", true}};
 }
 
 RequestLogRow capture_request(const InboundRequest& req, std::string_view source,
@@ -121,17 +216,19 @@ RequestLogRow capture_request(const InboundRequest& req, std::string_view source
   row.headers = headers.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string_view body = req.body();
   row.body_size = static_cast<int64_t>(body.size());
-  // The token is taken out of the whole body before it is cut, so that no cut leaves a part
-  // of it at the end. Only a body holding it is copied in full.
+  // The token (as sent, or percent-encoded) is taken out before the body is cut, so that no cut
+  // leaves a part of it at the end; only as much of the body as is kept is looked at.
   std::string redacted;
-  if (!token.empty() && body.find(token) != std::string_view::npos) {
-    redacted = std::string(body);
-    row.token_redacted |= redact_token(redacted, token);
-    body = redacted;
+  size_t read = body.size();
+  if (token.empty()) {
+    redacted = std::string(body.substr(0, kRequestLogBodyBytes + 4));  // enough to cut well
+    read = redacted.size();
+  } else {
+    row.token_redacted |= redact_into(body, token, kRequestLogBodyBytes, redacted, &read);
   }
-  std::string_view kept = utf8_prefix(body, kRequestLogBodyBytes);
+  std::string_view kept = utf8_prefix(redacted, kRequestLogBodyBytes);
   row.body = std::string(kept);
-  row.body_truncated = kept.size() < body.size();
+  row.body_truncated = kept.size() < redacted.size() || read < body.size();
   return row;
 }
 

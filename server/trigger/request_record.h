@@ -7,9 +7,9 @@
 // replaced by "[redacted]" (is_secret_header), and the body's first kRequestLogBodyBytes bytes,
 // cut on a UTF-8 character boundary. Not kept: the path (a trigger URL holds the token) and the
 // query string (a sender may put a credential there). The trigger token itself is replaced by
-// "[redacted]" wherever else it appears, in the body (GitHub's ping event carries the hook's
-// URL) and in header values (X-Original-URI, X-Forwarded-Uri, Referer...): such an entry is
-// marked token_redacted, and cannot be redelivered.
+// "[redacted]" wherever else it appears, percent-encoded too, in the body (GitHub's ping event
+// carries the hook's URL) and in header values (X-Original-URI, X-Forwarded-Uri, Referer...): such
+// an entry is marked token_redacted, and cannot be redelivered.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +23,7 @@
 namespace tripline {
 
 inline constexpr size_t kRequestLogBodyBytes = 4096;
-inline constexpr size_t kRequestLogHeaderBytes = 8192;  // the headers' JSON, then cut
+inline constexpr size_t kRequestLogHeaderBytes = 2048;  // the headers' JSON, then cut
 inline constexpr const char* kRedactedHeader = "[redacted]";
 
 // Headers whose values are credentials: Authorization, Proxy-Authorization, Cookie, Set-Cookie,
@@ -37,11 +37,18 @@ bool is_secret_header(std::string_view name);
 // The longest prefix of `s` of at most `max` bytes that does not end inside a UTF-8 sequence.
 std::string_view utf8_prefix(std::string_view s, size_t max);
 
-// Replaces every occurrence of `token` in `s` by "[redacted]"; true if there was one. An empty
-// token replaces nothing.
+// Replaces every occurrence of `token` in `s` by "[redacted]"; true if there was one. An
+// occurrence may have any of its characters percent-encoded, in either case of hex digits, once
+// or twice ("%2E" or "%2e" for '.', "%252E" inside a URL's query): a Referer or a body may carry
+// the trigger URL encoded. An empty token replaces nothing.
 bool redact_token(std::string& s, std::string_view token);
 // The same in every string of `j` (values and keys).
 bool redact_token(nlohmann::json& j, std::string_view token);
+
+// `detail` made to fit in `max` bytes of JSON: strings longer than 128 bytes cut (marked "…"),
+// then compared values left out from the last (counted in "compared_left_out"), then all but
+// its reason, check, rule and message. What fits is returned as it was.
+nlohmann::json fit_detail(nlohmann::json detail, size_t max);
 
 // A log entry for a request to `receiver_id` received at `now_ms`, made with the trigger token
 // `token` (taken out wherever it appears); the outcome is left to fill.

@@ -1,6 +1,7 @@
 // The management API and the trigger path's refusals, against a real server and SQLite file.
 #include <catch2/catch.hpp>
 
+#include "../support/webhook_sink.h"
 #include "crypto.h"
 #include "harness.h"
 #include "token.h"
@@ -162,4 +163,91 @@ TEST_CASE("api: the web UI is served with a strict CSP, content types and revali
   auto again = s.request("GET", "/", nullptr, false, {{"If-None-Match", *page.header("etag")}});
   CHECK(again.status == 304);
   CHECK(s.request("GET", "/no-such-file.js", nullptr, false).status == 404);
+}
+
+TEST_CASE("api: an edit with If-Match saves only over the version it read") {
+  WebhookSink sink;
+  ServiceOptions o;
+  o.drivers.set("allow-local-webhook-targets", "true");  // the sink is on 127.0.0.1
+  TestServer s("", o);
+  json hook = s.create_receiver(
+      {{"name", "hook"},
+       {"driver", "webhook"},
+       {"config",
+        {{"url", sink.url("/hook")}, {"secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}}});
+  const std::string path = "/api/v1/receivers/" + hook["id"].dump();
+  auto got = s.request("GET", path);
+  REQUIRE(got.status == 200);
+  json read = json::parse(got.body);
+  REQUIRE(got.header("etag"));
+  CHECK(*got.header("etag") == "\"" + read["version"].dump() + "\"");
+  const std::string etag = *got.header("etag");
+  json edit = {{"name", "hook"}, {"config", read["config"]}};
+
+  // Someone else saves first: the version moves on, and the edit made from the old read is
+  // refused without saving anything.
+  json theirs = edit;
+  theirs["name"] = "theirs";
+  auto first = s.request("PUT", path, theirs, true, {{"If-Match", etag}});
+  INFO(first.body);
+  REQUIRE(first.status == 200);
+  CHECK(json::parse(first.body)["version"].get<int64_t>() > read["version"].get<int64_t>());
+  json mine = edit;
+  mine["name"] = "mine";
+  auto stale = s.request("PUT", path, mine, true, {{"If-Match", etag}});
+  INFO(stale.body);
+  CHECK(stale.status == 412);
+  CHECK(json::parse(stale.body)["error"] == "precondition_failed");
+  CHECK(json::parse(s.request("GET", path).body)["name"] == "theirs");
+  // Read again, then it saves.
+  auto again = s.request("GET", path);
+  auto saved = s.request("PUT", path, mine, true, {{"If-Match", *again.header("etag")}});
+  CHECK(saved.status == 200);
+  CHECK(json::parse(s.request("GET", path).body)["name"] == "mine");
+  // Malformed: 400 in the one error shape, nothing saved. Without If-Match: saved as before.
+  for (const char* bad :
+       {"3", "\"\"", "\"x\"", "\"0\"", "*", "W/\"3\"", "\"3\" ", "\"99999999999999999999\""}) {
+    INFO(bad);
+    auto r = s.request("PUT", path, theirs, true, {{"If-Match", bad}});
+    CHECK(r.status == 400);
+    CHECK(json::parse(r.body)["error"] == "bad_header");
+  }
+  CHECK(json::parse(s.request("GET", path).body)["name"] == "mine");
+  CHECK(s.request("PUT", path, theirs).status == 200);
+}
+
+TEST_CASE("api: ?check_peer=false saves a receiver while its peer is unreachable") {
+  ServiceOptions o;
+  o.drivers.set("docker-host", "tcp://127.0.0.1:1");  // nothing listens on port 1
+  TestServer s("", o);
+  json body = {{"name", "web-up"},
+               {"driver", "scale-service"},
+               {"config", {{"service", "web"}, {"action", "up"}, {"by", 1}, {"max", 5}}}};
+  // By default the live check refuses it, naming the field and saying why.
+  auto checked = s.request("POST", "/api/v1/receivers", body);
+  INFO(checked.body);
+  REQUIRE(checked.status == 422);
+  json err = json::parse(checked.body);
+  CHECK(err["fields"][0]["field"] == "config.service");
+  CHECK(err["fields"][0]["message"].get<std::string>().rfind("could not be checked", 0) == 0);
+
+  CHECK(s.request("POST", "/api/v1/receivers?check_peer=maybe", body).status == 400);
+  // Without the peer check the config is still validated in full.
+  json bad = body;
+  bad["config"]["min"] = 9;
+  CHECK(s.request("POST", "/api/v1/receivers?check_peer=false", bad).status == 422);
+
+  auto saved = s.request("POST", "/api/v1/receivers?check_peer=false", body);
+  INFO(saved.body);
+  REQUIRE(saved.status == 201);
+  json r = json::parse(saved.body);
+  const std::string path = "/api/v1/receivers/" + r["id"].dump();
+  json edit = {{"name", "web-up"}, {"config", r["config"]}};
+  edit["config"]["max"] = 6;
+  CHECK(s.request("PUT", path, edit).status == 422);  // the edit is checked again
+  CHECK(s.request("PUT", path + "?dry_run=true&check_peer=false", edit).status == 200);
+  auto put = s.request("PUT", path + "?check_peer=false", edit);
+  INFO(put.body);
+  REQUIRE(put.status == 200);
+  CHECK(json::parse(put.body)["config"]["max"] == 6);
 }

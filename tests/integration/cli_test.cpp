@@ -580,6 +580,32 @@ TEST_CASE("cli: tokens create, list, revoke; status") {
   CHECK(r.out == "revoked token " + id + "\n");
   CHECK(run_cli(server.dir, {"tokens", "list"}, with_new).rc == 1);  // revoked: 401
 
+  // Roles: a read-only token from the CLI is refused a change (exit 1, the API's 403 message).
+  json ro = server.cli_json({"tokens", "create", "dash", "--role", "read-only"});
+  CHECK(ro["role"] == "read-only");
+  CHECK(server.cli({"tokens", "create", "x", "--role", "root"}).rc == 2);  // not a role
+  std::vector<std::string> as_ro = {"TRIPLINE_SERVER=" + server.url,
+                                    "TRIPLINE_ADMIN_TOKEN=" + ro["token"].get<std::string>()};
+  r = run_cli(server.dir, {"tokens", "create", "escalate"}, as_ro);
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("admin role") != std::string::npos);
+  std::string ro_id = std::to_string(ro["id"].get<int64_t>());
+  r = server.cli({"tokens", "role", ro_id, "operator"});
+  CHECK(r.rc == 0);
+  CHECK(r.out == "token " + ro_id + " is now operator\n");
+  r = server.cli({"tokens", "list"});
+  CHECK(r.out.find("operator") != std::string::npos);
+  // The audit log names what was done, newest first.
+  r = server.cli({"audit", "list", "--target", "token"});
+  INFO(r.err);
+  CHECK(r.rc == 0);
+  CHECK(r.out.find("token.role") < r.out.find("token.create"));
+  CHECK(r.out.find("token.revoke") != std::string::npos);
+  json page = server.cli_json({"audit", "list", "--limit", "1"});
+  CHECK(page["items"].size() == 1);
+  CHECK(page["items"][0]["action"] == "token.role");
+  CHECK(server.cli({"audit", "list", "--target", "nonsense"}).rc == 1);
+
   // status without a token: health and readiness only.
   r = run_cli(server.dir, {"status", "--json"}, {"TRIPLINE_SERVER=" + server.url});
   CHECK(r.rc == 0);
@@ -609,6 +635,9 @@ TEST_CASE("cli: --help on every command exits 0 and states the exit codes") {
                                                     {"tokens", "create"},
                                                     {"tokens", "list"},
                                                     {"tokens", "revoke"},
+                                                    {"tokens", "role"},
+                                                    {"audit"},
+                                                    {"audit", "list"},
                                                     {"trigger"},
                                                     {"status"},
                                                     {"completion"},

@@ -4,6 +4,7 @@
 // (--allow-local-webhook-targets) is set, as the sinks are on 127.0.0.1.
 #include <catch2/catch.hpp>
 #include <map>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -324,12 +325,19 @@ TEST_CASE("notifications: pending deliveries survive a restart, each sent once w
     for (int i = 0; i < 3; ++i) executions.push_back(trigger(s, url));
     for (int64_t e : executions) s.wait_finished(e);
     // Each delivery was tried (connection refused) and waits for its next attempt.
-    wait_deliveries(s, rid, [](const json& items) {
+    json waiting = wait_deliveries(s, rid, [](const json& items) {
       if (items.size() < 3) return false;
       for (const auto& d : items)
         if (d["state"] != "pending" || d["attempts"].get<int>() < 1) return false;
       return true;
     });
+    // When the next attempt is due, as a time like every other time of the API (docs/openapi.yaml).
+    for (const auto& d : waiting) {
+      INFO(d.dump());
+      REQUIRE(d["next_attempt_at"].is_string());
+      CHECK(std::regex_match(d["next_attempt_at"].get<std::string>(),
+                             std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z)")));
+    }
     s.stop();
   }
   subscriber.start();

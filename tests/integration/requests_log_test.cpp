@@ -415,6 +415,15 @@ TEST_CASE("requests log: redeliver replays a logged request as a new, marked ent
   CHECK(again["detail"]["rule"]["name"] == "only critical");
   CHECK(s.request("POST", requests_path(rid) + "/999999/redeliver").status == 404);
   CHECK(s.request("GET", requests_path(rid) + "/1/redeliver").status == 405);
+  // Both redeliveries are in the audit log, naming the entry replayed and the one made.
+  json audit = api(s, "GET", "/api/v1/audit?target=request&limit=10", 200)["items"];
+  REQUIRE(audit.size() == 2);
+  CHECK(audit[0]["action"] == "request.redeliver");
+  CHECK(audit[0]["target"]["id"] == ignored["id"]);
+  CHECK(audit[0]["after"]["request_id"] == again["id"]);
+  CHECK(audit[0]["after"]["outcome"] == "ignored");
+  CHECK(audit[1]["target"]["id"] == entry["id"]);
+  CHECK(audit[1]["after"]["execution_id"] == replay["execution_id"]);
 
   // A body the log cut cannot be replayed as sent.
   std::string big = R"({"severity":"warning","pad":")" + std::string(5000, 'x') + R"("})";
@@ -548,6 +557,13 @@ TEST_CASE("executions: cancel a queued execution; it never runs; a finished one 
   json cancelled = api(s, "POST", "/api/v1/executions/" + std::to_string(id) + "/cancel", 200);
   CHECK(cancelled["status"] == "failed");
   CHECK(cancelled["error"] == "cancelled");
+  // Audited in the cancel's own transaction.
+  json audit = api(s, "GET", "/api/v1/audit?target=execution:" + std::to_string(id), 200)["items"];
+  REQUIRE(audit.size() == 1);
+  CHECK(audit[0]["action"] == "execution.cancel");
+  CHECK(audit[0]["target"]["name"] == "cancelled");
+  CHECK(audit[0]["before"]["status"] == "queued");
+  CHECK(audit[0]["after"]["error"] == "cancelled");
   CHECK(s.request("POST", "/api/v1/executions/" + std::to_string(id) + "/cancel").status == 409);
   api(s, "POST", "/api/v1/workers/resume", 200);
   // Another execution after it runs, so the workers did run; the cancelled one did not.
@@ -566,6 +582,8 @@ TEST_CASE("executions: cancel a queued execution; it never runs; a finished one 
   CHECK(s.request("POST", "/api/v1/executions/" + std::to_string(next_id) + "/cancel").status ==
         409);
   CHECK(s.request("POST", "/api/v1/executions/999999/cancel").status == 404);
+  // A refused cancel leaves no audit row.
+  CHECK(api(s, "GET", "/api/v1/audit?target=execution&limit=50", 200)["items"].size() == 1);
   CHECK(s.request("GET", "/api/v1/executions/" + std::to_string(id) + "/cancel").status == 405);
   // The receiver's queue slot was given back: with max_queued 1 it can be triggered again.
   json capped = receiver(s, "capped-cancel", sink, {{"limits", {{"max_queued", 1}}}});
@@ -578,6 +596,47 @@ TEST_CASE("executions: cancel a queued execution; it never runs; a finished one 
       200);
   CHECK(s.trigger(capped["trigger_url"]).status == 202);
   api(s, "POST", "/api/v1/workers/resume", 200);
+}
+
+TEST_CASE("requests log: over its byte budget an entry is dropped, counted; the trigger is not") {
+  WebhookSink sink;
+  ServiceOptions o = log_options();
+  o.request_log.max_live_bytes = 1;  // no entry fits
+  TestServer s("", o);
+  json r = receiver(s, "unlogged", sink);
+  int64_t dropped = metric(s, "tripline_request_log_dropped_total");
+  for (int i = 0; i < 5; ++i) {
+    auto t = s.trigger(r["trigger_url"]);
+    REQUIRE(t.status == 202);
+    CHECK(s.wait_finished(json::parse(t.body)["execution_id"])["status"] == "succeeded");
+  }
+  CHECK(metric(s, "tripline_request_log_dropped_total") - dropped == 5);
+  CHECK(log_rows(s, r["id"]) == 0);
+  // The executions name no entry.
+  json e = api(s, "GET", "/api/v1/executions?receiver_id=" + r["id"].dump(), 200)["items"];
+  REQUIRE(e.size() == 5);
+  for (const auto& x : e) CHECK(x["request_id"].is_null());
+}
+
+TEST_CASE("requests log: a flooded receiver cannot crowd out another receiver's entries") {
+  WebhookSink sink;
+  ServiceOptions o = log_options();
+  o.request_log.max_queued = 40;  // a receiver may hold 10
+  o.request_log.batch = 4;
+  TestServer s("", o);
+  json noisy = receiver(s, "noisy", sink, {{"rules", kRules}});
+  json quiet = receiver(s, "quiet", sink, {{"rules", kRules}});
+  std::string warning = R"({"severity":"warning"})";
+  {
+    // The writer cannot write meanwhile: entries wait in its queue.
+    SQLite::Database db(s.data_dir() + "/tripline.db", SQLite::OPEN_READWRITE);
+    db.exec("BEGIN IMMEDIATE");
+    for (int i = 0; i < 100; ++i) REQUIRE(post(noisy["trigger_url"], warning).status == 200);
+    for (int i = 0; i < 5; ++i) REQUIRE(post(quiet["trigger_url"], warning).status == 200);
+    db.exec("ROLLBACK");
+  }
+  CHECK(wait_entries(s, quiet["id"], 5).size() == 5);
+  CHECK(log_rows(s, noisy["id"]) <= 10 + 4);  // its share, and a batch in the writer's hands
 }
 
 TEST_CASE("requests log: off with --request-log 0") {

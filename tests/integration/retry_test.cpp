@@ -2,6 +2,8 @@
 // sink as the receiver's peer: a failed execution runs again, as recorded, only while the grant
 // it ran under holds.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
 
 #include "../support/webhook_sink.h"
 #include "harness.h"
@@ -47,6 +49,9 @@ TEST_CASE("retry: a failed execution runs again as a new one, with the same reco
   json hook = create_hook(s, "hook", sink);
   json failed = run(s, hook["trigger_url"], R"({"deploy":"v42"})");
   REQUIRE(failed["status"] == "failed");
+  // The execution says how many tries it gets (--max-attempts), so a client can say "1 of 1".
+  CHECK(failed["attempts"] == 1);
+  CHECK(failed["max_attempts"] == 1);
 
   auto r = s.request("POST", retry_path(failed));
   INFO(r.body);
@@ -127,8 +132,8 @@ TEST_CASE("retry: refused once the grant the execution ran under is gone") {
   SECTION("edited since, without revoking the URL: the recorded config is not run again") {
     json failed = run(s, hook["trigger_url"], "{}");
     json edited = hook;
-    for (const char* k : {"id", "last_execution", "generation", "description", "target", "action",
-                          "trigger_url", "created_at", "updated_at", "driver"})
+    for (const char* k : {"id", "last_execution", "generation", "version", "description", "target",
+                          "action", "trigger_url", "created_at", "updated_at", "driver"})
       edited.erase(k);
     edited["rules"] = nullptr;
     edited["auth"] = nullptr;
@@ -151,8 +156,8 @@ TEST_CASE("retry: refused once the grant the execution ran under is gone") {
   SECTION("the receiver's queue is full: 429 until it drains") {
     json limited = hook;
     limited["limits"] = {{"max_queued", 1}};
-    for (const char* k : {"id", "last_execution", "generation", "description", "target", "action",
-                          "trigger_url", "created_at", "updated_at", "driver"})
+    for (const char* k : {"id", "last_execution", "generation", "version", "description", "target",
+                          "action", "trigger_url", "created_at", "updated_at", "driver"})
       limited.erase(k);
     limited["rules"] = nullptr;
     limited["auth"] = nullptr;
@@ -171,4 +176,51 @@ TEST_CASE("retry: refused once the grant the execution ran under is gone") {
     r = s.request("POST", retry_path(failed));
     CHECK(r.status == 202);
   }
+}
+
+TEST_CASE("retry: a retry claims the receiver's cooldown, as the execution of a trigger does") {
+  WebhookSink sink;
+  sink.script({{500, "down"}});  // then 200
+  TestServer s("", one_attempt());
+  json hook = s.create_receiver({{"name", "cool"},
+                                 {"driver", "webhook"},
+                                 {"config", {{"url", sink.url("/cool")}, {"secret", kSecret}}},
+                                 {"limits", {{"cooldown_seconds", 2}}}});
+  json failed = run(s, hook["trigger_url"], "{}");
+  REQUIRE(failed["status"] == "failed");
+  // Past the failed trigger's cooldown: only the retry's own claim can hold the next one back.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  auto r = s.request("POST", retry_path(failed));
+  INFO(r.body);
+  REQUIRE(r.status == 202);
+  auto next = s.request("POST", hook["trigger_url"], json::object(), false);
+  INFO(next.body);
+  CHECK(next.status == 200);
+  CHECK(json::parse(next.body)["ignored"] == true);
+  CHECK(json::parse(next.body)["reason"].get<std::string>().find("cooling down") !=
+        std::string::npos);
+  s.wait_finished(json::parse(r.body)["execution_id"].get<int64_t>());
+}
+
+TEST_CASE("executions: a deleted receiver's executions keep its name") {
+  WebhookSink sink;
+  TestServer s("", one_attempt());
+  json hook = create_hook(s, "named-hook", sink);
+  json done = run(s, hook["trigger_url"], "{}");
+  CHECK(done["receiver_name"] == "named-hook");
+  CHECK(done["receiver_deleted"] == false);
+  const std::string id = std::to_string(hook["id"].get<int64_t>());
+  REQUIRE(s.request("DELETE", "/api/v1/receivers/" + id).status == 204);
+
+  auto one = s.request("GET", "/api/v1/executions/" + std::to_string(done["id"].get<int64_t>()));
+  REQUIRE(one.status == 200);
+  json e = json::parse(one.body);
+  CHECK(e["receiver_name"] == "named-hook");
+  CHECK(e["receiver_deleted"] == true);
+  auto list = s.request("GET", "/api/v1/executions?receiver_id=" + id);
+  REQUIRE(list.status == 200);
+  json items = json::parse(list.body)["items"];
+  REQUIRE(items.size() == 1);
+  CHECK(items[0]["receiver_name"] == "named-hook");
+  CHECK(items[0]["receiver_deleted"] == true);
 }

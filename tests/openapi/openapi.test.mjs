@@ -17,6 +17,10 @@
 //   code, whose every literal path segment (`seg[2] == "notifications"`, `verb != "rotate"`...)
 //   must be a segment of a spec path. A path one segment deeper than any spec path answers 404.
 //   A printed route list would be a third hand-written copy, as easy to forget as the spec.
+// - the route table with its roles (server/api/routes.cpp, what the server authorizes by) and
+//   the spec's /api/v1 operations with their x-tripline-role are the same set, both ways;
+// - a read-only and an operator token are refused (403, the Forbidden answer) every operation
+//   whose x-tripline-role is above theirs.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -279,8 +283,14 @@ test('every operation answers as the spec says, called with its example', async 
   // Admin tokens.
   const created = await call('POST', '/api/v1/tokens', { body: exampleOf('/api/v1/tokens', 'post') });
   assert.equal(created.status, 201);
+  assert.equal(created.body.role, 'operator');
   const tokens = (await call('GET', '/api/v1/tokens')).body.items;
   assert.deepEqual(tokens.map((t) => t.name).sort(), ['ci', 'from TRIPLINE_ADMIN_TOKEN']);
+  const demoted = await call('PUT', `/api/v1/tokens/${created.body.id}`, { body: exampleOf('/api/v1/tokens/{id}', 'put') });
+  assert.equal(demoted.body.role, 'read-only');
+  // A token below an operation's role: 403, as the spec says.
+  const refusedRole = await call('POST', '/api/v1/workers/pause', { admin: false, headers: { Authorization: `Bearer ${created.body.token}` } });
+  assert.deepEqual([refusedRole.status, refusedRole.body.error], [403, 'forbidden']);
   assert.equal((await call('DELETE', `/api/v1/tokens/${created.body.id}`)).status, 204);
 
   // Receivers: the spec's example, pointed at the peer here. The driver's own schema agrees.
@@ -397,6 +407,14 @@ test('every operation answers as the spec says, called with its example', async 
   assert.deepEqual([cancelled.status, cancelled.body.status, cancelled.body.error], [200, 'failed', 'cancelled']);
   assert.equal((await call('POST', `/api/v1/executions/${first.body.execution_id}/cancel`)).status, 409);
   await call('POST', '/api/v1/workers/resume');
+  // The audit log: what was changed above, newest first.
+  const audit = (await call('GET', '/api/v1/audit?limit=500')).body;
+  const actions = audit.items.map((i) => i.action);
+  for (const a of ['token.create', 'token.role', 'token.revoke', 'receiver.create', 'receiver.update', 'subscription.create', 'execution.retry', 'execution.cancel', 'request.redeliver', 'delivery.redeliver']) {
+    assert.ok(actions.includes(a), `no ${a} in the audit log: ${actions}`);
+  }
+  assert.equal((await call('GET', `/api/v1/audit?target=receiver:${id}&limit=1`)).body.items[0].target.id, id);
+  assert.equal((await call('GET', '/api/v1/audit?target=nonsense')).status, 400);
 
   // Workers.
   assert.equal((await call('POST', '/api/v1/workers/pause')).body.paused, true);
@@ -416,6 +434,7 @@ test('every operation answers as the spec says, called with its example', async 
     '/api/v1/receivers/{id}/requests/{rid}': `/api/v1/receivers/${id}/requests/${firstEntry.id}`,
     '/api/v1/receivers/{id}/requests/{rid}/redeliver': `/api/v1/receivers/${id}/requests/${firstEntry.id}/redeliver`,
     '/api/v1/tokens/{id}': '/api/v1/tokens/1',
+    '/api/v1/audit': '/api/v1/audit',
   };
   const fill = (t) => concrete[t] ?? t.replaceAll('{id}', String(id));
   for (const [t, item] of Object.entries(spec.paths)) {
@@ -483,4 +502,50 @@ test('every literal path segment of the route code is a segment of a spec path',
   assert.ok(found.length >= 20, `only ${found.length} route literals found: has the route code changed shape?`);
   const missing = found.filter((x) => !segments.has(x.segment));
   assert.deepEqual(missing, [], 'route segments in server/api/ that no spec path has');
+});
+
+test('the route table (server/api/routes.cpp) and the spec name the same operations with the same roles', () => {
+  const code = readFileSync(path.join(SOURCE_DIR, 'server/api/routes.cpp'), 'utf8');
+  const names = { ReadOnly: 'read-only', Operator: 'operator', Admin: 'admin' };
+  const table = [...code.matchAll(/\{"(GET|POST|PUT|DELETE)", "(\/api\/v1\/[^"]*)", (nullptr|"[^"]*"), k(ReadOnly|Operator|Admin)\}/g)]
+    .map((m) => ({ method: m[1].toLowerCase(), path: m[2], query: m[3] === 'nullptr' ? null : m[3].slice(1, -1), role: names[m[4]] }));
+  assert.ok(table.length >= 30, `only ${table.length} rows read from routes.cpp: has its shape changed?`);
+  const fromTable = table.map((r) => `${r.method} ${r.path}${r.query ? `?${r.query}` : ''} ${r.role}`).sort();
+  const fromSpec = [];
+  for (const [t, item] of Object.entries(spec.paths)) {
+    if (!t.startsWith('/api/v1')) continue;
+    for (const m of METHODS.filter((x) => item[x])) {
+      const op = item[m];
+      assert.ok(op['x-tripline-role'], `${m} ${t} has no x-tripline-role`);
+      fromSpec.push(`${m} ${t} ${op['x-tripline-role']}`);
+      if (op['x-tripline-role-dry-run']) fromSpec.push(`${m} ${t}?dry_run=true ${op['x-tripline-role-dry-run']}`);
+      assert.ok(op.responses['403'], `${m} ${t} does not list 403`);
+    }
+  }
+  assert.deepEqual(fromSpec.sort(), fromTable);
+});
+
+test('a token below an operation\'s role is refused every such operation', async () => {
+  const roles = ['read-only', 'operator', 'admin'];
+  for (const role of ['read-only', 'operator']) {
+    const made = await fetch(new URL('/api/v1/tokens', base), { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ name: `t-${role}`, role }) });
+    assert.equal(made.status, 201);
+    const { token } = await made.json();
+    let refused = 0;
+    for (const [t, item] of Object.entries(spec.paths)) {
+      if (!t.startsWith('/api/v1')) continue;
+      for (const m of METHODS.filter((x) => item[x])) {
+        const needed = item[m]['x-tripline-role'];
+        if (roles.indexOf(role) >= roles.indexOf(needed)) continue;
+        const p = t.replaceAll(/\{[a-z]+\}/g, '1');
+        const body = m === 'get' || m === 'delete' ? undefined : {};
+        const r = await call(m.toUpperCase(), p, { admin: false, body, headers: { Authorization: `Bearer ${token}` } });
+        assert.equal(r.status, 403, `${role}: ${m} ${p}`);
+        assert.equal(r.body.error, 'forbidden');
+        assert.ok(r.body.message.includes(`the ${needed} role`), r.body.message);
+        refused++;
+      }
+    }
+    assert.ok(refused > 0);
+  }
 });

@@ -5,6 +5,18 @@
 //         {"spec":{"replicas":N}}, optionally with "metadata":{"resourceVersion":RV} as a
 //         precondition: a stale RV is 409 Conflict. Negative replicas are 422 Invalid.
 //   GET   /version
+//   GET   /apis/apps/v1/namespaces/{ns}/deployments/{name}            an apps/v1 Deployment
+//   GET   /apis/apps/v1/namespaces/{ns}/deployments?labelSelector=S&limit=N
+//         a DeploymentList (items without kind/apiVersion, as upstream lists them); S is
+//         equality-based or existence requirements (else 400). Paged as the etcd3 storage
+//         pages: keys in order from where `continue` left off until N items are selected;
+//         metadata.continue is set whenever any further key exists in the namespace, selected
+//         or not, and remainingItemCount only without a selector
+//   PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}, Content-Type
+//         application/strategic-merge-patch+json: spec.template.spec.containers merge by name
+//         (an unknown name is added), metadata.resourceVersion is a precondition (409), a
+//         change of the pod template bumps metadata.generation. Other known patch types answer
+//         415 saying the fake does not model them, unknown ones 415 as upstream does.
 // Answers are autoscaling/v1 Scale objects whose spec.replicas is omitted when 0 (omitempty), and
 // errors are meta/v1 Status objects with upstream's messages, reasons and codes: 401 without the
 // bearer token (or a client certificate signed by its CA), 403 in a forbidden namespace, 404 for
@@ -63,8 +75,24 @@ class FakeKubeApiServer {
   void add(const std::string& kind, const std::string& ns, const std::string& name,
            int64_t replicas);
   int64_t replicas(const std::string& kind, const std::string& ns, const std::string& name) const;
+  // A Deployment with these containers ({name, image}) and labels, 1 replica.
+  using Containers = std::vector<std::pair<std::string, std::string>>;
+  void add_deployment(const std::string& ns, const std::string& name, Containers containers,
+                      std::map<std::string, std::string> labels = {});
+  // Its pod template's initContainers, and spec.paused (an existing Deployment's).
+  void set_init_containers(const std::string& ns, const std::string& name, Containers init);
+  void set_paused(const std::string& ns, const std::string& name, bool paused);
+  // Its containers now (empty when there is no such Deployment), and its resourceVersion.
+  Containers containers(const std::string& ns, const std::string& name) const;
+  int64_t resource_version(const std::string& kind, const std::string& ns,
+                           const std::string& name) const;
   void set_token(std::string token);
-  void forbid_namespace(const std::string& ns);
+  // 403 for every request in `ns`, or only for one verb ("get", "list", "patch").
+  void forbid_namespace(const std::string& ns, const std::string& verb = "");
+  // Each list page reads at most `keys` keys of the namespace, selected or not (0: until the
+  // page holds `limit` items): the real server may answer fewer than `limit` items with a token.
+  void cap_list_scan(size_t keys);
+  int list_pages() const;  // list pages answered so far
 
   struct Request {
     std::string method, path, body;
@@ -77,15 +105,20 @@ class FakeKubeApiServer {
 
   // The next `times` requests for a scale answer `status` as a Status object and change nothing.
   void fail_next(int status, int times = 1);
-  // After each of the next `times` GETs of a scale, another writer changes that object (bumps its
-  // resourceVersion, and sets its replicas to `replicas` when that is >= 0), so a PATCH
-  // carrying the resourceVersion just read gets 409.
+  // After each of the next `times` GETs of a scale or a Deployment, another writer changes that
+  // object (bumps its resourceVersion, and sets its replicas to `replicas` when that is >= 0), so a
+  // PATCH carrying the resourceVersion just read gets 409.
   void interfere_after_get(int times, int64_t replicas = -1);
 
  private:
   struct Object {
     int64_t replicas = 0;
     int64_t resource_version = 1;
+    int64_t generation = 1;
+    Containers containers;  // Deployments added with add_deployment
+    Containers init_containers;
+    bool paused = false;
+    std::map<std::string, std::string> labels;
   };
   struct Response {
     int status = 200;
@@ -93,13 +126,18 @@ class FakeKubeApiServer {
   };
   static LoopbackHttpServer::Tls tls_of(const TestCa& ca);
   Response route(const HttpRequest& req);
+  Response route_deployments(const HttpRequest& req, const std::vector<std::string>& seg,
+                             const std::string& query, const std::string& user);
 
   TestCa ca_;
 
   mutable std::mutex mu_;
   std::string token_;
   std::map<std::string, Object> objects_;  // "deployments/ns/name"
-  std::vector<std::string> forbidden_;
+  bool forbidden(const std::string& ns, const std::string& verb) const;
+  std::vector<std::pair<std::string, std::string>> forbidden_;  // {namespace, verb or ""}
+  size_t scan_cap_ = 0;
+  int list_pages_ = 0;
   int64_t next_rv_ = 1000;
   int fail_status_ = 0, fail_times_ = 0;
   int interfere_times_ = 0;

@@ -58,6 +58,19 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
   };
   const nav = (name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
   const post = (url, init = {}) => fetch(url, { method: 'POST', ...init });
+  // An open Details stays inside its table: the table does not scroll sideways, and the raw
+  // JSON's box ends within the row.
+  const assertDetailsInside = async (row) => {
+    const geo = await row.evaluate((tr) => {
+      const wrap = tr.closest('.table-wrap');
+      const pre = tr.querySelector('pre.json').getBoundingClientRect();
+      const rowBox = tr.getBoundingClientRect();
+      return { scroll: wrap.scrollWidth, client: wrap.clientWidth, preRight: pre.right, rowRight: rowBox.right, page: document.documentElement.scrollWidth, vw: window.innerWidth };
+    });
+    assert.ok(geo.scroll <= geo.client + 1, `the executions table scrolls sideways: ${JSON.stringify(geo)}`);
+    assert.ok(geo.preRight <= geo.rowRight + 1, `Details overflows its row: ${JSON.stringify(geo)}`);
+    assert.ok(geo.page <= geo.vw, `the page scrolls sideways: ${JSON.stringify(geo)}`);
+  };
 
   before(async () => {
     if (missing.length) {
@@ -223,7 +236,11 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     const yaml = await page.locator('[data-testid="alertmanager"] pre').textContent();
     assert.ok(yaml.includes('webhook_configs:'), yaml);
     assert.ok(yaml.includes(`- url: '${triggerUrl}'`), yaml);
-    assert.ok(yaml.includes('send_resolved: true'), yaml);
+    // Safe by default: this receiver does not read Alertmanager's payload, so a resolved
+    // notification would run the action again; the snippet turns it off and says why.
+    assert.ok(yaml.includes('send_resolved: false'), yaml);
+    assert.ok(!yaml.includes('send_resolved: true'), yaml);
+    assert.match(yaml, /# false: this receiver does not read Alertmanager's\n/);
   });
 
   step('copy the trigger URL, POST it, and watch the execution succeed', async () => {
@@ -254,6 +271,8 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await row.getByText('Details').click();
     await row.locator('pre.json').waitFor();
     assert.match(await row.locator('pre.json').textContent(), /"replicas_after": 3/);
+    assert.match(await row.locator('td[data-label="Attempts"]').textContent(), /^1 of 8$/, 'attempts out of --max-attempts');
+    await assertDetailsInside(row);
     await screenshot('executions-details');
 
     // Filters: by status (kept in the URL) and back.
@@ -290,6 +309,68 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), triggerUrl, 'copied by the fallback');
     await page.evaluate(() => { delete navigator.clipboard.writeText; });
     await screenshot('receivers-list');
+  });
+
+  step('receivers: search, sort, and a keyboard row menu', async () => {
+    const other = await server.api('POST', '/receivers', {
+      name: 'api-down', driver: 'scale-service', config: { service: 'web', action: 'down', by: 1, min: 1, max: 5 },
+    });
+    assert.equal(other.status, 201, JSON.stringify(other.body));
+    const rows = page.locator('table.table-receivers tbody tr');
+    await page.locator(`tr[data-id="${other.body.id}"]`).waitFor({ timeout: 10000 }); // the list polls every 5 s
+    const names = async () => rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.name));
+    assert.deepEqual(await names(), ['api-down', 'web-up'], 'sorted by name');
+    await page.getByLabel('Sort by').selectOption('recent');
+    assert.deepEqual(await names(), ['web-up', 'api-down'], 'last execution first');
+    assert.match(page.url(), /sort=recent/);
+    const search = page.getByLabel('Search receivers');
+    await search.fill('api');
+    assert.deepEqual(await names(), ['api-down']);
+    await search.fill('scale-service web'); // the driver and the target: both match
+    assert.deepEqual(await names(), ['web-up', 'api-down']);
+    await search.fill('Scale down');
+    assert.deepEqual(await names(), ['api-down'], 'the description is searched too');
+    await page.getByText('1 of 2 receivers match.').waitFor();
+    await search.fill('no-such-thing');
+    await page.getByText('No receiver matches “no-such-thing”.').waitFor();
+    await screenshot('receivers-search-empty');
+    await page.getByRole('button', { name: 'Clear the search' }).click();
+    assert.equal(await search.inputValue(), '');
+    assert.equal(await search.evaluate((el) => el === document.activeElement), true, 'focus back in the search box');
+    assert.deepEqual(await names(), ['web-up', 'api-down']);
+
+    // The row menu: a menu button, opened from the keyboard, closed with Escape.
+    const more = page.getByRole('button', { name: 'More actions for api-down' });
+    assert.equal(await more.getAttribute('aria-expanded'), 'false');
+    await more.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await more.getAttribute('aria-expanded'), 'true');
+    const menu = page.getByRole('menu');
+    await menu.waitFor();
+    const focused = () => page.evaluate(() => document.activeElement.textContent);
+    assert.equal(await focused(), 'Clone', 'focus on the first item');
+    await page.keyboard.press('ArrowDown');
+    assert.equal(await focused(), 'Disable');
+    await page.keyboard.press('End');
+    assert.equal(await focused(), 'Delete');
+    await page.keyboard.press('ArrowDown');
+    assert.equal(await focused(), 'Clone', 'wraps around');
+    await screenshot('receivers-row-menu');
+    await page.keyboard.press('Escape');
+    await menu.waitFor({ state: 'hidden' });
+    assert.equal(await more.getAttribute('aria-expanded'), 'false');
+    assert.equal(await more.evaluate((b) => b === document.activeElement), true, 'focus returns to the menu button');
+    // Delete through the menu: the dialog's Cancel returns focus to the menu button.
+    await more.click();
+    await page.getByRole('menuitem', { name: 'Delete' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    assert.equal(await more.evaluate((b) => b === document.activeElement), true, 'focus back on the menu button after the dialog');
+    await more.click();
+    await page.getByRole('menuitem', { name: 'Delete' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete receiver' }).click();
+    await page.locator(`tr[data-id="${other.body.id}"]`).waitFor({ state: 'detached' });
+    assert.equal((await server.api('GET', `/receivers/${other.body.id}`)).status, 404);
+    await page.getByLabel('Sort by').selectOption('name');
   });
 
   step('send test: a dry run shows the plan and changes nothing', async () => {
@@ -356,15 +437,49 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await page.getByText('The trigger URL stays the same').waitFor();
     await page.getByLabel(/^By how many \(up\/down\)/).fill('1');
     await screenshot('edit-form');
+    // Someone else saves while this form is open: saving it would undo their change, so it is
+    // refused in words, and nothing is saved.
+    const current = (await server.api('GET', `/receivers/${receiverId}`)).body;
+    const theirs = await server.api('PUT', `/receivers/${receiverId}`, {
+      name: current.name, config: { ...current.config, max: 6 }, rules: current.rules, auth: current.auth, limits: current.limits,
+    });
+    assert.equal(theirs.status, 200, JSON.stringify(theirs.body));
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('Someone saved a change to this receiver after you opened this form').waitFor();
+    await screenshot('edit-conflict');
+    const kept = (await server.api('GET', `/receivers/${receiverId}`)).body.config;
+    assert.equal(kept.by, 2, 'the stale form saved nothing');
+    assert.equal(kept.max, 6);
+    // The token lives in memory only (a reload signs out): open the form anew instead.
+    await page.getByRole('link', { name: 'Cancel' }).click();
+    await page.getByRole('group', { name: 'Actions for web-up' }).getByRole('link', { name: 'Edit' }).click();
+    await expectH1('Edit web-up');
+    assert.equal(await page.getByLabel('Never above', { exact: true }).inputValue(), '6');
+    await page.getByLabel('Never above', { exact: true }).fill('5');
+    await page.getByLabel(/^By how many \(up\/down\)/).fill('1');
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.getByText('The trigger URL is unchanged.').waitFor();
     await page.getByText('Scale up web by 1, between 1 and 5').first().waitFor();
     assert.equal((await page.locator('[data-testid="trigger-url"] pre').textContent()).trim(), triggerUrl,
       'an edit of the bounds keeps the URL');
 
+    // Stale notices go: a later action on this page removes the "Saved" banner and the dry run
+    // (both describe the receiver before it), and a page change removes the action's toast.
+    await page.getByRole('button', { name: 'Send test (dry run)' }).click();
+    await page.locator('.test-result').getByText('nothing was changed').waitFor();
+    await page.getByRole('group', { name: 'Actions for web-up' }).getByRole('button', { name: 'Rotate URL' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Rotate URL' }).click();
+    await page.locator('.toast', { hasText: 'New trigger URL for web-up' }).waitFor();
+    await page.getByText('The trigger URL is unchanged.').waitFor({ state: 'detached' });
+    assert.equal((await page.locator('.test-result').textContent()).trim(), '', 'the old dry run is gone');
+    assert.doesNotMatch(page.url(), /saved=/, 'a reload does not bring the banner back');
+    triggerUrl = (await server.api('GET', `/receivers/${receiverId}`)).body.trigger_url;
+    await screenshot('after-rotate-notices-cleared');
+
     // A new action is a new grant: the form asks first, and "Cancel" saves nothing.
     await page.getByRole('group', { name: 'Actions for web-up' }).getByRole('link', { name: 'Edit' }).click();
     await expectH1('Edit web-up');
+    assert.equal(await page.locator('#toasts .toast').count(), 0, 'the rotate toast does not linger over the form');
     await page.getByLabel('Action', { exact: true }).selectOption('down');
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.getByRole('dialog').getByText('The current URL stops working when you save').waitFor();
@@ -424,6 +539,40 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await expectH1('Receivers');
   });
 
+  step('the curl snippet sends what the rules compare, and it runs', async () => {
+    const created = await server.api('POST', '/receivers', {
+      name: 'rules-web', driver: 'scale-service',
+      config: { service: 'web', action: 'up', by: 1, max: 5 },
+      rules: {
+        default: 'ignore',
+        rules: [
+          { name: 'critical only', then: 'ignore', when: { field: 'body:/severity', op: 'not_equals', value: 'critical' } },
+          { then: 'run', when: { all: [{ field: 'header:X-Event', value: 'scale' }, { field: 'body:/team', op: 'in', value: ['web', 'api'] }] } },
+        ],
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const r = created.body;
+    await page.goto(`${base}/#/receivers/${r.id}`);
+    await expectH1('rules-web');
+    const curl = (await page.locator('[data-testid="curl"] pre').textContent()).trim();
+    assert.ok(curl.includes("-H 'X-Event: scale'"), curl);
+    const body = curl.match(/-d '([^']*)'/);
+    assert.ok(body, curl);
+    assert.deepEqual(JSON.parse(body[1]), { severity: 'critical', team: 'web' });
+    await page.getByText('The curl command sends what this receiver’s rules compare').waitFor();
+    // The snippet's request runs; a plain POST is ignored by the rules.
+    const plain = await post(r.trigger_url);
+    assert.equal(plain.status, 200);
+    assert.equal((await plain.json()).ignored, true);
+    const res = await post(r.trigger_url, { headers: { 'X-Event': 'scale', 'Content-Type': 'application/json' }, body: body[1] });
+    assert.equal(res.status, 202, await res.clone().text());
+    const { execution_id: id } = await res.json();
+    await waitFor(`execution ${id} finished`, async () => ['succeeded', 'failed'].includes((await server.api('GET', `/executions/${id}`)).body.status));
+    await screenshot('curl-with-rules');
+    assert.equal((await server.api('DELETE', `/receivers/${r.id}`)).status, 204);
+  });
+
   step('a driver with nested objects, a choice (oneOf) and a secret gets a usable form', async (t) => {
     const drivers = (await server.api('GET', '/drivers')).body.items.map((d) => d.name);
     if (!drivers.includes('dns-update')) {
@@ -438,12 +587,48 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     const secret = page.getByLabel(/TSIG secret/);
     assert.equal(await secret.getAttribute('type'), 'password');
     assert.equal(await page.getByLabel(/Provider URL/).isVisible(), false, 'externaldns-only field hidden for rfc2136');
+    // Required per backend, as the schema's allOf if/then says: no "optional" on a field the
+    // server would then call required, and the form itself says so before any round trip.
+    const label = (p) => page.locator(`[data-path="config.${p}"] .field-label`).first().textContent();
+    for (const p of ['server', 'zone', 'tsig_key_name', 'tsig_secret']) {
+      assert.doesNotMatch(await label(p), /optional/, `${p} is required for rfc2136`);
+    }
+    assert.match(await label('tsig_algorithm'), /optional/, 'the algorithm has a default');
+    await page.getByRole('button', { name: 'Create receiver' }).click();
+    await page.locator('[data-path="config.server"] .field-error', { hasText: 'This is required' }).waitFor();
+    await page.locator('[data-path="config.tsig_secret"] .field-error', { hasText: 'This is required' }).waitFor();
+    await page.getByLabel('Backend', { exact: true }).selectOption('externaldns-webhook');
+    assert.doesNotMatch(await label('provider_url'), /optional/, 'provider URL is required for externaldns-webhook');
+    await page.getByLabel('Backend', { exact: true }).selectOption('rfc2136');
     await page.getByLabel('Action', { exact: true }).selectOption('upsert');
     const value = page.getByLabel(/^Value( optional)?$/);
+    assert.doesNotMatch(await label('value'), /optional/, 'an upsert needs its value');
     await value.selectOption({ label: 'A string in the request body' });
     await page.getByLabel(/JSON pointer/).waitFor();
     await screenshot('dns-update-form');
-    await page.getByRole('link', { name: 'Cancel' }).click();
+
+    // "Save anyway": the provider cannot be reached when saving (nothing listens on port 9).
+    await page.locator('#r-name').fill('dns-unchecked');
+    await page.getByLabel('Backend', { exact: true }).selectOption('externaldns-webhook');
+    await page.getByLabel(/^Provider URL/).fill('http://127.0.0.1:9');
+    await page.locator('[data-path="config.record.name"] input').fill('api.example.com');
+    await page.locator('[data-path="config.record.type"] select').selectOption('A');
+    await value.selectOption({ label: 'A fixed value' });
+    await page.getByLabel(/^Value: a fixed value/).fill('192.0.2.10');
+    await page.getByRole('button', { name: 'Create receiver' }).click();
+    await page.locator('[data-path="config.provider_url"] .field-error', { hasText: 'could not be checked' }).waitFor();
+    const anyway = page.getByRole('button', { name: 'Save anyway, without the check' });
+    await anyway.waitFor();
+    assert.equal((await server.api('GET', '/receivers')).body.items.some((r) => r.name === 'dns-unchecked'), false, 'nothing saved yet');
+    await screenshot('save-anyway-offered');
+    await anyway.click();
+    await expectH1('dns-unchecked');
+    await page.getByText('Saved without checking the target').waitFor();
+    await screenshot('saved-unchecked');
+    const saved = (await server.api('GET', '/receivers')).body.items.find((r) => r.name === 'dns-unchecked');
+    assert.equal(saved.config.provider_url, 'http://127.0.0.1:9');
+    assert.equal((await server.api('DELETE', `/receivers/${saved.id}`)).status, 204);
+    await page.goto(`${base}/#/receivers`);
     await expectH1('Receivers');
   });
 
@@ -457,6 +642,16 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await expectH1('New receiver');
     await page.getByRole('radio', { name: /Redeploy services onto a pushed image/ }).check();
     await page.getByLabel('Image', { exact: true }).waitFor();
+    // Each backend's fields only for it, from the schema alone ("(kubernetes)", "swarm only").
+    const backend = page.getByLabel(/^Orchestrator/);
+    await backend.selectOption('kubernetes');
+    await page.getByLabel(/^Deployments \(kubernetes\)/).waitFor();
+    assert.equal(await page.getByLabel(/^Container \(kubernetes\)/).isVisible(), true, 'kubernetes-only field shown for kubernetes');
+    assert.equal(await page.getByLabel(/^Services/).isVisible(), false, 'swarm-only field hidden for kubernetes');
+    assert.equal(await page.getByLabel(/^Order/).isVisible(), false, 'swarm rollout hidden for kubernetes');
+    await backend.selectOption('swarm');
+    await page.getByLabel(/^Services/).waitFor();
+    assert.equal(await page.getByLabel(/^Container \(kubernetes\)/).isVisible(), false, 'kubernetes-only field hidden for swarm');
     const password = page.getByLabel(/Registry password or token/);
     assert.equal(await password.getAttribute('type'), 'password');
     await page.getByLabel('Name', { exact: true }).fill('web-redeploy');
@@ -508,6 +703,12 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await page.locator('.exec-row').first().waitFor();
     await noOverflow('executions');
     await screenshot('phone-executions');
+    const firstRow = page.locator('.exec-row').first();
+    await firstRow.getByText('Details').click();
+    await firstRow.locator('pre.json').waitFor();
+    await assertDetailsInside(firstRow);
+    await noOverflow('executions with Details open');
+    await screenshot('phone-executions-details');
     await page.goto(`${base}/#/receivers/new`);
     await expectH1('New receiver');
     await page.getByRole('radio', { name: /Scale a service/ }).check();
@@ -573,23 +774,113 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     }
   });
 
+  step('no-op executions look neutral and their repeats collapse', async () => {
+    const run = async () => {
+      const res = await post(triggerUrl);
+      assert.equal(res.status, 202);
+      const { execution_id: id } = await res.json();
+      await waitFor(`execution ${id} finished`, async () => {
+        const e = (await server.api('GET', `/executions/${id}`)).body;
+        return e.status === 'succeeded' || e.status === 'failed';
+      });
+      return (await server.api('GET', `/executions/${id}`)).body;
+    };
+    // Up by 1 to the bound (5), then three times more: each of those changes nothing.
+    let e = await run();
+    for (let i = 0; i < 5 && e.result.changed !== false; i += 1) e = await run();
+    assert.equal(e.result.changed, false, JSON.stringify(e));
+    const noops = [e, await run(), await run()];
+    for (const n of noops) assert.equal(n.result.changed, false);
+    await page.goto(`${base}/#/executions?receiver=${receiverId}`);
+    await expectH1('Executions');
+    const newest = page.locator(`tr.exec-row[data-id="${noops[2].id}"]`);
+    await newest.waitFor();
+    assert.match(await newest.textContent(), /×3/);
+    assert.match(await newest.locator('.outcome').textContent(), /^No change: already at 5 replicas/);
+    assert.equal(await newest.locator('.badge').textContent(), 'no change');
+    assert.notEqual(await newest.locator('.outcome').evaluate((el) => getComputedStyle(el).fontWeight), '600', 'not bold like a change');
+    assert.equal(await page.locator(`tr.exec-row[data-id="${noops[0].id}"]`).count(), 0, 'the older repeats are folded');
+    await screenshot('executions-noop-collapsed');
+    const more = newest.getByRole('button', { name: 'Show all 3' });
+    assert.equal(await more.getAttribute('aria-expanded'), 'false');
+    await more.click();
+    await page.locator(`tr.exec-row[data-id="${noops[0].id}"]`).waitFor();
+    const less = newest.getByRole('button', { name: 'Hide the repeats' });
+    assert.equal(await less.getAttribute('aria-expanded'), 'true');
+    assert.equal(await less.evaluate((b) => b === document.activeElement), true, 'focus stays on the toggle');
+    await screenshot('executions-noop-expanded');
+  });
+
+  step('a retrying execution says "attempt N of 8" and when, as a clock time', async () => {
+    // A real webhook peer on loopback that answers 500 until released.
+    let release = false;
+    let calls = 0;
+    const peer = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        calls += 1;
+        res.writeHead(release ? 200 : 500, { 'Content-Type': 'text/plain' });
+        res.end(release ? 'ok' : 'down for now');
+      });
+    });
+    await new Promise((resolve) => peer.listen(0, '127.0.0.1', resolve));
+    try {
+      const hook = await server.api('POST', '/receivers', {
+        name: 'flaky-hook', driver: 'webhook',
+        config: { url: `http://127.0.0.1:${peer.address().port}/hook`, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' },
+      });
+      assert.equal(hook.status, 201, JSON.stringify(hook.body));
+      const res = await post(hook.body.trigger_url);
+      assert.equal(res.status, 202);
+      const { execution_id: id } = await res.json();
+      await page.goto(`${base}/#/executions?receiver=${hook.body.id}`);
+      await expectH1('Executions');
+      const row = page.locator(`tr.exec-row[data-id="${id}"]`);
+      await page.locator(`tr.exec-row[data-id="${id}"][data-status="queued"] .outcome-warn`).waitFor({ timeout: 30000 });
+      // Both read at once: the list may redraw between two reads.
+      const [text, attemptsCell] = await row.evaluate((tr) => [
+        tr.querySelector('.outcome').textContent, tr.querySelector('td[data-label="Attempts"]').textContent]);
+      const m = text.match(/^Will retry \(attempt (\d+) of 8\) at (\d{1,2}:\d{2}:\d{2}.*?) \((.+?)\): .*500/);
+      assert.ok(m, `outcome: ${text}`);
+      assert.equal(attemptsCell, `${Number(m[1]) - 1} of 8`);
+      await screenshot('executions-retrying');
+      release = true;
+      await page.locator(`tr.exec-row[data-id="${id}"][data-status="succeeded"]`).waitFor({ timeout: 45000 });
+      assert.match(await row.locator('td[data-label="Attempts"]').textContent(), /^\d of 8$/);
+      assert.ok(calls >= 2);
+      assert.equal((await server.api('DELETE', `/receivers/${hook.body.id}`)).status, 204);
+    } finally {
+      peer.close();
+    }
+  });
+
   step('delete asks first; afterwards the URL answers 401', async () => {
     await page.goto(`${base}/#/receivers`);
     const row = page.locator(`tr[data-id="${receiverId}"]`);
     await row.waitFor();
-    await row.getByRole('button', { name: 'Delete' }).click();
+    await row.getByRole('button', { name: 'More actions for web-up' }).click();
+    await page.getByRole('menuitem', { name: 'Delete' }).click();
     const dialog = page.getByRole('dialog');
     await dialog.waitFor();
     assert.match(await dialog.textContent(), /cannot be undone/);
     await screenshot('delete-dialog', { fullPage: false });
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     assert.equal((await server.api('GET', `/receivers/${receiverId}`)).status, 200, 'Cancel deleted nothing');
-    await row.getByRole('button', { name: 'Delete' }).click();
+    await row.getByRole('button', { name: 'More actions for web-up' }).click();
+    await page.getByRole('menuitem', { name: 'Delete' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete receiver' }).click();
     await page.getByText('No receivers yet.').waitFor();
     assert.equal((await server.api('GET', `/receivers/${receiverId}`)).status, 404);
     assert.equal((await post(triggerUrl)).status, 401);
     await screenshot('after-delete');
+    // Its executions stay in the history, under its name.
+    await nav('Executions').click();
+    await expectH1('Executions');
+    const cellOf = page.locator('td[data-label="Receiver"]', { hasText: 'web-up' }).first();
+    await cellOf.waitFor();
+    assert.match(await cellOf.textContent(), /^web-up\s*deleted$/);
+    assert.equal(await page.locator('td[data-label="Receiver"]', { hasText: /#\d+/ }).count(), 0, 'no bare ids');
+    await screenshot('executions-deleted-receiver');
   });
 
   step('sign out forgets the token', async () => {

@@ -289,7 +289,7 @@ TEST_CASE("decide: registry-push runs a tag push, ignores the rest, and keys re-
   CHECK(std::get<Reject>(plain).status.code() == Status::Code::kInvalid);
 }
 
-TEST_CASE("decide: registry-push is a rules field like alertmanager; on_resolved is not for it") {
+TEST_CASE("decide: registry-push is a rules field like alertmanager, on_resolved is not for it") {
   CHECK(RuleSet::compile(json::parse(R"({"preset":"registry-push"})")).ok());
   CHECK_FALSE(
       RuleSet::compile(json::parse(R"({"preset":"registry-push","on_resolved":"run"})")).ok());

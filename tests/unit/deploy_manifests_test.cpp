@@ -1,5 +1,7 @@
-// deploy/kubernetes/: the manifests parse, and the Role grants tripline exactly what scaling needs
-// (get and patch on deployments/scale and statefulsets/scale), nothing more.
+// deploy/kubernetes/: the manifests parse, and the Roles grant tripline exactly what scaling needs
+// (get and patch on deployments/scale and statefulsets/scale) and, bound only by the opt-in
+// deploy/kubernetes/redeploy/, what redeploying needs (get, list, patch on deployments), nothing
+// more.
 #include <yaml-cpp/yaml.h>
 
 #include <catch2/catch.hpp>
@@ -12,9 +14,10 @@ namespace {
 
 const std::string kDir = std::string(TRIPLINE_SOURCE_DIR) + "/deploy/kubernetes";
 
-std::vector<YAML::Node> all_documents() {
+// The manifests of one folder (not its subfolders: `kubectl apply -f DIR` does not recurse).
+std::vector<YAML::Node> all_documents(const std::string& dir = kDir) {
   std::vector<YAML::Node> out;
-  for (const auto& entry : std::filesystem::directory_iterator(kDir)) {
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".yaml") continue;
     INFO(entry.path());
     std::vector<YAML::Node> docs;
@@ -49,11 +52,20 @@ TEST_CASE("deploy/kubernetes: every manifest parses and names its object") {
     CHECK(d["kind"].IsScalar());
     CHECK(d["metadata"]["name"].IsScalar());
   }
-  for (const char* kind : {"Namespace", "ServiceAccount", "Role", "RoleBinding", "Secret",
+  for (const char* kind : {"Namespace", "ServiceAccount", "RoleBinding", "Secret",
                            "PersistentVolumeClaim", "Deployment", "Service"}) {
     INFO(kind);
     CHECK(of_kind(docs, kind).size() == 1);
   }
+  CHECK(of_kind(docs, "Role").size() == 2);  // scaling's, and redeploy's (bound apart)
+}
+
+static YAML::Node named(const std::vector<YAML::Node>& docs, const std::string& kind,
+                        const std::string& name) {
+  for (const auto& d : of_kind(docs, kind))
+    if (d["metadata"]["name"].as<std::string>() == name) return d;
+  FAIL("no " << kind << " named " << name);
+  return {};
 }
 
 TEST_CASE("deploy/kubernetes: the Role grants exactly get and patch on the scale subresources") {
@@ -61,8 +73,8 @@ TEST_CASE("deploy/kubernetes: the Role grants exactly get and patch on the scale
   CHECK(of_kind(docs, "ClusterRole").empty());
   CHECK(of_kind(docs, "ClusterRoleBinding").empty());
   auto roles = of_kind(docs, "Role");
-  REQUIRE(roles.size() == 1);
-  const YAML::Node& role = roles[0];
+  REQUIRE(roles.size() == 2);  // tripline-scale, and tripline-redeploy (below)
+  const YAML::Node role = named(docs, "Role", "tripline-scale");
   REQUIRE(role["rules"].size() == 1);
   const YAML::Node rule = role["rules"][0];
   CHECK(strings(rule["apiGroups"]) == std::multiset<std::string>{"apps"});
@@ -82,6 +94,35 @@ TEST_CASE("deploy/kubernetes: the Role grants exactly get and patch on the scale
   REQUIRE(b["subjects"].size() == 1);
   auto account = of_kind(docs, "ServiceAccount")[0];
   CHECK(b["subjects"][0]["kind"].as<std::string>() == "ServiceAccount");
+  CHECK(b["subjects"][0]["name"].as<std::string>() ==
+        account["metadata"]["name"].as<std::string>());
+  CHECK(b["subjects"][0]["namespace"].as<std::string>() ==
+        account["metadata"]["namespace"].as<std::string>());
+}
+
+TEST_CASE(
+    "deploy/kubernetes: redeploy's Role is get, list, patch on deployments, bound by opt-in") {
+  auto docs = all_documents();
+  const YAML::Node role = named(docs, "Role", "tripline-redeploy");
+  REQUIRE(role["rules"].size() == 1);
+  const YAML::Node rule = role["rules"][0];
+  CHECK(strings(rule["apiGroups"]) == std::multiset<std::string>{"apps"});
+  CHECK(strings(rule["resources"]) == std::multiset<std::string>{"deployments"});
+  CHECK(strings(rule["verbs"]) == std::multiset<std::string>{"get", "list", "patch"});
+  CHECK_FALSE(rule["resourceNames"]);
+  // Not bound by `kubectl apply -f deploy/kubernetes/`: its binding is in the subfolder.
+  for (const auto& b : of_kind(docs, "RoleBinding"))
+    CHECK(b["roleRef"]["name"].as<std::string>() != "tripline-redeploy");
+  auto extra = all_documents(kDir + "/redeploy");
+  REQUIRE(extra.size() == 1);
+  const YAML::Node& b = extra[0];
+  CHECK(b["kind"].as<std::string>() == "RoleBinding");
+  CHECK(b["metadata"]["namespace"].as<std::string>() ==
+        role["metadata"]["namespace"].as<std::string>());
+  CHECK(b["roleRef"]["kind"].as<std::string>() == "Role");
+  CHECK(b["roleRef"]["name"].as<std::string>() == "tripline-redeploy");
+  REQUIRE(b["subjects"].size() == 1);
+  auto account = of_kind(docs, "ServiceAccount")[0];
   CHECK(b["subjects"][0]["name"].as<std::string>() ==
         account["metadata"]["name"].as<std::string>());
   CHECK(b["subjects"][0]["namespace"].as<std::string>() ==

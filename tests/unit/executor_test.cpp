@@ -240,7 +240,7 @@ TEST_CASE(
   CHECK(seen_b == b);
 }
 
-TEST_CASE("floods: a flooded target holds one worker; another target's executions start at once") {
+TEST_CASE("floods: a flooded target holds one worker, another target's executions start at once") {
   TempDir dir;
   auto store = std::move(Store::open(dir.path + "/t.db")).value();
   FakeDriver driver;
@@ -504,7 +504,7 @@ TEST_CASE("executions: an execution that fails retryably, then succeeds, keeps t
 }
 
 TEST_CASE(
-    "floods: recorded plans found after a crash are applied once, the last; the target never moves "
+    "floods: recorded plans found after a crash are applied once, the last, the target never moves "
     "back") {
   TempDir dir;
   auto store = std::move(Store::open(dir.path + "/t.db")).value();

@@ -1,6 +1,9 @@
 #include "inbound_auth.h"
 
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <thread>
+#include <vector>
 
 #include "../support/fake_request.h"
 #include "receiver_limits.h"
@@ -29,7 +32,7 @@ TEST_CASE("standard webhooks: the specification's test vector") {
             R"({"test": 2432232314})") == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
-TEST_CASE("standard webhooks: valid, forged and stale messages; the replay key is the signed id") {
+TEST_CASE("standard webhooks: valid, forged and stale messages, the replay key is the signed id") {
   auto auth = compile({{"standard_webhooks_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}});
   std::string key;
   FakeRequest req;
@@ -177,6 +180,55 @@ TEST_CASE("limits: token bucket and per-action cooldown") {
   CHECK(t->reserve(cool, "up", "", 10000, &up3, &wait) == LimiterState::Verdict::kOk);
   CHECK_FALSE(Limits::parse({{"rate_per_minute", -1}}).ok());
   CHECK_FALSE(Limits::parse({{"burst_size", 1}}).ok());
+}
+
+TEST_CASE(
+    "limits: an admin's retry takes a queue slot and claims the cooldown, but no rate token") {
+  auto l = *Limits::parse(
+      {{"rate_per_minute", 60}, {"burst", 1}, {"cooldown_seconds", 10}, {"max_queued", 2}});
+  auto s = std::make_shared<LimiterState>();
+  int64_t wait = 0;
+  Reservation trigger, retry, refused, held;
+  REQUIRE(s->reserve(l, "up", "", 0, &trigger, &wait) == LimiterState::Verdict::kOk);
+  trigger.settle();
+  // The bucket is empty and "up" is cooling down: a retry is not held to either.
+  REQUIRE(s->reserve_retry(l, "up", 20000 - 1, &retry, &wait) == LimiterState::Verdict::kOk);
+  CHECK(s->queued()->load() == 2);
+  // The cap holds for retries too.
+  CHECK(s->reserve_retry(l, "up", 20000, &refused, &wait) == LimiterState::Verdict::kQueueFull);
+  CHECK(wait == 10);
+  s->queued()->fetch_sub(2);  // both executions finished (the executor gives the slots back)
+  // The retry's claim holds the next "up" back from when the retry was made, not from the trigger.
+  CHECK(s->reserve(l, "up", "", 25000, &held, &wait) == LimiterState::Verdict::kCoolingDown);
+  CHECK(wait == 10000 - (25000 - 19999));
+  // A retry that was not recorded gives its claim back: the trigger's stands again.
+  retry.release();
+  Reservation after;
+  CHECK(s->reserve(l, "up", "", 25000, &after, &wait) == LimiterState::Verdict::kOk);
+}
+
+TEST_CASE("limits: triggers and retries racing for a capped queue never pass the cap") {
+  auto l = *Limits::parse({{"rate_per_minute", 0}, {"max_queued", 5}});
+  auto s = std::make_shared<LimiterState>();
+  std::atomic<int> taken{0};
+  std::vector<std::thread> threads;
+  std::vector<std::vector<Reservation>> kept(8);
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        Reservation r;
+        int64_t wait = 0;
+        auto v =
+            t % 2 ? s->reserve_retry(l, "up", i, &r, &wait) : s->reserve(l, "up", "", i, &r, &wait);
+        if (v == LimiterState::Verdict::kOk) {
+          taken++;
+          kept[t].push_back(std::move(r));
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(taken.load() == 5);
+  CHECK(s->queued()->load() == 5);
 }
 
 TEST_CASE("limits report every bad field, the first one in the message") {

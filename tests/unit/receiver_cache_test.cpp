@@ -71,7 +71,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "receiver cache: an id erased as deleted is never put back; one erased otherwise may be") {
+    "receiver cache: an id erased as deleted is never put back, one erased otherwise may be") {
   ReceiverCache cache(ring());
   REQUIRE(cache.put(receiver(1, 1)));
   REQUIRE(cache.put(receiver(2, 1)));

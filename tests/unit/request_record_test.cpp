@@ -92,6 +92,49 @@ TEST_CASE("request record: the trigger token is taken out of the body and header
   CHECK(plain == copy);
 }
 
+TEST_CASE("request record: the trigger token percent-encoded is taken out too") {
+  const std::string token = "eyJ2IjoxLCJyIjo3fQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg";
+  const std::string head = token.substr(0, 18), tail = token.substr(19);  // around the '.'
+  test::FakeRequest req;
+  // '.' as %2E and %2e, a letter as %63 ('c') and %6A/%6a ('j'), and encoded twice (%252E).
+  const std::string upper = head + "%2E" + tail;
+  const std::string lower = head + "%2e" + tail;
+  const std::string letters = "ey%4A" + token.substr(3, 15) + "%2e%63" + tail.substr(1);
+  const std::string twice = head + "%252E" + tail;
+  req.headers_ = {{"Referer", "https://ci.example/?next=%2F_webhooks%2F" + upper},
+                  {"X-Original-URI", "/_webhooks/" + lower},
+                  {"X-Forwarded-Uri", "/x?u=" + twice},
+                  {"X-GitHub-Event", "ping"}};
+  req.body_ = R"({"url":"https%3A%2F%2Ft%2F_webhooks%2F)" + letters + R"(","n":1})";
+  RequestLogRow row = capture_request(req, "::1", 1, 0, token);
+  CHECK(row.token_redacted);
+  for (const std::string& form : {token, upper, lower, letters, twice, head, tail}) {
+    CHECK(row.headers.find(form) == std::string::npos);
+    CHECK(row.body.find(form) == std::string::npos);
+  }
+  json headers = json::parse(row.headers);
+  CHECK(headers[0][1] == "https://ci.example/?next=%2F_webhooks%2F[redacted]");
+  CHECK(headers[1][1] == "/_webhooks/[redacted]");
+  CHECK(headers[2][1] == "/x?u=[redacted]");
+  CHECK(row.body == R"({"url":"https%3A%2F%2Ft%2F_webhooks%2F[redacted]","n":1})");
+
+  // Percent-encodings that spell something else are left alone, and so is a token cut short.
+  std::string s = head + "%2F" + tail + " " + token.substr(0, 30) + "%2";
+  const std::string before = s;
+  CHECK_FALSE(redact_token(s, token));
+  CHECK(s == before);
+  // In a decision's detail too.
+  json detail = {{"compared", {{{"field", "header:Referer"}, {"actual", "/h/" + lower}}}}};
+  CHECK(redact_token(detail, token));
+  CHECK(detail["compared"][0]["actual"] == "/h/[redacted]");
+  // An encoded token straddling the 4096-byte cut leaves no part of itself.
+  req.headers_.clear();
+  req.body_ = std::string(4090, 'a') + upper + "tail";
+  row = capture_request(req, "::1", 1, 0, token);
+  CHECK(row.body == std::string(4090, 'a') + "[redac");
+  CHECK(row.body_truncated);
+}
+
 TEST_CASE("request record: the body is cut at 4096 bytes on a UTF-8 boundary") {
   test::FakeRequest req;
   // 4095 ASCII bytes, then a 3-byte character straddling the limit.

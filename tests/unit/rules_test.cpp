@@ -68,7 +68,7 @@ TEST_CASE("rules: all, any and not nest") {
       matches(R"({"any":[{"field":"body:a","value":9},{"field":"body:b","value":9}]})", req));
 }
 
-TEST_CASE("rules: the first matching rule decides; otherwise the default") {
+TEST_CASE("rules: the first matching rule decides, otherwise the default") {
   auto rs = compile(R"({"default":"ignore","rules":[
       {"name":"skip tests","when":{"field":"body:/env","value":"test"},"then":"ignore"},
       {"name":"prod","when":{"field":"body:/env","value":"prod"},"then":"run","set":{"action":"down"}},

@@ -136,8 +136,54 @@ TEST_CASE(
   CHECK(s->insert_receiver(row)->id == 11);
 }
 
+TEST_CASE("migrations: a database at 017 that never had 015 gets 015 applied on open") {
+  // Main gained 016 and 017 while the request log's 015 was on its branch: a database made by
+  // main's binary is at 017 without 015. The runner applies every version not recorded, in
+  // order, so 015 still runs, after 017.
+  TempDir dir;
+  std::string db = dir.path + "/t.db";
+  {
+    SQLite::Database raw(db, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    raw.exec(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at INTEGER NOT NULL)");
+    for (const auto& m : embedded_migrations()) {
+      if (m.version == 15) continue;
+      raw.exec(std::string(m.sql));
+      raw.exec("INSERT INTO schema_migrations VALUES (" + std::to_string(m.version) +
+               ", 'main', 0)");
+    }
+    raw.exec(
+        "INSERT INTO receivers (id, name, driver, config, generation, created_at, updated_at) "
+        "VALUES (1, 'old', 'scale-service', '{}', 1, 0, 0)");
+    raw.exec(
+        "INSERT INTO executions (receiver_id, generation, driver, config, status, created_at) "
+        "VALUES (1, 1, 'scale-service', '{}', 'succeeded', 0)");
+  }
+  auto s = std::move(Store::open(db)).value();
+  auto versions = s->applied_migrations();
+  CHECK(std::find(versions.begin(), versions.end(), 15) != versions.end());
+  CHECK(versions.size() == embedded_migrations().size());
+  // The execution from before reads with the columns 015 added (null), and the log takes rows.
+  auto e = s->get_execution(1);
+  REQUIRE(e.ok());
+  CHECK(e->request_id == 0);
+  CHECK(e->rule.is_null());
+  std::vector<RequestLogRow> batch(1);
+  batch[0].receiver_id = 1;
+  batch[0].outcome = "ignored";
+  batch[0].status = 200;
+  batch[0].source = "127.0.0.1";
+  batch[0].method = "POST";
+  batch[0].headers = "[]";
+  REQUIRE(s->insert_request_logs(batch, {1}, 100).ok());
+  auto kept = s->list_request_logs(1, "", 10, 0);
+  REQUIRE(kept.ok());
+  CHECK(kept->size() == 1);
+}
+
 TEST_CASE(
-    "retention: finished executions are pruned by age and count; queued ones and dedupe keys "
+    "retention: finished executions are pruned by age and count, queued ones and dedupe keys "
     "inside their window stay") {
   TempDir dir;
   auto s = std::move(Store::open(dir.path + "/t.db")).value();
@@ -279,10 +325,19 @@ TEST_CASE("store: receiver pages follow ids, skip deleted ones, and agree with t
 
 TEST_CASE("floods: WAL checkpoints run in the background, not in the trigger path's commits") {
   // Rows of the main database file alone, without the WAL (immutable=1): only checkpointed pages.
+  // immutable=1 takes no lock, so a read racing the checkpointer's copy can see a page half
+  // written ("database disk image is malformed"): that read says nothing, and is made again.
   auto rows_in_main_file = [](const std::string& db) {
-    SQLite::Database f("file:" + db + "?immutable=1", SQLite::OPEN_READONLY | SQLite::OPEN_URI);
-    if (!f.tableExists("executions")) return int64_t(0);  // even the schema is still in the WAL
-    return f.execAndGet("SELECT count(*) FROM executions").getInt64();
+    for (int attempt = 0;; ++attempt) {
+      try {
+        SQLite::Database f("file:" + db + "?immutable=1", SQLite::OPEN_READONLY | SQLite::OPEN_URI);
+        if (!f.tableExists("executions")) return int64_t(0);  // the schema is still in the WAL
+        return f.execAndGet("SELECT count(*) FROM executions").getInt64();
+      } catch (const SQLite::Exception&) {
+        if (attempt == 20) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
   };
   // 200 rows: fewer pages than SQLite's own 1,000-page threshold, so no commit checkpoints them.
   auto commit_and_wait = [&](bool background) {
@@ -481,4 +536,36 @@ TEST_CASE("store: a lowered request log cap is applied in bounded steps") {
   REQUIRE(kept->size() == 100);
   CHECK(kept->front().id == newest);  // the newest stayed
   CHECK(kept->back().id == newest - 99);
+}
+
+TEST_CASE("deleted receivers: executions keep the name until the last of them is pruned") {
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  make_receivers(*s, 2);
+  auto one = s->get_receiver(1);
+  REQUIRE(one.ok());
+  Executions two(1, 2, 0, "scale-service", "up");
+  REQUIRE(two.insert(*s).ok());
+  for (auto& e : two.rows)
+    REQUIRE(s->finish(e.id, ExecutionStatus::kSucceeded, nullptr, "", 1).ok());
+
+  auto names = s->receiver_names({1, 2, 1, 99});
+  REQUIRE(names.ok());
+  CHECK(names->size() == 2);  // 99 was never a receiver
+  CHECK(names->at(1).name == one->name);
+  CHECK_FALSE(names->at(1).deleted);
+
+  REQUIRE(s->delete_receiver(1).ok());
+  names = s->receiver_names({1, 2});
+  REQUIRE(names.ok());
+  CHECK(names->at(1).name == one->name);  // the name it had when deleted
+  CHECK(names->at(1).deleted);
+  CHECK_FALSE(names->at(2).deleted);
+
+  // Pruned one execution: one still names it. Pruned the last: the name goes too.
+  REQUIRE(s->delete_executions({two.rows[0].id}).ok());
+  CHECK(s->receiver_names({1})->count(1) == 1);
+  REQUIRE(s->delete_executions({two.rows[1].id}).ok());
+  CHECK(s->receiver_names({1})->count(1) == 0);
+  CHECK(s->receiver_names(std::vector<int64_t>(501, 2)).status().code() == Status::Code::kInvalid);
 }
