@@ -146,6 +146,8 @@ create_receiver() {
 CLK=$(getconf CLK_TCK)
 cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }  # user nice system irq softirq
 cpu_own() { [ -n "$pid" ] && awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0; }
+# Bytes tripline sent to the disk (page cache dirtied for its files: the WAL, the database).
+disk_own() { [ -n "$pid" ] && awk '/^write_bytes/ {print $2}' "/proc/$pid/io" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 
 results="$work/results"
@@ -153,24 +155,27 @@ results="$work/results"
 : >"$work/syncs"
 wrk_run() {  # $1 = run name, $2 = URL, then env assignments for wrk
   local name=$1 url=$2; shift 2
-  local busy0 own0 busy1 own1
-  busy0=$(cpu_busy) own0=$(cpu_own)
+  local busy0 own0 busy1 own1 disk0 disk1
+  busy0=$(cpu_busy) own0=$(cpu_own) disk0=$(disk_own)
   env "$@" FLOOD_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
     --latency -s bench/flood.lua "$url" >"$work/$name.txt"
-  busy1=$(cpu_busy) own1=$(cpu_own)
+  busy1=$(cpu_busy) own1=$(cpu_own) disk1=$(disk_own)
   local rss=-
   [ -n "$pid" ] && [ "${name%-nginx}" = "$name" ] && rss=$(rss_kb)
   # CPU seconds over the run: the whole machine's busy time, and tripline's own share of it.
   local cpu
   cpu=$(awk -v b="$((busy1 - busy0))" -v o="$((own1 - own0))" -v c="$CLK" \
     'BEGIN {printf "cpu_busy_s=%.1f cpu_tripline_s=%.1f", b / c, o / c}')
+  cpu="$cpu disk_bytes=$((disk1 - disk0))"
   echo "$name $(grep RESULT "$work/$name.txt" | cut -d' ' -f2-) rss_kb=$rss $cpu" >>"$results"
   echo "  $name: $(grep RESULT "$work/$name.txt" | cut -d' ' -f2-) rss_kb=$rss $cpu"
 }
 # Each tripline run is paired with an nginx run just before it: on a shared machine the ceiling
 # moves by the minute, and the ratio is taken within the pair.
 run() {
-  wrk_run "$1-nginx" "http://127.0.0.1:$nginx_port/"
+  # The same requests as the tripline run (for the signed run, the same signed bodies through the
+  # same wrk script), so that wrk's own work is the same on both sides of the pair.
+  wrk_run "$1-nginx" "http://127.0.0.1:$nginx_port/" "${@:3}"
   local perf_pid=""
   if [ -n "${PERF_DIR:-}" ]; then
     perf record -q ${PERF_CALLGRAPH:--g} -F 499 -p "$pid" -o "$PERF_DIR/$1.data" -- sleep "$DURATION" >/dev/null 2>&1 &
@@ -260,6 +265,7 @@ if [ -s "$work/syncs" ]; then
   echo "disk waits (fdatasync + fsync calls by tripline) per 1000 requests: $(while read -r r n; do
     printf '%s %s  ' "$r" "$(python3 -c "print(f'{$n * 1000 / max(1, $(field "$r" requests)):.1f}')")"; done <"$work/syncs")"
 fi
+echo "bytes written to disk by tripline per request: $(for r in plain signed swarm; do printf '%s %s  ' $r "$(python3 -c "print(round($(field $r disk_bytes) / max(1, $(field $r requests))))")"; done)"
 echo "CPU seconds over each run (machine busy / tripline): $(for r in plain signed forged swarm; do printf '%s %s/%s  ' $r "$(field $r cpu_busy_s)" "$(field $r cpu_tripline_s)"; done)"
 
 fail=0

@@ -12,7 +12,8 @@
 set -euo pipefail
 
 build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev libsqlitecpp-dev
-       libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev libyaml-cpp-dev libcli11-dev)
+       libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev libyaml-cpp-dev libcli11-dev
+       libsimdjson-dev)
 test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
       knot knot-dnsutils pdns-server pdns-backend-sqlite3
       prometheus-alertmanager chromium nginx openssl docker-registry socat dpkg-dev file debootstrap

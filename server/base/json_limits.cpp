@@ -1,5 +1,7 @@
 #include "json_limits.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
 
 namespace tripline {
@@ -62,16 +64,60 @@ std::string utf8_text(std::string_view bytes, size_t max_bytes, bool* cut) {
   return out;
 }
 
+namespace {
+using nlohmann::json;
+
+// simdjson's DOM as nlohmann json, the type every caller reads. Recursion is bounded by the
+// nesting pre-scan (at most max_depth levels). Types as nlohmann's own parser gives them: a
+// non-negative integer is number_unsigned, a negative one number_integer; of a key given twice,
+// the last value stays.
+json from_simdjson(simdjson::dom::element e) {
+  switch (e.type()) {
+    case simdjson::dom::element_type::OBJECT: {
+      json o(json::value_t::object);
+      for (auto field : simdjson::dom::object(e))
+        o[std::string(field.key)] = from_simdjson(field.value);
+      return o;
+    }
+    case simdjson::dom::element_type::ARRAY: {
+      json a(json::value_t::array);
+      for (auto v : simdjson::dom::array(e)) a.push_back(from_simdjson(v));
+      return a;
+    }
+    case simdjson::dom::element_type::STRING:
+      return json(std::string(std::string_view(e)));
+    case simdjson::dom::element_type::INT64: {
+      int64_t v = int64_t(e);
+      return v >= 0 ? json(static_cast<uint64_t>(v)) : json(v);
+    }
+    case simdjson::dom::element_type::UINT64:
+      return json(uint64_t(e));
+    case simdjson::dom::element_type::DOUBLE:
+      return json(double(e));
+    case simdjson::dom::element_type::BOOL:
+      return json(bool(e));
+    case simdjson::dom::element_type::NULL_VALUE:
+      return json(nullptr);
+  }
+  return json(json::value_t::discarded);
+}
+
+// Documents up to this size are parsed with a parser kept per thread (its buffers are reused,
+// so a parse allocates only the values it returns); larger ones, rare, with one of their own,
+// so no thread keeps a buffer sized for a 1 MiB body.
+constexpr size_t kReusedParserBytes = 64 * 1024;
+}  // namespace
+
 BoundedJson parse_json_bounded(std::string_view text, const JsonLimits& limits) {
-  using nlohmann::json;
   BoundedJson out{json(json::value_t::discarded), BoundedJson::Error::kNone};
   if (text.size() > limits.max_bytes) {
     out.error = BoundedJson::Error::kTooLarge;
     return out;
   }
-  // Reject deep nesting before the parser builds it.
+  // Reject deep nesting before the parser builds it. Note, too, any \u escape of a UTF-16
+  // surrogate: those documents go to nlohmann's parser, which checks that each is paired.
   int depth = 0;
-  bool in_string = false;
+  bool in_string = false, surrogate_escape = false;
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (c == '\0') {
@@ -79,10 +125,14 @@ BoundedJson parse_json_bounded(std::string_view text, const JsonLimits& limits) 
       return out;
     }
     if (in_string) {
-      if (c == '\\')
+      if (c == '\\') {
+        if (i + 3 < text.size() && text[i + 1] == 'u' && (text[i + 2] | 0x20) == 'd' &&
+            std::string_view("89abcdefABCDEF").find(text[i + 3]) != std::string_view::npos)
+          surrogate_escape = true;
         ++i;
-      else if (c == '"')
+      } else if (c == '"') {
         in_string = false;
+      }
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{' || c == '[') {
@@ -93,6 +143,26 @@ BoundedJson parse_json_bounded(std::string_view text, const JsonLimits& limits) 
     } else if (c == '}' || c == ']') {
       --depth;
     }
+  }
+  // simdjson validates and indexes the whole document (UTF-8 included) several times faster
+  // than nlohmann's lexer, which reads a character at a time; the values are then built once.
+  // Whatever simdjson refuses (malformed, or what nlohmann reads differently: integers past
+  // 64 bits become doubles there) is left to nlohmann's parser, whose answer is the reference
+  // (tests/fuzz/body_target.cpp checks that the two agree).
+  if (!surrogate_escape) {
+    auto parse = [&](simdjson::dom::parser& parser) {
+      simdjson::dom::element root;
+      if (parser.parse(text.data(), text.size()).get(root) == simdjson::SUCCESS)
+        out.value = from_simdjson(root);
+    };
+    if (text.size() <= kReusedParserBytes) {
+      thread_local simdjson::dom::parser parser(kReusedParserBytes);
+      parse(parser);
+    } else {
+      simdjson::dom::parser parser(text.size());
+      parse(parser);
+    }
+    if (!out.value.is_discarded()) return out;
   }
   out.value = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (out.value.is_discarded()) out.error = BoundedJson::Error::kNotJson;

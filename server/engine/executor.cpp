@@ -53,6 +53,7 @@ void Executor::stop() {
 }
 
 void Executor::enqueue(Job job) {
+  bool ready = false;
   {
     std::lock_guard lock(mu_);
     // Already read by a page: the ingest commits a batch before handing its rows over one by
@@ -66,24 +67,29 @@ void Executor::enqueue(Job job) {
       return;
     }
     watermark_ = std::max(watermark_, job.id);
-    add_locked(std::move(job));
+    ready = add_locked(std::move(job));
   }
-  cv_.notify_one();
+  // Only a lane that became ready needs a worker. A job joining a lane that is queued or running
+  // wakes nobody: a flood on one target would otherwise wake an idle worker per trigger, to find
+  // nothing it may run and sleep again (two context switches a trigger, on the cores the trigger
+  // path needs).
+  if (ready) cv_.notify_one();
 }
 
-void Executor::add_locked(Job job) {
+bool Executor::add_locked(Job job) {
   // Cancelled in the store only: the canceller gave its queue slot back (App::cancel_execution).
-  if (!cancelled_.empty() && cancelled_.erase(job.id)) return;
+  if (!cancelled_.empty() && cancelled_.erase(job.id)) return false;
   if (!cancelling_.empty())
     if (auto it = cancelling_.find(job.id); it != cancelling_.end()) {
       it->second = std::move(job);
-      return;
+      return false;
     }
   ++held_;
   auto [it, created] = lanes_.try_emplace(job.lane);
   it->second.jobs.push_back(std::move(job));
   // A busy lane's job runs when the one before it finishes.
   if (created) ready_.push_back(it->first);
+  return created;
 }
 
 void Executor::refill(std::unique_lock<std::mutex>& lock) {

@@ -157,7 +157,8 @@ class Executor {
   void work();
   // Reads one page from the store while spilled; called by a worker with `lock` held.
   void refill(std::unique_lock<std::mutex>& lock);
-  void add_locked(Job job);
+  // Answers whether the job made its lane ready (a new lane), i.e. whether a worker is needed.
+  bool add_locked(Job job);
   // Runs one attempt; answers true when the job is done (succeeded or failed for good) and that
   // is recorded.
   bool run_once(Job& job, std::chrono::milliseconds* retry_in);

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "../support/fake_request.h"
+#include "json_limits.h"
 
 using namespace tripline;
 using nlohmann::json;
@@ -169,6 +170,55 @@ TEST_CASE("rules: deeply nested or invalid JSON bodies are treated as no body") 
   FakeRequest req;
   req.body_ = "garbage";
   CHECK_FALSE(matches(R"({"field":"body:/a","op":"exists"})", req));
+}
+
+TEST_CASE("bounded parse: simdjson's documents are nlohmann's, value for value and type for type") {
+  // parse_json_bounded reads with simdjson and builds nlohmann values; nlohmann's own parser is
+  // the reference. dump() shows number types too (1 and 1.0 compare equal but dump apart).
+  auto same = [](const std::string& text) {
+    INFO(text);
+    json want = json::parse(text, nullptr, false);
+    BoundedJson got = parse_json_bounded(text);
+    REQUIRE(got.ok() == !want.is_discarded());
+    if (!got.ok()) return;
+    CHECK(got.value == want);
+    CHECK(got.value.dump() == want.dump());
+    CHECK(got.value.type() == want.type());
+  };
+  for (const char* text :
+       {R"({"a":1,"b":-1,"c":1.0,"d":1e2,"e":-0,"f":-0.0,"g":0,"h":18446744073709551615})",
+        R"({"big":18446744073709551616,"neg":-9223372036854775808,"over":-9223372036854775809})",
+        R"({"k":1,"k":2})",
+        R"([true,false,null,"",[],{}])",
+        R"("just a string")",
+        "42",
+        R"({"esc":"\u0026\u003c\n\t\"\\\/","pair":"\ud83d\ude00"})",
+        R"({"lone":"\ud800"})",
+        R"({"low":"\udc00x"})",
+        R"({"bad":"\ud800\u0041"})",
+        "{\"ctl\":\"\x01\"}",
+        "{\"utf8\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}",
+        "{\"bad\":\"\xed\xa0\x80\"}",
+        R"({"a":[1,2,{"b":[3,{"c":null}]}]})",
+        "[1,]",
+        "{\"a\":1} x",
+        " {\"a\" : 1 } ",
+        "1e400",
+        "-1e-400",
+        "0.1",
+        "123456789012345678901234567890",
+        "1.7976931348623157e308",
+        "4.9e-324",
+        "[0.30000000000000004]"})
+    same(text);
+  // Past the per-thread parser's 64 KiB: a parser of its own, the same answer.
+  std::string big = "{\"pad\":\"" + std::string(100000, 'x') + "\",\"n\":[1,2,3]}";
+  same(big);
+  CHECK(parse_json_bounded(big).value["n"][2] == 3);
+  // The nesting limit holds for both paths.
+  CHECK(parse_json_bounded(std::string(65, '[') + std::string(65, ']')).error ==
+        BoundedJson::Error::kTooDeep);
+  same(std::string(64, '[') + std::string(64, ']'));
 }
 
 TEST_CASE("LazyBody parses on first use, once, within the request limits") {
