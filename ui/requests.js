@@ -64,9 +64,10 @@ export function reasonText(e) {
   switch (e.outcome) {
     case 'accepted':
       if (d.duplicate) return 'A repeat of an earlier request (same Idempotency-Key): no new execution';
-      return d.rule ? `Run by ${ruleText(d.rule)}` : 'Run';
+      return d.rule ? `Run by ${ruleText(d.rule)}` : 'Accepted: an execution was queued';
     case 'ignored':
-      return d.rule ? `Ignored by ${ruleText(d.rule)}${d.message ? `: ${d.message}` : ''}` : (d.message || 'Ignored');
+      // A rule's own message only repeats its name.
+      return d.rule ? `Ignored by ${ruleText(d.rule)}` : (d.message || 'Ignored');
     case 'refused':
       return `Refused by ${CHECKS[d.check] || `the ${d.check || 'inbound'} check`}${d.message ? `: ${d.message}` : ''}`;
     case 'cooling_down':
@@ -178,7 +179,8 @@ function bodyBlock(e) {
 // The page of one logged request: #/receivers/RID/requests/ID.
 export async function requestView(main, { id, requestId, receivers, navigate }) {
   const [e, operate] = await Promise.all([api.request(id, requestId), canOperate()]);
-  const r = receivers.get(id);
+  // A receiver made since the list was loaded is asked for.
+  const r = receivers.get(id) || await api.receiver(id).catch(() => null);
   const name = r ? r.name : `Receiver ${id}`;
   const errorBox = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
   const why = whyNotRedeliver(e);
