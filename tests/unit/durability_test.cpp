@@ -276,7 +276,7 @@ TEST_CASE("durability: a failed outcome waits for the disk, a success does not")
 }
 
 TEST_CASE(
-    "durability: accepted requests' log entries ride on the group commit; others never sync") {
+    "durability: accepted requests' log entries ride on the group commit, others never sync") {
   CountingVfs counting;
   TempDir dir;
   auto s = open_syncing_only_on_writes(dir);
