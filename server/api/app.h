@@ -35,6 +35,13 @@ namespace tripline {
 // The settings row that keeps the workers' pause across restarts.
 inline constexpr const char* kWorkersPausedSetting = "workers_paused";
 
+// A notification subscription as the audit log shows it: secrets redacted, no counters or times
+// (notifications_api.cpp).
+nlohmann::json subscription_audit_view(const SubscriptionRow& s);
+// Every URL's credentials (user:password@, or a lone user@ that may be a token) anywhere in `j`
+// replaced by kRedacted, for the audit log (notifications_api.cpp).
+nlohmann::json redact_url_credentials(nlohmann::json j);
+
 struct AppContext {
   Store& store;
   ReceiverCache& receivers;

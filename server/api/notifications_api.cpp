@@ -39,13 +39,6 @@ json subscription_json(const SubscriptionRow& s) {
   return out;
 }
 
-// A subscription as the audit log shows it: its secrets redacted, no counters or times.
-json subscription_audit_view(const SubscriptionRow& s) {
-  json out = subscription_json(s);
-  for (const char* k : {"id", "created_at", "updated_at", "dropped"}) out.erase(k);
-  return out;
-}
-
 json attempt_json(const DeliveryAttemptRow& a) {
   return {{"attempt", a.attempt},
           {"started_at", log::format_time(a.started_at)},
@@ -81,6 +74,34 @@ json delivery_json(const DeliveryRow& d, const std::vector<DeliveryAttemptRow>* 
 }
 
 }  // namespace
+
+json redact_url_credentials(json j) {
+  if (j.is_object() || j.is_array()) {
+    for (auto& v : j) v = redact_url_credentials(std::move(v));
+    return j;
+  }
+  if (!j.is_string()) return j;
+  const auto& text = j.get_ref<const std::string&>();
+  size_t scheme = text.find("://");
+  if (scheme == std::string::npos) return j;
+  size_t start = scheme + 3;
+  size_t end = text.find_first_of("/?#", start);
+  std::string_view authority = std::string_view(text).substr(
+      start, end == std::string::npos ? std::string::npos : end - start);
+  size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return j;
+  // user:password@ keeps the user; a lone user@ may be a token (https://TOKEN@host): both go.
+  size_t colon = authority.substr(0, at).find(':');
+  size_t from = colon == std::string_view::npos ? start : start + colon + 1;
+  return text.substr(0, from) + kRedacted + text.substr(start + at);
+}
+
+// A subscription as the audit log shows it (app.h): its secrets redacted, no counters or times.
+json subscription_audit_view(const SubscriptionRow& s) {
+  json out = redact_url_credentials(subscription_json(s));
+  for (const char* k : {"id", "created_at", "updated_at", "dropped"}) out.erase(k);
+  return out;
+}
 
 // Checks a client's subscription and fills `row` (secrets sealed; "********" or absent keeps
 // the `previous` row's).

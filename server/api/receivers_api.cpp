@@ -1,8 +1,10 @@
 // /api/v1/receivers: create, read, update, delete, rotate; a receiver's JSON view.
 #include <algorithm>
 #include <charconv>
+#include <set>
 
 #include "app.h"
+#include "crypto.h"
 #include "field_reader.h"
 #include "log.h"
 #include "responses.h"
@@ -41,6 +43,45 @@ json redact_sealed(json j) {
   return j;
 }
 
+// The secret fields (sealed or hashed values, at any depth of config and auth) that differ
+// between two stored rows, as "config.secret" / "auth.github_secret": the audit shows every
+// secret as kRedacted, so without this a changed secret would look like no change. Sealed values
+// are opened and compared in constant time (a secret sent again as it was is no change); a
+// hashed one (salted) is a change whenever its stored value differs, since it cannot be opened.
+void changed_secrets(const json& before, const json& after, const std::string& path,
+                     const SecretBox& box, std::vector<std::string>* out) {
+  auto secret = [](const json& j) {
+    if (!j.is_string()) return false;
+    const auto& v = j.get_ref<const std::string&>();
+    return SecretBox::is_sealed(v) || v.rfind("hashed:", 0) == 0;
+  };
+  if (before.is_object() || after.is_object()) {
+    static const json kNone;
+    std::set<std::string> keys;
+    if (before.is_object())
+      for (const auto& [k, v] : before.items()) keys.insert(k);
+    if (after.is_object())
+      for (const auto& [k, v] : after.items()) keys.insert(k);
+    for (const auto& k : keys) {
+      const json& b = before.is_object() && before.contains(k) ? before[k] : kNone;
+      const json& a = after.is_object() && after.contains(k) ? after[k] : kNone;
+      changed_secrets(b, a, path + "." + k, box, out);
+    }
+    return;
+  }
+  if (!secret(before) && !secret(after)) return;
+  if (before.is_string() && after.is_string()) {
+    const auto& b = before.get_ref<const std::string&>();
+    const auto& a = after.get_ref<const std::string&>();
+    if (b == a) return;
+    if (SecretBox::is_sealed(b) && SecretBox::is_sealed(a)) {
+      auto pb = box.open(b), pa = box.open(a);
+      if (pb && pa && crypto::constant_time_equal(*pb, *pa)) return;
+    }
+  }
+  out->push_back(path);
+}
+
 }  // namespace
 
 json App::audit_view(const ReceiverRow& row) const {
@@ -50,7 +91,7 @@ json App::audit_view(const ReceiverRow& row) const {
           {"driver", row.driver},
           {"enabled", row.enabled},
           {"generation", row.generation},
-          {"config", redact_sealed(redact_config(row.config, secrets))},
+          {"config", redact_url_credentials(redact_sealed(redact_config(row.config, secrets)))},
           {"rules", row.rules},
           {"auth", redact_sealed(InboundAuth::redact(row.auth))},
           {"limits", row.limits}};
@@ -204,6 +245,14 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
       if (!current.ok()) return from_status(current.status());
       AuditEntry entry = receiver_audit(actor, "receiver.delete", &*current);
       entry.render_after = nullptr;
+      // The delete removes its notification subscriptions too: the row says which.
+      auto subscriptions = ctx_.store.list_subscriptions(*id);
+      if (!subscriptions.ok()) return from_status(subscriptions.status());
+      if (!subscriptions->empty()) {
+        json list = json::array();
+        for (const auto& sub : *subscriptions) list.push_back(subscription_audit_view(sub));
+        entry.before["subscriptions"] = std::move(list);
+      }
       Status s = ctx_.store.delete_receiver(*id, &entry);
       if (!s.ok()) return from_status(s);
       ctx_.receivers.erase(*id, /*deleted=*/true);
@@ -405,6 +454,14 @@ HttpResponse App::update_receiver(const HttpRequest& req, int64_t id, const Audi
   int64_t version = current->version;
   // `current` is the state before: the update commits only at its version.
   AuditEntry entry = receiver_audit(actor, "receiver.update", &*current);
+  entry.render_after = [this, previous = *current](const ReceiverRow& after) {
+    json view = audit_view(after);
+    std::vector<std::string> changed;
+    changed_secrets(previous.config, after.config, "config", ctx_.secrets, &changed);
+    changed_secrets(previous.auth, after.auth, "auth", ctx_.secrets, &changed);
+    if (!changed.empty()) view["secrets_changed"] = changed;
+    return view;
+  };
   return commit_receiver(
       200, [&] { return ctx_.store.update_receiver(id, stored, version, revoke, &entry); },
       is_admin(actor), revoke);

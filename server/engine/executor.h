@@ -162,6 +162,12 @@ class Executor {
   // Runs one attempt; answers true when the job is done (succeeded or failed for good) and that
   // is recorded.
   bool run_once(Job& job, std::chrono::milliseconds* retry_in);
+  // run_batch()'s way for executions that change nothing (Driver::settled): recorded planned
+  // and succeeded at once (Store::finish_settled). False when the store refused: nothing was
+  // recorded, and the caller goes the usual way.
+  bool finish_settled(std::vector<Job>& jobs, const std::vector<Store::PlannedRun>& runs,
+                      std::vector<nlohmann::json>& plans, const Outcome& outcome, int64_t started);
+
   // Runs jobs (2 or more executions of one lane, in order; all unplanned, or all with recorded
   // plans) together; answers how many of them, from the front, are done and recorded. The others
   // keep their order (with their plans when recorded), to run next or, when *retry_in is set,

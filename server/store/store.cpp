@@ -1006,6 +1006,42 @@ Status Store::finish_all(const std::vector<Finished>& outcomes) {
   });
 }
 
+Status Store::finish_settled(const std::vector<PlannedRun>& runs, int64_t started_at,
+                             const std::vector<Finished>& outcomes) {
+  if (runs.size() != outcomes.size()) return Status::Invalid("runs and outcomes differ in number");
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    OutcomeSync relaxed(*writer_);  // successes only (see finish_all)
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_,
+                        "UPDATE executions SET status = 'succeeded', attempts = ?, "
+                        "started_at = coalesce(started_at, ?), plan = ?, result = ?, "
+                        "finished_at = ?, next_attempt_at = NULL WHERE id = ? AND plan IS NULL");
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const PlannedRun& r = runs[i];
+      const Finished& f = outcomes[i];
+      q.tryReset();
+      q.bind(1, r.attempts);
+      q.bind(2, started_at);
+      q.bind(3, r.plan->dump());
+      if (!f.result || f.result->is_null())
+        q.bind(4);
+      else
+        q.bind(4, f.result->dump());
+      q.bind(5, f.finished_at);
+      q.bind(6, r.id);
+      // Only an execution with no recorded plan: a recorded one is what a recovery re-applies,
+      // and is never finished from a fresh read.
+      if (q.exec() != 1)
+        throw std::runtime_error("execution " + std::to_string(r.id) + " has a recorded plan");
+      note_status_locked(r.id, "running", r.target, started_at);
+      note_status_locked(f.id, "succeeded", f.target, f.finished_at);
+    }
+    tx.commit();
+    return Status::Ok();
+  });
+}
+
 Result<ExecutionRow> Store::get_execution(int64_t id) {
   return guarded([&]() -> Result<ExecutionRow> {
     std::lock_guard lock(read_mu_);

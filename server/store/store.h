@@ -364,6 +364,15 @@ class Store {
     std::string_view target;
   };
   Status finish_all(const std::vector<Finished>& outcomes);
+  // A lane's executions whose plans ask for the state the peer was just read at
+  // (Driver::settled): nothing is applied, so the plan need not be recorded before an apply.
+  // Each is recorded planned AND succeeded (its plan, its result, both status changes for the
+  // notifications) by ONE update, in ONE transaction that commits relaxed like any success: if
+  // it is lost, the executions are still queued and are planned again (docs/durability.md).
+  // runs[i] and outcomes[i] are the same execution. Refused, recording nothing, when any of them
+  // has a plan recorded already.
+  Status finish_settled(const std::vector<PlannedRun>& runs, int64_t started_at,
+                        const std::vector<Finished>& outcomes);
   Status finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,
                 const std::string& error, int64_t finished_at, std::string_view target = {});
   Result<ExecutionRow> get_execution(int64_t id);

@@ -308,8 +308,8 @@ TEST_CASE("audit: every management change is recorded, with before -> after, and
     json edit = body;
     edit["name"] = "audited-2";
     edit["config"]["url"] = "https://hooks.invalid/v2";
-    edit["config"]["secret"] = hook_secret2;      // a new secret
-    edit["config"]["authorization"] = kRedacted;  // kept
+    edit["config"]["secret"] = hook_secret2;       // a new secret
+    edit["config"]["authorization"] = hook_authz;  // sent again as it was: no change
     edit["auth"]["bearer_token"] = kRedacted;
     edit["auth"]["basic_password"] = kRedacted;
     edit["auth"]["github_secret"] = kRedacted;
@@ -401,6 +401,9 @@ TEST_CASE("audit: every management change is recorded, with before -> after, and
   CHECK(update["before"]["config"]["url"] == "https://hooks.invalid/in");
   CHECK(update["after"]["config"]["url"] == "https://hooks.invalid/v2");
   CHECK(update["after"]["config"]["secret"] == kRedacted);
+  // Redacted on both sides, a changed secret is still named (and only a changed one).
+  CHECK(update["after"]["secrets_changed"] == json({"config.secret"}));
+  CHECK_FALSE(rows[3]["after"].contains("secrets_changed"));
   CHECK(rows[3]["before"]["enabled"] == true);
   CHECK(rows[3]["after"]["enabled"] == false);
   CHECK(rows[4]["after"]["enabled"] == true);
@@ -439,6 +442,30 @@ TEST_CASE("audit: every management change is recorded, with before -> after, and
     CHECK(after["items"] == listed["items"]);
   }
   sh("rm -rf " + dir);
+}
+
+TEST_CASE(
+    "audit: a receiver's delete lists the subscriptions it removed, secrets and URL passwords "
+    "redacted") {
+  TestServer s("", no_docker());
+  json rec = s.create_receiver(webhook_receiver("with-subs", whsec(), "Bearer x"));
+  std::string base = "/api/v1/receivers/" + std::to_string(rec["id"].get<int64_t>());
+  const std::string sub_secret = whsec();
+  expect(s.request(
+             "POST", base + "/notifications",
+             {{"url", "https://alice:pw-in-url@notify.invalid/deleted"}, {"secret", sub_secret}}),
+         201);
+  expect(s.request("DELETE", base), 204);
+  auto page = s.request("GET", "/api/v1/audit?limit=1");
+  CHECK(page.body.find(sub_secret) == std::string::npos);
+  CHECK(page.body.find("pw-in-url") == std::string::npos);
+  json row = expect(page, 200)["items"][0];
+  CHECK(row["action"] == "receiver.delete");
+  REQUIRE(row["before"]["subscriptions"].size() == 1);
+  CHECK(row["before"]["subscriptions"][0]["url"] ==
+        std::string("https://alice:") + kRedacted + "@notify.invalid/deleted");
+  CHECK(row["before"]["subscriptions"][0]["secret"] == kRedacted);
+  CHECK(row["after"].is_null());
 }
 
 TEST_CASE("audit: a change that fails writes no row") {

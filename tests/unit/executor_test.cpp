@@ -3,6 +3,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -417,6 +418,13 @@ TEST_CASE("floods: executions at the peer's bound are recorded without an apply"
   Executor executor(*store, metrics, RetryPolicy{}, 1, /*loader=*/nullptr);
   executor.start();
   SECTION("planned together") {
+    // Plans and outcomes in one transaction (Store::finish_settled): the plan recorder, which
+    // rides on the ingest's synced commit, is never asked.
+    std::atomic<int> recorded{0};
+    executor.record_plans_with([&](const std::vector<Store::PlannedRun>& runs, int64_t at) {
+      ++recorded;
+      return store->start_planned(runs, at);
+    });
     auto ids = insert(*store, 20);
     executor.pause();
     enqueue_unplanned(executor, driver, ids);
@@ -425,10 +433,42 @@ TEST_CASE("floods: executions at the peer's bound are recorded without an apply"
     executor.stop();
     CHECK(driver.reads == 1);  // the plan's read; no apply, which would read again
     CHECK(driver.applied.empty());
+    CHECK(recorded == 0);
     auto last = store->get_execution(ids.back());
     REQUIRE(last.ok());
     CHECK(last->status == ExecutionStatus::kSucceeded);
     CHECK(last->result == json{{"replicas_after", driver.max}, {"applied", false}});
+    for (int64_t id : ids) {  // each with its own plan, attempt and times, as if applied
+      auto e = store->get_execution(id);
+      REQUIRE(e.ok());
+      CHECK(e->status == ExecutionStatus::kSucceeded);
+      CHECK(e->attempts == 1);
+      CHECK(e->plan == json{{"replicas_before", driver.max}, {"replicas", driver.max}});
+      CHECK(e->started_at.has_value());
+      CHECK(e->finished_at.has_value());
+      if (id != ids.back()) CHECK(e->result == json{{"applied_with", ids.back()}});
+    }
+  }
+  SECTION("a row whose plan is recorded already is not finished from a fresh read") {
+    // finish_settled refuses the whole lane (nothing recorded); the executor then records the
+    // plans first, as for any batch, and the outcome is the same.
+    auto ids = insert(*store, 5);
+    const json recorded_plan = {{"replicas_before", 7}, {"replicas", 8}};
+    REQUIRE(store->record_plan(ids[2], recorded_plan).ok());
+    std::vector<Store::PlannedRun> runs;
+    std::vector<Store::Finished> outcomes;
+    json plan = {{"replicas", 1}}, result = {{"applied", false}};
+    for (int64_t id : ids) {
+      runs.push_back({id, 1, &plan, "one"});
+      outcomes.push_back({id, ExecutionStatus::kSucceeded, &result, {}, 1, "one"});
+    }
+    CHECK_FALSE(store->finish_settled(runs, 1, outcomes).ok());
+    for (int64_t id : ids) {  // all or nothing
+      auto e = store->get_execution(id);
+      REQUIRE(e.ok());
+      CHECK(e->status == ExecutionStatus::kQueued);
+      CHECK(e->plan == (id == ids[2] ? recorded_plan : json()));
+    }
   }
   SECTION("alone") {
     auto ids = insert(*store, 1);
