@@ -57,6 +57,9 @@ constexpr const char* kUsageRest =
   --retention SPEC        TRIPLINE_RETENTION    finished executions kept: an age (30d, 12h), a count
                                                 per receiver (100000), both (default 30d,100000)
                                                 or off; rows with an idempotency key stay 48 h
+                                                (also the request log's age)
+  --request-log N         TRIPLINE_REQUEST_LOG  requests logged per receiver, newest kept
+                                                (default 1000; 0: no request log)
   --audit-retention SPEC  TRIPLINE_AUDIT_RETENTION  audit log rows kept: an age (400d), a count
                                                 (100000), both (default 400d,100000) or off
   --default-rate-per-minute N  TRIPLINE_DEFAULT_RATE_PER_MINUTE  rate limit of receivers whose
@@ -152,7 +155,8 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url, workers = "4",
               http_threads = "2", max_attempts = "8", retry_base = "500", retry_max = "60000",
               log_level = "info", trusted_proxies, retention = "30d,100000", default_rate = "600",
-              audit_retention = "400d,100000", default_burst = "100", default_max_queued = "1000";
+              audit_retention = "400d,100000", default_burst = "100", default_max_queued = "1000",
+              request_log = "1000";
   std::vector<Flag> flags = {
       {"--listen", "TRIPLINE_LISTEN", &listen},
       {"--data-dir", "TRIPLINE_DATA_DIR", &data_dir},
@@ -165,6 +169,7 @@ int main(int argc, char** argv) {
       {"--log-level", "TRIPLINE_LOG_LEVEL", &log_level},
       {"--trusted-proxies", "TRIPLINE_TRUSTED_PROXIES", &trusted_proxies},
       {"--retention", "TRIPLINE_RETENTION", &retention},
+      {"--request-log", "TRIPLINE_REQUEST_LOG", &request_log},
       {"--audit-retention", "TRIPLINE_AUDIT_RETENTION", &audit_retention},
       {"--default-rate-per-minute", "TRIPLINE_DEFAULT_RATE_PER_MINUTE", &default_rate},
       {"--default-burst", "TRIPLINE_DEFAULT_BURST", &default_burst},
@@ -259,6 +264,7 @@ int main(int argc, char** argv) {
   o.retry.max_attempts = std::max(1, to_int(max_attempts, "--max-attempts"));
   o.retry.base = std::chrono::milliseconds(to_int(retry_base, "--retry-base-ms"));
   o.retry.max = std::chrono::milliseconds(to_int(retry_max, "--retry-max-ms"));
+  o.request_log.keep_per_receiver = std::max(0, to_int(request_log, "--request-log"));
   if (auto s = tripline::parse_retention(retention, &o.retention); !s.ok()) {
     std::fprintf(stderr, "tripline: %s\n", s.message().c_str());
     return 2;

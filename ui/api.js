@@ -4,6 +4,7 @@
 
 let token = null;
 let me = null; // GET /whoami of the token: { id, name, role }
+let operates = null; // a promise: may this token act (operator or admin)? Asked once per sign-in
 const listeners = new Set();
 
 export function signedIn() {
@@ -13,6 +14,7 @@ export function signedIn() {
 export function signOut(reason) {
   token = null;
   me = null;
+  operates = null;
   for (const fn of listeners) fn(reason);
 }
 
@@ -107,6 +109,15 @@ export const opsApi = {
     `/drivers/${encodeURIComponent(driver)}/targets?backend=${encodeURIComponent(backend || '')}`),
 };
 
+// Whether the signed-in token may act (re-run, cancel, redeliver): operators and admins may,
+// read-only tokens may not (docs/security.md "Roles"). Asked of GET /tokens, which needs an
+// operator: 403 means read-only. Any other failure leaves the buttons on: the API decides.
+export function canOperate() {
+  if (me) return Promise.resolve(can('operator')); // known from GET /whoami
+  if (!operates) operates = request('GET', '/tokens').then(() => true, (err) => err.status !== 403);
+  return operates;
+}
+
 export const api = {
   drivers: () => request('GET', '/drivers'),
   receivers: (limit = 500, offset = 0) => request('GET', `/receivers?limit=${limit}&offset=${offset}`),
@@ -131,6 +142,18 @@ export const api = {
   deliveries: (id) => request('GET', `/receivers/${encodeURIComponent(id)}/deliveries?limit=20`),
   redeliver: (id, deliveryId) => request('POST',
     `/receivers/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(deliveryId)}/redeliver`),
+  requests: (id, { outcome, limit = 20, before } = {}) => {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (outcome) q.set('outcome', outcome);
+    if (before) q.set('before', String(before));
+    return request('GET', `/receivers/${encodeURIComponent(id)}/requests?${q}`);
+  },
+  request: (id, requestId) => request('GET',
+    `/receivers/${encodeURIComponent(id)}/requests/${encodeURIComponent(requestId)}`),
+  redeliverRequest: (id, requestId) => request('POST',
+    `/receivers/${encodeURIComponent(id)}/requests/${encodeURIComponent(requestId)}/redeliver`),
+  cancelExecution: (id) => request('POST', `/executions/${encodeURIComponent(id)}/cancel`),
+  retryExecution: (id) => request('POST', `/executions/${encodeURIComponent(id)}/retry`),
   executions: ({ receiverId, status, limit = 50, before } = {}) => {
     const q = new URLSearchParams({ limit: String(limit) });
     if (receiverId) q.set('receiver_id', String(receiverId));

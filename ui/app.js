@@ -1,6 +1,7 @@
 // tripline's web UI: plain ES modules, no build step. Hash routes:
 //   #/receivers                 the list          #/receivers/new            create
 //   #/receivers/ID              one receiver      #/receivers/ID/edit|clone  edit, clone
+//   #/receivers/ID/requests/RID one logged request (requests.js)
 //   #/executions?receiver=&status=                the live executions list
 //   #/operations                                   workers, admin tokens, peers' health
 // Until an admin token is entered (kept in memory only, see api.js) every route shows sign-in.
@@ -12,6 +13,7 @@ import { receiverFormView } from './receiver-form.js';
 import { executionsView } from './executions.js';
 import { operationsView } from './operations.js';
 import { startPauseBanner, stopPauseBanner, refreshPauseBanner } from './pause-banner.js';
+import { requestView, requestTitle } from './requests.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -42,6 +44,9 @@ function parseRoute() {
     const id = Number(parts[1]);
     if (parts.length === 2) return { name: 'receiver', id, query };
     if (parts[2] === 'edit' || parts[2] === 'clone') return { name: 'form', mode: parts[2], id, query };
+    if (parts[2] === 'requests' && /^\d+$/.test(parts[3] || '') && parts.length === 4) {
+      return { name: 'request', id, requestId: Number(parts[3]), query };
+    }
   }
   if (parts[0] === 'executions') return { name: 'executions', query };
   if (parts[0] === 'operations') return { name: 'operations', query };
@@ -61,7 +66,7 @@ function navigate(hash, { replace = false, keepFocus = false } = {}) {
 
 function setActiveNav(name) {
   for (const a of nav.querySelectorAll('a[data-nav]')) {
-    const on = a.dataset.nav === name || (a.dataset.nav === 'receivers' && (name === 'receiver' || name === 'form'));
+    const on = a.dataset.nav === name || (a.dataset.nav === 'receivers' && (name === 'receiver' || name === 'form' || name === 'request'));
     if (on) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
@@ -74,6 +79,7 @@ function pageTitle(route) {
     case 'form': return route.mode === 'create' ? 'New receiver' : route.mode === 'edit' ? 'Edit receiver' : 'Clone receiver';
     case 'executions': return 'Executions';
     case 'operations': return 'Operations';
+    case 'request': return requestTitle(route.requestId);
     default: return 'Not found';
   }
 }
@@ -155,11 +161,12 @@ async function render({ keepFocus = false } = {}) {
   const focusedId = keepFocus && document.activeElement ? document.activeElement.id : null;
   const view = h('div', { class: `view view-${route.name}` });
   add(clear(main), view);
-  const ctx = { query: route.query, drivers, receivers, navigate, refreshReceivers, id: route.id };
+  const ctx = { query: route.query, drivers, receivers, navigate, refreshReceivers, id: route.id, requestId: route.requestId };
   let result = null;
   try {
     if (route.name === 'receivers') result = await receiversView(view, ctx);
     else if (route.name === 'receiver') result = await receiverView(view, ctx);
+    else if (route.name === 'request') result = await requestView(view, ctx);
     else if (route.name === 'form') result = await receiverFormView(view, { ...ctx, mode: route.mode });
     else if (route.name === 'executions') {
       await refreshReceivers().catch(() => {});

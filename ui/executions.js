@@ -1,8 +1,8 @@
 // Executions: a live list (polled every 2 s while the tab is visible), filtered by receiver and
 // status, newest first. Used by the Executions page and, smaller, by a receiver's page.
 
-import { api } from './api.js';
-import { h, add, clear, badge, timeEl, duration, changeLines, absoluteTime } from './dom.js';
+import { api, canOperate } from './api.js';
+import { h, add, clear, badge, timeEl, duration, changeLines, absoluteTime, announce } from './dom.js';
 
 export const STATUSES = ['queued', 'running', 'succeeded', 'failed'];
 const POLL_MS = 2000;
@@ -156,9 +156,28 @@ export function groupRepeats(items) {
   return groups;
 }
 
+// Cancel for a queued execution (waiting for a worker or for its retry), Re-run for a failed
+// one: operators and admins only (a read-only token gets neither).
+function actionButtons(e, act) {
+  if (!act) return null;
+  if (e.status === 'queued') {
+    return h('button', {
+      type: 'button', class: 'btn btn-small exec-cancel', 'aria-label': `Cancel execution ${e.id}`,
+      dataset: { focusKey: `cancel-${e.id}` }, onclick: (ev) => act(e, 'cancel', ev.currentTarget),
+    }, 'Cancel');
+  }
+  if (e.status === 'failed') {
+    return h('button', {
+      type: 'button', class: 'btn btn-small exec-rerun', 'aria-label': `Re-run execution ${e.id}`,
+      dataset: { focusKey: `rerun-${e.id}` }, onclick: (ev) => act(e, 'retry', ev.currentTarget),
+    }, 'Re-run');
+  }
+  return null;
+}
+
 // Renders the table body rows for `items` into `table` (keeping open details, expanded
 // repeats and focus).
-function renderRows(tbody, items, { receivers, showReceiver, openIds, expanded, redraw }) {
+function renderRows(tbody, items, { receivers, showReceiver, openIds, expanded, redraw, act }) {
   const focusKey = document.activeElement && tbody.contains(document.activeElement)
     ? document.activeElement.dataset.focusKey : null;
   clear(tbody);
@@ -169,7 +188,8 @@ function renderRows(tbody, items, { receivers, showReceiver, openIds, expanded, 
     cell('Status', '', statusBadge(e)),
     cell('Attempts', 'num', attemptsText(e)),
     cell('When', '', timeEl(e.created_at), h('div', { class: 'muted small' }, timings(e))),
-    cell('Outcome', 'cell-outcome', outcome(e), extra.toggle || null, details(e, openIds.has(e.id), onToggle)));
+    cell('Outcome', 'cell-outcome', outcome(e), extra.toggle || null, actionButtons(e, act),
+      details(e, openIds.has(e.id), onToggle)));
   for (const group of groupRepeats(items)) {
     const [first, ...rest] = group;
     if (!rest.length) {
@@ -206,6 +226,7 @@ export function mountExecutions(container, opts) {
   let older = []; // pages loaded with "Show older", kept while polling the newest page
   let lastSig = '';
   let loadedOnce = false;
+  let act = null; // set once the token is known to be an operator's or an admin's
 
   const status = h('p', { class: 'muted small live-status', 'aria-live': 'off' });
   const errorBox = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
@@ -228,7 +249,7 @@ export function mountExecutions(container, opts) {
 
   function draw() {
     const all = [...items, ...older.filter((o) => !items.some((i) => i.id === o.id))];
-    const sig = JSON.stringify(all) + opts.receivers.size;
+    const sig = JSON.stringify(all) + opts.receivers.size + Boolean(act);
     if (sig === lastSig) return;
     lastSig = sig;
     loading.hidden = true;
@@ -241,6 +262,7 @@ export function mountExecutions(container, opts) {
     renderRows(tbody, all, {
       receivers: opts.receivers, showReceiver: opts.showReceiver, openIds, expanded,
       redraw: () => { lastSig = ''; draw(); },
+      act,
     });
     moreBtn.hidden = !(older.length ? olderNext : nextBefore);
   }
@@ -285,6 +307,30 @@ export function mountExecutions(container, opts) {
     } finally {
       moreBtn.disabled = false;
     }
+  });
+
+  async function perform(e, kind, btn) {
+    btn.disabled = true;
+    try {
+      if (kind === 'cancel') {
+        await api.cancelExecution(e.id);
+        announce(`Execution ${e.id} cancelled: it will not run.`, 'ok', { toast: true });
+      } else {
+        const made = await api.retryExecution(e.id);
+        announce(`Execution ${e.id} re-run as execution ${made.execution_id}.`, 'ok', { toast: true });
+      }
+      errorBox.hidden = true;
+      await refresh();
+    } catch (err) {
+      errorBox.hidden = false;
+      errorBox.textContent = `Could not ${kind === 'cancel' ? 'cancel' : 're-run'} execution ${e.id}: ${err.message}`;
+      btn.disabled = false;
+    }
+  }
+  canOperate().then((yes) => {
+    if (!yes) return;
+    act = perform;
+    if (loadedOnce) draw();
   });
 
   const stop = poll(refresh, POLL_MS);

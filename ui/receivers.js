@@ -7,6 +7,7 @@ import {
 } from './dom.js';
 import { mountExecutions, poll, statusBadge } from './executions.js';
 import { mountDeliveries } from './deliveries.js';
+import { mountRequests } from './requests.js';
 import { MASK, propertyOrder } from './schema-form.js';
 import { rulesTesterCard } from './rules-tester.js';
 
@@ -712,6 +713,7 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
 
   const execBox = h('div');
   const notifyBox = h('div');
+  const requestsBox = h('div');
   const banner = query.get('created') ? h('div', { class: 'alert alert-ok', role: 'status', tabIndex: -1 },
     h('strong', {}, 'Receiver created. '), 'Copy its trigger URL below into Alertmanager, a script or CI.')
     : query.get('saved') === 'new-url' ? h('div', { class: 'alert alert-ok', role: 'status', tabIndex: -1 },
@@ -754,14 +756,19 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
         h('h2', { id: 'sec-exec' }, 'Recent executions'),
         h('a', { href: `#/executions?receiver=${r.id}` }, 'All executions of this receiver')),
       execBox),
+    h('section', { class: 'card', 'aria-labelledby': 'sec-requests' },
+      h('h2', { id: 'sec-requests' }, 'Requests'),
+      h('p', { class: 'muted small' }, 'Every request its trigger URL got, newest first, and what came of it: why a request was ignored or refused. Open one for its headers and body.'),
+      requestsBox),
     h('section', { class: 'card', 'aria-labelledby': 'sec-notify' },
       h('h2', { id: 'sec-notify' }, 'Notifications'),
       notifyBox));
   const notifications = mountDeliveries(notifyBox, r.id);
+  const requestLog = mountRequests(requestsBox, r.id);
   const mounted = mountExecutions(execBox, {
     receiverId: r.id, receivers, showReceiver: false, limit: 10, caption: `Recent executions of ${r.name}`,
     emptyText: () => [h('p', { class: 'empty-title' }, 'Not triggered yet.'),
       h('p', {}, 'Run the curl command above, or press Send test to see what it would do first.')],
   });
-  return { stop: () => { mounted.stop(); notifications.stop(); }, focus: banner };
+  return { stop: () => { mounted.stop(); notifications.stop(); requestLog.stop(); }, focus: banner };
 }

@@ -74,11 +74,11 @@ HttpResponse App::api(const HttpRequest& req, const std::vector<std::string_view
 // refuses older versions). Reads never write the cache.
 HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::string_view>& seg,
                                  const AuditEntry& actor) {
-  if (seg.size() == 3 && seg[2] == "retry") {
+  if (seg.size() == 3 && (seg[2] == "retry" || seg[2] == "cancel")) {
     auto id = parse_id(seg[1]);
     if (!id) return error_response(404, "not_found", "no such execution");
     if (req.method() != "POST") return method_not_allowed("POST");
-    return retry_execution(*id, actor);
+    return seg[2] == "retry" ? retry_execution(*id, actor) : cancel_execution(*id, actor);
   }
   if (seg.size() > 2) return error_response(404, "not_found", "no such API path");
   if (req.method() != "GET") return method_not_allowed("GET");
@@ -474,16 +474,17 @@ HttpResponse App::audit_api(const HttpRequest& req) {
     std::string_view t = *target;
     auto colon = t.find(':');
     std::string_view type = t.substr(0, colon);
-    static const char* const kTypes[] = {"receiver",  "subscription", "delivery",
+    static const char* const kTypes[] = {"receiver",  "subscription", "delivery", "request",
                                          "execution", "token",        "workers"};
     bool known =
         std::any_of(std::begin(kTypes), std::end(kTypes), [&](const char* k) { return type == k; });
     std::optional<int64_t> tid;
     if (colon != std::string_view::npos) tid = parse_id(t.substr(colon + 1));
     if (!known || (colon != std::string_view::npos && !tid))
-      return error_response(400, "bad_query",
-                            "target must be receiver, subscription, delivery, execution, token "
-                            "or workers, optionally with :<id> (receiver:12)");
+      return error_response(
+          400, "bad_query",
+          "target must be receiver, subscription, delivery, request, execution, token "
+          "or workers, optionally with :<id> (receiver:12)");
     f.target_type = std::string(type);
     f.target_id = tid;
   }

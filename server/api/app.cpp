@@ -27,6 +27,7 @@ class InboundView final : public InboundRequest {
     return r_.header(name);
   }
   std::optional<std::string> query(std::string_view name) const override { return r_.query(name); }
+  std::vector<std::pair<std::string, std::string>> headers() const override { return r_.headers(); }
 
  private:
   const HttpRequest& r_;
@@ -190,26 +191,62 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
                     "this trigger URL's receiver no longer exists");
     if (receiver->row.generation != claims.generation || receiver->row.nonce != claims.nonce ||
         receiver->row.driver != claims.driver || receiver->target != claims.target ||
-        receiver->action != claims.action)
+        receiver->action != claims.action) {
+      // Signed by us for this receiver, once: an old URL still in a sender's config is a
+      // common answer to "why didn't it fire?", so it is logged (bounded by the cap).
+      if (ctx_.request_log && ctx_.request_log->enabled()) {
+        const InboundView inbound(req);
+        auto entry = ctx_.request_log->admit(capture_request(
+            inbound,
+            caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies),
+            receiver->row.id, ctx_.store.clock().now_ms(), token));
+        log_request(entry, "refused", 401, "revoked_token",
+                    {{"check", "revoked"},
+                     {"message",
+                      "the trigger URL was replaced (rotated, disabled, or given "
+                      "another target or action)"}});
+      }
       return reject(RejectReason::kRevoked, 401, "revoked_token",
                     "this trigger URL was replaced; get the current one from the receiver");
+    }
   }
-  if (!receiver->row.enabled)
-    return reject(RejectReason::kDisabled, 403, "receiver_disabled", "this receiver is disabled");
-
   Ingest::Trigger t;
+  // The request log (docs/requests-log.md): from here on the token named a real receiver.
+  if (ctx_.request_log && ctx_.request_log->enabled()) {
+    const InboundView inbound(req);
+    // Over the log's byte budget (or this receiver's share of it) the entry is dropped and
+    // counted; the trigger goes on without it (engine/request_log.h).
+    t.request = ctx_.request_log->admit(capture_request(
+        inbound,
+        caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies),
+        receiver->row.id, ctx_.store.clock().now_ms(), token));
+  }
+  if (!receiver->row.enabled) {
+    log_request(t.request, "refused", 403, "receiver_disabled",
+                {{"check", "disabled"}, {"message", "this receiver is disabled"}});
+    return reject(RejectReason::kDisabled, 403, "receiver_disabled", "this receiver is disabled");
+  }
+
   if (auto k = req.header("Idempotency-Key")) {
-    if (k->empty() || k->size() > 255)
+    if (k->empty() || k->size() > 255) {
+      log_request(t.request, "malformed", 400, "bad_idempotency_key",
+                  {{"message", "Idempotency-Key must be 1 to 255 characters"}});
       return reject(RejectReason::kBadRequest, 400, "bad_idempotency_key",
                     "Idempotency-Key must be 1 to 255 characters");
+    }
     t.idempotency_key = std::move(*k);
   }
   Reservation claim;  // what the request took from the receiver's limits
-  if (!receiver->simple && !apply_receiver_logic(req, *receiver, t, respond)) return;
+  if (!receiver->simple && !apply_receiver_logic(req, token, *receiver, t, respond)) return;
   if (!admit(*receiver, t, &claim, respond)) return;
 
   auto* metrics = &ctx_.metrics;
   int64_t rid = receiver->row.id;
+  if (t.request) {
+    t.request->outcome = "accepted";
+    t.request->status = 202;
+    if (!t.rule.is_null()) t.request->detail["rule"] = t.rule;
+  }
   t.receiver = std::move(receiver);
   Ingest::Done done = [metrics, rid, claim = std::move(claim), respond = std::move(respond)](
                           const Status& s, const Accepted& a) mutable {
@@ -241,32 +278,42 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
 }
 
 // The decision is trigger/decide.h's; here it becomes a status code, a body and metrics.
-bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
-                               Responder& respond) {
+bool App::apply_receiver_logic(const HttpRequest& req, std::string_view token, const Receiver& r,
+                               Ingest::Trigger& t, Responder& respond) {
   auto answer = [&](HttpResponse&& resp) {
     ctx_.metrics.request(Route::kTrigger, resp.status);
     respond(std::move(resp));
     return false;
   };
   const InboundView inbound(req);
-  std::string caller =
-      caller_address(req.peer_address(), req.header("X-Forwarded-For"), ctx_.trusted_proxies);
-  TriggerDecision verdict = decide(
-      TriggerInput{inbound, caller, ctx_.store.clock().now_ms(), std::move(t.idempotency_key)}, r,
-      ctx_.secrets);
+  std::string caller = t.request ? t.request->source  // worked out once, for the log
+                                 : caller_address(req.peer_address(), req.header("X-Forwarded-For"),
+                                                  ctx_.trusted_proxies);
+  TriggerInput input{inbound, caller, ctx_.store.clock().now_ms(), std::move(t.idempotency_key)};
+  input.explain = t.request != nullptr;
+  input.redact = token;
+  TriggerDecision verdict = decide(input, r, ctx_.secrets);
 
   if (auto* accept = std::get_if<Accept>(&verdict)) {
     t.idempotency_key = std::move(accept->idempotency_key);
     t.config = std::move(accept->config);
     t.config_text = std::move(accept->config_text);
     t.action = std::move(accept->action);
+    t.rule = std::move(accept->rule);
     return true;
   }
   if (auto* ignore = std::get_if<Ignore>(&verdict)) {
     ctx_.metrics.trigger_ignored(ignore->why);
-    json body = {{"ignored", true}, {"reason", std::move(ignore->reason)}};
+    json body = {{"ignored", true}, {"reason", ignore->reason}};
     if (ignore->rule_index >= 0) body["rule"] = ignore->rule_index;
     if (!ignore->rule_name.empty()) body["rule_name"] = ignore->rule_name;
+    if (t.request) {
+      json detail = {{"reason", to_string(ignore->why)}, {"message", std::move(ignore->reason)}};
+      if (ignore->rule_index >= 0)
+        detail["rule"] = {{"index", ignore->rule_index}, {"name", ignore->rule_name}};
+      if (!ignore->compared.is_null()) detail["compared"] = std::move(ignore->compared);
+      log_request(t.request, "ignored", r.rules->ignore_status(), "", std::move(detail), token);
+    }
     return answer(json_response(r.rules->ignore_status(), body));
   }
   const auto& reject = std::get<Reject>(verdict);
@@ -274,11 +321,46 @@ bool App::apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest
     ctx_.metrics.trigger_rejected(RejectReason::kUnauthorized);
     ctx_.metrics.auth_failed(static_cast<size_t>(reject.auth));
     bool forbidden = reject.auth == AuthFailure::kSourceNotAllowed;
+    if (t.request) {
+      const char* check = reject.auth == AuthFailure::kSourceNotAllowed ? "source"
+                          : reject.auth == AuthFailure::kBadSignature   ? "signature"
+                          : reject.auth == AuthFailure::kStaleTimestamp ? "replay"
+                                                                        : "credential";
+      log_request(t.request, "refused", forbidden ? 403 : 401,
+                  forbidden ? "forbidden" : "unauthorized",
+                  {{"check", check},
+                   {"failure", to_string(reject.auth)},
+                   {"message", auth_message(reject.auth)}});
+    }
     return answer(error_response(forbidden ? 403 : 401, forbidden ? "forbidden" : "unauthorized",
                                  auth_message(reject.auth)));
   }
   ctx_.metrics.trigger_rejected(RejectReason::kBadRequest);
-  return answer(from_status(reject.status));
+  HttpResponse resp = from_status(reject.status);
+  if (t.request) {
+    json detail = {{"message", reject.status.message()}};
+    if (!reject.status.fields().empty()) {
+      json fields = json::array();
+      for (const auto& f : reject.status.fields())
+        fields.push_back({{"field", f.field}, {"message", f.message}});
+      detail["fields"] = std::move(fields);
+    }
+    json answered = json::parse(resp.body, nullptr, false);
+    log_request(t.request, "malformed", resp.status,
+                answered.is_object() ? answered.value("error", "") : "", std::move(detail), token);
+  }
+  return answer(std::move(resp));
+}
+
+void App::log_request(RequestLogEntry& entry, const char* outcome, int status,
+                      std::string_view error, json detail, std::string_view token) {
+  if (!entry || !ctx_.request_log) return;
+  if (redact_token(detail, token)) entry->token_redacted = true;
+  entry->outcome = outcome;
+  entry->status = status;
+  entry->error = std::string(error);
+  entry->detail = fit_detail(std::move(detail), kRequestLogDetailBytes);
+  ctx_.request_log->record(std::move(entry));
 }
 
 // Limits, for every receiver: the cooldown per action, the queue cap and the token bucket,
@@ -298,10 +380,17 @@ bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Respo
   // execution, not a refusal: only here, off the hot path, is its key looked up.
   if (!t.idempotency_key.empty() && verdict != LimiterState::Verdict::kInFlight) {
     auto earlier = ctx_.store.find_execution_by_key(r.row.id, t.idempotency_key);
-    if (!earlier.ok())
+    if (!earlier.ok()) {
       verdict = LimiterState::Verdict::kInFlight;  // cannot tell: ask to retry
-    else if (*earlier)
+    } else if (*earlier) {
+      if (t.request) {
+        t.request->execution_id = **earlier;
+        log_request(t.request, "accepted", 202, "",
+                    {{"duplicate", true},
+                     {"message", "an earlier delivery of this message made the execution"}});
+      }
       return answer(accepted_response(**earlier, r.row.id, true));
+    }
   }
   switch (verdict) {
     case LimiterState::Verdict::kOk:
@@ -310,6 +399,8 @@ bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Respo
       auto resp = error_response(
           503, "unavailable", "an earlier delivery of this message is still being recorded; retry");
       resp.headers.emplace_back("Retry-After", "1");
+      log_request(t.request, "unavailable", 503, "unavailable",
+                  {{"message", "an earlier delivery of this message was still being recorded"}});
       return answer(std::move(resp));
     }
     case LimiterState::Verdict::kRateLimited: {
@@ -317,6 +408,11 @@ bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Respo
       auto resp = error_response(429, "rate_limited",
                                  "this receiver is being triggered too often; retry later");
       resp.headers.emplace_back("Retry-After", std::to_string(wait));
+      log_request(t.request, "rate_limited", 429, "rate_limited",
+                  {{"message", "the receiver's rate limit was reached"},
+                   {"rate_per_minute", r.limits.rate_per_s * 60},
+                   {"burst", r.limits.burst},
+                   {"retry_after_s", wait}});
       return answer(std::move(resp));
     }
     case LimiterState::Verdict::kQueueFull: {
@@ -324,6 +420,9 @@ bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Respo
       auto resp = error_response(
           429, "queue_full", "this receiver has too many executions waiting to run; retry later");
       resp.headers.emplace_back("Retry-After", std::to_string(wait));
+      log_request(t.request, "queue_full", 429, "queue_full",
+                  {{"message", "the receiver's executions waiting to run reached its max_queued"},
+                   {"max_queued", r.limits.max_queued}});
       return answer(std::move(resp));
     }
     case LimiterState::Verdict::kCoolingDown:
@@ -333,6 +432,10 @@ bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Respo
   json body = {{"ignored", true},
                {"reason", "cooling down: \"" + action + "\" ran less than " +
                               std::to_string(r.limits.cooldown_ms / 1000) + " s ago"}};
+  log_request(t.request, "cooling_down", r.rules->ignore_status(), "",
+              {{"message", body["reason"]},
+               {"action", action},
+               {"cooldown_s", r.limits.cooldown_ms / 1000}});
   return answer(json_response(r.rules->ignore_status(), body));
 }
 

@@ -23,6 +23,8 @@
 #include "readiness.h"
 #include "receivers.h"
 #include "registry.h"
+#include "request_log.h"
+#include "request_record.h"
 #include "secrets.h"
 #include "store.h"
 #include "token.h"
@@ -55,6 +57,7 @@ struct AppContext {
   Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
   const Readiness* readiness = nullptr;       // /readyz's cached answer (readiness.h)
   Notifier* notifier = nullptr;               // woken by a re-send by hand; may be null
+  RequestLog* request_log = nullptr;          // docs/requests-log.md; null or disabled: off
 };
 
 class App {
@@ -71,11 +74,24 @@ class App {
   void trigger(const HttpRequest& req, std::string_view token, Responder& respond);
   // decide() (trigger/decide.h: inbound auth, rules, Alertmanager, request-bound values), for
   // receivers that have any. Fills `t` and answers true to go on, or answers the request itself
-  // (401/403, 422, or the receiver's ignore status) and returns false.
-  bool apply_receiver_logic(const HttpRequest& req, const Receiver& r, Ingest::Trigger& t,
-                            Responder& respond);
+  // (401/403, 422, or the receiver's ignore status) and returns false. When the request log is
+  // on, t.request is its entry: a refusal's outcome is filled in and it is handed to the log.
+  // `token` is the trigger token, taken out of what the log keeps of the decision.
+  bool apply_receiver_logic(const HttpRequest& req, std::string_view token, const Receiver& r,
+                            Ingest::Trigger& t, Responder& respond);
   // The receiver's limits; answers the request itself (429, or 200 cooling down) when refused.
   bool admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Responder& respond);
+  // Fills a request log entry's outcome from the answer and hands it to the background writer.
+  // The trigger token, when given, is taken out of `detail` (a rule may have compared a body
+  // field that holds the trigger URL).
+  void log_request(RequestLogEntry& entry, const char* outcome, int status, std::string_view error,
+                   nlohmann::json detail, std::string_view token = {});
+  // /receivers/{id}/requests[/{rid}[/redeliver]] (requests_api.cpp).
+  HttpResponse requests_api(const HttpRequest& req, int64_t receiver_id,
+                            const std::vector<std::string_view>& seg, const AuditEntry& actor);
+  HttpResponse redeliver_request(int64_t receiver_id, int64_t request_id, const AuditEntry& actor);
+  // POST /executions/{id}/cancel (requests_api.cpp).
+  HttpResponse cancel_execution(int64_t id, const AuditEntry& actor);
   // `actor` below: an audit entry naming who asks (the admin token's id, name and role) and from
   // where; each change copies it, says what it does, and hands it to the store, which writes it
   // in the change's own transaction (docs/security.md "Audit log").

@@ -257,6 +257,7 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
     return notifications_api(req, *id, seg, actor);
   if (seg.size() == 4 && seg[2] == "rules" && seg[3] == "test")
     return rules_test_api(req, *id, actor);
+  if (seg[2] == "requests") return requests_api(req, *id, seg, actor);
   if (seg.size() != 3) return error_response(404, "not_found", "no such API path");
   std::string_view verb = seg[2];
   if (verb != "enable" && verb != "disable" && verb != "rotate" && verb != "test")

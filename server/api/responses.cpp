@@ -140,7 +140,11 @@ json execution_json(const ExecutionRow& e, int max_attempts, const Store::Receiv
           {"plan", e.plan},
           {"result", e.result},
           {"error", e.error.empty() ? json(nullptr) : json(e.error)},
-          {"attempt_errors", attempt_errors_json(e.attempt_errors)}};
+          {"attempt_errors", attempt_errors_json(e.attempt_errors)},
+          // The request log entry that made it (docs/requests-log.md; it may have been pruned
+          // since) and the rule that matched (null: no rule did, the default ran it).
+          {"request_id", e.request_id ? json(e.request_id) : json(nullptr)},
+          {"rule", e.rule}};
 }
 
 }  // namespace tripline

@@ -14,12 +14,12 @@ constexpr Role kAdmin = Role::kAdmin;
 
 // One row per route (docs/security.md "Roles"). A row with a query comes before the row of the
 // same route without it. Operator: reads, plus acts that change no configuration and grant no
-// access: a dry run, testing rules, enable and disable, re-running and re-sending, pausing the
-// workers. Who holds which access (tokens) and what was changed (audit) is for operators and
-// admins; a read-only token (a dashboard) sees receivers, executions, deliveries and workers, and
-// of the peers' health only names and states. Listing a driver's targets (every service of the
-// swarm, not only those a receiver acts on) is for the ones who fill in receivers' forms:
-// operators (dry runs) and admins.
+// access: a dry run, testing rules, enable and disable, re-running, cancelling and re-sending,
+// pausing the workers. Who holds which access (tokens) and what was changed (audit) is for
+// operators and admins; a read-only token (a dashboard) sees receivers, executions, deliveries,
+// the request log and workers, and of the peers' health only names and states. Listing a
+// driver's targets (every service of the swarm, not only those a receiver acts on) is for the
+// ones who fill in receivers' forms: operators (dry runs) and admins.
 const std::vector<ApiRoute>& api_routes() {
   static const std::vector<ApiRoute> routes = {
       {"GET", "/api/v1/receivers", nullptr, kReadOnly},
@@ -42,9 +42,13 @@ const std::vector<ApiRoute>& api_routes() {
       {"GET", "/api/v1/receivers/{id}/deliveries", nullptr, kReadOnly},
       {"GET", "/api/v1/receivers/{id}/deliveries/{did}", nullptr, kReadOnly},
       {"POST", "/api/v1/receivers/{id}/deliveries/{did}/redeliver", nullptr, kOperator},
+      {"GET", "/api/v1/receivers/{id}/requests", nullptr, kReadOnly},
+      {"GET", "/api/v1/receivers/{id}/requests/{rid}", nullptr, kReadOnly},
+      {"POST", "/api/v1/receivers/{id}/requests/{rid}/redeliver", nullptr, kOperator},
       {"GET", "/api/v1/executions", nullptr, kReadOnly},
       {"GET", "/api/v1/executions/{id}", nullptr, kReadOnly},
       {"POST", "/api/v1/executions/{id}/retry", nullptr, kOperator},
+      {"POST", "/api/v1/executions/{id}/cancel", nullptr, kOperator},
       {"GET", "/api/v1/tokens", nullptr, kOperator},
       {"POST", "/api/v1/tokens", nullptr, kAdmin},
       {"PUT", "/api/v1/tokens/{id}", nullptr, kAdmin},

@@ -166,6 +166,16 @@ std::string Metrics::render() const {
   out += "# TYPE tripline_execution_record_failures_total counter\n";
   out += "tripline_execution_record_failures_total " +
          std::to_string(store_write_failures_.load()) + "\n";
+  out +=
+      "# HELP tripline_request_log_written_total Request log entries written by its background "
+      "writer (accepted requests are written with their execution and not counted here).\n";
+  out += "# TYPE tripline_request_log_written_total counter\n";
+  out += "tripline_request_log_written_total " + std::to_string(log_written_.load()) + "\n";
+  out +=
+      "# HELP tripline_request_log_dropped_total Request log entries dropped: the writer's "
+      "queue was full (a flood) or the write failed.\n";
+  out += "# TYPE tripline_request_log_dropped_total counter\n";
+  out += "tripline_request_log_dropped_total " + std::to_string(log_dropped_.load()) + "\n";
   out += "# HELP tripline_queue_depth Executions accepted and not yet finished.\n";
   out += "# TYPE tripline_queue_depth gauge\n";
   out += "tripline_queue_depth " + std::to_string(queue_depth_ ? queue_depth_() : 0) + "\n";

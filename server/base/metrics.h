@@ -80,9 +80,15 @@ class Metrics {
   // An execution's outcome could not be written (and will be tried again).
   void store_write_failed() { store_write_failures_.fetch_add(1, std::memory_order_relaxed); }
 
+  // The request log (docs/requests-log.md): entries its background writer wrote, and entries
+  // dropped because its queue was full (or the write failed).
+  void request_log_written(uint64_t n) { log_written_.fetch_add(n, std::memory_order_relaxed); }
+  void request_log_dropped(uint64_t n = 1) { log_dropped_.fetch_add(n, std::memory_order_relaxed); }
+
   std::string render() const;
 
   // For tests.
+  uint64_t request_log_dropped_count() const { return log_dropped_.load(); }
   uint64_t rejected(RejectReason r) const { return rejected_[static_cast<size_t>(r)].load(); }
   uint64_t accepted() const { return accepted_.load(); }
   uint64_t store_write_failures() const { return store_write_failures_.load(); }
@@ -92,6 +98,7 @@ class Metrics {
       requests_{};
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> store_write_failures_{0};
+  std::atomic<uint64_t> log_written_{0}, log_dropped_{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(RejectReason::kCount)> rejected_{};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(IgnoreReason::kCount)> ignored_{};
   std::array<std::atomic<uint64_t>, 8> auth_failures_{};

@@ -769,8 +769,8 @@ int run(int argc, char** argv) {
         return int(kOk);
       });
   c->add_option("--target", audit_target,
-                "only this kind of target (receiver, subscription, delivery, execution, token, "
-                "workers) or this one (receiver:12)");
+                "only this kind of target (receiver, subscription, delivery, request, execution, "
+                "token, workers) or this one (receiver:12)");
   c->add_option("--limit", audit_limit, "rows per page (1..500)")->check(CLI::Range(1, 500));
   c->add_option("--before", audit_before, "only rows older than this id (paging)")
       ->check(CLI::PositiveNumber);

@@ -1,5 +1,6 @@
 #include "executor.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "log.h"
@@ -94,6 +95,13 @@ void Executor::enqueue(Job job) {
 }
 
 bool Executor::add_locked(Job job) {
+  // Cancelled in the store only: the canceller gave its queue slot back (App::cancel_execution).
+  if (!cancelled_.empty() && cancelled_.erase(job.id)) return false;
+  if (!cancelling_.empty())
+    if (auto it = cancelling_.find(job.id); it != cancelling_.end()) {
+      it->second = std::move(job);
+      return false;
+    }
   ++held_;
   auto [it, created] = lanes_.try_emplace(job.lane);
   it->second.jobs.push_back(std::move(job));
@@ -119,6 +127,8 @@ void Executor::refill(std::unique_lock<std::mutex>& lock) {
   for (Job& j : page.value().jobs) add_locked(std::move(j));
   unheld_ -= std::min<size_t>(unheld_, page->rows);
   if (page->rows > 0) watermark_ = std::max(watermark_, page->last_id);
+  for (auto it = cancelled_.begin(); it != cancelled_.end();)
+    it = *it <= watermark_ ? cancelled_.erase(it) : std::next(it);
   // A short page means the store had nothing more when it was read; anything enqueue() let go
   // since then has an id above the watermark and keeps us spilled for one more page.
   if (page->rows < want && spilled_max_ <= watermark_) {
@@ -126,6 +136,87 @@ void Executor::refill(std::unique_lock<std::mutex>& lock) {
     unheld_ = 0;
   }
   if (!page->jobs.empty()) cv_.notify_all();
+}
+
+Status Executor::cancel(int64_t id, bool* held, const AuditEntry* audit) {
+  *held = false;
+  std::unique_lock lock(mu_);
+  for (auto lit = lanes_.begin(); lit != lanes_.end(); ++lit) {
+    Lane& lane = lit->second;
+    auto it =
+        std::find_if(lane.jobs.begin(), lane.jobs.end(), [&](const Job& j) { return j.id == id; });
+    if (it == lane.jobs.end()) continue;
+    if (it->unrecorded)
+      return Status::Conflict("its outcome is known and being recorded; it cannot be cancelled");
+    // Out of its lane, so no worker takes it while the store is written without the lock.
+    std::string name = lit->first;
+    Job job = std::move(*it);
+    lane.jobs.erase(it);
+    uint64_t timer = lane.timer;
+    int64_t due = lane.due;
+    if (lane.jobs.empty() && timer != 0) {
+      // Waiting to retry, and nothing else in it: the lane goes now, and its timer is skipped
+      // when due, so a job enqueued for this lane meanwhile runs at once, not at that time.
+      lanes_.erase(lit);
+    }
+    // An emptied lane in ready_ stays until a worker finds it empty (one in a worker's hands is
+    // the worker's).
+    lock.unlock();
+    Status s = store_.cancel_execution(id, clock_.now_ms(), audit);
+    lock.lock();
+    if (!s.ok()) {
+      // Put back where it was: before the first job after it (a lane runs in id order).
+      auto [back, created] = lanes_.try_emplace(name);
+      auto& jobs = back->second.jobs;
+      jobs.insert(std::find_if(jobs.begin(), jobs.end(), [&](const Job& j) { return j.id > id; }),
+                  std::move(job));
+      if (created) {
+        if (timer != 0) {
+          back->second.timer = ++next_timer_;
+          back->second.due = due;
+          timers_.push({due, name, back->second.timer});
+        } else {
+          ready_.push_back(name);
+        }
+        cv_.notify_all();
+      }
+      return s;
+    }
+    if (job.backlog) job.backlog->fetch_sub(1, std::memory_order_relaxed);
+    --held_;
+    *held = true;
+    return Status::Ok();
+  }
+  if (!loader_ || id <= watermark_) {
+    // Held and not in a lane: a worker has it (the store may still say queued for a moment).
+    // Or finished, or unknown: the store says which.
+    lock.unlock();
+    auto e = store_.get_execution(id);
+    if (!e.ok()) return e.status();
+    if (e->status == ExecutionStatus::kQueued || e->status == ExecutionStatus::kRunning)
+      return Status::Conflict("this execution is running and cannot be cancelled");
+    return Status::Conflict(std::string("only a queued execution (or one waiting to retry) can "
+                                        "be cancelled; this one is ") +
+                            to_string(e->status));
+  }
+  // Only the store holds it. A page read while the store is written parks it in cancelling_.
+  if (!cancelling_.try_emplace(id).second)
+    return Status::Conflict("this execution is being cancelled");
+  lock.unlock();
+  Status s = store_.cancel_execution(id, clock_.now_ms(), audit);
+  lock.lock();
+  auto node = cancelling_.extract(id);
+  std::optional<Job>& parked = node.mapped();
+  if (!s.ok()) {
+    if (parked) {
+      add_locked(std::move(*parked));
+      cv_.notify_one();
+    }
+    return s;
+  }
+  if (!parked) cancelled_.insert(id);  // a later page or enqueue() skips it
+  if (unheld_ > 0) --unheld_;
+  return s;
 }
 
 void Executor::pause() {
@@ -172,8 +263,13 @@ void Executor::work() {
       if (stopping_) return;
       int64_t now = clock_.steady_ms();
       while (!timers_.empty() && timers_.top().due <= now) {
-        ready_.push_back(timers_.top().lane);
-        retrying_ -= std::min(retrying_, timers_.top().jobs);
+        const Timer& t = timers_.top();
+        // A stale timer's executions were cancelled meanwhile: they wait to retry no more.
+        retrying_ -= std::min(retrying_, t.jobs);
+        if (auto it = lanes_.find(t.lane); it != lanes_.end() && it->second.timer == t.id) {
+          it->second.timer = 0;
+          ready_.push_back(t.lane);
+        }
         timers_.pop();
       }
       // Read the next page once half the room is free (not while paused: nothing would run).
@@ -194,6 +290,10 @@ void Executor::work() {
     std::string lane = std::move(ready_.front());
     ready_.pop_front();
     std::deque<Job>& queued = lanes_[lane].jobs;
+    if (queued.empty()) {  // its jobs were cancelled (cancel())
+      lanes_.erase(lane);
+      continue;
+    }
     std::vector<Job> jobs;
     jobs.push_back(std::move(queued.front()));
     queued.pop_front();
@@ -231,7 +331,9 @@ void Executor::work() {
     if (l.jobs.empty()) {
       lanes_.erase(lane);
     } else if (done < jobs.size() && retry_in.count() > 0) {
-      timers_.push({clock_.steady_ms() + retry_in.count(), lane, retrying});
+      l.timer = ++next_timer_;
+      l.due = clock_.steady_ms() + retry_in.count();
+      timers_.push({l.due, lane, retrying, l.timer});
       retrying_ += retrying;
       cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
     } else {

@@ -52,6 +52,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "driver.h"
@@ -116,6 +117,17 @@ class Executor {
   using PlanRecorder =
       std::function<Status(const std::vector<Store::PlannedRun>& runs, int64_t started_at)>;
   void record_plans_with(PlanRecorder recorder) { record_plans_ = std::move(recorder); }
+  // An operator's cancel of a queued execution (one waiting to run or to retry): recorded as
+  // failed with the error "cancelled" (Store::cancel_execution) and never run. Decided under the
+  // executor's lock, which a worker needs to take a job: a job still in its lane's queue is
+  // cancelled and removed together, one a worker holds is running (Conflict), one that only
+  // the store holds (spilled) is cancelled there and skipped if a page being read brings it.
+  // *held: the executor held the job (and gave its receiver's queue slot back); when false the
+  // caller gives the slot back (and only it: a page that brings the job later does not). The
+  // synced write is made without the lock (workers and enqueue() need it): the job is taken out
+  // of its lane first, and put back where it was if the write fails.
+  // `audit` (who cancels) is written with the cancel, in its transaction.
+  Status cancel(int64_t id, bool* held, const AuditEntry* audit = nullptr);
   void pause();
   void resume();
   bool paused() const;
@@ -137,11 +149,16 @@ class Executor {
   static constexpr size_t kMaxBatch = 1000;
   struct Lane {
     std::deque<Job> jobs;
+    // Waiting in timers_ to retry (the Timer's id; 0: not waiting), and until when. A lane is
+    // in exactly one of ready_, timers_ or a worker's hands.
+    uint64_t timer = 0;
+    int64_t due = 0;
   };
   struct Timer {
     int64_t due;  // Clock::steady_ms()
     std::string lane;
     size_t jobs = 0;  // the executions that wait for it to retry (counted in retrying_)
+    uint64_t id = 0;  // stale (skipped) when its lane no longer names it: the lane was cancelled
     bool operator>(const Timer& o) const { return due > o.due; }
   };
 
@@ -194,6 +211,13 @@ class Executor {
   int64_t next_load_ = 0;    // Clock::steady_ms()
   bool paused_ = false;
   bool stopping_ = false;
+  // Cancelled in the store only, above the watermark: skipped if a page or enqueue brings them
+  // (a page may have been read before the cancel). Erased once the watermark passes them.
+  std::unordered_set<int64_t> cancelled_;
+  // Being cancelled in the store only (the write is made without the lock): a page that brings
+  // one parks it here, to be dropped if the write succeeds, held if it fails.
+  std::unordered_map<int64_t, std::optional<Job>> cancelling_;
+  uint64_t next_timer_ = 0;
   std::vector<std::thread> workers_;
 };
 

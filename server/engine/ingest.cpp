@@ -4,8 +4,8 @@
 
 namespace tripline {
 
-Ingest::Ingest(Store& store, OnCommitted on_committed, size_t max_pending)
-    : store_(store), on_committed_(std::move(on_committed)), max_pending_(max_pending) {
+Ingest::Ingest(Store& store, OnCommitted on_committed, size_t max_pending, RequestLog* log)
+    : store_(store), on_committed_(std::move(on_committed)), log_(log), max_pending_(max_pending) {
   pending_.reserve(1024);
   writer_ = std::thread([this] { run(); });
 }
@@ -25,7 +25,23 @@ void Ingest::submit(Trigger trigger, Done done) {
   }
   Accepted refused;
   refused.overloaded = true;
+  log_unrecorded(trigger, true);
   done(Status::Unavailable("overloaded"), refused);
+}
+
+void Ingest::log_unrecorded(Trigger& t, bool overloaded) {
+  if (!t.request || !log_) return;
+  RequestLogRow& r = *t.request;
+  // A failed commit may have filled in what it was writing (Store::commit_group): its entry id
+  // and execution were rolled back with it, and an execution id may be handed out again.
+  r.id = 0;
+  r.execution_id = 0;
+  r.outcome = "unavailable";
+  r.status = 503;
+  r.error = overloaded ? "overloaded" : "unavailable";
+  r.detail = {{"message", overloaded ? "too many triggers were waiting to be recorded"
+                                     : "the execution could not be recorded"}};
+  log_->record(std::move(t.request));
 }
 
 Status Ingest::record_plans(const std::vector<Store::PlannedRun>& runs, int64_t started_at) {
@@ -84,6 +100,8 @@ void Ingest::run() {
       e.action = t.action.empty() ? &t.receiver->action : &t.action;
       e.idempotency_key = t.idempotency_key;
       e.created_at = t.created_at;
+      e.request = t.request.get();
+      e.rule = &t.rule;
       rows.push_back(std::move(e));
     }
     Status s = store_.commit_group(rows, plans, &plan_status);
@@ -101,8 +119,15 @@ void Ingest::run() {
       plans_done_.notify_all();
       waits.clear();
     }
+    int64_t touched = 0;  // a flood on one receiver touches it once per commit
     for (size_t i = 0; i < batch.size(); ++i) {
-      Accepted a{rows[i].id, rows[i].replayed, false, rows[i].revoked};
+      Trigger& t = batch[i].trigger;
+      Accepted a{rows[i].id, rows[i].replayed, false, rows[i].revoked,
+                 s.ok() && t.request ? t.request->id : 0};
+      if (!s.ok())
+        log_unrecorded(t, false);
+      else if (t.request && log_ && t.receiver->row.id != touched)
+        log_->touch(touched = t.receiver->row.id);
       if (s.ok() && !a.replayed && !a.revoked) on_committed_(batch[i].trigger, a.execution_id);
       batch[i].done(s, a);
     }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "receivers.h"
+#include "request_log.h"
 #include "store.h"
 
 namespace tripline {
@@ -28,6 +29,7 @@ struct Accepted {
   bool replayed = false;    // an Idempotency-Key matched: this is the earlier execution
   bool overloaded = false;  // refused without trying: the queue was full
   bool revoked = false;     // refused at the commit: the URL was revoked while it waited
+  int64_t request_id = 0;   // its request log entry, when one was written
 };
 
 class Ingest {
@@ -43,11 +45,18 @@ class Ingest {
     std::string action;
     std::string idempotency_key;
     int64_t created_at = 0;
+    // The request's log entry (docs/requests-log.md), written in the same commit; null: none.
+    // Its outcome is "accepted" (the store makes it "refused" when the URL was revoked).
+    RequestLogEntry request;
+    nlohmann::json rule;  // the rule that matched, recorded with the execution
     const DriverConfig& effective_config() const { return config ? *config : *receiver->config; }
   };
   using OnCommitted = std::function<void(const Trigger&, int64_t id)>;
 
-  Ingest(Store& store, OnCommitted on_committed, size_t max_pending = 20000);
+  // `log` (may be null) gets the log entries of triggers that could not be recorded (overload,
+  // a failed commit) and is told which receivers' entries the commits wrote (its cap).
+  Ingest(Store& store, OnCommitted on_committed, size_t max_pending = 20000,
+         RequestLog* log = nullptr);
   ~Ingest();
 
   // Queues one trigger; `done` runs after its commit (or at once, overloaded, when the queue is
@@ -77,8 +86,11 @@ class Ingest {
   };
   void run();
 
+  // A trigger that was not recorded: its log entry says why, off the trigger path.
+  void log_unrecorded(Trigger& t, bool overloaded);
   Store& store_;
   OnCommitted on_committed_;
+  RequestLog* log_;
   const size_t max_pending_;
   std::mutex mu_;
   std::condition_variable cv_;

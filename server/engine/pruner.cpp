@@ -65,6 +65,20 @@ Result<int64_t> Pruner::run_once() {
   }
 }
 
+Result<int64_t> Pruner::prune_request_log() {
+  if (options_.policy.max_age_ms <= 0) return int64_t(0);
+  int64_t total = 0;
+  int64_t before = store_.clock().now_ms() - options_.policy.max_age_ms;
+  for (;;) {
+    auto n = store_.prune_request_logs(before, options_.batch);
+    if (!n.ok()) return n.status();
+    total += *n;
+    if (*n < options_.batch) return total;
+    std::unique_lock lock(mu_);
+    if (cv_.wait_for(lock, options_.pause, [&] { return stopping_; })) return total;
+  }
+}
+
 void Pruner::loop() {
   for (;;) {
     auto n = run_once();
@@ -72,6 +86,10 @@ void Pruner::loop() {
       log::warn("pruning executions failed; will try again", {{"error", n.status().message()}});
     else if (*n > 0)
       log::info("pruned finished executions", {{"count", *n}});
+    auto logged = prune_request_log();
+    if (!logged.ok())
+      log::warn("pruning the request log failed; will try again",
+                {{"error", logged.status().message()}});
     std::unique_lock lock(mu_);
     if (cv_.wait_for(lock, options_.interval, [&] { return stopping_; })) return;
   }

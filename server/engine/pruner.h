@@ -2,7 +2,8 @@
 // (and audit rows past Options::audit),
 // in batches of `batch` rows, each one short write transaction, with a pause between batches so
 // group commits of the trigger path never wait long behind it. Queued and running executions are
-// never pruned; rows carrying an idempotency key stay for the policy's dedupe window.
+// never pruned; rows carrying an idempotency key stay for the policy's dedupe window. The request
+// log (docs/requests-log.md) is kept no longer than the policy's age.
 //
 // Thread safety: start() and stop() from one thread; run_once() is for tests.
 #pragma once
@@ -34,6 +35,9 @@ class Pruner {
   void stop();
   // One pass: batches until nothing is left to prune. Answers the rows deleted.
   Result<int64_t> run_once();
+  // The request log's age retention (the policy's max_age_ms; its cap per receiver is the
+  // request log writer's): one pass, in batches. Answers the entries deleted.
+  Result<int64_t> prune_request_log();
 
  private:
   void loop();

@@ -23,6 +23,8 @@ class HttpRequest {
   virtual std::optional<std::string> header(std::string_view name) const = 0;
   virtual std::optional<std::string> query(std::string_view name) const = 0;
   virtual std::string peer_address() const = 0;
+  // Every header, in order (the request log: trigger/request_record.h); none when unknown.
+  virtual std::vector<std::pair<std::string, std::string>> headers() const { return {}; }
 };
 
 struct HttpResponse {

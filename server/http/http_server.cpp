@@ -44,6 +44,16 @@ class PistacheRequest : public HttpRequest {
     return r_.query().get(std::string(name));
   }
   std::string peer_address() const override { return r_.address().host(); }
+  std::vector<std::pair<std::string, std::string>> headers() const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [name, raw] : r_.headers().rawList()) out.emplace_back(name, raw.value());
+    for (const auto& typed : r_.headers().list()) {
+      std::ostringstream os;
+      typed->write(os);
+      out.emplace_back(typed->name(), os.str());
+    }
+    return out;
+  }
 
  private:
   const Http::Request& r_;
@@ -208,6 +218,23 @@ class DirectRequest : public HttpRequest {
     return std::nullopt;
   }
   std::string peer_address() const override { return peer_.address().host(); }
+  std::vector<std::pair<std::string, std::string>> headers() const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    size_t pos = head_.find("\r\n") + 2;
+    while (pos < head_.size()) {
+      size_t eol = head_.find("\r\n", pos);
+      std::string_view field = head_.substr(pos, eol - pos);
+      pos = eol + 2;
+      if (field.empty()) break;
+      size_t colon = field.find(':');
+      if (colon == std::string_view::npos) continue;
+      std::string_view value = field.substr(colon + 1);
+      size_t b = value.find_first_not_of(" \t"), e = value.find_last_not_of(" \t");
+      value = b == std::string_view::npos ? std::string_view() : value.substr(b, e - b + 1);
+      out.emplace_back(std::string(field.substr(0, colon)), std::string(value));
+    }
+    return out;
+  }
 
   Http::Version version() const { return http10_ ? Http::Version::Http10 : Http::Version::Http11; }
   // What Pistache answers: keep-alive only when the request says so (the framing adds it to an

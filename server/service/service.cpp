@@ -43,6 +43,7 @@ struct Service::Parts {
   Metrics metrics;
   std::unique_ptr<AdminAuth> admin;
   std::unique_ptr<Executor> executor;
+  std::unique_ptr<RequestLog> request_log;  // outlives the ingest, which hands it entries
   std::unique_ptr<Ingest> ingest;
   std::unique_ptr<Readiness> readiness;
   std::unique_ptr<Pruner> pruner;
@@ -346,10 +347,13 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
       [parts = &p](int64_t after, int limit) { return load_page(*parts, after, limit); },
       o.max_held_executions);
   p.metrics.set_queue_depth_source([ex = p.executor.get()] { return ex->depth(); });
+  p.request_log = std::make_unique<RequestLog>(*p.store, p.metrics, o.request_log);
   p.ingest = std::make_unique<Ingest>(
-      *p.store, [ex = p.executor.get()](const Ingest::Trigger& t, int64_t id) {
+      *p.store,
+      [ex = p.executor.get()](const Ingest::Trigger& t, int64_t id) {
         ex->enqueue(job_for(t, id));
-      });
+      },
+      20000, p.request_log.get());
   // A batch's plans ride on the next group commit (docs/durability.md).
   p.executor->record_plans_with(
       [ingest = p.ingest.get()](const std::vector<Store::PlannedRun>& runs, int64_t started) {
@@ -392,6 +396,7 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
                  *p.admin,  std::move(proxies), "",          o.default_limits};
   ctx.readiness = p.readiness.get();
   ctx.notifier = p.notifier.get();
+  ctx.request_log = p.request_log.get();
   p.app = std::make_unique<App>(ctx);
   HttpServerOptions http{host, port, o.http_threads, 1 << 20};
   p.http = std::make_unique<HttpServer>(
@@ -421,6 +426,7 @@ void Service::stop() {
   Parts& p = *parts_;
   if (p.http) p.http->stop();
   if (p.ingest) p.ingest->stop();
+  if (p.request_log) p.request_log->stop();
   if (p.executor) p.executor->stop();
   if (p.notifier) p.notifier->stop();
   if (p.readiness) p.readiness->stop();

@@ -13,6 +13,7 @@
 #include "notifier.h"
 #include "receiver_limits.h"
 #include "registry.h"
+#include "request_log.h"
 #include "retry.h"
 #include "status.h"
 #include "store.h"
@@ -34,6 +35,9 @@ struct ServiceOptions {
   RetentionPolicy retention;                  // finished executions kept (pruner.h)
   AuditRetention audit_retention;             // audit log rows kept (pruner.h)
   size_t max_held_executions = 10000;         // the executor's in-memory window (executor.h)
+  // The request log (docs/requests-log.md): entries kept per receiver (0: off) and the
+  // background writer's queue.
+  RequestLog::Options request_log;
   // Execution notifications (notifier.h); allow_local comes from the drivers' option
   // --allow-local-webhook-targets (drivers/webhook), which governs every outbound webhook.
   NotifierOptions notifications;

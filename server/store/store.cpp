@@ -61,7 +61,8 @@ constexpr const char* kReceiverColumns =
     "nonce, version";
 constexpr const char* kExecutionColumns =
     "id, receiver_id, generation, driver, config, status, attempts, plan, result, error, "
-    "created_at, started_at, finished_at, next_attempt_at, action, attempt_errors";
+    "created_at, started_at, finished_at, next_attempt_at, action, attempt_errors, request_id, "
+    "rule";
 
 // Appends the failed attempt's error (at most 1024 characters) to executions.attempt_errors
 // (migrations/014_execution_attempts.sql), then bounds the array to 16 entries: the first and
@@ -129,6 +130,8 @@ ExecutionRow read_execution(SQLite::Statement& q) {
   e.action = q.getColumn(14).isNull() ? "" : q.getColumn(14).getString();
   e.attempt_errors = opt_json(q.getColumn(15));
   if (!e.attempt_errors.is_array()) e.attempt_errors = nlohmann::json::array();
+  e.request_id = q.getColumn(16).isNull() ? 0 : q.getColumn(16).getInt64();
+  e.rule = opt_json(q.getColumn(17));
   return e;
 }
 
@@ -192,6 +195,9 @@ Store::~Store() {
   }
   checkpoint_cv_.notify_all();
   if (checkpointer_.joinable()) checkpointer_.join();
+  // Declared before writer_, so destroyed after it unless released here: a statement left
+  // open keeps the connection from closing.
+  insert_request_log_.reset();
 }
 
 void Store::checkpoint_loop(std::string path, StoreOptions options) {
@@ -244,9 +250,23 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
         // Only while the receiver still grants it: a URL revoked after the request was checked
         // but before this commit (the request waited in the ingest queue) records nothing.
         "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, "
-        "status, created_at, action) SELECT ?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7 "
+        "status, created_at, action, request_id, rule) "
+        "SELECT ?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9 "
         "WHERE EXISTS (SELECT 1 FROM receivers WHERE id = ?1 AND generation = ?2 AND enabled) "
         "ON CONFLICT (receiver_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING");
+    s->insert_request_log_ = std::make_unique<SQLite::Statement>(
+        *s->writer_,
+        "INSERT INTO requests_log (id, receiver_id, received_at, outcome, status, error, detail, "
+        "source, method, headers, body, body_size, body_truncated, execution_id, replay_of, "
+        "token_redacted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    {
+      // AUTOINCREMENT's sequence: ids of deleted entries are never handed out again, so an
+      // execution's request_id never names another request.
+      SQLite::Statement q(*s->writer_,
+                          "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = "
+                          "'requests_log'), 0), coalesce((SELECT max(id) FROM requests_log), 0))");
+      if (q.executeStep()) s->next_request_id_ = q.getColumn(0).getInt64() + 1;
+    }
     s->find_idempotent_ = std::make_unique<SQLite::Statement>(
         *s->writer_, "SELECT id FROM executions WHERE receiver_id = ? AND idempotency_key = ?");
     // A notification carries the plan and the result, but never a large one: a webhook plan
@@ -473,7 +493,8 @@ Status Store::delete_receiver(int64_t id, const AuditEntry* audit) {
     for (const char* sql : {"DELETE FROM delivery_attempts WHERE delivery_id IN "
                             "(SELECT id FROM deliveries WHERE receiver_id = ?)",
                             "DELETE FROM deliveries WHERE receiver_id = ?",
-                            "DELETE FROM subscriptions WHERE receiver_id = ?"}) {
+                            "DELETE FROM subscriptions WHERE receiver_id = ?",
+                            "DELETE FROM requests_log WHERE receiver_id = ?"}) {
       SQLite::Statement d(*writer_, sql);
       d.bind(1, id);
       d.exec();
@@ -608,29 +629,228 @@ void Store::insert_executions_locked(std::vector<NewExecution>& batch) {
       q.bindNoCopy(7, *e.action);
     else
       q.bind(7);
+    // The log entry's id is allocated first, so the execution names it in its own row.
+    if (e.request) {
+      e.request->id = next_request_id_++;
+      q.bind(8, e.request->id);
+    } else {
+      q.bind(8);
+    }
+    std::string rule;
+    if (e.rule && !e.rule->is_null()) {
+      rule = e.rule->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      q.bindNoCopy(9, rule);
+    } else {
+      q.bind(9);
+    }
     e.revoked = false;
+    e.replayed = false;
+    e.id = 0;
     if (q.exec() == 1) {
       e.id = writer_->getLastInsertRowid();
-      e.replayed = false;
-      continue;
-    }
-    if (e.idempotency_key.empty()) {
-      e.id = 0;
+    } else if (e.idempotency_key.empty()) {
       e.revoked = true;
-      continue;
+    } else {
+      SQLite::Statement& f = *find_idempotent_;
+      f.tryReset();
+      f.bind(1, e.receiver_id);
+      f.bindNoCopy(2, e.idempotency_key);
+      if (!f.executeStep()) {  // not a repeat: the receiver no longer grants it
+        e.revoked = true;
+      } else {
+        e.id = f.getColumn(0).getInt64();
+        e.replayed = true;
+      }
     }
-    SQLite::Statement& f = *find_idempotent_;
-    f.tryReset();
-    f.bind(1, e.receiver_id);
-    f.bindNoCopy(2, e.idempotency_key);
-    if (!f.executeStep()) {  // not a repeat: the receiver no longer grants it
-      e.id = 0;
-      e.revoked = true;
-      continue;
+    if (!e.request) continue;
+    RequestLogRow& r = *e.request;
+    if (e.revoked) {
+      r.outcome = "refused";
+      r.status = 401;
+      r.error = "revoked_token";
+      r.detail = {{"check", "revoked"},
+                  {"message", "the trigger URL was revoked while the request was being recorded"}};
+    } else {
+      r.execution_id = e.id;
+      if (e.replayed) r.detail["duplicate"] = true;  // the earlier execution answered
     }
-    e.id = f.getColumn(0).getInt64();
-    e.replayed = true;
+    insert_request_log_locked(r);
   }
+}
+
+void Store::insert_request_log_locked(RequestLogRow& r) {
+  if (r.id == 0) r.id = next_request_id_++;
+  SQLite::Statement& q = *insert_request_log_;
+  q.tryReset();
+  q.bind(1, r.id);
+  q.bind(2, r.receiver_id);
+  q.bind(3, r.received_at);
+  q.bindNoCopy(4, r.outcome);
+  q.bind(5, r.status);
+  if (r.error.empty())
+    q.bind(6);
+  else
+    q.bindNoCopy(6, r.error);
+  // A compared value is whatever the request held (a header of byte 0xFF): not UTF-8 text is
+  // stored with U+FFFD, where nlohmann's strict dump would throw and lose the whole batch.
+  std::string detail =
+      r.detail.is_null() ? std::string("{}")
+                         : r.detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  q.bindNoCopy(7, detail);
+  q.bindNoCopy(8, r.source);
+  q.bindNoCopy(9, r.method);
+  q.bindNoCopy(10, r.headers);
+  q.bindNoCopy(11, r.body);
+  q.bind(12, r.body_size);
+  q.bind(13, r.body_truncated ? 1 : 0);
+  if (r.execution_id)
+    q.bind(14, r.execution_id);
+  else
+    q.bind(14);
+  if (r.replay_of)
+    q.bind(15, r.replay_of);
+  else
+    q.bind(15);
+  q.bind(16, r.token_redacted ? 1 : 0);
+  q.exec();
+}
+
+Status Store::insert_request_logs(std::vector<RequestLogRow>& rows,
+                                  const std::vector<int64_t>& trim, int64_t keep_per_receiver,
+                                  std::vector<int64_t>* untrimmed, int max_trimmed) {
+  std::vector<int64_t> left;
+  Status s = guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    OutcomeSync relaxed(*writer_);
+    SQLite::Transaction tx(*writer_);
+    for (RequestLogRow& r : rows) {
+      r.id = 0;
+      insert_request_log_locked(r);
+    }
+    if (keep_per_receiver > 0 && !trim.empty()) {
+      // The newest N stay: the oldest of what is at or below the (N+1)th newest id go, at most
+      // `budget` of them (both by the index on (receiver_id, id)).
+      SQLite::Statement d(*writer_,
+                          "DELETE FROM requests_log WHERE id IN (SELECT id FROM requests_log "
+                          "WHERE receiver_id = ?1 AND id <= (SELECT id FROM requests_log WHERE "
+                          "receiver_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2) ORDER BY id "
+                          "LIMIT ?3)");
+      int budget = std::max(max_trimmed, 1);
+      for (int64_t receiver : trim) {
+        if (budget > 0) {
+          d.tryReset();
+          d.bind(1, receiver);
+          d.bind(2, keep_per_receiver);
+          d.bind(3, budget);
+          budget -= d.exec();
+        }
+        if (budget <= 0) left.push_back(receiver);  // may hold more: the next call goes on
+      }
+    }
+    tx.commit();
+    return Status::Ok();
+  });
+  if (s.ok() && untrimmed) *untrimmed = std::move(left);
+  return s;
+}
+
+namespace {
+constexpr const char* kRequestLogColumns =
+    "id, receiver_id, received_at, outcome, status, error, detail, source, method, headers, "
+    "body, body_size, body_truncated, execution_id, replay_of, token_redacted";
+
+RequestLogRow read_request_log(SQLite::Statement& q) {
+  RequestLogRow r;
+  r.id = q.getColumn(0).getInt64();
+  r.receiver_id = q.getColumn(1).getInt64();
+  r.received_at = q.getColumn(2).getInt64();
+  r.outcome = q.getColumn(3).getString();
+  r.status = q.getColumn(4).getInt();
+  r.error = q.getColumn(5).isNull() ? "" : q.getColumn(5).getString();
+  r.detail = opt_json(q.getColumn(6));
+  if (!r.detail.is_object()) r.detail = nlohmann::json::object();
+  r.source = q.getColumn(7).getString();
+  r.method = q.getColumn(8).getString();
+  r.headers = q.getColumn(9).getString();
+  r.body = q.getColumn(10).getString();
+  r.body_size = q.getColumn(11).getInt64();
+  r.body_truncated = q.getColumn(12).getInt() != 0;
+  r.execution_id = q.getColumn(13).isNull() ? 0 : q.getColumn(13).getInt64();
+  r.replay_of = q.getColumn(14).isNull() ? 0 : q.getColumn(14).getInt64();
+  r.token_redacted = q.getColumn(15).getInt() != 0;
+  return r;
+}
+}  // namespace
+
+Result<std::vector<RequestLogRow>> Store::list_request_logs(int64_t receiver_id,
+                                                            const std::string& outcome, int limit,
+                                                            int64_t before_id) {
+  return guarded([&]() -> Result<std::vector<RequestLogRow>> {
+    std::lock_guard lock(read_mu_);
+    std::string sql = std::string("SELECT ") + kRequestLogColumns +
+                      " FROM requests_log WHERE receiver_id = ?1 AND (?2 = 0 OR id < ?2)";
+    if (!outcome.empty()) sql += " AND outcome = ?3";
+    sql += " ORDER BY id DESC LIMIT ?4";
+    SQLite::Statement q(*reader_, sql);
+    q.bind(1, receiver_id);
+    q.bind(2, before_id);
+    if (!outcome.empty()) q.bind(3, outcome);
+    q.bind(4, limit);
+    std::vector<RequestLogRow> out;
+    while (q.executeStep()) out.push_back(read_request_log(q));
+    return out;
+  });
+}
+
+Result<RequestLogRow> Store::get_request_log(int64_t receiver_id, int64_t id) {
+  return guarded([&]() -> Result<RequestLogRow> {
+    std::lock_guard lock(read_mu_);
+    SQLite::Statement q(*reader_, std::string("SELECT ") + kRequestLogColumns +
+                                      " FROM requests_log WHERE receiver_id = ? AND id = ?");
+    q.bind(1, receiver_id);
+    q.bind(2, id);
+    if (!q.executeStep()) return Status::NotFound("no such request in the log");
+    return read_request_log(q);
+  });
+}
+
+Result<int> Store::prune_request_logs(int64_t before_ms, int limit) {
+  return guarded([&]() -> Result<int> {
+    std::lock_guard lock(write_mu_);
+    OutcomeSync relaxed(*writer_);
+    SQLite::Statement q(*writer_,
+                        "DELETE FROM requests_log WHERE id IN (SELECT id FROM requests_log "
+                        "WHERE received_at < ? ORDER BY received_at LIMIT ?)");
+    q.bind(1, before_ms);
+    q.bind(2, limit);
+    return q.exec();
+  });
+}
+
+Status Store::cancel_execution(int64_t id, int64_t now_ms, const AuditEntry* audit) {
+  return guarded([&]() -> Status {
+    std::lock_guard lock(write_mu_);
+    SQLite::Transaction tx(*writer_);
+    SQLite::Statement q(*writer_,
+                        "UPDATE executions SET status = 'failed', error = 'cancelled', "
+                        "finished_at = ?, next_attempt_at = NULL WHERE id = ? AND status = "
+                        "'queued'");
+    q.bind(1, now_ms);
+    q.bind(2, id);
+    if (q.exec() == 0) {
+      SQLite::Statement s(*writer_, "SELECT status FROM executions WHERE id = ?");
+      s.bind(1, id);
+      if (!s.executeStep()) return Status::NotFound("no such execution");
+      return Status::Conflict(
+          "only a queued execution (or one waiting to retry) can be "
+          "cancelled; this one is " +
+          s.getColumn(0).getString());
+    }
+    note_status_locked(id, "failed", {}, now_ms);
+    if (audit) audit_locked(*audit);
+    tx.commit();
+    return Status::Ok();
+  });
 }
 
 namespace {

@@ -72,6 +72,33 @@ struct ExecutionRow {
   nlohmann::json attempt_errors = nlohmann::json::array();
   int64_t created_at = 0;
   std::optional<int64_t> started_at, finished_at, next_attempt_at;
+  int64_t request_id = 0;  // the request log entry that made it (0: none, or from before 0.3)
+  nlohmann::json rule;     // the rule that matched: {"index", "name"}; null: none did
+};
+
+// One entry of the request log (migrations/015_requests_log.sql, docs/requests-log.md): a trigger
+// request that named a real receiver, and what came of it. Built on the trigger path already
+// redacted (trigger/request_record.h); the store writes it as given.
+struct RequestLogRow {
+  int64_t id = 0;
+  int64_t receiver_id = 0;
+  int64_t received_at = 0;
+  std::string outcome;  // accepted, ignored, refused, rate_limited, cooling_down, queue_full,
+                        // malformed, unavailable
+  int status = 0;       // the HTTP status answered
+  std::string error;    // the error code answered; empty for a 2xx
+  nlohmann::json detail = nlohmann::json::object();  // why
+  std::string source;
+  std::string method;
+  std::string headers;  // JSON text: [[name, value]...], secrets redacted
+  std::string body;     // the body's first bytes, valid UTF-8
+  int64_t body_size = 0;
+  bool body_truncated = false;
+  // The trigger token was found in the body or a header value and replaced by "[redacted]"
+  // (a GitHub ping carries the trigger URL): what is kept is not what was sent.
+  bool token_redacted = false;
+  int64_t execution_id = 0;
+  int64_t replay_of = 0;
 };
 
 // One accepted trigger, as the ingest path hands it to insert_executions().
@@ -83,6 +110,10 @@ struct NewExecution {
   const std::string* action = nullptr;
   std::string idempotency_key;  // empty: none
   int64_t created_at = 0;
+  // The request's log entry, written in the same transaction (null: none is kept). Its id,
+  // execution_id and, for a revoked one, outcome are filled in.
+  RequestLogRow* request = nullptr;
+  const nlohmann::json* rule = nullptr;  // the rule that matched; may be null
   // Filled by insert_executions():
   int64_t id = 0;
   bool replayed = false;  // the Idempotency-Key matched an earlier execution, whose id is `id`
@@ -371,6 +402,30 @@ class Store {
   Result<int64_t> unfinished_count(int64_t receiver_id);
   Result<int> delete_executions(const std::vector<int64_t>& ids);
 
+  // An operator's cancel: a queued execution (never started, or waiting to retry) is failed
+  // with the error "cancelled", in one synced statement that only matches a queued row
+  // (NotFound; Conflict when it is running or finished). The executor must have let go of it
+  // first (Executor::cancel).
+  // `audit`, when given, is written in the same transaction.
+  Status cancel_execution(int64_t id, int64_t now_ms, const AuditEntry* audit = nullptr);
+
+  // The request log (docs/requests-log.md). Written in ONE transaction, relaxed like an
+  // outcome (a power loss may take the last entries, never an execution); then each receiver
+  // in `trim` keeps only its newest `keep_per_receiver` entries (0: no cap), at most
+  // `max_trimmed` rows deleted in all: a lowered cap (--request-log 100000 -> 1000) is applied
+  // over several calls, each a short transaction under the write lock that the trigger path's
+  // commits wait for. The receivers that may still hold more go to `*untrimmed`. Ids are set.
+  Status insert_request_logs(std::vector<RequestLogRow>& rows, const std::vector<int64_t>& trim,
+                             int64_t keep_per_receiver, std::vector<int64_t>* untrimmed = nullptr,
+                             int max_trimmed = 2000);
+  // Newest first; before_id pages; outcome filters when not empty.
+  Result<std::vector<RequestLogRow>> list_request_logs(int64_t receiver_id,
+                                                       const std::string& outcome, int limit,
+                                                       int64_t before_id);
+  Result<RequestLogRow> get_request_log(int64_t receiver_id, int64_t id);
+  // Age retention: deletes up to `limit` entries received before `before_ms`, oldest first.
+  Result<int> prune_request_logs(int64_t before_ms, int limit);
+
   // Notification subscriptions (docs/webhooks.md). Secrets arrive sealed.
   Result<SubscriptionRow> insert_subscription(const SubscriptionRow& s,
                                               const AuditEntry* audit = nullptr);
@@ -466,6 +521,9 @@ class Store {
   // A receiver read on the writer's connection: what a transaction in progress sees.
   ReceiverRow receiver_locked(int64_t id);
   void start_planned_locked(const std::vector<PlannedRun>& runs, int64_t started_at);
+  void insert_request_log_locked(RequestLogRow& row);
+  int64_t next_request_id_ = 1;  // write_mu_: ids are allocated before the execution names one
+  std::unique_ptr<SQLite::Statement> insert_request_log_;
   std::atomic<bool> any_subscriptions_{false};
   int64_t now_ms() const { return clock_->now_ms(); }
 

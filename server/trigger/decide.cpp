@@ -32,9 +32,11 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
   // 1. Inbound authentication, beyond the token. A signed message's key (from signed content
   //    only) replaces any unsigned Idempotency-Key: a replay finds the first execution.
   std::string message_key;
-  if (AuthFailure f = r.auth->check(in.request, in.caller, in.now_ms / 1000, &message_key);
-      f != AuthFailure::kNone)
-    return Reject{f, Status::Ok()};
+  if (!in.replay) {
+    if (AuthFailure f = r.auth->check(in.request, in.caller, in.now_ms / 1000, &message_key);
+        f != AuthFailure::kNone)
+      return Reject{f, Status::Ok()};
+  }
   if (!message_key.empty()) accept.idempotency_key = std::move(message_key);
 
   // 2. Rules decide whether and how the action runs. The body is parsed at most once, when the
@@ -44,13 +46,21 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
   const json& body = r.rules->needs_body() ? request.body.parsed().value : kNoBody;
   Decision d = r.rules->evaluate(RuleInput{in.request, body, in.caller, in.trace});
   if (!d.error.ok()) return invalid(d.error);
-  if (!d.run)
-    return Ignore{IgnoreReason::kRule,
+  if (!d.run) {
+    Ignore ignore{IgnoreReason::kRule,
                   d.rule_index < 0 ? "no rule matched, and the rules' default ignores the request"
                   : d.rule_name.empty()
                       ? "rules[" + std::to_string(d.rule_index) + "] ignored the request"
                       : "rule \"" + d.rule_name + "\" ignored the request",
-                  d.rule_index, d.rule_name};
+                  d.rule_index,
+                  d.rule_name,
+                  {}};
+    if (in.explain)
+      ignore.compared = r.rules->explain(RuleInput{in.request, body, in.caller, nullptr, in.redact},
+                                         d.rule_index);
+    return ignore;
+  }
+  if (d.rule_index >= 0) accept.rule = {{"index", d.rule_index}, {"name", d.rule_name}};
   // The config is materialized only for a request that changes it (most change nothing).
   json config;
   auto plain = [&]() -> json& {
@@ -80,7 +90,7 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
           Status::Invalid("the body is not an Alertmanager webhook payload (version 4)"));
     if (body["status"] == "resolved") {
       if (r.rules->on_resolved() == "ignore")
-        return Ignore{IgnoreReason::kResolved, "the alert resolved", -1, {}};
+        return Ignore{IgnoreReason::kResolved, "the alert resolved", -1, {}, {}};
       if (r.rules->on_resolved() == "inverse") {
         auto inverse = r.driver->inverse(plain());
         if (!inverse.ok()) return invalid(inverse.status());
@@ -88,7 +98,8 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
         changed = inverted = true;
       }
     }
-    if (accept.idempotency_key.empty()) accept.idempotency_key = alertmanager_key(body);
+    if (accept.idempotency_key.empty() && !in.replay)
+      accept.idempotency_key = alertmanager_key(body);
   }
 
   // 3b. Registry push notifications (docs/redeploy.md): only a push of a tag runs; pulls, blob
@@ -104,8 +115,9 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
       return Ignore{IgnoreReason::kNoPush,
                     "the " + push->source + " notification holds no push of a tag",
                     -1,
+                    {},
                     {}};
-    if (accept.idempotency_key.empty()) accept.idempotency_key = push->key;
+    if (accept.idempotency_key.empty() && !in.replay) accept.idempotency_key = push->key;
   }
 
   // 4. Values taken from the request (e.g. the caller's address for a DNS record). A driver
@@ -113,7 +125,7 @@ TriggerDecision decide(const TriggerInput& in, const Receiver& r, const SecretBo
   if (r.binds_request) {
     auto bound = r.driver->bind(plain(), request);
     if (!bound.ok() && bound.status().code() == Status::Code::kNotFound)
-      return Ignore{IgnoreReason::kUnmatched, bound.status().message(), -1, {}};
+      return Ignore{IgnoreReason::kUnmatched, bound.status().message(), -1, {}, {}};
     if (!bound.ok()) return invalid(bound.status());
     config = std::move(bound).value();
     changed = true;

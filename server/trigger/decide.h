@@ -29,6 +29,14 @@ struct TriggerInput {
   std::string idempotency_key;  // the request's Idempotency-Key (already checked), or empty
   // Null on triggers; the rules tester's record of what the rules compared (rules.h).
   RuleTrace* trace = nullptr;
+  // Fill Ignore::compared (the request log is on): what the deciding rule compared.
+  bool explain = false;
+  // A redelivery by an admin of a logged request (docs/requests-log.md): its credentials were
+  // redacted from the log, so inbound auth is not checked (the admin token authorises it), and
+  // no idempotency key is drawn from the payload (the replay is a new execution).
+  bool replay = false;
+  // With explain: taken out of the compared values (the trigger token, request_record.h).
+  std::string_view redact;
 };
 
 // Run the action. Fields left empty mean "as the receiver is configured".
@@ -37,6 +45,7 @@ struct Accept {
   std::shared_ptr<const DriverConfig> config;  // the request changed the config: this one runs
   std::string config_text;                     // ... recorded sealed, as the execution's config
   std::string action;                          // the inverse's action, when it differs
+  nlohmann::json rule;  // the rule that decided to run: {"index", "name"}; null: none did
 };
 
 // Do nothing, successfully (answered with the receiver's ignore status).
@@ -45,6 +54,7 @@ struct Ignore {
   std::string reason;   // a sentence for the sender
   int rule_index = -1;  // the rule that ignored the request, -1 otherwise
   std::string rule_name;
+  nlohmann::json compared;  // with TriggerInput::explain: RuleSet::explain's answer
 };
 
 // Refuse: the sender is not allowed (auth != kNone) or the request is not acceptable (status).

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace tripline {
 
@@ -17,6 +19,9 @@ class InboundRequest {
   // Header value by case-insensitive name; the first when repeated.
   virtual std::optional<std::string> header(std::string_view name) const = 0;
   virtual std::optional<std::string> query(std::string_view name) const = 0;
+  // Every header as sent, in order (for the request log, request_record.h). Requests that
+  // cannot list theirs answer none.
+  virtual std::vector<std::pair<std::string, std::string>> headers() const { return {}; }
 };
 
 }  // namespace tripline

@@ -8,6 +8,7 @@
 #include "crypto.h"
 #include "field_reader.h"
 #include "net.h"
+#include "request_record.h"
 
 namespace tripline {
 
@@ -21,12 +22,14 @@ struct FieldRef {
   enum class Kind { kBody, kHeader, kQuery, kMethod, kSource } kind = Kind::kBody;
   json::json_pointer pointer;
   std::string name;  // header or query name
+  std::string text;  // as written in the rule
 };
 
 Result<FieldRef> parse_field(const json& j) {
   if (!j.is_string()) return Status::Invalid("field must be a string");
   const std::string s = j.get<std::string>();
   FieldRef f;
+  f.text = s;
   auto after = [&](std::string_view prefix) { return s.substr(prefix.size()); };
   if (s == "method") {
     f.kind = FieldRef::Kind::kMethod;
@@ -97,11 +100,34 @@ class Condition {
  public:
   virtual ~Condition() = default;
   virtual bool eval(const RuleInput& in) const = 0;
+  // Appends each comparison it makes to `out` (RuleSet::explain), at most `room` more.
+  virtual void explain(const RuleInput& in, json& out, size_t room) const = 0;
 };
 
 namespace {
 
 enum class Op { kEquals, kNotEquals, kIn, kRegex, kExists, kGt, kGte, kLt, kLte, kCidr };
+const char* const kOpNames[] = {"equals", "not_equals", "in", "regex", "exists",
+                                "gt",     "gte",        "lt", "lte",   "cidr"};
+
+// A compared value as the request log shows it: bounded, and never a credential. The query
+// string is never kept (docs/requests-log.md): a sender may put a credential there, so a
+// query value, sent or written in the rule, is shown "[redacted]" (null: it was absent; a
+// boolean: what `exists` expects). `redact` (the trigger token) is taken out before a value is
+// cut, so that no cut leaves a part of it.
+json shown(const FieldRef& f, json v, std::string_view redact) {
+  if (f.kind == FieldRef::Kind::kHeader && !v.is_null() && is_secret_header(f.name))
+    return kRedactedHeader;
+  if (f.kind == FieldRef::Kind::kQuery && !v.is_null() && !v.is_boolean()) return kRedactedHeader;
+  redact_token(v, redact);
+  if (v.is_string() && v.get_ref<const std::string&>().size() > 256)
+    return std::string(utf8_prefix(v.get_ref<const std::string&>(), 256)) + "...";
+  if (v.is_structured()) {
+    std::string text = v.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (text.size() > 256) return std::string(utf8_prefix(text, 256)) + "...";
+  }
+  return v;
+}
 
 class Leaf : public Condition {
  public:
@@ -155,6 +181,14 @@ class Leaf : public Condition {
     }
     return false;
   }
+  void explain(const RuleInput& in, json& out, size_t room) const override {
+    if (room == 0) return;
+    out.push_back({{"field", field.text},
+                   {"op", kOpNames[static_cast<int>(op)]},
+                   {"value", shown(field, value, in.redact)},
+                   {"actual", shown(field, read(in, field), in.redact)},
+                   {"matched", eval(in)}});
+  }
 };
 
 class Combined : public Condition {
@@ -175,6 +209,12 @@ class Combined : public Condition {
         return !parts[0]->eval(in);
     }
     return false;
+  }
+  void explain(const RuleInput& in, json& out, size_t room) const override {
+    for (const auto& p : parts) {
+      if (out.size() >= room) return;
+      p->explain(in, out, room);
+    }
   }
 };
 
@@ -368,6 +408,22 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::compile(const json& j) {
   }
   if (!r.ok()) return r.status();
   return std::shared_ptr<const RuleSet>(rs);
+}
+
+json RuleSet::explain(const RuleInput& in, int rule_index) const {
+  constexpr size_t kMaxComparisons = 32;
+  json out = json::array();
+  for (size_t i = 0; i < rules_.size() && out.size() < kMaxComparisons; ++i) {
+    if (rule_index >= 0 && static_cast<size_t>(rule_index) != i) continue;
+    if (!rules_[i].when) continue;
+    json part = json::array();
+    rules_[i].when->explain(in, part, kMaxComparisons - out.size());
+    for (auto& c : part) {
+      c["rule"] = i;
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
 }
 
 Decision RuleSet::evaluate(const RuleInput& in) const {

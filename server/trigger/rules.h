@@ -52,6 +52,9 @@ struct RuleInput {
   // Null on the trigger path. The rules tester (docs/api.md "Testing rules") passes one to see
   // what the very same evaluation compared; a null trace costs one test per condition.
   RuleTrace* trace = nullptr;
+  // explain(): taken out of the compared values shown, before they are cut (the trigger token,
+  // docs/requests-log.md). Empty: nothing.
+  std::string_view redact = {};
 };
 
 struct Decision {
@@ -100,6 +103,10 @@ class RuleSet {
   ~RuleSet();
 
   Decision evaluate(const RuleInput& input) const;
+  // What the rule at `rule_index` compared (every rule when -1), for the request log: an array
+  // of {"rule", "field", "op", "value", "actual", "matched"}, at most 32, values bounded and
+  // secret headers redacted. Off the hot path: only for requests that were not accepted.
+  nlohmann::json explain(const RuleInput& input, int rule_index) const;
 
   bool needs_body() const { return needs_body_; }
   // No rules, no preset, default run: every request runs as configured.

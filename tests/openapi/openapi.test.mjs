@@ -406,10 +406,33 @@ test('every operation answers as the spec says, called with its example', async 
   assert.equal(rerun.status, 'succeeded', JSON.stringify(rerun));
   assert.equal((await call('POST', `/api/v1/executions/${first.body.execution_id}/retry`)).status, 409, 'only a failed execution is retried');
 
+  // The request log (docs/requests-log.md): the triggers above, each with what came of it.
+  const logged = (await waitFor('the refused trigger in the request log', async () => {
+    const l = (await call('GET', `/api/v1/receivers/${id}/requests?limit=50`)).body;
+    return l.items.some((x) => x.outcome === 'refused') ? l : null;
+  })).items;
+  assert.ok(logged.some((x) => x.outcome === 'refused' && x.detail.check === 'credential'), JSON.stringify(logged));
+  const firstEntry = logged.find((x) => x.outcome === 'accepted' && x.execution_id === first.body.execution_id && !x.detail.duplicate);
+  assert.ok(firstEntry, 'the first trigger is logged with its execution');
+  const entry = (await call('GET', `/api/v1/receivers/${id}/requests/${firstEntry.id}`)).body;
+  assert.ok(entry.headers.some(([n, v]) => n.toLowerCase() === 'authorization' && v === '[redacted]'), JSON.stringify(entry.headers));
+  const replay = await call('POST', `/api/v1/receivers/${id}/requests/${firstEntry.id}/redeliver`);
+  assert.deepEqual([replay.status, replay.body.replay_of, replay.body.outcome], [202, firstEntry.id, 'accepted']);
+  assert.notEqual(replay.body.execution_id, first.body.execution_id);
+  const caused = (await call('GET', `/api/v1/executions/${replay.body.execution_id}`)).body;
+  assert.equal(caused.request_id, replay.body.id);
+
+  // Cancel: a queued execution (the workers paused) never runs; a finished one answers 409.
+  await call('POST', '/api/v1/workers/pause');
+  const held = await call('POST', '/_webhooks/trigger', { admin: false, body: triggerBody, headers: { ...bearer, 'X-Tripline-Token': token } });
+  const cancelled = await call('POST', `/api/v1/executions/${held.body.execution_id}/cancel`);
+  assert.deepEqual([cancelled.status, cancelled.body.status, cancelled.body.error], [200, 'failed', 'cancelled']);
+  assert.equal((await call('POST', `/api/v1/executions/${first.body.execution_id}/cancel`)).status, 409);
+  await call('POST', '/api/v1/workers/resume');
   // The audit log: what was changed above, newest first.
   const audit = (await call('GET', '/api/v1/audit?limit=500')).body;
   const actions = audit.items.map((i) => i.action);
-  for (const a of ['token.create', 'token.role', 'token.revoke', 'receiver.create', 'receiver.update', 'subscription.create', 'execution.retry', 'delivery.redeliver']) {
+  for (const a of ['token.create', 'token.role', 'token.revoke', 'receiver.create', 'receiver.update', 'subscription.create', 'execution.retry', 'execution.cancel', 'request.redeliver', 'delivery.redeliver']) {
     assert.ok(actions.includes(a), `no ${a} in the audit log: ${actions}`);
   }
   assert.equal((await call('GET', `/api/v1/audit?target=receiver:${id}&limit=1`)).body.items[0].target.id, id);
@@ -429,6 +452,9 @@ test('every operation answers as the spec says, called with its example', async 
     '/api/v1/receivers/{id}/deliveries/{did}/redeliver': `/api/v1/receivers/${id}/deliveries/${did}/redeliver`,
     '/api/v1/executions/{id}': `/api/v1/executions/${first.body.execution_id}`,
     '/api/v1/executions/{id}/retry': `/api/v1/executions/${failed.id}/retry`,
+    '/api/v1/executions/{id}/cancel': `/api/v1/executions/${held.body.execution_id}/cancel`,
+    '/api/v1/receivers/{id}/requests/{rid}': `/api/v1/receivers/${id}/requests/${firstEntry.id}`,
+    '/api/v1/receivers/{id}/requests/{rid}/redeliver': `/api/v1/receivers/${id}/requests/${firstEntry.id}/redeliver`,
     '/api/v1/tokens/{id}': '/api/v1/tokens/1',
     '/api/v1/audit': '/api/v1/audit',
   };

@@ -25,6 +25,7 @@ struct FakeRequest : InboundRequest {
     auto it = query_.find(std::string(name));
     return it == query_.end() ? std::nullopt : std::optional<std::string>(it->second);
   }
+  std::vector<std::pair<std::string, std::string>> headers() const override { return headers_; }
 };
 
 }  // namespace tripline::test

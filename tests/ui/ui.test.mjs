@@ -975,6 +975,10 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
   });
 
   // The operations page (docs/operations.md "The operations page").
+  // The request log (docs/requests-log.md): a receiver with a rule and a bearer token, so one
+  // request is ignored by the rule, one refused by the credential check, one accepted.
+  let gated;
+  const gatedBearer = 'gate-bearer-0123456789abcdef0123';
   const noSideways = async (where, width) => {
     const w = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(w <= width, `${where}: page is ${w} px wide at a ${width} px viewport`);
@@ -1132,6 +1136,179 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.equal(await service.inputValue(), 'not-listed');
     await page.getByRole('link', { name: 'Cancel' }).click();
     await expectH1('Receivers');
+  });
+
+  step('requests: an ignored request shows the rule and the values; a refused one the check', async () => {
+    const created = await server.api('POST', '/receivers', {
+      name: 'gated', driver: 'scale-service',
+      config: { service: 'web', action: 'up', by: 1, max: 5 },
+      rules: { rules: [{ name: 'critical only', then: 'ignore', when: { field: 'body:/severity', op: 'not_equals', value: 'critical' } }] },
+      auth: { bearer_token: gatedBearer },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    gated = created.body;
+    const json = { 'Content-Type': 'application/json' };
+    const authed = { ...json, Authorization: `Bearer ${gatedBearer}` };
+    assert.equal((await post(gated.trigger_url, { headers: authed, body: '{"severity":"warning","team":"web"}' })).status, 200);
+    assert.equal((await post(gated.trigger_url, { headers: json, body: '{"severity":"critical"}' })).status, 401);
+    // Those two are written by the log's background writer, the accepted one with its execution:
+    // waited for, so that the ids (the list's order) follow the order they were sent in.
+    await waitFor('the ignored and refused entries', async () => (await server.api('GET', `/receivers/${gated.id}/requests`)).body.items.length === 2);
+    const ok = await post(gated.trigger_url, { headers: authed, body: '{"severity":"critical"}' });
+    assert.equal(ok.status, 202);
+    gated.executionId = (await ok.json()).execution_id;
+    await waitFor(`execution ${gated.executionId} finished`, async () => ['succeeded', 'failed'].includes((await server.api('GET', `/executions/${gated.executionId}`)).body.status));
+
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await page.goto(`${base}/#/receivers/${gated.id}`);
+    await expectH1('gated');
+    const ignored = page.locator('tr.request-row[data-outcome="ignored"]');
+    const refused = page.locator('tr.request-row[data-outcome="refused"]');
+    const accepted = page.locator('tr.request-row[data-outcome="accepted"]');
+    await accepted.waitFor({ timeout: 15000 });
+    await ignored.waitFor();
+    await refused.waitFor();
+    // Newest first: accepted, refused, ignored.
+    assert.deepEqual(await page.locator('tr.request-row').evaluateAll((trs) => trs.map((tr) => tr.dataset.outcome)), ['accepted', 'refused', 'ignored']);
+    const ignoredText = await ignored.textContent();
+    assert.match(ignoredText, /Ignored by rule #1 “critical only”/);
+    assert.match(ignoredText, /body:\/severity not_equals "critical": was "warning"/);
+    const answer = (row) => row.locator('td[data-label="Answer"]').textContent();
+    assert.equal(await answer(ignored), '200');
+    const refusedText = await refused.textContent();
+    assert.match(refusedText, /Refused by the credential check/);
+    assert.equal(await answer(refused), '401');
+    assert.equal(await answer(accepted), '202');
+    assert.equal(await accepted.locator('.request-reason').textContent(), 'Accepted: an execution was queued');
+    assert.match(await ignored.locator('td[data-label="Source"]').textContent(), /127\.0\.0\.1|::1/);
+    await page.locator('section[aria-labelledby="sec-requests"]').scrollIntoViewIfNeeded();
+    await screenshot('requests-list-1280');
+    // The outcome filter asks the API for that outcome only.
+    await page.getByLabel('Outcome', { exact: true }).selectOption('refused');
+    await waitFor('only refused rows', async () => (await page.locator('tr.request-row').evaluateAll((trs) => trs.map((tr) => tr.dataset.outcome))).join() === 'refused');
+    await page.getByLabel('Outcome', { exact: true }).selectOption('');
+
+    // The refused one's page: its check, redacted headers, and why it is not redelivered.
+    const refusedId = await refused.getAttribute('data-id');
+    await refused.getByRole('link', { name: `Request ${refusedId}` }).click();
+    await expectH1(`Request #${refusedId}`);
+    assert.match(await page.locator('main p.request-reason').textContent(), /credential check/);
+    const redeliver = page.getByRole('button', { name: 'Redeliver' });
+    assert.equal(await redeliver.isDisabled(), true);
+    await page.getByText('Refused requests are never redelivered').waitFor();
+
+    // The ignored one's page: the rule, the compared values, the headers with the bearer token
+    // redacted, the body.
+    const ignoredId = (await server.api('GET', `/receivers/${gated.id}/requests?outcome=ignored`)).body.items[0].id;
+    await page.goto(`${base}/#/receivers/${gated.id}/requests/${ignoredId}`);
+    await expectH1(`Request #${ignoredId}`);
+    await page.getByRole('link', { name: '← gated' }).waitFor();
+    assert.match(await page.locator('main p.request-reason').textContent(), /rule #1 “critical only”/);
+    assert.match(await page.locator('main .compared').textContent(), /was "warning"/);
+    const auth = page.locator('tr.header-row', { hasText: /^Authorization/i });
+    assert.match(await auth.textContent(), /\[redacted\]/);
+    assert.equal((await page.locator('main').textContent()).includes(gatedBearer), false, 'the bearer token is not shown');
+    assert.match(await page.locator('pre.request-body').textContent(), /"severity": "warning"/);
+    assert.match(await page.locator('.request-answer').textContent(), /HTTP 200/);
+    await screenshot('request-detail-1280');
+
+    // At phone width: no sideways scrolling on the list or the page of one.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await noSideways('request detail', 390);
+    await screenshot('request-detail-390');
+    await page.goto(`${base}/#/receivers/${gated.id}`);
+    await expectH1('gated');
+    await page.locator('tr.request-row').first().waitFor();
+    await noSideways('requests list', 390);
+    await page.locator('section[aria-labelledby="sec-requests"]').scrollIntoViewIfNeeded();
+    await screenshot('requests-list-390');
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  step('requests: redeliver creates a new entry marked as a replay, with its execution', async () => {
+    const acceptedId = (await server.api('GET', `/receivers/${gated.id}/requests?outcome=accepted`)).body.items[0].id;
+    await page.goto(`${base}/#/receivers/${gated.id}/requests/${acceptedId}`);
+    await expectH1(`Request #${acceptedId}`);
+    await page.getByRole('link', { name: `execution #${gated.executionId}` }).waitFor();
+    await page.getByRole('button', { name: 'Redeliver' }).click();
+    await page.locator('#toasts .toast', { hasText: /Redelivered as request #\d+/ }).waitFor();
+    const replay = (await server.api('GET', `/receivers/${gated.id}/requests?limit=1`)).body.items[0];
+    assert.equal(replay.replay_of, acceptedId);
+    assert.equal(replay.outcome, 'accepted');
+    assert.notEqual(replay.execution_id, gated.executionId);
+    await expectH1(`Request #${replay.id}`);
+    await page.getByRole('link', { name: `request #${acceptedId}` }).waitFor();
+    await page.getByRole('link', { name: `execution #${replay.execution_id}` }).waitFor();
+    await screenshot('request-replay');
+    await page.goto(`${base}/#/receivers/${gated.id}`);
+    await expectH1('gated');
+    const row = page.locator(`tr.request-row[data-id="${replay.id}"]`);
+    await row.waitFor();
+    assert.match(await row.textContent(), new RegExp(`replay of #${acceptedId}`));
+    const audit = (await server.api('GET', '/audit?target=request&limit=1')).body.items[0];
+    assert.equal(audit.action, 'request.redeliver');
+  });
+
+  step('executions: Cancel a queued execution, then Re-run it', async () => {
+    assert.equal((await server.api('POST', '/workers/pause')).status, 200);
+    try {
+      const res = await post(gated.trigger_url, { headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${gatedBearer}` }, body: '{"severity":"critical"}' });
+      assert.equal(res.status, 202);
+      const { execution_id: id } = await res.json();
+      await page.goto(`${base}/#/executions?receiver=${gated.id}`);
+      await expectH1('Executions');
+      const queued = page.locator(`tr.exec-row[data-id="${id}"][data-status="queued"]`);
+      await queued.waitFor();
+      await queued.getByRole('button', { name: `Cancel execution ${id}` }).click();
+      const failed = page.locator(`tr.exec-row[data-id="${id}"][data-status="failed"]`);
+      await failed.waitFor();
+      assert.match(await failed.locator('.outcome').textContent(), /cancelled/);
+      assert.equal((await server.api('GET', `/executions/${id}`)).body.error, 'cancelled');
+      await screenshot('execution-cancelled');
+      // Cancelled is failed: it can be run again.
+      await failed.getByRole('button', { name: `Re-run execution ${id}` }).click();
+      await page.locator('#toasts .toast', { hasText: new RegExp(`Execution ${id} re-run as execution \\d+`) }).waitFor();
+      const items = (await server.api('GET', `/executions?receiver_id=${gated.id}&limit=1`)).body.items;
+      assert.equal(items[0].status, 'queued');
+      assert.notEqual(items[0].id, id);
+      // Both acts are in the audit log, newest first.
+      const audit = (await server.api('GET', `/audit?target=execution:${id}`)).body.items.map((a) => a.action);
+      assert.deepEqual(audit, ['execution.retry', 'execution.cancel']);
+    } finally {
+      assert.equal((await server.api('POST', '/workers/resume')).status, 200);
+    }
+  });
+
+  step('a read-only token sees the request log but no Redeliver, Cancel or Re-run', async () => {
+    const made = await server.api('POST', '/tokens', { name: 'dashboard', role: 'read-only' });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const signInAs = async (value) => {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await expectH1('Sign in to tripline');
+      await page.getByLabel('Admin token', { exact: true }).fill(value);
+      await page.getByLabel('Admin token', { exact: true }).press('Enter');
+      // Signed in: the page of the route it was on comes back.
+      await page.waitForFunction(() => {
+        const h = document.querySelector('main h1');
+        return h && !/Sign in/.test(h.textContent);
+      });
+    };
+    await signInAs(made.body.token);
+    try {
+      const entry = (await server.api('GET', `/receivers/${gated.id}/requests?outcome=ignored`)).body.items[0];
+      await page.goto(`${base}/#/receivers/${gated.id}/requests/${entry.id}`);
+      await expectH1(`Request #${entry.id}`);
+      await page.getByText('Redelivering a request needs an operator or admin token.').waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Redeliver' }).count(), 0);
+      await page.goto(`${base}/#/executions?receiver=${gated.id}`);
+      await expectH1('Executions');
+      await page.locator('tr.exec-row[data-status="failed"]').first().waitFor();
+      await page.waitForTimeout(500); // the role is known by now: the buttons would be drawn
+      assert.equal(await page.locator('button.exec-cancel, button.exec-rerun').count(), 0);
+    } finally {
+      await signInAs(ADMIN_TOKEN);
+    }
+    assert.equal((await server.api('DELETE', `/receivers/${gated.id}`)).status, 204);
   });
 
   step('delete asks first; afterwards the URL answers 401', async () => {

@@ -274,3 +274,56 @@ TEST_CASE("durability: a failed outcome waits for the disk, a success does not")
               .ok());
   CHECK(wal_syncs > before);
 }
+
+TEST_CASE(
+    "durability: accepted requests' log entries ride on the group commit, others never sync") {
+  CountingVfs counting;
+  TempDir dir;
+  auto s = open_syncing_only_on_writes(dir);
+  const int64_t now = Clock::system().now_ms();
+
+  Executions plain(1, 5, now);
+  int before = wal_syncs;
+  REQUIRE(plain.insert(*s).ok());
+  const int syncs_plain = wal_syncs - before;
+  REQUIRE(syncs_plain >= 1);
+
+  // The same commit, each execution with its request log entry (docs/requests-log.md).
+  Executions logged(1, 5, now);
+  std::vector<RequestLogRow> entries(5);
+  nlohmann::json rule = {{"index", 0}, {"name", "r"}};
+  for (size_t i = 0; i < entries.size(); ++i) {
+    entries[i].receiver_id = 1;
+    entries[i].received_at = now;
+    entries[i].outcome = "accepted";
+    entries[i].status = 202;
+    entries[i].source = "127.0.0.1";
+    entries[i].method = "POST";
+    entries[i].headers = "[]";
+    entries[i].body = "{}";
+    logged.rows[i].request = &entries[i];
+    logged.rows[i].rule = &rule;
+  }
+  before = wal_syncs;
+  REQUIRE(logged.insert(*s).ok());
+  CHECK(wal_syncs - before == syncs_plain);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    CHECK(entries[i].id > 0);
+    CHECK(entries[i].execution_id == logged.rows[i].id);
+    auto e = s->get_execution(logged.rows[i].id);
+    REQUIRE(e.ok());
+    CHECK(e->request_id == entries[i].id);
+    CHECK(e->rule == rule);
+  }
+
+  // The background writer's batches (ignored, refused...) commit without a sync of their own.
+  std::vector<RequestLogRow> others(50, entries[0]);
+  for (auto& o : others) o.outcome = "ignored";
+  before = wal_syncs;
+  REQUIRE(s->insert_request_logs(others, {1}, 20).ok());
+  CHECK(wal_syncs == before);
+  auto kept = s->list_request_logs(1, "", 100, 0);
+  REQUIRE(kept.ok());
+  CHECK(kept->size() == 20);                    // the cap per receiver held
+  CHECK(kept->front().id == others.back().id);  // the newest kept, newest first
+}

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "../support/timing.h"
+#include "metrics.h"
+#include "request_log.h"
 #include "store.h"
 
 using namespace tripline;
@@ -43,9 +45,9 @@ std::unique_ptr<Store> open_store(const TempDir& dir, int busy_timeout_ms = 5000
   return std::move(store).value();
 }
 
-std::shared_ptr<const Receiver> receiver(Store& store) {
+std::shared_ptr<const Receiver> receiver(Store& store, const std::string& name = "r") {
   ReceiverRow row;
-  row.name = "r";
+  row.name = name;
   row.driver = "fake";
   row.config = json::object();
   auto saved = store.insert_receiver(row);
@@ -202,4 +204,142 @@ TEST_CASE("ingest: a commit that fails answers every trigger of the batch with t
   }
   CHECK(committed == 0);
   CHECK(count_executions(*store) == 0);
+}
+
+TEST_CASE("ingest: a failed commit's log entry names no execution of the rolled-back commit") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto r = receiver(*store);
+  {
+    // The entry of an accepted trigger cannot be written: the execution's insert (made first, in
+    // the same transaction) is rolled back with it.
+    SQLite::Database db(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+    db.exec(
+        "CREATE TRIGGER no_accepted BEFORE INSERT ON requests_log WHEN NEW.outcome = 'accepted' "
+        "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END");
+  }
+  Metrics metrics;
+  RequestLog log(*store, metrics, RequestLog::Options{});
+  Answers answers;
+  Ingest ingest(
+      *store, [](const Ingest::Trigger&, int64_t) {}, 20000, &log);
+  Ingest::Trigger t{r, nullptr, {}, {}, {}};
+  RequestLogRow row;
+  row.receiver_id = r->row.id;
+  t.request = log.admit(std::move(row));
+  REQUIRE(t.request);
+  t.request->outcome = "accepted";
+  t.request->status = 202;
+  t.request->source = "127.0.0.1";
+  t.request->method = "POST";
+  t.request->headers = "[]";
+  ingest.submit(std::move(t), answers.done());
+  REQUIRE(answers.wait(1));
+  CHECK_FALSE(answers.got[0].first.ok());
+  CHECK(count_executions(*store) == 0);
+  log.flush();
+  auto entries = store->list_request_logs(r->row.id, "", 10, 0);
+  REQUIRE(entries.ok());
+  REQUIRE(entries->size() == 1);
+  CHECK((*entries)[0].outcome == "unavailable");
+  CHECK((*entries)[0].execution_id == 0);
+}
+
+namespace {
+RequestLogRow big_row(int64_t receiver_id, size_t body) {
+  RequestLogRow row;
+  row.receiver_id = receiver_id;
+  row.outcome = "ignored";
+  row.status = 200;
+  row.source = "127.0.0.1";
+  row.method = "POST";
+  row.headers = "[]";
+  row.body = std::string(body, 'b');
+  return row;
+}
+}  // namespace
+
+TEST_CASE("request log: entries alive are bounded by bytes, from capture until written") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto r = receiver(*store);
+  Metrics metrics;
+  RequestLog::Options o;
+  o.max_queued = 1000;           // not what bounds it here
+  o.max_live_bytes = 64 * 1024;  // about six entries of 8 KiB (and their detail's allowance)
+  o.receiver_share = 1;          // one receiver may take it all
+  o.batch = 1;
+  {
+    RequestLog log(*store, metrics, o);
+    // Entries held by the trigger path (as the ingest's queue holds accepted ones) count: they
+    // are claimed when captured, before anything is queued.
+    std::vector<RequestLogEntry> held;
+    for (int i = 0; i < 20; ++i)
+      if (auto e = log.admit(big_row(r->row.id, 8 * 1024))) held.push_back(std::move(e));
+    CHECK(held.size() == 6);
+    CHECK(log.live_bytes() <= o.max_live_bytes);
+    CHECK(metrics.request_log_dropped_count() == 14);
+    // Given back as they go: room again.
+    held.pop_back();
+    CHECK(log.admit(big_row(r->row.id, 8 * 1024)) != nullptr);
+    held.clear();
+    CHECK(log.live_bytes() == 0);
+
+    SQLite::Database locker(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+    locker.exec("BEGIN IMMEDIATE");  // the writer cannot write: entries wait in its queue
+    for (int i = 0; i < 20; ++i) log.record(log.admit(big_row(r->row.id, 8 * 1024)));
+    CHECK(log.live_bytes() <= o.max_live_bytes);
+    locker.exec("ROLLBACK");
+    log.flush();
+    CHECK(log.live_bytes() == 0);  // written: given back
+  }
+  auto kept = store->list_request_logs(r->row.id, "", 100, 0);
+  REQUIRE(kept.ok());
+  // At most the budget (six) waited; with the one in the writer's hands, seven at most written.
+  CHECK(kept->size() >= 1);
+  CHECK(kept->size() <= 7);
+  CHECK(kept->size() + metrics.request_log_dropped_count() == 14 + 20);
+}
+
+TEST_CASE("request log: one flooded receiver cannot push out another receiver's entries") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto noisy = receiver(*store);
+  auto quiet = receiver(*store, "quiet");
+  REQUIRE(noisy->row.id != quiet->row.id);
+  Metrics metrics;
+  RequestLog::Options o;
+  o.max_queued = 64;
+  o.max_live_bytes = 1 << 20;
+  o.receiver_share = 4;  // 16 queued entries and 256 KiB each
+  o.batch = 1;
+  {
+    RequestLog log(*store, metrics, o);
+    SQLite::Database locker(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+    locker.exec("BEGIN IMMEDIATE");
+    // Small entries: the queue's share binds first.
+    for (int i = 0; i < 200; ++i) log.record(log.admit(big_row(noisy->row.id, 10)));
+    // Big ones: the bytes' share binds first (each claims about 10 KiB).
+    std::vector<RequestLogEntry> held;
+    for (int i = 0; i < 100; ++i)
+      if (auto e = log.admit(big_row(noisy->row.id, 8 * 1024))) held.push_back(std::move(e));
+    CHECK(log.live_bytes() <= o.max_live_bytes / 4);
+    CHECK(held.size() < 30);
+    // The quiet receiver's entries are all taken, however long the flood goes on.
+    for (int i = 0; i < 10; ++i) {
+      auto e = log.admit(big_row(quiet->row.id, 100));
+      REQUIRE(e);
+      log.record(std::move(e));
+    }
+    held.clear();
+    locker.exec("ROLLBACK");
+    log.flush();
+  }
+  auto kept = store->list_request_logs(quiet->row.id, "", 100, 0);
+  REQUIRE(kept.ok());
+  CHECK(kept->size() == 10);
+  auto flooded = store->list_request_logs(noisy->row.id, "", 1000, 0);
+  REQUIRE(flooded.ok());
+  CHECK(flooded->size() <= 17);  // its share of the queue, and one in the writer's hands
+  CHECK(flooded->size() >= 1);
 }

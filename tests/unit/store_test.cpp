@@ -136,6 +136,52 @@ TEST_CASE(
   CHECK(s->insert_receiver(row)->id == 11);
 }
 
+TEST_CASE("migrations: a database at 017 that never had 015 gets 015 applied on open") {
+  // Main gained 016 and 017 while the request log's 015 was on its branch: a database made by
+  // main's binary is at 017 without 015. The runner applies every version not recorded, in
+  // order, so 015 still runs, after 017.
+  TempDir dir;
+  std::string db = dir.path + "/t.db";
+  {
+    SQLite::Database raw(db, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    raw.exec(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at INTEGER NOT NULL)");
+    for (const auto& m : embedded_migrations()) {
+      if (m.version == 15) continue;
+      raw.exec(std::string(m.sql));
+      raw.exec("INSERT INTO schema_migrations VALUES (" + std::to_string(m.version) +
+               ", 'main', 0)");
+    }
+    raw.exec(
+        "INSERT INTO receivers (id, name, driver, config, generation, created_at, updated_at) "
+        "VALUES (1, 'old', 'scale-service', '{}', 1, 0, 0)");
+    raw.exec(
+        "INSERT INTO executions (receiver_id, generation, driver, config, status, created_at) "
+        "VALUES (1, 1, 'scale-service', '{}', 'succeeded', 0)");
+  }
+  auto s = std::move(Store::open(db)).value();
+  auto versions = s->applied_migrations();
+  CHECK(std::find(versions.begin(), versions.end(), 15) != versions.end());
+  CHECK(versions.size() == embedded_migrations().size());
+  // The execution from before reads with the columns 015 added (null), and the log takes rows.
+  auto e = s->get_execution(1);
+  REQUIRE(e.ok());
+  CHECK(e->request_id == 0);
+  CHECK(e->rule.is_null());
+  std::vector<RequestLogRow> batch(1);
+  batch[0].receiver_id = 1;
+  batch[0].outcome = "ignored";
+  batch[0].status = 200;
+  batch[0].source = "127.0.0.1";
+  batch[0].method = "POST";
+  batch[0].headers = "[]";
+  REQUIRE(s->insert_request_logs(batch, {1}, 100).ok());
+  auto kept = s->list_request_logs(1, "", 10, 0);
+  REQUIRE(kept.ok());
+  CHECK(kept->size() == 1);
+}
+
 TEST_CASE(
     "retention: finished executions are pruned by age and count, queued ones and dedupe keys "
     "inside their window stay") {
@@ -418,6 +464,78 @@ TEST_CASE("executions: each failed attempt's error is kept, bounded, first and l
   CHECK(e2->error.empty());
   REQUIRE(e2->attempt_errors.size() == 1);
   CHECK(e2->attempt_errors[0]["attempt"] == 1);
+}
+
+TEST_CASE("store: a request log batch with a compared value that is not UTF-8 is written whole") {
+  // A rule compared a header holding byte 0xFF: the value reaches the entry's detail as sent.
+  // nlohmann's strict dump threw on it, and the whole batch was lost.
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  std::vector<RequestLogRow> batch(3);
+  for (auto& r : batch) {
+    r.receiver_id = 1;
+    r.outcome = "ignored";
+    r.status = 200;
+    r.source = "127.0.0.1";
+    r.method = "POST";
+    r.headers = "[]";
+  }
+  batch[1].detail = {{"reason", "rule"},
+                     {"compared", {{{"field", "header:X-Env"}, {"actual", "prod\xFF"}}}}};
+  REQUIRE(s->insert_request_logs(batch, {1}, 100).ok());
+  auto kept = s->list_request_logs(1, "", 10, 0);
+  REQUIRE(kept.ok());
+  REQUIRE(kept->size() == 3);
+  // Shown with U+FFFD for the byte that is not UTF-8.
+  CHECK((*kept)[1].detail["compared"][0]["actual"] == "prod\xEF\xBF\xBD");
+}
+
+TEST_CASE("store: a lowered request log cap is applied in bounded steps") {
+  // --request-log lowered from 100000 to 1000 once deleted ~99,000 rows in one transaction
+  // under the write lock the trigger path's commits wait for.
+  TempDir dir;
+  auto s = std::move(Store::open(dir.path + "/t.db")).value();
+  std::vector<RequestLogRow> batch(3000);
+  for (auto& r : batch) {
+    r.receiver_id = 1;
+    r.outcome = "ignored";
+    r.status = 200;
+    r.source = "127.0.0.1";
+    r.method = "POST";
+    r.headers = "[]";
+  }
+  std::vector<RequestLogRow> other(batch.begin(), batch.begin() + 50);
+  for (auto& r : other) r.receiver_id = 2;
+  REQUIRE(s->insert_request_logs(batch, {}, 0).ok());
+  REQUIRE(s->insert_request_logs(other, {}, 0).ok());
+  const int64_t newest = batch.back().id;
+  auto count = [&](int64_t receiver) {
+    SQLite::Database db(dir.path + "/t.db", SQLite::OPEN_READONLY);
+    SQLite::Statement q(db, "SELECT count(*) FROM requests_log WHERE receiver_id = ?");
+    q.bind(1, receiver);
+    REQUIRE(q.executeStep());
+    return q.getColumn(0).getInt64();
+  };
+  std::vector<RequestLogRow> none;
+  std::vector<int64_t> untrimmed;
+  REQUIRE(s->insert_request_logs(none, {1, 2}, 100, &untrimmed, 1000).ok());
+  CHECK(count(1) == 2000);  // at most 1000 deleted
+  CHECK(count(2) == 50);
+  CHECK(untrimmed == std::vector<int64_t>{1, 2});  // the budget ran out: both may hold more
+  int calls = 1;
+  while (!untrimmed.empty() && calls < 10) {
+    REQUIRE(s->insert_request_logs(none, untrimmed, 100, &untrimmed, 1000).ok());
+    ++calls;
+  }
+  CHECK(untrimmed.empty());
+  CHECK(calls == 3);  // 1000, 1000, then the last 900
+  CHECK(count(1) == 100);
+  CHECK(count(2) == 50);
+  auto kept = s->list_request_logs(1, "", 200, 0);
+  REQUIRE(kept.ok());
+  REQUIRE(kept->size() == 100);
+  CHECK(kept->front().id == newest);  // the newest stayed
+  CHECK(kept->back().id == newest - 99);
 }
 
 TEST_CASE("deleted receivers: executions keep the name until the last of them is pruned") {

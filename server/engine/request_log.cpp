@@ -1,0 +1,180 @@
+#include "request_log.h"
+
+#include <chrono>
+
+#include "log.h"
+
+namespace tripline {
+
+RequestLog::RequestLog(Store& store, Metrics& metrics, Options options)
+    : store_(store), metrics_(metrics), options_(options) {
+  if (enabled()) writer_ = std::thread([this] { run(); });
+}
+
+RequestLog::~RequestLog() {
+  stop();
+  // Entries left (none once the writer has drained the queue) give their bytes back while the
+  // members they touch are still there.
+  std::vector<RequestLogEntry> left;
+  {
+    std::lock_guard lock(mu_);
+    left.swap(queue_);
+  }
+}
+
+namespace {
+// What an entry holds in memory, near enough: its strings, and the most its detail may hold
+// (filled in later, with the outcome). Allocator overhead is not counted.
+size_t entry_bytes(const RequestLogRow& r) {
+  return sizeof(RequestLogRow) + r.outcome.size() + r.error.size() + r.source.size() +
+         r.method.size() + r.headers.size() + r.body.size() + kRequestLogDetailBytes;
+}
+}  // namespace
+
+void RequestLogRelease::operator()(RequestLogRow* row) const {
+  delete row;
+  if (log) log->release(receiver_id, bytes);
+}
+
+RequestLogEntry RequestLog::admit(RequestLogRow row, bool force) {
+  if (!enabled()) return nullptr;
+  const size_t bytes = entry_bytes(row);
+  const int64_t receiver = row.receiver_id;
+  {
+    std::unique_lock lock(mu_);
+    Held& held = held_[receiver];
+    const size_t share = options_.max_live_bytes / std::max<size_t>(options_.receiver_share, 1);
+    if (!force && (stopping_ || live_bytes_ + bytes > options_.max_live_bytes ||
+                   held.bytes + bytes > share)) {
+      if (held.bytes == 0 && held.queued == 0) held_.erase(receiver);
+      lock.unlock();
+      metrics_.request_log_dropped();
+      return nullptr;
+    }
+    held.bytes += bytes;
+    live_bytes_ += bytes;
+  }
+  return RequestLogEntry(new RequestLogRow(std::move(row)),
+                         RequestLogRelease{this, receiver, bytes});
+}
+
+void RequestLog::release(int64_t receiver_id, size_t bytes) {
+  std::lock_guard lock(mu_);
+  live_bytes_ -= bytes;
+  auto it = held_.find(receiver_id);
+  if (it == held_.end()) return;
+  it->second.bytes -= bytes;
+  if (it->second.bytes == 0 && it->second.queued == 0) held_.erase(it);
+}
+
+size_t RequestLog::live_bytes() {
+  std::lock_guard lock(mu_);
+  return live_bytes_;
+}
+
+void RequestLog::record(RequestLogEntry entry) {
+  if (!entry || !enabled()) return;
+  {
+    std::unique_lock lock(mu_);
+    const size_t share =
+        std::max<size_t>(options_.max_queued / std::max<size_t>(options_.receiver_share, 1), 1);
+    auto held = held_.find(entry->receiver_id);
+    size_t queued = held == held_.end() ? 0 : held->second.queued;
+    if (stopping_ || queue_.size() >= options_.max_queued || queued >= share) {
+      lock.unlock();
+      metrics_.request_log_dropped();
+      return;  // the entry's bytes are given back as it goes
+    }
+    // An entry not claimed from this log (tests) is held under its receiver all the same.
+    held_[entry->receiver_id].queued += 1;
+    queue_.push_back(std::move(entry));
+  }
+  cv_.notify_one();
+}
+
+void RequestLog::touch(int64_t receiver_id) {
+  if (!enabled()) return;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    touched_.insert(receiver_id);
+  }
+  cv_.notify_one();
+}
+
+void RequestLog::flush() {
+  std::unique_lock lock(mu_);
+  idle_.wait(lock, [&] { return stopping_ || (queue_.empty() && touched_.empty() && !writing_); });
+}
+
+void RequestLog::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  idle_.notify_all();
+}
+
+void RequestLog::run() {
+  std::vector<RequestLogEntry> taken;  // their bytes are given back once written
+  std::vector<RequestLogRow> batch;
+  std::vector<int64_t> trim, untrimmed;
+  std::unordered_set<int64_t> seen;
+  auto last_trim = std::chrono::steady_clock::now();
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      writing_ = false;
+      if (queue_.empty() && touched_.empty()) idle_.notify_all();
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !touched_.empty(); });
+      // Stopping: what is queued is written; a cap still being applied in steps is left for
+      // the next start (the receiver's next entry names it again).
+      if (queue_.empty() && (touched_.empty() || stopping_)) return;
+      // Receivers touched by accepted triggers only: their cap is applied at most every
+      // kTrimEvery, so a flood of accepted triggers does not put a transaction of ours
+      // between each two of the ingest's commits (both take the store's write lock).
+      if (queue_.empty() && !stopping_) {
+        constexpr auto kTrimEvery = std::chrono::milliseconds(500);
+        cv_.wait_until(lock, last_trim + kTrimEvery, [&] { return stopping_ || !queue_.empty(); });
+      }
+      last_trim = std::chrono::steady_clock::now();
+      size_t n = std::min(queue_.size(), options_.batch);
+      taken.assign(std::make_move_iterator(queue_.begin()),
+                   std::make_move_iterator(queue_.begin() + static_cast<ptrdiff_t>(n)));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+      for (const RequestLogEntry& e : taken) {
+        auto held = held_.find(e->receiver_id);
+        if (held == held_.end()) continue;
+        if (held->second.queued > 0) --held->second.queued;
+        if (held->second.queued == 0 && held->second.bytes == 0) held_.erase(held);
+      }
+      seen.swap(touched_);
+      writing_ = true;
+    }
+    batch.clear();
+    for (RequestLogEntry& e : taken) batch.push_back(std::move(*e));
+    for (const RequestLogRow& r : batch) seen.insert(r.receiver_id);
+    trim.assign(seen.begin(), seen.end());
+    seen.clear();
+    Status s = store_.insert_request_logs(batch, trim, options_.keep_per_receiver, &untrimmed,
+                                          options_.trim_per_batch);
+    if (s.ok()) {
+      metrics_.request_log_written(batch.size());
+      if (!untrimmed.empty()) {
+        std::lock_guard lock(mu_);
+        touched_.insert(untrimmed.begin(), untrimmed.end());
+      }
+    } else {
+      metrics_.request_log_dropped(batch.size());
+      log::error("could not write the request log",
+                 {{"entries", batch.size()}, {"error", s.message()}});
+    }
+    batch.clear();
+    taken.clear();  // gives their bytes back
+  }
+}
+
+}  // namespace tripline
