@@ -35,6 +35,7 @@
 // stored in the database and signed into trigger tokens.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -217,11 +218,15 @@ class Driver {
 
   // The targets of `backend` (a value of the config's "backend", or "" for the driver's only
   // one) that the peer holds now, at most `max` of them, read through the driver's peer client
-  // within its bounds (json_limits.h): the UI's target picker. Invalid: no such backend;
-  // NotFound: this driver cannot list (the default) or the backend is not configured;
-  // Unavailable: the peer could not be reached or answered past the limits (its message says
-  // which). A driver adds a picker by answering this one function.
-  virtual Result<TargetList> list_targets(std::string_view /*backend*/, size_t /*max*/) const {
+  // within its bounds (json_limits.h): the UI's target picker. All of its peer calls end by
+  // `deadline` (it runs on an HTTP thread triggers also use, docs/api.md "Driver targets").
+  // Invalid: no such backend; NotFound: this driver cannot list (the default) or the backend is
+  // not configured; Unavailable: the peer could not be reached, answered past the limits or not
+  // by the deadline (its message says which). A driver adds a picker by answering this one
+  // function.
+  virtual Result<TargetList> list_targets(
+      std::string_view /*backend*/, size_t /*max*/,
+      std::chrono::steady_clock::time_point /*deadline*/) const {
     return Status::NotFound(std::string(name()) + " cannot list its targets");
   }
 };

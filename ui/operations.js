@@ -3,7 +3,7 @@
 // tripline's peers. What the signed-in token's role may not do is not offered: the API's
 // routes.cpp decides, and this page follows GET /api/v1/whoami (api.js can()).
 
-import { opsApi, caller, can } from './api.js';
+import { opsApi, caller, can, signOut } from './api.js';
 import { h, add, clear, announce, badge, timeEl, copyBlock, confirmDialog } from './dom.js';
 import { refreshPauseBanner, onWorkers } from './pause-banner.js';
 
@@ -138,9 +138,10 @@ function tokensCard() {
       try {
         const made = await opsApi.createToken(value, role.value);
         name.value = '';
+        // Shown first: it is shown only once, whatever the reload below does.
+        showSecret(made);
         announce(`Created token ${made.name}.`, 'ok');
         await load();
-        showSecret(made);
       } catch (err) {
         if (err.status === 401) return;
         error.hidden = false;
@@ -166,7 +167,9 @@ function tokensCard() {
     try {
       await opsApi.revokeToken(t.id);
       announce(`Revoked token ${t.name}.`, 'ok');
-      if (!self) await load();
+      // Our own token is gone: sign out now, not on the next request's 401.
+      if (self) signOut('rejected');
+      else await load();
     } catch (err) {
       if (err.status !== 401) announce(`Could not revoke ${t.name}: ${err.message}`, 'warn', { toast: true });
     }

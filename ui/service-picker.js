@@ -49,6 +49,7 @@ function attach(form, driver, backend, field) {
 
   let items = null; // null: not loaded yet
   let loading = null;
+  let retryAfter = 0; // after a failure, focus does not ask again before this (Date.now())
   let shown = [];
   let active = -1;
 
@@ -97,6 +98,8 @@ function attach(form, driver, backend, field) {
   };
   const load = () => {
     if (loading) return loading;
+    // A failed listing is not asked again on every focus: the server holds a thread for each.
+    if (Date.now() < retryAfter) return Promise.resolve();
     status.textContent = backend === 'swarm' ? 'Listing the swarm’s services…' : 'Listing Deployments…';
     loading = opsApi.targets(driver, backend).then((r) => {
       items = r.items;
@@ -108,7 +111,8 @@ function attach(form, driver, backend, field) {
       draw();
     }, (err) => {
       items = [];
-      loading = null; // try again on the next focus
+      loading = null; // try again on a focus at least 10 s from now
+      retryAfter = Date.now() + 10000;
       status.textContent = err.status === 404
         ? `No list here: ${err.message}. Type a name.`
         : `Could not list them: ${err.message}. Type a name; tripline checks it when you save.`;

@@ -328,10 +328,10 @@ KubernetesApi::Answer KubernetesApi::get_deployment(const std::string& ns, const
   return parse_deployment(r.body, out);
 }
 
-KubernetesApi::Answer KubernetesApi::list_deployments(const std::string& ns,
-                                                      const std::string& label_selector, size_t max,
-                                                      std::vector<Deployment>* out,
-                                                      bool* more) const {
+KubernetesApi::Answer KubernetesApi::list_deployments(
+    const std::string& ns, const std::string& label_selector, size_t max,
+    std::vector<Deployment>* out, bool* more,
+    std::chrono::steady_clock::time_point deadline) const {
   out->clear();
   *more = false;
   if (!credentials_) return {Error::kNotConfigured, where()};
@@ -344,7 +344,13 @@ KubernetesApi::Answer KubernetesApi::list_deployments(const std::string& ns,
     std::string path = deployments_path(ns) + "?labelSelector=" + query_escape(label_selector) +
                        "&limit=" + std::to_string(kListPageSize);
     if (!token.empty()) path += "&continue=" + query_escape(token);
-    auto r = call("GET", path, {}, std::chrono::milliseconds(10000));
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return {Error::kUnreachable, "the list of Deployments in namespace " + ns +
+                                       " did not end in the time it was given (" +
+                                       std::to_string(page) + " pages read)"};
+    auto r = call("GET", path, {}, std::min(left, std::chrono::milliseconds(10000)));
     Answer a = classify(r);
     if (a.error != Error::kNone) return a;
     // Room for one more than `max`: that one says there are too many.

@@ -106,9 +106,12 @@ class KubernetesApi {
   // The Deployments of `ns` that `label_selector` (canonical Kubernetes syntax, checked by the
   // caller) selects, read page by page following continue tokens: a token says only that further
   // keys exist, selected or not. At most `max` of them: *more is set, and the rest left unread,
-  // as soon as more than `max` are selected.
+  // as soon as more than `max` are selected. Each page's call ends at 10 s, and all of them by
+  // `deadline` (kUnreachable past it): the target picker gives a whole listing 5 s.
   Answer list_deployments(const std::string& ns, const std::string& label_selector, size_t max,
-                          std::vector<Deployment>* out, bool* more) const;
+                          std::vector<Deployment>* out, bool* more,
+                          std::chrono::steady_clock::time_point deadline =
+                              std::chrono::steady_clock::time_point::max()) const;
   // A strategic merge patch setting the image of each named container, what `kubectl set image`
   // sends: {"metadata":{"resourceVersion":RV},"spec":{"template":{"spec":{"containers":
   // [{"name":C,"image":I},...]}}}}. Containers merge by name, so the others are left as they

@@ -388,13 +388,41 @@ TEST_CASE("contract: kubernetes, the target picker lists the default namespace's
   CHECK(two["items"].size() == 2);
   CHECK(two["truncated"] == true);
 
-  // RBAC without list: the one error shape, saying what is missing.
+  // RBAC without list: the one error shape, saying what is missing (another limit: a listing's
+  // answer is shared for a few seconds).
   api.forbid_namespace("default", "list");
-  auto denied = s.request("GET", path);
+  auto denied = s.request("GET", path + "&limit=3");
   INFO(denied.body);
   CHECK(denied.status == 502);
   json err = json::parse(denied.body);
   CHECK(err["error"] == "peer_unavailable");
   CHECK(err.size() == 2);
   CHECK(err["message"].get<std::string>().find("list on deployments") != std::string::npos);
+}
+
+TEST_CASE("contract: kubernetes, a picker listing of many pages ends within its deadline") {
+  FakeKubeApiServer api("sa-token-1");
+  for (int i = 0; i < 45; ++i)
+    api.add("deployment", "default", "app-" + std::to_string(100 + i), 1);
+  api.slow_lists(std::chrono::milliseconds(300));  // pages of 10: five pages, 1.5 s
+  std::string dir = make_temp_dir("tl-k8s");
+  ServiceOptions o = options(kubeconfig(dir, api, api.ca().cert_pem(), "    token: sa-token-1\n"));
+  o.targets_deadline = std::chrono::milliseconds(800);
+  TestServer s("", o);
+  const std::string path = "/api/v1/drivers/scale-service/targets?backend=kubernetes";
+  auto start = std::chrono::steady_clock::now();
+  auto r = s.request("GET", path);
+  auto took = std::chrono::steady_clock::now() - start;
+  INFO(r.body);
+  CHECK(r.status == 502);
+  json err = json::parse(r.body);
+  CHECK(err["error"] == "peer_unavailable");
+  CHECK(err.size() == 2);
+  CHECK(took < std::chrono::milliseconds(1300));  // not the 1.5 s the five pages take
+  CHECK(api.list_pages() < 5);
+  // Given the time, the same listing succeeds.
+  api.slow_lists(std::chrono::milliseconds(0));
+  auto all = json::parse(s.request("GET", path + "&limit=100").body);
+  CHECK(all["items"].size() == 45);
+  CHECK(all["truncated"] == false);
 }

@@ -255,11 +255,12 @@ Status ScaleServiceDriver::probe() const {
   return Status::Unavailable(msg);
 }
 
-Result<TargetList> ScaleServiceDriver::list_targets(std::string_view backend, size_t max) const {
+Result<TargetList> ScaleServiceDriver::list_targets(
+    std::string_view backend, size_t max, std::chrono::steady_clock::time_point deadline) const {
   TargetList list;
   if (backend.empty() || backend == "swarm") {
     std::vector<SwarmApi::Listed> services;
-    auto a = swarm_.list_names(max, &services, &list.truncated);
+    auto a = swarm_.list_names(max, &services, &list.truncated, deadline);
     if (a.error != SwarmApi::Error::kNone)
       return Status::Unavailable(
           a.error == SwarmApi::Error::kBadAnswer
@@ -274,7 +275,7 @@ Result<TargetList> ScaleServiceDriver::list_targets(std::string_view backend, si
       return Status::NotFound("the kubernetes backend is not configured: " + kubernetes_.where());
     const std::string& ns = kubernetes_.default_namespace();
     std::vector<KubernetesApi::Deployment> deployments;
-    auto a = kubernetes_.list_deployments(ns, "", max, &deployments, &list.truncated);
+    auto a = kubernetes_.list_deployments(ns, "", max, &deployments, &list.truncated, deadline);
     if (a.error != KubernetesApi::Error::kNone)
       return Status::Unavailable(
           "cannot list the Deployments of namespace " + ns + ": " +

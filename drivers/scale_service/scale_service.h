@@ -48,7 +48,8 @@ class ScaleServiceDriver : public Driver {
   Status probe() const override;
   std::vector<PeerCheck> probe_peers() const override;
   // "swarm": every service; "kubernetes": the Deployments of the default namespace.
-  Result<TargetList> list_targets(std::string_view backend, size_t max) const override;
+  Result<TargetList> list_targets(std::string_view backend, size_t max,
+                                  std::chrono::steady_clock::time_point deadline) const override;
 
  private:
   Plan plan_kubernetes(const scale_service::Config& c) const;

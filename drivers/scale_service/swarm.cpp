@@ -133,10 +133,14 @@ SwarmApi::Answer SwarmApi::list(const std::vector<std::string>& labels, size_t m
   return {};
 }
 
-SwarmApi::Answer SwarmApi::list_names(size_t max, std::vector<Listed>* out, bool* more) const {
+SwarmApi::Answer SwarmApi::list_names(size_t max, std::vector<Listed>* out, bool* more,
+                                      std::chrono::steady_clock::time_point deadline) const {
   out->clear();
   *more = false;
-  auto r = call("GET", "/services", {}, std::chrono::milliseconds(5000));
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return {Error::kUnreachable, "no time left to list the services"};
+  auto r = call("GET", "/services", {}, std::min(left, std::chrono::milliseconds(5000)));
   Answer a = classify(r);
   if (a.error != Error::kNone) return a;
   auto parsed = parse_json_bounded(r.body);

@@ -1,6 +1,7 @@
 // Docker Engine API v1.41, Swarm services: just what scaling needs (PROTOCOLS.md §3).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -57,7 +58,10 @@ class SwarmApi {
     std::string name;
     std::optional<int64_t> replicas;
   };
-  Answer list_names(size_t max, std::vector<Listed>* out, bool* more) const;
+  // One call, ended at 5 s or at `deadline`, whichever comes first.
+  Answer list_names(size_t max, std::vector<Listed>* out, bool* more,
+                    std::chrono::steady_clock::time_point deadline =
+                        std::chrono::steady_clock::time_point::max()) const;
 
   // Reads a GET /services/{id} answer (exposed for tests and the peer fuzz target). Never throws;
   // a body over the limits, not JSON, or without ID / Version.Index / Spec.Mode is kBadAnswer.

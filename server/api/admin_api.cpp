@@ -354,16 +354,13 @@ HttpResponse App::tokens_api(const HttpRequest& req, const std::vector<std::stri
 HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::string_view>& seg,
                               const AuditEntry& actor) {
   auto state = [&] {
-    bool paused = ctx_.executor.paused();
+    // One read under the executor's lock: queue_depth is queued + running + retrying.
     auto counts = ctx_.executor.counts();
-    json body = {{"paused", paused},
-                 {"queue_depth", ctx_.executor.depth()},
-                 {"in_memory", ctx_.executor.held()},
-                 {"queued", counts.queued},
-                 {"running", counts.running},
-                 {"retrying", counts.retrying},
-                 {"paused_at", nullptr},
-                 {"paused_by", nullptr}};
+    bool paused = counts.paused;
+    json body = {{"paused", paused},          {"queue_depth", counts.total},
+                 {"in_memory", counts.held},  {"queued", counts.queued},
+                 {"running", counts.running}, {"retrying", counts.retrying},
+                 {"paused_at", nullptr},      {"paused_by", nullptr}};
     // Since when and by whom: the newest workers row of the audit log (one indexed row, read
     // only while paused). Who is for operators and admins, as the audit log is.
     if (paused) {
@@ -373,8 +370,7 @@ HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::str
       auto rows = ctx_.store.list_audit(f);
       if (rows.ok() && !rows->empty() && rows->front().action == "workers.pause") {
         body["paused_at"] = log::format_time(rows->front().at);
-        if (actor.actor_role != to_string(Role::kReadOnly))
-          body["paused_by"] = rows->front().actor_name;
+        if (role_of(actor) >= Role::kOperator) body["paused_by"] = rows->front().actor_name;
       }
     }
     return json_response(200, body);
@@ -388,6 +384,10 @@ HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::str
   if (req.method() != "POST") return method_not_allowed("POST");
   // Recorded first: a pause that a restart forgot would let held work run.
   bool pause = seg[1] == "pause";
+  std::lock_guard lock(workers_writes_);
+  // Already so: nothing changes and nothing is written, so paused_at and paused_by keep saying
+  // who paused first and when (docs/api.md).
+  if (ctx_.executor.paused() == pause) return state();
   AuditEntry entry = actor;
   entry.action = pause ? "workers.pause" : "workers.resume";
   entry.target_type = "workers";
@@ -418,33 +418,74 @@ HttpResponse App::targets_api(const HttpRequest& req, std::string_view name) {
   std::string backend = req.query("backend").value_or("");
   if (!limit || backend.size() > 64)
     return error_response(400, "bad_query", "limit must be 1..500; backend a backend's name");
-  // The peer is asked on this thread, bounded by the driver client's timeout (a few seconds).
-  auto list = driver->list_targets(backend, size_t(*limit));
-  if (!list.ok()) {
-    const Status& s = list.status();
-    if (s.code() == Status::Code::kInvalid) return error_response(400, "bad_query", s.message());
-    if (s.code() == Status::Code::kNotFound)
-      return error_response(404, "not_supported", s.message());
-    if (s.code() == Status::Code::kUnavailable)
-      return error_response(502, "peer_unavailable", s.message());
-    return from_status(s);
+  // The peer is asked on this thread, which triggers also use: every call of one listing ends
+  // within ctx_.targets_deadline (a Kubernetes listing is several pages), and one listing's
+  // answer serves every request for the same key while it runs and for ctx_.targets_cache_ttl
+  // after (docs/api.md "Driver targets").
+  std::string key = std::string(driver->name()) + '\n' + backend + '\n' + std::to_string(*limit);
+  std::promise<HttpResponse> mine;
+  std::shared_future<HttpResponse> shared;
+  bool cached = false;
+  {
+    std::lock_guard lock(targets_mu_);
+    auto now = std::chrono::steady_clock::now();
+    for (auto it = target_lists_.begin(); it != target_lists_.end();)
+      it = it->second.expires <= now ? target_lists_.erase(it) : std::next(it);
+    if (auto it = target_lists_.find(key); it != target_lists_.end()) {
+      shared = it->second.answer;
+    } else if (target_lists_.size() < kMaxTargetLists) {
+      shared = mine.get_future().share();
+      target_lists_[key] = {std::chrono::steady_clock::time_point::max(), shared};
+      cached = true;
+    }
   }
-  json items = json::array();
-  for (const TargetInfo& t : list->items)
-    items.push_back({{"name", t.name},
-                     {"config", t.config},
-                     {"replicas", t.replicas ? json(*t.replicas) : json(nullptr)}});
-  return json_response(200, {{"driver", driver->name()},
-                             {"backend", backend},
-                             {"items", items},
-                             {"truncated", list->truncated}});
+  if (shared.valid() && !cached) return shared.get();  // another request's listing
+  // Ours: listed now (when the table is full of other keys, listed without sharing).
+  auto list_now = [&]() -> HttpResponse {
+    auto list = driver->list_targets(backend, size_t(*limit),
+                                     std::chrono::steady_clock::now() + ctx_.targets_deadline);
+    if (!list.ok()) {
+      const Status& s = list.status();
+      if (s.code() == Status::Code::kInvalid) return error_response(400, "bad_query", s.message());
+      if (s.code() == Status::Code::kNotFound)
+        return error_response(404, "not_supported", s.message());
+      if (s.code() == Status::Code::kUnavailable)
+        return error_response(502, "peer_unavailable", s.message());
+      return from_status(s);
+    }
+    json items = json::array();
+    for (const TargetInfo& t : list->items)
+      items.push_back({{"name", t.name},
+                       {"config", t.config},
+                       {"replicas", t.replicas ? json(*t.replicas) : json(nullptr)}});
+    return json_response(200, {{"driver", driver->name()},
+                               {"backend", backend},
+                               {"items", items},
+                               {"truncated", list->truncated}});
+  };
+  if (!cached) return list_now();
+  HttpResponse answer;
+  try {
+    answer = list_now();
+  } catch (...) {
+    // Those waiting get the same failure; the key is listed afresh next time.
+    mine.set_exception(std::current_exception());
+    std::lock_guard lock(targets_mu_);
+    target_lists_.erase(key);
+    throw;
+  }
+  mine.set_value(answer);
+  std::lock_guard lock(targets_mu_);
+  if (auto it = target_lists_.find(key); it != target_lists_.end())
+    it->second.expires = std::chrono::steady_clock::now() + ctx_.targets_cache_ttl;
+  return answer;
 }
 
 HttpResponse App::peers_api(const AuditEntry& actor) {
   Readiness::Snapshot snap;
   if (ctx_.readiness) snap = ctx_.readiness->snapshot();
   // Addresses and errors name internal hosts, sockets and paths: operators and admins only.
-  bool detail = actor.actor_role != to_string(Role::kReadOnly);
+  bool detail = role_of(actor) >= Role::kOperator;
   json items = json::array();
   for (const Readiness::Peer& p : snap.peers) {
     json row = {

@@ -8,7 +8,10 @@
 //                                     (routes.cpp; docs/api.md, docs/security.md)
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <future>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -58,6 +61,10 @@ struct AppContext {
   const Readiness* readiness = nullptr;       // /readyz's cached answer (readiness.h)
   Notifier* notifier = nullptr;               // woken by a re-send by hand; may be null
   RequestLog* request_log = nullptr;          // docs/requests-log.md; null or disabled: off
+  // The target picker's listing (docs/api.md "Driver targets"): all of one listing's peer calls
+  // end within `targets_deadline`, and its answer is shared for `targets_cache_ttl`.
+  std::chrono::milliseconds targets_deadline{5000};
+  std::chrono::milliseconds targets_cache_ttl{5000};
 };
 
 class App {
@@ -138,6 +145,8 @@ class App {
   // Whether the caller's token is an admin's: only an admin sees trigger URLs, and only an
   // admin's dry run checks the peer.
   static bool is_admin(const AuditEntry& actor);
+  // The caller's role, compared as the enum (Role's order: read-only < operator < admin).
+  static Role role_of(const AuditEntry& actor);
   Result<std::shared_ptr<const Receiver>> view_of(const ReceiverRow& row);
   void seed_limiter(const Receiver& r, bool existing = false);
   // Seals the body's secrets (keeping `previous` ones sent back redacted) and validates the
@@ -152,6 +161,18 @@ class App {
   AppContext ctx_;
   UiFiles ui_;
   std::mutex receiver_writes_;  // serializes receiver changes: commit, read back, publish
+  std::mutex workers_writes_;   // serializes pause/resume: the check, the record, the change
+  // The target picker's answers by (driver, backend, limit), each shared for
+  // ctx_.targets_cache_ttl once ready and by every request that asks while it is being listed
+  // (single flight): the peer is asked on an HTTP thread that triggers also use, so focus events
+  // from many tabs must not become many listings. At most kMaxTargetLists keys.
+  static constexpr size_t kMaxTargetLists = 64;
+  struct TargetListing {
+    std::chrono::steady_clock::time_point expires;  // max() while being listed
+    std::shared_future<HttpResponse> answer;
+  };
+  std::mutex targets_mu_;
+  std::map<std::string, TargetListing> target_lists_;
 };
 
 }  // namespace tripline

@@ -102,7 +102,12 @@ AuditEntry App::receiver_audit(const AuditEntry& actor, const char* action,
   return e;
 }
 
-bool App::is_admin(const AuditEntry& actor) { return actor.actor_role == to_string(Role::kAdmin); }
+Role App::role_of(const AuditEntry& actor) {
+  // Unknown or empty (never from api(), which names the checked token's role): the least.
+  return parse_role(actor.actor_role).value_or(Role::kReadOnly);
+}
+
+bool App::is_admin(const AuditEntry& actor) { return role_of(actor) >= Role::kAdmin; }
 
 Result<json> App::receiver_json(const Receiver& r, bool with_url) const {
   ExecutionFilter last;

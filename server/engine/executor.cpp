@@ -244,10 +244,15 @@ size_t Executor::depth() const {
 
 Executor::Counts Executor::counts() const {
   std::lock_guard lock(mu_);
+  // Both counters move outside this lock's order (running_ is atomic): clamped to what is held,
+  // so no state is ever counted twice or below zero.
   Counts c;
-  c.running = std::min(held_, running_.load());
-  c.retrying = retrying_;
-  c.queued = held_ + unheld_ - std::min(held_, c.running + c.retrying);
+  c.retrying = std::min(retrying_, held_);
+  c.running = std::min(running_.load(), held_ - c.retrying);
+  c.total = held_ + unheld_;
+  c.queued = c.total - c.running - c.retrying;
+  c.held = held_;
+  c.paused = paused_;
   return c;
 }
 
@@ -313,8 +318,9 @@ void Executor::work() {
     lock.unlock();
 
     std::chrono::milliseconds retry_in{0};
-    size_t done =
-        jobs.size() == 1 ? size_t(run_once(jobs.front(), &retry_in)) : run_batch(jobs, &retry_in);
+    bool plans_unrecorded = false;
+    size_t done = jobs.size() == 1 ? size_t(run_once(jobs.front(), &retry_in))
+                                   : run_batch(jobs, &retry_in, &plans_unrecorded);
 
     lock.lock();
     Lane& l = lanes_[lane];
@@ -322,7 +328,8 @@ void Executor::work() {
     // waits to be recorded; the rest of the lane waits behind them, queued.
     size_t retrying = 0;
     for (size_t i = done; i < jobs.size(); ++i)
-      retrying += jobs[i].attempts != tries[i] || jobs[i].unrecorded.has_value();
+      retrying +=
+          plans_unrecorded || jobs[i].attempts != tries[i] || jobs[i].unrecorded.has_value();
     for (size_t i = 0; i < done; ++i) {
       --held_;
       if (jobs[i].backlog) jobs[i].backlog->fetch_sub(1, std::memory_order_relaxed);
@@ -343,7 +350,8 @@ void Executor::work() {
   }
 }
 
-size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* retry_in) {
+size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* retry_in,
+                           bool* plans_unrecorded) {
   const Driver& driver = *jobs.front().driver;
   size_t n = jobs.size();
   const bool fresh = jobs.front().plan.is_null();  // planned now, from a peer read
@@ -420,6 +428,7 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
     // Nothing was applied; all of them wait and try again together. (Running the first alone
     // would apply its recorded plan over a later one's the peer may already hold.)
     *retry_in = std::chrono::milliseconds(100);
+    *plans_unrecorded = true;
     metrics_.store_write_failed();
     log::warn("could not record a lane's plans; trying again",
               {{"execution_id", jobs.front().id}, {"error", s.message()}});

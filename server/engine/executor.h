@@ -136,10 +136,13 @@ class Executor {
   size_t depth() const;  // queued + running, held or not
   size_t held() const;   // in memory now (for tests and metrics)
   // depth() by state, from counters kept as work moves (no store read): running (taken by a
-  // worker now), retrying (waiting out a backoff, or a record to be retried) and queued (the
-  // rest, held or not). One lock, one consistent view.
+  // worker now), retrying (waiting out a backoff, or a record to be retried: an outcome, or a
+  // batch's plans the store refused) and queued (the rest, held or not). One lock, one
+  // consistent view: total is depth() read under it, always queued + running + retrying, and
+  // held and paused are held() and paused() at the same moment.
   struct Counts {
-    size_t queued = 0, running = 0, retrying = 0;
+    size_t queued = 0, running = 0, retrying = 0, total = 0, held = 0;
+    bool paused = false;
   };
   Counts counts() const;
 
@@ -179,8 +182,10 @@ class Executor {
   // Runs jobs (2 or more executions of one lane, in order; all unplanned, or all with recorded
   // plans) together; answers how many of them, from the front, are done and recorded. The others
   // keep their order (with their plans when recorded), to run next or, when *retry_in is set,
-  // after it.
-  size_t run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* retry_in);
+  // after it. *plans_unrecorded: the store refused the batch's plans, so all of them wait for
+  // *retry_in to record them again (counted as retrying, not queued).
+  size_t run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* retry_in,
+                   bool* plans_unrecorded);
   // Records a finished job's outcome; false (retry in *retry_in) when the store refused.
   bool record_finish(Job& job, std::chrono::milliseconds* retry_in);
 

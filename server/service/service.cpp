@@ -397,6 +397,8 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   ctx.readiness = p.readiness.get();
   ctx.notifier = p.notifier.get();
   ctx.request_log = p.request_log.get();
+  ctx.targets_deadline = o.targets_deadline;
+  ctx.targets_cache_ttl = o.targets_cache_ttl;
   p.app = std::make_unique<App>(ctx);
   HttpServerOptions http{host, port, o.http_threads, 1 << 20};
   p.http = std::make_unique<HttpServer>(

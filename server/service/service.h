@@ -2,6 +2,7 @@
 // management API and HTTP server. main() runs one; integration tests run one in-process.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -29,8 +30,12 @@ struct ServiceOptions {
   int http_threads = 2;
   int workers = 4;
   RetryPolicy retry;
-  std::vector<std::string> trusted_proxies;   // addresses/CIDRs whose X-Forwarded-For is believed
-  int store_busy_timeout_ms = 5000;           // how long a write waits for a database lock
+  std::vector<std::string> trusted_proxies;  // addresses/CIDRs whose X-Forwarded-For is believed
+  int store_busy_timeout_ms = 5000;          // how long a write waits for a database lock
+  // The target picker's bound on one listing and how long its answer is shared (tests shorten
+  // them; docs/api.md "Driver targets").
+  std::chrono::milliseconds targets_deadline{5000};
+  std::chrono::milliseconds targets_cache_ttl{5000};
   Limits default_limits = Limits::builtin();  // for receivers whose "limits" leave fields out
   RetentionPolicy retention;                  // finished executions kept (pruner.h)
   AuditRetention audit_retention;             // audit log rows kept (pruner.h)

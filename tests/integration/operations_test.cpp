@@ -2,6 +2,8 @@
 // SQLite file: who a token is (whoami), what each role may see and do of tokens and workers, the
 // workers' queue by state, the peers' health with details for operators only, and the
 // scale-service target picker against the real swarm, an unreachable Docker and a hostile one.
+#include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
@@ -115,11 +117,27 @@ TEST_CASE(
   CHECK(seen["paused_at"] == paused["paused_at"]);
   CHECK(seen["paused_by"].is_null());
   CHECK(expect(s.request("GET", "/api/v1/workers"), 200)["paused_by"] == "night-shift");
+  // Pausing again (another operator, a second click) changes nothing and records nothing: who
+  // paused and since when still name the first pause.
+  auto workers_rows = [&] {
+    return expect(s.request("GET", "/api/v1/audit?target=workers"), 200)["items"].size();
+  };
+  REQUIRE(workers_rows() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // paused_at has milliseconds
+  json again = expect(s.request("POST", "/api/v1/workers/pause"), 200);
+  CHECK(again["paused"] == true);
+  CHECK(again["paused_by"] == "night-shift");
+  CHECK(again["paused_at"] == paused["paused_at"]);
+  CHECK(workers_rows() == 1);
   expect_error(as(s, t.ro, "POST", "/api/v1/workers/resume"), 403, "forbidden");
   json resumed = expect(as(s, t.op, "POST", "/api/v1/workers/resume"), 200);
   CHECK(resumed["paused"] == false);
   CHECK(resumed["paused_at"].is_null());
   CHECK(resumed["paused_by"].is_null());
+  CHECK(workers_rows() == 2);
+  // Resuming running workers records nothing either.
+  CHECK(expect(s.request("POST", "/api/v1/workers/resume"), 200)["paused"] == false);
+  CHECK(workers_rows() == 2);
 }
 
 TEST_CASE("operations: the workers' queue by state, queued, running and waiting to retry") {
@@ -220,10 +238,11 @@ TEST_CASE("operations: the scale-service picker lists the swarm's services with 
   CHECK(by_name["picker-web"]["replicas"] == 1);
   CHECK(by_name["picker-api"]["config"] == json{{"backend", "swarm"}, {"service", "picker-api"}});
   CHECK(std::is_sorted(order.begin(), order.end()));
-  // Scaled outside tripline: the next listing says so (read from Docker, not remembered).
+  // Scaled outside tripline: the next listing says so (read from Docker, not remembered; another
+  // limit is another listing, not the answer shared for a few seconds).
   swarm.docker("service scale --detach picker-web=3");
   CHECK(
-      expect(as(s, t.op, "GET", path), 200)["items"].dump().find(
+      expect(as(s, t.op, "GET", path + "&limit=199"), 200)["items"].dump().find(
           R"({"config":{"backend":"swarm","service":"picker-web"},"name":"picker-web","replicas":3})") !=
       std::string::npos);
 
@@ -258,16 +277,17 @@ TEST_CASE("operations: the picker's peer unreachable or hostile is a 502 in the 
     CannedPeer docker;
     TestServer s("", docker_at(docker.url()));
     const std::string path = "/api/v1/drivers/scale-service/targets?backend=swarm";
+    // Each answer with its own limit: one listing's answer is shared for a few seconds.
     // Nested past json_limits.h's depth.
     docker.answer("/v1.41/services", 200, "application/json",
                   std::string(200, '[') + std::string(200, ']'));
-    expect_error(s.request("GET", path), 502, "peer_unavailable");
+    expect_error(s.request("GET", path + "&limit=101"), 502, "peer_unavailable");
     // Past the 1 MiB a peer's answer may take.
     docker.answer("/v1.41/services", 200, "application/json",
                   "[\"" + std::string(2 << 20, 'x') + "\"]");
-    expect_error(s.request("GET", path), 502, "peer_unavailable");
+    expect_error(s.request("GET", path + "&limit=102"), 502, "peer_unavailable");
     docker.answer("/v1.41/services", 200, "application/json", R"({"not":"a list"})");
-    expect_error(s.request("GET", path), 502, "peer_unavailable");
+    expect_error(s.request("GET", path + "&limit=103"), 502, "peer_unavailable");
     // Items without a name, with a negative or fractional count, or not objects, are left out;
     // a global service has no replicas.
     docker.answer("/v1.41/services", 200, "application/json", R"([
@@ -285,4 +305,62 @@ TEST_CASE("operations: the picker's peer unreachable or hostile is a 502 in the 
                           {"name":"ok","config":{"backend":"swarm","service":"ok"},"replicas":4},
                           {"name":"zero","config":{"backend":"swarm","service":"zero"},"replicas":0}])"));
   }
+}
+
+TEST_CASE("operations: one picker listing serves every request for it until it expires") {
+  CannedPeer docker;
+  auto services = [](int replicas) {
+    return R"([{"Spec":{"Name":"web","Mode":{"Replicated":{"Replicas":)" +
+           std::to_string(replicas) + "}}}}]";
+  };
+  docker.answer("/v1.41/services", 200, "application/json", services(2));
+  ServiceOptions o = docker_at(docker.url());
+  o.targets_cache_ttl = std::chrono::milliseconds(1500);
+  TestServer s("", o);
+  const std::string path = "/api/v1/drivers/scale-service/targets?backend=swarm";
+  auto listings = [&] {
+    auto p = docker.paths();
+    return std::count(p.begin(), p.end(), "/v1.41/services");
+  };
+  auto replicas = [&](const std::string& p) {
+    return expect(s.request("GET", p), 200)["items"][0]["replicas"].get<int>();
+  };
+  // Many tabs focusing the field at once: one listing.
+  std::vector<std::thread> tabs;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 6; ++i)
+    tabs.emplace_back([&] { ok += s.request("GET", path).status == 200; });
+  for (auto& t : tabs) t.join();
+  CHECK(ok == 6);
+  CHECK(listings() == 1);
+  // Shared while fresh, even though the peer changed; another limit is another listing.
+  docker.answer("/v1.41/services", 200, "application/json", services(5));
+  CHECK(replicas(path) == 2);
+  CHECK(listings() == 1);
+  CHECK(replicas(path + "&limit=7") == 5);
+  CHECK(listings() == 2);
+  // Expired: listed again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  CHECK(replicas(path) == 5);
+  CHECK(listings() == 3);
+  // A failure is shared too (a hung peer must not hold a thread per request).
+  docker.answer("/v1.41/services", 200, "application/json", R"({"not":"a list"})");
+  expect_error(s.request("GET", path + "&limit=8"), 502, "peer_unavailable");
+  expect_error(s.request("GET", path + "&limit=8"), 502, "peer_unavailable");
+  CHECK(listings() == 4);
+}
+
+TEST_CASE("operations: a hung peer holds a picker request no longer than the listing's deadline") {
+  CannedPeer docker;
+  docker.hang(true);
+  ServiceOptions o = docker_at(docker.url());
+  o.targets_deadline = std::chrono::milliseconds(700);
+  TestServer s("", o);
+  auto start = std::chrono::steady_clock::now();
+  expect_error(s.request("GET", "/api/v1/drivers/scale-service/targets?backend=swarm"), 502,
+               "peer_unavailable");
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= std::chrono::milliseconds(600));
+  CHECK(took < std::chrono::milliseconds(2500));  // Docker's own call timeout is 5 s
+  docker.hang(false);
 }

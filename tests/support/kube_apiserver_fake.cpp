@@ -14,6 +14,7 @@
 #include <cctype>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 namespace tripline::test {
 
@@ -328,6 +329,11 @@ void FakeKubeApiServer::cap_list_scan(size_t keys) {
   scan_cap_ = keys;
 }
 
+void FakeKubeApiServer::slow_lists(std::chrono::milliseconds delay) {
+  std::lock_guard<std::mutex> l(mu_);
+  list_delay_ = delay;
+}
+
 int FakeKubeApiServer::list_pages() const {
   std::lock_guard<std::mutex> l(mu_);
   return list_pages_;
@@ -582,6 +588,8 @@ FakeKubeApiServer::Response FakeKubeApiServer::route_deployments(
         items.push_back(deployment(it->first.substr(prefix.size()), it->second, false));
     }
     ++list_pages_;
+    // Under mu_: the fake serves one connection at a time anyway.
+    if (list_delay_.count() > 0) std::this_thread::sleep_for(list_delay_);
     json meta = {{"resourceVersion", std::to_string(next_rv_)}};
     if (limit > 0 && !last.empty()) {
       auto next = objects_.upper_bound(last);

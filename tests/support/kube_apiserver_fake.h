@@ -28,6 +28,7 @@
 // HTTPS on 127.0.0.1:0 (loopback_http.h), one connection at a time, Connection: close.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -93,6 +94,8 @@ class FakeKubeApiServer {
   // page holds `limit` items): the real server may answer fewer than `limit` items with a token.
   void cap_list_scan(size_t keys);
   int list_pages() const;  // list pages answered so far
+  // Each list page is answered this much later (a slow API server, or a large namespace).
+  void slow_lists(std::chrono::milliseconds delay);
 
   struct Request {
     std::string method, path, body;
@@ -138,6 +141,7 @@ class FakeKubeApiServer {
   std::vector<std::pair<std::string, std::string>> forbidden_;  // {namespace, verb or ""}
   size_t scan_cap_ = 0;
   int list_pages_ = 0;
+  std::chrono::milliseconds list_delay_{0};
   int64_t next_rv_ = 1000;
   int fail_status_ = 0, fail_times_ = 0;
   int interfere_times_ = 0;

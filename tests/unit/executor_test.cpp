@@ -895,3 +895,78 @@ TEST_CASE("executor: counts say how many executions are queued, running and wait
     CHECK(backlog->load() == 1);  // the two that ran gave theirs back; the third is the canceller's
     CHECK(store->get_execution(ids[2])->error == "cancelled");
   }
+}
+
+TEST_CASE("executor: counts after batches stay consistent and return to zero") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  Metrics metrics;
+  Executor executor(*store, metrics, RetryPolicy{}, 2, /*loader=*/nullptr);
+  // Sampled while work moves: the sum is the depth read under the same lock, and no counter
+  // wraps below zero (size_t: a wrapped one would be far above the total).
+  std::atomic<bool> sampling{true};
+  std::atomic<int> bad{0};
+  std::atomic<size_t> most_retrying{0};
+  std::thread sampler([&] {
+    while (sampling) {
+      auto c = executor.counts();
+      if (c.queued + c.running + c.retrying != c.total || c.queued > c.total ||
+          c.running > c.total || c.retrying > c.total || c.held > c.total)
+        ++bad;
+      size_t seen = most_retrying;
+      while (c.retrying > seen && !most_retrying.compare_exchange_weak(seen, c.retrying)) {
+      }
+    }
+  });
+  auto zero = [&] {
+    auto c = executor.counts();
+    return c.queued == 0 && c.running == 0 && c.retrying == 0 && c.total == 0 && c.held == 0;
+  };
+  SECTION("planned and applied together (run_batch)") {
+    CounterDriver driver;
+    auto ids = insert(*store, 40);
+    executor.start();
+    executor.pause();
+    enqueue_unplanned(executor, driver, ids);
+    CHECK(executor.counts().queued == 40);
+    executor.resume();
+    REQUIRE(eventually(zero));
+    CHECK(driver.value == 30);
+  }
+  SECTION("settled without an apply (Executor::finish_settled)") {
+    SettlingCounterDriver driver;
+    driver.value = driver.max;
+    auto ids = insert(*store, 40);
+    executor.start();
+    executor.pause();
+    enqueue_unplanned(executor, driver, ids);
+    executor.resume();
+    REQUIRE(eventually(zero));
+    CHECK(driver.applied.empty());
+  }
+  SECTION("a batch whose plans the store refused waits as retrying, not queued") {
+    CounterDriver driver;
+    auto ids = insert(*store, 20);
+    std::atomic<int> refusals{0};
+    executor.record_plans_with([&](const std::vector<Store::PlannedRun>& runs, int64_t at) {
+      if (refusals < 3) {
+        ++refusals;
+        return Status::Unavailable("database is locked");
+      }
+      return store->start_planned(runs, at);
+    });
+    executor.start();
+    executor.pause();
+    enqueue_unplanned(executor, driver, ids);
+    executor.resume();
+    REQUIRE(eventually(zero));
+    CHECK(refusals == 3);
+    CHECK(most_retrying == 20);  // the whole batch waited on the 100 ms timer to record again
+    for (int64_t id : ids) CHECK(store->get_execution(id)->status == ExecutionStatus::kSucceeded);
+  }
+  sampling = false;
+  sampler.join();
+  executor.stop();
+  CHECK(bad == 0);
+  CHECK(zero());
+}
