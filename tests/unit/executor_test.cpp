@@ -727,174 +727,173 @@ TEST_CASE("executor: counts say how many executions are queued, running and wait
   CHECK(c.retrying == 1);  // lane b, still waiting out its backoff
   CHECK(executor.depth() == 1);
   executor.stop();
+}
 
-  namespace {
-  Job fake_job(FakeDriver& driver, int64_t id) {
-    Job j;
-    j.id = id;
-    j.driver = &driver;
-    j.config = std::make_shared<const FakeConfig>();
-    j.lane = "fake:one";
-    j.plan = {{"id", id}};
-    return j;
+namespace {
+Job fake_job(FakeDriver& driver, int64_t id) {
+  Job j;
+  j.id = id;
+  j.driver = &driver;
+  j.config = std::make_shared<const FakeConfig>();
+  j.lane = "fake:one";
+  j.plan = {{"id", id}};
+  return j;
+}
+}  // namespace
+
+TEST_CASE(
+    "cancel: the store is written without the executor lock and a failed write puts it back") {
+  TempDir dir;
+  StoreOptions o;
+  o.busy_timeout_ms = 2000;
+  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto ids = insert(*store, 4);
+  FakeDriver driver;
+  Metrics metrics;
+  Executor executor(*store, metrics, RetryPolicy{}, 1, /*loader=*/nullptr);
+  executor.pause();
+  executor.start();
+  for (int i = 0; i < 3; ++i) executor.enqueue(fake_job(driver, ids[i]));
+
+  // Another connection holds the write lock: the cancel's synced write waits for it, then fails.
+  SQLite::Database locker(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+  locker.exec("BEGIN EXCLUSIVE");
+  Status cancelled = Status::Ok();
+  bool held = false;
+  std::thread canceller([&] { cancelled = executor.cancel(ids[1], &held); });
+  std::this_thread::sleep_for(300ms);
+  // Meanwhile the executor answers and takes work: it was blocked for the whole wait.
+  auto started = std::chrono::steady_clock::now();
+  CHECK(executor.depth() == 3);
+  executor.enqueue(fake_job(driver, ids[3]));
+  auto took = std::chrono::steady_clock::now() - started;
+  CHECK(took < 500ms);
+  canceller.join();
+  locker.exec("ROLLBACK");
+  CHECK(cancelled.code() == Status::Code::kUnavailable);
+  CHECK_FALSE(held);
+  // Put back where it was: all four run, in order.
+  executor.resume();
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  CHECK(driver.order() == ids);
+}
+
+TEST_CASE("cancel: a queued job is taken out and never runs while the others run in order") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  auto ids = insert(*store, 3);
+  FakeDriver driver;
+  Metrics metrics;
+  Executor executor(*store, metrics, RetryPolicy{}, 1, /*loader=*/nullptr);
+  executor.pause();
+  executor.start();
+  auto backlog = std::make_shared<std::atomic<int64_t>>(3);
+  for (int64_t id : ids) {
+    Job j = fake_job(driver, id);
+    j.backlog = backlog;
+    executor.enqueue(std::move(j));
   }
-  }  // namespace
+  bool held = false;
+  REQUIRE(executor.cancel(ids[1], &held).ok());
+  CHECK(held);
+  CHECK(backlog->load() == 2);  // its slot given back, once
+  CHECK(executor.depth() == 2);
+  CHECK(executor.cancel(ids[1], &held).code() == Status::Code::kConflict);
+  executor.resume();
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  CHECK(driver.order() == std::vector<int64_t>{ids[0], ids[2]});
+  CHECK(backlog->load() == 0);
+  auto e = store->get_execution(ids[1]);
+  REQUIRE(e.ok());
+  CHECK(e->status == ExecutionStatus::kFailed);
+  CHECK(e->error == "cancelled");
+}
 
-  TEST_CASE(
-      "cancel: the store is written without the executor lock and a failed write puts it back") {
-    TempDir dir;
-    StoreOptions o;
-    o.busy_timeout_ms = 2000;
-    auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
-    auto ids = insert(*store, 4);
-    FakeDriver driver;
-    Metrics metrics;
-    Executor executor(*store, metrics, RetryPolicy{}, 1, /*loader=*/nullptr);
-    executor.pause();
-    executor.start();
-    for (int i = 0; i < 3; ++i) executor.enqueue(fake_job(driver, ids[i]));
+TEST_CASE("cancel: a lane waiting to retry whose only job is cancelled runs its next job at once") {
+  TempDir dir;
+  ManualClock clock;
+  StoreOptions o;
+  o.clock = &clock;
+  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto ids = insert(*store, 2);
+  CounterDriver driver;
+  driver.fail_applies = 1;
+  Metrics metrics;
+  RetryPolicy policy;
+  policy.base = std::chrono::minutes(10);
+  policy.max = std::chrono::hours(1);
+  Executor executor(*store, metrics, policy, 1, /*loader=*/nullptr);
+  executor.start();
+  enqueue_unplanned(executor, driver, {ids[0]});
+  // Its first try fails: the lane waits at least 5 minutes of the (manual) clock.
+  REQUIRE(eventually([&] { return store->get_execution(ids[0])->attempts == 1; }));
+  REQUIRE(eventually([&] { return store->get_execution(ids[0])->next_attempt_at.has_value(); }));
+  bool held = false;
+  REQUIRE(executor.cancel(ids[0], &held).ok());
+  CHECK(held);
+  // The next job of that lane does not wait for the cancelled one's retry time.
+  enqueue_unplanned(executor, driver, {ids[1]});
+  CHECK(eventually([&] { return executor.depth() == 0; }, 3s));
+  // And the stale timer, when due, does not schedule the lane a second time.
+  clock.set(clock.now_ms() + 2 * 3600 * 1000);
+  std::this_thread::sleep_for(100ms);
+  executor.stop();
+  CHECK(store->get_execution(ids[1])->status == ExecutionStatus::kSucceeded);
+  CHECK(store->get_execution(ids[0])->status == ExecutionStatus::kFailed);
+}
 
-    // Another connection holds the write lock: the cancel's synced write waits for it, then fails.
-    SQLite::Database locker(dir.path + "/t.db", SQLite::OPEN_READWRITE);
-    locker.exec("BEGIN EXCLUSIVE");
-    Status cancelled = Status::Ok();
-    bool held = false;
-    std::thread canceller([&] { cancelled = executor.cancel(ids[1], &held); });
-    std::this_thread::sleep_for(300ms);
-    // Meanwhile the executor answers and takes work: it was blocked for the whole wait.
-    auto started = std::chrono::steady_clock::now();
-    CHECK(executor.depth() == 3);
-    executor.enqueue(fake_job(driver, ids[3]));
-    auto took = std::chrono::steady_clock::now() - started;
-    CHECK(took < 500ms);
-    canceller.join();
-    locker.exec("ROLLBACK");
-    CHECK(cancelled.code() == Status::Code::kUnavailable);
-    CHECK_FALSE(held);
-    // Put back where it was: all four run, in order.
-    executor.resume();
-    REQUIRE(eventually([&] { return executor.depth() == 0; }));
-    executor.stop();
-    CHECK(driver.order() == ids);
-  }
-
-  TEST_CASE("cancel: a queued job is taken out and never runs while the others run in order") {
-    TempDir dir;
-    auto store = std::move(Store::open(dir.path + "/t.db")).value();
-    auto ids = insert(*store, 3);
-    FakeDriver driver;
-    Metrics metrics;
-    Executor executor(*store, metrics, RetryPolicy{}, 1, /*loader=*/nullptr);
-    executor.pause();
-    executor.start();
-    auto backlog = std::make_shared<std::atomic<int64_t>>(3);
-    for (int64_t id : ids) {
-      Job j = fake_job(driver, id);
+TEST_CASE(
+    "cancel: a job cancelled in the store while a page holding it is read gives its slot back "
+    "once") {
+  // Only the canceller gives the queue slot back (App::cancel_execution, when the executor did
+  // not hold the job): a page read before the cancel, bringing the job after it, must not.
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  auto ids = insert(*store, 3);
+  FakeDriver driver;
+  Metrics metrics;
+  auto backlog = std::make_shared<std::atomic<int64_t>>(3);
+  std::mutex m;
+  std::condition_variable cv;
+  bool read = false, go = false;
+  Loader loader = [&](int64_t after, int limit) -> Result<LoadedPage> {
+    auto rows = store->unfinished_executions(after, limit);
+    if (!rows.ok()) return rows.status();
+    LoadedPage page;
+    page.rows = int(rows->size());
+    for (const auto& e : *rows) {
+      page.last_id = e.id;
+      Job j = fake_job(driver, e.id);
       j.backlog = backlog;
-      executor.enqueue(std::move(j));
+      page.jobs.push_back(std::move(j));
     }
-    bool held = false;
-    REQUIRE(executor.cancel(ids[1], &held).ok());
-    CHECK(held);
-    CHECK(backlog->load() == 2);  // its slot given back, once
-    CHECK(executor.depth() == 2);
-    CHECK(executor.cancel(ids[1], &held).code() == Status::Code::kConflict);
-    executor.resume();
-    REQUIRE(eventually([&] { return executor.depth() == 0; }));
-    executor.stop();
-    CHECK(driver.order() == std::vector<int64_t>{ids[0], ids[2]});
-    CHECK(backlog->load() == 0);
-    auto e = store->get_execution(ids[1]);
-    REQUIRE(e.ok());
-    CHECK(e->status == ExecutionStatus::kFailed);
-    CHECK(e->error == "cancelled");
-  }
-
-  TEST_CASE(
-      "cancel: a lane waiting to retry whose only job is cancelled runs its next job at once") {
-    TempDir dir;
-    ManualClock clock;
-    StoreOptions o;
-    o.clock = &clock;
-    auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
-    auto ids = insert(*store, 2);
-    CounterDriver driver;
-    driver.fail_applies = 1;
-    Metrics metrics;
-    RetryPolicy policy;
-    policy.base = std::chrono::minutes(10);
-    policy.max = std::chrono::hours(1);
-    Executor executor(*store, metrics, policy, 1, /*loader=*/nullptr);
-    executor.start();
-    enqueue_unplanned(executor, driver, {ids[0]});
-    // Its first try fails: the lane waits at least 5 minutes of the (manual) clock.
-    REQUIRE(eventually([&] { return store->get_execution(ids[0])->attempts == 1; }));
-    REQUIRE(eventually([&] { return store->get_execution(ids[0])->next_attempt_at.has_value(); }));
-    bool held = false;
-    REQUIRE(executor.cancel(ids[0], &held).ok());
-    CHECK(held);
-    // The next job of that lane does not wait for the cancelled one's retry time.
-    enqueue_unplanned(executor, driver, {ids[1]});
-    CHECK(eventually([&] { return executor.depth() == 0; }, 3s));
-    // And the stale timer, when due, does not schedule the lane a second time.
-    clock.set(clock.now_ms() + 2 * 3600 * 1000);
-    std::this_thread::sleep_for(100ms);
-    executor.stop();
-    CHECK(store->get_execution(ids[1])->status == ExecutionStatus::kSucceeded);
-    CHECK(store->get_execution(ids[0])->status == ExecutionStatus::kFailed);
-  }
-
-  TEST_CASE(
-      "cancel: a job cancelled in the store while a page holding it is read gives its slot back "
-      "once") {
-    // Only the canceller gives the queue slot back (App::cancel_execution, when the executor did
-    // not hold the job): a page read before the cancel, bringing the job after it, must not.
-    TempDir dir;
-    auto store = std::move(Store::open(dir.path + "/t.db")).value();
-    auto ids = insert(*store, 3);
-    FakeDriver driver;
-    Metrics metrics;
-    auto backlog = std::make_shared<std::atomic<int64_t>>(3);
-    std::mutex m;
-    std::condition_variable cv;
-    bool read = false, go = false;
-    Loader loader = [&](int64_t after, int limit) -> Result<LoadedPage> {
-      auto rows = store->unfinished_executions(after, limit);
-      if (!rows.ok()) return rows.status();
-      LoadedPage page;
-      page.rows = int(rows->size());
-      for (const auto& e : *rows) {
-        page.last_id = e.id;
-        Job j = fake_job(driver, e.id);
-        j.backlog = backlog;
-        page.jobs.push_back(std::move(j));
-      }
-      std::unique_lock lock(m);
-      read = true;
-      cv.notify_all();
-      cv.wait(lock, [&] { return go; });
-      return page;
-    };
-    Executor executor(*store, metrics, RetryPolicy{}, 1, loader, /*max_held=*/16);
-    executor.start(3);
-    {
-      std::unique_lock lock(m);
-      REQUIRE(cv.wait_for(lock, 10s, [&] { return read; }));
-    }
-    bool held = true;
-    REQUIRE(executor.cancel(ids[2], &held).ok());  // the page being read holds it, still queued
-    CHECK_FALSE(held);
-    {
-      std::lock_guard lock(m);
-      go = true;
-    }
+    std::unique_lock lock(m);
+    read = true;
     cv.notify_all();
-    REQUIRE(eventually([&] { return executor.depth() == 0; }));
-    executor.stop();
-    CHECK(driver.order() == std::vector<int64_t>{ids[0], ids[1]});
-    CHECK(backlog->load() == 1);  // the two that ran gave theirs back; the third is the canceller's
-    CHECK(store->get_execution(ids[2])->error == "cancelled");
+    cv.wait(lock, [&] { return go; });
+    return page;
+  };
+  Executor executor(*store, metrics, RetryPolicy{}, 1, loader, /*max_held=*/16);
+  executor.start(3);
+  {
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, 10s, [&] { return read; }));
   }
+  bool held = true;
+  REQUIRE(executor.cancel(ids[2], &held).ok());  // the page being read holds it, still queued
+  CHECK_FALSE(held);
+  {
+    std::lock_guard lock(m);
+    go = true;
+  }
+  cv.notify_all();
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  CHECK(driver.order() == std::vector<int64_t>{ids[0], ids[1]});
+  CHECK(backlog->load() == 1);  // the two that ran gave theirs back; the third is the canceller's
+  CHECK(store->get_execution(ids[2])->error == "cancelled");
 }
 
 TEST_CASE("executor: counts after batches stay consistent and return to zero") {
