@@ -5,6 +5,7 @@
 #
 #   bench/flood.sh                      # needs root (isolated dockerd), Debian's nginx, wrk
 #   DURATION=20 bench/flood.sh
+#   SERVER_ARGS="--request-log 0" bench/flood.sh   # extra flags for tripline serve
 #   PERF_DIR=/tmp/p bench/flood.sh     # also a perf profile of tripline per run (PERF_DIR/NAME.data;
 #                                      # PERF_CALLGRAPH="--call-graph dwarf" for stacks through libraries)
 #
@@ -123,7 +124,7 @@ admin="flood-admin-token-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 start_server() {  # $1 = data dir
   TRIPLINE_ADMIN_TOKEN=$admin "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$1" \
     --docker-host "$DOCKER_HOST" --http-threads "$HTTP_THREADS" --workers "$WORKERS" \
-    --log-level warn >>"$work/server.log" 2>&1 &
+    --log-level warn ${SERVER_ARGS:-} >>"$work/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && return; sleep 0.1; done
   echo "server did not start" >&2; cat "$work/server.log" >&2; exit 1
