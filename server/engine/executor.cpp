@@ -434,15 +434,7 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
               {{"execution_id", jobs.front().id}, {"error", s.message()}});
     return 0;
   }
-  for (size_t i = 0; i < n; ++i) {
-    Job& j = jobs[i];
-    ++j.attempts;
-    j.plan = std::move(plans[i]);
-    if (j.first_started_at == 0) {
-      j.first_started_at = started;
-      if (j.created_at > 0) metrics_.execution_started((started - j.created_at) / 1000.0);
-    }
-  }
+  note_started(jobs, n, plans, started);
   // 4. Only the last plan is applied: the earlier ones are states it passes through. Not even
   // that when the peer was read at the last plan's state just now (Driver::settled).
   Job& last = jobs[n - 1];
@@ -488,11 +480,7 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
   // 5. Every outcome in one transaction: the last's own, and the others' through it.
   int64_t finished = clock_.now_ms();
   nlohmann::json applied_with = {{"applied_with", last.id}};
-  std::vector<Store::Finished> outcomes(n);
-  for (size_t i = 0; i < n; ++i)
-    outcomes[i] = {
-        jobs[i].id, ExecutionStatus::kSucceeded, i + 1 < n ? &applied_with : &outcome.result, {},
-        finished,   target_of(jobs[i])};
+  auto outcomes = batch_outcomes(jobs, n, outcome.result, applied_with, finished);
   if (Status s = store_.finish_all(outcomes); !s.ok()) {
     // Recorded one by one from here (run_once's path for an outcome the store refused).
     for (size_t i = 0; i < n; ++i)
@@ -504,19 +492,7 @@ size_t Executor::run_batch(std::vector<Job>& jobs, std::chrono::milliseconds* re
     *retry_in = std::chrono::milliseconds(100);
     return 0;
   }
-  const bool logged = log::enabled(log::Level::kInfo);
-  const std::string driver_name(driver.name());
-  for (size_t i = 0; i < n; ++i) {
-    metrics_.execution_finished(driver_name, "succeeded",
-                                (finished - jobs[i].first_started_at) / 1000.0);
-    if (!logged) continue;
-    nlohmann::json fields = {{"execution_id", jobs[i].id},
-                             {"driver", driver.name()},
-                             {"attempt", jobs[i].attempts},
-                             {"status", "succeeded"}};
-    if (i + 1 < n) fields["applied_with"] = last.id;
-    log::info("execution finished", fields);
-  }
+  note_succeeded(jobs, n, finished);
   return n;
 }
 
@@ -527,19 +503,20 @@ bool Executor::finish_settled(std::vector<Job>& jobs, const std::vector<Store::P
   const Job& last = jobs[n - 1];
   int64_t finished = clock_.now_ms();
   nlohmann::json applied_with = {{"applied_with", last.id}};
-  std::vector<Store::Finished> outcomes(n);
-  for (size_t i = 0; i < n; ++i)
-    outcomes[i] = {
-        jobs[i].id, ExecutionStatus::kSucceeded, i + 1 < n ? &applied_with : &outcome.result, {},
-        finished,   target_of(jobs[i])};
+  auto outcomes = batch_outcomes(jobs, n, outcome.result, applied_with, finished);
   if (Status s = store_.finish_settled(runs, started, outcomes); !s.ok()) {
     // Nothing recorded: the usual way (plans recorded, then the outcomes) records them.
     log::warn("could not record settled executions at once; recording plans first",
               {{"execution_id", last.id}, {"error", s.message()}});
     return false;
   }
-  const bool logged = log::enabled(log::Level::kInfo);
-  const std::string driver(jobs.front().driver->name());
+  note_started(jobs, n, plans, started);
+  note_succeeded(jobs, n, finished);
+  return true;
+}
+
+void Executor::note_started(std::vector<Job>& jobs, size_t n, std::vector<nlohmann::json>& plans,
+                            int64_t started) {
   for (size_t i = 0; i < n; ++i) {
     Job& j = jobs[i];
     ++j.attempts;
@@ -548,16 +525,34 @@ bool Executor::finish_settled(std::vector<Job>& jobs, const std::vector<Store::P
       j.first_started_at = started;
       if (j.created_at > 0) metrics_.execution_started((started - j.created_at) / 1000.0);
     }
-    metrics_.execution_finished(driver, "succeeded", (finished - j.first_started_at) / 1000.0);
+  }
+}
+
+std::vector<Store::Finished> Executor::batch_outcomes(const std::vector<Job>& jobs, size_t n,
+                                                      const nlohmann::json& result,
+                                                      const nlohmann::json& applied_with,
+                                                      int64_t finished) {
+  std::vector<Store::Finished> outcomes(n);
+  for (size_t i = 0; i < n; ++i)
+    outcomes[i] = {jobs[i].id, ExecutionStatus::kSucceeded, i + 1 < n ? &applied_with : &result, {},
+                   finished,   target_of(jobs[i])};
+  return outcomes;
+}
+
+void Executor::note_succeeded(const std::vector<Job>& jobs, size_t n, int64_t finished) {
+  const bool logged = log::enabled(log::Level::kInfo);
+  const std::string driver(jobs.front().driver->name());
+  for (size_t i = 0; i < n; ++i) {
+    metrics_.execution_finished(driver, "succeeded",
+                                (finished - jobs[i].first_started_at) / 1000.0);
     if (!logged) continue;
-    nlohmann::json fields = {{"execution_id", j.id},
+    nlohmann::json fields = {{"execution_id", jobs[i].id},
                              {"driver", driver},
-                             {"attempt", j.attempts},
+                             {"attempt", jobs[i].attempts},
                              {"status", "succeeded"}};
-    if (i + 1 < n) fields["applied_with"] = last.id;
+    if (i + 1 < n) fields["applied_with"] = jobs[n - 1].id;
     log::info("execution finished", fields);
   }
-  return true;
 }
 
 bool Executor::run_once(Job& job, std::chrono::milliseconds* retry_in) {

@@ -173,6 +173,16 @@ class Executor {
   // Runs one attempt; answers true when the job is done (succeeded or failed for good) and that
   // is recorded.
   bool run_once(Job& job, std::chrono::milliseconds* retry_in);
+  // A batch's first n jobs: started (attempt, recorded plan, first start) at `started`.
+  void note_started(std::vector<Job>& jobs, size_t n, std::vector<nlohmann::json>& plans,
+                    int64_t started);
+  // Their outcomes as recorded: the last's own result, the others' through it (applied_with).
+  static std::vector<Store::Finished> batch_outcomes(const std::vector<Job>& jobs, size_t n,
+                                                     const nlohmann::json& result,
+                                                     const nlohmann::json& applied_with,
+                                                     int64_t finished);
+  // Their successes in the metrics and, at info level, the log.
+  void note_succeeded(const std::vector<Job>& jobs, size_t n, int64_t finished);
   // run_batch()'s way for executions that change nothing (Driver::settled): recorded planned
   // and succeeded at once (Store::finish_settled). False when the store refused: nothing was
   // recorded, and the caller goes the usual way.
