@@ -1,6 +1,7 @@
 // tripline: rule-driven action triggers. `tripline serve` runs the service; the client commands
 // (receivers, executions, tokens, trigger, status, completion) are server/cli's.
 #include <curl/curl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -151,6 +152,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tripline: unknown command \"%s\"; see tripline --help\n", cmd.c_str());
     return 2;
   }
+  // glibc hands a thread heap's free top back to the kernel once it passes M_TRIM_THRESHOLD
+  // (128 KiB by default), with madvise(MADV_DONTNEED), and every madvise of a multi-threaded
+  // process flushes the TLB of every core (an inter-processor interrupt). SQLite frees a
+  // statement's sub-journal after each INSERT of a group commit, which crossed that line about
+  // once per accepted trigger: 7% of the trigger path's CPU under a flood (bench/RESULTS.md).
+  // Fixed thresholds keep up to 8 MiB free per heap; a fixed M_TRIM_THRESHOLD also fixes the mmap
+  // threshold, so it is set too, above any buffer the trigger path allocates.
+  mallopt(M_TRIM_THRESHOLD, 8 << 20);
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
   std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url, workers = "4",
               http_threads = "2", max_attempts = "8", retry_base = "500", retry_max = "60000",

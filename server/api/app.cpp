@@ -28,6 +28,7 @@ class InboundView final : public InboundRequest {
   }
   std::optional<std::string> query(std::string_view name) const override { return r_.query(name); }
   std::vector<std::pair<std::string, std::string>> headers() const override { return r_.headers(); }
+  void visit_headers(HeaderFn fn, void* ctx) const override { r_.visit_headers(fn, ctx); }
 
  private:
   const HttpRequest& r_;

@@ -7,6 +7,7 @@ namespace tripline {
 Ingest::Ingest(Store& store, OnCommitted on_committed, size_t max_pending, RequestLog* log)
     : store_(store), on_committed_(std::move(on_committed)), log_(log), max_pending_(max_pending) {
   pending_.reserve(1024);
+  answerer_ = std::thread([this] { answer(); });
   writer_ = std::thread([this] { run(); });
 }
 
@@ -69,6 +70,59 @@ void Ingest::stop() {
   }
   cv_.notify_one();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lock(answer_mu_);
+    writer_done_ = true;
+  }
+  answer_cv_.notify_one();
+  if (answerer_.joinable()) answerer_.join();  // after the last batch's answers
+}
+
+void Ingest::hand_over(std::vector<Pending>& batch, std::vector<Accepted>& outcomes,
+                       const Status& s) {
+  {
+    std::unique_lock lock(answer_mu_);
+    taken_cv_.wait(lock, [&] { return !answer_full_; });
+    // Swapped, not moved: each side keeps reusing the other's buffers.
+    answer_batch_.swap(batch);
+    answer_outcomes_.swap(outcomes);
+    answer_status_ = s;
+    answer_full_ = true;
+  }
+  answer_cv_.notify_one();
+}
+
+void Ingest::answer() {
+  std::vector<Pending> batch;
+  std::vector<Accepted> outcomes;
+  Status s = Status::Ok();
+  batch.reserve(1024);
+  outcomes.reserve(1024);
+  for (;;) {
+    {
+      std::unique_lock lock(answer_mu_);
+      answer_cv_.wait(lock, [&] { return answer_full_ || writer_done_; });
+      if (!answer_full_) return;  // the writer ended and every batch was answered
+      batch.swap(answer_batch_);
+      outcomes.swap(answer_outcomes_);
+      s = std::move(answer_status_);
+      answer_full_ = false;
+    }
+    taken_cv_.notify_one();
+    int64_t touched = 0;  // a flood on one receiver touches it once per commit
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Trigger& t = batch[i].trigger;
+      const Accepted& a = outcomes[i];
+      if (!s.ok())
+        log_unrecorded(t, false);
+      else if (t.request && log_ && t.receiver->row.id != touched)
+        log_->touch(touched = t.receiver->row.id);
+      if (s.ok() && !a.replayed && !a.revoked) on_committed_(t, a.execution_id);
+      batch[i].done(s, a);
+    }
+    batch.clear();
+    outcomes.clear();
+  }
 }
 
 void Ingest::run() {
@@ -77,7 +131,9 @@ void Ingest::run() {
   std::vector<PlanWait*> waits;
   std::vector<Store::PlannedBatch> plans;
   std::vector<Status> plan_status;
+  std::vector<Accepted> outcomes;
   batch.reserve(1024);
+  outcomes.reserve(1024);
   rows.reserve(1024);
   for (;;) {
     {
@@ -119,19 +175,14 @@ void Ingest::run() {
       plans_done_.notify_all();
       waits.clear();
     }
-    int64_t touched = 0;  // a flood on one receiver touches it once per commit
+    outcomes.clear();
     for (size_t i = 0; i < batch.size(); ++i) {
-      Trigger& t = batch[i].trigger;
-      Accepted a{rows[i].id, rows[i].replayed, false, rows[i].revoked,
-                 s.ok() && t.request ? t.request->id : 0};
-      if (!s.ok())
-        log_unrecorded(t, false);
-      else if (t.request && log_ && t.receiver->row.id != touched)
-        log_->touch(touched = t.receiver->row.id);
-      if (s.ok() && !a.replayed && !a.revoked) on_committed_(batch[i].trigger, a.execution_id);
-      batch[i].done(s, a);
+      const Trigger& t = batch[i].trigger;
+      outcomes.push_back({rows[i].id, rows[i].replayed, false, rows[i].revoked,
+                          s.ok() && t.request ? t.request->id : 0});
     }
-    batch.clear();
+    rows.clear();  // it points into the batch, which the answerer now owns
+    hand_over(batch, outcomes, s);
   }
 }
 

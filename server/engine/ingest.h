@@ -5,7 +5,13 @@
 // answer still comes only after its row is on disk. The executor's plans ride on the same commits
 // (record_plans; docs/durability.md).
 //
-// Thread safety: submit() may be called from any thread; callbacks run on the writer thread.
+// The answers go out on a second thread, the answerer: while it writes one commit's 202s (a
+// send() each) and hands their executions to the executor, the writer already commits the next
+// batch. On a flood the writer's thread was the trigger path's bottleneck, and a sixth of its
+// time went to those send()s (bench/RESULTS.md).
+//
+// Thread safety: submit() may be called from any thread; `done` and `on_committed` run on the
+// answerer thread, in commit order.
 #pragma once
 
 #include <atomic>
@@ -85,6 +91,10 @@ class Ingest {
     bool done = false;
   };
   void run();
+  void answer();  // the answerer thread
+  // Hands a committed batch to the answerer; waits while the one before is still untaken, so
+  // at most one batch waits between the two threads.
+  void hand_over(std::vector<Pending>& batch, std::vector<Accepted>& outcomes, const Status& s);
 
   // A trigger that was not recorded: its log entry says why, off the trigger path.
   void log_unrecorded(Trigger& t, bool overloaded);
@@ -101,6 +111,17 @@ class Ingest {
   std::condition_variable plans_done_;
   bool stopping_ = false;
   std::thread writer_;
+
+  // The writer → answerer slot (answer_mu_).
+  std::mutex answer_mu_;
+  std::condition_variable answer_cv_;  // the slot was filled, or the writer ended
+  std::condition_variable taken_cv_;   // the slot was emptied
+  bool answer_full_ = false;
+  bool writer_done_ = false;
+  std::vector<Pending> answer_batch_;
+  std::vector<Accepted> answer_outcomes_;
+  Status answer_status_ = Status::Ok();
+  std::thread answerer_;
 };
 
 }  // namespace tripline

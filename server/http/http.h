@@ -25,6 +25,12 @@ class HttpRequest {
   virtual std::string peer_address() const = 0;
   // Every header, in order (the request log: trigger/request_record.h); none when unknown.
   virtual std::vector<std::pair<std::string, std::string>> headers() const { return {}; }
+  // The same, each header handed to `fn` as views into the request: nothing copied (the trigger
+  // path's request log). The default goes through headers().
+  using HeaderFn = void (*)(void* ctx, std::string_view name, std::string_view value);
+  virtual void visit_headers(HeaderFn fn, void* ctx) const {
+    for (const auto& [name, value] : headers()) fn(ctx, name, value);
+  }
 };
 
 struct HttpResponse {

@@ -220,6 +220,14 @@ class DirectRequest : public HttpRequest {
   std::string peer_address() const override { return peer_.address().host(); }
   std::vector<std::pair<std::string, std::string>> headers() const override {
     std::vector<std::pair<std::string, std::string>> out;
+    visit_headers(
+        [](void* ctx, std::string_view name, std::string_view value) {
+          static_cast<decltype(out)*>(ctx)->emplace_back(name, value);
+        },
+        &out);
+    return out;
+  }
+  void visit_headers(HeaderFn fn, void* ctx) const override {
     size_t pos = head_.find("\r\n") + 2;
     while (pos < head_.size()) {
       size_t eol = head_.find("\r\n", pos);
@@ -231,9 +239,8 @@ class DirectRequest : public HttpRequest {
       std::string_view value = field.substr(colon + 1);
       size_t b = value.find_first_not_of(" \t"), e = value.find_last_not_of(" \t");
       value = b == std::string_view::npos ? std::string_view() : value.substr(b, e - b + 1);
-      out.emplace_back(std::string(field.substr(0, colon)), std::string(value));
+      fn(ctx, field.substr(0, colon), value);
     }
-    return out;
   }
 
   Http::Version version() const { return http10_ ? Http::Version::Http10 : Http::Version::Http11; }

@@ -22,6 +22,12 @@ class InboundRequest {
   // Every header as sent, in order (for the request log, request_record.h). Requests that
   // cannot list theirs answer none.
   virtual std::vector<std::pair<std::string, std::string>> headers() const { return {}; }
+  // The same, each header handed to `fn` as views into the request: nothing copied (the trigger
+  // path's request log). The default goes through headers().
+  using HeaderFn = void (*)(void* ctx, std::string_view name, std::string_view value);
+  virtual void visit_headers(HeaderFn fn, void* ctx) const {
+    for (const auto& [name, value] : headers()) fn(ctx, name, value);
+  }
 };
 
 }  // namespace tripline

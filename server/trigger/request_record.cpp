@@ -2,33 +2,36 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 namespace tripline {
 
-namespace {
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-}  // namespace
-
 bool is_secret_header(std::string_view name) {
-  std::string n = lower(name);
-  static const char* kExact[] = {
+  // Lower-cased into a buffer on the stack: the trigger path asks this of every header.
+  char buf[128];
+  std::string long_name;
+  char* n = buf;
+  if (name.size() > sizeof(buf)) {
+    long_name.resize(name.size());
+    n = long_name.data();
+  }
+  for (size_t i = 0; i < name.size(); ++i)
+    n[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+  std::string_view lower(n, name.size());
+  static constexpr std::string_view kExact[] = {
       "authorization",     "proxy-authorization",      "www-authenticate",
       "x-tripline-token",  "x-hub-signature",          "x-hub-signature-256",
       "webhook-signature", "x-link-webhook-signature", "x-api-key"};
-  for (const char* e : kExact)
-    if (n == e) return true;
-  static const char* kParts[] = {
+  for (std::string_view e : kExact)
+    if (lower == e) return true;
+  static constexpr std::string_view kParts[] = {
       "token",   "secret", "signature", "password",   "passwd", "auth",      "cookie", "session",
       "api-key", "apikey", "api_key",   "credential", "jwt",    "assertion", "oidc",   "hmac"};
-  for (const char* p : kParts)
-    if (n.find(p) != std::string::npos) return true;
+  for (std::string_view p : kParts)
+    if (lower.find(p) != std::string_view::npos) return true;
   // X-Api-Key, X-Functions-Key, Ocp-Apim-Subscription-Key...: a name ending in "key".
-  return n.size() >= 3 && n.compare(n.size() - 3, 3, "key") == 0;
+  return lower.size() >= 3 && lower.substr(lower.size() - 3) == "key";
 }
 
 std::string_view utf8_prefix(std::string_view s, size_t max) {
@@ -94,30 +97,62 @@ size_t token_at(std::string_view s, size_t i, std::string_view token) {
 
 // Copies `s` into `out` with every occurrence of the token replaced by "[redacted]", stopping
 // once `out` holds more than `max_out` bytes; *read is how much of `s` was copied. A match is
-// tried at every byte before it is copied, so no part of an occurrence that starts in what was
-// copied is left. The work is bounded by max_out times the token's length, not by s.
+// tried at every byte that can start one (the token's first character, or '%') before it is
+// copied, so no part of an occurrence that starts in what was copied is left; the bytes between
+// are copied in runs. The work is bounded by max_out times the token's length, not by s.
 bool redact_into(std::string_view s, std::string_view token, size_t max_out, std::string& out,
                  size_t* read) {
   bool found = false;
   size_t i = 0;
   while (i < s.size() && out.size() <= max_out) {
-    if (s[i] == token.front() || s[i] == '%') {
-      if (size_t n = token_at(s, i, token); n > 0) {
-        out += kRedactedHeader;
-        i += n;
-        found = true;
-        continue;
-      }
+    size_t next = s.size();
+    for (char c : {token.front(), '%'})
+      if (const void* p = std::memchr(s.data() + i, c, next - i))
+        next = static_cast<size_t>(static_cast<const char*>(p) - s.data());
+    // As many bytes as the byte-at-a-time rule would copy before `out` passes max_out.
+    size_t run = std::min(next - i, max_out + 1 - out.size());
+    out.append(s.data() + i, run);
+    i += run;
+    if (i < next || i == s.size() || out.size() > max_out) continue;
+    if (size_t n = token_at(s, i, token); n > 0) {
+      out += kRedactedHeader;
+      i += n;
+      found = true;
+    } else {
+      out += s[i++];
     }
-    out += s[i++];
   }
   *read = i;
   return found;
 }
+
+// Whether `s` can hold the token at all: a byte that can start an occurrence.
+bool may_hold(std::string_view s, std::string_view token) {
+  return !token.empty() &&
+         (s.find(token.front()) != std::string_view::npos || s.find('%') != std::string_view::npos);
+}
+
+// `s` as a JSON string (its bytes that are not UTF-8 as U+FFFD, as nlohmann's dump with
+// error_handler_t::replace writes them), appended to `out`. Printable ASCII without quote or
+// backslash, what nearly every header is, is copied as it is.
+void append_json_string(std::string& out, std::string_view s) {
+  bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x7F && c != '"' && c != '\\';
+  });
+  if (plain) {
+    out += '"';
+    out.append(s);
+    out += '"';
+  } else {
+    out += nlohmann::json(std::string(s))
+               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+}
 }  // namespace
 
 bool redact_token(std::string& s, std::string_view token) {
-  if (token.empty()) return false;
+  if (!may_hold(s, token)) return false;
   std::string out;
   size_t read = 0;
   if (!redact_into(s, token, SIZE_MAX - 1, out, &read)) return false;
@@ -196,24 +231,55 @@ RequestLogRow capture_request(const InboundRequest& req, std::string_view source
   row.received_at = now_ms;
   row.source = std::string(source);
   row.method = std::string(req.method());
-  nlohmann::json headers = nlohmann::json::array();
-  size_t bytes = 0, left_out = 0;
-  for (auto& [name, value] : req.headers()) {
-    bool secret = is_secret_header(name);
-    row.token_redacted |= redact_token(name, token);
-    if (!secret) row.token_redacted |= redact_token(value, token);
-    size_t size = name.size() + (secret ? 10 : value.size()) + 8;
-    if (bytes + size > kRequestLogHeaderBytes) {
-      ++left_out;
-      continue;
-    }
-    bytes += size;
-    headers.push_back({std::move(name), secret ? std::string(kRedactedHeader) : std::move(value)});
+  // The headers' JSON ([[name, value], ...]) is written as it goes, from views into the request:
+  // a copy is made only of a name or value that may hold the token.
+  struct Headers {
+    RequestLogRow& row;
+    std::string_view token;
+    size_t bytes = 0, left_out = 0;
+    std::string name, value;  // redacted copies, when needed
+  } h{row, token};
+  row.headers.reserve(512);
+  row.headers += '[';
+  req.visit_headers(
+      [](void* ctx, std::string_view name, std::string_view value) {
+        auto& h = *static_cast<Headers*>(ctx);
+        bool secret = is_secret_header(name);
+        if (may_hold(name, h.token)) {
+          h.name.assign(name);
+          h.row.token_redacted |= redact_token(h.name, h.token);
+          name = h.name;
+        }
+        if (secret) {
+          value = kRedactedHeader;
+        } else if (may_hold(value, h.token)) {
+          h.value.assign(value);
+          h.row.token_redacted |= redact_token(h.value, h.token);
+          value = h.value;
+        }
+        size_t size = name.size() + value.size() + 8;
+        if (h.bytes + size > kRequestLogHeaderBytes) {
+          ++h.left_out;
+          return;
+        }
+        h.bytes += size;
+        std::string& out = h.row.headers;
+        if (out.size() > 1) out += ',';
+        out += '[';
+        append_json_string(out, name);
+        out += ',';
+        append_json_string(out, value);
+        out += ']';
+      },
+      &h);
+  if (h.left_out > 0) {
+    if (row.headers.size() > 1) row.headers += ',';
+    row.headers += "[\"\",";
+    append_json_string(row.headers, std::to_string(h.left_out) + " more headers not kept (over " +
+                                        std::to_string(kRequestLogHeaderBytes) + " bytes)");
+    row.headers += ']';
   }
-  if (left_out > 0)
-    headers.push_back({"", std::to_string(left_out) + " more headers not kept (over " +
-                               std::to_string(kRequestLogHeaderBytes) + " bytes)"});
-  row.headers = headers.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  row.headers += ']';
   std::string_view body = req.body();
   row.body_size = static_cast<int64_t>(body.size());
   // The token (as sent, or percent-encoded) is taken out before the body is cut, so that no cut

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "rules.h"
 #include "tests/support/fake_request.h"
@@ -158,6 +159,107 @@ TEST_CASE("request record: headers are bounded") {
   json headers = json::parse(row.headers);
   CHECK(headers.back()[0] == "");
   CHECK(headers.back()[1].get<std::string>().find("more headers not kept") != std::string::npos);
+}
+
+namespace {
+// The capture as it was first written, one byte at a time and through nlohmann's tree: the
+// reference the fast capture (runs between candidate bytes, headers' JSON written directly) must
+// match exactly.
+bool reference_redact(std::string& s, std::string_view token) {
+  if (token.empty()) return false;
+  std::string out;
+  bool found = false;
+  for (size_t i = 0; i < s.size();) {
+    // The token with each character as itself or percent-encoded once or twice.
+    size_t at = i;
+    bool match = true;
+    for (char want : token) {
+      auto hex = [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c)) ? std::stoi(std::string(1, c), 0, 16)
+                                                            : -1;
+      };
+      if (at < s.size() && s[at] == want) {
+        ++at;
+        continue;
+      }
+      size_t p = at + 1;
+      if (at >= s.size() || s[at] != '%') {
+        match = false;
+        break;
+      }
+      if (s.size() - p >= 4 && s[p] == '2' && s[p + 1] == '5' && hex(s[p + 2]) >= 0 &&
+          hex(s[p + 3]) >= 0)
+        p += 2;
+      if (s.size() - p < 2 || hex(s[p]) < 0 || hex(s[p + 1]) < 0 ||
+          hex(s[p]) * 16 + hex(s[p + 1]) != static_cast<unsigned char>(want)) {
+        match = false;
+        break;
+      }
+      at = p + 2;
+    }
+    if (match) {
+      out += "[redacted]";
+      i = at;
+      found = true;
+    } else {
+      out += s[i++];
+    }
+  }
+  s = out;
+  return found;
+}
+}  // namespace
+
+TEST_CASE("request record: the fast capture writes what a byte-at-a-time capture writes") {
+  // Random headers and bodies from an alphabet rich in what the capture treats specially: the
+  // token's characters, '%', hex digits, quotes, backslashes, control bytes and UTF-8 pieces.
+  const std::string token = "eyJ2Ijo";
+  const std::vector<std::string> pieces = {
+      // The token whole, or with characters percent-encoded (once, twice), or nearly whole.
+      "eyJ2Ijo",  "%65yJ2Ijo", "e%79J2I%6Ao", "%2565yJ2Ij%6f",
+      "eyJ2I%6",  "e",         "eyJ",         "%65",
+      "%2565",    "%",         "%2",          "%25",
+      "y",        "J",         "2",           "I",
+      "j",        "o",         "a",           " ",
+      "\"",       "\\",        "\x01",        "\x7F",
+      "\xC3\xA9", "\xE2\x82",  "\xFF",        "f",
+      "F",        "0"};
+  std::mt19937 rng(20261130);
+  auto text = [&](size_t max_pieces) {
+    std::string s;
+    size_t n = rng() % (max_pieces + 1);
+    for (size_t i = 0; i < n; ++i) s += pieces[rng() % pieces.size()];
+    return s;
+  };
+  for (int round = 0; round < 3000; ++round) {
+    test::FakeRequest req;
+    size_t headers = rng() % 6;
+    for (size_t i = 0; i < headers; ++i)
+      req.headers_.emplace_back(rng() % 4 == 0 ? "Authorization" : "X-" + text(3), text(12));
+    req.body_ = text(rng() % 8 == 0 ? 3000 : 40);
+    std::string tok = rng() % 5 == 0 ? "" : token;
+    RequestLogRow row = capture_request(req, "::1", 1, 0, tok);
+
+    json expected = json::array();
+    bool redacted = false;
+    size_t bytes = 0;
+    for (auto [name, value] : req.headers_) {
+      bool secret = is_secret_header(name);
+      redacted |= reference_redact(name, tok);
+      if (!secret) redacted |= reference_redact(value, tok);
+      size_t size = name.size() + (secret ? 10 : value.size()) + 8;
+      if (bytes + size > kRequestLogHeaderBytes) continue;
+      bytes += size;
+      expected.push_back({name, secret ? std::string("[redacted]") : value});
+    }
+    INFO("round " << round);
+    CHECK(row.headers == expected.dump(-1, ' ', false, json::error_handler_t::replace));
+    std::string body = req.body_;
+    redacted |= reference_redact(body, tok);
+    if (tok.empty()) body = req.body_;
+    CHECK(row.body == std::string(utf8_prefix(body, kRequestLogBodyBytes)));
+    CHECK(row.token_redacted == redacted);
+  }
 }
 
 TEST_CASE("rules explain: what the deciding rule compared, secrets redacted") {
