@@ -352,8 +352,13 @@ class Store {
     const std::vector<PlannedRun>* runs = nullptr;
     int64_t started_at = 0;
   };
+  // `deferred_sync`: the commit is written to the WAL without waiting for the disk, and is
+  // durable only after the next sync_wal() (the ingest answers after that; docs/durability.md).
   Status commit_group(std::vector<NewExecution>& batch, const std::vector<PlannedBatch>& plans,
-                      std::vector<Status>* plan_status = nullptr);
+                      std::vector<Status>* plan_status = nullptr, bool deferred_sync = false);
+  // Makes every commit made so far durable: fdatasync of the WAL file, from any thread, without
+  // holding up the writer. Lets the ingest commit its next batch while the last one's sync runs.
+  Status sync_wal();
   // Outcomes of several executions, recorded in ONE transaction.
   struct Finished {
     int64_t id = 0;
@@ -536,6 +541,10 @@ class Store {
   std::unique_ptr<SQLite::Statement> note_delivery_, note_dropped_;  // note_status_locked()
   std::mutex read_mu_;
   std::unique_ptr<SQLite::Database> reader_;
+  // sync_wal(): the WAL file, opened on the first sync (and again if it was replaced).
+  std::mutex wal_mu_;
+  std::string wal_path_;
+  int wal_fd_ = -1;
   // Background WAL checkpoints (StoreOptions::background_checkpoints).
   void checkpoint_loop(std::string path, StoreOptions options);
   std::mutex checkpoint_mu_;
