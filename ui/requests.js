@@ -219,8 +219,8 @@ export function mountRequests(container, rid, { limit = 20, tester = null } = {}
     older.hidden = passed.length === 0 && !next;
     older.disabled = last;
     const says = [];
-    if (passed.length) says.push(`Page ${passed.length + 1}: ${count} older ${count === 1 ? 'request' : 'requests'}.`);
-    if (last && (passed.length || emptyAt)) says.push('No older requests in the log.');
+    if (passed.length) says.push(`Page ${passed.length + 1} (${count} ${count === 1 ? 'request' : 'requests'}).`);
+    if (last && (passed.length || emptyAt)) says.push('There are no older requests in the log.');
     pageStatus.textContent = says.join(' ');
     pager.hidden = newer.hidden && older.hidden && !says.length;
   }

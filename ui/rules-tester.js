@@ -172,6 +172,13 @@ export function rulesTester({ receiverId = null, preset, unsaved = null } = {}) 
     add(clear(noteBox), note || null);
     noteBox.hidden = !note;
   }
+  // The note describes the sample as filled in: once a field is edited, it says so.
+  for (const field of [body, headers, query, source]) {
+    field.addEventListener('input', () => {
+      if (noteBox.hidden || noteBox.querySelector('.rt-edited')) return;
+      add(noteBox, h('p', { class: 'muted small rt-edited' }, 'Edited since: the test runs on what the fields hold now.'));
+    });
+  }
 
   function request() {
     const hs = {};

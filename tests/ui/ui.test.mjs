@@ -1318,7 +1318,9 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     } finally {
       await page.setViewportSize({ width: 1280, height: 860 });
     }
-    // An example replaces the sample, and the note about it goes.
+    // Edited, the note says so; an example replaces the sample, and the note goes.
+    await panel.getByLabel('Body', { exact: true }).fill('{"severity":"critical"}');
+    await panel.locator('.rt-note .rt-edited').waitFor();
     await panel.getByRole('button', { name: 'Fill in an example' }).click();
     assert.equal(await panel.locator('.rt-note').isVisible(), false);
   });
@@ -1350,11 +1352,11 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.equal(await newerBtn.isVisible(), false, 'no Newer on the first page');
     await olderBtn.click();
     await waitFor('the 20 before them', () => same(all.slice(20, 40)));
-    assert.match(await page.locator('.requests-page').textContent(), /Page 2: 20 older requests/);
+    assert.match(await page.locator('.requests-page').textContent(), /Page 2 \(20 requests\)/);
     // A full page: the API still gives a cursor; Older finds nothing and says so, and stays.
     assert.equal(await olderBtn.isDisabled(), false);
     await olderBtn.click();
-    await page.locator('.requests-page', { hasText: 'No older requests in the log.' }).waitFor();
+    await page.locator('.requests-page', { hasText: 'There are no older requests in the log.' }).waitFor();
     assert.equal(await olderBtn.isDisabled(), true);
     assert.equal(await same(all.slice(20, 40)), true);
     // The page shown is polled by its cursor: a new request does not push it along.
