@@ -157,10 +157,12 @@ int main(int argc, char** argv) {
   // process flushes the TLB of every core (an inter-processor interrupt). SQLite frees a
   // statement's sub-journal after each INSERT of a group commit, which crossed that line about
   // once per accepted trigger: 7% of the trigger path's CPU under a flood (bench/RESULTS.md).
-  // Fixed thresholds keep up to 8 MiB free per heap; a fixed M_TRIM_THRESHOLD also fixes the mmap
-  // threshold, so it is set too, above any buffer the trigger path allocates.
-  mallopt(M_TRIM_THRESHOLD, 8 << 20);
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  // A fixed M_TRIM_THRESHOLD keeps up to 4 MiB free per heap, and also stops glibc from raising
+  // the mmap threshold by itself, so that is fixed too: at 4 MiB, above the largest buffer a
+  // request makes (a 1 MiB body's string, grown by doubling), which is then not mmap()ed and
+  // munmap()ed (another TLB flush) every time.
+  mallopt(M_TRIM_THRESHOLD, 4 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
 
   std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url, workers = "4",
               http_threads = "2", max_attempts = "8", retry_base = "500", retry_max = "60000",

@@ -24,7 +24,10 @@ void Ingest::submit(Trigger trigger, Done done) {
   trigger.created_at = store_.clock().now_ms();
   {
     std::unique_lock lock(mu_);
-    if (!stopping_ && pending_.size() < max_pending_) {
+    // Every trigger not answered yet counts, waiting or committed: the bound holds however far
+    // the writer runs ahead of the answerer.
+    if (!stopping_ && in_flight_.load(std::memory_order_relaxed) < max_pending_) {
+      in_flight_.fetch_add(1, std::memory_order_relaxed);
       pending_.push_back({std::move(trigger), std::move(done)});
       lock.unlock();
       cv_.notify_one();
@@ -160,6 +163,7 @@ void Ingest::answer_all(std::vector<Committed>& done, size_t n) {
         log_->touch(touched = t.receiver->row.id);
       if (s.ok() && !a.replayed && !a.revoked) on_committed_(t, a.execution_id);
       c.batch[i].done(s, a);
+      in_flight_.fetch_sub(1, std::memory_order_relaxed);
     }
     c.batch.clear();
     c.outcomes.clear();

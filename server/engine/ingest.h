@@ -70,8 +70,9 @@ class Ingest {
          RequestLog* log = nullptr, Sync sync = {});
   ~Ingest();
 
-  // Queues one trigger; `done` runs after its commit (or at once, overloaded, when the queue is
-  // full or the ingest is stopping).
+  // Queues one trigger; `done` runs after its commit and its sync (or at once, overloaded, when
+  // max_pending triggers are already waiting or committed and not answered yet, or the ingest
+  // is stopping).
   void submit(Trigger trigger, Done done);
   void stop();  // commits what is queued, then stops the writer
 
@@ -121,6 +122,7 @@ class Ingest {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Pending> pending_;
+  std::atomic<size_t> in_flight_{0};  // submitted, not answered yet: at most max_pending_
   std::atomic<uint64_t> commits_{0};  // group commits made
 
   std::vector<PlanWait*> plan_waits_;  // unbounded only by the executor's worker count

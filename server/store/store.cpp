@@ -207,38 +207,42 @@ Store::~Store() {
   if (wal_fd_ >= 0) ::close(wal_fd_);
 }
 
-Status Store::sync_wal() {
-  std::lock_guard lock(wal_mu_);
-  if (wal_path_.empty()) return Status::Ok();  // not a WAL database: its commits were synced
+Status Store::open_wal_locked() {
   auto failed = [&](const char* what) {
     return Status::Internal(std::string(what) + " " + wal_path_ + ": " + std::strerror(errno));
   };
+  // fdatasync() on any descriptor of a file writes that file's dirty pages: the ones SQLite's own
+  // descriptor wrote. Opened now, right after SQLite opened the file, so that this is SQLite's
+  // file and a writeback error is reported to this descriptor too.
+  wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (wal_fd_ < 0) return failed("cannot open the WAL file");
+  // The WAL file's name must survive a power loss too: its directory is synced once.
+  std::string dir = wal_path_.substr(0, wal_path_.find_last_of('/') + 1);
+  int d = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0 || ::fsync(d) != 0) {
+    Status s = failed("cannot sync the directory of");
+    if (d >= 0) ::close(d);
+    return s;
+  }
+  ::close(d);
+  return Status::Ok();
+}
+
+Status Store::sync_wal() {
+  std::lock_guard lock(wal_mu_);
+  if (wal_fd_ < 0) return Status::Ok();  // not in WAL mode: SQLite synced every commit
+  auto failed = [&](const char* what) {
+    return Status::Internal(std::string(what) + " " + wal_path_ + ": " + std::strerror(errno));
+  };
+  // SQLite keeps its WAL file (same inode) while its connections are open: a file by that name
+  // that is another one means SQLite's commits go elsewhere, and no sync here covers them.
   struct stat named {};
   if (::stat(wal_path_.c_str(), &named) != 0) return failed("cannot find the WAL file");
-  if (wal_fd_ >= 0) {
-    // SQLite keeps its WAL file (same inode) while its connections are open: a file by that name
-    // that is another one means SQLite's commits go elsewhere, and no sync here covers them.
-    struct stat opened {};
-    if (::fstat(wal_fd_, &opened) != 0 || opened.st_ino != named.st_ino ||
-        opened.st_dev != named.st_dev) {
-      errno = ESTALE;
-      return failed("another file replaced the WAL file");
-    }
-  } else {
-    // fdatasync() on any descriptor of a file writes that file's dirty pages: the ones SQLite's
-    // own descriptor wrote.
-    wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (wal_fd_ < 0) return failed("cannot open the WAL file");
-    // A WAL file SQLite created without a synced commit yet: its name must survive a power loss
-    // too, so its directory is synced once.
-    std::string dir = wal_path_.substr(0, wal_path_.find_last_of('/') + 1);
-    int d = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d < 0 || ::fsync(d) != 0) {
-      Status s = failed("cannot sync the directory of");
-      if (d >= 0) ::close(d);
-      return s;
-    }
-    ::close(d);
+  struct stat opened {};
+  if (::fstat(wal_fd_, &opened) != 0 || opened.st_ino != named.st_ino ||
+      opened.st_dev != named.st_dev) {
+    errno = ESTALE;
+    return failed("another file replaced the WAL file");
   }
   if (::fdatasync(wal_fd_) != 0) return failed("cannot fdatasync");
   return Status::Ok();
@@ -280,9 +284,16 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
     configure(*s->writer_, options);
     Status m = s->migrate();
     if (!m.ok()) return m;
-    if (const char* wal =
-            sqlite3_filename_wal(sqlite3_db_filename(s->writer_->getHandle(), "main")))
-      s->wal_path_ = wal;
+    {
+      // WAL mode can be refused (a file system without shared memory): then SQLite syncs every
+      // commit itself, deferred ones too, and sync_wal() has nothing to do.
+      SQLite::Statement mode(*s->writer_, "PRAGMA journal_mode");
+      if (mode.executeStep() && mode.getColumn(0).getString() == "wal") {
+        s->wal_path_ = sqlite3_filename_wal(sqlite3_db_filename(s->writer_->getHandle(), "main"));
+        std::lock_guard lock(s->wal_mu_);
+        if (Status w = s->open_wal_locked(); !w.ok()) return w;
+      }
+    }
     if (options.background_checkpoints) {
       s->writer_->exec("PRAGMA wal_autocheckpoint=16384");
       // After a spike, a WAL that was reset is truncated back to 64 MiB.
@@ -639,7 +650,7 @@ Status Store::commit_group(std::vector<NewExecution>& batch, const std::vector<P
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     std::optional<OutcomeSync> deferred;  // before the transaction: restored after its commit
-    if (deferred_sync) deferred.emplace(*writer_);
+    if (deferred_sync && wal_fd_ >= 0) deferred.emplace(*writer_);
     SQLite::Transaction tx(*writer_);
     insert_executions_locked(batch);
     // Each lane's plans in a savepoint of their own: plans that cannot be recorded fail their

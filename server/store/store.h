@@ -1,5 +1,6 @@
 // Durable state in one SQLite file (WAL mode, synchronous=FULL: a returned commit is fsync'd,
-// except an execution's outcome, whose plan is; docs/durability.md).
+// except an execution's outcome, whose plan is, and the ingest's group commit, which its caller
+// makes durable with sync_wal() before answering; docs/durability.md).
 //
 // Two connections: one for writes, serialized by a mutex, and one for reads, so management
 // queries never wait behind a group commit. Migrations from migrations/ run at open, each in its
@@ -354,6 +355,7 @@ class Store {
   };
   // `deferred_sync`: the commit is written to the WAL without waiting for the disk, and is
   // durable only after the next sync_wal() (the ingest answers after that; docs/durability.md).
+  // Until then other connections may already read its rows.
   Status commit_group(std::vector<NewExecution>& batch, const std::vector<PlannedBatch>& plans,
                       std::vector<Status>* plan_status = nullptr, bool deferred_sync = false);
   // Makes every commit made so far durable: fdatasync of the WAL file, from any thread, without
@@ -541,8 +543,10 @@ class Store {
   std::unique_ptr<SQLite::Statement> note_delivery_, note_dropped_;  // note_status_locked()
   std::mutex read_mu_;
   std::unique_ptr<SQLite::Database> reader_;
-  // sync_wal(): the WAL file, opened on the first sync (and again if it was replaced).
+  // sync_wal(): the WAL file, opened at open() right after SQLite opened it (empty and -1 when
+  // the database is not in WAL mode: then every commit is synced by SQLite itself).
   std::mutex wal_mu_;
+  Status open_wal_locked();
   std::string wal_path_;
   int wal_fd_ = -1;
   // Background WAL checkpoints (StoreOptions::background_checkpoints).

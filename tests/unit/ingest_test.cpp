@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/store_fixture.h"
 #include "../support/timing.h"
 #include "metrics.h"
 #include "request_log.h"
@@ -23,6 +24,7 @@
 using namespace tripline;
 using nlohmann::json;
 using namespace std::chrono_literals;
+using tripline::test::Executions;
 
 namespace {
 
@@ -142,6 +144,7 @@ TEST_CASE("ingest: while a commit waits, the next triggers gather into one group
 }
 
 TEST_CASE("ingest: a full queue refuses at once as overloaded, without touching the store") {
+  // The bound counts every trigger not answered yet: waiting, or taken by the writer.
   TempDir dir;
   auto store = open_store(dir);
   auto r = receiver(*store);
@@ -152,21 +155,27 @@ TEST_CASE("ingest: a full queue refuses at once as overloaded, without touching 
   locker.exec("BEGIN EXCLUSIVE");
   ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());  // taken by the writer
   std::this_thread::sleep_for(kSettle);
+  ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());  // waits: the 2nd
   for (int i = 0; i < 2; ++i)
-    ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
-  ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());  // over the cap
+    ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());  // over the cap
   {
     std::lock_guard lock(answers.mu);
-    REQUIRE(answers.got.size() == 1);
-    CHECK(answers.got[0].second.overloaded);
-    CHECK(answers.got[0].first.code() == Status::Code::kUnavailable);
+    REQUIRE(answers.got.size() == 2);
+    for (const auto& [s, a] : answers.got) {
+      CHECK(a.overloaded);
+      CHECK(s.code() == Status::Code::kUnavailable);
+    }
   }
   locker.exec("COMMIT");
   REQUIRE(answers.wait(4));
   int ok = 0;
   for (const auto& [s, a] : answers.got) ok += s.ok();
-  CHECK(ok == 3);
-  CHECK(count_executions(*store) == 3);
+  CHECK(ok == 2);
+  CHECK(count_executions(*store) == 2);
+  // Answered, they no longer count: the ingest takes triggers again.
+  ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  REQUIRE(answers.wait(5));
+  CHECK(answers.got.back().first.ok());
 }
 
 TEST_CASE("ingest: a repeated idempotency key is answered with the first execution") {
@@ -375,8 +384,27 @@ TEST_CASE("ingest: no answer, plan return or hand-over before the sync that cove
   // ...and more batches commit behind it, but nothing is answered or handed over.
   for (int i = 0; i < 5; ++i)
     ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  // A worker's plan rides on a commit too: record_plans() must not return before its sync.
+  int64_t planned_id = 0;
+  {
+    Executions planned(r->row.id, 1, Clock::system().now_ms());
+    REQUIRE(planned.insert(*store).ok());
+    planned_id = planned.rows[0].id;
+  }
+  REQUIRE(planned_id > 0);
+  nlohmann::json plan = {{"replicas", 3}};
+  std::atomic<bool> plan_returned{false};
+  Status plan_status = Status::Internal("not returned");
+  std::thread worker([&] {
+    plan_status = ingest.record_plans({{planned_id, 1, &plan, "svc"}}, 1);
+    plan_returned = true;
+  });
   std::this_thread::sleep_for(kSettle);
-  CHECK(count_executions(*store) == 10);
+  CHECK(count_executions(*store) == 11);
+  auto started = store->get_execution(planned_id);
+  REQUIRE(started.ok());
+  CHECK(started->status == ExecutionStatus::kRunning);  // the plan is committed...
+  CHECK_FALSE(plan_returned);                           // ...but its worker still waits
   CHECK_FALSE(answers.wait(1, 0ms));
   CHECK(committed == 0);
   {
@@ -384,6 +412,8 @@ TEST_CASE("ingest: no answer, plan return or hand-over before the sync that cove
     release = true;
   }
   cv.notify_all();
+  worker.join();
+  CHECK(plan_status.ok());
   REQUIRE(answers.wait(10));
   CHECK(committed == 10);
   CHECK(syncs >= 1);
