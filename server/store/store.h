@@ -2,8 +2,8 @@
 // notifications, admin tokens, the audit log, settings) and the operations the layers above
 // may ask of it. `Store` is an interface; the one implementation today is SQLite
 // (sqlite/sqlite_store.h: one file, WAL), and issue 16's PostgreSQL store is to be the second.
-// Only Store::open (store.cpp) names an implementation; everything above the store sees this
-// file alone.
+// Only Store::open (open_store.cpp) names an implementation; the layers above the store see
+// this file alone.
 //
 // What every implementation guarantees, whatever the method:
 // - Thread-safe: any method may be called from any thread, concurrently. Reads do not wait

@@ -1,9 +1,8 @@
 // The contract's value helpers, and the one place that chooses a store implementation.
-#include "store.h"
-
 #include <utility>
 
 #include "sqlite/sqlite_store.h"
+#include "store.h"
 
 namespace tripline {
 
