@@ -1,13 +1,13 @@
 // The receivers list and a receiver's page: its trigger URL and ready snippets, a dry run, its
 // settings, its recent executions, and the actions (edit, clone, enable/disable, rotate, delete).
 
-import { api } from './api.js';
+import { api, can } from './api.js';
 import {
   h, add, clear, badge, timeEl, copyButton, copyBlock, confirmDialog, announce, changeLines,
 } from './dom.js';
 import { mountExecutions, poll, statusBadge } from './executions.js';
 import { mountDeliveries } from './deliveries.js';
-import { mountRequests } from './requests.js';
+import { mountRequests, testLoggedRequest } from './requests.js';
 import { MASK, propertyOrder } from './schema-form.js';
 import { rulesTesterCard } from './rules-tester.js';
 
@@ -737,6 +737,11 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
     if (location.hash.includes('?')) history.replaceState(null, '', `#/receivers/${r.id}`);
   }
 
+  // The rules tester needs an operator (docs/security.md "Roles"): a read-only token, which would
+  // only be refused, does not get it, nor "Test rules" on the requests.
+  const testerCard = can('operator') ? rulesTesterCard({ receiverId: r.id, preset: r.rules?.preset },
+    'Runs a sample request through this receiver\'s rules, as a trigger would: which rule matches, what each compared, what it would run with. Nothing is recorded or run. "Test rules" on a request below fills it with that request.') : null;
+
   drawHead();
   drawTrigger();
   drawSettings();
@@ -749,8 +754,7 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
           h('p', {}, 'Asks the driver what this receiver would do right now, without doing it.'),
           testBtn, testOut),
         settings)),
-    rulesTesterCard({ receiverId: r.id, preset: r.rules?.preset },
-      'Runs a sample request through this receiver\'s rules, as a trigger would: which rule matches, what each compared, what it would run with. Nothing is recorded or run.').el,
+    testerCard && testerCard.el,
     h('section', { class: 'card', 'aria-labelledby': 'sec-exec' },
       h('div', { class: 'section-head' },
         h('h2', { id: 'sec-exec' }, 'Recent executions'),
@@ -764,7 +768,9 @@ export async function receiverView(main, { id, query, drivers, receivers, naviga
       h('h2', { id: 'sec-notify' }, 'Notifications'),
       notifyBox));
   const notifications = mountDeliveries(notifyBox, r.id);
-  const requestLog = mountRequests(requestsBox, r.id);
+  const requestLog = mountRequests(requestsBox, r.id, { tester: testerCard && testerCard.tester });
+  // From an entry's page, "Test rules with this request" (requests.js testHref).
+  if (testerCard && query.get('test_request')) testLoggedRequest(testerCard.tester, r.id, query.get('test_request'));
   const mounted = mountExecutions(execBox, {
     receiverId: r.id, receivers, showReceiver: false, limit: 10, caption: `Recent executions of ${r.name}`,
     emptyText: () => [h('p', { class: 'empty-title' }, 'Not triggered yet.'),

@@ -3,7 +3,9 @@
 // compared, the check that refused it, the limit that held it). Mounted on a receiver's page
 // like the notifications (deliveries.js) and polled every 3 s while the tab is visible; one
 // entry's page (#/receivers/ID/requests/RID) shows its redacted headers, the start of its body,
-// the answer, the execution it made, and Redeliver (operators and admins).
+// the answer, the execution it made, and Redeliver (operators and admins). "Test rules" on an
+// entry (its row, or its page) runs it through the receiver's rules tester, for operators and
+// admins: the tester's API needs one (docs/requests-log.md "In the web UI").
 
 import { api, canOperate } from './api.js';
 import { h, add, clear, badge, timeEl, absoluteTime, announce } from './dom.js';
@@ -90,22 +92,97 @@ function requestHref(rid, id) {
   return `#/receivers/${rid}/requests/${id}`;
 }
 
+// The receiver's page with its rules tester filled from entry `id` and run (receivers.js).
+export function testHref(rid, id) {
+  return `#/receivers/${rid}?test_request=${encodeURIComponent(id)}`;
+}
+
+// The tester's sample from a logged entry (with its headers and body): the headers as logged
+// (the first of a repeated name, as a trigger reads them; the "N more headers not kept" line,
+// which has no name, left out), the body as kept, the caller's address. The method is POST,
+// all a trigger URL accepts; the query string was not kept.
+export function testerSample(e) {
+  const headers = {};
+  let leftOut = 0;
+  for (const [name, value] of e.headers || []) {
+    if (!name) {
+      leftOut = parseInt(value, 10) || 1;
+      continue;
+    }
+    if (!Object.keys(headers).some((k) => k.toLowerCase() === name.toLowerCase())) headers[name] = value;
+  }
+  return { request: { headers, body: e.body || '', source: e.source || undefined }, headersLeftOut: leftOut };
+}
+
+// How the sample differs from what was sent, in words; empty when it is the request as sent
+// (but for secret headers and the query string, said in every note).
+export function sampleDifferences(e, headersLeftOut = 0) {
+  const out = [];
+  if (e.token_redacted) out.push('the trigger token was taken out of its body or headers: it reads [redacted] here');
+  if (e.body_truncated) out.push(`the log kept only the first ${new TextEncoder().encode(e.body || '').length} of its ${e.body_size} bytes of body`);
+  if (headersLeftOut) out.push(`${headersLeftOut} of its headers were not kept`);
+  return out;
+}
+
+function sampleNote(rid, e, differences) {
+  return [
+    h('p', { class: 'rt-from' }, 'Filled from ', h('a', { href: requestHref(rid, e.id) }, `request #${e.id}`),
+      ', received ', timeEl(e.received_at), ` (${OUTCOMES[e.outcome]?.[0] || e.outcome} then). `,
+      h('span', { class: 'muted small' }, 'Secret headers read [redacted] and the query string was not kept: rules on them see that.')),
+    differences.length ? h('div', { class: 'alert alert-warn rt-inexact', role: 'status' },
+      h('p', {}, h('strong', {}, 'Not the exact request: '), `${differences.join('; ')}. `,
+        'The test runs on what the log kept, so its answer may differ from what the trigger decided.')) : null,
+  ];
+}
+
+// Fills `tester` (rules-tester.js) with receiver `rid`'s logged entry `id` (or the entry
+// itself, with headers and body) and runs it; the note above the result says where it came
+// from and how it is not the exact request. Brings the tester into view.
+export async function testLoggedRequest(tester, rid, entry) {
+  let e = entry;
+  try {
+    if (typeof e !== 'object' || !e.headers) e = await api.request(rid, typeof e === 'object' ? e.id : e);
+  } catch (err) {
+    if (err.status === 401) return null;
+    tester.showNote(h('div', { class: 'alert alert-error', role: 'alert' },
+      `Could not load request #${typeof entry === 'object' ? entry.id : entry} to test it: ${err.message}`));
+    tester.noteEl.scrollIntoView({ block: 'center' });
+    return null;
+  }
+  const { request, headersLeftOut } = testerSample(e);
+  const running = tester.setRequest(request, { run: true, note: sampleNote(rid, e, sampleDifferences(e, headersLeftOut)) });
+  tester.noteEl.focus({ preventScroll: true });
+  tester.el.closest('section')?.scrollIntoView({ block: 'start' });
+  return running;
+}
+
 function cell(label, cls, ...children) {
   return h('td', { 'data-label': label, class: cls || null }, h('div', { class: 'cell' }, ...children));
 }
 
-function row(rid, e) {
+function row(rid, e, tester) {
+  let test = null;
+  if (tester) {
+    test = h('button', { type: 'button', class: 'btn btn-small request-test', 'aria-label': `Test rules with request ${e.id}` }, 'Test rules');
+    test.addEventListener('click', () => testLoggedRequest(tester, rid, e.id));
+  }
   return h('tr', { class: 'request-row', dataset: { id: e.id, outcome: e.outcome } },
     cell('When', '', h('a', { href: requestHref(rid, e.id), 'aria-label': `Request ${e.id}` }, `#${e.id}`), ' ', timeEl(e.received_at),
       e.replay_of ? h('div', { class: 'muted small replay-mark' }, `replay of #${e.replay_of}`) : null),
     cell('Outcome', 'cell-outcome', outcomeBadge(e),
-      h('div', { class: 'request-reason' }, reasonText(e)), comparedList(e.detail)),
+      h('div', { class: 'request-reason' }, reasonText(e)), comparedList(e.detail), test),
     cell('Source', 'mono small', e.source),
     cell('Answer', 'num', String(e.status)));
 }
 
-// Mounts receiver `rid`'s request log into `container`; returns { stop, refresh }.
-export function mountRequests(container, rid, { limit = 20 } = {}) {
+// Mounts receiver `rid`'s request log into `container`; returns { stop, refresh }. With a
+// `tester` (rules-tester.js; none for a read-only token) each row has "Test rules".
+//
+// Paging: one page of `limit` at a time. "Older" shows the page before the last entry shown
+// (the API's next_before cursor), "Newer" the one after; the page shown is the one polled, by
+// the same cursor, so new requests do not push it along (they are on the first page). One page
+// in the DOM, never the whole log; the cursors of the pages passed are kept to go back.
+export function mountRequests(container, rid, { limit = 20, tester = null } = {}) {
   const errorBox = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
   const filter = h('select', { id: `requests-outcome-${rid}`, name: 'outcome' },
     h('option', { value: '' }, 'Any outcome'),
@@ -122,32 +199,102 @@ export function mountRequests(container, rid, { limit = 20 } = {}) {
   const empty = h('p', { class: 'muted' }, 'No requests logged yet. Every POST to its trigger URL appears here with what came of it.');
   const off = h('p', { class: 'muted', hidden: true }, 'The request log is off on this server (--request-log 0).');
   const wrap = h('div', { class: 'table-wrap' }, table);
+  const newer = h('button', { type: 'button', class: 'btn btn-small requests-newer', hidden: true }, h('span', { 'aria-hidden': 'true' }, '← '), 'Newer');
+  const older = h('button', { type: 'button', class: 'btn btn-small requests-older', hidden: true }, 'Older', h('span', { 'aria-hidden': 'true' }, ' →'));
+  const pageStatus = h('p', { class: 'muted small requests-page', role: 'status' });
+  const pager = h('div', { class: 'pager requests-pager', hidden: true, role: 'group', 'aria-label': 'Pages of requests' }, newer, older, pageStatus);
   add(container, errorBox,
     h('div', { class: 'filters' }, h('div', { class: 'field' },
       h('label', { for: filter.id, class: 'field-label' }, 'Outcome'), filter)),
-    off, empty, wrap);
+    off, empty, wrap, pager);
   let lastSig = '';
+  let before = 0; // the page shown: entries older than this id (0: the newest)
+  const passed = []; // the cursors of the newer pages, to go back
+  let next = null; // the API's next_before for the page shown: null, no older page
+  let emptyAt = null; // a next_before that "Older" found nothing before: a full last page
+
+  function drawPager(count) {
+    const last = !next || emptyAt === next;
+    newer.hidden = passed.length === 0;
+    older.hidden = passed.length === 0 && !next;
+    older.disabled = last;
+    const says = [];
+    if (passed.length) says.push(`Page ${passed.length + 1} (${count} ${count === 1 ? 'request' : 'requests'}).`);
+    if (last && (passed.length || emptyAt)) says.push('There are no older requests in the log.');
+    pageStatus.textContent = says.join(' ');
+    pager.hidden = newer.hidden && older.hidden && !says.length;
+  }
 
   async function refresh() {
     let page;
+    const asked = before;
     try {
-      page = await api.requests(rid, { outcome: filter.value, limit });
+      page = await api.requests(rid, { outcome: filter.value, limit, before: asked || undefined });
     } catch (err) {
       if (err.status === 401) return;
       errorBox.hidden = false;
       errorBox.textContent = `Could not load the request log: ${err.message}`;
       return;
     }
+    if (asked !== before) return; // the page changed meanwhile: its own load draws it
+    // An older page emptied since (pruned: the log keeps the newest N): back to the first.
+    if (asked && page.items.length === 0) return firstPage();
+    show(page);
+  }
+
+  function show(page) {
     errorBox.hidden = true;
+    next = page.next_before;
+    drawPager(page.items.length);
     const sig = JSON.stringify(page);
     if (sig === lastSig) return;
     lastSig = sig;
     off.hidden = page.enabled !== false;
     empty.hidden = page.items.length !== 0 || page.enabled === false;
     wrap.hidden = page.items.length === 0;
-    add(clear(tbody), page.items.map((e) => row(rid, e)));
+    add(clear(tbody), page.items.map((e) => row(rid, e, tester)));
   }
-  filter.addEventListener('change', () => { lastSig = ''; refresh(); });
+
+  function firstPage() {
+    passed.length = 0;
+    before = 0;
+    emptyAt = null;
+    lastSig = '';
+    return refresh();
+  }
+  filter.addEventListener('change', () => firstPage());
+
+  older.addEventListener('click', async () => {
+    if (!next) return;
+    older.disabled = true;
+    // A full page with nothing after it still has a next_before: ask before moving.
+    let page;
+    try {
+      page = await api.requests(rid, { outcome: filter.value, limit, before: next });
+    } catch (err) {
+      if (err.status === 401) return;
+      errorBox.hidden = false;
+      errorBox.textContent = `Could not load older requests: ${err.message}`;
+      older.disabled = false;
+      return;
+    }
+    if (page.items.length === 0) {
+      emptyAt = next;
+      drawPager(tbody.children.length);
+      return;
+    }
+    passed.push(before);
+    before = next;
+    show(page);
+    container.closest('section')?.scrollIntoView({ block: 'start' });
+  });
+  newer.addEventListener('click', async () => {
+    if (!passed.length) return;
+    before = passed.pop();
+    emptyAt = null;
+    lastSig = '';
+    await refresh();
+  });
 
   const stop = poll(refresh, POLL_MS);
   return { stop, refresh };
@@ -185,9 +332,16 @@ export async function requestView(main, { id, requestId, receivers, navigate }) 
   const errorBox = h('div', { class: 'alert alert-error', role: 'alert', hidden: true });
   const why = whyNotRedeliver(e);
   let actions = null;
+  let testing = null;
   if (!operate) {
-    actions = h('p', { class: 'muted small' }, 'Redelivering a request needs an operator or admin token.');
+    actions = h('p', { class: 'muted small' }, 'Redelivering a request needs an operator or admin token. So does testing rules with it.');
   } else {
+    const differences = sampleDifferences(e, testerSample(e).headersLeftOut);
+    testing = h('div', { class: 'actions' },
+      h('a', { href: testHref(id, e.id), class: 'btn request-test' }, 'Test rules with this request'),
+      h('p', { class: 'muted small' }, differences.length
+        ? `Not the exact request: ${differences.join('; ')}. The test runs on what the log kept.`
+        : 'Runs it through the receiver’s rules tester: which rule matches now, and what each compared. Nothing is run.'));
     const btn = h('button', { type: 'button', class: 'btn btn-primary', disabled: Boolean(why), 'aria-describedby': why ? 'redeliver-why' : null }, 'Redeliver');
     btn.addEventListener('click', async () => {
       btn.disabled = true;
@@ -223,7 +377,7 @@ export async function requestView(main, { id, requestId, receivers, navigate }) 
         h('dt', {}, 'Answer'), h('dd', { class: 'request-answer' }, `HTTP ${e.status}`, e.error ? ` ${e.error}` : ''),
         h('dt', {}, 'Execution'), h('dd', {}, execution),
         e.replay_of ? [h('dt', {}, 'Replay of'), h('dd', {}, h('a', { href: requestHref(id, e.replay_of) }, `request #${e.replay_of}`))] : null),
-      actions),
+      actions, testing),
     h('section', { class: 'card', 'aria-labelledby': 'sec-headers' },
       h('h2', { id: 'sec-headers' }, 'Headers'),
       h('p', { class: 'muted small' }, 'As received, credentials shown as [redacted]. The query string is not kept.'),

@@ -10,7 +10,9 @@
 //               the saved settings) or { driver, config, rules } (create / clone: POST /rules/test);
 //               may throw an Error whose message is shown
 // setRequest() takes the API's request object ({headers, query, body, source}): a logged delivery
-// can be dropped in by a call, without the panel knowing where it came from. The panel element
+// can be dropped in by a call, without the panel knowing where it came from (requests.js
+// testLoggedRequest); its `note` (nodes) says above the result where the sample came from and
+// how it differs from what was sent, until another sample replaces it. The panel element
 // carries the same object as el.rulesTester.
 
 import { api } from './api.js';
@@ -149,6 +151,7 @@ export function rulesTester({ receiverId = null, preset, unsaved = null } = {}) 
     Object.entries(EXAMPLES).map(([k, e]) => h('option', { value: k, selected: k === (preset || 'plain') }, e.label)));
   const fill = h('button', { type: 'button', class: 'btn btn-small', id: 'rt-fill' }, 'Fill in an example');
   const run = h('button', { type: 'button', class: 'btn btn-primary', id: 'rt-run' }, 'Run test');
+  const noteBox = h('div', { class: 'rt-note', tabIndex: -1, hidden: true });
   const outBox = h('div', { class: 'rt-out', 'aria-live': 'polite' });
   const el = h('div', { class: 'rules-tester' },
     h('div', { class: 'rt-example-row' }, example, fill),
@@ -161,8 +164,21 @@ export function rulesTester({ receiverId = null, preset, unsaved = null } = {}) 
       h('div', { class: 'field' }, h('label', { for: 'rt-query', class: 'field-label' }, 'Query string'), query),
       h('div', { class: 'field' }, h('label', { for: 'rt-source', class: 'field-label' }, 'Caller address ', h('span', { class: 'optional' }, 'what a rule on "source" reads; default: yours')), source)),
     h('div', { class: 'check-row rt-plan-row' }, plan, h('label', { for: 'rt-plan' }, 'Also ask the driver for its plan (a dry run: reads the target, changes nothing)')),
+    noteBox,
     h('div', { class: 'form-actions' }, run),
     outBox);
+
+  function showNote(note) {
+    add(clear(noteBox), note || null);
+    noteBox.hidden = !note;
+  }
+  // The note describes the sample as filled in: once a field is edited, it says so.
+  for (const field of [body, headers, query, source]) {
+    field.addEventListener('input', () => {
+      if (noteBox.hidden || noteBox.querySelector('.rt-edited')) return;
+      add(noteBox, h('p', { class: 'muted small rt-edited' }, 'Edited since: the test runs on what the fields hold now.'));
+    });
+  }
 
   function request() {
     const hs = {};
@@ -189,11 +205,12 @@ export function rulesTester({ receiverId = null, preset, unsaved = null } = {}) 
     return req;
   }
 
-  function setRequest(req, { run: andRun = false } = {}) {
+  function setRequest(req, { run: andRun = false, note = null } = {}) {
     headers.value = headersText(req.headers);
     query.value = queryText(req.query);
     body.value = bodyText(req.body);
     source.value = req.source || '';
+    showNote(note);
     clear(outBox);
     if (andRun) return doRun();
     return null;
@@ -224,7 +241,7 @@ export function rulesTester({ receiverId = null, preset, unsaved = null } = {}) 
 
   fill.addEventListener('click', () => setRequest(EXAMPLES[example.value].request));
   run.addEventListener('click', () => doRun());
-  const self = { el, setRequest, run: doRun };
+  const self = { el, setRequest, run: doRun, showNote, noteEl: noteBox };
   el.rulesTester = self;
   return self;
 }

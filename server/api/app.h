@@ -42,7 +42,8 @@ inline constexpr const char* kWorkersPausedSetting = "workers_paused";
 // (notifications_api.cpp).
 nlohmann::json subscription_audit_view(const SubscriptionRow& s);
 // Every URL's credentials (user:password@, or a lone user@ that may be a token) anywhere in `j`
-// replaced by kRedacted, for the audit log (notifications_api.cpp).
+// replaced by kRedacted, for the audit log and a read-only token's view of subscriptions
+// (notifications_api.cpp).
 nlohmann::json redact_url_credentials(nlohmann::json j);
 
 struct AppContext {

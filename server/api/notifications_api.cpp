@@ -39,6 +39,15 @@ json subscription_json(const SubscriptionRow& s) {
   return out;
 }
 
+// A subscription as GET answers it: a read-only token (a dashboard's) does not see credentials
+// in its URL (https://user:password@host/), which may grant the subscriber's endpoint; operators
+// and admins see the URL as saved, to check and edit it (docs/api.md "Notifications").
+json subscription_view(const SubscriptionRow& s, Role role) {
+  json out = subscription_json(s);
+  if (role < Role::kOperator) out["url"] = redact_url_credentials(out["url"]);
+  return out;
+}
+
 json attempt_json(const DeliveryAttemptRow& a) {
   return {{"attempt", a.attempt},
           {"started_at", log::format_time(a.started_at)},
@@ -239,7 +248,7 @@ HttpResponse App::notifications_api(const HttpRequest& req, int64_t rid,
         auto rows = store.list_subscriptions(rid);
         if (!rows.ok()) return from_status(rows.status());
         json items = json::array();
-        for (const auto& s : *rows) items.push_back(subscription_json(s));
+        for (const auto& s : *rows) items.push_back(subscription_view(s, role_of(actor)));
         return json_response(200, {{"items", items}});
       }
       if (req.method() != "POST") return method_not_allowed("GET, POST");
@@ -267,7 +276,7 @@ HttpResponse App::notifications_api(const HttpRequest& req, int64_t rid,
     if (req.method() == "GET") {
       auto row = store.get_subscription(rid, *sid);
       if (!row.ok()) return from_status(row.status());
-      return json_response(200, subscription_json(*row));
+      return json_response(200, subscription_view(*row, role_of(actor)));
     }
     if (req.method() == "DELETE") {
       std::lock_guard lock(receiver_writes_);

@@ -1,11 +1,18 @@
 #include "ingest.h"
 
+#include <cstdlib>
+
 #include "log.h"
 
 namespace tripline {
 
-Ingest::Ingest(Store& store, OnCommitted on_committed, size_t max_pending, RequestLog* log)
-    : store_(store), on_committed_(std::move(on_committed)), log_(log), max_pending_(max_pending) {
+Ingest::Ingest(Store& store, OnCommitted on_committed, size_t max_pending, RequestLog* log,
+               Sync sync)
+    : store_(store),
+      on_committed_(std::move(on_committed)),
+      sync_(sync ? std::move(sync) : Sync([&store] { return store.sync_wal(); })),
+      log_(log),
+      max_pending_(max_pending) {
   pending_.reserve(1024);
   answerer_ = std::thread([this] { answer(); });
   writer_ = std::thread([this] { run(); });
@@ -78,75 +85,106 @@ void Ingest::stop() {
   if (answerer_.joinable()) answerer_.join();  // after the last batch's answers
 }
 
-void Ingest::hand_over(std::vector<Pending>& batch, std::vector<Accepted>& outcomes,
-                       const Status& s) {
+void Ingest::hand_over(Committed& c) {
   {
     std::unique_lock lock(answer_mu_);
-    taken_cv_.wait(lock, [&] { return !answer_full_; });
-    // Swapped, not moved: each side keeps reusing the other's buffers.
-    answer_batch_.swap(batch);
-    answer_outcomes_.swap(outcomes);
-    answer_status_ = s;
-    answer_full_ = true;
+    taken_cv_.wait(lock, [&] { return ring_count_ < kCommitted; });
+    Committed& slot = ring_[(ring_first_ + ring_count_++) % kCommitted];
+    slot.batch.swap(c.batch);
+    slot.outcomes.swap(c.outcomes);
+    slot.waits.swap(c.waits);
+    slot.plan_status.swap(c.plan_status);
+    slot.status = c.status;
   }
   answer_cv_.notify_one();
 }
 
 void Ingest::answer() {
-  std::vector<Pending> batch;
-  std::vector<Accepted> outcomes;
-  Status s = Status::Ok();
-  batch.reserve(1024);
-  outcomes.reserve(1024);
+  std::vector<Committed> done(kCommitted);
   for (;;) {
+    size_t n = 0;
     {
       std::unique_lock lock(answer_mu_);
-      answer_cv_.wait(lock, [&] { return answer_full_ || writer_done_; });
-      if (!answer_full_) return;  // the writer ended and every batch was answered
-      batch.swap(answer_batch_);
-      outcomes.swap(answer_outcomes_);
-      s = std::move(answer_status_);
-      answer_full_ = false;
+      answer_cv_.wait(lock, [&] { return ring_count_ > 0 || writer_done_; });
+      if (ring_count_ == 0) return;  // the writer ended and every batch was answered
+      for (; ring_count_ > 0; --ring_count_, ring_first_ = (ring_first_ + 1) % kCommitted) {
+        Committed& slot = ring_[ring_first_];
+        done[n].batch.swap(slot.batch);
+        done[n].outcomes.swap(slot.outcomes);
+        done[n].waits.swap(slot.waits);
+        done[n].plan_status.swap(slot.plan_status);
+        done[n].status = std::move(slot.status);
+        ++n;
+      }
     }
     taken_cv_.notify_one();
+    answer_all(done, n);
+  }
+}
+
+void Ingest::answer_all(std::vector<Committed>& done, size_t n) {
+  // One sync for every batch committed before it started.
+  bool any_committed = false;
+  for (size_t k = 0; k < n; ++k) any_committed |= done[k].status.ok();
+  if (any_committed) {
+    Status synced = sync_();
+    if (!synced.ok()) {
+      // The kernel may have dropped the pages it could not write and report the next sync as a
+      // success (as PostgreSQL learned): no later answer could be trusted. Stop; the service
+      // manager restarts tripline, and recovery acts on what is on disk (docs/durability.md).
+      log::error("cannot sync the database's WAL to disk; stopping", {{"error", synced.message()}});
+      std::abort();
+    }
+  }
+  for (size_t k = 0; k < n; ++k) {
+    Committed& c = done[k];
+    const Status& s = c.status;
+    if (!c.waits.empty()) {
+      {
+        std::lock_guard lock(mu_);
+        for (size_t i = 0; i < c.waits.size(); ++i) {
+          c.waits[i]->status = s.ok() ? c.plan_status[i] : s;
+          c.waits[i]->done = true;
+        }
+      }
+      plans_done_.notify_all();
+      c.waits.clear();
+    }
     int64_t touched = 0;  // a flood on one receiver touches it once per commit
-    for (size_t i = 0; i < batch.size(); ++i) {
-      Trigger& t = batch[i].trigger;
-      const Accepted& a = outcomes[i];
+    for (size_t i = 0; i < c.batch.size(); ++i) {
+      Trigger& t = c.batch[i].trigger;
+      const Accepted& a = c.outcomes[i];
       if (!s.ok())
         log_unrecorded(t, false);
       else if (t.request && log_ && t.receiver->row.id != touched)
         log_->touch(touched = t.receiver->row.id);
       if (s.ok() && !a.replayed && !a.revoked) on_committed_(t, a.execution_id);
-      batch[i].done(s, a);
+      c.batch[i].done(s, a);
     }
-    batch.clear();
-    outcomes.clear();
+    c.batch.clear();
+    c.outcomes.clear();
   }
 }
 
 void Ingest::run() {
-  std::vector<Pending> batch;
+  Committed c;
   std::vector<NewExecution> rows;
-  std::vector<PlanWait*> waits;
   std::vector<Store::PlannedBatch> plans;
-  std::vector<Status> plan_status;
-  std::vector<Accepted> outcomes;
-  batch.reserve(1024);
-  outcomes.reserve(1024);
+  c.batch.reserve(1024);
+  c.outcomes.reserve(1024);
   rows.reserve(1024);
   for (;;) {
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !pending_.empty() || !plan_waits_.empty(); });
       if (pending_.empty() && plan_waits_.empty() && stopping_) return;
-      batch.swap(pending_);
-      waits.swap(plan_waits_);
+      c.batch.swap(pending_);
+      c.waits.swap(plan_waits_);
     }
     plans.clear();
-    for (const PlanWait* w : waits) plans.push_back(w->batch);
+    for (const PlanWait* w : c.waits) plans.push_back(w->batch);
     rows.clear();
-    for (const Pending& p : batch) {
+    for (const Pending& p : c.batch) {
       const Trigger& t = p.trigger;
       NewExecution e;
       e.receiver_id = t.receiver->row.id;
@@ -160,29 +198,20 @@ void Ingest::run() {
       e.rule = &t.rule;
       rows.push_back(std::move(e));
     }
-    Status s = store_.commit_group(rows, plans, &plan_status);
+    // Not synced here: the answerer syncs before anything is answered (see the header).
+    c.status = store_.commit_group(rows, plans, &c.plan_status, /*deferred_sync=*/true);
     commits_.fetch_add(1, std::memory_order_relaxed);
-    if (!s.ok())
-      log::error("could not commit executions", {{"count", batch.size()}, {"error", s.message()}});
-    if (!waits.empty()) {
-      {
-        std::lock_guard lock(mu_);
-        for (size_t i = 0; i < waits.size(); ++i) {
-          waits[i]->status = s.ok() ? plan_status[i] : s;
-          waits[i]->done = true;
-        }
-      }
-      plans_done_.notify_all();
-      waits.clear();
-    }
-    outcomes.clear();
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const Trigger& t = batch[i].trigger;
-      outcomes.push_back({rows[i].id, rows[i].replayed, false, rows[i].revoked,
-                          s.ok() && t.request ? t.request->id : 0});
+    if (!c.status.ok())
+      log::error("could not commit executions",
+                 {{"count", c.batch.size()}, {"error", c.status.message()}});
+    c.outcomes.clear();
+    for (size_t i = 0; i < c.batch.size(); ++i) {
+      const Trigger& t = c.batch[i].trigger;
+      c.outcomes.push_back({rows[i].id, rows[i].replayed, false, rows[i].revoked,
+                            c.status.ok() && t.request ? t.request->id : 0});
     }
     rows.clear();  // it points into the batch, which the answerer now owns
-    hand_over(batch, outcomes, s);
+    hand_over(c);
   }
 }
 

@@ -5,10 +5,13 @@
 // answer still comes only after its row is on disk. The executor's plans ride on the same commits
 // (record_plans; docs/durability.md).
 //
-// The answers go out on a second thread, the answerer: while it writes one commit's 202s (a
-// send() each) and hands their executions to the executor, the writer already commits the next
-// batch. On a flood the writer's thread was the trigger path's bottleneck, and a sixth of its
-// time went to those send()s (bench/RESULTS.md).
+// The writer does not wait for the disk: it commits without a sync (Store::commit_group's
+// deferred_sync) and hands the batch to a second thread, the answerer, which syncs the WAL once
+// for every batch committed so far (Store::sync_wal) and only then answers them (a send() each)
+// and hands their executions to the executor. Meanwhile the writer commits the next batch: the
+// disk's wait and the answers' system calls overlap the next commit instead of adding to it
+// (bench/RESULTS.md). An answer, a plan's record_plans() return, and an execution's hand-over
+// all still come after the sync that covers its commit.
 //
 // Thread safety: submit() may be called from any thread; `done` and `on_committed` run on the
 // answerer thread, in commit order.
@@ -61,8 +64,10 @@ class Ingest {
 
   // `log` (may be null) gets the log entries of triggers that could not be recorded (overload,
   // a failed commit) and is told which receivers' entries the commits wrote (its cap).
+  // `sync` makes the commits made so far durable; empty: Store::sync_wal (a test's hook).
+  using Sync = std::function<Status()>;
   Ingest(Store& store, OnCommitted on_committed, size_t max_pending = 20000,
-         RequestLog* log = nullptr);
+         RequestLog* log = nullptr, Sync sync = {});
   ~Ingest();
 
   // Queues one trigger; `done` runs after its commit (or at once, overloaded, when the queue is
@@ -92,14 +97,25 @@ class Ingest {
   };
   void run();
   void answer();  // the answerer thread
-  // Hands a committed batch to the answerer; waits while the one before is still untaken, so
-  // at most one batch waits between the two threads.
-  void hand_over(std::vector<Pending>& batch, std::vector<Accepted>& outcomes, const Status& s);
+  // A batch committed by the writer, waiting for its sync and answers.
+  struct Committed {
+    std::vector<Pending> batch;
+    std::vector<Accepted> outcomes;
+    Status status = Status::Ok();
+    std::vector<PlanWait*> waits;
+    std::vector<Status> plan_status;
+  };
+  // Hands a committed batch to the answerer (its vectors are swapped with an empty slot's, so
+  // both sides keep reusing buffers); waits while kCommitted batches already wait.
+  void hand_over(Committed& c);
+  // Syncs, then answers every batch in `done` (the answerer's thread).
+  void answer_all(std::vector<Committed>& done, size_t n);
 
   // A trigger that was not recorded: its log entry says why, off the trigger path.
   void log_unrecorded(Trigger& t, bool overloaded);
   Store& store_;
   OnCommitted on_committed_;
+  Sync sync_;
   RequestLog* log_;
   const size_t max_pending_;
   std::mutex mu_;
@@ -112,15 +128,14 @@ class Ingest {
   bool stopping_ = false;
   std::thread writer_;
 
-  // The writer → answerer slot (answer_mu_).
+  // Committed batches between the writer and the answerer (answer_mu_): a ring of kCommitted.
+  static constexpr size_t kCommitted = 4;
   std::mutex answer_mu_;
-  std::condition_variable answer_cv_;  // the slot was filled, or the writer ended
-  std::condition_variable taken_cv_;   // the slot was emptied
-  bool answer_full_ = false;
+  std::condition_variable answer_cv_;  // a batch was handed over, or the writer ended
+  std::condition_variable taken_cv_;   // the answerer took what was waiting
+  std::vector<Committed> ring_{kCommitted};
+  size_t ring_first_ = 0, ring_count_ = 0;
   bool writer_done_ = false;
-  std::vector<Pending> answer_batch_;
-  std::vector<Accepted> answer_outcomes_;
-  Status answer_status_ = Status::Ok();
   std::thread answerer_;
 };
 

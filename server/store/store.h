@@ -399,9 +399,18 @@ class Store {
     const std::vector<PlannedRun>* runs = nullptr;
     int64_t started_at = 0;
   };
+  // `deferred_sync`: the transaction is committed without waiting for the disk (it survives a
+  // process crash, as a relaxed write) and is durable only after the next sync_wal() returns:
+  // the ingest answers its triggers after that (docs/durability.md, "The group commit's sync").
   virtual Status commit_group(std::vector<NewExecution>& batch,
                               const std::vector<PlannedBatch>& plans,
-                              std::vector<Status>* plan_status = nullptr) = 0;
+                              std::vector<Status>* plan_status = nullptr,
+                              bool deferred_sync = false) = 0;
+  // Makes every commit that returned before the call durable (those of commit_group's
+  // deferred_sync above all), callable from any thread while other writes go on: the ingest
+  // commits its next batch while the last one's sync runs. An error means no answered write
+  // can be trusted to be on disk: the caller stops (Ingest::answer_all).
+  virtual Status sync_wal() = 0;
   // Outcomes of several executions, recorded in ONE transaction: relaxed when every outcome
   // succeeded, synced when any failed.
   struct Finished {

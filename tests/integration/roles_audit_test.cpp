@@ -703,3 +703,46 @@ TEST_CASE("roles: trigger URLs are an admin's to see, and an operator's dry run 
   CHECK(json::parse(by_operator.body)["valid"] == true);
   CHECK(provider.requests().size() == asked);
 }
+
+TEST_CASE("roles: a read-only token never sees the credentials in a subscription's URL") {
+  TestServer s("", no_docker());
+  Tokens t = make_role_tokens(s);
+  json rec = s.create_receiver(webhook_receiver("sub-creds", whsec(), "Bearer x"));
+  const std::string base = "/api/v1/receivers/" + std::to_string(rec["id"].get<int64_t>());
+  const std::string password = "hook-pass-5f1c9a7e", bare_token = "tok3n-a9d0c2e4b6f8";
+  const std::string with_password = "https://hook-user:" + password + "@notify.invalid/in?x=1";
+  const std::string with_token = "https://" + bare_token + "@notify.invalid/t";
+  json a = expect(
+      s.request("POST", base + "/notifications", {{"url", with_password}, {"secret", whsec()}}),
+      201);
+  json b = expect(
+      s.request("POST", base + "/notifications", {{"url", with_token}, {"secret", whsec()}}), 201);
+  const std::string one_a = base + "/notifications/" + std::to_string(a["id"].get<int64_t>());
+  const std::string one_b = base + "/notifications/" + std::to_string(b["id"].get<int64_t>());
+
+  // The read-only token: the list and each subscription, the user kept, the secret part gone.
+  for (const auto& path : {base + "/notifications", one_a, one_b}) {
+    auto r = as(s, t.ro, "GET", path);
+    INFO(path << ": " << r.body);
+    REQUIRE(r.status == 200);
+    CHECK(r.body.find(password) == std::string::npos);
+    CHECK(r.body.find(bare_token) == std::string::npos);
+  }
+  CHECK(expect(as(s, t.ro, "GET", one_a), 200)["url"] ==
+        "https://hook-user:********@notify.invalid/in?x=1");
+  CHECK(expect(as(s, t.ro, "GET", one_b), 200)["url"] == "https://********@notify.invalid/t");
+  json listed = expect(as(s, t.ro, "GET", base + "/notifications"), 200);
+  REQUIRE(listed["items"].size() == 2);
+  // Its deliveries carry no URL either.
+  CHECK(as(s, t.ro, "GET", base + "/deliveries").body.find(password) == std::string::npos);
+
+  // Operators and admins see the URL as saved, to check and edit it.
+  for (const auto& token : {t.op, std::string()}) {
+    auto r = token.empty() ? s.request("GET", one_a) : as(s, token, "GET", one_a);
+    CHECK(expect(r, 200)["url"] == with_password);
+    auto list = token.empty() ? s.request("GET", base + "/notifications")
+                              : as(s, token, "GET", base + "/notifications");
+    CHECK(list.body.find(password) != std::string::npos);
+    CHECK(list.body.find(bare_token) != std::string::npos);
+  }
+}

@@ -1249,6 +1249,140 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.equal(audit.action, 'request.redeliver');
   });
 
+  // "Why didn't it fire?" from a real delivery: a logged request run through the rules tester.
+  step('requests: Test rules runs a logged request through the tester; a cut or redacted one says it is not exact', async () => {
+    await page.setViewportSize({ width: 1280, height: 860 });
+    const entry = (await server.api('GET', `/receivers/${gated.id}/requests?outcome=ignored`)).body.items[0];
+    await page.goto(`${base}/#/receivers/${gated.id}`);
+    await expectH1('gated');
+    const row = page.locator(`tr.request-row[data-id="${entry.id}"]`);
+    await row.getByRole('button', { name: `Test rules with request ${entry.id}` }).click();
+    const panel = page.locator('#rules-test');
+    const result = panel.locator('.rules-result');
+    await result.waitFor();
+    // What the trigger decided, decided again from the log: rule 1 ignored it, on "warning".
+    assert.equal(await result.getAttribute('data-outcome'), 'ignored');
+    assert.match(await result.locator('.rt-decided').textContent(), /rule 1 “critical only”/);
+    assert.deepEqual(await result.locator('.rt-actual').allTextContents(), ['"warning"']);
+    assert.deepEqual(JSON.parse(await panel.getByLabel('Body', { exact: true }).inputValue()), { severity: 'warning', team: 'web' });
+    const headers = await panel.getByLabel(/^Headers/).inputValue();
+    assert.match(headers, /^content-type: application\/json$/mi);
+    assert.match(headers, /^authorization: \[redacted\]$/mi);
+    assert.equal(headers.includes(gatedBearer), false);
+    assert.equal(await panel.locator('#rt-source').inputValue(), entry.source);
+    const note = panel.locator('.rt-note');
+    assert.match(await note.textContent(), new RegExp(`Filled from request #${entry.id}`));
+    assert.equal(await panel.locator('.rt-inexact').count(), 0, 'an entry kept whole is not called inexact');
+    assert.equal(await note.evaluate((el) => el === document.activeElement), true, 'focus moves to the note');
+    await screenshot('requests-test-rules-1280');
+
+    // One the log cut (a body over 4096 bytes) and took the trigger token out of (its URL in the
+    // body, as GitHub's ping carries it). The trigger read it whole: ignored by the rule.
+    const sent = JSON.stringify({ severity: 'warning', hook: gated.trigger_url, pad: 'x'.repeat(5000) });
+    const res = await post(gated.trigger_url, { headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${gatedBearer}` }, body: sent });
+    assert.equal(res.status, 200);
+    let cut;
+    await waitFor('the cut entry', async () => {
+      cut = (await server.api('GET', `/receivers/${gated.id}/requests?limit=1`)).body.items[0];
+      return cut && cut.body_truncated;
+    });
+    assert.equal(cut.token_redacted, true);
+    const kept = (await server.api('GET', `/receivers/${gated.id}/requests/${cut.id}`)).body.body;
+    await page.goto(`${base}/#/receivers/${gated.id}/requests/${cut.id}`);
+    await expectH1(`Request #${cut.id}`);
+    assert.match(await page.locator('main').textContent(), /Not the exact request: the trigger token was taken out/);
+    await page.getByRole('link', { name: 'Test rules with this request' }).click();
+    await expectH1('gated');
+    const inexact = panel.locator('.rt-inexact');
+    await inexact.waitFor();
+    const says = await inexact.textContent();
+    assert.match(says, /Not the exact request/);
+    assert.match(says, /trigger token was taken out/);
+    assert.match(says, new RegExp(`first \\d+ of its ${cut.body_size} bytes of body`));
+    // It still runs, on what the log kept: the token is not in it.
+    await panel.locator('.rules-result').waitFor();
+    const body = await panel.getByLabel('Body', { exact: true }).inputValue();
+    assert.equal(body, kept);
+    assert.equal(body.includes(new URL(gated.trigger_url).pathname), false, 'the token is not in the sample');
+    assert.match(body, /\[redacted\]/);
+    await panel.scrollIntoViewIfNeeded();
+    await screenshot('requests-test-rules-inexact-1280');
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      await noSideways('the tester filled from a request', 390);
+      await inexact.scrollIntoViewIfNeeded();
+      await screenshot('requests-test-rules-inexact-390', { fullPage: false });
+      await page.locator('tr.request-row .request-test').first().scrollIntoViewIfNeeded();
+      await noSideways('requests with Test rules', 390);
+      await screenshot('requests-list-test-button-390', { fullPage: false });
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 860 });
+    }
+    // Edited, the note says so; an example replaces the sample, and the note goes.
+    await panel.getByLabel('Body', { exact: true }).fill('{"severity":"critical"}');
+    await panel.locator('.rt-note .rt-edited').waitFor();
+    await panel.getByRole('button', { name: 'Fill in an example' }).click();
+    assert.equal(await panel.locator('.rt-note').isVisible(), false);
+  });
+
+  step('requests: Older pages beyond the newest 20 by the cursor, and says when there are no more', async () => {
+    const made = await server.api('POST', '/receivers', {
+      name: 'paged', driver: 'scale-service',
+      config: { service: 'web', action: 'up', by: 1, max: 5 },
+      rules: { default: 'ignore', rules: [] },
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const paged = made.body;
+    const json = { 'Content-Type': 'application/json' };
+    // 40: two full pages, so the second has a cursor with nothing before it.
+    for (let n = 0; n < 40; n += 1) {
+      assert.equal((await post(paged.trigger_url, { headers: json, body: JSON.stringify({ n }) })).status, 200);
+    }
+    const logged = async () => (await server.api('GET', `/receivers/${paged.id}/requests?limit=100`)).body.items.map((e) => e.id);
+    await waitFor('40 entries', async () => (await logged()).length === 40);
+    const all = await logged();
+    const shown = () => page.locator('tr.request-row').evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.id)));
+    const same = async (ids) => JSON.stringify(await shown()) === JSON.stringify(ids);
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await page.goto(`${base}/#/receivers/${paged.id}`);
+    await expectH1('paged');
+    await waitFor('the newest 20', () => same(all.slice(0, 20)));
+    const olderBtn = page.getByRole('button', { name: 'Older', exact: true });
+    const newerBtn = page.getByRole('button', { name: 'Newer', exact: true });
+    assert.equal(await newerBtn.isVisible(), false, 'no Newer on the first page');
+    await olderBtn.click();
+    await waitFor('the 20 before them', () => same(all.slice(20, 40)));
+    assert.match(await page.locator('.requests-page').textContent(), /Page 2 \(20 requests\)/);
+    // A full page: the API still gives a cursor; Older finds nothing and says so, and stays.
+    assert.equal(await olderBtn.isDisabled(), false);
+    await olderBtn.click();
+    await page.locator('.requests-page', { hasText: 'There are no older requests in the log.' }).waitFor();
+    assert.equal(await olderBtn.isDisabled(), true);
+    assert.equal(await same(all.slice(20, 40)), true);
+    // The page shown is polled by its cursor: a new request does not push it along.
+    assert.equal((await post(paged.trigger_url, { headers: json, body: '{"n":40}' })).status, 200);
+    await waitFor('41 entries', async () => (await logged()).length === 41);
+    await page.waitForTimeout(3500); // one poll
+    assert.equal(await same(all.slice(20, 40)), true, 'the older page stays put');
+    await page.locator('section[aria-labelledby="sec-requests"] .requests-pager').scrollIntoViewIfNeeded();
+    await screenshot('requests-older-1280', { fullPage: false });
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      await noSideways('an older page of requests', 390);
+      await page.locator('section[aria-labelledby="sec-requests"] .requests-pager').scrollIntoViewIfNeeded();
+      await screenshot('requests-older-390', { fullPage: false });
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 860 });
+    }
+    // Newer goes back to the first page, which has the new one.
+    await newerBtn.click();
+    const now = await logged();
+    await waitFor('the newest 20 again', () => same(now.slice(0, 20)));
+    assert.equal(await newerBtn.isVisible(), false);
+    assert.equal(await olderBtn.isDisabled(), false);
+    assert.equal((await server.api('DELETE', `/receivers/${paged.id}`)).status, 204);
+  });
+
   step('executions: Cancel a queued execution, then Re-run it', async () => {
     assert.equal((await server.api('POST', '/workers/pause')).status, 200);
     try {
@@ -1300,6 +1434,18 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
       await expectH1(`Request #${entry.id}`);
       await page.getByText('Redelivering a request needs an operator or admin token.').waitFor();
       assert.equal(await page.getByRole('button', { name: 'Redeliver' }).count(), 0);
+      assert.equal(await page.getByRole('link', { name: 'Test rules with this request' }).count(), 0);
+      // The rules tester needs an operator: no panel, no "Test rules" on the requests.
+      await page.goto(`${base}/#/receivers/${gated.id}`);
+      await expectH1('gated');
+      await page.locator('tr.request-row').first().waitFor();
+      assert.equal(await page.locator('#rules-test').count(), 0);
+      assert.equal(await page.locator('button.request-test').count(), 0);
+      // Nor does the link from an entry's page bring it back.
+      await page.goto(`${base}/#/receivers/${gated.id}?test_request=${entry.id}`);
+      await expectH1('gated');
+      await page.locator('tr.request-row').first().waitFor();
+      assert.equal(await page.locator('#rules-test').count(), 0);
       await page.goto(`${base}/#/executions?receiver=${gated.id}`);
       await expectH1('Executions');
       await page.locator('tr.exec-row[data-status="failed"]').first().waitFor();

@@ -3,6 +3,7 @@
 #include "ingest.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -342,4 +343,72 @@ TEST_CASE("request log: one flooded receiver cannot push out another receiver's 
   REQUIRE(flooded.ok());
   CHECK(flooded->size() <= 17);  // its share of the queue, and one in the writer's hands
   CHECK(flooded->size() >= 1);
+}
+
+TEST_CASE("ingest: no answer, plan return or hand-over before the sync that covers the commit") {
+  // The writer commits without waiting for the disk and goes on; the answerer syncs the WAL and
+  // only then answers. A sync held back must hold back every answer, even though the rows are
+  // already committed (visible to another connection).
+  TempDir dir;
+  auto store = open_store(dir);
+  auto r = receiver(*store);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> syncs{0}, committed{0};
+  Answers answers;
+  Ingest ingest(
+      *store, [&](const Ingest::Trigger&, int64_t) { committed++; }, 20000, nullptr,
+      [&] {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return release; });
+        syncs++;
+        return store->sync_wal();
+      });
+  for (int i = 0; i < 5; ++i)
+    ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  // The rows are committed while the sync waits...
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (count_executions(*store) < 5 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  CHECK(count_executions(*store) == 5);
+  // ...and more batches commit behind it, but nothing is answered or handed over.
+  for (int i = 0; i < 5; ++i)
+    ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  std::this_thread::sleep_for(kSettle);
+  CHECK(count_executions(*store) == 10);
+  CHECK_FALSE(answers.wait(1, 0ms));
+  CHECK(committed == 0);
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  REQUIRE(answers.wait(10));
+  CHECK(committed == 10);
+  CHECK(syncs >= 1);
+  CHECK(syncs <= 2);  // one sync covers every batch committed before it started
+  for (const auto& [s, a] : answers.got) CHECK(s.ok());
+}
+
+TEST_CASE("ingest: the store's sync_wal syncs the WAL file SQLite writes") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto r = receiver(*store);
+  CHECK(store->sync_wal().ok());
+  struct stat st {};
+  REQUIRE(::stat((dir.path + "/t.db-wal").c_str(), &st) == 0);
+  CHECK(store->sync_wal().ok());  // the file it opened the first time
+  // Another file under the WAL's name: SQLite still writes to the one it opened, so a sync of the
+  // name would cover nothing. It is refused (the ingest then stops: Ingest::answer_all).
+  std::system(("cp " + dir.path + "/t.db-wal " + dir.path + "/copy && mv " + dir.path + "/copy " +
+               dir.path + "/t.db-wal")
+                  .c_str());
+  Status replaced = store->sync_wal();
+  CHECK_FALSE(replaced.ok());
+  CHECK(replaced.message().find("replaced the WAL file") != std::string::npos);
+  std::system(("rm " + dir.path + "/t.db-wal").c_str());
+  Status gone = store->sync_wal();
+  CHECK_FALSE(gone.ok());
+  CHECK(gone.message().find("cannot find the WAL file") != std::string::npos);
 }

@@ -1,11 +1,16 @@
 #include "sqlite_store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <optional>
 #include <stdexcept>
 
 #include "log.h"
@@ -103,13 +108,14 @@ void configure(SQLite::Database& db, const StoreOptions& o) {
 
 // An execution's success, or its return to the queue for a retry, is committed without waiting
 // for the disk: synchronous=NORMAL for that one transaction, on the writer's connection, under
-// write_mu_. Its WAL frames reach the disk with the next FULL commit (the trigger path's group
-// commit, a plan's record) or checkpoint. A power loss can take only such outcomes, and recovery
-// then re-applies the recorded plan, which drivers apply idempotently: the world ends in the
-// same state, nothing is done twice; a lost retry runs as it would have (docs/durability.md). This
-// halves the executor's fsyncs, which otherwise queue on write_mu_ in front of the trigger path's
-// commits. SQLite refuses to change the level inside a transaction: construct this before the
-// Transaction, so that the commit (or the rollback) comes first and the restore after it.
+// write_mu_. Its WAL frames reach the disk with the next sync of the WAL (a FULL commit, the
+// ingest's sync_wal after a group commit) or checkpoint. A power loss can take only such outcomes,
+// and recovery then re-applies the recorded plan, which drivers apply idempotently: the world ends
+// in the same state, nothing is done twice; a lost retry runs as it would have
+// (docs/durability.md). This halves the executor's fsyncs, which otherwise queue on write_mu_ in
+// front of the trigger path's commits. SQLite refuses to change the level inside a transaction:
+// construct this before the Transaction, so that the commit (or the rollback) comes first and the
+// restore after it.
 class OutcomeSync {
  public:
   explicit OutcomeSync(SQLite::Database& db) : db_(db) { db_.exec("PRAGMA synchronous=NORMAL"); }
@@ -157,6 +163,44 @@ SqliteStore::~SqliteStore() {
   // Declared before writer_, so destroyed after it unless released here: a statement left
   // open keeps the connection from closing.
   insert_request_log_.reset();
+  if (wal_fd_ >= 0) ::close(wal_fd_);
+}
+
+Status SqliteStore::sync_wal() {
+  std::lock_guard lock(wal_mu_);
+  if (wal_path_.empty()) return Status::Ok();  // not a WAL database: its commits were synced
+  auto failed = [&](const char* what) {
+    return Status::Internal(std::string(what) + " " + wal_path_ + ": " + std::strerror(errno));
+  };
+  struct stat named {};
+  if (::stat(wal_path_.c_str(), &named) != 0) return failed("cannot find the WAL file");
+  if (wal_fd_ >= 0) {
+    // SQLite keeps its WAL file (same inode) while its connections are open: a file by that name
+    // that is another one means SQLite's commits go elsewhere, and no sync here covers them.
+    struct stat opened {};
+    if (::fstat(wal_fd_, &opened) != 0 || opened.st_ino != named.st_ino ||
+        opened.st_dev != named.st_dev) {
+      errno = ESTALE;
+      return failed("another file replaced the WAL file");
+    }
+  } else {
+    // fdatasync() on any descriptor of a file writes that file's dirty pages: the ones SQLite's
+    // own descriptor wrote.
+    wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (wal_fd_ < 0) return failed("cannot open the WAL file");
+    // A WAL file SQLite created without a synced commit yet: its name must survive a power loss
+    // too, so its directory is synced once.
+    std::string dir = wal_path_.substr(0, wal_path_.find_last_of('/') + 1);
+    int d = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0 || ::fsync(d) != 0) {
+      Status s = failed("cannot sync the directory of");
+      if (d >= 0) ::close(d);
+      return s;
+    }
+    ::close(d);
+  }
+  if (::fdatasync(wal_fd_) != 0) return failed("cannot fdatasync");
+  return Status::Ok();
 }
 
 void SqliteStore::checkpoint_loop(std::string path, StoreOptions options) {
@@ -196,6 +240,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
     configure(*s->writer_, options);
     Status m = s->migrate();
     if (!m.ok()) return m;
+    if (const char* wal =
+            sqlite3_filename_wal(sqlite3_db_filename(s->writer_->getHandle(), "main")))
+      s->wal_path_ = wal;
     if (options.background_checkpoints) {
       s->writer_->exec("PRAGMA wal_autocheckpoint=16384");
       // After a spike, a WAL that was reset is truncated back to 64 MiB.
@@ -544,15 +591,17 @@ Result<std::vector<ReceiverRow>> SqliteStore::all_receivers() {
 // --- executions --------------------------------------------------------------------------
 
 Status SqliteStore::insert_executions(std::vector<NewExecution>& batch) {
-  return commit_group(batch, {}, nullptr);
+  return commit_group(batch, {}, nullptr, false);
 }
 
 Status SqliteStore::commit_group(std::vector<NewExecution>& batch,
                                  const std::vector<PlannedBatch>& plans,
-                                 std::vector<Status>* plan_status) {
+                                 std::vector<Status>* plan_status, bool deferred_sync) {
   if (plan_status) plan_status->assign(plans.size(), Status::Ok());
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
+    std::optional<OutcomeSync> deferred;  // before the transaction: restored after its commit
+    if (deferred_sync) deferred.emplace(*writer_);
     SQLite::Transaction tx(*writer_);
     insert_executions_locked(batch);
     // Each lane's plans in a savepoint of their own: plans that cannot be recorded fail their

@@ -59,7 +59,8 @@ class SqliteStore final : public Store {
                      int64_t next_attempt_at, std::string_view target) override;
   Status start_planned(const std::vector<PlannedRun>& runs, int64_t started_at) override;
   Status commit_group(std::vector<NewExecution>& batch, const std::vector<PlannedBatch>& plans,
-                      std::vector<Status>* plan_status) override;
+                      std::vector<Status>* plan_status, bool deferred_sync) override;
+  Status sync_wal() override;
   Status finish_all(const std::vector<Finished>& outcomes) override;
   Status finish_settled(const std::vector<PlannedRun>& runs, int64_t started_at,
                         const std::vector<Finished>& outcomes) override;
@@ -174,6 +175,10 @@ class SqliteStore final : public Store {
   std::unique_ptr<SQLite::Statement> note_delivery_, note_dropped_;  // note_status_locked()
   std::mutex read_mu_;
   std::unique_ptr<SQLite::Database> reader_;
+  // sync_wal(): the WAL file, opened on the first sync (and again if it was replaced).
+  std::mutex wal_mu_;
+  std::string wal_path_;
+  int wal_fd_ = -1;
   // Background WAL checkpoints (StoreOptions::background_checkpoints).
   void checkpoint_loop(std::string path, StoreOptions options);
   std::mutex checkpoint_mu_;
