@@ -1,37 +1,44 @@
-// Durable state in one SQLite file (WAL mode, synchronous=FULL: a returned commit is fsync'd,
-// except an execution's outcome, whose plan is, and the ingest's group commit, which its caller
-// makes durable with sync_wal() before answering; docs/durability.md).
+// The store's contract: every durable row of tripline (receivers, executions, the request log,
+// notifications, admin tokens, the audit log, settings) and the operations the layers above
+// may ask of it. `Store` is an interface; the one implementation today is SQLite
+// (sqlite/sqlite_store.h: one file, WAL), and issue 16's PostgreSQL store is to be the second.
+// Only Store::open (open_store.cpp) names an implementation; the layers above the store see
+// this file alone.
 //
-// Two connections: one for writes, serialized by a mutex, and one for reads, so management
-// queries never wait behind a group commit. Migrations from migrations/ run at open, each in its
-// own transaction, and are recorded in schema_migrations.
-//
-// Errors: SQLite exceptions stop here; methods answer Status/Result. Thread-safe.
+// What every implementation guarantees, whatever the method:
+// - Thread-safe: any method may be called from any thread, concurrently. Reads do not wait
+//   behind the trigger path's group commit.
+// - Errors are answers, never exceptions (status.h): NotFound for a row that is not there,
+//   Conflict for a unique name or key taken or a row not in the state the change needs,
+//   Unavailable when the database cannot take the write now (locked elsewhere, disk full, I/O
+//   error: the caller answers 503 and may retry), Internal for anything else. A write that
+//   fails has changed nothing: each is one transaction, its audit entry (when given) in it.
+// - Durability (docs/durability.md): a write is synced unless its comment says relaxed. A
+//   synced write is on stable storage when the method returns. A relaxed one survives a
+//   process crash (kill -9) once returned and reaches stable storage with the next synced
+//   commit; only a power loss or an OS crash may take it, and never with a synced write made
+//   after it.
+// - Times: every time the store records itself (created_at of a receiver, updated_at, an audit
+//   entry's `at`...) is read from clock(), the service's one clock.
+// - Schema: open() brings the database to the current schema (migrations/, each applied once,
+//   in order) before it answers; a database it cannot migrate is not opened.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "clock.h"
 #include "status.h"
-
-namespace SQLite {
-class Database;
-class Statement;
-}  // namespace SQLite
 
 namespace tripline {
 
@@ -144,6 +151,8 @@ struct RetentionPolicy {
   int64_t dedupe_window_ms = 48LL * 3600 * 1000;
 };
 
+// How to open a store. The clock is every implementation's; the rest tunes the SQLite one
+// (sqlite/sqlite_store.h), and another implementation ignores what does not apply to it.
 struct StoreOptions {
   int busy_timeout_ms = 5000;  // how long a write waits for a lock held elsewhere
   // WAL checkpoints on a thread of their own (every checkpoint_interval), not in the commit that
@@ -283,67 +292,104 @@ struct SealedText {
   std::string text;       // JSON
 };
 
+// Defaults of the methods' arguments are the interface's: implementations declare none, so a
+// call means the same through any of them.
 class Store {
  public:
-  static Result<std::unique_ptr<Store>> open(const std::string& path, StoreOptions options = {});
-  ~Store();
+  // Opens the store `database` names, creating and migrating it as needed: today the path of a
+  // SQLite file (the only implementation; issue 16 adds postgres:// URLs here). The options
+  // are the store's for its life; options.clock must outlive it.
+  static Result<std::unique_ptr<Store>> open(const std::string& database,
+                                             StoreOptions options = {});
+  // Closes the database and stops the store's own background work; no call may be in
+  // progress. Nothing that was answered is lost.
+  virtual ~Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
 
-  // The clock this store records times by (StoreOptions::clock): the one clock of the service.
-  const Clock& clock() const { return *clock_; }
+  // The clock this store records times by (StoreOptions::clock; the system clock when none
+  // was given): the one clock of the service, which the layers above read theirs from.
+  virtual const Clock& clock() const = 0;
 
   // Receivers. Names are unique: a clash answers Conflict. Ids are never reused, not even those
-  // of deleted receivers. Every change bumps `version`.
-  // Stores name, driver, config, rules, auth, limits, enabled and nonce of `r`.
-  // Every change below takes an optional audit entry, written in the change's own transaction.
-  Result<ReceiverRow> insert_receiver(const ReceiverRow& r, const AuditEntry* audit = nullptr);
+  // of deleted receivers (an execution's receiver_id names one receiver for good). Every
+  // committed change bumps `version` and sets updated_at.
+  // Every change below takes an optional audit entry, written in the change's own transaction:
+  // both are recorded or neither.
+  // Stores name, driver, config, rules, auth, limits, enabled and nonce of `r`, at generation 1
+  // and version 1.
+  virtual Result<ReceiverRow> insert_receiver(const ReceiverRow& r,
+                                              const AuditEntry* audit = nullptr) = 0;
   // Replaces name, config, rules, auth, limits and enabled, if the row is still at
-  // `expected_version` (else Conflict: it changed meanwhile). `revoke` bumps the generation.
-  Result<ReceiverRow> update_receiver(int64_t id, const ReceiverRow& r, int64_t expected_version,
-                                      bool revoke, const AuditEntry* audit = nullptr);
+  // `expected_version` (else Conflict: it changed meanwhile; NotFound: it is gone). `revoke`
+  // bumps the generation.
+  virtual Result<ReceiverRow> update_receiver(int64_t id, const ReceiverRow& r,
+                                              int64_t expected_version, bool revoke,
+                                              const AuditEntry* audit = nullptr) = 0;
   // Disabling revokes (bumps the generation): enabling again issues a new URL.
-  Result<ReceiverRow> set_enabled(int64_t id, bool enabled, const AuditEntry* audit = nullptr);
-  Result<ReceiverRow> bump_generation(int64_t id, const AuditEntry* audit = nullptr);
+  virtual Result<ReceiverRow> set_enabled(int64_t id, bool enabled,
+                                          const AuditEntry* audit = nullptr) = 0;
+  virtual Result<ReceiverRow> bump_generation(int64_t id, const AuditEntry* audit = nullptr) = 0;
   // Deletes the receiver (its subscriptions and deliveries with it) and keeps its name in
   // deleted_receivers for its executions' history (migrations/017_deleted_receiver_names.sql).
-  Status delete_receiver(int64_t id, const AuditEntry* audit = nullptr);
+  virtual Status delete_receiver(int64_t id, const AuditEntry* audit = nullptr) = 0;
   // The names of receivers `ids`, live or deleted (then as they were when deleted), for the
   // executions the API lists; ids never seen are left out. At most 500 ids (one page).
   struct ReceiverName {
     std::string name;
     bool deleted = false;
   };
-  Result<std::map<int64_t, ReceiverName>> receiver_names(const std::vector<int64_t>& ids);
-  Result<ReceiverRow> get_receiver(int64_t id);
-  Result<std::vector<ReceiverRow>> list_receivers(int limit, int64_t offset, int64_t* total);
-  Result<std::vector<ReceiverRow>> all_receivers();
+  virtual Result<std::map<int64_t, ReceiverName>> receiver_names(
+      const std::vector<int64_t>& ids) = 0;
+  virtual Result<ReceiverRow> get_receiver(int64_t id) = 0;
+  // `limit` receivers by id from the `offset`th; *total (required) is the count of all of
+  // them, read in the same snapshot as the page.
+  virtual Result<std::vector<ReceiverRow>> list_receivers(int limit, int64_t offset,
+                                                          int64_t* total) = 0;
+  virtual Result<std::vector<ReceiverRow>> all_receivers() = 0;
   // Up to `limit` receivers with ids above `after_id`, by id: all of them, a page at a time.
-  Result<std::vector<ReceiverRow>> receivers_after(int64_t after_id, int limit);
+  virtual Result<std::vector<ReceiverRow>> receivers_after(int64_t after_id, int limit) = 0;
 
-  // Inserts a batch in ONE transaction and commits it (the group commit of the trigger path).
-  // On success every element has its id. On failure nothing of the batch is stored.
-  Status insert_executions(std::vector<NewExecution>& batch);
+  // The trigger path. Each execution of a batch is recorded only while its receiver still
+  // grants it: it exists, is enabled and is at the execution's generation, checked inside the
+  // transaction that inserts it, so a URL revoked after the request was checked but before the
+  // commit (the request waited in the ingest queue) records nothing (`revoked`, and its request
+  // log entry becomes a 401 revoked_token refusal). An execution whose idempotency key the
+  // receiver has recorded already is not recorded again: `replayed`, with the earlier
+  // execution's id (its log entry notes "duplicate"). A request log entry is written in the
+  // same transaction, its id allocated first so the execution names it (request_id); request
+  // log ids are never reused. The pointers of a NewExecution are read during the call only.
+  // Inserts a batch in ONE synced transaction (the group commit of the trigger path): the 202
+  // is sent after it returns. On success every element has its id. On failure nothing of the
+  // batch is stored.
+  virtual Status insert_executions(std::vector<NewExecution>& batch) = 0;
 
-  // The status changes below also record a delivery for each of the receiver's subscriptions
-  // that asks for the event, in the same transaction (docs/webhooks.md); `target` (what the
-  // executor's lane names) goes into the notification. Nothing more when no subscription exists.
-  Status mark_running(int64_t id, int attempts, int64_t started_at, std::string_view target = {});
-  Status record_plan(int64_t id, const nlohmann::json& plan);
-  Status requeue(int64_t id, const std::string& error, int64_t next_attempt_at,
-                 std::string_view target = {});
+  // The executor's writes. The status changes below also record a delivery for each of the
+  // receiver's subscriptions that asks for the event, in the same transaction (docs/webhooks.md,
+  // at most kMaxPendingPerSubscription pending each, else counted as dropped); `target` (what
+  // the executor's lane names) goes into the notification. Nothing more when no subscription
+  // exists.
+  virtual Status mark_running(int64_t id, int attempts, int64_t started_at,
+                              std::string_view target = {}) = 0;
+  // Synced: a plan is on disk before the driver applies it, so a crash re-applies it, never
+  // re-computes it.
+  virtual Status record_plan(int64_t id, const nlohmann::json& plan) = 0;
+  virtual Status requeue(int64_t id, const std::string& error, int64_t next_attempt_at,
+                         std::string_view target = {}) = 0;
   // requeue() for several executions (a lane's, retried together), in ONE transaction.
   // Retries (requeue*) and successes (finish* when every outcome succeeded) commit relaxed: not
-  // synced before they return (docs/durability.md).
-  Status requeue_all(const std::vector<int64_t>& ids, const std::string& error,
-                     int64_t next_attempt_at, std::string_view target = {});
+  // synced before they return (docs/durability.md). A failure is synced.
+  virtual Status requeue_all(const std::vector<int64_t>& ids, const std::string& error,
+                             int64_t next_attempt_at, std::string_view target = {}) = 0;
   // A lane's executions planned together (Executor, Driver::plan_after): each marked running
-  // with its attempt count and its plan, in ONE transaction.
+  // with its attempt count and its plan, in ONE synced transaction.
   struct PlannedRun {
     int64_t id = 0;
     int attempts = 0;
     const nlohmann::json* plan = nullptr;
     std::string_view target;
   };
-  Status start_planned(const std::vector<PlannedRun>& runs, int64_t started_at);
+  virtual Status start_planned(const std::vector<PlannedRun>& runs, int64_t started_at) = 0;
   // insert_executions() and the start_planned() of several lanes in ONE synced transaction: the
   // ingest's group commit carries the executor's plan records, so a batch of plans costs no
   // fsync of its own (docs/durability.md). Each lane's plans are recorded in a savepoint: one
@@ -353,15 +399,21 @@ class Store {
     const std::vector<PlannedRun>* runs = nullptr;
     int64_t started_at = 0;
   };
-  // `deferred_sync`: the commit is written to the WAL without waiting for the disk, and is
-  // durable only after the next sync_wal() (the ingest answers after that; docs/durability.md).
+  // `deferred_sync`: the transaction is committed without waiting for the disk (it survives a
+  // process crash, as a relaxed write) and is durable only after the next sync_wal() returns:
+  // the ingest answers its triggers after that (docs/durability.md, "The group commit's sync").
   // Until then other connections may already read its rows.
-  Status commit_group(std::vector<NewExecution>& batch, const std::vector<PlannedBatch>& plans,
-                      std::vector<Status>* plan_status = nullptr, bool deferred_sync = false);
-  // Makes every commit made so far durable: fdatasync of the WAL file, from any thread, without
-  // holding up the writer. Lets the ingest commit its next batch while the last one's sync runs.
-  Status sync_wal();
-  // Outcomes of several executions, recorded in ONE transaction.
+  virtual Status commit_group(std::vector<NewExecution>& batch,
+                              const std::vector<PlannedBatch>& plans,
+                              std::vector<Status>* plan_status = nullptr,
+                              bool deferred_sync = false) = 0;
+  // Makes every commit that returned before the call durable (those of commit_group's
+  // deferred_sync above all), callable from any thread while other writes go on: the ingest
+  // commits its next batch while the last one's sync runs. An error means no answered write
+  // can be trusted to be on disk: the caller stops (Ingest::answer_all).
+  virtual Status sync_wal() = 0;
+  // Outcomes of several executions, recorded in ONE transaction: relaxed when every outcome
+  // succeeded, synced when any failed.
   struct Finished {
     int64_t id = 0;
     ExecutionStatus status = ExecutionStatus::kSucceeded;
@@ -370,7 +422,7 @@ class Store {
     int64_t finished_at = 0;
     std::string_view target;
   };
-  Status finish_all(const std::vector<Finished>& outcomes);
+  virtual Status finish_all(const std::vector<Finished>& outcomes) = 0;
   // A lane's executions whose plans ask for the state the peer was just read at
   // (Driver::settled): nothing is applied, so the plan need not be recorded before an apply.
   // Each is recorded planned AND succeeded (its plan, its result, both status changes for the
@@ -378,183 +430,159 @@ class Store {
   // it is lost, the executions are still queued and are planned again (docs/durability.md).
   // runs[i] and outcomes[i] are the same execution. Refused, recording nothing, when any of them
   // has a plan recorded already.
-  Status finish_settled(const std::vector<PlannedRun>& runs, int64_t started_at,
-                        const std::vector<Finished>& outcomes);
-  Status finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,
-                const std::string& error, int64_t finished_at, std::string_view target = {});
-  Result<ExecutionRow> get_execution(int64_t id);
-  Result<std::vector<ExecutionRow>> list_executions(const ExecutionFilter& filter);
+  virtual Status finish_settled(const std::vector<PlannedRun>& runs, int64_t started_at,
+                                const std::vector<Finished>& outcomes) = 0;
+  // finish_all() of one.
+  virtual Status finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,
+                        const std::string& error, int64_t finished_at,
+                        std::string_view target = {}) = 0;
+
+  // Executions, read.
+  virtual Result<ExecutionRow> get_execution(int64_t id) = 0;
+  // Newest first.
+  virtual Result<std::vector<ExecutionRow>> list_executions(const ExecutionFilter& filter) = 0;
   // Queued or running executions with id > after_id, oldest first, at most `limit` (-1: all):
   // what a restart must pick up, read in pages by the executor.
-  Result<std::vector<ExecutionRow>> unfinished_executions(int64_t after_id = 0, int limit = -1);
+  virtual Result<std::vector<ExecutionRow>> unfinished_executions(int64_t after_id = 0,
+                                                                  int limit = -1) = 0;
   // How many executions each receiver has queued or running: (receiver id, count).
-  Result<std::vector<std::pair<int64_t, int64_t>>> unfinished_counts();
+  virtual Result<std::vector<std::pair<int64_t, int64_t>>> unfinished_counts() = 0;
   // The execution that an idempotency key (or a signed message id) already created, if any.
-  Result<std::optional<int64_t>> find_execution_by_key(int64_t receiver_id, const std::string& key);
+  virtual Result<std::optional<int64_t>> find_execution_by_key(int64_t receiver_id,
+                                                               const std::string& key) = 0;
   // A receiver's executions created at or after `since_ms`, oldest first.
-  Result<std::vector<RecentExecution>> recent_executions(int64_t receiver_id, int64_t since_ms);
+  virtual Result<std::vector<RecentExecution>> recent_executions(int64_t receiver_id,
+                                                                 int64_t since_ms) = 0;
   // Every receiver's, in one pass (start-up): receiver id -> its executions, oldest first.
-  Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> recent_executions(
-      int64_t since_ms);
+  virtual Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> recent_executions(
+      int64_t since_ms) = 0;
 
-  // Retention: up to `limit` ids of finished executions the policy lets go, oldest first (read
-  // on the reader connection: no write lock), then deleted in one short transaction.
+  // Retention: up to `limit` ids of finished executions the policy lets go, oldest first (a
+  // read that takes no write lock), then deleted in one short transaction.
   // Never rows created after `protect_since_ms` (what cooldowns and rate limits are rebuilt
-  // from); `over`: the receivers with more than policy.keep_per_receiver executions.
-  Result<std::vector<int64_t>> prunable_executions(const RetentionPolicy& policy, int64_t now_ms,
-                                                   int64_t protect_since_ms,
-                                                   const std::vector<int64_t>& over, int limit);
-  Result<std::vector<int64_t>> receivers_over(int64_t count);
+  // from), nor a row with an idempotency key younger than policy.dedupe_window_ms; `over`: the
+  // receivers with more than policy.keep_per_receiver executions.
+  virtual Result<std::vector<int64_t>> prunable_executions(const RetentionPolicy& policy,
+                                                           int64_t now_ms, int64_t protect_since_ms,
+                                                           const std::vector<int64_t>& over,
+                                                           int limit) = 0;
+  virtual Result<std::vector<int64_t>> receivers_over(int64_t count) = 0;
   // Queued or running executions of one receiver.
-  Result<int64_t> unfinished_count(int64_t receiver_id);
-  Result<int> delete_executions(const std::vector<int64_t>& ids);
+  virtual Result<int64_t> unfinished_count(int64_t receiver_id) = 0;
+  // Deletes those of `ids` that are finished, with their notifications, in one transaction;
+  // answers how many.
+  virtual Result<int> delete_executions(const std::vector<int64_t>& ids) = 0;
 
   // An operator's cancel: a queued execution (never started, or waiting to retry) is failed
   // with the error "cancelled", in one synced statement that only matches a queued row
   // (NotFound; Conflict when it is running or finished). The executor must have let go of it
   // first (Executor::cancel).
   // `audit`, when given, is written in the same transaction.
-  Status cancel_execution(int64_t id, int64_t now_ms, const AuditEntry* audit = nullptr);
+  virtual Status cancel_execution(int64_t id, int64_t now_ms,
+                                  const AuditEntry* audit = nullptr) = 0;
 
   // The request log (docs/requests-log.md). Written in ONE transaction, relaxed like an
   // outcome (a power loss may take the last entries, never an execution); then each receiver
   // in `trim` keeps only its newest `keep_per_receiver` entries (0: no cap), at most
   // `max_trimmed` rows deleted in all: a lowered cap (--request-log 100000 -> 1000) is applied
-  // over several calls, each a short transaction under the write lock that the trigger path's
-  // commits wait for. The receivers that may still hold more go to `*untrimmed`. Ids are set.
-  Status insert_request_logs(std::vector<RequestLogRow>& rows, const std::vector<int64_t>& trim,
-                             int64_t keep_per_receiver, std::vector<int64_t>* untrimmed = nullptr,
-                             int max_trimmed = 2000);
+  // over several calls, each a short write that the trigger path's commits may wait for. The
+  // receivers that may still hold more go to `*untrimmed`. Ids are set.
+  virtual Status insert_request_logs(std::vector<RequestLogRow>& rows,
+                                     const std::vector<int64_t>& trim, int64_t keep_per_receiver,
+                                     std::vector<int64_t>* untrimmed = nullptr,
+                                     int max_trimmed = 2000) = 0;
   // Newest first; before_id pages; outcome filters when not empty.
-  Result<std::vector<RequestLogRow>> list_request_logs(int64_t receiver_id,
-                                                       const std::string& outcome, int limit,
-                                                       int64_t before_id);
-  Result<RequestLogRow> get_request_log(int64_t receiver_id, int64_t id);
+  virtual Result<std::vector<RequestLogRow>> list_request_logs(int64_t receiver_id,
+                                                               const std::string& outcome,
+                                                               int limit, int64_t before_id) = 0;
+  virtual Result<RequestLogRow> get_request_log(int64_t receiver_id, int64_t id) = 0;
   // Age retention: deletes up to `limit` entries received before `before_ms`, oldest first.
-  Result<int> prune_request_logs(int64_t before_ms, int limit);
+  virtual Result<int> prune_request_logs(int64_t before_ms, int limit) = 0;
 
-  // Notification subscriptions (docs/webhooks.md). Secrets arrive sealed.
-  Result<SubscriptionRow> insert_subscription(const SubscriptionRow& s,
-                                              const AuditEntry* audit = nullptr);
+  // Notification subscriptions (docs/webhooks.md). Secrets arrive sealed and are stored as
+  // given.
+  virtual Result<SubscriptionRow> insert_subscription(const SubscriptionRow& s,
+                                                      const AuditEntry* audit = nullptr) = 0;
   // Replaces url, secrets, scheme, events and enabled (enabling clears disabled_reason).
-  Result<SubscriptionRow> update_subscription(const SubscriptionRow& s,
-                                              const AuditEntry* audit = nullptr);
+  virtual Result<SubscriptionRow> update_subscription(const SubscriptionRow& s,
+                                                      const AuditEntry* audit = nullptr) = 0;
   // Deletes it with its deliveries and their attempts.
-  Status delete_subscription(int64_t receiver_id, int64_t id, const AuditEntry* audit = nullptr);
-  Result<SubscriptionRow> get_subscription(int64_t receiver_id, int64_t id);
-  Result<std::vector<SubscriptionRow>> list_subscriptions(int64_t receiver_id);
+  virtual Status delete_subscription(int64_t receiver_id, int64_t id,
+                                     const AuditEntry* audit = nullptr) = 0;
+  virtual Result<SubscriptionRow> get_subscription(int64_t receiver_id, int64_t id) = 0;
+  virtual Result<std::vector<SubscriptionRow>> list_subscriptions(int64_t receiver_id) = 0;
 
   // Deliveries: the dispatcher claims one that is due (pushing its next_attempt_at `lease_ms`
   // ahead, so a crash mid-send retries it after the lease, with the same webhook-id), sends it,
-  // and records the attempt and what follows in one transaction.
-  Result<std::optional<ClaimedDelivery>> claim_due_delivery(int64_t now_ms, int64_t lease_ms);
+  // and records the attempt and what follows in one transaction. Until its lease runs out, no
+  // other claim returns the same delivery.
+  virtual Result<std::optional<ClaimedDelivery>> claim_due_delivery(int64_t now_ms,
+                                                                    int64_t lease_ms) = 0;
   // When the next pending delivery is due (nullopt: none pending).
-  Result<std::optional<int64_t>> next_delivery_due();
-  Status record_delivery_attempt(int64_t delivery_id, const DeliveryOutcome& outcome);
+  virtual Result<std::optional<int64_t>> next_delivery_due() = 0;
+  virtual Status record_delivery_attempt(int64_t delivery_id, const DeliveryOutcome& outcome) = 0;
   // A finished delivery due again at once, with a fresh retry budget (NotFound; Conflict when it
   // is pending, its subscription is disabled or gone, or it has had kMaxDeliveryAttempts).
-  Status redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now_ms,
-                   const AuditEntry* audit = nullptr);
+  virtual Status redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now_ms,
+                           const AuditEntry* audit = nullptr) = 0;
   static constexpr int kMaxDeliveryAttempts = 200;  // per delivery, re-sends included
   // Newest first; before_id pages; state filters when not empty.
-  Result<std::vector<DeliveryRow>> list_deliveries(int64_t receiver_id, const std::string& state,
-                                                   int limit, int64_t before_id);
-  Result<DeliveryRow> get_delivery(int64_t receiver_id, int64_t id);
+  virtual Result<std::vector<DeliveryRow>> list_deliveries(int64_t receiver_id,
+                                                           const std::string& state, int limit,
+                                                           int64_t before_id) = 0;
+  virtual Result<DeliveryRow> get_delivery(int64_t receiver_id, int64_t id) = 0;
   // The newest `limit` attempts of each delivery, oldest first: delivery id -> attempts.
-  Result<std::unordered_map<int64_t, std::vector<DeliveryAttemptRow>>> delivery_attempts(
-      const std::vector<int64_t>& delivery_ids, int limit);
+  virtual Result<std::unordered_map<int64_t, std::vector<DeliveryAttemptRow>>> delivery_attempts(
+      const std::vector<int64_t>& delivery_ids, int limit) = 0;
 
   // Durable switches (e.g. "workers_paused"); nullopt when never set.
-  Status set_setting(const std::string& name, const std::string& value,
-                     const AuditEntry* audit = nullptr);
-  Result<std::optional<std::string>> get_setting(const std::string& name);
+  virtual Status set_setting(const std::string& name, const std::string& value,
+                             const AuditEntry* audit = nullptr) = 0;
+  virtual Result<std::optional<std::string>> get_setting(const std::string& name) = 0;
 
-  // Admin credentials.
-  Result<AdminTokenRow> insert_admin_token(const std::string& name, const std::string& token_hash,
-                                           Role role = Role::kAdmin,
-                                           const AuditEntry* audit = nullptr);
-  Result<std::vector<AdminTokenRow>> list_admin_tokens();
-  // Deletes it unless it is the last token with the admin role (Conflict), in one statement, so
+  // Admin credentials: hashes only (token_hash, raw 32 bytes), never a token.
+  virtual Result<AdminTokenRow> insert_admin_token(const std::string& name,
+                                                   const std::string& token_hash,
+                                                   Role role = Role::kAdmin,
+                                                   const AuditEntry* audit = nullptr) = 0;
+  virtual Result<std::vector<AdminTokenRow>> list_admin_tokens() = 0;
+  // Deletes it unless it is the last token with the admin role (Conflict), atomically, so
   // concurrent deletes (or demotions) can never remove the last admin between them.
-  Status delete_admin_token(int64_t id, const AuditEntry* audit = nullptr);
-  // Gives the token another role, unless that would leave no admin (Conflict), in one statement
-  // as delete_admin_token. The row managed from TRIPLINE_ADMIN_TOKEN stays an admin (Conflict).
-  Result<AdminTokenRow> set_admin_token_role(int64_t id, Role role,
-                                             const AuditEntry* audit = nullptr);
+  virtual Status delete_admin_token(int64_t id, const AuditEntry* audit = nullptr) = 0;
+  // Gives the token another role, unless that would leave no admin (Conflict), atomically as
+  // delete_admin_token. The row managed from TRIPLINE_ADMIN_TOKEN stays an admin (Conflict).
+  virtual Result<AdminTokenRow> set_admin_token_role(int64_t id, Role role,
+                                                     const AuditEntry* audit = nullptr) = 0;
   // In one transaction: revokes the rows from_env whose hash is not `token_hash` and stores
   // `token_hash` as the from_env row (if it is not stored yet), an admin. Answers how many were
   // revoked. `audit` (actor, source) is recorded for each token revoked or created.
-  Result<int> replace_env_admin_token(const std::string& name, const std::string& token_hash,
-                                      const AuditEntry* audit = nullptr);
+  virtual Result<int> replace_env_admin_token(const std::string& name,
+                                              const std::string& token_hash,
+                                              const AuditEntry* audit = nullptr) = 0;
 
-  // The audit log (docs/security.md "Audit log"): newest first.
-  Result<std::vector<AuditEntry>> list_audit(const AuditFilter& filter);
+  // The audit log (docs/security.md "Audit log"): newest first. An entry's sides (before,
+  // after) are bounded in size when written.
+  virtual Result<std::vector<AuditEntry>> list_audit(const AuditFilter& filter) = 0;
   // Records an entry on its own, for acts whose change commits elsewhere (a retry's execution
   // is committed by the ingest's group commit, docs/security.md says so).
-  Status record_audit(const AuditEntry& entry);
+  virtual Status record_audit(const AuditEntry& entry) = 0;
   // Deletes audit rows beyond the retention, at most `limit` per call. Answers how many.
-  Result<int> prune_audit(const AuditRetention& retention, int64_t now_ms, int limit);
+  virtual Result<int> prune_audit(const AuditRetention& retention, int64_t now_ms, int limit) = 0;
 
   // Sealed secrets at rest (secret_keys.h). Only texts that contain a sealed value are listed;
   // finished executions only when asked (a full scan of the history: rotation, not start-up).
-  Result<std::vector<SealedText>> sealed_texts(bool include_finished_executions);
+  virtual Result<std::vector<SealedText>> sealed_texts(bool include_finished_executions) = 0;
   // Writes the given texts back, all in ONE transaction.
-  Status rewrite_sealed_texts(const std::vector<SealedText>& texts);
+  virtual Status rewrite_sealed_texts(const std::vector<SealedText>& texts) = 0;
 
   // For /readyz: a write transaction can begin and roll back.
-  Status check_writable();
+  virtual Status check_writable() = 0;
 
-  // Applied migration versions, for tests and diagnostics.
-  std::vector<int> applied_migrations();
+  // Applied migration versions, ascending, for tests and diagnostics.
+  virtual std::vector<int> applied_migrations() = 0;
 
- private:
+ protected:
   Store() = default;
-  Status migrate();
-  // Records the deliveries one execution's status change announces; write_mu_ held, inside the
-  // caller's transaction.
-  void note_status_locked(int64_t execution_id, const char* event, std::string_view target,
-                          int64_t now);
-  void refresh_any_subscriptions_locked();
-  // The bodies of insert_executions() and start_planned(): write_mu_ held, inside the caller's
-  // transaction; SQLite errors throw.
-  void insert_executions_locked(std::vector<NewExecution>& batch);
-  // Writes `audit` on the writer's connection (write_mu_ held, inside the caller's transaction).
-  // `target_id` fills an entry that has none (the row the change created); `row`, when given,
-  // is rendered into `after` by the entry's render_after.
-  void audit_locked(const AuditEntry& audit, std::optional<int64_t> target_id = std::nullopt,
-                    const ReceiverRow* row = nullptr);
-  template <typename Bind>
-  Status update_one(int64_t id, const char* sql, const AuditEntry* audit, Bind&& bind);
-  // A receiver read on the writer's connection: what a transaction in progress sees.
-  ReceiverRow receiver_locked(int64_t id);
-  void start_planned_locked(const std::vector<PlannedRun>& runs, int64_t started_at);
-  void insert_request_log_locked(RequestLogRow& row);
-  int64_t next_request_id_ = 1;  // write_mu_: ids are allocated before the execution names one
-  std::unique_ptr<SQLite::Statement> insert_request_log_;
-  std::atomic<bool> any_subscriptions_{false};
-  int64_t now_ms() const { return clock_->now_ms(); }
-
-  const Clock* clock_ = &Clock::system();
-
-  std::mutex write_mu_;
-  std::unique_ptr<SQLite::Database> writer_;
-  std::unique_ptr<SQLite::Statement> insert_execution_;
-  std::unique_ptr<SQLite::Statement> find_idempotent_;
-  std::unique_ptr<SQLite::Statement> note_delivery_, note_dropped_;  // note_status_locked()
-  std::mutex read_mu_;
-  std::unique_ptr<SQLite::Database> reader_;
-  // sync_wal(): the WAL file, opened at open() right after SQLite opened it (empty and -1 when
-  // the database is not in WAL mode: then every commit is synced by SQLite itself).
-  std::mutex wal_mu_;
-  Status open_wal_locked();
-  std::string wal_path_;
-  int wal_fd_ = -1;
-  // Background WAL checkpoints (StoreOptions::background_checkpoints).
-  void checkpoint_loop(std::string path, StoreOptions options);
-  std::mutex checkpoint_mu_;
-  std::condition_variable checkpoint_cv_;
-  bool stopping_ = false;
-  std::thread checkpointer_;
 };
 
 }  // namespace tripline

@@ -1,4 +1,4 @@
-#include "store.h"
+#include "sqlite_store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
@@ -17,47 +17,6 @@
 #include "migrations.h"
 
 namespace tripline {
-
-const char* to_string(ExecutionStatus s) {
-  switch (s) {
-    case ExecutionStatus::kQueued:
-      return "queued";
-    case ExecutionStatus::kRunning:
-      return "running";
-    case ExecutionStatus::kSucceeded:
-      return "succeeded";
-    case ExecutionStatus::kFailed:
-      return "failed";
-  }
-  return "?";
-}
-
-const char* to_string(Role r) {
-  switch (r) {
-    case Role::kReadOnly:
-      return "read-only";
-    case Role::kOperator:
-      return "operator";
-    case Role::kAdmin:
-      return "admin";
-  }
-  return "?";
-}
-
-std::optional<Role> parse_role(std::string_view s) {
-  if (s == "read-only") return Role::kReadOnly;
-  if (s == "operator") return Role::kOperator;
-  if (s == "admin") return Role::kAdmin;
-  return std::nullopt;
-}
-
-std::optional<ExecutionStatus> parse_execution_status(std::string_view s) {
-  if (s == "queued") return ExecutionStatus::kQueued;
-  if (s == "running") return ExecutionStatus::kRunning;
-  if (s == "succeeded") return ExecutionStatus::kSucceeded;
-  if (s == "failed") return ExecutionStatus::kFailed;
-  return std::nullopt;
-}
 
 namespace {
 
@@ -194,7 +153,7 @@ auto guarded(F&& f) -> decltype(f()) {
 
 }  // namespace
 
-Store::~Store() {
+SqliteStore::~SqliteStore() {
   {
     std::lock_guard lock(checkpoint_mu_);
     stopping_ = true;
@@ -207,7 +166,7 @@ Store::~Store() {
   if (wal_fd_ >= 0) ::close(wal_fd_);
 }
 
-Status Store::open_wal_locked() {
+Status SqliteStore::open_wal_locked() {
   auto failed = [&](const char* what) {
     return Status::Internal(std::string(what) + " " + wal_path_ + ": " + std::strerror(errno));
   };
@@ -228,7 +187,7 @@ Status Store::open_wal_locked() {
   return Status::Ok();
 }
 
-Status Store::sync_wal() {
+Status SqliteStore::sync_wal() {
   std::lock_guard lock(wal_mu_);
   if (wal_fd_ < 0) return Status::Ok();  // not in WAL mode: SQLite synced every commit
   auto failed = [&](const char* what) {
@@ -248,7 +207,7 @@ Status Store::sync_wal() {
   return Status::Ok();
 }
 
-void Store::checkpoint_loop(std::string path, StoreOptions options) {
+void SqliteStore::checkpoint_loop(std::string path, StoreOptions options) {
   std::unique_ptr<SQLite::Database> db;
   try {
     db = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX);
@@ -275,8 +234,9 @@ void Store::checkpoint_loop(std::string path, StoreOptions options) {
   }
 }
 
-Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions options) {
-  std::unique_ptr<Store> s(new Store());
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
+                                                       StoreOptions options) {
+  std::unique_ptr<SqliteStore> s(new SqliteStore());
   if (options.clock) s->clock_ = options.clock;
   try {
     s->writer_ = std::make_unique<SQLite::Database>(
@@ -298,7 +258,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
       s->writer_->exec("PRAGMA wal_autocheckpoint=16384");
       // After a spike, a WAL that was reset is truncated back to 64 MiB.
       s->writer_->exec("PRAGMA journal_size_limit=67108864");
-      s->checkpointer_ = std::thread(&Store::checkpoint_loop, s.get(), path, options);
+      s->checkpointer_ = std::thread(&SqliteStore::checkpoint_loop, s.get(), path, options);
     }
     s->reader_ =
         std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX);
@@ -375,7 +335,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
   return s;
 }
 
-Status Store::migrate() {
+Status SqliteStore::migrate() {
   writer_->exec(
       "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT "
       "NULL, applied_at INTEGER NOT NULL)");
@@ -400,7 +360,7 @@ Status Store::migrate() {
   return Status::Ok();
 }
 
-std::vector<int> Store::applied_migrations() {
+std::vector<int> SqliteStore::applied_migrations() {
   std::lock_guard lock(read_mu_);
   std::vector<int> out;
   SQLite::Statement q(*reader_, "SELECT version FROM schema_migrations ORDER BY version");
@@ -419,7 +379,7 @@ void bind_json(SQLite::Statement& q, int index, const nlohmann::json& j) {
 }
 }  // namespace
 
-Result<ReceiverRow> Store::insert_receiver(const ReceiverRow& r, const AuditEntry* audit) {
+Result<ReceiverRow> SqliteStore::insert_receiver(const ReceiverRow& r, const AuditEntry* audit) {
   auto id = guarded([&]() -> Result<int64_t> {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -458,7 +418,7 @@ Result<ReceiverRow> Store::insert_receiver(const ReceiverRow& r, const AuditEntr
 // Runs one UPDATE on a receiver, and its audit entry in the same transaction; NotFound when no
 // row changed.
 template <typename Bind>
-Status Store::update_one(int64_t id, const char* sql, const AuditEntry* audit, Bind&& bind) {
+Status SqliteStore::update_one(int64_t id, const char* sql, const AuditEntry* audit, Bind&& bind) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -474,9 +434,9 @@ Status Store::update_one(int64_t id, const char* sql, const AuditEntry* audit, B
   });
 }
 
-Result<ReceiverRow> Store::update_receiver(int64_t id, const ReceiverRow& r,
-                                           int64_t expected_version, bool revoke,
-                                           const AuditEntry* audit) {
+Result<ReceiverRow> SqliteStore::update_receiver(int64_t id, const ReceiverRow& r,
+                                                 int64_t expected_version, bool revoke,
+                                                 const AuditEntry* audit) {
   Status s =
       update_one(id,
                  "UPDATE receivers SET name = ?, config = ?, rules = ?, auth = ?, limits = ?, "
@@ -507,7 +467,7 @@ Result<ReceiverRow> Store::update_receiver(int64_t id, const ReceiverRow& r,
   return get_receiver(id);
 }
 
-Result<ReceiverRow> Store::set_enabled(int64_t id, bool enabled, const AuditEntry* audit) {
+Result<ReceiverRow> SqliteStore::set_enabled(int64_t id, bool enabled, const AuditEntry* audit) {
   Status s = update_one(id,
                         // Disabling an enabled receiver revokes its URL.
                         "UPDATE receivers SET generation = generation + (enabled AND NOT ?1), "
@@ -521,7 +481,7 @@ Result<ReceiverRow> Store::set_enabled(int64_t id, bool enabled, const AuditEntr
   return get_receiver(id);
 }
 
-Result<ReceiverRow> Store::bump_generation(int64_t id, const AuditEntry* audit) {
+Result<ReceiverRow> SqliteStore::bump_generation(int64_t id, const AuditEntry* audit) {
   Status s = update_one(id,
                         "UPDATE receivers SET generation = generation + 1, version = version + 1, "
                         "updated_at = ? WHERE id = ?",
@@ -533,7 +493,7 @@ Result<ReceiverRow> Store::bump_generation(int64_t id, const AuditEntry* audit) 
   return get_receiver(id);
 }
 
-Status Store::delete_receiver(int64_t id, const AuditEntry* audit) {
+Status SqliteStore::delete_receiver(int64_t id, const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -564,7 +524,7 @@ Status Store::delete_receiver(int64_t id, const AuditEntry* audit) {
   });
 }
 
-Result<std::map<int64_t, Store::ReceiverName>> Store::receiver_names(
+Result<std::map<int64_t, Store::ReceiverName>> SqliteStore::receiver_names(
     const std::vector<int64_t>& ids) {
   return guarded([&]() -> Result<std::map<int64_t, ReceiverName>> {
     if (ids.size() > 500) return Status::Invalid("at most 500 receiver ids at once");
@@ -583,7 +543,7 @@ Result<std::map<int64_t, Store::ReceiverName>> Store::receiver_names(
   });
 }
 
-Result<ReceiverRow> Store::get_receiver(int64_t id) {
+Result<ReceiverRow> SqliteStore::get_receiver(int64_t id) {
   return guarded([&]() -> Result<ReceiverRow> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_,
@@ -594,7 +554,8 @@ Result<ReceiverRow> Store::get_receiver(int64_t id) {
   });
 }
 
-Result<std::vector<ReceiverRow>> Store::list_receivers(int limit, int64_t offset, int64_t* total) {
+Result<std::vector<ReceiverRow>> SqliteStore::list_receivers(int limit, int64_t offset,
+                                                             int64_t* total) {
   return guarded([&]() -> Result<std::vector<ReceiverRow>> {
     std::lock_guard lock(read_mu_);
     std::vector<ReceiverRow> out;
@@ -615,7 +576,7 @@ Result<std::vector<ReceiverRow>> Store::list_receivers(int limit, int64_t offset
   });
 }
 
-Result<std::vector<ReceiverRow>> Store::receivers_after(int64_t after_id, int limit) {
+Result<std::vector<ReceiverRow>> SqliteStore::receivers_after(int64_t after_id, int limit) {
   return guarded([&]() -> Result<std::vector<ReceiverRow>> {
     std::lock_guard lock(read_mu_);
     std::vector<ReceiverRow> out;
@@ -628,7 +589,7 @@ Result<std::vector<ReceiverRow>> Store::receivers_after(int64_t after_id, int li
   });
 }
 
-Result<std::vector<ReceiverRow>> Store::all_receivers() {
+Result<std::vector<ReceiverRow>> SqliteStore::all_receivers() {
   return guarded([&]() -> Result<std::vector<ReceiverRow>> {
     std::lock_guard lock(read_mu_);
     std::vector<ReceiverRow> out;
@@ -640,12 +601,13 @@ Result<std::vector<ReceiverRow>> Store::all_receivers() {
 
 // --- executions --------------------------------------------------------------------------
 
-Status Store::insert_executions(std::vector<NewExecution>& batch) {
-  return commit_group(batch, {});
+Status SqliteStore::insert_executions(std::vector<NewExecution>& batch) {
+  return commit_group(batch, {}, nullptr, false);
 }
 
-Status Store::commit_group(std::vector<NewExecution>& batch, const std::vector<PlannedBatch>& plans,
-                           std::vector<Status>* plan_status, bool deferred_sync) {
+Status SqliteStore::commit_group(std::vector<NewExecution>& batch,
+                                 const std::vector<PlannedBatch>& plans,
+                                 std::vector<Status>* plan_status, bool deferred_sync) {
   if (plan_status) plan_status->assign(plans.size(), Status::Ok());
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
@@ -670,7 +632,7 @@ Status Store::commit_group(std::vector<NewExecution>& batch, const std::vector<P
   });
 }
 
-void Store::insert_executions_locked(std::vector<NewExecution>& batch) {
+void SqliteStore::insert_executions_locked(std::vector<NewExecution>& batch) {
   SQLite::Statement& q = *insert_execution_;
   for (NewExecution& e : batch) {
     // tryReset: reset() re-throws the error of the statement's last step, so one failed
@@ -738,7 +700,7 @@ void Store::insert_executions_locked(std::vector<NewExecution>& batch) {
   }
 }
 
-void Store::insert_request_log_locked(RequestLogRow& r) {
+void SqliteStore::insert_request_log_locked(RequestLogRow& r) {
   if (r.id == 0) r.id = next_request_id_++;
   SQLite::Statement& q = *insert_request_log_;
   q.tryReset();
@@ -775,9 +737,9 @@ void Store::insert_request_log_locked(RequestLogRow& r) {
   q.exec();
 }
 
-Status Store::insert_request_logs(std::vector<RequestLogRow>& rows,
-                                  const std::vector<int64_t>& trim, int64_t keep_per_receiver,
-                                  std::vector<int64_t>* untrimmed, int max_trimmed) {
+Status SqliteStore::insert_request_logs(std::vector<RequestLogRow>& rows,
+                                        const std::vector<int64_t>& trim, int64_t keep_per_receiver,
+                                        std::vector<int64_t>* untrimmed, int max_trimmed) {
   std::vector<int64_t> left;
   Status s = guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
@@ -842,9 +804,9 @@ RequestLogRow read_request_log(SQLite::Statement& q) {
 }
 }  // namespace
 
-Result<std::vector<RequestLogRow>> Store::list_request_logs(int64_t receiver_id,
-                                                            const std::string& outcome, int limit,
-                                                            int64_t before_id) {
+Result<std::vector<RequestLogRow>> SqliteStore::list_request_logs(int64_t receiver_id,
+                                                                  const std::string& outcome,
+                                                                  int limit, int64_t before_id) {
   return guarded([&]() -> Result<std::vector<RequestLogRow>> {
     std::lock_guard lock(read_mu_);
     std::string sql = std::string("SELECT ") + kRequestLogColumns +
@@ -862,7 +824,7 @@ Result<std::vector<RequestLogRow>> Store::list_request_logs(int64_t receiver_id,
   });
 }
 
-Result<RequestLogRow> Store::get_request_log(int64_t receiver_id, int64_t id) {
+Result<RequestLogRow> SqliteStore::get_request_log(int64_t receiver_id, int64_t id) {
   return guarded([&]() -> Result<RequestLogRow> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_, std::string("SELECT ") + kRequestLogColumns +
@@ -874,7 +836,7 @@ Result<RequestLogRow> Store::get_request_log(int64_t receiver_id, int64_t id) {
   });
 }
 
-Result<int> Store::prune_request_logs(int64_t before_ms, int limit) {
+Result<int> SqliteStore::prune_request_logs(int64_t before_ms, int limit) {
   return guarded([&]() -> Result<int> {
     std::lock_guard lock(write_mu_);
     OutcomeSync relaxed(*writer_);
@@ -887,7 +849,7 @@ Result<int> Store::prune_request_logs(int64_t before_ms, int limit) {
   });
 }
 
-Status Store::cancel_execution(int64_t id, int64_t now_ms, const AuditEntry* audit) {
+Status SqliteStore::cancel_execution(int64_t id, int64_t now_ms, const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -926,7 +888,8 @@ Status exec_write(std::mutex& mu, SQLite::Database& db, const char* sql, Bind&& 
 }
 }  // namespace
 
-Status Store::mark_running(int64_t id, int attempts, int64_t started_at, std::string_view target) {
+Status SqliteStore::mark_running(int64_t id, int attempts, int64_t started_at,
+                                 std::string_view target) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -944,7 +907,7 @@ Status Store::mark_running(int64_t id, int attempts, int64_t started_at, std::st
   });
 }
 
-Status Store::record_plan(int64_t id, const nlohmann::json& plan) {
+Status SqliteStore::record_plan(int64_t id, const nlohmann::json& plan) {
   return exec_write(write_mu_, *writer_, "UPDATE executions SET plan = ? WHERE id = ?",
                     [&](SQLite::Statement& q) {
                       q.bind(1, plan.dump());
@@ -967,13 +930,13 @@ void append_attempt_error(SQLite::Statement& append, SQLite::Statement& bound, i
 }
 }  // namespace
 
-Status Store::requeue(int64_t id, const std::string& error, int64_t next_attempt_at,
-                      std::string_view target) {
+Status SqliteStore::requeue(int64_t id, const std::string& error, int64_t next_attempt_at,
+                            std::string_view target) {
   return requeue_all({id}, error, next_attempt_at, target);
 }
 
-Status Store::requeue_all(const std::vector<int64_t>& ids, const std::string& error,
-                          int64_t next_attempt_at, std::string_view target) {
+Status SqliteStore::requeue_all(const std::vector<int64_t>& ids, const std::string& error,
+                                int64_t next_attempt_at, std::string_view target) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     OutcomeSync relaxed(*writer_);
@@ -998,12 +961,12 @@ Status Store::requeue_all(const std::vector<int64_t>& ids, const std::string& er
   });
 }
 
-Status Store::finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,
-                     const std::string& error, int64_t finished_at, std::string_view target) {
+Status SqliteStore::finish(int64_t id, ExecutionStatus status, const nlohmann::json& result,
+                           const std::string& error, int64_t finished_at, std::string_view target) {
   return finish_all({Finished{id, status, &result, error, finished_at, target}});
 }
 
-Status Store::start_planned(const std::vector<PlannedRun>& runs, int64_t started_at) {
+Status SqliteStore::start_planned(const std::vector<PlannedRun>& runs, int64_t started_at) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1013,7 +976,7 @@ Status Store::start_planned(const std::vector<PlannedRun>& runs, int64_t started
   });
 }
 
-void Store::start_planned_locked(const std::vector<PlannedRun>& runs, int64_t started_at) {
+void SqliteStore::start_planned_locked(const std::vector<PlannedRun>& runs, int64_t started_at) {
   SQLite::Statement q(*writer_,
                       "UPDATE executions SET status = 'running', attempts = ?, "
                       "started_at = coalesce(started_at, ?), next_attempt_at = NULL, plan = ? "
@@ -1029,7 +992,7 @@ void Store::start_planned_locked(const std::vector<PlannedRun>& runs, int64_t st
   }
 }
 
-Status Store::finish_all(const std::vector<Finished>& outcomes) {
+Status SqliteStore::finish_all(const std::vector<Finished>& outcomes) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     // Only successes are relaxed: a lost success is re-applied to the same end. A failure is
@@ -1066,8 +1029,8 @@ Status Store::finish_all(const std::vector<Finished>& outcomes) {
   });
 }
 
-Status Store::finish_settled(const std::vector<PlannedRun>& runs, int64_t started_at,
-                             const std::vector<Finished>& outcomes) {
+Status SqliteStore::finish_settled(const std::vector<PlannedRun>& runs, int64_t started_at,
+                                   const std::vector<Finished>& outcomes) {
   if (runs.size() != outcomes.size()) return Status::Invalid("runs and outcomes differ in number");
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
@@ -1102,7 +1065,7 @@ Status Store::finish_settled(const std::vector<PlannedRun>& runs, int64_t starte
   });
 }
 
-Result<ExecutionRow> Store::get_execution(int64_t id) {
+Result<ExecutionRow> SqliteStore::get_execution(int64_t id) {
   return guarded([&]() -> Result<ExecutionRow> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(
@@ -1113,7 +1076,7 @@ Result<ExecutionRow> Store::get_execution(int64_t id) {
   });
 }
 
-Result<std::vector<ExecutionRow>> Store::list_executions(const ExecutionFilter& f) {
+Result<std::vector<ExecutionRow>> SqliteStore::list_executions(const ExecutionFilter& f) {
   return guarded([&]() -> Result<std::vector<ExecutionRow>> {
     std::string sql = std::string("SELECT ") + kExecutionColumns + " FROM executions WHERE 1=1";
     if (f.receiver_id) sql += " AND receiver_id = :rid";
@@ -1132,7 +1095,7 @@ Result<std::vector<ExecutionRow>> Store::list_executions(const ExecutionFilter& 
   });
 }
 
-Result<std::vector<ExecutionRow>> Store::unfinished_executions(int64_t after_id, int limit) {
+Result<std::vector<ExecutionRow>> SqliteStore::unfinished_executions(int64_t after_id, int limit) {
   return guarded([&]() -> Result<std::vector<ExecutionRow>> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_, std::string("SELECT ") + kExecutionColumns +
@@ -1146,7 +1109,7 @@ Result<std::vector<ExecutionRow>> Store::unfinished_executions(int64_t after_id,
   });
 }
 
-Result<std::vector<std::pair<int64_t, int64_t>>> Store::unfinished_counts() {
+Result<std::vector<std::pair<int64_t, int64_t>>> SqliteStore::unfinished_counts() {
   return guarded([&]() -> Result<std::vector<std::pair<int64_t, int64_t>>> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_,
@@ -1158,8 +1121,8 @@ Result<std::vector<std::pair<int64_t, int64_t>>> Store::unfinished_counts() {
   });
 }
 
-Result<std::optional<int64_t>> Store::find_execution_by_key(int64_t receiver_id,
-                                                            const std::string& key) {
+Result<std::optional<int64_t>> SqliteStore::find_execution_by_key(int64_t receiver_id,
+                                                                  const std::string& key) {
   return guarded([&]() -> Result<std::optional<int64_t>> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_,
@@ -1171,8 +1134,8 @@ Result<std::optional<int64_t>> Store::find_execution_by_key(int64_t receiver_id,
   });
 }
 
-Result<std::vector<RecentExecution>> Store::recent_executions(int64_t receiver_id,
-                                                              int64_t since_ms) {
+Result<std::vector<RecentExecution>> SqliteStore::recent_executions(int64_t receiver_id,
+                                                                    int64_t since_ms) {
   return guarded([&]() -> Result<std::vector<RecentExecution>> {
     std::lock_guard lock(read_mu_);
     // Newest first along executions_by_receiver (ids grow with time), stopping at `since_ms`.
@@ -1191,7 +1154,7 @@ Result<std::vector<RecentExecution>> Store::recent_executions(int64_t receiver_i
   });
 }
 
-Result<std::vector<int64_t>> Store::receivers_over(int64_t count) {
+Result<std::vector<int64_t>> SqliteStore::receivers_over(int64_t count) {
   return guarded([&]() -> Result<std::vector<int64_t>> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(
@@ -1203,7 +1166,7 @@ Result<std::vector<int64_t>> Store::receivers_over(int64_t count) {
   });
 }
 
-Result<int64_t> Store::unfinished_count(int64_t receiver_id) {
+Result<int64_t> SqliteStore::unfinished_count(int64_t receiver_id) {
   return guarded([&]() -> Result<int64_t> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_,
@@ -1215,10 +1178,10 @@ Result<int64_t> Store::unfinished_count(int64_t receiver_id) {
   });
 }
 
-Result<std::vector<int64_t>> Store::prunable_executions(const RetentionPolicy& p, int64_t now,
-                                                        int64_t protect_since_ms,
-                                                        const std::vector<int64_t>& over,
-                                                        int limit) {
+Result<std::vector<int64_t>> SqliteStore::prunable_executions(const RetentionPolicy& p, int64_t now,
+                                                              int64_t protect_since_ms,
+                                                              const std::vector<int64_t>& over,
+                                                              int limit) {
   return guarded([&]() -> Result<std::vector<int64_t>> {
     std::lock_guard lock(read_mu_);
     std::vector<int64_t> out;
@@ -1258,7 +1221,7 @@ Result<std::vector<int64_t>> Store::prunable_executions(const RetentionPolicy& p
   });
 }
 
-Result<int> Store::delete_executions(const std::vector<int64_t>& ids) {
+Result<int> SqliteStore::delete_executions(const std::vector<int64_t>& ids) {
   return guarded([&]() -> Result<int> {
     if (ids.empty()) return 0;
     std::lock_guard lock(write_mu_);
@@ -1296,7 +1259,7 @@ Result<int> Store::delete_executions(const std::vector<int64_t>& ids) {
   });
 }
 
-Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> Store::recent_executions(
+Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> SqliteStore::recent_executions(
     int64_t since_ms) {
   return guarded([&]() -> Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> {
     std::lock_guard lock(read_mu_);
@@ -1314,8 +1277,8 @@ Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> Store::recent_
   });
 }
 
-Status Store::set_setting(const std::string& name, const std::string& value,
-                          const AuditEntry* audit) {
+Status SqliteStore::set_setting(const std::string& name, const std::string& value,
+                                const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1331,7 +1294,7 @@ Status Store::set_setting(const std::string& name, const std::string& value,
   });
 }
 
-Result<std::optional<std::string>> Store::get_setting(const std::string& name) {
+Result<std::optional<std::string>> SqliteStore::get_setting(const std::string& name) {
   return guarded([&]() -> Result<std::optional<std::string>> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_, "SELECT value FROM settings WHERE name = ?");
@@ -1343,9 +1306,9 @@ Result<std::optional<std::string>> Store::get_setting(const std::string& name) {
 
 // --- admin tokens ------------------------------------------------------------------------
 
-Result<AdminTokenRow> Store::insert_admin_token(const std::string& name,
-                                                const std::string& token_hash, Role role,
-                                                const AuditEntry* audit) {
+Result<AdminTokenRow> SqliteStore::insert_admin_token(const std::string& name,
+                                                      const std::string& token_hash, Role role,
+                                                      const AuditEntry* audit) {
   return guarded([&]() -> Result<AdminTokenRow> {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1365,7 +1328,7 @@ Result<AdminTokenRow> Store::insert_admin_token(const std::string& name,
   });
 }
 
-Result<std::vector<AdminTokenRow>> Store::list_admin_tokens() {
+Result<std::vector<AdminTokenRow>> SqliteStore::list_admin_tokens() {
   return guarded([&]() -> Result<std::vector<AdminTokenRow>> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(
@@ -1384,7 +1347,7 @@ Result<std::vector<AdminTokenRow>> Store::list_admin_tokens() {
   });
 }
 
-Status Store::delete_admin_token(int64_t id, const AuditEntry* audit) {
+Status SqliteStore::delete_admin_token(int64_t id, const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1408,7 +1371,8 @@ Status Store::delete_admin_token(int64_t id, const AuditEntry* audit) {
   });
 }
 
-Result<AdminTokenRow> Store::set_admin_token_role(int64_t id, Role role, const AuditEntry* audit) {
+Result<AdminTokenRow> SqliteStore::set_admin_token_role(int64_t id, Role role,
+                                                        const AuditEntry* audit) {
   Status s = guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1443,8 +1407,9 @@ Result<AdminTokenRow> Store::set_admin_token_role(int64_t id, Role role, const A
   return Status::NotFound("no admin token with id " + std::to_string(id));
 }
 
-Result<int> Store::replace_env_admin_token(const std::string& name, const std::string& token_hash,
-                                           const AuditEntry* audit) {
+Result<int> SqliteStore::replace_env_admin_token(const std::string& name,
+                                                 const std::string& token_hash,
+                                                 const AuditEntry* audit) {
   return guarded([&]() -> Result<int> {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1508,7 +1473,7 @@ namespace {
 constexpr size_t kMaxAuditSide = 64 * 1024;
 }  // namespace
 
-ReceiverRow Store::receiver_locked(int64_t id) {
+ReceiverRow SqliteStore::receiver_locked(int64_t id) {
   SQLite::Statement q(*writer_,
                       std::string("SELECT ") + kReceiverColumns + " FROM receivers WHERE id = ?");
   q.bind(1, id);
@@ -1516,8 +1481,8 @@ ReceiverRow Store::receiver_locked(int64_t id) {
   return read_receiver(q);
 }
 
-void Store::audit_locked(const AuditEntry& a, std::optional<int64_t> target_id,
-                         const ReceiverRow* row) {
+void SqliteStore::audit_locked(const AuditEntry& a, std::optional<int64_t> target_id,
+                               const ReceiverRow* row) {
   SQLite::Statement q(
       *writer_,
       "INSERT INTO audit_log (at, actor_id, actor_name, actor_role, source, action, "
@@ -1558,7 +1523,7 @@ void Store::audit_locked(const AuditEntry& a, std::optional<int64_t> target_id,
   q.exec();
 }
 
-Status Store::record_audit(const AuditEntry& entry) {
+Status SqliteStore::record_audit(const AuditEntry& entry) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     audit_locked(entry);
@@ -1566,7 +1531,7 @@ Status Store::record_audit(const AuditEntry& entry) {
   });
 }
 
-Result<std::vector<AuditEntry>> Store::list_audit(const AuditFilter& f) {
+Result<std::vector<AuditEntry>> SqliteStore::list_audit(const AuditFilter& f) {
   return guarded([&]() -> Result<std::vector<AuditEntry>> {
     std::lock_guard lock(read_mu_);
     std::string sql =
@@ -1602,7 +1567,7 @@ Result<std::vector<AuditEntry>> Store::list_audit(const AuditFilter& f) {
   });
 }
 
-Result<int> Store::prune_audit(const AuditRetention& r, int64_t now, int limit) {
+Result<int> SqliteStore::prune_audit(const AuditRetention& r, int64_t now, int limit) {
   return guarded([&]() -> Result<int> {
     std::lock_guard lock(write_mu_);
     // The oldest rows first: those past the age, and those below the newest `keep`.
@@ -1621,14 +1586,14 @@ Result<int> Store::prune_audit(const AuditRetention& r, int64_t now, int limit) 
 
 // --- notifications -----------------------------------------------------------------------
 
-void Store::refresh_any_subscriptions_locked() {
+void SqliteStore::refresh_any_subscriptions_locked() {
   SQLite::Statement q(*writer_, "SELECT EXISTS (SELECT 1 FROM subscriptions)");
   q.executeStep();
   any_subscriptions_ = q.getColumn(0).getInt() != 0;
 }
 
-void Store::note_status_locked(int64_t execution_id, const char* event, std::string_view target,
-                               int64_t now) {
+void SqliteStore::note_status_locked(int64_t execution_id, const char* event,
+                                     std::string_view target, int64_t now) {
   // No subscription anywhere (the usual case): the status change costs nothing more.
   if (!any_subscriptions_) return;
   SQLite::Statement& dropped = *note_dropped_;
@@ -1702,8 +1667,8 @@ std::string events_json(const std::vector<std::string>& events) {
 }
 }  // namespace
 
-Result<SubscriptionRow> Store::insert_subscription(const SubscriptionRow& s,
-                                                   const AuditEntry* audit) {
+Result<SubscriptionRow> SqliteStore::insert_subscription(const SubscriptionRow& s,
+                                                         const AuditEntry* audit) {
   auto id = guarded([&]() -> Result<int64_t> {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1732,8 +1697,8 @@ Result<SubscriptionRow> Store::insert_subscription(const SubscriptionRow& s,
   return get_subscription(s.receiver_id, *id);
 }
 
-Result<SubscriptionRow> Store::update_subscription(const SubscriptionRow& s,
-                                                   const AuditEntry* audit) {
+Result<SubscriptionRow> SqliteStore::update_subscription(const SubscriptionRow& s,
+                                                         const AuditEntry* audit) {
   Status st = guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1759,7 +1724,7 @@ Result<SubscriptionRow> Store::update_subscription(const SubscriptionRow& s,
   return get_subscription(s.receiver_id, s.id);
 }
 
-Status Store::delete_subscription(int64_t receiver_id, int64_t id, const AuditEntry* audit) {
+Status SqliteStore::delete_subscription(int64_t receiver_id, int64_t id, const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1781,7 +1746,7 @@ Status Store::delete_subscription(int64_t receiver_id, int64_t id, const AuditEn
   });
 }
 
-Result<SubscriptionRow> Store::get_subscription(int64_t receiver_id, int64_t id) {
+Result<SubscriptionRow> SqliteStore::get_subscription(int64_t receiver_id, int64_t id) {
   return guarded([&]() -> Result<SubscriptionRow> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_, std::string("SELECT ") + kSubscriptionColumns +
@@ -1793,7 +1758,7 @@ Result<SubscriptionRow> Store::get_subscription(int64_t receiver_id, int64_t id)
   });
 }
 
-Result<std::vector<SubscriptionRow>> Store::list_subscriptions(int64_t receiver_id) {
+Result<std::vector<SubscriptionRow>> SqliteStore::list_subscriptions(int64_t receiver_id) {
   return guarded([&]() -> Result<std::vector<SubscriptionRow>> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_, std::string("SELECT ") + kSubscriptionColumns +
@@ -1805,7 +1770,8 @@ Result<std::vector<SubscriptionRow>> Store::list_subscriptions(int64_t receiver_
   });
 }
 
-Result<std::optional<ClaimedDelivery>> Store::claim_due_delivery(int64_t now, int64_t lease_ms) {
+Result<std::optional<ClaimedDelivery>> SqliteStore::claim_due_delivery(int64_t now,
+                                                                       int64_t lease_ms) {
   return guarded([&]() -> Result<std::optional<ClaimedDelivery>> {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1829,7 +1795,7 @@ Result<std::optional<ClaimedDelivery>> Store::claim_due_delivery(int64_t now, in
   });
 }
 
-Result<std::optional<int64_t>> Store::next_delivery_due() {
+Result<std::optional<int64_t>> SqliteStore::next_delivery_due() {
   return guarded([&]() -> Result<std::optional<int64_t>> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_,
@@ -1839,7 +1805,7 @@ Result<std::optional<int64_t>> Store::next_delivery_due() {
   });
 }
 
-Status Store::record_delivery_attempt(int64_t delivery_id, const DeliveryOutcome& o) {
+Status SqliteStore::record_delivery_attempt(int64_t delivery_id, const DeliveryOutcome& o) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1908,8 +1874,8 @@ Status Store::record_delivery_attempt(int64_t delivery_id, const DeliveryOutcome
   });
 }
 
-Status Store::redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now,
-                        const AuditEntry* audit) {
+Status SqliteStore::redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now,
+                              const AuditEntry* audit) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -1940,9 +1906,9 @@ Status Store::redeliver(int64_t receiver_id, int64_t delivery_id, int64_t now,
   });
 }
 
-Result<std::vector<DeliveryRow>> Store::list_deliveries(int64_t receiver_id,
-                                                        const std::string& state, int limit,
-                                                        int64_t before_id) {
+Result<std::vector<DeliveryRow>> SqliteStore::list_deliveries(int64_t receiver_id,
+                                                              const std::string& state, int limit,
+                                                              int64_t before_id) {
   return guarded([&]() -> Result<std::vector<DeliveryRow>> {
     std::lock_guard lock(read_mu_);
     std::string sql = std::string("SELECT ") + kDeliveryColumns +
@@ -1960,7 +1926,7 @@ Result<std::vector<DeliveryRow>> Store::list_deliveries(int64_t receiver_id,
   });
 }
 
-Result<DeliveryRow> Store::get_delivery(int64_t receiver_id, int64_t id) {
+Result<DeliveryRow> SqliteStore::get_delivery(int64_t receiver_id, int64_t id) {
   return guarded([&]() -> Result<DeliveryRow> {
     std::lock_guard lock(read_mu_);
     SQLite::Statement q(*reader_, std::string("SELECT ") + kDeliveryColumns +
@@ -1972,7 +1938,7 @@ Result<DeliveryRow> Store::get_delivery(int64_t receiver_id, int64_t id) {
   });
 }
 
-Result<std::unordered_map<int64_t, std::vector<DeliveryAttemptRow>>> Store::delivery_attempts(
+Result<std::unordered_map<int64_t, std::vector<DeliveryAttemptRow>>> SqliteStore::delivery_attempts(
     const std::vector<int64_t>& ids, int limit) {
   return guarded([&]() -> Result<std::unordered_map<int64_t, std::vector<DeliveryAttemptRow>>> {
     std::lock_guard lock(read_mu_);
@@ -2006,7 +1972,7 @@ Result<std::unordered_map<int64_t, std::vector<DeliveryAttemptRow>>> Store::deli
 
 // --- sealed secrets ----------------------------------------------------------------------
 
-Result<std::vector<SealedText>> Store::sealed_texts(bool include_finished_executions) {
+Result<std::vector<SealedText>> SqliteStore::sealed_texts(bool include_finished_executions) {
   return guarded([&]() -> Result<std::vector<SealedText>> {
     std::lock_guard lock(read_mu_);
     std::vector<SealedText> out;
@@ -2043,7 +2009,7 @@ Result<std::vector<SealedText>> Store::sealed_texts(bool include_finished_execut
   });
 }
 
-Status Store::rewrite_sealed_texts(const std::vector<SealedText>& texts) {
+Status SqliteStore::rewrite_sealed_texts(const std::vector<SealedText>& texts) {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     SQLite::Transaction tx(*writer_);
@@ -2066,7 +2032,7 @@ Status Store::rewrite_sealed_texts(const std::vector<SealedText>& texts) {
   });
 }
 
-Status Store::check_writable() {
+Status SqliteStore::check_writable() {
   return guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     writer_->exec("BEGIN IMMEDIATE");
