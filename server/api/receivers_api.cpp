@@ -109,6 +109,19 @@ Role App::role_of(const AuditEntry& actor) {
 
 bool App::is_admin(const AuditEntry& actor) { return role_of(actor) >= Role::kAdmin; }
 
+namespace {
+// A receiver's view as `actor` may read it: a read-only token sees a URL's credentials redacted
+// (user:********@), as in its notification subscriptions; operators and admins see what they
+// edit.
+json for_role(json view, Role role) {
+  if (role >= Role::kOperator) return view;
+  // The driver's target and description name the URL too (the webhook driver's "target").
+  for (const char* key : {"config", "target", "description"})
+    view[key] = redact_url_credentials(std::move(view[key]));
+  return view;
+}
+}  // namespace
+
 Result<json> App::receiver_json(const Receiver& r, bool with_url) const {
   ExecutionFilter last;
   last.receiver_id = r.row.id;
@@ -213,7 +226,7 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
       }
       auto view = receiver_json(**r, is_admin(actor));
       if (!view.ok()) return from_status(view.status());
-      items.push_back(std::move(view).value());
+      items.push_back(for_role(std::move(view).value(), role_of(actor)));
     }
     return json_response(
         200, {{"items", items}, {"total", total}, {"limit", *limit}, {"offset", *offset}});
@@ -228,7 +241,7 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
       if (!r.ok()) return from_status(r.status());
       auto view = receiver_json(**r, is_admin(actor));
       if (!view.ok()) return from_status(view.status());
-      HttpResponse resp = json_response(200, *view);
+      HttpResponse resp = json_response(200, for_role(std::move(view).value(), role_of(actor)));
       // What PUT's If-Match compares (update_receiver).
       resp.headers.emplace_back("ETag", "\"" + std::to_string(row->version) + "\"");
       return resp;

@@ -746,3 +746,28 @@ TEST_CASE("roles: a read-only token never sees the credentials in a subscription
     CHECK(list.body.find(bare_token) != std::string::npos);
   }
 }
+
+TEST_CASE("roles: a read-only token never sees the credentials in a receiver's URL") {
+  TestServer s("", no_docker());
+  Tokens t = make_role_tokens(s);
+  const std::string password = "rcv-pass-7c2e9b14",
+                    url_with_password = "https://hook-user:" + password + "@hooks.invalid/in";
+  json body = webhook_receiver("url-creds", whsec(), "Bearer x");
+  body["config"]["url"] = url_with_password;
+  json rec = s.create_receiver(body);
+  const std::string one = "/api/v1/receivers/" + std::to_string(rec["id"].get<int64_t>());
+  for (const auto& path : {std::string("/api/v1/receivers"), one}) {
+    auto r = as(s, t.ro, "GET", path);
+    INFO(path << ": " << r.body);
+    REQUIRE(r.status == 200);
+    CHECK(r.body.find(password) == std::string::npos);
+  }
+  json ro = expect(as(s, t.ro, "GET", one), 200);
+  CHECK(ro["config"]["url"] == "https://hook-user:********@hooks.invalid/in");
+  CHECK(ro["target"] == "https://hook-user:********@hooks.invalid/in");
+  // Operators and admins see the URL as saved, to check and edit it.
+  for (const auto& token : {t.op, std::string()}) {
+    auto r = token.empty() ? s.request("GET", one) : as(s, token, "GET", one);
+    CHECK(expect(r, 200)["config"]["url"] == url_with_password);
+  }
+}
