@@ -92,12 +92,7 @@ void Ingest::hand_over(Committed& c) {
   {
     std::unique_lock lock(answer_mu_);
     taken_cv_.wait(lock, [&] { return ring_count_ < kCommitted; });
-    Committed& slot = ring_[(ring_first_ + ring_count_++) % kCommitted];
-    slot.batch.swap(c.batch);
-    slot.outcomes.swap(c.outcomes);
-    slot.waits.swap(c.waits);
-    slot.plan_status.swap(c.plan_status);
-    slot.status = c.status;
+    ring_[(ring_first_ + ring_count_++) % kCommitted].swap(c);
   }
   answer_cv_.notify_one();
 }
@@ -110,15 +105,8 @@ void Ingest::answer() {
       std::unique_lock lock(answer_mu_);
       answer_cv_.wait(lock, [&] { return ring_count_ > 0 || writer_done_; });
       if (ring_count_ == 0) return;  // the writer ended and every batch was answered
-      for (; ring_count_ > 0; --ring_count_, ring_first_ = (ring_first_ + 1) % kCommitted) {
-        Committed& slot = ring_[ring_first_];
-        done[n].batch.swap(slot.batch);
-        done[n].outcomes.swap(slot.outcomes);
-        done[n].waits.swap(slot.waits);
-        done[n].plan_status.swap(slot.plan_status);
-        done[n].status = std::move(slot.status);
-        ++n;
-      }
+      for (; ring_count_ > 0; --ring_count_, ring_first_ = (ring_first_ + 1) % kCommitted)
+        done[n++].swap(ring_[ring_first_]);
     }
     taken_cv_.notify_one();
     answer_all(done, n);

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "receivers.h"
@@ -105,6 +106,14 @@ class Ingest {
     Status status = Status::Ok();
     std::vector<PlanWait*> waits;
     std::vector<Status> plan_status;
+    // Trades contents with `o`: each side keeps reusing the other's buffers.
+    void swap(Committed& o) {
+      batch.swap(o.batch);
+      outcomes.swap(o.outcomes);
+      waits.swap(o.waits);
+      plan_status.swap(o.plan_status);
+      std::swap(status, o.status);
+    }
   };
   // Hands a committed batch to the answerer (its vectors are swapped with an empty slot's, so
   // both sides keep reusing buffers); waits while kCommitted batches already wait.

@@ -149,6 +149,16 @@ void append_json_string(std::string& out, std::string_view s) {
                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 }
+
+// One [name, value] element appended to the JSON array open in `out` ("[" or "[...").
+void append_pair(std::string& out, std::string_view name, std::string_view value) {
+  if (out.size() > 1) out += ',';
+  out += '[';
+  append_json_string(out, name);
+  out += ',';
+  append_json_string(out, value);
+  out += ']';
+}
 }  // namespace
 
 bool redact_token(std::string& s, std::string_view token) {
@@ -263,22 +273,13 @@ RequestLogRow capture_request(const InboundRequest& req, std::string_view source
           return;
         }
         h.bytes += size;
-        std::string& out = h.row.headers;
-        if (out.size() > 1) out += ',';
-        out += '[';
-        append_json_string(out, name);
-        out += ',';
-        append_json_string(out, value);
-        out += ']';
+        append_pair(h.row.headers, name, value);
       },
       &h);
-  if (h.left_out > 0) {
-    if (row.headers.size() > 1) row.headers += ',';
-    row.headers += "[\"\",";
-    append_json_string(row.headers, std::to_string(h.left_out) + " more headers not kept (over " +
-                                        std::to_string(kRequestLogHeaderBytes) + " bytes)");
-    row.headers += ']';
-  }
+  if (h.left_out > 0)
+    append_pair(row.headers, "",
+                std::to_string(h.left_out) + " more headers not kept (over " +
+                    std::to_string(kRequestLogHeaderBytes) + " bytes)");
   row.headers += ']';
   std::string_view body = req.body();
   row.body_size = static_cast<int64_t>(body.size());

@@ -421,6 +421,44 @@ TEST_CASE("ingest: no answer, plan return or hand-over before the sync that cove
   for (const auto& [s, a] : answers.got) CHECK(s.ok());
 }
 
+TEST_CASE("ingest: triggers committed but not yet synced count against the bound") {
+  // The writer may run ahead of the answerer's sync; what it committed and has not answered
+  // still holds memory, so it counts: with the sync held, the bound refuses the next trigger.
+  TempDir dir;
+  auto store = open_store(dir);
+  auto r = receiver(*store);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  Answers answers;
+  Ingest ingest(
+      *store, [](const Ingest::Trigger&, int64_t) {}, /*max_pending=*/3, nullptr,
+      [&] {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return release; });
+        return store->sync_wal();
+      });
+  for (int i = 0; i < 3; ++i)
+    ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (count_executions(*store) < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(count_executions(*store) == 3);  // committed: none waits in the queue any more
+  ingest.submit(Ingest::Trigger{r, nullptr, {}, {}, {}}, answers.done());
+  {
+    std::lock_guard lock(answers.mu);
+    REQUIRE(answers.got.size() == 1);
+    CHECK(answers.got[0].second.overloaded);
+  }
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  REQUIRE(answers.wait(4));
+  CHECK(count_executions(*store) == 3);
+}
+
 TEST_CASE("ingest: the store's sync_wal syncs the WAL file SQLite writes") {
   TempDir dir;
   auto store = open_store(dir);

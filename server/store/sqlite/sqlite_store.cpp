@@ -166,20 +166,24 @@ SqliteStore::~SqliteStore() {
   if (wal_fd_ >= 0) ::close(wal_fd_);
 }
 
+namespace {
+// A system call on the WAL file failed: what, which file, and errno's reason.
+Status wal_error(const char* what, const std::string& path) {
+  return Status::Internal(std::string(what) + " " + path + ": " + std::strerror(errno));
+}
+}  // namespace
+
 Status SqliteStore::open_wal_locked() {
-  auto failed = [&](const char* what) {
-    return Status::Internal(std::string(what) + " " + wal_path_ + ": " + std::strerror(errno));
-  };
   // fdatasync() on any descriptor of a file writes that file's dirty pages: the ones SQLite's own
   // descriptor wrote. Opened now, right after SQLite opened the file, so that this is SQLite's
   // file and a writeback error is reported to this descriptor too.
   wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (wal_fd_ < 0) return failed("cannot open the WAL file");
+  if (wal_fd_ < 0) return wal_error("cannot open the WAL file", wal_path_);
   // The WAL file's name must survive a power loss too: its directory is synced once.
   std::string dir = wal_path_.substr(0, wal_path_.find_last_of('/') + 1);
   int d = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (d < 0 || ::fsync(d) != 0) {
-    Status s = failed("cannot sync the directory of");
+    Status s = wal_error("cannot sync the directory of", wal_path_);
     if (d >= 0) ::close(d);
     return s;
   }
@@ -190,20 +194,18 @@ Status SqliteStore::open_wal_locked() {
 Status SqliteStore::sync_wal() {
   std::lock_guard lock(wal_mu_);
   if (wal_fd_ < 0) return Status::Ok();  // not in WAL mode: SQLite synced every commit
-  auto failed = [&](const char* what) {
-    return Status::Internal(std::string(what) + " " + wal_path_ + ": " + std::strerror(errno));
-  };
   // SQLite keeps its WAL file (same inode) while its connections are open: a file by that name
   // that is another one means SQLite's commits go elsewhere, and no sync here covers them.
   struct stat named {};
-  if (::stat(wal_path_.c_str(), &named) != 0) return failed("cannot find the WAL file");
+  if (::stat(wal_path_.c_str(), &named) != 0)
+    return wal_error("cannot find the WAL file", wal_path_);
   struct stat opened {};
   if (::fstat(wal_fd_, &opened) != 0 || opened.st_ino != named.st_ino ||
       opened.st_dev != named.st_dev) {
     errno = ESTALE;
-    return failed("another file replaced the WAL file");
+    return wal_error("another file replaced the WAL file", wal_path_);
   }
-  if (::fdatasync(wal_fd_) != 0) return failed("cannot fdatasync");
+  if (::fdatasync(wal_fd_) != 0) return wal_error("cannot fdatasync", wal_path_);
   return Status::Ok();
 }
 
