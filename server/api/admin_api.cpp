@@ -404,6 +404,21 @@ HttpResponse App::workers_api(const HttpRequest& req, const std::vector<std::str
   return state();
 }
 
+Status App::refresh_setting(const std::string& name) {
+  if (name != kWorkersPausedSetting) return Status::Ok();
+  std::lock_guard lock(workers_writes_);
+  auto value = ctx_.store.get_setting(kWorkersPausedSetting);
+  if (!value.ok()) return value.status();
+  bool pause = *value == std::optional<std::string>("true");
+  if (ctx_.executor.paused() == pause) return Status::Ok();
+  if (pause)
+    ctx_.executor.pause();
+  else
+    ctx_.executor.resume();
+  log::info(pause ? "workers paused (by another replica)" : "workers resumed (by another replica)");
+  return Status::Ok();
+}
+
 HttpResponse App::drivers_api(const HttpRequest&) {
   json items = json::array();
   for (const Driver* d : ctx_.drivers.all())

@@ -75,6 +75,16 @@ class App {
   // Set once, before the server serves (the port may be known only after binding).
   void set_public_url(std::string url) { ctx_.public_url = std::move(url); }
 
+  // Another replica changed receiver `id` (Store::watch, docs/scale-out.md): the cache takes
+  // the stored row as this replica's own change would have published it, or drops it when it
+  // is gone. A row the cache holds at the same or a newer version is left alone.
+  void refresh_receiver(int64_t id);
+  // Every receiver, after a gap in the changes: stored rows refreshed, cached ones no longer
+  // stored dropped.
+  Status refresh_receivers();
+  // Another replica changed a setting: this one follows (workers_paused: pause or resume).
+  Status refresh_setting(const std::string& name);
+
   // The trigger URL currently valid for a receiver.
   std::string trigger_url(const Receiver& r) const;
 
@@ -150,6 +160,9 @@ class App {
   static Role role_of(const AuditEntry& actor);
   Result<std::shared_ptr<const Receiver>> view_of(const ReceiverRow& row);
   void seed_limiter(const Receiver& r, bool existing = false);
+  // Builds and publishes a committed row (receiver_writes_ held); nullptr when it cannot be built
+  // (then no older version answers for it either).
+  Result<std::shared_ptr<const Receiver>> publish_locked(const ReceiverRow& row);
   // Seals the body's secrets (keeping `previous` ones sent back redacted) and validates the
   // result against the driver and, when `check_peer`, its live peer (?check_peer=false skips it).
   Result<std::shared_ptr<const Receiver>> check_receiver(ReceiverRow row,

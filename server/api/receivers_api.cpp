@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <charconv>
 #include <set>
+#include <unordered_set>
 
 #include "app.h"
 #include "crypto.h"
@@ -158,25 +159,80 @@ HttpResponse App::commit_receiver(int status, const std::function<Result<Receive
     std::lock_guard lock(receiver_writes_);
     auto row = write();
     if (!row.ok()) return from_status(row.status());
-    auto r =
-        make_receiver(*row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false, ctx_.default_limits);
-    if (!r.ok()) {
-      // Committed but unusable (e.g. its sealed secrets do not open): no older version may go on
-      // answering for it.
-      ctx_.receivers.erase(row->id, /*deleted=*/false);
-      return from_status(r.status());
-    }
-    if (auto old = ctx_.receivers.find(row->id))  // cooldowns and rate limits outlive an edit
-      std::const_pointer_cast<Receiver>(*r)->limiter = old->limiter;
-    else
-      seed_limiter(**r, /*existing=*/row->version > 1);
-    ctx_.receivers.put(*r);
+    auto r = publish_locked(*row);
+    if (!r.ok()) return from_status(r.status());
     published = *r;
   }
   auto body = receiver_json(*published, with_url);
   if (!body.ok()) return from_status(body.status());
   if (url_revoked) body.value()["url_revoked"] = *url_revoked;
   return json_response(status, *body);
+}
+
+Result<std::shared_ptr<const Receiver>> App::publish_locked(const ReceiverRow& row) {
+  auto r =
+      make_receiver(row, ctx_.drivers, ctx_.secrets, /*check_peer=*/false, ctx_.default_limits);
+  if (!r.ok()) {
+    // Committed but unusable (e.g. its sealed secrets do not open): no older version may go on
+    // answering for it.
+    ctx_.receivers.erase(row.id, /*deleted=*/false);
+    return r.status();
+  }
+  if (auto old = ctx_.receivers.find(row.id))  // cooldowns and rate limits outlive an edit
+    std::const_pointer_cast<Receiver>(*r)->limiter = old->limiter;
+  else
+    seed_limiter(**r, /*existing=*/row.version > 1);
+  ctx_.receivers.put(*r);
+  return r;
+}
+
+void App::refresh_receiver(int64_t id) {
+  std::lock_guard lock(receiver_writes_);
+  auto row = ctx_.store.get_receiver(id);
+  if (!row.ok()) {
+    if (row.status().code() == Status::Code::kNotFound) {
+      ctx_.receivers.erase(id, /*deleted=*/true);
+    } else {
+      log::warn(
+          "cannot read a receiver another replica changed; the next change or resync "
+          "reads it again",
+          {{"receiver_id", id}, {"error", row.status().message()}});
+    }
+    return;
+  }
+  if (auto cached = ctx_.receivers.find(id); cached && cached->row.version >= row->version) return;
+  if (auto r = publish_locked(*row); !r.ok())
+    log::warn("a receiver another replica changed cannot be built; its URL answers nothing",
+              {{"receiver_id", id}, {"error", r.status().message()}});
+}
+
+Status App::refresh_receivers() {
+  std::unordered_set<int64_t> stored;
+  int64_t after = 0;
+  for (;;) {
+    auto page = ctx_.store.receivers_after(after, 1000);
+    if (!page.ok()) return page.status();
+    if (page->empty()) break;
+    for (const ReceiverRow& row : *page) {
+      stored.insert(row.id);
+      after = row.id;
+      std::lock_guard lock(receiver_writes_);
+      if (auto cached = ctx_.receivers.find(row.id); cached && cached->row.version >= row.version)
+        continue;
+      if (auto r = publish_locked(row); !r.ok())
+        log::warn("a receiver another replica changed cannot be built; its URL answers nothing",
+                  {{"receiver_id", row.id}, {"error", r.status().message()}});
+    }
+  }
+  for (const auto& r : ctx_.receivers.all())
+    if (!stored.count(r->row.id)) {
+      std::lock_guard lock(receiver_writes_);
+      // Read again under the lock: created here after the pages above were read, it is stored.
+      if (auto again = ctx_.store.get_receiver(r->row.id);
+          !again.ok() && again.status().code() == Status::Code::kNotFound)
+        ctx_.receivers.erase(r->row.id, /*deleted=*/true);
+    }
+  return Status::Ok();
 }
 
 void App::seed_limiter(const Receiver& r, bool existing) {

@@ -94,6 +94,31 @@ void Executor::enqueue(Job job) {
   if (ready) cv_.notify_one();
 }
 
+std::vector<int64_t> Executor::adopt_ids(const std::vector<int64_t>& ids) {
+  std::vector<int64_t> now;
+  std::lock_guard lock(mu_);
+  for (int64_t id : ids) {
+    if (loader_ && id > watermark_) {  // a later page reads it, in order
+      spilled_ = true;
+      spilled_max_ = std::max(spilled_max_, id);
+      ++unheld_;
+    } else {
+      now.push_back(id);
+    }
+  }
+  cv_.notify_all();
+  return now;
+}
+
+void Executor::adopt(std::vector<Job> jobs) {
+  bool ready = false;
+  {
+    std::lock_guard lock(mu_);
+    for (Job& j : jobs) ready |= add_locked(std::move(j));
+  }
+  if (ready) cv_.notify_all();
+}
+
 bool Executor::add_locked(Job job) {
   // Cancelled in the store only: the canceller gave its queue slot back (App::cancel_execution).
   if (!cancelled_.empty() && cancelled_.erase(job.id)) return false;
@@ -317,10 +342,31 @@ void Executor::work() {
     for (size_t i = 0; i < jobs.size(); ++i) tries[i] = jobs[i].attempts;
     lock.unlock();
 
+    if (target_locks_.acquire) {
+      auto held = target_locks_.acquire(lane);
+      if (!held.ok() || !*held) {
+        if (!held.ok())
+          log::warn("cannot take a target's lock; trying again",
+                    {{"lane", lane}, {"error", held.status().message()}});
+        lock.lock();
+        Lane& l = lanes_[lane];
+        for (size_t i = jobs.size(); i-- > 0;) l.jobs.push_front(std::move(jobs[i]));
+        l.timer = ++next_timer_;
+        l.due = clock_.steady_ms() + kTargetBusy.count();
+        timers_.push({l.due, lane, 0, l.timer});
+        cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
+        continue;
+      }
+    }
+
     std::chrono::milliseconds retry_in{0};
     bool plans_unrecorded = false;
     size_t done = jobs.size() == 1 ? size_t(run_once(jobs.front(), &retry_in))
                                    : run_batch(jobs, &retry_in, &plans_unrecorded);
+    if (target_locks_.release &&
+        std::none_of(jobs.begin() + static_cast<std::ptrdiff_t>(done), jobs.end(),
+                     [](const Job& j) { return j.unrecorded.has_value(); }))
+      target_locks_.release(lane);
 
     lock.lock();
     Lane& l = lanes_[lane];

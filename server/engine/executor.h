@@ -117,6 +117,24 @@ class Executor {
   using PlanRecorder =
       std::function<Status(const std::vector<Store::PlannedRun>& runs, int64_t started_at)>;
   void record_plans_with(PlanRecorder recorder) { record_plans_ = std::move(recorder); }
+  // Replicas on one database (docs/scale-out.md): a worker runs a lane's round only while this
+  // replica holds the lock of its target, so two replicas never act on one target at once.
+  // acquire() answers false (or an error) while another replica holds it: the lane waits
+  // kTargetBusy and asks again, its executions queued. release() follows each round, unless an
+  // outcome is still to be recorded (the lane, and so the target, stays held). Set before start().
+  struct TargetLocks {
+    std::function<Result<bool>(const std::string& lane)> acquire;
+    std::function<void(const std::string& lane)> release;
+  };
+  void lock_targets_with(TargetLocks locks) { target_locks_ = std::move(locks); }
+  static constexpr std::chrono::milliseconds kTargetBusy{200};
+  // Executions taken over from a replica whose lease ran out (Store::take_over_expired), in two
+  // steps that keep the paging's promise (every unfinished execution up to the watermark is
+  // held): adopt_ids() leaves those above the watermark to the pages, which read them in order,
+  // and answers the others, which the caller turns into jobs for adopt() (they join the back of
+  // their lanes).
+  std::vector<int64_t> adopt_ids(const std::vector<int64_t>& ids);
+  void adopt(std::vector<Job> jobs);
   // An operator's cancel of a queued execution (one waiting to run or to retry): recorded as
   // failed with the error "cancelled" (Store::cancel_execution) and never run. Decided under the
   // executor's lock, which a worker needs to take a job: a job still in its lane's queue is
@@ -212,6 +230,7 @@ class Executor {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   const Loader loader_;
   PlanRecorder record_plans_;
+  TargetLocks target_locks_;
   const size_t max_held_;
   size_t held_ = 0;    // jobs in lanes_ (queued, retrying or running)
   size_t unheld_ = 0;  // unfinished executions in the store only (an estimate while spilled)

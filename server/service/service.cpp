@@ -33,6 +33,10 @@
 
 namespace tripline {
 
+namespace {
+class ReplicaKeeper;
+}
+
 struct Service::Parts {
   ServiceOptions options;
   std::unique_ptr<Store> store;
@@ -52,6 +56,11 @@ struct Service::Parts {
   std::unique_ptr<HttpServer> http;
   std::string public_url;
   std::optional<std::string> generated_admin_token;
+  // Replicas (docs/scale-out.md): what other replicas change is followed while `following`
+  // (Service::stop() ends it, waiting for a change being followed); the lease and take-overs.
+  std::mutex follow_mu;
+  bool following = true;
+  std::unique_ptr<ReplicaKeeper> keeper;  // last: stopped and destroyed first
 };
 
 namespace {
@@ -197,14 +206,13 @@ Result<size_t> load_receivers(Service::Parts& p) {
 
 // The executor's Loader: the next page of unfinished executions from the store, as jobs. Used at
 // start-up (recovery after a restart) and whenever the executor's in-memory window was full.
-Result<LoadedPage> load_page(Service::Parts& p, int64_t after_id, int limit) {
-  auto rows = p.store->unfinished_executions(after_id, limit);
-  if (!rows.ok()) return rows.status();
-  LoadedPage page;
-  page.rows = static_cast<int>(rows->size());
+// Unfinished executions as jobs (a page of them, or those taken over from another replica):
+// rows that cannot be resumed are failed in the store and left out.
+Status jobs_from_rows(Service::Parts& p, const std::vector<ExecutionRow>& rows, LoadedPage* out) {
+  LoadedPage& page = *out;
   std::map<const Driver*, std::vector<std::string>>
       secrets;  // each driver's schema read once a page
-  for (const ExecutionRow& e : *rows) {
+  for (const ExecutionRow& e : rows) {
     page.last_id = e.id;
     const Driver* driver = p.drivers.find(e.driver);
     Result<std::shared_ptr<const DriverConfig>> config =
@@ -236,8 +244,110 @@ Result<LoadedPage> load_page(Service::Parts& p, int64_t after_id, int limit) {
     if (receiver) j.backlog = receiver->limiter->queued();
     page.jobs.push_back(std::move(j));
   }
+  return Status::Ok();
+}
+
+Result<LoadedPage> load_page(Service::Parts& p, int64_t after_id, int limit) {
+  auto rows = p.store->unfinished_executions(after_id, limit);
+  if (!rows.ok()) return rows.status();
+  LoadedPage page;
+  page.rows = static_cast<int>(rows->size());
+  if (Status s = jobs_from_rows(p, *rows, &page); !s.ok()) return s;
   return page;
 }
+
+// Replicas on one database (docs/scale-out.md): this one's lease, renewed every quarter of it;
+// the executions of replicas whose lease ran out, taken over; the targets' locks, taken by the
+// executor's rounds. A replica that finds its lease lost, or cannot renew it before it runs
+// out, stops at once: another replica may be running its executions by then.
+class ReplicaKeeper {
+ public:
+  static constexpr int64_t kLeaseMs = 10000;
+  explicit ReplicaKeeper(Service::Parts& p) : p_(p) {}
+  ~ReplicaKeeper() { stop(); }
+  // The first lease, before the executor starts.
+  Status start() {
+    int64_t now = p_.store->clock().now_ms();
+    auto held = p_.store->renew_lease(now + kLeaseMs);
+    if (!held.ok()) return held.status();
+    if (!*held) return Status::Conflict("this replica's lease is already taken over");
+    renewed_at_ = now;
+    thread_ = std::thread([this] { run(); });
+    return Status::Ok();
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    while (
+        !cv_.wait_for(lock, std::chrono::milliseconds(kLeaseMs / 4), [&] { return stopping_; })) {
+      lock.unlock();
+      tick();
+      lock.lock();
+    }
+  }
+  void tick() {
+    int64_t now = p_.store->clock().now_ms();
+    auto held = p_.store->renew_lease(now + kLeaseMs);
+    if (held.ok() && !*held) {
+      log::error(
+          "this replica's lease ran out and another replica took its executions over; "
+          "stopping at once");
+      std::abort();
+    }
+    if (held.ok()) {
+      renewed_at_ = now;
+    } else if (now - renewed_at_ > kLeaseMs * 3 / 4) {
+      log::error("cannot renew this replica's lease before it runs out; stopping at once",
+                 {{"error", held.status().message()}});
+      std::abort();
+    } else {
+      log::warn("cannot renew this replica's lease; trying again",
+                {{"error", held.status().message()}});
+      return;
+    }
+    auto taken = p_.store->take_over_expired(now);
+    if (!taken.ok()) {
+      log::warn("cannot take over the executions of a replica that stopped",
+                {{"error", taken.status().message()}});
+      return;
+    }
+    if (taken->empty() || !p_.executor) return;
+    std::vector<int64_t> ids;
+    for (const auto& t : *taken) {
+      ids.push_back(t.id);
+      if (auto r = p_.receivers.find(t.receiver_id))
+        r->limiter->queued()->fetch_add(1, std::memory_order_relaxed);
+    }
+    log::info("took over the executions of a replica that stopped", {{"count", ids.size()}});
+    std::vector<ExecutionRow> rows;
+    for (int64_t id : p_.executor->adopt_ids(ids)) {
+      auto row = p_.store->get_execution(id);
+      if (row.ok() &&
+          (row->status == ExecutionStatus::kQueued || row->status == ExecutionStatus::kRunning))
+        rows.push_back(std::move(row).value());
+    }
+    LoadedPage page;
+    if (Status s = jobs_from_rows(p_, rows, &page); !s.ok())
+      log::warn("cannot resume executions taken over", {{"error", s.message()}});
+    p_.executor->adopt(std::move(page.jobs));
+  }
+
+  Service::Parts& p_;
+  int64_t renewed_at_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
 
 // Cooldowns and rate limits continue from the committed executions, so a restart reopens
 // none: one pass over the executions of the longest window any receiver needs.
@@ -296,6 +406,30 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   auto store = Store::open(o.data_dir + "/tripline.db", store_options);
   if (!store.ok()) return store.status();
   p.store = std::move(store).value();
+  if (p.store->shared()) {
+    // Replicas share the signing keys through the database, sealed, so that a URL one of them
+    // issues verifies on all (docs/scale-out.md). The first replica brings the keys of its
+    // DATA_DIR/keys (a new one when there were none); the others take the stored ones.
+    auto stored = p.store->signing_keys();
+    if (!stored.ok()) return stored.status();
+    if (stored->empty()) {
+      for (const auto& k : p.keyring.keys())
+        if (Status s = p.store->add_signing_key(k.kid, p.secrets.seal(k.secret)); !s.ok()) return s;
+      stored = p.store->signing_keys();
+      if (!stored.ok()) return stored.status();
+    }
+    std::vector<std::pair<std::string, std::string>> keys;
+    for (const auto& [kid, sealed] : *stored) {
+      auto secret = p.secrets.open(sealed);
+      if (!secret)
+        return Status::Internal("the signing key " + kid +
+                                " in the database does not open with this replica's secrets key: "
+                                "every replica needs the same TRIPLINE_SECRET_KEY "
+                                "(docs/scale-out.md)");
+      keys.emplace_back(kid, std::move(*secret));
+    }
+    p.keyring = Keyring::from_keys(std::move(keys));
+  }
 
   register_drivers(p.drivers, o.drivers);
   // A wrong secrets key must stop the start, not hide receivers and fail queued executions.
@@ -367,6 +501,19 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
     log::warn(
         "workers are paused (since before this start); POST /api/v1/workers/resume runs them");
   }
+  if (p.store->shared()) {
+    p.keeper = std::make_unique<ReplicaKeeper>(p);
+    if (Status s = p.keeper->start(); !s.ok()) return s;
+    p.executor->lock_targets_with(
+        {[store = p.store.get()](const std::string& lane) {
+           return store->lock_target(lane, store->clock().now_ms());
+         },
+         [store = p.store.get()](const std::string& lane) {
+           if (Status s = store->unlock_target(lane); !s.ok())
+             log::warn("cannot release a target's lock; it is freed when this replica stops",
+                       {{"lane", lane}, {"error", s.message()}});
+         }});
+  }
   p.executor->start(backlog);  // reads the unfinished executions from the store, page by page
   if (backlog) log::info("resuming unfinished executions", {{"count", backlog}});
 
@@ -400,6 +547,35 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   ctx.targets_deadline = o.targets_deadline;
   ctx.targets_cache_ttl = o.targets_cache_ttl;
   p.app = std::make_unique<App>(ctx);
+  if (p.store->shared()) {
+    // Replicas on one database (docs/scale-out.md): what another one changes reaches this one's
+    // memory within a second. Every call comes from the store's one watch thread.
+    Status watching = p.store->watch([parts = &p](const Store::Change& c) {
+      std::lock_guard follow(parts->follow_mu);
+      if (!parts->following) return;
+      Status s;
+      switch (c.kind) {
+        case Store::Change::Kind::kReceiver:
+          parts->app->refresh_receiver(c.id);
+          break;
+        case Store::Change::Kind::kAdminTokens:
+          s = parts->admin->reload();
+          break;
+        case Store::Change::Kind::kSetting:
+          s = parts->app->refresh_setting(c.name);
+          break;
+        case Store::Change::Kind::kEverything:
+          s = parts->app->refresh_receivers();
+          if (s.ok()) s = parts->admin->reload();
+          if (s.ok()) s = parts->app->refresh_setting(kWorkersPausedSetting);
+          break;
+      }
+      if (!s.ok())
+        log::warn("cannot follow a change made by another replica",
+                  {{"error", s.message()}, {"id", c.id}, {"name", c.name}});
+    });
+    if (!watching.ok()) return watching;
+  }
   HttpServerOptions http{host, port, o.http_threads, 1 << 20};
   p.http = std::make_unique<HttpServer>(
       [app = p.app.get()](const HttpRequest& r, Responder respond) {
@@ -427,9 +603,23 @@ void Service::stop() {
   if (!parts_) return;
   Parts& p = *parts_;
   if (p.http) p.http->stop();
+  {
+    std::lock_guard follow(p.follow_mu);
+    p.following = false;
+  }
   if (p.ingest) p.ingest->stop();
   if (p.request_log) p.request_log->stop();
   if (p.executor) p.executor->stop();
+  if (p.keeper) p.keeper->stop();  // renewed until nothing of this replica runs
+  if (p.keeper && p.store) {
+    // Nothing of this replica runs any more: its queued executions go to another replica at
+    // once, not after the lease would have run out.
+    if (auto ended = p.store->renew_lease(0); !ended.ok())
+      log::warn(
+          "cannot end this replica's lease; another replica takes its executions over "
+          "when it runs out",
+          {{"error", ended.status().message()}});
+  }
   if (p.notifier) p.notifier->stop();
   if (p.readiness) p.readiness->stop();
   if (p.pruner) p.pruner->stop();

@@ -165,6 +165,9 @@ struct StoreOptions {
   // The time every recorded time is read from, and that the layers above the store read theirs
   // from (clock.h). Must outlive the store. Null: the system clock.
   const Clock* clock = nullptr;
+  // A shared store's name for this process among the replicas (docs/scale-out.md): the owner of
+  // the executions it accepts. Empty: a random one, new at every start.
+  std::string replica;
 };
 
 // Execution notifications (docs/webhooks.md): a receiver's subscriber, told when one of its
@@ -580,6 +583,53 @@ class Store {
 
   // Applied migration versions, ascending, for tests and diagnostics.
   virtual std::vector<int> applied_migrations() = 0;
+
+  // Scale-out (docs/scale-out.md): several tripline processes, replicas, on one database. A
+  // SQLite file is one process's own: shared() is false, watch() never calls back, and the
+  // signing keys stay in DATA_DIR/keys. The PostgreSQL store is shared.
+  virtual bool shared() const = 0;
+  // What a replica changed that every replica keeps in memory: a receiver (its id), the admin
+  // tokens, a setting (its name), or possibly anything (kEverything: reload all of it).
+  struct Change {
+    enum class Kind { kEverything, kReceiver, kAdminTokens, kSetting };
+    Kind kind = Kind::kEverything;
+    int64_t id = 0;
+    std::string name;
+  };
+  // From now on, calls on_change on a thread of the store's, one call at a time, for every such
+  // change any replica commits (this one's own included), within a second of its commit; first
+  // with kEverything once watching, and again after any gap in which changes may have been
+  // missed (a lost connection). Returns at once. The store stops calling before its destructor
+  // returns; on_change must not call watch(). A store that is not shared never calls it.
+  virtual Status watch(std::function<void(const Change&)> on_change) = 0;
+  // The trigger tokens' signing keys of a shared store, as (kid, secret sealed by the caller,
+  // secrets.h), by kid ascending. A store that is not shared answers none.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> signing_keys() = 0;
+  // A shared store's unfinished executions each belong to one replica: the one that accepted
+  // them, until its lease runs out and another replica takes them over. unfinished_executions(),
+  // unfinished_counts() and unfinished_count() answer only this replica's own
+  // (StoreOptions::replica).
+  // Renews this replica's lease until `until_ms` (held from the first call). False: it had run
+  // out and another replica has taken this one's executions over: this process must not run
+  // anything more (the service stops). A store that is not shared answers true.
+  virtual Result<bool> renew_lease(int64_t until_ms) = 0;
+  // Gives this replica the unfinished executions of every replica whose lease ran out before
+  // `now_ms` (each such replica is taken over by one replica only) and answers them (id, receiver),
+  // oldest first: the executor runs them as after a crash, re-applying a recorded plan.
+  struct TakenOver {
+    int64_t id = 0;
+    int64_t receiver_id = 0;
+  };
+  virtual Result<std::vector<TakenOver>> take_over_expired(int64_t now_ms) = 0;
+  // The lock of a lane (driver + target, executor.h): taken unless a replica whose lease holds
+  // at `now_ms` has it; answers whether this replica holds it now. Two replicas so never act
+  // on one target at once. A store that is not shared answers true (one process: the executor's
+  // lanes serialise).
+  virtual Result<bool> lock_target(const std::string& lane, int64_t now_ms) = 0;
+  virtual Status unlock_target(const std::string& lane) = 0;
+  // Adds a key unless one with its kid is stored (replicas that start together may each add a
+  // first key: all of them verify everywhere). Invalid for a store that is not shared.
+  virtual Status add_signing_key(const std::string& kid, const std::string& sealed_secret) = 0;
 
  protected:
   Store() = default;

@@ -969,3 +969,129 @@ TEST_CASE("executor: counts after batches stay consistent and return to zero") {
   CHECK(bad == 0);
   CHECK(zero());
 }
+
+namespace {
+Job job_on(FakeDriver& driver, const std::string& lane, int64_t id) {
+  Job j;
+  j.id = id;
+  j.driver = &driver;
+  auto config = std::make_shared<FakeConfig>();
+  config->target = lane;
+  j.config = config;
+  j.lane = "fake:" + lane;
+  j.plan = {{"id", id}};
+  return j;
+}
+}  // namespace
+
+TEST_CASE("replicas: a lane runs only while this replica holds its target's lock") {
+  // The lock hooks stand for the store's (Store::lock_target): another replica holds target a
+  // until `other_holds` is cleared.
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  auto a = insert_on(*store, "a", 3);
+  auto b = insert_on(*store, "b", 1);
+  FakeDriver driver;
+  Metrics metrics;
+  std::mutex mu;
+  bool other_holds = true;
+  std::set<std::string> held;  // by this replica
+  int refused = 0, released = 0;
+  bool applied_unlocked = false;
+  driver.on_apply = [&](int64_t id) {
+    std::lock_guard lock(mu);
+    bool on_a = std::find(a.begin(), a.end(), id) != a.end();
+    if (!held.count(on_a ? "fake:a" : "fake:b")) applied_unlocked = true;
+  };
+  Executor executor(*store, metrics, RetryPolicy{}, 2, /*loader=*/nullptr);
+  executor.lock_targets_with({[&](const std::string& lane) -> Result<bool> {
+                                std::lock_guard lock(mu);
+                                if (lane == "fake:a" && other_holds) {
+                                  ++refused;
+                                  return false;
+                                }
+                                held.insert(lane);
+                                return true;
+                              },
+                              [&](const std::string& lane) {
+                                std::lock_guard lock(mu);
+                                held.erase(lane);
+                                ++released;
+                              }});
+  executor.start();
+  for (int64_t id : a) executor.enqueue(job_on(driver, "a", id));
+  executor.enqueue(job_on(driver, "b", b[0]));
+  // Target b is free: it runs. Target a waits, asked again every kTargetBusy, its executions
+  // still queued.
+  REQUIRE(eventually([&] { return driver.order() == b; }));
+  REQUIRE(eventually([&] {
+    std::lock_guard lock(mu);
+    return refused >= 3;
+  }));
+  CHECK(driver.order() == b);
+  CHECK(executor.depth() == 3);
+  {
+    std::lock_guard lock(mu);
+    other_holds = false;
+  }
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  auto order = driver.order();
+  CHECK(order == std::vector<int64_t>{b[0], a[0], a[1], a[2]});  // each once, a's in order
+  std::lock_guard lock(mu);
+  CHECK_FALSE(applied_unlocked);
+  CHECK(held.empty());  // every round let its lock go
+  CHECK(released >= 2);
+}
+
+TEST_CASE("replicas: executions taken over run once, those above the watermark by the pages") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  FakeDriver driver;
+  Metrics metrics;
+  std::atomic<int> pages{0};
+  // Rows another replica accepted: a shared store's pages leave them out until they are taken
+  // over (Store::unfinished_executions answers this replica's own); here the loader does.
+  std::mutex mu;
+  std::set<int64_t> foreign;
+  auto own_pages = [&, inner = loader_for(*store, driver, &pages)](
+                       int64_t after, int limit) -> Result<LoadedPage> {
+    auto read = inner(after, limit);
+    if (!read.ok()) return read;
+    LoadedPage page = std::move(read).value();
+    std::lock_guard lock(mu);
+    auto& jobs = page.jobs;
+    jobs.erase(std::remove_if(jobs.begin(), jobs.end(),
+                              [&](const Job& j) { return foreign.count(j.id) > 0; }),
+               jobs.end());
+    return page;
+  };
+  auto below = insert_on(*store, "a", 2);
+  {
+    std::lock_guard lock(mu);
+    foreign.insert(below.begin(), below.end());
+  }
+  auto own = insert_on(*store, "a", 1);
+  Executor executor(*store, metrics, RetryPolicy{}, 1, own_pages, 16);
+  executor.start(1);  // the first page reads `own`: the watermark is past `below`
+  REQUIRE(eventually([&] { return driver.order() == own && executor.depth() == 0; }));
+  auto above = insert_on(*store, "b", 2);
+  std::vector<int64_t> taken = below;
+  taken.insert(taken.end(), above.begin(), above.end());
+  {
+    std::lock_guard lock(mu);
+    foreign.clear();  // taken over: this replica's own now
+  }
+  auto now = executor.adopt_ids(taken);
+  CHECK(now == below);  // the caller builds jobs for these; the pages bring the others
+  std::vector<Job> jobs;
+  for (int64_t id : now) jobs.push_back(job_on(driver, "a", id));
+  executor.adopt(std::move(jobs));
+  REQUIRE(eventually([&] { return executor.depth() == 0 && driver.order().size() >= 5; }));
+  executor.stop();
+  auto order = driver.order();
+  std::multiset<int64_t> seen(order.begin(), order.end());
+  for (int64_t id : taken) CHECK(seen.count(id) == 1);
+  CHECK(seen.count(own[0]) == 1);
+  CHECK(order.size() == 5);
+}

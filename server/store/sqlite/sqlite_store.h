@@ -138,6 +138,21 @@ class SqliteStore final : public Store {
 
   Status check_writable() override;
   std::vector<int> applied_migrations() override;
+  // One process's file: nothing is shared (store.h, docs/scale-out.md).
+  bool shared() const override { return false; }
+  Status watch(std::function<void(const Change&)>) override { return Status::Ok(); }
+  Result<std::vector<std::pair<std::string, std::string>>> signing_keys() override {
+    return std::vector<std::pair<std::string, std::string>>{};
+  }
+  Result<bool> renew_lease(int64_t) override { return true; }
+  Result<std::vector<TakenOver>> take_over_expired(int64_t) override {
+    return std::vector<TakenOver>{};
+  }
+  Result<bool> lock_target(const std::string&, int64_t) override { return true; }
+  Status unlock_target(const std::string&) override { return Status::Ok(); }
+  Status add_signing_key(const std::string&, const std::string&) override {
+    return Status::Invalid("a SQLite store keeps the signing keys in DATA_DIR/keys");
+  }
 
  private:
   SqliteStore() = default;
