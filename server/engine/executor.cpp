@@ -110,6 +110,19 @@ std::vector<int64_t> Executor::adopt_ids(const std::vector<int64_t>& ids) {
   return now;
 }
 
+void Executor::hold_target(const std::string& lane, int64_t token) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = lanes_.find(lane);
+    if (it != lanes_.end() && std::any_of(it->second.jobs.begin(), it->second.jobs.end(),
+                                          [](const Job& j) { return !j.plan.is_null(); })) {
+      it->second.lock = token;
+      return;
+    }
+  }
+  if (target_locks_.release) target_locks_.release(lane, token);
+}
+
 void Executor::adopt(std::vector<Job> jobs) {
   bool ready = false;
   {
@@ -340,11 +353,12 @@ void Executor::work() {
       }
     std::vector<int> tries(jobs.size());  // to tell which of them this round attempted
     for (size_t i = 0; i < jobs.size(); ++i) tries[i] = jobs[i].attempts;
+    int64_t token = lanes_[lane].lock;
     lock.unlock();
 
-    if (target_locks_.acquire) {
+    if (target_locks_.acquire && token == 0) {
       auto held = target_locks_.acquire(lane);
-      if (!held.ok() || !*held) {
+      if (!held.ok() || *held == 0) {
         if (!held.ok())
           log::warn("cannot take a target's lock; trying again",
                     {{"lane", lane}, {"error", held.status().message()}});
@@ -357,16 +371,13 @@ void Executor::work() {
         cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
         continue;
       }
+      token = *held;
     }
 
     std::chrono::milliseconds retry_in{0};
     bool plans_unrecorded = false;
     size_t done = jobs.size() == 1 ? size_t(run_once(jobs.front(), &retry_in))
                                    : run_batch(jobs, &retry_in, &plans_unrecorded);
-    if (target_locks_.release &&
-        std::none_of(jobs.begin() + static_cast<std::ptrdiff_t>(done), jobs.end(),
-                     [](const Job& j) { return j.unrecorded.has_value(); }))
-      target_locks_.release(lane);
 
     lock.lock();
     Lane& l = lanes_[lane];
@@ -381,12 +392,31 @@ void Executor::work() {
       if (jobs[i].backlog) jobs[i].backlog->fetch_sub(1, std::memory_order_relaxed);
     }
     for (size_t i = jobs.size(); i-- > done;) l.jobs.push_front(std::move(jobs[i]));
-    if (l.jobs.empty()) {
+    // The target's lock stays while the lane holds an execution whose plan is recorded (or whose
+    // outcome is not): its plan, re-applied later, must find the target as this replica left it.
+    // Otherwise it goes, and another replica's executions on the target may take their turn.
+    int64_t release = 0;
+    if (token != 0) {
+      l.lock = token;
+      if (std::none_of(l.jobs.begin(), l.jobs.end(), [](const Job& j) {
+            return !j.plan.is_null() || j.unrecorded.has_value();
+          })) {
+        release = token;
+        l.lock = 0;
+      }
+    }
+    if (release != 0 && target_locks_.release) {
+      lock.unlock();
+      target_locks_.release(lane, release);
+      lock.lock();
+    }
+    Lane& now = lanes_[lane];  // the reference above may be stale after the unlock
+    if (now.jobs.empty() && now.lock == 0) {
       lanes_.erase(lane);
     } else if (done < jobs.size() && retry_in.count() > 0) {
-      l.timer = ++next_timer_;
-      l.due = clock_.steady_ms() + retry_in.count();
-      timers_.push({l.due, lane, retrying, l.timer});
+      now.timer = ++next_timer_;
+      now.due = clock_.steady_ms() + retry_in.count();
+      timers_.push({now.due, lane, retrying, now.timer});
       retrying_ += retrying;
       cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
     } else {

@@ -119,12 +119,14 @@ class Executor {
   void record_plans_with(PlanRecorder recorder) { record_plans_ = std::move(recorder); }
   // Replicas on one database (docs/scale-out.md): a worker runs a lane's round only while this
   // replica holds the lock of its target, so two replicas never act on one target at once.
-  // acquire() answers false (or an error) while another replica holds it: the lane waits
-  // kTargetBusy and asks again, its executions queued. release() follows each round, unless an
-  // outcome is still to be recorded (the lane, and so the target, stays held). Set before start().
+  // acquire() answers the lock's token, or 0 (or an error) while another replica holds it: the
+  // lane waits kTargetBusy and asks again, its executions queued. The lock is kept while the
+  // lane holds an execution whose plan is recorded or whose outcome is not (a recorded plan is
+  // re-applied as is, so the target must stay as this replica left it), and released with its
+  // token (release()) once none is left. Set before start().
   struct TargetLocks {
-    std::function<Result<bool>(const std::string& lane)> acquire;
-    std::function<void(const std::string& lane)> release;
+    std::function<Result<int64_t>(const std::string& lane)> acquire;
+    std::function<void(const std::string& lane, int64_t token)> release;
   };
   void lock_targets_with(TargetLocks locks) { target_locks_ = std::move(locks); }
   static constexpr std::chrono::milliseconds kTargetBusy{200};
@@ -135,6 +137,9 @@ class Executor {
   // their lanes).
   std::vector<int64_t> adopt_ids(const std::vector<int64_t>& ids);
   void adopt(std::vector<Job> jobs);
+  // A target's lock taken over with a dead replica's executions (after adopt()): kept while the
+  // lane holds a recorded plan, as if this replica had taken it; released at once otherwise.
+  void hold_target(const std::string& lane, int64_t token);
   // An operator's cancel of a queued execution (one waiting to run or to retry): recorded as
   // failed with the error "cancelled" (Store::cancel_execution) and never run. Decided under the
   // executor's lock, which a worker needs to take a job: a job still in its lane's queue is
@@ -174,6 +179,7 @@ class Executor {
     // in exactly one of ready_, timers_ or a worker's hands.
     uint64_t timer = 0;
     int64_t due = 0;
+    int64_t lock = 0;  // the target lock's token while this replica keeps it (TargetLocks)
   };
   struct Timer {
     int64_t due;  // Clock::steady_ms()

@@ -275,6 +275,8 @@ class ReplicaKeeper {
     thread_ = std::thread([this] { run(); });
     return Status::Ok();
   }
+  // The executor, once it exists, for the executions and locks taken over.
+  void attach(Executor* executor) { executor_ = executor; }
   void stop() {
     {
       std::lock_guard lock(mu_);
@@ -320,16 +322,19 @@ class ReplicaKeeper {
                 {{"error", taken.status().message()}});
       return;
     }
-    if (taken->empty() || !p_.executor) return;
+    Executor* executor = executor_.load();
+    if (!executor) return;  // still starting: its first pages read them
+    if (taken->executions.empty() && taken->locks.empty()) return;
     std::vector<int64_t> ids;
-    for (const auto& t : *taken) {
+    for (const auto& t : taken->executions) {
       ids.push_back(t.id);
       if (auto r = p_.receivers.find(t.receiver_id))
         r->limiter->queued()->fetch_add(1, std::memory_order_relaxed);
     }
-    log::info("took over the executions of a replica that stopped", {{"count", ids.size()}});
+    log::info("took over the executions of a replica that stopped",
+              {{"executions", ids.size()}, {"target_locks", taken->locks.size()}});
     std::vector<ExecutionRow> rows;
-    for (int64_t id : p_.executor->adopt_ids(ids)) {
+    for (int64_t id : executor->adopt_ids(ids)) {
       auto row = p_.store->get_execution(id);
       if (row.ok() &&
           (row->status == ExecutionStatus::kQueued || row->status == ExecutionStatus::kRunning))
@@ -338,10 +343,12 @@ class ReplicaKeeper {
     LoadedPage page;
     if (Status s = jobs_from_rows(p_, rows, &page); !s.ok())
       log::warn("cannot resume executions taken over", {{"error", s.message()}});
-    p_.executor->adopt(std::move(page.jobs));
+    executor->adopt(std::move(page.jobs));
+    for (const auto& [lane, token] : taken->locks) executor->hold_target(lane, token);
   }
 
   Service::Parts& p_;
+  std::atomic<Executor*> executor_{nullptr};
   int64_t renewed_at_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -467,6 +474,12 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   if (!receiver_count.ok()) return receiver_count.status();
   if (Status s = seed_limits(p); !s.ok()) return s;
 
+  if (p.store->shared()) {
+    // The lease first: this replica's executions are its own from the first one it accepts, and
+    // those of replicas gone meanwhile are taken over (the executor's first pages read them).
+    p.keeper = std::make_unique<ReplicaKeeper>(p);
+    if (Status s = p.keeper->start(); !s.ok()) return s;
+  }
   // Each receiver's unfinished executions count against its queue cap from the start.
   auto counts = p.store->unfinished_counts();
   if (!counts.ok()) return counts.status();
@@ -502,18 +515,17 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
         "workers are paused (since before this start); POST /api/v1/workers/resume runs them");
   }
   if (p.store->shared()) {
-    p.keeper = std::make_unique<ReplicaKeeper>(p);
-    if (Status s = p.keeper->start(); !s.ok()) return s;
     p.executor->lock_targets_with(
         {[store = p.store.get()](const std::string& lane) {
            return store->lock_target(lane, store->clock().now_ms());
          },
-         [store = p.store.get()](const std::string& lane) {
-           if (Status s = store->unlock_target(lane); !s.ok())
+         [store = p.store.get()](const std::string& lane, int64_t token) {
+           if (Status s = store->unlock_target(lane, token); !s.ok())
              log::warn("cannot release a target's lock; it is freed when this replica stops",
                        {{"lane", lane}, {"error", s.message()}});
          }});
   }
+  if (p.keeper) p.keeper->attach(p.executor.get());
   p.executor->start(backlog);  // reads the unfinished executions from the store, page by page
   if (backlog) log::info("resuming unfinished executions", {{"count", backlog}});
 

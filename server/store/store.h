@@ -614,19 +614,26 @@ class Store {
   // anything more (the service stops). A store that is not shared answers true.
   virtual Result<bool> renew_lease(int64_t until_ms) = 0;
   // Gives this replica the unfinished executions of every replica whose lease ran out before
-  // `now_ms` (each such replica is taken over by one replica only) and answers them (id, receiver),
-  // oldest first: the executor runs them as after a crash, re-applying a recorded plan.
+  // `now_ms` (each such replica is taken over by one replica only), oldest first, and the
+  // target locks it held, each with a new token: the executor runs the executions as after a
+  // crash, re-applying a recorded plan, and keeps a lock while such a plan waits.
   struct TakenOver {
-    int64_t id = 0;
-    int64_t receiver_id = 0;
+    struct Execution {
+      int64_t id = 0;
+      int64_t receiver_id = 0;
+    };
+    std::vector<Execution> executions;
+    std::vector<std::pair<std::string, int64_t>> locks;  // lane, token
   };
-  virtual Result<std::vector<TakenOver>> take_over_expired(int64_t now_ms) = 0;
-  // The lock of a lane (driver + target, executor.h): taken unless a replica whose lease holds
-  // at `now_ms` has it; answers whether this replica holds it now. Two replicas so never act
-  // on one target at once. A store that is not shared answers true (one process: the executor's
+  virtual Result<TakenOver> take_over_expired(int64_t now_ms) = 0;
+  // The lock of a lane (driver + target, executor.h): taken when no replica holds it (a dead
+  // replica's stays its own until taken over with its executions), or kept when this replica
+  // holds it. Answers its token, or 0 when another replica holds it. Two replicas so never act
+  // on one target at once. A store that is not shared answers 1 (one process: the executor's
   // lanes serialise).
-  virtual Result<bool> lock_target(const std::string& lane, int64_t now_ms) = 0;
-  virtual Status unlock_target(const std::string& lane) = 0;
+  virtual Result<int64_t> lock_target(const std::string& lane, int64_t now_ms) = 0;
+  // Releases the lock if this replica still holds it under `token` (a take-over gives a new one).
+  virtual Status unlock_target(const std::string& lane, int64_t token) = 0;
   // Adds a key unless one with its kid is stored (replicas that start together may each add a
   // first key: all of them verify everywhere). Invalid for a store that is not shared.
   virtual Status add_signing_key(const std::string& kid, const std::string& sealed_secret) = 0;

@@ -1004,17 +1004,18 @@ TEST_CASE("replicas: a lane runs only while this replica holds its target's lock
     if (!held.count(on_a ? "fake:a" : "fake:b")) applied_unlocked = true;
   };
   Executor executor(*store, metrics, RetryPolicy{}, 2, /*loader=*/nullptr);
-  executor.lock_targets_with({[&](const std::string& lane) -> Result<bool> {
+  executor.lock_targets_with({[&](const std::string& lane) -> Result<int64_t> {
                                 std::lock_guard lock(mu);
                                 if (lane == "fake:a" && other_holds) {
                                   ++refused;
-                                  return false;
+                                  return int64_t{0};
                                 }
                                 held.insert(lane);
-                                return true;
+                                return int64_t{7};
                               },
-                              [&](const std::string& lane) {
+                              [&](const std::string& lane, int64_t token) {
                                 std::lock_guard lock(mu);
+                                CHECK(token == 7);
                                 held.erase(lane);
                                 ++released;
                               }});
@@ -1094,4 +1095,78 @@ TEST_CASE("replicas: executions taken over run once, those above the watermark b
   for (int64_t id : taken) CHECK(seen.count(id) == 1);
   CHECK(seen.count(own[0]) == 1);
   CHECK(order.size() == 5);
+}
+
+TEST_CASE("replicas: a recorded plan waiting to retry keeps its target's lock until it succeeds") {
+  // Another replica acting on the target between the attempts would move it, and the recorded
+  // plan, re-applied as is, would then set it back.
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  auto ids = insert(*store, 1);
+  CounterDriver driver;
+  driver.fail_applies = 3;
+  Metrics metrics;
+  RetryPolicy policy;
+  policy.base = 20ms;
+  std::mutex mu;
+  std::vector<std::string> events;  // acquire / release, with what was applied by then
+  Executor executor(*store, metrics, policy, 2, /*loader=*/nullptr);
+  executor.lock_targets_with({[&](const std::string&) -> Result<int64_t> {
+                                std::lock_guard lock(mu);
+                                events.push_back("acquire");
+                                return int64_t{1};
+                              },
+                              [&](const std::string&, int64_t) {
+                                std::lock_guard lock(mu);
+                                std::lock_guard peer(driver.mu);
+                                events.push_back("release after " +
+                                                 std::to_string(driver.applied.size()));
+                              }});
+  executor.start();
+  enqueue_unplanned(executor, driver, ids);
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  CHECK(store->get_execution(ids[0])->attempts == 4);
+  std::lock_guard lock(mu);
+  // Taken once, for the first attempt, and let go only after the fourth applied the plan.
+  CHECK(events == std::vector<std::string>{"acquire", "release after 1"});
+}
+
+TEST_CASE("replicas: a lock taken over is kept for a recorded plan, let go when none waits") {
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  FakeDriver driver;
+  Metrics metrics;
+  std::mutex mu;
+  std::vector<std::pair<std::string, int64_t>> released;
+  int acquired = 0;
+  Executor executor(*store, metrics, RetryPolicy{}, 1, /*loader=*/nullptr);
+  executor.lock_targets_with({[&](const std::string&) -> Result<int64_t> {
+                                std::lock_guard lock(mu);
+                                ++acquired;
+                                return int64_t{1};
+                              },
+                              [&](const std::string& lane, int64_t token) {
+                                std::lock_guard lock(mu);
+                                released.emplace_back(lane, token);
+                              }});
+  executor.pause();
+  executor.start();
+  auto ids = insert_on(*store, "a", 1);
+  std::vector<Job> jobs;
+  jobs.push_back(job_on(driver, "a", ids[0]));  // its plan recorded by the dead replica
+  executor.adopt(std::move(jobs));
+  executor.hold_target("fake:a", 42);  // lane a holds a recorded plan: kept
+  executor.hold_target("fake:b", 43);  // nothing waits on b: let go at once
+  {
+    std::lock_guard lock(mu);
+    CHECK(released == std::vector<std::pair<std::string, int64_t>>{{"fake:b", 43}});
+  }
+  executor.resume();
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  CHECK(driver.order() == ids);
+  std::lock_guard lock(mu);
+  CHECK(acquired == 0);  // ran under the lock taken over, not a new one
+  CHECK(released == std::vector<std::pair<std::string, int64_t>>{{"fake:b", 43}, {"fake:a", 42}});
 }

@@ -145,11 +145,9 @@ class SqliteStore final : public Store {
     return std::vector<std::pair<std::string, std::string>>{};
   }
   Result<bool> renew_lease(int64_t) override { return true; }
-  Result<std::vector<TakenOver>> take_over_expired(int64_t) override {
-    return std::vector<TakenOver>{};
-  }
-  Result<bool> lock_target(const std::string&, int64_t) override { return true; }
-  Status unlock_target(const std::string&) override { return Status::Ok(); }
+  Result<TakenOver> take_over_expired(int64_t) override { return TakenOver{}; }
+  Result<int64_t> lock_target(const std::string&, int64_t) override { return int64_t{1}; }
+  Status unlock_target(const std::string&, int64_t) override { return Status::Ok(); }
   Status add_signing_key(const std::string&, const std::string&) override {
     return Status::Invalid("a SQLite store keeps the signing keys in DATA_DIR/keys");
   }
