@@ -585,7 +585,9 @@ TEST_CASE("postgres store: the executor's writes, with notifications in the same
   auto gone = s->delete_executions({ids[0], ids[3]});  // ids[3] is running: kept
   REQUIRE(gone.ok());
   CHECK(*gone == 1);
-  for (const auto& d : *s->list_deliveries(1, "", 100, 0)) CHECK(d.execution_id != ids[0]);
+  auto left = s->list_deliveries(1, "", 100, 0);
+  REQUIRE(left.ok());
+  for (const auto& d : *left) CHECK(d.execution_id != ids[0]);
 }
 
 TEST_CASE("postgres store: two dispatchers never claim the same delivery (SKIP LOCKED)") {
@@ -682,8 +684,14 @@ TEST_CASE("postgres store: concurrent deletes and demotions never remove the las
     REQUIRE(t1.ok());
     REQUIRE(t2.ok());
     // Before: every admin of earlier rounds is gone but one; leave only these two as admins.
-    for (const auto& t : *a->list_admin_tokens())
-      if (t.id != t1->id && t.id != t2->id) REQUIRE(a->delete_admin_token(t.id).ok());
+    auto tokens = a->list_admin_tokens();
+    REQUIRE(tokens.ok());
+    for (const auto& t : *tokens)
+      if (t.id != t1->id && t.id != t2->id) {
+        Status gone = a->delete_admin_token(t.id);
+        INFO(gone.message());
+        REQUIRE(gone.ok());
+      }
     Status s1, s2;
     std::thread x([&] {
       s1 = round % 2 ? a->delete_admin_token(t1->id)
@@ -695,7 +703,9 @@ TEST_CASE("postgres store: concurrent deletes and demotions never remove the las
     CHECK(s1.ok() != s2.ok());  // exactly one went through
     CHECK((s1.ok() ? s2 : s1).code() == Status::Code::kConflict);
     int admins = 0;
-    for (const auto& t : *a->list_admin_tokens())
+    auto after = a->list_admin_tokens();
+    REQUIRE(after.ok());
+    for (const auto& t : *after)
       if (t.role == Role::kAdmin) ++admins;
     CHECK(admins == 1);
   }
@@ -704,7 +714,9 @@ TEST_CASE("postgres store: concurrent deletes and demotions never remove the las
   h1[5] = 'x';
   REQUIRE(a->replace_env_admin_token("from env", h1).ok());
   bool found = false;
-  for (const auto& t : *a->list_admin_tokens())
+  auto tokens = a->list_admin_tokens();
+  REQUIRE(tokens.ok());
+  for (const auto& t : *tokens)
     if (t.from_env) found = t.token_hash == h1;
   CHECK(found);
   AuditEntry by;

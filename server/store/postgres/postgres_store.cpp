@@ -264,6 +264,9 @@ class Pool {
       PQfinish(c);
       return Status::Unavailable("database: cannot connect to PostgreSQL: " + msg);
     }
+    // The server's notices (CREATE TABLE IF NOT EXISTS ... skipping) are not the service's log.
+    PQsetNoticeProcessor(
+        c, [](void*, const char*) {}, nullptr);
     try {
       Conn conn(c);
       // A lock held elsewhere (another replica's transaction) is waited for as long as SQLite's
