@@ -90,15 +90,16 @@ class PgServer {
                        dir_ + "/initdb.log");
     int st = 0;
     ::waitpid(init, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return "initdb failed (see " + dir_ + "/initdb.log)";
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+      return "initdb failed (see " + dir_ + "/initdb.log)";
     port_ = free_port();
     return run();
   }
   // (Re)starts the server on its data directory and port.
   std::string run() {
     pid_ = spawn({std::string(kPgBin) + "/postgres", "-D", data_, "-k", data_, "-c",
-                  "listen_addresses=127.0.0.1", "-p", std::to_string(port_), "-c", "fsync=on",
-                  "-c", "max_connections=200"},
+                  "listen_addresses=127.0.0.1", "-p", std::to_string(port_), "-c", "fsync=on", "-c",
+                  "max_connections=200"},
                  dir_ + "/server.log");
     for (int i = 0; i < 300; ++i) {
       if (PQping(url("postgres").c_str()) == PQPING_OK) return "";
@@ -233,7 +234,8 @@ TEST_CASE("postgres store: migrations run once, in order, the same versions as S
   }
 }
 
-TEST_CASE("postgres store: a URL that reaches no server answers Unavailable, without the password") {
+TEST_CASE(
+    "postgres store: a URL that reaches no server answers Unavailable, without the password") {
   int port = free_port();  // nothing listens there
   StoreOptions o;
   o.busy_timeout_ms = 500;
@@ -678,7 +680,8 @@ TEST_CASE("postgres store: concurrent deletes and demotions never remove the las
   auto a = open_store(url);
   auto b = open_store(url);
   for (int round = 0; round < 10; ++round) {
-    auto t1 = a->insert_admin_token("one" + std::to_string(round), std::string(32, char(2 * round)));
+    auto t1 =
+        a->insert_admin_token("one" + std::to_string(round), std::string(32, char(2 * round)));
     auto t2 =
         a->insert_admin_token("two" + std::to_string(round), std::string(32, char(2 * round + 1)));
     REQUIRE(t1.ok());
@@ -856,8 +859,7 @@ TEST_CASE("postgres store: a server that goes away answers Unavailable, and come
   CHECK(s->check_writable().code() == Status::Code::kUnavailable);
   Executions batch(1, 2, s->clock().now_ms());
   CHECK(batch.insert(*s).code() == Status::Code::kUnavailable);
-  CHECK(s->insert_receiver(receiver("while down")).status().code() ==
-        Status::Code::kUnavailable);
+  CHECK(s->insert_receiver(receiver("while down")).status().code() == Status::Code::kUnavailable);
   REQUIRE(pg.run().empty());
   // The next calls reconnect.
   CHECK(s->get_receiver(1).ok());

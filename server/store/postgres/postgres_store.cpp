@@ -39,8 +39,7 @@ Status to_status(const Error& e) {
   std::string msg = "database: " + e.message;
   if (s.rfind("23", 0) == 0) return Status::Conflict(msg);
   if (e.connection() || e.retryable() || s.rfind("53", 0) == 0 || s.rfind("58", 0) == 0 ||
-      s == "57P01" || s == "57P02" || s == "57P03" || s == "57014" || s == "55P03" ||
-      s == "25006")
+      s == "57P01" || s == "57P02" || s == "57P03" || s == "57014" || s == "55P03" || s == "25006")
     return Status::Unavailable(msg);
   return Status::Internal(msg);
 }
@@ -130,7 +129,7 @@ class Params {
     return add(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   Params& bytes(std::string_view raw) { return put(std::string(raw), 1); }  // binary: bytea
-  Params& ids(const std::vector<int64_t>& v) {  // a bigint[] literal
+  Params& ids(const std::vector<int64_t>& v) {                              // a bigint[] literal
     std::string s = "{";
     for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
     return put(s + "}", 0);
@@ -173,8 +172,8 @@ class Conn {
     std::vector<const char*> values;
     std::vector<int> lengths;
     p.arrays(values, lengths);
-    return check(PQexecParams(c_, sql, p.size(), nullptr, values.data(), lengths.data(),
-                              p.formats(), 0));
+    return check(
+        PQexecParams(c_, sql, p.size(), nullptr, values.data(), lengths.data(), p.formats(), 0));
   }
   Res exec(const std::string& sql, const Params& p = Params()) { return exec(sql.c_str(), p); }
   // Several statements, no parameters (a migration's file).
@@ -525,8 +524,8 @@ Status PostgresStore::migrate() {
     if (std::find(applied->begin(), applied->end(), m.version) != applied->end()) continue;
     Status s = write(Sync::kSynced, [&](Conn& c) -> Status {
       c.exec("SELECT pg_advisory_xact_lock($1)", Params().add(kMigrationLock));
-      Res seen = c.exec("SELECT 1 FROM schema_migrations WHERE version = $1",
-                        Params().add(m.version));
+      Res seen =
+          c.exec("SELECT 1 FROM schema_migrations WHERE version = $1", Params().add(m.version));
       if (seen.rows() > 0) return Status::Ok();  // another replica applied it meanwhile
       c.script(std::string(m.sql));
       c.exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
@@ -536,7 +535,7 @@ Status PostgresStore::migrate() {
     if (!s.ok()) {
       std::string why = "migration " + std::string(m.name) + " failed: " + s.message();
       return s.code() == Status::Code::kUnavailable ? Status::Unavailable(why)
-                                                      : Status::Internal(why);
+                                                    : Status::Internal(why);
     }
   }
   return Status::Ok();
@@ -703,8 +702,7 @@ Result<std::map<int64_t, Store::ReceiverName>> PostgresStore::receiver_names(
 
 Result<ReceiverRow> PostgresStore::get_receiver(int64_t id) {
   return read([&](Conn& c) -> Result<ReceiverRow> {
-    Res q =
-        c.exec(select_from(kReceiverColumns, "FROM receivers WHERE id = $1"), Params().add(id));
+    Res q = c.exec(select_from(kReceiverColumns, "FROM receivers WHERE id = $1"), Params().add(id));
     if (q.rows() == 0) return Status::NotFound("no receiver with id " + std::to_string(id));
     return read_receiver(q, 0);
   });
@@ -807,10 +805,10 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
     if (e.request) ++wanted;
   std::vector<int64_t> request_ids;
   if (wanted > 0)
-    request_ids = read_ids(
-        c.exec("SELECT nextval(pg_get_serial_sequence('requests_log', 'id')) FROM "
-               "generate_series(1, $1)",
-               Params().add(wanted)));
+    request_ids =
+        read_ids(c.exec("SELECT nextval(pg_get_serial_sequence('requests_log', 'id')) FROM "
+                        "generate_series(1, $1)",
+                        Params().add(wanted)));
   size_t next_request = 0;
   for (NewExecution& e : batch) {
     e.revoked = false;
@@ -839,7 +837,8 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
     Res q = c.exec(
         "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, "
         "status, created_at, action, request_id, rule) "
-        "SELECT $1, $2, $3, $4, $5, 'queued', $6::bigint, $7, $8::bigint, $9 FROM (SELECT 1 FROM receivers "
+        "SELECT $1, $2, $3, $4, $5, 'queued', $6::bigint, $7, $8::bigint, $9 FROM (SELECT 1 FROM "
+        "receivers "
         "WHERE id = $1 AND generation = $2 AND enabled FOR SHARE) AS grants "
         "ON CONFLICT (receiver_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
         "RETURNING id",
@@ -964,10 +963,11 @@ Result<std::vector<RequestLogRow>> PostgresStore::list_request_logs(int64_t rece
                                                                     const std::string& outcome,
                                                                     int limit, int64_t before_id) {
   return read([&](Conn& c) -> Result<std::vector<RequestLogRow>> {
-    Res q = c.exec(select_from(kRequestLogColumns,
-                               "FROM requests_log WHERE receiver_id = $1 AND ($2::bigint = 0 OR id < $2) "
-                               "AND ($3 = '' OR outcome = $3) ORDER BY id DESC LIMIT $4"),
-                   Params().add(receiver_id).add(before_id).add(outcome).add(limit));
+    Res q = c.exec(
+        select_from(kRequestLogColumns,
+                    "FROM requests_log WHERE receiver_id = $1 AND ($2::bigint = 0 OR id < $2) "
+                    "AND ($3 = '' OR outcome = $3) ORDER BY id DESC LIMIT $4"),
+        Params().add(receiver_id).add(before_id).add(outcome).add(limit));
     std::vector<RequestLogRow> out;
     for (int i = 0; i < q.rows(); ++i) out.push_back(read_request_log(q, i));
     return out;
@@ -1088,9 +1088,9 @@ void PostgresStore::start_planned_tx(Conn& c, const std::vector<PlannedRun>& run
 Status PostgresStore::finish_all(const std::vector<Finished>& outcomes) {
   // Only successes are relaxed: a lost success is re-applied to the same end. A failure is
   // synced, since after its loss recovery would run the execution again and might act.
-  bool all_succeeded =
-      std::all_of(outcomes.begin(), outcomes.end(),
-                  [](const Finished& f) { return f.status == ExecutionStatus::kSucceeded; });
+  bool all_succeeded = std::all_of(outcomes.begin(), outcomes.end(), [](const Finished& f) {
+    return f.status == ExecutionStatus::kSucceeded;
+  });
   return write(all_succeeded ? Sync::kRelaxed : Sync::kSynced, [&](Conn& c) -> Status {
     const std::string with_error =
         std::string("UPDATE executions SET status = $5, result = $3, error = $1, ") +
@@ -1244,9 +1244,9 @@ Result<std::unordered_map<int64_t, std::vector<RecentExecution>>> PostgresStore:
 
 Result<std::vector<int64_t>> PostgresStore::receivers_over(int64_t count) {
   return read([&](Conn& c) -> Result<std::vector<int64_t>> {
-    return read_ids(c.exec(
-        "SELECT receiver_id FROM executions GROUP BY receiver_id HAVING count(*) > $1",
-        Params().add(count)));
+    return read_ids(
+        c.exec("SELECT receiver_id FROM executions GROUP BY receiver_id HAVING count(*) > $1",
+               Params().add(count)));
   });
 }
 
@@ -1435,9 +1435,9 @@ Result<int> PostgresStore::replace_env_admin_token(const std::string& name,
                                                    const AuditEntry* audit) {
   return write(Sync::kSynced, [&](Conn& c) -> Result<int> {
     c.exec(kLockAdminTokens);
-    Res revoked = c.exec(
-        "DELETE FROM admin_tokens WHERE from_env AND token_hash <> $1 RETURNING id, name",
-        Params().bytes(token_hash));
+    Res revoked =
+        c.exec("DELETE FROM admin_tokens WHERE from_env AND token_hash <> $1 RETURNING id, name",
+               Params().bytes(token_hash));
     bool stored = c.exec("SELECT id FROM admin_tokens WHERE token_hash = $1 AND from_env",
                          Params().bytes(token_hash))
                       .rows() > 0;
@@ -1520,7 +1520,8 @@ Result<std::vector<AuditEntry>> PostgresStore::list_audit(const AuditFilter& f) 
     p.add(f.before_id).add(f.target_type).add(f.target_id).add(f.limit);
     Res q = c.exec(
         "SELECT id, at, actor_id, actor_name, actor_role, source, action, target_type, "
-        "target_id, target_name, \"before\", \"after\" FROM audit_log WHERE ($1::bigint = 0 OR id < $1) "
+        "target_id, target_name, \"before\", \"after\" FROM audit_log WHERE ($1::bigint = 0 OR id "
+        "< $1) "
         "AND ($2 = '' OR target_type = $2) AND ($3::bigint IS NULL OR target_id = $3) "
         "ORDER BY id DESC LIMIT $4",
         p);
@@ -1550,7 +1551,8 @@ Result<int> PostgresStore::prune_audit(const AuditRetention& r, int64_t now, int
     // The oldest rows first: those past the age, and those below the newest `keep`.
     return static_cast<int>(
         c.exec("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE "
-               "($1::bigint > 0 AND at < $2) OR ($3::bigint > 0 AND at < $5 AND id <= (SELECT id FROM audit_log "
+               "($1::bigint > 0 AND at < $2) OR ($3::bigint > 0 AND at < $5 AND id <= (SELECT id "
+               "FROM audit_log "
                "ORDER BY id DESC LIMIT 1 OFFSET $3)) ORDER BY id LIMIT $4)",
                Params()
                    .add(r.max_age_ms)
@@ -1664,7 +1666,8 @@ void PostgresStore::note_status_tx(Conn& c, int64_t execution_id, const char* ev
       Params().add(execution_id).add(event).add(kMaxPendingPerSubscription));
   if (subs.rows() == 0) return;
   std::vector<int64_t> room, full;
-  for (int i = 0; i < subs.rows(); ++i) (subs.boolean(i, 1) ? full : room).push_back(subs.i64(i, 0));
+  for (int i = 0; i < subs.rows(); ++i)
+    (subs.boolean(i, 1) ? full : room).push_back(subs.i64(i, 0));
   if (!full.empty()) {
     c.exec("UPDATE subscriptions SET dropped = dropped + 1 WHERE id = ANY($1::bigint[])",
            Params().ids(full));
@@ -1755,7 +1758,8 @@ Result<SubscriptionRow> PostgresStore::update_subscription(const SubscriptionRow
             .add(now_ms())
             .add(s.id)
             .add(s.receiver_id));
-    if (q.affected() == 0) return Status::NotFound("no subscription with id " + std::to_string(s.id));
+    if (q.affected() == 0)
+      return Status::NotFound("no subscription with id " + std::to_string(s.id));
     if (audit) audit_tx(c, *audit);
     return Status::Ok();
   });
@@ -1904,13 +1908,14 @@ Status PostgresStore::redeliver(int64_t receiver_id, int64_t delivery_id, int64_
 }
 
 Result<std::vector<DeliveryRow>> PostgresStore::list_deliveries(int64_t receiver_id,
-                                                                const std::string& state,
-                                                                int limit, int64_t before_id) {
+                                                                const std::string& state, int limit,
+                                                                int64_t before_id) {
   return read([&](Conn& c) -> Result<std::vector<DeliveryRow>> {
-    Res q = c.exec(select_from(kDeliveryColumns,
-                               "FROM deliveries WHERE receiver_id = $1 AND ($2::bigint = 0 OR id < $2) "
-                               "AND ($4 = '' OR state = $4) ORDER BY id DESC LIMIT $3"),
-                   Params().add(receiver_id).add(before_id).add(limit).add(state));
+    Res q =
+        c.exec(select_from(kDeliveryColumns,
+                           "FROM deliveries WHERE receiver_id = $1 AND ($2::bigint = 0 OR id < $2) "
+                           "AND ($4 = '' OR state = $4) ORDER BY id DESC LIMIT $3"),
+               Params().add(receiver_id).add(before_id).add(limit).add(state));
     std::vector<DeliveryRow> out;
     for (int i = 0; i < q.rows(); ++i) out.push_back(read_delivery(q, i));
     return out;
@@ -1919,9 +1924,9 @@ Result<std::vector<DeliveryRow>> PostgresStore::list_deliveries(int64_t receiver
 
 Result<DeliveryRow> PostgresStore::get_delivery(int64_t receiver_id, int64_t id) {
   return read([&](Conn& c) -> Result<DeliveryRow> {
-    Res q = c.exec(
-        select_from(kDeliveryColumns, "FROM deliveries WHERE id = $1 AND receiver_id = $2"),
-        Params().add(id).add(receiver_id));
+    Res q =
+        c.exec(select_from(kDeliveryColumns, "FROM deliveries WHERE id = $1 AND receiver_id = $2"),
+               Params().add(id).add(receiver_id));
     if (q.rows() == 0) return Status::NotFound("no delivery with id " + std::to_string(id));
     return read_delivery(q, 0);
   });
@@ -1971,8 +1976,8 @@ Result<std::vector<SealedText>> PostgresStore::sealed_texts(bool include_finishe
         if (r.null(i, col)) continue;
         std::string text = r.text(i, col);
         if (text.find("sealed:v") == std::string::npos) continue;
-        out.push_back({col == 1 ? W::kReceiverConfig : W::kReceiverAuth, r.i64(i, 0),
-                       r.text(i, 3), false, std::move(text)});
+        out.push_back({col == 1 ? W::kReceiverConfig : W::kReceiverAuth, r.i64(i, 0), r.text(i, 3),
+                       false, std::move(text)});
       }
     Res e = c.exec(
         "SELECT id, config, status IN ('succeeded', 'failed'), driver FROM executions WHERE "

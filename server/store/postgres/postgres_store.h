@@ -161,8 +161,8 @@ class PostgresStore final : public Store {
   void start_planned_tx(pg::Conn& c, const std::vector<PlannedRun>& runs, int64_t started_at);
   void insert_request_log_tx(pg::Conn& c, RequestLogRow& row);
   // Records the deliveries one execution's status change announces (docs/webhooks.md).
-  void note_status_tx(pg::Conn& c, int64_t execution_id, const char* event,
-                      std::string_view target, int64_t now);
+  void note_status_tx(pg::Conn& c, int64_t execution_id, const char* event, std::string_view target,
+                      int64_t now);
   void audit_tx(pg::Conn& c, const AuditEntry& audit, std::optional<int64_t> target_id = {},
                 const ReceiverRow* row = nullptr);
   ReceiverRow receiver_tx(pg::Conn& c, int64_t id);
