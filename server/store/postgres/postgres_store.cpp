@@ -180,6 +180,20 @@ class Conn {
   void script(const std::string& sql) { check(PQexec(c_, sql.c_str())); }
   PGconn* raw() const { return c_; }
 
+  // Several statements in one round trip (libpq's pipeline mode), answered in order; the first
+  // error throws once every answer is read. Sent in chunks, so that the server's answers never
+  // fill the socket while this side is still sending (libpq's blocking mode would then wait on
+  // both sides).
+  using Statement = std::pair<const char*, Params>;
+  std::vector<Res> pipeline(const std::vector<Statement>& statements) {
+    constexpr size_t kChunk = 256;
+    std::vector<Res> out;
+    out.reserve(statements.size());
+    for (size_t from = 0; from < statements.size(); from += kChunk)
+      pipeline_chunk(statements, from, std::min(statements.size(), from + kChunk), out);
+    return out;
+  }
+
  private:
   Res check(PGresult* r) {
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -194,6 +208,47 @@ class Conn {
     if (message.empty()) message = trimmed(PQerrorMessage(c_));
     if (PQstatus(c_) == CONNECTION_BAD && state.empty()) state = "08006";
     throw Error(std::move(state), std::move(message));
+  }
+  void pipeline_chunk(const std::vector<Statement>& statements, size_t from, size_t to,
+                      std::vector<Res>& out) {
+    if (PQenterPipelineMode(c_) != 1) check(nullptr);
+    std::vector<const char*> values;
+    std::vector<int> lengths;
+    size_t sent = from;
+    for (; sent < to; ++sent) {
+      const Params& p = statements[sent].second;
+      p.arrays(values, lengths);
+      if (PQsendQueryParams(c_, statements[sent].first, p.size(), nullptr, values.data(),
+                            lengths.data(), p.formats(), 0) != 1)
+        break;
+    }
+    if (sent < to || PQpipelineSync(c_) != 1) {
+      // The connection broke while sending: nothing more can be read from it.
+      check(nullptr);
+    }
+    std::optional<Error> failure;
+    for (size_t i = from; i < to; ++i) {
+      PGresult* r = PQgetResult(c_);
+      if (!r) check(nullptr);  // the connection broke: it is dropped
+      while (PGresult* more = PQgetResult(c_)) PQclear(more);  // up to the query's end (NULL)
+      ExecStatusType st = PQresultStatus(r);
+      if (st == PGRES_PIPELINE_ABORTED) {
+        PQclear(r);
+        out.emplace_back(nullptr);
+        continue;
+      }
+      try {
+        out.push_back(check(r));
+      } catch (const Error& e) {
+        if (!failure) failure = e;
+        out.emplace_back(nullptr);
+      }
+    }
+    PGresult* sync = PQgetResult(c_);  // PGRES_PIPELINE_SYNC
+    if (!sync) check(nullptr);
+    PQclear(sync);
+    if (PQexitPipelineMode(c_) != 1) check(nullptr);
+    if (failure) throw *failure;
   }
   PGconn* c_;
 };
@@ -797,87 +852,9 @@ Status PostgresStore::commit_group(std::vector<NewExecution>& batch,
 // Every commit is synced when it returns (commit_group above): nothing is left to make durable.
 Status PostgresStore::sync_wal() { return Status::Ok(); }
 
-void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& batch) {
-  // The request log's ids first, in one round trip, so each execution names its entry. A
-  // sequence never hands an id out twice, not even one of a transaction that rolled back.
-  int64_t wanted = 0;
-  for (const NewExecution& e : batch)
-    if (e.request) ++wanted;
-  std::vector<int64_t> request_ids;
-  if (wanted > 0)
-    request_ids =
-        read_ids(c.exec("SELECT nextval(pg_get_serial_sequence('requests_log', 'id')) FROM "
-                        "generate_series(1, $1)",
-                        Params().add(wanted)));
-  size_t next_request = 0;
-  for (NewExecution& e : batch) {
-    e.revoked = false;
-    e.replayed = false;
-    e.id = 0;
-    if (e.request) e.request->id = request_ids.at(next_request++);
-    std::string rule;
-    if (e.rule && !e.rule->is_null())
-      rule = e.rule->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    // Only while the receiver still grants it. FOR SHARE locks the receiver's row until the
-    // commit: a revoke (an UPDATE of the row, on any replica) waits for this transaction, and
-    // one that committed first is seen here (READ COMMITTED re-reads the updated row), so no
-    // revoke can slip between the check and the insert.
-    Params p;
-    p.add(e.receiver_id).add(e.generation).add(*e.driver).add(*e.config);
-    p.text_or_null(e.idempotency_key).add(e.created_at);
-    if (e.action)
-      p.add(*e.action);
-    else
-      p.null();
-    if (e.request)
-      p.add(e.request->id);
-    else
-      p.null();
-    p.text_or_null(rule);
-    Res q = c.exec(
-        "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, "
-        "status, created_at, action, request_id, rule) "
-        "SELECT $1, $2, $3, $4, $5, 'queued', $6::bigint, $7, $8::bigint, $9 FROM (SELECT 1 FROM "
-        "receivers "
-        "WHERE id = $1 AND generation = $2 AND enabled FOR SHARE) AS grants "
-        "ON CONFLICT (receiver_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-        "RETURNING id",
-        p);
-    if (q.rows() == 1) {
-      e.id = q.i64(0, 0);
-    } else if (e.idempotency_key.empty()) {
-      e.revoked = true;
-    } else {
-      // ON CONFLICT waited for a concurrent insert of the key (another batch, another replica)
-      // to commit; this statement's snapshot sees it.
-      Res f = c.exec("SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
-                     Params().add(e.receiver_id).add(e.idempotency_key));
-      if (f.rows() == 0) {  // not a repeat: the receiver no longer grants it
-        e.revoked = true;
-      } else {
-        e.id = f.i64(0, 0);
-        e.replayed = true;
-      }
-    }
-    if (!e.request) continue;
-    RequestLogRow& r = *e.request;
-    if (e.revoked) {
-      r.outcome = "refused";
-      r.status = 401;
-      r.error = "revoked_token";
-      r.detail = {{"check", "revoked"},
-                  {"message", "the trigger URL was revoked while the request was being recorded"}};
-    } else {
-      r.execution_id = e.id;
-      if (e.replayed) r.detail["duplicate"] = true;  // the earlier execution answered
-    }
-    insert_request_log_tx(c, r);
-  }
-}
-
-void PostgresStore::insert_request_log_tx(Conn& c, RequestLogRow& r) {
-  if (r.id == 0)
-    r.id = c.exec("SELECT nextval(pg_get_serial_sequence('requests_log', 'id'))").i64(0, 0);
+namespace {
+// The INSERT of one request log entry, whose id is allocated already.
+Conn::Statement request_log_insert(const RequestLogRow& r) {
   // A compared value is whatever the request held (a header of byte 0xFF): not UTF-8 text is
   // stored with U+FFFD, where nlohmann's strict dump would throw and lose the whole batch.
   std::string detail =
@@ -890,12 +867,107 @@ void PostgresStore::insert_request_log_tx(Conn& c, RequestLogRow& r) {
   p.add(r.execution_id ? std::optional<int64_t>(r.execution_id) : std::nullopt);
   p.add(r.replay_of ? std::optional<int64_t>(r.replay_of) : std::nullopt);
   p.add(r.token_redacted);
-  c.exec(
-      "INSERT INTO requests_log (id, receiver_id, received_at, outcome, status, error, detail, "
-      "source, method, headers, body, body_size, body_truncated, execution_id, replay_of, "
-      "token_redacted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-      "$15, $16)",
-      p);
+  return {
+      "INSERT INTO requests_log (id, receiver_id, received_at, outcome, status, error, "
+      "detail, source, method, headers, body, body_size, body_truncated, execution_id, "
+      "replay_of, token_redacted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+      "$13, $14, $15, $16)",
+      std::move(p)};
+}
+}  // namespace
+
+void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& batch) {
+  // The request log's ids first, in one round trip, so each execution names its entry. A
+  // sequence never hands an id out twice, not even one of a transaction that rolled back.
+  int64_t wanted = 0;
+  for (const NewExecution& e : batch)
+    if (e.request) ++wanted;
+  std::vector<int64_t> request_ids;
+  if (wanted > 0)
+    request_ids =
+        read_ids(c.exec("SELECT nextval(pg_get_serial_sequence('requests_log', 'id')) FROM "
+                        "generate_series(1, $1)",
+                        Params().add(wanted)));
+  // Only while the receiver still grants it. FOR SHARE locks the receiver's row until the
+  // commit: a revoke (an UPDATE of the row, on any replica) waits for this transaction, and one
+  // that committed first is seen here (READ COMMITTED re-reads the updated row), so no revoke
+  // can slip between the check and the insert. Every execution's INSERT in one round trip.
+  static constexpr const char* kInsert =
+      "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, status, "
+      "created_at, action, request_id, rule) SELECT $1, $2, $3, $4, $5, 'queued', $6::bigint, $7, "
+      "$8::bigint, $9 FROM (SELECT 1 FROM receivers WHERE id = $1 AND generation = $2 AND "
+      "enabled FOR SHARE) AS grants ON CONFLICT (receiver_id, idempotency_key) WHERE "
+      "idempotency_key IS NOT NULL DO NOTHING RETURNING id";
+  std::vector<Conn::Statement> inserts;
+  inserts.reserve(batch.size());
+  size_t next_request = 0;
+  for (NewExecution& e : batch) {
+    e.revoked = false;
+    e.replayed = false;
+    e.id = 0;
+    if (e.request) e.request->id = request_ids.at(next_request++);
+    Params p;
+    p.add(e.receiver_id).add(e.generation).add(*e.driver).add(*e.config);
+    p.text_or_null(e.idempotency_key).add(e.created_at);
+    if (e.action)
+      p.add(*e.action);
+    else
+      p.null();
+    if (e.request)
+      p.add(e.request->id);
+    else
+      p.null();
+    if (e.rule && !e.rule->is_null())
+      p.add(e.rule->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    else
+      p.null();
+    inserts.emplace_back(kInsert, std::move(p));
+  }
+  std::vector<Res> inserted = c.pipeline(inserts);
+  // A key already recorded: ON CONFLICT waited for a concurrent insert of it (another batch,
+  // another replica) to commit, and these later statements' snapshots see it.
+  std::vector<Conn::Statement> finds;
+  std::vector<size_t> found_for;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    NewExecution& e = batch[i];
+    if (inserted[i].rows() == 1) {
+      e.id = inserted[i].i64(0, 0);
+    } else if (e.idempotency_key.empty()) {
+      e.revoked = true;
+    } else {
+      finds.emplace_back(
+          "SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
+          Params().add(e.receiver_id).add(e.idempotency_key));
+      found_for.push_back(i);
+    }
+  }
+  std::vector<Res> found = c.pipeline(finds);
+  for (size_t j = 0; j < found.size(); ++j) {
+    NewExecution& e = batch[found_for[j]];
+    if (found[j].rows() == 0) {  // not a repeat: the receiver no longer grants it
+      e.revoked = true;
+    } else {
+      e.id = found[j].i64(0, 0);
+      e.replayed = true;
+    }
+  }
+  std::vector<Conn::Statement> logs;
+  for (NewExecution& e : batch) {
+    if (!e.request) continue;
+    RequestLogRow& r = *e.request;
+    if (e.revoked) {
+      r.outcome = "refused";
+      r.status = 401;
+      r.error = "revoked_token";
+      r.detail = {{"check", "revoked"},
+                  {"message", "the trigger URL was revoked while the request was being recorded"}};
+    } else {
+      r.execution_id = e.id;
+      if (e.replayed) r.detail["duplicate"] = true;  // the earlier execution answered
+    }
+    logs.push_back(request_log_insert(r));
+  }
+  c.pipeline(logs);
 }
 
 Status PostgresStore::insert_request_logs(std::vector<RequestLogRow>& rows,
@@ -905,9 +977,18 @@ Status PostgresStore::insert_request_logs(std::vector<RequestLogRow>& rows,
   std::vector<int64_t> left;
   Status s = write(Sync::kRelaxed, [&](Conn& c) -> Status {
     left.clear();
-    for (RequestLogRow& r : rows) {
-      r.id = 0;
-      insert_request_log_tx(c, r);
+    if (!rows.empty()) {
+      std::vector<int64_t> ids =
+          read_ids(c.exec("SELECT nextval(pg_get_serial_sequence('requests_log', 'id')) FROM "
+                          "generate_series(1, $1)",
+                          Params().add(static_cast<int64_t>(rows.size()))));
+      std::vector<Conn::Statement> logs;
+      logs.reserve(rows.size());
+      for (size_t i = 0; i < rows.size(); ++i) {
+        rows[i].id = ids.at(i);
+        logs.push_back(request_log_insert(rows[i]));
+      }
+      c.pipeline(logs);
     }
     if (keep_per_receiver > 0 && !trim.empty()) {
       // The newest N stay: the oldest of what is at or below the (N+1)th newest id go, at most

@@ -159,7 +159,6 @@ class PostgresStore final : public Store {
   // errors throw pg::Error.
   void insert_executions_tx(pg::Conn& c, std::vector<NewExecution>& batch);
   void start_planned_tx(pg::Conn& c, const std::vector<PlannedRun>& runs, int64_t started_at);
-  void insert_request_log_tx(pg::Conn& c, RequestLogRow& row);
   // Records the deliveries one execution's status change announces (docs/webhooks.md).
   void note_status_tx(pg::Conn& c, int64_t execution_id, const char* event, std::string_view target,
                       int64_t now);
