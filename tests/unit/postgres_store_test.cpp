@@ -5,9 +5,12 @@
 // binaries the tests skip loudly, and fail under CI=true.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,7 +20,6 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -48,11 +50,13 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// Runs argv (as the postgres user when we are root: initdb refuses to run as root); the pid.
+// Runs argv as a child of this process (as the postgres user when we are root: initdb refuses to
+// run as root); the pid. The child gets SIGINT (PostgreSQL's fast shutdown) if this process dies
+// first, so a test that crashes leaves no server behind.
 pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> full;
-  if (::geteuid() == 0) full = {"/usr/sbin/runuser", "-u", "postgres", "--"};
-  full.insert(full.end(), args.begin(), args.end());
+  std::vector<std::string> full = args;
+  const passwd* pw = ::geteuid() == 0 ? ::getpwnam("postgres") : nullptr;
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid == 0) {
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -60,6 +64,11 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
       ::dup2(fd, 1);
       ::dup2(fd, 2);
     }
+    if (pw &&
+        (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0))
+      ::_exit(126);
+    ::prctl(PR_SET_PDEATHSIG, SIGINT);  // after setuid, which clears it
+    if (::getppid() != parent) ::_exit(125);
     std::vector<char*> argv;
     for (auto& a : full) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -110,15 +119,9 @@ class PgServer {
   // Fast shutdown (SIGINT: sessions are ended), waited for.
   void stop() {
     if (pid_ <= 0) return;
-    // runuser forwards to postgres only on some versions: signal the postmaster itself.
-    std::ifstream pidfile(data_ + "/postmaster.pid");
-    pid_t postmaster = 0;
-    if (pidfile >> postmaster && postmaster > 0) ::kill(postmaster, SIGINT);
     ::kill(pid_, SIGINT);
     int st = 0;
     ::waitpid(pid_, &st, 0);
-    for (int i = 0; i < 100 && postmaster > 0 && ::kill(postmaster, 0) == 0; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     pid_ = 0;
   }
   ~PgServer() {
