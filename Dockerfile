@@ -25,7 +25,7 @@ RUN apt-get update \
       g++ cmake make pkg-config \
       libpistache-dev libssl-dev libcurl4-openssl-dev \
       libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev libldns-dev libre2-dev libyaml-cpp-dev \
-      libcli11-dev libsimdjson-dev \
+      libcli11-dev libsimdjson-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -43,15 +43,15 @@ FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
 # Shared libraries the binary links (SQLiteCpp and nlohmann-json are compiled in):
 #   libpistache0, libssl3 (libssl+libcrypto), libcurl4, libsqlite3-0, libldns3 (dns-update
-#   driver), libre2-9, libyaml-cpp0.7 (scale-service's kubeconfig), libsimdjson14 (request bodies);
-#   libstdc++6 is in the base.
+#   driver), libre2-9, libyaml-cpp0.7 (scale-service's kubeconfig), libsimdjson14 (request bodies),
+#   libpq5 (a PostgreSQL database, docs/postgres.md); libstdc++6 is in the base.
 # ca-certificates: outgoing HTTPS calls made by actions verify peers against it.
 # curl: for HEALTHCHECK only; it costs ~0.5 MB here because libcurl4 is needed anyway.
 # apt-get clean: not every base image carries Docker's docker-clean apt hook; without it the
 #   package cache (~80 MB) would stay in this layer.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libpistache0 libssl3 libcurl4 libsqlite3-0 libldns3 libre2-9 libyaml-cpp0.7 libsimdjson14 ca-certificates curl \
+      libpistache0 libssl3 libcurl4 libsqlite3-0 libldns3 libre2-9 libyaml-cpp0.7 libsimdjson14 libpq5 ca-certificates curl \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 

@@ -17,9 +17,16 @@ foreach(f IN LISTS _sources)
     if(line MATCHES "<(SQLiteCpp/|sqlite3)" AND NOT rel MATCHES "^server/store/sqlite/")
       list(APPEND _bad "${rel}: ${line} (SQLite is private to server/store/sqlite)")
     endif()
+    # libpq belongs to the store's PostgreSQL implementation.
+    if(line MATCHES "<(libpq-fe\\.h|libpq/|pqxx)" AND NOT rel MATCHES "^server/store/postgres/")
+      list(APPEND _bad "${rel}: ${line} (libpq is private to server/store/postgres)")
+    endif()
     # The layers above see the store's contract (store.h) alone; only Store::open
     # (open_store.cpp) names an implementation (README.md, "The store").
     if(line MATCHES "([\"/<]sqlite/|sqlite_store\\.h)" AND NOT rel MATCHES "^server/store/(open_store\\.cpp$|sqlite/)")
+      list(APPEND _bad "${rel}: ${line} (the store's implementations are private to server/store)")
+    endif()
+    if(line MATCHES "([\"/<]postgres/|postgres_store\\.h)" AND NOT rel MATCHES "^server/store/(open_store\\.cpp$|postgres/)")
       list(APPEND _bad "${rel}: ${line} (the store's implementations are private to server/store)")
     endif()
     if(line MATCHES "<ldns/" AND NOT rel MATCHES "^drivers/dns_update/")

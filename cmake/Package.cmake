@@ -26,16 +26,18 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "rule-driven webhook trigger service")
 set(CPACK_PACKAGE_DESCRIPTION "tripline turns authenticated HTTP calls (Alertmanager, Docker Hub,
 GitHub, CI, curl) into actions: scaling Swarm services and Kubernetes
 workloads, RFC 2136 DNS updates and signed webhooks, with rules, rate limits
-and an execution history in SQLite.")
+and an execution history in SQLite or PostgreSQL.")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)   # tripline_0.1.0_amd64.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-# Depends: the shared libraries' packages, computed by dpkg-shlibdeps, plus adduser for postinst.
+# Depends: the shared libraries' packages, computed by dpkg-shlibdeps (libpq5 among them: the
+# binary links it for PostgreSQL databases), plus adduser for postinst. PostgreSQL's server is
+# not a dependency: it runs wherever the operator's database is (docs/postgres.md).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ca-certificates")
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "docker.io, nginx")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "docker.io, nginx, postgresql")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_SOURCE_DIR}/deploy/debian/postinst
     ${CMAKE_SOURCE_DIR}/deploy/debian/prerm

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tripline needs from Debian 12's packages: `build` for the binary, `test` for the
 # test suite and its real peers (dockerd for a swarm, BIND, Knot and PowerDNS for DNS updates,
+# PostgreSQL 15's server for the PostgreSQL store's tests,
 # nginx with openssl for the TLS recipe in deploy/nginx), `bench` for the load tests,
 # `fuzz` for the libFuzzer targets (clang 14 with its sanitizer and libFuzzer runtimes, and
 # llvm-symbolizer for readable reports), `deb` for `make deb` (dpkg-shlibdeps computes Depends; CPack
@@ -13,8 +14,8 @@ set -euo pipefail
 
 build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev libsqlitecpp-dev
        libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev libyaml-cpp-dev libcli11-dev
-       libsimdjson-dev)
-test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
+       libsimdjson-dev libpq-dev)
+test=(catch2 postgresql-15 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
       knot knot-dnsutils pdns-server pdns-backend-sqlite3
       prometheus-alertmanager chromium nginx openssl docker-registry socat dpkg-dev file debootstrap
       jq python3)

@@ -146,12 +146,13 @@ Result<ResealReport> reseal_all(Store& store, const DriverRegistry& drivers, con
 }
 
 Result<std::string> rotate_secret_key(const std::string& data_dir, const DriverEnv& env,
-                                      const char* env_key, const char* env_previous) {
+                                      const char* env_key, const char* env_previous,
+                                      const std::string& database) {
   DriverRegistry drivers;
   register_drivers(drivers, env);
   auto old_box = SecretBox::load_or_create(data_dir, env_key, env_previous);
   if (!old_box.ok()) return old_box.status();
-  auto store = Store::open(data_dir + "/tripline.db");
+  auto store = Store::open(database.empty() ? data_dir + "/tripline.db" : database);
   if (!store.ok()) return store.status();
   const bool from_env = env_key && *env_key;
   std::string line;

@@ -410,7 +410,8 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   StoreOptions store_options;
   store_options.busy_timeout_ms = o.store_busy_timeout_ms;
   store_options.clock = o.clock;
-  auto store = Store::open(o.data_dir + "/tripline.db", store_options);
+  auto store =
+      Store::open(o.database.empty() ? o.data_dir + "/tripline.db" : o.database, store_options);
   if (!store.ok()) return store.status();
   p.store = std::move(store).value();
   if (p.store->shared()) {
@@ -604,10 +605,12 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   while (!p.public_url.empty() && p.public_url.back() == '/') p.public_url.pop_back();
   p.app->set_public_url(p.public_url);
   if (Status s = p.http->serve(); !s.ok()) return s;
-  log::info("tripline serving", {{"listen", host + ":" + std::to_string(p.http->port())},
-                                 {"public_url", p.public_url},
-                                 {"data_dir", o.data_dir},
-                                 {"receivers", *receiver_count}});
+  log::info("tripline serving",
+            {{"listen", host + ":" + std::to_string(p.http->port())},
+             {"public_url", p.public_url},
+             {"data_dir", o.data_dir},
+             {"store", o.database.rfind("postgres", 0) == 0 ? "postgresql" : "sqlite"},
+             {"receivers", *receiver_count}});
   return svc;
 }
 

@@ -1,5 +1,6 @@
-// SQL migrations from migrations/NNN_name.sql, embedded into the binary at build time
-// (CMakeLists.txt generates the table), in ascending order.
+// SQL migrations from migrations/NNN_name.sql (SQLite) and migrations/postgres/NNN_name.sql
+// (PostgreSQL, the same versions in its dialect: docs/postgres.md), embedded into the binary at
+// build time (CMakeLists.txt generates the tables), each list in ascending order.
 #pragma once
 
 #include <string_view>
@@ -14,5 +15,6 @@ struct Migration {
 };
 
 const std::vector<Migration>& embedded_migrations();
+const std::vector<Migration>& embedded_postgres_migrations();
 
 }  // namespace tripline

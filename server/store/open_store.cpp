@@ -1,6 +1,7 @@
 // The contract's value helpers, and the one place that chooses a store implementation.
 #include <utility>
 
+#include "postgres/postgres_store.h"
 #include "sqlite/sqlite_store.h"
 #include "store.h"
 
@@ -47,9 +48,14 @@ std::optional<ExecutionStatus> parse_execution_status(std::string_view s) {
   return std::nullopt;
 }
 
-// Today every database is a SQLite file. Issue 16's PostgreSQL store is chosen here, by a
-// postgres:// URL, and nowhere else.
+// A postgres:// or postgresql:// URL (libpq's connection URI schemes) is a PostgreSQL database
+// (docs/postgres.md); anything else is the path of a SQLite file. The one place that chooses.
 Result<std::unique_ptr<Store>> Store::open(const std::string& database, StoreOptions options) {
+  if (database.rfind("postgres://", 0) == 0 || database.rfind("postgresql://", 0) == 0) {
+    auto store = PostgresStore::open(database, options);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<Store>(std::move(store).value());
+  }
   auto store = SqliteStore::open(database, options);
   if (!store.ok()) return store.status();
   return std::unique_ptr<Store>(std::move(store).value());

@@ -1,7 +1,7 @@
 // The store's contract: every durable row of tripline (receivers, executions, the request log,
 // notifications, admin tokens, the audit log, settings) and the operations the layers above
-// may ask of it. `Store` is an interface; the one implementation today is SQLite
-// (sqlite/sqlite_store.h: one file, WAL), and issue 16's PostgreSQL store is to be the second.
+// may ask of it. `Store` is an interface with two implementations: SQLite
+// (sqlite/sqlite_store.h: one file, WAL) and PostgreSQL (postgres/postgres_store.h, issue 16).
 // Only Store::open (open_store.cpp) names an implementation; the layers above the store see
 // this file alone.
 //
@@ -152,7 +152,8 @@ struct RetentionPolicy {
 };
 
 // How to open a store. The clock is every implementation's; the rest tunes the SQLite one
-// (sqlite/sqlite_store.h), and another implementation ignores what does not apply to it.
+// (sqlite/sqlite_store.h) or the PostgreSQL one (postgres/postgres_store.h), and each ignores
+// what does not apply to it.
 struct StoreOptions {
   int busy_timeout_ms = 5000;  // how long a write waits for a lock held elsewhere
   // WAL checkpoints on a thread of their own (every checkpoint_interval), not in the commit that
@@ -162,6 +163,10 @@ struct StoreOptions {
   // if the thread falls behind.
   bool background_checkpoints = true;
   std::chrono::milliseconds checkpoint_interval{200};
+  // PostgreSQL (postgres/postgres_store.h): at most this many connections to the server, each
+  // used by one call at a time (libpq connections are not thread-safe); a call that finds all
+  // of them busy waits up to busy_timeout_ms, then answers Unavailable.
+  int max_connections = 8;
   // The time every recorded time is read from, and that the layers above the store read theirs
   // from (clock.h). Must outlive the store. Null: the system clock.
   const Clock* clock = nullptr;
@@ -299,9 +304,10 @@ struct SealedText {
 // call means the same through any of them.
 class Store {
  public:
-  // Opens the store `database` names, creating and migrating it as needed: today the path of a
-  // SQLite file (the only implementation; issue 16 adds postgres:// URLs here). The options
-  // are the store's for its life; options.clock must outlive it.
+  // Opens the store `database` names, creating and migrating it as needed: a postgres:// or
+  // postgresql:// URL (a libpq connection URI, docs/postgres.md) opens a PostgreSQL database,
+  // anything else is the path of a SQLite file. The options are the store's for its life;
+  // options.clock must outlive it.
   static Result<std::unique_ptr<Store>> open(const std::string& database,
                                              StoreOptions options = {});
   // Closes the database and stops the store's own background work; no call may be in

@@ -1,0 +1,914 @@
+// The PostgreSQL store (server/store/postgres, docs/postgres.md) against a real PostgreSQL 15:
+// a private server started here (initdb into a temporary directory, listening on 127.0.0.1 on a
+// free port, fsync on), a fresh database per test. What only several writers can show is shown
+// with two stores (two pools, as two replicas would have) on one database. Without PostgreSQL's
+// binaries the tests skip loudly, and fail under CI=true.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "../support/store_fixture.h"
+#include "migrations.h"
+#include "store.h"
+
+using namespace tripline;
+using tripline::test::Executions;
+using tripline::test::make_receivers;
+
+namespace {
+
+constexpr const char* kPgBin = "/usr/lib/postgresql/15/bin";
+
+bool under_ci() { return std::getenv("CI") && std::string(std::getenv("CI")) == "true"; }
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t n = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Runs argv as a child of this process (as the postgres user when we are root: initdb refuses to
+// run as root); the pid. The child gets SIGINT (PostgreSQL's fast shutdown) if this process dies
+// first, so a test that crashes leaves no server behind.
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<std::string> full = args;
+  const passwd* pw = ::geteuid() == 0 ? ::getpwnam("postgres") : nullptr;
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    if (pw &&
+        (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0))
+      ::_exit(126);
+    ::prctl(PR_SET_PDEATHSIG, SIGINT);  // after setuid, which clears it
+    if (::getppid() != parent) ::_exit(125);
+    std::vector<char*> argv;
+    for (auto& a : full) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// A private PostgreSQL server: its own data directory, 127.0.0.1 on a free port, trust
+// authentication for the user "tripline".
+class PgServer {
+ public:
+  // Empty when it runs; else why not.
+  std::string start() {
+    if (::access((std::string(kPgBin) + "/postgres").c_str(), X_OK) != 0)
+      return std::string("no PostgreSQL 15 server at ") + kPgBin +
+             " (scripts/install-deps.sh test installs postgresql-15)";
+    char tmpl[] = "/tmp/tl-pg-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    data_ = dir_ + "/data";
+    ::mkdir(data_.c_str(), 0700);
+    if (::geteuid() == 0 &&
+        std::system(("chown -R postgres:postgres " + dir_ + " && chmod 0755 " + dir_).c_str()) != 0)
+      return "cannot chown the data directory to postgres";
+    pid_t init = spawn({std::string(kPgBin) + "/initdb", "-D", data_, "-A", "trust", "-U",
+                        "tripline", "--no-sync"},
+                       dir_ + "/initdb.log");
+    int st = 0;
+    ::waitpid(init, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+      return "initdb failed (see " + dir_ + "/initdb.log)";
+    port_ = free_port();
+    return run();
+  }
+  // (Re)starts the server on its data directory and port.
+  std::string run() {
+    pid_ = spawn({std::string(kPgBin) + "/postgres", "-D", data_, "-k", data_, "-c",
+                  "listen_addresses=127.0.0.1", "-p", std::to_string(port_), "-c", "fsync=on", "-c",
+                  "max_connections=200"},
+                 dir_ + "/server.log");
+    for (int i = 0; i < 300; ++i) {
+      if (PQping(url("postgres").c_str()) == PQPING_OK) return "";
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return "the PostgreSQL server did not accept connections (see " + dir_ + "/server.log)";
+  }
+  // Fast shutdown (SIGINT: sessions are ended), waited for.
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGINT);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = 0;
+  }
+  ~PgServer() {
+    stop();
+    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+  }
+  std::string url(const std::string& db) const {
+    return "postgres://tripline@127.0.0.1:" + std::to_string(port_) + "/" + db;
+  }
+  // A new, empty database; its URL.
+  std::string fresh_database() {
+    static std::atomic<int> n{0};
+    std::string name = "t" + std::to_string(::getpid()) + "_" + std::to_string(++n);
+    PGconn* c = PQconnectdb(url("postgres").c_str());
+    REQUIRE(PQstatus(c) == CONNECTION_OK);
+    PGresult* r = PQexec(c, ("CREATE DATABASE " + name).c_str());  // a name made here
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    PQfinish(c);
+    REQUIRE(ok);
+    return url(name);
+  }
+
+ private:
+  std::string dir_, data_;
+  int port_ = 0;
+  pid_t pid_ = 0;
+};
+
+// The server the tests share, started by the first that needs it; null when it cannot run
+// (the test then skips, or fails under CI=true).
+PgServer* shared_server() {
+  static std::unique_ptr<PgServer> server;
+  static std::string why;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    auto s = std::make_unique<PgServer>();
+    why = s->start();
+    if (why.empty()) server = std::move(s);
+  });
+  if (!server) {
+    if (under_ci()) FAIL("PostgreSQL is required under CI=true: " << why);
+    WARN("SKIPPED: " << why);
+  }
+  return server.get();
+}
+
+std::unique_ptr<Store> open_store(const std::string& url, StoreOptions o = {}) {
+  auto s = Store::open(url, o);
+  INFO(s.status().message());
+  REQUIRE(s.ok());
+  return std::move(s).value();
+}
+
+// Runs one SQL text on a database, outside the store: what a test checks behind its back.
+std::string scalar(const std::string& url, const std::string& sql) {
+  PGconn* c = PQconnectdb(url.c_str());
+  REQUIRE(PQstatus(c) == CONNECTION_OK);
+  PGresult* r = PQexec(c, sql.c_str());
+  INFO(PQresultErrorMessage(r));
+  REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+  std::string out = PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+  PQclear(r);
+  PQfinish(c);
+  return out;
+}
+
+ReceiverRow receiver(const std::string& name) {
+  ReceiverRow row;
+  row.name = name;
+  row.driver = "scale-service";
+  row.config = {{"service", "web"}};
+  return row;
+}
+
+}  // namespace
+
+TEST_CASE("postgres store: migrations run once, in order, the same versions as SQLite's") {
+  PgServer* pg = shared_server();
+  if (!pg) return;
+  std::vector<int> want;
+  for (const auto& m : embedded_migrations()) want.push_back(m.version);
+  std::vector<int> pg_versions;
+  for (const auto& m : embedded_postgres_migrations()) pg_versions.push_back(m.version);
+  CHECK(pg_versions == want);
+
+  std::string url = pg->fresh_database();
+  {
+    auto s = open_store(url);
+    CHECK(s->applied_migrations() == want);
+  }
+  auto again = open_store(url);  // nothing left to apply
+  CHECK(again->applied_migrations() == want);
+  CHECK(scalar(url, "SELECT count(*) FROM schema_migrations") == std::to_string(want.size()));
+
+  SECTION("several replicas opening a new database at once migrate it once") {
+    std::string fresh = pg->fresh_database();
+    std::vector<std::thread> threads;
+    std::atomic<int> opened{0};
+    std::vector<std::string> errors(6);
+    for (int i = 0; i < 6; ++i)
+      threads.emplace_back([&, i] {
+        auto s = Store::open(fresh);
+        if (s.ok())
+          ++opened;
+        else
+          errors[i] = s.status().message();
+      });
+    for (auto& t : threads) t.join();
+    for (auto& e : errors) CHECK(e.empty());
+    CHECK(opened == 6);
+    CHECK(scalar(fresh, "SELECT count(*) FROM schema_migrations") == std::to_string(want.size()));
+  }
+}
+
+TEST_CASE(
+    "postgres store: a URL that reaches no server answers Unavailable, without the password") {
+  int port = free_port();  // nothing listens there
+  StoreOptions o;
+  o.busy_timeout_ms = 500;
+  auto s = Store::open("postgresql://tripline:hunter2-secret@127.0.0.1:" + std::to_string(port) +
+                           "/x?connect_timeout=2",
+                       o);
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.status().code() == Status::Code::kUnavailable);
+  CHECK(s.status().message().find("hunter2-secret") == std::string::npos);
+}
+
+TEST_CASE("postgres store: receivers have unique names, versions, and generations") {
+  PgServer* pg = shared_server();
+  if (!pg) return;
+  auto s = open_store(pg->fresh_database());
+  ReceiverRow row = receiver("web-up");
+  row.rules = {{"default", "ignore"}};
+  auto r = s->insert_receiver(row);
+  REQUIRE(r.ok());
+  CHECK(r->generation == 1);
+  CHECK(r->version == 1);
+  CHECK(r->rules == row.rules);
+  CHECK(r->auth.is_null());
+  CHECK(r->enabled);
+  CHECK(s->insert_receiver(row).status().code() == Status::Code::kConflict);
+  row.config = {{"service", "api"}};
+  CHECK(s->update_receiver(r->id, row, r->version, /*revoke=*/true)->generation == 2);
+  // A stale version: the row changed meanwhile.
+  CHECK(s->update_receiver(r->id, row, r->version, true).status().code() ==
+        Status::Code::kConflict);
+  CHECK(s->update_receiver(r->id, row, r->version + 1, false)->generation == 2);
+  CHECK(s->bump_generation(r->id)->generation == 3);
+  CHECK_FALSE(s->set_enabled(r->id, false)->enabled);
+  CHECK(s->get_receiver(r->id)->generation == 4);  // disabling revokes
+  CHECK(s->set_enabled(r->id, true)->generation == 4);
+  CHECK(s->get_receiver(r->id)->version == 6);
+  CHECK(s->get_receiver(r->id)->config["service"] == "api");
+  // A rename onto a taken name.
+  auto other = s->insert_receiver(receiver("other"));
+  REQUIRE(other.ok());
+  ReceiverRow clash = receiver("web-up");
+  CHECK(s->update_receiver(other->id, clash, other->version, false).status().code() ==
+        Status::Code::kConflict);
+  CHECK(s->update_receiver(9999, clash, 1, false).status().code() == Status::Code::kNotFound);
+
+  int64_t total = 0;
+  auto page = s->list_receivers(1, 1, &total);
+  REQUIRE(page.ok());
+  CHECK(total == 2);
+  REQUIRE(page->size() == 1);
+  CHECK((*page)[0].id == other->id);
+  CHECK(s->all_receivers()->size() == 2);
+  CHECK(s->receivers_after(r->id, 10)->size() == 1);
+
+  CHECK(s->delete_receiver(r->id).ok());
+  CHECK(s->delete_receiver(r->id).code() == Status::Code::kNotFound);
+  CHECK(s->get_receiver(r->id).status().code() == Status::Code::kNotFound);
+  auto names = s->receiver_names({r->id, other->id, 777});
+  REQUIRE(names.ok());
+  CHECK(names->size() == 2);
+  CHECK(names->at(r->id).name == "web-up");
+  CHECK(names->at(r->id).deleted);
+  CHECK_FALSE(names->at(other->id).deleted);
+  // Ids are never reused.
+  auto next = s->insert_receiver(receiver("third"));
+  REQUIRE(next.ok());
+  CHECK(next->id > other->id);
+}
+
+TEST_CASE("postgres store: a batch commits with its request log, replays keys, refuses revoked") {
+  PgServer* pg = shared_server();
+  if (!pg) return;
+  auto s = open_store(pg->fresh_database());
+  make_receivers(*s, 3);
+  const int64_t now = s->clock().now_ms();
+  Executions batch(1, 3, now);
+  batch.rows[1].idempotency_key = "abc";
+  batch.rows[2].idempotency_key = "abc";
+  std::vector<RequestLogRow> requests(3);
+  for (size_t i = 0; i < 3; ++i) {
+    requests[i].receiver_id = 1;
+    requests[i].received_at = now;
+    requests[i].outcome = "accepted";
+    requests[i].status = 202;
+    requests[i].source = "127.0.0.1";
+    requests[i].method = "POST";
+    requests[i].headers = "[]";
+    requests[i].body = std::string("body with a NUL \0 and \xff", 24);
+    batch.rows[i].request = &requests[i];
+  }
+  REQUIRE(batch.insert(*s).ok());
+  CHECK(batch.rows[0].id != batch.rows[1].id);
+  CHECK_FALSE(batch.rows[1].replayed);
+  CHECK(batch.rows[2].replayed);
+  CHECK(batch.rows[2].id == batch.rows[1].id);
+  CHECK(s->unfinished_executions()->size() == 2);
+  CHECK(*s->find_execution_by_key(1, "abc") == batch.rows[1].id);
+  CHECK_FALSE(s->find_execution_by_key(2, "abc")->has_value());
+  // Each request's entry, its id allocated first and named by its execution.
+  for (size_t i = 0; i < 3; ++i) {
+    REQUIRE(requests[i].id > 0);
+    auto logged = s->get_request_log(1, requests[i].id);
+    REQUIRE(logged.ok());
+    CHECK(logged->execution_id == batch.rows[i].id);
+    CHECK(logged->body_size == 0);
+    CHECK(logged->body.find("\xEF\xBF\xBD") != std::string::npos);  // NUL and 0xFF replaced
+  }
+  CHECK(requests[2].detail["duplicate"] == true);
+  CHECK(s->get_execution(batch.rows[0].id)->request_id == requests[0].id);
+
+  // Revoked three ways: disabled, rotated, deleted. Nothing is stored, the entry is a 401.
+  REQUIRE(s->set_enabled(1, false).ok());
+  REQUIRE(s->bump_generation(2).ok());
+  REQUIRE(s->delete_receiver(3).ok());
+  for (int64_t rid : {1, 2, 3}) {
+    Executions late(rid, 1, now);
+    RequestLogRow req;
+    req.receiver_id = rid;
+    req.outcome = "accepted";
+    req.status = 202;
+    late.rows[0].request = &req;
+    REQUIRE(late.insert(*s).ok());
+    CHECK(late.rows[0].revoked);
+    CHECK(late.rows[0].id == 0);
+    CHECK(req.outcome == "refused");
+    CHECK(req.status == 401);
+    CHECK(req.error == "revoked_token");
+  }
+  CHECK(s->unfinished_executions()->size() == 2);
+  // A replayed key still answers the first execution after a revoke.
+  Executions again(1, 1, now);
+  again.rows[0].idempotency_key = "abc";
+  REQUIRE(again.insert(*s).ok());
+  CHECK(again.rows[0].replayed);
+  CHECK(again.rows[0].id == batch.rows[1].id);
+}
+
+TEST_CASE("postgres store: two replicas inserting one idempotency key at once make one execution") {
+  PgServer* pg = shared_server();
+  if (!pg) return;
+  std::string url = pg->fresh_database();
+  auto a = open_store(url);
+  auto b = open_store(url);
+  make_receivers(*a, 1);
+  for (int round = 0; round < 5; ++round) {
+    std::string key = "key-" + std::to_string(round);
+    std::vector<int64_t> ids(8);
+    std::vector<bool> replayed(8);
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < 8; ++t)
+      threads.emplace_back([&, t] {
+        Store& s = t % 2 ? *a : *b;
+        // Several keys per batch, in an order that differs by thread: deadlocks are retried.
+        Executions batch(1, 2, s.clock().now_ms());
+        batch.rows[0].idempotency_key = t % 2 ? key : key + "-other";
+        batch.rows[1].idempotency_key = t % 2 ? key + "-other" : key;
+        if (!batch.insert(s).ok()) {
+          ++failures;
+          return;
+        }
+        const NewExecution& mine = t % 2 ? batch.rows[0] : batch.rows[1];
+        ids[t] = mine.id;
+        replayed[t] = mine.replayed;
+      });
+    for (auto& t : threads) t.join();
+    CHECK(failures == 0);
+    CHECK(std::set<int64_t>(ids.begin(), ids.end()).size() == 1);
+    CHECK(std::count(replayed.begin(), replayed.end(), false) == 1);
+    CHECK(scalar(url, "SELECT count(*) FROM executions WHERE idempotency_key = '" + key + "'") ==
+          "1");
+  }
+}
+
+TEST_CASE("postgres store: a trigger committed after a concurrent revoke records nothing") {
+  PgServer* pg = shared_server();
+  if (!pg) return;
+  std::string url = pg->fresh_database();
+  auto s = open_store(url);
+  make_receivers(*s, 1);
+  // Another replica revokes the URL in a transaction still open while this one records a
+  // trigger checked at generation 1: the insert waits for the receiver's row (FOR SHARE), then
+  // sees the revoke, and records nothing. A check that read the committed row without locking
+  // it would have recorded an execution for a URL revoked before this commit.
+  PGconn* other = PQconnectdb(url.c_str());
+  REQUIRE(PQstatus(other) == CONNECTION_OK);
+  PQclear(PQexec(other, "BEGIN"));
+  PQclear(PQexec(other, "UPDATE receivers SET generation = generation + 1 WHERE id = 1"));
+  Executions batch(1, 1, s->clock().now_ms());
+  Status inserted;
+  std::atomic<bool> finished{false};
+  std::thread trigger([&] {
+    inserted = batch.insert(*s);
+    finished = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK_FALSE(finished);  // waiting for the revoke's row lock
+  PQclear(PQexec(other, "COMMIT"));
+  PQfinish(other);
+  trigger.join();
+  CHECK(inserted.ok());
+  CHECK(batch.rows[0].revoked);
+  CHECK(scalar(url, "SELECT count(*) FROM executions") == "0");
+
+  // And the other way round: a revoke made while a group commit holds the row waits for it.
+  // (Measured through the store: the executions recorded before a rotation all carry the old
+  // generation, and none is recorded at it afterwards.)
+  Executions before(1, 3, s->clock().now_ms());
+  for (auto& e : before.rows) e.generation = 2;
+  REQUIRE(before.insert(*s).ok());
+  REQUIRE(s->bump_generation(1).ok());
+  Executions after(1, 1, s->clock().now_ms());
+  for (auto& e : after.rows) e.generation = 2;
+  REQUIRE(after.insert(*s).ok());
+  CHECK(after.rows[0].revoked);
+  CHECK(scalar(url, "SELECT count(*) FROM executions WHERE generation = 2") == "3");
+}
+
+TEST_CASE("postgres store: the executor's writes, with notifications in the same transaction") {
+  PgServer* pg = shared_server();
+  if (!pg) return;
+  auto s = open_store(pg->fresh_database());
+  make_receivers(*s, 1);
+  SubscriptionRow sub;
+  sub.receiver_id = 1;
+  sub.url = "https://hooks.example/x";
+  sub.secrets = {{"secret", "sealed:v1:abc"}};
+  sub.events = {"running", "succeeded", "failed", "retrying"};
+  auto subscribed = s->insert_subscription(sub);
+  REQUIRE(subscribed.ok());
+  sub.receiver_id = 99;
+  CHECK(s->insert_subscription(sub).status().code() == Status::Code::kNotFound);
+
+  const int64_t now = s->clock().now_ms();
+  Executions batch(1, 6, now, "webhook", "post");
+  REQUIRE(batch.insert(*s).ok());
+  auto ids = batch.ids();
+
+  // mark_running, record_plan, requeue (with its error kept), finish.
+  REQUIRE(s->mark_running(ids[0], 1, now, "https://x.example/").ok());
+  REQUIRE(s->record_plan(ids[0], {{"url", "https://x.example/"}, {"body", "big"}}).ok());
+  REQUIRE(s->requeue(ids[0], "peer said 503", now + 1000, "https://x.example/").ok());
+  auto e0 = s->get_execution(ids[0]);
+  CHECK(e0->status == ExecutionStatus::kQueued);
+  CHECK(e0->next_attempt_at == now + 1000);
+  REQUIRE(e0->attempt_errors.size() == 1);
+  CHECK(e0->attempt_errors[0]["error"] == "peer said 503");
+  CHECK(e0->attempt_errors[0]["attempt"] == 1);
+  REQUIRE(s->mark_running(ids[0], 2, now + 1000).ok());
+  CHECK(s->get_execution(ids[0])->started_at == now);  // the first start is kept
+  REQUIRE(s->finish(ids[0], ExecutionStatus::kSucceeded, {{"status", 200}}, "", now + 2000,
+                    "https://x.example/")
+              .ok());
+  e0 = s->get_execution(ids[0]);
+  CHECK(e0->status == ExecutionStatus::kSucceeded);
+  CHECK(e0->result["status"] == 200);
+  CHECK(e0->finished_at == now + 2000);
+  CHECK_FALSE(e0->next_attempt_at.has_value());
+
+  // Attempt errors are bounded: the first and the 15 latest.
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(s->requeue(ids[5], "failure " + std::to_string(i), now, "").ok());
+  auto e5 = s->get_execution(ids[5]);
+  REQUIRE(e5->attempt_errors.size() == 16);
+  CHECK(e5->attempt_errors[0]["error"] == "failure 0");
+  CHECK(e5->attempt_errors[15]["error"] == "failure 19");
+
+  // requeue_all and finish_all, several in one transaction; a failure with its error.
+  REQUIRE(s->requeue_all({ids[1], ids[2]}, "lane retry", now + 5, "t").ok());
+  CHECK(s->get_execution(ids[1])->error == "lane retry");
+  CHECK(s->get_execution(ids[2])->next_attempt_at == now + 5);
+  nlohmann::json ok_result = {{"done", true}};
+  REQUIRE(s->finish_all({{ids[1], ExecutionStatus::kSucceeded, &ok_result, "", now + 6, "t"},
+                         {ids[2], ExecutionStatus::kFailed, nullptr, "gave up", now + 6, "t"}})
+              .ok());
+  CHECK(s->get_execution(ids[1])->status == ExecutionStatus::kSucceeded);
+  auto e2 = s->get_execution(ids[2]);
+  CHECK(e2->status == ExecutionStatus::kFailed);
+  CHECK(e2->error == "gave up");
+  CHECK(e2->attempt_errors.size() == 2);
+
+  // start_planned, then finish_settled refused for a planned one and applied to an unplanned one.
+  nlohmann::json plan = {{"replicas", 3}};
+  REQUIRE(s->start_planned({{ids[3], 1, &plan, "t"}}, now + 7).ok());
+  auto e3 = s->get_execution(ids[3]);
+  CHECK(e3->status == ExecutionStatus::kRunning);
+  CHECK(e3->plan == plan);
+  nlohmann::json settled = {{"unchanged", true}};
+  CHECK_FALSE(s->finish_settled({{ids[3], 1, &plan, "t"}}, now + 8,
+                                {{ids[3], ExecutionStatus::kSucceeded, &settled, "", now + 8, "t"}})
+                  .ok());
+  CHECK(s->get_execution(ids[3])->status == ExecutionStatus::kRunning);  // nothing recorded
+  REQUIRE(s->finish_settled({{ids[4], 1, &plan, "t"}}, now + 8,
+                            {{ids[4], ExecutionStatus::kSucceeded, &settled, "", now + 9, "t"}})
+              .ok());
+  auto e4 = s->get_execution(ids[4]);
+  CHECK(e4->status == ExecutionStatus::kSucceeded);
+  CHECK(e4->plan == plan);
+  CHECK(e4->result == settled);
+  CHECK(e4->started_at == now + 8);
+
+  // commit_group: triggers and a lane's plans in one transaction; a lane whose plans fail (an
+  // execution id that names nothing still succeeds, so use a plan that cannot be written) is
+  // rolled back alone.
+  Executions more(1, 2, now);
+  nlohmann::json plan2 = {{"replicas", 4}};
+  std::vector<Store::PlannedRun> lane = {{ids[3], 2, &plan2, "t"}};
+  std::vector<Store::PlannedBatch> plans = {{&lane, now + 10}};
+  std::vector<Status> plan_status;
+  REQUIRE(s->commit_group(more.rows, plans, &plan_status, /*deferred_sync=*/true).ok());
+  REQUIRE(s->sync_wal().ok());
+  REQUIRE(plan_status.size() == 1);
+  CHECK(plan_status[0].ok());
+  CHECK(more.rows[0].id > 0);
+  CHECK(s->get_execution(ids[3])->plan == plan2);
+
+  // Cancel: only a queued one.
+  CHECK(s->cancel_execution(more.rows[0].id, now + 11).ok());
+  CHECK(s->get_execution(more.rows[0].id)->error == "cancelled");
+  CHECK(s->cancel_execution(ids[3], now + 11).code() == Status::Code::kConflict);
+  CHECK(s->cancel_execution(123456, now + 11).code() == Status::Code::kNotFound);
+
+  // The notifications: one delivery per status change, a webhook plan without its body.
+  auto deliveries = s->list_deliveries(1, "", 100, 0);
+  REQUIRE(deliveries.ok());
+  CHECK(deliveries->size() >= 10);
+  bool saw_running_with_plan = false;
+  std::set<std::string> webhook_ids;
+  for (const auto& d : *deliveries) {
+    webhook_ids.insert(d.webhook_id);
+    CHECK(d.webhook_id.rfind("msg_", 0) == 0);
+    CHECK(d.webhook_id.size() == 36);
+    CHECK(d.state == "pending");
+    auto body = nlohmann::json::parse(d.payload);
+    CHECK(body["type"] == "execution." + d.event);
+    CHECK(body["data"]["receiver"] == "r1");
+    CHECK(body["timestamp"].get<std::string>().size() == 24);
+    if (d.execution_id == ids[0] && d.event == "succeeded") {
+      CHECK(body["data"]["plan"]["url"] == "https://x.example/");
+      CHECK_FALSE(body["data"]["plan"].contains("body"));
+      CHECK(body["data"]["attempt"] == 2);
+      CHECK(body["data"]["target"] == "https://x.example/");
+      saw_running_with_plan = true;
+    }
+  }
+  CHECK(saw_running_with_plan);
+  CHECK(webhook_ids.size() == deliveries->size());
+  // Deleting finished executions takes their deliveries.
+  auto gone = s->delete_executions({ids[0], ids[3]});  // ids[3] is running: kept
+  REQUIRE(gone.ok());
+  CHECK(*gone == 1);
+  auto left = s->list_deliveries(1, "", 100, 0);
+  REQUIRE(left.ok());
+  for (const auto& d : *left) CHECK(d.execution_id != ids[0]);
+}
+
+TEST_CASE("postgres store: two dispatchers never claim the same delivery (SKIP LOCKED)") {
+  PgServer* pg = shared_server();
+  if (!pg) return;
+  std::string url = pg->fresh_database();
+  auto a = open_store(url);
+  auto b = open_store(url);
+  make_receivers(*a, 1);
+  SubscriptionRow sub;
+  sub.receiver_id = 1;
+  sub.url = "https://hooks.example/x";
+  sub.secrets = {{"secret", "s"}};
+  sub.events = {"running"};
+  REQUIRE(a->insert_subscription(sub).ok());
+  const int64_t now = a->clock().now_ms();
+  Executions batch(1, 60, now);
+  REQUIRE(batch.insert(*a).ok());
+  for (int64_t id : batch.ids()) REQUIRE(a->mark_running(id, 1, now).ok());
+  CHECK(a->next_delivery_due()->value_or(0) == now);
+
+  std::mutex mu;
+  std::vector<int64_t> claimed;
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      Store& s = t % 2 ? *a : *b;
+      for (;;) {
+        auto c = s.claim_due_delivery(now + 10, /*lease_ms=*/3600000);
+        if (!c.ok()) {
+          ++errors;
+          continue;
+        }
+        if (!c->has_value()) return;
+        CHECK((*c)->subscription.has_value());
+        std::lock_guard lock(mu);
+        claimed.push_back((*c)->delivery.id);
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(errors == 0);
+  CHECK(claimed.size() == 60);
+  CHECK(std::set<int64_t>(claimed.begin(), claimed.end()).size() == 60);
+
+  // An attempt recorded; a 410 disables the subscription and fails its other pending ones.
+  DeliveryOutcome o;
+  o.attempt.attempt = 1;
+  o.attempt.started_at = now;
+  o.attempt.latency_ms = 12;
+  o.attempt.status = 410;
+  o.attempt.answer = "gone";
+  o.state = "failed";
+  o.disable_subscription = "the subscriber answered 410 Gone";
+  REQUIRE(a->record_delivery_attempt(claimed[0], o).ok());
+  auto d = a->get_delivery(1, claimed[0]);
+  REQUIRE(d.ok());
+  CHECK(d->state == "failed");
+  CHECK(d->last_status == 410);
+  CHECK(d->finished_at == now + 12);
+  CHECK(a->list_deliveries(1, "pending", 100, 0)->empty());
+  auto subs = a->list_subscriptions(1);
+  REQUIRE(subs->size() == 1);
+  CHECK_FALSE((*subs)[0].enabled);
+  CHECK((*subs)[0].disabled_reason == o.disable_subscription);
+  auto attempts = a->delivery_attempts({claimed[0], claimed[1]}, 5);
+  REQUIRE(attempts.ok());
+  CHECK(attempts->at(claimed[0]).size() == 1);
+  CHECK(attempts->at(claimed[0])[0].answer == "gone");
+  CHECK(attempts->at(claimed[1]).empty());
+  // Re-sending needs an enabled subscription.
+  CHECK(a->redeliver(1, claimed[0], now).code() == Status::Code::kConflict);
+  SubscriptionRow again = (*subs)[0];
+  again.enabled = true;
+  REQUIRE(a->update_subscription(again).ok());
+  CHECK(a->get_subscription(1, again.id)->disabled_reason.empty());
+  REQUIRE(a->redeliver(1, claimed[0], now).ok());
+  CHECK(a->get_delivery(1, claimed[0])->state == "pending");
+  CHECK(a->redeliver(1, claimed[0], now).code() == Status::Code::kConflict);  // pending
+  REQUIRE(a->delete_subscription(1, again.id).ok());
+  CHECK(a->list_deliveries(1, "", 100, 0)->empty());
+}
+
+TEST_CASE("postgres store: concurrent deletes and demotions never remove the last admin") {
+  PgServer* pg = shared_server();
+  if (!pg) return;
+  std::string url = pg->fresh_database();
+  auto a = open_store(url);
+  auto b = open_store(url);
+  for (int round = 0; round < 10; ++round) {
+    auto t1 =
+        a->insert_admin_token("one" + std::to_string(round), std::string(32, char(2 * round)));
+    auto t2 =
+        a->insert_admin_token("two" + std::to_string(round), std::string(32, char(2 * round + 1)));
+    REQUIRE(t1.ok());
+    REQUIRE(t2.ok());
+    // Before: every admin of earlier rounds is gone but one; leave only these two as admins.
+    auto tokens = a->list_admin_tokens();
+    REQUIRE(tokens.ok());
+    for (const auto& t : *tokens)
+      if (t.id != t1->id && t.id != t2->id) {
+        Status gone = a->delete_admin_token(t.id);
+        INFO(gone.message());
+        REQUIRE(gone.ok());
+      }
+    Status s1, s2;
+    std::thread x([&] {
+      s1 = round % 2 ? a->delete_admin_token(t1->id)
+                     : a->set_admin_token_role(t1->id, Role::kOperator).status();
+    });
+    std::thread y([&] { s2 = b->delete_admin_token(t2->id); });
+    x.join();
+    y.join();
+    CHECK(s1.ok() != s2.ok());  // exactly one went through
+    CHECK((s1.ok() ? s2 : s1).code() == Status::Code::kConflict);
+    int admins = 0;
+    auto after = a->list_admin_tokens();
+    REQUIRE(after.ok());
+    for (const auto& t : *after)
+      if (t.role == Role::kAdmin) ++admins;
+    CHECK(admins == 1);
+  }
+  // The hash round-trips as raw bytes; replacing the env token revokes the old one.
+  std::string h1(32, '\0'), h2(32, '\xff');
+  h1[5] = 'x';
+  REQUIRE(a->replace_env_admin_token("from env", h1).ok());
+  bool found = false;
+  auto tokens = a->list_admin_tokens();
+  REQUIRE(tokens.ok());
+  for (const auto& t : *tokens)
+    if (t.from_env) found = t.token_hash == h1;
+  CHECK(found);
+  AuditEntry by;
+  by.actor_name = "service";
+  by.actor_role = "admin";
+  CHECK(*a->replace_env_admin_token("from env", h2, &by) == 1);
+  CHECK(a->insert_admin_token("dup", h2).status().code() == Status::Code::kConflict);
+  auto audit = a->list_audit({});
+  REQUIRE(audit.ok());
+  REQUIRE(audit->size() == 2);
+  CHECK((*audit)[0].action == "token.create");
+  CHECK((*audit)[1].action == "token.revoke");
+}
+
+TEST_CASE("postgres store: request log, audit, settings, retention and sealed texts") {
+  PgServer* pg = shared_server();
+  if (!pg) return;
+  auto s = open_store(pg->fresh_database());
+  make_receivers(*s, 2);
+  // The request log: written relaxed, capped per receiver in bounded steps.
+  std::vector<RequestLogRow> rows(10);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    rows[i].receiver_id = 1;
+    rows[i].received_at = 1000 + int64_t(i);
+    rows[i].outcome = i % 2 ? "ignored" : "refused";
+    rows[i].status = i % 2 ? 200 : 401;
+    rows[i].detail = {{"i", i}};
+    rows[i].headers = "[[\"x\",\"y\"]]";
+  }
+  std::vector<int64_t> untrimmed;
+  REQUIRE(s->insert_request_logs(rows, {1}, 4, &untrimmed, 3).ok());
+  CHECK(untrimmed == std::vector<int64_t>{1});  // 6 to go, 3 gone
+  CHECK(s->list_request_logs(1, "", 100, 0)->size() == 7);
+  std::vector<RequestLogRow> none;
+  REQUIRE(s->insert_request_logs(none, {1}, 4, &untrimmed, 100).ok());
+  CHECK(untrimmed.empty());
+  auto kept = s->list_request_logs(1, "", 100, 0);
+  REQUIRE(kept->size() == 4);
+  CHECK((*kept)[0].id == rows[9].id);
+  CHECK(s->list_request_logs(1, "ignored", 100, 0)->size() == 2);
+  CHECK(s->list_request_logs(1, "", 100, rows[9].id)->size() == 3);
+  CHECK(s->get_request_log(1, rows[9].id)->detail["i"] == 9);
+  CHECK(s->get_request_log(2, rows[9].id).status().code() == Status::Code::kNotFound);
+  CHECK(*s->prune_request_logs(1008, 100) == 2);
+
+  // Settings, audited.
+  AuditEntry audit;
+  audit.actor_id = 7;
+  audit.actor_name = "ops";
+  audit.actor_role = "operator";
+  audit.source = "10.0.0.1";
+  audit.action = "workers.pause";
+  audit.target_type = "workers";
+  audit.after = {{"paused", true}};
+  CHECK_FALSE(s->get_setting("workers_paused")->has_value());
+  REQUIRE(s->set_setting("workers_paused", "1", &audit).ok());
+  REQUIRE(s->set_setting("workers_paused", "0").ok());
+  CHECK(**s->get_setting("workers_paused") == "0");
+  auto entries = s->list_audit({});
+  REQUIRE(entries->size() == 1);
+  CHECK((*entries)[0].actor_id == 7);
+  CHECK((*entries)[0].after["paused"] == true);
+  CHECK((*entries)[0].before.is_null());
+  CHECK((*entries)[0].at > 0);
+  // An audited receiver change renders the row as the transaction left it.
+  AuditEntry create;
+  create.actor_name = "admin";
+  create.actor_role = "admin";
+  create.action = "receiver.create";
+  create.target_type = "receiver";
+  create.render_after = [](const ReceiverRow& r) { return nlohmann::json{{"name", r.name}}; };
+  auto r = s->insert_receiver(receiver("audited"), &create);
+  REQUIRE(r.ok());
+  AuditFilter by_target;
+  by_target.target_type = "receiver";
+  by_target.target_id = r->id;
+  auto mine = s->list_audit(by_target);
+  REQUIRE(mine->size() == 1);
+  CHECK((*mine)[0].after["name"] == "audited");
+  CHECK((*mine)[0].target_name == "audited");
+  AuditRetention keep_one;
+  keep_one.max_age_ms = 0;
+  keep_one.keep = 1;
+  keep_one.count_floor_ms = 0;
+  CHECK(*s->prune_audit(keep_one, s->clock().now_ms() + 1, 100) == 1);
+
+  // Retention of executions: by age, keeping those with a fresh idempotency key.
+  Executions old(2, 3, 1000);
+  old.rows[2].idempotency_key = "k";
+  REQUIRE(old.insert(*s).ok());
+  for (int64_t id : old.ids())
+    REQUIRE(s->finish(id, ExecutionStatus::kSucceeded, nullptr, "", 1001, "").ok());
+  RetentionPolicy policy;
+  policy.max_age_ms = 100;
+  policy.dedupe_window_ms = 1000000;
+  auto prunable = s->prunable_executions(policy, 5000, 5000, {}, 100);
+  REQUIRE(prunable.ok());
+  CHECK(*prunable == std::vector<int64_t>{old.rows[0].id, old.rows[1].id});
+  CHECK(s->receivers_over(2)->size() == 1);
+  CHECK(*s->unfinished_count(2) == 0);
+  CHECK(s->recent_executions(2, 1000)->size() == 3);
+  CHECK(s->recent_executions(2, 1001)->empty());
+  CHECK(s->recent_executions(1000)->at(2).size() == 3);
+  CHECK(*s->delete_executions(*prunable) == 2);
+
+  // Sealed texts: listed and rewritten in one transaction.
+  ReceiverRow sealed = receiver("sealed");
+  sealed.config = {{"token", "sealed:v1:aaa"}};
+  auto sr = s->insert_receiver(sealed);
+  REQUIRE(sr.ok());
+  auto listed = s->sealed_texts(false);
+  REQUIRE(listed.ok());
+  std::vector<SealedText> texts = std::move(listed).value();
+  REQUIRE(texts.size() == 1);
+  CHECK(texts[0].where == SealedText::Where::kReceiverConfig);
+  texts[0].text = R"({"token":"sealed:v1:bbb"})";
+  REQUIRE(s->rewrite_sealed_texts(texts).ok());
+  CHECK(s->get_receiver(sr->id)->config["token"] == "sealed:v1:bbb");
+  CHECK(s->check_writable().ok());
+}
+
+TEST_CASE("postgres store: a server that goes away answers Unavailable, and comes back") {
+  // A server of its own: this test stops it.
+  PgServer* shared = shared_server();
+  if (!shared) return;
+  PgServer pg;
+  std::string why = pg.start();
+  REQUIRE(why.empty());
+  StoreOptions o;
+  o.busy_timeout_ms = 1000;
+  o.max_connections = 2;
+  auto s = open_store(pg.url("postgres"), o);
+  make_receivers(*s, 1);
+  REQUIRE(s->check_writable().ok());
+  pg.stop();
+  CHECK(s->get_receiver(1).status().code() == Status::Code::kUnavailable);
+  CHECK(s->check_writable().code() == Status::Code::kUnavailable);
+  Executions batch(1, 2, s->clock().now_ms());
+  CHECK(batch.insert(*s).code() == Status::Code::kUnavailable);
+  CHECK(s->insert_receiver(receiver("while down")).status().code() == Status::Code::kUnavailable);
+  REQUIRE(pg.run().empty());
+  // The next calls reconnect.
+  CHECK(s->get_receiver(1).ok());
+  Executions after(1, 2, s->clock().now_ms());
+  CHECK(after.insert(*s).ok());
+  CHECK(s->check_writable().ok());
+}
+
+TEST_CASE("postgres store: a lock held elsewhere past busy_timeout_ms answers Unavailable") {
+  PgServer* pg = shared_server();
+  if (!pg) return;
+  std::string url = pg->fresh_database();
+  StoreOptions o;
+  o.busy_timeout_ms = 300;
+  auto s = open_store(url, o);
+  make_receivers(*s, 1);
+  // Another session holds the receiver's row.
+  PGconn* other = PQconnectdb(url.c_str());
+  REQUIRE(PQstatus(other) == CONNECTION_OK);
+  PQclear(PQexec(other, "BEGIN"));
+  PQclear(PQexec(other, "SELECT 1 FROM receivers WHERE id = 1 FOR UPDATE"));
+  auto started = std::chrono::steady_clock::now();
+  auto r = s->bump_generation(1);
+  CHECK(r.status().code() == Status::Code::kUnavailable);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+  PQclear(PQexec(other, "ROLLBACK"));
+  PQfinish(other);
+  CHECK(s->bump_generation(1).ok());
+}
+
+TEST_CASE("postgres store: group commit cost, measured") {
+  PgServer* pg = shared_server();
+  if (!pg) return;
+  auto s = open_store(pg->fresh_database());
+  make_receivers(*s, 1);
+  for (int size : {1, 100}) {
+    const int rounds = size == 1 ? 200 : 20;
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < rounds; ++i) {
+      Executions batch(1, size, s->clock().now_ms());
+      REQUIRE(batch.insert(*s).ok());
+    }
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                    .count() /
+                rounds;
+    WARN("postgres group commit of " << size << " execution(s): " << ms << " ms");
+    CHECK(ms > 0);
+  }
+}
