@@ -1,6 +1,8 @@
 #include "postgres_store.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -546,7 +548,14 @@ constexpr int64_t kMigrationLock = 0x7472706c696e0001LL;
 
 }  // namespace
 
-PostgresStore::~PostgresStore() = default;
+PostgresStore::~PostgresStore() {
+  {
+    std::lock_guard lock(watch_mu_);
+    watch_stopping_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watch_thread_.joinable()) watch_thread_.join();
+}
 
 Result<std::unique_ptr<PostgresStore>> PostgresStore::open(const std::string& url,
                                                            StoreOptions options) {
@@ -555,6 +564,15 @@ Result<std::unique_ptr<PostgresStore>> PostgresStore::open(const std::string& ur
   s->busy_timeout_ms_ = options.busy_timeout_ms;
   s->pool_ = std::make_unique<pg::Pool>(url, options.max_connections, options.busy_timeout_ms,
                                         options.busy_timeout_ms);
+  s->url_ = url;
+  s->replica_ = options.replica;
+  if (s->replica_.empty()) {
+    // New at every start (docs/scale-out.md): a name no earlier process had, readable in logs.
+    char host[64] = {};
+    ::gethostname(host, sizeof host - 1);
+    s->replica_ = std::string(host) + "-" + std::to_string(::getpid()) + "-" +
+                  crypto::hex(crypto::random_bytes(4));
+  }
   if (Status m = s->migrate(); !m.ok()) return m;
   return s;
 }
@@ -894,8 +912,9 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
   // can slip between the check and the insert. Every execution's INSERT in one round trip.
   static constexpr const char* kInsert =
       "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, status, "
-      "created_at, action, request_id, rule) SELECT $1, $2, $3, $4, $5, 'queued', $6::bigint, $7, "
-      "$8::bigint, $9 FROM (SELECT 1 FROM receivers WHERE id = $1 AND generation = $2 AND "
+      "created_at, action, request_id, rule, owner) SELECT $1, $2, $3, $4, $5, 'queued', "
+      "$6::bigint, $7, $8::bigint, $9, $10 FROM (SELECT 1 FROM receivers WHERE id = $1 AND "
+      "generation = $2 AND "
       "enabled FOR SHARE) AS grants ON CONFLICT (receiver_id, idempotency_key) WHERE "
       "idempotency_key IS NOT NULL DO NOTHING RETURNING id";
   std::vector<Conn::Statement> inserts;
@@ -921,6 +940,7 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
       p.add(e.rule->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     else
       p.null();
+    p.add(replica_);  // this replica's to run (docs/scale-out.md)
     inserts.emplace_back(kInsert, std::move(p));
   }
   std::vector<Res> inserted = c.pipeline(inserts);
@@ -1267,8 +1287,8 @@ Result<std::vector<ExecutionRow>> PostgresStore::unfinished_executions(int64_t a
     return read_executions(
         c.exec(select_from(kExecutionColumns,
                            "FROM executions WHERE status IN ('queued', 'running') AND id > $1 "
-                           "ORDER BY id LIMIT $2"),
-               p));
+                           "AND owner = $3 ORDER BY id LIMIT $2"),
+               p.add(replica_)));
   });
 }
 
@@ -1276,7 +1296,8 @@ Result<std::vector<std::pair<int64_t, int64_t>>> PostgresStore::unfinished_count
   return read([&](Conn& c) -> Result<std::vector<std::pair<int64_t, int64_t>>> {
     Res q = c.exec(
         "SELECT receiver_id, count(*) FROM executions WHERE status IN ('queued', 'running') "
-        "GROUP BY receiver_id");
+        "AND owner = $1 GROUP BY receiver_id",
+        Params().add(replica_));
     std::vector<std::pair<int64_t, int64_t>> out;
     for (int i = 0; i < q.rows(); ++i) out.emplace_back(q.i64(i, 0), q.i64(i, 1));
     return out;
@@ -1336,8 +1357,8 @@ Result<int64_t> PostgresStore::unfinished_count(int64_t receiver_id) {
     return c
         .exec(
             "SELECT count(*) FROM executions WHERE receiver_id = $1 AND status IN "
-            "('queued', 'running')",
-            Params().add(receiver_id))
+            "('queued', 'running') AND owner = $2",
+            Params().add(receiver_id).add(replica_))
         .i64(0, 0);
   });
 }
@@ -2097,6 +2118,182 @@ Status PostgresStore::check_writable() {
     c.exec("BEGIN READ WRITE");
     c.exec("SELECT txid_current()");
     c.exec("ROLLBACK");
+    return Status::Ok();
+  });
+}
+
+// Scale-out (docs/scale-out.md).
+
+Status PostgresStore::watch(std::function<void(const Change&)> on_change) {
+  std::lock_guard lock(watch_mu_);
+  if (watch_thread_.joinable()) return Status::Invalid("the store is watched already");
+  watch_thread_ = std::thread([this, f = std::move(on_change)] { watch_loop(f); });
+  return Status::Ok();
+}
+
+void PostgresStore::watch_loop(const std::function<void(const Change&)>& on_change) {
+  auto stopping = [&](int wait_ms) {
+    std::unique_lock lock(watch_mu_);
+    return watch_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                              [&] { return watch_stopping_; });
+  };
+  int backoff_ms = 100;
+  while (!stopping(0)) {
+    // A connection of its own, outside the pool: it sits in LISTEN for good. TCP keepalives
+    // notice a peer gone without a word (a cut network) within some 20 s.
+    const char* keys[] = {"connect_timeout",
+                          "application_name",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "dbname",
+                          nullptr};
+    const char* values[] = {"10", "tripline-watch", "10", "5", "2", url_.c_str(), nullptr};
+    PGconn* c = PQconnectdbParams(keys, values, 1);
+    bool listening = false;
+    if (c && PQstatus(c) == CONNECTION_OK) {
+      PQsetNoticeProcessor(
+          c, [](void*, const char*) {}, nullptr);
+      PGresult* r = PQexec(c, "LISTEN tripline_changes");
+      listening = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+      if (r) PQclear(r);
+    }
+    if (!listening) {
+      log::warn("cannot listen for other replicas' changes; trying again",
+                {{"error", c ? pg::trimmed(PQerrorMessage(c)) : std::string("out of memory")}});
+      if (c) PQfinish(c);
+      if (stopping(backoff_ms)) return;
+      backoff_ms = std::min(backoff_ms * 2, 5000);
+      continue;
+    }
+    backoff_ms = 100;
+    // Whatever changed while nobody listened (before the first LISTEN, or since the connection
+    // was lost) is read again.
+    on_change(Change{});
+    while (!stopping(0)) {
+      pollfd pfd{PQsocket(c), POLLIN, 0};
+      int ready = ::poll(&pfd, 1, 250);
+      if (ready < 0 && errno != EINTR) break;
+      if (ready > 0 && !PQconsumeInput(c)) break;
+      if (PQstatus(c) != CONNECTION_OK) break;
+      while (PGnotify* n = PQnotifies(c)) {
+        std::string_view payload = n->extra ? n->extra : "";
+        Change change;
+        if (payload.rfind("receiver:", 0) == 0) {
+          change.kind = Change::Kind::kReceiver;
+          change.id = std::strtoll(std::string(payload.substr(9)).c_str(), nullptr, 10);
+        } else if (payload == "admin_tokens") {
+          change.kind = Change::Kind::kAdminTokens;
+        } else if (payload.rfind("setting:", 0) == 0) {
+          change.kind = Change::Kind::kSetting;
+          change.name = std::string(payload.substr(8));
+        }  // else: unknown, so read everything again (kEverything)
+        PQfreemem(n);
+        on_change(change);
+      }
+    }
+    log::warn("lost the connection listening for other replicas' changes; reconnecting",
+              {{"error", pg::trimmed(PQerrorMessage(c))}});
+    PQfinish(c);
+  }
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> PostgresStore::signing_keys() {
+  return read([&](Conn& c) -> Result<std::vector<std::pair<std::string, std::string>>> {
+    Res q = c.exec("SELECT kid, secret FROM signing_keys ORDER BY kid");
+    std::vector<std::pair<std::string, std::string>> out;
+    for (int i = 0; i < q.rows(); ++i) out.emplace_back(q.text(i, 0), q.text(i, 1));
+    return out;
+  });
+}
+
+Status PostgresStore::add_signing_key(const std::string& kid, const std::string& sealed_secret) {
+  return write(Sync::kSynced, [&](Conn& c) -> Status {
+    c.exec(
+        "INSERT INTO signing_keys (kid, secret, created_at) VALUES ($1, $2, $3) "
+        "ON CONFLICT (kid) DO NOTHING",
+        Params().add(kid).add(sealed_secret).add(now_ms()));
+    return Status::Ok();
+  });
+}
+
+Result<bool> PostgresStore::renew_lease(int64_t until_ms) {
+  bool first = !lease_started_.load();
+  auto held = write(Sync::kSynced, [&](Conn& c) -> Result<bool> {
+    if (first) {
+      c.exec("INSERT INTO replicas (id, lease_until, started_at) VALUES ($1, $2, $3)",
+             Params().add(replica_).add(until_ms).add(now_ms()));
+      // Executions from before replicas (owner ''): the first replica to start takes them.
+      c.exec(
+          "UPDATE executions SET owner = $1 WHERE owner = '' AND status IN ('queued', "
+          "'running')",
+          Params().add(replica_));
+      return true;
+    }
+    return c.exec("UPDATE replicas SET lease_until = $2 WHERE id = $1",
+                  Params().add(replica_).add(until_ms))
+               .affected() == 1;
+  });
+  if (held.ok() && first) lease_started_ = true;
+  return held;
+}
+
+Result<Store::TakenOver> PostgresStore::take_over_expired(int64_t now_ms) {
+  TakenOver out;
+  // One dead replica a transaction; SKIP LOCKED: a replica another one is taking over now is
+  // not waited for, and is taken by that one alone.
+  for (int round = 0; round < 16; ++round) {
+    TakenOver one;
+    auto took = write(Sync::kSynced, [&](Conn& c) -> Result<bool> {
+      one = TakenOver{};
+      Res dead = c.exec(
+          "SELECT id FROM replicas WHERE lease_until < $1 AND id <> $2 ORDER BY lease_until "
+          "LIMIT 1 FOR UPDATE SKIP LOCKED",
+          Params().add(now_ms).add(replica_));
+      if (dead.rows() == 0) return false;
+      std::string gone = dead.text(0, 0);
+      Res moved = c.exec(
+          "UPDATE executions SET owner = $1 WHERE owner = $2 AND status IN ('queued', "
+          "'running') RETURNING id, receiver_id",
+          Params().add(replica_).add(gone));
+      for (int i = 0; i < moved.rows(); ++i)
+        one.executions.push_back({moved.i64(i, 0), moved.i64(i, 1)});
+      Res locks = c.exec(
+          "UPDATE target_locks SET replica = $1, token = nextval('target_lock_tokens'), "
+          "taken_at = $3 WHERE replica = $2 RETURNING lane, token",
+          Params().add(replica_).add(gone).add(now_ms));
+      for (int i = 0; i < locks.rows(); ++i)
+        one.locks.emplace_back(locks.text(i, 0), locks.i64(i, 1));
+      c.exec("DELETE FROM replicas WHERE id = $1", Params().add(gone));
+      log::info("taking over a replica whose lease ran out",
+                {{"replica", gone}, {"executions", one.executions.size()}});
+      return true;
+    });
+    if (!took.ok()) return took.status();
+    if (!*took) break;
+    out.executions.insert(out.executions.end(), one.executions.begin(), one.executions.end());
+    out.locks.insert(out.locks.end(), one.locks.begin(), one.locks.end());
+  }
+  std::sort(out.executions.begin(), out.executions.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  return out;
+}
+
+Result<int64_t> PostgresStore::lock_target(const std::string& lane, int64_t now_ms) {
+  return write(Sync::kSynced, [&](Conn& c) -> Result<int64_t> {
+    Res q = c.exec(
+        "INSERT INTO target_locks (lane, replica, token, taken_at) VALUES ($1, $2, "
+        "nextval('target_lock_tokens'), $3) ON CONFLICT (lane) DO UPDATE SET taken_at = "
+        "excluded.taken_at WHERE target_locks.replica = excluded.replica RETURNING token",
+        Params().add(lane).add(replica_).add(now_ms));
+    return q.rows() == 1 ? q.i64(0, 0) : int64_t{0};
+  });
+}
+
+Status PostgresStore::unlock_target(const std::string& lane, int64_t token) {
+  return write(Sync::kSynced, [&](Conn& c) -> Status {
+    c.exec("DELETE FROM target_locks WHERE lane = $1 AND replica = $2 AND token = $3",
+           Params().add(lane).add(replica_).add(token));
     return Status::Ok();
   });
 }

@@ -19,8 +19,13 @@
 // Store (store.h) and Store::open.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "store.h"
 
@@ -142,6 +147,17 @@ class PostgresStore final : public Store {
   Status check_writable() override;
   std::vector<int> applied_migrations() override;
 
+  // Scale-out (docs/scale-out.md): one database, several replicas.
+  bool shared() const override { return true; }
+  Status watch(std::function<void(const Change&)> on_change) override;
+  Result<std::vector<std::pair<std::string, std::string>>> signing_keys() override;
+  Status add_signing_key(const std::string& kid, const std::string& sealed_secret) override;
+  Result<bool> renew_lease(int64_t until_ms) override;
+  Result<TakenOver> take_over_expired(int64_t now_ms) override;
+  Result<int64_t> lock_target(const std::string& lane, int64_t now_ms) override;
+  Status unlock_target(const std::string& lane, int64_t token) override;
+  const std::string& replica() const { return replica_; }
+
  private:
   PostgresStore() = default;
   enum class Sync { kSynced, kRelaxed };
@@ -172,6 +188,17 @@ class PostgresStore final : public Store {
   const Clock* clock_ = &Clock::system();
   int busy_timeout_ms_ = 5000;
   std::unique_ptr<pg::Pool> pool_;
+
+  // Scale-out: this replica's name (the owner of the executions it accepts), the URL the watch
+  // connection opens, whether its lease row exists, and the watch thread (LISTEN).
+  void watch_loop(const std::function<void(const Change&)>& on_change);
+  std::string url_;
+  std::string replica_;
+  std::atomic<bool> lease_started_{false};
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool watch_stopping_ = false;
+  std::thread watch_thread_;
 };
 
 }  // namespace tripline
