@@ -34,7 +34,7 @@ Usage:
   tripline rotate-signing-key [--data-dir DIR]
                                     add a new token signing key (old URLs keep working;
                                     new and rotated URLs use the new key)
-  tripline rotate-secret-key [--data-dir DIR]
+  tripline rotate-secret-key [--data-dir DIR] [--database DB]
                                     with the server stopped: re-seal every stored secret under
                                     a new secrets key (DATA_DIR/secrets.key), or under
                                     TRIPLINE_SECRET_KEY when it is set (the old key then in
@@ -44,7 +44,12 @@ Usage:
 
 Flags of serve (each also read from the environment variable named after it):
   --listen HOST:PORT      TRIPLINE_LISTEN       address to listen on (default 127.0.0.1:8080)
-  --data-dir DIR          TRIPLINE_DATA_DIR     SQLite database and signing keys (default ./data)
+  --data-dir DIR          TRIPLINE_DATA_DIR     signing and secrets keys, and the SQLite database
+                                                unless --database says otherwise (default ./data)
+  --database DB           TRIPLINE_DATABASE     the store: a SQLite file's path or a PostgreSQL
+                                                URL, postgres://USER[:PASSWORD]@HOST[:PORT]/NAME
+                                                (default DATA_DIR/tripline.db); its password is
+                                                never printed
   --public-url URL        TRIPLINE_PUBLIC_URL   base of issued trigger URLs (default http://LISTEN)
 )";
 // Then each driver's own options (driver.h, DriverOption), then:
@@ -164,7 +169,7 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 4 << 20);
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
 
-  std::string listen = "127.0.0.1:8080", data_dir = "./data", public_url, workers = "4",
+  std::string listen = "127.0.0.1:8080", data_dir = "./data", database, public_url, workers = "4",
               http_threads = "2", max_attempts = "8", retry_base = "500", retry_max = "60000",
               log_level = "info", trusted_proxies, retention = "30d,100000", default_rate = "600",
               audit_retention = "400d,100000", default_burst = "100", default_max_queued = "1000",
@@ -172,6 +177,7 @@ int main(int argc, char** argv) {
   std::vector<Flag> flags = {
       {"--listen", "TRIPLINE_LISTEN", &listen},
       {"--data-dir", "TRIPLINE_DATA_DIR", &data_dir},
+      {"--database", "TRIPLINE_DATABASE", &database},
       {"--public-url", "TRIPLINE_PUBLIC_URL", &public_url},
       {"--workers", "TRIPLINE_WORKERS", &workers},
       {"--http-threads", "TRIPLINE_HTTP_THREADS", &http_threads},
@@ -243,9 +249,9 @@ int main(int argc, char** argv) {
   }
 
   if (cmd == "rotate-secret-key") {
-    auto done =
-        tripline::rotate_secret_key(data_dir, driver_env, std::getenv("TRIPLINE_SECRET_KEY"),
-                                    std::getenv("TRIPLINE_SECRET_KEY_PREVIOUS"));
+    auto done = tripline::rotate_secret_key(data_dir, database, driver_env,
+                                            std::getenv("TRIPLINE_SECRET_KEY"),
+                                            std::getenv("TRIPLINE_SECRET_KEY_PREVIOUS"));
     if (!done.ok()) {
       std::fprintf(stderr, "tripline: %s\n", done.status().message().c_str());
       return 1;
@@ -268,6 +274,7 @@ int main(int argc, char** argv) {
   tripline::ServiceOptions o;
   o.listen = listen;
   o.data_dir = data_dir;
+  o.database = database;
   o.public_url = public_url;
   if (const char* t = std::getenv("TRIPLINE_ADMIN_TOKEN")) o.admin_token = t;
   o.drivers = driver_env;

@@ -16,6 +16,7 @@
 
 #include "admin_auth.h"
 #include "app.h"
+#include "database.h"
 #include "executor.h"
 #include "flags.h"
 #include "ingest.h"
@@ -293,8 +294,10 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   StoreOptions store_options;
   store_options.busy_timeout_ms = o.store_busy_timeout_ms;
   store_options.clock = o.clock;
-  auto store = Store::open(o.data_dir + "/tripline.db", store_options);
-  if (!store.ok()) return store.status();
+  const std::string database = database_or_default(o.data_dir, o.database);
+  auto store = Store::open(database, store_options);
+  // Its error may name the database, a URL's password with it: never logged (database.h).
+  if (!store.ok()) return redact_database_in(store.status(), database);
   p.store = std::move(store).value();
 
   register_drivers(p.drivers, o.drivers);
@@ -416,10 +419,12 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   while (!p.public_url.empty() && p.public_url.back() == '/') p.public_url.pop_back();
   p.app->set_public_url(p.public_url);
   if (Status s = p.http->serve(); !s.ok()) return s;
-  log::info("tripline serving", {{"listen", host + ":" + std::to_string(p.http->port())},
-                                 {"public_url", p.public_url},
-                                 {"data_dir", o.data_dir},
-                                 {"receivers", *receiver_count}});
+  log::info("tripline serving",
+            {{"listen", host + ":" + std::to_string(p.http->port())},
+             {"public_url", p.public_url},
+             {"data_dir", o.data_dir},
+             {"database", redact_database(database_or_default(o.data_dir, o.database))},
+             {"receivers", *receiver_count}});
   return svc;
 }
 
