@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tripline needs from Debian 12's packages: `build` for the binary, `test` for the
 # test suite and its real peers (dockerd for a swarm, BIND, Knot and PowerDNS for DNS updates,
-# nginx with openssl for the TLS recipe in deploy/nginx, PostgreSQL 15 for the store's PostgreSQL
-# variants: the tests run its binaries themselves, never the cluster the package sets up), `bench` for the load tests,
+# PostgreSQL 15's server for the PostgreSQL store's tests,
+# nginx with openssl for the TLS recipe in deploy/nginx), `bench` for the load tests,
 # `fuzz` for the libFuzzer targets (clang 14 with its sanitizer and libFuzzer runtimes, and
 # llvm-symbolizer for readable reports), `deb` for `make deb` (dpkg-shlibdeps computes Depends; CPack
 # finds the ELF files with `file`), `image` for the package and image tests (`make test-deb`,
@@ -15,10 +15,10 @@ set -euo pipefail
 build=(g++ make cmake pkg-config libpistache-dev libssl-dev nlohmann-json3-dev libsqlitecpp-dev
        libsqlite3-dev libcurl4-openssl-dev libldns-dev libre2-dev libyaml-cpp-dev libcli11-dev
        libsimdjson-dev libpq-dev)
-test=(catch2 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
+test=(catch2 postgresql-15 docker.io containerd iproute2 busybox-static sqlite3 curl bind9 bind9-utils bind9-dnsutils
       knot knot-dnsutils pdns-server pdns-backend-sqlite3
       prometheus-alertmanager chromium nginx openssl docker-registry socat dpkg-dev file debootstrap
-      jq python3 postgresql-15)
+      jq python3)
 bench=(wrk curl sqlite3 nginx docker.io containerd iproute2 busybox-static)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 format=(clang-format-14 git)

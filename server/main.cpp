@@ -35,7 +35,7 @@ Usage:
   tripline rotate-signing-key [--data-dir DIR]
                                     add a new token signing key (old URLs keep working;
                                     new and rotated URLs use the new key)
-  tripline rotate-secret-key [--data-dir DIR] [--database DB]
+  tripline rotate-secret-key [--data-dir DIR] [--database URL]
                                     with the server stopped: re-seal every stored secret under
                                     a new secrets key (DATA_DIR/secrets.key), or under
                                     TRIPLINE_SECRET_KEY when it is set (the old key then in
@@ -49,12 +49,9 @@ Usage:
 
 Flags of serve (each also read from the environment variable named after it):
   --listen HOST:PORT      TRIPLINE_LISTEN       address to listen on (default 127.0.0.1:8080)
-  --data-dir DIR          TRIPLINE_DATA_DIR     signing and secrets keys, and the SQLite database
-                                                unless --database says otherwise (default ./data)
-  --database DB           TRIPLINE_DATABASE     the store: a SQLite file's path or a PostgreSQL
-                                                URL, postgres://USER[:PASSWORD]@HOST[:PORT]/NAME
-                                                (default DATA_DIR/tripline.db); its password is
-                                                never printed
+  --data-dir DIR          TRIPLINE_DATA_DIR     SQLite database and signing keys (default ./data)
+  --database URL          TRIPLINE_DATABASE     a postgres:// URL: keep the store in PostgreSQL
+                                                (docs/postgres.md; default DATA_DIR/tripline.db)
   --public-url URL        TRIPLINE_PUBLIC_URL   base of issued trigger URLs (default http://LISTEN)
 )";
 // Then each driver's own options (driver.h, DriverOption), then:
@@ -273,9 +270,9 @@ int main(int argc, char** argv) {
   }
 
   if (cmd == "rotate-secret-key") {
-    auto done = tripline::rotate_secret_key(data_dir, database, driver_env,
-                                            std::getenv("TRIPLINE_SECRET_KEY"),
-                                            std::getenv("TRIPLINE_SECRET_KEY_PREVIOUS"));
+    auto done =
+        tripline::rotate_secret_key(data_dir, driver_env, std::getenv("TRIPLINE_SECRET_KEY"),
+                                    std::getenv("TRIPLINE_SECRET_KEY_PREVIOUS"), database);
     if (!done.ok()) {
       std::fprintf(stderr, "tripline: %s\n", done.status().message().c_str());
       return 1;

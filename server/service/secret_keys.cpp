@@ -146,9 +146,9 @@ Result<ResealReport> reseal_all(Store& store, const DriverRegistry& drivers, con
   return report;
 }
 
-Result<std::string> rotate_secret_key(const std::string& data_dir, const std::string& database,
-                                      const DriverEnv& env, const char* env_key,
-                                      const char* env_previous) {
+Result<std::string> rotate_secret_key(const std::string& data_dir, const DriverEnv& env,
+                                      const char* env_key, const char* env_previous,
+                                      const std::string& database) {
   DriverRegistry drivers;
   register_drivers(drivers, env);
   auto old_box = SecretBox::load_or_create(data_dir, env_key, env_previous);

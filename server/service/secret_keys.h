@@ -35,11 +35,10 @@ Result<ResealReport> reseal_all(Store& store, const DriverRegistry& drivers, con
 // new key: everything is re-sealed under it (old values opened with TRIPLINE_SECRET_KEY_PREVIOUS).
 // Otherwise a new key is generated: the old one is appended to DATA_DIR/secrets.key.previous, the
 // new one replaces DATA_DIR/secrets.key, everything is re-sealed, and secrets.key.previous is
-// removed. Run it with the server stopped. Answers a line for the operator. `database` is the
-// store's, as --database names it (database.h; empty: DATA_DIR/tripline.db); the keys are in
-// data_dir whichever it is.
-Result<std::string> rotate_secret_key(const std::string& data_dir, const std::string& database,
-                                      const DriverEnv& env, const char* env_key,
-                                      const char* env_previous);
+// removed. Run it with the server stopped. Answers a line for the operator. `database`: the
+// store (ServiceOptions::database); empty: DATA_DIR/tripline.db.
+Result<std::string> rotate_secret_key(const std::string& data_dir, const DriverEnv& env,
+                                      const char* env_key, const char* env_previous,
+                                      const std::string& database = "");
 
 }  // namespace tripline

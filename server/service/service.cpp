@@ -423,6 +423,7 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
             {{"listen", host + ":" + std::to_string(p.http->port())},
              {"public_url", p.public_url},
              {"data_dir", o.data_dir},
+             {"store", o.database.rfind("postgres", 0) == 0 ? "postgresql" : "sqlite"},
              {"database", redact_database(database_or_default(o.data_dir, o.database))},
              {"receivers", *receiver_count}});
   return svc;

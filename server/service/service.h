@@ -24,8 +24,8 @@ namespace tripline {
 struct ServiceOptions {
   std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks a free one
   std::string data_dir = "./data";
-  // The store: a SQLite file's path or a postgres:// URL, given to Store::open as it is
-  // (database.h). Empty: DATA_DIR/tripline.db. The keys stay in data_dir whichever it is.
+  // The store: empty for DATA_DIR/tripline.db (SQLite); a postgres:// URL for a PostgreSQL
+  // database (docs/postgres.md), the keys staying in data_dir.
   std::string database;
   std::string public_url;   // empty: http://<listen> (HTTPS: a proxy in front, deploy/nginx)
   std::string admin_token;  // empty: keep existing ones, or generate the first

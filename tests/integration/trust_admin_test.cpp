@@ -238,7 +238,7 @@ TEST_CASE("trust 10c: a wrong TRIPLINE_SECRET_KEY refuses to start; rotation kee
     CHECK(signed_trigger(s, url) == 202);
   }
   {  // Re-seal under the new key (server stopped).
-    auto done = rotate_secret_key(dir, "", DriverEnv().set("docker-host", "http://127.0.0.1:1"),
+    auto done = rotate_secret_key(dir, DriverEnv().set("docker-host", "http://127.0.0.1:1"),
                                   k2.c_str(), k1.c_str());
     INFO(done.status().message());
     REQUIRE(done.ok());
