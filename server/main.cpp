@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "migrate_data.h"
 #include "pruner.h"
 #include "secret_keys.h"
 #include "service.h"
@@ -39,6 +40,10 @@ Usage:
                                     a new secrets key (DATA_DIR/secrets.key), or under
                                     TRIPLINE_SECRET_KEY when it is set (the old key then in
                                     TRIPLINE_SECRET_KEY_PREVIOUS); see docs/secret-keys.md
+  tripline migrate-data --from FILE --to DATABASE
+                                    copy every row of a SQLite database into a new, empty
+                                    database (a postgres:// URL), ids kept; not available in
+                                    this build yet: see docs/migrate-data.md
   tripline --help | --version
   (see the client commands below)
 
@@ -149,6 +154,25 @@ int main(int argc, char** argv) {
   if (tripline::cli::is_client_command(cmd)) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     return tripline::cli::run(argc, argv);
+  }
+  if (cmd == "migrate-data") {
+    for (int i = 2; i < argc; ++i)
+      if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+        print_usage(stdout);
+        return 0;
+      }
+    auto args = tripline::parse_migrate_data_args(std::vector<std::string>(argv + 2, argv + argc));
+    if (!args.ok()) {
+      std::fprintf(stderr, "tripline: %s\n", args.status().message().c_str());
+      return 2;
+    }
+    auto done = tripline::migrate_data(*args);
+    if (!done.ok()) {
+      std::fprintf(stderr, "tripline: %s\n", done.status().message().c_str());
+      return done.status().code() == tripline::Status::Code::kInvalid ? 2 : 1;
+    }
+    std::printf("%s\n", done->c_str());
+    return 0;
   }
   if (cmd != "serve" && cmd != "rotate-signing-key" && cmd != "rotate-secret-key") {
     std::fprintf(stderr, "tripline: unknown command \"%s\"; see tripline --help\n", cmd.c_str());

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "crypto.h"
+#include "database.h"
 #include "inbound_auth.h"
 #include "json_limits.h"
 
@@ -152,8 +153,9 @@ Result<std::string> rotate_secret_key(const std::string& data_dir, const DriverE
   register_drivers(drivers, env);
   auto old_box = SecretBox::load_or_create(data_dir, env_key, env_previous);
   if (!old_box.ok()) return old_box.status();
-  auto store = Store::open(database.empty() ? data_dir + "/tripline.db" : database);
-  if (!store.ok()) return store.status();
+  const std::string db = database_or_default(data_dir, database);
+  auto store = Store::open(db);
+  if (!store.ok()) return redact_database_in(store.status(), db);
   const bool from_env = env_key && *env_key;
   std::string line;
   if (!from_env) {

@@ -16,6 +16,7 @@
 
 #include "admin_auth.h"
 #include "app.h"
+#include "database.h"
 #include "executor.h"
 #include "flags.h"
 #include "ingest.h"
@@ -410,9 +411,10 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   StoreOptions store_options;
   store_options.busy_timeout_ms = o.store_busy_timeout_ms;
   store_options.clock = o.clock;
-  auto store =
-      Store::open(o.database.empty() ? o.data_dir + "/tripline.db" : o.database, store_options);
-  if (!store.ok()) return store.status();
+  const std::string database = database_or_default(o.data_dir, o.database);
+  auto store = Store::open(database, store_options);
+  // Its error may name the database, a URL's password with it: never logged (database.h).
+  if (!store.ok()) return redact_database_in(store.status(), database);
   p.store = std::move(store).value();
   if (p.store->shared()) {
     // Replicas share the signing keys through the database, sealed, so that a URL one of them
@@ -610,6 +612,7 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
              {"public_url", p.public_url},
              {"data_dir", o.data_dir},
              {"store", o.database.rfind("postgres", 0) == 0 ? "postgresql" : "sqlite"},
+             {"database", redact_database(database_or_default(o.data_dir, o.database))},
              {"receivers", *receiver_count}});
   return svc;
 }

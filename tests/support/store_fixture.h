@@ -1,12 +1,16 @@
-// What the store and executor unit tests share: a temporary directory, receivers that executions
-// can be recorded for, and batches of executions as the ingest hands them to insert_executions().
+// What the store and executor unit tests share: a temporary directory, a fresh database of each
+// store implementation (SQLite, PostgreSQL), receivers that executions can be recorded for, and
+// batches of executions as the ingest hands them to insert_executions().
 #pragma once
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "postgres_fixture.h"
 #include "store.h"
 
 namespace tripline::test {
@@ -22,6 +26,49 @@ struct TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 };
+
+// The store implementations a test runs on, as TEMPLATE_TEST_CASE's types: the test's name ends
+// with " - Sqlite" or " - Postgres" (docs/postgres-testing.md).
+struct Sqlite {
+  static constexpr const char* kName = "sqlite";
+};
+struct Postgres {
+  static constexpr const char* kName = "postgres";
+};
+
+// One empty database for one test: `database` is what Store::open takes (a SQLite file in a
+// temporary directory, or a postgres:// URL of a database made for the test on the process's
+// PostgreSQL server, postgres_fixture.h).
+struct TestDatabase {
+  std::string kind;
+  std::string database;
+  std::shared_ptr<TempDir> dir;  // the SQLite file's
+
+  // Opens (again, for a test of what a reopen sees) the store on it; the test fails if it cannot.
+  std::unique_ptr<Store> open(StoreOptions options = {}) const {
+    auto store = Store::open(database, options);
+    INFO(kind << " store " << database << ": " << store.status().message());
+    REQUIRE(store.ok());
+    return std::move(store).value();
+  }
+};
+
+// A fresh database of `kind` ("sqlite" or "postgres"), or nullopt when that backend cannot run
+// here: the test was then FAILed (CI=true) or warned "SKIPPED" with the reason, and returns.
+inline std::optional<TestDatabase> fresh_database(const std::string& kind) {
+  TestDatabase db;
+  db.kind = kind;
+  if (kind == Sqlite::kName) {
+    db.dir = std::make_shared<TempDir>();
+    db.database = db.dir->path + "/t.db";
+    return db;
+  }
+  REQUIRE(kind == Postgres::kName);
+  PostgresServer* server = postgres_or_skip();
+  if (!server) return std::nullopt;
+  db.database = fresh_database_url();
+  return db;
+}
 
 // Executions are recorded only for a receiver that still grants them: receivers 1..n (those not
 // there yet), named r1..rn.

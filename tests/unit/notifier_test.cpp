@@ -4,18 +4,14 @@
 
 #include <catch2/catch.hpp>
 
+#include "../support/store_fixture.h"
 #include "store.h"
 
 using namespace tripline;
 using std::chrono::milliseconds;
-
-namespace {
-std::string temp_db() {
-  char tmpl[] = "/tmp/tl-notify-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  return dir + "/t.db";
-}
-}  // namespace
+using tripline::test::fresh_database;
+using tripline::test::Postgres;
+using tripline::test::Sqlite;
 
 TEST_CASE("notifier: what each answer leads to") {
   NotifierOptions o;
@@ -57,11 +53,14 @@ TEST_CASE("notifier: what each answer leads to") {
   CHECK(parse_retry_after("Tue, 14 Nov 2023 22:13:00 GMT", now) == milliseconds(0));  // past
 }
 
-TEST_CASE("store: status changes record deliveries for subscribers, bounded, pruned with them") {
-  std::string path = temp_db();
-  auto opened = Store::open(path);
-  REQUIRE(opened.ok());
-  Store& store = **opened;
+// On each store implementation (store_fixture.h): " - Sqlite", " - Postgres".
+TEMPLATE_TEST_CASE(
+    "store: status changes record deliveries for subscribers, bounded, pruned with them", "",
+    Sqlite, Postgres) {
+  auto db = fresh_database(TestType::kName);
+  if (!db) return;
+  auto opened = db->open();
+  Store& store = *opened;
   auto now_ms = [&] { return store.clock().now_ms(); };
   ReceiverRow r;
   r.name = "n";
