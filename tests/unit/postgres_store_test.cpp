@@ -388,7 +388,7 @@ TEST_CASE("postgres store: two replicas inserting one idempotency key at once ma
     std::vector<int64_t> ids(8);
     std::vector<bool> replayed(8);
     std::vector<std::thread> threads;
-    std::atomic<int> failures{0};
+    std::vector<std::string> failures(8);
     for (int t = 0; t < 8; ++t)
       threads.emplace_back([&, t] {
         Store& s = t % 2 ? *a : *b;
@@ -396,8 +396,8 @@ TEST_CASE("postgres store: two replicas inserting one idempotency key at once ma
         Executions batch(1, 2, s.clock().now_ms());
         batch.rows[0].idempotency_key = t % 2 ? key : key + "-other";
         batch.rows[1].idempotency_key = t % 2 ? key + "-other" : key;
-        if (!batch.insert(s).ok()) {
-          ++failures;
+        if (Status st = batch.insert(s); !st.ok()) {
+          failures[t] = st.message();
           return;
         }
         const NewExecution& mine = t % 2 ? batch.rows[0] : batch.rows[1];
@@ -405,7 +405,7 @@ TEST_CASE("postgres store: two replicas inserting one idempotency key at once ma
         replayed[t] = mine.replayed;
       });
     for (auto& t : threads) t.join();
-    CHECK(failures == 0);
+    for (const auto& f : failures) CHECK(f.empty());
     CHECK(std::set<int64_t>(ids.begin(), ids.end()).size() == 1);
     CHECK(std::count(replayed.begin(), replayed.end(), false) == 1);
     CHECK(scalar(url, "SELECT count(*) FROM executions WHERE idempotency_key = '" + key + "'") ==

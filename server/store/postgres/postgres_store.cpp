@@ -13,6 +13,7 @@
 #include <deque>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "crypto.h"
 #include "json_limits.h"
@@ -422,7 +423,15 @@ auto PostgresStore::write(Sync sync, F&& f) -> decltype(f(std::declval<Conn&>())
       // A pooled connection found broken before anything was sent (the server restarted since
       // it was last used): once more on a new one. After that the outcome may be unknown.
       bool stale = !begun && lease.reused() && e.connection();
-      if ((e.retryable() || stale) && attempt < kMaxAttempts) continue;
+      if ((e.retryable() || stale) && attempt < kMaxAttempts) {
+        // A deadlock's victim goes again after a short random pause, so that the transactions it
+        // crossed do not meet again in step.
+        if (e.retryable())
+          std::this_thread::sleep_for(std::chrono::milliseconds(
+              attempt * 5 +
+              static_cast<int>(static_cast<unsigned char>(crypto::random_bytes(1)[0]) % 20)));
+        continue;
+      }
       return failed<R>(pg::to_status(e));
     } catch (const std::exception& e) {
       rollback_quietly(lease.get());
@@ -545,6 +554,22 @@ std::vector<int64_t> read_ids(const Res& q) {
 
 // The key of the advisory lock that migrations are applied under ("tripline" in ASCII, then 1).
 constexpr int64_t kMigrationLock = 0x7472706c696e0001LL;
+
+// The advisory lock of one receiver's idempotency key: 64-bit FNV-1a of "id:key", the same in
+// every replica (a collision only makes two batches wait for each other).
+int64_t idempotency_lock(int64_t receiver_id, const std::string& key) {
+  uint64_t h = 14695981039346656037ULL;
+  auto mix = [&](std::string_view bytes) {
+    for (unsigned char c : bytes) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+  };
+  mix(std::to_string(receiver_id));
+  mix(":");
+  mix(key);
+  return static_cast<int64_t>(h);
+}
 
 }  // namespace
 
@@ -917,6 +942,20 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
       "generation = $2 AND "
       "enabled FOR SHARE) AS grants ON CONFLICT (receiver_id, idempotency_key) WHERE "
       "idempotency_key IS NOT NULL DO NOTHING RETURNING id";
+  // Replicas' batches that share idempotency keys would otherwise wait on each other's inserts in
+  // batch order, and two batches with two keys in opposite orders deadlock. Each key's
+  // transaction-scoped advisory lock is taken first, all in one sorted order: the second batch
+  // waits for the first to commit, then finds its keys recorded (`replayed`).
+  std::vector<int64_t> key_locks;
+  for (const NewExecution& e : batch)
+    if (!e.idempotency_key.empty())
+      key_locks.push_back(idempotency_lock(e.receiver_id, e.idempotency_key));
+  if (!key_locks.empty()) {
+    std::sort(key_locks.begin(), key_locks.end());
+    key_locks.erase(std::unique(key_locks.begin(), key_locks.end()), key_locks.end());
+    c.exec("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
+           Params().ids(key_locks));
+  }
   std::vector<Conn::Statement> inserts;
   inserts.reserve(batch.size());
   size_t next_request = 0;
