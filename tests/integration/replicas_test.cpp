@@ -50,8 +50,9 @@ OutboundResponse post(const std::string& url) {
 
 }  // namespace
 
-TEST_CASE("replicas: three on one PostgreSQL: a receiver made on one triggers on all, and each "
-          "trigger executes once, one replica killed -9 mid-load") {
+TEST_CASE(
+    "replicas: three on one PostgreSQL: a receiver made on one triggers on all, and each "
+    "trigger executes once, one replica killed -9 mid-load") {
   if (!swarm_or_skip()) return;
   PostgresServer* pg = postgres_or_skip();
   if (!pg) return;
@@ -70,7 +71,8 @@ TEST_CASE("replicas: three on one PostgreSQL: a receiver made on one triggers on
     std::string home = dir + "/" + name;
     REQUIRE(::mkdir(home.c_str(), 0700) == 0);
     replicas.push_back(std::make_unique<Child>(home + "/data", free_port(), swarm.docker_host(),
-                                               home, std::vector<std::string>{"--database", database}));
+                                               home,
+                                               std::vector<std::string>{"--database", database}));
   }
   Child& a = *replicas[0];
   Child& b = *replicas[1];
@@ -120,7 +122,13 @@ TEST_CASE("replicas: three on one PostgreSQL: a receiver made on one triggers on
     Load on_b(on(b.url(), url), kThreads, milliseconds(6), kPerThread);
     Load on_c(on(c.url(), url), kThreads, milliseconds(6), kPerThread);
     std::this_thread::sleep_for(milliseconds(400));
+    // Killed while it holds unfinished executions, so another replica has to take them over.
+    int64_t depth = 0;
+    for (auto until = SteadyClock::now() + milliseconds(3000);
+         SteadyClock::now() < until && depth == 0;)
+      depth = b.api_json("GET", "/api/v1/workers", 200)["queue_depth"].get<int64_t>();
     b.kill9();
+    WARN("b was killed with " << depth << " executions queued or running");
     on_a.join();
     on_b.join();
     on_c.join();
@@ -141,12 +149,17 @@ TEST_CASE("replicas: three on one PostgreSQL: a receiver made on one triggers on
     CHECK(all.size() <= accepted + size_t(on_b.unanswered));
     REQUIRE(on_b.accepted.size() > 0);
     auto once = check_each_applied_once(all, kInitial, /*one_lane=*/false);
+    if (depth > 0) {  // one of the others said it took b's over
+      std::string took = sh("cat " + a.stderr_path() + " " + c.stderr_path() +
+                            " | grep -c 'took over the executions of a replica' || true");
+      CHECK(std::stoi(took) >= 1);
+    }
     int now = swarm.replicas("rep-once");
     CHECK(now == kInitial + int(all.size()));
     WARN("replicas: " << all.size() << " executions through 3 replicas (" << on_a.accepted.size()
                       << ", " << on_b.accepted.size() << " before b was killed, "
-                      << on_c.accepted.size() << "), service " << kInitial << " -> " << now
-                      << "; " << once.applied_with_later << " applied with a later plan, "
+                      << on_c.accepted.size() << "), service " << kInitial << " -> " << now << "; "
+                      << once.applied_with_later << " applied with a later plan, "
                       << once.reapplied_unchanged << " re-applied unchanged");
   }
   a.terminate();
