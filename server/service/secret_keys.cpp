@@ -122,6 +122,26 @@ Status write_key_file(const std::string& path, const std::string& text, bool app
 
 }  // namespace
 
+// Nothing is written when one does not open.
+Result<int> reseal_signing_keys(Store& store, const SecretBox& box, bool reseal) {
+  if (!store.shared()) return 0;
+  auto keys = store.signing_keys();
+  if (!keys.ok()) return keys.status();
+  std::vector<std::pair<std::string, std::string>> resealed;
+  for (const auto& [kid, sealed] : *keys) {
+    auto secret = box.open(sealed);
+    if (!secret)
+      return Status::Internal("the signing key " + kid +
+                              " in the database does not open with the secrets key " +
+                              box.current_key_id() + " or a previous one");
+    if (!box.sealed_with_current_key(sealed)) resealed.emplace_back(kid, box.seal(*secret));
+  }
+  if (reseal)
+    for (const auto& [kid, sealed] : resealed)
+      if (Status s = store.add_signing_key(kid, sealed, /*replace=*/true); !s.ok()) return s;
+  return int(resealed.size());
+}
+
 Status check_sealed_data(Store& store, const DriverRegistry& drivers, const SecretBox& box) {
   Scan scan;
   int unused = 0;
@@ -168,6 +188,8 @@ Result<std::string> rotate_secret_key(const std::string& data_dir, const DriverE
       if (!texts.ok()) return texts.status();
       for (SealedText& t : texts.value()) visit(t, drivers, *old_box, false, scan, &unused);
       if (scan.failures) return scan.status(*old_box);
+      if (auto keys = reseal_signing_keys(**store, *old_box, false); !keys.ok())
+        return keys.status();
     }
     // The old key goes to the previous-keys file first: whatever happens next, every value
     // stays readable by a server that starts on these files.
@@ -189,17 +211,21 @@ Result<std::string> rotate_secret_key(const std::string& data_dir, const DriverE
     if (!new_box.ok()) return new_box.status();
     auto report = reseal_all(**store, drivers, *new_box);
     if (!report.ok()) return report.status();
+    auto keys = reseal_signing_keys(**store, *new_box, true);
+    if (!keys.ok()) return keys.status();
     // Every value is under the new key now: the old one is no longer needed.
     if (::unlink(previous_path.c_str()) != 0)
       return Status::Internal("re-sealed, but cannot remove " + previous_path + ": " +
                               std::strerror(errno));
     line = "new secrets key " + new_box->current_key_id() + " in " + key_path + " (was " +
-           old_box->current_key_id() + "); re-sealed " + std::to_string(report->values) +
+           old_box->current_key_id() + "); re-sealed " + std::to_string(report->values + *keys) +
            " secrets in " + std::to_string(report->rows) + " rows; the old key is no longer needed";
   } else {
     auto report = reseal_all(**store, drivers, *old_box);
     if (!report.ok()) return report.status();
-    line = "re-sealed " + std::to_string(report->values) + " secrets in " +
+    auto keys = reseal_signing_keys(**store, *old_box, true);
+    if (!keys.ok()) return keys.status();
+    line = "re-sealed " + std::to_string(report->values + *keys) + " secrets in " +
            std::to_string(report->rows) + " rows under TRIPLINE_SECRET_KEY (key " +
            old_box->current_key_id() + "); TRIPLINE_SECRET_KEY_PREVIOUS is no longer needed";
   }

@@ -30,6 +30,10 @@ struct ResealReport {
 // previous key), finished executions included, in ONE transaction: afterwards no previous key is
 // needed. Nothing is written when any value does not open (Internal, as check_sealed_data).
 Result<ResealReport> reseal_all(Store& store, const DriverRegistry& drivers, const SecretBox& box);
+// A shared store's signing keys (docs/scale-out.md), sealed values too: each must open with
+// `box`; with `reseal`, those not under its current key are stored re-sealed. Answers how many
+// were (or would be) re-sealed; 0 for a store that is not shared.
+Result<int> reseal_signing_keys(Store& store, const SecretBox& box, bool reseal);
 
 // `tripline rotate-secret-key`. With TRIPLINE_SECRET_KEY set (`env_key`), the operator chose the
 // new key: everything is re-sealed under it (old values opened with TRIPLINE_SECRET_KEY_PREVIOUS).

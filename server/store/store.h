@@ -641,8 +641,10 @@ class Store {
   // Releases the lock if this replica still holds it under `token` (a take-over gives a new one).
   virtual Status unlock_target(const std::string& lane, int64_t token) = 0;
   // Adds a key unless one with its kid is stored (replicas that start together may each add a
-  // first key: all of them verify everywhere). Invalid for a store that is not shared.
-  virtual Status add_signing_key(const std::string& kid, const std::string& sealed_secret) = 0;
+  // first key: all of them verify everywhere); `replace`: stores this sealed value for the kid
+  // whatever was there (re-sealed under a new secrets key). Invalid for a store not shared.
+  virtual Status add_signing_key(const std::string& kid, const std::string& sealed_secret,
+                                 bool replace = false) = 0;
 
  protected:
   Store() = default;

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -155,18 +157,7 @@ bool PostgresServer::init(std::string* why) {
     *why = "chown " + root_ + ": " + std::strerror(errno);
     return false;
   }
-  // --no-sync: a test cluster need not survive a power loss of its creation. Trust on
-  // 127.0.0.1 and the socket, which only this server's user and root can reach (0700 directory).
-  const std::string log = root_ + "/initdb.log";
-  pid_t pid = spawn({bin_ + "/initdb", "-D", root_ + "/data", "-A", "trust", "-U", "tripline",
-                     "--no-sync", "-E", "UTF8", "--locale=C"},
-                    log, root_, uid_, gid_, false);
-  int status = 0;
-  if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-      WEXITSTATUS(status) != 0) {
-    *why = "initdb failed (" + log + "): " + tail_of(log);
-    return false;
-  }
+  if (!copy_template(why)) return false;
   for (int attempt = 0; attempt < 5; ++attempt) {
     uint16_t port = free_port();
     if (port == 0) continue;
@@ -174,6 +165,55 @@ bool PostgresServer::init(std::string* why) {
     if (why->find("Address already in use") == std::string::npos) return false;
   }
   return false;
+}
+
+// initdb costs some 3 s of a 2-core machine, and every test process (one per ctest entry) needs
+// a cluster: the first builds a template cluster, once per machine and PostgreSQL directory
+// (under a lock), and each process copies it (cp -a: a tenth of a second). A template not owned
+// by the server's user, or open to others, is not trusted: this process then runs initdb itself.
+bool PostgresServer::copy_template(std::string* why) {
+  const std::string tmpl = "/tmp/tl-pg-template-" + std::to_string(uid_) + "-" +
+                           std::to_string(std::hash<std::string>{}(bin_));
+  const std::string lock_path = tmpl + ".lock";
+  int lock = ::open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
+  struct stat st {};
+  bool trusted = lock >= 0 && ::fstat(lock, &st) == 0 && st.st_uid == ::geteuid() &&
+                 ::flock(lock, LOCK_EX) == 0;
+  auto initdb = [&](const std::string& dir) {
+    // --no-sync: a test cluster need not survive a power loss of its creation. Trust on
+    // 127.0.0.1 and the socket, which only this server's user and root can reach (0700).
+    const std::string log = root_ + "/initdb.log";
+    pid_t pid = spawn({bin_ + "/initdb", "-D", dir, "-A", "trust", "-U", "tripline", "--no-sync",
+                       "-E", "UTF8", "--locale=C"},
+                      log, root_, uid_, gid_, false);
+    int status = 0;
+    if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0) {
+      *why = "initdb failed (" + log + "): " + tail_of(log);
+      return false;
+    }
+    return true;
+  };
+  bool ok = false;
+  if (trusted) {
+    struct stat t {};
+    bool usable = ::lstat(tmpl.c_str(), &t) == 0 && S_ISDIR(t.st_mode) && t.st_uid == uid_ &&
+                  (t.st_mode & 077) == 0 && ::access((tmpl + "/complete").c_str(), F_OK) == 0;
+    if (!usable) {
+      std::filesystem::remove_all(tmpl);
+      usable = ::mkdir(tmpl.c_str(), 0700) == 0 && ::chown(tmpl.c_str(), uid_, gid_) == 0 &&
+               initdb(tmpl + "/data") && std::ofstream(tmpl + "/complete").good();
+    }
+    if (usable) {
+      int rc = std::system(("cp -a " + tmpl + "/data " + root_ + "/data").c_str());
+      ok = rc == 0;
+      if (!ok) *why = "cannot copy the template cluster " + tmpl;
+    }
+  }
+  if (lock >= 0) ::close(lock);  // releases the flock
+  if (ok) return true;
+  std::filesystem::remove_all(root_ + "/data");
+  return initdb(root_ + "/data");
 }
 
 bool PostgresServer::launch(uint16_t port, std::string* why) {

@@ -50,6 +50,7 @@ class PostgresServer {
  private:
   PostgresServer() = default;
   bool init(std::string* why);
+  bool copy_template(std::string* why);  // root_/data: a copy of a cached initdb (or a new one)
   bool launch(uint16_t port, std::string* why);
   void shutdown(int signal);
 

@@ -1,8 +1,7 @@
 // The PostgreSQL store (server/store/postgres, docs/postgres.md) against a real PostgreSQL 15:
-// a private server started here (initdb into a temporary directory, listening on 127.0.0.1 on a
-// free port, fsync on), a fresh database per test. What only several writers can show is shown
-// with two stores (two pools, as two replicas would have) on one database. Without PostgreSQL's
-// binaries the tests skip loudly, and fail under CI=true.
+// the test process's own server (tests/support/postgres_fixture.h), a fresh database per test. What
+// only several writers can show is shown with two stores (two pools, as two replicas would have) on
+// one database. Without PostgreSQL's binaries the tests skip loudly, and fail under CI=true.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -24,8 +23,13 @@
 #include <set>
 #include <thread>
 
+#include "../support/postgres_fixture.h"
 #include "../support/store_fixture.h"
+#include "crypto.h"
+#include "driver.h"
 #include "migrations.h"
+#include "secret_keys.h"
+#include "secrets.h"
 #include "store.h"
 
 using namespace tripline;
@@ -33,10 +37,6 @@ using tripline::test::Executions;
 using tripline::test::make_receivers;
 
 namespace {
-
-constexpr const char* kPgBin = "/usr/lib/postgresql/15/bin";
-
-bool under_ci() { return std::getenv("CI") && std::string(std::getenv("CI")) == "true"; }
 
 int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -50,123 +50,13 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// Runs argv as a child of this process (as the postgres user when we are root: initdb refuses to
-// run as root); the pid. The child gets SIGINT (PostgreSQL's fast shutdown) if this process dies
-// first, so a test that crashes leaves no server behind.
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> full = args;
-  const passwd* pw = ::geteuid() == 0 ? ::getpwnam("postgres") : nullptr;
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-    }
-    if (pw &&
-        (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0))
-      ::_exit(126);
-    ::prctl(PR_SET_PDEATHSIG, SIGINT);  // after setuid, which clears it
-    if (::getppid() != parent) ::_exit(125);
-    std::vector<char*> argv;
-    for (auto& a : full) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-// A private PostgreSQL server: its own data directory, 127.0.0.1 on a free port, trust
-// authentication for the user "tripline".
-class PgServer {
- public:
-  // Empty when it runs; else why not.
-  std::string start() {
-    if (::access((std::string(kPgBin) + "/postgres").c_str(), X_OK) != 0)
-      return std::string("no PostgreSQL 15 server at ") + kPgBin +
-             " (scripts/install-deps.sh test installs postgresql-15)";
-    char tmpl[] = "/tmp/tl-pg-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    data_ = dir_ + "/data";
-    ::mkdir(data_.c_str(), 0700);
-    if (::geteuid() == 0 &&
-        std::system(("chown -R postgres:postgres " + dir_ + " && chmod 0755 " + dir_).c_str()) != 0)
-      return "cannot chown the data directory to postgres";
-    pid_t init = spawn({std::string(kPgBin) + "/initdb", "-D", data_, "-A", "trust", "-U",
-                        "tripline", "--no-sync"},
-                       dir_ + "/initdb.log");
-    int st = 0;
-    ::waitpid(init, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-      return "initdb failed (see " + dir_ + "/initdb.log)";
-    port_ = free_port();
-    return run();
-  }
-  // (Re)starts the server on its data directory and port.
-  std::string run() {
-    pid_ = spawn({std::string(kPgBin) + "/postgres", "-D", data_, "-k", data_, "-c",
-                  "listen_addresses=127.0.0.1", "-p", std::to_string(port_), "-c", "fsync=on", "-c",
-                  "max_connections=200"},
-                 dir_ + "/server.log");
-    for (int i = 0; i < 300; ++i) {
-      if (PQping(url("postgres").c_str()) == PQPING_OK) return "";
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return "the PostgreSQL server did not accept connections (see " + dir_ + "/server.log)";
-  }
-  // Fast shutdown (SIGINT: sessions are ended), waited for.
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGINT);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = 0;
-  }
-  ~PgServer() {
-    stop();
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-  std::string url(const std::string& db) const {
-    return "postgres://tripline@127.0.0.1:" + std::to_string(port_) + "/" + db;
-  }
-  // A new, empty database; its URL.
-  std::string fresh_database() {
-    static std::atomic<int> n{0};
-    std::string name = "t" + std::to_string(::getpid()) + "_" + std::to_string(++n);
-    PGconn* c = PQconnectdb(url("postgres").c_str());
-    REQUIRE(PQstatus(c) == CONNECTION_OK);
-    PGresult* r = PQexec(c, ("CREATE DATABASE " + name).c_str());  // a name made here
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    PQfinish(c);
-    REQUIRE(ok);
-    return url(name);
-  }
-
- private:
-  std::string dir_, data_;
-  int port_ = 0;
-  pid_t pid_ = 0;
-};
-
-// The server the tests share, started by the first that needs it; null when it cannot run
-// (the test then skips, or fails under CI=true).
-PgServer* shared_server() {
-  static std::unique_ptr<PgServer> server;
-  static std::string why;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    auto s = std::make_unique<PgServer>();
-    why = s->start();
-    if (why.empty()) server = std::move(s);
-  });
-  if (!server) {
-    if (under_ci()) FAIL("PostgreSQL is required under CI=true: " << why);
-    WARN("SKIPPED: " << why);
-  }
-  return server.get();
+// A new, empty database on the test process's PostgreSQL (tests/support/postgres_fixture.h).
+std::string fresh_url(test::PostgresServer* pg) {
+  std::string why;
+  std::string url = pg->fresh_database_url(&why);
+  INFO(why);
+  REQUIRE(!url.empty());
+  return url;
 }
 
 std::unique_ptr<Store> open_store(const std::string& url, StoreOptions o = {}) {
@@ -200,7 +90,7 @@ ReceiverRow receiver(const std::string& name) {
 }  // namespace
 
 TEST_CASE("postgres store: migrations run once, in order, the same versions as SQLite's") {
-  PgServer* pg = shared_server();
+  test::PostgresServer* pg = test::postgres_or_skip();
   if (!pg) return;
   std::vector<int> want;
   for (const auto& m : embedded_migrations()) want.push_back(m.version);
@@ -208,7 +98,7 @@ TEST_CASE("postgres store: migrations run once, in order, the same versions as S
   for (const auto& m : embedded_postgres_migrations()) pg_versions.push_back(m.version);
   CHECK(pg_versions == want);
 
-  std::string url = pg->fresh_database();
+  std::string url = fresh_url(pg);
   {
     auto s = open_store(url);
     CHECK(s->applied_migrations() == want);
@@ -218,7 +108,7 @@ TEST_CASE("postgres store: migrations run once, in order, the same versions as S
   CHECK(scalar(url, "SELECT count(*) FROM schema_migrations") == std::to_string(want.size()));
 
   SECTION("several replicas opening a new database at once migrate it once") {
-    std::string fresh = pg->fresh_database();
+    std::string fresh = fresh_url(pg);
     std::vector<std::thread> threads;
     std::atomic<int> opened{0};
     std::vector<std::string> errors(6);
@@ -251,9 +141,9 @@ TEST_CASE(
 }
 
 TEST_CASE("postgres store: receivers have unique names, versions, and generations") {
-  PgServer* pg = shared_server();
+  test::PostgresServer* pg = test::postgres_or_skip();
   if (!pg) return;
-  auto s = open_store(pg->fresh_database());
+  auto s = open_store(fresh_url(pg));
   ReceiverRow row = receiver("web-up");
   row.rules = {{"default", "ignore"}};
   auto r = s->insert_receiver(row);
@@ -309,9 +199,9 @@ TEST_CASE("postgres store: receivers have unique names, versions, and generation
 }
 
 TEST_CASE("postgres store: a batch commits with its request log, replays keys, refuses revoked") {
-  PgServer* pg = shared_server();
+  test::PostgresServer* pg = test::postgres_or_skip();
   if (!pg) return;
-  auto s = open_store(pg->fresh_database());
+  auto s = open_store(fresh_url(pg));
   make_receivers(*s, 3);
   const int64_t now = s->clock().now_ms();
   Executions batch(1, 3, now);
@@ -377,9 +267,9 @@ TEST_CASE("postgres store: a batch commits with its request log, replays keys, r
 }
 
 TEST_CASE("postgres store: two replicas inserting one idempotency key at once make one execution") {
-  PgServer* pg = shared_server();
+  test::PostgresServer* pg = test::postgres_or_skip();
   if (!pg) return;
-  std::string url = pg->fresh_database();
+  std::string url = fresh_url(pg);
   auto a = open_store(url);
   auto b = open_store(url);
   make_receivers(*a, 1);
@@ -414,9 +304,9 @@ TEST_CASE("postgres store: two replicas inserting one idempotency key at once ma
 }
 
 TEST_CASE("postgres store: a trigger committed after a concurrent revoke records nothing") {
-  PgServer* pg = shared_server();
+  test::PostgresServer* pg = test::postgres_or_skip();
   if (!pg) return;
-  std::string url = pg->fresh_database();
+  std::string url = fresh_url(pg);
   auto s = open_store(url);
   make_receivers(*s, 1);
   // Another replica revokes the URL in a transaction still open while this one records a
@@ -458,9 +348,9 @@ TEST_CASE("postgres store: a trigger committed after a concurrent revoke records
 }
 
 TEST_CASE("postgres store: the executor's writes, with notifications in the same transaction") {
-  PgServer* pg = shared_server();
+  test::PostgresServer* pg = test::postgres_or_skip();
   if (!pg) return;
-  auto s = open_store(pg->fresh_database());
+  auto s = open_store(fresh_url(pg));
   make_receivers(*s, 1);
   SubscriptionRow sub;
   sub.receiver_id = 1;
@@ -596,9 +486,9 @@ TEST_CASE("postgres store: the executor's writes, with notifications in the same
 }
 
 TEST_CASE("postgres store: two dispatchers never claim the same delivery (SKIP LOCKED)") {
-  PgServer* pg = shared_server();
+  test::PostgresServer* pg = test::postgres_or_skip();
   if (!pg) return;
-  std::string url = pg->fresh_database();
+  std::string url = fresh_url(pg);
   auto a = open_store(url);
   auto b = open_store(url);
   make_receivers(*a, 1);
@@ -677,9 +567,9 @@ TEST_CASE("postgres store: two dispatchers never claim the same delivery (SKIP L
 }
 
 TEST_CASE("postgres store: concurrent deletes and demotions never remove the last admin") {
-  PgServer* pg = shared_server();
+  test::PostgresServer* pg = test::postgres_or_skip();
   if (!pg) return;
-  std::string url = pg->fresh_database();
+  std::string url = fresh_url(pg);
   auto a = open_store(url);
   auto b = open_store(url);
   for (int round = 0; round < 10; ++round) {
@@ -738,9 +628,9 @@ TEST_CASE("postgres store: concurrent deletes and demotions never remove the las
 }
 
 TEST_CASE("postgres store: request log, audit, settings, retention and sealed texts") {
-  PgServer* pg = shared_server();
+  test::PostgresServer* pg = test::postgres_or_skip();
   if (!pg) return;
-  auto s = open_store(pg->fresh_database());
+  auto s = open_store(fresh_url(pg));
   make_receivers(*s, 2);
   // The request log: written relaxed, capped per receiver in bounded steps.
   std::vector<RequestLogRow> rows(10);
@@ -845,25 +735,25 @@ TEST_CASE("postgres store: request log, audit, settings, retention and sealed te
 }
 
 TEST_CASE("postgres store: a server that goes away answers Unavailable, and comes back") {
-  // A server of its own: this test stops it.
-  PgServer* shared = shared_server();
-  if (!shared) return;
-  PgServer pg;
-  std::string why = pg.start();
-  REQUIRE(why.empty());
+  // The test process's own server (one per ctest entry): this test stops it.
+  test::PostgresServer* server = test::postgres_or_skip();
+  if (!server) return;
+  std::string url = fresh_url(server);
   StoreOptions o;
   o.busy_timeout_ms = 1000;
   o.max_connections = 2;
-  auto s = open_store(pg.url("postgres"), o);
+  auto s = open_store(url, o);
   make_receivers(*s, 1);
   REQUIRE(s->check_writable().ok());
-  pg.stop();
+  server->stop();
   CHECK(s->get_receiver(1).status().code() == Status::Code::kUnavailable);
   CHECK(s->check_writable().code() == Status::Code::kUnavailable);
   Executions batch(1, 2, s->clock().now_ms());
   CHECK(batch.insert(*s).code() == Status::Code::kUnavailable);
   CHECK(s->insert_receiver(receiver("while down")).status().code() == Status::Code::kUnavailable);
-  REQUIRE(pg.run().empty());
+  std::string why;
+  INFO(why);
+  REQUIRE(server->start(&why));
   // The next calls reconnect.
   CHECK(s->get_receiver(1).ok());
   Executions after(1, 2, s->clock().now_ms());
@@ -872,9 +762,9 @@ TEST_CASE("postgres store: a server that goes away answers Unavailable, and come
 }
 
 TEST_CASE("postgres store: a lock held elsewhere past busy_timeout_ms answers Unavailable") {
-  PgServer* pg = shared_server();
+  test::PostgresServer* pg = test::postgres_or_skip();
   if (!pg) return;
-  std::string url = pg->fresh_database();
+  std::string url = fresh_url(pg);
   StoreOptions o;
   o.busy_timeout_ms = 300;
   auto s = open_store(url, o);
@@ -894,9 +784,9 @@ TEST_CASE("postgres store: a lock held elsewhere past busy_timeout_ms answers Un
 }
 
 TEST_CASE("postgres store: group commit cost, measured") {
-  PgServer* pg = shared_server();
+  test::PostgresServer* pg = test::postgres_or_skip();
   if (!pg) return;
-  auto s = open_store(pg->fresh_database());
+  auto s = open_store(fresh_url(pg));
   make_receivers(*s, 1);
   for (int size : {1, 100}) {
     const int rounds = size == 1 ? 200 : 20;
@@ -911,4 +801,37 @@ TEST_CASE("postgres store: group commit cost, measured") {
     WARN("postgres group commit of " << size << " execution(s): " << ms << " ms");
     CHECK(ms > 0);
   }
+}
+
+TEST_CASE("replicas: rotating the secrets key re-seals the signing keys a shared store holds") {
+  test::PostgresServer* pg = test::postgres_or_skip();
+  if (!pg) return;
+  std::string url = fresh_url(pg);
+  test::TempDir dir;
+  const std::string raw1(32, '1'), raw2(32, '2'), raw3(32, '3');
+  const std::string signing = crypto::random_bytes(32);
+  {
+    auto s = open_store(url);
+    REQUIRE(s->add_signing_key("k-1", SecretBox::from_key(raw1).seal(signing)).ok());
+  }
+  {  // A key that opens nothing stored: refused, nothing written.
+    auto refused =
+        rotate_secret_key(dir.path, DriverEnv(), crypto::hex(raw3).c_str(), nullptr, url);
+    CHECK_FALSE(refused.ok());
+    auto s = open_store(url);
+    CHECK(SecretBox::key_id_of(s->signing_keys()->at(0).second) == SecretBox::key_id(raw1));
+  }
+  // The new key, with the old one as previous (TRIPLINE_SECRET_KEY, _PREVIOUS).
+  auto done = rotate_secret_key(dir.path, DriverEnv(), crypto::hex(raw2).c_str(),
+                                crypto::hex(raw1).c_str(), url);
+  INFO(done.status().message());
+  REQUIRE(done.ok());
+  CHECK(done->find("re-sealed 1 secrets") != std::string::npos);
+  auto s = open_store(url);
+  auto keys = s->signing_keys();
+  REQUIRE(keys.ok());
+  REQUIRE(keys->size() == 1);
+  CHECK(keys->at(0).first == "k-1");
+  CHECK(SecretBox::key_id_of(keys->at(0).second) == SecretBox::key_id(raw2));
+  CHECK(SecretBox::from_key(raw2).open(keys->at(0).second) == std::optional<std::string>(signing));
 }

@@ -2246,12 +2246,14 @@ Result<std::vector<std::pair<std::string, std::string>>> PostgresStore::signing_
   });
 }
 
-Status PostgresStore::add_signing_key(const std::string& kid, const std::string& sealed_secret) {
+Status PostgresStore::add_signing_key(const std::string& kid, const std::string& sealed_secret,
+                                      bool replace) {
   return write(Sync::kSynced, [&](Conn& c) -> Status {
-    c.exec(
-        "INSERT INTO signing_keys (kid, secret, created_at) VALUES ($1, $2, $3) "
-        "ON CONFLICT (kid) DO NOTHING",
-        Params().add(kid).add(sealed_secret).add(now_ms()));
+    c.exec(replace ? "INSERT INTO signing_keys (kid, secret, created_at) VALUES ($1, $2, $3) "
+                     "ON CONFLICT (kid) DO UPDATE SET secret = excluded.secret"
+                   : "INSERT INTO signing_keys (kid, secret, created_at) VALUES ($1, $2, $3) "
+                     "ON CONFLICT (kid) DO NOTHING",
+           Params().add(kid).add(sealed_secret).add(now_ms()));
     return Status::Ok();
   });
 }

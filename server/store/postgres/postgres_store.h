@@ -151,7 +151,8 @@ class PostgresStore final : public Store {
   bool shared() const override { return true; }
   Status watch(std::function<void(const Change&)> on_change) override;
   Result<std::vector<std::pair<std::string, std::string>>> signing_keys() override;
-  Status add_signing_key(const std::string& kid, const std::string& sealed_secret) override;
+  Status add_signing_key(const std::string& kid, const std::string& sealed_secret,
+                         bool replace) override;
   Result<bool> renew_lease(int64_t until_ms) override;
   Result<TakenOver> take_over_expired(int64_t now_ms) override;
   Result<int64_t> lock_target(const std::string& lane, int64_t now_ms) override;

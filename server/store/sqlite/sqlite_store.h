@@ -148,7 +148,7 @@ class SqliteStore final : public Store {
   Result<TakenOver> take_over_expired(int64_t) override { return TakenOver{}; }
   Result<int64_t> lock_target(const std::string&, int64_t) override { return int64_t{1}; }
   Status unlock_target(const std::string&, int64_t) override { return Status::Ok(); }
-  Status add_signing_key(const std::string&, const std::string&) override {
+  Status add_signing_key(const std::string&, const std::string&, bool) override {
     return Status::Invalid("a SQLite store keeps the signing keys in DATA_DIR/keys");
   }
 
