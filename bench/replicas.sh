@@ -159,15 +159,15 @@ results="$work/results"
 # replica, space-separated) or empty.
 measure() {
   local name=$1 url=$2 n=$3 rows_cmd=$4 spread_cmd=$5
-  local busy0 tl0 pg0 busy1 tl1 pg1 out
-  busy0=$(cpu_busy) tl0=$(cpu_tripline) pg0=$(cpu_pg)
+  local busy0 tl0 pg0 busy1 tl1 pg1 out t0 t1
+  busy0=$(cpu_busy) tl0=$(cpu_tripline) pg0=$(cpu_pg) t0=$(date +%s.%N)
   out=$(REPLICA_PORTS="${ports[*]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
     --latency -s bench/replicas.lua "$url" | grep '^RESULT' | cut -d' ' -f2-)
-  busy1=$(cpu_busy) tl1=$(cpu_tripline) pg1=$(cpu_pg)
+  busy1=$(cpu_busy) tl1=$(cpu_tripline) pg1=$(cpu_pg) t1=$(date +%s.%N)
   local rows spread=-
   rows=$(eval "$rows_cmd")
   [ -z "$spread_cmd" ] || spread=$(eval "$spread_cmd" | tr '\n' '/' | sed 's#/$##')
-  echo "$name replicas=$n $out rows=$rows spread=$spread cpu_busy_s=$(awk -v t=$((busy1 - busy0)) -v c="$CLK" 'BEGIN {printf "%.1f", t / c}') tl_ticks=$((tl1 - tl0)) pg_ticks=$((pg1 - pg0))" >>"$results"
+  echo "$name replicas=$n $out rows=$rows spread=$spread cpu_busy_s=$(awk -v t=$((busy1 - busy0)) -v c="$CLK" 'BEGIN {printf "%.1f", t / c}') wall_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}') tl_ticks=$((tl1 - tl0)) pg_ticks=$((pg1 - pg0))" >>"$results"
   echo "  $name: $out rows=$rows spread=$spread"
 }
 field() { awk -v n="$1" '$1 == n' "$results" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
@@ -201,6 +201,11 @@ prepare() {
   echo "$id $url"
 }
 
+# The database's commits and the cluster's WAL flushes and bytes: how the accepts were batched.
+pg_stats() {
+  pg -d "$1" -c "select (select xact_commit from pg_stat_database where datname = '$1') || '|' || wal_sync || '|' || wal_bytes from pg_stat_wal"
+}
+: >"$work/pgstats"
 run_sqlite() {  # $1 case name
   local dir="$work/$1" port id url
   port=$(free_port)
@@ -225,9 +230,16 @@ run_pg() {  # $1 replica count
   local pr
   pr=$(prepare)
   read -r id url <<<"$pr"
+  local s0 s1
+  s0=$(pg_stats "$db")
   measure "pg$n" "$url" "$n" "pg -d $db -c 'select count(*) from executions where receiver_id = $id'" \
     "pg -d $db -c 'select count(*) from executions where receiver_id = $id group by owner order by 1 desc'"
   stop_all
+  # After the stop: a backend reports its counters when idle or when it ends.
+  s1=$(pg_stats "$db")
+  echo "pg$n $(python3 -c "
+a, b = [int(x) for x in '$s0'.split('|')], [int(x) for x in '$s1'.split('|')]
+print(' '.join(f'{k}={y - x}' for k, x, y in zip(['commits', 'wal_syncs', 'wal_bytes'], a, b)))")" >>"$work/pgstats"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs"
@@ -251,7 +263,12 @@ for c in sqlite pg1 pg2 pg3 sqlite-end; do
     "$(python3 -c "print($(field $c rps) / $base)")" "$(field $c p50_ms)" "$(field $c p99_ms)" "$(field $c non2xx)" \
     "$(python3 -c "print($(field $c tl_ticks) / $CLK / max(1, $req) * 1e6)")" \
     "$(python3 -c "print($(field $c pg_ticks) / $CLK / max(1, $req) * 1e6)")" \
-    "$(python3 -c "print($(field $c cpu_busy_s) / ($(nproc) * $(field $c seconds)) * 100)")" "$(field $c spread)"
+    "$(python3 -c "print($(field $c cpu_busy_s) / ($(nproc) * $(field $c wall_s)) * 100)")" "$(field $c spread)"
+done
+pgf() { awk -v n="$1" '$1 == n' "$work/pgstats" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
+for c in pg1 pg2 pg3; do
+  req=$(field $c requests)
+  echo "$c: per 1000 accepted triggers, $(python3 -c "print(f'{$(pgf $c commits) * 1000 / $req:.0f} commits, {$(pgf $c wal_syncs) * 1000 / $req:.0f} WAL flushes, {$(pgf $c wal_bytes) / $req / 1024 * 1000:.0f} KiB of WAL')")"
 done
 echo "(tl_cpu_us, pg_cpu_us: CPU µs per accepted trigger of all tripline processes, of PostgreSQL;"
 echo " machine%: the machine's busy CPU over the run, all $(nproc) cores, whoever used it)"
