@@ -9,6 +9,8 @@
 #   bench/replicas.sh                   # DURATION=5 s per case; Debian's postgresql-15 and wrk
 #   DURATION=10 bench/replicas.sh
 #   SERVER_ARGS="--request-log 0" bench/replicas.sh   # extra flags for every tripline serve
+#   PG_STATEMENTS=1 bench/replicas.sh  # also where PostgreSQL's time went: pg_stat_statements
+#                                      # (loaded only then: it costs CPU), its top statements per case
 #
 # PostgreSQL: its own cluster, initdb into the temp dir (as the `postgres` user when run as root:
 # initdb refuses root), listening on 127.0.0.1 on a free port and its socket in the temp dir;
@@ -88,8 +90,10 @@ chmod 700 "$work/pg"
 "${as_pg[@]}" "$PG_BIN/initdb" -D "$work/pg/data" -A trust -U tripline -E UTF8 --locale=C --no-sync \
   >"$work/pg/initdb.log" 2>&1 || { echo "initdb failed:" >&2; cat "$work/pg/initdb.log" >&2; exit 1; }
 pg_port=$(free_port)
+pg_extra=()
+[ -z "${PG_STATEMENTS:-}" ] || pg_extra=(-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on)
 "${as_pg[@]}" "$PG_BIN/postgres" -D "$work/pg/data" -k "$work/pg" -p "$pg_port" \
-  -c listen_addresses=127.0.0.1 >"$work/pg/postgres.log" 2>&1 &
+  -c listen_addresses=127.0.0.1 "${pg_extra[@]}" >"$work/pg/postgres.log" 2>&1 &
 pg_pid=$!
 pg() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U tripline -At "$@"; }
 for _ in $(seq 100); do pg -d postgres -c 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
@@ -219,6 +223,7 @@ run_sqlite() {  # $1 case name
 run_pg() {  # $1 replica count
   local n=$1 db="bench_pg$1" i port id url
   pg -d postgres -c "create database $db" >/dev/null
+  [ -z "${PG_STATEMENTS:-}" ] || pg -d "$db" -c 'create extension pg_stat_statements' >/dev/null
   local database="postgres://tripline@127.0.0.1:$pg_port/$db"
   for i in $(seq "$n"); do
     port=$(free_port)
@@ -240,6 +245,16 @@ run_pg() {  # $1 replica count
   echo "pg$n $(python3 -c "
 a, b = [int(x) for x in '$s0'.split('|')], [int(x) for x in '$s1'.split('|')]
 print(' '.join(f'{k}={y - x}' for k, x, y in zip(['commits', 'wal_syncs', 'wal_bytes'], a, b)))")" >>"$work/pgstats"
+  if [ -n "${PG_STATEMENTS:-}" ]; then
+    local req
+    req=$(field "pg$n" requests)
+    { echo "pg$n: PostgreSQL's top statements (per accepted trigger: calls, planning µs, execution µs):"
+      pg -d "$db" -F ' ' -c "select to_char(calls::float8 / $req, '990.99'), to_char(total_plan_time * 1000 / $req, '9990.9'), to_char(total_exec_time * 1000 / $req, '9990.9'),
+        left(regexp_replace(query, '\s+', ' ', 'g'), 110) from pg_stat_statements
+        where dbid = (select oid from pg_database where datname = '$db')
+        order by total_plan_time + total_exec_time desc limit 4" | sed 's/^/  /'
+    } >>"$work/statements"
+  fi
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs"
@@ -270,6 +285,7 @@ for c in pg1 pg2 pg3; do
   req=$(field $c requests)
   echo "$c: per 1000 accepted triggers, $(python3 -c "print(f'{$(pgf $c commits) * 1000 / $req:.0f} commits, {$(pgf $c wal_syncs) * 1000 / $req:.0f} WAL flushes, {$(pgf $c wal_bytes) / $req / 1024 * 1000:.0f} KiB of WAL')")"
 done
+[ ! -s "$work/statements" ] || cat "$work/statements"
 echo "(tl_cpu_us, pg_cpu_us: CPU µs per accepted trigger of all tripline processes, of PostgreSQL;"
 echo " machine%: the machine's busy CPU over the run, all $(nproc) cores, whoever used it)"
 
