@@ -24,7 +24,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 FUZZ_CXX ?= clang++-14
 
-.PHONY: all deps build run test test-sanitize print-sanitize-exclude fuzz bench format format-check clean deb test-deb test-image test-fresh
+.PHONY: all deps build run test test-sanitize print-sanitize-exclude fuzz bench bench-replicas format format-check clean deb test-deb test-image test-fresh
 
 all: build
 
@@ -87,6 +87,10 @@ fuzz: deps-fuzz $(FUZZ_BUILD)/CMakeCache.txt
 
 bench: deps-bench build
 	bench/flood.sh
+
+# Accepted triggers/s on SQLite and on 1, 2, 3 replicas sharing a private PostgreSQL (issue 16).
+bench-replicas: deps-bench build
+	bench/replicas.sh
 
 # The C++ sources (not generated code, not node_modules), formatted by Debian 12's clang-format 14.
 CLANG_FORMAT ?= clang-format-14

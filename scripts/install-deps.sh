@@ -2,7 +2,8 @@
 # Installs what tripline needs from Debian 12's packages: `build` for the binary, `test` for the
 # test suite and its real peers (dockerd for a swarm, BIND, Knot and PowerDNS for DNS updates,
 # PostgreSQL 15's server for the PostgreSQL store's tests,
-# nginx with openssl for the TLS recipe in deploy/nginx), `bench` for the load tests,
+# nginx with openssl for the TLS recipe in deploy/nginx), `bench` for the load tests (PostgreSQL 15
+# for bench/replicas.sh),
 # `fuzz` for the libFuzzer targets (clang 14 with its sanitizer and libFuzzer runtimes, and
 # llvm-symbolizer for readable reports), `deb` for `make deb` (dpkg-shlibdeps computes Depends; CPack
 # finds the ELF files with `file`), `image` for the package and image tests (`make test-deb`,
@@ -19,7 +20,7 @@ test=(catch2 postgresql-15 docker.io containerd iproute2 busybox-static sqlite3 
       knot knot-dnsutils pdns-server pdns-backend-sqlite3
       prometheus-alertmanager chromium nginx openssl docker-registry socat dpkg-dev file debootstrap
       jq python3)
-bench=(wrk curl sqlite3 nginx docker.io containerd iproute2 busybox-static)
+bench=(wrk curl sqlite3 nginx docker.io containerd iproute2 busybox-static postgresql-15 python3)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 format=(clang-format-14 git)
 deb=(dpkg-dev file)
