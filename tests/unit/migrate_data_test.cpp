@@ -251,7 +251,7 @@ TEST_CASE("migrate-data: a SQLite database copied into PostgreSQL, every row wit
   // The unfinished ones are there to run, owned by nobody: the first replica to start takes them
   // (migrations/postgres/018_replicas.sql).
   CHECK(count(url, "executions WHERE owner = '' AND status IN ('queued', 'running')") == 2);
-  CHECK(target->unfinished_executions(0, 10)->empty());  // nobody's yet
+  CHECK(target->unfinished_executions(0, 10)->empty());                    // nobody's yet
   REQUIRE(target->renew_lease(target->clock().now_ms() + 60000).value());  // a replica starts
   auto unfinished = target->unfinished_executions(0, 10).value();
   REQUIRE(unfinished.size() == 2);
