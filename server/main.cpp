@@ -40,10 +40,10 @@ Usage:
                                     a new secrets key (DATA_DIR/secrets.key), or under
                                     TRIPLINE_SECRET_KEY when it is set (the old key then in
                                     TRIPLINE_SECRET_KEY_PREVIOUS); see docs/secret-keys.md
-  tripline migrate-data --from FILE --to DATABASE
-                                    copy every row of a SQLite database into a new, empty
-                                    database (a postgres:// URL), ids kept; not available in
-                                    this build yet: see docs/migrate-data.md
+  tripline migrate-data --from FILE --to postgres://...
+                                    with tripline stopped: copy every row of a SQLite database
+                                    into a new, empty PostgreSQL database, ids kept; see
+                                    docs/migrate-data.md
   tripline --help | --version
   (see the client commands below)
 

@@ -1,10 +1,10 @@
 // `tripline migrate-data --from FILE --to DATABASE` (docs/migrate-data.md): every row of an
-// existing SQLite database copied into a new, empty database of any store (a postgres:// URL
-// above all), ids kept, so trigger URLs, execution histories and audit entries stay as they were.
+// existing SQLite database copied into a new, empty PostgreSQL database, ids kept, so trigger URLs,
+// execution histories and audit entries stay as they were.
 //
-// The copy itself needs a store-level export and import (each implementation reads and writes its
-// own tables), which the store's contract (store.h) does not have yet: until it does, the command
-// checks its arguments and answers Unavailable before opening anything.
+// The copy itself is the store's (server/store/migrate_to_postgres.h): each implementation reads
+// or writes its own tables. This layer checks the arguments, redacts the URL, and words the
+// counts for the operator.
 #pragma once
 
 #include <string>
@@ -16,7 +16,7 @@ namespace tripline {
 
 struct MigrateDataArgs {
   std::string from;  // a SQLite file of tripline's
-  std::string to;    // what --database takes: a postgres:// URL or another SQLite file's path
+  std::string to;    // a postgres:// URL (what --database takes)
 };
 
 // Reads `--from FILE --to DATABASE` (or --from=FILE, --to=DATABASE); both are required. Invalid,
@@ -27,8 +27,10 @@ Result<MigrateDataArgs> parse_migrate_data_args(const std::vector<std::string>& 
 // (its header says so); the target is not the source. Invalid, saying why.
 Status check_migrate_data_args(const MigrateDataArgs& args);
 
-// Checks, then copies. Answers a line for the operator. Today, after the checks: Unavailable
-// (the store has no export/import yet), nothing opened and nothing written.
+// Checks, then copies (migrate_sqlite_to_postgres). Answers the rows copied per table, for the
+// operator. Invalid for a --to that is not a postgres:// URL (before anything is opened),
+// Conflict for a target that already holds rows (nothing written); no message carries the URL's
+// password.
 Result<std::string> migrate_data(const MigrateDataArgs& args);
 
 }  // namespace tripline

@@ -110,9 +110,14 @@ TEST_CASE("migrate-data: the source must be a SQLite database, the target not th
     CHECK(s.code() == Status::Code::kInvalid);
     CHECK(s.message().find("hunter2") == std::string::npos);
   }
-  // Checked, then refused: the copy is not there yet, and nothing was created meanwhile.
+  // The target is PostgreSQL: a SQLite path is refused before anything is created.
   auto done = migrate_data({db, dir.path + "/new.db"});
-  CHECK(done.status().code() == Status::Code::kUnavailable);
+  CHECK(done.status().code() == Status::Code::kInvalid);
   CHECK(::access((dir.path + "/new.db").c_str(), F_OK) != 0);
+  // A server that is not there: an error that never shows the password.
+  auto down = migrate_data({db, "postgres://tripline:hunter2@127.0.0.1:1/t"});
+  CHECK_FALSE(down.ok());
+  CHECK(down.status().code() != Status::Code::kInvalid);
+  CHECK(down.status().message().find("hunter2") == std::string::npos);
   CHECK(migrate_data({other, dir.path + "/new.db"}).status().code() == Status::Code::kInvalid);
 }

@@ -2339,4 +2339,160 @@ Status PostgresStore::unlock_target(const std::string& lane, int64_t token) {
   });
 }
 
+// --- import (tripline migrate-data) -------------------------------------------------------
+
+namespace {
+
+std::string quoted_name(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+// A table of this database, as information_schema describes it.
+struct ImportTarget {
+  std::map<std::string, std::string> types;  // column -> data_type ("boolean", "bytea", ...)
+  std::string identity;                      // the identity column, if any
+  int64_t max_id = 0;                        // the highest identity value copied
+  int64_t sequence = 0;                      // the source's sequence (TablePage::sequence)
+  size_t counted = 0;                        // its index in TableCounts::tables
+};
+
+// One value, converted for a column of type `type`.
+void add_value(Params& p, const TableValue& v, const std::string& type) {
+  using T = TableValue::Type;
+  if (v.type == T::kNull) {
+    p.null();
+  } else if (type == "bytea") {
+    if (v.type == T::kInteger)
+      p.bytes(std::to_string(v.integer));
+    else if (v.type == T::kReal)
+      p.bytes(std::to_string(v.real));
+    else
+      p.bytes(v.bytes);
+  } else if (type == "boolean" && v.type == T::kInteger) {
+    p.add(v.integer != 0);  // SQLite's booleans are 0 and 1
+  } else if (type == "boolean" && v.type == T::kReal) {
+    p.add(v.real != 0);
+  } else if (v.type == T::kInteger) {
+    p.add(v.integer);
+  } else if (v.type == T::kReal) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v.real);
+    p.add(std::string_view(buf));
+  } else {
+    p.add(std::string_view(v.bytes));  // text (or a blob in a text column), as Params makes fit
+  }
+}
+
+}  // namespace
+
+Status PostgresStore::import_tables(const std::function<Status(const TableSink&)>& produce,
+                                    TableCounts* counts) {
+  TableCounts local;
+  Status done = write(Sync::kSynced, [&](Conn& c) -> Status {
+    local.tables.clear();  // a retried transaction starts over
+    std::map<std::string, ImportTarget> targets;
+    TableSink sink = [&](const TablePage& page) -> Status {
+      try {
+        if (page.first) {
+          if (targets.count(page.table))
+            return Status::Invalid("table " + page.table + " was given twice");
+          ImportTarget& t = targets[page.table];
+          Res cols = c.exec(
+              "SELECT column_name, data_type, is_identity FROM information_schema.columns "
+              "WHERE table_schema = current_schema() AND table_name = $1",
+              Params().add(page.table));
+          if (cols.rows() == 0)
+            return Status::Invalid("table " + page.table +
+                                   ": the target database has no such table");
+          for (int i = 0; i < cols.rows(); ++i) {
+            t.types[cols.text(i, 0)] = cols.text(i, 1);
+            if (cols.text(i, 2) == "YES") t.identity = cols.text(i, 0);
+          }
+          for (const std::string& col : page.columns)
+            if (!t.types.count(col))
+              return Status::Invalid("table " + page.table +
+                                     ": the target database has no column " + col);
+          // Nobody adds a row to it until this transaction ends (writers wait): the check below
+          // stays true to the commit.
+          c.exec("LOCK TABLE " + quoted_name(page.table) + " IN SHARE ROW EXCLUSIVE MODE");
+          Res any = c.exec("SELECT EXISTS (SELECT 1 FROM " + quoted_name(page.table) + ")");
+          if (any.text(0, 0) == "t")
+            return Status::Conflict("table " + page.table +
+                                    " of the target database already has rows: migrate-data "
+                                    "copies into an empty database only; nothing was written");
+          t.sequence = page.sequence;
+          t.counted = local.tables.size();
+          local.tables.emplace_back(page.table, 0);
+        }
+        auto found = targets.find(page.table);
+        if (found == targets.end())
+          return Status::Invalid("table " + page.table + ": rows came before its first page");
+        ImportTarget& t = found->second;
+        if (page.rows.empty()) return Status::Ok();
+        std::vector<std::string> types;
+        int identity_at = -1;
+        std::string head = "INSERT INTO " + quoted_name(page.table) + " (";
+        for (size_t i = 0; i < page.columns.size(); ++i) {
+          head += (i ? ", " : "") + quoted_name(page.columns[i]);
+          types.push_back(t.types[page.columns[i]]);
+          if (page.columns[i] == t.identity) identity_at = static_cast<int>(i);
+        }
+        // The ids as given: "BY DEFAULT" identities take them anyway; this also covers ALWAYS.
+        head += t.identity.empty() ? ") VALUES " : ") OVERRIDING SYSTEM VALUE VALUES ";
+        // At most 65,535 parameters in one statement (PostgreSQL's protocol).
+        const size_t ncols = std::max<size_t>(1, page.columns.size());
+        const size_t per_statement = std::max<size_t>(1, 30000 / ncols);
+        for (size_t from = 0; from < page.rows.size(); from += per_statement) {
+          size_t to = std::min(page.rows.size(), from + per_statement);
+          std::string sql = head;
+          Params p;
+          int n = 0;
+          for (size_t r = from; r < to; ++r) {
+            const auto& row = page.rows[r];
+            if (row.size() != page.columns.size())
+              return Status::Invalid("table " + page.table + ": a row of " +
+                                     std::to_string(row.size()) + " values for " +
+                                     std::to_string(page.columns.size()) + " columns");
+            sql += r == from ? "(" : ", (";
+            for (size_t i = 0; i < row.size(); ++i) {
+              sql += (i ? ", $" : "$") + std::to_string(++n);
+              add_value(p, row[i], types[i]);
+            }
+            sql += ")";
+            if (identity_at >= 0 && row[identity_at].type == TableValue::Type::kInteger)
+              t.max_id = std::max(t.max_id, row[identity_at].integer);
+          }
+          c.exec(sql, p);
+        }
+        local.tables[t.counted].second += static_cast<int64_t>(page.rows.size());
+        return Status::Ok();
+      } catch (const pg::Error& e) {
+        Status s = pg::to_status(e);
+        std::string msg = "table " + page.table + ": " + s.message();
+        if (s.code() == Status::Code::kConflict) return Status::Conflict(msg);
+        if (s.code() == Status::Code::kUnavailable) return Status::Unavailable(msg);
+        return Status::Internal(msg);
+      }
+    };
+    if (Status s = produce(sink); !s.ok()) return s;
+    // New ids start past every copied one and past every id the source ever handed out.
+    for (const auto& [table, t] : targets) {
+      int64_t floor = std::max(t.max_id, t.sequence);
+      if (t.identity.empty() || floor <= 0) continue;
+      Res seq = c.exec("SELECT pg_get_serial_sequence($1, $2)",
+                       Params().add(quoted_name(table)).add(t.identity));
+      if (seq.null(0, 0)) continue;
+      const std::string name = seq.text(0, 0);
+      c.exec("SELECT setval($1::regclass, GREATEST($2::bigint, (SELECT last_value FROM " + name +
+                 ")))",
+             Params().add(name).add(floor));
+    }
+    return Status::Ok();
+  });
+  if (done.ok() && counts) *counts = std::move(local);
+  return done;
+}
+
 }  // namespace tripline

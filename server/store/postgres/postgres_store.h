@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "store.h"
+#include "table_copy.h"
 
 namespace tripline {
 
@@ -43,6 +44,16 @@ class PostgresStore final : public Store {
   ~PostgresStore() override;
 
   const Clock& clock() const override { return *clock_; }
+
+  // `tripline migrate-data` (docs/migrate-data.md): `produce` hands every page of the source's
+  // tables to the sink it is given (SqliteStore::export_tables), and each row is inserted with
+  // its values as given, ids included, all in one transaction, committed synced. Refused
+  // (Conflict) when any table that is copied already holds a row here; Invalid, naming it, for a
+  // table or column this database does not have. Values are converted by the column's type
+  // here (information_schema): integers into BOOLEAN, blobs into BYTEA. Each identity sequence
+  // is then set past the highest id copied and the page's `sequence`, so new rows never take a
+  // copied (or a deleted row's) id. `counts`, when given, gets the rows copied per table.
+  Status import_tables(const std::function<Status(const TableSink&)>& produce, TableCounts* counts);
 
   Result<ReceiverRow> insert_receiver(const ReceiverRow& r, const AuditEntry* audit) override;
   Result<ReceiverRow> update_receiver(int64_t id, const ReceiverRow& r, int64_t expected_version,

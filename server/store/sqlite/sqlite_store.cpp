@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 
@@ -2039,6 +2040,143 @@ Status SqliteStore::check_writable() {
     std::lock_guard lock(write_mu_);
     writer_->exec("BEGIN IMMEDIATE");
     writer_->exec("ROLLBACK");
+    return Status::Ok();
+  });
+}
+
+// --- export (tripline migrate-data) -------------------------------------------------------
+
+namespace {
+
+// The tables in the order they are copied: each before the tables whose rows name its ids
+// (docs/migrate-data.md). Tables this list does not know (a later migration's) follow, by name.
+constexpr const char* kParentsFirst[] = {
+    "receivers",    "deleted_receivers", "admin_tokens", "settings",          "subscriptions",
+    "requests_log", "executions",        "deliveries",   "delivery_attempts", "audit_log"};
+
+std::string quoted(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+TableValue read_value(const SQLite::Column& c) {
+  TableValue v;
+  switch (c.getType()) {
+    case SQLITE_INTEGER:
+      v.type = TableValue::Type::kInteger;
+      v.integer = c.getInt64();
+      break;
+    case SQLITE_FLOAT:
+      v.type = TableValue::Type::kReal;
+      v.real = c.getDouble();
+      break;
+    case SQLITE_TEXT:
+      v.type = TableValue::Type::kText;
+      v.bytes = c.getString();
+      break;
+    case SQLITE_BLOB:
+      v.type = TableValue::Type::kBlob;
+      v.bytes.assign(static_cast<const char*>(c.getBlob()), static_cast<size_t>(c.getBytes()));
+      break;
+    default:
+      break;
+  }
+  return v;
+}
+
+}  // namespace
+
+Status SqliteStore::export_tables(const std::string& path, const TableSink& sink, int page_rows) {
+  if (page_rows < 1) return Status::Invalid("export: page_rows must be at least 1");
+  return guarded([&]() -> Status {
+    // Read-only: the source is never changed by its copy, nor created when the path is wrong.
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    db.setBusyTimeout(5000);
+    // One read transaction: every SELECT below sees the same snapshot of the file (WAL mode),
+    // whatever a process still writing it commits meanwhile.
+    db.exec("BEGIN");
+    std::vector<int> applied, expected;
+    {
+      SQLite::Statement q(db,
+                          "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                          "'schema_migrations'");
+      if (!q.executeStep())
+        return Status::Invalid(path + " is not a tripline database (no schema_migrations table)");
+    }
+    {
+      SQLite::Statement q(db, "SELECT version FROM schema_migrations ORDER BY version");
+      while (q.executeStep()) applied.push_back(q.getColumn(0).getInt());
+    }
+    for (const Migration& m : embedded_migrations()) expected.push_back(m.version);
+    if (applied != expected) {
+      auto last = [](const std::vector<int>& v) { return v.empty() ? 0 : v.back(); };
+      return Status::Invalid(
+          path + " has schema version " + std::to_string(last(applied)) + " (" +
+          std::to_string(applied.size()) + " migrations applied), this build's is " +
+          std::to_string(last(expected)) + " (" + std::to_string(expected.size()) +
+          "): start this build's `tripline serve` on it once (it migrates at start), stop it, "
+          "then copy");
+    }
+    std::vector<std::string> tables;
+    {
+      SQLite::Statement q(db,
+                          "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                          "'sqlite\\_%' ESCAPE '\\' AND name <> 'schema_migrations' ORDER BY name");
+      while (q.executeStep()) tables.push_back(q.getColumn(0).getString());
+    }
+    std::vector<std::string> ordered;
+    for (const char* t : kParentsFirst)
+      if (std::find(tables.begin(), tables.end(), t) != tables.end()) ordered.push_back(t);
+    for (const std::string& t : tables)
+      if (std::find(ordered.begin(), ordered.end(), t) == ordered.end()) ordered.push_back(t);
+
+    bool has_sequence = false;
+    {
+      SQLite::Statement q(db, "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'");
+      has_sequence = q.executeStep();
+    }
+    for (const std::string& table : ordered) {
+      TablePage page;
+      page.table = table;
+      page.first = true;
+      if (has_sequence) {
+        SQLite::Statement q(db, "SELECT seq FROM sqlite_sequence WHERE name = ?");
+        q.bind(1, table);
+        if (q.executeStep()) page.sequence = q.getColumn(0).getInt64();
+      }
+      {
+        SQLite::Statement q(db, "SELECT name FROM pragma_table_info(?) ORDER BY cid");
+        q.bind(1, table);
+        while (q.executeStep()) page.columns.push_back(q.getColumn(0).getString());
+      }
+      std::string select = "SELECT _rowid_";
+      for (const std::string& c : page.columns) select += ", " + quoted(c);
+      select += " FROM " + quoted(table) + " WHERE _rowid_ > ? ORDER BY _rowid_ LIMIT ?";
+      SQLite::Statement q(db, select);
+      int64_t after = std::numeric_limits<int64_t>::min();
+      for (;;) {
+        q.reset();
+        q.bind(1, after);
+        q.bind(2, page_rows);
+        page.rows.clear();
+        while (q.executeStep()) {
+          after = q.getColumn(0).getInt64();
+          std::vector<TableValue> row;
+          row.reserve(page.columns.size());
+          for (int i = 0; i < static_cast<int>(page.columns.size()); ++i)
+            row.push_back(read_value(q.getColumn(i + 1)));
+          page.rows.push_back(std::move(row));
+        }
+        bool last = static_cast<int>(page.rows.size()) < page_rows;
+        if (!page.rows.empty() || page.first) {
+          if (Status s = sink(page); !s.ok()) return s;
+        }
+        page.first = false;
+        if (last) break;
+      }
+    }
+    db.exec("COMMIT");
     return Status::Ok();
   });
 }

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "store.h"
+#include "table_copy.h"
 
 namespace SQLite {
 class Database;
@@ -32,6 +33,14 @@ class SqliteStore final : public Store {
  public:
   // `path`: the database file, created when missing.
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, StoreOptions options);
+
+  // `tripline migrate-data` (docs/migrate-data.md): every row of every table of the database
+  // `path` (schema_migrations and SQLite's own tables aside) handed to `sink`, parents before
+  // children, in pages of `page_rows`, each value as stored; all of it read in one transaction,
+  // one snapshot of the file. Opens the file read-only and changes nothing in it; a database
+  // whose applied migrations are not this build's is refused (Invalid, saying which), as is a
+  // missing file. The sink's error stops the export and is answered as it is.
+  static Status export_tables(const std::string& path, const TableSink& sink, int page_rows = 256);
   ~SqliteStore() override;
 
   const Clock& clock() const override { return *clock_; }
