@@ -32,7 +32,7 @@ constexpr const char* kUsage = R"(tripline — rule-driven action triggers
 
 Usage:
   tripline serve [flags]            run the service
-  tripline rotate-signing-key [--data-dir DIR]
+  tripline rotate-signing-key [--data-dir DIR] [--database URL]
                                     add a new token signing key (old URLs keep working;
                                     new and rotated URLs use the new key)
   tripline rotate-secret-key [--data-dir DIR] [--database URL]
@@ -260,12 +260,13 @@ int main(int argc, char** argv) {
     driver_env.set(driver_options[i].name, driver_values[i]);
 
   if (cmd == "rotate-signing-key") {
-    auto kid = tripline::Keyring::add_key(data_dir + "/keys");
-    if (!kid.ok()) {
-      std::fprintf(stderr, "tripline: %s\n", kid.status().message().c_str());
+    auto done = tripline::rotate_signing_key(data_dir, std::getenv("TRIPLINE_SECRET_KEY"),
+                                             std::getenv("TRIPLINE_SECRET_KEY_PREVIOUS"), database);
+    if (!done.ok()) {
+      std::fprintf(stderr, "tripline: %s\n", done.status().message().c_str());
       return 1;
     }
-    std::printf("new signing key %s; restart the server to sign with it\n", kid->c_str());
+    std::printf("%s\n", done->c_str());
     return 0;
   }
 

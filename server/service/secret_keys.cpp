@@ -6,12 +6,15 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <set>
 
 #include "crypto.h"
 #include "database.h"
 #include "inbound_auth.h"
 #include "json_limits.h"
+#include "token.h"
 
 namespace tripline {
 
@@ -230,6 +233,36 @@ Result<std::string> rotate_secret_key(const std::string& data_dir, const DriverE
            old_box->current_key_id() + "); TRIPLINE_SECRET_KEY_PREVIOUS is no longer needed";
   }
   return line;
+}
+
+Result<std::string> rotate_signing_key(const std::string& data_dir, const char* env_key,
+                                       const char* env_previous, const std::string& database) {
+  std::unique_ptr<Store> shared;
+  std::optional<SecretBox> box;
+  if (!database.empty()) {  // checked before the key is made: nothing half done
+    auto store = Store::open(database);
+    if (!store.ok()) return redact_database_in(store.status(), database);
+    if ((*store)->shared()) {
+      auto opened = SecretBox::load_or_create(data_dir, env_key, env_previous);
+      if (!opened.ok()) return opened.status();
+      if (auto keys = reseal_signing_keys(**store, *opened, false); !keys.ok())
+        return keys.status();  // the secrets key must be the replicas' one
+      box = *opened;
+      shared = std::move(store).value();
+    }
+  }
+  auto kid = Keyring::add_key(data_dir + "/keys");
+  if (!kid.ok()) return kid.status();
+  if (!shared) return "new signing key " + *kid + "; restart the server to sign with it";
+  auto ring = Keyring::load_or_create(data_dir + "/keys");
+  if (!ring.ok()) return ring.status();
+  for (const auto& k : ring->keys())
+    if (k.kid == *kid) {
+      if (Status s = shared->add_signing_key(k.kid, box->seal(k.secret)); !s.ok()) return s;
+      return "new signing key " + *kid +
+             " in the database for every replica; restart the replicas to sign with it";
+    }
+  return Status::Internal("the new signing key " + *kid + " is not in " + data_dir + "/keys");
 }
 
 }  // namespace tripline

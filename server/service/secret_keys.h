@@ -45,4 +45,10 @@ Result<std::string> rotate_secret_key(const std::string& data_dir, const DriverE
                                       const char* env_key, const char* env_previous,
                                       const std::string& database = "");
 
+// `tripline rotate-signing-key`: a new newest key in DATA_DIR/keys (token.h) and, when `database`
+// is a shared store (docs/scale-out.md), in the database too, sealed with the secrets key
+// (env_key, else DATA_DIR/secrets.key), for every replica. Answers a line for the operator.
+Result<std::string> rotate_signing_key(const std::string& data_dir, const char* env_key,
+                                       const char* env_previous, const std::string& database);
+
 }  // namespace tripline

@@ -31,6 +31,7 @@
 #include "secret_keys.h"
 #include "secrets.h"
 #include "store.h"
+#include "token.h"
 
 using namespace tripline;
 using tripline::test::Executions;
@@ -834,4 +835,30 @@ TEST_CASE("replicas: rotating the secrets key re-seals the signing keys a shared
   CHECK(keys->at(0).first == "k-1");
   CHECK(SecretBox::key_id_of(keys->at(0).second) == SecretBox::key_id(raw2));
   CHECK(SecretBox::from_key(raw2).open(keys->at(0).second) == std::optional<std::string>(signing));
+}
+
+TEST_CASE("replicas: rotate-signing-key puts the new key in a shared store, sealed") {
+  test::PostgresServer* pg = test::postgres_or_skip();
+  if (!pg) return;
+  std::string url = fresh_url(pg);
+  test::TempDir dir;
+  const std::string raw(32, '4');
+  auto done = rotate_signing_key(dir.path, crypto::hex(raw).c_str(), nullptr, url);
+  INFO(done.status().message());
+  REQUIRE(done.ok());
+  auto ring = Keyring::load_or_create(dir.path + "/keys");
+  REQUIRE(ring.ok());
+  auto s = open_store(url);
+  auto keys = s->signing_keys();
+  REQUIRE(keys.ok());
+  REQUIRE(keys->size() == 1);
+  CHECK(done->find(keys->at(0).first) != std::string::npos);
+  CHECK(keys->at(0).first == ring->keys().back().kid);
+  CHECK(SecretBox::from_key(raw).open(keys->at(0).second) ==
+        std::optional<std::string>(ring->keys().back().secret));
+  // A secrets key that does not open the stored keys is refused before any key is made.
+  size_t before = ring->keys().size();
+  CHECK_FALSE(
+      rotate_signing_key(dir.path, crypto::hex(std::string(32, '5')).c_str(), nullptr, url).ok());
+  CHECK(Keyring::load_or_create(dir.path + "/keys")->keys().size() == before);
 }
