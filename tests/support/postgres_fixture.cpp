@@ -48,9 +48,10 @@ std::string tail_of(const std::string& path, std::uintmax_t from = 0, size_t max
   return text.size() > max ? "..." + text.substr(text.size() - max) : text;
 }
 
-// A port nobody listens on now. postgres binds it a moment later; launch() retries with
-// another if someone took it meanwhile.
-uint16_t free_port() {
+}  // namespace
+
+// postgres binds it a moment later; launch() retries with another if someone took it meanwhile.
+uint16_t unused_loopback_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -63,6 +64,8 @@ uint16_t free_port() {
   ::close(fd);
   return port;
 }
+
+namespace {
 
 // Runs `argv` as uid/gid with its output appended to `log`, in `cwd`. `die_with_parent`: it gets
 // SIGQUIT (PostgreSQL's immediate shutdown) when the thread that forked it ends, so a test
@@ -159,7 +162,7 @@ bool PostgresServer::init(std::string* why) {
   }
   if (!copy_template(why)) return false;
   for (int attempt = 0; attempt < 5; ++attempt) {
-    uint16_t port = free_port();
+    uint16_t port = unused_loopback_port();
     if (port == 0) continue;
     if (launch(port, why)) return true;
     if (why->find("Address already in use") == std::string::npos) return false;

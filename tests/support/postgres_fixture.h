@@ -64,6 +64,9 @@ class PostgresServer {
   int next_database_ = 1;
 };
 
+// A loopback TCP port nobody listened on a moment ago (0 when none could be found).
+uint16_t unused_loopback_port();
+
 // The first value of the first row `sql` answers on the database `url` names (a libpq URL or
 // key=value string), or nullopt with *why. For tests that look at what a store wrote.
 std::optional<std::string> postgres_query(const std::string& url, const std::string& sql,

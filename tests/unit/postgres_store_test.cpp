@@ -39,18 +39,6 @@ using tripline::test::make_receivers;
 
 namespace {
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t n = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // A new, empty database on the test process's PostgreSQL (tests/support/postgres_fixture.h).
 std::string fresh_url(test::PostgresServer* pg) {
   std::string why;
@@ -130,7 +118,7 @@ TEST_CASE("postgres store: migrations run once, in order, the same versions as S
 
 TEST_CASE(
     "postgres store: a URL that reaches no server answers Unavailable, without the password") {
-  int port = free_port();  // nothing listens there
+  int port = test::unused_loopback_port();  // nothing listens there
   StoreOptions o;
   o.busy_timeout_ms = 500;
   auto s = Store::open("postgresql://tripline:hunter2-secret@127.0.0.1:" + std::to_string(port) +
@@ -753,8 +741,9 @@ TEST_CASE("postgres store: a server that goes away answers Unavailable, and come
   CHECK(batch.insert(*s).code() == Status::Code::kUnavailable);
   CHECK(s->insert_receiver(receiver("while down")).status().code() == Status::Code::kUnavailable);
   std::string why;
+  bool started = server->start(&why);
   INFO(why);
-  REQUIRE(server->start(&why));
+  REQUIRE(started);
   // The next calls reconnect.
   CHECK(s->get_receiver(1).ok());
   Executions after(1, 2, s->clock().now_ms());
@@ -861,4 +850,64 @@ TEST_CASE("replicas: rotate-signing-key puts the new key in a shared store, seal
   CHECK_FALSE(
       rotate_signing_key(dir.path, crypto::hex(std::string(32, '5')).c_str(), nullptr, url).ok());
   CHECK(Keyring::load_or_create(dir.path + "/keys")->keys().size() == before);
+}
+
+TEST_CASE("replicas: a lease that runs out is taken over once, with its executions and locks") {
+  // Two stores on one database, as two replicas; their clocks are the test's.
+  test::PostgresServer* pg = test::postgres_or_skip();
+  if (!pg) return;
+  std::string url = fresh_url(pg);
+  StoreOptions oa, ob, oc;
+  oa.replica = "a";
+  ob.replica = "b";
+  oc.replica = "c";
+  auto a = open_store(url, oa);
+  auto b = open_store(url, ob);
+  auto c = open_store(url, oc);
+  const int64_t now = a->clock().now_ms();
+  REQUIRE(*a->renew_lease(now + 10000));
+  REQUIRE(*b->renew_lease(now + 10000));
+  REQUIRE(*c->renew_lease(now + 10000));
+  make_receivers(*a, 1);
+  Executions mine(1, 3, now);
+  REQUIRE(mine.insert(*a).ok());
+  // Each replica's pages read its own executions only.
+  CHECK(a->unfinished_executions(0, -1)->size() == 3);
+  CHECK(b->unfinished_executions(0, -1)->empty());
+  int64_t token = *a->lock_target("fake:one", now);
+  REQUIRE(token != 0);
+  CHECK(*a->lock_target("fake:one", now) == token);  // kept: the same token
+  CHECK(*b->lock_target("fake:one", now) == 0);      // another replica holds it
+  // A live lease is not taken over.
+  CHECK(b->take_over_expired(now)->executions.empty());
+  // a's lease runs out (it froze); b and c look at once: one of them takes it, whole.
+  REQUIRE(*a->renew_lease(now - 1));
+  Store::TakenOver by_b, by_c;
+  std::thread tb([&] { by_b = std::move(b->take_over_expired(now)).value(); });
+  std::thread tc([&] { by_c = std::move(c->take_over_expired(now)).value(); });
+  tb.join();
+  tc.join();
+  CHECK(by_b.executions.size() + by_c.executions.size() == 3);
+  CHECK((by_b.executions.empty() || by_c.executions.empty()));
+  auto& taker_result = by_b.executions.empty() ? by_c : by_b;
+  Store& taker = by_b.executions.empty() ? *c : *b;
+  Store& other = by_b.executions.empty() ? *b : *c;
+  std::vector<int64_t> taken;
+  for (const auto& e : taker_result.executions) taken.push_back(e.id);
+  CHECK(taken == mine.ids());
+  REQUIRE(taker_result.locks.size() == 1);
+  CHECK(taker_result.locks[0].first == "fake:one");
+  int64_t moved = taker_result.locks[0].second;
+  CHECK(moved != token);
+  CHECK(taker.unfinished_executions(0, -1)->size() == 3);
+  // The lock stays taken (an expired lease does not free it): the other replica still waits.
+  CHECK(*other.lock_target("fake:one", now) == 0);
+  // a comes back: its lease is gone, and its old token frees nothing.
+  CHECK_FALSE(*a->renew_lease(now + 10000));
+  REQUIRE(a->unlock_target("fake:one", token).ok());
+  CHECK(*other.lock_target("fake:one", now) == 0);
+  CHECK(*taker.lock_target("fake:one", now) == moved);
+  // The taker lets go with its token: then another replica may take it.
+  REQUIRE(taker.unlock_target("fake:one", moved).ok());
+  CHECK(*other.lock_target("fake:one", now) != 0);
 }
