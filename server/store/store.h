@@ -655,6 +655,8 @@ class Store {
     struct Execution {
       int64_t id = 0;
       int64_t receiver_id = 0;
+      bool planned = false;  // its plan is recorded: re-applied first, before anything else moves
+                             // its target (Executor::adopt)
     };
     std::vector<Execution> executions;
     std::vector<std::pair<std::string, int64_t>> locks;  // lane, token

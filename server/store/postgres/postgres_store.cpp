@@ -2466,10 +2466,10 @@ Result<Store::TakenOver> PostgresStore::take_over_expired(int64_t now_ms) {
       std::string gone = dead.text(0, 0);
       Res moved = c.exec(
           "UPDATE executions SET owner = $1 WHERE owner = $2 AND status IN ('queued', "
-          "'running') RETURNING id, receiver_id",
+          "'running') RETURNING id, receiver_id, plan IS NOT NULL",
           Params().add(replica_).add(gone));
       for (int i = 0; i < moved.rows(); ++i)
-        one.executions.push_back({moved.i64(i, 0), moved.i64(i, 1)});
+        one.executions.push_back({moved.i64(i, 0), moved.i64(i, 1), moved.boolean(i, 2)});
       Res locks = c.exec(
           "UPDATE target_locks SET replica = $1, token = nextval('target_lock_tokens'), "
           "taken_at = $3 WHERE replica = $2 RETURNING lane, token",
