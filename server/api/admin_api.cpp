@@ -180,6 +180,7 @@ HttpResponse App::retry_execution(int64_t id, const AuditEntry& actor) {
   t.config_text = e->config;  // as recorded: secrets sealed
   t.action = e->action;
   t.idempotency_key = "retry-of:" + std::to_string(id);
+  t.limits = LimitsCheck::Kind::kRetry;
   // Shared with the callback: it may still be inside set_value when this thread wakes up.
   auto committed = std::make_shared<std::promise<std::pair<Status, Accepted>>>();
   auto answer = committed->get_future();
@@ -187,12 +188,18 @@ HttpResponse App::retry_execution(int64_t id, const AuditEntry& actor) {
     committed->set_value({s, a});
   });
   auto [s, a] = answer.get();  // one group commit: the trigger path's own wait
-  if (!s.ok() || a.replayed || a.revoked)
+  if (!s.ok() || !a.recorded())
     claim.release();
   else
     claim.settle();
   if (a.revoked)
     return from_status(Status::Conflict("its receiver's trigger URL was revoked meanwhile"));
+  if (s.ok() && a.limited != LimitRefusal::kNone) {  // every replica's queue cap, together
+    auto resp = error_response(429, "queue_full",
+                               "this receiver has too many executions waiting to run; retry later");
+    resp.headers.emplace_back("Retry-After", std::to_string(a.limit_wait));
+    return resp;
+  }
   if (!s.ok()) {
     auto resp = error_response(503, a.overloaded ? "overloaded" : "unavailable",
                                "the retry could not be recorded; retry");

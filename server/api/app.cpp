@@ -45,6 +45,39 @@ std::string bearer_credential(const std::optional<std::string>& authorization) {
   return start == std::string::npos ? std::string() : authorization->substr(start);
 }
 
+// The answer to a trigger over one of its receiver's limits: the replica's own count's
+// (App::admit), or every replica's together, when a shared store refused it at the commit.
+// `cooling_down` is the reason a cooldown gives.
+HttpResponse over_limit(Metrics& metrics, const Receiver& r, LimitRefusal why, int64_t wait,
+                        const std::string& cooling_down) {
+  switch (why) {
+    case LimitRefusal::kRateLimited: {
+      metrics.trigger_rejected(RejectReason::kRateLimited);
+      auto resp = error_response(429, "rate_limited",
+                                 "this receiver is being triggered too often; retry later");
+      resp.headers.emplace_back("Retry-After", std::to_string(wait));
+      return resp;
+    }
+    case LimitRefusal::kQueueFull: {
+      metrics.trigger_rejected(RejectReason::kQueueFull);
+      auto resp = error_response(
+          429, "queue_full", "this receiver has too many executions waiting to run; retry later");
+      resp.headers.emplace_back("Retry-After", std::to_string(wait));
+      return resp;
+    }
+    case LimitRefusal::kCoolingDown:
+    case LimitRefusal::kNone:
+      break;
+  }
+  metrics.trigger_ignored(IgnoreReason::kCooldown);
+  return json_response(r.rules->ignore_status(), {{"ignored", true}, {"reason", cooling_down}});
+}
+
+std::string cooldown_reason(const Receiver& r, const std::string& action) {
+  return "cooling down: \"" + action + "\" ran less than " +
+         std::to_string(r.limits.cooldown_ms / 1000) + " s ago";
+}
+
 }  // namespace
 
 std::string App::trigger_url(const Receiver& r) const {
@@ -248,16 +281,24 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
     t.request->status = 202;
     if (!t.rule.is_null()) t.request->detail["rule"] = t.rule;
   }
+  // Held by the trigger until `done` has run (ingest.h).
+  const Receiver* held = receiver.get();
   t.receiver = std::move(receiver);
-  Ingest::Done done = [metrics, rid, claim = std::move(claim), respond = std::move(respond)](
+  Ingest::Done done = [metrics, rid, held, claim = std::move(claim), respond = std::move(respond)](
                           const Status& s, const Accepted& a) mutable {
-    // Limits count committed executions only: a failed commit or a replay gives back its claim.
-    if (!s.ok() || a.replayed || a.revoked)
+    // Limits count committed executions only: a failed commit, a replay or a refusal by every
+    // replica's count gives back its claim.
+    if (!s.ok() || !a.recorded())
       claim.release();
     else
       claim.settle();
     HttpResponse r;
-    if (s.ok() && a.revoked) {
+    if (s.ok() && a.limited != LimitRefusal::kNone) {
+      r = over_limit(*metrics, *held, a.limited, a.limit_wait,
+                     "cooling down: this action ran less than " +
+                         std::to_string(held->limits.cooldown_ms / 1000) +
+                         " s ago (on another replica)");
+    } else if (s.ok() && a.revoked) {
       metrics->trigger_rejected(RejectReason::kRevoked);
       r = error_response(401, "revoked_token",
                          "this trigger URL was revoked while the request was being recorded");
@@ -404,40 +445,26 @@ bool App::admit(const Receiver& r, Ingest::Trigger& t, Reservation* claim, Respo
                   {{"message", "an earlier delivery of this message was still being recorded"}});
       return answer(std::move(resp));
     }
-    case LimiterState::Verdict::kRateLimited: {
-      ctx_.metrics.trigger_rejected(RejectReason::kRateLimited);
-      auto resp = error_response(429, "rate_limited",
-                                 "this receiver is being triggered too often; retry later");
-      resp.headers.emplace_back("Retry-After", std::to_string(wait));
+    case LimiterState::Verdict::kRateLimited:
       log_request(t.request, "rate_limited", 429, "rate_limited",
                   {{"message", "the receiver's rate limit was reached"},
                    {"rate_per_minute", r.limits.rate_per_s * 60},
                    {"burst", r.limits.burst},
                    {"retry_after_s", wait}});
-      return answer(std::move(resp));
-    }
-    case LimiterState::Verdict::kQueueFull: {
-      ctx_.metrics.trigger_rejected(RejectReason::kQueueFull);
-      auto resp = error_response(
-          429, "queue_full", "this receiver has too many executions waiting to run; retry later");
-      resp.headers.emplace_back("Retry-After", std::to_string(wait));
+      return answer(over_limit(ctx_.metrics, r, LimitRefusal::kRateLimited, wait, ""));
+    case LimiterState::Verdict::kQueueFull:
       log_request(t.request, "queue_full", 429, "queue_full",
                   {{"message", "the receiver's executions waiting to run reached its max_queued"},
                    {"max_queued", r.limits.max_queued}});
-      return answer(std::move(resp));
-    }
+      return answer(over_limit(ctx_.metrics, r, LimitRefusal::kQueueFull, wait, ""));
     case LimiterState::Verdict::kCoolingDown:
       break;
   }
-  ctx_.metrics.trigger_ignored(IgnoreReason::kCooldown);
-  json body = {{"ignored", true},
-               {"reason", "cooling down: \"" + action + "\" ran less than " +
-                              std::to_string(r.limits.cooldown_ms / 1000) + " s ago"}};
-  log_request(t.request, "cooling_down", r.rules->ignore_status(), "",
-              {{"message", body["reason"]},
-               {"action", action},
-               {"cooldown_s", r.limits.cooldown_ms / 1000}});
-  return answer(json_response(r.rules->ignore_status(), body));
+  std::string reason = cooldown_reason(r, action);
+  log_request(
+      t.request, "cooling_down", r.rules->ignore_status(), "",
+      {{"message", reason}, {"action", action}, {"cooldown_s", r.limits.cooldown_ms / 1000}});
+  return answer(over_limit(ctx_.metrics, r, LimitRefusal::kCoolingDown, wait, reason));
 }
 
 }  // namespace tripline

@@ -244,6 +244,7 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id,
   if (!t.rule.is_null()) entry->detail["rule"] = t.rule;
   t.request = std::move(entry);
   t.receiver = receiver;
+  t.limits = LimitsCheck::Kind::kRedeliver;
   // Taken before the commit, as a trigger's claim is: the executor gives the slot back when the
   // new execution finishes, which may be before submit's answer comes.
   queued->fetch_add(1, std::memory_order_relaxed);
@@ -253,7 +254,7 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id,
     committed->set_value({s, a});
   });
   auto [s, a] = answer.get();  // one group commit
-  if (!s.ok() || a.replayed || a.revoked) queued->fetch_sub(1, std::memory_order_relaxed);
+  if (!s.ok() || !a.recorded()) queued->fetch_sub(1, std::memory_order_relaxed);
   if (!s.ok()) {
     auto resp = error_response(503, a.overloaded ? "overloaded" : "unavailable",
                                "the redelivery could not be recorded; retry");
@@ -263,7 +264,10 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id,
   auto row = ctx_.store.get_request_log(receiver_id, a.request_id);
   if (!row.ok()) return from_status(row.status());
   audit(*row);
-  return json_response(a.revoked ? 200 : 202, request_json(*row, true));
+  // Its log entry says what came of it: a revoke or every replica's queue cap refused it (200),
+  // or it was recorded (202).
+  return json_response(a.revoked || a.limited != LimitRefusal::kNone ? 200 : 202,
+                       request_json(*row, true));
 }
 
 HttpResponse App::cancel_execution(int64_t id, const AuditEntry& actor) {

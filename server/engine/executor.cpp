@@ -94,9 +94,14 @@ void Executor::enqueue(Job job) {
   if (ready) cv_.notify_one();
 }
 
-std::vector<int64_t> Executor::adopt_ids(const std::vector<int64_t>& ids) {
+std::vector<int64_t> Executor::adopt_ids(const std::vector<int64_t>& ids,
+                                         const std::vector<int64_t>& planned) {
   std::vector<int64_t> now;
   std::lock_guard lock(mu_);
+  for (int64_t id : planned) {
+    if (loader_ && id > watermark_) adopted_ahead_.insert(id);
+    now.push_back(id);
+  }
   for (int64_t id : ids) {
     if (loader_ && id > watermark_) {  // a later page reads it, in order
       spilled_ = true;
@@ -127,7 +132,24 @@ void Executor::adopt(std::vector<Job> jobs) {
   bool ready = false;
   {
     std::lock_guard lock(mu_);
-    for (Job& j : jobs) ready |= add_locked(std::move(j));
+    // Those with a recorded plan first, each before the first job of its lane without one (a
+    // worker holding the lane's round has taken its jobs out: see adopt_ids()).
+    std::stable_partition(jobs.begin(), jobs.end(), [](const Job& j) { return !j.plan.is_null(); });
+    for (Job& j : jobs) {
+      if (j.plan.is_null()) {
+        ready |= add_locked(std::move(j));
+        continue;
+      }
+      if (!cancelled_.empty() && cancelled_.erase(j.id)) continue;
+      ++held_;
+      auto [it, created] = lanes_.try_emplace(j.lane);
+      auto& queued = it->second.jobs;
+      queued.insert(std::find_if(queued.begin(), queued.end(),
+                                 [&](const Job& q) { return q.plan.is_null() || q.id > j.id; }),
+                    std::move(j));
+      if (created) ready_.push_back(it->first);
+      ready |= created;
+    }
   }
   if (ready) cv_.notify_all();
 }
@@ -162,11 +184,14 @@ void Executor::refill(std::unique_lock<std::mutex>& lock) {
     next_load_ = clock_.steady_ms() + 1000;
     return;
   }
-  for (Job& j : page.value().jobs) add_locked(std::move(j));
+  for (Job& j : page.value().jobs)
+    if (adopted_ahead_.empty() || !adopted_ahead_.count(j.id)) add_locked(std::move(j));
   unheld_ -= std::min<size_t>(unheld_, page->rows);
   if (page->rows > 0) watermark_ = std::max(watermark_, page->last_id);
   for (auto it = cancelled_.begin(); it != cancelled_.end();)
     it = *it <= watermark_ ? cancelled_.erase(it) : std::next(it);
+  for (auto it = adopted_ahead_.begin(); it != adopted_ahead_.end();)
+    it = *it <= watermark_ ? adopted_ahead_.erase(it) : std::next(it);
   // A short page means the store had nothing more when it was read; anything enqueue() let go
   // since then has an id above the watermark and keeps us spilled for one more page.
   if (page->rows < want && spilled_max_ <= watermark_) {

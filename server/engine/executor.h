@@ -135,7 +135,15 @@ class Executor {
   // held): adopt_ids() leaves those above the watermark to the pages, which read them in order,
   // and answers the others, which the caller turns into jobs for adopt() (they join the back of
   // their lanes).
-  std::vector<int64_t> adopt_ids(const std::vector<int64_t>& ids);
+  //
+  // Except those whose plan is recorded (`planned`, all of them answered whatever their id: at
+  // most a round's per lane): the dead replica held their target's lock, which came over with
+  // them, and their plan is re-applied as is, so it must run before anything else moves the
+  // target: before this replica's own executions queued on the lane, and now rather than when
+  // a page gets to it (the lock would be let go meanwhile, and another replica could move the
+  // target). adopt() puts them at the front of their lanes, in id order; a page skips them.
+  std::vector<int64_t> adopt_ids(const std::vector<int64_t>& ids,
+                                 const std::vector<int64_t>& planned = {});
   void adopt(std::vector<Job> jobs);
   // A target's lock taken over with a dead replica's executions (after adopt()): kept while the
   // lane holds a recorded plan, as if this replica had taken it; released at once otherwise.
@@ -254,6 +262,9 @@ class Executor {
   // Cancelled in the store only, above the watermark: skipped if a page or enqueue brings them
   // (a page may have been read before the cancel). Erased once the watermark passes them.
   std::unordered_set<int64_t> cancelled_;
+  // Taken over with a recorded plan and held above the watermark (adopt_ids): skipped when a
+  // page brings them. Erased once the watermark passes them.
+  std::unordered_set<int64_t> adopted_ahead_;
   // Being cancelled in the store only (the write is made without the lock): a page that brings
   // one parks it here, to be dropped if the write succeeds, held if it fails.
   std::unordered_map<int64_t, std::optional<Job>> cancelling_;

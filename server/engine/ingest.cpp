@@ -149,7 +149,7 @@ void Ingest::answer_all(std::vector<Committed>& done, size_t n) {
         log_unrecorded(t, false);
       else if (t.request && log_ && t.receiver->row.id != touched)
         log_->touch(touched = t.receiver->row.id);
-      if (s.ok() && !a.replayed && !a.revoked) on_committed_(t, a.execution_id);
+      if (s.ok() && a.recorded()) on_committed_(t, a.execution_id);
       c.batch[i].done(s, a);
       in_flight_.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -188,6 +188,10 @@ void Ingest::run() {
       e.created_at = t.created_at;
       e.request = t.request.get();
       e.rule = &t.rule;
+      const Limits& l = t.receiver->limits;
+      const RuleSet* rules = t.receiver->rules.get();  // null in a hand-built receiver
+      e.limits = {t.limits, l.cooldown_ms, l.rate_per_s,
+                  l.burst,  l.max_queued,  rules ? rules->ignore_status() : 200};
       rows.push_back(std::move(e));
     }
     // Not synced here: the answerer syncs before anything is answered (see the header).
@@ -200,7 +204,8 @@ void Ingest::run() {
     for (size_t i = 0; i < c.batch.size(); ++i) {
       const Trigger& t = c.batch[i].trigger;
       c.outcomes.push_back({rows[i].id, rows[i].replayed, false, rows[i].revoked,
-                            c.status.ok() && t.request ? t.request->id : 0});
+                            c.status.ok() && t.request ? t.request->id : 0, rows[i].limited,
+                            rows[i].limit_wait});
     }
     rows.clear();  // it points into the batch, which the answerer now owns
     hand_over(c);

@@ -14,7 +14,8 @@
 // all still come after the sync that covers its commit.
 //
 // Thread safety: submit() may be called from any thread; `done` and `on_committed` run on the
-// answerer thread, in commit order.
+// answerer thread, in commit order. `done` runs while the ingest still holds its trigger, and so
+// its receiver: it may use a plain pointer to that Receiver.
 #pragma once
 
 #include <atomic>
@@ -40,6 +41,12 @@ struct Accepted {
   bool overloaded = false;  // refused without trying: the queue was full
   bool revoked = false;     // refused at the commit: the URL was revoked while it waited
   int64_t request_id = 0;   // its request log entry, when one was written
+  // Refused at the commit: the receiver's limits were reached across the replicas (a shared
+  // store, NewExecution::limited); limit_wait as there.
+  LimitRefusal limited = LimitRefusal::kNone;
+  int64_t limit_wait = 0;
+  // Nothing was recorded for it to run: replayed, revoked or limited.
+  bool recorded() const { return !replayed && !revoked && limited == LimitRefusal::kNone; }
 };
 
 class Ingest {
@@ -59,6 +66,8 @@ class Ingest {
     // Its outcome is "accepted" (the store makes it "refused" when the URL was revoked).
     RequestLogEntry request;
     nlohmann::json rule;  // the rule that matched, recorded with the execution
+    // Which of the receiver's limits a shared store holds it to (store.h LimitsCheck).
+    LimitsCheck::Kind limits = LimitsCheck::Kind::kTrigger;
     const DriverConfig& effective_config() const { return config ? *config : *receiver->config; }
   };
   using OnCommitted = std::function<void(const Trigger&, int64_t id)>;

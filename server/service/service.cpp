@@ -326,16 +326,18 @@ class ReplicaKeeper {
     Executor* executor = executor_.load();
     if (!executor) return;  // still starting: its first pages read them
     if (taken->executions.empty() && taken->locks.empty()) return;
-    std::vector<int64_t> ids;
+    std::vector<int64_t> ids, planned;
     for (const auto& t : taken->executions) {
-      ids.push_back(t.id);
+      (t.planned ? planned : ids).push_back(t.id);
       if (auto r = p_.receivers.find(t.receiver_id))
         r->limiter->queued()->fetch_add(1, std::memory_order_relaxed);
     }
     log::info("took over the executions of a replica that stopped",
-              {{"executions", ids.size()}, {"target_locks", taken->locks.size()}});
+              {{"executions", taken->executions.size()},
+               {"planned", planned.size()},
+               {"target_locks", taken->locks.size()}});
     std::vector<ExecutionRow> rows;
-    for (int64_t id : executor->adopt_ids(ids)) {
+    for (int64_t id : executor->adopt_ids(ids, planned)) {
       auto row = p_.store->get_execution(id);
       if (row.ok() &&
           (row->status == ExecutionStatus::kQueued || row->status == ExecutionStatus::kRunning))

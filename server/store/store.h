@@ -109,6 +109,24 @@ struct RequestLogRow {
   int64_t replay_of = 0;
 };
 
+// A receiver's limits as a shared store checks them across replicas (docs/scale-out.md): the
+// trigger layer's Limits (trigger/receiver_limits.h) copied, and what the execution is. Each
+// replica checks its own share first, in memory; a shared store checks the receiver's whole
+// count again in the transaction that records the execution. A store that is not shared (one
+// process: the memory's check is the whole one) ignores it.
+struct LimitsCheck {
+  // kTrigger: every limit. kRetry (an admin's retry of a failed execution) and kRedeliver (a
+  // logged request sent again): the queue cap only. Every kind records its action's run.
+  enum class Kind : uint8_t { kTrigger, kRetry, kRedeliver };
+  Kind kind = Kind::kTrigger;
+  int64_t cooldown_ms = 0;
+  double rate_per_s = 0;  // 0: no rate limit
+  double burst = 1;
+  int64_t max_queued = 0;   // 0: no cap
+  int ignore_status = 200;  // the receiver's answer to an ignored request (a cooldown's)
+};
+enum class LimitRefusal : uint8_t { kNone, kRateLimited, kQueueFull, kCoolingDown };
+
 // One accepted trigger, as the ingest path hands it to insert_executions().
 struct NewExecution {
   int64_t receiver_id = 0;
@@ -122,10 +140,16 @@ struct NewExecution {
   // execution_id and, for a revoked one, outcome are filled in.
   RequestLogRow* request = nullptr;
   const nlohmann::json* rule = nullptr;  // the rule that matched; may be null
+  LimitsCheck limits;                    // what a shared store holds it to
   // Filled by insert_executions():
   int64_t id = 0;
   bool replayed = false;  // the Idempotency-Key matched an earlier execution, whose id is `id`
   bool revoked = false;   // nothing stored: the receiver is gone, disabled or at a newer generation
+  // Nothing stored: a shared store found the receiver's limits reached across the replicas
+  // (its request log entry says which). limit_wait: seconds to wait (rate, queue), or the
+  // milliseconds left (cooldown).
+  LimitRefusal limited = LimitRefusal::kNone;
+  int64_t limit_wait = 0;
 };
 
 struct ExecutionFilter {
@@ -368,6 +392,10 @@ class Store {
   // execution's id (its log entry notes "duplicate"). A request log entry is written in the
   // same transaction, its id allocated first so the execution names it (request_id); request
   // log ids are never reused. The pointers of a NewExecution are read during the call only.
+  // A shared store also holds each execution to its receiver's limits across the replicas
+  // (NewExecution::limits): one over them records nothing (`limited`, and its log entry says
+  // which limit, as the replica's own check would have). A replay is answered before the limits
+  // are looked at, as on one node.
   // Inserts a batch in ONE synced transaction (the group commit of the trigger path): the 202
   // is sent after it returns. On success every element has its id. On failure nothing of the
   // batch is stored.
@@ -627,6 +655,8 @@ class Store {
     struct Execution {
       int64_t id = 0;
       int64_t receiver_id = 0;
+      bool planned = false;  // its plan is recorded: re-applied first, before anything else moves
+                             // its target (Executor::adopt)
     };
     std::vector<Execution> executions;
     std::vector<std::pair<std::string, int64_t>> locks;  // lane, token

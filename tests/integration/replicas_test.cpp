@@ -11,6 +11,7 @@
 //      replicas plus the number of executions, each plan one step (initial+1 .. initial+n): no
 //      two replicas ever planned over each other on the one target, and no recorded plan was
 //      re-applied after another replica had moved the target.
+//   3. A receiver's rate limit holds across the replicas: its burst is the replicas' together.
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
@@ -162,6 +163,47 @@ TEST_CASE(
                       << once.applied_with_later << " applied with a later plan, "
                       << once.reapplied_unchanged << " re-applied unchanged");
   }
+
+  // 3. A receiver's limits are the replicas' together: a burst of 4 allows 4 triggers in all,
+  // not 4 on each (workers paused: nothing runs, only the accepts count).
+  a.api_json("POST", "/api/v1/workers/pause", 200);
+  json limited = up_receiver("rep-limited", "rep-once");
+  limited["limits"] = {{"rate_per_minute", 1}, {"burst", 4}, {"max_queued", 0}};
+  json made = a.api_json("POST", "/api/v1/receivers", 201, limited);
+  std::string limited_url = made["trigger_url"];
+  int64_t limited_id = made["id"];
+  // In c's cache within a second (part 1 measured it).
+  std::this_thread::sleep_for(milliseconds(1000));
+  int accepted_limited = 0, refused_limited = 0;
+  std::string retry_after;
+  for (int i = 0; i < 10; ++i) {
+    OutboundResponse r = post(on((i % 2 ? c : a).url(), limited_url));
+    INFO(r.status << " " << r.body);
+    if (r.status == 202) {
+      ++accepted_limited;
+    } else {
+      CHECK(r.status == 429);
+      CHECK(json::parse(r.body)["error"] == "rate_limited");
+      ++refused_limited;
+      for (const auto& [k, v] : r.headers)
+        if (k == "retry-after") retry_after = v;
+    }
+  }
+  CHECK(accepted_limited == 4);  // 4 + 4 with each replica's count alone
+  CHECK(refused_limited == 6);
+  CHECK(retry_after == "60");
+  // Each replica's own count never refused (a refusal gives its token back), so every refusal
+  // was the replicas' whole count's, and is logged as such.
+  json refusals = a.api_json(
+      "GET", "/api/v1/receivers/" + std::to_string(limited_id) + "/requests?outcome=rate_limited",
+      200)["items"];
+  int together = 0;
+  for (const auto& e : refusals)
+    if (e["detail"]["message"].get<std::string>().find("all replicas together") !=
+        std::string::npos)
+      ++together;
+  CHECK(together == refused_limited);
+
   a.terminate();
   c.terminate();
   sh("rm -rf " + dir);

@@ -3,6 +3,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -1169,4 +1170,91 @@ TEST_CASE("replicas: a lock taken over is kept for a recorded plan, let go when 
   std::lock_guard lock(mu);
   CHECK(acquired == 0);  // ran under the lock taken over, not a new one
   CHECK(released == std::vector<std::pair<std::string, int64_t>>{{"fake:b", 43}, {"fake:a", 42}});
+}
+
+TEST_CASE(
+    "replicas: a recorded plan taken over runs before this replica's own executions on its "
+    "target, once, even above the watermark") {
+  // The dead replica recorded "10 -> 11" for X while holding the target's lock, and died. This
+  // replica has its own executions queued on the target, waiting for that lock. X's plan is
+  // re-applied as is, so it must run first: after this replica's own moves it would set the
+  // target back (11 after 13), and the others would be planned again from there.
+  TempDir dir;
+  auto store = std::move(Store::open(dir.path + "/t.db")).value();
+  CounterDriver driver;
+  driver.value = 10;
+  Metrics metrics;
+  std::mutex mu;
+  std::set<int64_t> foreign;  // the dead replica's, until taken over
+  bool dead_holds = true;     // the dead replica's lock on the target
+  auto config = std::make_shared<const FakeConfig>();
+  auto own_pages = [&](int64_t after, int limit) -> Result<LoadedPage> {
+    auto rows = store->unfinished_executions(after, limit);
+    if (!rows.ok()) return rows.status();
+    LoadedPage page;
+    page.rows = int(rows->size());
+    std::lock_guard lock(mu);
+    for (const auto& e : *rows) {
+      page.last_id = e.id;
+      if (foreign.count(e.id)) continue;
+      Job j;
+      j.id = e.id;
+      j.driver = &driver;
+      j.config = config;
+      j.lane = "counter:one";
+      page.jobs.push_back(std::move(j));  // unplanned, as the store holds them
+    }
+    return page;
+  };
+  auto own = insert(*store, 3);
+  Executor executor(*store, metrics, RetryPolicy{}, 1, own_pages, 16);
+  executor.lock_targets_with({[&](const std::string&) -> Result<int64_t> {
+                                std::lock_guard lock(mu);
+                                return dead_holds ? int64_t{0} : int64_t{1};
+                              },
+                              [&](const std::string&, int64_t) {}});
+  executor.start(3);
+  REQUIRE(eventually([&] { return executor.depth() == 3; }));  // own: queued, the lock busy
+  // Accepted by the dead replica after this one's first page: above its watermark.
+  std::vector<int64_t> dead;
+  {
+    std::lock_guard lock(mu);
+    dead = insert(*store, 2);  // X (planned), then Y (queued, not planned)
+    foreign.insert(dead.begin(), dead.end());
+  }
+  std::this_thread::sleep_for(300ms);  // asked, and waited, once
+  {
+    std::lock_guard lock(driver.mu);
+    REQUIRE(driver.applied.empty());
+  }
+  // Taken over: X with its recorded plan, Y without; the lock comes with them.
+  {
+    std::lock_guard lock(mu);
+    foreign.clear();
+  }
+  auto now = executor.adopt_ids({dead[1]}, {dead[0]});
+  CHECK(now == std::vector<int64_t>{dead[0]});  // X now, whatever its id; Y by the pages
+  Job x;
+  x.id = dead[0];
+  x.driver = &driver;
+  x.config = config;
+  x.lane = "counter:one";
+  x.plan = driver.step(10);
+  std::vector<Job> jobs;
+  jobs.push_back(std::move(x));
+  executor.adopt(std::move(jobs));
+  executor.hold_target("counter:one", 7);
+  {
+    std::lock_guard lock(mu);
+    dead_holds = false;
+  }
+  REQUIRE(eventually([&] { return executor.depth() == 0; }));
+  executor.stop();
+  std::lock_guard lock(driver.mu);
+  // X first; then never set back (a lane's executions planned together apply once); each once.
+  REQUIRE_FALSE(driver.applied.empty());
+  CHECK(driver.applied.front() == 11);
+  CHECK(std::adjacent_find(driver.applied.begin(), driver.applied.end(),
+                           std::greater_equal<int64_t>()) == driver.applied.end());
+  CHECK(driver.value == 15);
 }

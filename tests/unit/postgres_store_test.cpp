@@ -911,3 +911,172 @@ TEST_CASE("replicas: a lease that runs out is taken over once, with its executio
   REQUIRE(taker.unlock_target("fake:one", moved).ok());
   CHECK(*other.lock_target("fake:one", now) != 0);
 }
+
+namespace {
+// One execution of receiver `rid` through `s`, held to `limits` (a shared store's check across
+// replicas, store.h LimitsCheck), with its request log entry; answers what came of it.
+struct Admitted {
+  NewExecution e;
+  RequestLogRow log;
+};
+Admitted admit_one(Store& s, int64_t rid, const std::string& action, const LimitsCheck& limits,
+                   int64_t at, const std::string& key = "") {
+  Executions one(rid, 1, at, "scale-service", action);
+  Admitted out;
+  out.log.receiver_id = rid;
+  out.log.received_at = at;
+  out.log.outcome = "accepted";
+  out.log.status = 202;
+  one.rows[0].request = &out.log;
+  one.rows[0].limits = limits;
+  one.rows[0].idempotency_key = key;
+  Status st = one.insert(s);
+  INFO(st.message());
+  REQUIRE(st.ok());
+  out.e = one.rows[0];
+  out.e.request = nullptr;
+  out.e.driver = out.e.config = out.e.action = nullptr;
+  return out;
+}
+}  // namespace
+
+TEST_CASE("replicas: cooldowns, rate limits and queue caps hold across replicas") {
+  // Two stores on one database, as two replicas; every limit is the receiver's whole count.
+  test::PostgresServer* pg = test::postgres_or_skip();
+  if (!pg) return;
+  std::string url = fresh_url(pg);
+  StoreOptions oa, ob;
+  oa.replica = "a";
+  ob.replica = "b";
+  auto a = open_store(url, oa);
+  auto b = open_store(url, ob);
+  make_receivers(*a, 5);
+  const int64_t now = a->clock().now_ms();
+  using Kind = LimitsCheck::Kind;
+
+  SECTION("a rate limit: the bucket is one, whichever replica takes the trigger") {
+    LimitsCheck l;
+    l.rate_per_s = 1 / 60.0;  // one a minute
+    l.burst = 3;
+    int admitted = 0;
+    for (int i = 0; i < 6; ++i) {
+      Admitted r = admit_one(i % 2 ? *a : *b, 1, "up", l, now);
+      if (r.e.limited == LimitRefusal::kNone) {
+        ++admitted;
+        CHECK(r.e.id > 0);
+        CHECK(r.log.execution_id == r.e.id);
+        continue;
+      }
+      CHECK(r.e.limited == LimitRefusal::kRateLimited);
+      CHECK(r.e.id == 0);
+      CHECK(r.e.limit_wait == 60);  // one token at one a minute
+      CHECK(r.log.outcome == "rate_limited");
+      CHECK(r.log.status == 429);
+      CHECK(r.log.error == "rate_limited");
+      CHECK(r.log.execution_id == 0);
+      auto stored = a->get_request_log(1, r.log.id);
+      REQUIRE(stored.ok());
+      CHECK(stored->outcome == "rate_limited");
+    }
+    CHECK(admitted == 3);
+    CHECK(scalar(url, "SELECT count(*) FROM executions WHERE receiver_id = 1") == "3");
+    // A minute later one token is back, on either replica.
+    CHECK(admit_one(*b, 1, "up", l, now + 60000).e.limited == LimitRefusal::kNone);
+    CHECK(admit_one(*a, 1, "up", l, now + 60000).e.limited == LimitRefusal::kRateLimited);
+    // An admin's retry is held to the queue cap only, not the rate.
+    LimitsCheck retry = l;
+    retry.kind = Kind::kRetry;
+    CHECK(admit_one(*a, 1, "up", retry, now + 60000).e.limited == LimitRefusal::kNone);
+  }
+
+  SECTION("a queue cap counts every replica's unfinished executions, and each that finishes") {
+    LimitsCheck l;
+    l.max_queued = 2;
+    Admitted first = admit_one(*a, 2, "up", l, now, "key-1");
+    REQUIRE(first.e.limited == LimitRefusal::kNone);
+    REQUIRE(admit_one(*b, 2, "up", l, now).e.limited == LimitRefusal::kNone);
+    for (Kind k : {Kind::kTrigger, Kind::kRetry, Kind::kRedeliver}) {
+      LimitsCheck lk = l;
+      lk.kind = k;
+      Admitted full = admit_one(k == Kind::kRetry ? *b : *a, 2, "up", lk, now);
+      CHECK(full.e.limited == LimitRefusal::kQueueFull);
+      CHECK(full.e.limit_wait == 10);
+      CHECK(full.log.outcome == "queue_full");
+      CHECK(full.log.status == 429);
+    }
+    // A re-send of a recorded key answers its execution, full queue or not.
+    Admitted again = admit_one(*b, 2, "up", l, now, "key-1");
+    CHECK(again.e.replayed);
+    CHECK(again.e.id == first.e.id);
+    CHECK(again.e.limited == LimitRefusal::kNone);
+    // One finishes (on replica a): a slot opens for either replica.
+    REQUIRE(
+        a->finish(first.e.id, ExecutionStatus::kSucceeded, nlohmann::json::object(), "", now + 1)
+            .ok());
+    CHECK(admit_one(*b, 2, "up", l, now + 2).e.limited == LimitRefusal::kNone);
+    CHECK(admit_one(*a, 2, "up", l, now + 2).e.limited == LimitRefusal::kQueueFull);
+    // A cancelled one too; then deleting the receiver takes its counts with it.
+    auto mine = b->unfinished_executions(0, -1);
+    REQUIRE(mine.ok());
+    REQUIRE_FALSE(mine->empty());
+    REQUIRE(b->cancel_execution(mine->front().id, now + 3).ok());
+    CHECK(admit_one(*a, 2, "up", l, now + 3).e.limited == LimitRefusal::kNone);
+    REQUIRE(a->delete_receiver(2).ok());
+    CHECK(scalar(url, "SELECT count(*) FROM limit_state WHERE receiver_id = 2") == "0");
+    CHECK(scalar(url, "SELECT count(*) FROM limit_deltas WHERE receiver_id = 2") == "0");
+  }
+
+  SECTION("a cooldown holds per action, whichever replica ran it") {
+    LimitsCheck l;
+    l.cooldown_ms = 60000;
+    l.ignore_status = 202;
+    REQUIRE(admit_one(*a, 3, "up", l, now).e.limited == LimitRefusal::kNone);
+    Admitted cooling = admit_one(*b, 3, "up", l, now + 1000);
+    CHECK(cooling.e.limited == LimitRefusal::kCoolingDown);
+    CHECK(cooling.e.limit_wait == 59000);
+    CHECK(cooling.log.outcome == "cooling_down");
+    CHECK(cooling.log.status == 202);  // the receiver's answer to an ignored request
+    CHECK(cooling.log.detail["action"] == "up");
+    // "down" undoes "up": not held back by it.
+    CHECK(admit_one(*b, 3, "down", l, now + 1000).e.limited == LimitRefusal::kNone);
+    CHECK(admit_one(*a, 3, "up", l, now + 61000).e.limited == LimitRefusal::kNone);
+    // A replica's clock a little behind never reopens it.
+    CHECK(admit_one(*b, 3, "up", l, now + 60500).e.limited == LimitRefusal::kCoolingDown);
+  }
+
+  SECTION("replicas racing: exactly the burst is admitted, and batches never deadlock") {
+    // Eight writers on two replicas, each batch with receivers 4 and 5 in an order that
+    // differs by thread.
+    LimitsCheck l;
+    l.rate_per_s = 1 / 3600.0;
+    l.burst = 10;
+    std::vector<std::string> failures(8);
+    std::atomic<int> admitted4{0}, admitted5{0}, refused{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+      threads.emplace_back([&, t] {
+        Store& s = t % 2 ? *a : *b;
+        for (int round = 0; round < 5; ++round) {
+          Executions batch(4, 2, now, "scale-service", "up");
+          batch.rows[t % 2].receiver_id = 5;
+          for (auto& e : batch.rows) e.limits = l;
+          if (Status st = batch.insert(s); !st.ok()) {
+            failures[t] = st.message();
+            return;
+          }
+          for (const auto& e : batch.rows) {
+            if (e.limited != LimitRefusal::kNone)
+              ++refused;
+            else
+              ++(e.receiver_id == 4 ? admitted4 : admitted5);
+          }
+        }
+      });
+    for (auto& t : threads) t.join();
+    for (const auto& f : failures) CHECK(f.empty());
+    CHECK(admitted4 == 10);
+    CHECK(admitted5 == 10);
+    CHECK(refused == 8 * 5 * 2 - 20);
+    CHECK(scalar(url, "SELECT count(*) FROM executions WHERE receiver_id IN (4, 5)") == "20");
+  }
+}

@@ -7,13 +7,16 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 
 #include "crypto.h"
 #include "json_limits.h"
@@ -102,6 +105,11 @@ class Params {
   Params& add(int64_t v) { return put(std::to_string(v), 0); }
   Params& add(int v) { return add(static_cast<int64_t>(v)); }
   Params& add(bool v) { return put(v ? "true" : "false", 0); }
+  Params& add(double v) {  // every digit a double holds (float8 reads it back exactly)
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", v);
+    return put(text, 0);
+  }
   Params& add(const char* s) { return add(std::string_view(s)); }
   Params& add(const std::string& s) { return add(std::string_view(s)); }
   Params& add(std::string_view s) {
@@ -167,10 +175,39 @@ class Params {
   std::vector<bool> is_null_;
 };
 
+// The statements the trigger path sends for every trigger, prepared once per connection (the
+// first time it sends one): parsed and planned once instead of for every trigger, which cost the
+// server 65-95 µs a trigger (bench/RESULTS.md, "replicas"). Each is sent as the very pointer
+// listed here (kAdmitAndInsert, kRequestLogInsert); any other text goes unprepared.
+struct PreparedStatement {
+  const char* name;
+  const char* sql;
+};
+// Each execution checked against its receiver's limits across the replicas and recorded, in one
+// statement (PostgresStore::insert_executions_tx, migrations/postgres/019_shared_limits.sql).
+constexpr char kAdmitAndInsert[] =
+    "WITH a AS (SELECT verdict, wait FROM tripline_admit($1, $2, coalesce($7, ''), $11, "
+    "$6::bigint, $12::bigint, $13::float8, $14::float8, $15::bigint)), i AS (INSERT INTO "
+    "executions (receiver_id, generation, driver, config, idempotency_key, status, created_at, "
+    "action, request_id, rule, owner) SELECT $1, $2, $3, $4, $5, 'queued', $6::bigint, $7, "
+    "$8::bigint, $9, $10 FROM a WHERE a.verdict = 'ok' ON CONFLICT (receiver_id, "
+    "idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id) SELECT "
+    "a.verdict, a.wait, (SELECT id FROM i) FROM a";
+// One request log entry, its id allocated already (request_log_insert).
+constexpr char kRequestLogInsert[] =
+    "INSERT INTO requests_log (id, receiver_id, received_at, outcome, status, error, detail, "
+    "source, method, headers, body, body_size, body_truncated, execution_id, replay_of, "
+    "token_redacted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+    "$16)";
+constexpr PreparedStatement kPrepared[] = {{"tl_admit_and_insert", kAdmitAndInsert},
+                                           {"tl_request_log_insert", kRequestLogInsert}};
+
 // A pooled connection, used by one call at a time.
 class Conn {
  public:
-  explicit Conn(PGconn* c) : c_(c) {}
+  // `prepared`: which of kPrepared this connection has prepared (one bit each), kept by the pool
+  // with the connection; null: none are (a connection of its own, the listener's).
+  explicit Conn(PGconn* c, uint32_t* prepared = nullptr) : c_(c), prepared_(prepared) {}
   Res exec(const char* sql, const Params& p = Params()) {
     std::vector<const char*> values;
     std::vector<int> lengths;
@@ -188,8 +225,9 @@ class Conn {
   // fill the socket while this side is still sending (libpq's blocking mode would then wait on
   // both sides).
   using Statement = std::pair<const char*, Params>;
+  static constexpr size_t kChunkMax = 256;
   std::vector<Res> pipeline(const std::vector<Statement>& statements) {
-    constexpr size_t kChunk = 256;
+    constexpr size_t kChunk = kChunkMax;
     std::vector<Res> out;
     out.reserve(statements.size());
     for (size_t from = 0; from < statements.size(); from += kChunk)
@@ -212,8 +250,26 @@ class Conn {
     if (PQstatus(c_) == CONNECTION_BAD && state.empty()) state = "08006";
     throw Error(std::move(state), std::move(message));
   }
+  // The entry of kPrepared that `sql` is, prepared on this connection by now; null: `sql` is
+  // none of them, or this connection keeps no record of what it prepared.
+  const PreparedStatement* prepare(const char* sql) {
+    if (!prepared_) return nullptr;
+    for (uint32_t i = 0; i < std::size(kPrepared); ++i) {
+      if (kPrepared[i].sql != sql) continue;
+      if (!(*prepared_ & (1u << i))) {
+        check(PQprepare(c_, kPrepared[i].name, sql, 0, nullptr));
+        *prepared_ |= 1u << i;
+      }
+      return &kPrepared[i];
+    }
+    return nullptr;
+  }
   void pipeline_chunk(const std::vector<Statement>& statements, size_t from, size_t to,
                       std::vector<Res>& out) {
+    // Prepared before the pipeline, synchronously: once per connection and statement. A
+    // prepared statement is the session's, not the transaction's: a rollback keeps it.
+    const PreparedStatement* as[kChunkMax];
+    for (size_t i = from; i < to; ++i) as[i - from] = prepare(statements[i].first);
     if (PQenterPipelineMode(c_) != 1) check(nullptr);
     std::vector<const char*> values;
     std::vector<int> lengths;
@@ -221,8 +277,11 @@ class Conn {
     for (; sent < to; ++sent) {
       const Params& p = statements[sent].second;
       p.arrays(values, lengths);
-      if (PQsendQueryParams(c_, statements[sent].first, p.size(), nullptr, values.data(),
-                            lengths.data(), p.formats(), 0) != 1)
+      const PreparedStatement* ps = as[sent - from];
+      if ((ps ? PQsendQueryPrepared(c_, ps->name, p.size(), values.data(), lengths.data(),
+                                    p.formats(), 0)
+              : PQsendQueryParams(c_, statements[sent].first, p.size(), nullptr, values.data(),
+                                  lengths.data(), p.formats(), 0)) != 1)
         break;
     }
     if (sent < to || PQpipelineSync(c_) != 1) {
@@ -254,6 +313,7 @@ class Conn {
     if (failure) throw *failure;
   }
   PGconn* c_;
+  uint32_t* prepared_;
 };
 
 // At most `max` connections, opened as calls need them, each checked out by one call at a time.
@@ -266,6 +326,11 @@ class Pool {
         lock_timeout_ms_(lock_timeout_ms) {}
   ~Pool() {
     for (PGconn* c : idle_) PQfinish(c);
+  }
+  // Which of kPrepared `c` has prepared (Conn): the connection's own, until it is closed.
+  uint32_t* prepared(PGconn* c) {
+    std::lock_guard lock(mu_);
+    return &prepared_[c];  // a node's address stays while it is in the map
   }
 
   // A connection for the caller alone; `reused` says it was open before (it may have broken
@@ -300,10 +365,12 @@ class Pool {
     bool keep = PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE;
     if (!keep) PQfinish(c);
     std::lock_guard lock(mu_);
-    if (keep)
+    if (keep) {
       idle_.push_back(c);
-    else
+    } else {
       --open_;
+      prepared_.erase(c);  // a new connection may get the same address
+    }
     cv_.notify_one();
   }
 
@@ -349,6 +416,7 @@ class Pool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<PGconn*> idle_;
+  std::unordered_map<PGconn*, uint32_t> prepared_;
   int open_ = 0;  // idle, checked out, or opening
 };
 
@@ -361,13 +429,19 @@ class Lease {
   }
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
-  Status acquire() { return pool_.acquire(&c_, &reused_); }
+  Status acquire() {
+    Status s = pool_.acquire(&c_, &reused_);
+    if (s.ok()) prepared_ = pool_.prepared(c_);
+    return s;
+  }
   bool reused() const { return reused_; }
   PGconn* get() const { return c_; }
+  uint32_t* prepared() const { return prepared_; }
 
  private:
   Pool& pool_;
   PGconn* c_ = nullptr;
+  uint32_t* prepared_ = nullptr;
   bool reused_ = false;
 };
 
@@ -405,7 +479,7 @@ auto PostgresStore::write(Sync sync, F&& f) -> decltype(f(std::declval<Conn&>())
   for (int attempt = 1;; ++attempt) {
     pg::Lease lease(*pool_);
     if (Status s = lease.acquire(); !s.ok()) return failed<R>(s);
-    Conn c(lease.get());
+    Conn c(lease.get(), lease.prepared());
     bool begun = false;
     try {
       c.exec("BEGIN");
@@ -446,7 +520,7 @@ auto PostgresStore::read(F&& f) -> decltype(f(std::declval<Conn&>())) {
   for (int attempt = 1;; ++attempt) {
     pg::Lease lease(*pool_);
     if (Status s = lease.acquire(); !s.ok()) return failed<R>(s);
-    Conn c(lease.get());
+    Conn c(lease.get(), lease.prepared());
     try {
       return f(c);
     } catch (const pg::Error& e) {
@@ -774,7 +848,11 @@ Status PostgresStore::delete_receiver(int64_t id, const AuditEntry* audit) {
                             "(SELECT id FROM deliveries WHERE receiver_id = $1)",
                             "DELETE FROM deliveries WHERE receiver_id = $1",
                             "DELETE FROM subscriptions WHERE receiver_id = $1",
-                            "DELETE FROM requests_log WHERE receiver_id = $1"})
+                            "DELETE FROM requests_log WHERE receiver_id = $1",
+                            // Its limits across replicas (migration 019), after its row: the
+                            // trigger path's lock order.
+                            "DELETE FROM limit_state WHERE receiver_id = $1",
+                            "DELETE FROM limit_deltas WHERE receiver_id = $1"})
       c.exec(sql, Params().add(id));
     if (audit) audit_tx(c, *audit);
     return Status::Ok();
@@ -910,12 +988,48 @@ Conn::Statement request_log_insert(const RequestLogRow& r) {
   p.add(r.execution_id ? std::optional<int64_t>(r.execution_id) : std::nullopt);
   p.add(r.replay_of ? std::optional<int64_t>(r.replay_of) : std::nullopt);
   p.add(r.token_redacted);
-  return {
-      "INSERT INTO requests_log (id, receiver_id, received_at, outcome, status, error, "
-      "detail, source, method, headers, body, body_size, body_truncated, execution_id, "
-      "replay_of, token_redacted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-      "$13, $14, $15, $16)",
-      std::move(p)};
+  return {pg::kRequestLogInsert, std::move(p)};
+}
+}  // namespace
+
+namespace {
+// The log entry of an execution the receiver's limits across the replicas refused: what the
+// replica's own check writes for the same refusal (App::admit), noting that it was the count of
+// every replica that said no.
+void limited_log_entry(const NewExecution& e, RequestLogRow& r) {
+  const LimitsCheck& l = e.limits;
+  switch (e.limited) {
+    case LimitRefusal::kRateLimited:
+      r.outcome = "rate_limited";
+      r.status = 429;
+      r.error = "rate_limited";
+      r.detail = {{"message", "the receiver's rate limit was reached (all replicas together)"},
+                  {"rate_per_minute", l.rate_per_s * 60},
+                  {"burst", l.burst},
+                  {"retry_after_s", e.limit_wait}};
+      break;
+    case LimitRefusal::kQueueFull:
+      r.outcome = "queue_full";
+      r.status = 429;
+      r.error = "queue_full";
+      r.detail = {{"message",
+                   "the receiver's executions waiting to run reached its max_queued (all "
+                   "replicas together)"},
+                  {"max_queued", l.max_queued}};
+      break;
+    case LimitRefusal::kCoolingDown:
+    case LimitRefusal::kNone: {
+      std::string action = e.action ? *e.action : "";
+      r.outcome = "cooling_down";
+      r.status = l.ignore_status;
+      r.error.clear();
+      r.detail = {{"message", "cooling down: \"" + action + "\" ran less than " +
+                                  std::to_string(l.cooldown_ms / 1000) + " s ago (on any replica)"},
+                  {"action", action},
+                  {"cooldown_s", l.cooldown_ms / 1000}};
+      break;
+    }
+  }
 }
 }  // namespace
 
@@ -931,17 +1045,6 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
         read_ids(c.exec("SELECT nextval(pg_get_serial_sequence('requests_log', 'id')) FROM "
                         "generate_series(1, $1)",
                         Params().add(wanted)));
-  // Only while the receiver still grants it. FOR SHARE locks the receiver's row until the
-  // commit: a revoke (an UPDATE of the row, on any replica) waits for this transaction, and one
-  // that committed first is seen here (READ COMMITTED re-reads the updated row), so no revoke
-  // can slip between the check and the insert. Every execution's INSERT in one round trip.
-  static constexpr const char* kInsert =
-      "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, status, "
-      "created_at, action, request_id, rule, owner) SELECT $1, $2, $3, $4, $5, 'queued', "
-      "$6::bigint, $7, $8::bigint, $9, $10 FROM (SELECT 1 FROM receivers WHERE id = $1 AND "
-      "generation = $2 AND "
-      "enabled FOR SHARE) AS grants ON CONFLICT (receiver_id, idempotency_key) WHERE "
-      "idempotency_key IS NOT NULL DO NOTHING RETURNING id";
   // Replicas' batches that share idempotency keys would otherwise wait on each other's inserts in
   // batch order, and two batches with two keys in opposite orders deadlock. Each key's
   // transaction-scoped advisory lock is taken first, all in one sorted order: the second batch
@@ -956,14 +1059,67 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
     c.exec("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
            Params().ids(key_locks));
   }
-  std::vector<Conn::Statement> inserts;
-  inserts.reserve(batch.size());
   size_t next_request = 0;
   for (NewExecution& e : batch) {
     e.revoked = false;
     e.replayed = false;
+    e.limited = LimitRefusal::kNone;
+    e.limit_wait = 0;
     e.id = 0;
     if (e.request) e.request->id = request_ids.at(next_request++);
+  }
+  // A repeat is answered with the earlier execution before any limit is looked at, as on one
+  // node (App::admit). Under the keys' locks a key seen here stays as it is until the commit.
+  auto find_keys = [&](const std::vector<size_t>& rows) {
+    std::vector<Conn::Statement> finds;
+    for (size_t i : rows)
+      finds.emplace_back(
+          "SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
+          Params().add(batch[i].receiver_id).add(batch[i].idempotency_key));
+    std::vector<Res> found = c.pipeline(finds);
+    for (size_t j = 0; j < found.size(); ++j)
+      if (found[j].rows() == 1) {
+        batch[rows[j]].id = found[j].i64(0, 0);
+        batch[rows[j]].replayed = true;
+      }
+  };
+  std::vector<size_t> keyed;
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (!batch[i].idempotency_key.empty()) keyed.push_back(i);
+  if (!keyed.empty()) find_keys(keyed);
+
+  // The receivers' rows FOR SHARE, then their limit_state rows FOR UPDATE, each in id order
+  // for the whole batch: a revoke (an UPDATE of the receiver, on any replica) waits for this
+  // transaction, and one that committed first is seen by tripline_admit (READ COMMITTED re-reads
+  // the updated row), so no revoke slips between the check and the insert; and two replicas'
+  // batches lock the same rows in the same order (no deadlock). delete_receiver() takes them
+  // in the same order too.
+  std::vector<int64_t> receivers;
+  for (const NewExecution& e : batch)
+    if (!e.replayed) receivers.push_back(e.receiver_id);
+  std::sort(receivers.begin(), receivers.end());
+  receivers.erase(std::unique(receivers.begin(), receivers.end()), receivers.end());
+  if (receivers.empty()) return write_request_logs_tx(c, batch);
+  c.exec("SELECT 1 FROM receivers WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE",
+         Params().ids(receivers));
+  c.exec(
+      "INSERT INTO limit_state (receiver_id) SELECT id FROM unnest($1::bigint[]) AS id ORDER BY "
+      "id ON CONFLICT DO NOTHING",
+      Params().ids(receivers));
+  c.exec(
+      "SELECT 1 FROM limit_state WHERE receiver_id = ANY($1::bigint[]) ORDER BY receiver_id "
+      "FOR UPDATE",
+      Params().ids(receivers));
+
+  // Each execution is checked against its receiver's limits across the replicas and recorded
+  // in one statement (migrations/postgres/019_shared_limits.sql), all of the batch in one round
+  // trip, in batch order: each check sees the executions recorded before it (their +1s).
+  std::vector<Conn::Statement> inserts;
+  std::vector<size_t> inserted_for;
+  inserts.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const NewExecution& e = batch[i];
+    if (e.replayed) continue;
     Params p;
     p.add(e.receiver_id).add(e.generation).add(*e.driver).add(*e.config);
     p.text_or_null(e.idempotency_key).add(e.created_at);
@@ -980,36 +1136,44 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
     else
       p.null();
     p.add(replica_);  // this replica's to run (docs/scale-out.md)
-    inserts.emplace_back(kInsert, std::move(p));
+    const LimitsCheck& l = e.limits;
+    p.add(std::string(l.kind == LimitsCheck::Kind::kTrigger ? "trigger"
+                      : l.kind == LimitsCheck::Kind::kRetry ? "retry"
+                                                            : "redeliver"));
+    p.add(l.cooldown_ms).add(l.rate_per_s).add(l.burst).add(l.max_queued);
+    inserts.emplace_back(pg::kAdmitAndInsert, std::move(p));
+    inserted_for.push_back(i);
   }
   std::vector<Res> inserted = c.pipeline(inserts);
-  // A key already recorded: ON CONFLICT waited for a concurrent insert of it (another batch,
-  // another replica) to commit, and these later statements' snapshots see it.
-  std::vector<Conn::Statement> finds;
-  std::vector<size_t> found_for;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    NewExecution& e = batch[i];
-    if (inserted[i].rows() == 1) {
-      e.id = inserted[i].i64(0, 0);
-    } else if (e.idempotency_key.empty()) {
-      e.revoked = true;
+  // A key recorded since the look above (impossible under its lock, kept as the fallback):
+  // ON CONFLICT waited for that insert to commit, and a later statement's snapshot sees it.
+  std::vector<size_t> late;
+  for (size_t j = 0; j < inserted.size(); ++j) {
+    NewExecution& e = batch[inserted_for[j]];
+    const Res& q = inserted[j];
+    std::string verdict = q.text(0, 0);
+    if (verdict == "ok" && !q.null(0, 2)) {
+      e.id = q.i64(0, 2);
+    } else if (verdict == "ok" && !e.idempotency_key.empty()) {
+      late.push_back(inserted_for[j]);
+    } else if (verdict == "rate_limited" || verdict == "queue_full" || verdict == "cooling_down") {
+      e.limited = verdict == "rate_limited" ? LimitRefusal::kRateLimited
+                  : verdict == "queue_full" ? LimitRefusal::kQueueFull
+                                            : LimitRefusal::kCoolingDown;
+      e.limit_wait = q.i64(0, 1);
     } else {
-      finds.emplace_back(
-          "SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
-          Params().add(e.receiver_id).add(e.idempotency_key));
-      found_for.push_back(i);
+      e.revoked = true;  // 'revoked': the receiver no longer grants it
     }
   }
-  std::vector<Res> found = c.pipeline(finds);
-  for (size_t j = 0; j < found.size(); ++j) {
-    NewExecution& e = batch[found_for[j]];
-    if (found[j].rows() == 0) {  // not a repeat: the receiver no longer grants it
-      e.revoked = true;
-    } else {
-      e.id = found[j].i64(0, 0);
-      e.replayed = true;
-    }
+  if (!late.empty()) {
+    find_keys(late);
+    for (size_t i : late)
+      if (!batch[i].replayed) batch[i].revoked = true;
   }
+  write_request_logs_tx(c, batch);
+}
+
+void PostgresStore::write_request_logs_tx(Conn& c, std::vector<NewExecution>& batch) {
   std::vector<Conn::Statement> logs;
   for (NewExecution& e : batch) {
     if (!e.request) continue;
@@ -1020,6 +1184,8 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
       r.error = "revoked_token";
       r.detail = {{"check", "revoked"},
                   {"message", "the trigger URL was revoked while the request was being recorded"}};
+    } else if (e.limited != LimitRefusal::kNone) {
+      limited_log_entry(e, r);
     } else {
       r.execution_id = e.id;
       if (e.replayed) r.detail["duplicate"] = true;  // the earlier execution answered
@@ -1460,6 +1626,11 @@ Result<int> PostgresStore::delete_executions(const std::vector<int64_t>& ids) {
     c.exec(
         "DELETE FROM deleted_receivers WHERE NOT EXISTS (SELECT 1 FROM executions WHERE "
         "receiver_id = deleted_receivers.id)");
+    // An execution of a deleted receiver that finished after it went counted a -1 for it
+    // (migration 019) that nothing will fold.
+    c.exec(
+        "DELETE FROM limit_deltas WHERE NOT EXISTS (SELECT 1 FROM receivers WHERE id = "
+        "limit_deltas.receiver_id)");
     return static_cast<int>(gone.size());
   });
 }
@@ -2295,10 +2466,10 @@ Result<Store::TakenOver> PostgresStore::take_over_expired(int64_t now_ms) {
       std::string gone = dead.text(0, 0);
       Res moved = c.exec(
           "UPDATE executions SET owner = $1 WHERE owner = $2 AND status IN ('queued', "
-          "'running') RETURNING id, receiver_id",
+          "'running') RETURNING id, receiver_id, plan IS NOT NULL",
           Params().add(replica_).add(gone));
       for (int i = 0; i < moved.rows(); ++i)
-        one.executions.push_back({moved.i64(i, 0), moved.i64(i, 1)});
+        one.executions.push_back({moved.i64(i, 0), moved.i64(i, 1), moved.boolean(i, 2)});
       Res locks = c.exec(
           "UPDATE target_locks SET replica = $1, token = nextval('target_lock_tokens'), "
           "taken_at = $3 WHERE replica = $2 RETURNING lane, token",

@@ -186,6 +186,8 @@ class PostgresStore final : public Store {
   // The bodies of the methods above that others share, inside the caller's transaction; libpq
   // errors throw pg::Error.
   void insert_executions_tx(pg::Conn& c, std::vector<NewExecution>& batch);
+  // The batch's request log entries, each as its execution's outcome made it.
+  void write_request_logs_tx(pg::Conn& c, std::vector<NewExecution>& batch);
   void start_planned_tx(pg::Conn& c, const std::vector<PlannedRun>& runs, int64_t started_at);
   // Records the deliveries one execution's status change announces (docs/webhooks.md).
   void note_status_tx(pg::Conn& c, int64_t execution_id, const char* event, std::string_view target,

@@ -670,6 +670,8 @@ void SqliteStore::insert_executions_locked(std::vector<NewExecution>& batch) {
     }
     e.revoked = false;
     e.replayed = false;
+    e.limited = LimitRefusal::kNone;  // one process: the replica's own check was the whole one
+    e.limit_wait = 0;
     e.id = 0;
     if (q.exec() == 1) {
       e.id = writer_->getLastInsertRowid();
