@@ -145,6 +145,19 @@ class Params {
     for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
     return put(s + "}", 0);
   }
+  // A text[] literal: each element quoted, `"` and `\` escaped.
+  Params& texts(const std::vector<std::string_view>& v) {
+    std::string s = "{";
+    for (size_t i = 0; i < v.size(); ++i) {
+      s += i ? ",\"" : "\"";
+      for (char c : utf8_text(v[i])) {
+        if (c == '"' || c == '\\') s += '\\';
+        if (c != '\0') s += c;
+      }
+      s += '"';
+    }
+    return put(s + "}", 0);
+  }
   Params& null() {
     values_.emplace_back();
     formats_.push_back(0);
@@ -178,28 +191,30 @@ class Params {
 // The statements the trigger path sends for every trigger, prepared once per connection (the
 // first time it sends one): parsed and planned once instead of for every trigger, which cost the
 // server 65-95 µs a trigger (bench/RESULTS.md, "replicas"). Each is sent as the very pointer
-// listed here (kAdmitAndInsert, kRequestLogInsert); any other text goes unprepared.
+// listed here (kPrepared); any other text goes unprepared.
 struct PreparedStatement {
   const char* name;
   const char* sql;
 };
-// Each execution checked against its receiver's limits across the replicas and recorded, in one
-// statement (PostgresStore::insert_executions_tx, migrations/postgres/019_shared_limits.sql).
-constexpr char kAdmitAndInsert[] =
-    "WITH a AS (SELECT verdict, wait FROM tripline_admit($1, $2, coalesce($7, ''), $11, "
-    "$6::bigint, $12::bigint, $13::float8, $14::float8, $15::bigint)), i AS (INSERT INTO "
-    "executions (receiver_id, generation, driver, config, idempotency_key, status, created_at, "
-    "action, request_id, rule, owner) SELECT $1, $2, $3, $4, $5, 'queued', $6::bigint, $7, "
-    "$8::bigint, $9, $10 FROM a WHERE a.verdict = 'ok' ON CONFLICT (receiver_id, "
-    "idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id) SELECT "
-    "a.verdict, a.wait, (SELECT id FROM i) FROM a";
+// A batch's executions of one receiver checked against its limits across the replicas
+// (PostgresStore::insert_executions_tx, migrations/postgres/019_shared_limits.sql).
+constexpr char kAdmit[] =
+    "SELECT verdict, wait FROM tripline_admit($1, $2::bigint[], $3::text[], $4::text[], "
+    "$5::bigint[], $6, $7, $8, $9)";
+// One execution the receiver's limits admitted (its row is locked FOR SHARE by the admission).
+constexpr char kInsertExecution[] =
+    "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, status, "
+    "created_at, action, request_id, rule, owner) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, "
+    "$8, $9, $10) ON CONFLICT (receiver_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
+    "DO NOTHING RETURNING id";
 // One request log entry, its id allocated already (request_log_insert).
 constexpr char kRequestLogInsert[] =
     "INSERT INTO requests_log (id, receiver_id, received_at, outcome, status, error, detail, "
     "source, method, headers, body, body_size, body_truncated, execution_id, replay_of, "
     "token_redacted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
     "$16)";
-constexpr PreparedStatement kPrepared[] = {{"tl_admit_and_insert", kAdmitAndInsert},
+constexpr PreparedStatement kPrepared[] = {{"tl_admit", kAdmit},
+                                           {"tl_insert_execution", kInsertExecution},
                                            {"tl_request_log_insert", kRequestLogInsert}};
 
 // A pooled connection, used by one call at a time.
@@ -1088,38 +1103,69 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
     if (!batch[i].idempotency_key.empty()) keyed.push_back(i);
   if (!keyed.empty()) find_keys(keyed);
 
-  // The receivers' rows FOR SHARE, then their limit_state rows FOR UPDATE, each in id order
-  // for the whole batch: a revoke (an UPDATE of the receiver, on any replica) waits for this
-  // transaction, and one that committed first is seen by tripline_admit (READ COMMITTED re-reads
-  // the updated row), so no revoke slips between the check and the insert; and two replicas'
-  // batches lock the same rows in the same order (no deadlock). delete_receiver() takes them
-  // in the same order too.
-  std::vector<int64_t> receivers;
-  for (const NewExecution& e : batch)
-    if (!e.replayed) receivers.push_back(e.receiver_id);
-  std::sort(receivers.begin(), receivers.end());
-  receivers.erase(std::unique(receivers.begin(), receivers.end()), receivers.end());
-  if (receivers.empty()) return write_request_logs_tx(c, batch);
-  c.exec("SELECT 1 FROM receivers WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE",
-         Params().ids(receivers));
-  c.exec(
-      "INSERT INTO limit_state (receiver_id) SELECT id FROM unnest($1::bigint[]) AS id ORDER BY "
-      "id ON CONFLICT DO NOTHING",
-      Params().ids(receivers));
-  c.exec(
-      "SELECT 1 FROM limit_state WHERE receiver_id = ANY($1::bigint[]) ORDER BY receiver_id "
-      "FOR UPDATE",
-      Params().ids(receivers));
+  // Each receiver's executions checked against its limits across the replicas, in one call per
+  // receiver (migrations/postgres/019_shared_limits.sql), the receivers in id order: the call
+  // locks the receiver's row FOR SHARE and its limit_state row FOR UPDATE until the commit, so a
+  // revoke (an UPDATE of the receiver, on any replica) waits for this transaction, and one that
+  // committed first is seen (READ COMMITTED re-reads the updated row): no revoke slips between
+  // the check and the insert. Two replicas' batches take those locks in the same order (no
+  // deadlock), as delete_receiver() does. All the calls in one round trip.
+  std::vector<size_t> order;
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (!batch[i].replayed) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return batch[x].receiver_id < batch[y].receiver_id; });
+  std::vector<Conn::Statement> admits;
+  std::vector<std::pair<size_t, size_t>> spans;  // each call's rows: [first, last) of `order`
+  for (size_t from = 0; from < order.size();) {
+    size_t to = from;
+    std::vector<int64_t> gens, nows;
+    std::vector<std::string_view> acts, kinds;
+    while (to < order.size() &&
+           batch[order[to]].receiver_id == batch[order[from]].receiver_id) {
+      const NewExecution& e = batch[order[to++]];
+      gens.push_back(e.generation);
+      nows.push_back(e.created_at);
+      acts.push_back(e.action ? std::string_view(*e.action) : std::string_view());
+      kinds.push_back(e.limits.kind == LimitsCheck::Kind::kTrigger ? "trigger"
+                      : e.limits.kind == LimitsCheck::Kind::kRetry ? "retry"
+                                                                   : "redeliver");
+    }
+    const LimitsCheck& l = batch[order[to - 1]].limits;  // the newest version's, in batch order
+    Params p;
+    p.add(batch[order[from]].receiver_id).ids(gens).texts(acts).texts(kinds).ids(nows);
+    p.add(l.cooldown_ms).add(l.rate_per_s).add(l.burst).add(l.max_queued);
+    admits.emplace_back(pg::kAdmit, std::move(p));
+    spans.emplace_back(from, to);
+    from = to;
+  }
+  std::vector<Res> verdicts = c.pipeline(admits);
+  std::vector<size_t> admitted;
+  for (size_t k = 0; k < spans.size(); ++k) {
+    const Res& q = verdicts[k];
+    for (size_t n = spans[k].first; n < spans[k].second; ++n) {
+      NewExecution& e = batch[order[n]];
+      int row = int(n - spans[k].first);
+      std::string verdict = q.text(row, 0);
+      if (verdict == "ok") {
+        admitted.push_back(order[n]);
+      } else if (verdict == "revoked") {
+        e.revoked = true;
+      } else {
+        e.limited = verdict == "rate_limited" ? LimitRefusal::kRateLimited
+                    : verdict == "queue_full" ? LimitRefusal::kQueueFull
+                                              : LimitRefusal::kCoolingDown;
+        e.limit_wait = q.i64(row, 1);
+      }
+    }
+  }
+  std::sort(admitted.begin(), admitted.end());  // recorded in batch order: ids follow it
 
-  // Each execution is checked against its receiver's limits across the replicas and recorded
-  // in one statement (migrations/postgres/019_shared_limits.sql), all of the batch in one round
-  // trip, in batch order: each check sees the executions recorded before it (their +1s).
+  // Every admitted execution's INSERT in one round trip.
   std::vector<Conn::Statement> inserts;
-  std::vector<size_t> inserted_for;
-  inserts.reserve(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
+  inserts.reserve(admitted.size());
+  for (size_t i : admitted) {
     const NewExecution& e = batch[i];
-    if (e.replayed) continue;
     Params p;
     p.add(e.receiver_id).add(e.generation).add(*e.driver).add(*e.config);
     p.text_or_null(e.idempotency_key).add(e.created_at);
@@ -1136,33 +1182,21 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
     else
       p.null();
     p.add(replica_);  // this replica's to run (docs/scale-out.md)
-    const LimitsCheck& l = e.limits;
-    p.add(std::string(l.kind == LimitsCheck::Kind::kTrigger ? "trigger"
-                      : l.kind == LimitsCheck::Kind::kRetry ? "retry"
-                                                            : "redeliver"));
-    p.add(l.cooldown_ms).add(l.rate_per_s).add(l.burst).add(l.max_queued);
-    inserts.emplace_back(pg::kAdmitAndInsert, std::move(p));
-    inserted_for.push_back(i);
+    inserts.emplace_back(pg::kInsertExecution, std::move(p));
   }
   std::vector<Res> inserted = c.pipeline(inserts);
   // A key recorded since the look above (impossible under its lock, kept as the fallback):
-  // ON CONFLICT waited for that insert to commit, and a later statement's snapshot sees it.
+  // ON CONFLICT waited for that insert to commit, and a later statement's snapshot sees it. The
+  // queue slot its admission counted is given back.
   std::vector<size_t> late;
   for (size_t j = 0; j < inserted.size(); ++j) {
-    NewExecution& e = batch[inserted_for[j]];
-    const Res& q = inserted[j];
-    std::string verdict = q.text(0, 0);
-    if (verdict == "ok" && !q.null(0, 2)) {
-      e.id = q.i64(0, 2);
-    } else if (verdict == "ok" && !e.idempotency_key.empty()) {
-      late.push_back(inserted_for[j]);
-    } else if (verdict == "rate_limited" || verdict == "queue_full" || verdict == "cooling_down") {
-      e.limited = verdict == "rate_limited" ? LimitRefusal::kRateLimited
-                  : verdict == "queue_full" ? LimitRefusal::kQueueFull
-                                            : LimitRefusal::kCoolingDown;
-      e.limit_wait = q.i64(0, 1);
+    NewExecution& e = batch[admitted[j]];
+    if (inserted[j].rows() == 1) {
+      e.id = inserted[j].i64(0, 0);
     } else {
-      e.revoked = true;  // 'revoked': the receiver no longer grants it
+      late.push_back(admitted[j]);
+      c.exec("UPDATE limit_state SET queued = greatest(queued - 1, 0) WHERE receiver_id = $1",
+             Params().add(e.receiver_id));
     }
   }
   if (!late.empty()) {
