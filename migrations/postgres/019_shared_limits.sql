@@ -14,11 +14,12 @@ CREATE TABLE limit_state (
   last_runs   JSONB NOT NULL DEFAULT '{}'    -- action -> ms of its latest execution
 );
 
--- Executions that stop being unfinished (finished, cancelled, or deleted unfinished), counted by
--- triggers as -1s: appended, never updated, so the executor's writes never wait for an
--- admission's lock on limit_state; the next admission of the receiver folds them into
--- limit_state.queued. (The +1 of a new execution is the admission's own.) A deleted receiver's
--- go with it (delete_receiver), and those that come after it with the pruner.
+-- Changes of the unfinished count: +n by the transaction that records n executions (the group
+-- commit), -1 by triggers for each execution that stops being unfinished (finished, cancelled,
+-- or deleted unfinished). Appended, never updated, so neither the group commit nor the
+-- executor's writes wait for a lock on limit_state; the next admission of the receiver folds
+-- them into limit_state.queued. A deleted receiver's go with it (delete_receiver), and those
+-- that come after it with the pruner.
 CREATE TABLE limit_deltas (
   receiver_id BIGINT NOT NULL,
   n           BIGINT NOT NULL
@@ -48,15 +49,17 @@ INSERT INTO limit_state (receiver_id, queued)
                 AND e.status IN ('queued', 'running'))
   FROM receivers r;
 
--- Checks a batch's executions of one receiver against its limits, in order, and claims them for
--- each that passes (a rate token, the action's latest run, a queue slot): the caller records
--- exactly those. The rules are trigger/receiver_limits.h's: a cooldown per action, then the
--- queue cap, then the token bucket. One row per execution, in order: verdict 'ok', 'revoked'
--- (the receiver no longer grants its generation), 'cooling_down' (wait: ms left), 'queue_full'
--- or 'rate_limited' (wait: seconds). kinds: 'trigger' (every limit), 'retry' or 'redeliver' (the
--- queue cap only). Locks the receiver's row FOR SHARE (a revoke waits for the commit) and its
--- limit_state row FOR UPDATE; a batch calls it for its receivers in id order, so two replicas'
--- batches take the same locks in the same order.
+-- Checks a batch's executions of one receiver against its limits, in order, and claims a rate
+-- token and the action's latest run for each that passes. The rules are
+-- trigger/receiver_limits.h's: a cooldown per action, then the queue cap, then the token bucket.
+-- One row per execution, in order: verdict 'ok', 'revoked' (the receiver no longer grants its
+-- generation), 'cooling_down' (wait: ms left), 'queue_full' or 'rate_limited' (wait: seconds).
+-- kinds: 'trigger' (every limit), 'retry' or 'redeliver' (the queue cap only). The queue counts
+-- the executions committed so far and those of this batch passed before; the group commit adds
+-- the +n of what it records (limit_deltas). Called in a short transaction of its own, before
+-- the group commit's (PostgresStore::commit_group): the limit_state row it locks FOR UPDATE is
+-- held for that short transaction only, not through the group commit's flush. A batch calls it
+-- for its receivers in id order.
 CREATE FUNCTION tripline_admit(r BIGINT, gens BIGINT[], acts TEXT[], kinds TEXT[],
                                nows BIGINT[], cooldown_ms BIGINT, rate DOUBLE PRECISION,
                                burst DOUBLE PRECISION, max_queued BIGINT)
@@ -71,6 +74,7 @@ DECLARE
   t DOUBLE PRECISION;
   act TEXT;
   now_ms BIGINT;
+  pending BIGINT := 0;
 BEGIN
   SELECT generation, enabled INTO granted, live FROM receivers WHERE id = r FOR SHARE;
   SELECT * INTO s FROM limit_state WHERE receiver_id = r FOR UPDATE;
@@ -112,7 +116,7 @@ BEGIN
          AND now_ms - last < cooldown_ms THEN
         verdict := 'cooling_down';
         wait := cooldown_ms - (now_ms - last);
-      ELSIF max_queued > 0 AND s.queued >= max_queued THEN
+      ELSIF max_queued > 0 AND s.queued + pending >= max_queued THEN
         verdict := 'queue_full';
         wait := 10;  -- as one replica answers (receiver_limits.cpp)
       ELSIF kinds[i] = 'trigger' AND rate > 0 THEN
@@ -129,7 +133,7 @@ BEGIN
         END IF;
       END IF;
       IF verdict = 'ok' THEN
-        s.queued := s.queued + 1;
+        pending := pending + 1;
         s.last_runs := jsonb_set(s.last_runs, ARRAY[act],
                                  to_jsonb(greatest(coalesce(last, now_ms), now_ms)));
       END IF;

@@ -201,12 +201,14 @@ struct PreparedStatement {
 constexpr char kAdmit[] =
     "SELECT verdict, wait FROM tripline_admit($1, $2::bigint[], $3::text[], $4::text[], "
     "$5::bigint[], $6, $7, $8, $9)";
-// One execution the receiver's limits admitted (its row is locked FOR SHARE by the admission).
+// One execution its receiver's limits admitted, recorded only while the receiver grants it
+// (PostgresStore::insert_executions_tx).
 constexpr char kInsertExecution[] =
     "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, status, "
-    "created_at, action, request_id, rule, owner) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, "
-    "$8, $9, $10) ON CONFLICT (receiver_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
-    "DO NOTHING RETURNING id";
+    "created_at, action, request_id, rule, owner) SELECT $1, $2, $3, $4, $5, 'queued', "
+    "$6::bigint, $7, $8::bigint, $9, $10 FROM (SELECT 1 FROM receivers WHERE id = $1 AND "
+    "generation = $2 AND enabled FOR SHARE) AS grants ON CONFLICT (receiver_id, idempotency_key) "
+    "WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id";
 // One request log entry, its id allocated already (request_log_insert).
 constexpr char kRequestLogInsert[] =
     "INSERT INTO requests_log (id, receiver_id, received_at, outcome, status, error, detail, "
@@ -952,6 +954,18 @@ Status PostgresStore::commit_group(std::vector<NewExecution>& batch,
     saved.push_back(e.request ? Saved{e.request->outcome, e.request->error, e.request->status,
                                       e.request->detail}
                               : Saved{});
+  // The receivers' limits across the replicas first, in a short relaxed transaction of its
+  // own: the limit_state rows it locks are let go at once, not held through the group commit's
+  // flush, so the replicas' group commits on one hot receiver do not queue behind each other
+  // (docs/scale-out.md). What it claims stays claimed if the group commit then fails.
+  std::vector<Claim> claims;
+  if (!batch.empty()) {
+    Status claimed = write(Sync::kRelaxed, [&](Conn& c) -> Status {
+      claims = admit_tx(c, batch);
+      return Status::Ok();
+    });
+    if (!claimed.ok()) return claimed;
+  }
   return write(Sync::kSynced, [&](Conn& c) -> Status {
     for (size_t i = 0; i < batch.size(); ++i)
       if (RequestLogRow* r = batch[i].request) {
@@ -963,7 +977,7 @@ Status PostgresStore::commit_group(std::vector<NewExecution>& batch,
         r->id = 0;
       }
     if (plan_status) plan_status->assign(plans.size(), Status::Ok());
-    insert_executions_tx(c, batch);
+    insert_executions_tx(c, batch, claims);
     // Each lane's plans in a savepoint of their own: plans that cannot be recorded fail their
     // worker alone (it records them again later), not the triggers or the other lanes.
     for (size_t i = 0; i < plans.size(); ++i) {
@@ -1048,71 +1062,30 @@ void limited_log_entry(const NewExecution& e, RequestLogRow& r) {
 }
 }  // namespace
 
-void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& batch) {
-  // The request log's ids first, in one round trip, so each execution names its entry. A
-  // sequence never hands an id out twice, not even one of a transaction that rolled back.
-  int64_t wanted = 0;
-  for (const NewExecution& e : batch)
-    if (e.request) ++wanted;
-  std::vector<int64_t> request_ids;
-  if (wanted > 0)
-    request_ids =
-        read_ids(c.exec("SELECT nextval(pg_get_serial_sequence('requests_log', 'id')) FROM "
-                        "generate_series(1, $1)",
-                        Params().add(wanted)));
-  // Replicas' batches that share idempotency keys would otherwise wait on each other's inserts in
-  // batch order, and two batches with two keys in opposite orders deadlock. Each key's
-  // transaction-scoped advisory lock is taken first, all in one sorted order: the second batch
-  // waits for the first to commit, then finds its keys recorded (`replayed`).
-  std::vector<int64_t> key_locks;
-  for (const NewExecution& e : batch)
-    if (!e.idempotency_key.empty())
-      key_locks.push_back(idempotency_lock(e.receiver_id, e.idempotency_key));
-  if (!key_locks.empty()) {
-    std::sort(key_locks.begin(), key_locks.end());
-    key_locks.erase(std::unique(key_locks.begin(), key_locks.end()), key_locks.end());
-    c.exec("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
-           Params().ids(key_locks));
-  }
-  size_t next_request = 0;
-  for (NewExecution& e : batch) {
-    e.revoked = false;
-    e.replayed = false;
-    e.limited = LimitRefusal::kNone;
-    e.limit_wait = 0;
-    e.id = 0;
-    if (e.request) e.request->id = request_ids.at(next_request++);
-  }
+std::vector<PostgresStore::Claim> PostgresStore::admit_tx(Conn& c,
+                                                          std::vector<NewExecution>& batch) {
+  std::vector<Claim> claims(batch.size());
   // A repeat is answered with the earlier execution before any limit is looked at, as on one
-  // node (App::admit). Under the keys' locks a key seen here stays as it is until the commit.
-  auto find_keys = [&](const std::vector<size_t>& rows) {
-    std::vector<Conn::Statement> finds;
-    for (size_t i : rows)
+  // node (App::admit).
+  std::vector<Conn::Statement> finds;
+  std::vector<size_t> keyed;
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (!batch[i].idempotency_key.empty()) {
       finds.emplace_back(
           "SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
           Params().add(batch[i].receiver_id).add(batch[i].idempotency_key));
-    std::vector<Res> found = c.pipeline(finds);
-    for (size_t j = 0; j < found.size(); ++j)
-      if (found[j].rows() == 1) {
-        batch[rows[j]].id = found[j].i64(0, 0);
-        batch[rows[j]].replayed = true;
-      }
-  };
-  std::vector<size_t> keyed;
-  for (size_t i = 0; i < batch.size(); ++i)
-    if (!batch[i].idempotency_key.empty()) keyed.push_back(i);
-  if (!keyed.empty()) find_keys(keyed);
+      keyed.push_back(i);
+    }
+  std::vector<Res> found = c.pipeline(finds);
+  for (size_t j = 0; j < found.size(); ++j)
+    if (found[j].rows() == 1) claims[keyed[j]] = {Claim::kReplayed, found[j].i64(0, 0)};
 
-  // Each receiver's executions checked against its limits across the replicas, in one call per
-  // receiver (migrations/postgres/019_shared_limits.sql), the receivers in id order: the call
-  // locks the receiver's row FOR SHARE and its limit_state row FOR UPDATE until the commit, so a
-  // revoke (an UPDATE of the receiver, on any replica) waits for this transaction, and one that
-  // committed first is seen (READ COMMITTED re-reads the updated row): no revoke slips between
-  // the check and the insert. Two replicas' batches take those locks in the same order (no
-  // deadlock), as delete_receiver() does. All the calls in one round trip.
+  // Each receiver's executions in one call (migrations/postgres/019_shared_limits.sql), the
+  // receivers in id order, so two replicas' claims lock limit_state rows in the same order. All
+  // the calls in one round trip.
   std::vector<size_t> order;
   for (size_t i = 0; i < batch.size(); ++i)
-    if (!batch[i].replayed) order.push_back(i);
+    if (claims[i].kind != Claim::kReplayed) order.push_back(i);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t x, size_t y) { return batch[x].receiver_id < batch[y].receiver_id; });
   std::vector<Conn::Statement> admits;
@@ -1121,8 +1094,7 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
     size_t to = from;
     std::vector<int64_t> gens, nows;
     std::vector<std::string_view> acts, kinds;
-    while (to < order.size() &&
-           batch[order[to]].receiver_id == batch[order[from]].receiver_id) {
+    while (to < order.size() && batch[order[to]].receiver_id == batch[order[from]].receiver_id) {
       const NewExecution& e = batch[order[to++]];
       gens.push_back(e.generation);
       nows.push_back(e.created_at);
@@ -1140,28 +1112,73 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
     from = to;
   }
   std::vector<Res> verdicts = c.pipeline(admits);
-  std::vector<size_t> admitted;
   for (size_t k = 0; k < spans.size(); ++k) {
     const Res& q = verdicts[k];
     for (size_t n = spans[k].first; n < spans[k].second; ++n) {
-      NewExecution& e = batch[order[n]];
+      Claim& claim = claims[order[n]];
       int row = int(n - spans[k].first);
       std::string verdict = q.text(row, 0);
       if (verdict == "ok") {
-        admitted.push_back(order[n]);
+        claim.kind = Claim::kAdmitted;
       } else if (verdict == "revoked") {
-        e.revoked = true;
+        claim.kind = Claim::kRevoked;
       } else {
-        e.limited = verdict == "rate_limited" ? LimitRefusal::kRateLimited
-                    : verdict == "queue_full" ? LimitRefusal::kQueueFull
-                                              : LimitRefusal::kCoolingDown;
-        e.limit_wait = q.i64(row, 1);
+        claim.kind = Claim::kLimited;
+        claim.limited = verdict == "rate_limited" ? LimitRefusal::kRateLimited
+                        : verdict == "queue_full" ? LimitRefusal::kQueueFull
+                                                  : LimitRefusal::kCoolingDown;
+        claim.value = q.i64(row, 1);
       }
     }
   }
-  std::sort(admitted.begin(), admitted.end());  // recorded in batch order: ids follow it
+  return claims;
+}
 
-  // Every admitted execution's INSERT in one round trip.
+void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& batch,
+                                         const std::vector<Claim>& claims) {
+  // The request log's ids first, in one round trip, so each execution names its entry. A
+  // sequence never hands an id out twice, not even one of a transaction that rolled back.
+  int64_t wanted = 0;
+  for (const NewExecution& e : batch)
+    if (e.request) ++wanted;
+  std::vector<int64_t> request_ids;
+  if (wanted > 0)
+    request_ids =
+        read_ids(c.exec("SELECT nextval(pg_get_serial_sequence('requests_log', 'id')) FROM "
+                        "generate_series(1, $1)",
+                        Params().add(wanted)));
+  // Replicas' batches that share idempotency keys would otherwise wait on each other's inserts in
+  // batch order, and two batches with two keys in opposite orders deadlock. Each key's
+  // transaction-scoped advisory lock is taken first, all in one sorted order: the second batch
+  // waits for the first to commit, then finds its keys recorded (`replayed`).
+  std::vector<int64_t> key_locks;
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (claims[i].kind == Claim::kAdmitted && !batch[i].idempotency_key.empty())
+      key_locks.push_back(idempotency_lock(batch[i].receiver_id, batch[i].idempotency_key));
+  if (!key_locks.empty()) {
+    std::sort(key_locks.begin(), key_locks.end());
+    key_locks.erase(std::unique(key_locks.begin(), key_locks.end()), key_locks.end());
+    c.exec("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
+           Params().ids(key_locks));
+  }
+  size_t next_request = 0;
+  std::vector<size_t> admitted;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    NewExecution& e = batch[i];
+    const Claim& claim = claims[i];
+    e.replayed = claim.kind == Claim::kReplayed;
+    e.revoked = claim.kind == Claim::kRevoked;
+    e.limited = claim.kind == Claim::kLimited ? claim.limited : LimitRefusal::kNone;
+    e.limit_wait = claim.kind == Claim::kLimited ? claim.value : 0;
+    e.id = claim.kind == Claim::kReplayed ? claim.value : 0;
+    if (e.request) e.request->id = request_ids.at(next_request++);
+    if (claim.kind == Claim::kAdmitted) admitted.push_back(i);
+  }
+
+  // Only while the receiver still grants it. FOR SHARE locks the receiver's row until the
+  // commit: a revoke (an UPDATE of the row, on any replica) waits for this transaction, and one
+  // that committed first is seen here (READ COMMITTED re-reads the updated row), so no revoke
+  // can slip between the check and the insert. Every execution's INSERT in one round trip.
   std::vector<Conn::Statement> inserts;
   inserts.reserve(admitted.size());
   for (size_t i : admitted) {
@@ -1185,24 +1202,45 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
     inserts.emplace_back(pg::kInsertExecution, std::move(p));
   }
   std::vector<Res> inserted = c.pipeline(inserts);
-  // A key recorded since the look above (impossible under its lock, kept as the fallback):
-  // ON CONFLICT waited for that insert to commit, and a later statement's snapshot sees it. The
-  // queue slot its admission counted is given back.
-  std::vector<size_t> late;
+  // Not recorded: a key recorded since the claims were made (ON CONFLICT waited for that insert
+  // to commit, and a later statement's snapshot sees it), or a revoke.
+  std::vector<Conn::Statement> finds;
+  std::vector<size_t> found_for;
+  std::map<int64_t, int64_t> recorded;  // receiver -> executions recorded: its queue's +n
   for (size_t j = 0; j < inserted.size(); ++j) {
     NewExecution& e = batch[admitted[j]];
     if (inserted[j].rows() == 1) {
       e.id = inserted[j].i64(0, 0);
+      ++recorded[e.receiver_id];
+    } else if (e.idempotency_key.empty()) {
+      e.revoked = true;
     } else {
-      late.push_back(admitted[j]);
-      c.exec("UPDATE limit_state SET queued = greatest(queued - 1, 0) WHERE receiver_id = $1",
-             Params().add(e.receiver_id));
+      finds.emplace_back(
+          "SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
+          Params().add(e.receiver_id).add(e.idempotency_key));
+      found_for.push_back(admitted[j]);
     }
   }
-  if (!late.empty()) {
-    find_keys(late);
-    for (size_t i : late)
-      if (!batch[i].replayed) batch[i].revoked = true;
+  std::vector<Res> found = c.pipeline(finds);
+  for (size_t j = 0; j < found.size(); ++j) {
+    NewExecution& e = batch[found_for[j]];
+    if (found[j].rows() == 0) {  // not a repeat: the receiver no longer grants it
+      e.revoked = true;
+    } else {
+      e.id = found[j].i64(0, 0);
+      e.replayed = true;
+    }
+  }
+  if (!recorded.empty()) {
+    std::vector<int64_t> receivers, counts;
+    for (const auto& [receiver, n] : recorded) {
+      receivers.push_back(receiver);
+      counts.push_back(n);
+    }
+    c.exec(
+        "INSERT INTO limit_deltas (receiver_id, n) SELECT * FROM unnest($1::bigint[], "
+        "$2::bigint[])",
+        Params().ids(receivers).ids(counts));
   }
   write_request_logs_tx(c, batch);
 }
