@@ -145,6 +145,19 @@ class Params {
     for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
     return put(s + "}", 0);
   }
+  // A text[] literal: each element quoted, `"` and `\` escaped.
+  Params& texts(const std::vector<std::string_view>& v) {
+    std::string s = "{";
+    for (size_t i = 0; i < v.size(); ++i) {
+      s += i ? ",\"" : "\"";
+      for (char c : utf8_text(v[i])) {
+        if (c == '"' || c == '\\') s += '\\';
+        if (c != '\0') s += c;
+      }
+      s += '"';
+    }
+    return put(s + "}", 0);
+  }
   Params& null() {
     values_.emplace_back();
     formats_.push_back(0);
@@ -178,28 +191,32 @@ class Params {
 // The statements the trigger path sends for every trigger, prepared once per connection (the
 // first time it sends one): parsed and planned once instead of for every trigger, which cost the
 // server 65-95 µs a trigger (bench/RESULTS.md, "replicas"). Each is sent as the very pointer
-// listed here (kAdmitAndInsert, kRequestLogInsert); any other text goes unprepared.
+// listed here (kPrepared); any other text goes unprepared.
 struct PreparedStatement {
   const char* name;
   const char* sql;
 };
-// Each execution checked against its receiver's limits across the replicas and recorded, in one
-// statement (PostgresStore::insert_executions_tx, migrations/postgres/019_shared_limits.sql).
-constexpr char kAdmitAndInsert[] =
-    "WITH a AS (SELECT verdict, wait FROM tripline_admit($1, $2, coalesce($7, ''), $11, "
-    "$6::bigint, $12::bigint, $13::float8, $14::float8, $15::bigint)), i AS (INSERT INTO "
-    "executions (receiver_id, generation, driver, config, idempotency_key, status, created_at, "
-    "action, request_id, rule, owner) SELECT $1, $2, $3, $4, $5, 'queued', $6::bigint, $7, "
-    "$8::bigint, $9, $10 FROM a WHERE a.verdict = 'ok' ON CONFLICT (receiver_id, "
-    "idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id) SELECT "
-    "a.verdict, a.wait, (SELECT id FROM i) FROM a";
+// A batch's executions of one receiver checked against its limits across the replicas
+// (PostgresStore::insert_executions_tx, migrations/postgres/019_shared_limits.sql).
+constexpr char kAdmit[] =
+    "SELECT verdict, wait FROM tripline_admit($1, $2::bigint[], $3::text[], $4::text[], "
+    "$5::bigint[], $6, $7, $8, $9)";
+// One execution its receiver's limits admitted, recorded only while the receiver grants it
+// (PostgresStore::insert_executions_tx).
+constexpr char kInsertExecution[] =
+    "INSERT INTO executions (receiver_id, generation, driver, config, idempotency_key, status, "
+    "created_at, action, request_id, rule, owner) SELECT $1, $2, $3, $4, $5, 'queued', "
+    "$6::bigint, $7, $8::bigint, $9, $10 FROM (SELECT 1 FROM receivers WHERE id = $1 AND "
+    "generation = $2 AND enabled FOR SHARE) AS grants ON CONFLICT (receiver_id, idempotency_key) "
+    "WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id";
 // One request log entry, its id allocated already (request_log_insert).
 constexpr char kRequestLogInsert[] =
     "INSERT INTO requests_log (id, receiver_id, received_at, outcome, status, error, detail, "
     "source, method, headers, body, body_size, body_truncated, execution_id, replay_of, "
     "token_redacted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
     "$16)";
-constexpr PreparedStatement kPrepared[] = {{"tl_admit_and_insert", kAdmitAndInsert},
+constexpr PreparedStatement kPrepared[] = {{"tl_admit", kAdmit},
+                                           {"tl_insert_execution", kInsertExecution},
                                            {"tl_request_log_insert", kRequestLogInsert}};
 
 // A pooled connection, used by one call at a time.
@@ -937,6 +954,18 @@ Status PostgresStore::commit_group(std::vector<NewExecution>& batch,
     saved.push_back(e.request ? Saved{e.request->outcome, e.request->error, e.request->status,
                                       e.request->detail}
                               : Saved{});
+  // The receivers' limits across the replicas first, in a short relaxed transaction of its
+  // own: the limit_state rows it locks are let go at once, not held through the group commit's
+  // flush, so the replicas' group commits on one hot receiver do not queue behind each other
+  // (docs/scale-out.md). What it claims stays claimed if the group commit then fails.
+  std::vector<Claim> claims;
+  if (!batch.empty()) {
+    Status claimed = write(Sync::kRelaxed, [&](Conn& c) -> Status {
+      claims = admit_tx(c, batch);
+      return Status::Ok();
+    });
+    if (!claimed.ok()) return claimed;
+  }
   return write(Sync::kSynced, [&](Conn& c) -> Status {
     for (size_t i = 0; i < batch.size(); ++i)
       if (RequestLogRow* r = batch[i].request) {
@@ -948,7 +977,7 @@ Status PostgresStore::commit_group(std::vector<NewExecution>& batch,
         r->id = 0;
       }
     if (plan_status) plan_status->assign(plans.size(), Status::Ok());
-    insert_executions_tx(c, batch);
+    insert_executions_tx(c, batch, claims);
     // Each lane's plans in a savepoint of their own: plans that cannot be recorded fail their
     // worker alone (it records them again later), not the triggers or the other lanes.
     for (size_t i = 0; i < plans.size(); ++i) {
@@ -1033,7 +1062,80 @@ void limited_log_entry(const NewExecution& e, RequestLogRow& r) {
 }
 }  // namespace
 
-void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& batch) {
+std::vector<PostgresStore::Claim> PostgresStore::admit_tx(Conn& c,
+                                                          std::vector<NewExecution>& batch) {
+  std::vector<Claim> claims(batch.size());
+  // A repeat is answered with the earlier execution before any limit is looked at, as on one
+  // node (App::admit).
+  std::vector<Conn::Statement> finds;
+  std::vector<size_t> keyed;
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (!batch[i].idempotency_key.empty()) {
+      finds.emplace_back(
+          "SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
+          Params().add(batch[i].receiver_id).add(batch[i].idempotency_key));
+      keyed.push_back(i);
+    }
+  std::vector<Res> found = c.pipeline(finds);
+  for (size_t j = 0; j < found.size(); ++j)
+    if (found[j].rows() == 1) claims[keyed[j]] = {Claim::kReplayed, found[j].i64(0, 0)};
+
+  // Each receiver's executions in one call (migrations/postgres/019_shared_limits.sql), the
+  // receivers in id order, so two replicas' claims lock limit_state rows in the same order. All
+  // the calls in one round trip.
+  std::vector<size_t> order;
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (claims[i].kind != Claim::kReplayed) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return batch[x].receiver_id < batch[y].receiver_id; });
+  std::vector<Conn::Statement> admits;
+  std::vector<std::pair<size_t, size_t>> spans;  // each call's rows: [first, last) of `order`
+  for (size_t from = 0; from < order.size();) {
+    size_t to = from;
+    std::vector<int64_t> gens, nows;
+    std::vector<std::string_view> acts, kinds;
+    while (to < order.size() && batch[order[to]].receiver_id == batch[order[from]].receiver_id) {
+      const NewExecution& e = batch[order[to++]];
+      gens.push_back(e.generation);
+      nows.push_back(e.created_at);
+      acts.push_back(e.action ? std::string_view(*e.action) : std::string_view());
+      kinds.push_back(e.limits.kind == LimitsCheck::Kind::kTrigger ? "trigger"
+                      : e.limits.kind == LimitsCheck::Kind::kRetry ? "retry"
+                                                                   : "redeliver");
+    }
+    const LimitsCheck& l = batch[order[to - 1]].limits;  // the newest version's, in batch order
+    Params p;
+    p.add(batch[order[from]].receiver_id).ids(gens).texts(acts).texts(kinds).ids(nows);
+    p.add(l.cooldown_ms).add(l.rate_per_s).add(l.burst).add(l.max_queued);
+    admits.emplace_back(pg::kAdmit, std::move(p));
+    spans.emplace_back(from, to);
+    from = to;
+  }
+  std::vector<Res> verdicts = c.pipeline(admits);
+  for (size_t k = 0; k < spans.size(); ++k) {
+    const Res& q = verdicts[k];
+    for (size_t n = spans[k].first; n < spans[k].second; ++n) {
+      Claim& claim = claims[order[n]];
+      int row = int(n - spans[k].first);
+      std::string verdict = q.text(row, 0);
+      if (verdict == "ok") {
+        claim.kind = Claim::kAdmitted;
+      } else if (verdict == "revoked") {
+        claim.kind = Claim::kRevoked;
+      } else {
+        claim.kind = Claim::kLimited;
+        claim.limited = verdict == "rate_limited" ? LimitRefusal::kRateLimited
+                        : verdict == "queue_full" ? LimitRefusal::kQueueFull
+                                                  : LimitRefusal::kCoolingDown;
+        claim.value = q.i64(row, 1);
+      }
+    }
+  }
+  return claims;
+}
+
+void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& batch,
+                                         const std::vector<Claim>& claims) {
   // The request log's ids first, in one round trip, so each execution names its entry. A
   // sequence never hands an id out twice, not even one of a transaction that rolled back.
   int64_t wanted = 0;
@@ -1050,9 +1152,9 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
   // transaction-scoped advisory lock is taken first, all in one sorted order: the second batch
   // waits for the first to commit, then finds its keys recorded (`replayed`).
   std::vector<int64_t> key_locks;
-  for (const NewExecution& e : batch)
-    if (!e.idempotency_key.empty())
-      key_locks.push_back(idempotency_lock(e.receiver_id, e.idempotency_key));
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (claims[i].kind == Claim::kAdmitted && !batch[i].idempotency_key.empty())
+      key_locks.push_back(idempotency_lock(batch[i].receiver_id, batch[i].idempotency_key));
   if (!key_locks.empty()) {
     std::sort(key_locks.begin(), key_locks.end());
     key_locks.erase(std::unique(key_locks.begin(), key_locks.end()), key_locks.end());
@@ -1060,66 +1162,27 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
            Params().ids(key_locks));
   }
   size_t next_request = 0;
-  for (NewExecution& e : batch) {
-    e.revoked = false;
-    e.replayed = false;
-    e.limited = LimitRefusal::kNone;
-    e.limit_wait = 0;
-    e.id = 0;
-    if (e.request) e.request->id = request_ids.at(next_request++);
-  }
-  // A repeat is answered with the earlier execution before any limit is looked at, as on one
-  // node (App::admit). Under the keys' locks a key seen here stays as it is until the commit.
-  auto find_keys = [&](const std::vector<size_t>& rows) {
-    std::vector<Conn::Statement> finds;
-    for (size_t i : rows)
-      finds.emplace_back(
-          "SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
-          Params().add(batch[i].receiver_id).add(batch[i].idempotency_key));
-    std::vector<Res> found = c.pipeline(finds);
-    for (size_t j = 0; j < found.size(); ++j)
-      if (found[j].rows() == 1) {
-        batch[rows[j]].id = found[j].i64(0, 0);
-        batch[rows[j]].replayed = true;
-      }
-  };
-  std::vector<size_t> keyed;
-  for (size_t i = 0; i < batch.size(); ++i)
-    if (!batch[i].idempotency_key.empty()) keyed.push_back(i);
-  if (!keyed.empty()) find_keys(keyed);
-
-  // The receivers' rows FOR SHARE, then their limit_state rows FOR UPDATE, each in id order
-  // for the whole batch: a revoke (an UPDATE of the receiver, on any replica) waits for this
-  // transaction, and one that committed first is seen by tripline_admit (READ COMMITTED re-reads
-  // the updated row), so no revoke slips between the check and the insert; and two replicas'
-  // batches lock the same rows in the same order (no deadlock). delete_receiver() takes them
-  // in the same order too.
-  std::vector<int64_t> receivers;
-  for (const NewExecution& e : batch)
-    if (!e.replayed) receivers.push_back(e.receiver_id);
-  std::sort(receivers.begin(), receivers.end());
-  receivers.erase(std::unique(receivers.begin(), receivers.end()), receivers.end());
-  if (receivers.empty()) return write_request_logs_tx(c, batch);
-  c.exec("SELECT 1 FROM receivers WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE",
-         Params().ids(receivers));
-  c.exec(
-      "INSERT INTO limit_state (receiver_id) SELECT id FROM unnest($1::bigint[]) AS id ORDER BY "
-      "id ON CONFLICT DO NOTHING",
-      Params().ids(receivers));
-  c.exec(
-      "SELECT 1 FROM limit_state WHERE receiver_id = ANY($1::bigint[]) ORDER BY receiver_id "
-      "FOR UPDATE",
-      Params().ids(receivers));
-
-  // Each execution is checked against its receiver's limits across the replicas and recorded
-  // in one statement (migrations/postgres/019_shared_limits.sql), all of the batch in one round
-  // trip, in batch order: each check sees the executions recorded before it (their +1s).
-  std::vector<Conn::Statement> inserts;
-  std::vector<size_t> inserted_for;
-  inserts.reserve(batch.size());
+  std::vector<size_t> admitted;
   for (size_t i = 0; i < batch.size(); ++i) {
+    NewExecution& e = batch[i];
+    const Claim& claim = claims[i];
+    e.replayed = claim.kind == Claim::kReplayed;
+    e.revoked = claim.kind == Claim::kRevoked;
+    e.limited = claim.kind == Claim::kLimited ? claim.limited : LimitRefusal::kNone;
+    e.limit_wait = claim.kind == Claim::kLimited ? claim.value : 0;
+    e.id = claim.kind == Claim::kReplayed ? claim.value : 0;
+    if (e.request) e.request->id = request_ids.at(next_request++);
+    if (claim.kind == Claim::kAdmitted) admitted.push_back(i);
+  }
+
+  // Only while the receiver still grants it. FOR SHARE locks the receiver's row until the
+  // commit: a revoke (an UPDATE of the row, on any replica) waits for this transaction, and one
+  // that committed first is seen here (READ COMMITTED re-reads the updated row), so no revoke
+  // can slip between the check and the insert. Every execution's INSERT in one round trip.
+  std::vector<Conn::Statement> inserts;
+  inserts.reserve(admitted.size());
+  for (size_t i : admitted) {
     const NewExecution& e = batch[i];
-    if (e.replayed) continue;
     Params p;
     p.add(e.receiver_id).add(e.generation).add(*e.driver).add(*e.config);
     p.text_or_null(e.idempotency_key).add(e.created_at);
@@ -1136,39 +1199,48 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
     else
       p.null();
     p.add(replica_);  // this replica's to run (docs/scale-out.md)
-    const LimitsCheck& l = e.limits;
-    p.add(std::string(l.kind == LimitsCheck::Kind::kTrigger ? "trigger"
-                      : l.kind == LimitsCheck::Kind::kRetry ? "retry"
-                                                            : "redeliver"));
-    p.add(l.cooldown_ms).add(l.rate_per_s).add(l.burst).add(l.max_queued);
-    inserts.emplace_back(pg::kAdmitAndInsert, std::move(p));
-    inserted_for.push_back(i);
+    inserts.emplace_back(pg::kInsertExecution, std::move(p));
   }
   std::vector<Res> inserted = c.pipeline(inserts);
-  // A key recorded since the look above (impossible under its lock, kept as the fallback):
-  // ON CONFLICT waited for that insert to commit, and a later statement's snapshot sees it.
-  std::vector<size_t> late;
+  // Not recorded: a key recorded since the claims were made (ON CONFLICT waited for that insert
+  // to commit, and a later statement's snapshot sees it), or a revoke.
+  std::vector<Conn::Statement> finds;
+  std::vector<size_t> found_for;
+  std::map<int64_t, int64_t> recorded;  // receiver -> executions recorded: its queue's +n
   for (size_t j = 0; j < inserted.size(); ++j) {
-    NewExecution& e = batch[inserted_for[j]];
-    const Res& q = inserted[j];
-    std::string verdict = q.text(0, 0);
-    if (verdict == "ok" && !q.null(0, 2)) {
-      e.id = q.i64(0, 2);
-    } else if (verdict == "ok" && !e.idempotency_key.empty()) {
-      late.push_back(inserted_for[j]);
-    } else if (verdict == "rate_limited" || verdict == "queue_full" || verdict == "cooling_down") {
-      e.limited = verdict == "rate_limited" ? LimitRefusal::kRateLimited
-                  : verdict == "queue_full" ? LimitRefusal::kQueueFull
-                                            : LimitRefusal::kCoolingDown;
-      e.limit_wait = q.i64(0, 1);
+    NewExecution& e = batch[admitted[j]];
+    if (inserted[j].rows() == 1) {
+      e.id = inserted[j].i64(0, 0);
+      ++recorded[e.receiver_id];
+    } else if (e.idempotency_key.empty()) {
+      e.revoked = true;
     } else {
-      e.revoked = true;  // 'revoked': the receiver no longer grants it
+      finds.emplace_back(
+          "SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
+          Params().add(e.receiver_id).add(e.idempotency_key));
+      found_for.push_back(admitted[j]);
     }
   }
-  if (!late.empty()) {
-    find_keys(late);
-    for (size_t i : late)
-      if (!batch[i].replayed) batch[i].revoked = true;
+  std::vector<Res> found = c.pipeline(finds);
+  for (size_t j = 0; j < found.size(); ++j) {
+    NewExecution& e = batch[found_for[j]];
+    if (found[j].rows() == 0) {  // not a repeat: the receiver no longer grants it
+      e.revoked = true;
+    } else {
+      e.id = found[j].i64(0, 0);
+      e.replayed = true;
+    }
+  }
+  if (!recorded.empty()) {
+    std::vector<int64_t> receivers, counts;
+    for (const auto& [receiver, n] : recorded) {
+      receivers.push_back(receiver);
+      counts.push_back(n);
+    }
+    c.exec(
+        "INSERT INTO limit_deltas (receiver_id, n) SELECT * FROM unnest($1::bigint[], "
+        "$2::bigint[])",
+        Params().ids(receivers).ids(counts));
   }
   write_request_logs_tx(c, batch);
 }

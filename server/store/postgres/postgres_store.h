@@ -185,7 +185,17 @@ class PostgresStore final : public Store {
 
   // The bodies of the methods above that others share, inside the caller's transaction; libpq
   // errors throw pg::Error.
-  void insert_executions_tx(pg::Conn& c, std::vector<NewExecution>& batch);
+  // What the receivers' limits across the replicas made of one execution of a batch (admit_tx):
+  // admitted, a repeat of a recorded key (value: its id), refused by a limit (value: the wait),
+  // or revoked.
+  struct Claim {
+    enum Kind { kAdmitted, kReplayed, kLimited, kRevoked } kind = kAdmitted;
+    int64_t value = 0;
+    LimitRefusal limited = LimitRefusal::kNone;
+  };
+  std::vector<Claim> admit_tx(pg::Conn& c, std::vector<NewExecution>& batch);
+  void insert_executions_tx(pg::Conn& c, std::vector<NewExecution>& batch,
+                            const std::vector<Claim>& claims);
   // The batch's request log entries, each as its execution's outcome made it.
   void write_request_logs_tx(pg::Conn& c, std::vector<NewExecution>& batch);
   void start_planned_tx(pg::Conn& c, const std::vector<PlannedRun>& runs, int64_t started_at);
