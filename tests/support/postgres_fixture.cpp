@@ -279,6 +279,37 @@ void PostgresServer::stop() {
   shutdown(SIGINT);
 }
 
+void PostgresServer::signal_all(int signal) {
+  if (pid_ <= 0 || ::getpid() != owner_) return;
+  // The postmaster first: stopped, it forks no new backend while its children are looked for.
+  ::kill(pid_, signal);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 1));
+    char state = 0;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == pid_) ::kill(pid_t(std::stol(name)), signal);
+  }
+}
+
+void PostgresServer::freeze() {
+  std::lock_guard lock(g_mu);
+  signal_all(SIGSTOP);
+}
+
+void PostgresServer::thaw() {
+  std::lock_guard lock(g_mu);
+  signal_all(SIGCONT);
+}
+
 bool PostgresServer::start(std::string* why) {
   std::lock_guard lock(g_mu);
   if (pid_ > 0) return true;

@@ -42,6 +42,12 @@ class PostgresServer {
   void stop();
   // Starts it again on the same data directory and port. False (*why) when it does not come up.
   bool start(std::string* why);
+  // For tests of a database that hangs rather than goes away (a frozen host, a network that drops
+  // packets): every process of the server is stopped (SIGSTOP), so open connections stay open and
+  // nothing answers on them, nor on new ones (the kernel still accepts those), until thaw()
+  // (SIGCONT). A test that freezes it thaws it before it ends, even when it fails (a guard).
+  void freeze();
+  void thaw();
 
   ~PostgresServer();
   PostgresServer(const PostgresServer&) = delete;
@@ -53,6 +59,7 @@ class PostgresServer {
   bool copy_template(std::string* why);  // root_/data: a copy of a cached initdb (or a new one)
   bool launch(uint16_t port, std::string* why);
   void shutdown(int signal);
+  void signal_all(int signal);  // the postmaster, then its children
 
   std::string root_;  // /tmp/tl-pg-XXXXXX: data/, the socket, postgres.log
   std::string bin_;   // the directory of initdb and postgres
