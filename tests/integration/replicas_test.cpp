@@ -11,7 +11,12 @@
 //      replicas plus the number of executions, each plan one step (initial+1 .. initial+n): no
 //      two replicas ever planned over each other on the one target, and no recorded plan was
 //      re-applied after another replica had moved the target.
+//   3. A replica whose lease is taken over, or that cannot renew it (its database stopped, or
+//      frozen so that nothing answers), aborts before the lease would have run out: one replica
+//      alone, no peer, no Swarm.
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -24,6 +29,7 @@
 #include "../support/postgres_fixture.h"
 #include "harness.h"
 #include "processes.h"
+#include "store.h"
 
 using namespace tripline;
 using namespace tripline::test;
@@ -48,7 +54,132 @@ OutboundResponse post(const std::string& url) {
   return http_request(r);
 }
 
+// One `tripline serve --database URL` replica, alone: no receivers, no peers, only its lease.
+struct LoneReplica {
+  std::string dir = make_temp_dir("tl-lease");
+  int port = free_port();
+  ServerProcess process;
+
+  explicit LoneReplica(const std::string& database) {
+    INFO("work dir (left behind if the test stops early): " << dir);
+    process.start({"--listen", "127.0.0.1:" + std::to_string(port), "--data-dir", dir + "/data",
+                   "--database", database, "--log-level", "info"},
+                  kAdminToken, dir + "/stdout.log", log_path(),
+                  "http://127.0.0.1:" + std::to_string(port));
+  }
+  ~LoneReplica() { sh("rm -rf " + dir); }
+  std::string log_path() const { return dir + "/stderr.log"; }
+  std::string log() const { return sh("cat " + log_path()); }
+};
+
+// How a process ended, for messages.
+std::string describe(int status) {
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  if (WIFEXITED(status)) return "exited with " + std::to_string(WEXITSTATUS(status));
+  return "status " + std::to_string(status);
+}
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
+
+TEST_CASE("replicas: a replica whose lease is taken over aborts at its next renewal") {
+  PostgresServer* pg = postgres_or_skip();
+  if (!pg) return;
+  std::string database = fresh_database_url();
+  LoneReplica replica(database);
+  std::string why;
+  REQUIRE(postgres_query(database, "SELECT count(*) FROM replicas", &why) == "1");
+
+  // Another replica whose clock runs a minute ahead (docs/scale-out.md) sees the live lease as
+  // run out and takes it over. Its SKIP LOCKED passes over a lease being renewed at that moment:
+  // then it tries again.
+  StoreOptions options;
+  options.replica = "taker";
+  auto taker = Store::open(database, options);
+  REQUIRE(taker.ok());
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    REQUIRE((*taker)->take_over_expired((*taker)->clock().now_ms() + 60000).ok());
+    if (postgres_query(database, "SELECT count(*) FROM replicas", &why) == "0") break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  REQUIRE(postgres_query(database, "SELECT count(*) FROM replicas", &why) == "0");
+  auto taken = SteadyClock::now();
+
+  // Its next renewal (every 2.5 s) finds the lease gone: SIGABRT, with the reason logged. 5 s
+  // leaves room for a loaded machine.
+  auto status = replica.process.wait_exit(milliseconds(5000));
+  INFO(replica.log());
+  REQUIRE(status.has_value());
+  INFO(describe(*status));
+  CHECK(WIFSIGNALED(*status));
+  CHECK(WTERMSIG(*status) == SIGABRT);
+  CHECK(replica.log().find("another replica took its executions over; stopping at once") !=
+        std::string::npos);
+  WARN("a replica taken over stopped "
+       << std::chrono::duration_cast<milliseconds>(SteadyClock::now() - taken).count()
+       << " ms after the take-over");
+}
+
+TEST_CASE("replicas: a replica that cannot renew its lease aborts before the lease runs out") {
+  // docs/scale-out.md: it stops once it has not renewed for 3/4 of the lease (7.5 s of 10), so
+  // it is gone before any other replica may take its executions over. The database is lost in
+  // two ways: stopped (every call fails at once), or frozen (SIGSTOP: connections stay open and
+  // nothing answers, so a renewal hangs rather than fails).
+  PostgresServer* pg = postgres_or_skip();
+  if (!pg) return;
+  std::string database = fresh_database_url();
+  LoneReplica replica(database);
+  bool frozen = false;
+  // The server comes back whatever happens: later tests use it.
+  struct Restore {
+    PostgresServer* pg;
+    bool* frozen;
+    ~Restore() {
+      if (*frozen) pg->thaw();
+      std::string why;
+      if (!pg->running()) pg->start(&why);
+    }
+  } restore{pg, &frozen};
+
+  int64_t cut_at = 0;
+  SECTION("the database stopped") {
+    cut_at = wall_ms();
+    pg->stop();
+  }
+  SECTION("the database frozen") {
+    cut_at = wall_ms();
+    pg->freeze();
+    frozen = true;
+  }
+  // 7.5 s after the last renewal, itself at most one 2.5 s tick before the cut; 1.5 s more for a
+  // loaded machine.
+  auto status = replica.process.wait_exit(milliseconds(9000));
+  int64_t exited_at = wall_ms();
+  if (frozen) pg->thaw();
+  frozen = false;
+  std::string why;
+  if (!pg->running()) REQUIRE(pg->start(&why));
+  INFO(why);
+  INFO(replica.log());
+  REQUIRE(status.has_value());
+  INFO(describe(*status));
+  CHECK(WIFSIGNALED(*status));
+  CHECK(WTERMSIG(*status) == SIGABRT);
+  CHECK(replica.log().find("cannot renew this replica's lease before it runs out; stopping at "
+                           "once") != std::string::npos);
+  // The lease as the database holds it: the replica was gone before it ran out.
+  auto until = postgres_query(database, "SELECT lease_until FROM replicas", &why);
+  REQUIRE(until.has_value());
+  CHECK(exited_at < std::stoll(*until));
+  WARN("a replica that lost its database stopped " << exited_at - cut_at << " ms after the cut, "
+                                                   << std::stoll(*until) - exited_at
+                                                   << " ms before its lease ran out");
+}
 
 TEST_CASE(
     "replicas: three on one PostgreSQL: a receiver made on one triggers on all, and each "
