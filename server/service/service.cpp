@@ -268,12 +268,14 @@ class ReplicaKeeper {
   ~ReplicaKeeper() { stop(); }
   // The first lease, before the executor starts.
   Status start() {
+    auto sent = Steady::now();
     int64_t now = p_.store->clock().now_ms();
     auto held = p_.store->renew_lease(now + kLeaseMs);
     if (!held.ok()) return held.status();
     if (!*held) return Status::Conflict("this replica's lease is already taken over");
-    renewed_at_ = now;
+    renewed_at_ = sent;
     thread_ = std::thread([this] { run(); });
+    watchdog_ = std::thread([this] { watch_deadline(); });
     return Status::Ok();
   }
   // The executor, once it exists, for the executions and locks taken over.
@@ -285,9 +287,14 @@ class ReplicaKeeper {
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (watchdog_.joinable()) watchdog_.join();
   }
 
  private:
+  using Steady = std::chrono::steady_clock;
+  // Renewals are due by the machine's time (run() waits in real time): so is the deadline.
+  static constexpr auto kRenewWithin = std::chrono::milliseconds(kLeaseMs * 3 / 4);
+
   void run() {
     std::unique_lock lock(mu_);
     while (
@@ -297,22 +304,44 @@ class ReplicaKeeper {
       lock.lock();
     }
   }
+  // A renewal may hang rather than fail: a frozen database, or a network that drops packets,
+  // answers nothing and reports nothing for minutes (TCP gives up after some 15 minutes). So the
+  // deadline is watched on a thread of its own that never waits for the store: the replica
+  // stops 3/4 into a lease it could not renew, before another replica may take it over.
+  void watch_deadline() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      if (cv_.wait_until(lock, renewed_at_ + kRenewWithin, [&] { return stopping_; })) return;
+      if (Steady::now() < renewed_at_ + kRenewWithin) continue;  // renewed meanwhile
+      auto since =
+          std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - renewed_at_);
+      log::error("cannot renew this replica's lease before it runs out; stopping at once",
+                 {{"error", renewing_ ? "the database has not answered the renewal" : last_error_},
+                  {"ms_since_renewed", int64_t(since.count())}});
+      std::abort();
+    }
+  }
   void tick() {
+    auto sent = Steady::now();
     int64_t now = p_.store->clock().now_ms();
+    {
+      std::lock_guard lock(mu_);
+      renewing_ = true;
+    }
     auto held = p_.store->renew_lease(now + kLeaseMs);
+    {
+      std::lock_guard lock(mu_);
+      renewing_ = false;
+      if (held.ok() && *held) renewed_at_ = sent;
+      if (!held.ok()) last_error_ = held.status().message();
+    }
     if (held.ok() && !*held) {
       log::error(
           "this replica's lease ran out and another replica took its executions over; "
           "stopping at once");
       std::abort();
     }
-    if (held.ok()) {
-      renewed_at_ = now;
-    } else if (now - renewed_at_ > kLeaseMs * 3 / 4) {
-      log::error("cannot renew this replica's lease before it runs out; stopping at once",
-                 {{"error", held.status().message()}});
-      std::abort();
-    } else {
+    if (!held.ok()) {  // the watchdog stops the replica if this goes on
       log::warn("cannot renew this replica's lease; trying again",
                 {{"error", held.status().message()}});
       return;
@@ -350,11 +379,13 @@ class ReplicaKeeper {
 
   Service::Parts& p_;
   std::atomic<Executor*> executor_{nullptr};
-  int64_t renewed_at_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::thread thread_;
+  Steady::time_point renewed_at_;  // when the last renewal that held was sent
+  bool renewing_ = false;          // a renewal is waiting for the database
+  std::string last_error_;         // why the last renewal failed
+  std::thread thread_, watchdog_;
 };
 
 // Cooldowns and rate limits continue from the committed executions, so a restart reopens

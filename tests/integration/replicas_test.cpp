@@ -147,11 +147,14 @@ TEST_CASE("replicas: a replica that cannot renew its lease aborts before the lea
   } restore{pg, &frozen};
 
   int64_t cut_at = 0;
+  std::string reason;  // what the log gives as the renewal's failure
   SECTION("the database stopped") {
+    reason = "cannot connect to PostgreSQL";
     cut_at = wall_ms();
     pg->stop();
   }
   SECTION("the database frozen") {
+    reason = "the database has not answered the renewal";
     cut_at = wall_ms();
     pg->freeze();
     frozen = true;
@@ -172,6 +175,7 @@ TEST_CASE("replicas: a replica that cannot renew its lease aborts before the lea
   CHECK(WTERMSIG(*status) == SIGABRT);
   CHECK(replica.log().find("cannot renew this replica's lease before it runs out; stopping at "
                            "once") != std::string::npos);
+  CHECK(replica.log().find(reason) != std::string::npos);
   // The lease as the database holds it: the replica was gone before it ran out.
   auto until = postgres_query(database, "SELECT lease_until FROM replicas", &why);
   REQUIRE(until.has_value());
