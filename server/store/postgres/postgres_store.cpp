@@ -2231,8 +2231,9 @@ void PostgresStore::watch_loop(const std::function<void(const Change&)>& on_chan
         on_change(change);
       }
     }
-    log::warn("lost the connection listening for other replicas' changes; reconnecting",
-              {{"error", pg::trimmed(PQerrorMessage(c))}});
+    if (!stopping(0))  // not when the store goes: nothing was lost then
+      log::warn("lost the connection listening for other replicas' changes; reconnecting",
+                {{"error", pg::trimmed(PQerrorMessage(c))}});
     PQfinish(c);
   }
 }
