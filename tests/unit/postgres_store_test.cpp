@@ -999,3 +999,60 @@ TEST_CASE("replicas: a lost listening connection is followed by kEverything once
   REQUIRE(after.ok());
   CHECK(saw(receiver_id(after->id), std::chrono::seconds(5)));
 }
+
+TEST_CASE(
+    "postgres store: every pooled connection cut while idle is replaced and not only the first") {
+  // After a restart, a failover or a proxy's reconnect every idle connection of the pool is dead,
+  // and the store finds out only by using one. A read or a write then must not fail for each dead
+  // connection it happens to take: the replica's read of everything after its listening
+  // connection came back (docs/scale-out.md) would be lost.
+  test::PostgresServer* pg = test::postgres_or_skip();
+  if (!pg) return;
+  std::string url = fresh_url(pg);
+  const std::string db = scalar(url, "SELECT current_database()");
+  StoreOptions o;
+  o.max_connections = 4;
+  auto s = open_store(url, o);
+  make_receivers(*s, 1);
+  const std::string pooled = "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + db +
+                             "' AND application_name = 'tripline'";
+  auto wait_pooled = [&](const std::string& n) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (scalar(url, pooled) != n && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(scalar(url, pooled) == n);
+  };
+  // Four writes held at once by a row lock taken outside: four connections, idle once they end.
+  auto fill_pool = [&] {
+    PGconn* other = PQconnectdb(url.c_str());
+    REQUIRE(PQstatus(other) == CONNECTION_OK);
+    PQclear(PQexec(other, "BEGIN"));
+    PQclear(PQexec(other, "SELECT 1 FROM receivers WHERE id = 1 FOR UPDATE"));
+    std::atomic<int> ok{0};
+    std::vector<std::thread> writers;
+    for (int i = 0; i < 4; ++i)
+      writers.emplace_back([&] { ok += s->bump_generation(1).ok() ? 1 : 0; });
+    wait_pooled("4");
+    PQclear(PQexec(other, "ROLLBACK"));
+    PQfinish(other);
+    for (auto& t : writers) t.join();
+    REQUIRE(ok == 4);
+  };
+  auto cut_pool = [&] {
+    CHECK(scalar(url,
+                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                 "datname = '" +
+                     db + "' AND application_name = 'tripline'") == "4");
+    wait_pooled("0");
+  };
+  fill_pool();
+  cut_pool();
+  auto read = s->get_receiver(1);
+  INFO(read.status().message());
+  CHECK(read.ok());
+  fill_pool();
+  cut_pool();
+  auto written = s->bump_generation(1);
+  INFO(written.status().message());
+  CHECK(written.ok());
+}
