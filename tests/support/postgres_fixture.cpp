@@ -348,24 +348,39 @@ PostgresServer::~PostgresServer() {
   if (!root_.empty()) std::filesystem::remove_all(root_, ignored);
 }
 
-std::optional<std::string> postgres_query(const std::string& url, const std::string& sql,
-                                          std::string* why) {
-  PGconn* c = PQconnectdb(url.c_str());
+namespace {
+
+std::optional<std::string> query_on(PGconn* c, const std::string& sql, std::string* why) {
   std::optional<std::string> value;
   if (PQstatus(c) != CONNECTION_OK) {
     *why = std::string("cannot connect: ") + PQerrorMessage(c);
-  } else {
-    PGresult* r = PQexec(c, sql.c_str());
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0)
-      value = PQgetvalue(r, 0, 0);
-    else if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
-      *why = "no rows";
-    else
-      *why = PQresultErrorMessage(r);
-    PQclear(r);
+    return value;
   }
+  PGresult* r = PQexec(c, sql.c_str());
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0)
+    value = PQgetvalue(r, 0, 0);
+  else if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
+    *why = "no rows";
+  else
+    *why = PQresultErrorMessage(r);
+  PQclear(r);
+  return value;
+}
+
+}  // namespace
+
+std::optional<std::string> postgres_query(const std::string& url, const std::string& sql,
+                                          std::string* why) {
+  PGconn* c = PQconnectdb(url.c_str());
+  auto value = query_on(c, sql, why);
   PQfinish(c);
   return value;
+}
+
+PostgresSession::PostgresSession(const std::string& url) : conn_(PQconnectdb(url.c_str())) {}
+PostgresSession::~PostgresSession() { PQfinish(conn_); }
+std::optional<std::string> PostgresSession::query(const std::string& sql, std::string* why) {
+  return query_on(conn_, sql, why);
 }
 
 }  // namespace tripline::test

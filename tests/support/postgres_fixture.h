@@ -16,6 +16,8 @@
 #include <optional>
 #include <string>
 
+struct pg_conn;  // libpq's PGconn, kept out of this header
+
 namespace tripline::test {
 
 class PostgresServer {
@@ -78,6 +80,21 @@ uint16_t unused_loopback_port();
 // key=value string), or nullopt with *why. For tests that look at what a store wrote.
 std::optional<std::string> postgres_query(const std::string& url, const std::string& sql,
                                           std::string* why);
+
+// A session of its own on the database `url` names, kept open until destroyed: for a test that
+// holds a transaction (a lock) across its other steps.
+class PostgresSession {
+ public:
+  explicit PostgresSession(const std::string& url);
+  ~PostgresSession();
+  PostgresSession(const PostgresSession&) = delete;
+  PostgresSession& operator=(const PostgresSession&) = delete;
+  // As postgres_query(), on this session.
+  std::optional<std::string> query(const std::string& sql, std::string* why);
+
+ private:
+  pg_conn* conn_;
+};
 
 // The process's server for a test that needs one, or null after the test was FAILed (CI=true)
 // or warned "SKIPPED" with the reason (a machine without PostgreSQL 15): the test returns then.
