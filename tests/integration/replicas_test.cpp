@@ -14,6 +14,8 @@
 //   3. A replica whose lease is taken over, or that cannot renew it (its database stopped, or
 //      frozen so that nothing answers), aborts before the lease would have run out: one replica
 //      alone, no peer, no Swarm.
+//   4. A replica that cannot read everything again after its listening connection came back
+//      tries again until it can: a change made in the gap reaches its cache all the same.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "../support/postgres_fixture.h"
+#include "../support/webhook_sink.h"
 #include "harness.h"
 #include "processes.h"
 #include "store.h"
@@ -183,6 +186,91 @@ TEST_CASE("replicas: a replica that cannot renew its lease aborts before the lea
   WARN("a replica that lost its database stopped " << exited_at - cut_at << " ms after the cut, "
                                                    << std::stoll(*until) - exited_at
                                                    << " ms before its lease ran out");
+}
+
+TEST_CASE("replicas: a read of everything that fails after a gap is tried again until it holds") {
+  // Two replicas in this process (their caches are what is looked at), on one database. b edits
+  // a receiver while no replica listens; when a listens again its read of everything finds the
+  // receivers table locked (past its 300 ms lock timeout) for 3 s: the edit must reach a's cache
+  // once the lock is gone, not at the next gap.
+  PostgresServer* pg = postgres_or_skip();
+  if (!pg) return;
+  std::string database = fresh_database_url();
+  const std::string db = database.substr(database.rfind('/') + 1);
+  const std::string admin = database.substr(0, database.rfind('/') + 1) + "postgres";
+  std::string why;
+  WebhookSink sink;
+  ServiceOptions o;
+  o.database = database;
+  o.store_busy_timeout_ms = 300;
+  o.drivers.set("docker-host", "unix:///nonexistent/docker.sock");  // no Swarm: webhooks only
+  o.drivers.set("allow-local-webhook-targets", "true");
+  std::string dir_a = make_temp_dir("tl-follow-a"), dir_b = make_temp_dir("tl-follow-b");
+  auto a = std::make_unique<TestServer>(dir_a, o);
+  sh("cp -p " + dir_a + "/secrets.key " + dir_b + "/secrets.key");  // the operator's to share
+  auto b = std::make_unique<TestServer>(dir_b, o);
+  REQUIRE(a->request("POST", "/api/v1/workers/pause").status == 200);  // nothing runs here
+
+  json body = {{"name", "followed"},
+               {"driver", "webhook"},
+               {"config",
+                {{"url", sink.url("/action")},
+                 {"secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+                 {"payload", {{"text", "{}"}}}}}};
+  json made = b->create_receiver(body);
+  const std::string id = std::to_string(made["id"].get<int64_t>());
+  const std::string url = made["trigger_url"];
+  auto trigger_on = [&](const TestServer& s) { return s.trigger(on(s.url(), url)); };
+  auto until = SteadyClock::now() + milliseconds(3000);
+  while (trigger_on(*a).status != 202 && SteadyClock::now() < until)
+    std::this_thread::sleep_for(milliseconds(20));
+  REQUIRE(trigger_on(*a).status == 202);
+
+  // The gap: no replica listens (the database takes no new session), and b edits the receiver:
+  // every request ignored from now on, by a rule; the URL stays the same.
+  PostgresSession locker(database);
+  REQUIRE(postgres_query(admin, "ALTER DATABASE " + db + " ALLOW_CONNECTIONS false", &why) ==
+          std::nullopt);
+  const std::string listening =
+      "FROM pg_stat_activity WHERE datname = '" + db + "' AND application_name = 'tripline-watch'";
+  REQUIRE(postgres_query(admin, "SELECT count(pg_terminate_backend(pid)) " + listening, &why) ==
+          "2");
+  until = SteadyClock::now() + milliseconds(5000);
+  while (postgres_query(admin, "SELECT count(*) " + listening, &why) != "0" &&
+         SteadyClock::now() < until)
+    std::this_thread::sleep_for(milliseconds(10));
+  REQUIRE(postgres_query(admin, "SELECT count(*) " + listening, &why) == "0");
+  body["rules"] = {{"rules",
+                    {{{"name", "closed"},
+                      {"when", {{"field", "method"}, {"op", "equals"}, {"value", "POST"}}},
+                      {"then", "ignore"}}}}};
+  auto edited = b->request("PUT", "/api/v1/receivers/" + id, body);
+  INFO(edited.status << " " << edited.body);
+  REQUIRE(edited.status == 200);
+  CHECK(json::parse(edited.body)["trigger_url"] == url);
+
+  // a listens again, and its read of everything waits on the lock, and fails.
+  REQUIRE(locker.query("BEGIN", &why) == std::nullopt);
+  REQUIRE(locker.query("LOCK TABLE receivers IN ACCESS EXCLUSIVE MODE", &why) == std::nullopt);
+  CHECK(why == "no rows");
+  REQUIRE(postgres_query(admin, "ALTER DATABASE " + db + " ALLOW_CONNECTIONS true", &why) ==
+          std::nullopt);
+  std::this_thread::sleep_for(milliseconds(3000));
+  REQUIRE(locker.query("ROLLBACK", &why) == std::nullopt);
+
+  // The edit reaches a's cache: its answer is b's. The read is tried again at most 3.2 s after
+  // the last failure.
+  OutboundResponse answer;
+  until = SteadyClock::now() + milliseconds(8000);
+  while ((answer = trigger_on(*a)).status != 200 && SteadyClock::now() < until)
+    std::this_thread::sleep_for(milliseconds(50));
+  INFO(answer.status << " " << answer.body);
+  CHECK(answer.status == 200);
+  CHECK(answer.body.find("\"ignored\":true") != std::string::npos);
+  CHECK(trigger_on(*b).status == 200);
+  a.reset();
+  b.reset();
+  sh("rm -rf " + dir_a + " " + dir_b);
 }
 
 TEST_CASE(
