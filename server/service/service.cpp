@@ -60,6 +60,7 @@ struct Service::Parts {
   // Replicas (docs/scale-out.md): what other replicas change is followed while `following`
   // (Service::stop() ends it, waiting for a change being followed); the lease and take-overs.
   std::mutex follow_mu;
+  std::condition_variable follow_cv;  // told when `following` ends
   bool following = true;
   std::unique_ptr<ReplicaKeeper> keeper;  // last: stopped and destroyed first
 };
@@ -597,8 +598,14 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
     // Replicas on one database (docs/scale-out.md): what another one changes reaches this one's
     // memory within a second. Every call comes from the store's one watch thread.
     Status watching = p.store->watch([parts = &p](const Store::Change& c) {
-      std::lock_guard follow(parts->follow_mu);
+      std::unique_lock follow(parts->follow_mu);
       if (!parts->following) return;
+      auto everything = [parts] {
+        Status s = parts->app->refresh_receivers();
+        if (s.ok()) s = parts->admin->reload();
+        if (s.ok()) s = parts->app->refresh_setting(kWorkersPausedSetting);
+        return s;
+      };
       Status s;
       switch (c.kind) {
         case Store::Change::Kind::kReceiver:
@@ -611,14 +618,20 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
           s = parts->app->refresh_setting(c.name);
           break;
         case Store::Change::Kind::kEverything:
-          s = parts->app->refresh_receivers();
-          if (s.ok()) s = parts->admin->reload();
-          if (s.ok()) s = parts->app->refresh_setting(kWorkersPausedSetting);
+          s = everything();
           break;
       }
-      if (!s.ok())
-        log::warn("cannot follow a change made by another replica",
+      // A change is told once: one that could not be read (the database busy or away for a
+      // moment) would be missed until the next gap. So everything is read again, with a growing
+      // pause, until it holds; what other replicas change meanwhile waits, then follows.
+      for (int wait_ms = 100; !s.ok(); wait_ms = std::min(wait_ms * 2, 5000)) {
+        log::warn("cannot follow a change made by another replica; reading everything again",
                   {{"error", s.message()}, {"id", c.id}, {"name", c.name}});
+        if (parts->follow_cv.wait_for(follow, std::chrono::milliseconds(wait_ms),
+                                      [parts] { return !parts->following; }))
+          return;
+        s = everything();
+      }
     });
     if (!watching.ok()) return watching;
   }
@@ -656,6 +669,7 @@ void Service::stop() {
     std::lock_guard follow(p.follow_mu);
     p.following = false;
   }
+  p.follow_cv.notify_all();
   if (p.ingest) p.ingest->stop();
   if (p.request_log) p.request_log->stop();
   if (p.executor) p.executor->stop();
