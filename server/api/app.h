@@ -77,8 +77,9 @@ class App {
 
   // Another replica changed receiver `id` (Store::watch, docs/scale-out.md): the cache takes
   // the stored row as this replica's own change would have published it, or drops it when it
-  // is gone. A row the cache holds at the same or a newer version is left alone.
-  void refresh_receiver(int64_t id);
+  // is gone. A row the cache holds at the same or a newer version is left alone. An error: the
+  // row could not be read (the caller reads everything again until it can).
+  Status refresh_receiver(int64_t id);
   // Every receiver, after a gap in the changes: stored rows refreshed, cached ones no longer
   // stored dropped.
   Status refresh_receivers();

@@ -186,24 +186,20 @@ Result<std::shared_ptr<const Receiver>> App::publish_locked(const ReceiverRow& r
   return r;
 }
 
-void App::refresh_receiver(int64_t id) {
+Status App::refresh_receiver(int64_t id) {
   std::lock_guard lock(receiver_writes_);
   auto row = ctx_.store.get_receiver(id);
   if (!row.ok()) {
-    if (row.status().code() == Status::Code::kNotFound) {
-      ctx_.receivers.erase(id, /*deleted=*/true);
-    } else {
-      log::warn(
-          "cannot read a receiver another replica changed; the next change or resync "
-          "reads it again",
-          {{"receiver_id", id}, {"error", row.status().message()}});
-    }
-    return;
+    if (row.status().code() != Status::Code::kNotFound) return row.status();
+    ctx_.receivers.erase(id, /*deleted=*/true);
+    return Status::Ok();
   }
-  if (auto cached = ctx_.receivers.find(id); cached && cached->row.version >= row->version) return;
+  if (auto cached = ctx_.receivers.find(id); cached && cached->row.version >= row->version)
+    return Status::Ok();
   if (auto r = publish_locked(*row); !r.ok())
     log::warn("a receiver another replica changed cannot be built; its URL answers nothing",
               {{"receiver_id", id}, {"error", r.status().message()}});
+  return Status::Ok();
 }
 
 Status App::refresh_receivers() {

@@ -60,6 +60,7 @@ struct Service::Parts {
   // Replicas (docs/scale-out.md): what other replicas change is followed while `following`
   // (Service::stop() ends it, waiting for a change being followed); the lease and take-overs.
   std::mutex follow_mu;
+  std::condition_variable follow_cv;  // told when `following` ends
   bool following = true;
   std::unique_ptr<ReplicaKeeper> keeper;  // last: stopped and destroyed first
 };
@@ -268,12 +269,14 @@ class ReplicaKeeper {
   ~ReplicaKeeper() { stop(); }
   // The first lease, before the executor starts.
   Status start() {
+    auto sent = Steady::now();
     int64_t now = p_.store->clock().now_ms();
     auto held = p_.store->renew_lease(now + kLeaseMs);
     if (!held.ok()) return held.status();
     if (!*held) return Status::Conflict("this replica's lease is already taken over");
-    renewed_at_ = now;
+    renewed_at_ = sent;
     thread_ = std::thread([this] { run(); });
+    watchdog_ = std::thread([this] { watch_deadline(); });
     return Status::Ok();
   }
   // The executor, once it exists, for the executions and locks taken over.
@@ -285,9 +288,14 @@ class ReplicaKeeper {
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (watchdog_.joinable()) watchdog_.join();
   }
 
  private:
+  using Steady = std::chrono::steady_clock;
+  // Renewals are due by the machine's time (run() waits in real time): so is the deadline.
+  static constexpr auto kRenewWithin = std::chrono::milliseconds(kLeaseMs * 3 / 4);
+
   void run() {
     std::unique_lock lock(mu_);
     while (
@@ -297,26 +305,57 @@ class ReplicaKeeper {
       lock.lock();
     }
   }
+  // A renewal may hang rather than fail: a frozen database, or a network that drops packets,
+  // answers nothing and reports nothing for minutes (TCP gives up after some 15 minutes). So the
+  // deadline is watched on a thread of its own that never waits for the store: the replica
+  // stops 3/4 into a lease it could not renew, before another replica may take it over.
+  void watch_deadline() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      if (cv_.wait_until(lock, renewed_at_ + kRenewWithin, [&] { return stopping_; })) return;
+      if (Steady::now() < renewed_at_ + kRenewWithin) continue;  // renewed meanwhile
+      auto since =
+          std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - renewed_at_);
+      log::error("cannot renew this replica's lease before it runs out; stopping at once",
+                 {{"error", renewing_ ? "the database has not answered the renewal" : last_error_},
+                  {"ms_since_renewed", int64_t(since.count())}});
+      std::abort();
+    }
+  }
   void tick() {
+    if (!renew()) return;
+    take_over(p_.store->clock().now_ms());
+  }
+  // Renews the lease (stops the process at once when it was taken over). False: it could not be
+  // renewed now (the watchdog stops the replica if that goes on).
+  bool renew() {
+    auto sent = Steady::now();
     int64_t now = p_.store->clock().now_ms();
+    {
+      std::lock_guard lock(mu_);
+      renewing_ = true;
+    }
     auto held = p_.store->renew_lease(now + kLeaseMs);
+    {
+      std::lock_guard lock(mu_);
+      renewing_ = false;
+      if (held.ok() && *held) renewed_at_ = sent;
+      if (!held.ok()) last_error_ = held.status().message();
+    }
     if (held.ok() && !*held) {
       log::error(
           "this replica's lease ran out and another replica took its executions over; "
           "stopping at once");
       std::abort();
     }
-    if (held.ok()) {
-      renewed_at_ = now;
-    } else if (now - renewed_at_ > kLeaseMs * 3 / 4) {
-      log::error("cannot renew this replica's lease before it runs out; stopping at once",
-                 {{"error", held.status().message()}});
-      std::abort();
-    } else {
+    if (!held.ok()) {  // the watchdog stops the replica if this goes on
       log::warn("cannot renew this replica's lease; trying again",
                 {{"error", held.status().message()}});
-      return;
+      return false;
     }
+    return true;
+  }
+  void take_over(int64_t now) {
     auto taken = p_.store->take_over_expired(now);
     if (!taken.ok()) {
       log::warn("cannot take over the executions of a replica that stopped",
@@ -338,6 +377,14 @@ class ReplicaKeeper {
                {"target_locks", taken->locks.size()}});
     std::vector<ExecutionRow> rows;
     for (int64_t id : executor->adopt_ids(ids, planned)) {
+      // Thousands of them, read one at a time from a slow database, may take longer than the
+      // renewals' period: the lease is renewed on the way, not left to the watchdog.
+      bool due;
+      {
+        std::lock_guard lock(mu_);
+        due = Steady::now() - renewed_at_ >= std::chrono::milliseconds(kLeaseMs / 4);
+      }
+      if (due) renew();
       auto row = p_.store->get_execution(id);
       if (row.ok() &&
           (row->status == ExecutionStatus::kQueued || row->status == ExecutionStatus::kRunning))
@@ -352,11 +399,13 @@ class ReplicaKeeper {
 
   Service::Parts& p_;
   std::atomic<Executor*> executor_{nullptr};
-  int64_t renewed_at_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::thread thread_;
+  Steady::time_point renewed_at_;  // when the last renewal that held was sent
+  bool renewing_ = false;          // a renewal is waiting for the database
+  std::string last_error_;         // why the last renewal failed
+  std::thread thread_, watchdog_;
 };
 
 // Cooldowns and rate limits continue from the committed executions, so a restart reopens
@@ -568,12 +617,18 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
     // Replicas on one database (docs/scale-out.md): what another one changes reaches this one's
     // memory within a second. Every call comes from the store's one watch thread.
     Status watching = p.store->watch([parts = &p](const Store::Change& c) {
-      std::lock_guard follow(parts->follow_mu);
+      std::unique_lock follow(parts->follow_mu);
       if (!parts->following) return;
+      auto everything = [parts] {
+        Status s = parts->app->refresh_receivers();
+        if (s.ok()) s = parts->admin->reload();
+        if (s.ok()) s = parts->app->refresh_setting(kWorkersPausedSetting);
+        return s;
+      };
       Status s;
       switch (c.kind) {
         case Store::Change::Kind::kReceiver:
-          parts->app->refresh_receiver(c.id);
+          s = parts->app->refresh_receiver(c.id);
           break;
         case Store::Change::Kind::kAdminTokens:
           s = parts->admin->reload();
@@ -582,14 +637,20 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
           s = parts->app->refresh_setting(c.name);
           break;
         case Store::Change::Kind::kEverything:
-          s = parts->app->refresh_receivers();
-          if (s.ok()) s = parts->admin->reload();
-          if (s.ok()) s = parts->app->refresh_setting(kWorkersPausedSetting);
+          s = everything();
           break;
       }
-      if (!s.ok())
-        log::warn("cannot follow a change made by another replica",
+      // A change is told once: one that could not be read (the database busy or away for a
+      // moment) would be missed until the next gap. So everything is read again, with a growing
+      // pause, until it holds; what other replicas change meanwhile waits, then follows.
+      for (int wait_ms = 100; !s.ok(); wait_ms = std::min(wait_ms * 2, 5000)) {
+        log::warn("cannot follow a change made by another replica; reading everything again",
                   {{"error", s.message()}, {"id", c.id}, {"name", c.name}});
+        if (parts->follow_cv.wait_for(follow, std::chrono::milliseconds(wait_ms),
+                                      [parts] { return !parts->following; }))
+          return;
+        s = everything();
+      }
     });
     if (!watching.ok()) return watching;
   }
@@ -627,6 +688,7 @@ void Service::stop() {
     std::lock_guard follow(p.follow_mu);
     p.following = false;
   }
+  p.follow_cv.notify_all();
   if (p.ingest) p.ingest->stop();
   if (p.request_log) p.request_log->stop();
   if (p.executor) p.executor->stop();

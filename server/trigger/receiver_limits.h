@@ -16,6 +16,10 @@
 // State lives in memory, shared by the successive versions of a receiver, and is rebuilt at
 // start-up from the committed executions (seed()): a restart neither reopens a cooldown nor
 // refills a bucket.
+//
+// This is one replica's count. Replicas sharing a PostgreSQL store each check theirs here first;
+// the store then checks the receiver's whole count (store.h LimitsCheck, docs/scale-out.md, which
+// says what that count gives up against this one).
 #pragma once
 
 #include <atomic>

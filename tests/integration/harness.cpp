@@ -294,6 +294,20 @@ void ServerProcess::kill9() {
   CHECK(WIFSIGNALED(status));
 }
 
+std::optional<int> ServerProcess::wait_exit(std::chrono::milliseconds limit) {
+  REQUIRE(pid_ > 0);
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 void ServerProcess::terminate(bool expect_exit_0) {
   REQUIRE(pid_ > 0);
   ::kill(pid_, SIGTERM);

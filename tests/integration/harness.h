@@ -5,8 +5,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,6 +89,9 @@ class ServerProcess {
              const std::string& url);
   void kill9();                        // SIGKILL; checks the child died of it
   void terminate(bool expect_exit_0);  // SIGTERM; checks a clean exit
+  // Waits up to `limit` for the child to end by itself: its wait status (WIFSIGNALED...), or
+  // nullopt while it still runs.
+  std::optional<int> wait_exit(std::chrono::milliseconds limit);
 
  private:
   pid_t pid_ = -1;

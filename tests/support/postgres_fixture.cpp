@@ -279,6 +279,37 @@ void PostgresServer::stop() {
   shutdown(SIGINT);
 }
 
+void PostgresServer::signal_all(int signal) {
+  if (pid_ <= 0 || ::getpid() != owner_) return;
+  // The postmaster first: stopped, it forks no new backend while its children are looked for.
+  ::kill(pid_, signal);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 1));
+    char state = 0;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == pid_) ::kill(pid_t(std::stol(name)), signal);
+  }
+}
+
+void PostgresServer::freeze() {
+  std::lock_guard lock(g_mu);
+  signal_all(SIGSTOP);
+}
+
+void PostgresServer::thaw() {
+  std::lock_guard lock(g_mu);
+  signal_all(SIGCONT);
+}
+
 bool PostgresServer::start(std::string* why) {
   std::lock_guard lock(g_mu);
   if (pid_ > 0) return true;
@@ -317,24 +348,39 @@ PostgresServer::~PostgresServer() {
   if (!root_.empty()) std::filesystem::remove_all(root_, ignored);
 }
 
-std::optional<std::string> postgres_query(const std::string& url, const std::string& sql,
-                                          std::string* why) {
-  PGconn* c = PQconnectdb(url.c_str());
+namespace {
+
+std::optional<std::string> query_on(PGconn* c, const std::string& sql, std::string* why) {
   std::optional<std::string> value;
   if (PQstatus(c) != CONNECTION_OK) {
     *why = std::string("cannot connect: ") + PQerrorMessage(c);
-  } else {
-    PGresult* r = PQexec(c, sql.c_str());
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0)
-      value = PQgetvalue(r, 0, 0);
-    else if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
-      *why = "no rows";
-    else
-      *why = PQresultErrorMessage(r);
-    PQclear(r);
+    return value;
   }
+  PGresult* r = PQexec(c, sql.c_str());
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0)
+    value = PQgetvalue(r, 0, 0);
+  else if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
+    *why = "no rows";
+  else
+    *why = PQresultErrorMessage(r);
+  PQclear(r);
+  return value;
+}
+
+}  // namespace
+
+std::optional<std::string> postgres_query(const std::string& url, const std::string& sql,
+                                          std::string* why) {
+  PGconn* c = PQconnectdb(url.c_str());
+  auto value = query_on(c, sql, why);
   PQfinish(c);
   return value;
+}
+
+PostgresSession::PostgresSession(const std::string& url) : conn_(PQconnectdb(url.c_str())) {}
+PostgresSession::~PostgresSession() { PQfinish(conn_); }
+std::optional<std::string> PostgresSession::query(const std::string& sql, std::string* why) {
+  return query_on(conn_, sql, why);
 }
 
 }  // namespace tripline::test

@@ -16,6 +16,8 @@
 #include <optional>
 #include <string>
 
+struct pg_conn;  // libpq's PGconn, kept out of this header
+
 namespace tripline::test {
 
 class PostgresServer {
@@ -42,6 +44,12 @@ class PostgresServer {
   void stop();
   // Starts it again on the same data directory and port. False (*why) when it does not come up.
   bool start(std::string* why);
+  // For tests of a database that hangs rather than goes away (a frozen host, a network that drops
+  // packets): every process of the server is stopped (SIGSTOP), so open connections stay open and
+  // nothing answers on them, nor on new ones (the kernel still accepts those), until thaw()
+  // (SIGCONT). A test that freezes it thaws it before it ends, even when it fails (a guard).
+  void freeze();
+  void thaw();
 
   ~PostgresServer();
   PostgresServer(const PostgresServer&) = delete;
@@ -53,6 +61,7 @@ class PostgresServer {
   bool copy_template(std::string* why);  // root_/data: a copy of a cached initdb (or a new one)
   bool launch(uint16_t port, std::string* why);
   void shutdown(int signal);
+  void signal_all(int signal);  // the postmaster, then its children
 
   std::string root_;  // /tmp/tl-pg-XXXXXX: data/, the socket, postgres.log
   std::string bin_;   // the directory of initdb and postgres
@@ -71,6 +80,21 @@ uint16_t unused_loopback_port();
 // key=value string), or nullopt with *why. For tests that look at what a store wrote.
 std::optional<std::string> postgres_query(const std::string& url, const std::string& sql,
                                           std::string* why);
+
+// A session of its own on the database `url` names, kept open until destroyed: for a test that
+// holds a transaction (a lock) across its other steps.
+class PostgresSession {
+ public:
+  explicit PostgresSession(const std::string& url);
+  ~PostgresSession();
+  PostgresSession(const PostgresSession&) = delete;
+  PostgresSession& operator=(const PostgresSession&) = delete;
+  // As postgres_query(), on this session.
+  std::optional<std::string> query(const std::string& sql, std::string* why);
+
+ private:
+  pg_conn* conn_;
+};
 
 // The process's server for a test that needs one, or null after the test was FAILed (CI=true)
 // or warned "SKIPPED" with the reason (a machine without PostgreSQL 15): the test returns then.

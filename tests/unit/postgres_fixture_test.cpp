@@ -3,6 +3,7 @@
 #include "../support/postgres_fixture.h"
 
 #include <catch2/catch.hpp>
+#include <chrono>
 
 using tripline::test::postgres_or_skip;
 using tripline::test::postgres_query;
@@ -64,4 +65,21 @@ TEST_CASE(
   REQUIRE(server->start(&why));
   CHECK(postgres_query(url, "SELECT x FROM kept", &why) == "7");
   CHECK_FALSE(server->fresh_database_url(&why).empty());
+}
+
+TEST_CASE("postgres fixture: a frozen server answers nothing until it is thawed") {
+  PostgresServer* server = postgres_or_skip();
+  if (!server) return;
+  std::string why;
+  std::string url = server->fresh_database_url(&why);
+  REQUIRE_FALSE(url.empty());
+  REQUIRE(postgres_query(url, "SELECT 1", &why) == "1");
+  server->freeze();
+  // The kernel still takes the connection; nothing answers it: libpq gives up at its timeout.
+  auto started = std::chrono::steady_clock::now();
+  CHECK_FALSE(postgres_query(url + "?connect_timeout=2", "SELECT 1", &why));
+  CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(1500));
+  CHECK(server->running());
+  server->thaw();
+  CHECK(postgres_query(url, "SELECT 1", &why) == "1");
 }

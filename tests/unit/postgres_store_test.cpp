@@ -15,9 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <set>
@@ -1079,4 +1081,147 @@ TEST_CASE("replicas: cooldowns, rate limits and queue caps hold across replicas"
     CHECK(refused == 8 * 5 * 2 - 20);
     CHECK(scalar(url, "SELECT count(*) FROM executions WHERE receiver_id IN (4, 5)") == "20");
   }
+}
+
+TEST_CASE("replicas: a lost listening connection is followed by kEverything once it is back") {
+  // docs/scale-out.md: a change made while a replica's listening connection is down reaches no
+  // one (NOTIFY goes only to sessions listening at commit), so after reconnecting the store says
+  // that anything may have changed. The connection is cut from outside, and kept from coming back
+  // (the database refuses new sessions) until a change has been made without it.
+  test::PostgresServer* pg = test::postgres_or_skip();
+  if (!pg) return;
+  std::string url = fresh_url(pg);
+  const std::string db = scalar(url, "SELECT current_database()");
+  // The server's maintenance database: it still answers while the test's refuses sessions.
+  const std::string admin = url.substr(0, url.rfind('/') + 1) + "postgres";
+  auto command = [](const std::string& on, const std::string& sql) {
+    PGconn* c = PQconnectdb(on.c_str());
+    REQUIRE(PQstatus(c) == CONNECTION_OK);
+    PGresult* r = PQexec(c, sql.c_str());
+    INFO(sql << ": " << PQresultErrorMessage(r));
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+  };
+  StoreOptions oa, ob;
+  oa.replica = "a";
+  ob.replica = "b";
+  auto a = open_store(url, oa);
+  auto b = open_store(url, ob);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Store::Change> seen;
+  auto saw = [&](auto pred, std::chrono::milliseconds limit) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, limit, [&] { return std::any_of(seen.begin(), seen.end(), pred); });
+  };
+  auto everything = [](const Store::Change& c) {
+    return c.kind == Store::Change::Kind::kEverything;
+  };
+  auto receiver_id = [](int64_t id) {
+    return [id](const Store::Change& c) {
+      return c.kind == Store::Change::Kind::kReceiver && c.id == id;
+    };
+  };
+  REQUIRE(a->watch([&](const Store::Change& c) {
+             {
+               std::lock_guard lock(mu);
+               seen.push_back(c);
+             }
+             cv.notify_all();
+           }).ok());
+  REQUIRE(saw(everything, std::chrono::seconds(5)));  // the first, once listening
+  auto before = b->insert_receiver(receiver("before"));
+  REQUIRE(before.ok());
+  REQUIRE(saw(receiver_id(before->id), std::chrono::seconds(5)));
+
+  // a's listening session is cut; the database takes no new one until the test says so.
+  {
+    std::lock_guard lock(mu);
+    seen.clear();
+  }
+  command(admin, "ALTER DATABASE " + db + " ALLOW_CONNECTIONS false");
+  const std::string listening = "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + db +
+                                "' AND application_name = 'tripline-watch'";
+  REQUIRE(scalar(admin, listening) == "1");
+  CHECK(scalar(admin,
+               "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+               "datname = '" +
+                   db + "' AND application_name = 'tripline-watch'") == "1");
+  auto gone_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (scalar(admin, listening) != "0" && std::chrono::steady_clock::now() < gone_by)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(scalar(admin, listening) == "0");
+  // Made through b's open session while nobody listens, then some reconnection attempts refused.
+  auto missed = b->insert_receiver(receiver("while a is away"));
+  REQUIRE(missed.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  command(admin, "ALTER DATABASE " + db + " ALLOW_CONNECTIONS true");
+
+  // a reconnects (its back-off between attempts is 1.6 s at most by now) and says that anything
+  // may have changed: the only way it learns of `missed`, whose notification went to no one.
+  CHECK(saw(everything, std::chrono::seconds(10)));
+  CHECK_FALSE(saw(receiver_id(missed->id), std::chrono::milliseconds(0)));
+  // Later changes come one by one again.
+  auto after = b->insert_receiver(receiver("after"));
+  REQUIRE(after.ok());
+  CHECK(saw(receiver_id(after->id), std::chrono::seconds(5)));
+}
+
+TEST_CASE(
+    "postgres store: every pooled connection cut while idle is replaced and not only the first") {
+  // After a restart, a failover or a proxy's reconnect every idle connection of the pool is dead,
+  // and the store finds out only by using one. A read or a write then must not fail for each dead
+  // connection it happens to take: the replica's read of everything after its listening
+  // connection came back (docs/scale-out.md) would be lost.
+  test::PostgresServer* pg = test::postgres_or_skip();
+  if (!pg) return;
+  std::string url = fresh_url(pg);
+  const std::string db = scalar(url, "SELECT current_database()");
+  StoreOptions o;
+  o.max_connections = 4;
+  auto s = open_store(url, o);
+  make_receivers(*s, 1);
+  const std::string pooled = "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + db +
+                             "' AND application_name = 'tripline'";
+  auto wait_pooled = [&](const std::string& n) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (scalar(url, pooled) != n && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(scalar(url, pooled) == n);
+  };
+  // Four writes held at once by a row lock taken outside: four connections, idle once they end.
+  auto fill_pool = [&] {
+    PGconn* other = PQconnectdb(url.c_str());
+    REQUIRE(PQstatus(other) == CONNECTION_OK);
+    PQclear(PQexec(other, "BEGIN"));
+    PQclear(PQexec(other, "SELECT 1 FROM receivers WHERE id = 1 FOR UPDATE"));
+    std::atomic<int> ok{0};
+    std::vector<std::thread> writers;
+    for (int i = 0; i < 4; ++i)
+      writers.emplace_back([&] { ok += s->bump_generation(1).ok() ? 1 : 0; });
+    wait_pooled("4");
+    PQclear(PQexec(other, "ROLLBACK"));
+    PQfinish(other);
+    for (auto& t : writers) t.join();
+    REQUIRE(ok == 4);
+  };
+  auto cut_pool = [&] {
+    CHECK(scalar(url,
+                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                 "datname = '" +
+                     db + "' AND application_name = 'tripline'") == "4");
+    wait_pooled("0");
+  };
+  fill_pool();
+  cut_pool();
+  auto read = s->get_receiver(1);
+  INFO(read.status().message());
+  CHECK(read.ok());
+  fill_pool();
+  cut_pool();
+  auto written = s->bump_generation(1);
+  INFO(written.status().message());
+  CHECK(written.ok());
 }

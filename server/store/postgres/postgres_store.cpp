@@ -31,10 +31,14 @@ namespace pg {
 struct Error : std::exception {
   std::string sqlstate;  // "" when no server answered (a broken connection)
   std::string message;
+  // The connection is gone (CONNECTION_BAD), whatever the server said last: a session the
+  // server ended while it sat in the pool answers its next statement with the reason (57P01
+  // when an administrator or a shutdown ended it, 57P05 after idle_session_timeout), then EOF.
+  bool lost = false;
   Error(std::string state, std::string msg) : sqlstate(std::move(state)), message(std::move(msg)) {}
   const char* what() const noexcept override { return message.c_str(); }
   bool retryable() const { return sqlstate == "40001" || sqlstate == "40P01"; }
-  bool connection() const { return sqlstate.empty() || sqlstate.rfind("08", 0) == 0; }
+  bool connection() const { return lost || sqlstate.empty() || sqlstate.rfind("08", 0) == 0; }
 };
 
 // What a SQLSTATE means to the contract (store.h): Conflict for a constraint, Unavailable for
@@ -264,8 +268,11 @@ class Conn {
       PQclear(r);
     }
     if (message.empty()) message = trimmed(PQerrorMessage(c_));
-    if (PQstatus(c_) == CONNECTION_BAD && state.empty()) state = "08006";
-    throw Error(std::move(state), std::move(message));
+    bool lost = PQstatus(c_) == CONNECTION_BAD;
+    if (lost && state.empty()) state = "08006";
+    Error e(std::move(state), std::move(message));
+    e.lost = lost;
+    throw e;
   }
   // The entry of kPrepared that `sql` is, prepared on this connection by now; null: `sql` is
   // none of them, or this connection keeps no record of what it prepared.
@@ -512,8 +519,14 @@ auto PostgresStore::write(Sync sync, F&& f) -> decltype(f(std::declval<Conn&>())
     } catch (const pg::Error& e) {
       rollback_quietly(lease.get());
       // A pooled connection found broken before anything was sent (the server restarted since
-      // it was last used): once more on a new one. After that the outcome may be unknown.
+      // it was last used): again on another. One that is gone is closed as it goes back, so
+      // after a restart this goes through the pool's dead connections, then opens a new one;
+      // they do not count as attempts. After that the outcome may be unknown.
       bool stale = !begun && lease.reused() && e.connection();
+      if (stale && e.lost) {
+        --attempt;
+        continue;
+      }
       if ((e.retryable() || stale) && attempt < kMaxAttempts) {
         // A deadlock's victim goes again after a short random pause, so that the transactions it
         // crossed do not meet again in step.
@@ -542,8 +555,9 @@ auto PostgresStore::read(F&& f) -> decltype(f(std::declval<Conn&>())) {
       return f(c);
     } catch (const pg::Error& e) {
       rollback_quietly(lease.get());
-      // A read changes nothing: a stale pooled connection is retried once on a new one.
-      if (e.connection() && lease.reused() && attempt < 2) continue;
+      // A read changes nothing: a stale pooled connection is retried on another, as often as
+      // the pool held connections that are gone (each is closed as it goes back), else once.
+      if (e.connection() && lease.reused() && (e.lost || attempt < 2)) continue;
       return failed<R>(pg::to_status(e));
     } catch (const std::exception& e) {
       rollback_quietly(lease.get());
@@ -2474,8 +2488,9 @@ void PostgresStore::watch_loop(const std::function<void(const Change&)>& on_chan
         on_change(change);
       }
     }
-    log::warn("lost the connection listening for other replicas' changes; reconnecting",
-              {{"error", pg::trimmed(PQerrorMessage(c))}});
+    if (!stopping(0))  // not when the store goes: nothing was lost then
+      log::warn("lost the connection listening for other replicas' changes; reconnecting",
+                {{"error", pg::trimmed(PQerrorMessage(c))}});
     PQfinish(c);
   }
 }
