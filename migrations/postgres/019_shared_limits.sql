@@ -75,6 +75,10 @@ DECLARE
   act TEXT;
   now_ms BIGINT;
   pending BIGINT := 0;
+  -- The database's clock bounds the replicas': one ahead by more than a second is taken as a
+  -- second ahead, so a replica whose clock jumped cannot hold every replica's bucket empty or
+  -- cooldown shut for as long as its lead (one behind only refuses more, for itself).
+  db_now BIGINT := (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT + 1000;
 BEGIN
   SELECT generation, enabled INTO granted, live FROM receivers WHERE id = r FOR SHARE;
   SELECT * INTO s FROM limit_state WHERE receiver_id = r FOR UPDATE;
@@ -101,7 +105,7 @@ BEGIN
     verdict := 'ok';
     wait := 0;
     act := acts[i];
-    now_ms := nows[i];
+    now_ms := least(nows[i], db_now);
     IF granted IS NULL OR NOT live OR granted <> gens[i] THEN
       verdict := 'revoked';
     ELSE
@@ -111,6 +115,9 @@ BEGIN
         -- newest first by the receiver's index.
         SELECT created_at INTO last FROM executions WHERE receiver_id = r AND action = act
           ORDER BY id DESC LIMIT 1;
+        -- Kept whatever the verdict, 0 for "never": looked up once, not by every refusal.
+        last := coalesce(last, 0);
+        s.last_runs := jsonb_set(s.last_runs, ARRAY[act], to_jsonb(last));
       END IF;
       IF kinds[i] = 'trigger' AND cooldown_ms > 0 AND last IS NOT NULL
          AND now_ms - last < cooldown_ms THEN

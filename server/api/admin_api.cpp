@@ -192,7 +192,7 @@ HttpResponse App::retry_execution(int64_t id, const AuditEntry& actor) {
     claim.release();
   else
     claim.settle();
-  if (a.revoked)
+  if (s.ok() && a.revoked)
     return from_status(Status::Conflict("its receiver's trigger URL was revoked meanwhile"));
   if (s.ok() && a.limited != LimitRefusal::kNone) {  // every replica's queue cap, together
     auto resp = error_response(429, "queue_full",

@@ -286,9 +286,12 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
   t.receiver = std::move(receiver);
   Ingest::Done done = [metrics, rid, held, claim = std::move(claim), respond = std::move(respond)](
                           const Status& s, const Accepted& a) mutable {
-    // Limits count committed executions only: a failed commit, a replay or a refusal by every
-    // replica's count gives back its claim.
-    if (!s.ok() || !a.recorded())
+    // Limits count committed executions only: a failed commit or a replay gives back its claim.
+    // A refusal by every replica's count keeps what it took of the rate and the cooldown (this
+    // replica's count then refuses the flood itself), and gives back its queue slot.
+    if (s.ok() && a.limited != LimitRefusal::kNone)
+      claim.keep_limits();
+    else if (!s.ok() || !a.recorded())
       claim.release();
     else
       claim.settle();
@@ -297,7 +300,7 @@ void App::trigger(const HttpRequest& req, std::string_view token, Responder& res
       r = over_limit(*metrics, *held, a.limited, a.limit_wait,
                      "cooling down: this action ran less than " +
                          std::to_string(held->limits.cooldown_ms / 1000) +
-                         " s ago (on another replica)");
+                         " s ago (all replicas together)");
     } else if (s.ok() && a.revoked) {
       metrics->trigger_rejected(RejectReason::kRevoked);
       r = error_response(401, "revoked_token",

@@ -128,6 +128,31 @@ void Executor::hold_target(const std::string& lane, int64_t token) {
   if (target_locks_.release) target_locks_.release(lane, token);
 }
 
+void Executor::begin_take_over() {
+  std::unique_lock lock(mu_);
+  taking_over_ = true;
+  cv_.wait(lock, [&] { return !loading_; });
+}
+
+void Executor::end_take_over() {
+  {
+    std::lock_guard lock(mu_);
+    taking_over_ = false;
+  }
+  cv_.notify_all();
+}
+
+bool Executor::adopt_failed(int64_t id) {
+  std::lock_guard lock(mu_);
+  adopted_ahead_.erase(id);
+  if (!loader_ || id <= watermark_) return false;
+  spilled_ = true;
+  spilled_max_ = std::max(spilled_max_, id);
+  ++unheld_;
+  cv_.notify_all();
+  return true;
+}
+
 void Executor::adopt(std::vector<Job> jobs) {
   bool ready = false;
   {
@@ -141,6 +166,11 @@ void Executor::adopt(std::vector<Job> jobs) {
         continue;
       }
       if (!cancelled_.empty() && cancelled_.erase(j.id)) continue;
+      if (!cancelling_.empty())
+        if (auto it = cancelling_.find(j.id); it != cancelling_.end()) {
+          it->second = std::move(j);  // held if the cancel fails (cancel())
+          continue;
+        }
       ++held_;
       auto [it, created] = lanes_.try_emplace(j.lane);
       auto& queued = it->second.jobs;
@@ -178,15 +208,22 @@ void Executor::refill(std::unique_lock<std::mutex>& lock) {
   auto page = loader_(after, want);
   lock.lock();
   loading_ = false;
+  if (taking_over_) cv_.notify_all();  // begin_take_over() waits for this page
   if (!page.ok()) {
     log::error("could not read queued executions; trying again in 1 s",
                {{"error", page.status().message()}});
     next_load_ = clock_.steady_ms() + 1000;
     return;
   }
-  for (Job& j : page.value().jobs)
-    if (adopted_ahead_.empty() || !adopted_ahead_.count(j.id)) add_locked(std::move(j));
-  unheld_ -= std::min<size_t>(unheld_, page->rows);
+  size_t skipped = 0;  // held already (adopt_ids), so never counted in unheld_
+  for (Job& j : page.value().jobs) {
+    if (!adopted_ahead_.empty() && adopted_ahead_.count(j.id))
+      ++skipped;
+    else
+      add_locked(std::move(j));
+  }
+  size_t counted = size_t(page->rows) - std::min(skipped, size_t(page->rows));
+  unheld_ -= std::min(unheld_, counted);
   if (page->rows > 0) watermark_ = std::max(watermark_, page->last_id);
   for (auto it = cancelled_.begin(); it != cancelled_.end();)
     it = *it <= watermark_ ? cancelled_.erase(it) : std::next(it);
@@ -341,14 +378,15 @@ void Executor::work() {
         timers_.pop();
       }
       // Read the next page once half the room is free (not while paused: nothing would run).
-      if (spilled_ && !loading_ && !paused_ && held_ <= max_held_ / 2 && now >= next_load_) {
+      if (spilled_ && !loading_ && !paused_ && !taking_over_ && held_ <= max_held_ / 2 &&
+          now >= next_load_) {
         refill(lock);
         continue;
       }
       if (!paused_ && !ready_.empty()) break;
       constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
       int64_t due = timers_.empty() ? kNever : timers_.top().due;
-      if (spilled_ && !loading_ && !paused_ && held_ <= max_held_ / 2)
+      if (spilled_ && !loading_ && !paused_ && !taking_over_ && held_ <= max_held_ / 2)
         due = std::min(due, next_load_);
       if (due != kNever)
         clock_.wait_until(cv_, lock, due);
@@ -379,10 +417,11 @@ void Executor::work() {
     std::vector<int> tries(jobs.size());  // to tell which of them this round attempted
     for (size_t i = 0; i < jobs.size(); ++i) tries[i] = jobs[i].attempts;
     int64_t token = lanes_[lane].lock;
+    bool taking_over = taking_over_;
     lock.unlock();
 
     if (target_locks_.acquire && token == 0) {
-      auto held = target_locks_.acquire(lane);
+      auto held = taking_over ? Result<int64_t>(int64_t{0}) : target_locks_.acquire(lane);
       if (!held.ok() || *held == 0) {
         if (!held.ok())
           log::warn("cannot take a target's lock; trying again",

@@ -145,6 +145,19 @@ class Executor {
   std::vector<int64_t> adopt_ids(const std::vector<int64_t>& ids,
                                  const std::vector<int64_t>& planned = {});
   void adopt(std::vector<Job> jobs);
+  // Around a take-over (from before Store::take_over_expired to after adopt() and hold_target()):
+  // no page is read (one read between the take-over's commit and adopt_ids() would bring the
+  // executions taken over, and adopt() would hold them twice) and no lane takes a target's lock
+  // (the lock taken over is this replica's from the commit on: a lane of this replica's own
+  // executions would take it, and move the target before the recorded plan is re-applied). A
+  // lane that asks meanwhile waits kTargetBusy, as when another replica holds the lock.
+  // begin_take_over() waits for a page being read.
+  void begin_take_over();
+  void end_take_over();
+  // An execution adopt_ids() answered that the caller could not turn into a job (its row could
+  // not be read): true when it is left to the pages, which read it when they pass its id; false
+  // (one at or below the watermark) when the caller must try again.
+  bool adopt_failed(int64_t id);
   // A target's lock taken over with a dead replica's executions (after adopt()): kept while the
   // lane holds a recorded plan, as if this replica had taken it; released at once otherwise.
   void hold_target(const std::string& lane, int64_t token);
@@ -265,6 +278,7 @@ class Executor {
   // Taken over with a recorded plan and held above the watermark (adopt_ids): skipped when a
   // page brings them. Erased once the watermark passes them.
   std::unordered_set<int64_t> adopted_ahead_;
+  bool taking_over_ = false;  // begin_take_over() .. end_take_over()
   // Being cancelled in the store only (the write is made without the lock): a page that brings
   // one parks it here, to be dropped if the write succeeds, held if it fails.
   std::unordered_map<int64_t, std::optional<Job>> cancelling_;

@@ -356,13 +356,20 @@ class ReplicaKeeper {
     return true;
   }
   void take_over(int64_t now) {
+    Executor* executor = executor_.load();
+    // No page read and no target lock taken while executions and locks come over (executor.h).
+    if (executor) executor->begin_take_over();
+    take_over(now, executor);
+    if (executor) executor->end_take_over();
+  }
+  void take_over(int64_t now, Executor* executor) {
+    if (executor && !unread_.empty()) adopt_rows(executor, std::exchange(unread_, {}));
     auto taken = p_.store->take_over_expired(now);
     if (!taken.ok()) {
       log::warn("cannot take over the executions of a replica that stopped",
                 {{"error", taken.status().message()}});
       return;
     }
-    Executor* executor = executor_.load();
     if (!executor) return;  // still starting: its first pages read them
     if (taken->executions.empty() && taken->locks.empty()) return;
     std::vector<int64_t> ids, planned;
@@ -375,8 +382,14 @@ class ReplicaKeeper {
               {{"executions", taken->executions.size()},
                {"planned", planned.size()},
                {"target_locks", taken->locks.size()}});
+    adopt_rows(executor, executor->adopt_ids(ids, planned));
+    for (const auto& [lane, token] : taken->locks) executor->hold_target(lane, token);
+  }
+  // Reads the rows of executions taken over and hands them to the executor. One whose row cannot
+  // be read now goes back to the pages (above the watermark) or is read again at the next tick.
+  void adopt_rows(Executor* executor, const std::vector<int64_t>& ids) {
     std::vector<ExecutionRow> rows;
-    for (int64_t id : executor->adopt_ids(ids, planned)) {
+    for (int64_t id : ids) {
       // Thousands of them, read one at a time from a slow database, may take longer than the
       // renewals' period: the lease is renewed on the way, not left to the watchdog.
       bool due;
@@ -386,15 +399,19 @@ class ReplicaKeeper {
       }
       if (due) renew();
       auto row = p_.store->get_execution(id);
-      if (row.ok() &&
-          (row->status == ExecutionStatus::kQueued || row->status == ExecutionStatus::kRunning))
+      if (!row.ok()) {
+        log::warn("cannot read an execution taken over; trying again",
+                  {{"execution_id", id}, {"error", row.status().message()}});
+        if (!executor->adopt_failed(id)) unread_.push_back(id);
+        continue;
+      }
+      if (row->status == ExecutionStatus::kQueued || row->status == ExecutionStatus::kRunning)
         rows.push_back(std::move(row).value());
     }
     LoadedPage page;
     if (Status s = jobs_from_rows(p_, rows, &page); !s.ok())
       log::warn("cannot resume executions taken over", {{"error", s.message()}});
     executor->adopt(std::move(page.jobs));
-    for (const auto& [lane, token] : taken->locks) executor->hold_target(lane, token);
   }
 
   Service::Parts& p_;
@@ -405,6 +422,7 @@ class ReplicaKeeper {
   Steady::time_point renewed_at_;  // when the last renewal that held was sent
   bool renewing_ = false;          // a renewal is waiting for the database
   std::string last_error_;         // why the last renewal failed
+  std::vector<int64_t> unread_;    // taken over, their rows not read yet (run()'s thread only)
   std::thread thread_, watchdog_;
 };
 

@@ -159,6 +159,14 @@ void Reservation::release() {
   state_.reset();
 }
 
+void Reservation::keep_limits() {
+  if (!state_) return;
+  std::lock_guard lock(state_->mu_);
+  if (took_slot_) state_->queued_->fetch_sub(1, std::memory_order_relaxed);
+  if (!key_.empty()) state_->in_flight_.erase(key_);
+  state_.reset();
+}
+
 void Reservation::settle() {
   if (!state_) return;
   if (!key_.empty()) {

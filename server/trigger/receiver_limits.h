@@ -65,6 +65,11 @@ class Reservation {
   void release();
   // The execution was committed: the limits keep what was taken.
   void settle();
+  // Nothing was recorded because the replicas' whole count refused it (a shared store,
+  // docs/scale-out.md): the rate token and the cooldown claim stay taken, so this replica's
+  // count stays in step with the whole and refuses the flood that follows itself, before the
+  // database; the queue slot goes back (nothing was queued).
+  void keep_limits();
 
  private:
   friend class LimiterState;

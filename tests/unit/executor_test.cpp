@@ -1227,11 +1227,16 @@ TEST_CASE(
     std::lock_guard lock(driver.mu);
     REQUIRE(driver.applied.empty());
   }
-  // Taken over: X with its recorded plan, Y without; the lock comes with them.
+  // Taken over: X with its recorded plan, Y without; the lock comes with them. From the take-over's
+  // commit the lock is this replica's (Store::lock_target answers it to any of its lanes), while
+  // X's row is still being read: this replica's own jobs must not take it meanwhile.
+  executor.begin_take_over();
   {
     std::lock_guard lock(mu);
     foreign.clear();
+    dead_holds = false;
   }
+  std::this_thread::sleep_for(300ms);  // the lane's busy timer fires in between, at least once
   auto now = executor.adopt_ids({dead[1]}, {dead[0]});
   CHECK(now == std::vector<int64_t>{dead[0]});  // X now, whatever its id; Y by the pages
   Job x;
@@ -1244,10 +1249,7 @@ TEST_CASE(
   jobs.push_back(std::move(x));
   executor.adopt(std::move(jobs));
   executor.hold_target("counter:one", 7);
-  {
-    std::lock_guard lock(mu);
-    dead_holds = false;
-  }
+  executor.end_take_over();
   REQUIRE(eventually([&] { return executor.depth() == 0; }));
   executor.stop();
   std::lock_guard lock(driver.mu);

@@ -954,6 +954,8 @@ TEST_CASE("replicas: cooldowns, rate limits and queue caps hold across replicas"
   auto b = open_store(url, ob);
   make_receivers(*a, 5);
   const int64_t now = a->clock().now_ms();
+  // Times in the past: the database's clock bounds a replica's ahead of it (by a second).
+  const int64_t t0 = now - 120000;
   using Kind = LimitsCheck::Kind;
 
   SECTION("a rate limit: the bucket is one, whichever replica takes the trigger") {
@@ -962,7 +964,7 @@ TEST_CASE("replicas: cooldowns, rate limits and queue caps hold across replicas"
     l.burst = 3;
     int admitted = 0;
     for (int i = 0; i < 6; ++i) {
-      Admitted r = admit_one(i % 2 ? *a : *b, 1, "up", l, now);
+      Admitted r = admit_one(i % 2 ? *a : *b, 1, "up", l, t0);
       if (r.e.limited == LimitRefusal::kNone) {
         ++admitted;
         CHECK(r.e.id > 0);
@@ -983,12 +985,12 @@ TEST_CASE("replicas: cooldowns, rate limits and queue caps hold across replicas"
     CHECK(admitted == 3);
     CHECK(scalar(url, "SELECT count(*) FROM executions WHERE receiver_id = 1") == "3");
     // A minute later one token is back, on either replica.
-    CHECK(admit_one(*b, 1, "up", l, now + 60000).e.limited == LimitRefusal::kNone);
-    CHECK(admit_one(*a, 1, "up", l, now + 60000).e.limited == LimitRefusal::kRateLimited);
+    CHECK(admit_one(*b, 1, "up", l, t0 + 60000).e.limited == LimitRefusal::kNone);
+    CHECK(admit_one(*a, 1, "up", l, t0 + 60000).e.limited == LimitRefusal::kRateLimited);
     // An admin's retry is held to the queue cap only, not the rate.
     LimitsCheck retry = l;
     retry.kind = Kind::kRetry;
-    CHECK(admit_one(*a, 1, "up", retry, now + 60000).e.limited == LimitRefusal::kNone);
+    CHECK(admit_one(*a, 1, "up", retry, t0 + 60000).e.limited == LimitRefusal::kNone);
   }
 
   SECTION("a queue cap counts every replica's unfinished executions, and each that finishes") {
@@ -1032,18 +1034,25 @@ TEST_CASE("replicas: cooldowns, rate limits and queue caps hold across replicas"
     LimitsCheck l;
     l.cooldown_ms = 60000;
     l.ignore_status = 202;
-    REQUIRE(admit_one(*a, 3, "up", l, now).e.limited == LimitRefusal::kNone);
-    Admitted cooling = admit_one(*b, 3, "up", l, now + 1000);
+    REQUIRE(admit_one(*a, 3, "up", l, t0).e.limited == LimitRefusal::kNone);
+    Admitted cooling = admit_one(*b, 3, "up", l, t0 + 1000);
     CHECK(cooling.e.limited == LimitRefusal::kCoolingDown);
     CHECK(cooling.e.limit_wait == 59000);
     CHECK(cooling.log.outcome == "cooling_down");
     CHECK(cooling.log.status == 202);  // the receiver's answer to an ignored request
     CHECK(cooling.log.detail["action"] == "up");
     // "down" undoes "up": not held back by it.
-    CHECK(admit_one(*b, 3, "down", l, now + 1000).e.limited == LimitRefusal::kNone);
-    CHECK(admit_one(*a, 3, "up", l, now + 61000).e.limited == LimitRefusal::kNone);
+    CHECK(admit_one(*b, 3, "down", l, t0 + 1000).e.limited == LimitRefusal::kNone);
+    CHECK(admit_one(*a, 3, "up", l, t0 + 61000).e.limited == LimitRefusal::kNone);
     // A replica's clock a little behind never reopens it.
-    CHECK(admit_one(*b, 3, "up", l, now + 60500).e.limited == LimitRefusal::kCoolingDown);
+    CHECK(admit_one(*b, 3, "up", l, t0 + 60500).e.limited == LimitRefusal::kCoolingDown);
+    // A replica whose clock is an hour ahead counts as a second ahead of the database: the
+    // others are not held back for the hour.
+    REQUIRE(admit_one(*a, 3, "jump", l, now + 3600000).e.limited == LimitRefusal::kNone);
+    int64_t recorded =
+        std::stoll(scalar(url, "SELECT last_runs->>'jump' FROM limit_state WHERE receiver_id = 3"));
+    CHECK(recorded <= a->clock().now_ms() + 1000 + 100);
+    CHECK(recorded >= now);
   }
 
   SECTION("replicas racing: exactly the burst is admitted, and batches never deadlock") {

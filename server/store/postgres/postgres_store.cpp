@@ -387,13 +387,14 @@ class Pool {
   // Back to the pool, or closed when it broke or was left inside a transaction.
   void release(PGconn* c) {
     bool keep = PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE;
-    if (!keep) PQfinish(c);
     std::lock_guard lock(mu_);
     if (keep) {
       idle_.push_back(c);
     } else {
       --open_;
-      prepared_.erase(c);  // a new connection may get the same address
+      // Forgotten before the connection is freed: a new one may get the same address.
+      prepared_.erase(c);
+      PQfinish(c);
     }
     cv_.notify_one();
   }
@@ -1067,7 +1068,7 @@ void limited_log_entry(const NewExecution& e, RequestLogRow& r) {
       r.status = l.ignore_status;
       r.error.clear();
       r.detail = {{"message", "cooling down: \"" + action + "\" ran less than " +
-                                  std::to_string(l.cooldown_ms / 1000) + " s ago (on any replica)"},
+                                  std::to_string(l.cooldown_ms / 1000) + " s ago (all replicas together)"},
                   {"action", action},
                   {"cooldown_s", l.cooldown_ms / 1000}};
       break;
