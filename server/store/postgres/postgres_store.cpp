@@ -1067,10 +1067,11 @@ void limited_log_entry(const NewExecution& e, RequestLogRow& r) {
       r.outcome = "cooling_down";
       r.status = l.ignore_status;
       r.error.clear();
-      r.detail = {{"message", "cooling down: \"" + action + "\" ran less than " +
-                                  std::to_string(l.cooldown_ms / 1000) + " s ago (all replicas together)"},
-                  {"action", action},
-                  {"cooldown_s", l.cooldown_ms / 1000}};
+      r.detail = {
+          {"message", "cooling down: \"" + action + "\" ran less than " +
+                          std::to_string(l.cooldown_ms / 1000) + " s ago (all replicas together)"},
+          {"action", action},
+          {"cooldown_s", l.cooldown_ms / 1000}};
       break;
     }
   }
