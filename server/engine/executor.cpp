@@ -131,7 +131,7 @@ void Executor::hold_target(const std::string& lane, int64_t token) {
 void Executor::begin_take_over() {
   std::unique_lock lock(mu_);
   taking_over_ = true;
-  cv_.wait(lock, [&] { return !loading_; });
+  cv_.wait(lock, [&] { return !loading_ && acquiring_ == 0; });
 }
 
 void Executor::end_take_over() {
@@ -418,10 +418,18 @@ void Executor::work() {
     for (size_t i = 0; i < jobs.size(); ++i) tries[i] = jobs[i].attempts;
     int64_t token = lanes_[lane].lock;
     bool taking_over = taking_over_;
+    // An acquire under way when a take-over begins may be answered with the lock taken over:
+    // begin_take_over() waits for it (executor.h).
+    bool acquiring = target_locks_.acquire && token == 0 && !taking_over;
+    if (acquiring) ++acquiring_;
     lock.unlock();
 
     if (target_locks_.acquire && token == 0) {
       auto held = taking_over ? Result<int64_t>(int64_t{0}) : target_locks_.acquire(lane);
+      if (acquiring) {
+        std::lock_guard counted(mu_);
+        if (--acquiring_ == 0 && taking_over_) cv_.notify_all();
+      }
       if (!held.ok() || *held == 0) {
         if (!held.ok())
           log::warn("cannot take a target's lock; trying again",

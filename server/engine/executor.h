@@ -151,7 +151,7 @@ class Executor {
   // (the lock taken over is this replica's from the commit on: a lane of this replica's own
   // executions would take it, and move the target before the recorded plan is re-applied). A
   // lane that asks meanwhile waits kTargetBusy, as when another replica holds the lock.
-  // begin_take_over() waits for a page being read.
+  // begin_take_over() waits for a page being read and for the lock requests under way.
   void begin_take_over();
   void end_take_over();
   // An execution adopt_ids() answered that the caller could not turn into a job (its row could
@@ -279,6 +279,7 @@ class Executor {
   // page brings them. Erased once the watermark passes them.
   std::unordered_set<int64_t> adopted_ahead_;
   bool taking_over_ = false;  // begin_take_over() .. end_take_over()
+  int acquiring_ = 0;         // workers asking for a target's lock now
   // Being cancelled in the store only (the write is made without the lock): a page that brings
   // one parks it here, to be dropped if the write succeeds, held if it fails.
   std::unordered_map<int64_t, std::optional<Job>> cancelling_;
