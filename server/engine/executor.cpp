@@ -157,34 +157,17 @@ void Executor::adopt(std::vector<Job> jobs) {
   bool ready = false;
   {
     std::lock_guard lock(mu_);
-    // Those with a recorded plan first, each before the first job of its lane without one (a
-    // worker holding the lane's round has taken its jobs out: see adopt_ids()).
-    std::stable_partition(jobs.begin(), jobs.end(), [](const Job& j) { return !j.plan.is_null(); });
+    // Each with a recorded plan before the first job of its lane without one; the others at the
+    // back (a worker holding the lane's round has taken its jobs out: see adopt_ids()).
     for (Job& j : jobs) {
-      if (j.plan.is_null()) {
-        ready |= add_locked(std::move(j));
-        continue;
-      }
-      if (!cancelled_.empty() && cancelled_.erase(j.id)) continue;
-      if (!cancelling_.empty())
-        if (auto it = cancelling_.find(j.id); it != cancelling_.end()) {
-          it->second = std::move(j);  // held if the cancel fails (cancel())
-          continue;
-        }
-      ++held_;
-      auto [it, created] = lanes_.try_emplace(j.lane);
-      auto& queued = it->second.jobs;
-      queued.insert(std::find_if(queued.begin(), queued.end(),
-                                 [&](const Job& q) { return q.plan.is_null() || q.id > j.id; }),
-                    std::move(j));
-      if (created) ready_.push_back(it->first);
-      ready |= created;
+      bool ahead = !j.plan.is_null();
+      ready |= add_locked(std::move(j), ahead);
     }
   }
   if (ready) cv_.notify_all();
 }
 
-bool Executor::add_locked(Job job) {
+bool Executor::add_locked(Job job, bool ahead) {
   // Cancelled in the store only: the canceller gave its queue slot back (App::cancel_execution).
   if (!cancelled_.empty() && cancelled_.erase(job.id)) return false;
   if (!cancelling_.empty())
@@ -194,7 +177,13 @@ bool Executor::add_locked(Job job) {
     }
   ++held_;
   auto [it, created] = lanes_.try_emplace(job.lane);
-  it->second.jobs.push_back(std::move(job));
+  auto& queued = it->second.jobs;
+  if (ahead)
+    queued.insert(std::find_if(queued.begin(), queued.end(),
+                               [&](const Job& q) { return q.plan.is_null() || q.id > job.id; }),
+                  std::move(job));
+  else
+    queued.push_back(std::move(job));
   // A busy lane's job runs when the one before it finishes.
   if (created) ready_.push_back(it->first);
   return created;

@@ -214,7 +214,9 @@ class Executor {
   // Reads one page from the store while spilled; called by a worker with `lock` held.
   void refill(std::unique_lock<std::mutex>& lock);
   // Answers whether the job made its lane ready (a new lane), i.e. whether a worker is needed.
-  bool add_locked(Job job);
+  // `ahead`: a recorded plan taken over (adopt()), put before the lane's first job without a
+  // recorded plan (or with a higher id), not at its back.
+  bool add_locked(Job job, bool ahead = false);
   // Runs one attempt; answers true when the job is done (succeeded or failed for good) and that
   // is recorded.
   bool run_once(Job& job, std::chrono::milliseconds* retry_in);

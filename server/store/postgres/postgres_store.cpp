@@ -613,12 +613,16 @@ ReceiverRow read_receiver(const Res& q, int i) {
   return r;
 }
 
-std::vector<ReceiverRow> read_receivers(const Res& q) {
-  std::vector<ReceiverRow> out;
+// Every row of `q`, each read by `read_row` (read_receiver, read_execution...).
+template <typename Row>
+std::vector<Row> read_all(const Res& q, Row (*read_row)(const Res&, int)) {
+  std::vector<Row> out;
   out.reserve(q.rows());
-  for (int i = 0; i < q.rows(); ++i) out.push_back(read_receiver(q, i));
+  for (int i = 0; i < q.rows(); ++i) out.push_back(read_row(q, i));
   return out;
 }
+
+std::vector<ReceiverRow> read_receivers(const Res& q) { return read_all(q, read_receiver); }
 
 ExecutionRow read_execution(const Res& q, int i) {
   ExecutionRow e;
@@ -644,12 +648,7 @@ ExecutionRow read_execution(const Res& q, int i) {
   return e;
 }
 
-std::vector<ExecutionRow> read_executions(const Res& q) {
-  std::vector<ExecutionRow> out;
-  out.reserve(q.rows());
-  for (int i = 0; i < q.rows(); ++i) out.push_back(read_execution(q, i));
-  return out;
-}
+std::vector<ExecutionRow> read_executions(const Res& q) { return read_all(q, read_execution); }
 
 std::vector<int64_t> read_ids(const Res& q) {
   std::vector<int64_t> out;
@@ -1078,23 +1077,32 @@ void limited_log_entry(const NewExecution& e, RequestLogRow& r) {
 }
 }  // namespace
 
+namespace {
+// The execution each of `rows` (of `batch`, each with an idempotency key) finds recorded under
+// its key, 0 for none: all in one round trip.
+std::vector<int64_t> recorded_keys(Conn& c, const std::vector<NewExecution>& batch,
+                                   const std::vector<size_t>& rows) {
+  std::vector<Conn::Statement> finds;
+  for (size_t i : rows)
+    finds.emplace_back("SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
+                       Params().add(batch[i].receiver_id).add(batch[i].idempotency_key));
+  std::vector<int64_t> ids;
+  for (const Res& found : c.pipeline(finds)) ids.push_back(found.rows() == 1 ? found.i64(0, 0) : 0);
+  return ids;
+}
+}  // namespace
+
 std::vector<PostgresStore::Claim> PostgresStore::admit_tx(Conn& c,
                                                           std::vector<NewExecution>& batch) {
   std::vector<Claim> claims(batch.size());
   // A repeat is answered with the earlier execution before any limit is looked at, as on one
   // node (App::admit).
-  std::vector<Conn::Statement> finds;
   std::vector<size_t> keyed;
   for (size_t i = 0; i < batch.size(); ++i)
-    if (!batch[i].idempotency_key.empty()) {
-      finds.emplace_back(
-          "SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
-          Params().add(batch[i].receiver_id).add(batch[i].idempotency_key));
-      keyed.push_back(i);
-    }
-  std::vector<Res> found = c.pipeline(finds);
-  for (size_t j = 0; j < found.size(); ++j)
-    if (found[j].rows() == 1) claims[keyed[j]] = {Claim::kReplayed, found[j].i64(0, 0)};
+    if (!batch[i].idempotency_key.empty()) keyed.push_back(i);
+  std::vector<int64_t> earlier = recorded_keys(c, batch, keyed);
+  for (size_t j = 0; j < keyed.size(); ++j)
+    if (earlier[j] != 0) claims[keyed[j]] = {Claim::kReplayed, earlier[j]};
 
   // Each receiver's executions in one call (migrations/postgres/019_shared_limits.sql), the
   // receivers in id order, so two replicas' claims lock limit_state rows in the same order. All
@@ -1220,8 +1228,7 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
   std::vector<Res> inserted = c.pipeline(inserts);
   // Not recorded: a key recorded since the claims were made (ON CONFLICT waited for that insert
   // to commit, and a later statement's snapshot sees it), or a revoke.
-  std::vector<Conn::Statement> finds;
-  std::vector<size_t> found_for;
+  std::vector<size_t> late;
   std::map<int64_t, int64_t> recorded;  // receiver -> executions recorded: its queue's +n
   for (size_t j = 0; j < inserted.size(); ++j) {
     NewExecution& e = batch[admitted[j]];
@@ -1231,21 +1238,15 @@ void PostgresStore::insert_executions_tx(Conn& c, std::vector<NewExecution>& bat
     } else if (e.idempotency_key.empty()) {
       e.revoked = true;
     } else {
-      finds.emplace_back(
-          "SELECT id FROM executions WHERE receiver_id = $1 AND idempotency_key = $2",
-          Params().add(e.receiver_id).add(e.idempotency_key));
-      found_for.push_back(admitted[j]);
+      late.push_back(admitted[j]);
     }
   }
-  std::vector<Res> found = c.pipeline(finds);
-  for (size_t j = 0; j < found.size(); ++j) {
-    NewExecution& e = batch[found_for[j]];
-    if (found[j].rows() == 0) {  // not a repeat: the receiver no longer grants it
-      e.revoked = true;
-    } else {
-      e.id = found[j].i64(0, 0);
-      e.replayed = true;
-    }
+  std::vector<int64_t> earlier = recorded_keys(c, batch, late);
+  for (size_t j = 0; j < late.size(); ++j) {
+    NewExecution& e = batch[late[j]];
+    e.revoked = earlier[j] == 0;  // not a repeat: the receiver no longer grants it
+    e.replayed = earlier[j] != 0;
+    e.id = earlier[j];
   }
   if (!recorded.empty()) {
     std::vector<int64_t> receivers, counts;
@@ -1362,9 +1363,7 @@ Result<std::vector<RequestLogRow>> PostgresStore::list_request_logs(int64_t rece
                     "FROM requests_log WHERE receiver_id = $1 AND ($2::bigint = 0 OR id < $2) "
                     "AND ($3 = '' OR outcome = $3) ORDER BY id DESC LIMIT $4"),
         Params().add(receiver_id).add(before_id).add(outcome).add(limit));
-    std::vector<RequestLogRow> out;
-    for (int i = 0; i < q.rows(); ++i) out.push_back(read_request_log(q, i));
-    return out;
+    return read_all(q, read_request_log);
   });
 }
 
@@ -2199,9 +2198,7 @@ Result<std::vector<SubscriptionRow>> PostgresStore::list_subscriptions(int64_t r
     Res q = c.exec(
         select_from(kSubscriptionColumns, "FROM subscriptions WHERE receiver_id = $1 ORDER BY id"),
         Params().add(receiver_id));
-    std::vector<SubscriptionRow> out;
-    for (int i = 0; i < q.rows(); ++i) out.push_back(read_subscription(q, i));
-    return out;
+    return read_all(q, read_subscription);
   });
 }
 
@@ -2316,9 +2313,7 @@ Result<std::vector<DeliveryRow>> PostgresStore::list_deliveries(int64_t receiver
                            "FROM deliveries WHERE receiver_id = $1 AND ($2::bigint = 0 OR id < $2) "
                            "AND ($4 = '' OR state = $4) ORDER BY id DESC LIMIT $3"),
                Params().add(receiver_id).add(before_id).add(limit).add(state));
-    std::vector<DeliveryRow> out;
-    for (int i = 0; i < q.rows(); ++i) out.push_back(read_delivery(q, i));
-    return out;
+    return read_all(q, read_delivery);
   });
 }
 
