@@ -90,8 +90,10 @@ HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::
     auto names = ctx_.store.receiver_names({e->receiver_id});
     if (!names.ok()) return from_status(names.status());
     auto name = names->find(e->receiver_id);
-    return json_response(200, execution_json(*e, ctx_.executor.max_attempts(),
-                                             name == names->end() ? nullptr : &name->second));
+    return json_response(
+        200,
+        view_for(role_of(actor), execution_json(*e, ctx_.executor.max_attempts(),
+                                                name == names->end() ? nullptr : &name->second)));
   }
   if (seg.size() != 1) return error_response(404, "not_found", "no such API path");
   ExecutionFilter f;
@@ -118,8 +120,9 @@ HttpResponse App::executions_api(const HttpRequest& req, const std::vector<std::
   if (!names.ok()) return from_status(names.status());
   for (const auto& e : *rows) {
     auto name = names->find(e.receiver_id);
-    items.push_back(execution_json(e, ctx_.executor.max_attempts(),
-                                   name == names->end() ? nullptr : &name->second));
+    items.push_back(
+        view_for(role_of(actor), execution_json(e, ctx_.executor.max_attempts(),
+                                                name == names->end() ? nullptr : &name->second)));
   }
   json next = rows->size() == size_t(f.limit) ? json(rows->back().id) : json(nullptr);
   return json_response(200, {{"items", items}, {"next_before", next}});

@@ -45,6 +45,10 @@ nlohmann::json subscription_audit_view(const SubscriptionRow& s);
 // replaced by kRedacted, for the audit log and a read-only token's view of subscriptions
 // (notifications_api.cpp).
 nlohmann::json redact_url_credentials(nlohmann::json j);
+// `view` as a token of `role` may read it: below operator (a dashboard's read-only token), every
+// URL's credentials redacted, wherever they are (a receiver's config, an execution's plan, a
+// delivery's payload); operators and admins see what they edit and run.
+nlohmann::json view_for(Role role, nlohmann::json view);
 
 struct AppContext {
   Store& store;

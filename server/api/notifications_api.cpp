@@ -91,18 +91,33 @@ json redact_url_credentials(json j) {
   }
   if (!j.is_string()) return j;
   const auto& text = j.get_ref<const std::string&>();
-  size_t scheme = text.find("://");
-  if (scheme == std::string::npos) return j;
-  size_t start = scheme + 3;
-  size_t end = text.find_first_of("/?#", start);
-  std::string_view authority = std::string_view(text).substr(
-      start, end == std::string::npos ? std::string::npos : end - start);
-  size_t at = authority.rfind('@');
-  if (at == std::string_view::npos) return j;
-  // user:password@ keeps the user; a lone user@ may be a token (https://TOKEN@host): both go.
-  size_t colon = authority.substr(0, at).find(':');
-  size_t from = colon == std::string_view::npos ? start : start + colon + 1;
-  return text.substr(0, from) + kRedacted + text.substr(start + at);
+  // Every URL in the string: a plan's body or an error message may name several, in prose.
+  std::string out;
+  size_t copied = 0;
+  for (size_t scheme = text.find("://"); scheme != std::string::npos;
+       scheme = text.find("://", scheme + 3)) {
+    size_t start = scheme + 3;
+    // The authority ends where the path, query or fragment starts, or where the URL does (prose
+    // around it, a quote of a JSON text).
+    size_t end = text.find_first_of("/?#\"'<> \t\r\n", start);
+    std::string_view authority = std::string_view(text).substr(
+        start, end == std::string::npos ? std::string::npos : end - start);
+    size_t at = authority.rfind('@');
+    if (at == std::string_view::npos) continue;
+    // user:password@ keeps the user; a lone user@ may be a token (https://TOKEN@host): both go.
+    size_t colon = authority.substr(0, at).find(':');
+    size_t from = colon == std::string_view::npos ? start : start + colon + 1;
+    out.append(text, copied, from - copied);
+    out += kRedacted;
+    copied = start + at;
+  }
+  if (copied == 0) return j;
+  out.append(text, copied);
+  return out;
+}
+
+json view_for(Role role, json view) {
+  return role >= Role::kOperator ? view : redact_url_credentials(std::move(view));
 }
 
 // A subscription as the audit log shows it (app.h): its secrets redacted, no counters or times.
@@ -339,7 +354,8 @@ HttpResponse App::notifications_api(const HttpRequest& req, int64_t rid,
     auto attempts = store.delivery_attempts({d->id}, Store::kMaxDeliveryAttempts);
     if (!attempts.ok()) return from_status(attempts.status());
     auto by_delivery = std::move(attempts).value();
-    return json_response(200, delivery_json(*d, &by_delivery[d->id], true));
+    return json_response(200,
+                         view_for(role_of(actor), delivery_json(*d, &by_delivery[d->id], true)));
   }
   if (seg.size() != 5 || seg[4] != "redeliver")
     return error_response(404, "not_found", "no such API path");

@@ -116,8 +116,9 @@ namespace {
 // edit.
 json for_role(json view, Role role) {
   if (role >= Role::kOperator) return view;
-  // The driver's target and description name the URL too (the webhook driver's "target").
-  for (const char* key : {"config", "target", "description"})
+  // The driver's target and description name the URL too (the webhook driver's "target"), and
+  // so does the last execution's plan.
+  for (const char* key : {"config", "target", "description", "last_execution"})
     view[key] = redact_url_credentials(std::move(view[key]));
   return view;
 }

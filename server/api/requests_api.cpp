@@ -112,7 +112,8 @@ HttpResponse App::requests_api(const HttpRequest& req, int64_t receiver_id,
     auto rows = ctx_.store.list_request_logs(receiver_id, outcome, int(*limit), *before);
     if (!rows.ok()) return from_status(rows.status());
     json items = json::array();
-    for (const auto& r : *rows) items.push_back(request_json(r, false));
+    const Role role = role_of(actor);  // a logged body may name a URL with its credentials
+    for (const auto& r : *rows) items.push_back(view_for(role, request_json(r, false)));
     json next = rows->size() == size_t(*limit) ? json(rows->back().id) : json(nullptr);
     return json_response(200, {{"items", items},
                                {"next_before", next},
@@ -124,7 +125,7 @@ HttpResponse App::requests_api(const HttpRequest& req, int64_t receiver_id,
     if (req.method() != "GET") return method_not_allowed("GET");
     auto row = ctx_.store.get_request_log(receiver_id, *rid);
     if (!row.ok()) return from_status(row.status());
-    return json_response(200, request_json(*row, true));
+    return json_response(200, view_for(role_of(actor), request_json(*row, true)));
   }
   if (seg.size() == 5 && seg[4] == "redeliver") {
     if (req.method() != "POST") return method_not_allowed("POST");

@@ -22,6 +22,7 @@
 #include "pruner.h"
 #include "routes.h"
 #include "tests/support/externaldns_fake.h"
+#include "tests/support/webhook_sink.h"
 
 using namespace tripline;
 using namespace tripline::test;
@@ -769,5 +770,81 @@ TEST_CASE("roles: a read-only token never sees the credentials in a receiver's U
   for (const auto& token : {t.op, std::string()}) {
     auto r = token.empty() ? s.request("GET", one) : as(s, token, "GET", one);
     CHECK(expect(r, 200)["config"]["url"] == url_with_password);
+  }
+}
+
+TEST_CASE(
+    "roles: a read-only token never sees URL credentials in an execution's plan, a receiver's "
+    "last run, a delivery's payload or a logged body") {
+  WebhookSink action, subscriber;
+  ServiceOptions o;
+  o.drivers.set("allow-local-webhook-targets", "true");  // the sinks are on 127.0.0.1
+  TestServer s("", no_docker(o));
+  Tokens t = make_role_tokens(s);
+  const std::string password = "plan-pass-3b8e1d6a", in_body = "body-pass-9f2c4e71";
+  std::string url = action.url("/action");  // http://127.0.0.1:PORT/action
+  url.insert(url.find("://") + 3, "hook-user:" + password + "@");
+  json body = webhook_receiver("plan-creds", whsec(), "Bearer x");
+  body["config"]["url"] = url;
+  json rec = s.create_receiver(body);
+  const int64_t rid = rec["id"];
+  const std::string base = "/api/v1/receivers/" + std::to_string(rid);
+  expect(s.request("POST", base + "/notifications",
+                   {{"url", subscriber.url("/events")}, {"secret", whsec()}}),
+         201);
+  // Two URLs in prose, one with a password: both a plan's body and the log may hold such text.
+  auto sent = s.request(
+      "POST", rec["trigger_url"].get<std::string>(),
+      {{"note", "see http://x.invalid/a and https://u:" + in_body + "@y.invalid/b now"}}, false);
+  INFO(sent.body);
+  REQUIRE(sent.status == 202);
+  const int64_t id = json::parse(sent.body)["execution_id"];
+  json done = s.wait_finished(id);
+  REQUIRE(done["status"] == "succeeded");
+  REQUIRE(done["plan"]["url"] == url);  // the admin sees the plan as it ran
+  REQUIRE(action.wait_for(1, std::chrono::seconds(10)));
+  REQUIRE(subscriber.wait_for(1, std::chrono::seconds(15)));
+
+  json items;
+  for (int i = 0; i < 100; ++i) {  // the delivery row, once its first attempt is recorded
+    items = expect(s.request("GET", base + "/deliveries"), 200)["items"];
+    if (!items.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE_FALSE(items.empty());
+  json requests = expect(s.request("GET", base + "/requests?outcome=accepted"), 200)["items"];
+  REQUIRE(requests.size() == 1);
+  const std::string one_request = base + "/requests/" + requests[0]["id"].dump();
+  const std::vector<std::string> paths = {"/api/v1/executions/" + std::to_string(id),
+                                          "/api/v1/executions",
+                                          "/api/v1/executions?receiver_id=" + std::to_string(rid),
+                                          base,
+                                          "/api/v1/receivers",
+                                          base + "/deliveries",
+                                          base + "/deliveries/" + items[0]["id"].dump(),
+                                          base + "/requests",
+                                          one_request};
+  for (const auto& path : paths) {
+    auto r = as(s, t.ro, "GET", path);
+    INFO(path << ": " << r.body);
+    REQUIRE(r.status == 200);
+    CHECK(r.body.find(password) == std::string::npos);
+    CHECK(r.body.find(in_body) == std::string::npos);
+  }
+  json ro = expect(as(s, t.ro, "GET", "/api/v1/executions/" + std::to_string(id)), 200);
+  std::string redacted = url;
+  redacted.replace(redacted.find(password), password.size(), "********");
+  CHECK(ro["plan"]["url"] == redacted);
+  CHECK(expect(as(s, t.ro, "GET", base), 200)["last_execution"]["plan"]["url"] == redacted);
+  // The URL without credentials in the same text is left as it was.
+  CHECK(as(s, t.ro, "GET", one_request).body.find("http://x.invalid/a") != std::string::npos);
+  // Operators and admins see what ran, to check it.
+  for (const auto& token : {t.op, std::string()}) {
+    for (const auto& path : {"/api/v1/executions/" + std::to_string(id), one_request}) {
+      auto r = token.empty() ? s.request("GET", path) : as(s, token, "GET", path);
+      INFO(path << ": " << r.body);
+      CHECK(r.status == 200);
+      CHECK(r.body.find(path == one_request ? in_body : password) != std::string::npos);
+    }
   }
 }
