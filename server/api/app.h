@@ -113,6 +113,11 @@ class App {
   HttpResponse requests_api(const HttpRequest& req, int64_t receiver_id,
                             const std::vector<std::string_view>& seg, const AuditEntry& actor);
   HttpResponse redeliver_request(int64_t receiver_id, int64_t request_id, const AuditEntry& actor);
+  // Before a read of the request log: the entries of requests answered before it are written
+  // (RequestLog::sync; accepted ones may wait in memory for a moment, store.h).
+  void sync_request_log() const {
+    if (ctx_.request_log) ctx_.request_log->sync();
+  }
   // POST /executions/{id}/cancel (requests_api.cpp).
   HttpResponse cancel_execution(int64_t id, const AuditEntry& actor);
   // `actor` below: an audit entry naming who asks (the admin token's id, name and role) and from

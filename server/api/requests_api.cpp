@@ -109,6 +109,7 @@ HttpResponse App::requests_api(const HttpRequest& req, int64_t receiver_id,
       return error_response(400, "bad_query",
                             "outcome must be accepted, ignored, refused, rate_limited, "
                             "cooling_down, queue_full, malformed or unavailable");
+    sync_request_log();
     auto rows = ctx_.store.list_request_logs(receiver_id, outcome, int(*limit), *before);
     if (!rows.ok()) return from_status(rows.status());
     json items = json::array();
@@ -123,6 +124,7 @@ HttpResponse App::requests_api(const HttpRequest& req, int64_t receiver_id,
   if (!rid) return error_response(404, "not_found", "no such request in the log");
   if (seg.size() == 4) {
     if (req.method() != "GET") return method_not_allowed("GET");
+    sync_request_log();
     auto row = ctx_.store.get_request_log(receiver_id, *rid);
     if (!row.ok()) return from_status(row.status());
     return json_response(200, view_for(role_of(actor), request_json(*row, true)));
@@ -145,6 +147,7 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id,
                                     const AuditEntry& actor) {
   if (!ctx_.request_log || !ctx_.request_log->enabled())
     return from_status(Status::Conflict("the request log is off (--request-log 0)"));
+  sync_request_log();
   auto original = ctx_.store.get_request_log(receiver_id, request_id);
   if (!original.ok()) return from_status(original.status());
   if (!passed_inbound_checks(*original))
@@ -262,6 +265,7 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id,
     resp.headers.emplace_back("Retry-After", "1");
     return resp;
   }
+  sync_request_log();
   auto row = ctx_.store.get_request_log(receiver_id, a.request_id);
   if (!row.ok()) return from_status(row.status());
   audit(*row);

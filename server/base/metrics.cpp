@@ -168,7 +168,8 @@ std::string Metrics::render() const {
          std::to_string(store_write_failures_.load()) + "\n";
   out +=
       "# HELP tripline_request_log_written_total Request log entries written by its background "
-      "writer (accepted requests are written with their execution and not counted here).\n";
+      "writer (accepted requests' too on SQLite, where their execution's commit defers them; on "
+      "PostgreSQL they are written with their execution and not counted here).\n";
   out += "# TYPE tripline_request_log_written_total counter\n";
   out += "tripline_request_log_written_total " + std::to_string(log_written_.load()) + "\n";
   out +=
@@ -176,6 +177,11 @@ std::string Metrics::render() const {
       "queue was full (a flood) or the write failed.\n";
   out += "# TYPE tripline_request_log_dropped_total counter\n";
   out += "tripline_request_log_dropped_total " + std::to_string(log_dropped_.load()) + "\n";
+  out +=
+      "# HELP tripline_request_log_capped_total Accepted requests' entries not written because "
+      "newer ones of the same receiver were waiting and its cap keeps the newest (a flood).\n";
+  out += "# TYPE tripline_request_log_capped_total counter\n";
+  out += "tripline_request_log_capped_total " + std::to_string(log_capped_.load()) + "\n";
   out += "# HELP tripline_queue_depth Executions accepted and not yet finished.\n";
   out += "# TYPE tripline_queue_depth gauge\n";
   out += "tripline_queue_depth " + std::to_string(queue_depth_ ? queue_depth_() : 0) + "\n";

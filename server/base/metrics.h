@@ -84,6 +84,9 @@ class Metrics {
   // dropped because its queue was full (or the write failed).
   void request_log_written(uint64_t n) { log_written_.fetch_add(n, std::memory_order_relaxed); }
   void request_log_dropped(uint64_t n = 1) { log_dropped_.fetch_add(n, std::memory_order_relaxed); }
+  // Accepted requests' entries left unwritten because newer ones of the same receiver waited
+  // to be written and the cap keeps only the newest (RequestLog::record_accepted).
+  void request_log_capped(uint64_t n) { log_capped_.fetch_add(n, std::memory_order_relaxed); }
 
   std::string render() const;
 
@@ -98,7 +101,7 @@ class Metrics {
       requests_{};
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> store_write_failures_{0};
-  std::atomic<uint64_t> log_written_{0}, log_dropped_{0};
+  std::atomic<uint64_t> log_written_{0}, log_dropped_{0}, log_capped_{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(RejectReason::kCount)> rejected_{};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(IgnoreReason::kCount)> ignored_{};
   std::array<std::atomic<uint64_t>, 8> auth_failures_{};

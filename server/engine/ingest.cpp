@@ -47,6 +47,7 @@ void Ingest::log_unrecorded(Trigger& t, bool overloaded) {
   // and execution were rolled back with it, and an execution id may be handed out again.
   r.id = 0;
   r.execution_id = 0;
+  r.deferred = false;
   r.outcome = "unavailable";
   r.status = 503;
   r.error = overloaded ? "overloaded" : "unavailable";
@@ -147,8 +148,12 @@ void Ingest::answer_all(std::vector<Committed>& done, size_t n) {
       const Accepted& a = c.outcomes[i];
       if (!s.ok())
         log_unrecorded(t, false);
-      else if (t.request && log_ && t.receiver->row.id != touched)
+      else if (t.request && log_ && !t.request->deferred && t.receiver->row.id != touched)
         log_->touch(touched = t.receiver->row.id);
+      // Before the answer, so that a read of the log made after it (RequestLog::sync) finds
+      // the entry; in the order of the executions' ids.
+      if (s.ok() && t.request && t.request->deferred && log_)
+        log_->record_accepted(std::move(t.request));
       if (s.ok() && a.recorded()) on_committed_(t, a.execution_id);
       c.batch[i].done(s, a);
       in_flight_.fetch_sub(1, std::memory_order_relaxed);

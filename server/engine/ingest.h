@@ -62,7 +62,8 @@ class Ingest {
     std::string action;
     std::string idempotency_key;
     int64_t created_at = 0;
-    // The request's log entry (docs/requests-log.md), written in the same commit; null: none.
+    // The request's log entry (docs/requests-log.md), written in the same commit, or after it by
+    // the request log's writer when the store defers it (RequestLog::record_accepted); null: none.
     // Its outcome is "accepted" (the store makes it "refused" when the URL was revoked).
     RequestLogEntry request;
     nlohmann::json rule;  // the rule that matched, recorded with the execution

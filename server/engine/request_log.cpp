@@ -1,6 +1,7 @@
 #include "request_log.h"
 
 #include <chrono>
+#include <optional>
 
 #include "log.h"
 
@@ -16,9 +17,11 @@ RequestLog::~RequestLog() {
   // Entries left (none once the writer has drained the queue) give their bytes back while the
   // members they touch are still there.
   std::vector<RequestLogEntry> left;
+  std::unordered_map<int64_t, Accepted> accepted;
   {
     std::lock_guard lock(mu_);
     left.swap(queue_);
+    accepted.swap(accepted_);
   }
 }
 
@@ -102,9 +105,80 @@ void RequestLog::touch(int64_t receiver_id) {
   cv_.notify_one();
 }
 
+void RequestLog::record_accepted(RequestLogEntry entry) {
+  if (!entry || !enabled()) return;
+  const int64_t receiver = entry->receiver_id;
+  const size_t bytes = entry.get_deleter().bytes;
+  std::vector<RequestLogEntry> dropped;  // given back outside the lock (their deleter takes it)
+  bool first = false;
+  {
+    std::lock_guard lock(mu_);
+    // Stopped: the writer wrote its last batch. The execution is recorded, and the store
+    // rebuilds its entry at the next start (StoreOptions::defer_accepted_log).
+    if (stopping_) return;
+    accepted_upto_ = std::max(accepted_upto_, entry->execution_id);
+    Accepted& a = accepted_[receiver];
+    a.bytes += bytes;
+    a.entries.push_back({std::move(entry), ++accepted_seq_});
+    first = accepted_waiting_++ == 0;
+    // The newest keep_per_receiver only: the cap would delete the older ones right after they
+    // were written. And at most half the receiver's share of the byte budget, so that its
+    // requests still being recorded can claim theirs.
+    const size_t share = options_.max_live_bytes / std::max<size_t>(options_.receiver_share, 1);
+    while (a.entries.size() > 1 &&
+           (a.entries.size() > static_cast<size_t>(options_.keep_per_receiver) ||
+            a.bytes > share / 2)) {
+      a.bytes -= a.entries.front().entry.get_deleter().bytes;
+      dropped.push_back(std::move(a.entries.front().entry));
+      a.entries.pop_front();
+      --accepted_waiting_;
+    }
+  }
+  if (!dropped.empty()) metrics_.request_log_capped(dropped.size());
+  // Only the first wakes the writer, which then waits out kTrimEvery: not a wake-up per trigger.
+  if (first) cv_.notify_one();
+}
+
+std::pair<uint64_t, int64_t> RequestLog::take_accepted_locked(std::vector<RequestLogEntry>& out,
+                                                              size_t limit) {
+  for (auto it = accepted_.begin(); it != accepted_.end() && limit > 0;) {
+    Accepted& a = it->second;
+    while (!a.entries.empty() && limit > 0) {
+      a.bytes -= a.entries.front().entry.get_deleter().bytes;
+      out.push_back(std::move(a.entries.front().entry));
+      a.entries.pop_front();
+      --accepted_waiting_;
+      --limit;
+    }
+    it = a.entries.empty() ? accepted_.erase(it) : std::next(it);
+  }
+  if (accepted_.empty()) return {accepted_seq_, accepted_upto_};
+  // Some wait for the next batch: everything before the oldest of them is handled.
+  uint64_t seq = UINT64_MAX;
+  int64_t execution = INT64_MAX;
+  for (const auto& [id, a] : accepted_) {
+    seq = std::min(seq, a.entries.front().seq);
+    execution = std::min(execution, a.entries.front().entry->execution_id);
+  }
+  return {seq - 1, execution - 1};
+}
+
+void RequestLog::sync() {
+  if (!enabled()) return;
+  std::unique_lock lock(mu_);
+  const uint64_t want = accepted_seq_;
+  if (accepted_done_ >= want) return;
+  ++syncs_waiting_;
+  cv_.notify_one();
+  synced_.wait(lock, [&] { return accepted_done_ >= want; });
+  --syncs_waiting_;
+}
+
 void RequestLog::flush() {
   std::unique_lock lock(mu_);
-  idle_.wait(lock, [&] { return stopping_ || (queue_.empty() && touched_.empty() && !writing_); });
+  idle_.wait(lock, [&] {
+    return stopping_ || (queue_.empty() && touched_.empty() && accepted_waiting_ == 0 && !writing_);
+  });
 }
 
 void RequestLog::stop() {
@@ -115,6 +189,13 @@ void RequestLog::stop() {
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    // Nothing more is written: no sync() waits for it (what was left is rebuilt at the next
+    // start, StoreOptions::defer_accepted_log).
+    std::lock_guard lock(mu_);
+    accepted_done_ = accepted_seq_;
+  }
+  synced_.notify_all();
   idle_.notify_all();
 }
 
@@ -125,20 +206,25 @@ void RequestLog::run() {
   std::unordered_set<int64_t> seen;
   auto last_trim = std::chrono::steady_clock::now();
   for (;;) {
+    std::optional<std::pair<uint64_t, int64_t>> accepted;  // handled up to (seq, execution id)
     {
       std::unique_lock lock(mu_);
       writing_ = false;
-      if (queue_.empty() && touched_.empty()) idle_.notify_all();
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !touched_.empty(); });
+      if (queue_.empty() && touched_.empty() && accepted_waiting_ == 0) idle_.notify_all();
+      cv_.wait(lock, [&] {
+        return stopping_ || !queue_.empty() || !touched_.empty() || accepted_waiting_ > 0;
+      });
       // Stopping: what is queued is written; a cap still being applied in steps is left for
       // the next start (the receiver's next entry names it again).
-      if (queue_.empty() && (touched_.empty() || stopping_)) return;
-      // Receivers touched by accepted triggers only: their cap is applied at most every
-      // kTrimEvery, so a flood of accepted triggers does not put a transaction of ours
-      // between each two of the ingest's commits (both take the store's write lock).
-      if (queue_.empty() && !stopping_) {
-        constexpr auto kTrimEvery = std::chrono::milliseconds(500);
-        cv_.wait_until(lock, last_trim + kTrimEvery, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && accepted_waiting_ == 0 && (touched_.empty() || stopping_)) return;
+      // Only accepted entries, or receivers touched by accepted triggers: at most every
+      // kTrimEvery (at once for a sync()), so a flood of accepted triggers does not put a
+      // transaction of ours between each two of the ingest's commits (both take the store's
+      // write lock), and each of ours carries many entries.
+      if (queue_.empty() && !stopping_ && syncs_waiting_ == 0) {
+        constexpr auto kTrimEvery = std::chrono::milliseconds(250);
+        cv_.wait_until(lock, last_trim + kTrimEvery,
+                       [&] { return stopping_ || !queue_.empty() || syncs_waiting_ > 0; });
       }
       last_trim = std::chrono::steady_clock::now();
       size_t n = std::min(queue_.size(), options_.batch);
@@ -151,6 +237,7 @@ void RequestLog::run() {
         if (held->second.queued > 0) --held->second.queued;
         if (held->second.queued == 0 && held->second.bytes == 0) held_.erase(held);
       }
+      if (accepted_waiting_ > 0) accepted = take_accepted_locked(taken, 8 * options_.batch);
       seen.swap(touched_);
       writing_ = true;
     }
@@ -160,7 +247,7 @@ void RequestLog::run() {
     trim.assign(seen.begin(), seen.end());
     seen.clear();
     Status s = store_.insert_request_logs(batch, trim, options_.keep_per_receiver, &untrimmed,
-                                          options_.trim_per_batch);
+                                          options_.trim_per_batch, accepted ? accepted->second : 0);
     if (s.ok()) {
       metrics_.request_log_written(batch.size());
       if (!untrimmed.empty()) {
@@ -171,6 +258,13 @@ void RequestLog::run() {
       metrics_.request_log_dropped(batch.size());
       log::error("could not write the request log",
                  {{"entries", batch.size()}, {"error", s.message()}});
+    }
+    if (accepted) {
+      {
+        std::lock_guard lock(mu_);
+        accepted_done_ = std::max(accepted_done_, accepted->first);
+      }
+      synced_.notify_all();
     }
     batch.clear();
     taken.clear();  // gives their bytes back

@@ -3,7 +3,12 @@
 // trigger path: a bounded queue, drained in batches of one relaxed transaction each. When the
 // queue is full an entry is dropped and counted (tripline_request_log_dropped_total): a flood
 // costs the log entries, never the trigger path's time. Accepted requests are written by the
-// ingest's group commit with their execution (Store::commit_group) and only touch() here.
+// ingest's group commit with their execution (Store::commit_group) and only touch() here; or,
+// on a store that defers them (StoreOptions::defer_accepted_log), handed over once their
+// execution is committed (record_accepted()) and written by this writer at most every
+// kAcceptedEvery: per receiver, only the newest keep_per_receiver of what waits, as the cap would
+// delete the older ones right after. A flood of accepted triggers then costs the log a few
+// thousand rows a second per receiver, not one row per trigger. Reads of the log sync() first.
 //
 // The cap per receiver (the newest keep_per_receiver entries) is applied by this writer after
 // each batch, to the receivers the batch or a touch() named, at most trim_per_batch entries
@@ -21,6 +26,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -62,7 +68,7 @@ class RequestLog {
     size_t receiver_share = 4;
     size_t batch = 512;  // entries per transaction
     // Entries deleted by the cap per transaction: a lowered --request-log is applied over
-    // several, at most one every 500 ms while no new entries wait, so the trigger path's commits
+    // several, at most one every 250 ms while no new entries wait, so the trigger path's commits
     // never wait long for the write lock.
     int trim_per_batch = 2000;
   };
@@ -82,6 +88,14 @@ class RequestLog {
   size_t live_bytes();
   // Entries of this receiver were written elsewhere (the group commit): apply its cap.
   void touch(int64_t receiver_id);
+  // An accepted request's entry whose execution is committed and which the commit deferred
+  // (RequestLogRow::deferred): kept until written, with at most keep_per_receiver (and a quarter
+  // of the receiver's share of the byte budget) waiting per receiver, the oldest dropped first.
+  // Entries must come in the order of their executions' ids (the ingest's answerer's order).
+  void record_accepted(RequestLogEntry entry);
+  // Returns once every entry given to record_accepted() before the call is written (or no
+  // longer wanted): the API's reads of the log see every request answered before them.
+  void sync();
   // Returns once everything queued before the call is written (tests; a redelivery's answer).
   void flush();
   void stop();  // writes what is queued, then stops
@@ -107,6 +121,27 @@ class RequestLog {
   std::unordered_set<int64_t> touched_;  // bounded by the number of receivers
   bool writing_ = false;
   bool stopping_ = false;
+  // record_accepted()'s entries, per receiver, oldest first; each with its number in the order
+  // they came (sync() waits for a number).
+  struct Waiting {
+    RequestLogEntry entry;
+    uint64_t seq = 0;
+  };
+  struct Accepted {
+    std::deque<Waiting> entries;
+    size_t bytes = 0;  // the bytes their admit() claimed
+  };
+  std::unordered_map<int64_t, Accepted> accepted_;  // no empty element is kept
+  size_t accepted_waiting_ = 0;
+  uint64_t accepted_seq_ = 0;   // entries given to record_accepted() so far
+  uint64_t accepted_done_ = 0;  // every entry numbered up to it is written or dropped
+  int64_t accepted_upto_ = 0;   // the largest execution id given to record_accepted()
+  size_t syncs_waiting_ = 0;    // sync() calls waiting: the writer goes at once
+  std::condition_variable synced_;
+  // Takes what to write of accepted_ (at most `limit` entries, oldest first) into `out`; answers
+  // the (seq, execution id) up to which everything is then handled. mu_ held.
+  std::pair<uint64_t, int64_t> take_accepted_locked(std::vector<RequestLogEntry>& out,
+                                                    size_t limit);
   std::thread writer_;
 };
 

@@ -480,6 +480,8 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   StoreOptions store_options;
   store_options.busy_timeout_ms = o.store_busy_timeout_ms;
   store_options.clock = o.clock;
+  // The request log's writer writes accepted requests' entries after their commit (store.h).
+  store_options.defer_accepted_log = o.request_log.keep_per_receiver > 0;
   const std::string database = database_or_default(o.data_dir, o.database);
   auto store = Store::open(database, store_options);
   // Its error may name the database, a URL's password with it: never logged (database.h).

@@ -107,6 +107,10 @@ struct RequestLogRow {
   bool token_redacted = false;
   int64_t execution_id = 0;
   int64_t replay_of = 0;
+  // An accepted request's entry that its execution's commit did not write (a store that defers
+  // them, StoreOptions::defer_accepted_log): its id was allocated by that commit and the
+  // execution names it; insert_request_logs() writes it under that id.
+  bool deferred = false;
 };
 
 // A receiver's limits as a shared store checks them across replicas (docs/scale-out.md): the
@@ -136,8 +140,10 @@ struct NewExecution {
   const std::string* action = nullptr;
   std::string idempotency_key;  // empty: none
   int64_t created_at = 0;
-  // The request's log entry, written in the same transaction (null: none is kept). Its id,
-  // execution_id and, for a revoked one, outcome are filled in.
+  // The request's log entry (null: none is kept). Its id, execution_id and, for a revoked one,
+  // outcome are filled in. Written in the same transaction, except a new execution's on a store
+  // with StoreOptions::defer_accepted_log: then it is marked `deferred`, for the caller to write
+  // with insert_request_logs() (RequestLog::record_accepted).
   RequestLogRow* request = nullptr;
   const nlohmann::json* rule = nullptr;  // the rule that matched; may be null
   LimitsCheck limits;                    // what a shared store holds it to
@@ -197,6 +203,13 @@ struct StoreOptions {
   // A shared store's name for this process among the replicas (docs/scale-out.md): the owner of
   // the executions it accepts. Empty: a random one, new at every start.
   std::string replica;
+  // SQLite: an accepted request's log entry is not written by its execution's commit; the commit
+  // allocates its id, which the execution names, and the entry is written after it by the
+  // request log's writer (RequestLog::record_accepted), under that id. The headers and body
+  // excerpt then stay off the trigger path's commit, where their bytes cost a sixth of its
+  // throughput (docs/requests-log.md "Accepted requests"). What a crash leaves unwritten is
+  // rebuilt from the executions when the store opens. PostgreSQL ignores it.
+  bool defer_accepted_log = false;
 };
 
 // Execution notifications (docs/webhooks.md): a receiver's subscriber, told when one of its
@@ -524,10 +537,13 @@ class Store {
   // `max_trimmed` rows deleted in all: a lowered cap (--request-log 100000 -> 1000) is applied
   // over several calls, each a short write that the trigger path's commits may wait for. The
   // receivers that may still hold more go to `*untrimmed`. Ids are set.
+  // Rows marked `deferred` keep their id. `accepted_upto`: every deferred entry of an execution
+  // with an id up to it is written or no longer wanted (the cap would delete it), which the
+  // store remembers in the same transaction: what it rebuilds after a crash starts above it.
   virtual Status insert_request_logs(std::vector<RequestLogRow>& rows,
                                      const std::vector<int64_t>& trim, int64_t keep_per_receiver,
                                      std::vector<int64_t>* untrimmed = nullptr,
-                                     int max_trimmed = 2000) = 0;
+                                     int max_trimmed = 2000, int64_t accepted_upto = 0) = 0;
   // Newest first; before_id pages; outcome filters when not empty.
   virtual Result<std::vector<RequestLogRow>> list_request_logs(int64_t receiver_id,
                                                                const std::string& outcome,

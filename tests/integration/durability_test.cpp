@@ -117,6 +117,32 @@ TEST_CASE("durability: kill -9 under full trigger load loses no acknowledged exe
   auto db = read_executions(server.db_path());
   check_acknowledged(load, db, 0, "full load, workers paused");
   REQUIRE(load.accepted.size() > 100);
+  // The request log's entries of accepted requests are written just after their commit
+  // (StoreOptions::defer_accepted_log): the kill left the newest unwritten, and the restart
+  // rebuilds them from their executions. `upto`: how far the killed process wrote them.
+  auto unlogged = [&](int64_t after) {
+    SQLite::Database file(server.db_path(), SQLite::OPEN_READONLY);
+    SQLite::Statement q(file,
+                        "SELECT count(*) FROM executions e WHERE e.id > ? AND e.request_id IS NOT "
+                        "NULL AND NOT EXISTS (SELECT 1 FROM requests_log l WHERE l.id = "
+                        "e.request_id)");
+    q.bind(1, after);
+    REQUIRE(q.executeStep());
+    return q.getColumn(0).getInt64();
+  };
+  int64_t upto = 0;
+  {
+    SQLite::Database file(server.db_path(), SQLite::OPEN_READONLY);
+    SQLite::Statement q(file,
+                        "SELECT CAST(value AS INTEGER) FROM settings WHERE name = "
+                        "'request_log_deferred_upto'");
+    REQUIRE(q.executeStep());
+    upto = q.getColumn(0).getInt64();
+  }
+  const int64_t unwritten = unlogged(upto);
+  // Under this load the writer had entries waiting (it writes them every 250 ms at most).
+  CHECK(unwritten > 0);
+  WARN("request log: " << unwritten << " accepted entries unwritten at the kill");
 
   // Restarted on the same data dir (with a Docker host that does not exist, so the recovered
   // executions wait in retry instead of scaling anything): the API shows every one.
@@ -134,6 +160,19 @@ TEST_CASE("durability: kill -9 under full trigger load loses no acknowledged exe
   }
   CHECK(listed.size() == db.size());
   CHECK(std::includes(listed.begin(), listed.end(), load.accepted.begin(), load.accepted.end()));
+  // Every one of them has its entry again, under the id its execution names, marked as rebuilt.
+  CHECK(unlogged(upto) == 0);
+  {
+    auto newest = server.api_json("GET", "/api/v1/executions?limit=1", 200)["items"][0];
+    REQUIRE(newest["request_id"].is_number_integer());
+    auto entry = server.api_json("GET",
+                                 "/api/v1/receivers/" + newest["receiver_id"].dump() +
+                                     "/requests/" + newest["request_id"].dump(),
+                                 200);
+    CHECK(entry["outcome"] == "accepted");
+    CHECK(entry["execution_id"] == newest["id"]);
+    if (newest["id"].get<int64_t>() > upto) CHECK(entry["detail"].contains("excerpt_lost"));
+  }
   // And it goes on accepting, with ids after the ones already used.
   OutboundRequest again;
   again.method = "POST";

@@ -40,9 +40,11 @@ struct TempDir {
   ~TempDir() { std::system(("rm -rf " + path).c_str()); }
 };
 
-std::unique_ptr<Store> open_store(const TempDir& dir, int busy_timeout_ms = 5000) {
+std::unique_ptr<Store> open_store(const TempDir& dir, int busy_timeout_ms = 5000,
+                                  bool defer_accepted_log = false) {
   StoreOptions o;
   o.busy_timeout_ms = busy_timeout_ms;
+  o.defer_accepted_log = defer_accepted_log;
   auto store = Store::open(dir.path + "/t.db", o);
   REQUIRE(store.ok());
   return std::move(store).value();
@@ -479,4 +481,189 @@ TEST_CASE("ingest: the store's sync_wal syncs the WAL file SQLite writes") {
   Status gone = store->sync_wal();
   CHECK_FALSE(gone.ok());
   CHECK(gone.message().find("cannot find the WAL file") != std::string::npos);
+}
+
+namespace {
+RequestLogRow accepted_row(int64_t receiver_id, const std::string& body) {
+  RequestLogRow row;
+  row.receiver_id = receiver_id;
+  row.received_at = 1000;
+  row.outcome = "accepted";
+  row.status = 202;
+  row.source = "192.0.2.7";
+  row.method = "POST";
+  row.headers = R"([["content-type","application/json"]])";
+  row.body = body;
+  row.body_size = static_cast<int64_t>(body.size());
+  return row;
+}
+
+int64_t log_row_count(const TempDir& dir) {
+  SQLite::Database db(dir.path + "/t.db", SQLite::OPEN_READONLY);
+  return db.execAndGet("SELECT count(*) FROM requests_log").getInt64();
+}
+}  // namespace
+
+TEST_CASE(
+    "request log: an accepted request's entry is written after its commit, under the id its "
+    "execution names, and a read after the answer finds it") {
+  TempDir dir;
+  auto store = open_store(dir, 5000, /*defer_accepted_log=*/true);
+  auto r = receiver(*store);
+  Metrics metrics;
+  RequestLog log(*store, metrics, RequestLog::Options{});
+  Answers answers;
+  Ingest ingest(
+      *store, [](const Ingest::Trigger&, int64_t) {}, 20000, &log);
+  constexpr int kTriggers = 20;
+  for (int i = 0; i < kTriggers; ++i) {
+    Ingest::Trigger t{r, nullptr, {}, {}, {}};
+    t.request = log.admit(accepted_row(r->row.id, "{\"n\":" + std::to_string(i) + "}"));
+    REQUIRE(t.request);
+    ingest.submit(std::move(t), answers.done());
+  }
+  REQUIRE(answers.wait(kTriggers));
+  // What a read of the log does first (App::sync_request_log): each answered entry is there.
+  log.sync();
+  std::set<std::string> bodies;
+  for (const auto& [status, a] : answers.got) {
+    REQUIRE(status.ok());
+    REQUIRE(a.request_id > 0);
+    auto e = store->get_execution(a.execution_id);
+    REQUIRE(e.ok());
+    CHECK(e->request_id == a.request_id);
+    auto entry = store->get_request_log(r->row.id, a.request_id);
+    REQUIRE(entry.ok());
+    CHECK(entry->outcome == "accepted");
+    CHECK(entry->execution_id == a.execution_id);
+    CHECK(entry->source == "192.0.2.7");
+    CHECK(entry->headers == R"([["content-type","application/json"]])");
+    bodies.insert(entry->body);
+  }
+  CHECK(bodies.size() == kTriggers);  // each its own request's excerpt
+  CHECK(log_row_count(dir) == kTriggers);
+  CHECK(log.live_bytes() == 0);  // given back once written
+  CHECK(metrics.request_log_dropped_count() == 0);
+}
+
+TEST_CASE(
+    "store: a deferred accepted entry keeps its id; one a crash left unwritten is rebuilt when "
+    "the store opens, once, and one the cap deleted stays deleted") {
+  TempDir dir;
+  auto r = [&] {
+    auto store = open_store(dir, 5000, true);
+    return receiver(*store);
+  }();
+  std::vector<RequestLogRow> entries;
+  std::vector<int64_t> executions;
+  nlohmann::json rule = {{"index", 0}, {"name", "firing"}};
+  {
+    auto store = open_store(dir, 5000, true);
+    Executions batch(r->row.id, 3, 1000);
+    entries.assign(3, accepted_row(r->row.id, "{}"));
+    for (size_t i = 0; i < 3; ++i) {
+      batch.rows[i].request = &entries[i];
+      batch.rows[i].rule = &rule;
+    }
+    REQUIRE(batch.insert(*store).ok());
+    executions = batch.ids();
+    for (size_t i = 0; i < 3; ++i) {
+      CHECK(entries[i].deferred);
+      CHECK(entries[i].id > 0);
+      CHECK(entries[i].execution_id == executions[i]);
+      auto e = store->get_execution(executions[i]);
+      REQUIRE(e.ok());
+      CHECK(e->request_id == entries[i].id);
+    }
+    CHECK(log_row_count(dir) == 0);  // not by the commit
+    // The log's writer writes the first two, under their ids, and notes how far it got.
+    std::vector<RequestLogRow> written(entries.begin(), entries.begin() + 2);
+    REQUIRE(store->insert_request_logs(written, {}, 0, nullptr, 2000, executions[1]).ok());
+    CHECK(written[0].id == entries[0].id);
+    CHECK(written[1].id == entries[1].id);
+    auto listed = store->list_request_logs(r->row.id, "", 10, 0);
+    REQUIRE(listed.ok());
+    REQUIRE(listed->size() == 2);
+    CHECK((*listed)[0].id == entries[1].id);
+    CHECK((*listed)[0].body == "{}");
+    // The cap deletes the oldest one after it was written.
+    std::vector<RequestLogRow> none;
+    REQUIRE(store->insert_request_logs(none, {r->row.id}, 1).ok());
+    CHECK(log_row_count(dir) == 1);
+  }  // "crash": the third was never written
+  for (int open = 0; open < 2; ++open) {
+    auto store = open_store(dir, 5000, true);
+    auto listed = store->list_request_logs(r->row.id, "accepted", 10, 0);
+    REQUIRE(listed.ok());
+    INFO("open " << open);
+    REQUIRE(listed->size() == 2);  // the third rebuilt (once), the capped first not
+    const RequestLogRow& rebuilt = (*listed)[0];
+    CHECK(rebuilt.id == entries[2].id);
+    CHECK(rebuilt.execution_id == executions[2]);
+    CHECK(rebuilt.outcome == "accepted");
+    CHECK(rebuilt.status == 202);
+    CHECK(rebuilt.detail["rule"] == rule);
+    CHECK(rebuilt.detail.contains("excerpt_lost"));
+    CHECK((*listed)[1].id == entries[1].id);
+    CHECK((*listed)[1].detail.contains("excerpt_lost") == false);
+    // New entries take ids after every one an execution names.
+    std::vector<RequestLogRow> more{accepted_row(r->row.id, "{}")};
+    more[0].outcome = "ignored";
+    REQUIRE(store->insert_request_logs(more, {}, 0).ok());
+    CHECK(more[0].id > entries[2].id);
+  }
+}
+
+TEST_CASE(
+    "request log: under a flood of accepted entries only the newest of each receiver wait to be "
+    "written; the older are counted as capped") {
+  TempDir dir;
+  auto store = open_store(dir, 5000, true);
+  auto flooded = receiver(*store);
+  auto quiet = receiver(*store, "quiet");
+  Metrics metrics;
+  RequestLog::Options o;
+  o.keep_per_receiver = 10;
+  {
+    RequestLog log(*store, metrics, o);
+    SQLite::Database locker(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+    locker.exec("BEGIN IMMEDIATE");  // the writer cannot write: everything waits
+    // Ids as the commits would allocate them: in the order of their executions.
+    int64_t next = 1;
+    auto accepted = [&](int64_t receiver_id) {
+      RequestLogEntry e = log.admit(accepted_row(receiver_id, std::to_string(next)));
+      REQUIRE(e);
+      e->id = next;
+      e->execution_id = next;
+      e->deferred = true;
+      ++next;
+      log.record_accepted(std::move(e));
+    };
+    for (int i = 0; i < 50; ++i) {
+      accepted(flooded->row.id);
+      if (i % 20 == 0) accepted(quiet->row.id);
+    }
+    // 53 recorded: 40 of the flooded receiver's made room for newer ones, given back at once.
+    auto capped = [&] {
+      std::string text = metrics.render();
+      auto at = text.find("\ntripline_request_log_capped_total ");
+      REQUIRE(at != std::string::npos);
+      return std::stoll(text.substr(at + 35));
+    };
+    CHECK(capped() == 40);
+    CHECK(log.live_bytes() > 0);
+    locker.exec("ROLLBACK");
+    log.sync();  // everything recorded before it is written
+    CHECK(log.live_bytes() == 0);
+  }
+  auto kept = store->list_request_logs(flooded->row.id, "", 100, 0);
+  REQUIRE(kept.ok());
+  REQUIRE(kept->size() == 10);
+  // The newest ten, under their own ids, each with its own body.
+  CHECK(kept->front().id == 53);
+  CHECK(kept->back().id == 43);  // 44 is the quiet receiver's
+  for (const auto& e : *kept) CHECK(e.body == std::to_string(e.id));
+  auto other = store->list_request_logs(quiet->row.id, "", 100, 0);
+  REQUIRE(other.ok());
+  CHECK(other->size() == 3);  // another receiver's flood takes none of its entries
 }

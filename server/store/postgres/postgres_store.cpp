@@ -1287,7 +1287,8 @@ void PostgresStore::write_request_logs_tx(Conn& c, std::vector<NewExecution>& ba
 Status PostgresStore::insert_request_logs(std::vector<RequestLogRow>& rows,
                                           const std::vector<int64_t>& trim,
                                           int64_t keep_per_receiver,
-                                          std::vector<int64_t>* untrimmed, int max_trimmed) {
+                                          std::vector<int64_t>* untrimmed, int max_trimmed,
+                                          int64_t /*accepted_upto: this store never defers*/) {
   std::vector<int64_t> left;
   Status s = write(Sync::kRelaxed, [&](Conn& c) -> Status {
     left.clear();
@@ -1299,7 +1300,7 @@ Status PostgresStore::insert_request_logs(std::vector<RequestLogRow>& rows,
       std::vector<Conn::Statement> logs;
       logs.reserve(rows.size());
       for (size_t i = 0; i < rows.size(); ++i) {
-        rows[i].id = ids.at(i);
+        if (!rows[i].deferred) rows[i].id = ids.at(i);
         logs.push_back(request_log_insert(rows[i]));
       }
       c.pipeline(logs);

@@ -108,7 +108,7 @@ class PostgresStore final : public Store {
 
   Status insert_request_logs(std::vector<RequestLogRow>& rows, const std::vector<int64_t>& trim,
                              int64_t keep_per_receiver, std::vector<int64_t>* untrimmed,
-                             int max_trimmed) override;
+                             int max_trimmed, int64_t accepted_upto) override;
   Result<std::vector<RequestLogRow>> list_request_logs(int64_t receiver_id,
                                                        const std::string& outcome, int limit,
                                                        int64_t before_id) override;

@@ -287,6 +287,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
         "INSERT INTO requests_log (id, receiver_id, received_at, outcome, status, error, detail, "
         "source, method, headers, body, body_size, body_truncated, execution_id, replay_of, "
         "token_redacted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    s->defer_accepted_log_ = options.defer_accepted_log;
+    s->rebuild_deferred_request_logs();  // before the next id is read: it restores ids
     {
       // AUTOINCREMENT's sequence: ids of deleted entries are never handed out again, so an
       // execution's request_id never names another request.
@@ -706,7 +708,12 @@ void SqliteStore::insert_executions_locked(std::vector<NewExecution>& batch) {
                   {"message", "the trigger URL was revoked while the request was being recorded"}};
     } else {
       r.execution_id = e.id;
-      if (e.replayed) r.detail["duplicate"] = true;  // the earlier execution answered
+      if (e.replayed) {
+        r.detail["duplicate"] = true;  // the earlier execution answered
+      } else if (defer_accepted_log_) {
+        r.deferred = true;  // its id is allocated and named by the execution: written later
+        continue;
+      }
     }
     insert_request_log_locked(r);
   }
@@ -749,17 +756,86 @@ void SqliteStore::insert_request_log_locked(RequestLogRow& r) {
   q.exec();
 }
 
+namespace {
+// How far the deferred entries of accepted requests are written (StoreOptions::
+// defer_accepted_log): every execution up to this id has its entry written, or no longer wanted
+// by the cap. It only moves forward.
+constexpr const char* kSetDeferredUpto =
+    "INSERT INTO settings (name, value) VALUES ('request_log_deferred_upto', ?1) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value "
+    "WHERE CAST(excluded.value AS INTEGER) > CAST(settings.value AS INTEGER)";
+}  // namespace
+
+void SqliteStore::rebuild_deferred_request_logs() {
+  std::lock_guard lock(write_mu_);
+  SQLite::Transaction tx(*writer_);
+  int64_t upto = 0;
+  bool known = false;
+  {
+    SQLite::Statement q(*writer_,
+                        "SELECT CAST(value AS INTEGER) FROM settings "
+                        "WHERE name = 'request_log_deferred_upto'");
+    if (q.executeStep()) {
+      upto = q.getColumn(0).getInt64();
+      known = true;
+    }
+  }
+  int64_t newest = 0;
+  {
+    SQLite::Statement q(*writer_, "SELECT coalesce(max(id), 0) FROM executions");
+    if (q.executeStep()) newest = q.getColumn(0).getInt64();
+  }
+  // A database from before deferred entries (or a new one): every entry so far was written by
+  // its execution's commit; one missing since was deleted by the cap or the age retention and
+  // must stay so.
+  if (known && newest > upto) {
+    // What was accepted and recorded, but not yet written to the log when tripline stopped: its
+    // execution knows when, which receiver and which rule; the request's excerpt (source,
+    // headers, body) was in memory only. Shown as such, under the id the execution names.
+    SQLite::Statement w(
+        *writer_,
+        "INSERT OR IGNORE INTO requests_log (id, receiver_id, received_at, outcome, status, "
+        "detail, source, method, headers, body, body_size, execution_id) "
+        "SELECT e.request_id, e.receiver_id, e.created_at, 'accepted', 202, "
+        "json_patch(CASE WHEN e.rule IS NULL THEN '{}' ELSE json_object('rule', json(e.rule)) "
+        "END, json_object('excerpt_lost', 'tripline stopped before the request''s source, "
+        "headers and body were written; its execution was recorded')), "
+        "'unknown', 'POST', '[]', '', 0, e.id FROM executions e "
+        "WHERE e.id > ?1 AND e.request_id IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM requests_log l WHERE l.id = e.request_id)");
+    w.bind(1, upto);
+    int rebuilt = w.exec();
+    if (rebuilt > 0)
+      log::warn("request log: entries of accepted requests rebuilt from their executions",
+                {{"entries", rebuilt}});
+  }
+  // Known from now on (0 in a new database): a crash before the first entry is written still
+  // rebuilds it at the next start.
+  if (newest > upto || !known) {
+    SQLite::Statement w(*writer_, kSetDeferredUpto);
+    w.bind(1, newest);
+    w.exec();
+  }
+  tx.commit();
+}
+
 Status SqliteStore::insert_request_logs(std::vector<RequestLogRow>& rows,
                                         const std::vector<int64_t>& trim, int64_t keep_per_receiver,
-                                        std::vector<int64_t>* untrimmed, int max_trimmed) {
+                                        std::vector<int64_t>* untrimmed, int max_trimmed,
+                                        int64_t accepted_upto) {
   std::vector<int64_t> left;
   Status s = guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     OutcomeSync relaxed(*writer_);
     SQLite::Transaction tx(*writer_);
     for (RequestLogRow& r : rows) {
-      r.id = 0;
+      if (!r.deferred) r.id = 0;  // a deferred entry keeps the id its execution names
       insert_request_log_locked(r);
+    }
+    if (accepted_upto > 0) {
+      SQLite::Statement w(*writer_, kSetDeferredUpto);
+      w.bind(1, accepted_upto);
+      w.exec();
     }
     if (keep_per_receiver > 0 && !trim.empty()) {
       // The newest N stay: the oldest of what is at or below the (N+1)th newest id go, at most
@@ -2161,7 +2237,11 @@ Status SqliteStore::export_tables(const std::string& path, const TableSink& sink
       }
       std::string select = "SELECT _rowid_";
       for (const std::string& c : page.columns) select += ", " + quoted(c);
-      select += " FROM " + quoted(table) + " WHERE _rowid_ > ? ORDER BY _rowid_ LIMIT ?";
+      select += " FROM " + quoted(table) + " WHERE _rowid_ > ?";
+      // This file's own bookkeeping of its deferred request log entries (rebuild_deferred_
+      // request_logs): it means nothing to another store.
+      if (table == "settings") select += " AND name <> 'request_log_deferred_upto'";
+      select += " ORDER BY _rowid_ LIMIT ?";
       SQLite::Statement q(db, select);
       int64_t after = std::numeric_limits<int64_t>::min();
       for (;;) {

@@ -98,7 +98,7 @@ class SqliteStore final : public Store {
 
   Status insert_request_logs(std::vector<RequestLogRow>& rows, const std::vector<int64_t>& trim,
                              int64_t keep_per_receiver, std::vector<int64_t>* untrimmed,
-                             int max_trimmed) override;
+                             int max_trimmed, int64_t accepted_upto) override;
   Result<std::vector<RequestLogRow>> list_request_logs(int64_t receiver_id,
                                                        const std::string& outcome, int limit,
                                                        int64_t before_id) override;
@@ -183,7 +183,11 @@ class SqliteStore final : public Store {
   ReceiverRow receiver_locked(int64_t id);
   void start_planned_locked(const std::vector<PlannedRun>& runs, int64_t started_at);
   void insert_request_log_locked(RequestLogRow& row);
-  int64_t next_request_id_ = 1;  // write_mu_: ids are allocated before the execution names one
+  int64_t next_request_id_ = 1;      // write_mu_: ids are allocated before the execution names one
+  bool defer_accepted_log_ = false;  // StoreOptions::defer_accepted_log
+  // Writes the entries that accepted requests' commits deferred and a crash left unwritten
+  // (StoreOptions::defer_accepted_log), from their executions; at open().
+  void rebuild_deferred_request_logs();
   std::unique_ptr<SQLite::Statement> insert_request_log_;
   std::atomic<bool> any_subscriptions_{false};
   int64_t now_ms() const { return clock_->now_ms(); }
