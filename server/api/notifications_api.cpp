@@ -43,9 +43,7 @@ json subscription_json(const SubscriptionRow& s) {
 // in its URL (https://user:password@host/), which may grant the subscriber's endpoint; operators
 // and admins see the URL as saved, to check and edit it (docs/api.md "Notifications").
 json subscription_view(const SubscriptionRow& s, Role role) {
-  json out = subscription_json(s);
-  if (role < Role::kOperator) out["url"] = redact_url_credentials(out["url"]);
-  return out;
+  return view_for(role, subscription_json(s));  // its URL, and a disabled_reason naming it
 }
 
 json attempt_json(const DeliveryAttemptRow& a) {
@@ -340,7 +338,9 @@ HttpResponse App::notifications_api(const HttpRequest& req, int64_t rid,
     if (!attempts.ok()) return from_status(attempts.status());
     auto by_delivery = std::move(attempts).value();
     json items = json::array();
-    for (const auto& d : *rows) items.push_back(delivery_json(d, &by_delivery[d.id], false));
+    const Role role = role_of(actor);  // an attempt's error or answer may name a URL
+    for (const auto& d : *rows)
+      items.push_back(view_for(role, delivery_json(d, &by_delivery[d.id], false)));
     json out = {{"items", items}};
     if (int64_t(rows->size()) == *limit) out["next_before_id"] = rows->back().id;
     return json_response(200, out);

@@ -115,12 +115,9 @@ namespace {
 // (user:********@), as in its notification subscriptions; operators and admins see what they
 // edit.
 json for_role(json view, Role role) {
-  if (role >= Role::kOperator) return view;
-  // The driver's target and description name the URL too (the webhook driver's "target"), and
-  // so does the last execution's plan.
-  for (const char* key : {"config", "target", "description", "last_execution"})
-    view[key] = redact_url_credentials(std::move(view[key]));
-  return view;
+  // The config, and what names the URL too: the driver's target and description (the webhook
+  // driver's "target"), the last execution's plan, an error.
+  return view_for(role, std::move(view));
 }
 }  // namespace
 
@@ -270,11 +267,12 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
       // A receiver that cannot be loaded is still listed, with why, so `total` and the page agree.
       auto r = view_of(row);
       if (!r.ok()) {
-        items.push_back({{"id", row.id},
-                         {"name", row.name},
-                         {"driver", row.driver},
-                         {"enabled", row.enabled},
-                         {"error", r.status().message()}});
+        items.push_back(for_role({{"id", row.id},
+                                  {"name", row.name},
+                                  {"driver", row.driver},
+                                  {"enabled", row.enabled},
+                                  {"error", r.status().message()}},
+                                 role_of(actor)));
         continue;
       }
       auto view = receiver_json(**r, is_admin(actor));

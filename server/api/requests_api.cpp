@@ -246,6 +246,9 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id,
   entry->outcome = "accepted";
   entry->status = 202;
   if (!t.rule.is_null()) entry->detail["rule"] = t.rule;
+  // The answer when it is recorded: the entry as it goes in. A store that defers it writes it
+  // after the commit, where a flood's newer entries may already have pushed it past the cap.
+  RequestLogRow recorded = *entry;
   t.request = std::move(entry);
   t.receiver = receiver;
   t.limits = LimitsCheck::Kind::kRedeliver;
@@ -265,9 +268,17 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id,
     resp.headers.emplace_back("Retry-After", "1");
     return resp;
   }
-  sync_request_log();
-  auto row = ctx_.store.get_request_log(receiver_id, a.request_id);
-  if (!row.ok()) return from_status(row.status());
+  if (a.recorded()) {
+    recorded.id = a.request_id;
+    recorded.execution_id = a.execution_id;
+  }
+  Result<RequestLogRow> row = std::move(recorded);
+  if (!a.recorded()) {
+    // Refused at the commit (revoked, or every replica's queue cap): its entry, written in the
+    // commit, says which.
+    row = ctx_.store.get_request_log(receiver_id, a.request_id);
+    if (!row.ok()) return from_status(row.status());
+  }
   audit(*row);
   // Its log entry says what came of it: a revoke or every replica's queue cap refused it (200),
   // or it was recorded (202).

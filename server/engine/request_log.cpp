@@ -1,5 +1,6 @@
 #include "request_log.h"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -116,51 +117,67 @@ void RequestLog::record_accepted(RequestLogEntry entry) {
     // Stopped: the writer wrote its last batch. The execution is recorded, and the store
     // rebuilds its entry at the next start (StoreOptions::defer_accepted_log).
     if (stopping_) return;
-    accepted_upto_ = std::max(accepted_upto_, entry->execution_id);
+    accepted_upto_ = std::max(accepted_upto_, entry->id);
     Accepted& a = accepted_[receiver];
     a.bytes += bytes;
     a.entries.push_back({std::move(entry), ++accepted_seq_});
     first = accepted_waiting_++ == 0;
     // The newest keep_per_receiver only: the cap would delete the older ones right after they
-    // were written. And at most half the receiver's share of the byte budget, so that its
-    // requests still being recorded can claim theirs.
-    const size_t share = options_.max_live_bytes / std::max<size_t>(options_.receiver_share, 1);
-    while (a.entries.size() > 1 &&
-           (a.entries.size() > static_cast<size_t>(options_.keep_per_receiver) ||
-            a.bytes > share / 2)) {
+    // were written.
+    while (a.entries.size() > static_cast<size_t>(options_.keep_per_receiver)) {
       a.bytes -= a.entries.front().entry.get_deleter().bytes;
       dropped.push_back(std::move(a.entries.front().entry));
       a.entries.pop_front();
       --accepted_waiting_;
     }
+    // Half the receiver's share of the byte budget waiting: written now, not at the next
+    // kTrimEvery, so that its requests still being recorded can claim theirs (admit()).
+    const size_t share = options_.max_live_bytes / std::max<size_t>(options_.receiver_share, 1);
+    if (a.bytes > share / 2 && !accepted_pressed_) first = accepted_pressed_ = true;
   }
   if (!dropped.empty()) metrics_.request_log_capped(dropped.size());
-  // Only the first wakes the writer, which then waits out kTrimEvery: not a wake-up per trigger.
+  // Only the first (or a receiver's pressed budget) wakes the writer, which otherwise waits out
+  // kTrimEvery: not a wake-up per trigger.
   if (first) cv_.notify_one();
 }
 
 std::pair<uint64_t, int64_t> RequestLog::take_accepted_locked(std::vector<RequestLogEntry>& out,
-                                                              size_t limit) {
-  for (auto it = accepted_.begin(); it != accepted_.end() && limit > 0;) {
-    Accepted& a = it->second;
-    while (!a.entries.empty() && limit > 0) {
-      a.bytes -= a.entries.front().entry.get_deleter().bytes;
+                                                              size_t limit, size_t max_bytes) {
+  // Receivers in turn, starting after the one the last take started at: under a flood of many
+  // receivers, none waits behind the others for long.
+  std::vector<int64_t> order;
+  order.reserve(accepted_.size());
+  for (const auto& [id, a] : accepted_) order.push_back(id);
+  std::sort(order.begin(), order.end());
+  size_t start = std::upper_bound(order.begin(), order.end(), last_taken_) - order.begin();
+  size_t bytes = 0;
+  for (size_t k = 0; k < order.size() && limit > 0 && bytes < max_bytes; ++k) {
+    const int64_t id = order[(start + k) % order.size()];
+    Accepted& a = accepted_[id];
+    last_taken_ = id;
+    while (!a.entries.empty() && limit > 0 && bytes < max_bytes) {
+      const size_t b = a.entries.front().entry.get_deleter().bytes;
+      a.bytes -= b;
+      bytes += b;
       out.push_back(std::move(a.entries.front().entry));
       a.entries.pop_front();
       --accepted_waiting_;
       --limit;
     }
-    it = a.entries.empty() ? accepted_.erase(it) : std::next(it);
+    if (a.entries.empty()) accepted_.erase(id);
   }
+  accepted_pressed_ = false;
   if (accepted_.empty()) return {accepted_seq_, accepted_upto_};
   // Some wait for the next batch: everything before the oldest of them is handled.
   uint64_t seq = UINT64_MAX;
-  int64_t execution = INT64_MAX;
+  int64_t request = INT64_MAX;
   for (const auto& [id, a] : accepted_) {
     seq = std::min(seq, a.entries.front().seq);
-    execution = std::min(execution, a.entries.front().entry->execution_id);
+    request = std::min(request, a.entries.front().entry->id);
   }
-  return {seq - 1, execution - 1};
+  // Left over, they go at the next round without waiting kTrimEvery.
+  accepted_pressed_ = true;
+  return {seq - 1, request - 1};
 }
 
 void RequestLog::sync() {
@@ -205,6 +222,8 @@ void RequestLog::run() {
   std::vector<int64_t> trim, untrimmed;
   std::unordered_set<int64_t> seen;
   auto last_trim = std::chrono::steady_clock::now();
+  // The first accepted entry whose write failed, less one: the watermark stays below it.
+  int64_t unwritten_floor = INT64_MAX;
   for (;;) {
     std::optional<std::pair<uint64_t, int64_t>> accepted;  // handled up to (seq, execution id)
     {
@@ -221,10 +240,11 @@ void RequestLog::run() {
       // kTrimEvery (at once for a sync()), so a flood of accepted triggers does not put a
       // transaction of ours between each two of the ingest's commits (both take the store's
       // write lock), and each of ours carries many entries.
-      if (queue_.empty() && !stopping_ && syncs_waiting_ == 0) {
+      if (queue_.empty() && !stopping_ && syncs_waiting_ == 0 && !accepted_pressed_) {
         constexpr auto kTrimEvery = std::chrono::milliseconds(250);
-        cv_.wait_until(lock, last_trim + kTrimEvery,
-                       [&] { return stopping_ || !queue_.empty() || syncs_waiting_ > 0; });
+        cv_.wait_until(lock, last_trim + kTrimEvery, [&] {
+          return stopping_ || !queue_.empty() || syncs_waiting_ > 0 || accepted_pressed_;
+        });
       }
       last_trim = std::chrono::steady_clock::now();
       size_t n = std::min(queue_.size(), options_.batch);
@@ -237,7 +257,8 @@ void RequestLog::run() {
         if (held->second.queued > 0) --held->second.queued;
         if (held->second.queued == 0 && held->second.bytes == 0) held_.erase(held);
       }
-      if (accepted_waiting_ > 0) accepted = take_accepted_locked(taken, 8 * options_.batch);
+      if (accepted_waiting_ > 0)
+        accepted = take_accepted_locked(taken, 8 * options_.batch, kAcceptedBytesPerBatch);
       seen.swap(touched_);
       writing_ = true;
     }
@@ -246,8 +267,10 @@ void RequestLog::run() {
     for (const RequestLogRow& r : batch) seen.insert(r.receiver_id);
     trim.assign(seen.begin(), seen.end());
     seen.clear();
+    // Never past an accepted entry a failed write left unwritten: the next start rebuilds it.
+    const int64_t upto = accepted ? std::min(accepted->second, unwritten_floor) : 0;
     Status s = store_.insert_request_logs(batch, trim, options_.keep_per_receiver, &untrimmed,
-                                          options_.trim_per_batch, accepted ? accepted->second : 0);
+                                          options_.trim_per_batch, upto);
     if (s.ok()) {
       metrics_.request_log_written(batch.size());
       if (!untrimmed.empty()) {
@@ -255,10 +278,14 @@ void RequestLog::run() {
         touched_.insert(untrimmed.begin(), untrimmed.end());
       }
     } else {
+      for (const RequestLogRow& r : batch)
+        if (r.deferred) unwritten_floor = std::min(unwritten_floor, r.id - 1);
       metrics_.request_log_dropped(batch.size());
       log::error("could not write the request log",
                  {{"entries", batch.size()}, {"error", s.message()}});
     }
+    batch.clear();
+    taken.clear();  // gives their bytes back (before a sync() returns)
     if (accepted) {
       {
         std::lock_guard lock(mu_);
@@ -266,8 +293,6 @@ void RequestLog::run() {
       }
       synced_.notify_all();
     }
-    batch.clear();
-    taken.clear();  // gives their bytes back
   }
 }
 

@@ -5,8 +5,9 @@
 // costs the log entries, never the trigger path's time. Accepted requests are written by the
 // ingest's group commit with their execution (Store::commit_group) and only touch() here; or,
 // on a store that defers them (StoreOptions::defer_accepted_log), handed over once their
-// execution is committed (record_accepted()) and written by this writer at most every
-// kAcceptedEvery: per receiver, only the newest keep_per_receiver of what waits, as the cap would
+// execution is committed (record_accepted()) and written by this writer every kTrimEvery
+// (250 ms), sooner when a sync() waits or a receiver's waiting entries hold half its share of the
+// byte budget: per receiver, only the newest keep_per_receiver of what waits, as the cap would
 // delete the older ones right after. A flood of accepted triggers then costs the log a few
 // thousand rows a second per receiver, not one row per trigger. Reads of the log sync() first.
 //
@@ -89,12 +90,13 @@ class RequestLog {
   // Entries of this receiver were written elsewhere (the group commit): apply its cap.
   void touch(int64_t receiver_id);
   // An accepted request's entry whose execution is committed and which the commit deferred
-  // (RequestLogRow::deferred): kept until written, with at most keep_per_receiver (and a quarter
-  // of the receiver's share of the byte budget) waiting per receiver, the oldest dropped first.
-  // Entries must come in the order of their executions' ids (the ingest's answerer's order).
+  // (RequestLogRow::deferred): kept until written, at most keep_per_receiver waiting per
+  // receiver, the oldest dropped first (counted as capped). Entries must come in the order of
+  // their ids (the commits' order: the ingest's answerer's).
   void record_accepted(RequestLogEntry entry);
   // Returns once every entry given to record_accepted() before the call is written (or no
-  // longer wanted): the API's reads of the log see every request answered before them.
+  // longer wanted): the API's reads of the log see every accepted request answered before them
+  // (the other outcomes' entries go through record()'s queue, written as soon as it can).
   void sync();
   // Returns once everything queued before the call is written (tests; a redelivery's answer).
   void flush();
@@ -135,13 +137,16 @@ class RequestLog {
   size_t accepted_waiting_ = 0;
   uint64_t accepted_seq_ = 0;   // entries given to record_accepted() so far
   uint64_t accepted_done_ = 0;  // every entry numbered up to it is written or dropped
-  int64_t accepted_upto_ = 0;   // the largest execution id given to record_accepted()
+  int64_t accepted_upto_ = 0;   // the largest entry id given to record_accepted()
   size_t syncs_waiting_ = 0;    // sync() calls waiting: the writer goes at once
   std::condition_variable synced_;
   // Takes what to write of accepted_ (at most `limit` entries, oldest first) into `out`; answers
   // the (seq, execution id) up to which everything is then handled. mu_ held.
-  std::pair<uint64_t, int64_t> take_accepted_locked(std::vector<RequestLogEntry>& out,
-                                                    size_t limit);
+  std::pair<uint64_t, int64_t> take_accepted_locked(std::vector<RequestLogEntry>& out, size_t limit,
+                                                    size_t max_bytes);
+  static constexpr size_t kAcceptedBytesPerBatch = 4 << 20;  // a short hold of the write lock
+  int64_t last_taken_ = 0;                                   // the receiver the last take ended at
+  bool accepted_pressed_ = false;  // write accepted_ without waiting kTrimEvery
   std::thread writer_;
 };
 

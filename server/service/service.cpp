@@ -482,6 +482,7 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
   store_options.clock = o.clock;
   // The request log's writer writes accepted requests' entries after their commit (store.h).
   store_options.defer_accepted_log = o.request_log.keep_per_receiver > 0;
+  store_options.recover_request_log = true;
   const std::string database = database_or_default(o.data_dir, o.database);
   auto store = Store::open(database, store_options);
   // Its error may name the database, a URL's password with it: never logged (database.h).

@@ -210,6 +210,9 @@ struct StoreOptions {
   // throughput (docs/requests-log.md "Accepted requests"). What a crash leaves unwritten is
   // rebuilt from the executions when the store opens. PostgreSQL ignores it.
   bool defer_accepted_log = false;
+  // The serving process: at open, rebuild the entries a crash left unwritten (above), whatever
+  // defer_accepted_log is now. Never in another process on the same file.
+  bool recover_request_log = false;
 };
 
 // Execution notifications (docs/webhooks.md): a receiver's subscriber, told when one of its
@@ -537,9 +540,9 @@ class Store {
   // `max_trimmed` rows deleted in all: a lowered cap (--request-log 100000 -> 1000) is applied
   // over several calls, each a short write that the trigger path's commits may wait for. The
   // receivers that may still hold more go to `*untrimmed`. Ids are set.
-  // Rows marked `deferred` keep their id. `accepted_upto`: every deferred entry of an execution
-  // with an id up to it is written or no longer wanted (the cap would delete it), which the
-  // store remembers in the same transaction: what it rebuilds after a crash starts above it.
+  // Rows marked `deferred` keep their id. `accepted_upto`: every deferred entry with an id up to
+  // it is written or no longer wanted (the cap would delete it), which the store remembers in
+  // the same transaction: what it rebuilds after a crash starts above it.
   virtual Status insert_request_logs(std::vector<RequestLogRow>& rows,
                                      const std::vector<int64_t>& trim, int64_t keep_per_receiver,
                                      std::vector<int64_t>* untrimmed = nullptr,

@@ -294,8 +294,11 @@ RequestLogRow capture_request(const InboundRequest& req, std::string_view source
     row.token_redacted |= redact_into(body, token, kRequestLogBodyBytes, redacted, &read);
   }
   std::string_view kept = utf8_prefix(redacted, kRequestLogBodyBytes);
-  row.body = std::string(kept);
   row.body_truncated = kept.size() < redacted.size() || read < body.size();
+  if (kept.size() == redacted.size())
+    row.body = std::move(redacted);  // the whole of it kept: no second copy
+  else
+    row.body = std::string(kept);
   return row;
 }
 

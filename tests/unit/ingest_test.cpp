@@ -45,6 +45,7 @@ std::unique_ptr<Store> open_store(const TempDir& dir, int busy_timeout_ms = 5000
   StoreOptions o;
   o.busy_timeout_ms = busy_timeout_ms;
   o.defer_accepted_log = defer_accepted_log;
+  o.recover_request_log = defer_accepted_log;  // as `tripline serve` opens it
   auto store = Store::open(dir.path + "/t.db", o);
   REQUIRE(store.ok());
   return std::move(store).value();
@@ -547,8 +548,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "store: a deferred accepted entry keeps its id; one a crash left unwritten is rebuilt when "
-    "the store opens, once, and one the cap deleted stays deleted") {
+    "store: a deferred accepted entry keeps its id, one a crash left unwritten is rebuilt when "
+    "the store opens (once), and one the cap deleted stays deleted") {
   TempDir dir;
   auto r = [&] {
     auto store = open_store(dir, 5000, true);
@@ -578,7 +579,7 @@ TEST_CASE(
     CHECK(log_row_count(dir) == 0);  // not by the commit
     // The log's writer writes the first two, under their ids, and notes how far it got.
     std::vector<RequestLogRow> written(entries.begin(), entries.begin() + 2);
-    REQUIRE(store->insert_request_logs(written, {}, 0, nullptr, 2000, executions[1]).ok());
+    REQUIRE(store->insert_request_logs(written, {}, 0, nullptr, 2000, entries[1].id).ok());
     CHECK(written[0].id == entries[0].id);
     CHECK(written[1].id == entries[1].id);
     auto listed = store->list_request_logs(r->row.id, "", 10, 0);
@@ -591,6 +592,14 @@ TEST_CASE(
     REQUIRE(store->insert_request_logs(none, {r->row.id}, 1).ok());
     CHECK(log_row_count(dir) == 1);
   }  // "crash": the third was never written
+  {
+    // Another process on the file (a CLI command) rebuilds nothing: the server may still hold
+    // the entry in memory.
+    StoreOptions other;
+    auto store = Store::open(dir.path + "/t.db", other);
+    REQUIRE(store.ok());
+    CHECK(log_row_count(dir) == 1);
+  }
   for (int open = 0; open < 2; ++open) {
     auto store = open_store(dir, 5000, true);
     auto listed = store->list_request_logs(r->row.id, "accepted", 10, 0);
@@ -616,7 +625,7 @@ TEST_CASE(
 
 TEST_CASE(
     "request log: under a flood of accepted entries only the newest of each receiver wait to be "
-    "written; the older are counted as capped") {
+    "written, the older counted as capped") {
   TempDir dir;
   auto store = open_store(dir, 5000, true);
   auto flooded = receiver(*store);
@@ -666,4 +675,49 @@ TEST_CASE(
   auto other = store->list_request_logs(quiet->row.id, "", 100, 0);
   REQUIRE(other.ok());
   CHECK(other->size() == 3);  // another receiver's flood takes none of its entries
+}
+
+TEST_CASE(
+    "request log: an accepted entry whose write failed is rebuilt at the next start, even after "
+    "later entries were written") {
+  TempDir dir;
+  std::shared_ptr<const Receiver> r;
+  std::vector<RequestLogRow> entries(2);
+  {
+    auto store = open_store(dir, 5000, true);
+    r = receiver(*store);
+    Executions batch(r->row.id, 2, 1000);
+    for (size_t i = 0; i < 2; ++i) {
+      entries[i] = accepted_row(r->row.id, "{\"n\":" + std::to_string(i) + "}");
+      batch.rows[i].request = &entries[i];
+    }
+    REQUIRE(batch.insert(*store).ok());
+    REQUIRE(entries[0].deferred);
+    REQUIRE(entries[1].id > entries[0].id);
+    Metrics metrics;
+    RequestLog log(*store, metrics, RequestLog::Options{});
+    {
+      SQLite::Database db(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+      db.exec("CREATE TRIGGER refuse_first BEFORE INSERT ON requests_log WHEN NEW.id = " +
+              std::to_string(entries[0].id) + " BEGIN SELECT RAISE(ABORT, 'for the test'); END");
+    }
+    log.record_accepted(log.admit(entries[0]));
+    log.sync();  // the write failed: counted, not hanging
+    CHECK(metrics.request_log_dropped_count() == 1);
+    {
+      SQLite::Database db(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+      db.exec("DROP TRIGGER refuse_first");
+    }
+    log.record_accepted(log.admit(entries[1]));
+    log.sync();
+    CHECK(log_row_count(dir) == 1);
+  }
+  auto store = open_store(dir, 5000, true);
+  auto listed = store->list_request_logs(r->row.id, "", 10, 0);
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 2);
+  CHECK((*listed)[0].id == entries[1].id);
+  CHECK((*listed)[0].body == "{\"n\":1}");
+  CHECK((*listed)[1].id == entries[0].id);
+  CHECK((*listed)[1].detail.contains("excerpt_lost"));
 }

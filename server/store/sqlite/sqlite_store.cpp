@@ -284,11 +284,14 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
         "ON CONFLICT (receiver_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING");
     s->insert_request_log_ = std::make_unique<SQLite::Statement>(
         *s->writer_,
-        "INSERT INTO requests_log (id, receiver_id, received_at, outcome, status, error, detail, "
-        "source, method, headers, body, body_size, body_truncated, execution_id, replay_of, "
-        "token_redacted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        // OR REPLACE: a deferred entry written after a rebuild made its row (excerpt_lost) wins.
+        "INSERT OR REPLACE INTO requests_log (id, receiver_id, received_at, outcome, status, "
+        "error, detail, source, method, headers, body, body_size, body_truncated, execution_id, "
+        "replay_of, token_redacted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s->defer_accepted_log_ = options.defer_accepted_log;
-    s->rebuild_deferred_request_logs();  // before the next id is read: it restores ids
+    // Before the next id is read: it restores ids. Only in the serving process: another one
+    // (a CLI command on the file) would write entries the server still holds in memory.
+    if (options.recover_request_log) s->rebuild_deferred_request_logs();
     {
       // AUTOINCREMENT's sequence: ids of deleted entries are never handed out again, so an
       // execution's request_id never names another request.
@@ -758,12 +761,16 @@ void SqliteStore::insert_request_log_locked(RequestLogRow& r) {
 
 namespace {
 // How far the deferred entries of accepted requests are written (StoreOptions::
-// defer_accepted_log): every execution up to this id has its entry written, or no longer wanted
-// by the cap. It only moves forward.
+// defer_accepted_log): every entry with an id up to this one is written, or no longer wanted by
+// the cap. Request ids are never reused (AUTOINCREMENT), so it only moves forward.
 constexpr const char* kSetDeferredUpto =
     "INSERT INTO settings (name, value) VALUES ('request_log_deferred_upto', ?1) "
     "ON CONFLICT (name) DO UPDATE SET value = excluded.value "
     "WHERE CAST(excluded.value AS INTEGER) > CAST(settings.value AS INTEGER)";
+// The executions a rebuild looks at: the newest, by id. SQLite gives a new row the largest id
+// present + 1, so the newest ids are the last inserted, and an entry waits in memory only while
+// the log's byte budget holds it (a few thousand entries at most, RequestLog::Options).
+constexpr int64_t kRebuildWindow = 50000;
 }  // namespace
 
 void SqliteStore::rebuild_deferred_request_logs() {
@@ -780,18 +787,29 @@ void SqliteStore::rebuild_deferred_request_logs() {
       known = true;
     }
   }
-  int64_t newest = 0;
+  int64_t first = 0;  // the window's first execution id
   {
     SQLite::Statement q(*writer_, "SELECT coalesce(max(id), 0) FROM executions");
+    if (q.executeStep()) first = q.getColumn(0).getInt64() - kRebuildWindow;
+  }
+  // The newest request id named anywhere: the log's own, and its executions'.
+  int64_t newest = 0;
+  {
+    SQLite::Statement q(*writer_,
+                        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = "
+                        "'requests_log'), 0), coalesce((SELECT max(id) FROM requests_log), 0), "
+                        "coalesce((SELECT max(request_id) FROM executions WHERE id > ?1), 0))");
+    q.bind(1, first);
     if (q.executeStep()) newest = q.getColumn(0).getInt64();
   }
-  // A database from before deferred entries (or a new one): every entry so far was written by
-  // its execution's commit; one missing since was deleted by the cap or the age retention and
-  // must stay so.
+  // Unknown: a database from before deferred entries (or a new one); every entry so far was
+  // written by its execution's commit, and one missing since was deleted by the cap or the age
+  // retention and must stay so.
   if (known && newest > upto) {
     // What was accepted and recorded, but not yet written to the log when tripline stopped: its
     // execution knows when, which receiver and which rule; the request's excerpt (source,
-    // headers, body) was in memory only. Shown as such, under the id the execution names.
+    // headers, body) was in memory only. Shown as such, under the id the execution names; not
+    // for a receiver deleted since.
     SQLite::Statement w(
         *writer_,
         "INSERT OR IGNORE INTO requests_log (id, receiver_id, received_at, outcome, status, "
@@ -801,9 +819,11 @@ void SqliteStore::rebuild_deferred_request_logs() {
         "END, json_object('excerpt_lost', 'tripline stopped before the request''s source, "
         "headers and body were written; its execution was recorded')), "
         "'unknown', 'POST', '[]', '', 0, e.id FROM executions e "
-        "WHERE e.id > ?1 AND e.request_id IS NOT NULL "
-        "AND NOT EXISTS (SELECT 1 FROM requests_log l WHERE l.id = e.request_id)");
+        "WHERE e.id > ?2 AND e.request_id > ?1 "
+        "AND NOT EXISTS (SELECT 1 FROM requests_log l WHERE l.id = e.request_id) "
+        "AND EXISTS (SELECT 1 FROM receivers r WHERE r.id = e.receiver_id)");
     w.bind(1, upto);
+    w.bind(2, first);
     int rebuilt = w.exec();
     if (rebuilt > 0)
       log::warn("request log: entries of accepted requests rebuilt from their executions",
@@ -2229,6 +2249,14 @@ Status SqliteStore::export_tables(const std::string& path, const TableSink& sink
         SQLite::Statement q(db, "SELECT seq FROM sqlite_sequence WHERE name = ?");
         q.bind(1, table);
         if (q.executeStep()) page.sequence = q.getColumn(0).getInt64();
+      }
+      if (table == "requests_log") {
+        // An execution may name an entry a crash left unwritten (StoreOptions::
+        // defer_accepted_log; a start of tripline on this file rebuilds it): its id is never
+        // handed out again either.
+        SQLite::Statement q(db, "SELECT max(request_id) FROM executions");
+        if (q.executeStep() && !q.getColumn(0).isNull())
+          page.sequence = std::max(page.sequence, q.getColumn(0).getInt64());
       }
       {
         SQLite::Statement q(db, "SELECT name FROM pragma_table_info(?) ORDER BY cid");
