@@ -123,21 +123,24 @@ void RequestLog::record_accepted(RequestLogEntry entry) {
     a.entries.push_back({std::move(entry), ++accepted_seq_});
     first = accepted_waiting_++ == 0;
     // The newest keep_per_receiver only: the cap would delete the older ones right after they
-    // were written.
-    while (a.entries.size() > static_cast<size_t>(options_.keep_per_receiver)) {
+    // were written. And at most half the receiver's share of the byte budget, so that its
+    // requests still being recorded can claim theirs (admit()): with large requests, fewer than
+    // keep_per_receiver of the newest wait between two writes. Writing them sooner instead (at
+    // each half share) measured as writing most of a flood's entries, which is what the cap
+    // saves.
+    const size_t share = options_.max_live_bytes / std::max<size_t>(options_.receiver_share, 1);
+    while (a.entries.size() > 1 &&
+           (a.entries.size() > static_cast<size_t>(options_.keep_per_receiver) ||
+            a.bytes > share / 2)) {
       a.bytes -= a.entries.front().entry.get_deleter().bytes;
       dropped.push_back(std::move(a.entries.front().entry));
       a.entries.pop_front();
       --accepted_waiting_;
     }
-    // Half the receiver's share of the byte budget waiting: written now, not at the next
-    // kTrimEvery, so that its requests still being recorded can claim theirs (admit()).
-    const size_t share = options_.max_live_bytes / std::max<size_t>(options_.receiver_share, 1);
-    if (a.bytes > share / 2 && !accepted_pressed_) first = accepted_pressed_ = true;
   }
   if (!dropped.empty()) metrics_.request_log_capped(dropped.size());
-  // Only the first (or a receiver's pressed budget) wakes the writer, which otherwise waits out
-  // kTrimEvery: not a wake-up per trigger.
+  // Only the first wakes the writer, which then waits out kTrimEvery: not a wake-up per
+  // trigger.
   if (first) cv_.notify_one();
 }
 
