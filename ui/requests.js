@@ -66,7 +66,11 @@ export function reasonText(e) {
   switch (e.outcome) {
     case 'accepted':
       if (d.duplicate) return 'A repeat of an earlier request (same Idempotency-Key): no new execution';
-      return d.rule ? `Run by ${ruleText(d.rule)}` : 'Accepted: an execution was queued';
+      {
+        const run = d.rule ? `Run by ${ruleText(d.rule)}` : 'Accepted: an execution was queued';
+        // Rebuilt from its execution after tripline stopped (docs/requests-log.md).
+        return d.excerpt_lost ? `${run}; its source, headers and body were lost when tripline stopped` : run;
+      }
     case 'ignored':
       // A rule's own message only repeats its name.
       return d.rule ? `Ignored by ${ruleText(d.rule)}` : (d.message || 'Ignored');
@@ -84,6 +88,7 @@ export function whyNotRedeliver(e) {
   if (e.outcome === 'refused') return 'Refused requests are never redelivered: a replay skips the checks that refused it.';
   if (e.outcome === 'malformed' && e.error === 'bad_idempotency_key') return 'It was turned away before its credentials were checked, so it is never redelivered.';
   if (e.token_redacted) return 'The trigger token was taken out of its body or headers: what the log kept is not what was sent.';
+  if (e.detail && e.detail.excerpt_lost) return 'Tripline stopped before its headers and body were written: there is nothing to send again.';
   if (e.body_truncated) return `The log kept only the start of its ${e.body_size}-byte body, so it cannot be sent again as it was.`;
   return null;
 }
@@ -121,6 +126,7 @@ export function sampleDifferences(e, headersLeftOut = 0) {
   if (e.token_redacted) out.push('the trigger token was taken out of its body or headers: it reads [redacted] here');
   if (e.body_truncated) out.push(`the log kept only the first ${new TextEncoder().encode(e.body || '').length} of its ${e.body_size} bytes of body`);
   if (headersLeftOut) out.push(`${headersLeftOut} of its headers were not kept`);
+  if (e.detail && e.detail.excerpt_lost) out.push('its source, headers and body were lost when tripline stopped: the sample is empty');
   return out;
 }
 

@@ -158,6 +158,10 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id,
     return from_status(Status::Conflict(
         "the trigger token was taken out of this request's body or headers: what the log kept "
         "is not what was sent, so it cannot be replayed"));
+  if (original->detail.contains("excerpt_lost"))
+    return from_status(Status::Conflict(
+        "tripline stopped before this request's headers and body were written (its entry was "
+        "rebuilt from its execution): there is nothing to send again"));
   if (original->body_truncated)
     return from_status(Status::Conflict(
         "the log kept only the first " + std::to_string(kRequestLogBodyBytes) + " of its " +
