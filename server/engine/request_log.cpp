@@ -110,7 +110,11 @@ void RequestLog::record_accepted(RequestLogEntry entry) {
   if (!entry || !enabled()) return;
   const int64_t receiver = entry->receiver_id;
   const size_t bytes = entry.get_deleter().bytes;
-  std::vector<RequestLogEntry> dropped;  // given back outside the lock (their deleter takes it)
+  // Given back outside the lock (their deleter takes it). Under a flood one goes per call: kept
+  // out of a vector, which would allocate for it.
+  RequestLogEntry dropped_one;
+  std::vector<RequestLogEntry> dropped_more;
+  size_t dropped = 0;
   bool first = false;
   {
     std::lock_guard lock(mu_);
@@ -133,12 +137,13 @@ void RequestLog::record_accepted(RequestLogEntry entry) {
            (a.entries.size() > static_cast<size_t>(options_.keep_per_receiver) ||
             a.bytes > share / 2)) {
       a.bytes -= a.entries.front().entry.get_deleter().bytes;
-      dropped.push_back(std::move(a.entries.front().entry));
+      (dropped++ == 0 ? dropped_one : dropped_more.emplace_back()) =
+          std::move(a.entries.front().entry);
       a.entries.pop_front();
       --accepted_waiting_;
     }
   }
-  if (!dropped.empty()) metrics_.request_log_capped(dropped.size());
+  if (dropped > 0) metrics_.request_log_capped(dropped);
   // Only the first wakes the writer, which then waits out kTrimEvery: not a wake-up per
   // trigger.
   if (first) cv_.notify_one();
