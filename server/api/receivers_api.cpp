@@ -289,7 +289,13 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
       auto row = ctx_.store.get_receiver(*id);
       if (!row.ok()) return from_status(row.status());
       auto r = view_of(*row);
-      if (!r.ok()) return from_status(r.status());
+      if (!r.ok()) {
+        // Why it cannot be loaded may quote its config's URL.
+        HttpResponse resp = from_status(r.status());
+        if (role_of(actor) < Role::kOperator)
+          resp.body = view_for(role_of(actor), json::parse(resp.body)).dump();
+        return resp;
+      }
       auto view = receiver_json(**r, is_admin(actor));
       if (!view.ok()) return from_status(view.status());
       HttpResponse resp = json_response(200, for_role(std::move(view).value(), role_of(actor)));
@@ -313,6 +319,9 @@ HttpResponse App::receivers_api(const HttpRequest& req, const std::vector<std::s
         for (const auto& sub : *subscriptions) list.push_back(subscription_audit_view(sub));
         entry.before["subscriptions"] = std::move(list);
       }
+      // Its accepted entries still waiting to be written are written first, so the delete
+      // takes them with the rest (one arriving during the delete may still be left behind).
+      sync_request_log();
       Status s = ctx_.store.delete_receiver(*id, &entry);
       if (!s.ok()) return from_status(s);
       ctx_.receivers.erase(*id, /*deleted=*/true);

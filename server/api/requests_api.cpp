@@ -178,6 +178,7 @@ HttpResponse App::redeliver_request(int64_t receiver_id, int64_t request_id,
   entry->received_at = now;
   entry->execution_id = 0;
   entry->replay_of = request_id;
+  entry->error.clear();  // the original's (rate_limited...) is not the replay's
   entry->detail = json::object();
   // The replay's entry is written by the log or the ingest's group commit (the trigger path,
   // which takes no audit entry), so its audit row is recorded just after, as a retry's is

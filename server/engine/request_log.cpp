@@ -151,7 +151,7 @@ void RequestLog::record_accepted(RequestLogEntry entry) {
 
 std::pair<uint64_t, int64_t> RequestLog::take_accepted_locked(std::vector<RequestLogEntry>& out,
                                                               size_t limit, size_t max_bytes) {
-  // Receivers in turn, starting after the one the last take started at: under a flood of many
+  // Receivers in turn, starting after the one the last take ended at: under a flood of many
   // receivers, none waits behind the others for long.
   std::vector<int64_t> order;
   order.reserve(accepted_.size());
@@ -174,7 +174,6 @@ std::pair<uint64_t, int64_t> RequestLog::take_accepted_locked(std::vector<Reques
     }
     if (a.entries.empty()) accepted_.erase(id);
   }
-  accepted_pressed_ = false;
   if (accepted_.empty()) return {accepted_seq_, accepted_upto_};
   // Some wait for the next batch: everything before the oldest of them is handled.
   uint64_t seq = UINT64_MAX;
@@ -183,8 +182,8 @@ std::pair<uint64_t, int64_t> RequestLog::take_accepted_locked(std::vector<Reques
     seq = std::min(seq, a.entries.front().seq);
     request = std::min(request, a.entries.front().entry->id);
   }
-  // Left over, they go at the next round without waiting kTrimEvery.
-  accepted_pressed_ = true;
+  // Left over, they go at the next round (at once for a sync()): a flood of many receivers
+  // costs the log at most one transaction of kAcceptedBytesPerBatch per kTrimEvery.
   return {seq - 1, request - 1};
 }
 
@@ -230,10 +229,14 @@ void RequestLog::run() {
   std::vector<int64_t> trim, untrimmed;
   std::unordered_set<int64_t> seen;
   auto last_trim = std::chrono::steady_clock::now();
-  // The first accepted entry whose write failed, less one: the watermark stays below it.
-  int64_t unwritten_floor = INT64_MAX;
+  // Accepted entries a failed write left unwritten: written with the next batch, in the same
+  // transaction as the store's note of how far entries are written, which until then stays
+  // below them (a failed transaction changes nothing). At most kRetryRows wait; past that the
+  // oldest are dropped, counted.
+  std::vector<RequestLogRow> retry;
+  const size_t kRetryRows = 8 * options_.batch;
   for (;;) {
-    std::optional<std::pair<uint64_t, int64_t>> accepted;  // handled up to (seq, execution id)
+    std::optional<std::pair<uint64_t, int64_t>> accepted;  // handled up to (seq, entry id)
     {
       std::unique_lock lock(mu_);
       writing_ = false;
@@ -248,11 +251,10 @@ void RequestLog::run() {
       // kTrimEvery (at once for a sync()), so a flood of accepted triggers does not put a
       // transaction of ours between each two of the ingest's commits (both take the store's
       // write lock), and each of ours carries many entries.
-      if (queue_.empty() && !stopping_ && syncs_waiting_ == 0 && !accepted_pressed_) {
+      if (queue_.empty() && !stopping_ && syncs_waiting_ == 0) {
         constexpr auto kTrimEvery = std::chrono::milliseconds(250);
-        cv_.wait_until(lock, last_trim + kTrimEvery, [&] {
-          return stopping_ || !queue_.empty() || syncs_waiting_ > 0 || accepted_pressed_;
-        });
+        cv_.wait_until(lock, last_trim + kTrimEvery,
+                       [&] { return stopping_ || !queue_.empty() || syncs_waiting_ > 0; });
       }
       last_trim = std::chrono::steady_clock::now();
       size_t n = std::min(queue_.size(), options_.batch);
@@ -271,14 +273,14 @@ void RequestLog::run() {
       writing_ = true;
     }
     batch.clear();
+    for (RequestLogRow& r : retry) batch.push_back(std::move(r));
+    retry.clear();
     for (RequestLogEntry& e : taken) batch.push_back(std::move(*e));
     for (const RequestLogRow& r : batch) seen.insert(r.receiver_id);
     trim.assign(seen.begin(), seen.end());
     seen.clear();
-    // Never past an accepted entry a failed write left unwritten: the next start rebuilds it.
-    const int64_t upto = accepted ? std::min(accepted->second, unwritten_floor) : 0;
     Status s = store_.insert_request_logs(batch, trim, options_.keep_per_receiver, &untrimmed,
-                                          options_.trim_per_batch, upto);
+                                          options_.trim_per_batch, accepted ? accepted->second : 0);
     if (s.ok()) {
       metrics_.request_log_written(batch.size());
       if (!untrimmed.empty()) {
@@ -286,9 +288,18 @@ void RequestLog::run() {
         touched_.insert(untrimmed.begin(), untrimmed.end());
       }
     } else {
-      for (const RequestLogRow& r : batch)
-        if (r.deferred) unwritten_floor = std::min(unwritten_floor, r.id - 1);
-      metrics_.request_log_dropped(batch.size());
+      size_t lost = 0;
+      for (RequestLogRow& r : batch) {
+        if (r.deferred)
+          retry.push_back(std::move(r));
+        else
+          ++lost;
+      }
+      if (retry.size() > kRetryRows) {
+        lost += retry.size() - kRetryRows;
+        retry.erase(retry.begin(), retry.end() - static_cast<ptrdiff_t>(kRetryRows));
+      }
+      metrics_.request_log_dropped(lost);
       log::error("could not write the request log",
                  {{"entries", batch.size()}, {"error", s.message()}});
     }

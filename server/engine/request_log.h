@@ -6,8 +6,8 @@
 // ingest's group commit with their execution (Store::commit_group) and only touch() here; or,
 // on a store that defers them (StoreOptions::defer_accepted_log), handed over once their
 // execution is committed (record_accepted()) and written by this writer every kTrimEvery
-// (250 ms), sooner when a sync() waits or a receiver's waiting entries hold half its share of the
-// byte budget: per receiver, only the newest keep_per_receiver of what waits, as the cap would
+// (250 ms), at once when a sync() waits: per receiver, only the newest keep_per_receiver of
+// what waits (and at most half its share of the byte budget), as the cap would
 // delete the older ones right after. A flood of accepted triggers then costs the log a few
 // thousand rows a second per receiver, not one row per trigger. Reads of the log sync() first.
 //
@@ -141,12 +141,11 @@ class RequestLog {
   size_t syncs_waiting_ = 0;    // sync() calls waiting: the writer goes at once
   std::condition_variable synced_;
   // Takes what to write of accepted_ (at most `limit` entries, oldest first) into `out`; answers
-  // the (seq, execution id) up to which everything is then handled. mu_ held.
+  // the (seq, entry id) up to which everything is then handled. mu_ held.
   std::pair<uint64_t, int64_t> take_accepted_locked(std::vector<RequestLogEntry>& out, size_t limit,
                                                     size_t max_bytes);
   static constexpr size_t kAcceptedBytesPerBatch = 4 << 20;  // a short hold of the write lock
   int64_t last_taken_ = 0;                                   // the receiver the last take ended at
-  bool accepted_pressed_ = false;  // write accepted_ without waiting kTrimEvery
   std::thread writer_;
 };
 

@@ -570,6 +570,7 @@ Result<std::unique_ptr<Service>> Service::start(const ServiceOptions& o) {
       o.max_held_executions);
   p.metrics.set_queue_depth_source([ex = p.executor.get()] { return ex->depth(); });
   p.request_log = std::make_unique<RequestLog>(*p.store, p.metrics, o.request_log);
+  for (int64_t rid : p.store->rebuilt_request_log_receivers()) p.request_log->touch(rid);
   p.ingest = std::make_unique<Ingest>(
       *p.store,
       [ex = p.executor.get()](const Ingest::Trigger& t, int64_t id) {

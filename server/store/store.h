@@ -540,6 +540,10 @@ class Store {
   // `max_trimmed` rows deleted in all: a lowered cap (--request-log 100000 -> 1000) is applied
   // over several calls, each a short write that the trigger path's commits may wait for. The
   // receivers that may still hold more go to `*untrimmed`. Ids are set.
+  // The receivers whose entries the store rebuilt when it opened (StoreOptions::
+  // recover_request_log): the log's cap is applied to them (RequestLog::touch), as they may hold
+  // more than it after a crash during a flood.
+  virtual std::vector<int64_t> rebuilt_request_log_receivers() { return {}; }
   // Rows marked `deferred` keep their id. `accepted_upto`: every deferred entry with an id up to
   // it is written or no longer wanted (the cap would delete it), which the store remembers in
   // the same transaction: what it rebuilds after a crash starts above it.

@@ -615,6 +615,9 @@ TEST_CASE(
     CHECK(rebuilt.detail.contains("excerpt_lost"));
     CHECK((*listed)[1].id == entries[1].id);
     CHECK((*listed)[1].detail.contains("excerpt_lost") == false);
+    // The first open rebuilt it, for this receiver: its cap is applied at start (service.cpp).
+    CHECK(store->rebuilt_request_log_receivers() ==
+          (open == 0 ? std::vector<int64_t>{r->row.id} : std::vector<int64_t>{}));
     // New entries take ids after every one an execution names.
     std::vector<RequestLogRow> more{accepted_row(r->row.id, "{}")};
     more[0].outcome = "ignored";
@@ -678,22 +681,31 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "request log: an accepted entry whose write failed is rebuilt at the next start, even after "
-    "later entries were written") {
+    "request log: an accepted entry whose write failed is written with the next batch, and the "
+    "store's note never passes it meanwhile") {
   TempDir dir;
   std::shared_ptr<const Receiver> r;
-  std::vector<RequestLogRow> entries(2);
+  std::vector<RequestLogRow> entries(3);
+  auto deferred_upto = [&] {
+    SQLite::Database db(dir.path + "/t.db", SQLite::OPEN_READONLY);
+    return db
+        .execAndGet(
+            "SELECT CAST(value AS INTEGER) FROM settings WHERE name = 'request_log_deferred_upto'")
+        .getInt64();
+  };
   {
     auto store = open_store(dir, 5000, true);
     r = receiver(*store);
-    Executions batch(r->row.id, 2, 1000);
-    for (size_t i = 0; i < 2; ++i) {
+    Executions batch(r->row.id, 3, 1000);
+    for (size_t i = 0; i < 3; ++i) {
       entries[i] = accepted_row(r->row.id, "{\"n\":" + std::to_string(i) + "}");
       batch.rows[i].request = &entries[i];
     }
     REQUIRE(batch.insert(*store).ok());
     REQUIRE(entries[0].deferred);
     REQUIRE(entries[1].id > entries[0].id);
+    const int64_t before = deferred_upto();
+    CHECK(before < entries[0].id);
     Metrics metrics;
     RequestLog log(*store, metrics, RequestLog::Options{});
     {
@@ -702,22 +714,35 @@ TEST_CASE(
               std::to_string(entries[0].id) + " BEGIN SELECT RAISE(ABORT, 'for the test'); END");
     }
     log.record_accepted(log.admit(entries[0]));
-    log.sync();  // the write failed: counted, not hanging
-    CHECK(metrics.request_log_dropped_count() == 1);
+    log.sync();  // the write failed: not hanging
+    CHECK(log_row_count(dir) == 0);
+    CHECK(deferred_upto() == before);
+    // Still failing with the next entry: neither is written, the note stays below both.
+    log.record_accepted(log.admit(entries[1]));
+    log.sync();
+    CHECK(log_row_count(dir) == 0);
+    CHECK(deferred_upto() == before);
     {
       SQLite::Database db(dir.path + "/t.db", SQLite::OPEN_READWRITE);
       db.exec("DROP TRIGGER refuse_first");
     }
-    log.record_accepted(log.admit(entries[1]));
+    log.record_accepted(log.admit(entries[2]));
     log.sync();
-    CHECK(log_row_count(dir) == 1);
+    // The failed ones went with it, as they were captured.
+    CHECK(log_row_count(dir) == 3);
+    CHECK(deferred_upto() == entries[2].id);
+    CHECK(metrics.request_log_dropped_count() == 0);
+    CHECK(log.live_bytes() == 0);
   }
   auto store = open_store(dir, 5000, true);
   auto listed = store->list_request_logs(r->row.id, "", 10, 0);
   REQUIRE(listed.ok());
-  REQUIRE(listed->size() == 2);
-  CHECK((*listed)[0].id == entries[1].id);
-  CHECK((*listed)[0].body == "{\"n\":1}");
-  CHECK((*listed)[1].id == entries[0].id);
-  CHECK((*listed)[1].detail.contains("excerpt_lost"));
+  REQUIRE(listed->size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    const RequestLogRow& e = (*listed)[2 - i];
+    CHECK(e.id == entries[i].id);
+    CHECK(e.body == "{\"n\":" + std::to_string(i) + "}");
+    CHECK_FALSE(e.detail.contains("excerpt_lost"));
+  }
+  CHECK(store->rebuilt_request_log_receivers().empty());
 }

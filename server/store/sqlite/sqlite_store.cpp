@@ -297,7 +297,11 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
       // execution's request_id never names another request.
       SQLite::Statement q(*s->writer_,
                           "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = "
-                          "'requests_log'), 0), coalesce((SELECT max(id) FROM requests_log), 0))");
+                          "'requests_log'), 0), coalesce((SELECT max(id) FROM requests_log), 0), "
+                          // Deferred entries' ids an execution may name with no row (its
+                          // receiver deleted before the entry was written).
+                          "coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE name = "
+                          "'request_log_deferred_upto'), 0))");
       if (q.executeStep()) s->next_request_id_ = q.getColumn(0).getInt64() + 1;
     }
     s->find_idempotent_ = std::make_unique<SQLite::Statement>(
@@ -825,6 +829,13 @@ void SqliteStore::rebuild_deferred_request_logs() {
     w.bind(1, upto);
     w.bind(2, first);
     int rebuilt = w.exec();
+    if (rebuilt > 0) {
+      SQLite::Statement q(*writer_,
+                          "SELECT DISTINCT receiver_id FROM requests_log WHERE id > ?1 AND "
+                          "detail LIKE '%\"excerpt_lost\"%'");
+      q.bind(1, upto);
+      while (q.executeStep()) rebuilt_receivers_.push_back(q.getColumn(0).getInt64());
+    }
     if (rebuilt > 0)
       log::warn("request log: entries of accepted requests rebuilt from their executions",
                 {{"entries", rebuilt}});

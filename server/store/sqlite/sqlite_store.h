@@ -96,6 +96,7 @@ class SqliteStore final : public Store {
   Result<int> delete_executions(const std::vector<int64_t>& ids) override;
   Status cancel_execution(int64_t id, int64_t now_ms, const AuditEntry* audit) override;
 
+  std::vector<int64_t> rebuilt_request_log_receivers() override { return rebuilt_receivers_; }
   Status insert_request_logs(std::vector<RequestLogRow>& rows, const std::vector<int64_t>& trim,
                              int64_t keep_per_receiver, std::vector<int64_t>* untrimmed,
                              int max_trimmed, int64_t accepted_upto) override;
@@ -188,6 +189,7 @@ class SqliteStore final : public Store {
   // Writes the entries that accepted requests' commits deferred and a crash left unwritten
   // (StoreOptions::defer_accepted_log), from their executions; at open().
   void rebuild_deferred_request_logs();
+  std::vector<int64_t> rebuilt_receivers_;  // whose entries rebuild_deferred_request_logs() made
   std::unique_ptr<SQLite::Statement> insert_request_log_;
   std::atomic<bool> any_subscriptions_{false};
   int64_t now_ms() const { return clock_->now_ms(); }
