@@ -95,7 +95,8 @@ class RequestLog {
   // their ids (the commits' order: the ingest's answerer's).
   void record_accepted(RequestLogEntry entry);
   // Returns once every entry given to record_accepted() before the call is written (or no
-  // longer wanted): the API's reads of the log see every accepted request answered before them
+  // longer wanted, or its write failed: then it waits for the next write, logged and counted):
+  // the API's reads of the log see every accepted request answered before them
   // (the other outcomes' entries go through record()'s queue, written as soon as it can).
   void sync();
   // Returns once everything queued before the call is written (tests; a redelivery's answer).
