@@ -206,9 +206,10 @@ struct StoreOptions {
   // SQLite: an accepted request's log entry is not written by its execution's commit; the commit
   // allocates its id, which the execution names, and the entry is written after it by the
   // request log's writer (RequestLog::record_accepted), under that id. The headers and body
-  // excerpt then stay off the trigger path's commit, where their bytes cost a sixth of its
-  // throughput (docs/requests-log.md "Accepted requests"). What a crash leaves unwritten is
-  // rebuilt from the executions when the store opens. PostgreSQL ignores it.
+  // excerpt then stay off the trigger path's commit, where the entry cost about a quarter of
+  // the plain path's throughput (docs/requests-log.md "Accepted requests"). What a crash leaves
+  // unwritten is rebuilt from the executions when the serving process opens the store
+  // (recover_request_log). PostgreSQL ignores it.
   bool defer_accepted_log = false;
   // The serving process: at open, rebuild the entries a crash left unwritten (above), whatever
   // defer_accepted_log is now. Never in another process on the same file.
