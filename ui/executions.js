@@ -268,12 +268,33 @@ export function mountExecutions(container, opts) {
   }
 
   let olderNext = null;
+  // "Show older" pages were loaded below an earlier newest page. Executions accepted since push
+  // the newest page's oldest rows out of it: fetched here, between it and the older pages, so
+  // the list has no gap. Over a few pages of them, the older pages start again from the newest.
+  async function fillGap() {
+    const top = older[0].id; // the newest of the older pages (newest first)
+    const between = [];
+    let before = nextBefore;
+    for (let n = 0; before && before > top + 1; n++) {
+      if (n === 5) {
+        older = [];
+        olderNext = nextBefore;
+        return;
+      }
+      const page = await api.executions({ receiverId: opts.receiverId, status: opts.status, limit: opts.limit || 50, before });
+      between.push(...page.items.filter((e) => e.id > top));
+      before = page.items.some((e) => e.id <= top) ? null : page.next_before;
+    }
+    if (between.length) older = [...between, ...older];
+  }
+
   async function refresh() {
     try {
       const page = await api.executions({ receiverId: opts.receiverId, status: opts.status, limit: opts.limit || 50 });
       items = page.items;
       nextBefore = page.next_before;
       if (!older.length) olderNext = nextBefore;
+      else await fillGap();
       errorBox.hidden = true;
       loadedOnce = true;
       status.textContent = `Live: updated ${new Date().toLocaleTimeString()}, every ${POLL_MS / 1000} s while this tab is open.`;

@@ -1486,6 +1486,38 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     await screenshot('executions-deleted-receiver');
   });
 
+  step('executions: "Show older", then newer ones arrive: the list keeps every execution, no gap', async () => {
+    assert.equal((await server.api('POST', '/workers/pause')).status, 200);
+    const rec = await server.api('POST', '/receivers', {
+      name: 'older-gap', driver: 'scale-service', config: { service: 'web', action: 'set', replicas: 1, min: 0, max: 5 },
+      limits: { rate_per_minute: 100000, burst: 1000, max_queued: 1000 },
+    });
+    assert.equal(rec.status, 201, JSON.stringify(rec.body));
+    const ids = [];
+    const trigger = async (n) => {
+      for (let i = 0; i < n; i++) {
+        const r = await post(rec.body.trigger_url);
+        assert.equal(r.status, 202);
+        ids.push((await r.json()).execution_id);
+      }
+    };
+    await trigger(60);
+    await page.goto(`${base}/#/executions?receiver=${rec.body.id}`);
+    await expectH1('Executions');
+    const rows = page.locator('table.table-exec tr.exec-row');
+    await waitFor('the newest 50', async () => (await rows.count()) === 50);
+    await page.getByRole('button', { name: 'Show older' }).click();
+    await waitFor('all 60', async () => (await rows.count()) === 60);
+    // 20 more push 20 of the first page's rows out of the newest page: the next poll fetches them.
+    await trigger(20);
+    await waitFor('all 80, newest first', async () => (await rows.count()) === 80, { timeoutMs: 15000 });
+    const shown = (await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.id))));
+    assert.deepEqual(shown, [...ids].sort((a, b) => b - a));
+    assert.equal((await server.api('POST', '/workers/resume')).status, 200);
+    await waitFor('the queued executions to run', async () => (await server.api('GET', '/workers')).body.queue_depth === 0, { timeoutMs: 60000 });
+    assert.equal((await server.api('DELETE', `/receivers/${rec.body.id}`)).status, 204);
+  });
+
   step('sign out forgets the token', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await expectH1('Sign in to tripline');
