@@ -35,7 +35,9 @@ export class ApiError extends Error {
 function describeStatus(status) {
   switch (status) {
     case 401: return 'Your admin token was not accepted. Sign in again.';
-    case 403: return 'This receiver is disabled.';
+    // The management API's only 403: the token's role is below the route's. Its answer names
+    // the role needed (server/api/admin_api.cpp) and is shown instead; this is for none.
+    case 403: return 'Your token\'s role does not allow that.';
     case 404: return 'Not found: it may have been deleted in the meantime.';
     case 409: return 'That conflicts with something that already exists.';
     case 412: return 'Someone saved a change to this receiver after you opened it. Open it again to see it, then edit.';

@@ -1058,6 +1058,11 @@ describe('tripline web UI', { skip, concurrency: 1, timeout: 15 * 60 * 1000 }, (
     assert.equal(await page.getByRole('button', { name: /Pause workers|Resume workers/ }).count(), 0);
     assert.equal(await page.getByRole('button', { name: 'Create token' }).count(), 0);
     assert.equal(await page.locator('table.table-tokens').count(), 0);
+    // Were a change tried anyway (a stale page), the message says it is the role, naming the
+    // role needed.
+    const refused = await page.evaluate(() => import('/api.js').then((m) => m.opsApi.pauseWorkers())
+      .then(() => 'allowed', (e) => `${e.status} ${e.message}`));
+    assert.match(refused, /^403 .*operator role.*read-only/);
     await page.getByText('Seeing the tokens needs an operator token').waitFor();
     assert.equal(await page.locator('tr[data-peer="docker"]').textContent().then((t) => t.includes(swarm.dockerHost)), false, 'no address for read-only');
     await page.getByRole('button', { name: 'Sign out' }).click();
