@@ -142,18 +142,22 @@ void Ingest::answer_all(std::vector<Committed>& done, size_t n) {
       plans_done_.notify_all();
       c.waits.clear();
     }
+    // Entries the commit deferred go to the log before any answer, so that a read of the log
+    // made after one (RequestLog::sync) finds its entry; in the order of their ids.
+    if (s.ok() && log_) {
+      for (Pending& p : c.batch)
+        if (p.trigger.request && p.trigger.request->deferred)
+          deferred_.push_back(std::move(p.trigger.request));
+      log_->record_accepted(deferred_);
+    }
     int64_t touched = 0;  // a flood on one receiver touches it once per commit
     for (size_t i = 0; i < c.batch.size(); ++i) {
       Trigger& t = c.batch[i].trigger;
       const Accepted& a = c.outcomes[i];
       if (!s.ok())
         log_unrecorded(t, false);
-      else if (t.request && log_ && !t.request->deferred && t.receiver->row.id != touched)
+      else if (t.request && log_ && t.receiver->row.id != touched)
         log_->touch(touched = t.receiver->row.id);
-      // Before the answer, so that a read of the log made after it (RequestLog::sync) finds
-      // the entry; in the order of the executions' ids.
-      if (s.ok() && t.request && t.request->deferred && log_)
-        log_->record_accepted(std::move(t.request));
       if (s.ok() && a.recorded()) on_committed_(t, a.execution_id);
       c.batch[i].done(s, a);
       in_flight_.fetch_sub(1, std::memory_order_relaxed);

@@ -130,6 +130,7 @@ class Ingest {
   void hand_over(Committed& c);
   // Syncs, then answers every batch in `done` (the answerer's thread).
   void answer_all(std::vector<Committed>& done, size_t n);
+  std::vector<RequestLogEntry> deferred_;  // the answerer's, reused: a batch's deferred entries
 
   // A trigger that was not recorded: its log entry says why, off the trigger path.
   void log_unrecorded(Trigger& t, bool overloaded);

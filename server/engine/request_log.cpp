@@ -62,8 +62,7 @@ RequestLogEntry RequestLog::admit(RequestLogRow row, bool force) {
                          RequestLogRelease{this, receiver, bytes});
 }
 
-void RequestLog::release(int64_t receiver_id, size_t bytes) {
-  std::lock_guard lock(mu_);
+void RequestLog::release_locked(int64_t receiver_id, size_t bytes) {
   live_bytes_ -= bytes;
   auto it = held_.find(receiver_id);
   if (it == held_.end()) return;
@@ -106,47 +105,60 @@ void RequestLog::touch(int64_t receiver_id) {
   cv_.notify_one();
 }
 
-void RequestLog::record_accepted(RequestLogEntry entry) {
-  if (!entry || !enabled()) return;
-  const int64_t receiver = entry->receiver_id;
-  const size_t bytes = entry.get_deleter().bytes;
-  // Given back outside the lock (their deleter takes it). Under a flood one goes per call: kept
-  // out of a vector, which would allocate for it.
-  RequestLogEntry dropped_one;
-  std::vector<RequestLogEntry> dropped_more;
-  size_t dropped = 0;
+void RequestLog::release(int64_t receiver_id, size_t bytes) {
+  std::lock_guard lock(mu_);
+  release_locked(receiver_id, bytes);
+}
+
+void RequestLog::record_accepted(std::vector<RequestLogEntry>& entries) {
+  if (entries.empty() || !enabled()) return;
+  // The rows of entries the cap drops, freed outside the lock; their bytes are given back under
+  // it (not by their deleter, which would take it once per entry).
+  std::vector<std::unique_ptr<RequestLogRow>> dropped;
   bool first = false;
   {
     std::lock_guard lock(mu_);
-    // Stopped: the writer wrote its last batch. The execution is recorded, and the store
-    // rebuilds its entry at the next start (StoreOptions::defer_accepted_log).
-    if (stopping_) return;
-    accepted_upto_ = std::max(accepted_upto_, entry->id);
-    Accepted& a = accepted_[receiver];
-    a.bytes += bytes;
-    a.entries.push_back({std::move(entry), ++accepted_seq_});
-    first = accepted_waiting_++ == 0;
-    // The newest keep_per_receiver only: the cap would delete the older ones right after they
-    // were written. And at most half the receiver's share of the byte budget, so that its
-    // requests still being recorded can claim theirs (admit()): with large requests, fewer than
-    // keep_per_receiver of the newest wait between two writes. Writing them sooner instead (at
-    // each half share) measured as writing most of a flood's entries, which is what the cap
-    // saves.
+    // Stopped: the writer wrote its last batch. The executions are recorded, and the store
+    // rebuilds their entries at the next start (StoreOptions::defer_accepted_log); the entries
+    // go back below, outside the lock.
     const size_t share = options_.max_live_bytes / std::max<size_t>(options_.receiver_share, 1);
-    while (a.entries.size() > 1 &&
-           (a.entries.size() > static_cast<size_t>(options_.keep_per_receiver) ||
-            a.bytes > share / 2)) {
-      a.bytes -= a.entries.front().entry.get_deleter().bytes;
-      (dropped++ == 0 ? dropped_one : dropped_more.emplace_back()) =
-          std::move(a.entries.front().entry);
-      a.entries.pop_front();
-      --accepted_waiting_;
+    for (RequestLogEntry& entry : entries) {
+      if (!entry || stopping_) continue;
+      accepted_upto_ = std::max(accepted_upto_, entry->id);
+      Accepted& a = accepted_[entry->receiver_id];
+      a.bytes += entry.get_deleter().bytes;
+      a.entries.push_back({std::move(entry), ++accepted_seq_});
+      first |= accepted_waiting_++ == 0;
+      // The newest keep_per_receiver only: the cap would delete the older ones right after
+      // they were written. And at most half the receiver's share of the byte budget, so that
+      // its requests still being recorded can claim theirs (admit()): with large requests,
+      // fewer than keep_per_receiver of the newest wait between two writes. Writing them
+      // sooner instead (at each half share) measured as writing most of a flood's entries,
+      // which is what the cap saves.
+      while (a.entries.size() > 1 &&
+             (a.entries.size() > static_cast<size_t>(options_.keep_per_receiver) ||
+              a.bytes > share / 2)) {
+        RequestLogEntry& old = a.entries.front().entry;
+        const RequestLogRelease claim = old.get_deleter();
+        a.bytes -= claim.bytes;
+        if (claim.log == this) release_locked(claim.receiver_id, claim.bytes);
+        dropped.emplace_back(old.release());
+        a.entries.pop_front();
+        --accepted_waiting_;
+      }
     }
   }
-  if (dropped > 0) metrics_.request_log_capped(dropped);
+  entries.clear();
+  if (!dropped.empty()) metrics_.request_log_capped(dropped.size());
   // Only the first wakes the writer, which then waits out kTrimEvery: not a wake-up per
   // trigger.
   if (first) cv_.notify_one();
+}
+
+void RequestLog::record_accepted(RequestLogEntry entry) {
+  std::vector<RequestLogEntry> one;
+  one.push_back(std::move(entry));
+  record_accepted(one);
 }
 
 std::pair<uint64_t, int64_t> RequestLog::take_accepted_locked(std::vector<RequestLogEntry>& out,

@@ -93,6 +93,8 @@ class RequestLog {
   // (RequestLogRow::deferred): kept until written, at most keep_per_receiver waiting per
   // receiver, the oldest dropped first (counted as capped). Entries must come in the order of
   // their ids (the commits' order: the ingest's answerer's).
+  // Takes all of `entries` (a committed batch's, one lock for them all).
+  void record_accepted(std::vector<RequestLogEntry>& entries);
   void record_accepted(RequestLogEntry entry);
   // Returns once every entry given to record_accepted() before the call is written (or no
   // longer wanted, or its write failed: then it waits for the next write, logged and counted):
@@ -106,6 +108,7 @@ class RequestLog {
  private:
   friend struct RequestLogRelease;
   void release(int64_t receiver_id, size_t bytes);
+  void release_locked(int64_t receiver_id, size_t bytes);
   void run();
   Store& store_;
   Metrics& metrics_;

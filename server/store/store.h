@@ -535,19 +535,19 @@ class Store {
   virtual Status cancel_execution(int64_t id, int64_t now_ms,
                                   const AuditEntry* audit = nullptr) = 0;
 
+  // The receivers whose request log entries the store rebuilt when it opened (StoreOptions::
+  // recover_request_log): the log's cap is applied to them (RequestLog::touch), as they may hold
+  // more than it after a crash during a flood.
+  virtual std::vector<int64_t> rebuilt_request_log_receivers() { return {}; }
   // The request log (docs/requests-log.md). Written in ONE transaction, relaxed like an
   // outcome (a power loss may take the last entries, never an execution); then each receiver
   // in `trim` keeps only its newest `keep_per_receiver` entries (0: no cap), at most
   // `max_trimmed` rows deleted in all: a lowered cap (--request-log 100000 -> 1000) is applied
   // over several calls, each a short write that the trigger path's commits may wait for. The
-  // receivers that may still hold more go to `*untrimmed`. Ids are set.
-  // The receivers whose entries the store rebuilt when it opened (StoreOptions::
-  // recover_request_log): the log's cap is applied to them (RequestLog::touch), as they may hold
-  // more than it after a crash during a flood.
-  virtual std::vector<int64_t> rebuilt_request_log_receivers() { return {}; }
-  // Rows marked `deferred` keep their id. `accepted_upto`: every deferred entry with an id up to
-  // it is written or no longer wanted (the cap would delete it), which the store remembers in
-  // the same transaction: what it rebuilds after a crash starts above it.
+  // receivers that may still hold more go to `*untrimmed`. Ids are set; rows marked `deferred`
+  // keep theirs. `accepted_upto`: every deferred entry with an id up to it is written or no
+  // longer wanted (the cap would delete it), which the store remembers in the same
+  // transaction: what it rebuilds after a crash starts above it.
   virtual Status insert_request_logs(std::vector<RequestLogRow>& rows,
                                      const std::vector<int64_t>& trim, int64_t keep_per_receiver,
                                      std::vector<int64_t>* untrimmed = nullptr,

@@ -292,18 +292,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
     // Before the next id is read: it restores ids. Only in the serving process: another one
     // (a CLI command on the file) would write entries the server still holds in memory.
     if (options.recover_request_log) s->rebuild_deferred_request_logs();
-    {
-      // AUTOINCREMENT's sequence: ids of deleted entries are never handed out again, so an
-      // execution's request_id never names another request.
-      SQLite::Statement q(*s->writer_,
-                          "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = "
-                          "'requests_log'), 0), coalesce((SELECT max(id) FROM requests_log), 0), "
-                          // Deferred entries' ids an execution may name with no row (its
-                          // receiver deleted before the entry was written).
-                          "coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE name = "
-                          "'request_log_deferred_upto'), 0))");
-      if (q.executeStep()) s->next_request_id_ = q.getColumn(0).getInt64() + 1;
-    }
+    s->next_request_id_ = s->highest_request_id_locked() + 1;
     s->find_idempotent_ = std::make_unique<SQLite::Statement>(
         *s->writer_, "SELECT id FROM executions WHERE receiver_id = ? AND idempotency_key = ?");
     // A notification carries the plan and the result, but never a large one: a webhook plan
@@ -777,6 +766,18 @@ constexpr const char* kSetDeferredUpto =
 constexpr int64_t kRebuildWindow = 50000;
 }  // namespace
 
+int64_t SqliteStore::highest_request_id_locked() {
+  // AUTOINCREMENT's sequence: ids of deleted entries are never handed out again, so an
+  // execution's request_id never names another request. And the deferred entries' note: ids an
+  // execution may name with no row (its receiver deleted before the entry was written).
+  SQLite::Statement q(*writer_,
+                      "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = "
+                      "'requests_log'), 0), coalesce((SELECT max(id) FROM requests_log), 0), "
+                      "coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE name = "
+                      "'request_log_deferred_upto'), 0))");
+  return q.executeStep() ? q.getColumn(0).getInt64() : 0;
+}
+
 void SqliteStore::rebuild_deferred_request_logs() {
   std::lock_guard lock(write_mu_);
   SQLite::Transaction tx(*writer_);
@@ -797,14 +798,12 @@ void SqliteStore::rebuild_deferred_request_logs() {
     if (q.executeStep()) first = q.getColumn(0).getInt64() - kRebuildWindow;
   }
   // The newest request id named anywhere: the log's own, and its executions'.
-  int64_t newest = 0;
+  int64_t newest = highest_request_id_locked();
   {
     SQLite::Statement q(*writer_,
-                        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = "
-                        "'requests_log'), 0), coalesce((SELECT max(id) FROM requests_log), 0), "
-                        "coalesce((SELECT max(request_id) FROM executions WHERE id > ?1), 0))");
+                        "SELECT coalesce(max(request_id), 0) FROM executions WHERE id > ?1");
     q.bind(1, first);
-    if (q.executeStep()) newest = q.getColumn(0).getInt64();
+    if (q.executeStep()) newest = std::max(newest, q.getColumn(0).getInt64());
   }
   // Unknown: a database from before deferred entries (or a new one); every entry so far was
   // written by its execution's commit, and one missing since was deleted by the cap or the age
@@ -825,17 +824,15 @@ void SqliteStore::rebuild_deferred_request_logs() {
         "'unknown', 'POST', '[]', '', 0, e.id FROM executions e "
         "WHERE e.id > ?2 AND e.request_id > ?1 "
         "AND NOT EXISTS (SELECT 1 FROM requests_log l WHERE l.id = e.request_id) "
-        "AND EXISTS (SELECT 1 FROM receivers r WHERE r.id = e.receiver_id)");
+        "AND EXISTS (SELECT 1 FROM receivers r WHERE r.id = e.receiver_id) "
+        "RETURNING receiver_id");
     w.bind(1, upto);
     w.bind(2, first);
-    int rebuilt = w.exec();
-    if (rebuilt > 0) {
-      SQLite::Statement q(*writer_,
-                          "SELECT DISTINCT receiver_id FROM requests_log WHERE id > ?1 AND "
-                          "detail LIKE '%\"excerpt_lost\"%'");
-      q.bind(1, upto);
-      while (q.executeStep()) rebuilt_receivers_.push_back(q.getColumn(0).getInt64());
-    }
+    size_t rebuilt = 0;
+    for (; w.executeStep(); ++rebuilt) rebuilt_receivers_.push_back(w.getColumn(0).getInt64());
+    std::sort(rebuilt_receivers_.begin(), rebuilt_receivers_.end());
+    rebuilt_receivers_.erase(std::unique(rebuilt_receivers_.begin(), rebuilt_receivers_.end()),
+                             rebuilt_receivers_.end());
     if (rebuilt > 0)
       log::warn("request log: entries of accepted requests rebuilt from their executions",
                 {{"entries", rebuilt}});

@@ -189,6 +189,8 @@ class SqliteStore final : public Store {
   // Writes the entries that accepted requests' commits deferred and a crash left unwritten
   // (StoreOptions::defer_accepted_log), from their executions; at open().
   void rebuild_deferred_request_logs();
+  // The highest request id ever handed out or named (write_mu_, or at open()).
+  int64_t highest_request_id_locked();
   std::vector<int64_t> rebuilt_receivers_;  // whose entries rebuild_deferred_request_logs() made
   std::unique_ptr<SQLite::Statement> insert_request_log_;
   std::atomic<bool> any_subscriptions_{false};
