@@ -652,3 +652,17 @@ TEST_CASE("requests log: off with --request-log 0") {
   CHECK(page["enabled"] == false);
   CHECK(log_rows(s, r["id"]) == 0);
 }
+
+TEST_CASE("requests log: deleting a receiver takes its accepted entries still waiting to be written") {
+  WebhookSink sink;
+  TestServer s("", log_options());
+  json r = receiver(s, "deleted-soon", sink,
+                    {{"limits", {{"rate_per_minute", 0}, {"max_queued", 0}}}});
+  const int64_t rid = r["id"];
+  // Accepted entries are written up to 250 ms after their commit (docs/requests-log.md): the
+  // delete comes before that.
+  for (int i = 0; i < 5; ++i) REQUIRE(s.trigger(r["trigger_url"]).status == 202);
+  REQUIRE(s.request("DELETE", "/api/v1/receivers/" + std::to_string(rid)).status == 204);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // past the writer's next round
+  CHECK(log_rows(s, rid) == 0);  // no entry of a deleted receiver left behind
+}
