@@ -653,11 +653,12 @@ TEST_CASE("requests log: off with --request-log 0") {
   CHECK(log_rows(s, r["id"]) == 0);
 }
 
-TEST_CASE("requests log: deleting a receiver takes its accepted entries still waiting to be written") {
+TEST_CASE(
+    "requests log: deleting a receiver takes its accepted entries still waiting to be written") {
   WebhookSink sink;
   TestServer s("", log_options());
-  json r = receiver(s, "deleted-soon", sink,
-                    {{"limits", {{"rate_per_minute", 0}, {"max_queued", 0}}}});
+  json r =
+      receiver(s, "deleted-soon", sink, {{"limits", {{"rate_per_minute", 0}, {"max_queued", 0}}}});
   const int64_t rid = r["id"];
   // Accepted entries are written up to 250 ms after their commit (docs/requests-log.md): the
   // delete comes before that.
