@@ -143,6 +143,16 @@ TEST_CASE("durability: kill -9 under full trigger load loses no acknowledged exe
   // Under this load the writer had entries waiting (it writes them every 250 ms at most).
   CHECK(unwritten > 0);
   WARN("request log: " << unwritten << " accepted entries unwritten at the kill");
+  auto logged = [&] {
+    SQLite::Database file(server.db_path(), SQLite::OPEN_READONLY);
+    SQLite::Statement q(file, "SELECT count(*) FROM requests_log");
+    REQUIRE(q.executeStep());
+    return q.getColumn(0).getInt64();
+  };
+  // The receiver's log was at its cap (--request-log, 1000 by default) when the process died:
+  // the entries rebuilt at the restart take it past, until the cap is applied again.
+  const int64_t written = logged();
+  REQUIRE(written + unwritten > 1000);
 
   // Restarted on the same data dir (with a Docker host that does not exist, so the recovered
   // executions wait in retry instead of scaling anything): the API shows every one.
@@ -162,6 +172,15 @@ TEST_CASE("durability: kill -9 under full trigger load loses no acknowledged exe
   CHECK(std::includes(listed.begin(), listed.end(), load.accepted.begin(), load.accepted.end()));
   // Every one of them has its entry again, under the id its execution names, marked as rebuilt.
   CHECK(unlogged(upto) == 0);
+  // The rebuild does not leave the receiver's log past its cap until its next request: the
+  // serving process applies the cap to every receiver whose entries it rebuilt.
+  int64_t after_restart = logged();
+  for (int i = 0; i < 100 && after_restart > 1000; ++i) {
+    std::this_thread::sleep_for(milliseconds(50));
+    after_restart = logged();
+  }
+  INFO(written << " entries written before the kill, " << unwritten << " rebuilt");
+  CHECK(after_restart == 1000);
   {
     auto newest = server.api_json("GET", "/api/v1/executions?limit=1", 200)["items"][0];
     REQUIRE(newest["request_id"].is_number_integer());
