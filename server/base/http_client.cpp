@@ -110,14 +110,37 @@ bool is_local_address(std::string_view ip) {
   return false;
 }
 
+namespace {
+using EasyHandle = std::unique_ptr<CURL, decltype(&curl_easy_cleanup)>;
+
+// A request to a Unix socket (Docker's API socket) takes this thread's handle for such requests,
+// and so its open connection: an executor worker asks the same daemon once per lane batch, and
+// opening and closing a connection each time took a tenth of a flooded worker's time
+// (bench/RESULTS.md "The executor's cost per execution"). curl_easy_reset() clears every option
+// but keeps the connection cache, which matches a connection by socket path and host: one
+// daemon's connection is never used for another's request. TCP and TLS peers (webhooks, a
+// Kubernetes API server) keep a handle of their own per request, with the address checks of
+// refuse_local_addresses made on every connection.
+CURL* easy_handle_for(const OutboundRequest& req, EasyHandle& owned) {
+  if (req.unix_socket.empty()) {
+    owned.reset(curl_easy_init());
+    return owned.get();
+  }
+  thread_local EasyHandle kept(curl_easy_init(), &curl_easy_cleanup);
+  if (!kept) kept.reset(curl_easy_init());
+  if (kept) curl_easy_reset(kept.get());
+  return kept.get();
+}
+}  // namespace
+
 OutboundResponse http_request(const OutboundRequest& req) {
   OutboundResponse out;
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
-  if (!curl) {
+  EasyHandle owned(nullptr, &curl_easy_cleanup);
+  CURL* c = easy_handle_for(req, owned);
+  if (!c) {
     out.error = "curl_easy_init failed";
     return out;
   }
-  CURL* c = curl.get();
   curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
   if (!req.unix_socket.empty())
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, req.unix_socket.c_str());

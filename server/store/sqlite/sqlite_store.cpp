@@ -1092,11 +1092,18 @@ Status SqliteStore::start_planned(const std::vector<PlannedRun>& runs, int64_t s
   });
 }
 
+SQLite::Statement& SqliteStore::writer_statement(std::unique_ptr<SQLite::Statement>& slot,
+                                                 const char* sql) {
+  if (!slot) slot = std::make_unique<SQLite::Statement>(*writer_, sql);
+  return *slot;
+}
+
 void SqliteStore::start_planned_locked(const std::vector<PlannedRun>& runs, int64_t started_at) {
-  SQLite::Statement q(*writer_,
-                      "UPDATE executions SET status = 'running', attempts = ?, "
-                      "started_at = coalesce(started_at, ?), next_attempt_at = NULL, plan = ? "
-                      "WHERE id = ?");
+  SQLite::Statement& q =
+      writer_statement(start_planned_,
+                       "UPDATE executions SET status = 'running', attempts = ?, "
+                       "started_at = coalesce(started_at, ?), next_attempt_at = NULL, plan = ? "
+                       "WHERE id = ?");
   for (const PlannedRun& r : runs) {
     q.tryReset();
     q.bind(1, r.attempts);
@@ -1118,11 +1125,10 @@ Status SqliteStore::finish_all(const std::vector<Finished>& outcomes) {
                     [](const Finished& f) { return f.status == ExecutionStatus::kSucceeded; }))
       relaxed.emplace(*writer_);
     SQLite::Transaction tx(*writer_);
-    SQLite::Statement q(*writer_,
-                        "UPDATE executions SET status = ?, result = ?, error = ?, finished_at = ?, "
-                        "next_attempt_at = NULL WHERE id = ?");
-    SQLite::Statement append(*writer_, kAppendAttemptError);
-    SQLite::Statement bound(*writer_, kBoundAttemptErrors);
+    SQLite::Statement& q =
+        writer_statement(finish_one_,
+                         "UPDATE executions SET status = ?, result = ?, error = ?, "
+                         "finished_at = ?, next_attempt_at = NULL WHERE id = ?");
     for (const Finished& f : outcomes) {
       q.tryReset();
       q.bind(1, to_string(f.status));
@@ -1137,7 +1143,10 @@ Status SqliteStore::finish_all(const std::vector<Finished>& outcomes) {
       q.bind(4, f.finished_at);
       q.bind(5, f.id);
       q.exec();
-      if (!f.error.empty()) append_attempt_error(append, bound, f.id, f.finished_at, f.error);
+      if (!f.error.empty())
+        append_attempt_error(writer_statement(append_error_, kAppendAttemptError),
+                             writer_statement(bound_errors_, kBoundAttemptErrors), f.id,
+                             f.finished_at, f.error);
       note_status_locked(f.id, to_string(f.status), f.target, f.finished_at);
     }
     tx.commit();
@@ -1152,10 +1161,11 @@ Status SqliteStore::finish_settled(const std::vector<PlannedRun>& runs, int64_t 
     std::lock_guard lock(write_mu_);
     OutcomeSync relaxed(*writer_);  // successes only (see finish_all)
     SQLite::Transaction tx(*writer_);
-    SQLite::Statement q(*writer_,
-                        "UPDATE executions SET status = 'succeeded', attempts = ?, "
-                        "started_at = coalesce(started_at, ?), plan = ?, result = ?, "
-                        "finished_at = ?, next_attempt_at = NULL WHERE id = ? AND plan IS NULL");
+    SQLite::Statement& q = writer_statement(
+        finish_settled_,
+        "UPDATE executions SET status = 'succeeded', attempts = ?, "
+        "started_at = coalesce(started_at, ?), plan = ?, result = ?, finished_at = ?, "
+        "next_attempt_at = NULL WHERE id = ? AND plan IS NULL");
     for (size_t i = 0; i < runs.size(); ++i) {
       const PlannedRun& r = runs[i];
       const Finished& f = outcomes[i];

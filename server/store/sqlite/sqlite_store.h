@@ -203,6 +203,11 @@ class SqliteStore final : public Store {
   std::unique_ptr<SQLite::Statement> insert_execution_;
   std::unique_ptr<SQLite::Statement> find_idempotent_;
   std::unique_ptr<SQLite::Statement> note_delivery_, note_dropped_;  // note_status_locked()
+  // The executor's writes, prepared at first use: a flooded lane writes a batch every
+  // millisecond or so, and preparing them again each time was a tenth of a worker's time.
+  SQLite::Statement& writer_statement(std::unique_ptr<SQLite::Statement>& slot, const char* sql);
+  std::unique_ptr<SQLite::Statement> start_planned_, finish_one_, finish_settled_;
+  std::unique_ptr<SQLite::Statement> append_error_, bound_errors_;  // append_attempt_error()
   std::mutex read_mu_;
   std::unique_ptr<SQLite::Database> reader_;
   // sync_wal(): the WAL file, opened at open() right after SQLite opened it (empty and -1 when
