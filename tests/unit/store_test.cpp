@@ -529,6 +529,7 @@ TEMPLATE_TEST_CASE(
   // A rule compared a header holding byte 0xFF: the value reaches the entry's detail as sent.
   // nlohmann's strict dump threw on it, and the whole batch was lost.
   OPEN_TEST_STORE(db, s);
+  make_receivers(*s, 1);
   std::vector<RequestLogRow> batch(3);
   for (auto& r : batch) {
     r.receiver_id = 1;
@@ -553,6 +554,7 @@ TEMPLATE_TEST_CASE("store: a lowered request log cap is applied in bounded steps
   // --request-log lowered from 100000 to 1000 once deleted ~99,000 rows in one transaction
   // under the write lock the trigger path's commits wait for.
   OPEN_TEST_STORE(db, s);
+  make_receivers(*s, 2);
   std::vector<RequestLogRow> batch(3000);
   for (auto& r : batch) {
     r.receiver_id = 1;
@@ -593,6 +595,35 @@ TEMPLATE_TEST_CASE("store: a lowered request log cap is applied in bounded steps
   REQUIRE(kept->size() == 100);
   CHECK(kept->front().id == newest);  // the newest stayed
   CHECK(kept->back().id == newest - 99);
+}
+
+TEMPLATE_TEST_CASE(
+    "store: a request log entry that reaches the writer after its receiver was deleted is not "
+    "written",
+    "", Sqlite, Postgres) {
+  // The delete takes the receiver's entries; one still on its way to the log's writer (in its
+  // queue, or waiting to be written after its execution's commit) would be left behind, shown
+  // nowhere and trimmed by nothing.
+  OPEN_TEST_STORE(db, s);
+  make_receivers(*s, 2);
+  REQUIRE(s->delete_receiver(2, nullptr).ok());
+  std::vector<RequestLogRow> batch(4);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    RequestLogRow& r = batch[i];
+    r.receiver_id = i % 2 == 0 ? 1 : 2;
+    r.outcome = "ignored";
+    r.status = 200;
+    r.source = "127.0.0.1";
+    r.method = "POST";
+    r.headers = "[]";
+  }
+  REQUIRE(s->insert_request_logs(batch, {1, 2}, 100).ok());
+  auto kept = s->list_request_logs(1, "", 10, 0);
+  REQUIRE(kept.ok());
+  CHECK(kept->size() == 2);
+  auto gone = s->list_request_logs(2, "", 10, 0);
+  REQUIRE(gone.ok());
+  CHECK(gone->empty());
 }
 
 TEMPLATE_TEST_CASE("deleted receivers: executions keep the name until the last of them is pruned",

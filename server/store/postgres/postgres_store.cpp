@@ -1297,13 +1297,23 @@ Status PostgresStore::insert_request_logs(std::vector<RequestLogRow>& rows,
           read_ids(c.exec("SELECT nextval(pg_get_serial_sequence('requests_log', 'id')) FROM "
                           "generate_series(1, $1)",
                           Params().add(static_cast<int64_t>(rows.size()))));
+      // An entry that reached the log's writer after its receiver was deleted is not written:
+      // the delete took the receiver's entries, and nothing would show or trim this one.
+      std::vector<int64_t> named;
+      for (const RequestLogRow& r : rows) named.push_back(r.receiver_id);
+      std::sort(named.begin(), named.end());
+      named.erase(std::unique(named.begin(), named.end()), named.end());
+      std::vector<int64_t> present =
+          read_ids(c.exec("SELECT id FROM receivers WHERE id = ANY($1::bigint[]) ORDER BY id",
+                          Params().ids(named)));
       std::vector<Conn::Statement> logs;
       logs.reserve(rows.size());
       for (size_t i = 0; i < rows.size(); ++i) {
         if (!rows[i].deferred) rows[i].id = ids.at(i);
-        logs.push_back(request_log_insert(rows[i]));
+        if (std::binary_search(present.begin(), present.end(), rows[i].receiver_id))
+          logs.push_back(request_log_insert(rows[i]));
       }
-      c.pipeline(logs);
+      if (!logs.empty()) c.pipeline(logs);
     }
     if (keep_per_receiver > 0 && !trim.empty()) {
       // The newest N stay: the oldest of what is at or below the (N+1)th newest id go, at most
