@@ -4,8 +4,11 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "net.h"
 
@@ -116,20 +119,48 @@ using EasyHandle = std::unique_ptr<CURL, decltype(&curl_easy_cleanup)>;
 // A request to a Unix socket (Docker's API socket) takes this thread's handle for such requests,
 // and so its open connection: an executor worker asks the same daemon once per lane batch, and
 // opening and closing a connection each time took a tenth of a flooded worker's time
-// (bench/RESULTS.md "The executor's cost per execution"). curl_easy_reset() clears every option
-// but keeps the connection cache, which matches a connection by socket path and host: one
+// (bench/RESULTS.md "What a durable accept can reach here"). curl_easy_reset() clears every
+// option but keeps the connection cache, which matches a connection by socket path and host: one
 // daemon's connection is never used for another's request. TCP and TLS peers (webhooks, a
 // Kubernetes API server) keep a handle of their own per request, with the address checks of
 // refuse_local_addresses made on every connection.
+struct KeptHandle {
+  EasyHandle handle{nullptr, &curl_easy_cleanup};
+  // The socket files its connections were opened to: each path as named, and the file found
+  // there then (a few: one per Docker host this thread asks).
+  struct Socket {
+    std::string path;
+    dev_t dev = 0;
+    ino_t ino = 0;
+  };
+  std::vector<Socket> sockets;
+};
+
 CURL* easy_handle_for(const OutboundRequest& req, EasyHandle& owned) {
   if (req.unix_socket.empty()) {
     owned.reset(curl_easy_init());
     return owned.get();
   }
-  thread_local EasyHandle kept(curl_easy_init(), &curl_easy_cleanup);
-  if (!kept) kept.reset(curl_easy_init());
-  if (kept) curl_easy_reset(kept.get());
-  return kept.get();
+  thread_local KeptHandle kept;
+  // A path that names another socket file now (the daemon restarted, a symlink points
+  // elsewhere) or none: its kept connection is to a daemon the path no longer names, and the
+  // handle is dropped with its connections.
+  struct stat found {};
+  bool exists = ::stat(req.unix_socket.c_str(), &found) == 0;
+  auto known = std::find_if(kept.sockets.begin(), kept.sockets.end(),
+                            [&](const KeptHandle::Socket& s) { return s.path == req.unix_socket; });
+  bool moved = known != kept.sockets.end() &&
+               (!exists || known->dev != found.st_dev || known->ino != found.st_ino);
+  if (!kept.handle || moved || kept.sockets.size() >= 8) {
+    kept.handle.reset(curl_easy_init());
+    kept.sockets.clear();
+    known = kept.sockets.end();
+  } else {
+    curl_easy_reset(kept.handle.get());
+  }
+  if (exists && known == kept.sockets.end())
+    kept.sockets.push_back({req.unix_socket, found.st_dev, found.st_ino});
+  return kept.handle.get();
 }
 }  // namespace
 

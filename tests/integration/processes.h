@@ -105,6 +105,10 @@ class Load {
       if (t.joinable()) t.join();
   }
   std::set<int64_t> accepted;  // read after join()
+  size_t accepted_so_far() {   // while the threads run
+    std::lock_guard lock(mu_);
+    return accepted.size();
+  }
   int sent = 0, unanswered = 0;
   std::map<int, int> other_status;  // anything but 202
   size_t threads() const { return threads_.size(); }

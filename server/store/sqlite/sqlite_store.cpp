@@ -137,6 +137,20 @@ class OutcomeSync {
   SQLite::Database& db_;
 };
 
+// Resets a statement kept prepared on a connection on every way out of its use. An error
+// (SQLITE_BUSY while taking the write lock) can leave it mid-run, and a statement still running
+// keeps every later COMMIT on its connection from completing until it is reset.
+class Rewind {
+ public:
+  explicit Rewind(SQLite::Statement& s) : s_(s) {}
+  ~Rewind() { s_.tryReset(); }
+  Rewind(const Rewind&) = delete;
+  Rewind& operator=(const Rewind&) = delete;
+
+ private:
+  SQLite::Statement& s_;
+};
+
 template <typename F>
 auto guarded(F&& f) -> decltype(f()) {
   try {
@@ -642,6 +656,7 @@ Status SqliteStore::commit_group(std::vector<NewExecution>& batch,
 
 void SqliteStore::insert_executions_locked(std::vector<NewExecution>& batch) {
   SQLite::Statement& q = *insert_execution_;
+  Rewind rewind(q), rewind_find(*find_idempotent_);
   for (NewExecution& e : batch) {
     // tryReset: reset() re-throws the error of the statement's last step, so one failed
     // commit (a lock held elsewhere) would fail the next batch too.
@@ -718,6 +733,7 @@ void SqliteStore::insert_executions_locked(std::vector<NewExecution>& batch) {
 void SqliteStore::insert_request_log_locked(RequestLogRow& r) {
   if (r.id == 0) r.id = next_request_id_++;
   SQLite::Statement& q = *insert_request_log_;
+  Rewind rewind(q);
   q.tryReset();
   q.bind(1, r.id);
   q.bind(2, r.receiver_id);
@@ -856,7 +872,25 @@ Status SqliteStore::insert_request_logs(std::vector<RequestLogRow>& rows,
     std::lock_guard lock(write_mu_);
     OutcomeSync relaxed(*writer_);
     SQLite::Transaction tx(*writer_);
+    // An entry that reached the log's writer after its receiver was deleted is not written: the
+    // delete took the receiver's entries, and nothing would show or trim this one.
+    SQLite::Statement& exists =
+        writer_statement(receiver_exists_, "SELECT 1 FROM receivers WHERE id = ?");
+    Rewind rewind(exists);
+    int64_t present = 0, gone = 0;  // the last receiver found, and the last one not
     for (RequestLogRow& r : rows) {
+      if (r.receiver_id != present) {
+        if (r.receiver_id == gone) continue;
+        exists.tryReset();
+        exists.bind(1, r.receiver_id);
+        bool found = exists.executeStep();
+        exists.tryReset();
+        if (!found) {
+          gone = r.receiver_id;
+          continue;
+        }
+        present = r.receiver_id;
+      }
       if (!r.deferred) r.id = 0;  // a deferred entry keeps the id its execution names
       insert_request_log_locked(r);
     }
@@ -1035,6 +1069,7 @@ namespace {
 // One failed attempt into the execution's bounded history (kAppendAttemptError).
 void append_attempt_error(SQLite::Statement& append, SQLite::Statement& bound, int64_t id,
                           int64_t at, const std::string& error) {
+  Rewind rewind_append(append), rewind_bound(bound);
   append.tryReset();
   append.bind(1, at);
   append.bind(2, error);
@@ -1057,11 +1092,13 @@ Status SqliteStore::requeue_all(const std::vector<int64_t>& ids, const std::stri
     std::lock_guard lock(write_mu_);
     OutcomeSync relaxed(*writer_);
     SQLite::Transaction tx(*writer_);
-    SQLite::Statement q(*writer_,
-                        "UPDATE executions SET status = 'queued', error = ?, next_attempt_at = ? "
-                        "WHERE id = ?");
-    SQLite::Statement append(*writer_, kAppendAttemptError);
-    SQLite::Statement bound(*writer_, kBoundAttemptErrors);
+    SQLite::Statement& q =
+        writer_statement(requeue_,
+                         "UPDATE executions SET status = 'queued', error = ?, next_attempt_at = ? "
+                         "WHERE id = ?");
+    Rewind rewind(q);
+    SQLite::Statement& append = writer_statement(append_error_, kAppendAttemptError);
+    SQLite::Statement& bound = writer_statement(bound_errors_, kBoundAttemptErrors);
     const int64_t now = now_ms();
     for (int64_t id : ids) {
       q.tryReset();
@@ -1104,6 +1141,7 @@ void SqliteStore::start_planned_locked(const std::vector<PlannedRun>& runs, int6
                        "UPDATE executions SET status = 'running', attempts = ?, "
                        "started_at = coalesce(started_at, ?), next_attempt_at = NULL, plan = ? "
                        "WHERE id = ?");
+  Rewind rewind(q);
   for (const PlannedRun& r : runs) {
     q.tryReset();
     q.bind(1, r.attempts);
@@ -1129,6 +1167,7 @@ Status SqliteStore::finish_all(const std::vector<Finished>& outcomes) {
         writer_statement(finish_one_,
                          "UPDATE executions SET status = ?, result = ?, error = ?, "
                          "finished_at = ?, next_attempt_at = NULL WHERE id = ?");
+    Rewind rewind(q);
     for (const Finished& f : outcomes) {
       q.tryReset();
       q.bind(1, to_string(f.status));
@@ -1166,6 +1205,7 @@ Status SqliteStore::finish_settled(const std::vector<PlannedRun>& runs, int64_t 
         "UPDATE executions SET status = 'succeeded', attempts = ?, "
         "started_at = coalesce(started_at, ?), plan = ?, result = ?, finished_at = ?, "
         "next_attempt_at = NULL WHERE id = ? AND plan IS NULL");
+    Rewind rewind(q);
     for (size_t i = 0; i < runs.size(); ++i) {
       const PlannedRun& r = runs[i];
       const Finished& f = outcomes[i];
@@ -1723,6 +1763,7 @@ void SqliteStore::note_status_locked(int64_t execution_id, const char* event,
   // No subscription anywhere (the usual case): the status change costs nothing more.
   if (!any_subscriptions_) return;
   SQLite::Statement& dropped = *note_dropped_;
+  Rewind rewind_dropped(dropped), rewind_delivery(*note_delivery_);
   dropped.tryReset();
   dropped.bind(1, execution_id);
   dropped.bind(2, event);

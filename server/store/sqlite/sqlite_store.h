@@ -206,8 +206,9 @@ class SqliteStore final : public Store {
   // The executor's writes, prepared at first use: a flooded lane writes a batch every
   // millisecond or so, and preparing them again each time was a tenth of a worker's time.
   SQLite::Statement& writer_statement(std::unique_ptr<SQLite::Statement>& slot, const char* sql);
-  std::unique_ptr<SQLite::Statement> start_planned_, finish_one_, finish_settled_;
+  std::unique_ptr<SQLite::Statement> start_planned_, finish_one_, finish_settled_, requeue_;
   std::unique_ptr<SQLite::Statement> append_error_, bound_errors_;  // append_attempt_error()
+  std::unique_ptr<SQLite::Statement> receiver_exists_;              // insert_request_logs()
   std::mutex read_mu_;
   std::unique_ptr<SQLite::Database> reader_;
   // sync_wal(): the WAL file, opened at open() right after SQLite opened it (empty and -1 when
