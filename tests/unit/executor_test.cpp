@@ -111,6 +111,45 @@ TEST_CASE("trust 6: a failed commit does not fail the next one") {
   CHECK(insert(*store, 1).size() == 1);
 }
 
+TEST_CASE(
+    "trust 6: an outcome refused while another process holds the database leaves nothing "
+    "running on the connection: the next commits succeed") {
+  // The executor's statements stay prepared on the writer's connection. One that met the lock
+  // (SQLITE_BUSY) was left mid-run, and every later COMMIT on that connection failed ("SQL
+  // statements in progress") until the same statement ran again, which a paused executor never
+  // does: the trigger path's commits failed meanwhile.
+  TempDir dir;
+  StoreOptions o;
+  o.busy_timeout_ms = 100;
+  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto ids = insert(*store, 3);
+  const nlohmann::json result = {{"replicas", 2}};
+  const nlohmann::json plan = {{"replicas", 2}};
+  std::vector<Store::PlannedRun> runs = {{ids[2], 1, &plan, "fake:a"}};
+  {
+    SQLite::Database other(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+    other.exec("BEGIN EXCLUSIVE");
+    CHECK(store->finish(ids[0], ExecutionStatus::kSucceeded, result, "", 1, "fake:a").code() ==
+          Status::Code::kUnavailable);
+    CHECK(store->requeue(ids[1], "peer down", 2, "fake:a").code() == Status::Code::kUnavailable);
+    CHECK(store->start_planned(runs, 3).code() == Status::Code::kUnavailable);
+    other.exec("ROLLBACK");
+  }
+  // The group commit, and the request log's writer, on the same connection.
+  CHECK(insert(*store, 1).size() == 1);
+  std::vector<RequestLogRow> entry(1);
+  entry[0].receiver_id = 1;
+  entry[0].outcome = "ignored";
+  entry[0].status = 200;
+  entry[0].source = "127.0.0.1";
+  entry[0].method = "POST";
+  entry[0].headers = "[]";
+  CHECK(store->insert_request_logs(entry, {}, 0).ok());
+  // And the refused writes themselves, once the lock is gone.
+  CHECK(store->finish(ids[0], ExecutionStatus::kSucceeded, result, "", 1, "fake:a").ok());
+  CHECK(store->get_execution(ids[0])->status == ExecutionStatus::kSucceeded);
+}
+
 TEST_CASE("trust 6: an outcome the store refuses is retried, and the target's lane waits for it") {
   TempDir dir;
   StoreOptions o;
