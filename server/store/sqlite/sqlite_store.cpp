@@ -871,26 +871,31 @@ Status SqliteStore::insert_request_logs(std::vector<RequestLogRow>& rows,
   Status s = guarded([&]() -> Status {
     std::lock_guard lock(write_mu_);
     OutcomeSync relaxed(*writer_);
-    SQLite::Transaction tx(*writer_);
     // An entry that reached the log's writer after its receiver was deleted is not written: the
-    // delete took the receiver's entries, and nothing would show or trim this one.
-    SQLite::Statement& exists =
-        writer_statement(receiver_exists_, "SELECT 1 FROM receivers WHERE id = ?");
-    Rewind rewind(exists);
-    int64_t present = 0, gone = 0;  // the last receiver found, and the last one not
-    for (RequestLogRow& r : rows) {
-      if (r.receiver_id != present) {
-        if (r.receiver_id == gone) continue;
+    // delete took the receiver's entries, and nothing would show or trim this one. Checked
+    // before the transaction (the receivers are deleted under write_mu_ too, which this holds):
+    // a read inside it would make its first write fail at once, without waiting busy_timeout_ms,
+    // while another process holds the write lock (SQLite waits for the lock only when the
+    // connection holds no read transaction).
+    std::vector<int64_t> gone;
+    {
+      SQLite::Statement& exists =
+          writer_statement(receiver_exists_, "SELECT 1 FROM receivers WHERE id = ?");
+      Rewind rewind(exists);
+      int64_t checked = 0;
+      for (const RequestLogRow& r : rows) {
+        if (r.receiver_id == checked) continue;
+        checked = r.receiver_id;
+        if (std::find(gone.begin(), gone.end(), checked) != gone.end()) continue;
         exists.tryReset();
-        exists.bind(1, r.receiver_id);
-        bool found = exists.executeStep();
-        exists.tryReset();
-        if (!found) {
-          gone = r.receiver_id;
-          continue;
-        }
-        present = r.receiver_id;
+        exists.bind(1, checked);
+        if (!exists.executeStep()) gone.push_back(checked);
       }
+    }
+    SQLite::Transaction tx(*writer_);
+    for (RequestLogRow& r : rows) {
+      if (!gone.empty() && std::find(gone.begin(), gone.end(), r.receiver_id) != gone.end())
+        continue;
       if (!r.deferred) r.id = 0;  // a deferred entry keeps the id its execution names
       insert_request_log_locked(r);
     }
