@@ -472,13 +472,21 @@ void Executor::work() {
       lock.lock();
     }
     Lane& now = lanes_[lane];  // the reference above may be stale after the unlock
-    if (now.jobs.empty() && now.lock == 0) {
+    // Several ran together: the lane is flooded, and gathers before its next batch (kGatherMs),
+    // even if nothing is queued yet: what arrives meanwhile waits for the gathering to end.
+    const bool gather = done == jobs.size() && done > 1;
+    if (now.jobs.empty() && now.lock == 0 && !gather) {
       lanes_.erase(lane);
     } else if (done < jobs.size() && retry_in.count() > 0) {
       now.timer = ++next_timer_;
       now.due = clock_.steady_ms() + retry_in.count();
       timers_.push({now.due, lane, retrying, now.timer});
       retrying_ += retrying;
+      cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
+    } else if (gather) {
+      now.timer = ++next_timer_;
+      now.due = clock_.steady_ms() + kGatherMs;
+      timers_.push({now.due, lane, 0, now.timer});
       cv_.notify_all();  // a sleeping worker may need to wake earlier for this timer
     } else {
       ready_.push_back(lane);

@@ -35,6 +35,12 @@
 // execution's failure (another receiver's credentials on the same target, a bound the peer
 // refuses) is its alone.
 //
+// Gathering: a lane whose batch held several executions is flooded. Its next batch waits
+// kGatherMs after that one ended (a timer, as a retry's), taking everything that arrived
+// meanwhile: under a flood the peer is read once per kGatherMs or so instead of once per batch,
+// which with batches that end within a millisecond was a read per millisecond (dockerd's CPU,
+// bench/RESULTS.md). A lane that ran one execution goes on at once.
+//
 // Fairness: a lane runs one execution at a time and goes to the back of the ready queue after
 // each, so targets share the workers round-robin; one flooded target holds at most one worker.
 // Thread safety: all public methods may be called from any thread.
@@ -194,6 +200,8 @@ class Executor {
   // Bounded by what is held anyway (max_held); larger batches mean fewer peer reads and fewer
   // commits per execution while a flood drains (bench/RESULTS.md).
   static constexpr size_t kMaxBatch = 1000;
+  // How long a flooded lane gathers before its next batch (see the header).
+  static constexpr int64_t kGatherMs = 20;
   struct Lane {
     std::deque<Job> jobs;
     // Waiting in timers_ to retry (the Timer's id; 0: not waiting), and until when. A lane is
