@@ -88,7 +88,7 @@ run() {  # run BIN LABEL
   d0=$([ -n "$dpid" ] && cpu_of "/proc/$dpid/stat" || echo 0)
   if [ -n "${PERF_DIR:-}" ]; then
     mkdir -p "$PERF_DIR"
-    perf record -q --call-graph dwarf,16384 -F 199 -p "$pid" -o "$PERF_DIR/$CASE-$label.data" \
+    perf record -q --call-graph dwarf,16384 -F 199 -p "$pid" -o "$PERF_DIR/$CASE-${label//\//_}.data" \
       -- sleep "$DURATION" >/dev/null 2>&1 &
     perf_pid=$!
   fi
