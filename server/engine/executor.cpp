@@ -263,7 +263,7 @@ Status Executor::cancel(int64_t id, bool* held, const AuditEntry* audit) {
         if (timer != 0) {
           back->second.timer = ++next_timer_;
           back->second.due = due;
-          timers_.push({due, name, back->second.timer});
+          timers_.push({due, name, 0, back->second.timer});
         } else {
           ready_.push_back(name);
         }

@@ -915,6 +915,44 @@ TEST_CASE("cancel: a lane waiting to retry whose only job is cancelled runs its 
 }
 
 TEST_CASE(
+    "cancel: a lane's only job put back after the store refused its cancel runs when its timer is "
+    "due") {
+  // The lane had gone with the cancel; the put-back made its timer again, but with the timer's
+  // id in the wrong field: the timer was taken for a stale one, and the lane never ran again,
+  // nor anything enqueued for its target after.
+  TempDir dir;
+  ManualClock clock;
+  StoreOptions o;
+  o.clock = &clock;
+  o.busy_timeout_ms = 100;
+  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto ids = insert(*store, 2);
+  CounterDriver driver;
+  driver.fail_applies = 1;
+  Metrics metrics;
+  RetryPolicy policy;
+  policy.base = std::chrono::minutes(10);
+  policy.max = std::chrono::hours(1);
+  Executor executor(*store, metrics, policy, 1, /*loader=*/nullptr);
+  executor.start();
+  enqueue_unplanned(executor, driver, {ids[0]});
+  REQUIRE(eventually([&] { return store->get_execution(ids[0])->next_attempt_at.has_value(); }));
+  {
+    SQLite::Database other(dir.path + "/t.db", SQLite::OPEN_READWRITE);
+    other.exec("BEGIN EXCLUSIVE");
+    bool held = false;
+    CHECK_FALSE(executor.cancel(ids[0], &held).ok());  // refused: put back, timer and all
+    other.exec("ROLLBACK");
+  }
+  enqueue_unplanned(executor, driver, {ids[1]});
+  clock.set(clock.now_ms() + 2 * 3600 * 1000);  // past its retry time
+  CHECK(eventually([&] { return executor.depth() == 0; }, 5s));
+  executor.stop();
+  CHECK(store->get_execution(ids[0])->status == ExecutionStatus::kSucceeded);
+  CHECK(store->get_execution(ids[1])->status == ExecutionStatus::kSucceeded);
+}
+
+TEST_CASE(
     "cancel: a job cancelled in the store while a page holding it is read gives its slot back "
     "once") {
   // Only the canceller gives the queue slot back (App::cancel_execution, when the executor did

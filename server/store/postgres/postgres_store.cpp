@@ -1303,9 +1303,11 @@ Status PostgresStore::insert_request_logs(std::vector<RequestLogRow>& rows,
       for (const RequestLogRow& r : rows) named.push_back(r.receiver_id);
       std::sort(named.begin(), named.end());
       named.erase(std::unique(named.begin(), named.end()), named.end());
-      std::vector<int64_t> present =
-          read_ids(c.exec("SELECT id FROM receivers WHERE id = ANY($1::bigint[]) ORDER BY id",
-                          Params().ids(named)));
+      // FOR KEY SHARE: a delete of one of them (another replica's) waits for this commit, and
+      // its DELETE of the receiver's entries then takes these too.
+      std::vector<int64_t> present = read_ids(
+          c.exec("SELECT id FROM receivers WHERE id = ANY($1::bigint[]) ORDER BY id FOR KEY SHARE",
+                 Params().ids(named)));
       std::vector<Conn::Statement> logs;
       logs.reserve(rows.size());
       for (size_t i = 0; i < rows.size(); ++i) {

@@ -877,25 +877,26 @@ Status SqliteStore::insert_request_logs(std::vector<RequestLogRow>& rows,
     // a read inside it would make its first write fail at once, without waiting busy_timeout_ms,
     // while another process holds the write lock (SQLite waits for the lock only when the
     // connection holds no read transaction).
+    // (A receiver deleted by another process, a CLI command on the file, between this check and
+    // the transaction leaves its entry behind, as before the check.)
     std::vector<int64_t> gone;
     {
+      std::vector<int64_t> named;
+      for (const RequestLogRow& r : rows) named.push_back(r.receiver_id);
+      std::sort(named.begin(), named.end());
+      named.erase(std::unique(named.begin(), named.end()), named.end());
       SQLite::Statement& exists =
           writer_statement(receiver_exists_, "SELECT 1 FROM receivers WHERE id = ?");
       Rewind rewind(exists);
-      int64_t checked = 0;
-      for (const RequestLogRow& r : rows) {
-        if (r.receiver_id == checked) continue;
-        checked = r.receiver_id;
-        if (std::find(gone.begin(), gone.end(), checked) != gone.end()) continue;
+      for (int64_t id : named) {
         exists.tryReset();
-        exists.bind(1, checked);
-        if (!exists.executeStep()) gone.push_back(checked);
+        exists.bind(1, id);
+        if (!exists.executeStep()) gone.push_back(id);
       }
     }
     SQLite::Transaction tx(*writer_);
     for (RequestLogRow& r : rows) {
-      if (!gone.empty() && std::find(gone.begin(), gone.end(), r.receiver_id) != gone.end())
-        continue;
+      if (!gone.empty() && std::binary_search(gone.begin(), gone.end(), r.receiver_id)) continue;
       if (!r.deferred) r.id = 0;  // a deferred entry keeps the id its execution names
       insert_request_log_locked(r);
     }
