@@ -473,8 +473,11 @@ void Executor::work() {
     }
     Lane& now = lanes_[lane];  // the reference above may be stale after the unlock
     // Several ran together: the lane is flooded, and gathers before its next batch (kGatherMs),
-    // even if nothing is queued yet: what arrives meanwhile waits for the gathering to end.
-    const bool gather = done == jobs.size() && done > 1;
+    // even if nothing is queued yet: what arrives meanwhile waits for the gathering to end. Not
+    // when a whole batch already waits (or this one was whole): gathering would only slow the
+    // lane's drain, to kMaxBatch per kGatherMs.
+    const bool gather =
+        done == jobs.size() && done > 1 && done < kMaxBatch && now.jobs.size() < kMaxBatch;
     if (now.jobs.empty() && now.lock == 0 && !gather) {
       lanes_.erase(lane);
     } else if (done < jobs.size() && retry_in.count() > 0) {

@@ -39,7 +39,8 @@
 // kGatherMs after that one ended (a timer, as a retry's), taking everything that arrived
 // meanwhile: under a flood the peer is read once per kGatherMs or so instead of once per batch,
 // which with batches that end within a millisecond was a read per millisecond (dockerd's CPU,
-// bench/RESULTS.md). A lane that ran one execution goes on at once. Under a test's ManualClock
+// bench/RESULTS.md). A lane that ran one execution goes on at once, and so does one that ran or
+// holds a whole batch (kMaxBatch): its drain is not slowed. Under a test's ManualClock
 // a gathering lane waits until the test moves the clock on, as a retrying one does.
 //
 // Fairness: a lane runs one execution at a time and goes to the back of the ready queue after
