@@ -60,12 +60,9 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# The body: 300 bytes of JSON. For the signed run, request i carries i in "n" (a string of 10
-# digits, so every body is 300 bytes) and its precomputed signature.
-template=$(python3 -c '
-head = "{\"action\":\"bench\",\"ref\":\"refs/heads/main\",\"n\":\"%010d\",\"pad\":\""
-tail = "\"}"
-print(head + "x" * (300 - len(head % 0) - len(tail)) + tail)')
+# The body: 300 bytes of JSON, and for the signed run a signature per request (flood_body.sh).
+. bench/flood_body.sh
+template=$(flood_template)
 export FLOOD_BODY
 FLOOD_BODY=$(printf "$template" 0)
 [ "${#FLOOD_BODY}" -eq 300 ] || { echo "body is ${#FLOOD_BODY} bytes, not 300" >&2; exit 1; }
@@ -74,13 +71,7 @@ gh_secret="bench-github-secret-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' 
 # threads take them interleaved and need not send as many each); past its share of the table a
 # thread would send replays, which the durability check below reports.
 SIGNED_COUNT=${SIGNED_COUNT:-$((80000 * DURATION))}
-python3 - "$gh_secret" "$template" "$SIGNED_COUNT" >"$work/sigs" <<'EOF'
-import hashlib, hmac, sys
-key, template, n = sys.argv[1].encode(), sys.argv[2], int(sys.argv[3])
-out = sys.stdout
-for i in range(n):
-    out.write(hmac.new(key, (template % i).encode(), hashlib.sha256).hexdigest() + "\n")
-EOF
+flood_signatures "$gh_secret" "$template" "$SIGNED_COUNT" >"$work/sigs"
 
 export "$(tests/support/dockerd-harness.sh start "$swarm" 2>"$work/harness.log")"
 /usr/bin/docker -H "$DOCKER_HOST" service create --detach --quiet --name bench --replicas 1 \

@@ -18,6 +18,7 @@ ROUNDS=${ROUNDS:-2}
 [ -x "$BIN" ] || { echo "build first: make build" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk missing: scripts/install-deps.sh bench" >&2; exit 1; }
 hz=$(getconf CLK_TCK)
+. bench/flood_body.sh
 
 run() {  # run NAME EXTRA_FLAGS...
   local name=$1; shift
@@ -41,8 +42,7 @@ run() {  # run NAME EXTRA_FLAGS...
   threads() { for t in /proc/"$pid"/task/*; do echo "${t##*/} $(awk '{print $14+$15}' "$t/stat")"; done; }
   local c0 t0 c1 t1 out n rps
   c0=$(ticks); threads >"$work/t0"
-  out=$(FLOOD_BODY=$(python3 -c 'h="{\"action\":\"bench\",\"ref\":\"refs/heads/main\",\"n\":\"0000000000\",\"pad\":\""; print(h+"x"*(300-len(h)-2)+"\"}")') \
-    wrk -t2 -c50 -d"${DURATION}s" -s bench/flood.lua "$url")
+  out=$(FLOOD_BODY=$(flood_body) wrk -t2 -c50 -d"${DURATION}s" -s bench/flood.lua "$url")
   c1=$(ticks); threads >"$work/t1"
   # The busiest thread over the run: the largest growth of one thread's CPU time.
   local busiest

@@ -103,7 +103,8 @@ pg_settings=$(pg -d postgres -c "select string_agg(name || '=' || setting, ' ' o
 pg_version=$(pg -d postgres -c 'show server_version')
 
 export FLOOD_BODY
-FLOOD_BODY=$(python3 -c 'h="{\"action\":\"bench\",\"ref\":\"refs/heads/main\",\"n\":\"0000000000\",\"pad\":\""; print(h+"x"*(300-len(h)-2)+"\"}")')
+. bench/flood_body.sh
+FLOOD_BODY=$(flood_body)
 [ "${#FLOOD_BODY}" -eq 300 ] || { echo "body is ${#FLOOD_BODY} bytes, not 300" >&2; exit 1; }
 admin="bench-admin-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 

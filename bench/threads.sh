@@ -36,10 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-template=$(python3 -c '
-head = "{\"action\":\"bench\",\"ref\":\"refs/heads/main\",\"n\":\"%010d\",\"pad\":\""
-tail = "\"}"
-print(head + "x" * (300 - len(head % 0) - len(tail)) + tail)')
+. bench/flood_body.sh
+template=$(flood_template)
 export FLOOD_BODY
 FLOOD_BODY=$(printf "$template" 0)
 secret="bench-github-secret-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -48,12 +46,7 @@ extra=""
 if [ "$CASE" = signed ]; then
   # A different signed body per request (80k/s for the run, twice what this machine serves): the
   # same one repeated would be a replay.
-  python3 - "$secret" "$template" $((80000 * DURATION)) >"$tmp/sigs" <<'EOF'
-import hashlib, hmac, sys
-key, template, n = sys.argv[1].encode(), sys.argv[2], int(sys.argv[3])
-for i in range(n):
-    sys.stdout.write(hmac.new(key, (template % i).encode(), hashlib.sha256).hexdigest() + "\n")
-EOF
+  flood_signatures "$secret" "$template" $((80000 * DURATION)) >"$tmp/sigs"
   extra=",\"auth\":{\"github_secret\":\"$secret\"},\"rules\":{\"default\":\"ignore\",\"rules\":[{\"then\":\"run\",\"when\":{\"all\":[{\"field\":\"body:/action\",\"value\":\"bench\"},{\"field\":\"header:X-GitHub-Event\",\"value\":\"push\"}]}}]}"
 fi
 if [ "$CASE" = swarm ]; then

@@ -155,12 +155,6 @@ void RequestLog::record_accepted(std::vector<RequestLogEntry>& entries) {
   if (first) cv_.notify_one();
 }
 
-void RequestLog::record_accepted(RequestLogEntry entry) {
-  std::vector<RequestLogEntry> one;
-  one.push_back(std::move(entry));
-  record_accepted(one);
-}
-
 std::pair<uint64_t, int64_t> RequestLog::take_accepted_locked(std::vector<RequestLogEntry>& out,
                                                               size_t limit, size_t max_bytes) {
   // Receivers in turn, starting after the one the last take ended at: under a flood of many

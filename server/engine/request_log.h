@@ -95,7 +95,6 @@ class RequestLog {
   // their ids (the commits' order: the ingest's answerer's).
   // Takes all of `entries` (a committed batch's, one lock for them all).
   void record_accepted(std::vector<RequestLogEntry>& entries);
-  void record_accepted(RequestLogEntry entry);
   // Returns once every entry given to record_accepted() before the call is written (or no
   // longer wanted, or its write failed: then it waits for the next write, logged and counted):
   // the API's reads of the log see every accepted request answered before them

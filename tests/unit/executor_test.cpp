@@ -79,6 +79,16 @@ std::vector<int64_t> insert_on(Store& store, const std::string& lane, int n) {
 
 std::vector<int64_t> insert(Store& store, int n) { return insert_on(store, "a", n); }
 
+// A store in `dir` on `clock` (null: the system's), whose writes wait busy_timeout_ms for a lock
+// held elsewhere.
+std::unique_ptr<Store> open_store(const TempDir& dir, const Clock* clock = nullptr,
+                                  int busy_timeout_ms = 5000) {
+  StoreOptions o;
+  o.clock = clock;
+  o.busy_timeout_ms = busy_timeout_ms;
+  return std::move(Store::open(dir.path + "/t.db", o)).value();
+}
+
 template <typename F>
 bool eventually(F&& f, std::chrono::milliseconds limit = 10s) {
   auto until = std::chrono::steady_clock::now() + limit;
@@ -93,9 +103,7 @@ bool eventually(F&& f, std::chrono::milliseconds limit = 10s) {
 
 TEST_CASE("trust 6: a failed commit does not fail the next one") {
   TempDir dir;
-  StoreOptions o;
-  o.busy_timeout_ms = 100;
-  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto store = open_store(dir, nullptr, 100);
   insert(*store, 1);
   {
     SQLite::Database other(dir.path + "/t.db", SQLite::OPEN_READWRITE);
@@ -119,9 +127,7 @@ TEST_CASE(
   // statements in progress") until the same statement ran again, which a paused executor never
   // does: the trigger path's commits failed meanwhile.
   TempDir dir;
-  StoreOptions o;
-  o.busy_timeout_ms = 100;
-  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto store = open_store(dir, nullptr, 100);
   auto ids = insert(*store, 3);
   const nlohmann::json result = {{"replicas", 2}};
   const nlohmann::json plan = {{"replicas", 2}};
@@ -152,9 +158,7 @@ TEST_CASE(
 
 TEST_CASE("trust 6: an outcome the store refuses is retried, and the target's lane waits for it") {
   TempDir dir;
-  StoreOptions o;
-  o.busy_timeout_ms = 100;
-  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto store = open_store(dir, nullptr, 100);
   auto ids = insert(*store, 2);
 
   FakeDriver driver;
@@ -485,9 +489,7 @@ TEST_CASE("floods: a lane holding whole batches runs them back to back, without 
   // The clock never moves here: a lane that gathered would wait for good.
   TempDir dir;
   ManualClock clock;
-  StoreOptions o;
-  o.clock = &clock;
-  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto store = open_store(dir, &clock);
   auto ids = insert(*store, 3000);
   SettlingCounterDriver driver;
   driver.value = driver.max;
@@ -500,6 +502,27 @@ TEST_CASE("floods: a lane holding whole batches runs them back to back, without 
   CHECK(eventually([&] { return executor.depth() == 0; }));
   executor.stop();
   CHECK(driver.reads == 3);  // three batches of 1000
+}
+
+TEST_CASE(
+    "floods: a lane whose executions come one at a time runs each at once, without gathering") {
+  // An alert's execution is not held: only a lane that ran several together gathers. The clock
+  // never moves here: one that gathered would wait for good.
+  TempDir dir;
+  ManualClock clock;
+  auto store = open_store(dir, &clock);
+  auto ids = insert(*store, 3);
+  SettlingCounterDriver driver;
+  driver.value = driver.max;
+  Metrics metrics;
+  Executor executor(*store, metrics, RetryPolicy{}, 1, /*loader=*/nullptr);
+  executor.start();
+  for (int64_t id : ids) {
+    enqueue_unplanned(executor, driver, {id});
+    CHECK(eventually([&] { return executor.depth() == 0; }, 5s));
+  }
+  executor.stop();
+  for (int64_t id : ids) CHECK(store->get_execution(id)->status == ExecutionStatus::kSucceeded);
 }
 
 TEST_CASE("floods: executions at the peer's bound are recorded without an apply") {
@@ -696,9 +719,7 @@ TEST_CASE("floods: when executions planned together fail for good, each runs alo
 TEST_CASE("clock: retry backoff is timed by the store's clock, not by sleeping") {
   TempDir dir;
   ManualClock clock;
-  StoreOptions o;
-  o.clock = &clock;
-  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto store = open_store(dir, &clock);
   auto ids = insert(*store, 1);
   CounterDriver driver;
   driver.fail_applies = 2;
@@ -837,9 +858,7 @@ Job fake_job(FakeDriver& driver, int64_t id) {
 TEST_CASE(
     "cancel: the store is written without the executor lock and a failed write puts it back") {
   TempDir dir;
-  StoreOptions o;
-  o.busy_timeout_ms = 2000;
-  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto store = open_store(dir, nullptr, 2000);
   auto ids = insert(*store, 4);
   FakeDriver driver;
   Metrics metrics;
@@ -907,9 +926,7 @@ TEST_CASE("cancel: a queued job is taken out and never runs while the others run
 TEST_CASE("cancel: a lane waiting to retry whose only job is cancelled runs its next job at once") {
   TempDir dir;
   ManualClock clock;
-  StoreOptions o;
-  o.clock = &clock;
-  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto store = open_store(dir, &clock);
   auto ids = insert(*store, 2);
   CounterDriver driver;
   driver.fail_applies = 1;
@@ -945,10 +962,7 @@ TEST_CASE(
   // nor anything enqueued for its target after.
   TempDir dir;
   ManualClock clock;
-  StoreOptions o;
-  o.clock = &clock;
-  o.busy_timeout_ms = 100;
-  auto store = std::move(Store::open(dir.path + "/t.db", o)).value();
+  auto store = open_store(dir, &clock, 100);
   auto ids = insert(*store, 2);
   CounterDriver driver;
   driver.fail_applies = 1;

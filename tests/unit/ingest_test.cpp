@@ -499,6 +499,13 @@ RequestLogRow accepted_row(int64_t receiver_id, const std::string& body) {
   return row;
 }
 
+// Hands one accepted entry to the log as the ingest's answerer hands a committed batch's.
+void record_accepted(RequestLog& log, RequestLogEntry entry) {
+  std::vector<RequestLogEntry> batch;
+  batch.push_back(std::move(entry));
+  log.record_accepted(batch);
+}
+
 int64_t log_row_count(const TempDir& dir) {
   SQLite::Database db(dir.path + "/t.db", SQLite::OPEN_READONLY);
   return db.execAndGet("SELECT count(*) FROM requests_log").getInt64();
@@ -649,7 +656,7 @@ TEST_CASE(
       e->execution_id = next;
       e->deferred = true;
       ++next;
-      log.record_accepted(std::move(e));
+      record_accepted(log, std::move(e));
     };
     for (int i = 0; i < 50; ++i) {
       accepted(flooded->row.id);
@@ -713,12 +720,12 @@ TEST_CASE(
       db.exec("CREATE TRIGGER refuse_first BEFORE INSERT ON requests_log WHEN NEW.id = " +
               std::to_string(entries[0].id) + " BEGIN SELECT RAISE(ABORT, 'for the test'); END");
     }
-    log.record_accepted(log.admit(entries[0]));
+    record_accepted(log, log.admit(entries[0]));
     log.sync();  // the write failed: not hanging
     CHECK(log_row_count(dir) == 0);
     CHECK(deferred_upto() == before);
     // Still failing with the next entry: neither is written, the note stays below both.
-    log.record_accepted(log.admit(entries[1]));
+    record_accepted(log, log.admit(entries[1]));
     log.sync();
     CHECK(log_row_count(dir) == 0);
     CHECK(deferred_upto() == before);
@@ -726,7 +733,7 @@ TEST_CASE(
       SQLite::Database db(dir.path + "/t.db", SQLite::OPEN_READWRITE);
       db.exec("DROP TRIGGER refuse_first");
     }
-    log.record_accepted(log.admit(entries[2]));
+    record_accepted(log, log.admit(entries[2]));
     log.sync();
     // The failed ones went with it, as they were captured.
     CHECK(log_row_count(dir) == 3);
